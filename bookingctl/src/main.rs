@@ -1,0 +1,64 @@
+//! Operator command line: prepares the database (roles, database, migrations) and the NATS
+//! stream. Everything it does is idempotent, so `just up` and CI run it on every start.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "bookingctl", about = "Operate the booking platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the owner role and the database if missing, then run the migrations as the owner.
+    DbSetup {
+        /// A Postgres superuser, used only to create the owner role and the database.
+        #[arg(long, env = "BOOKING_ADMIN_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        admin_url: String,
+        #[arg(long, env = "BOOKING_DATABASE", default_value = "booking")]
+        database: String,
+    },
+    /// Create (or bring up to date) the JetStream events stream.
+    NatsProvision {
+        #[arg(long, env = "APP__NATS__URL", default_value = "nats://127.0.0.1:4222")]
+        url: String,
+        /// Empty for production; a lowercase prefix for an isolated namespace.
+        #[arg(long, env = "APP__NATS__NAMESPACE", default_value = "")]
+        namespace: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::DbSetup {
+            admin_url,
+            database,
+        } => {
+            platform::db::ensure_database(&admin_url, &database).await?;
+            let owner_url = platform::db::url_for(&admin_url, platform::db::OWNER_ROLE, &database)?;
+            platform::db::migrate(&owner_url).await?;
+            tracing::info!(%database, "database ready");
+        }
+        Command::NatsProvision { url, namespace } => {
+            let ns = if namespace.is_empty() {
+                nats::Namespace::root()
+            } else {
+                nats::Namespace::with_prefix(&namespace)?
+            };
+            let client = async_nats::connect(&url).await?;
+            let js = async_nats::jetstream::new(client);
+            nats::provision_events_stream(&js, &ns, nats::Storage::File).await?;
+            tracing::info!(stream = %ns.events_stream(), "stream ready");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,410 @@
+//! The relay: publishes committed events, in commit order, to the JetStream events stream.
+//!
+//! This is the outbox pattern. Commands only write to Postgres; the relay is the one writer of
+//! the stream, so every message there is exactly one committed event:
+//!
+//! - **One active relay.** Instances compete for a Postgres advisory lock held on a dedicated
+//!   connection; the holder publishes, the others wait and take over when its session ends
+//!   (a crashed process's connection closes and releases the lock).
+//! - **Commit order, nothing skipped.** It reads the log with the gap-free commit-order read and
+//!   publishes a batch in that order on one connection, which the server stores in order.
+//! - **Exactly once per event id.** It checkpoints in Postgres after the acks; when it takes over
+//!   it resumes after the later of that checkpoint and the position carried by the last message
+//!   actually stored in the stream, so a crash between ack and checkpoint re-publishes nothing.
+//!   `Nats-Msg-Id = event_id` makes a re-publish after a lost ack a no-op as well.
+//! - **NATS down.** Appends go on (they never touch NATS); the relay retries with exponential
+//!   backoff and jitter and catches up when the server is back.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, context::PublishAckFuture, stream::Stream};
+use nats::{Namespace, Storage, headers};
+use rand::Rng as _;
+use sqlx::PgConnection;
+use tokio_util::sync::CancellationToken;
+
+use crate::global::GlobalLog;
+use crate::types::{Position, RecordedEvent};
+use crate::wake::CommitListener;
+
+/// Advisory-lock class for relay leadership (the second key is the stream name's hash).
+const RELAY_LOCK_CLASS: i32 = 0x5245_4c41; // "RELA"
+
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Events read and published per round trip.
+    pub batch_size: usize,
+    /// How long to wait for a commit announcement before looking at the log anyway.
+    pub idle_wait: Duration,
+    /// How often a standby instance tries to become the leader.
+    pub standby_retry: Duration,
+    /// The longest pause between retries while NATS or Postgres fail.
+    pub max_backoff: Duration,
+    pub storage: Storage,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 1_000,
+            idle_wait: Duration::from_secs(1),
+            standby_retry: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(10),
+            storage: Storage::File,
+        }
+    }
+}
+
+/// Counters a relay keeps while it runs (for metrics and tests).
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    /// Events stored in the stream by this relay.
+    pub published: AtomicU64,
+    /// Publishes JetStream acknowledged as duplicates (a re-publish after a lost ack).
+    pub duplicates: AtomicU64,
+    /// How many times this relay became the leader.
+    pub terms: AtomicU64,
+}
+
+pub struct Relay {
+    stats: Arc<RelayStats>,
+    log: GlobalLog,
+    client: async_nats::Client,
+    jetstream: jetstream::Context,
+    ns: Namespace,
+    config: RelayConfig,
+}
+
+/// Why a leader stopped leading.
+enum Stepped {
+    Down,
+    Cancelled,
+}
+
+impl Relay {
+    pub fn new(
+        log: GlobalLog,
+        client: async_nats::Client,
+        ns: Namespace,
+        config: RelayConfig,
+    ) -> Self {
+        let jetstream = jetstream::new(client.clone());
+        Self {
+            stats: Arc::default(),
+            log,
+            client,
+            jetstream,
+            ns,
+            config,
+        }
+    }
+
+    pub fn stats(&self) -> Arc<RelayStats> {
+        self.stats.clone()
+    }
+
+    /// Runs until `cancel` fires: waits to become the leader, then publishes. A batch in flight
+    /// when cancelled is finished and checkpointed first.
+    pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
+        let mut backoff = Backoff::new(self.config.max_backoff);
+        loop {
+            let lock = tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                lock = self.try_lead() => lock,
+            };
+            match lock {
+                Ok(Some(lock)) => {
+                    tracing::info!(stream = %self.ns.events_stream(), "relay is the leader");
+                    self.stats.terms.fetch_add(1, Ordering::Relaxed);
+                    backoff.reset();
+                    match self.lead(lock, &cancel).await {
+                        Ok(Stepped::Cancelled) => return Ok(()),
+                        Ok(Stepped::Down) => {}
+                        Err(err) => {
+                            tracing::warn!(error = ?err, "relay stepped down");
+                            backoff.sleep(&cancel).await;
+                        }
+                    }
+                }
+                Ok(None) => {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(self.config.standby_retry) => {}
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = ?err, "relay cannot reach Postgres");
+                    backoff.sleep(&cancel).await;
+                }
+            }
+        }
+    }
+
+    /// Takes the leadership lock on a connection of its own, detached from the pool: the lock
+    /// lives exactly as long as that session.
+    async fn try_lead(&self) -> anyhow::Result<Option<PgConnection>> {
+        let mut conn = self.log.pool().acquire().await?.detach();
+        let leader: bool = sqlx::query_scalar("select pg_try_advisory_lock($1, hashtext($2))")
+            .bind(RELAY_LOCK_CLASS)
+            .bind(self.ns.events_stream())
+            .fetch_one(&mut conn)
+            .await?;
+        Ok(leader.then_some(conn))
+    }
+
+    async fn lead(
+        &self,
+        mut lock: PgConnection,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<Stepped> {
+        let mut backoff = Backoff::new(self.config.max_backoff);
+        let stream = loop {
+            match nats::provision_events_stream(&self.jetstream, &self.ns, self.config.storage)
+                .await
+            {
+                Ok(stream) => break stream,
+                Err(err) => {
+                    tracing::warn!(error = ?err, "relay waits for NATS");
+                    if backoff.sleep(cancel).await.is_cancelled() {
+                        return Ok(Stepped::Cancelled);
+                    }
+                }
+            }
+        };
+        let mut checkpoint = self.resume_point(stream).await?;
+        tracing::info!(%checkpoint, "relay resumes");
+        let mut listener =
+            CommitListener::subscribe(&self.client, self.ns.commit_wakeup()).await;
+
+        loop {
+            if cancel.is_cancelled() {
+                return Ok(Stepped::Cancelled);
+            }
+            // Still holding the lock? If the session died, someone else may be leading.
+            if sqlx::query("select 1").execute(&mut lock).await.is_err() {
+                tracing::warn!("relay lost its leadership connection");
+                return Ok(Stepped::Down);
+            }
+            let batch = self
+                .log
+                .read_all(checkpoint, self.config.batch_size)
+                .await
+                .context("failed to read the log")?;
+            if batch.is_empty() {
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(Stepped::Cancelled),
+                    _ = listener.wait(self.config.idle_wait) => {}
+                }
+                continue;
+            }
+            let published = self.publish(&batch).await;
+            if let Some(last) = published.last_acked {
+                save_checkpoint(&mut lock, &self.ns.events_stream(), last).await?;
+                checkpoint = last;
+            }
+            match published.error {
+                None => backoff.reset(),
+                Some(err) => {
+                    tracing::warn!(error = ?err, %checkpoint, "publishing failed; retrying");
+                    if backoff.sleep(cancel).await.is_cancelled() {
+                        return Ok(Stepped::Cancelled);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Where to start: after the later of the Postgres checkpoint and the last message stored
+    /// in the stream (which is the last event published, since the relay publishes in order).
+    async fn resume_point(&self, mut stream: Stream) -> anyhow::Result<Position> {
+        let stored = load_checkpoint(self.log.pool(), &self.ns.events_stream()).await?;
+        let last_sequence = stream
+            .info()
+            .await
+            .context("failed to read the stream's state")?
+            .state
+            .last_sequence;
+        let in_stream = if last_sequence == 0 {
+            None
+        } else {
+            let message = stream
+                .get_raw_message(last_sequence)
+                .await
+                .context("failed to read the stream's last message")?;
+            message
+                .headers
+                .get(headers::POSITION)
+                .and_then(|v| v.as_str().parse::<Position>().ok())
+        };
+        Ok(stored.max(in_stream.unwrap_or(Position::START)))
+    }
+
+    /// Publishes a batch in order, pipelined: all messages are sent, then the acks awaited in
+    /// order. Reports how far the contiguous acknowledged prefix reaches.
+    async fn publish(&self, batch: &[RecordedEvent]) -> Published {
+        let mut pending: Vec<(Position, PublishAckFuture)> = Vec::with_capacity(batch.len());
+        let mut error = None;
+        for event in batch {
+            match self.send(event).await {
+                Ok(ack) => pending.push((event.position, ack)),
+                Err(err) => {
+                    error = Some(err);
+                    break;
+                }
+            }
+        }
+        let mut last_acked = None;
+        for (position, ack) in pending {
+            match ack.await {
+                Ok(ack) => {
+                    let counter = if ack.duplicate {
+                        &self.stats.duplicates
+                    } else {
+                        &self.stats.published
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    last_acked = Some(position);
+                }
+                Err(err) => {
+                    error.get_or_insert(anyhow::Error::new(err).context("no ack from JetStream"));
+                    break;
+                }
+            }
+        }
+        Published { last_acked, error }
+    }
+
+    async fn send(&self, event: &RecordedEvent) -> anyhow::Result<PublishAckFuture> {
+        let subject =
+            self.ns
+                .event_subject(event.tenant_id, &event.stream.stream_type, &event.event_type);
+        let payload = serde_json::to_vec(event).context("failed to encode an event")?;
+        let mut h = HeaderMap::new();
+        h.insert(headers::MSG_ID, event.event_id.to_string().as_str());
+        h.insert(headers::TENANT, event.tenant_id.to_string().as_str());
+        h.insert(headers::STREAM_TYPE, event.stream.stream_type.as_str());
+        h.insert(headers::STREAM_ID, event.stream.stream_id.as_str());
+        h.insert(headers::VERSION, event.version.to_string().as_str());
+        h.insert(headers::EVENT_TYPE, event.event_type.as_str());
+        h.insert(
+            headers::SCHEMA_VERSION,
+            event.schema_version.to_string().as_str(),
+        );
+        h.insert(headers::POSITION, event.position.to_string().as_str());
+        self.jetstream
+            .publish_with_headers(subject, h, payload.into())
+            .await
+            .context("failed to send to JetStream")
+    }
+}
+
+struct Published {
+    last_acked: Option<Position>,
+    error: Option<anyhow::Error>,
+}
+
+/// The relay's checkpoint for a stream, or the start of the log.
+pub async fn load_checkpoint(pool: &sqlx::PgPool, stream: &str) -> anyhow::Result<Position> {
+    let row: Option<(i64, i64)> = sqlx::query_as(
+        "select transaction_id::text::bigint, global_position
+         from relay_checkpoints where relay = $1",
+    )
+    .bind(stream)
+    .fetch_optional(pool)
+    .await
+    .context("failed to load the relay checkpoint")?;
+    Ok(row.map_or(Position::START, |(tx, pos)| Position {
+        transaction_id: tx as u64,
+        global_position: pos as u64,
+    }))
+}
+
+/// Moves the checkpoint forward (never back), on the leader's own connection.
+async fn save_checkpoint(
+    conn: &mut PgConnection,
+    stream: &str,
+    position: Position,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "insert into relay_checkpoints (relay, transaction_id, global_position)
+         values ($1, $2::text::xid8, $3)
+         on conflict (relay) do update
+            set transaction_id = excluded.transaction_id,
+                global_position = excluded.global_position,
+                updated_at = now()
+          where (relay_checkpoints.transaction_id, relay_checkpoints.global_position)
+              < (excluded.transaction_id, excluded.global_position)",
+    )
+    .bind(stream)
+    .bind(position.transaction_id.to_string())
+    .bind(position.global_position as i64)
+    .execute(conn)
+    .await
+    .context("failed to save the relay checkpoint")?;
+    Ok(())
+}
+
+/// Exponential backoff with full jitter, 100 ms doubling up to a ceiling.
+struct Backoff {
+    attempt: u32,
+    max: Duration,
+}
+
+enum Slept {
+    Done,
+    Cancelled,
+}
+
+impl Slept {
+    fn is_cancelled(&self) -> bool {
+        matches!(self, Slept::Cancelled)
+    }
+}
+
+impl Backoff {
+    fn new(max: Duration) -> Self {
+        Self { attempt: 0, max }
+    }
+
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    fn next_delay(&mut self) -> Duration {
+        let ceiling = Duration::from_millis(100)
+            .saturating_mul(1 << self.attempt.min(16))
+            .min(self.max);
+        self.attempt += 1;
+        ceiling.mul_f64(rand::rng().random_range(0.5..=1.0))
+    }
+
+    async fn sleep(&mut self, cancel: &CancellationToken) -> Slept {
+        let delay = self.next_delay();
+        tokio::select! {
+            _ = cancel.cancelled() => Slept::Cancelled,
+            _ = tokio::time::sleep(delay) => Slept::Done,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_its_ceiling_and_resets() {
+        let mut b = Backoff::new(Duration::from_secs(2));
+        let first = b.next_delay();
+        assert!(first <= Duration::from_millis(100) && first >= Duration::from_millis(50));
+        for _ in 0..10 {
+            assert!(b.next_delay() <= Duration::from_secs(2));
+        }
+        assert!(b.next_delay() >= Duration::from_secs(1));
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,499 @@
+//! Appending and reading one tenant's events, as the application role under row-level security.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool, Row as _};
+use uuid::Uuid;
+
+use crate::error::AppendError;
+use crate::read::{self, RowFilter};
+use crate::tx::TenantTx;
+use crate::types::{
+    AppendOutcome, AppendedStream, ExpectedVersion, Position, RecordedEvent, StreamAppend,
+    StreamRef, TenantId,
+};
+use crate::upcast::Upcasters;
+use crate::wake::Wakeups;
+
+/// How often `append` retries by itself when a stream appended with [`ExpectedVersion::Any`]
+/// moved under it. Exact expectations are never retried here: the caller must decide again.
+const ANY_VERSION_ATTEMPTS: usize = 5;
+
+/// Events per append, all streams together: a command produces a handful, never thousands.
+pub const MAX_EVENTS_PER_APPEND: usize = 1_000;
+
+/// The tenant-facing event store. Connects as the application role: every operation runs in a
+/// [`TenantTx`] and sees one tenant only.
+#[derive(Clone, Debug)]
+pub struct EventStore {
+    pool: PgPool,
+    upcasters: Arc<Upcasters>,
+    wakeups: Option<Wakeups>,
+}
+
+impl EventStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            upcasters: Arc::new(Upcasters::new()),
+            wakeups: None,
+        }
+    }
+
+    pub fn with_upcasters(mut self, upcasters: Upcasters) -> Self {
+        self.upcasters = Arc::new(upcasters);
+        self
+    }
+
+    /// Announce commits on NATS so log readers wake at once.
+    pub fn with_wakeups(mut self, wakeups: Wakeups) -> Self {
+        self.wakeups = Some(wakeups);
+        self
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Starts a unit of work for one tenant.
+    pub async fn begin(&self, tenant_id: TenantId) -> Result<TenantTx, sqlx::Error> {
+        TenantTx::begin(&self.pool, tenant_id, self.wakeups.clone()).await
+    }
+
+    /// Appends to one or more streams of a tenant in one transaction: all or nothing.
+    ///
+    /// If every event id already exists as this same append (a retried command), nothing is
+    /// written and the first append's outcome is returned with `replayed: true`.
+    pub async fn append(
+        &self,
+        tenant_id: TenantId,
+        appends: Vec<StreamAppend>,
+    ) -> Result<AppendOutcome, AppendError> {
+        validate(&appends)?;
+        for _ in 0..ANY_VERSION_ATTEMPTS {
+            let mut tx = self.begin(tenant_id).await?;
+            match insert_all(tx.conn(), tenant_id, &appends).await? {
+                Inserted::Written(outcome) => {
+                    tx.appended = true;
+                    tx.commit().await?;
+                    return Ok(outcome);
+                }
+                Inserted::Refused => {
+                    tx.rollback().await?;
+                    let mut tx = self.begin(tenant_id).await?;
+                    let resolution = resolve_refusal(tx.conn(), &appends).await;
+                    tx.rollback().await?;
+                    match resolution? {
+                        Some(final_answer) => return final_answer,
+                        None => continue, // an `Any` stream moved under us: try again
+                    }
+                }
+            }
+        }
+        Err(AppendError::Database(sqlx::Error::Protocol(format!(
+            "append kept racing with other writers after {ANY_VERSION_ATTEMPTS} attempts"
+        ))))
+    }
+
+    /// Appends inside a caller's unit of work (e.g. together with a secrets-table write). The
+    /// append is a savepoint: if it is refused, the caller's transaction stays usable. The
+    /// caller commits; readers are woken then.
+    pub async fn append_in(
+        &self,
+        tx: &mut TenantTx,
+        appends: Vec<StreamAppend>,
+    ) -> Result<AppendOutcome, AppendError> {
+        validate(&appends)?;
+        let tenant_id = tx.tenant_id();
+        let mut savepoint = sqlx::Acquire::begin(tx.transaction()).await?;
+        match insert_all(&mut savepoint, tenant_id, &appends).await? {
+            Inserted::Written(outcome) => {
+                savepoint.commit().await?;
+                tx.appended = true;
+                Ok(outcome)
+            }
+            Inserted::Refused => {
+                savepoint.rollback().await?;
+                match resolve_refusal(tx.conn(), &appends).await? {
+                    Some(final_answer) => final_answer,
+                    None => Err(AppendError::Database(sqlx::Error::Protocol(
+                        "a stream appended with ExpectedVersion::Any moved during the transaction"
+                            .into(),
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// A stream's events from `from_version` (inclusive, 1-based) on, in version order.
+    pub async fn read_stream(
+        &self,
+        tenant_id: TenantId,
+        stream: &StreamRef,
+        from_version: u32,
+    ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+        let mut tx = self.begin(tenant_id).await?;
+        let rows = sqlx::query(&format!(
+            "select {} from events
+             where tenant_id = $1 and stream_type = $2 and stream_id = $3 and version >= $4
+             order by version",
+            read::COLUMNS
+        ))
+        .bind(tenant_id)
+        .bind(&stream.stream_type)
+        .bind(&stream.stream_id)
+        .bind(from_version as i32)
+        .fetch_all(tx.conn())
+        .await?;
+        tx.rollback().await?;
+        rows.iter()
+            .map(|row| read::decode(row, &self.upcasters))
+            .collect()
+    }
+
+    /// The current version of a stream (0 if it does not exist).
+    pub async fn stream_version(
+        &self,
+        tenant_id: TenantId,
+        stream: &StreamRef,
+    ) -> Result<u32, sqlx::Error> {
+        let mut tx = self.begin(tenant_id).await?;
+        let version = current_version(tx.conn(), stream).await?;
+        tx.rollback().await?;
+        Ok(version)
+    }
+
+    /// Up to `limit` of this tenant's events after `after`, in commit order, never skipping an
+    /// event that commits late (see [`crate::GlobalLog::read_all`]).
+    pub async fn read_tenant(
+        &self,
+        tenant_id: TenantId,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+        let mut tx = self.begin(tenant_id).await?;
+        let events = read::read_in_commit_order(
+            tx.conn(),
+            RowFilter::Tenant(tenant_id),
+            after,
+            limit,
+            &self.upcasters,
+        )
+        .await?;
+        tx.rollback().await?;
+        Ok(events)
+    }
+}
+
+/// Checks what the database would otherwise reject less clearly, before any I/O.
+fn validate(appends: &[StreamAppend]) -> Result<(), AppendError> {
+    let invalid = |msg: String| Err(AppendError::Invalid(msg));
+    if appends.is_empty() {
+        return invalid("nothing to append".into());
+    }
+    let total: usize = appends.iter().map(|a| a.events.len()).sum();
+    if total > MAX_EVENTS_PER_APPEND {
+        return invalid(format!(
+            "{total} events in one append (at most {MAX_EVENTS_PER_APPEND})"
+        ));
+    }
+    let mut streams = HashSet::new();
+    let mut ids = HashSet::new();
+    for append in appends {
+        let stream = &append.stream;
+        if !is_token(&stream.stream_type, 64) {
+            return invalid(format!(
+                "stream type {:?} must be 1 to 64 characters of A-Z a-z 0-9 _ -",
+                stream.stream_type
+            ));
+        }
+        if stream.stream_id.is_empty() || stream.stream_id.len() > 256 {
+            return invalid(format!("stream id of {stream} must be 1 to 256 bytes"));
+        }
+        if !streams.insert(stream) {
+            return invalid(format!("stream {stream} appears twice in one append"));
+        }
+        if append.events.is_empty() {
+            return invalid(format!("no events for stream {stream}"));
+        }
+        if let ExpectedVersion::Exact(0) = append.expected {
+            return invalid(format!(
+                "expected version 0 of {stream}: say NoStream for a new stream"
+            ));
+        }
+        for event in &append.events {
+            if !is_token(&event.event_type, 128) {
+                return invalid(format!(
+                    "event type {:?} must be 1 to 128 characters of A-Z a-z 0-9 _ -",
+                    event.event_type
+                ));
+            }
+            if event.schema_version == 0 {
+                return invalid(format!(
+                    "event {} has schema version 0 (versions start at 1)",
+                    event.event_id
+                ));
+            }
+            if !ids.insert(event.event_id) {
+                return invalid(format!(
+                    "event id {} appears twice in one append",
+                    event.event_id
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// NATS subject tokens: no dots, wildcards or spaces.
+fn is_token(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+enum Inserted {
+    Written(AppendOutcome),
+    /// An expectation failed or a unique key was hit; the transaction must be rolled back and
+    /// the reason found out (see [`resolve_refusal`]).
+    Refused,
+}
+
+/// Inserts every stream's events, each statement checking its stream's expected version.
+async fn insert_all(
+    conn: &mut PgConnection,
+    tenant_id: TenantId,
+    appends: &[StreamAppend],
+) -> Result<Inserted, sqlx::Error> {
+    // One statement per stream: it reads the stream's current version from the primary key's
+    // last entry and inserts only if that matches. Two writers passing the check at once
+    // collide on the primary key, which is the optimistic-concurrency check proper.
+    const INSERT: &str = "
+        with head as (
+            select coalesce(max(version), 0) as version from events
+            where tenant_id = $1 and stream_type = $2 and stream_id = $3
+        )
+        insert into events (tenant_id, stream_type, stream_id, version,
+                            event_id, event_type, schema_version, payload, metadata)
+        select $1, $2, $3, head.version + e.ord::int,
+               e.event_id, e.event_type, e.schema_version, e.payload, e.metadata
+        from head, unnest($5::uuid[], $6::text[], $7::int[], $8::jsonb[], $9::jsonb[])
+                   with ordinality as e(event_id, event_type, schema_version, payload, metadata, ord)
+        where $4::int is null or head.version = $4::int
+        returning version, global_position, transaction_id::text::bigint";
+
+    let mut streams = Vec::with_capacity(appends.len());
+    let mut last_position = Position::START;
+    for append in appends {
+        let events = &append.events;
+        let result = sqlx::query(INSERT)
+            .bind(tenant_id)
+            .bind(&append.stream.stream_type)
+            .bind(&append.stream.stream_id)
+            .bind(append.expected.required().map(|v| v as i32))
+            .bind(events.iter().map(|e| e.event_id).collect::<Vec<Uuid>>())
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.event_type.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.schema_version as i32)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(events.iter().map(|e| &e.payload).collect::<Vec<_>>())
+            .bind(
+                events
+                    .iter()
+                    .map(|e| Json(&e.metadata))
+                    .collect::<Vec<_>>(),
+            )
+            .fetch_all(&mut *conn)
+            .await;
+        let rows = match result {
+            Ok(rows) => rows,
+            Err(err) if is_unique_violation(&err) => return Ok(Inserted::Refused),
+            Err(err) => return Err(err),
+        };
+        if rows.len() != events.len() {
+            return Ok(Inserted::Refused);
+        }
+        let versions: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+        for row in &rows {
+            last_position = last_position.max(position_of(row, 1, 2));
+        }
+        streams.push(AppendedStream {
+            stream: append.stream.clone(),
+            first_version: versions.iter().copied().min().unwrap_or(0) as u32,
+            last_version: versions.iter().copied().max().unwrap_or(0) as u32,
+        });
+    }
+    Ok(Inserted::Written(AppendOutcome {
+        streams,
+        last_position,
+        replayed: false,
+    }))
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+fn position_of(row: &PgRow, position_col: usize, transaction_col: usize) -> Position {
+    Position {
+        global_position: row.get::<i64, _>(position_col) as u64,
+        transaction_id: row.get::<i64, _>(transaction_col) as u64,
+    }
+}
+
+async fn current_version(conn: &mut PgConnection, stream: &StreamRef) -> Result<u32, sqlx::Error> {
+    let version: i32 = sqlx::query_scalar(
+        "select coalesce(max(version), 0) from events
+         where tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid
+           and stream_type = $1 and stream_id = $2",
+    )
+    .bind(&stream.stream_type)
+    .bind(&stream.stream_id)
+    .fetch_one(conn)
+    .await?;
+    Ok(version as u32)
+}
+
+/// Finds out why an append was refused, in a fresh transaction of the same tenant:
+/// - every event id exists, as exactly this append: a retry; answer the original outcome;
+/// - some exist: the idempotency key was reused for something else;
+/// - none exist and a stream is not where it was expected: a conflict;
+/// - none exist and every expectation holds now: an `Any` stream raced; `None` says retry.
+async fn resolve_refusal(
+    conn: &mut PgConnection,
+    appends: &[StreamAppend],
+) -> Result<Option<Result<AppendOutcome, AppendError>>, sqlx::Error> {
+    let ids: Vec<Uuid> = appends
+        .iter()
+        .flat_map(|a| a.events.iter().map(|e| e.event_id))
+        .collect();
+    let existing = sqlx::query(
+        "select event_id, stream_type, stream_id, version, global_position,
+                transaction_id::text::bigint
+         from events where event_id = any($1)",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+
+    if !existing.is_empty() {
+        return Ok(Some(replayed_outcome(appends, &existing)));
+    }
+
+    for append in appends {
+        let actual = current_version(conn, &append.stream).await?;
+        if let Some(required) = append.expected.required()
+            && required != actual
+        {
+            return Ok(Some(Err(AppendError::Conflict {
+                stream: append.stream.clone(),
+                expected: append.expected,
+                actual,
+            })));
+        }
+    }
+    Ok(None)
+}
+
+/// The outcome of the original append, if `existing` (the stored events with the requested
+/// ids) is exactly that append: same ids, each in the stream it is asked for now.
+fn replayed_outcome(
+    appends: &[StreamAppend],
+    existing: &[PgRow],
+) -> Result<AppendOutcome, AppendError> {
+    let stored: BTreeMap<Uuid, (StreamRef, u32, Position)> = existing
+        .iter()
+        .map(|row| {
+            let stream = StreamRef::new(row.get::<String, _>(1), row.get::<String, _>(2));
+            let version = row.get::<i32, _>(3) as u32;
+            (row.get(0), (stream, version, position_of(row, 4, 5)))
+        })
+        .collect();
+
+    let mut streams = Vec::with_capacity(appends.len());
+    let mut last_position = Position::START;
+    for append in appends {
+        let mut versions = Vec::with_capacity(append.events.len());
+        for event in &append.events {
+            match stored.get(&event.event_id) {
+                Some((stream, version, position)) if *stream == append.stream => {
+                    versions.push(*version);
+                    last_position = last_position.max(*position);
+                }
+                _ => {
+                    return Err(AppendError::IdempotencyMismatch {
+                        event_id: event.event_id,
+                    });
+                }
+            }
+        }
+        streams.push(AppendedStream {
+            stream: append.stream.clone(),
+            first_version: versions.iter().copied().min().unwrap_or(0),
+            last_version: versions.iter().copied().max().unwrap_or(0),
+        });
+    }
+    Ok(AppendOutcome {
+        streams,
+        last_position,
+        replayed: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{EventMetadata, NewEvent};
+
+    fn event(event_type: &str) -> NewEvent {
+        NewEvent {
+            event_id: Uuid::new_v4(),
+            event_type: event_type.into(),
+            schema_version: 1,
+            payload: serde_json::json!({}),
+            metadata: EventMetadata::default(),
+        }
+    }
+
+    fn append(stream_type: &str, events: Vec<NewEvent>) -> StreamAppend {
+        StreamAppend {
+            stream: StreamRef::new(stream_type, "s-1"),
+            expected: ExpectedVersion::Any,
+            events,
+        }
+    }
+
+    #[test]
+    fn malformed_appends_are_refused_before_any_io() {
+        let refused = |appends: Vec<StreamAppend>| matches!(validate(&appends), Err(AppendError::Invalid(_)));
+        assert!(refused(vec![]));
+        assert!(refused(vec![append("booking", vec![])]));
+        assert!(refused(vec![append("book.ing", vec![event("Booked")])]));
+        assert!(refused(vec![append("booking", vec![event("Booked>")])]));
+        assert!(refused(vec![
+            append("booking", vec![event("A")]),
+            append("booking", vec![event("B")]),
+        ]));
+        let same = event("A");
+        assert!(refused(vec![append("booking", vec![same.clone(), same])]));
+        let mut zero = event("A");
+        zero.schema_version = 0;
+        assert!(refused(vec![append("booking", vec![zero])]));
+        let mut exact_zero = append("booking", vec![event("A")]);
+        exact_zero.expected = ExpectedVersion::Exact(0);
+        assert!(refused(vec![exact_zero]));
+        assert!(validate(&[append("booking", vec![event("Booked")])]).is_ok());
+    }
+}

@@ -1,0 +1,41 @@
+# Every developer command. `just` lists them.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+admin_url := env("BOOKING_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+
+default:
+    @just --list
+
+# Make sure Postgres, NATS (JetStream) and Redis run, starting local ones under .data/ if not
+services:
+    scripts/services.sh
+
+# Create the roles and the database, run the migrations, provision the JetStream stream
+setup: services
+    cargo run -q -p bookingctl -- db-setup --admin-url '{{admin_url}}'
+    cargo run -q -p bookingctl -- nats-provision
+
+# Run the platform in the foreground (Ctrl-C stops it)
+up: setup
+    cargo build -q -p command-api -p query-api -p projector
+    scripts/up.sh
+
+# Run every test against the real services
+test: services
+    scripts/clean-test-state.sh
+    cargo build -q --workspace --bins
+    if cargo nextest --version >/dev/null 2>&1; then \
+        cargo nextest run --workspace --no-fail-fast --test-threads 6; \
+    else \
+        cargo test --workspace --no-fail-fast; \
+    fi
+
+# Formatting and lints, as CI checks them
+lint:
+    cargo fmt --all -- --check
+    cargo clippy -q --workspace --all-targets -- -D warnings
+
+# Event store benchmark: appends vs plain INSERT, gap-free reads, relay throughput
+bench-eventstore: services
+    cargo bench -q -p eventstore --bench eventstore

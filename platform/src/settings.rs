@@ -1,0 +1,210 @@
+//! Layered configuration: built-in defaults, then an optional TOML file, then `APP__…`
+//! environment variables (`APP__DATABASE__URL`, `APP__HTTP__PORT`, …). Secrets are wrapped so
+//! they never reach a log line.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// Defaults every service shares; a service adds its own (at least its port) on top.
+const COMMON_DEFAULTS: &str = r#"
+[http]
+host = "127.0.0.1"
+
+[database]
+url = "postgres://booking_app:booking_app@127.0.0.1:5432/booking"
+operator_url = "postgres://booking_operator:booking_operator@127.0.0.1:5432/booking"
+max_connections = 16
+acquire_timeout_ms = 3000
+
+[nats]
+url = "nats://127.0.0.1:4222"
+namespace = ""
+storage = "file"
+
+[redis]
+url = "redis://127.0.0.1:6379"
+key_prefix = "booking:"
+
+[log]
+filter = "info"
+format = "pretty"
+"#;
+
+/// Loads a service's settings. The file is `$APP_CONFIG_FILE` if set, else
+/// `config/<service>.toml` if it exists.
+pub fn load<T: DeserializeOwned>(service: &str, service_defaults: &str) -> anyhow::Result<T> {
+    let file = std::env::var_os("APP_CONFIG_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(format!("config/{service}.toml")));
+    let required = std::env::var_os("APP_CONFIG_FILE").is_some();
+    config::Config::builder()
+        .add_source(config::File::from_str(
+            COMMON_DEFAULTS,
+            config::FileFormat::Toml,
+        ))
+        .add_source(config::File::from_str(
+            service_defaults,
+            config::FileFormat::Toml,
+        ))
+        .add_source(config::File::from(file.clone()).required(required))
+        .add_source(
+            config::Environment::with_prefix("APP")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        )
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .with_context(|| format!("invalid configuration for {service} (file {})", file.display()))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    pub host: String,
+    pub port: u16,
+}
+
+impl HttpSettings {
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// The application role: owns nothing, confined to one tenant per transaction.
+    pub url: SecretString,
+    /// The operator role: cross-tenant reads (relay, replay, operator audit).
+    pub operator_url: SecretString,
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+}
+
+impl DatabaseSettings {
+    pub fn url(&self) -> &str {
+        self.url.expose_secret()
+    }
+
+    pub fn operator_url(&self) -> &str {
+        self.operator_url.expose_secret()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NatsSettings {
+    pub url: String,
+    /// Empty in production; a lowercase prefix isolates a test or a second environment.
+    pub namespace: String,
+    pub storage: StorageSetting,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageSetting {
+    File,
+    Memory,
+}
+
+impl NatsSettings {
+    pub fn namespace(&self) -> anyhow::Result<nats::Namespace> {
+        if self.namespace.is_empty() {
+            Ok(nats::Namespace::root())
+        } else {
+            Ok(nats::Namespace::with_prefix(&self.namespace)?)
+        }
+    }
+
+    pub fn storage(&self) -> nats::Storage {
+        match self.storage {
+            StorageSetting::File => nats::Storage::File,
+            StorageSetting::Memory => nats::Storage::Memory,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    pub url: SecretString,
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    /// An `EnvFilter` directive; `RUST_LOG` wins when set.
+    pub filter: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// The settings every service has. A service with more (the projector's relay) declares its
+/// own struct with these fields plus its own.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServiceSettings {
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub nats: NatsSettings,
+    pub redis: RedisSettings,
+    pub log: LogSettings,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Probe {
+        http: HttpSettings,
+        database: DatabaseSettings,
+        nats: NatsSettings,
+    }
+
+    // One test touches the process environment, so nothing races on it.
+    #[test]
+    fn defaults_then_environment_in_that_order() {
+        let probe: Probe = load("probe-without-file", "[http]\nport = 9000").unwrap();
+        assert_eq!(probe.http.port, 9000);
+        assert_eq!(probe.nats.storage, StorageSetting::File);
+        assert!(probe.database.url().contains("booking_app"));
+        assert!(
+            !format!("{:?}", probe.database).contains("booking_app:booking_app"),
+            "secrets must not print"
+        );
+
+        // Edition 2024 makes `set_var` unsafe and this crate forbids unsafe code, so the
+        // environment layer is checked in a child process running the test below.
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new(exe)
+            .args(["--exact", "settings::tests::child_reads_environment", "--nocapture"])
+            .env("APP__HTTP__PORT", "9123")
+            .env("APP__NATS__NAMESPACE", "tabc")
+            .env("PLATFORM_SETTINGS_CHILD", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}");
+        assert!(stdout.contains("port=9123 namespace=tabc"), "{stdout}");
+    }
+
+    #[test]
+    fn child_reads_environment() {
+        if std::env::var_os("PLATFORM_SETTINGS_CHILD").is_none() {
+            return;
+        }
+        let probe: Probe = load("probe-without-file", "[http]\nport = 9000").unwrap();
+        println!(
+            "port={} namespace={}",
+            probe.http.port,
+            probe.nats.namespace().unwrap().prefix()
+        );
+    }
+}

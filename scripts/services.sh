@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Makes sure Postgres 15, NATS (JetStream) and Redis 7 answer on their standard loopback ports.
+# Uses running ones; otherwise starts the system's packaged service, or a project-local
+# instance under .data/; installs the Debian packages first when the binaries are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA="$PWD/.data"
+mkdir -p "$DATA"
+
+log() { printf '\033[1;34m[services]\033[0m %s\n' "$*"; }
+port_open() { timeout 1 bash -c "</dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+wait_port() {
+  for _ in $(seq 1 100); do port_open "$1" && return 0; sleep 0.1; done
+  echo "nothing answers on port $1" >&2; return 1
+}
+
+APT_UPDATED=""
+apt_install() {
+  if [ -z "$APT_UPDATED" ]; then apt-get update -qq; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_postgres() {
+  if port_open 5432; then return; fi
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    log "installing postgresql"; apt_install postgresql postgresql-client
+  fi
+  if command -v pg_lsclusters >/dev/null && pg_lsclusters -h 2>/dev/null | grep -q .; then
+    local version cluster
+    read -r version cluster _ < <(pg_lsclusters -h | head -1)
+    log "starting the system Postgres cluster $version/$cluster"
+    pg_ctlcluster --skip-systemctl-redirect "$version" "$cluster" start || true
+    if wait_port 5432; then return; fi
+  fi
+  local bin; bin=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
+  local dir="$DATA/postgres"
+  if [ ! -s "$dir/PG_VERSION" ]; then
+    log "initialising a project-local Postgres in $dir"
+    mkdir -p "$dir"; chown postgres:postgres "$dir"
+    runuser -u postgres -- "$bin/initdb" -D "$dir" -U postgres --auth=trust >/dev/null
+  fi
+  log "starting the project-local Postgres"
+  runuser -u postgres -- "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w \
+    -o "-p 5432 -c listen_addresses=127.0.0.1 -k /tmp" start >/dev/null
+  wait_port 5432
+}
+
+ensure_redis() {
+  if port_open 6379; then return; fi
+  command -v redis-server >/dev/null || { log "installing redis"; apt_install redis-server; }
+  log "starting Redis"
+  mkdir -p "$DATA/redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --dir "$DATA/redis" --logfile "$DATA/redis/redis.log"
+  wait_port 6379
+}
+
+ensure_nats() {
+  if port_open 4222; then return; fi
+  command -v nats-server >/dev/null || { log "installing nats-server"; apt_install nats-server; }
+  log "starting NATS with JetStream"
+  mkdir -p "$DATA/nats"
+  setsid nats-server -a 127.0.0.1 -p 4222 -js -sd "$DATA/nats" -l "$DATA/nats/nats.log" \
+    </dev/null >/dev/null 2>&1 &
+  wait_port 4222
+}
+
+ensure_postgres
+ensure_redis
+ensure_nats
+log "Postgres :5432, NATS :4222, Redis :6379 are up"

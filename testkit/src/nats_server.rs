@@ -1,0 +1,139 @@
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use nats::Namespace;
+
+fn shared_nats_url() -> String {
+    std::env::var("BOOKING_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+/// A namespace of one's own on a NATS server: its events stream is deleted when this value is
+/// dropped.
+pub struct TestNats {
+    pub url: String,
+    pub ns: Namespace,
+    pub client: async_nats::Client,
+}
+
+impl TestNats {
+    /// A fresh namespace on the shared server.
+    pub async fn new() -> Self {
+        Self::on(&shared_nats_url()).await
+    }
+
+    /// A fresh namespace on the server at `url`.
+    pub async fn on(url: &str) -> Self {
+        let client = nats::connect(url, "test")
+            .await
+            .unwrap_or_else(|err| panic!("cannot reach NATS at {url}: {err:#}"));
+        Self {
+            url: url.to_owned(),
+            ns: Namespace::unique(),
+            client,
+        }
+    }
+
+    pub fn jetstream(&self) -> jetstream::Context {
+        jetstream::new(self.client.clone())
+    }
+}
+
+impl Drop for TestNats {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let stream = self.ns.events_stream();
+        crate::block_on_cleanup(async move {
+            let connect = async_nats::ConnectOptions::new()
+                .connection_timeout(Duration::from_millis(500))
+                .connect(&url);
+            if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(2), connect).await {
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    jetstream::new(client).delete_stream(&stream),
+                )
+                .await;
+            }
+        });
+    }
+}
+
+/// A nats-server process of one's own (JetStream on, file storage in a private directory), for
+/// tests that stop and restart the server. Killed and its directory removed when dropped.
+pub struct NatsServer {
+    port: u16,
+    store_dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    pub fn start() -> Self {
+        let port = free_port();
+        let store_dir = std::env::temp_dir().join(format!("booking-nats-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&store_dir).expect("a store directory");
+        let mut server = Self {
+            port,
+            store_dir,
+            child: None,
+        };
+        server.restart();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server at once (no graceful shutdown), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the server gracefully (SIGTERM), as an operator's restart would.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and storage, and waits until it accepts connections.
+    pub fn restart(&mut self) {
+        self.kill();
+        let binary = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into());
+        let child = Command::new(&binary)
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(&self.store_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {binary}: {err}"));
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.store_dir);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
