@@ -15,7 +15,11 @@ enum Command {
     /// Create the owner role and the database if missing, then run the migrations as the owner.
     DbSetup {
         /// A Postgres superuser, used only to create the owner role and the database.
-        #[arg(long, env = "BOOKING_ADMIN_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        #[arg(
+            long,
+            env = "BOOKING_ADMIN_DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
         admin_url: String,
         #[arg(long, env = "BOOKING_DATABASE", default_value = "booking")]
         database: String,

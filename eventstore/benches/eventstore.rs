@@ -116,10 +116,15 @@ async fn main() -> anyhow::Result<()> {
     )
     .execute(&owner)
     .await?;
-    sqlx::query("grant select, insert on bench_baseline to booking_app").execute(&owner).await?;
+    sqlx::query("grant select, insert on bench_baseline to booking_app")
+        .execute(&owner)
+        .await?;
     let tenants: Arc<Vec<Uuid>> = Arc::new((0..TENANTS).map(|_| Uuid::new_v4()).collect());
 
-    println!("event store benchmark ({}s rounds, 2 rounds per side, interleaved)\n", args.seconds);
+    println!(
+        "event store benchmark ({}s rounds, 2 rounds per side, interleaved)\n",
+        args.seconds
+    );
     println!("| measurement | concurrency | event store | plain INSERT | ratio |");
     println!("|---|---:|---:|---:|---:|");
     for concurrency in [1usize, 8, 32] {
@@ -136,7 +141,14 @@ async fn main() -> anyhow::Result<()> {
                 let p = p.clone();
                 let tenant = t[w % TENANTS];
                 async move {
-                    baseline_insert(&p, tenant, &format!("c{concurrency}-r{round}-w{w}"), n as i32 + 1, n).await
+                    baseline_insert(
+                        &p,
+                        tenant,
+                        &format!("c{concurrency}-r{round}-w{w}"),
+                        n as i32 + 1,
+                        n,
+                    )
+                    .await
                 }
             })
             .await;
@@ -146,11 +158,18 @@ async fn main() -> anyhow::Result<()> {
                 let s = s.clone();
                 let tenant = t[w % TENANTS];
                 async move {
-                    let expected = if n == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(n as u32) };
+                    let expected = if n == 0 {
+                        ExpectedVersion::NoStream
+                    } else {
+                        ExpectedVersion::Exact(n as u32)
+                    };
                     s.append(
                         tenant,
                         vec![StreamAppend {
-                            stream: StreamRef::new("booking", format!("c{concurrency}-r{round}-w{w}")),
+                            stream: StreamRef::new(
+                                "booking",
+                                format!("c{concurrency}-r{round}-w{w}"),
+                            ),
                             expected,
                             events: vec![new_event(n)],
                         }],
@@ -179,10 +198,22 @@ async fn main() -> anyhow::Result<()> {
     for chunk in 0..to_add.div_ceil(100) {
         let store = store.clone();
         let tenant = tenants[chunk % TENANTS];
-        let events: Vec<NewEvent> = (0..100).map(|_| { i += 1; new_event(i) }).collect();
+        let events: Vec<NewEvent> = (0..100)
+            .map(|_| {
+                i += 1;
+                new_event(i)
+            })
+            .collect();
         fills.push(async move {
             store
-                .append(tenant, vec![StreamAppend { stream: StreamRef::new("agenda", format!("fill-{chunk}")), expected: ExpectedVersion::NoStream, events }])
+                .append(
+                    tenant,
+                    vec![StreamAppend {
+                        stream: StreamRef::new("agenda", format!("fill-{chunk}")),
+                        expected: ExpectedVersion::NoStream,
+                        events,
+                    }],
+                )
                 .await
                 .unwrap();
         });
@@ -209,7 +240,12 @@ async fn main() -> anyhow::Result<()> {
 
     let nats = TestNats::new().await;
     let js = nats.jetstream();
-    let relay = Relay::new(log.clone(), nats.client.clone(), nats.ns.clone(), RelayConfig::default());
+    let relay = Relay::new(
+        log.clone(),
+        nats.client.clone(),
+        nats.ns.clone(),
+        RelayConfig::default(),
+    );
     let cancel = CancellationToken::new();
     let started = Instant::now();
     let task = tokio::spawn(relay.run(cancel.clone()));

@@ -54,8 +54,17 @@ mod tests {
     fn event_ids_from_keys_are_stable_and_tenant_scoped() {
         let a = uuid::Uuid::new_v4();
         let b = uuid::Uuid::new_v4();
-        assert_eq!(event_id_from_key(a, "wamid.1", 0), event_id_from_key(a, "wamid.1", 0));
-        assert_ne!(event_id_from_key(a, "wamid.1", 0), event_id_from_key(a, "wamid.1", 1));
-        assert_ne!(event_id_from_key(a, "wamid.1", 0), event_id_from_key(b, "wamid.1", 0));
+        assert_eq!(
+            event_id_from_key(a, "wamid.1", 0),
+            event_id_from_key(a, "wamid.1", 0)
+        );
+        assert_ne!(
+            event_id_from_key(a, "wamid.1", 0),
+            event_id_from_key(a, "wamid.1", 1)
+        );
+        assert_ne!(
+            event_id_from_key(a, "wamid.1", 0),
+            event_id_from_key(b, "wamid.1", 0)
+        );
     }
 }

@@ -14,8 +14,7 @@ pub(crate) const COLUMNS: &str = "global_position, transaction_id::text::bigint,
 pub(crate) fn decode(row: &PgRow, upcasters: &Upcasters) -> Result<RecordedEvent, sqlx::Error> {
     let event_type: String = row.try_get(7)?;
     let stored_version = row.try_get::<i32, _>(8)? as u32;
-    let (schema_version, payload) =
-        upcasters.upcast(&event_type, stored_version, row.try_get(9)?);
+    let (schema_version, payload) = upcasters.upcast(&event_type, stored_version, row.try_get(9)?);
     let Json(metadata): Json<EventMetadata> = row.try_get(10)?;
     Ok(RecordedEvent {
         position: Position {

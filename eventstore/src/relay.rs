@@ -177,8 +177,7 @@ impl Relay {
         };
         let mut checkpoint = self.resume_point(stream).await?;
         tracing::info!(%checkpoint, "relay resumes");
-        let mut listener =
-            CommitListener::subscribe(&self.client, self.ns.commit_wakeup()).await;
+        let mut listener = CommitListener::subscribe(&self.client, self.ns.commit_wakeup()).await;
 
         loop {
             if cancel.is_cancelled() {
@@ -279,9 +278,11 @@ impl Relay {
     }
 
     async fn send(&self, event: &RecordedEvent) -> anyhow::Result<PublishAckFuture> {
-        let subject =
-            self.ns
-                .event_subject(event.tenant_id, &event.stream.stream_type, &event.event_type);
+        let subject = self.ns.event_subject(
+            event.tenant_id,
+            &event.stream.stream_type,
+            &event.event_type,
+        );
         let payload = serde_json::to_vec(event).context("failed to encode an event")?;
         let mut h = HeaderMap::new();
         h.insert(headers::MSG_ID, event.event_id.to_string().as_str());

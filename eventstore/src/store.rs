@@ -19,7 +19,9 @@ use crate::upcast::Upcasters;
 use crate::wake::Wakeups;
 
 /// How often `append` retries by itself when a stream appended with [`ExpectedVersion::Any`]
-/// moved under it. Exact expectations are never retried here: the caller must decide again.
+/// moved under it. `Any` writers queue on a per-stream lock, so this only happens when a
+/// writer with an exact expectation got in between. Exact expectations are never retried
+/// here: the caller must decide again.
 const ANY_VERSION_ATTEMPTS: usize = 5;
 
 /// Events per append, all streams together: a command produces a handful, never thousands.
@@ -286,6 +288,25 @@ async fn insert_all(
         where $4::int is null or head.version = $4::int
         returning version, global_position, transaction_id::text::bigint";
 
+    // Writers without an expectation queue up per stream rather than race (a conversation
+    // with many messages arriving at once would otherwise burn through retries). Locks are
+    // taken in one global order so that multi-stream appends cannot deadlock.
+    let mut unordered: Vec<&StreamRef> = appends
+        .iter()
+        .filter(|a| a.expected == ExpectedVersion::Any)
+        .map(|a| &a.stream)
+        .collect();
+    unordered.sort();
+    for stream in unordered {
+        sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!(
+                "{tenant_id}/{}/{}",
+                stream.stream_type, stream.stream_id
+            ))
+            .execute(&mut *conn)
+            .await?;
+    }
+
     let mut streams = Vec::with_capacity(appends.len());
     let mut last_position = Position::START;
     for append in appends {
@@ -309,12 +330,7 @@ async fn insert_all(
                     .collect::<Vec<_>>(),
             )
             .bind(events.iter().map(|e| &e.payload).collect::<Vec<_>>())
-            .bind(
-                events
-                    .iter()
-                    .map(|e| Json(&e.metadata))
-                    .collect::<Vec<_>>(),
-            )
+            .bind(events.iter().map(|e| Json(&e.metadata)).collect::<Vec<_>>())
             .fetch_all(&mut *conn)
             .await;
         let rows = match result {
@@ -477,7 +493,8 @@ mod tests {
 
     #[test]
     fn malformed_appends_are_refused_before_any_io() {
-        let refused = |appends: Vec<StreamAppend>| matches!(validate(&appends), Err(AppendError::Invalid(_)));
+        let refused =
+            |appends: Vec<StreamAppend>| matches!(validate(&appends), Err(AppendError::Invalid(_)));
         assert!(refused(vec![]));
         assert!(refused(vec![append("booking", vec![])]));
         assert!(refused(vec![append("book.ing", vec![event("Booked")])]));

@@ -36,11 +36,18 @@ fn start_relay(s: &Store, nats: &TestNats, storage: Storage) -> Running {
     let stats = relay.stats();
     let cancel = CancellationToken::new();
     let task = tokio::spawn(relay.run(cancel.clone()));
-    Running { cancel, task, stats }
+    Running {
+        cancel,
+        task,
+        stats,
+    }
 }
 
 /// Every message in the namespace's events stream, in stream order.
-async fn stored(js: &jetstream::Context, ns: &Namespace) -> Vec<(String, async_nats::HeaderMap, RecordedEvent)> {
+async fn stored(
+    js: &jetstream::Context,
+    ns: &Namespace,
+) -> Vec<(String, async_nats::HeaderMap, RecordedEvent)> {
     let Ok(mut stream) = js.get_stream(ns.events_stream()).await else {
         return Vec::new();
     };
@@ -59,7 +66,11 @@ async fn stored(js: &jetstream::Context, ns: &Namespace) -> Vec<(String, async_n
         while let Some(message) = batch.next().await {
             let message = message.unwrap();
             let event: RecordedEvent = serde_json::from_slice(&message.payload).unwrap();
-            out.push((message.subject.to_string(), message.headers.clone().unwrap_or_default(), event));
+            out.push((
+                message.subject.to_string(),
+                message.headers.clone().unwrap_or_default(),
+                event,
+            ));
         }
     }
     out
@@ -86,7 +97,14 @@ async fn assert_stream_equals_log(s: &Store, js: &jetstream::Context, ns: &Names
 async fn append_n(s: &Store, tenant: Uuid, prefix: &str, n: usize) {
     for i in 0..n {
         s.store
-            .append(tenant, vec![append(&booking(&format!("{prefix}-{i}")), ExpectedVersion::NoStream, vec![event("Requested", i as i64)])])
+            .append(
+                tenant,
+                vec![append(
+                    &booking(&format!("{prefix}-{i}")),
+                    ExpectedVersion::NoStream,
+                    vec![event("Requested", i as i64)],
+                )],
+            )
             .await
             .unwrap();
     }
@@ -102,34 +120,67 @@ async fn committed_events_are_published_in_commit_order_with_their_headers() {
     // A transaction that takes early positions but commits last.
     let mut slow = s.store.begin(tenants[0]).await.unwrap();
     s.store
-        .append_in(&mut slow, vec![append(&booking("slow"), ExpectedVersion::NoStream, vec![event("Slow", 0)])])
+        .append_in(
+            &mut slow,
+            vec![append(
+                &booking("slow"),
+                ExpectedVersion::NoStream,
+                vec![event("Slow", 0)],
+            )],
+        )
         .await
         .unwrap();
     let relay = start_relay(&s, &nats, Storage::Memory);
     for (i, tenant) in tenants.iter().cycle().take(30).enumerate() {
         s.store
-            .append(*tenant, vec![append(&booking(&format!("b-{i}")), ExpectedVersion::NoStream, vec![event("Requested", i as i64)])])
+            .append(
+                *tenant,
+                vec![append(
+                    &booking(&format!("b-{i}")),
+                    ExpectedVersion::NoStream,
+                    vec![event("Requested", i as i64)],
+                )],
+            )
             .await
             .unwrap();
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(stream_count(&js, &nats.ns).await, 0, "nothing passes an open transaction");
+    assert_eq!(
+        stream_count(&js, &nats.ns).await,
+        0,
+        "nothing passes an open transaction"
+    );
     slow.commit().await.unwrap();
 
-    eventually(20, "31 events published", || async { stream_count(&js, &nats.ns).await == 31 }).await;
+    eventually(20, "31 events published", || async {
+        stream_count(&js, &nats.ns).await == 31
+    })
+    .await;
     assert_stream_equals_log(&s, &js, &nats.ns).await;
 
     let published = stored(&js, &nats.ns).await;
     let (subject, h, first) = &published[0];
     assert_eq!(first.event_type, "Slow");
-    assert_eq!(*subject, nats.ns.event_subject(tenants[0], "booking", "Slow"));
-    assert_eq!(h.get(headers::MSG_ID).unwrap().as_str(), first.event_id.to_string());
-    assert_eq!(h.get(headers::TENANT).unwrap().as_str(), tenants[0].to_string());
+    assert_eq!(
+        *subject,
+        nats.ns.event_subject(tenants[0], "booking", "Slow")
+    );
+    assert_eq!(
+        h.get(headers::MSG_ID).unwrap().as_str(),
+        first.event_id.to_string()
+    );
+    assert_eq!(
+        h.get(headers::TENANT).unwrap().as_str(),
+        tenants[0].to_string()
+    );
     assert_eq!(h.get(headers::STREAM_TYPE).unwrap().as_str(), "booking");
     assert_eq!(h.get(headers::STREAM_ID).unwrap().as_str(), "slow");
     assert_eq!(h.get(headers::VERSION).unwrap().as_str(), "1");
     assert_eq!(h.get(headers::SCHEMA_VERSION).unwrap().as_str(), "1");
-    assert_eq!(h.get(headers::POSITION).unwrap().as_str(), first.position.to_string());
+    assert_eq!(
+        h.get(headers::POSITION).unwrap().as_str(),
+        first.position.to_string()
+    );
 
     relay.cancel.cancel();
     relay.task.await.unwrap().unwrap();
@@ -148,19 +199,32 @@ async fn a_relay_killed_mid_run_and_restarted_publishes_each_event_exactly_once(
         tokio::spawn(async move {
             for i in 0..400 {
                 store
-                    .append(tenant, vec![append(&booking(&format!("b-{i}")), ExpectedVersion::NoStream, vec![event("Requested", i)])])
+                    .append(
+                        tenant,
+                        vec![append(
+                            &booking(&format!("b-{i}")),
+                            ExpectedVersion::NoStream,
+                            vec![event("Requested", i)],
+                        )],
+                    )
                     .await
                     .unwrap();
             }
         })
     };
-    eventually(20, "the first relay published some", || async { stream_count(&js, &nats.ns).await >= 50 }).await;
+    eventually(20, "the first relay published some", || async {
+        stream_count(&js, &nats.ns).await >= 50
+    })
+    .await;
     first.task.abort(); // a crash: no graceful stop, no final checkpoint
     let _ = first.task.await;
 
     let second = start_relay(&s, &nats, Storage::File);
     writer.await.unwrap();
-    eventually(30, "all 400 published", || async { stream_count(&js, &nats.ns).await == 400 }).await;
+    eventually(30, "all 400 published", || async {
+        stream_count(&js, &nats.ns).await == 400
+    })
+    .await;
     assert_stream_equals_log(&s, &js, &nats.ns).await;
     second.cancel.cancel();
     second.task.await.unwrap().unwrap();
@@ -175,7 +239,10 @@ async fn a_lost_checkpoint_does_not_republish_what_the_stream_already_holds() {
     append_n(&s, tenant, "a", 50).await;
 
     let first = start_relay(&s, &nats, Storage::Memory);
-    eventually(20, "50 published", || async { stream_count(&js, &nats.ns).await == 50 }).await;
+    eventually(20, "50 published", || async {
+        stream_count(&js, &nats.ns).await == 50
+    })
+    .await;
     first.cancel.cancel();
     first.task.await.unwrap().unwrap();
 
@@ -187,7 +254,10 @@ async fn a_lost_checkpoint_does_not_republish_what_the_stream_already_holds() {
 
     let second = start_relay(&s, &nats, Storage::Memory);
     append_n(&s, tenant, "b", 10).await;
-    eventually(20, "60 published", || async { stream_count(&js, &nats.ns).await == 60 }).await;
+    eventually(20, "60 published", || async {
+        stream_count(&js, &nats.ns).await == 60
+    })
+    .await;
     // Not even a duplicate publish: the relay resumed after the stream's last message rather
     // than leaning on JetStream's de-duplication window.
     assert_eq!(second.stats.duplicates.load(Ordering::Relaxed), 0);
@@ -207,16 +277,28 @@ async fn only_one_relay_publishes_and_a_standby_takes_over_when_it_stops() {
     let a = start_relay(&s, &nats, Storage::Memory);
     let b = start_relay(&s, &nats, Storage::Memory);
     append_n(&s, tenant, "a", 100).await;
-    eventually(20, "100 published", || async { stream_count(&js, &nats.ns).await == 100 }).await;
-    let (pa, pb) = (a.stats.published.load(Ordering::Relaxed), b.stats.published.load(Ordering::Relaxed));
+    eventually(20, "100 published", || async {
+        stream_count(&js, &nats.ns).await == 100
+    })
+    .await;
+    let (pa, pb) = (
+        a.stats.published.load(Ordering::Relaxed),
+        b.stats.published.load(Ordering::Relaxed),
+    );
     assert_eq!(pa + pb, 100);
-    assert!(pa == 0 || pb == 0, "one leader at a time (a: {pa}, b: {pb})");
+    assert!(
+        pa == 0 || pb == 0,
+        "one leader at a time (a: {pa}, b: {pb})"
+    );
 
     let (leader, standby) = if pa > 0 { (a, b) } else { (b, a) };
     leader.cancel.cancel();
     leader.task.await.unwrap().unwrap();
     append_n(&s, tenant, "b", 50).await;
-    eventually(20, "the standby published the rest", || async { stream_count(&js, &nats.ns).await == 150 }).await;
+    eventually(20, "the standby published the rest", || async {
+        stream_count(&js, &nats.ns).await == 150
+    })
+    .await;
     assert_eq!(standby.stats.published.load(Ordering::Relaxed), 50);
     assert_stream_equals_log(&s, &js, &nats.ns).await;
     standby.cancel.cancel();
@@ -233,7 +315,10 @@ async fn appends_go_on_while_nats_is_down_and_the_relay_catches_up_after_a_resta
 
     let relay = start_relay(&s, &nats, Storage::File);
     append_n(&s, tenant, "before", 100).await;
-    eventually(20, "100 published", || async { stream_count(&js, &nats.ns).await == 100 }).await;
+    eventually(20, "100 published", || async {
+        stream_count(&js, &nats.ns).await == 100
+    })
+    .await;
 
     server.stop();
     // Commands never touch NATS: they keep succeeding.
@@ -242,7 +327,10 @@ async fn appends_go_on_while_nats_is_down_and_the_relay_catches_up_after_a_resta
     server.restart();
 
     append_n(&s, tenant, "after", 100).await;
-    eventually(60, "all 300 published", || async { stream_count(&js, &nats.ns).await == 300 }).await;
+    eventually(60, "all 300 published", || async {
+        stream_count(&js, &nats.ns).await == 300
+    })
+    .await;
     assert_stream_equals_log(&s, &js, &nats.ns).await;
     relay.cancel.cancel();
     relay.task.await.unwrap().unwrap();

@@ -20,13 +20,24 @@ async fn the_application_role_sees_and_writes_only_the_tenant_of_its_transaction
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
     for tenant in [a, b] {
         s.store
-            .append(tenant, vec![append(&booking("shared-id"), ExpectedVersion::NoStream, vec![event("Requested", 0)])])
+            .append(
+                tenant,
+                vec![append(
+                    &booking("shared-id"),
+                    ExpectedVersion::NoStream,
+                    vec![event("Requested", 0)],
+                )],
+            )
             .await
             .unwrap();
     }
 
     // Through the store: tenant A reading B's stream id finds only its own.
-    let read = s.store.read_stream(a, &booking("shared-id"), 1).await.unwrap();
+    let read = s
+        .store
+        .read_stream(a, &booking("shared-id"), 1)
+        .await
+        .unwrap();
     assert!(read.iter().all(|e| e.tenant_id == a) && read.len() == 1);
 
     // Raw SQL as the application role, tenant A set: B's rows do not exist.
@@ -54,7 +65,14 @@ async fn the_application_role_sees_and_writes_only_the_tenant_of_its_transaction
 async fn with_no_tenant_set_the_application_role_sees_nothing() {
     let s = store().await;
     s.store
-        .append(Uuid::new_v4(), vec![append(&booking("b"), ExpectedVersion::NoStream, vec![event("Requested", 0)])])
+        .append(
+            Uuid::new_v4(),
+            vec![append(
+                &booking("b"),
+                ExpectedVersion::NoStream,
+                vec![event("Requested", 0)],
+            )],
+        )
         .await
         .unwrap();
     let mut conn = PgConnection::connect(&s.db.app_url()).await.unwrap();
@@ -66,7 +84,14 @@ async fn the_tenant_setting_does_not_outlive_its_transaction_on_a_pooled_connect
     let s = store().await;
     let tenant = Uuid::new_v4();
     s.store
-        .append(tenant, vec![append(&booking("b"), ExpectedVersion::NoStream, vec![event("Requested", 0)])])
+        .append(
+            tenant,
+            vec![append(
+                &booking("b"),
+                ExpectedVersion::NoStream,
+                vec![event("Requested", 0)],
+            )],
+        )
         .await
         .unwrap();
     // One connection in the pool: the next user gets the very same session.
@@ -81,11 +106,16 @@ async fn the_tenant_setting_does_not_outlive_its_transaction_on_a_pooled_connect
     tx.commit().await.unwrap();
 
     let mut conn = pool.acquire().await.unwrap();
-    let setting: Option<String> = sqlx::query_scalar("select current_setting('app.tenant_id', true)")
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
-    assert_eq!(setting.as_deref(), Some(""), "transaction-local, gone after commit");
+    let setting: Option<String> =
+        sqlx::query_scalar("select current_setting('app.tenant_id', true)")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!(
+        setting.as_deref(),
+        Some(""),
+        "transaction-local, gone after commit"
+    );
     assert_eq!(count_visible(&mut conn).await, 0);
 }
 
@@ -109,17 +139,19 @@ async fn the_application_role_is_not_superuser_owns_nothing_and_cannot_bypass_rl
     .unwrap();
     assert_eq!(owned, 0, "the application role owns no relation");
 
-    let member_of_owner: bool = sqlx::query_scalar("select pg_has_role(current_user, 'booking_owner', 'member')")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    assert!(!member_of_owner);
-
-    let (rls, forced): (bool, bool) =
-        sqlx::query_as("select relrowsecurity, relforcerowsecurity from pg_class where relname = 'events'")
+    let member_of_owner: bool =
+        sqlx::query_scalar("select pg_has_role(current_user, 'booking_owner', 'member')")
             .fetch_one(&mut conn)
             .await
             .unwrap();
+    assert!(!member_of_owner);
+
+    let (rls, forced): (bool, bool) = sqlx::query_as(
+        "select relrowsecurity, relforcerowsecurity from pg_class where relname = 'events'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
     assert!(rls && forced, "RLS enabled and forced on events");
 }
 
@@ -128,21 +160,58 @@ async fn events_cannot_be_changed_or_deleted_by_anyone() {
     let s = store().await;
     let tenant = Uuid::new_v4();
     s.store
-        .append(tenant, vec![append(&booking("b"), ExpectedVersion::NoStream, vec![event("Requested", 0)])])
+        .append(
+            tenant,
+            vec![append(
+                &booking("b"),
+                ExpectedVersion::NoStream,
+                vec![event("Requested", 0)],
+            )],
+        )
         .await
         .unwrap();
 
     let mut tx = s.store.begin(tenant).await.unwrap();
-    let update = sqlx::query("update events set payload = '{}'").execute(tx.conn()).await;
-    assert!(update.unwrap_err().to_string().contains("permission denied"));
+    let update = sqlx::query("update events set payload = '{}'")
+        .execute(tx.conn())
+        .await;
+    assert!(
+        update
+            .unwrap_err()
+            .to_string()
+            .contains("permission denied")
+    );
     tx.rollback().await.unwrap();
 
-    // Even the owner, who may by privilege, is stopped by the trigger.
+    // The owner is subject to the forced policies and has none: it sees no row to change.
     let mut owner = PgConnection::connect(&s.db.owner_url()).await.unwrap();
-    for statement in ["update events set payload = '{}'", "delete from events", "truncate events"] {
-        let err = sqlx::query(statement).execute(&mut owner).await.unwrap_err();
-        assert!(err.to_string().contains("append-only"), "{statement}: {err}");
+    let changed = sqlx::query("update events set payload = '{}'")
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    assert_eq!(changed.rows_affected(), 0);
+
+    // A superuser bypasses RLS and privileges; the trigger still refuses.
+    let mut superuser = PgConnection::connect(&s.db.superuser_url()).await.unwrap();
+    for statement in [
+        "update events set payload = '{}'",
+        "delete from events",
+        "truncate events",
+    ] {
+        let err = sqlx::query(statement)
+            .execute(&mut superuser)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("append-only"),
+            "{statement}: {err}"
+        );
     }
+    let count: i64 = sqlx::query_scalar("select count(*) from events where payload = '{\"n\": 0}'")
+        .fetch_one(&mut superuser)
+        .await
+        .unwrap();
+    assert_eq!(count, 1, "the event is unchanged");
 }
 
 #[tokio::test]
@@ -151,11 +220,18 @@ async fn the_operator_reads_every_tenant_and_writes_nothing() {
     let tenants = [Uuid::new_v4(), Uuid::new_v4()];
     for tenant in tenants {
         s.store
-            .append(tenant, vec![append(&booking("b"), ExpectedVersion::NoStream, vec![event("Requested", 0)])])
+            .append(
+                tenant,
+                vec![append(
+                    &booking("b"),
+                    ExpectedVersion::NoStream,
+                    vec![event("Requested", 0)],
+                )],
+            )
             .await
             .unwrap();
     }
-    assert_eq!(s.log.read_all(Position::START, 10).await.unwrap().len(), 2);
+    assert_eq!(read_all_until(&s.log, Position::START, 2).await.len(), 2);
 
     let mut conn = PgConnection::connect(&s.db.operator_url()).await.unwrap();
     let insert = sqlx::query(
@@ -166,5 +242,10 @@ async fn the_operator_reads_every_tenant_and_writes_nothing() {
     .bind(Uuid::new_v4())
     .execute(&mut conn)
     .await;
-    assert!(insert.unwrap_err().to_string().contains("permission denied"));
+    assert!(
+        insert
+            .unwrap_err()
+            .to_string()
+            .contains("permission denied")
+    );
 }

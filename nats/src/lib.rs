@@ -159,7 +159,10 @@ pub async fn provision_events_stream(
     let wanted = events_stream_config(ns, storage, 1);
     match js.get_stream(&wanted.name).await {
         Ok(mut existing) => {
-            let info = existing.info().await.context("failed to read stream info")?;
+            let info = existing
+                .info()
+                .await
+                .context("failed to read stream info")?;
             if info.config.subjects != wanted.subjects
                 || info.config.duplicate_window != wanted.duplicate_window
             {

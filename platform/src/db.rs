@@ -131,11 +131,21 @@ mod tests {
     #[test]
     fn urls_are_rewritten_for_another_role_and_database() {
         assert_eq!(
-            url_for("postgres://postgres@127.0.0.1:5432/postgres", "booking_app", "t1").unwrap(),
+            url_for(
+                "postgres://postgres@127.0.0.1:5432/postgres",
+                "booking_app",
+                "t1"
+            )
+            .unwrap(),
             "postgres://booking_app:booking_app@127.0.0.1:5432/t1"
         );
         assert_eq!(
-            url_for("postgresql://a:b@h/db?sslmode=disable", "booking_owner", "x").unwrap(),
+            url_for(
+                "postgresql://a:b@h/db?sslmode=disable",
+                "booking_owner",
+                "x"
+            )
+            .unwrap(),
             "postgresql://booking_owner:booking_owner@h/x?sslmode=disable"
         );
     }

@@ -35,7 +35,10 @@ impl Dependencies {
 
 pub fn router(deps: Dependencies) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
         .route("/readyz", get(readyz))
         .with_state(deps)
 }
@@ -92,7 +95,9 @@ async fn ping_redis(client: &redis::Client) -> redis::RedisResult<()> {
     Ok(())
 }
 
-async fn probe<E: std::fmt::Display>(check: impl Future<Output = Result<(), E>>) -> Result<(), String> {
+async fn probe<E: std::fmt::Display>(
+    check: impl Future<Output = Result<(), E>>,
+) -> Result<(), String> {
     match tokio::time::timeout(PROBE_TIMEOUT, check).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(err)) => Err(format!("down: {err}")),

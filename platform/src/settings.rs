@@ -59,7 +59,12 @@ pub fn load<T: DeserializeOwned>(service: &str, service_defaults: &str) -> anyho
         )
         .build()
         .and_then(|c| c.try_deserialize())
-        .with_context(|| format!("invalid configuration for {service} (file {})", file.display()))
+        .with_context(|| {
+            format!(
+                "invalid configuration for {service} (file {})",
+                file.display()
+            )
+        })
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -184,7 +189,11 @@ mod tests {
         // environment layer is checked in a child process running the test below.
         let exe = std::env::current_exe().unwrap();
         let out = std::process::Command::new(exe)
-            .args(["--exact", "settings::tests::child_reads_environment", "--nocapture"])
+            .args([
+                "--exact",
+                "settings::tests::child_reads_environment",
+                "--nocapture",
+            ])
             .env("APP__HTTP__PORT", "9123")
             .env("APP__NATS__NAMESPACE", "tabc")
             .env("PLATFORM_SETTINGS_CHILD", "1")

@@ -6,8 +6,8 @@ use crate::settings::{LogFormat, LogSettings};
 
 /// Installs the global subscriber. `RUST_LOG` overrides the configured filter.
 pub fn init(settings: &LogSettings) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(&settings.filter));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.filter));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let result = match settings.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

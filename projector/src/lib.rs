@@ -68,7 +68,12 @@ impl Application {
                 ..RelayConfig::default()
             };
             settings.nats.namespace().map(|ns| {
-                Relay::new(GlobalLog::new(operator_pool.clone()), nats.clone(), ns, config)
+                Relay::new(
+                    GlobalLog::new(operator_pool.clone()),
+                    nats.clone(),
+                    ns,
+                    config,
+                )
             })
         });
         let relay = relay.transpose()?;

@@ -4,5 +4,6 @@ async fn main() -> anyhow::Result<()> {
     platform::telemetry::init(&settings.log);
     let app = projector::Application::build(settings).await?;
     tracing::info!(port = app.port(), "projector listening");
-    app.run_until_stopped(platform::serve::shutdown_on_signals()).await
+    app.run_until_stopped(platform::serve::shutdown_on_signals())
+        .await
 }

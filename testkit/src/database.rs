@@ -73,6 +73,14 @@ impl TestDb {
         self.url_as(OWNER_ROLE)
     }
 
+    /// A superuser session on this database: bypasses RLS and privileges, so tests can show
+    /// what still stops it (the append-only trigger).
+    pub fn superuser_url(&self) -> String {
+        let mut url = url::Url::parse(&self.admin_url).expect("a valid admin URL");
+        url.set_path(&format!("/{}", self.name));
+        url.into()
+    }
+
     pub async fn app_pool(&self) -> PgPool {
         pool(&self.app_url(), 16).await
     }

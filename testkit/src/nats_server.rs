@@ -109,7 +109,14 @@ impl NatsServer {
         self.kill();
         let binary = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into());
         let child = Command::new(&binary)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(&self.store_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

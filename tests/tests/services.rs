@@ -5,14 +5,19 @@ use std::time::Duration;
 
 use e2e_tests::{binary, wait_for_status};
 use platform::settings::{LogFormat, StorageSetting};
-use platform::{DatabaseSettings, HttpSettings, LogSettings, NatsSettings, RedisSettings, ServiceSettings};
+use platform::{
+    DatabaseSettings, HttpSettings, LogSettings, NatsSettings, RedisSettings, ServiceSettings,
+};
 use secrecy::SecretString;
 use testkit::{TestDb, TestNats};
 use tokio_util::sync::CancellationToken;
 
 fn settings(db: &TestDb, nats: &TestNats, redis_url: &str) -> ServiceSettings {
     ServiceSettings {
-        http: HttpSettings { host: "127.0.0.1".into(), port: 0 },
+        http: HttpSettings {
+            host: "127.0.0.1".into(),
+            port: 0,
+        },
         database: DatabaseSettings {
             url: SecretString::from(db.app_url()),
             operator_url: SecretString::from(db.operator_url()),
@@ -24,8 +29,14 @@ fn settings(db: &TestDb, nats: &TestNats, redis_url: &str) -> ServiceSettings {
             namespace: nats.ns.prefix().to_owned(),
             storage: StorageSetting::Memory,
         },
-        redis: RedisSettings { url: SecretString::from(redis_url.to_owned()), key_prefix: "test:".into() },
-        log: LogSettings { filter: "warn".into(), format: LogFormat::Pretty },
+        redis: RedisSettings {
+            url: SecretString::from(redis_url.to_owned()),
+            key_prefix: "test:".into(),
+        },
+        log: LogSettings {
+            filter: "warn".into(),
+            format: LogFormat::Pretty,
+        },
     }
 }
 
@@ -36,7 +47,11 @@ fn projector_settings(s: ServiceSettings) -> projector::Settings {
         nats: s.nats,
         redis: s.redis,
         log: s.log,
-        relay: projector::RelaySettings { enabled: true, batch_size: 100, idle_wait_ms: 200 },
+        relay: projector::RelaySettings {
+            enabled: true,
+            batch_size: 100,
+            idle_wait_ms: 200,
+        },
     }
 }
 
@@ -48,9 +63,15 @@ async fn every_service_is_healthy_and_ready_when_its_dependencies_answer() {
     let nats = TestNats::new().await;
     let stop = CancellationToken::new();
 
-    let command = command_api::Application::build(settings(&db, &nats, REDIS)).await.unwrap();
-    let query = query_api::Application::build(settings(&db, &nats, REDIS)).await.unwrap();
-    let projector = projector::Application::build(projector_settings(settings(&db, &nats, REDIS))).await.unwrap();
+    let command = command_api::Application::build(settings(&db, &nats, REDIS))
+        .await
+        .unwrap();
+    let query = query_api::Application::build(settings(&db, &nats, REDIS))
+        .await
+        .unwrap();
+    let projector = projector::Application::build(projector_settings(settings(&db, &nats, REDIS)))
+        .await
+        .unwrap();
     let ports = [command.port(), query.port(), projector.port()];
     let tasks = [
         tokio::spawn(command.run_until_stopped(stop.clone())),
@@ -59,15 +80,29 @@ async fn every_service_is_healthy_and_ready_when_its_dependencies_answer() {
     ];
 
     for port in ports {
-        let health = wait_for_status(&format!("http://127.0.0.1:{port}/healthz"), 200, Duration::from_secs(10)).await;
+        let health = wait_for_status(
+            &format!("http://127.0.0.1:{port}/healthz"),
+            200,
+            Duration::from_secs(10),
+        )
+        .await;
         assert_eq!(health, Some(200), "port {port} healthz");
-        let ready = wait_for_status(&format!("http://127.0.0.1:{port}/readyz"), 200, Duration::from_secs(10)).await;
+        let ready = wait_for_status(
+            &format!("http://127.0.0.1:{port}/readyz"),
+            200,
+            Duration::from_secs(10),
+        )
+        .await;
         assert_eq!(ready, Some(200), "port {port} readyz");
     }
 
     stop.cancel();
     for task in tasks {
-        tokio::time::timeout(Duration::from_secs(10), task).await.expect("stops in time").unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("stops in time")
+            .unwrap()
+            .unwrap();
     }
 }
 
@@ -76,21 +111,33 @@ async fn readiness_answers_503_and_names_the_dependency_that_is_down() {
     let db = TestDb::new().await;
     let nats = TestNats::new().await;
     // Nothing listens on port 1.
-    let app = command_api::Application::build(settings(&db, &nats, "redis://127.0.0.1:1")).await.unwrap();
+    let app = command_api::Application::build(settings(&db, &nats, "redis://127.0.0.1:1"))
+        .await
+        .unwrap();
     let port = app.port();
     let stop = CancellationToken::new();
     let task = tokio::spawn(app.run_until_stopped(stop.clone()));
 
-    let response = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await.unwrap();
+    let response = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 503);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "unavailable");
     assert_eq!(body["checks"]["postgres"], "ok");
     assert_eq!(body["checks"]["nats"], "ok");
-    assert!(body["checks"]["redis"].as_str().unwrap().starts_with("down"), "{body}");
+    assert!(
+        body["checks"]["redis"]
+            .as_str()
+            .unwrap()
+            .starts_with("down"),
+        "{body}"
+    );
 
     // The process itself is fine: liveness stays green.
-    let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.unwrap();
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap();
     assert_eq!(health.status().as_u16(), 200);
     stop.cancel();
     task.await.unwrap().unwrap();
@@ -100,7 +147,11 @@ async fn readiness_answers_503_and_names_the_dependency_that_is_down() {
 async fn each_service_binary_starts_from_environment_settings_and_exits_cleanly_on_sigterm() {
     let db = TestDb::new().await;
     let nats = TestNats::new().await;
-    for (name, port) in [("command-api", 18580), ("query-api", 18581), ("projector", 18582)] {
+    for (name, port) in [
+        ("command-api", 18580),
+        ("query-api", 18581),
+        ("projector", 18582),
+    ] {
         let port = port + (std::process::id() % 1000) as u16 * 3;
         let mut child = tokio::process::Command::new(binary(name))
             .env("APP__HTTP__PORT", port.to_string())
@@ -114,13 +165,24 @@ async fn each_service_binary_starts_from_environment_settings_and_exits_cleanly_
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let ready = wait_for_status(&format!("http://127.0.0.1:{port}/readyz"), 200, Duration::from_secs(20)).await;
+        let ready = wait_for_status(
+            &format!("http://127.0.0.1:{port}/readyz"),
+            200,
+            Duration::from_secs(20),
+        )
+        .await;
         assert_eq!(ready, Some(200), "{name} ready");
 
         let pid = child.id().unwrap().to_string();
-        let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
         assert!(killed.success());
-        let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits in time").unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .expect("exits in time")
+            .unwrap();
         assert!(status.success(), "{name} exits 0 on SIGTERM, got {status}");
     }
 }
