@@ -91,3 +91,60 @@ create table relay_checkpoints (
     updated_at      timestamptz not null default now()
 );
 grant select, insert, update on relay_checkpoints to booking_operator;
+
+-- Appends one stream's events, checking the expected version, in one statement: called in
+-- autocommit mode, a single-stream append is one round trip and one implicit transaction.
+-- SECURITY INVOKER: it runs as the caller, under RLS; it sets the tenant transaction-locally
+-- exactly as the services' tenant transactions do.
+--   p_expected null: no expectation; writers of the same stream queue on a lock instead of
+--   racing. Otherwise the stream must be at p_expected (0: must not exist).
+-- Returns the inserted rows, or none when the expectation does not hold. Two writers passing
+-- the check at once collide on the primary key (a unique violation for the caller to resolve).
+create function append_to_stream(
+    p_tenant_id       uuid,
+    p_stream_type     text,
+    p_stream_id       text,
+    p_expected        integer,
+    p_event_ids       uuid[],
+    p_event_types     text[],
+    p_schema_versions integer[],
+    p_payloads        jsonb[],
+    p_metadata        jsonb[]
+) returns table (out_version integer, out_global_position bigint, out_transaction_id bigint)
+language plpgsql security invoker as $$
+declare
+    head integer;
+begin
+    perform set_config('app.tenant_id', p_tenant_id::text, true);
+    if p_expected is null then
+        perform pg_advisory_xact_lock(
+            hashtextextended(p_tenant_id::text || '/' || p_stream_type || '/' || p_stream_id, 0));
+    end if;
+    select coalesce(max(e.version), 0) into head
+      from events e
+     where e.tenant_id = p_tenant_id and e.stream_type = p_stream_type and e.stream_id = p_stream_id;
+    if p_expected is not null and head <> p_expected then
+        return;
+    end if;
+    if cardinality(p_event_ids) = 1 then
+        -- Most commands produce one event per stream; unnest would cost as much again.
+        return query
+        insert into events as e (tenant_id, stream_type, stream_id, version,
+                                 event_id, event_type, schema_version, payload, metadata)
+        values (p_tenant_id, p_stream_type, p_stream_id, head + 1,
+                p_event_ids[1], p_event_types[1], p_schema_versions[1], p_payloads[1], p_metadata[1])
+        returning e.version, e.global_position, e.transaction_id::text::bigint;
+    else
+        return query
+        insert into events as e (tenant_id, stream_type, stream_id, version,
+                                 event_id, event_type, schema_version, payload, metadata)
+        select p_tenant_id, p_stream_type, p_stream_id, head + n.ord::integer,
+               n.event_id, n.event_type, n.schema_version, n.payload, n.metadata
+          from unnest(p_event_ids, p_event_types, p_schema_versions, p_payloads, p_metadata)
+               with ordinality as n(event_id, event_type, schema_version, payload, metadata, ord)
+        returning e.version, e.global_position, e.transaction_id::text::bigint;
+    end if;
+end
+$$;
+revoke all on function append_to_stream from public;
+grant execute on function append_to_stream to booking_app;

@@ -112,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
     let db = TestDb::new().await;
     let owner = db.owner_pool().await;
     sqlx::query(
-        "create table bench_baseline (like events including defaults including constraints including indexes)",
+        "create table bench_baseline (like events including defaults including identity including constraints including indexes)",
     )
     .execute(&owner)
     .await?;

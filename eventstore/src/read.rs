@@ -7,7 +7,10 @@ use sqlx::{PgConnection, Row as _};
 use crate::types::{EventMetadata, Position, RecordedEvent, StreamRef, TenantId};
 use crate::upcast::Upcasters;
 
-pub(crate) const COLUMNS: &str = "global_position, transaction_id::text::bigint, tenant_id, \
+/// Every column, transaction id as a bigint. The alias matters: under its own name the cast
+/// would shadow the table column in `ORDER BY transaction_id` and turn an index walk into a
+/// sort of the whole table.
+pub(crate) const COLUMNS: &str = "global_position, transaction_id::text::bigint as tx_id, tenant_id, \
      stream_type, stream_id, version, event_id, event_type, schema_version, payload, metadata, \
      recorded_at";
 
@@ -64,7 +67,7 @@ pub(crate) async fn read_in_commit_order(
          where (transaction_id, global_position) > ($1::text::xid8, $2)
            and transaction_id < pg_snapshot_xmin(pg_current_snapshot())
            {tenant_clause}
-         order by transaction_id, global_position
+         order by events.transaction_id, events.global_position
          limit $3"
     );
     let mut query = sqlx::query(&sql)

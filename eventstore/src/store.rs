@@ -76,15 +76,27 @@ impl EventStore {
     ) -> Result<AppendOutcome, AppendError> {
         validate(&appends)?;
         for _ in 0..ANY_VERSION_ATTEMPTS {
-            let mut tx = self.begin(tenant_id).await?;
-            match insert_all(tx.conn(), tenant_id, &appends).await? {
+            let inserted = if appends.len() == 1 {
+                // One statement in its own implicit transaction: one round trip.
+                let mut conn = self.pool.acquire().await?;
+                insert_all(&mut conn, tenant_id, &appends).await?
+            } else {
+                let mut tx = self.begin(tenant_id).await?;
+                let inserted = insert_all(tx.conn(), tenant_id, &appends).await?;
+                match inserted {
+                    Inserted::Written(_) => tx.commit().await?,
+                    Inserted::Refused => tx.rollback().await?,
+                }
+                inserted
+            };
+            match inserted {
                 Inserted::Written(outcome) => {
-                    tx.appended = true;
-                    tx.commit().await?;
+                    if let Some(wakeups) = &self.wakeups {
+                        wakeups.announce();
+                    }
                     return Ok(outcome);
                 }
                 Inserted::Refused => {
-                    tx.rollback().await?;
                     let mut tx = self.begin(tenant_id).await?;
                     let resolution = resolve_refusal(tx.conn(), &appends).await;
                     tx.rollback().await?;
@@ -265,53 +277,25 @@ enum Inserted {
     Refused,
 }
 
-/// Inserts every stream's events, each statement checking its stream's expected version.
+/// Inserts every stream's events through `append_to_stream` (see the migration), which checks
+/// each stream's expected version. Outside a transaction block, one stream is one implicit
+/// transaction; inside one, the caller's transaction makes the streams atomic.
 async fn insert_all(
     conn: &mut PgConnection,
     tenant_id: TenantId,
     appends: &[StreamAppend],
 ) -> Result<Inserted, sqlx::Error> {
-    // One statement per stream: it reads the stream's current version from the primary key's
-    // last entry and inserts only if that matches. Two writers passing the check at once
-    // collide on the primary key, which is the optimistic-concurrency check proper.
-    const INSERT: &str = "
-        with head as (
-            select coalesce(max(version), 0) as version from events
-            where tenant_id = $1 and stream_type = $2 and stream_id = $3
-        )
-        insert into events (tenant_id, stream_type, stream_id, version,
-                            event_id, event_type, schema_version, payload, metadata)
-        select $1, $2, $3, head.version + e.ord::int,
-               e.event_id, e.event_type, e.schema_version, e.payload, e.metadata
-        from head, unnest($5::uuid[], $6::text[], $7::int[], $8::jsonb[], $9::jsonb[])
-                   with ordinality as e(event_id, event_type, schema_version, payload, metadata, ord)
-        where $4::int is null or head.version = $4::int
-        returning version, global_position, transaction_id::text::bigint";
+    const APPEND: &str = "select out_version, out_global_position, out_transaction_id
+        from append_to_stream($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
-    // Writers without an expectation queue up per stream rather than race (a conversation
-    // with many messages arriving at once would otherwise burn through retries). Locks are
-    // taken in one global order so that multi-stream appends cannot deadlock.
-    let mut unordered: Vec<&StreamRef> = appends
-        .iter()
-        .filter(|a| a.expected == ExpectedVersion::Any)
-        .map(|a| &a.stream)
-        .collect();
-    unordered.sort();
-    for stream in unordered {
-        sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(format!(
-                "{tenant_id}/{}/{}",
-                stream.stream_type, stream.stream_id
-            ))
-            .execute(&mut *conn)
-            .await?;
+    if appends.len() > 1 {
+        lock_unexpected_streams(conn, tenant_id, appends).await?;
     }
-
     let mut streams = Vec::with_capacity(appends.len());
     let mut last_position = Position::START;
     for append in appends {
         let events = &append.events;
-        let result = sqlx::query(INSERT)
+        let result = sqlx::query(APPEND)
             .bind(tenant_id)
             .bind(&append.stream.stream_type)
             .bind(&append.stream.stream_id)
@@ -356,6 +340,33 @@ async fn insert_all(
         last_position,
         replayed: false,
     }))
+}
+
+/// Writers without an expectation queue on a per-stream lock rather than race (a conversation
+/// with many messages arriving at once would otherwise burn through retries). The function
+/// takes the lock itself; a multi-stream append takes them first, in one global order, so two
+/// such appends cannot deadlock. The key is the function's own.
+async fn lock_unexpected_streams(
+    conn: &mut PgConnection,
+    tenant_id: TenantId,
+    appends: &[StreamAppend],
+) -> Result<(), sqlx::Error> {
+    let mut unexpected: Vec<&StreamRef> = appends
+        .iter()
+        .filter(|a| a.expected == ExpectedVersion::Any)
+        .map(|a| &a.stream)
+        .collect();
+    unexpected.sort();
+    for stream in unexpected {
+        sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!(
+                "{tenant_id}/{}/{}",
+                stream.stream_type, stream.stream_id
+            ))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
