@@ -120,9 +120,14 @@ begin
         perform pg_advisory_xact_lock(
             hashtextextended(p_tenant_id::text || '/' || p_stream_type || '/' || p_stream_id, 0));
     end if;
-    select coalesce(max(e.version), 0) into head
+    -- Not max(version): under RLS the cached generic plan aggregates every event of the
+    -- stream. Walking the primary key backwards stops at the first entry.
+    select e.version into head
       from events e
-     where e.tenant_id = p_tenant_id and e.stream_type = p_stream_type and e.stream_id = p_stream_id;
+     where e.tenant_id = p_tenant_id and e.stream_type = p_stream_type and e.stream_id = p_stream_id
+     order by e.version desc
+     limit 1;
+    head := coalesce(head, 0);
     if p_expected is not null and head <> p_expected then
         return;
     end if;

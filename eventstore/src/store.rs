@@ -381,16 +381,19 @@ fn position_of(row: &PgRow, position_col: usize, transaction_col: usize) -> Posi
 }
 
 async fn current_version(conn: &mut PgConnection, stream: &StreamRef) -> Result<u32, sqlx::Error> {
-    let version: i32 = sqlx::query_scalar(
-        "select coalesce(max(version), 0) from events
+    // Not max(version): see `append_to_stream` in the migrations.
+    let version: Option<i32> = sqlx::query_scalar(
+        "select version from events
          where tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid
-           and stream_type = $1 and stream_id = $2",
+           and stream_type = $1 and stream_id = $2
+         order by version desc
+         limit 1",
     )
     .bind(&stream.stream_type)
     .bind(&stream.stream_id)
-    .fetch_one(conn)
+    .fetch_optional(conn)
     .await?;
-    Ok(version as u32)
+    Ok(version.unwrap_or(0) as u32)
 }
 
 /// Finds out why an append was refused, in a fresh transaction of the same tenant:
