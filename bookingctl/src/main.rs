@@ -31,6 +31,9 @@ enum Command {
         /// Empty for production; a lowercase prefix for an isolated namespace.
         #[arg(long, env = "APP__NATS__NAMESPACE", default_value = "")]
         namespace: String,
+        /// 3 on the cluster of nats/cluster/, 1 on a single node.
+        #[arg(long, default_value_t = 1)]
+        replicas: usize,
     },
 }
 
@@ -52,7 +55,11 @@ async fn main() -> anyhow::Result<()> {
             platform::db::migrate(&owner_url).await?;
             tracing::info!(%database, "database ready");
         }
-        Command::NatsProvision { url, namespace } => {
+        Command::NatsProvision {
+            url,
+            namespace,
+            replicas,
+        } => {
             let ns = if namespace.is_empty() {
                 nats::Namespace::root()
             } else {
@@ -60,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
             };
             let client = async_nats::connect(&url).await?;
             let js = async_nats::jetstream::new(client);
-            nats::provision_events_stream(&js, &ns, nats::Storage::File).await?;
+            nats::provision_events_stream(&js, &ns, nats::Storage::File, replicas).await?;
             tracing::info!(stream = %ns.events_stream(), "stream ready");
         }
     }

@@ -45,6 +45,8 @@ pub struct RelayConfig {
     /// The longest pause between retries while NATS or Postgres fail.
     pub max_backoff: Duration,
     pub storage: Storage,
+    /// Replicas of the events stream when the relay has to create it.
+    pub replicas: usize,
 }
 
 impl Default for RelayConfig {
@@ -55,6 +57,7 @@ impl Default for RelayConfig {
             standby_retry: Duration::from_secs(1),
             max_backoff: Duration::from_secs(10),
             storage: Storage::File,
+            replicas: 1,
         }
     }
 }
@@ -163,7 +166,7 @@ impl Relay {
     ) -> anyhow::Result<Stepped> {
         let mut backoff = Backoff::new(self.config.max_backoff);
         let stream = loop {
-            match nats::provision_events_stream(&self.jetstream, &self.ns, self.config.storage)
+            match nats::provision_events_stream(&self.jetstream, &self.ns, self.config.storage, self.config.replicas)
                 .await
             {
                 Ok(stream) => break stream,

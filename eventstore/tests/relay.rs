@@ -31,6 +31,7 @@ fn start_relay(s: &Store, nats: &TestNats, storage: Storage) -> Running {
         standby_retry: Duration::from_millis(100),
         max_backoff: Duration::from_millis(500),
         storage,
+        replicas: 1,
     };
     let relay = Relay::new(s.log.clone(), nats.client.clone(), nats.ns.clone(), config);
     let stats = relay.stats();

@@ -150,13 +150,15 @@ pub fn events_stream_config(ns: &Namespace, storage: Storage, replicas: usize) -
 }
 
 /// Creates the events stream, or brings an existing one's subjects in line. Idempotent: every
-/// relay leader calls it when it takes over.
+/// relay leader calls it when it takes over. `replicas` applies on creation (1 on a single
+/// node, 3 on the cluster of `nats/cluster/`); an existing stream keeps its replica count.
 pub async fn provision_events_stream(
     js: &jetstream::Context,
     ns: &Namespace,
     storage: Storage,
+    replicas: usize,
 ) -> anyhow::Result<stream::Stream> {
-    let wanted = events_stream_config(ns, storage, 1);
+    let wanted = events_stream_config(ns, storage, replicas);
     match js.get_stream(&wanted.name).await {
         Ok(mut existing) => {
             let info = existing
