@@ -9,7 +9,8 @@ stop() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait || true
 }
-trap stop INT TERM EXIT
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
 
 APP__HTTP__PORT="${COMMAND_API_PORT:-8080}" "$bin/command-api" & pids+=($!)
 APP__HTTP__PORT="${QUERY_API_PORT:-8081}" "$bin/query-api" & pids+=($!)
