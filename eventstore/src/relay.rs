@@ -114,13 +114,16 @@ impl Relay {
     /// when cancelled is finished and checkpointed first.
     pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
         let mut backoff = Backoff::new(self.config.max_backoff);
+        // A standby keeps its session between attempts rather than reconnecting each time.
+        let mut session: Option<PgConnection> = None;
         loop {
-            let lock = tokio::select! {
+            let leading = tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
-                lock = self.try_lead() => lock,
+                leading = self.try_lead(&mut session) => leading,
             };
-            match lock {
-                Ok(Some(lock)) => {
+            match leading {
+                Ok(true) => {
+                    let lock = session.take().expect("the leader's session");
                     tracing::info!(stream = %self.ns.events_stream(), "relay is the leader");
                     self.stats.terms.fetch_add(1, Ordering::Relaxed);
                     backoff.reset();
@@ -133,13 +136,14 @@ impl Relay {
                         }
                     }
                 }
-                Ok(None) => {
+                Ok(false) => {
                     tokio::select! {
                         _ = cancel.cancelled() => return Ok(()),
                         _ = tokio::time::sleep(self.config.standby_retry) => {}
                     }
                 }
                 Err(err) => {
+                    session = None;
                     tracing::warn!(error = ?err, "relay cannot reach Postgres");
                     backoff.sleep(&cancel).await;
                 }
@@ -147,16 +151,19 @@ impl Relay {
         }
     }
 
-    /// Takes the leadership lock on a connection of its own, detached from the pool: the lock
-    /// lives exactly as long as that session.
-    async fn try_lead(&self) -> anyhow::Result<Option<PgConnection>> {
-        let mut conn = self.log.pool().acquire().await?.detach();
+    /// Tries to take the leadership lock on a session of its own, detached from the pool: the
+    /// lock lives exactly as long as that session, and ends with it if the process dies.
+    async fn try_lead(&self, session: &mut Option<PgConnection>) -> anyhow::Result<bool> {
+        if session.is_none() {
+            *session = Some(self.log.pool().acquire().await?.detach());
+        }
+        let conn = session.as_mut().expect("a session");
         let leader: bool = sqlx::query_scalar("select pg_try_advisory_lock($1, hashtext($2))")
             .bind(RELAY_LOCK_CLASS)
             .bind(self.ns.events_stream())
-            .fetch_one(&mut conn)
+            .fetch_one(conn)
             .await?;
-        Ok(leader.then_some(conn))
+        Ok(leader)
     }
 
     async fn lead(
@@ -166,8 +173,13 @@ impl Relay {
     ) -> anyhow::Result<Stepped> {
         let mut backoff = Backoff::new(self.config.max_backoff);
         let stream = loop {
-            match nats::provision_events_stream(&self.jetstream, &self.ns, self.config.storage, self.config.replicas)
-                .await
+            match nats::provision_events_stream(
+                &self.jetstream,
+                &self.ns,
+                self.config.storage,
+                self.config.replicas,
+            )
+            .await
             {
                 Ok(stream) => break stream,
                 Err(err) => {

@@ -175,7 +175,7 @@ mod tests {
 
     // One test touches the process environment, so nothing races on it.
     #[test]
-    fn defaults_then_environment_in_that_order() {
+    fn defaults_then_file_then_environment() {
         let probe: Probe = load("probe-without-file", "[http]\nport = 9000").unwrap();
         assert_eq!(probe.http.port, 9000);
         assert_eq!(probe.nats.storage, StorageSetting::File);
@@ -187,6 +187,12 @@ mod tests {
 
         // Edition 2024 makes `set_var` unsafe and this crate forbids unsafe code, so the
         // environment layer is checked in a child process running the test below.
+        let file = std::env::temp_dir().join(format!("settings-{}.toml", std::process::id()));
+        std::fs::write(
+            &file,
+            "[http]\nport = 9200\n[nats]\nnamespace = \"fromfile\"\n",
+        )
+        .unwrap();
         let exe = std::env::current_exe().unwrap();
         let out = std::process::Command::new(exe)
             .args([
@@ -194,14 +200,16 @@ mod tests {
                 "settings::tests::child_reads_environment",
                 "--nocapture",
             ])
+            .env("APP_CONFIG_FILE", &file)
             .env("APP__HTTP__PORT", "9123")
-            .env("APP__NATS__NAMESPACE", "tabc")
             .env("PLATFORM_SETTINGS_CHILD", "1")
             .output()
             .unwrap();
+        let _ = std::fs::remove_file(&file);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{stdout}");
-        assert!(stdout.contains("port=9123 namespace=tabc"), "{stdout}");
+        // The file overrides the defaults; the environment overrides the file.
+        assert!(stdout.contains("port=9123 namespace=fromfile"), "{stdout}");
     }
 
     #[test]

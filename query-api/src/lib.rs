@@ -24,10 +24,11 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: ServiceSettings) -> anyhow::Result<Self> {
         let pool = platform::db::app_pool(&settings.database)?;
+        let nats = nats::connect(&settings.nats.url, "query-api").await?;
         let redis = Dependencies::redis_client(&settings.redis)?;
         let router = platform::health::router(Dependencies {
             postgres: vec![("postgres", pool)],
-            nats: None,
+            nats: Some(nats),
             redis: Some(redis),
         });
         let listener = TcpListener::bind(settings.http.address()).await?;

@@ -3,7 +3,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use e2e_tests::{binary, wait_for_status};
+use e2e_tests::{binary, free_port, wait_for_status};
 use platform::settings::{LogFormat, StorageSetting};
 use platform::{
     DatabaseSettings, HttpSettings, LogSettings, NatsSettings, RedisSettings, ServiceSettings,
@@ -147,12 +147,8 @@ async fn readiness_answers_503_and_names_the_dependency_that_is_down() {
 async fn each_service_binary_starts_from_environment_settings_and_exits_cleanly_on_sigterm() {
     let db = TestDb::new().await;
     let nats = TestNats::new().await;
-    for (name, port) in [
-        ("command-api", 18580),
-        ("query-api", 18581),
-        ("projector", 18582),
-    ] {
-        let port = port + (std::process::id() % 1000) as u16 * 3;
+    for name in ["command-api", "query-api", "projector"] {
+        let port = free_port();
         let mut child = tokio::process::Command::new(binary(name))
             .env("APP__HTTP__PORT", port.to_string())
             .env("APP__DATABASE__URL", db.app_url())
