@@ -2,7 +2,18 @@
 //! conversation engine, availability rules and plan limits.
 //!
 //! Pure: no async runtime, database, HTTP, cache or broker. Deciding is a synchronous function
-//! of state and command; whatever a decision needs from outside (the time, availability, the
-//! bot configuration) comes in as an argument. The aggregates arrive with their issue.
+//! of state and command ([`Decider`]); whatever a decision needs from outside (the time,
+//! availability, the bot configuration) comes in through the command. Ids arrive in commands
+//! too: the domain makes none (that would need randomness).
 
 #![forbid(unsafe_code)]
+
+pub mod decider;
+pub mod event;
+pub mod ids;
+pub mod plan;
+pub mod tenant;
+pub mod values;
+
+pub use decider::{Decider, EventuallyAggregate};
+pub use event::{DecodeError, DomainEvent, Encoded, decode, encode};
