@@ -8,10 +8,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod agenda;
+pub mod booking;
 pub mod decider;
 pub mod event;
 pub mod ids;
 pub mod plan;
+pub mod scheduling;
 pub mod tenant;
 pub mod values;
 

@@ -1,0 +1,536 @@
+//! One appointment's lifecycle. Stream `booking/<booking_id>`.
+//!
+//! requested ──confirm──▶ confirmed ──complete──▶ completed
+//!     │                      ├──no-show──▶ no_show
+//!     └──────cancel──────────┴──cancel──▶ cancelled
+//! A requested or confirmed booking can be rescheduled before it starts.
+//! Time comes in with the command (`now`): the domain never reads a clock.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::agenda::Interval;
+use crate::decider::Decider;
+use crate::event::DomainEvent;
+use crate::ids::{BookingId, ResourceId, ServiceId};
+use crate::values::{Money, PhoneNumber, Reason};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BookingStatus {
+    Requested,
+    Confirmed,
+    Cancelled,
+    Completed,
+    NoShow,
+}
+
+/// Who acted: the customer (from WhatsApp) or the business (dashboard, API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Party {
+    Customer,
+    Business,
+}
+
+/// Where the booking came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    WhatsApp,
+    Dashboard,
+    Api,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Customer {
+    pub phone: PhoneNumber,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BookingCommand {
+    Request {
+        booking_id: BookingId,
+        /// A short code the customer can quote (`BK-7Q4K`), made at the edge.
+        reference: String,
+        service_id: ServiceId,
+        service_name: String,
+        price: Money,
+        resource: ResourceId,
+        /// The service's own time, without buffer.
+        appointment: Interval,
+        customer: Customer,
+        channel: Channel,
+        /// Confirm at once (no payment step) rather than wait for a confirmation.
+        confirm: bool,
+        now: DateTime<Utc>,
+    },
+    Confirm {
+        now: DateTime<Utc>,
+    },
+    Cancel {
+        by: Party,
+        reason: Option<Reason>,
+        now: DateTime<Utc>,
+    },
+    Reschedule {
+        to: Interval,
+        resource: ResourceId,
+        by: Party,
+        now: DateTime<Utc>,
+    },
+    Complete {
+        now: DateTime<Utc>,
+    },
+    MarkNoShow {
+        now: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum BookingEvent {
+    AppointmentRequested {
+        booking_id: BookingId,
+        reference: String,
+        service_id: ServiceId,
+        service_name: String,
+        price: Money,
+        resource: ResourceId,
+        appointment: Interval,
+        customer: Customer,
+        channel: Channel,
+    },
+    AppointmentConfirmed,
+    AppointmentCancelled {
+        by: Party,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<Reason>,
+    },
+    AppointmentRescheduled {
+        from: Interval,
+        to: Interval,
+        from_resource: ResourceId,
+        to_resource: ResourceId,
+        by: Party,
+    },
+    AppointmentCompleted,
+    AppointmentMarkedNoShow,
+}
+
+impl DomainEvent for BookingEvent {
+    const STREAM_TYPE: &'static str = "booking";
+
+    fn event_type(&self) -> &'static str {
+        match self {
+            Self::AppointmentRequested { .. } => "AppointmentRequested",
+            Self::AppointmentConfirmed => "AppointmentConfirmed",
+            Self::AppointmentCancelled { .. } => "AppointmentCancelled",
+            Self::AppointmentRescheduled { .. } => "AppointmentRescheduled",
+            Self::AppointmentCompleted => "AppointmentCompleted",
+            Self::AppointmentMarkedNoShow => "AppointmentMarkedNoShow",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BookingState {
+    pub booking: Option<Booking>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Booking {
+    pub booking_id: BookingId,
+    pub reference: String,
+    pub service_id: ServiceId,
+    pub service_name: String,
+    pub price: Money,
+    pub resource: ResourceId,
+    pub appointment: Interval,
+    pub customer: Customer,
+    pub status: BookingStatus,
+}
+
+impl Booking {
+    /// Holds a slot on its agenda (requested or confirmed).
+    pub fn is_active(&self) -> bool {
+        matches!(
+            self.status,
+            BookingStatus::Requested | BookingStatus::Confirmed
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BookingError {
+    #[error("the booking already exists")]
+    AlreadyRequested,
+    #[error("the booking does not exist")]
+    NotFound,
+    #[error("a booking that is {0:?} cannot be {1}")]
+    IllegalTransition(BookingStatus, &'static str),
+    #[error("the appointment time is in the past")]
+    InThePast,
+    #[error("the appointment has not started yet")]
+    NotStarted,
+    #[error("the appointment already started")]
+    AlreadyStarted,
+    #[error("that is the time it already has")]
+    SameTime,
+}
+
+pub struct BookingAggregate;
+
+impl Decider for BookingAggregate {
+    type State = BookingState;
+    type Command = BookingCommand;
+    type Event = BookingEvent;
+    type Error = BookingError;
+
+    fn decide(
+        state: &BookingState,
+        command: BookingCommand,
+    ) -> Result<Vec<BookingEvent>, BookingError> {
+        use BookingCommand as C;
+        use BookingEvent as E;
+        use BookingStatus as S;
+        let Some(booking) = &state.booking else {
+            return match command {
+                C::Request {
+                    booking_id,
+                    reference,
+                    service_id,
+                    service_name,
+                    price,
+                    resource,
+                    appointment,
+                    customer,
+                    channel,
+                    confirm,
+                    now,
+                } => {
+                    if appointment.start <= now {
+                        return Err(BookingError::InThePast);
+                    }
+                    let mut events = vec![E::AppointmentRequested {
+                        booking_id,
+                        reference,
+                        service_id,
+                        service_name,
+                        price,
+                        resource,
+                        appointment,
+                        customer,
+                        channel,
+                    }];
+                    if confirm {
+                        events.push(E::AppointmentConfirmed);
+                    }
+                    Ok(events)
+                }
+                _ => Err(BookingError::NotFound),
+            };
+        };
+        let status = booking.status;
+        let illegal = |what| Err(BookingError::IllegalTransition(status, what));
+        match command {
+            C::Request { .. } => Err(BookingError::AlreadyRequested),
+            C::Confirm { .. } => match status {
+                S::Requested => Ok(vec![E::AppointmentConfirmed]),
+                _ => illegal("confirmed"),
+            },
+            C::Cancel { by, reason, now } => match status {
+                S::Requested | S::Confirmed if booking.appointment.start <= now => {
+                    Err(BookingError::AlreadyStarted)
+                }
+                S::Requested | S::Confirmed => Ok(vec![E::AppointmentCancelled { by, reason }]),
+                _ => illegal("cancelled"),
+            },
+            C::Reschedule {
+                to,
+                resource,
+                by,
+                now,
+            } => match status {
+                S::Requested | S::Confirmed => {
+                    if booking.appointment.start <= now {
+                        return Err(BookingError::AlreadyStarted);
+                    }
+                    if to.start <= now {
+                        return Err(BookingError::InThePast);
+                    }
+                    if to == booking.appointment && resource == booking.resource {
+                        return Err(BookingError::SameTime);
+                    }
+                    Ok(vec![E::AppointmentRescheduled {
+                        from: booking.appointment,
+                        to,
+                        from_resource: booking.resource.clone(),
+                        to_resource: resource,
+                        by,
+                    }])
+                }
+                _ => illegal("rescheduled"),
+            },
+            C::Complete { now } => match status {
+                S::Confirmed if booking.appointment.start > now => Err(BookingError::NotStarted),
+                S::Confirmed => Ok(vec![E::AppointmentCompleted]),
+                _ => illegal("completed"),
+            },
+            C::MarkNoShow { now } => match status {
+                S::Confirmed if booking.appointment.start > now => Err(BookingError::NotStarted),
+                S::Confirmed => Ok(vec![E::AppointmentMarkedNoShow]),
+                _ => illegal("marked as a no-show"),
+            },
+        }
+    }
+
+    fn evolve(mut state: BookingState, event: &BookingEvent) -> BookingState {
+        use BookingEvent as E;
+        if let E::AppointmentRequested {
+            booking_id,
+            reference,
+            service_id,
+            service_name,
+            price,
+            resource,
+            appointment,
+            customer,
+            ..
+        } = event
+        {
+            state.booking = Some(Booking {
+                booking_id: *booking_id,
+                reference: reference.clone(),
+                service_id: *service_id,
+                service_name: service_name.clone(),
+                price: *price,
+                resource: resource.clone(),
+                appointment: *appointment,
+                customer: customer.clone(),
+                status: BookingStatus::Requested,
+            });
+            return state;
+        }
+        if let Some(booking) = state.booking.as_mut() {
+            match event {
+                E::AppointmentRequested { .. } => {}
+                E::AppointmentConfirmed => booking.status = BookingStatus::Confirmed,
+                E::AppointmentCancelled { .. } => booking.status = BookingStatus::Cancelled,
+                E::AppointmentRescheduled {
+                    to, to_resource, ..
+                } => {
+                    booking.appointment = *to;
+                    booking.resource = to_resource.clone();
+                }
+                E::AppointmentCompleted => booking.status = BookingStatus::Completed,
+                E::AppointmentMarkedNoShow => booking.status = BookingStatus::NoShow,
+            }
+        }
+        state
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::decider::scenario::given;
+    use crate::event::assert_round_trips;
+
+    pub fn at(s: &str) -> DateTime<Utc> {
+        format!("2026-12-01T{s}:00Z").parse().unwrap()
+    }
+
+    pub fn slot(from: &str, to: &str) -> Interval {
+        Interval::new(at(from), at(to)).unwrap()
+    }
+
+    fn requested() -> BookingEvent {
+        BookingEvent::AppointmentRequested {
+            booking_id: BookingId::from_uuid(uuid::Uuid::from_u128(1)),
+            reference: "BK-7Q4K".into(),
+            service_id: ServiceId::from_uuid(uuid::Uuid::from_u128(2)),
+            service_name: "Haircut".into(),
+            price: Money::parse(2500, "EUR").unwrap(),
+            resource: ResourceId::default_resource(),
+            appointment: slot("10:00", "10:45"),
+            customer: Customer {
+                phone: PhoneNumber::parse("+34600000001").unwrap(),
+                name: Some("Ana".into()),
+            },
+            channel: Channel::WhatsApp,
+        }
+    }
+
+    fn request(confirm: bool, now: &str) -> BookingCommand {
+        let BookingEvent::AppointmentRequested {
+            booking_id,
+            reference,
+            service_id,
+            service_name,
+            price,
+            resource,
+            appointment,
+            customer,
+            channel,
+        } = requested()
+        else {
+            unreachable!()
+        };
+        BookingCommand::Request {
+            booking_id,
+            reference,
+            service_id,
+            service_name,
+            price,
+            resource,
+            appointment,
+            customer,
+            channel,
+            confirm,
+            now: at(now),
+        }
+    }
+
+    #[test]
+    fn a_request_opens_the_booking_and_may_confirm_it_at_once() {
+        given::<BookingAggregate>(&[])
+            .when(request(false, "08:00"))
+            .then_expect(&[requested()]);
+        given::<BookingAggregate>(&[])
+            .when(request(true, "08:00"))
+            .then_expect(&[requested(), BookingEvent::AppointmentConfirmed]);
+        given::<BookingAggregate>(&[])
+            .when(request(false, "10:00"))
+            .then_expect_error(BookingError::InThePast);
+        given::<BookingAggregate>(&[requested()])
+            .when(request(false, "08:00"))
+            .then_expect_error(BookingError::AlreadyRequested);
+    }
+
+    #[test]
+    fn confirmation_only_from_requested() {
+        given::<BookingAggregate>(&[requested()])
+            .when(BookingCommand::Confirm { now: at("08:00") })
+            .then_expect(&[BookingEvent::AppointmentConfirmed]);
+        given::<BookingAggregate>(&[requested(), BookingEvent::AppointmentConfirmed])
+            .when(BookingCommand::Confirm { now: at("08:00") })
+            .then_expect_error(BookingError::IllegalTransition(
+                BookingStatus::Confirmed,
+                "confirmed",
+            ));
+        given::<BookingAggregate>(&[])
+            .when(BookingCommand::Confirm { now: at("08:00") })
+            .then_expect_error(BookingError::NotFound);
+    }
+
+    #[test]
+    fn cancelling_before_the_start_by_either_party() {
+        let cancel = |now| BookingCommand::Cancel {
+            by: Party::Customer,
+            reason: Some(Reason::parse("sick").unwrap()),
+            now: at(now),
+        };
+        given::<BookingAggregate>(&[requested(), BookingEvent::AppointmentConfirmed])
+            .when(cancel("09:00"))
+            .then_expect(&[BookingEvent::AppointmentCancelled {
+                by: Party::Customer,
+                reason: Some(Reason::parse("sick").unwrap()),
+            }]);
+        given::<BookingAggregate>(&[requested()])
+            .when(cancel("10:00"))
+            .then_expect_error(BookingError::AlreadyStarted);
+        let cancelled = BookingEvent::AppointmentCancelled {
+            by: Party::Business,
+            reason: None,
+        };
+        given::<BookingAggregate>(&[requested(), cancelled])
+            .when(cancel("09:00"))
+            .then_expect_error(BookingError::IllegalTransition(
+                BookingStatus::Cancelled,
+                "cancelled",
+            ));
+    }
+
+    #[test]
+    fn rescheduling_moves_a_future_booking_to_a_future_time() {
+        let reschedule = |to: Interval, now| BookingCommand::Reschedule {
+            to,
+            resource: ResourceId::default_resource(),
+            by: Party::Customer,
+            now: at(now),
+        };
+        given::<BookingAggregate>(&[requested()])
+            .when(reschedule(slot("15:00", "15:45"), "08:00"))
+            .then_expect(&[BookingEvent::AppointmentRescheduled {
+                from: slot("10:00", "10:45"),
+                to: slot("15:00", "15:45"),
+                from_resource: ResourceId::default_resource(),
+                to_resource: ResourceId::default_resource(),
+                by: Party::Customer,
+            }]);
+        given::<BookingAggregate>(&[requested()])
+            .when(reschedule(slot("07:00", "07:45"), "08:00"))
+            .then_expect_error(BookingError::InThePast);
+        given::<BookingAggregate>(&[requested()])
+            .when(reschedule(slot("10:00", "10:45"), "08:00"))
+            .then_expect_error(BookingError::SameTime);
+        given::<BookingAggregate>(&[requested()])
+            .when(reschedule(slot("15:00", "15:45"), "10:30"))
+            .then_expect_error(BookingError::AlreadyStarted);
+    }
+
+    #[test]
+    fn completion_and_no_show_need_a_confirmed_booking_that_started() {
+        let confirmed = [requested(), BookingEvent::AppointmentConfirmed];
+        given::<BookingAggregate>(&confirmed)
+            .when(BookingCommand::Complete { now: at("10:50") })
+            .then_expect(&[BookingEvent::AppointmentCompleted]);
+        given::<BookingAggregate>(&confirmed)
+            .when(BookingCommand::MarkNoShow { now: at("10:20") })
+            .then_expect(&[BookingEvent::AppointmentMarkedNoShow]);
+        given::<BookingAggregate>(&confirmed)
+            .when(BookingCommand::Complete { now: at("09:00") })
+            .then_expect_error(BookingError::NotStarted);
+        given::<BookingAggregate>(&[requested()])
+            .when(BookingCommand::Complete { now: at("11:00") })
+            .then_expect_error(BookingError::IllegalTransition(
+                BookingStatus::Requested,
+                "completed",
+            ));
+        let done = [
+            requested(),
+            BookingEvent::AppointmentConfirmed,
+            BookingEvent::AppointmentCompleted,
+        ];
+        given::<BookingAggregate>(&done)
+            .when(BookingCommand::MarkNoShow { now: at("11:00") })
+            .then_expect_error(BookingError::IllegalTransition(
+                BookingStatus::Completed,
+                "marked as a no-show",
+            ));
+    }
+
+    #[test]
+    fn events_round_trip_through_the_store_format() {
+        assert_round_trips(&[
+            requested(),
+            BookingEvent::AppointmentConfirmed,
+            BookingEvent::AppointmentCancelled {
+                by: Party::Business,
+                reason: None,
+            },
+            BookingEvent::AppointmentRescheduled {
+                from: slot("10:00", "10:45"),
+                to: slot("11:00", "11:45"),
+                from_resource: ResourceId::default_resource(),
+                to_resource: ResourceId::parse("chair-2").unwrap(),
+                by: Party::Business,
+            },
+            BookingEvent::AppointmentCompleted,
+            BookingEvent::AppointmentMarkedNoShow,
+        ]);
+    }
+}
