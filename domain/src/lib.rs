@@ -10,6 +10,7 @@
 
 pub mod agenda;
 pub mod booking;
+pub mod bot_config;
 pub mod decider;
 pub mod event;
 pub mod ids;

@@ -1,0 +1,736 @@
+//! A tenant's bot configuration: opening hours, closures, booking rules, services, payment
+//! methods, keyword replies and the conversation flow's texts and steps. Stream
+//! `bot_config/main` of each tenant. Tenants change their bot with this data, never with code.
+//!
+//! Versioned: every command names the version it edits (the stream version, which the HTTP
+//! layer exposes as an ETag), so two people editing at once cannot overwrite each other.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::decider::Decider;
+use crate::event::DomainEvent;
+use crate::ids::ServiceId;
+use crate::values::{IanaTimeZone, LocalDate, LocalTime, Money, ServiceDuration};
+
+/// An opening range within one day, `[open, close)` in local time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeRange {
+    pub open: LocalTime,
+    pub close: LocalTime,
+}
+
+/// Opening ranges per weekday, Monday first. Gaps between ranges are breaks.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct OpeningHours {
+    pub monday: Vec<TimeRange>,
+    pub tuesday: Vec<TimeRange>,
+    pub wednesday: Vec<TimeRange>,
+    pub thursday: Vec<TimeRange>,
+    pub friday: Vec<TimeRange>,
+    pub saturday: Vec<TimeRange>,
+    pub sunday: Vec<TimeRange>,
+}
+
+impl OpeningHours {
+    pub fn on(&self, weekday: chrono::Weekday) -> &[TimeRange] {
+        use chrono::Weekday::*;
+        match weekday {
+            Mon => &self.monday,
+            Tue => &self.tuesday,
+            Wed => &self.wednesday,
+            Thu => &self.thursday,
+            Fri => &self.friday,
+            Sat => &self.saturday,
+            Sun => &self.sunday,
+        }
+    }
+
+    fn days(&self) -> [(&'static str, &[TimeRange]); 7] {
+        [
+            ("monday", &self.monday),
+            ("tuesday", &self.tuesday),
+            ("wednesday", &self.wednesday),
+            ("thursday", &self.thursday),
+            ("friday", &self.friday),
+            ("saturday", &self.saturday),
+            ("sunday", &self.sunday),
+        ]
+    }
+}
+
+/// Closed from `from` to `to`, both included (holidays, vacations).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Closure {
+    pub from: LocalDate,
+    pub to: LocalDate,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookingRules {
+    /// How long before its start a slot can still be booked.
+    pub min_notice_minutes: u32,
+    /// How far ahead customers may book.
+    pub horizon_days: u32,
+    /// Slots start every this many minutes from each opening.
+    pub slot_step_minutes: u32,
+}
+
+impl Default for BookingRules {
+    fn default() -> Self {
+        Self {
+            min_notice_minutes: 60,
+            horizon_days: 30,
+            slot_step_minutes: 15,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    pub id: ServiceId,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub price: Money,
+    pub duration: ServiceDuration,
+    /// Kept free after each appointment (cleaning, notes).
+    #[serde(default)]
+    pub buffer_minutes: u32,
+    /// How many customers at once (a class); 1 for a chair.
+    pub capacity: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PaymentMethod {
+    Cash,
+    BankTransfer { details: String },
+    PaymentLink { url: String },
+}
+
+/// A reply to any of its keywords, matched case- and accent-insensitively as whole words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeywordReply {
+    pub keywords: Vec<String>,
+    pub reply: String,
+}
+
+/// Every text the bot sends, with placeholders: `{business_name}`, `{service}`, `{date}`,
+/// `{time}`, `{price}`, `{reference}`, `{name}`, `{hours}`, `{opens}`, `{payment}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Texts {
+    pub greeting: String,
+    pub choose_service: String,
+    pub choose_day: String,
+    pub choose_time: String,
+    pub no_times: String,
+    pub ask_name: String,
+    pub summary: String,
+    pub choose_payment: String,
+    pub confirmed: String,
+    pub slot_taken: String,
+    pub closed_now: String,
+    pub not_understood: String,
+    pub cancelled: String,
+    pub nothing_to_cancel: String,
+    pub handoff: String,
+    pub unsupported_message: String,
+}
+
+impl Default for Texts {
+    fn default() -> Self {
+        Self {
+            greeting: "Hi! Welcome to {business_name}. I can book an appointment for you.".into(),
+            choose_service: "Which service would you like?".into(),
+            choose_day: "Which day suits you for {service}?".into(),
+            choose_time: "These times are free on {date}:".into(),
+            no_times: "Sorry, nothing is free on {date}. Please pick another day.".into(),
+            ask_name: "What name should I put the booking under?".into(),
+            summary: "{service} on {date} at {time} for {price}. Shall I book it?".into(),
+            choose_payment: "How would you like to pay?".into(),
+            confirmed:
+                "Booked! {service} on {date} at {time}. Your reference is {reference}. {payment}"
+                    .into(),
+            slot_taken: "Sorry, {time} was just taken. Here are the times still free:".into(),
+            closed_now:
+                "We are closed right now; we open {opens}. You can still book a time below.".into(),
+            not_understood: "Sorry, I did not get that. Please pick one of the options.".into(),
+            cancelled: "Your booking {reference} on {date} at {time} is cancelled.".into(),
+            nothing_to_cancel: "You have no upcoming booking.".into(),
+            handoff: "I have asked a member of the team to reply to you here.".into(),
+            unsupported_message: "I can only read text for now. Please type your answer.".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowSettings {
+    /// Ask the customer's name when the conversation does not know it yet.
+    pub ask_name: bool,
+    /// Ask how the customer will pay (else bookings confirm directly).
+    pub ask_payment: bool,
+    /// A conversation idle this long starts over.
+    pub session_timeout_minutes: u32,
+    #[serde(default)]
+    pub texts: Texts,
+}
+
+impl Default for FlowSettings {
+    fn default() -> Self {
+        Self {
+            ask_name: true,
+            ask_payment: true,
+            session_timeout_minutes: 60,
+            texts: Texts::default(),
+        }
+    }
+}
+
+/// Everything but the services (which have their own commands and events).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BotSettings {
+    pub time_zone: IanaTimeZone,
+    pub hours: OpeningHours,
+    #[serde(default)]
+    pub closures: Vec<Closure>,
+    #[serde(default)]
+    pub rules: BookingRules,
+    #[serde(default)]
+    pub payment_methods: Vec<PaymentMethod>,
+    #[serde(default)]
+    pub keyword_replies: Vec<KeywordReply>,
+    #[serde(default)]
+    pub flow: FlowSettings,
+}
+
+/// One problem with a configuration: the field at fault (a JSON path) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigProblem {
+    pub field: String,
+    pub message: String,
+}
+
+const PLACEHOLDERS: &[&str] = &[
+    "business_name",
+    "service",
+    "date",
+    "time",
+    "price",
+    "reference",
+    "name",
+    "hours",
+    "opens",
+    "payment",
+];
+
+impl BotSettings {
+    /// Every problem at once, so an editor can show them all.
+    pub fn problems(&self) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        let mut problem = |field: String, message: &str| {
+            problems.push(ConfigProblem {
+                field,
+                message: message.to_owned(),
+            })
+        };
+        for (day, ranges) in self.hours.days() {
+            let mut sorted: Vec<&TimeRange> = ranges.iter().collect();
+            sorted.sort_by_key(|r| r.open);
+            for (i, range) in ranges.iter().enumerate() {
+                if range.open >= range.close {
+                    problem(
+                        format!("hours.{day}[{i}]"),
+                        "opens before it closes, within the day",
+                    );
+                }
+            }
+            if sorted.windows(2).any(|w| w[1].open < w[0].close) {
+                problem(format!("hours.{day}"), "opening ranges overlap");
+            }
+        }
+        for (i, closure) in self.closures.iter().enumerate() {
+            if closure.from > closure.to {
+                problem(format!("closures[{i}]"), "ends before it starts");
+            }
+        }
+        let rules = &self.rules;
+        if rules.min_notice_minutes > 60 * 24 * 30 {
+            problem("rules.min_notice_minutes".into(), "at most 30 days");
+        }
+        if !(1..=365).contains(&rules.horizon_days) {
+            problem("rules.horizon_days".into(), "1 to 365 days");
+        }
+        if !(5..=240).contains(&rules.slot_step_minutes) {
+            problem("rules.slot_step_minutes".into(), "5 to 240 minutes");
+        }
+        for (i, method) in self.payment_methods.iter().enumerate() {
+            match method {
+                PaymentMethod::BankTransfer { details } if details.trim().is_empty() => {
+                    problem(format!("payment_methods[{i}].details"), "must not be empty")
+                }
+                PaymentMethod::PaymentLink { url } if !url.starts_with("https://") => problem(
+                    format!("payment_methods[{i}].url"),
+                    "must be an https:// link",
+                ),
+                _ => {}
+            }
+        }
+        if self.flow.ask_payment && self.payment_methods.is_empty() {
+            problem(
+                "payment_methods".into(),
+                "at least one is needed when the flow asks for payment",
+            );
+        }
+        for (i, reply) in self.keyword_replies.iter().enumerate() {
+            if reply.keywords.is_empty() || reply.keywords.iter().any(|k| k.trim().is_empty()) {
+                problem(
+                    format!("keyword_replies[{i}].keywords"),
+                    "non-empty keywords",
+                );
+            }
+            if reply.reply.trim().is_empty() || reply.reply.chars().count() > 4096 {
+                problem(
+                    format!("keyword_replies[{i}].reply"),
+                    "1 to 4096 characters",
+                );
+            }
+        }
+        if !(5..=60 * 24 * 7).contains(&self.flow.session_timeout_minutes) {
+            problem("flow.session_timeout_minutes".into(), "5 minutes to 7 days");
+        }
+        let texts = serde_json::to_value(&self.flow.texts).expect("texts serialize");
+        for (name, text) in texts.as_object().expect("texts are an object") {
+            let text = text.as_str().unwrap_or_default();
+            let field = format!("flow.texts.{name}");
+            if text.trim().is_empty() || text.chars().count() > 1024 {
+                problem(field.clone(), "1 to 1024 characters");
+            }
+            if let Some(unknown) = unknown_placeholder(text) {
+                problem(field, &format!("unknown placeholder {{{unknown}}}"));
+            }
+        }
+        problems
+    }
+}
+
+fn unknown_placeholder(text: &str) -> Option<String> {
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let close = after.find('}')?;
+        let name = &after[..close];
+        if !PLACEHOLDERS.contains(&name) {
+            return Some(name.to_owned());
+        }
+        rest = &after[close + 1..];
+    }
+    None
+}
+
+impl Service {
+    pub fn problems(&self, prefix: &str) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        let len = self.name.trim().chars().count();
+        if !(1..=24).contains(&len) {
+            // 24: the longest title a WhatsApp list row shows.
+            problems.push(ConfigProblem {
+                field: format!("{prefix}name"),
+                message: "1 to 24 characters".into(),
+            });
+        }
+        if self
+            .description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > 72)
+        {
+            problems.push(ConfigProblem {
+                field: format!("{prefix}description"),
+                message: "at most 72 characters".into(),
+            });
+        }
+        if self.buffer_minutes > 240 {
+            problems.push(ConfigProblem {
+                field: format!("{prefix}buffer_minutes"),
+                message: "at most 240 minutes".into(),
+            });
+        }
+        if !(1..=100).contains(&self.capacity) {
+            problems.push(ConfigProblem {
+                field: format!("{prefix}capacity"),
+                message: "1 to 100".into(),
+            });
+        }
+        problems
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BotConfigCommand {
+    Configure {
+        expected_version: u32,
+        settings: BotSettings,
+    },
+    AddService {
+        expected_version: u32,
+        service: Service,
+    },
+    UpdateService {
+        expected_version: u32,
+        service: Service,
+    },
+    RetireService {
+        expected_version: u32,
+        service_id: ServiceId,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum BotConfigEvent {
+    BotConfigured {
+        settings: BotSettings,
+    },
+    /// Schema v2: v1 carried flat `price_cents`, `currency` and `duration_minutes` (see
+    /// `upcast`).
+    ServiceAdded {
+        service: Service,
+    },
+    ServiceUpdated {
+        service: Service,
+    },
+    ServiceRetired {
+        service_id: ServiceId,
+    },
+}
+
+impl DomainEvent for BotConfigEvent {
+    const STREAM_TYPE: &'static str = "bot_config";
+
+    fn event_type(&self) -> &'static str {
+        match self {
+            Self::BotConfigured { .. } => "BotConfigured",
+            Self::ServiceAdded { .. } => "ServiceAdded",
+            Self::ServiceUpdated { .. } => "ServiceUpdated",
+            Self::ServiceRetired { .. } => "ServiceRetired",
+        }
+    }
+
+    fn schema_version(event_type: &str) -> u32 {
+        match event_type {
+            "ServiceAdded" => 2,
+            _ => 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BotConfigState {
+    /// How many events the stream holds: the version commands must name.
+    pub version: u32,
+    pub settings: Option<BotSettings>,
+    pub services: BTreeMap<ServiceId, Service>,
+}
+
+impl BotConfigState {
+    pub fn active_services(&self) -> impl Iterator<Item = &Service> {
+        self.services.values().filter(|s| s.active)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BotConfigError {
+    #[error("the configuration is at version {actual}, not {expected}: reload and edit again")]
+    VersionMismatch { expected: u32, actual: u32 },
+    #[error("the configuration has problems: {}", .0.iter().map(|p| format!("{}: {}", p.field, p.message)).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<ConfigProblem>),
+    #[error("a service with this id exists")]
+    ServiceExists,
+    #[error("no such service")]
+    UnknownService,
+    #[error("the service is already retired")]
+    AlreadyRetired,
+}
+
+pub struct BotConfig;
+
+impl Decider for BotConfig {
+    type State = BotConfigState;
+    type Command = BotConfigCommand;
+    type Event = BotConfigEvent;
+    type Error = BotConfigError;
+
+    fn decide(
+        state: &BotConfigState,
+        command: BotConfigCommand,
+    ) -> Result<Vec<BotConfigEvent>, BotConfigError> {
+        use BotConfigCommand as C;
+        let expected = match &command {
+            C::Configure {
+                expected_version, ..
+            }
+            | C::AddService {
+                expected_version, ..
+            }
+            | C::UpdateService {
+                expected_version, ..
+            }
+            | C::RetireService {
+                expected_version, ..
+            } => *expected_version,
+        };
+        if expected != state.version {
+            return Err(BotConfigError::VersionMismatch {
+                expected,
+                actual: state.version,
+            });
+        }
+        let invalid_if_any = |problems: Vec<ConfigProblem>| {
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                Err(BotConfigError::Invalid(problems))
+            }
+        };
+        match command {
+            C::Configure { settings, .. } => {
+                invalid_if_any(settings.problems())?;
+                Ok(vec![BotConfigEvent::BotConfigured { settings }])
+            }
+            C::AddService { service, .. } => {
+                if state.services.contains_key(&service.id) {
+                    return Err(BotConfigError::ServiceExists);
+                }
+                invalid_if_any(service.problems("service."))?;
+                Ok(vec![BotConfigEvent::ServiceAdded { service }])
+            }
+            C::UpdateService { service, .. } => {
+                if !state.services.contains_key(&service.id) {
+                    return Err(BotConfigError::UnknownService);
+                }
+                invalid_if_any(service.problems("service."))?;
+                Ok(vec![BotConfigEvent::ServiceUpdated { service }])
+            }
+            C::RetireService { service_id, .. } => match state.services.get(&service_id) {
+                None => Err(BotConfigError::UnknownService),
+                Some(s) if !s.active => Err(BotConfigError::AlreadyRetired),
+                Some(_) => Ok(vec![BotConfigEvent::ServiceRetired { service_id }]),
+            },
+        }
+    }
+
+    fn evolve(mut state: BotConfigState, event: &BotConfigEvent) -> BotConfigState {
+        state.version += 1;
+        match event {
+            BotConfigEvent::BotConfigured { settings } => state.settings = Some(settings.clone()),
+            BotConfigEvent::ServiceAdded { service }
+            | BotConfigEvent::ServiceUpdated { service } => {
+                state.services.insert(service.id, service.clone());
+            }
+            BotConfigEvent::ServiceRetired { service_id } => {
+                if let Some(s) = state.services.get_mut(service_id) {
+                    s.active = false;
+                }
+            }
+        }
+        state
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::decider::scenario::given;
+    use crate::event::assert_round_trips;
+
+    pub fn range(open: &str, close: &str) -> TimeRange {
+        TimeRange {
+            open: LocalTime::parse(open).unwrap(),
+            close: LocalTime::parse(close).unwrap(),
+        }
+    }
+
+    /// Mon–Fri 09:00–13:00 and 14:00–18:00, Saturday 10:00–14:00, Madrid.
+    pub fn settings() -> BotSettings {
+        let weekday = vec![range("09:00", "13:00"), range("14:00", "18:00")];
+        BotSettings {
+            time_zone: IanaTimeZone::parse("Europe/Madrid").unwrap(),
+            hours: OpeningHours {
+                monday: weekday.clone(),
+                tuesday: weekday.clone(),
+                wednesday: weekday.clone(),
+                thursday: weekday.clone(),
+                friday: weekday,
+                saturday: vec![range("10:00", "14:00")],
+                sunday: vec![],
+            },
+            closures: vec![],
+            rules: BookingRules::default(),
+            payment_methods: vec![
+                PaymentMethod::Cash,
+                PaymentMethod::BankTransfer {
+                    details: "IBAN ES00 0000".into(),
+                },
+            ],
+            keyword_replies: vec![],
+            flow: FlowSettings::default(),
+        }
+    }
+
+    pub fn haircut() -> Service {
+        Service {
+            id: ServiceId::from_uuid(uuid::Uuid::from_u128(7)),
+            name: "Haircut".into(),
+            description: Some("Wash, cut and dry".into()),
+            price: Money::parse(2500, "EUR").unwrap(),
+            duration: ServiceDuration::parse(45).unwrap(),
+            buffer_minutes: 15,
+            capacity: 1,
+            category: Some("Hair".into()),
+            active: true,
+        }
+    }
+
+    #[test]
+    fn a_valid_configuration_is_recorded_and_bumps_the_version() {
+        given::<BotConfig>(&[])
+            .when(BotConfigCommand::Configure {
+                expected_version: 0,
+                settings: settings(),
+            })
+            .then_expect(&[BotConfigEvent::BotConfigured {
+                settings: settings(),
+            }]);
+        let state = BotConfig::fold(&[BotConfigEvent::BotConfigured {
+            settings: settings(),
+        }]);
+        assert_eq!(state.version, 1);
+    }
+
+    #[test]
+    fn a_stale_version_conflicts() {
+        given::<BotConfig>(&[BotConfigEvent::BotConfigured {
+            settings: settings(),
+        }])
+        .when(BotConfigCommand::Configure {
+            expected_version: 0,
+            settings: settings(),
+        })
+        .then_expect_error(BotConfigError::VersionMismatch {
+            expected: 0,
+            actual: 1,
+        });
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_field() {
+        let mut bad = settings();
+        bad.hours.monday = vec![
+            range("12:00", "10:00"),
+            range("09:00", "11:00"),
+            range("10:30", "12:00"),
+        ];
+        bad.rules.slot_step_minutes = 1;
+        bad.flow.texts.greeting = "Hello {customer}".into();
+        bad.payment_methods = vec![PaymentMethod::PaymentLink {
+            url: "http://pay.example".into(),
+        }];
+        let problems = bad.problems();
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "hours.monday[0]",
+                "hours.monday",
+                "rules.slot_step_minutes",
+                "payment_methods[0].url",
+                "flow.texts.greeting"
+            ]
+        );
+        assert!(problems[4].message.contains("{customer}"));
+        given::<BotConfig>(&[])
+            .when(BotConfigCommand::Configure {
+                expected_version: 0,
+                settings: bad,
+            })
+            .then_expect_error(BotConfigError::Invalid(problems));
+    }
+
+    #[test]
+    fn services_are_added_updated_and_retired() {
+        let added = BotConfigEvent::ServiceAdded { service: haircut() };
+        given::<BotConfig>(&[])
+            .when(BotConfigCommand::AddService {
+                expected_version: 0,
+                service: haircut(),
+            })
+            .then_expect(std::slice::from_ref(&added));
+        given::<BotConfig>(std::slice::from_ref(&added))
+            .when(BotConfigCommand::AddService {
+                expected_version: 1,
+                service: haircut(),
+            })
+            .then_expect_error(BotConfigError::ServiceExists);
+        let mut pricier = haircut();
+        pricier.price = Money::parse(3000, "EUR").unwrap();
+        given::<BotConfig>(std::slice::from_ref(&added))
+            .when(BotConfigCommand::UpdateService {
+                expected_version: 1,
+                service: pricier.clone(),
+            })
+            .then_expect(&[BotConfigEvent::ServiceUpdated { service: pricier }]);
+        let retired = BotConfigEvent::ServiceRetired {
+            service_id: haircut().id,
+        };
+        given::<BotConfig>(std::slice::from_ref(&added))
+            .when(BotConfigCommand::RetireService {
+                expected_version: 1,
+                service_id: haircut().id,
+            })
+            .then_expect(std::slice::from_ref(&retired));
+        given::<BotConfig>(&[added.clone(), retired.clone()])
+            .when(BotConfigCommand::RetireService {
+                expected_version: 2,
+                service_id: haircut().id,
+            })
+            .then_expect_error(BotConfigError::AlreadyRetired);
+        let state = BotConfig::fold(&[added, retired]);
+        assert_eq!(state.active_services().count(), 0);
+    }
+
+    #[test]
+    fn a_service_name_must_fit_a_whatsapp_list_row() {
+        let mut long = haircut();
+        long.name = "Deluxe wash, cut, colour and style".into();
+        given::<BotConfig>(&[])
+            .when(BotConfigCommand::AddService {
+                expected_version: 0,
+                service: long,
+            })
+            .then_expect_error(BotConfigError::Invalid(vec![ConfigProblem {
+                field: "service.name".into(),
+                message: "1 to 24 characters".into(),
+            }]));
+    }
+
+    #[test]
+    fn events_round_trip_through_the_store_format() {
+        assert_round_trips(&[
+            BotConfigEvent::BotConfigured {
+                settings: settings(),
+            },
+            BotConfigEvent::ServiceAdded { service: haircut() },
+            BotConfigEvent::ServiceUpdated { service: haircut() },
+            BotConfigEvent::ServiceRetired {
+                service_id: haircut().id,
+            },
+        ]);
+    }
+}
