@@ -376,7 +376,7 @@ impl Service {
 pub enum BotConfigCommand {
     Configure {
         expected_version: u32,
-        settings: BotSettings,
+        settings: Box<BotSettings>,
     },
     AddService {
         expected_version: u32,
@@ -529,7 +529,9 @@ impl Decider for BotConfig {
     fn evolve(mut state: BotConfigState, event: &BotConfigEvent) -> BotConfigState {
         state.version += 1;
         match event {
-            BotConfigEvent::BotConfigured { settings } => state.settings = Some(settings.clone()),
+            BotConfigEvent::BotConfigured { settings } => {
+                state.settings = Some(settings.as_ref().clone())
+            }
             BotConfigEvent::ServiceAdded { service }
             | BotConfigEvent::ServiceUpdated { service } => {
                 state.services.insert(service.id, service.clone());
@@ -603,13 +605,13 @@ pub(crate) mod tests {
         given::<BotConfig>(&[])
             .when(BotConfigCommand::Configure {
                 expected_version: 0,
-                settings: settings(),
+                settings: Box::new(settings()),
             })
             .then_expect(&[BotConfigEvent::BotConfigured {
-                settings: settings(),
+                settings: Box::new(settings()),
             }]);
         let state = BotConfig::fold(&[BotConfigEvent::BotConfigured {
-            settings: settings(),
+            settings: Box::new(settings()),
         }]);
         assert_eq!(state.version, 1);
     }
@@ -617,11 +619,11 @@ pub(crate) mod tests {
     #[test]
     fn a_stale_version_conflicts() {
         given::<BotConfig>(&[BotConfigEvent::BotConfigured {
-            settings: settings(),
+            settings: Box::new(settings()),
         }])
         .when(BotConfigCommand::Configure {
             expected_version: 0,
-            settings: settings(),
+            settings: Box::new(settings()),
         })
         .then_expect_error(BotConfigError::VersionMismatch {
             expected: 0,
@@ -658,7 +660,7 @@ pub(crate) mod tests {
         given::<BotConfig>(&[])
             .when(BotConfigCommand::Configure {
                 expected_version: 0,
-                settings: bad,
+                settings: Box::new(bad),
             })
             .then_expect_error(BotConfigError::Invalid(problems));
     }
@@ -724,7 +726,7 @@ pub(crate) mod tests {
     fn events_round_trip_through_the_store_format() {
         assert_round_trips(&[
             BotConfigEvent::BotConfigured {
-                settings: settings(),
+                settings: Box::new(settings()),
             },
             BotConfigEvent::ServiceAdded { service: haircut() },
             BotConfigEvent::ServiceUpdated { service: haircut() },
