@@ -396,7 +396,7 @@ pub enum BotConfigCommand {
 #[serde(tag = "type")]
 pub enum BotConfigEvent {
     BotConfigured {
-        settings: BotSettings,
+        settings: Box<BotSettings>,
     },
     /// Schema v2: v1 carried flat `price_cents`, `currency` and `duration_minutes` (see
     /// `upcast`).
