@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agenda;
+pub mod availability;
 pub mod booking;
 pub mod bot_config;
 pub mod decider;
