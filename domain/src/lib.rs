@@ -18,6 +18,7 @@ pub mod ids;
 pub mod plan;
 pub mod scheduling;
 pub mod tenant;
+pub mod upcast;
 pub mod values;
 
 pub use decider::{Decider, EventuallyAggregate};
