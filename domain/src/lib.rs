@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod agenda;
 pub mod availability;
 pub mod booking;
