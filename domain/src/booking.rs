@@ -163,6 +163,21 @@ impl Booking {
     }
 }
 
+/// The short code a customer quotes for a booking (`BK-7Q4KX2`), derived from its id:
+/// Crockford base32 of its first bytes, without look-alike letters.
+pub fn booking_reference(booking_id: BookingId) -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let bits = u64::from_be_bytes(
+        booking_id.uuid().as_bytes()[..8]
+            .try_into()
+            .expect("8 bytes"),
+    );
+    let code: String = (0..6)
+        .map(|i| ALPHABET[((bits >> (59 - 5 * i)) & 31) as usize] as char)
+        .collect();
+    format!("BK-{code}")
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BookingError {
     #[error("the booking already exists")]

@@ -143,6 +143,13 @@ pub struct Texts {
     pub nothing_to_cancel: String,
     pub handoff: String,
     pub unsupported_message: String,
+    pub rescheduled: String,
+    pub my_bookings: String,
+    pub hours: String,
+    pub prices: String,
+    pub pay_cash: String,
+    pub pay_transfer: String,
+    pub pay_link: String,
 }
 
 impl Default for Texts {
@@ -167,6 +174,13 @@ impl Default for Texts {
             nothing_to_cancel: "You have no upcoming booking.".into(),
             handoff: "I have asked a member of the team to reply to you here.".into(),
             unsupported_message: "I can only read text for now. Please type your answer.".into(),
+            rescheduled: "Done: your booking {reference} is now on {date} at {time}.".into(),
+            my_bookings: "Your upcoming bookings:".into(),
+            hours: "Our opening hours:\n{hours}".into(),
+            prices: "Our services:".into(),
+            pay_cash: "Please pay at the venue.".into(),
+            pay_transfer: "Please transfer {price} to: {details}".into(),
+            pay_link: "Please pay {price} here: {url}".into(),
         }
     }
 }
@@ -229,6 +243,8 @@ const PLACEHOLDERS: &[&str] = &[
     "hours",
     "opens",
     "payment",
+    "details",
+    "url",
 ];
 
 impl BotSettings {

@@ -12,6 +12,7 @@ pub mod access;
 pub mod agenda;
 pub mod availability;
 pub mod booking;
+pub mod bot;
 pub mod bot_config;
 pub mod decider;
 pub mod event;

@@ -1,0 +1,971 @@
+//! The bot's conversation engine: `step(context, calendar, state, input) -> Turn`.
+//!
+//! Pure. The tenant's configuration says what to say and which steps to take; the calendar
+//! gives the agenda and the customer's bookings as they stand; the input carries the message,
+//! the time and the id a new booking would get. The turn says the new state, the replies and
+//! the actions (book, cancel, reschedule, hand off) that the command side carries out together
+//! with the conversation's events. If an action then loses a race (the slot was taken), the
+//! command side reloads the calendar and steps again: the engine then sees the slot taken and
+//! offers other times.
+
+use chrono::{DateTime, Datelike as _, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::agenda::Interval;
+use crate::availability::{Slot, free_slots, is_open_at, next_opening, open_days};
+use crate::booking::{BookingStatus, booking_reference};
+use crate::bot::message::{Choice, Inbound, Reply, contains_words, normalize, render};
+use crate::bot_config::{BotSettings, PaymentMethod, Service, TimeRange};
+use crate::ids::{BookingId, ServiceId};
+use crate::scheduling::occupied;
+use crate::values::LocalDate;
+
+/// What the engine knows of the business.
+pub struct BotContext<'a> {
+    pub business_name: &'a str,
+    pub settings: &'a BotSettings,
+    /// Active services, in the order the business lists them.
+    pub services: &'a [Service],
+}
+
+/// A booking of this customer, as the engine needs to show and act on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookingView {
+    pub booking_id: BookingId,
+    pub service_id: ServiceId,
+    pub service_name: String,
+    pub appointment: Interval,
+    pub buffer_minutes: u32,
+    pub status: BookingStatus,
+}
+
+/// The write model's view of time that matters to the conversation. Implemented by the command
+/// side over agenda and booking streams it has loaded.
+pub trait Calendar {
+    /// Holds on the (default resource's) agenda of a local date, by booking.
+    fn holds(&self, date: LocalDate) -> Vec<(BookingId, Interval)>;
+    /// This customer's bookings.
+    fn bookings(&self) -> Vec<BookingView>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    #[default]
+    Idle,
+    ChoosingService,
+    ChoosingDay,
+    ChoosingTime,
+    AskingName,
+    Confirming,
+    ChoosingPayment,
+    ChoosingBookingToCancel,
+    ChoosingBookingToReschedule,
+    HandedOff,
+}
+
+/// The conversation's memory between messages.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BotState {
+    pub step: Step,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<LocalDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<PaymentMethod>,
+    /// The booking being rescheduled, if that is what the customer is doing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rescheduling: Option<BookingId>,
+    /// The last question asked, to map typed answers ("2", "Haircut") to its choices and to
+    /// ask again when an answer is not understood.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<Reply>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_activity: Option<DateTime<Utc>>,
+}
+
+pub struct Input<'a> {
+    pub inbound: &'a Inbound,
+    /// The WhatsApp profile name, used when the flow does not ask for a name.
+    pub profile_name: Option<&'a str>,
+    pub now: DateTime<Utc>,
+    /// The id a booking made in this turn gets (derived from the message id by the caller, so
+    /// a redelivered message books nothing twice).
+    pub new_booking_id: BookingId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum BotAction {
+    RequestBooking {
+        booking_id: BookingId,
+        reference: String,
+        service_id: ServiceId,
+        start: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        customer_name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payment: Option<PaymentMethod>,
+        /// Confirmed at once (no payment to wait for).
+        confirm: bool,
+    },
+    CancelBooking {
+        booking_id: BookingId,
+    },
+    RescheduleBooking {
+        booking_id: BookingId,
+        start: DateTime<Utc>,
+    },
+    HandOff,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    pub state: BotState,
+    pub replies: Vec<Reply>,
+    pub actions: Vec<BotAction>,
+    /// The previous session had expired and was started over.
+    pub expired: bool,
+}
+
+const PAGE: usize = 8;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Global {
+    Menu,
+    Cancel,
+    Reschedule,
+    MyBookings,
+    Hours,
+    Prices,
+    Agent,
+}
+
+const GLOBALS: &[(Global, &[&str])] = &[
+    (
+        Global::Menu,
+        &["menu", "start", "restart", "hi", "hello", "hola", "inicio"],
+    ),
+    (Global::Cancel, &["cancel", "cancel booking", "cancelar"]),
+    (
+        Global::Reschedule,
+        &[
+            "reschedule",
+            "change booking",
+            "reprogramar",
+            "cambiar cita",
+        ],
+    ),
+    (
+        Global::MyBookings,
+        &["my bookings", "bookings", "mis citas", "mis reservas"],
+    ),
+    (
+        Global::Hours,
+        &["hours", "opening hours", "horario", "horarios"],
+    ),
+    (Global::Prices, &["prices", "price list", "precios"]),
+    (
+        Global::Agent,
+        &["agent", "human", "person", "agente", "persona"],
+    ),
+];
+
+pub fn step(
+    ctx: &BotContext<'_>,
+    calendar: &dyn Calendar,
+    state: &BotState,
+    input: Input<'_>,
+) -> Turn {
+    let timeout = Duration::minutes(i64::from(ctx.settings.flow.session_timeout_minutes));
+    let mut state = state.clone();
+    let mut expired = false;
+    if let Some(last) = state.last_activity
+        && input.now - last > timeout
+        && state.step != Step::Idle
+    {
+        // A stale session must not answer with the old flow: start over, keep the name.
+        state = BotState {
+            customer_name: state.customer_name.take(),
+            ..BotState::default()
+        };
+        expired = true;
+    }
+    let mut engine = Engine {
+        ctx,
+        calendar,
+        now: input.now,
+        new_booking_id: input.new_booking_id,
+        profile_name: input.profile_name,
+        state,
+        replies: Vec::new(),
+        actions: Vec::new(),
+    };
+    engine.handle(input.inbound);
+    engine.state.last_activity = Some(input.now);
+    Turn {
+        state: engine.state,
+        replies: engine.replies,
+        actions: engine.actions,
+        expired,
+    }
+}
+
+struct Engine<'a> {
+    ctx: &'a BotContext<'a>,
+    calendar: &'a dyn Calendar,
+    now: DateTime<Utc>,
+    new_booking_id: BookingId,
+    profile_name: Option<&'a str>,
+    state: BotState,
+    replies: Vec<Reply>,
+    actions: Vec<BotAction>,
+}
+
+impl Engine<'_> {
+    fn texts(&self) -> &crate::bot_config::Texts {
+        &self.ctx.settings.flow.texts
+    }
+
+    fn handle(&mut self, inbound: &Inbound) {
+        let (id, text) = match inbound {
+            Inbound::Unsupported { .. } => {
+                if self.state.step == Step::HandedOff {
+                    return;
+                }
+                self.say(&self.texts().unsupported_message.clone(), &[]);
+                self.ask_again_or_start();
+                return;
+            }
+            Inbound::Text { body } => (None, body.as_str()),
+            Inbound::ButtonReply { id, title } | Inbound::ListReply { id, title } => {
+                (Some(id.clone()), title.as_str())
+            }
+        };
+
+        if id.is_none() {
+            if let Some(global) = self.global_command(text) {
+                return self.run_global(global);
+            }
+            if self.state.step == Step::HandedOff {
+                return; // a person is answering; the bot stays quiet until "menu"
+            }
+            if let Some(reply) = self.keyword_reply(text) {
+                self.replies.push(Reply::text(reply));
+                if self.state.step != Step::Idle {
+                    self.repeat_prompt();
+                }
+                return;
+            }
+        }
+        let id = id.or_else(|| self.typed_choice(text));
+
+        match self.state.step {
+            Step::Idle | Step::HandedOff => self.start(),
+            Step::AskingName => self.on_name(text),
+            step => match id {
+                Some(id) => self.on_choice(step, &id),
+                None => self.not_understood(),
+            },
+        }
+    }
+
+    // ---- commands the customer can type at any point ----
+
+    fn global_command(&self, text: &str) -> Option<Global> {
+        let normalized = normalize(text);
+        let words = normalized.split(' ').count();
+        GLOBALS.iter().find_map(|(global, phrases)| {
+            let hit = phrases.iter().any(|p| {
+                normalized == *p
+                    // A short message mentioning a command ("cancel my booking please") is
+                    // that command, except while asking for a name ("Agent Smith").
+                    || (self.state.step != Step::AskingName && words <= 5 && contains_words(&normalized, p))
+            });
+            hit.then_some(*global)
+        })
+    }
+
+    fn run_global(&mut self, global: Global) {
+        match global {
+            Global::Menu => {
+                self.state = BotState {
+                    customer_name: self.state.customer_name.take(),
+                    ..BotState::default()
+                };
+                self.start();
+            }
+            Global::Cancel => self.offer_own_bookings(Step::ChoosingBookingToCancel),
+            Global::Reschedule => self.offer_own_bookings(Step::ChoosingBookingToReschedule),
+            Global::MyBookings => {
+                let upcoming = self.upcoming_bookings();
+                if upcoming.is_empty() {
+                    self.say(&self.texts().nothing_to_cancel.clone(), &[]);
+                } else {
+                    let lines: Vec<String> = upcoming
+                        .iter()
+                        .map(|b| {
+                            format!(
+                                "{} · {} · {} {}",
+                                booking_reference(b.booking_id),
+                                b.service_name,
+                                self.date_label(self.local_date(b.appointment.start)),
+                                self.time_label(b.appointment.start)
+                            )
+                        })
+                        .collect();
+                    self.replies.push(Reply::text(format!(
+                        "{}\n{}",
+                        self.texts().my_bookings,
+                        lines.join("\n")
+                    )));
+                }
+                self.repeat_prompt_if_busy();
+            }
+            Global::Hours => {
+                let hours = self.hours_text();
+                self.say(&self.texts().hours.clone(), &[("hours", &hours)]);
+                self.repeat_prompt_if_busy();
+            }
+            Global::Prices => {
+                let lines: Vec<String> = self
+                    .ctx
+                    .services
+                    .iter()
+                    .map(|s| format!("{} · {} · {} min", s.name, s.price, s.duration.minutes()))
+                    .collect();
+                self.replies.push(Reply::text(format!(
+                    "{}\n{}",
+                    self.texts().prices,
+                    lines.join("\n")
+                )));
+                self.repeat_prompt_if_busy();
+            }
+            Global::Agent => {
+                self.say(&self.texts().handoff.clone(), &[]);
+                self.actions.push(BotAction::HandOff);
+                self.state.step = Step::HandedOff;
+                self.state.prompt = None;
+            }
+        }
+    }
+
+    fn keyword_reply(&self, text: &str) -> Option<String> {
+        self.ctx
+            .settings
+            .keyword_replies
+            .iter()
+            .find(|k| k.keywords.iter().any(|kw| contains_words(text, kw)))
+            .map(|k| self.fill(&k.reply, &[]))
+    }
+
+    // ---- the booking flow ----
+
+    fn start(&mut self) {
+        self.state = BotState {
+            customer_name: self.state.customer_name.take(),
+            ..BotState::default()
+        };
+        self.say(&self.texts().greeting.clone(), &[]);
+        if !is_open_at(self.ctx.settings, self.now)
+            && let Some(opens) = next_opening(self.ctx.settings, self.now, 14)
+        {
+            let opens = format!("{} {}", opens.format("%a %-d %b"), opens.format("%H:%M"));
+            self.say(&self.texts().closed_now.clone(), &[("opens", &opens)]);
+        }
+        self.offer_services(0);
+    }
+
+    fn offer_services(&mut self, page: usize) {
+        let services = self.ctx.services;
+        if services.is_empty() {
+            self.say(&self.texts().handoff.clone(), &[]);
+            self.actions.push(BotAction::HandOff);
+            self.state.step = Step::HandedOff;
+            return;
+        }
+        let mut choices: Vec<Choice> = services
+            .iter()
+            .skip(page * PAGE)
+            .take(PAGE)
+            .map(|s| Choice {
+                id: format!("svc:{}", s.id),
+                title: s.name.clone(),
+                description: Some(format!("{} · {} min", s.price, s.duration.minutes())),
+            })
+            .collect();
+        if services.len() > (page + 1) * PAGE {
+            choices.push(more(format!("svc:more:{}", page + 1), "More services"));
+        }
+        self.ask(
+            Step::ChoosingService,
+            &self.texts().choose_service.clone(),
+            "Services",
+            choices,
+        );
+    }
+
+    fn on_choice(&mut self, step: Step, id: &str) {
+        match (step, id.split_once(':')) {
+            (Step::ChoosingService, Some(("svc", rest))) => {
+                if let Some(page) = rest.strip_prefix("more:").and_then(|p| p.parse().ok()) {
+                    return self.offer_services(page);
+                }
+                match self.ctx.services.iter().find(|s| s.id.to_string() == rest) {
+                    Some(service) => {
+                        self.state.service = Some(service.id);
+                        self.offer_days(0);
+                    }
+                    None => self.not_understood(),
+                }
+            }
+            (Step::ChoosingDay, Some(("day", rest))) => {
+                if let Some(offset) = rest.strip_prefix("more:").and_then(|p| p.parse().ok()) {
+                    return self.offer_days(offset);
+                }
+                match rest.parse::<LocalDate>() {
+                    Ok(date) => {
+                        self.state.date = Some(date);
+                        self.offer_times(0, None);
+                    }
+                    Err(_) => self.not_understood(),
+                }
+            }
+            (Step::ChoosingTime, Some(("day", "again"))) => self.offer_days(0),
+            (Step::ChoosingTime, Some(("time", rest))) => {
+                if let Some(page) = rest.strip_prefix("more:").and_then(|p| p.parse().ok()) {
+                    return self.offer_times(page, None);
+                }
+                let start = rest
+                    .parse::<i64>()
+                    .ok()
+                    .and_then(|s| DateTime::from_timestamp(s, 0));
+                match start {
+                    Some(start) => {
+                        self.state.start = Some(start);
+                        if self.state.rescheduling.is_some() {
+                            self.finish_reschedule();
+                        } else {
+                            self.after_time();
+                        }
+                    }
+                    None => self.not_understood(),
+                }
+            }
+            (Step::Confirming, _) if id == "confirm" => {
+                if self.ctx.settings.flow.ask_payment
+                    && !self.ctx.settings.payment_methods.is_empty()
+                {
+                    self.offer_payment();
+                } else {
+                    self.finish_booking();
+                }
+            }
+            (Step::Confirming, _) if id == "change" => self.offer_services(0),
+            (Step::ChoosingPayment, Some(("pay", index))) => {
+                match index
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| self.ctx.settings.payment_methods.get(i))
+                {
+                    Some(method) => {
+                        self.state.payment = Some(method.clone());
+                        self.finish_booking();
+                    }
+                    None => self.not_understood(),
+                }
+            }
+            (Step::ChoosingBookingToCancel, Some(("cancel", booking))) => {
+                self.finish_cancel(booking)
+            }
+            (Step::ChoosingBookingToReschedule, Some(("resched", booking))) => {
+                match self
+                    .upcoming_bookings()
+                    .into_iter()
+                    .find(|b| b.booking_id.to_string() == booking)
+                {
+                    Some(b) => {
+                        self.state.rescheduling = Some(b.booking_id);
+                        self.state.service = Some(b.service_id);
+                        self.offer_days(0);
+                    }
+                    None => self.not_understood(),
+                }
+            }
+            _ => self.not_understood(),
+        }
+    }
+
+    fn service(&self) -> Option<&Service> {
+        let id = self.state.service?;
+        self.ctx.services.iter().find(|s| s.id == id)
+    }
+
+    /// Free slots of the chosen service on `date`, not counting the hold of the booking being
+    /// rescheduled (moving within one's own slot is allowed).
+    fn slots_on(&self, date: LocalDate) -> Vec<Slot> {
+        let Some(service) = self.service() else {
+            return Vec::new();
+        };
+        let holds: Vec<Interval> = self
+            .calendar
+            .holds(date)
+            .into_iter()
+            .filter(|(b, _)| Some(*b) != self.state.rescheduling)
+            .map(|(_, i)| i)
+            .collect();
+        free_slots(self.ctx.settings, service, date, &holds, self.now)
+    }
+
+    fn offer_days(&mut self, offset: usize) {
+        let today = self.local_date(self.now);
+        let days: Vec<(LocalDate, Slot)> = open_days(self.ctx.settings, today, 366)
+            .into_iter()
+            .filter_map(|d| self.slots_on(d).first().map(|s| (d, *s)))
+            .skip(offset)
+            .take(PAGE + 1)
+            .collect();
+        if days.is_empty() {
+            let service = self.service().map(|s| s.name.clone()).unwrap_or_default();
+            self.say(
+                &self.texts().no_times.clone(),
+                &[("date", "the coming days"), ("service", &service)],
+            );
+            return self.offer_services(0);
+        }
+        let mut choices: Vec<Choice> = days
+            .iter()
+            .take(PAGE)
+            .map(|(d, first)| Choice {
+                id: format!("day:{d}"),
+                title: self.date_label(*d),
+                description: Some(format!("from {}", first.local_start.format("%H:%M"))),
+            })
+            .collect();
+        if days.len() > PAGE {
+            choices.push(more(format!("day:more:{}", offset + PAGE), "More days"));
+        }
+        let service = self.service().map(|s| s.name.clone()).unwrap_or_default();
+        let body = self.fill(&self.texts().choose_day, &[("service", &service)]);
+        self.ask(Step::ChoosingDay, &body, "Days", choices);
+    }
+
+    /// Offers the free times of the chosen date, after `lead` (a text such as "that time was
+    /// just taken").
+    fn offer_times(&mut self, page: usize, lead: Option<String>) {
+        let Some(date) = self.state.date else {
+            return self.offer_days(0);
+        };
+        let slots = self.slots_on(date);
+        let date_label = self.date_label(date);
+        if slots.is_empty() {
+            let service = self.service().map(|s| s.name.clone()).unwrap_or_default();
+            self.say(
+                &self.texts().no_times.clone(),
+                &[("date", &date_label), ("service", &service)],
+            );
+            return self.offer_days(0);
+        }
+        let mut choices: Vec<Choice> = slots
+            .iter()
+            .skip(page * PAGE)
+            .take(PAGE)
+            .map(|s| Choice {
+                id: format!("time:{}", s.appointment.start.timestamp()),
+                title: s.local_start.format("%H:%M").to_string(),
+                description: None,
+            })
+            .collect();
+        if slots.len() > (page + 1) * PAGE {
+            choices.push(more(format!("time:more:{}", page + 1), "Later times"));
+        }
+        choices.push(more("day:again".into(), "Another day"));
+        let body =
+            lead.unwrap_or_else(|| self.fill(&self.texts().choose_time, &[("date", &date_label)]));
+        self.ask(Step::ChoosingTime, &body, "Times", choices);
+    }
+
+    fn after_time(&mut self) {
+        if self.state.customer_name.is_none() {
+            if self.ctx.settings.flow.ask_name {
+                self.state.step = Step::AskingName;
+                self.state.prompt = None;
+                return self.say(&self.texts().ask_name.clone(), &[]);
+            }
+            self.state.customer_name = self.profile_name.map(str::to_owned);
+        }
+        self.offer_summary();
+    }
+
+    fn on_name(&mut self, text: &str) {
+        let name = text.trim();
+        if name.is_empty() || name.chars().count() > 60 {
+            return self.say(&self.texts().ask_name.clone(), &[]);
+        }
+        self.state.customer_name = Some(name.to_owned());
+        self.offer_summary();
+    }
+
+    fn offer_summary(&mut self) {
+        let (Some(service), Some(start)) = (self.service().cloned(), self.state.start) else {
+            return self.start();
+        };
+        let body = self.fill(
+            &self.texts().summary,
+            &[
+                ("service", &service.name),
+                ("date", &self.date_label(self.local_date(start))),
+                ("time", &self.time_label(start)),
+                ("price", &service.price.to_string()),
+            ],
+        );
+        let choices = vec![
+            more("confirm".into(), "Confirm"),
+            more("change".into(), "Change"),
+        ];
+        self.ask(Step::Confirming, &body, "Options", choices);
+    }
+
+    fn offer_payment(&mut self) {
+        let choices = self
+            .ctx
+            .settings
+            .payment_methods
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let title = match m {
+                    PaymentMethod::Cash => "Cash",
+                    PaymentMethod::BankTransfer { .. } => "Bank transfer",
+                    PaymentMethod::PaymentLink { .. } => "Pay online",
+                };
+                more(format!("pay:{i}"), title)
+            })
+            .collect();
+        self.ask(
+            Step::ChoosingPayment,
+            &self.texts().choose_payment.clone(),
+            "Payment",
+            choices,
+        );
+    }
+
+    /// Books the chosen slot if it is still free; otherwise offers the times still free.
+    fn finish_booking(&mut self) {
+        let (Some(service), Some(date), Some(start)) =
+            (self.service().cloned(), self.state.date, self.state.start)
+        else {
+            return self.start();
+        };
+        if !self
+            .slots_on(date)
+            .iter()
+            .any(|s| s.appointment.start == start)
+        {
+            let lead = self.fill(
+                &self.texts().slot_taken,
+                &[("time", &self.time_label(start))],
+            );
+            self.state.start = None;
+            return self.offer_times(0, Some(lead));
+        }
+        let booking_id = self.new_booking_id;
+        let reference = booking_reference(booking_id);
+        let payment = self.state.payment.clone();
+        let confirm = matches!(payment, None | Some(PaymentMethod::Cash));
+        let price = service.price.to_string();
+        let instructions = match &payment {
+            None => String::new(),
+            Some(PaymentMethod::Cash) => self.fill(&self.texts().pay_cash, &[]),
+            Some(PaymentMethod::BankTransfer { details }) => self.fill(
+                &self.texts().pay_transfer,
+                &[("price", &price), ("details", details)],
+            ),
+            Some(PaymentMethod::PaymentLink { url }) => {
+                self.fill(&self.texts().pay_link, &[("price", &price), ("url", url)])
+            }
+        };
+        self.actions.push(BotAction::RequestBooking {
+            booking_id,
+            reference: reference.clone(),
+            service_id: service.id,
+            start,
+            customer_name: self.state.customer_name.clone(),
+            payment,
+            confirm,
+        });
+        let confirmed = self.fill(
+            &self.texts().confirmed,
+            &[
+                ("service", &service.name),
+                ("date", &self.date_label(date)),
+                ("time", &self.time_label(start)),
+                ("reference", &reference),
+                ("price", &price),
+                ("payment", &instructions),
+            ],
+        );
+        self.replies.push(Reply::text(confirmed.trim_end()));
+        self.finish();
+    }
+
+    fn finish_reschedule(&mut self) {
+        let (Some(booking_id), Some(date), Some(start)) =
+            (self.state.rescheduling, self.state.date, self.state.start)
+        else {
+            return self.start();
+        };
+        if !self
+            .slots_on(date)
+            .iter()
+            .any(|s| s.appointment.start == start)
+        {
+            let lead = self.fill(
+                &self.texts().slot_taken,
+                &[("time", &self.time_label(start))],
+            );
+            self.state.start = None;
+            return self.offer_times(0, Some(lead));
+        }
+        self.actions
+            .push(BotAction::RescheduleBooking { booking_id, start });
+        let text = self.fill(
+            &self.texts().rescheduled,
+            &[
+                ("reference", &booking_reference(booking_id)),
+                ("date", &self.date_label(date)),
+                ("time", &self.time_label(start)),
+            ],
+        );
+        self.replies.push(Reply::text(text));
+        self.finish();
+    }
+
+    fn finish_cancel(&mut self, booking: &str) {
+        let Some(b) = self
+            .upcoming_bookings()
+            .into_iter()
+            .find(|b| b.booking_id.to_string() == booking)
+        else {
+            return self.not_understood();
+        };
+        self.actions.push(BotAction::CancelBooking {
+            booking_id: b.booking_id,
+        });
+        let text = self.fill(
+            &self.texts().cancelled,
+            &[
+                ("reference", &booking_reference(b.booking_id)),
+                ("service", &b.service_name),
+                (
+                    "date",
+                    &self.date_label(self.local_date(b.appointment.start)),
+                ),
+                ("time", &self.time_label(b.appointment.start)),
+            ],
+        );
+        self.replies.push(Reply::text(text));
+        self.finish();
+    }
+
+    /// Back to idle, remembering only who the customer is.
+    fn finish(&mut self) {
+        self.state = BotState {
+            customer_name: self.state.customer_name.take(),
+            ..BotState::default()
+        };
+    }
+
+    fn upcoming_bookings(&self) -> Vec<BookingView> {
+        let mut upcoming: Vec<BookingView> = self
+            .calendar
+            .bookings()
+            .into_iter()
+            .filter(|b| {
+                matches!(
+                    b.status,
+                    BookingStatus::Requested | BookingStatus::Confirmed
+                ) && b.appointment.start > self.now
+            })
+            .collect();
+        upcoming.sort_by_key(|b| b.appointment.start);
+        upcoming
+    }
+
+    fn offer_own_bookings(&mut self, step: Step) {
+        let upcoming = self.upcoming_bookings();
+        if upcoming.is_empty() {
+            self.say(&self.texts().nothing_to_cancel.clone(), &[]);
+            return self.repeat_prompt_if_busy();
+        }
+        let prefix = if step == Step::ChoosingBookingToCancel {
+            "cancel"
+        } else {
+            "resched"
+        };
+        let choices = upcoming
+            .iter()
+            .take(PAGE)
+            .map(|b| Choice {
+                id: format!("{prefix}:{}", b.booking_id),
+                title: format!(
+                    "{} {}",
+                    self.date_label(self.local_date(b.appointment.start)),
+                    self.time_label(b.appointment.start)
+                ),
+                description: Some(format!(
+                    "{} · {}",
+                    b.service_name,
+                    booking_reference(b.booking_id)
+                )),
+            })
+            .collect();
+        let body = if step == Step::ChoosingBookingToCancel {
+            "Which booking should I cancel?"
+        } else {
+            "Which booking would you like to move?"
+        };
+        self.state.rescheduling = None;
+        self.ask(step, body, "Bookings", choices);
+    }
+
+    // ---- asking, re-asking, understanding ----
+
+    fn ask(&mut self, step: Step, body: &str, button: &str, choices: Vec<Choice>) {
+        let reply = Reply::choices(body, button, choices);
+        self.state.step = step;
+        self.state.prompt = Some(reply.clone());
+        self.replies.push(reply);
+    }
+
+    fn repeat_prompt(&mut self) {
+        if let Some(prompt) = self.state.prompt.clone() {
+            self.replies.push(prompt);
+        }
+    }
+
+    fn repeat_prompt_if_busy(&mut self) {
+        if self.state.step != Step::Idle && self.state.step != Step::HandedOff {
+            self.repeat_prompt();
+        }
+    }
+
+    fn ask_again_or_start(&mut self) {
+        match self.state.step {
+            Step::Idle => self.start(),
+            Step::AskingName => self.say(&self.texts().ask_name.clone(), &[]),
+            _ => self.repeat_prompt(),
+        }
+    }
+
+    fn not_understood(&mut self) {
+        self.say(&self.texts().not_understood.clone(), &[]);
+        if self.state.prompt.is_some() {
+            self.repeat_prompt();
+        } else {
+            self.start();
+        }
+    }
+
+    /// Maps a typed answer to one of the choices last offered: its number, or its title.
+    fn typed_choice(&self, text: &str) -> Option<String> {
+        let offered = self.state.prompt.as_ref()?.offered();
+        let typed = normalize(text);
+        if let Ok(n) = typed.parse::<usize>() {
+            return offered.get(n.checked_sub(1)?).map(|c| c.id.clone());
+        }
+        if typed.is_empty() {
+            return None;
+        }
+        offered
+            .iter()
+            .find(|c| normalize(&c.title) == typed)
+            .or_else(|| {
+                let mut matching = offered.iter().filter(|c| {
+                    contains_words(&c.title, &typed) || contains_words(&typed, &c.title)
+                });
+                let first = matching.next();
+                // Only an unambiguous partial match counts.
+                if matching.next().is_none() {
+                    first
+                } else {
+                    None
+                }
+            })
+            .map(|c| c.id.clone())
+    }
+
+    fn say(&mut self, template: &str, vars: &[(&str, &str)]) {
+        let text = self.fill(template, vars);
+        self.replies.push(Reply::text(text));
+    }
+
+    fn fill(&self, template: &str, vars: &[(&str, &str)]) -> String {
+        let mut all: Vec<(&str, &str)> = vec![("business_name", self.ctx.business_name)];
+        let name = self.state.customer_name.clone().unwrap_or_default();
+        all.push(("name", &name));
+        all.extend_from_slice(vars);
+        render(template, &all)
+    }
+
+    fn local_date(&self, at: DateTime<Utc>) -> LocalDate {
+        at.with_timezone(&self.ctx.settings.time_zone.tz())
+            .date_naive()
+    }
+
+    fn date_label(&self, date: LocalDate) -> String {
+        date.format("%a %-d %b").to_string()
+    }
+
+    fn time_label(&self, at: DateTime<Utc>) -> String {
+        at.with_timezone(&self.ctx.settings.time_zone.tz())
+            .format("%H:%M")
+            .to_string()
+    }
+
+    fn hours_text(&self) -> String {
+        let show = |ranges: &[TimeRange]| {
+            if ranges.is_empty() {
+                "closed".to_owned()
+            } else {
+                ranges
+                    .iter()
+                    .map(|r| format!("{}–{}", r.open, r.close))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        use chrono::Weekday::*;
+        [Mon, Tue, Wed, Thu, Fri, Sat, Sun]
+            .iter()
+            .map(|d| format!("{d}: {}", show(self.ctx.settings.hours.on(*d))))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn more(id: String, title: &str) -> Choice {
+    Choice {
+        id,
+        title: title.to_owned(),
+        description: None,
+    }
+}
+
+/// For the command side: the appointment interval an action's start gives the service, and the
+/// interval it occupies on the agenda.
+pub fn appointment_for(service: &Service, start: DateTime<Utc>) -> (Interval, Interval) {
+    let appointment = crate::scheduling::appointment_at(start, service.duration);
+    (appointment, occupied(appointment, service.buffer_minutes))
+}
+
+/// The local day an appointment's agenda is.
+pub fn agenda_day(settings: &BotSettings, start: DateTime<Utc>) -> LocalDate {
+    let local = start.with_timezone(&settings.time_zone.tz());
+    LocalDate::from_ymd_opt(local.year(), local.month(), local.day()).expect("a valid date")
+}
