@@ -14,6 +14,7 @@ pub mod availability;
 pub mod booking;
 pub mod bot;
 pub mod bot_config;
+pub mod conversation;
 pub mod decider;
 pub mod event;
 pub mod ids;

@@ -1,0 +1,529 @@
+//! One customer's conversation with one business. Stream `conversation/<phone>`.
+//!
+//! Each inbound WhatsApp message becomes one turn, recorded once per message id however often
+//! Meta delivers it: the message, the bot's replies (which the sender reactor delivers, once
+//! per reply id), the bot's new state, bookings it made, a handoff. Delivery outcomes and
+//! status webhooks come back here; a status only moves forward (sent < delivered < read;
+//! failed is final).
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::bot::engine::{BotAction, BotState, Turn};
+use crate::bot::message::{Inbound, Reply};
+use crate::decider::Decider;
+use crate::event::DomainEvent;
+use crate::ids::BookingId;
+use crate::values::PhoneNumber;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundMessage {
+    /// WhatsApp's message id (`wamid.…`).
+    pub wamid: String,
+    pub from: PhoneNumber,
+    pub profile_name: Option<String>,
+    pub content: Inbound,
+    pub received_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Sent,
+    Delivered,
+    Read,
+    Failed,
+}
+
+impl DeliveryStatus {
+    fn rank(self) -> u8 {
+        match self {
+            Self::Sent => 1,
+            Self::Delivered => 2,
+            Self::Read => 3,
+            Self::Failed => 4,
+        }
+    }
+
+    /// Whether moving from `self` to `next` is progress.
+    pub fn advances_to(self, next: DeliveryStatus) -> bool {
+        self != Self::Failed && next.rank() > self.rank()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConversationCommand {
+    RecordTurn {
+        message: InboundMessage,
+        turn: Box<Turn>,
+    },
+    /// The Cloud API accepted a reply and gave it a message id.
+    RecordSent { reply_id: String, wamid: String },
+    /// The reply could not be delivered (Meta's error code and reason).
+    RecordSendFailed {
+        reply_id: String,
+        code: i64,
+        reason: String,
+    },
+    /// A status webhook for an outbound message.
+    RecordStatus {
+        wamid: String,
+        status: DeliveryStatus,
+    },
+    /// A booking made for this phone elsewhere (dashboard, API), so the customer can manage it here.
+    AttachBooking { booking_id: BookingId },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum ConversationEvent {
+    MessageReceived {
+        wamid: String,
+        from: PhoneNumber,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profile_name: Option<String>,
+        content: Inbound,
+        received_at: DateTime<Utc>,
+    },
+    ConversationExpired,
+    /// A reply to send. `reply_id` is stable (`<inbound wamid>/<n>`): the sender sends each
+    /// once.
+    BotReplied {
+        reply_id: String,
+        to: PhoneNumber,
+        reply: Reply,
+    },
+    BotStateChanged {
+        state: BotState,
+    },
+    BookingAttached {
+        booking_id: BookingId,
+    },
+    HandedOffToHuman,
+    OutboundMessageSent {
+        reply_id: String,
+        wamid: String,
+    },
+    OutboundMessageFailed {
+        reply_id: String,
+        code: i64,
+        reason: String,
+    },
+    OutboundStatusChanged {
+        wamid: String,
+        status: DeliveryStatus,
+    },
+}
+
+impl DomainEvent for ConversationEvent {
+    const STREAM_TYPE: &'static str = "conversation";
+
+    fn event_type(&self) -> &'static str {
+        match self {
+            Self::MessageReceived { .. } => "MessageReceived",
+            Self::ConversationExpired => "ConversationExpired",
+            Self::BotReplied { .. } => "BotReplied",
+            Self::BotStateChanged { .. } => "BotStateChanged",
+            Self::BookingAttached { .. } => "BookingAttached",
+            Self::HandedOffToHuman => "HandedOffToHuman",
+            Self::OutboundMessageSent { .. } => "OutboundMessageSent",
+            Self::OutboundMessageFailed { .. } => "OutboundMessageFailed",
+            Self::OutboundStatusChanged { .. } => "OutboundStatusChanged",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConversationState {
+    pub phone: Option<PhoneNumber>,
+    pub seen: HashSet<String>,
+    pub bot: BotState,
+    pub bookings: Vec<BookingId>,
+    /// Reply id to (outbound wamid once sent, status).
+    pub outbound: HashMap<String, (Option<String>, Option<DeliveryStatus>)>,
+    pub reply_of_wamid: HashMap<String, String>,
+}
+
+impl ConversationState {
+    /// A person is answering: the bot stays quiet.
+    pub fn is_handed_off(&self) -> bool {
+        self.bot.step == crate::bot::engine::Step::HandedOff
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConversationError {
+    #[error("no reply {0} in this conversation")]
+    UnknownReply(String),
+    #[error("no outbound message {0} in this conversation")]
+    UnknownMessage(String),
+    #[error("the message is from {0}, not from this conversation's customer")]
+    WrongCustomer(PhoneNumber),
+}
+
+pub struct Conversation;
+
+impl Decider for Conversation {
+    type State = ConversationState;
+    type Command = ConversationCommand;
+    type Event = ConversationEvent;
+    type Error = ConversationError;
+
+    fn decide(
+        state: &ConversationState,
+        command: ConversationCommand,
+    ) -> Result<Vec<ConversationEvent>, ConversationError> {
+        use ConversationEvent as E;
+        match command {
+            ConversationCommand::RecordTurn { message, turn } => {
+                if state.seen.contains(&message.wamid) {
+                    return Ok(vec![]); // a redelivery: this message was handled
+                }
+                if let Some(phone) = &state.phone
+                    && *phone != message.from
+                {
+                    return Err(ConversationError::WrongCustomer(message.from));
+                }
+                let mut events = Vec::new();
+                if turn.expired {
+                    events.push(E::ConversationExpired);
+                }
+                events.push(E::MessageReceived {
+                    wamid: message.wamid.clone(),
+                    from: message.from.clone(),
+                    profile_name: message.profile_name,
+                    content: message.content,
+                    received_at: message.received_at,
+                });
+                for (i, reply) in turn.replies.iter().cloned().enumerate() {
+                    events.push(E::BotReplied {
+                        reply_id: format!("{}/{i}", message.wamid),
+                        to: message.from.clone(),
+                        reply,
+                    });
+                }
+                for action in &turn.actions {
+                    match action {
+                        BotAction::RequestBooking { booking_id, .. } => {
+                            events.push(E::BookingAttached {
+                                booking_id: *booking_id,
+                            })
+                        }
+                        BotAction::HandOff => events.push(E::HandedOffToHuman),
+                        BotAction::CancelBooking { .. } | BotAction::RescheduleBooking { .. } => {}
+                    }
+                }
+                if turn.state != state.bot {
+                    events.push(E::BotStateChanged { state: turn.state });
+                }
+                Ok(events)
+            }
+            ConversationCommand::RecordSent { reply_id, wamid } => {
+                match state.outbound.get(&reply_id) {
+                    None => Err(ConversationError::UnknownReply(reply_id)),
+                    Some((Some(_), _)) | Some((None, Some(DeliveryStatus::Failed))) => Ok(vec![]),
+                    Some(_) => Ok(vec![E::OutboundMessageSent { reply_id, wamid }]),
+                }
+            }
+            ConversationCommand::RecordSendFailed {
+                reply_id,
+                code,
+                reason,
+            } => match state.outbound.get(&reply_id) {
+                None => Err(ConversationError::UnknownReply(reply_id)),
+                Some((Some(_), _)) | Some((None, Some(DeliveryStatus::Failed))) => Ok(vec![]),
+                Some(_) => Ok(vec![E::OutboundMessageFailed {
+                    reply_id,
+                    code,
+                    reason,
+                }]),
+            },
+            ConversationCommand::RecordStatus { wamid, status } => {
+                let reply_id = state
+                    .reply_of_wamid
+                    .get(&wamid)
+                    .ok_or_else(|| ConversationError::UnknownMessage(wamid.clone()))?;
+                let current = state
+                    .outbound
+                    .get(reply_id)
+                    .and_then(|(_, s)| *s)
+                    .unwrap_or(DeliveryStatus::Sent);
+                let is_first = state
+                    .outbound
+                    .get(reply_id)
+                    .is_some_and(|(_, s)| s.is_none());
+                if is_first && status == DeliveryStatus::Sent || current.advances_to(status) {
+                    Ok(vec![E::OutboundStatusChanged { wamid, status }])
+                } else {
+                    Ok(vec![])
+                }
+            }
+            ConversationCommand::AttachBooking { booking_id } => {
+                if state.bookings.contains(&booking_id) {
+                    Ok(vec![])
+                } else {
+                    Ok(vec![E::BookingAttached { booking_id }])
+                }
+            }
+        }
+    }
+
+    fn evolve(mut state: ConversationState, event: &ConversationEvent) -> ConversationState {
+        use ConversationEvent as E;
+        match event {
+            E::MessageReceived { wamid, from, .. } => {
+                state.phone = Some(from.clone());
+                state.seen.insert(wamid.clone());
+            }
+            E::ConversationExpired | E::HandedOffToHuman => {}
+            E::BotReplied { reply_id, .. } => {
+                state.outbound.insert(reply_id.clone(), (None, None));
+            }
+            E::BotStateChanged { state: bot } => state.bot = bot.clone(),
+            E::BookingAttached { booking_id } => state.bookings.push(*booking_id),
+            E::OutboundMessageSent { reply_id, wamid } => {
+                state
+                    .outbound
+                    .insert(reply_id.clone(), (Some(wamid.clone()), None));
+                state.reply_of_wamid.insert(wamid.clone(), reply_id.clone());
+            }
+            E::OutboundMessageFailed { reply_id, .. } => {
+                state
+                    .outbound
+                    .insert(reply_id.clone(), (None, Some(DeliveryStatus::Failed)));
+            }
+            E::OutboundStatusChanged { wamid, status } => {
+                if let Some(reply_id) = state.reply_of_wamid.get(wamid)
+                    && let Some(entry) = state.outbound.get_mut(reply_id)
+                {
+                    entry.1 = Some(*status);
+                }
+            }
+        }
+        state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bot::engine::Step;
+    use crate::decider::scenario::given;
+    use crate::event::assert_round_trips;
+
+    fn phone() -> PhoneNumber {
+        PhoneNumber::parse("+34600000001").unwrap()
+    }
+
+    fn message(wamid: &str) -> InboundMessage {
+        InboundMessage {
+            wamid: wamid.into(),
+            from: phone(),
+            profile_name: Some("Ana".into()),
+            content: Inbound::Text { body: "hi".into() },
+            received_at: "2026-11-30T08:30:00Z".parse().unwrap(),
+        }
+    }
+
+    fn turn(actions: Vec<BotAction>) -> Turn {
+        Turn {
+            state: BotState {
+                step: Step::ChoosingService,
+                ..BotState::default()
+            },
+            replies: vec![Reply::text("Welcome"), Reply::text("Which service?")],
+            actions,
+            expired: false,
+        }
+    }
+
+    fn received(wamid: &str) -> ConversationEvent {
+        ConversationEvent::MessageReceived {
+            wamid: wamid.into(),
+            from: phone(),
+            profile_name: Some("Ana".into()),
+            content: Inbound::Text { body: "hi".into() },
+            received_at: "2026-11-30T08:30:00Z".parse().unwrap(),
+        }
+    }
+
+    fn replied(wamid: &str, i: usize, body: &str) -> ConversationEvent {
+        ConversationEvent::BotReplied {
+            reply_id: format!("{wamid}/{i}"),
+            to: phone(),
+            reply: Reply::text(body),
+        }
+    }
+
+    #[test]
+    fn a_turn_records_the_message_replies_and_state() {
+        given::<Conversation>(&[])
+            .when(ConversationCommand::RecordTurn {
+                message: message("wamid.1"),
+                turn: Box::new(turn(vec![])),
+            })
+            .then_expect(&[
+                received("wamid.1"),
+                replied("wamid.1", 0, "Welcome"),
+                replied("wamid.1", 1, "Which service?"),
+                ConversationEvent::BotStateChanged {
+                    state: turn(vec![]).state,
+                },
+            ]);
+    }
+
+    #[test]
+    fn a_redelivered_message_is_a_turn_only_once() {
+        given::<Conversation>(&[received("wamid.1")])
+            .when(ConversationCommand::RecordTurn {
+                message: message("wamid.1"),
+                turn: Box::new(turn(vec![])),
+            })
+            .then_expect(&[]);
+    }
+
+    #[test]
+    fn bookings_and_handoffs_of_a_turn_are_recorded() {
+        let booking_id = BookingId::from_uuid(uuid::Uuid::from_u128(1));
+        let events = Conversation::decide(
+            &ConversationState::default(),
+            ConversationCommand::RecordTurn {
+                message: message("wamid.2"),
+                turn: Box::new(turn(vec![
+                    BotAction::RequestBooking {
+                        booking_id,
+                        reference: "BK-1".into(),
+                        service_id: crate::ids::ServiceId::from_uuid(uuid::Uuid::nil()),
+                        start: "2026-12-01T09:00:00Z".parse().unwrap(),
+                        customer_name: None,
+                        payment: None,
+                        confirm: true,
+                    },
+                    BotAction::HandOff,
+                ])),
+            },
+        )
+        .unwrap();
+        assert!(events.contains(&ConversationEvent::BookingAttached { booking_id }));
+        assert!(events.contains(&ConversationEvent::HandedOffToHuman));
+        let state = Conversation::fold(&events);
+        assert_eq!(state.bookings, [booking_id]);
+    }
+
+    #[test]
+    fn another_customers_message_is_refused() {
+        let mut other = message("wamid.9");
+        other.from = PhoneNumber::parse("+34600000002").unwrap();
+        given::<Conversation>(&[received("wamid.1")])
+            .when(ConversationCommand::RecordTurn {
+                message: other,
+                turn: Box::new(turn(vec![])),
+            })
+            .then_expect_error(ConversationError::WrongCustomer(
+                PhoneNumber::parse("+34600000002").unwrap(),
+            ));
+    }
+
+    #[test]
+    fn a_reply_is_recorded_sent_once() {
+        let history = [received("wamid.1"), replied("wamid.1", 0, "Welcome")];
+        let sent = ConversationEvent::OutboundMessageSent {
+            reply_id: "wamid.1/0".into(),
+            wamid: "wamid.out.1".into(),
+        };
+        given::<Conversation>(&history)
+            .when(ConversationCommand::RecordSent {
+                reply_id: "wamid.1/0".into(),
+                wamid: "wamid.out.1".into(),
+            })
+            .then_expect(std::slice::from_ref(&sent));
+        let mut after = history.to_vec();
+        after.push(sent);
+        given::<Conversation>(&after)
+            .when(ConversationCommand::RecordSent {
+                reply_id: "wamid.1/0".into(),
+                wamid: "wamid.out.2".into(),
+            })
+            .then_expect(&[]);
+        given::<Conversation>(&history)
+            .when(ConversationCommand::RecordSent {
+                reply_id: "nope".into(),
+                wamid: "w".into(),
+            })
+            .then_expect_error(ConversationError::UnknownReply("nope".into()));
+    }
+
+    #[test]
+    fn statuses_only_move_forward_and_failed_is_final() {
+        let history = vec![
+            received("wamid.1"),
+            replied("wamid.1", 0, "Welcome"),
+            ConversationEvent::OutboundMessageSent {
+                reply_id: "wamid.1/0".into(),
+                wamid: "out".into(),
+            },
+        ];
+        let status = |s| ConversationCommand::RecordStatus {
+            wamid: "out".into(),
+            status: s,
+        };
+        let changed = |s| ConversationEvent::OutboundStatusChanged {
+            wamid: "out".into(),
+            status: s,
+        };
+        given::<Conversation>(&history)
+            .when(status(DeliveryStatus::Delivered))
+            .then_expect(&[changed(DeliveryStatus::Delivered)]);
+        let mut read = history.clone();
+        read.push(changed(DeliveryStatus::Read));
+        // A late "delivered" after "read" changes nothing.
+        given::<Conversation>(&read)
+            .when(status(DeliveryStatus::Delivered))
+            .then_expect(&[]);
+        given::<Conversation>(&read)
+            .when(status(DeliveryStatus::Read))
+            .then_expect(&[]);
+        let mut failed = history.clone();
+        failed.push(changed(DeliveryStatus::Failed));
+        given::<Conversation>(&failed)
+            .when(status(DeliveryStatus::Read))
+            .then_expect(&[]);
+        given::<Conversation>(&history)
+            .when(ConversationCommand::RecordStatus {
+                wamid: "unknown".into(),
+                status: DeliveryStatus::Read,
+            })
+            .then_expect_error(ConversationError::UnknownMessage("unknown".into()));
+    }
+
+    #[test]
+    fn events_round_trip_through_the_store_format() {
+        assert_round_trips(&[
+            received("wamid.1"),
+            ConversationEvent::ConversationExpired,
+            replied("wamid.1", 0, "Welcome"),
+            ConversationEvent::BotStateChanged {
+                state: turn(vec![]).state,
+            },
+            ConversationEvent::BookingAttached {
+                booking_id: BookingId::from_uuid(uuid::Uuid::nil()),
+            },
+            ConversationEvent::HandedOffToHuman,
+            ConversationEvent::OutboundMessageSent {
+                reply_id: "r".into(),
+                wamid: "w".into(),
+            },
+            ConversationEvent::OutboundMessageFailed {
+                reply_id: "r".into(),
+                code: 131047,
+                reason: "24h window".into(),
+            },
+            ConversationEvent::OutboundStatusChanged {
+                wamid: "w".into(),
+                status: DeliveryStatus::Read,
+            },
+        ]);
+    }
+}
