@@ -14,6 +14,8 @@ pub mod availability;
 pub mod booking;
 pub mod bot;
 pub mod bot_config;
+#[cfg(test)]
+mod catalog;
 pub mod conversation;
 pub mod decider;
 pub mod event;

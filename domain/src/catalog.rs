@@ -1,0 +1,405 @@
+//! `domain/EVENTS.md`, the event catalog, is generated from one sample of every event and this
+//! table of meanings; the test fails when the file is out of date (run it with
+//! `UPDATE_EVENTS_MD=1` to rewrite the file).
+
+use serde_json::Value;
+
+use crate::access::{ApiKeyEvent, Permission, Role, UserEvent};
+use crate::agenda::{AgendaEvent, Interval};
+use crate::booking::{BookingEvent, Channel, Customer, Party};
+use crate::bot::engine::BotState;
+use crate::bot::message::{Inbound, Reply};
+use crate::bot_config::BotConfigEvent;
+use crate::bot_config::tests::{haircut, settings};
+use crate::conversation::{ConversationEvent, DeliveryStatus};
+use crate::event::{DomainEvent, encode};
+use crate::ids::*;
+use crate::plan::Plan;
+use crate::tenant::TenantEvent;
+use crate::values::*;
+
+fn uuid(n: u128) -> uuid::Uuid {
+    uuid::Uuid::from_u128(n)
+}
+
+fn interval() -> Interval {
+    Interval::new(
+        "2026-12-01T09:00:00Z".parse().unwrap(),
+        "2026-12-01T09:45:00Z".parse().unwrap(),
+    )
+    .unwrap()
+}
+
+fn phone() -> PhoneNumber {
+    PhoneNumber::parse("+34600000001").unwrap()
+}
+
+/// Every variant, once. `variants` matches exhaustively, so a new variant does not compile
+/// until it is listed here.
+fn samples() -> Vec<(&'static str, &'static str, Vec<(String, u32, Value)>)> {
+    fn rows<E: DomainEvent>(
+        events: Vec<E>,
+        variants: fn(&E) -> usize,
+        count: usize,
+    ) -> Vec<(String, u32, Value)> {
+        let mut seen: Vec<usize> = events.iter().map(variants).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(
+            seen.len(),
+            count,
+            "{}: one sample per variant",
+            E::STREAM_TYPE
+        );
+        events
+            .iter()
+            .map(|e| {
+                let encoded = encode(e);
+                (
+                    encoded.event_type.to_owned(),
+                    encoded.schema_version,
+                    encoded.payload,
+                )
+            })
+            .collect()
+    }
+    let reason = Reason::parse("reason").unwrap();
+    vec![
+        (
+            "tenant",
+            "`tenant/<tenant_id>`: a business's lifecycle on the platform",
+            rows(
+                vec![
+                    TenantEvent::TenantOnboarded {
+                        tenant_id: TenantId::from_uuid(uuid(1)),
+                        business_name: BusinessName::parse("Demo Salon").unwrap(),
+                        slug: TenantSlug::parse("demo-salon").unwrap(),
+                        contact_email: Email::parse("owner@demo.example").unwrap(),
+                        time_zone: IanaTimeZone::parse("Europe/Madrid").unwrap(),
+                        plan: Plan::Starter,
+                        trial_ends_at: "2026-12-10T00:00:00Z".parse().unwrap(),
+                    },
+                    TenantEvent::TenantProfileUpdated {
+                        business_name: Some(BusinessName::parse("X").unwrap()),
+                        contact_email: Some(Email::parse("a@b.co").unwrap()),
+                        time_zone: Some(IanaTimeZone::parse("UTC").unwrap()),
+                    },
+                    TenantEvent::WhatsAppNumberConnected {
+                        phone_number_id: "1065".into(),
+                        display_phone_number: "+34 600".into(),
+                    },
+                    TenantEvent::WhatsAppNumberDisconnected {
+                        phone_number_id: "1065".into(),
+                    },
+                    TenantEvent::WhatsAppCredentialsInvalidated {
+                        phone_number_id: "1065".into(),
+                        meta_error_code: 190,
+                    },
+                    TenantEvent::TenantSuspended {
+                        reason: reason.clone(),
+                    },
+                    TenantEvent::TenantReinstated,
+                    TenantEvent::TenantClosed {
+                        reason: reason.clone(),
+                    },
+                ],
+                |e| match e {
+                    TenantEvent::TenantOnboarded { .. } => 0,
+                    TenantEvent::TenantProfileUpdated { .. } => 1,
+                    TenantEvent::WhatsAppNumberConnected { .. } => 2,
+                    TenantEvent::WhatsAppNumberDisconnected { .. } => 3,
+                    TenantEvent::WhatsAppCredentialsInvalidated { .. } => 4,
+                    TenantEvent::TenantSuspended { .. } => 5,
+                    TenantEvent::TenantReinstated => 6,
+                    TenantEvent::TenantClosed { .. } => 7,
+                },
+                8,
+            ),
+        ),
+        (
+            "bot_config",
+            "`bot_config/main` of each tenant: what the bot says and offers",
+            rows(
+                vec![
+                    BotConfigEvent::BotConfigured {
+                        settings: Box::new(settings()),
+                    },
+                    BotConfigEvent::ServiceAdded { service: haircut() },
+                    BotConfigEvent::ServiceUpdated { service: haircut() },
+                    BotConfigEvent::ServiceRetired {
+                        service_id: haircut().id,
+                    },
+                ],
+                |e| match e {
+                    BotConfigEvent::BotConfigured { .. } => 0,
+                    BotConfigEvent::ServiceAdded { .. } => 1,
+                    BotConfigEvent::ServiceUpdated { .. } => 2,
+                    BotConfigEvent::ServiceRetired { .. } => 3,
+                },
+                4,
+            ),
+        ),
+        (
+            "booking",
+            "`booking/<booking_id>`: one appointment",
+            rows(
+                vec![
+                    BookingEvent::AppointmentRequested {
+                        booking_id: BookingId::from_uuid(uuid(2)),
+                        reference: "BK-000001".into(),
+                        service_id: haircut().id,
+                        service_name: "Haircut".into(),
+                        price: Money::parse(2500, "EUR").unwrap(),
+                        resource: ResourceId::default_resource(),
+                        appointment: interval(),
+                        customer: Customer {
+                            phone: phone(),
+                            name: Some("Ana".into()),
+                        },
+                        channel: Channel::WhatsApp,
+                    },
+                    BookingEvent::AppointmentConfirmed,
+                    BookingEvent::AppointmentCancelled {
+                        by: Party::Customer,
+                        reason: Some(reason.clone()),
+                    },
+                    BookingEvent::AppointmentRescheduled {
+                        from: interval(),
+                        to: interval(),
+                        from_resource: ResourceId::default_resource(),
+                        to_resource: ResourceId::default_resource(),
+                        by: Party::Business,
+                    },
+                    BookingEvent::AppointmentCompleted,
+                    BookingEvent::AppointmentMarkedNoShow,
+                ],
+                |e| match e {
+                    BookingEvent::AppointmentRequested { .. } => 0,
+                    BookingEvent::AppointmentConfirmed => 1,
+                    BookingEvent::AppointmentCancelled { .. } => 2,
+                    BookingEvent::AppointmentRescheduled { .. } => 3,
+                    BookingEvent::AppointmentCompleted => 4,
+                    BookingEvent::AppointmentMarkedNoShow => 5,
+                },
+                6,
+            ),
+        ),
+        (
+            "agenda",
+            "`agenda/<resource>:<local date>`: what a resource holds on a day",
+            rows(
+                vec![
+                    AgendaEvent::SlotHeld {
+                        resource: ResourceId::default_resource(),
+                        day: "2026-12-01".parse().unwrap(),
+                        booking_id: BookingId::from_uuid(uuid(2)),
+                        interval: interval(),
+                    },
+                    AgendaEvent::SlotReleased {
+                        resource: ResourceId::default_resource(),
+                        day: "2026-12-01".parse().unwrap(),
+                        booking_id: BookingId::from_uuid(uuid(2)),
+                    },
+                ],
+                |e| match e {
+                    AgendaEvent::SlotHeld { .. } => 0,
+                    AgendaEvent::SlotReleased { .. } => 1,
+                },
+                2,
+            ),
+        ),
+        (
+            "conversation",
+            "`conversation/<customer phone>`: one customer's WhatsApp conversation",
+            rows(
+                vec![
+                    ConversationEvent::MessageReceived {
+                        wamid: "wamid.1".into(),
+                        from: phone(),
+                        profile_name: Some("Ana".into()),
+                        content: Inbound::Text { body: "hi".into() },
+                        received_at: "2026-11-30T08:30:00Z".parse().unwrap(),
+                    },
+                    ConversationEvent::ConversationExpired,
+                    ConversationEvent::BotReplied {
+                        reply_id: "wamid.1/0".into(),
+                        to: phone(),
+                        reply: Reply::text("Welcome"),
+                    },
+                    ConversationEvent::BotStateChanged {
+                        state: BotState::default(),
+                    },
+                    ConversationEvent::BookingAttached {
+                        booking_id: BookingId::from_uuid(uuid(2)),
+                    },
+                    ConversationEvent::HandedOffToHuman,
+                    ConversationEvent::OutboundMessageSent {
+                        reply_id: "wamid.1/0".into(),
+                        wamid: "wamid.out".into(),
+                    },
+                    ConversationEvent::OutboundMessageFailed {
+                        reply_id: "wamid.1/0".into(),
+                        code: 131047,
+                        reason: "re-engagement".into(),
+                    },
+                    ConversationEvent::OutboundStatusChanged {
+                        wamid: "wamid.out".into(),
+                        status: DeliveryStatus::Read,
+                    },
+                ],
+                |e| match e {
+                    ConversationEvent::MessageReceived { .. } => 0,
+                    ConversationEvent::ConversationExpired => 1,
+                    ConversationEvent::BotReplied { .. } => 2,
+                    ConversationEvent::BotStateChanged { .. } => 3,
+                    ConversationEvent::BookingAttached { .. } => 4,
+                    ConversationEvent::HandedOffToHuman => 5,
+                    ConversationEvent::OutboundMessageSent { .. } => 6,
+                    ConversationEvent::OutboundMessageFailed { .. } => 7,
+                    ConversationEvent::OutboundStatusChanged { .. } => 8,
+                },
+                9,
+            ),
+        ),
+        (
+            "user",
+            "`user/<user_id>`: a dashboard user (no password, no token)",
+            rows(
+                vec![
+                    UserEvent::UserInvited {
+                        user_id: UserId::from_uuid(uuid(3)),
+                        email: Email::parse("a@b.co").unwrap(),
+                        role: Role::Staff,
+                        invited_by: Some(UserId::from_uuid(uuid(4))),
+                    },
+                    UserEvent::UserRoleChanged {
+                        from: Role::Staff,
+                        to: Role::Admin,
+                    },
+                    UserEvent::UserDeactivated,
+                ],
+                |e| match e {
+                    UserEvent::UserInvited { .. } => 0,
+                    UserEvent::UserRoleChanged { .. } => 1,
+                    UserEvent::UserDeactivated => 2,
+                },
+                3,
+            ),
+        ),
+        (
+            "api_key",
+            "`api_key/<key_id>`: an API key (its prefix only, never the secret)",
+            rows(
+                vec![
+                    ApiKeyEvent::ApiKeyIssued {
+                        key_id: ApiKeyId::from_uuid(uuid(5)),
+                        name: "Website".into(),
+                        prefix: "bk_live_3F9a".into(),
+                        scopes: vec![Permission::ReadBookings],
+                        expires_at: Some("2027-01-01T00:00:00Z".parse().unwrap()),
+                        issued_by: UserId::from_uuid(uuid(4)),
+                    },
+                    ApiKeyEvent::ApiKeyRevoked {
+                        revoked_by: UserId::from_uuid(uuid(4)),
+                    },
+                ],
+                |e| match e {
+                    ApiKeyEvent::ApiKeyIssued { .. } => 0,
+                    ApiKeyEvent::ApiKeyRevoked { .. } => 1,
+                },
+                2,
+            ),
+        ),
+    ]
+}
+
+fn meaning(event_type: &str) -> &'static str {
+    match event_type {
+        "TenantOnboarded" => "A business signed up and its trial started.",
+        "TenantProfileUpdated" => "Name, contact email or time zone changed (only what changed).",
+        "WhatsAppNumberConnected" => {
+            "A WhatsApp number was connected (its token is stored encrypted elsewhere)."
+        }
+        "WhatsAppNumberDisconnected" => "The number was disconnected or replaced.",
+        "WhatsAppCredentialsInvalidated" => "Meta refused the stored token; admins must reconnect.",
+        "TenantSuspended" => "The tenant is locked (answers 423) for the reason given.",
+        "TenantReinstated" => "The suspension ended.",
+        "TenantClosed" => "The tenant left the platform; nothing more happens to it.",
+        "BotConfigured" => {
+            "Hours, closures, rules, payment methods, keyword replies and flow texts were set."
+        }
+        "ServiceAdded" => {
+            "A service was added (v1 had flat price_cents/currency/duration_minutes)."
+        }
+        "ServiceUpdated" => "A service's details changed.",
+        "ServiceRetired" => "A service is no longer offered.",
+        "AppointmentRequested" => "A booking was made for a service, time and customer.",
+        "AppointmentConfirmed" => "The booking is confirmed (directly, or after payment).",
+        "AppointmentCancelled" => "The customer or the business cancelled it.",
+        "AppointmentRescheduled" => "It moved to another time (and possibly resource).",
+        "AppointmentCompleted" => "The appointment took place.",
+        "AppointmentMarkedNoShow" => "The customer did not come.",
+        "SlotHeld" => "A booking holds an interval (its duration plus buffer) on the agenda.",
+        "SlotReleased" => "A booking's interval is free again.",
+        "MessageReceived" => "The customer sent a message (once per WhatsApp message id).",
+        "ConversationExpired" => "The previous session was idle too long and started over.",
+        "BotReplied" => "A reply to send; the sender delivers each reply id once.",
+        "BotStateChanged" => "The bot's memory of the conversation after a turn.",
+        "BookingAttached" => "A booking belongs to this customer's conversation.",
+        "HandedOffToHuman" => "The customer asked for a person; the bot stays quiet.",
+        "OutboundMessageSent" => "The Cloud API accepted a reply and gave it a message id.",
+        "OutboundMessageFailed" => "A reply could not be delivered (Meta's code and reason).",
+        "OutboundStatusChanged" => {
+            "A status webhook moved a reply forward (sent, delivered, read, failed)."
+        }
+        "UserInvited" => "A person got access with a role (the owner at onboarding).",
+        "UserRoleChanged" => "A user's role changed.",
+        "UserDeactivated" => "A user can no longer sign in.",
+        "ApiKeyIssued" => "An API key was created with scopes and an optional expiry.",
+        "ApiKeyRevoked" => "An API key stops working.",
+        other => panic!("no meaning written for {other}"),
+    }
+}
+
+fn catalog() -> String {
+    let mut out = String::from(
+        "# Event catalog\n\n\
+         Generated from the domain by `cargo test -p domain catalog` (which fails while this file \
+         is stale; `UPDATE_EVENTS_MD=1` rewrites it). Every event is stored with its type, schema \
+         version and the payload fields below; metadata (actor, correlation, causation, request) \
+         travels beside it. No event carries a secret.\n",
+    );
+    for (stream, about, events) in samples() {
+        out.push_str(&format!("\n## {stream}\n\n{about}.\n\n| event | schema | payload fields | meaning |\n|---|---|---|---|\n"));
+        for (event_type, version, payload) in events {
+            let fields: Vec<String> = payload
+                .as_object()
+                .map(|o| o.keys().map(|k| format!("`{k}`")).collect())
+                .unwrap_or_default();
+            let fields = if fields.is_empty() {
+                "none".to_owned()
+            } else {
+                fields.join(", ")
+            };
+            out.push_str(&format!(
+                "| {event_type} | {version} | {fields} | {} |\n",
+                meaning(&event_type)
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_event_catalog_is_up_to_date() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("EVENTS.md");
+    let generated = catalog();
+    if std::env::var_os("UPDATE_EVENTS_MD").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        current == generated,
+        "domain/EVENTS.md is stale: run UPDATE_EVENTS_MD=1 cargo test -p domain catalog"
+    );
+}
