@@ -34,9 +34,14 @@ fn phone() -> PhoneNumber {
     PhoneNumber::parse("+34600000001").unwrap()
 }
 
+/// One stored event: type, schema version, payload.
+type Row = (String, u32, Value);
+/// A stream type, what its streams are, and one row per event type.
+type Section = (&'static str, &'static str, Vec<Row>);
+
 /// Every variant, once. `variants` matches exhaustively, so a new variant does not compile
 /// until it is listed here.
-fn samples() -> Vec<(&'static str, &'static str, Vec<(String, u32, Value)>)> {
+fn samples() -> Vec<Section> {
     fn rows<E: DomainEvent>(
         events: Vec<E>,
         variants: fn(&E) -> usize,
