@@ -357,6 +357,49 @@ mod tests {
     }
 
     #[test]
+    fn a_user_or_key_is_created_once() {
+        let UserEvent::UserInvited {
+            user_id,
+            email,
+            role,
+            invited_by,
+        } = invited()
+        else {
+            unreachable!()
+        };
+        given::<User>(&[invited()])
+            .when(UserCommand::Invite {
+                user_id,
+                email,
+                role,
+                invited_by,
+            })
+            .then_expect_error(AccessError::Exists);
+        let issued = ApiKeyEvent::ApiKeyIssued {
+            key_id: ApiKeyId::from_uuid(uuid::Uuid::from_u128(5)),
+            name: "Website".into(),
+            prefix: "bk_live_3F9a".into(),
+            scopes: vec![Permission::ReadBookings],
+            expires_at: None,
+            issued_by: uid(0),
+        };
+        given::<ApiKey>(&[issued])
+            .when(ApiKeyCommand::Issue {
+                key_id: ApiKeyId::from_uuid(uuid::Uuid::from_u128(5)),
+                name: "Again".into(),
+                prefix: "bk_live_3F9a".into(),
+                scopes: vec![Permission::ReadBookings],
+                expires_at: None,
+                issued_by: uid(0),
+                now: "2026-12-01T10:00:00Z".parse().unwrap(),
+            })
+            .then_expect_error(AccessError::Exists);
+        given::<ApiKey>(&[])
+            .when(ApiKeyCommand::Revoke { revoked_by: uid(0) })
+            .then_expect_error(AccessError::NotFound);
+    }
+
+    #[test]
     fn api_keys_need_scopes_a_future_expiry_and_are_revoked_once() {
         let now: DateTime<Utc> = "2026-12-01T10:00:00Z".parse().unwrap();
         let issue = |scopes: Vec<Permission>, expires: &str| ApiKeyCommand::Issue {

@@ -286,6 +286,19 @@ mod tests {
     }
 
     #[test]
+    fn an_agenda_must_know_its_resource_and_day() {
+        let hold = AgendaCommand::Hold {
+            booking_id: booking(1),
+            interval: interval("10:00", "11:00"),
+            capacity: 1,
+        };
+        assert_eq!(
+            Agenda::decide(&AgendaState::default(), hold),
+            Err(AgendaError::Unkeyed)
+        );
+    }
+
+    #[test]
     fn events_round_trip_through_the_store_format() {
         let day: LocalDate = "2026-12-01".parse().unwrap();
         assert_round_trips(&[

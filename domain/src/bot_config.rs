@@ -724,6 +724,22 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn unknown_services_cannot_be_updated_or_retired() {
+        given::<BotConfig>(&[])
+            .when(BotConfigCommand::UpdateService {
+                expected_version: 0,
+                service: haircut(),
+            })
+            .then_expect_error(BotConfigError::UnknownService);
+        given::<BotConfig>(&[])
+            .when(BotConfigCommand::RetireService {
+                expected_version: 0,
+                service_id: haircut().id,
+            })
+            .then_expect_error(BotConfigError::UnknownService);
+    }
+
+    #[test]
     fn a_service_name_must_fit_a_whatsapp_list_row() {
         let mut long = haircut();
         long.name = "Deluxe wash, cut, colour and style".into();

@@ -128,3 +128,39 @@ pub(crate) mod scenario {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use eventually_core::aggregate::{Aggregate as _, AggregateExt as _};
+
+    use super::*;
+    use crate::agenda::{Agenda, AgendaCommand, AgendaError, AgendaState, Interval};
+    use crate::ids::{BookingId, ResourceId};
+
+    #[test]
+    fn a_decider_works_through_eventuallys_aggregate_trait() {
+        type A = EventuallyAggregate<Agenda>;
+        let aggregate = A::default();
+        let state = AgendaState::new(
+            ResourceId::default_resource(),
+            "2026-12-01".parse().unwrap(),
+        );
+        let interval = Interval::new(
+            "2026-12-01T09:00:00Z".parse().unwrap(),
+            "2026-12-01T10:00:00Z".parse().unwrap(),
+        )
+        .unwrap();
+        let hold = |n| AgendaCommand::Hold {
+            booking_id: BookingId::from_uuid(uuid::Uuid::from_u128(n)),
+            interval,
+            capacity: 1,
+        };
+        let id = "main:2026-12-01".to_owned();
+        let events = futures::executor::block_on(aggregate.handle(&id, &state, hold(1)))
+            .unwrap()
+            .unwrap();
+        let state = A::fold(state, events.into_iter()).unwrap();
+        let second = futures::executor::block_on(aggregate.handle(&id, &state, hold(2)));
+        assert_eq!(second.unwrap_err(), AgendaError::SlotTaken);
+    }
+}
