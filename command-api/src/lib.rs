@@ -1,38 +1,113 @@
-//! The write side over HTTP: commands, auth issuance, the WhatsApp and Stripe webhooks.
+//! The write side over HTTP: onboarding, sessions, and (with their issues) commands and the
+//! WhatsApp and Stripe webhooks.
 //!
 //! Decides with the pure domain and appends through the event store as the application role,
-//! inside one tenant transaction per request. It never reads read models to decide and never
-//! publishes to NATS (the relay does). Today it serves health and readiness; the command
-//! endpoints arrive with their issue.
+//! one tenant transaction per request; the tenant always comes from the credential. It never
+//! reads read models to decide and never publishes to NATS (the relay does).
 
 #![forbid(unsafe_code)]
 
-use platform::ServiceSettings;
+pub mod auth;
+pub mod exec;
+pub mod secrets;
+pub mod tenants;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use eventstore::{EventStore, Wakeups};
+use platform::auth::{AuthSettings, JwtKeys};
 use platform::health::Dependencies;
+use platform::{DatabaseSettings, HttpSettings, LogSettings, NatsSettings, RedisSettings};
+use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-const DEFAULTS: &str = "[http]\nport = 8080\n";
+const DEFAULTS: &str = r#"
+[http]
+port = 8080
 
-pub fn load_settings() -> anyhow::Result<ServiceSettings> {
+[auth]
+issuer = "booking"
+access_ttl_secs = 900
+refresh_ttl_days = 30
+active_kid = "dev-1"
+
+[[auth.keys]]
+kid = "dev-1"
+secret = "development-only-secret-change-me-0123456789"
+"#;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub nats: NatsSettings,
+    pub redis: RedisSettings,
+    pub log: LogSettings,
+    pub auth: AuthSettings,
+}
+
+pub fn load_settings() -> anyhow::Result<Settings> {
     platform::settings::load("command-api", DEFAULTS)
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: EventStore,
+    pub keys: JwtKeys,
+    pub refresh_ttl_days: u32,
+}
+
+impl FromRef<AppState> for JwtKeys {
+    fn from_ref(app: &AppState) -> JwtKeys {
+        app.keys.clone()
+    }
+}
+
+/// The caller's `X-Request-Id`, kept in event metadata.
+pub fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(128).collect())
+}
+
+pub fn router(app: AppState) -> Router {
+    Router::new()
+        .route("/v1/tenants", post(tenants::onboard))
+        .route("/v1/auth/login", post(auth::login))
+        .route("/v1/auth/refresh", post(auth::refresh))
+        .route("/v1/auth/logout", post(auth::logout))
+        .route("/v1/me", get(auth::me))
+        .with_state(app)
 }
 
 pub struct Application {
     listener: TcpListener,
-    router: axum::Router,
+    router: Router,
 }
 
 impl Application {
-    pub async fn build(settings: ServiceSettings) -> anyhow::Result<Self> {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = platform::db::app_pool(&settings.database)?;
         let nats = nats::connect(&settings.nats.url, "command-api").await?;
         let redis = Dependencies::redis_client(&settings.redis)?;
-        let router = platform::health::router(Dependencies {
+        let store = EventStore::new(pool.clone())
+            .with_upcasters(exec::upcasters())
+            .with_wakeups(Wakeups::new(nats.clone(), &settings.nats.namespace()?));
+        let app = AppState {
+            store,
+            keys: JwtKeys::from_settings(&settings.auth)?,
+            refresh_ttl_days: settings.auth.refresh_ttl_days,
+        };
+        let router = router(app).merge(platform::health::router(Dependencies {
             postgres: vec![("postgres", pool)],
             nats: Some(nats),
             redis: Some(redis),
-        });
+        }));
         let listener = TcpListener::bind(settings.http.address()).await?;
         Ok(Self { listener, router })
     }

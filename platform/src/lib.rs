@@ -2,13 +2,16 @@
 //! telemetry, database pools per role, bootstrap and migrations, health and readiness
 //! endpoints, serving with graceful shutdown.
 //!
-//! Knows nothing of the product: no event types, no routes beyond `/healthz` and `/readyz`.
-//! Later: auth verification, tenant context and the problem+json error type belong here too.
+//! Also the cross-service HTTP pieces: the problem+json error type and JSON extractor, and
+//! access-token issuance and verification (the `Principal` of a request). It holds no routes
+//! beyond `/healthz` and `/readyz`, and no event types.
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod db;
 pub mod health;
+pub mod problem;
 pub mod serve;
 pub mod settings;
 pub mod telemetry;

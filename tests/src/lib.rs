@@ -56,3 +56,153 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port")
 }
+
+use platform::settings::{LogFormat, StorageSetting};
+use platform::{
+    DatabaseSettings, HttpSettings, LogSettings, NatsSettings, RedisSettings, ServiceSettings,
+};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use testkit::{TestDb, TestNats};
+use tokio_util::sync::CancellationToken;
+
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// Settings for a service under test: its own database and NATS namespace, port 0.
+pub fn service_settings(db: &TestDb, nats: &TestNats, redis_url: &str) -> ServiceSettings {
+    ServiceSettings {
+        http: HttpSettings {
+            host: "127.0.0.1".into(),
+            port: 0,
+        },
+        database: DatabaseSettings {
+            url: SecretString::from(db.app_url()),
+            operator_url: SecretString::from(db.operator_url()),
+            max_connections: 8,
+            acquire_timeout_ms: 2000,
+        },
+        nats: NatsSettings {
+            url: nats.url.clone(),
+            namespace: nats.ns.prefix().to_owned(),
+            storage: StorageSetting::Memory,
+        },
+        redis: RedisSettings {
+            url: SecretString::from(redis_url.to_owned()),
+            key_prefix: "test:".into(),
+        },
+        log: LogSettings {
+            filter: "warn".into(),
+            format: LogFormat::Pretty,
+        },
+    }
+}
+
+pub fn test_auth_settings() -> platform::auth::AuthSettings {
+    platform::auth::AuthSettings {
+        issuer: "booking".into(),
+        access_ttl_secs: 900,
+        refresh_ttl_days: 30,
+        active_kid: "test-1".into(),
+        keys: vec![platform::auth::KeySetting {
+            kid: "test-1".into(),
+            secret: SecretString::from("test-secret-test-secret-test-secret-42"),
+        }],
+    }
+}
+
+pub fn command_api_settings(s: ServiceSettings) -> command_api::Settings {
+    command_api::Settings {
+        http: s.http,
+        database: s.database,
+        nats: s.nats,
+        redis: s.redis,
+        log: s.log,
+        auth: test_auth_settings(),
+    }
+}
+
+/// The command API on a port of its own, over its own database and namespace.
+pub struct CommandApp {
+    pub address: String,
+    pub db: TestDb,
+    pub nats: TestNats,
+    pub client: reqwest::Client,
+    stop: CancellationToken,
+}
+
+/// A tenant onboarded through the API.
+pub struct Onboarded {
+    pub tenant_id: String,
+    pub owner_id: String,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub body: Value,
+}
+
+pub async fn spawn_command_api() -> CommandApp {
+    let db = TestDb::new().await;
+    let nats = TestNats::new().await;
+    let settings = command_api_settings(service_settings(&db, &nats, REDIS_URL));
+    let app = command_api::Application::build(settings)
+        .await
+        .expect("the command API builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let stop = CancellationToken::new();
+    tokio::spawn(app.run_until_stopped(stop.clone()));
+    CommandApp {
+        address,
+        db,
+        nats,
+        client: reqwest::Client::new(),
+        stop,
+    }
+}
+
+impl Drop for CommandApp {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl CommandApp {
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .json(body)
+            .send()
+            .await
+            .expect("the request is sent")
+    }
+
+    pub async fn get_with(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the request is sent")
+    }
+
+    pub fn onboarding(slug: &str) -> Value {
+        json!({
+            "business_name": "Demo Salon",
+            "slug": slug,
+            "owner_email": format!("owner@{slug}.example"),
+            "owner_password": "correct horse battery staple",
+            "time_zone": "Europe/Madrid",
+        })
+    }
+
+    pub async fn onboard(&self, slug: &str) -> Onboarded {
+        let response = self.post("/v1/tenants", &Self::onboarding(slug)).await;
+        assert_eq!(response.status().as_u16(), 201, "onboarding {slug}");
+        let body: Value = response.json().await.unwrap();
+        Onboarded {
+            tenant_id: body["tenant"]["id"].as_str().unwrap().to_owned(),
+            owner_id: body["owner_id"].as_str().unwrap().to_owned(),
+            access_token: body["access_token"].as_str().unwrap().to_owned(),
+            refresh_token: body["refresh_token"].as_str().unwrap().to_owned(),
+            body,
+        }
+    }
+}

@@ -3,42 +3,12 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use e2e_tests::{binary, free_port, wait_for_status};
-use platform::settings::{LogFormat, StorageSetting};
-use platform::{
-    DatabaseSettings, HttpSettings, LogSettings, NatsSettings, RedisSettings, ServiceSettings,
+use e2e_tests::{
+    REDIS_URL, binary, command_api_settings, free_port, service_settings, wait_for_status,
 };
-use secrecy::SecretString;
+use platform::ServiceSettings;
 use testkit::{TestDb, TestNats};
 use tokio_util::sync::CancellationToken;
-
-fn settings(db: &TestDb, nats: &TestNats, redis_url: &str) -> ServiceSettings {
-    ServiceSettings {
-        http: HttpSettings {
-            host: "127.0.0.1".into(),
-            port: 0,
-        },
-        database: DatabaseSettings {
-            url: SecretString::from(db.app_url()),
-            operator_url: SecretString::from(db.operator_url()),
-            max_connections: 4,
-            acquire_timeout_ms: 500,
-        },
-        nats: NatsSettings {
-            url: nats.url.clone(),
-            namespace: nats.ns.prefix().to_owned(),
-            storage: StorageSetting::Memory,
-        },
-        redis: RedisSettings {
-            url: SecretString::from(redis_url.to_owned()),
-            key_prefix: "test:".into(),
-        },
-        log: LogSettings {
-            filter: "warn".into(),
-            format: LogFormat::Pretty,
-        },
-    }
-}
 
 fn projector_settings(s: ServiceSettings) -> projector::Settings {
     projector::Settings {
@@ -55,23 +25,24 @@ fn projector_settings(s: ServiceSettings) -> projector::Settings {
     }
 }
 
-const REDIS: &str = "redis://127.0.0.1:6379";
-
 #[tokio::test]
 async fn every_service_is_healthy_and_ready_when_its_dependencies_answer() {
     let db = TestDb::new().await;
     let nats = TestNats::new().await;
     let stop = CancellationToken::new();
 
-    let command = command_api::Application::build(settings(&db, &nats, REDIS))
+    let command = command_api::Application::build(command_api_settings(service_settings(
+        &db, &nats, REDIS_URL,
+    )))
+    .await
+    .unwrap();
+    let query = query_api::Application::build(service_settings(&db, &nats, REDIS_URL))
         .await
         .unwrap();
-    let query = query_api::Application::build(settings(&db, &nats, REDIS))
-        .await
-        .unwrap();
-    let projector = projector::Application::build(projector_settings(settings(&db, &nats, REDIS)))
-        .await
-        .unwrap();
+    let projector =
+        projector::Application::build(projector_settings(service_settings(&db, &nats, REDIS_URL)))
+            .await
+            .unwrap();
     let ports = [command.port(), query.port(), projector.port()];
     let tasks = [
         tokio::spawn(command.run_until_stopped(stop.clone())),
@@ -111,9 +82,13 @@ async fn readiness_answers_503_and_names_the_dependency_that_is_down() {
     let db = TestDb::new().await;
     let nats = TestNats::new().await;
     // Nothing listens on port 1.
-    let app = command_api::Application::build(settings(&db, &nats, "redis://127.0.0.1:1"))
-        .await
-        .unwrap();
+    let app = command_api::Application::build(command_api_settings(service_settings(
+        &db,
+        &nats,
+        "redis://127.0.0.1:1",
+    )))
+    .await
+    .unwrap();
     let port = app.port();
     let stop = CancellationToken::new();
     let task = tokio::spawn(app.run_until_stopped(stop.clone()));
