@@ -78,3 +78,87 @@ pub fn upcasters() -> eventstore::Upcasters {
             u.register(step.event_type, step.from_version, step.step)
         })
 }
+
+/// Who issued a command and under which idempotency key.
+#[derive(Debug, Clone)]
+pub struct CommandContext {
+    pub tenant_id: Uuid,
+    pub actor: String,
+    pub request_id: Option<String>,
+    /// The client's `Idempotency-Key`, or a fresh one per request.
+    pub idempotency_key: String,
+}
+
+impl CommandContext {
+    pub fn metadata(&self) -> EventMetadata {
+        EventMetadata {
+            actor: Some(self.actor.clone()),
+            correlation_id: Some(eventstore::event_id_from_key(
+                self.tenant_id,
+                &self.idempotency_key,
+                u32::MAX,
+            )),
+            causation_id: None,
+            request_id: self.request_id.clone(),
+        }
+    }
+}
+
+/// The result of a command: the stream's new version and the consistency token.
+#[derive(Debug, Clone)]
+pub struct Executed {
+    pub version: u32,
+    pub consistency_token: String,
+}
+
+/// How often a command is decided again when its stream moved between read and append.
+pub const ATTEMPTS: usize = 5;
+
+/// Runs a command on one stream: load, decide, append with the version read; when another
+/// writer got there first, decide again on the fresh state.
+pub async fn execute<D: Decider>(
+    store: &EventStore,
+    ctx: &CommandContext,
+    stream: &StreamRef,
+    decide: impl Fn(&D::State, u32) -> Result<Vec<D::Event>, Problem>,
+) -> Result<Executed, Problem> {
+    for _ in 0..ATTEMPTS {
+        let (state, version) = load::<D>(store, ctx.tenant_id, stream).await?;
+        let events = decide(&state, version)?;
+        if events.is_empty() {
+            return Ok(Executed {
+                version,
+                consistency_token: String::new(),
+            });
+        }
+        let append = eventstore::StreamAppend {
+            stream: stream.clone(),
+            expected: expect(version),
+            events: new_events(
+                ctx.tenant_id,
+                &ctx.idempotency_key,
+                stream,
+                &events,
+                &ctx.metadata(),
+            ),
+        };
+        match store.append(ctx.tenant_id, vec![append]).await {
+            Ok(outcome) => {
+                let version = outcome.streams[0].last_version;
+                return Ok(Executed {
+                    version,
+                    consistency_token: outcome.last_position.to_string(),
+                });
+            }
+            Err(eventstore::AppendError::Conflict { .. }) => continue,
+            Err(eventstore::AppendError::IdempotencyMismatch { .. }) => {
+                return Err(Problem::invalid(
+                    "Idempotency-Key",
+                    "this key was already used for a different request",
+                ));
+            }
+            Err(err) => return Err(Problem::internal(err)),
+        }
+    }
+    Err(Problem::conflict("too many concurrent changes; try again").retry_after(1))
+}

@@ -8,6 +8,9 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod bookings;
+pub mod caller;
+pub mod config;
 pub mod exec;
 pub mod secrets;
 pub mod tenants;
@@ -15,7 +18,7 @@ pub mod tenants;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use eventstore::{EventStore, Wakeups};
 use platform::auth::{AuthSettings, JwtKeys};
 use platform::health::Dependencies;
@@ -82,6 +85,18 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/auth/refresh", post(auth::refresh))
         .route("/v1/auth/logout", post(auth::logout))
         .route("/v1/me", get(auth::me))
+        .route("/v1/bot-config", put(config::put_bot_config))
+        .route("/v1/services", post(config::add_service))
+        .route(
+            "/v1/services/{id}",
+            put(config::update_service).delete(config::retire_service),
+        )
+        .route("/v1/bookings", post(bookings::book))
+        .route("/v1/bookings/{id}/confirm", post(bookings::confirm))
+        .route("/v1/bookings/{id}/cancel", post(bookings::cancel))
+        .route("/v1/bookings/{id}/reschedule", post(bookings::reschedule))
+        .route("/v1/bookings/{id}/complete", post(bookings::complete))
+        .route("/v1/bookings/{id}/no-show", post(bookings::no_show))
         .with_state(app)
 }
 

@@ -230,19 +230,31 @@ where
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| Problem::bad_request(e.body_text()))?;
-        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
-        match serde_path_to_error::deserialize(&mut deserializer) {
-            Ok(value) => Ok(ApiJson(value)),
-            Err(err) => {
-                let path = err.path().to_string();
-                let inner = err.into_inner();
-                if inner.is_syntax() || inner.is_eof() {
-                    Err(Problem::bad_request(format!("malformed JSON: {inner}")))
-                } else {
-                    let field = if path == "." { "body".to_owned() } else { path };
-                    Err(Problem::invalid(field, inner.to_string()))
-                }
-            }
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses a JSON body, naming the field at fault: 400 for malformed JSON, 422 for a field that
+/// does not fit.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            Problem::bad_request(format!("malformed JSON: {inner}"))
+        } else {
+            let field = if path == "." { "body".to_owned() } else { path };
+            Problem::invalid(field, inner.to_string())
         }
+    })
+}
+
+/// A body that may be left out: empty means `T::default()`.
+pub fn parse_optional_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, Problem> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        parse_json(bytes)
     }
 }

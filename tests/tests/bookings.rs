@@ -1,0 +1,526 @@
+//! Bot configuration, services and bookings through the command API.
+
+use chrono::{Duration, Utc};
+use e2e_tests::{CommandApp, Onboarded, spawn_command_api};
+use serde_json::{Value, json};
+
+struct Tenant<'a> {
+    app: &'a CommandApp,
+    owner: Onboarded,
+}
+
+impl Tenant<'_> {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        self.send_as(&self.owner.access_token, method, path, headers, body)
+            .await
+    }
+
+    async fn send_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut request = self
+            .app
+            .client
+            .request(method, format!("{}{path}", self.app.address))
+            .bearer_auth(token);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, headers, body)
+    }
+
+    /// Open 08:00-20:00 every day, UTC; one 45-minute service with a 15-minute buffer.
+    async fn configured(&self) -> String {
+        let (status, headers, _) = self
+            .send(
+                reqwest::Method::PUT,
+                "/v1/bot-config",
+                &[("if-match", "\"0\"")],
+                Some(settings()),
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(headers["etag"], "\"1\"");
+        let (status, _, body) = self
+            .send(reqwest::Method::POST, "/v1/services", &[], Some(haircut()))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["service_id"].as_str().unwrap().to_owned()
+    }
+
+    async fn book(
+        &self,
+        service_id: &str,
+        start: &str,
+        phone: &str,
+        key: Option<&str>,
+    ) -> (u16, Value) {
+        let headers: Vec<(&str, &str)> = key
+            .map(|k| vec![("idempotency-key", k)])
+            .unwrap_or_default();
+        let body = json!({"service_id": service_id, "start": start, "customer": {"phone": phone, "name": "Ana"}});
+        let (status, _, body) = self
+            .send(reqwest::Method::POST, "/v1/bookings", &headers, Some(body))
+            .await;
+        (status, body)
+    }
+}
+
+fn settings() -> Value {
+    let day = json!([{"open": "08:00", "close": "20:00"}]);
+    json!({
+        "time_zone": "UTC",
+        "hours": {"monday": day, "tuesday": day, "wednesday": day, "thursday": day, "friday": day, "saturday": day, "sunday": day},
+        "rules": {"min_notice_minutes": 60, "horizon_days": 30, "slot_step_minutes": 15},
+        "payment_methods": [{"kind": "cash"}],
+    })
+}
+
+fn haircut() -> Value {
+    json!({"name": "Haircut", "price": {"minor": 2500, "currency": "EUR"}, "duration_minutes": 45, "buffer_minutes": 15})
+}
+
+/// 10:00 UTC the day after tomorrow.
+fn slot(hour: u32) -> String {
+    let day = (Utc::now() + Duration::days(2)).date_naive();
+    format!("{}T{hour:02}:00:00Z", day)
+}
+
+async fn count(app: &CommandApp, event_type: &str) -> i64 {
+    sqlx::query_scalar("select count(*) from events where event_type = $1")
+        .bind(event_type)
+        .fetch_one(&app.db.operator_pool().await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_configuration_is_versioned_and_validated_field_by_field() {
+    let app = spawn_command_api().await;
+    let t = Tenant {
+        owner: app.onboard("demo-salon").await,
+        app: &app,
+    };
+    let put = |if_match: Option<&'static str>, body: Value| {
+        let headers: Vec<(&str, &str)> =
+            if_match.map(|v| vec![("if-match", v)]).unwrap_or_default();
+        let t = &t;
+        async move {
+            t.send(reqwest::Method::PUT, "/v1/bot-config", &headers, Some(body))
+                .await
+        }
+    };
+    assert_eq!(put(None, settings()).await.0, 428);
+    let (status, headers, body) = put(Some("\"0\""), settings()).await;
+    assert_eq!(
+        (status, headers["etag"].to_str().unwrap()),
+        (200, "\"1\""),
+        "{body}"
+    );
+    let (status, _, body) = put(Some("\"0\""), settings()).await;
+    assert_eq!(status, 412, "a stale version: {body}");
+
+    let mut bad = settings();
+    bad["hours"]["monday"] = json!([{"open": "12:00", "close": "10:00"}]);
+    bad["time_zone"] = json!("UTC");
+    let (status, _, body) = put(Some("\"1\""), bad).await;
+    assert_eq!(status, 422);
+    assert_eq!(body["errors"][0]["field"], "hours.monday[0]");
+
+    let mut unparseable = settings();
+    unparseable["hours"]["friday"][0]["close"] = json!("25:00");
+    let (status, _, body) = put(Some("\"1\""), unparseable).await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        body["errors"][0]["field"], "hours.friday[0].close",
+        "{body}"
+    );
+    assert_eq!(
+        count(&app, "BotConfigured").await,
+        1,
+        "refused edits write nothing"
+    );
+}
+
+#[tokio::test]
+async fn services_are_added_once_per_idempotency_key_and_updated_and_retired() {
+    let app = spawn_command_api().await;
+    let t = Tenant {
+        owner: app.onboard("demo-salon").await,
+        app: &app,
+    };
+    let key = [("idempotency-key", "add-haircut-1")];
+    let (s1, _, first) = t
+        .send(reqwest::Method::POST, "/v1/services", &key, Some(haircut()))
+        .await;
+    let (s2, _, second) = t
+        .send(reqwest::Method::POST, "/v1/services", &key, Some(haircut()))
+        .await;
+    assert_eq!((s1, s2), (201, 201));
+    assert_eq!(first["service_id"], second["service_id"]);
+    assert_eq!(count(&app, "ServiceAdded").await, 1);
+    let mut other = haircut();
+    other["name"] = json!("Beard trim");
+    assert_eq!(
+        t.send(reqwest::Method::POST, "/v1/services", &key, Some(other))
+            .await
+            .0,
+        422,
+        "same key, other body"
+    );
+
+    let id = first["service_id"].as_str().unwrap();
+    let mut pricier = haircut();
+    pricier["price"]["minor"] = json!(3000);
+    assert_eq!(
+        t.send(
+            reqwest::Method::PUT,
+            &format!("/v1/services/{id}"),
+            &[],
+            Some(pricier)
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        t.send(
+            reqwest::Method::DELETE,
+            &format!("/v1/services/{id}"),
+            &[],
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        t.send(
+            reqwest::Method::DELETE,
+            &format!("/v1/services/{id}"),
+            &[],
+            None
+        )
+        .await
+        .0,
+        409
+    );
+    let unknown = uuid::Uuid::new_v4();
+    assert_eq!(
+        t.send(
+            reqwest::Method::PUT,
+            &format!("/v1/services/{unknown}"),
+            &[],
+            Some(haircut())
+        )
+        .await
+        .0,
+        404
+    );
+
+    let mut long = haircut();
+    long["name"] = json!("Deluxe wash, cut, colour and style");
+    let (status, _, body) = t
+        .send(reqwest::Method::POST, "/v1/services", &[], Some(long))
+        .await;
+    assert_eq!(
+        (status, body["errors"][0]["field"].as_str()),
+        (422, Some("service.name"))
+    );
+}
+
+#[tokio::test]
+async fn a_booking_holds_its_slot_until_cancelled_and_can_be_moved() {
+    let app = spawn_command_api().await;
+    let t = Tenant {
+        owner: app.onboard("demo-salon").await,
+        app: &app,
+    };
+    let service = t.configured().await;
+
+    let (status, booked) = t.book(&service, &slot(10), "+34600000001", None).await;
+    assert_eq!(status, 201, "{booked}");
+    assert_eq!(booked["status"], "confirmed");
+    assert!(booked["reference"].as_str().unwrap().starts_with("BK-"));
+
+    // 10:45 falls inside the buffer; the answer lists what is free.
+    let (status, taken) = t
+        .book(
+            &service,
+            &format!("{}T10:45:00Z", &slot(10)[..10]),
+            "+34600000002",
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "{taken}");
+    assert!(
+        taken["detail"].as_str().unwrap().contains("11:00"),
+        "{taken}"
+    );
+
+    let id = booked["booking_id"].as_str().unwrap();
+    let (status, _, moved) = t
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/bookings/{id}/reschedule"),
+            &[],
+            Some(json!({"start": slot(14)})),
+        )
+        .await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["start"].as_str().unwrap(), slot(14));
+    // The old time is free again.
+    assert_eq!(
+        t.book(&service, &slot(10), "+34600000002", None).await.0,
+        201
+    );
+
+    let (status, _, cancelled) = t
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/bookings/{id}/cancel"),
+            &[],
+            Some(json!({"reason": "sick"})),
+        )
+        .await;
+    assert_eq!(
+        (status, cancelled["status"].as_str()),
+        (200, Some("cancelled"))
+    );
+    assert_eq!(
+        t.send(
+            reqwest::Method::POST,
+            &format!("/v1/bookings/{id}/cancel"),
+            &[],
+            None
+        )
+        .await
+        .0,
+        409,
+        "already cancelled"
+    );
+    assert_eq!(
+        t.book(&service, &slot(14), "+34600000003", None).await.0,
+        201,
+        "the slot is free again"
+    );
+    assert_eq!(
+        t.send(
+            reqwest::Method::POST,
+            &format!("/v1/bookings/{id}/complete"),
+            &[],
+            None
+        )
+        .await
+        .0,
+        409
+    );
+}
+
+#[tokio::test]
+async fn fifty_customers_racing_for_one_slot_end_with_exactly_one_booking() {
+    let app = spawn_command_api().await;
+    let t = Tenant {
+        owner: app.onboard("demo-salon").await,
+        app: &app,
+    };
+    let service = t.configured().await;
+    let start = slot(12);
+    let attempts = (0..50).map(|i| {
+        let (t, service, start) = (&t, service.clone(), start.clone());
+        async move {
+            t.book(&service, &start, &format!("+346000001{i:02}"), None)
+                .await
+        }
+    });
+    let results = futures::future::join_all(attempts).await;
+    let won: Vec<_> = results.iter().filter(|(s, _)| *s == 201).collect();
+    let lost: Vec<_> = results.iter().filter(|(s, _)| *s == 409).collect();
+    assert_eq!(won.len(), 1, "{results:?}");
+    assert_eq!(lost.len(), 49, "everyone else is told the time is taken");
+    assert!(
+        lost.iter()
+            .all(|(_, body)| body["detail"].as_str().unwrap().contains("free that day"))
+    );
+    assert_eq!(count(&app, "SlotHeld").await, 1);
+    assert_eq!(count(&app, "AppointmentRequested").await, 1);
+}
+
+#[tokio::test]
+async fn a_retried_booking_is_made_once_and_a_reused_key_is_refused() {
+    let app = spawn_command_api().await;
+    let t = Tenant {
+        owner: app.onboard("demo-salon").await,
+        app: &app,
+    };
+    let service = t.configured().await;
+    let (a, first) = t
+        .book(&service, &slot(9), "+34600000001", Some("k-1"))
+        .await;
+    let (b, second) = t
+        .book(&service, &slot(9), "+34600000001", Some("k-1"))
+        .await;
+    assert_eq!((a, b), (201, 201));
+    assert_eq!(first["booking_id"], second["booking_id"]);
+    assert_eq!(count(&app, "AppointmentRequested").await, 1);
+    let (status, body) = t
+        .book(&service, &slot(11), "+34600000001", Some("k-1"))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["field"], "Idempotency-Key");
+}
+
+#[tokio::test]
+async fn another_tenants_ids_are_not_found_and_roles_are_enforced() {
+    let app = spawn_command_api().await;
+    let a = Tenant {
+        owner: app.onboard("salon-a").await,
+        app: &app,
+    };
+    let b = Tenant {
+        owner: app.onboard("salon-b").await,
+        app: &app,
+    };
+    let service_a = a.configured().await;
+    b.configured().await;
+    let (_, booking) = a.book(&service_a, &slot(10), "+34600000001", None).await;
+    let id = booking["booking_id"].as_str().unwrap();
+    for action in ["cancel", "confirm", "complete", "no-show"] {
+        let (status, _, _) = b
+            .send(
+                reqwest::Method::POST,
+                &format!("/v1/bookings/{id}/{action}"),
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(status, 404, "{action} on another tenant's booking");
+    }
+    assert_eq!(
+        b.send(
+            reqwest::Method::POST,
+            &format!("/v1/bookings/{id}/reschedule"),
+            &[],
+            Some(json!({"start": slot(15)}))
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        b.book(&service_a, &slot(11), "+34600000002", None).await.0,
+        404,
+        "another tenant's service"
+    );
+    assert_eq!(
+        b.send(
+            reqwest::Method::DELETE,
+            &format!("/v1/services/{service_a}"),
+            &[],
+            None
+        )
+        .await
+        .0,
+        404
+    );
+
+    // A viewer of tenant A (signed with the server's key) may not change anything.
+    let viewer = {
+        let claims = json!({"sub": uuid::Uuid::new_v4(), "tid": a.owner.tenant_id, "role": "viewer", "iss": "booking",
+                            "iat": Utc::now().timestamp(), "exp": Utc::now().timestamp() + 600});
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some("test-1".into());
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(b"test-secret-test-secret-test-secret-42"),
+        )
+        .unwrap()
+    };
+    let (status, _, body) = a
+        .send_as(
+            &viewer,
+            reqwest::Method::POST,
+            &format!("/v1/bookings/{id}/cancel"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        a.send_as(
+            &viewer,
+            reqwest::Method::PUT,
+            "/v1/bot-config",
+            &[("if-match", "\"2\"")],
+            Some(settings())
+        )
+        .await
+        .0,
+        403
+    );
+}
+
+#[tokio::test]
+async fn a_suspended_tenant_gets_423_with_its_reason() {
+    let app = spawn_command_api().await;
+    let t = Tenant {
+        owner: app.onboard("demo-salon").await,
+        app: &app,
+    };
+    let tenant: uuid::Uuid = t.owner.tenant_id.parse().unwrap();
+    let suspended = domain::encode(&domain::tenant::TenantEvent::TenantSuspended {
+        reason: domain::values::Reason::parse("payment failed").unwrap(),
+    });
+    eventstore::EventStore::new(app.db.app_pool().await)
+        .append(
+            tenant,
+            vec![eventstore::StreamAppend {
+                stream: eventstore::StreamRef::new("tenant", tenant.to_string()),
+                expected: eventstore::ExpectedVersion::Exact(1),
+                events: vec![eventstore::NewEvent {
+                    event_id: uuid::Uuid::new_v4(),
+                    event_type: suspended.event_type.into(),
+                    schema_version: suspended.schema_version,
+                    payload: suspended.payload,
+                    metadata: Default::default(),
+                }],
+            }],
+        )
+        .await
+        .unwrap();
+    let (status, headers, body) = t
+        .send(
+            reqwest::Method::PUT,
+            "/v1/bot-config",
+            &[("if-match", "\"0\"")],
+            Some(settings()),
+        )
+        .await;
+    assert_eq!(status, 423);
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(body["detail"], "payment failed");
+    let login = json!({"slug": "demo-salon", "email": "owner@demo-salon.example", "password": "correct horse battery staple"});
+    assert_eq!(
+        app.post("/v1/auth/login", &login).await.status().as_u16(),
+        423
+    );
+}
