@@ -14,6 +14,8 @@ pub mod config;
 pub mod exec;
 pub mod secrets;
 pub mod tenants;
+pub mod webhook;
+pub mod whatsapp_number;
 
 use axum::Router;
 use axum::extract::FromRef;
@@ -23,6 +25,7 @@ use eventstore::{EventStore, Wakeups};
 use platform::auth::{AuthSettings, JwtKeys};
 use platform::health::Dependencies;
 use platform::{DatabaseSettings, HttpSettings, LogSettings, NatsSettings, RedisSettings};
+use secrecy::ExposeSecret as _;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +43,12 @@ active_kid = "dev-1"
 [[auth.keys]]
 kid = "dev-1"
 secret = "development-only-secret-change-me-0123456789"
+
+[whatsapp]
+api_base_url = "https://graph.facebook.com"
+api_version = "v21.0"
+# 32 bytes, base64. Development only: set APP__WHATSAPP__ENCRYPTION_KEY in any deployment.
+encryption_key = "ZGV2ZWxvcG1lbnQtb25seS1rZXktMzItYnl0ZXMhISE="
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -50,6 +59,16 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub log: LogSettings,
     pub auth: AuthSettings,
+    pub whatsapp: WhatsAppSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WhatsAppSettings {
+    /// Meta's Graph API, or the local fake.
+    pub api_base_url: String,
+    pub api_version: String,
+    /// Encrypts access tokens and app secrets at rest (32 bytes, base64).
+    pub encryption_key: secrecy::SecretString,
 }
 
 pub fn load_settings() -> anyhow::Result<Settings> {
@@ -62,6 +81,8 @@ pub struct AppState {
     pub store: EventStore,
     pub keys: JwtKeys,
     pub refresh_ttl_days: u32,
+    pub cloud_api: whatsapp::CloudApi,
+    pub sealer: secrets::Sealer,
 }
 
 impl FromRef<AppState> for JwtKeys {
@@ -78,6 +99,9 @@ pub fn request_id(headers: &HeaderMap) -> Option<String> {
         .map(|v| v.chars().take(128).collect())
 }
 
+/// Meta's notifications are small; anything this large is not one.
+pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
+
 pub fn router(app: AppState) -> Router {
     Router::new()
         .route("/v1/tenants", post(tenants::onboard))
@@ -90,6 +114,13 @@ pub fn router(app: AppState) -> Router {
         .route(
             "/v1/services/{id}",
             put(config::update_service).delete(config::retire_service),
+        )
+        .route("/v1/whatsapp", put(whatsapp_number::connect))
+        .route(
+            "/webhooks/whatsapp",
+            get(webhook::verify)
+                .post(webhook::receive)
+                .layer(axum::extract::DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
         )
         .route("/v1/bookings", post(bookings::book))
         .route("/v1/bookings/{id}/confirm", post(bookings::confirm))
@@ -117,6 +148,12 @@ impl Application {
             store,
             keys: JwtKeys::from_settings(&settings.auth)?,
             refresh_ttl_days: settings.auth.refresh_ttl_days,
+            cloud_api: whatsapp::CloudApi::new(
+                &settings.whatsapp.api_base_url,
+                &settings.whatsapp.api_version,
+                std::time::Duration::from_secs(10),
+            ),
+            sealer: secrets::Sealer::from_base64(settings.whatsapp.encryption_key.expose_secret())?,
         };
         let router = router(app).merge(platform::health::router(Dependencies {
             postgres: vec![("postgres", pool)],
@@ -134,5 +171,17 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         platform::serve::serve(self.listener, self.router, shutdown).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_settings_make_a_working_service() {
+        let settings: Settings = platform::settings::load("command-api-defaults-only", DEFAULTS).unwrap();
+        JwtKeys::from_settings(&settings.auth).unwrap();
+        secrets::Sealer::from_base64(settings.whatsapp.encryption_key.expose_secret()).unwrap();
     }
 }

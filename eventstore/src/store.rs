@@ -168,6 +168,34 @@ impl EventStore {
             .collect()
     }
 
+    /// The events of every stream of `stream_type` whose id lies in `[from_id, to_id]`, by
+    /// stream then version: e.g. one resource's agenda days over a date range in one query.
+    pub async fn read_streams_between(
+        &self,
+        tenant_id: TenantId,
+        stream_type: &str,
+        from_id: &str,
+        to_id: &str,
+    ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+        let mut tx = self.begin(tenant_id).await?;
+        let rows = sqlx::query(&format!(
+            "select {} from events
+             where tenant_id = $1 and stream_type = $2 and stream_id between $3 and $4
+             order by stream_id, version",
+            read::COLUMNS
+        ))
+        .bind(tenant_id)
+        .bind(stream_type)
+        .bind(from_id)
+        .bind(to_id)
+        .fetch_all(tx.conn())
+        .await?;
+        tx.rollback().await?;
+        rows.iter()
+            .map(|row| read::decode(row, &self.upcasters))
+            .collect()
+    }
+
     /// The current version of a stream (0 if it does not exist).
     pub async fn stream_version(
         &self,

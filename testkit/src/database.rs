@@ -81,6 +81,10 @@ impl TestDb {
         url.into()
     }
 
+    pub async fn superuser_url_pool(&self) -> PgPool {
+        pool(&self.superuser_url(), 2).await
+    }
+
     pub async fn app_pool(&self) -> PgPool {
         pool(&self.app_url(), 16).await
     }

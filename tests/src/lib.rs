@@ -111,6 +111,13 @@ pub fn test_auth_settings() -> platform::auth::AuthSettings {
 }
 
 pub fn command_api_settings(s: ServiceSettings) -> command_api::Settings {
+    command_api_settings_with_graph(s, "http://127.0.0.1:1")
+}
+
+pub fn command_api_settings_with_graph(
+    s: ServiceSettings,
+    graph_url: &str,
+) -> command_api::Settings {
     command_api::Settings {
         http: s.http,
         database: s.database,
@@ -118,6 +125,11 @@ pub fn command_api_settings(s: ServiceSettings) -> command_api::Settings {
         redis: s.redis,
         log: s.log,
         auth: test_auth_settings(),
+        whatsapp: command_api::WhatsAppSettings {
+            api_base_url: graph_url.to_owned(),
+            api_version: "v21.0".into(),
+            encryption_key: SecretString::from("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="),
+        },
     }
 }
 
@@ -140,9 +152,15 @@ pub struct Onboarded {
 }
 
 pub async fn spawn_command_api() -> CommandApp {
+    spawn_command_api_with_graph("http://127.0.0.1:1").await
+}
+
+/// The command API, its Cloud API client pointed at `graph_url`.
+pub async fn spawn_command_api_with_graph(graph_url: &str) -> CommandApp {
     let db = TestDb::new().await;
     let nats = TestNats::new().await;
-    let settings = command_api_settings(service_settings(&db, &nats, REDIS_URL));
+    let settings =
+        command_api_settings_with_graph(service_settings(&db, &nats, REDIS_URL), graph_url);
     let app = command_api::Application::build(settings)
         .await
         .expect("the command API builds");
@@ -204,5 +222,64 @@ impl CommandApp {
             refresh_token: body["refresh_token"].as_str().unwrap().to_owned(),
             body,
         }
+    }
+}
+
+/// A stand-in for the Cloud API's `GET /{version}/{phone_number_id}`: Meta's answers and error
+/// envelopes for one known number and token. (The full fake, with sending and webhooks, is
+/// its own binary.)
+pub struct FakeGraph {
+    pub base_url: String,
+}
+
+pub const FAKE_NUMBER_ID: &str = "106540352242922";
+pub const FAKE_TOKEN: &str = "EAAG-good-token";
+
+impl FakeGraph {
+    pub async fn start() -> Self {
+        use axum::extract::Path;
+        use axum::http::{HeaderMap, StatusCode};
+        use axum::routing::get;
+        async fn number(
+            Path((_version, id)): Path<(String, String)>,
+            headers: HeaderMap,
+        ) -> (StatusCode, axum::Json<Value>) {
+            let token = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if token != format!("Bearer {FAKE_TOKEN}") {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    axum::Json(
+                        json!({"error": {"message": "Error validating access token: Session has expired", "type": "OAuthException", "code": 190, "fbtrace_id": "A1"}}),
+                    ),
+                );
+            }
+            if id != FAKE_NUMBER_ID {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(
+                        json!({"error": {"message": format!("Unsupported get request. Object with ID '{id}' does not exist"), "type": "GraphMethodException", "code": 100, "fbtrace_id": "A2"}}),
+                    ),
+                );
+            }
+            (
+                StatusCode::OK,
+                axum::Json(
+                    json!({"id": id, "display_phone_number": "+1 555-078-3881", "verified_name": "Demo Salon", "quality_rating": "GREEN"}),
+                ),
+            )
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                axum::Router::new().route("/{version}/{id}", get(number)),
+            )
+            .await
+        });
+        Self { base_url }
     }
 }

@@ -1,0 +1,158 @@
+//! Connecting a tenant's WhatsApp number: checked against the Cloud API with the token given,
+//! secrets stored encrypted, the number routed to the tenant, and an event that says only that
+//! a number was connected.
+
+use axum::Json;
+use axum::extract::State;
+use domain::Decider as _;
+use domain::access::Permission;
+use domain::tenant::{Tenant, TenantCommand, TenantError, TenantEvent, WhatsAppNumber};
+use eventstore::{AppendError, StreamAppend};
+use platform::problem::{ApiJson, Problem};
+use serde::{Deserialize, Serialize};
+use whatsapp::CloudApiError;
+
+use crate::AppState;
+use crate::caller::Caller;
+use crate::exec::{expect, load, new_events, stream};
+use crate::secrets::sha256;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectRequest {
+    pub phone_number_id: String,
+    pub access_token: String,
+    pub app_secret: String,
+    pub verify_token: String,
+}
+
+impl std::fmt::Debug for ConnectRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectRequest")
+            .field("phone_number_id", &self.phone_number_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Connected {
+    pub phone_number_id: String,
+    pub display_phone_number: String,
+    pub verified_name: String,
+    pub consistency_token: String,
+}
+
+/// `PUT /v1/whatsapp`
+pub async fn connect(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<ConnectRequest>,
+) -> Result<Json<Connected>, Problem> {
+    caller.require(Permission::ManageWhatsApp)?;
+    for (field, value, min) in [
+        ("app_secret", &request.app_secret, 16),
+        ("verify_token", &request.verify_token, 16),
+        ("access_token", &request.access_token, 1),
+    ] {
+        if value.trim().chars().count() < min {
+            return Err(Problem::invalid(
+                field,
+                format!("at least {min} characters"),
+            ));
+        }
+    }
+    let info = app
+        .cloud_api
+        .phone_number(&request.phone_number_id, &request.access_token)
+        .await
+        .map_err(|err| match err {
+            CloudApiError::Meta {
+                code: 190, message, ..
+            } => Problem::invalid("access_token", format!("Meta refused the token: {message}")),
+            CloudApiError::Meta { message, .. } => {
+                Problem::invalid("phone_number_id", format!("Meta refused: {message}"))
+            }
+            CloudApiError::Unreachable(reason) => Problem::unavailable(
+                format!("the WhatsApp Cloud API did not answer: {reason}"),
+                30,
+            ),
+        })?;
+
+    let ctx = caller.context();
+    let tenant_id = ctx.tenant_id;
+    let tenant_stream = stream::<TenantEvent>(tenant_id);
+    let (state, version) = load::<Tenant>(&app.store, tenant_id, &tenant_stream).await?;
+    let events = Tenant::decide(
+        &state,
+        TenantCommand::ConnectWhatsApp(WhatsAppNumber {
+            phone_number_id: request.phone_number_id.clone(),
+            display_phone_number: info.display_phone_number.clone(),
+        }),
+    )
+    .map_err(|e: TenantError| Problem::conflict(e.to_string()))?;
+
+    let mut tx = app.store.begin(tenant_id).await?;
+    let routed = sqlx::query(
+        "insert into whatsapp_routes (phone_number_id, tenant_id, verify_token_hash) values ($1, $2, $3)
+         on conflict (tenant_id) do update
+           set phone_number_id = excluded.phone_number_id, verify_token_hash = excluded.verify_token_hash, updated_at = now()",
+    )
+    .bind(&request.phone_number_id)
+    .bind(tenant_id)
+    .bind(sha256(&request.verify_token))
+    .execute(tx.conn())
+    .await;
+    match routed {
+        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+            return Err(
+                Problem::conflict("this number is connected to another account")
+                    .field("phone_number_id", "already connected"),
+            );
+        }
+        other => other?,
+    };
+    sqlx::query(
+        "insert into whatsapp_credentials (tenant_id, phone_number_id, display_phone_number, access_token_enc, app_secret_enc)
+         values ($1, $2, $3, $4, $5)
+         on conflict (tenant_id) do update
+           set phone_number_id = excluded.phone_number_id, display_phone_number = excluded.display_phone_number,
+               access_token_enc = excluded.access_token_enc, app_secret_enc = excluded.app_secret_enc, updated_at = now()",
+    )
+    .bind(tenant_id)
+    .bind(&request.phone_number_id)
+    .bind(&info.display_phone_number)
+    .bind(app.sealer.seal(request.access_token.as_bytes()))
+    .bind(app.sealer.seal(request.app_secret.as_bytes()))
+    .execute(tx.conn())
+    .await?;
+    let outcome = app
+        .store
+        .append_in(
+            &mut tx,
+            vec![StreamAppend {
+                stream: tenant_stream.clone(),
+                expected: expect(version),
+                events: new_events(
+                    tenant_id,
+                    &ctx.idempotency_key,
+                    &tenant_stream,
+                    &events,
+                    &ctx.metadata(),
+                ),
+            }],
+        )
+        .await
+        .map_err(|e| match e {
+            AppendError::Conflict { .. } => {
+                Problem::conflict("the account changed meanwhile; try again").retry_after(1)
+            }
+            other => Problem::internal(other),
+        })?;
+    tx.commit().await?;
+    Ok(Json(Connected {
+        phone_number_id: request.phone_number_id,
+        display_phone_number: info.display_phone_number,
+        verified_name: info.verified_name,
+        consistency_token: outcome.last_position.to_string(),
+    }))
+}

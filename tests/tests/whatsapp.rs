@@ -1,0 +1,427 @@
+//! Connecting a WhatsApp number and the webhook, over HTTP, with Meta's payload shapes.
+
+use e2e_tests::{
+    CommandApp, FAKE_NUMBER_ID, FAKE_TOKEN, FakeGraph, Onboarded, spawn_command_api_with_graph,
+};
+use serde_json::{Value, json};
+
+const APP_SECRET: &str = "app-secret-0123456789abcdef";
+const VERIFY_TOKEN: &str = "verify-token-0123456789";
+
+struct Setup {
+    app: CommandApp,
+    owner: Onboarded,
+    _graph: FakeGraph,
+}
+
+async fn connect(app: &CommandApp, owner: &Onboarded, token: &str, number: &str) -> (u16, Value) {
+    let response = app
+        .client
+        .put(format!("{}/v1/whatsapp", app.address))
+        .bearer_auth(&owner.access_token)
+        .json(&json!({"phone_number_id": number, "access_token": token, "app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A tenant with its number connected, opening hours every day and one service.
+async fn setup() -> Setup {
+    let graph = FakeGraph::start().await;
+    let app = spawn_command_api_with_graph(&graph.base_url).await;
+    let owner = app.onboard("demo-salon").await;
+    assert_eq!(
+        connect(&app, &owner, FAKE_TOKEN, FAKE_NUMBER_ID).await.0,
+        200
+    );
+    let day = json!([{"open": "08:00", "close": "20:00"}]);
+    let settings = json!({
+        "time_zone": "UTC",
+        "hours": {"monday": day, "tuesday": day, "wednesday": day, "thursday": day, "friday": day, "saturday": day, "sunday": day},
+        "payment_methods": [{"kind": "cash"}],
+    });
+    let put = app
+        .client
+        .put(format!("{}/v1/bot-config", app.address))
+        .bearer_auth(&owner.access_token)
+        .header("if-match", "\"0\"")
+        .json(&settings)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 200);
+    let service = json!({"name": "Haircut", "price": {"minor": 2500, "currency": "EUR"}, "duration_minutes": 45});
+    let add = app
+        .client
+        .post(format!("{}/v1/services", app.address))
+        .bearer_auth(&owner.access_token)
+        .json(&service)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(add.status().as_u16(), 201);
+    Setup {
+        app,
+        owner,
+        _graph: graph,
+    }
+}
+
+fn text(from: &str, wamid: &str, body: &str) -> Value {
+    json!({"from": from, "id": wamid, "timestamp": "1739321024", "type": "text", "text": {"body": body}})
+}
+
+fn list_reply(from: &str, wamid: &str, id: &str, title: &str) -> Value {
+    json!({"from": from, "id": wamid, "timestamp": "1739321024", "type": "interactive",
+           "interactive": {"type": "list_reply", "list_reply": {"id": id, "title": title}}})
+}
+
+fn button_reply(from: &str, wamid: &str, id: &str, title: &str) -> Value {
+    json!({"from": from, "id": wamid, "timestamp": "1739321024", "type": "interactive",
+           "interactive": {"type": "button_reply", "button_reply": {"id": id, "title": title}}})
+}
+
+fn notification(messages: Vec<Value>) -> Value {
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550783881", "phone_number_id": FAKE_NUMBER_ID},
+        "contacts": [{"profile": {"name": "Sheena"}, "wa_id": "16505551234"}],
+        "messages": messages}}]}]})
+}
+
+async fn post_signed(app: &CommandApp, body: &Value, secret: &str) -> u16 {
+    let bytes = serde_json::to_vec(body).unwrap();
+    app.client
+        .post(format!("{}/webhooks/whatsapp", app.address))
+        .header("content-type", "application/json")
+        .header(
+            "x-hub-signature-256",
+            whatsapp::signature::sign(secret.as_bytes(), &bytes),
+        )
+        .body(bytes)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn events(app: &CommandApp, event_type: &str) -> Vec<Value> {
+    sqlx::query_scalar::<_, Value>(
+        "select payload from events where event_type = $1 order by global_position",
+    )
+    .bind(event_type)
+    .fetch_all(&app.db.operator_pool().await)
+    .await
+    .unwrap()
+}
+
+/// The choices of the bot's last interactive reply to `phone`.
+async fn last_choices(app: &CommandApp, phone: &str) -> Vec<(String, String)> {
+    let replies = events(app, "BotReplied").await;
+    let last = replies
+        .iter()
+        .rev()
+        .find(|r| r["to"] == phone && r["reply"]["kind"] != "text")
+        .expect("an interactive reply");
+    let choices = last["reply"]
+        .get("rows")
+        .or_else(|| last["reply"].get("buttons"))
+        .unwrap();
+    choices
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_owned(),
+                c["title"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn connecting_checks_the_number_with_meta_and_keeps_secrets_out_of_events() {
+    let graph = FakeGraph::start().await;
+    let app = spawn_command_api_with_graph(&graph.base_url).await;
+    let owner = app.onboard("demo-salon").await;
+
+    let (status, body) = connect(&app, &owner, "expired-token", FAKE_NUMBER_ID).await;
+    assert_eq!(
+        (status, body["errors"][0]["field"].as_str()),
+        (422, Some("access_token"))
+    );
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Session has expired"),
+        "Meta's reason: {body}"
+    );
+    let (status, body) = connect(&app, &owner, FAKE_TOKEN, "123").await;
+    assert_eq!(
+        (status, body["errors"][0]["field"].as_str()),
+        (422, Some("phone_number_id"))
+    );
+
+    let (status, body) = connect(&app, &owner, FAKE_TOKEN, FAKE_NUMBER_ID).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["display_phone_number"], "+1 555-078-3881");
+    let connected = events(&app, "WhatsAppNumberConnected").await;
+    assert_eq!(connected.len(), 1);
+    let all: Vec<String> = sqlx::query_scalar("select payload::text from events")
+        .fetch_all(&app.db.operator_pool().await)
+        .await
+        .unwrap();
+    assert!(
+        all.iter()
+            .all(|p| !p.contains(FAKE_TOKEN) && !p.contains(APP_SECRET)),
+        "no secret in the log"
+    );
+    let stored: Vec<u8> = sqlx::query_scalar("select access_token_enc from whatsapp_credentials")
+        .fetch_one(&app.db.superuser_url_pool().await)
+        .await
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&stored).contains(FAKE_TOKEN),
+        "encrypted at rest"
+    );
+
+    // The same number for another tenant.
+    let other = app.onboard("other-salon").await;
+    assert_eq!(
+        connect(&app, &other, FAKE_TOKEN, FAKE_NUMBER_ID).await.0,
+        409
+    );
+}
+
+#[tokio::test]
+async fn meta_s_verification_echoes_the_challenge_for_the_right_token_only() {
+    let s = setup().await;
+    let get = |token: &str| {
+        let url = format!(
+            "{}/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=1158201444",
+            s.app.address
+        );
+        let client = s.app.client.clone();
+        async move { client.get(url).send().await.unwrap() }
+    };
+    let ok = get(VERIFY_TOKEN).await;
+    assert_eq!(ok.status().as_u16(), 200);
+    assert_eq!(ok.text().await.unwrap(), "1158201444");
+    assert_eq!(get("wrong").await.status().as_u16(), 403);
+}
+
+#[tokio::test]
+async fn unsigned_badly_signed_malformed_and_oversize_posts_change_nothing() {
+    let s = setup().await;
+    let body = notification(vec![text("16505551234", "wamid.1", "hi")]);
+    let unsigned = s
+        .app
+        .client
+        .post(format!("{}/webhooks/whatsapp", s.app.address))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status().as_u16(), 401);
+    assert_eq!(post_signed(&s.app, &body, "not-the-secret").await, 401);
+    let malformed = s
+        .app
+        .client
+        .post(format!("{}/webhooks/whatsapp", s.app.address))
+        .header("x-hub-signature-256", "sha256=00")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status().as_u16(), 400);
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let oversize = s
+        .app
+        .client
+        .post(format!("{}/webhooks/whatsapp", s.app.address))
+        .header("x-hub-signature-256", "sha256=00")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oversize.status().as_u16(), 413);
+    assert!(events(&s.app, "MessageReceived").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_message_delivered_three_times_is_one_turn() {
+    let s = setup().await;
+    let body = notification(vec![text("16505551234", "wamid.hi", "hi")]);
+    for _ in 0..3 {
+        assert_eq!(post_signed(&s.app, &body, APP_SECRET).await, 200);
+    }
+    assert_eq!(events(&s.app, "MessageReceived").await.len(), 1);
+    let replies = events(&s.app, "BotReplied").await;
+    assert!(
+        replies[0]["reply"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("Welcome to Demo Salon"),
+        "{replies:?}"
+    );
+    assert_eq!(last_choices(&s.app, "+16505551234").await[0].1, "Haircut");
+}
+
+#[tokio::test]
+async fn a_customer_books_over_whatsapp_from_hi_to_confirmed() {
+    let s = setup().await;
+    let me = "16505551234";
+    let phone = "+16505551234";
+    assert_eq!(
+        post_signed(
+            &s.app,
+            &notification(vec![text(me, "w1", "hi")]),
+            APP_SECRET
+        )
+        .await,
+        200
+    );
+    let (id, title) = last_choices(&s.app, phone).await[0].clone();
+    assert_eq!(
+        post_signed(
+            &s.app,
+            &notification(vec![list_reply(me, "w2", &id, &title)]),
+            APP_SECRET
+        )
+        .await,
+        200
+    );
+    let (id, title) = last_choices(&s.app, phone).await[1].clone(); // the day after the first offered
+    assert_eq!(
+        post_signed(
+            &s.app,
+            &notification(vec![list_reply(me, "w3", &id, &title)]),
+            APP_SECRET
+        )
+        .await,
+        200
+    );
+    let (id, title) = last_choices(&s.app, phone).await[0].clone();
+    assert_eq!(
+        post_signed(
+            &s.app,
+            &notification(vec![list_reply(me, "w4", &id, &title)]),
+            APP_SECRET
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        post_signed(
+            &s.app,
+            &notification(vec![text(me, "w5", "Sheena Lee")]),
+            APP_SECRET
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        post_signed(
+            &s.app,
+            &notification(vec![button_reply(me, "w6", "confirm", "Confirm")]),
+            APP_SECRET
+        )
+        .await,
+        200
+    );
+    let (id, title) = last_choices(&s.app, phone).await[0].clone();
+    assert_eq!(title, "Cash");
+    assert_eq!(
+        post_signed(
+            &s.app,
+            &notification(vec![button_reply(me, "w7", &id, &title)]),
+            APP_SECRET
+        )
+        .await,
+        200
+    );
+
+    let booked = events(&s.app, "AppointmentRequested").await;
+    assert_eq!(booked.len(), 1, "one booking");
+    assert_eq!(booked[0]["customer"]["phone"], phone);
+    assert_eq!(booked[0]["customer"]["name"], "Sheena Lee");
+    assert_eq!(booked[0]["channel"], "whats_app");
+    assert_eq!(events(&s.app, "SlotHeld").await.len(), 1);
+    assert_eq!(events(&s.app, "AppointmentConfirmed").await.len(), 1);
+    let replies = events(&s.app, "BotReplied").await;
+    let last = replies.last().unwrap()["reply"]["body"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        last.starts_with("Booked! Haircut")
+            && last.contains(booked[0]["reference"].as_str().unwrap()),
+        "{last}"
+    );
+
+    // The same last message again changes nothing.
+    assert_eq!(
+        post_signed(
+            &s.app,
+            &notification(vec![button_reply(me, "w7", &id, &title)]),
+            APP_SECRET
+        )
+        .await,
+        200
+    );
+    assert_eq!(events(&s.app, "AppointmentRequested").await.len(), 1);
+}
+
+#[tokio::test]
+async fn every_message_of_a_batch_is_handled_and_unknown_numbers_are_ignored() {
+    let s = setup().await;
+    let mut body = notification(vec![
+        text("16505551234", "wa.1", "hi"),
+        text("16505550000", "wa.2", "hola"),
+    ]);
+    // A second entry for a number nobody connected.
+    body["entry"].as_array_mut().unwrap().push(json!({"id": "OTHER", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "1", "phone_number_id": "999999"},
+        "messages": [{"from": "16505559999", "id": "wa.3", "timestamp": "1", "type": "text", "text": {"body": "hi"}}]}}]}));
+    // And a status for a message this platform never sent.
+    body["entry"][0]["changes"][0]["value"]["statuses"] = json!([{"id": "wamid.unknown", "status": "read", "timestamp": "1", "recipient_id": "16505551234"}]);
+    assert_eq!(post_signed(&s.app, &body, APP_SECRET).await, 200);
+    let received = events(&s.app, "MessageReceived").await;
+    let from: Vec<&str> = received
+        .iter()
+        .map(|m| m["from"].as_str().unwrap())
+        .collect();
+    assert_eq!(from, ["+16505551234", "+16505550000"]);
+
+    let unknown_only =
+        json!({"object": "whatsapp_business_account", "entry": [body["entry"][1].clone()]});
+    assert_eq!(
+        post_signed(&s.app, &unknown_only, "anything").await,
+        200,
+        "nothing of ours to verify or change"
+    );
+    assert_eq!(events(&s.app, "MessageReceived").await.len(), 2);
+    let _ = &s.owner;
+}
+
+#[tokio::test]
+async fn images_get_a_polite_answer() {
+    let s = setup().await;
+    let image = json!({"from": "16505551234", "id": "wa.img", "timestamp": "1", "type": "image", "image": {"id": "m1", "mime_type": "image/jpeg"}});
+    assert_eq!(
+        post_signed(&s.app, &notification(vec![image]), APP_SECRET).await,
+        200
+    );
+    let replies = events(&s.app, "BotReplied").await;
+    assert!(
+        replies[0]["reply"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("only read text")
+    );
+}
