@@ -180,7 +180,8 @@ mod tests {
 
     #[test]
     fn the_default_settings_make_a_working_service() {
-        let settings: Settings = platform::settings::load("command-api-defaults-only", DEFAULTS).unwrap();
+        let settings: Settings =
+            platform::settings::load("command-api-defaults-only", DEFAULTS).unwrap();
         JwtKeys::from_settings(&settings.auth).unwrap();
         secrets::Sealer::from_base64(settings.whatsapp.encryption_key.expose_secret()).unwrap();
     }
