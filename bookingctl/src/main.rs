@@ -35,6 +35,25 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         replicas: usize,
     },
+    /// Print a platform-operator bearer token (for suspend/reinstate and cross-tenant audit).
+    OperatorToken {
+        /// Who the operator is; recorded as the actor of what they do.
+        #[arg(long)]
+        operator: String,
+        /// The operator signing key (the command API's operator_auth key).
+        #[arg(
+            long,
+            env = "BOOKING_OPERATOR_SECRET",
+            default_value = "development-only-operator-secret-0123456789"
+        )]
+        secret: String,
+        #[arg(long, default_value = "op-dev-1")]
+        kid: String,
+        #[arg(long, default_value = "booking-operator")]
+        issuer: String,
+        #[arg(long, default_value_t = 3600)]
+        ttl_secs: u64,
+    },
 }
 
 #[tokio::main]
@@ -69,6 +88,30 @@ async fn main() -> anyhow::Result<()> {
             let js = async_nats::jetstream::new(client);
             nats::provision_events_stream(&js, &ns, nats::Storage::File, replicas).await?;
             tracing::info!(stream = %ns.events_stream(), "stream ready");
+        }
+        Command::OperatorToken {
+            operator,
+            secret,
+            kid,
+            issuer,
+            ttl_secs,
+        } => {
+            let settings = platform::auth::AuthSettings {
+                issuer,
+                access_ttl_secs: ttl_secs,
+                refresh_ttl_days: 1,
+                active_kid: kid.clone(),
+                keys: vec![platform::auth::KeySetting {
+                    kid,
+                    secret: secret.into(),
+                }],
+            };
+            let keys =
+                platform::auth::OperatorKeys(platform::auth::JwtKeys::from_settings(&settings)?);
+            println!(
+                "{}",
+                keys.issue(&operator, std::time::Duration::from_secs(ttl_secs))?
+            );
         }
     }
     Ok(())

@@ -12,6 +12,7 @@ pub mod bookings;
 pub mod caller;
 pub mod config;
 pub mod exec;
+pub mod operator;
 pub mod secrets;
 pub mod tenants;
 pub mod webhook;
@@ -22,7 +23,7 @@ use axum::extract::FromRef;
 use axum::http::HeaderMap;
 use axum::routing::{get, post, put};
 use eventstore::{EventStore, Wakeups};
-use platform::auth::{AuthSettings, JwtKeys};
+use platform::auth::{AuthSettings, JwtKeys, OperatorKeys};
 use platform::health::Dependencies;
 use platform::{DatabaseSettings, HttpSettings, LogSettings, NatsSettings, RedisSettings};
 use secrecy::ExposeSecret as _;
@@ -44,6 +45,17 @@ active_kid = "dev-1"
 kid = "dev-1"
 secret = "development-only-secret-change-me-0123456789"
 
+# Operator tokens: a separate key set (mint one with `bookingctl operator-token`).
+[operator_auth]
+issuer = "booking-operator"
+access_ttl_secs = 3600
+refresh_ttl_days = 1
+active_kid = "op-dev-1"
+
+[[operator_auth.keys]]
+kid = "op-dev-1"
+secret = "development-only-operator-secret-0123456789"
+
 [whatsapp]
 api_base_url = "https://graph.facebook.com"
 api_version = "v21.0"
@@ -59,6 +71,7 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub log: LogSettings,
     pub auth: AuthSettings,
+    pub operator_auth: AuthSettings,
     pub whatsapp: WhatsAppSettings,
 }
 
@@ -80,6 +93,7 @@ pub fn load_settings() -> anyhow::Result<Settings> {
 pub struct AppState {
     pub store: EventStore,
     pub keys: JwtKeys,
+    pub operator_keys: OperatorKeys,
     pub refresh_ttl_days: u32,
     pub cloud_api: whatsapp::CloudApi,
     pub sealer: secrets::Sealer,
@@ -88,6 +102,12 @@ pub struct AppState {
 impl FromRef<AppState> for JwtKeys {
     fn from_ref(app: &AppState) -> JwtKeys {
         app.keys.clone()
+    }
+}
+
+impl FromRef<AppState> for OperatorKeys {
+    fn from_ref(app: &AppState) -> OperatorKeys {
+        app.operator_keys.clone()
     }
 }
 
@@ -122,6 +142,11 @@ pub fn router(app: AppState) -> Router {
                 .post(webhook::receive)
                 .layer(axum::extract::DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
         )
+        .route("/v1/operator/tenants/{id}/suspend", post(operator::suspend))
+        .route(
+            "/v1/operator/tenants/{id}/reinstate",
+            post(operator::reinstate),
+        )
         .route("/v1/bookings", post(bookings::book))
         .route("/v1/bookings/{id}/confirm", post(bookings::confirm))
         .route("/v1/bookings/{id}/cancel", post(bookings::cancel))
@@ -147,6 +172,7 @@ impl Application {
         let app = AppState {
             store,
             keys: JwtKeys::from_settings(&settings.auth)?,
+            operator_keys: OperatorKeys(JwtKeys::from_settings(&settings.operator_auth)?),
             refresh_ttl_days: settings.auth.refresh_ttl_days,
             cloud_api: whatsapp::CloudApi::new(
                 &settings.whatsapp.api_base_url,
@@ -183,6 +209,7 @@ mod tests {
         let settings: Settings =
             platform::settings::load("command-api-defaults-only", DEFAULTS).unwrap();
         JwtKeys::from_settings(&settings.auth).unwrap();
+        JwtKeys::from_settings(&settings.operator_auth).unwrap();
         secrets::Sealer::from_base64(settings.whatsapp.encryption_key.expose_secret()).unwrap();
     }
 }

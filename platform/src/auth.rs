@@ -221,3 +221,75 @@ mod tests {
         assert!(JwtKeys::from_settings(&settings("k9")).is_err());
     }
 }
+
+/// An operator token's claims: no tenant, `op: true`, signed with the operator keys (never the
+/// tenants' keys), so a tenant credential cannot pass for one and vice versa.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorClaims {
+    pub sub: String,
+    pub op: bool,
+    pub iss: String,
+    pub iat: u64,
+    pub exp: u64,
+}
+
+/// The operator keys: a separate key set, configured apart from the tenants'.
+#[derive(Clone, Debug)]
+pub struct OperatorKeys(pub JwtKeys);
+
+impl OperatorKeys {
+    pub fn issue(&self, operator: &str, ttl: Duration) -> anyhow::Result<String> {
+        let now = unix_now();
+        let claims = OperatorClaims {
+            sub: operator.to_owned(),
+            op: true,
+            iss: self.0.issuer.clone(),
+            iat: now,
+            exp: now + ttl.as_secs(),
+        };
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.0.active_kid.clone());
+        Ok(jsonwebtoken::encode(&header, &claims, &self.0.signing)?)
+    }
+
+    fn verify(&self, token: &str) -> Option<OperatorClaims> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        let key = self.0.verifying.get(header.kid.as_deref()?)?;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[&self.0.issuer]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        validation.leeway = 0;
+        let claims = jsonwebtoken::decode::<OperatorClaims>(token, key, &validation)
+            .ok()?
+            .claims;
+        claims.op.then_some(claims)
+    }
+}
+
+/// A platform operator, for operator routes only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operator {
+    pub id: String,
+}
+
+impl<S> FromRequestParts<S> for Operator
+where
+    OperatorKeys: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let keys = OperatorKeys::from_ref(state);
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(Problem::unauthorized)?;
+        let claims = keys
+            .verify(token.trim())
+            .ok_or_else(Problem::unauthorized)?;
+        Ok(Operator { id: claims.sub })
+    }
+}

@@ -110,6 +110,28 @@ pub fn test_auth_settings() -> platform::auth::AuthSettings {
     }
 }
 
+pub fn test_operator_settings() -> platform::auth::AuthSettings {
+    platform::auth::AuthSettings {
+        issuer: "booking-operator".into(),
+        access_ttl_secs: 600,
+        refresh_ttl_days: 1,
+        active_kid: "op-test-1".into(),
+        keys: vec![platform::auth::KeySetting {
+            kid: "op-test-1".into(),
+            secret: SecretString::from("operator-test-secret-operator-test-secret"),
+        }],
+    }
+}
+
+/// A platform operator's bearer token for the test services.
+pub fn operator_token() -> String {
+    let keys = platform::auth::OperatorKeys(
+        platform::auth::JwtKeys::from_settings(&test_operator_settings()).unwrap(),
+    );
+    keys.issue("alice", std::time::Duration::from_secs(600))
+        .unwrap()
+}
+
 pub fn command_api_settings(s: ServiceSettings) -> command_api::Settings {
     command_api_settings_with_graph(s, "http://127.0.0.1:1")
 }
@@ -125,6 +147,7 @@ pub fn command_api_settings_with_graph(
         redis: s.redis,
         log: s.log,
         auth: test_auth_settings(),
+        operator_auth: test_operator_settings(),
         whatsapp: command_api::WhatsAppSettings {
             api_base_url: graph_url.to_owned(),
             api_version: "v21.0".into(),

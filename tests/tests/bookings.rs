@@ -480,33 +480,59 @@ async fn another_tenants_ids_are_not_found_and_roles_are_enforced() {
 }
 
 #[tokio::test]
-async fn a_suspended_tenant_gets_423_with_its_reason() {
+async fn an_operator_suspends_a_tenant_which_then_gets_423_until_reinstated() {
     let app = spawn_command_api().await;
     let t = Tenant {
         owner: app.onboard("demo-salon").await,
         app: &app,
     };
-    let tenant: uuid::Uuid = t.owner.tenant_id.parse().unwrap();
-    let suspended = domain::encode(&domain::tenant::TenantEvent::TenantSuspended {
-        reason: domain::values::Reason::parse("payment failed").unwrap(),
-    });
-    eventstore::EventStore::new(app.db.app_pool().await)
-        .append(
-            tenant,
-            vec![eventstore::StreamAppend {
-                stream: eventstore::StreamRef::new("tenant", tenant.to_string()),
-                expected: eventstore::ExpectedVersion::Exact(1),
-                events: vec![eventstore::NewEvent {
-                    event_id: uuid::Uuid::new_v4(),
-                    event_type: suspended.event_type.into(),
-                    schema_version: suspended.schema_version,
-                    payload: suspended.payload,
-                    metadata: Default::default(),
-                }],
-            }],
+    let other = Tenant {
+        owner: app.onboard("other-salon").await,
+        app: &app,
+    };
+    let operator = e2e_tests::operator_token();
+    let suspend = format!("/v1/operator/tenants/{}/suspend", t.owner.tenant_id);
+    let reinstate = format!("/v1/operator/tenants/{}/reinstate", t.owner.tenant_id);
+
+    // A tenant's own credential is no operator credential, whatever its role.
+    assert_eq!(
+        t.send(
+            reqwest::Method::POST,
+            &suspend,
+            &[],
+            Some(json!({"reason": "x"}))
         )
         .await
-        .unwrap();
+        .0,
+        401
+    );
+    let (status, _, body) = t
+        .send_as(
+            &operator,
+            reqwest::Method::POST,
+            &suspend,
+            &[],
+            Some(json!({"reason": "payment failed"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("suspended")),
+        "{body}"
+    );
+    assert_eq!(
+        t.send_as(
+            &operator,
+            reqwest::Method::POST,
+            &suspend,
+            &[],
+            Some(json!({"reason": "again"}))
+        )
+        .await
+        .0,
+        409
+    );
+
     let (status, headers, body) = t
         .send(
             reqwest::Method::PUT,
@@ -522,5 +548,54 @@ async fn a_suspended_tenant_gets_423_with_its_reason() {
     assert_eq!(
         app.post("/v1/auth/login", &login).await.status().as_u16(),
         423
+    );
+    assert_eq!(
+        other
+            .send(
+                reqwest::Method::PUT,
+                "/v1/bot-config",
+                &[("if-match", "\"0\"")],
+                Some(settings())
+            )
+            .await
+            .0,
+        200,
+        "others are unaffected"
+    );
+
+    assert_eq!(
+        t.send_as(&operator, reqwest::Method::POST, &reinstate, &[], None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        t.send(
+            reqwest::Method::PUT,
+            "/v1/bot-config",
+            &[("if-match", "\"0\"")],
+            Some(settings())
+        )
+        .await
+        .0,
+        200
+    );
+    let unknown = format!("/v1/operator/tenants/{}/reinstate", uuid::Uuid::new_v4());
+    assert_eq!(
+        t.send_as(&operator, reqwest::Method::POST, &unknown, &[], None)
+            .await
+            .0,
+        404
+    );
+    let actors: Vec<String> = sqlx::query_scalar(
+        "select metadata->>'actor' from events where event_type = 'TenantSuspended'",
+    )
+    .fetch_all(&app.db.operator_pool().await)
+    .await
+    .unwrap();
+    assert_eq!(
+        actors,
+        ["operator:alice"],
+        "the audit trail names the operator"
     );
 }
