@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod api_keys;
 pub mod auth;
 pub mod bookings;
 pub mod caller;
@@ -15,6 +16,7 @@ pub mod exec;
 pub mod operator;
 pub mod secrets;
 pub mod tenants;
+pub mod users;
 pub mod webhook;
 pub mod whatsapp_number;
 
@@ -129,6 +131,12 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/auth/refresh", post(auth::refresh))
         .route("/v1/auth/logout", post(auth::logout))
         .route("/v1/me", get(auth::me))
+        .route("/v1/auth/accept-invitation", post(users::accept))
+        .route("/v1/users", post(users::invite))
+        .route("/v1/users/{id}/role", put(users::change_role))
+        .route("/v1/users/{id}/deactivate", post(users::deactivate))
+        .route("/v1/api-keys", post(api_keys::create))
+        .route("/v1/api-keys/{id}", axum::routing::delete(api_keys::revoke))
         .route("/v1/bot-config", put(config::put_bot_config))
         .route("/v1/services", post(config::add_service))
         .route(

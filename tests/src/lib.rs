@@ -180,6 +180,13 @@ pub async fn spawn_command_api() -> CommandApp {
 
 /// The command API, its Cloud API client pointed at `graph_url`.
 pub async fn spawn_command_api_with_graph(graph_url: &str) -> CommandApp {
+    // `RUST_LOG=warn cargo test …` shows what the service logged (e.g. the cause of a 500).
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
+    }
     let db = TestDb::new().await;
     let nats = TestNats::new().await;
     let settings =
