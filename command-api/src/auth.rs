@@ -1,7 +1,9 @@
 //! Sessions: login, refresh (rotating, with reuse detection), logout, and who-am-I.
 
 use axum::Json;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{Duration, Utc};
@@ -80,13 +82,26 @@ pub struct LoginRequest {
 /// `POST /v1/auth/login`. Every failure is the same 401, after the same work.
 pub async fn login(
     State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Json<TokenPair>, Problem> {
+    app.limit(
+        &format!("login-ip:{}", peer.ip()),
+        crate::limits::LOGIN_PER_IP,
+    )
+    .await?;
     let tenant_id: Option<Uuid> =
         sqlx::query_scalar("select tenant_id from tenant_directory where slug = $1")
             .bind(request.slug.trim().to_ascii_lowercase())
             .fetch_optional(app.store.pool())
             .await?;
+    let account = format!(
+        "login:{}:{}",
+        tenant_id.map(|t| t.to_string()).unwrap_or_default(),
+        request.email.trim().to_lowercase()
+    );
+    app.limit(&account, crate::limits::LOGIN_PER_ACCOUNT)
+        .await?;
     let Some(tenant_id) = tenant_id else {
         verify_password(request.password, None).await;
         return Err(Problem::unauthorized());

@@ -99,6 +99,34 @@ pub struct AppState {
     pub refresh_ttl_days: u32,
     pub cloud_api: whatsapp::CloudApi,
     pub sealer: secrets::Sealer,
+    pub limiter: platform::ratelimit::RateLimiter,
+}
+
+/// The limits this service enforces.
+pub mod limits {
+    use platform::ratelimit::Quota;
+
+    /// Password guesses against one account.
+    pub const LOGIN_PER_ACCOUNT: Quota = Quota::per_minute(5, 5);
+    /// Logins from one address, whatever the account.
+    pub const LOGIN_PER_IP: Quota = Quota::per_minute(30, 10);
+    /// Requests of one credential (user or API key).
+    pub const PER_CREDENTIAL: Quota = Quota::per_minute(600, 100);
+    /// Messages of one customer the bot answers; past it, messages are recorded unanswered.
+    pub const WEBHOOK_PER_PHONE: Quota = Quota::per_minute(30, 10);
+}
+
+impl AppState {
+    /// 429 with `Retry-After` when `subject` is over `quota`.
+    pub async fn limit(
+        &self,
+        subject: &str,
+        quota: platform::ratelimit::Quota,
+    ) -> Result<(), platform::problem::Problem> {
+        self.limiter.check(subject, quota).await.map_err(|l| {
+            platform::problem::Problem::too_many_requests(l.retry_after.as_secs().max(1))
+        })
+    }
 }
 
 impl FromRef<AppState> for JwtKeys {
@@ -188,6 +216,10 @@ impl Application {
                 std::time::Duration::from_secs(10),
             ),
             sealer: secrets::Sealer::from_base64(settings.whatsapp.encryption_key.expose_secret())?,
+            limiter: platform::ratelimit::RateLimiter::new(
+                Some(redis.clone()),
+                &settings.redis.key_prefix,
+            ),
         };
         let router = router(app).merge(platform::health::router(Dependencies {
             postgres: vec![("postgres", pool)],

@@ -261,8 +261,20 @@ async fn handle_message(
             .is_some_and(|t| t.status == TenantStatus::Active);
         let calendar = load_calendar(app, tenant_id, &config, &conversation.bookings).await?;
 
+        // A customer flooding the bot is recorded, not answered.
+        let answer = app
+            .limiter
+            .check(
+                &format!("wa:{tenant_id}:{}", from.wa_id()),
+                crate::limits::WEBHOOK_PER_PHONE,
+            )
+            .await
+            .is_ok();
+        if !answer {
+            tracing::warn!(%tenant_id, "security: a customer is over the message limit; not answering");
+        }
         let turn = match (&config.settings, &tenant.onboarded) {
-            (Some(settings), Some(t)) if open => {
+            (Some(settings), Some(t)) if open && answer => {
                 let services: Vec<_> = config.active_services().cloned().collect();
                 let context = BotContext {
                     business_name: t.business_name.as_str(),

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod db;
 pub mod health;
 pub mod problem;
+pub mod ratelimit;
 pub mod serve;
 pub mod settings;
 pub mod telemetry;

@@ -42,7 +42,12 @@ pub async fn serve(
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router.layer(TraceLayer::new_for_http()))
+    // The peer address reaches handlers (`ConnectInfo`) for per-IP limits; forwarded-for
+    // headers are not trusted.
+    let service = router
+        .layer(TraceLayer::new_for_http())
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
 }

@@ -88,7 +88,8 @@ pub fn service_settings(db: &TestDb, nats: &TestNats, redis_url: &str) -> Servic
         },
         redis: RedisSettings {
             url: SecretString::from(redis_url.to_owned()),
-            key_prefix: "test:".into(),
+            // A prefix of its own: parallel tests never share limits or caches.
+            key_prefix: format!("test:{}:", uuid::Uuid::new_v4().simple()),
         },
         log: LogSettings {
             filter: "warn".into(),
@@ -180,6 +181,11 @@ pub async fn spawn_command_api() -> CommandApp {
 
 /// The command API, its Cloud API client pointed at `graph_url`.
 pub async fn spawn_command_api_with_graph(graph_url: &str) -> CommandApp {
+    spawn_command_api_custom(graph_url, REDIS_URL).await
+}
+
+/// The command API with its Cloud API client at `graph_url` and Redis at `redis_url`.
+pub async fn spawn_command_api_custom(graph_url: &str, redis_url: &str) -> CommandApp {
     // `RUST_LOG=warn cargo test …` shows what the service logged (e.g. the cause of a 500).
     if std::env::var_os("RUST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
@@ -190,7 +196,7 @@ pub async fn spawn_command_api_with_graph(graph_url: &str) -> CommandApp {
     let db = TestDb::new().await;
     let nats = TestNats::new().await;
     let settings =
-        command_api_settings_with_graph(service_settings(&db, &nats, REDIS_URL), graph_url);
+        command_api_settings_with_graph(service_settings(&db, &nats, redis_url), graph_url);
     let app = command_api::Application::build(settings)
         .await
         .expect("the command API builds");

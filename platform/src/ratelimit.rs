@@ -1,0 +1,195 @@
+//! Rate limits by GCRA (the generic cell rate algorithm): one Redis key per subject holding its
+//! theoretical arrival time, updated atomically by a Lua script on Redis's own clock, so every
+//! instance shares the limit. If Redis does not answer (quickly), the limit is enforced
+//! in-process instead: requests keep working, limits stay on (per instance).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::aio::ConnectionManager;
+use tokio::sync::Mutex as AsyncMutex;
+
+/// `rate` requests per `period`, with bursts of up to `burst` at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Quota {
+    pub rate: u32,
+    pub period: Duration,
+    pub burst: u32,
+}
+
+impl Quota {
+    pub const fn per_minute(rate: u32, burst: u32) -> Self {
+        Self {
+            rate,
+            period: Duration::from_secs(60),
+            burst,
+        }
+    }
+
+    fn emission(&self) -> Duration {
+        self.period / self.rate.max(1)
+    }
+}
+
+/// Over the limit: try again after this long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limited {
+    pub retry_after: Duration,
+}
+
+const GCRA: &str = r#"
+local emission = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + emission
+if new_tat - now > tolerance then
+  return new_tat - now - tolerance
+end
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1)
+return 0
+"#;
+
+/// How long a Redis round trip may take before the in-process limiter decides instead.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
+/// After a failure, how long to stay in-process before trying Redis again.
+const RECONNECT_AFTER: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct RateLimiter {
+    client: Option<redis::Client>,
+    prefix: String,
+    script: Arc<redis::Script>,
+    connection: Arc<AsyncMutex<Connection>>,
+    local: Arc<Mutex<HashMap<String, Instant>>>,
+}
+
+enum Connection {
+    Idle,
+    Up(ConnectionManager),
+    Down(Instant),
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RateLimiter {
+    pub fn new(client: Option<redis::Client>, prefix: &str) -> Self {
+        Self {
+            client,
+            prefix: prefix.to_owned(),
+            script: Arc::new(redis::Script::new(GCRA)),
+            connection: Arc::new(AsyncMutex::new(Connection::Idle)),
+            local: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Counts one request of `subject` against `quota`.
+    pub async fn check(&self, subject: &str, quota: Quota) -> Result<(), Limited> {
+        let key = format!("{}rl:{subject}", self.prefix);
+        match self.check_redis(&key, quota).await {
+            Some(result) => result,
+            None => self.check_local(&key, quota),
+        }
+    }
+
+    async fn connection(&self) -> Option<ConnectionManager> {
+        let client = self.client.as_ref()?;
+        let mut state = self.connection.lock().await;
+        match &*state {
+            Connection::Up(c) => return Some(c.clone()),
+            Connection::Down(since) if since.elapsed() < RECONNECT_AFTER => return None,
+            _ => {}
+        }
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(0);
+        match tokio::time::timeout(
+            REDIS_TIMEOUT * 2,
+            ConnectionManager::new_with_config(client.clone(), config),
+        )
+        .await
+        {
+            Ok(Ok(c)) => {
+                *state = Connection::Up(c.clone());
+                Some(c)
+            }
+            _ => {
+                tracing::warn!("Redis unavailable: rate limits are enforced in-process");
+                *state = Connection::Down(Instant::now());
+                None
+            }
+        }
+    }
+
+    /// `None` when Redis could not decide.
+    async fn check_redis(&self, key: &str, quota: Quota) -> Option<Result<(), Limited>> {
+        let mut conn = self.connection().await?;
+        let emission = quota.emission().as_micros() as u64;
+        let tolerance = emission * u64::from(quota.burst.max(1));
+        let mut invocation = self.script.key(key);
+        invocation.arg(emission).arg(tolerance);
+        let call = invocation.invoke_async::<i64>(&mut conn);
+        match tokio::time::timeout(REDIS_TIMEOUT, call).await {
+            Ok(Ok(0)) => Some(Ok(())),
+            Ok(Ok(wait)) => Some(Err(Limited {
+                retry_after: Duration::from_micros(wait.max(0) as u64),
+            })),
+            _ => {
+                *self.connection.lock().await = Connection::Down(Instant::now());
+                tracing::warn!("Redis did not answer: rate limits are enforced in-process");
+                None
+            }
+        }
+    }
+
+    fn check_local(&self, key: &str, quota: Quota) -> Result<(), Limited> {
+        let now = Instant::now();
+        let emission = quota.emission();
+        let tolerance = emission * quota.burst.max(1);
+        let mut tats = self.local.lock().expect("the limiter's lock");
+        if tats.len() > 100_000 {
+            tats.retain(|_, tat| *tat > now);
+        }
+        let tat = tats.get(key).copied().unwrap_or(now).max(now);
+        let new_tat = tat + emission;
+        if new_tat - now > tolerance {
+            return Err(Limited {
+                retry_after: new_tat - now - tolerance,
+            });
+        }
+        tats.insert(key.to_owned(), new_tat);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_in_process_limiter_allows_the_burst_then_limits() {
+        let limiter = RateLimiter::new(None, "t:");
+        let quota = Quota::per_minute(6, 3);
+        for _ in 0..3 {
+            assert!(limiter.check("a", quota).await.is_ok());
+        }
+        let limited = limiter.check("a", quota).await.unwrap_err();
+        assert!(
+            limited.retry_after <= Duration::from_secs(10) && limited.retry_after > Duration::ZERO
+        );
+        assert!(
+            limiter.check("b", quota).await.is_ok(),
+            "subjects are independent"
+        );
+    }
+}

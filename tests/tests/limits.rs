@@ -1,0 +1,56 @@
+//! Rate limits: brute force on logins, and what happens when Redis is down.
+
+use e2e_tests::{CommandApp, REDIS_URL, spawn_command_api_custom};
+use serde_json::json;
+
+async fn wrong_logins(app: &CommandApp, n: usize) -> Vec<(u16, Option<String>)> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let response = app
+            .post("/v1/auth/login", &json!({"slug": "demo-salon", "email": "owner@demo-salon.example", "password": "not the password"}))
+            .await;
+        let retry = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        out.push((response.status().as_u16(), retry));
+    }
+    out
+}
+
+async fn brute_force_is_limited(redis_url: &str) {
+    let app = spawn_command_api_custom("http://127.0.0.1:1", redis_url).await;
+    app.onboard("demo-salon").await;
+    let attempts = wrong_logins(&app, 7).await;
+    assert!(attempts[..5].iter().all(|(s, _)| *s == 401), "{attempts:?}");
+    let (status, retry_after) = &attempts[6];
+    assert_eq!(*status, 429, "{attempts:?}");
+    assert!(retry_after.as_deref().unwrap().parse::<u64>().unwrap() >= 1);
+    // The right password is limited too while the account is under attack.
+    let right = json!({"slug": "demo-salon", "email": "owner@demo-salon.example", "password": "correct horse battery staple"});
+    assert_eq!(
+        app.post("/v1/auth/login", &right).await.status().as_u16(),
+        429
+    );
+}
+
+#[tokio::test]
+async fn password_guessing_against_an_account_is_limited() {
+    brute_force_is_limited(REDIS_URL).await;
+}
+
+#[tokio::test]
+async fn with_redis_down_requests_still_work_and_limits_hold_in_process() {
+    // Nothing listens on port 1: every Redis call fails at once.
+    let app = spawn_command_api_custom("http://127.0.0.1:1", "redis://127.0.0.1:1").await;
+    let owner = app.onboard("demo-salon").await;
+    assert_eq!(
+        app.get_with("/v1/me", &owner.access_token)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    drop(app);
+    brute_force_is_limited("redis://127.0.0.1:1").await;
+}
