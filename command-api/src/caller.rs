@@ -147,6 +147,11 @@ impl FromRequestParts<AppState> for Caller {
                 },
             )
         };
+        let subject = match &actor {
+            Actor::User { id, .. } => format!("cred:user:{id}"),
+            Actor::ApiKey { id, .. } => format!("cred:key:{id}"),
+        };
+        app.limit(&subject, crate::limits::PER_CREDENTIAL).await?;
         let (tenant, _) =
             load::<Tenant>(&app.store, tenant_id, &stream::<TenantEvent>(tenant_id)).await?;
         match tenant.onboarded {

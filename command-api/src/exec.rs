@@ -16,7 +16,14 @@ pub async fn load<D: Decider>(
     tenant_id: Uuid,
     stream: &StreamRef,
 ) -> Result<(D::State, u32), Problem> {
-    let recorded = store.read_stream(tenant_id, stream, 1).await?;
+    fold::<D>(stream, store.read_stream(tenant_id, stream, 1).await?)
+}
+
+/// An aggregate's state from its stream's events (already read).
+pub fn fold<D: Decider>(
+    stream: &StreamRef,
+    recorded: Vec<eventstore::RecordedEvent>,
+) -> Result<(D::State, u32), Problem> {
     let version = recorded.last().map_or(0, |e| e.version);
     let mut state = D::State::default();
     for event in recorded {

@@ -37,7 +37,7 @@ use whatsapp::webhook::{ChangeValue, Message, Notification, Status};
 
 use crate::AppState;
 use crate::config::config_stream;
-use crate::exec::{ATTEMPTS, CommandContext, expect, load, new_events, stream};
+use crate::exec::{ATTEMPTS, CommandContext, expect, fold, load, new_events, stream};
 use crate::secrets::sha256;
 
 /// `GET /webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…`
@@ -246,33 +246,52 @@ async fn handle_message(
         content: message.content(),
         received_at: now,
     };
+    let mut answer: Option<bool> = None;
     for _ in 0..ATTEMPTS {
+        // The three aggregates a turn reads, in one query.
+        let tenant_stream = stream::<TenantEvent>(tenant_id);
+        let mut read = app
+            .store
+            .read_streams(
+                tenant_id,
+                &[
+                    conversation_stream.clone(),
+                    tenant_stream.clone(),
+                    config_stream(),
+                ],
+            )
+            .await?;
+        let mut take = |s: &eventstore::StreamRef| read.remove(s).unwrap_or_default();
         let (conversation, conversation_version) =
-            load::<Conversation>(&app.store, tenant_id, &conversation_stream).await?;
+            fold::<Conversation>(&conversation_stream, take(&conversation_stream))?;
         if conversation.seen.contains(&message.id) {
             return Ok(()); // delivered before: this turn is already durable
         }
-        let (tenant, _) =
-            load::<Tenant>(&app.store, tenant_id, &stream::<TenantEvent>(tenant_id)).await?;
-        let (config, _) = load::<BotConfig>(&app.store, tenant_id, &config_stream()).await?;
+        let (tenant, _) = fold::<Tenant>(&tenant_stream, take(&tenant_stream))?;
+        let (config, _) = fold::<BotConfig>(&config_stream(), take(&config_stream()))?;
         let open = tenant
             .onboarded
             .as_ref()
             .is_some_and(|t| t.status == TenantStatus::Active);
         let calendar = load_calendar(app, tenant_id, &config, &conversation.bookings).await?;
 
-        // A customer flooding the bot is recorded, not answered.
-        let answer = app
-            .limiter
-            .check(
-                &format!("wa:{tenant_id}:{}", from.wa_id()),
-                crate::limits::WEBHOOK_PER_PHONE,
-            )
-            .await
-            .is_ok();
-        if !answer {
-            tracing::warn!(%tenant_id, "security: a customer is over the message limit; not answering");
-        }
+        // A customer flooding the bot is recorded, not answered (counted once per message,
+        // however often the turn is retried).
+        let answer = match answer {
+            Some(answer) => answer,
+            None => {
+                let subject = format!("wa:{tenant_id}:{}", from.wa_id());
+                let within = app
+                    .limiter
+                    .check(&subject, crate::limits::WEBHOOK_PER_PHONE)
+                    .await
+                    .is_ok();
+                if !within {
+                    tracing::warn!(%tenant_id, "security: a customer is over the message limit; not answering");
+                }
+                *answer.insert(within)
+            }
+        };
         let turn = match (&config.settings, &tenant.onboarded) {
             (Some(settings), Some(t)) if open && answer => {
                 let services: Vec<_> = config.active_services().cloned().collect();

@@ -168,6 +168,45 @@ impl EventStore {
             .collect()
     }
 
+    /// Several streams in one query, each in version order (streams without events are
+    /// absent from the map).
+    pub async fn read_streams(
+        &self,
+        tenant_id: TenantId,
+        streams: &[StreamRef],
+    ) -> Result<std::collections::HashMap<StreamRef, Vec<RecordedEvent>>, sqlx::Error> {
+        let mut tx = self.begin(tenant_id).await?;
+        let rows = sqlx::query(&format!(
+            "select {} from events
+             where tenant_id = $1
+               and (stream_type, stream_id) in (select * from unnest($2::text[], $3::text[]))
+             order by stream_type, stream_id, version",
+            read::COLUMNS
+        ))
+        .bind(tenant_id)
+        .bind(
+            streams
+                .iter()
+                .map(|s| s.stream_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            streams
+                .iter()
+                .map(|s| s.stream_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(tx.conn())
+        .await?;
+        tx.rollback().await?;
+        let mut out: std::collections::HashMap<StreamRef, Vec<RecordedEvent>> = Default::default();
+        for row in &rows {
+            let event = read::decode(row, &self.upcasters)?;
+            out.entry(event.stream.clone()).or_default().push(event);
+        }
+        Ok(out)
+    }
+
     /// The events of every stream of `stream_type` whose id lies in `[from_id, to_id]`, by
     /// stream then version: e.g. one resource's agenda days over a date range in one query.
     pub async fn read_streams_between(

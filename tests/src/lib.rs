@@ -262,7 +262,7 @@ impl CommandApp {
 }
 
 /// A stand-in for the Cloud API's `GET /{version}/{phone_number_id}`: Meta's answers and error
-/// envelopes for one known number and token. (The full fake, with sending and webhooks, is
+/// envelopes for one token and any id of 12 or more digits. (The full fake, with sending and webhooks, is
 /// its own binary.)
 pub struct FakeGraph {
     pub base_url: String,
@@ -292,7 +292,8 @@ impl FakeGraph {
                     ),
                 );
             }
-            if id != FAKE_NUMBER_ID {
+            // Numbers of 12 digits or more exist; shorter ids do not.
+            if id.len() < 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
                 return (
                     StatusCode::BAD_REQUEST,
                     axum::Json(

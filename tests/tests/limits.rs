@@ -54,3 +54,33 @@ async fn with_redis_down_requests_still_work_and_limits_hold_in_process() {
     drop(app);
     brute_force_is_limited("redis://127.0.0.1:1").await;
 }
+
+#[tokio::test]
+async fn one_credential_cannot_flood_the_api() {
+    let app = spawn_command_api_custom("http://127.0.0.1:1", REDIS_URL).await;
+    let owner = app.onboard("demo-salon").await;
+    let path = format!(
+        "{}/v1/bookings/{}/confirm",
+        app.address,
+        uuid::Uuid::new_v4()
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..110 {
+        let response = app
+            .client
+            .post(&path)
+            .bearer_auth(&owner.access_token)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert!(
+        statuses[..100].iter().all(|s| *s == 404),
+        "the burst passes: {statuses:?}"
+    );
+    assert!(
+        statuses[100..].contains(&429),
+        "then the credential is limited: {statuses:?}"
+    );
+}
