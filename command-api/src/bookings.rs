@@ -364,19 +364,10 @@ pub async fn cancel(
         )
         .map_err(problem_of)?;
         let versions = HashMap::from([(agenda_stream_id(&current.resource, day), agenda_version)]);
-        match append_scheduled(&app, &ctx, id, version, &scheduled, &versions).await {
-            Ok(outcome) => {
-                let state = scheduled
-                    .booking
-                    .iter()
-                    .fold(booking, BookingAggregate::evolve);
-                return Ok(Json(view(
-                    state.booking.as_ref().expect("exists"),
-                    outcome.last_position.to_string(),
-                )));
-            }
-            Err(AppendError::Conflict { .. }) => continue,
-            Err(err) => return Err(Problem::internal(err)),
+        if let Some(changed) =
+            commit(&app, &ctx, id, (booking, version), &scheduled, &versions).await?
+        {
+            return Ok(changed);
         }
     }
     Err(Problem::conflict("too many concurrent changes; try again").retry_after(1))
@@ -441,22 +432,37 @@ pub async fn reschedule(
             (agenda_stream_id(&current.resource, old_day), old_version),
             (agenda_stream_id(&current.resource, new_day), new_version),
         ]);
-        match append_scheduled(&app, &ctx, id, version, &scheduled, &versions).await {
-            Ok(outcome) => {
-                let state = scheduled
-                    .booking
-                    .iter()
-                    .fold(booking, BookingAggregate::evolve);
-                return Ok(Json(view(
-                    state.booking.as_ref().expect("exists"),
-                    outcome.last_position.to_string(),
-                )));
-            }
-            Err(AppendError::Conflict { .. }) => continue,
-            Err(err) => return Err(Problem::internal(err)),
+        if let Some(changed) =
+            commit(&app, &ctx, id, (booking, version), &scheduled, &versions).await?
+        {
+            return Ok(changed);
         }
     }
     Err(Problem::conflict("too many concurrent changes; try again").retry_after(1))
+}
+
+/// Appends a change to an existing booking and its agendas: the booking as it now is, or
+/// `None` when a stream moved meanwhile (the caller decides again).
+async fn commit(
+    app: &AppState,
+    ctx: &CommandContext,
+    id: BookingId,
+    (booking, version): (BookingState, u32),
+    scheduled: &Scheduled,
+    versions: &HashMap<String, u32>,
+) -> Result<Option<Json<BookingView>>, Problem> {
+    match append_scheduled(app, ctx, id, version, scheduled, versions).await {
+        Ok(outcome) => {
+            let state = scheduled
+                .booking
+                .iter()
+                .fold(booking, BookingAggregate::evolve);
+            let booking = state.booking.as_ref().expect("an existing booking");
+            Ok(Some(Json(view(booking, outcome.last_position.to_string()))))
+        }
+        Err(AppendError::Conflict { .. }) => Ok(None),
+        Err(err) => Err(Problem::internal(err)),
+    }
 }
 
 /// Confirm, complete, mark as no-show: changes to the booking alone.

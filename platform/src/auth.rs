@@ -102,14 +102,16 @@ impl JwtKeys {
             iat: now,
             exp: now + self.access_ttl.as_secs(),
         };
-        let mut header = Header::new(Algorithm::HS256);
-        header.kid = Some(self.active_kid.clone());
-        Ok(jsonwebtoken::encode(&header, &claims, &self.signing)?)
+        self.sign(&claims)
     }
 
     /// The claims of a valid token: known `kid`, HS256 only (so `alg: none` and algorithm
     /// confusion fail), our issuer, not expired (no leeway), untampered.
     pub fn verify(&self, token: &str) -> Option<AccessClaims> {
+        self.decode(token)
+    }
+
+    fn decode<C: serde::de::DeserializeOwned>(&self, token: &str) -> Option<C> {
         let header = jsonwebtoken::decode_header(token).ok()?;
         if header.alg != Algorithm::HS256 {
             return None;
@@ -119,10 +121,26 @@ impl JwtKeys {
         validation.set_issuer(&[&self.issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         validation.leeway = 0;
-        jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
+        jsonwebtoken::decode::<C>(token, key, &validation)
             .ok()
             .map(|data| data.claims)
     }
+
+    fn sign<C: Serialize>(&self, claims: &C) -> anyhow::Result<String> {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.active_kid.clone());
+        Ok(jsonwebtoken::encode(&header, claims, &self.signing)?)
+    }
+}
+
+/// The bearer token of a request, if any.
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
 }
 
 fn unix_now() -> u64 {
@@ -163,15 +181,8 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let keys = JwtKeys::from_ref(state);
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(Problem::unauthorized)?;
-        let claims = keys
-            .verify(token.trim())
-            .ok_or_else(Problem::unauthorized)?;
+        let token = bearer(parts).ok_or_else(Problem::unauthorized)?;
+        let claims = keys.verify(token).ok_or_else(Problem::unauthorized)?;
         Ok(Principal {
             tenant_id: claims.tid,
             user_id: claims.sub,
@@ -247,22 +258,11 @@ impl OperatorKeys {
             iat: now,
             exp: now + ttl.as_secs(),
         };
-        let mut header = Header::new(Algorithm::HS256);
-        header.kid = Some(self.0.active_kid.clone());
-        Ok(jsonwebtoken::encode(&header, &claims, &self.0.signing)?)
+        self.0.sign(&claims)
     }
 
     fn verify(&self, token: &str) -> Option<OperatorClaims> {
-        let header = jsonwebtoken::decode_header(token).ok()?;
-        let key = self.0.verifying.get(header.kid.as_deref()?)?;
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[&self.0.issuer]);
-        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        validation.leeway = 0;
-        let claims = jsonwebtoken::decode::<OperatorClaims>(token, key, &validation)
-            .ok()?
-            .claims;
-        claims.op.then_some(claims)
+        self.0.decode::<OperatorClaims>(token).filter(|c| c.op)
     }
 }
 
@@ -281,15 +281,8 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let keys = OperatorKeys::from_ref(state);
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(Problem::unauthorized)?;
-        let claims = keys
-            .verify(token.trim())
-            .ok_or_else(Problem::unauthorized)?;
+        let token = bearer(parts).ok_or_else(Problem::unauthorized)?;
+        let claims = keys.verify(token).ok_or_else(Problem::unauthorized)?;
         Ok(Operator { id: claims.sub })
     }
 }
