@@ -58,6 +58,9 @@ active_kid = "op-dev-1"
 kid = "op-dev-1"
 secret = "development-only-operator-secret-0123456789"
 
+[limits]
+onboard_per_ip_per_minute = 20
+
 [whatsapp]
 api_base_url = "https://graph.facebook.com"
 api_version = "v21.0"
@@ -75,6 +78,13 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub operator_auth: AuthSettings,
     pub whatsapp: WhatsAppSettings,
+    pub limits: LimitSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LimitSettings {
+    /// Sign-ups from one address per minute (also its burst).
+    pub onboard_per_ip_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -100,6 +110,7 @@ pub struct AppState {
     pub cloud_api: whatsapp::CloudApi,
     pub sealer: secrets::Sealer,
     pub limiter: platform::ratelimit::RateLimiter,
+    pub onboard_quota: platform::ratelimit::Quota,
 }
 
 /// The limits this service enforces.
@@ -108,6 +119,7 @@ pub mod limits {
 
     /// Password guesses against one account.
     pub const LOGIN_PER_ACCOUNT: Quota = Quota::per_minute(5, 5);
+
     /// Logins from one address, whatever the account.
     pub const LOGIN_PER_IP: Quota = Quota::per_minute(30, 10);
     /// Requests of one credential (user or API key).
@@ -216,6 +228,10 @@ impl Application {
                 std::time::Duration::from_secs(10),
             ),
             sealer: secrets::Sealer::from_base64(settings.whatsapp.encryption_key.expose_secret())?,
+            onboard_quota: platform::ratelimit::Quota::per_minute(
+                settings.limits.onboard_per_ip_per_minute,
+                settings.limits.onboard_per_ip_per_minute,
+            ),
             limiter: platform::ratelimit::RateLimiter::new(
                 Some(redis.clone()),
                 &settings.redis.key_prefix,

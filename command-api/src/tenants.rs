@@ -1,7 +1,9 @@
 //! Self-service onboarding: a business signs up and gets its owner's tokens.
 
 use axum::Json;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use chrono::{Duration, Utc};
@@ -117,9 +119,13 @@ pub struct OnboardResponse {
 /// `POST /v1/tenants`: the tenant, its owner and the owner's first session, in one transaction.
 pub async fn onboard(
     State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     ApiJson(request): ApiJson<OnboardRequest>,
 ) -> Result<impl IntoResponse, Problem> {
+    // Unauthenticated and worth an argon2 hash: limited per address.
+    app.limit(&format!("onboard-ip:{}", peer.ip()), app.onboard_quota)
+        .await?;
     let o = Onboarding::try_from(request)?;
     let tenant_id = Uuid::new_v4();
     let owner_id = Uuid::new_v4();

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use e2e_tests::{FAKE_TOKEN, FakeGraph, spawn_command_api_with_graph};
+use e2e_tests::{FAKE_TOKEN, FakeGraph, spawn_command_api_tuned};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
@@ -49,7 +49,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn main() {
     let args = Args::parse();
     let graph = FakeGraph::start().await;
-    let app = Arc::new(spawn_command_api_with_graph(&graph.base_url).await);
+    let app = Arc::new(
+        spawn_command_api_tuned(&graph.base_url, e2e_tests::REDIS_URL, |s| {
+            s.limits.onboard_per_ip_per_minute = 1_000_000
+        })
+        .await,
+    );
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()

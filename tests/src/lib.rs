@@ -149,6 +149,9 @@ pub fn command_api_settings_with_graph(
         log: s.log,
         auth: test_auth_settings(),
         operator_auth: test_operator_settings(),
+        limits: command_api::LimitSettings {
+            onboard_per_ip_per_minute: 20,
+        },
         whatsapp: command_api::WhatsAppSettings {
             api_base_url: graph_url.to_owned(),
             api_version: "v21.0".into(),
@@ -186,6 +189,15 @@ pub async fn spawn_command_api_with_graph(graph_url: &str) -> CommandApp {
 
 /// The command API with its Cloud API client at `graph_url` and Redis at `redis_url`.
 pub async fn spawn_command_api_custom(graph_url: &str, redis_url: &str) -> CommandApp {
+    spawn_command_api_tuned(graph_url, redis_url, |_| {}).await
+}
+
+/// The command API with its settings adjusted by `tune` (e.g. the benchmark's limits).
+pub async fn spawn_command_api_tuned(
+    graph_url: &str,
+    redis_url: &str,
+    tune: impl FnOnce(&mut command_api::Settings),
+) -> CommandApp {
     // `RUST_LOG=warn cargo test …` shows what the service logged (e.g. the cause of a 500).
     if std::env::var_os("RUST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
@@ -195,8 +207,9 @@ pub async fn spawn_command_api_custom(graph_url: &str, redis_url: &str) -> Comma
     }
     let db = TestDb::new().await;
     let nats = TestNats::new().await;
-    let settings =
+    let mut settings =
         command_api_settings_with_graph(service_settings(&db, &nats, redis_url), graph_url);
+    tune(&mut settings);
     let app = command_api::Application::build(settings)
         .await
         .expect("the command API builds");

@@ -81,3 +81,22 @@ async fn one_credential_cannot_flood_the_api() {
     assert!(passed >= 100, "the burst passes: {passed}");
     assert!(limited >= 20, "then the credential is limited: {limited}");
 }
+
+#[tokio::test]
+async fn sign_ups_from_one_address_are_limited() {
+    let app = spawn_command_api_custom("http://127.0.0.1:1", REDIS_URL).await;
+    // At once, so that the bucket (20, refilling one per 3 s) cannot refill in between.
+    let sign_ups = (0..30).map(|i| {
+        let request = app
+            .client
+            .post(format!("{}/v1/tenants", app.address))
+            .json(&CommandApp::onboarding(&format!("salon-{i}")))
+            .send();
+        async move { request.await.unwrap().status().as_u16() }
+    });
+    let statuses = futures::future::join_all(sign_ups).await;
+    let created = statuses.iter().filter(|s| **s == 201).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(created + limited, 30, "{statuses:?}");
+    assert!(created >= 20 && limited >= 5, "{statuses:?}");
+}
