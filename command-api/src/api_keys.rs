@@ -10,14 +10,14 @@ use chrono::{DateTime, Utc};
 use domain::Decider as _;
 use domain::access::{AccessError, ApiKey, ApiKeyCommand, ApiKeyEvent, Permission};
 use domain::ids::{ApiKeyId, UserId};
-use eventstore::{ExpectedVersion, StreamAppend};
+use eventstore::ExpectedVersion;
 use platform::problem::{ApiJson, Problem};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::caller::{API_KEY_PREFIX, Caller};
-use crate::exec::{execute, new_events, stream};
+use crate::exec::{append_in, execute, stream};
 use crate::secrets::sha256;
 
 #[derive(Debug, Deserialize)]
@@ -117,24 +117,15 @@ pub async fn create(
         .bind(request.expires_at)
         .execute(tx.conn())
         .await?;
-    let outcome = app
-        .store
-        .append_in(
-            &mut tx,
-            vec![StreamAppend {
-                stream: key_stream.clone(),
-                expected: ExpectedVersion::NoStream,
-                events: new_events(
-                    ctx.tenant_id,
-                    &ctx.idempotency_key,
-                    &key_stream,
-                    &events,
-                    &ctx.metadata(),
-                ),
-            }],
-        )
-        .await
-        .map_err(Problem::internal)?;
+    let outcome = append_in(
+        &app.store,
+        &mut tx,
+        &ctx,
+        &key_stream,
+        ExpectedVersion::NoStream,
+        &events,
+    )
+    .await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,

@@ -169,3 +169,35 @@ pub async fn execute<D: Decider>(
     }
     Err(Problem::conflict("too many concurrent changes; try again").retry_after(1))
 }
+
+/// Appends one stream's events inside a unit of work that also writes other tables (secrets,
+/// reservations); the caller commits. A stream that moved meanwhile is a 409 to retry.
+pub async fn append_in<E: DomainEvent>(
+    store: &EventStore,
+    tx: &mut eventstore::TenantTx,
+    ctx: &CommandContext,
+    stream: &StreamRef,
+    expected: ExpectedVersion,
+    events: &[E],
+) -> Result<eventstore::AppendOutcome, Problem> {
+    let append = eventstore::StreamAppend {
+        stream: stream.clone(),
+        expected,
+        events: new_events(
+            ctx.tenant_id,
+            &ctx.idempotency_key,
+            stream,
+            events,
+            &ctx.metadata(),
+        ),
+    };
+    store
+        .append_in(tx, vec![append])
+        .await
+        .map_err(|err| match err {
+            eventstore::AppendError::Conflict { .. } => {
+                Problem::conflict("the account changed meanwhile; try again").retry_after(1)
+            }
+            other => Problem::internal(other),
+        })
+}

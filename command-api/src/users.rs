@@ -10,7 +10,7 @@ use domain::Decider as _;
 use domain::access::{AccessError, Permission, Role, User, UserCommand, UserEvent};
 use domain::ids::UserId;
 use domain::values::Email;
-use eventstore::{ExpectedVersion, StreamAppend};
+use eventstore::ExpectedVersion;
 use platform::problem::{ApiJson, Problem};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::auth::{TokenPair, issue_tokens};
 use crate::caller::Caller;
-use crate::exec::{execute, new_events, stream};
+use crate::exec::{append_in, execute, stream};
 use crate::secrets::{hash_password, new_refresh_token, sha256, tenant_of_refresh_token};
 
 pub const INVITATION_DAYS: i64 = 7;
@@ -111,24 +111,15 @@ pub async fn invite(
         .bind(expires_at)
         .execute(tx.conn())
         .await?;
-    let outcome = app
-        .store
-        .append_in(
-            &mut tx,
-            vec![StreamAppend {
-                stream: user_stream.clone(),
-                expected: ExpectedVersion::NoStream,
-                events: new_events(
-                    ctx.tenant_id,
-                    &ctx.idempotency_key,
-                    &user_stream,
-                    &events,
-                    &ctx.metadata(),
-                ),
-            }],
-        )
-        .await
-        .map_err(Problem::internal)?;
+    let outcome = append_in(
+        &app.store,
+        &mut tx,
+        &ctx,
+        &user_stream,
+        ExpectedVersion::NoStream,
+        &events,
+    )
+    .await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,

@@ -7,14 +7,13 @@ use axum::extract::State;
 use domain::Decider as _;
 use domain::access::Permission;
 use domain::tenant::{Tenant, TenantCommand, TenantError, TenantEvent, WhatsAppNumber};
-use eventstore::{AppendError, StreamAppend};
 use platform::problem::{ApiJson, Problem};
 use serde::{Deserialize, Serialize};
 use whatsapp::CloudApiError;
 
 use crate::AppState;
 use crate::caller::Caller;
-use crate::exec::{expect, load, new_events, stream};
+use crate::exec::{append_in, expect, load, stream};
 use crate::secrets::sha256;
 
 #[derive(Deserialize)]
@@ -125,29 +124,15 @@ pub async fn connect(
     .bind(app.sealer.seal(request.app_secret.as_bytes()))
     .execute(tx.conn())
     .await?;
-    let outcome = app
-        .store
-        .append_in(
-            &mut tx,
-            vec![StreamAppend {
-                stream: tenant_stream.clone(),
-                expected: expect(version),
-                events: new_events(
-                    tenant_id,
-                    &ctx.idempotency_key,
-                    &tenant_stream,
-                    &events,
-                    &ctx.metadata(),
-                ),
-            }],
-        )
-        .await
-        .map_err(|e| match e {
-            AppendError::Conflict { .. } => {
-                Problem::conflict("the account changed meanwhile; try again").retry_after(1)
-            }
-            other => Problem::internal(other),
-        })?;
+    let outcome = append_in(
+        &app.store,
+        &mut tx,
+        &ctx,
+        &tenant_stream,
+        expect(version),
+        &events,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(Connected {
         phone_number_id: request.phone_number_id,
