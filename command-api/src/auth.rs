@@ -77,6 +77,9 @@ pub struct LoginRequest {
     pub slug: String,
     pub email: String,
     pub password: String,
+    /// The authenticator's code, for users with a second factor.
+    #[serde(default)]
+    pub totp: Option<String>,
 }
 
 /// `POST /v1/auth/login`. Every failure is the same 401, after the same work.
@@ -122,6 +125,7 @@ pub async fn login(
         tracing::info!(%tenant_id, "failed login");
         return Err(Problem::unauthorized());
     };
+    crate::mfa::check_code(&app, &mut tx, user_id, request.totp.as_deref()).await?;
     ensure_tenant_open(&app, tenant_id).await?;
     let role = parse_role(&role)?;
     let tokens = issue_tokens(&app, &mut tx, tenant_id, user_id, role, None).await?;

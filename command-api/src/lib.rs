@@ -13,6 +13,7 @@ pub mod bookings;
 pub mod caller;
 pub mod config;
 pub mod exec;
+pub mod mfa;
 pub mod operator;
 pub mod secrets;
 pub mod tenants;
@@ -171,6 +172,8 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/auth/refresh", post(auth::refresh))
         .route("/v1/auth/logout", post(auth::logout))
         .route("/v1/me", get(auth::me))
+        .route("/v1/auth/mfa/enroll", post(mfa::enroll))
+        .route("/v1/auth/mfa/verify", post(mfa::verify))
         .route("/v1/auth/accept-invitation", post(users::accept))
         .route("/v1/users", post(users::invite))
         .route("/v1/users/{id}/role", put(users::change_role))
