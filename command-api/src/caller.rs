@@ -6,12 +6,12 @@ use axum::http::header;
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use domain::access::{Permission, Role};
-use domain::tenant::{Tenant, TenantEvent, TenantStatus};
 use platform::problem::Problem;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::exec::{CommandContext, load, stream};
+use crate::cache::Gate;
+use crate::exec::CommandContext;
 use crate::secrets::sha256;
 
 /// API keys are recognisable by this prefix (and so never mistaken for a JWT).
@@ -152,18 +152,10 @@ impl FromRequestParts<AppState> for Caller {
             Actor::ApiKey { id, .. } => format!("cred:key:{id}"),
         };
         app.limit(&subject, crate::limits::PER_CREDENTIAL).await?;
-        let (tenant, _) =
-            load::<Tenant>(&app.store, tenant_id, &stream::<TenantEvent>(tenant_id)).await?;
-        match tenant.onboarded {
-            Some(t) if t.status == TenantStatus::Active => {}
-            Some(t) if t.status == TenantStatus::Suspended => {
-                return Err(Problem::locked(
-                    t.suspension_reason
-                        .map(|r| r.to_string())
-                        .unwrap_or_default(),
-                ));
-            }
-            _ => return Err(Problem::unauthorized()),
+        match app.tenant_status.gate(&app.store, tenant_id).await? {
+            Gate::Open => {}
+            Gate::Suspended { reason } => return Err(Problem::locked(reason)),
+            Gate::Gone => return Err(Problem::unauthorized()),
         }
         let header = |name: &str| {
             parts

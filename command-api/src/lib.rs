@@ -10,6 +10,7 @@
 pub mod api_keys;
 pub mod auth;
 pub mod bookings;
+pub mod cache;
 pub mod caller;
 pub mod config;
 pub mod exec;
@@ -111,6 +112,7 @@ pub struct AppState {
     pub cloud_api: whatsapp::CloudApi,
     pub sealer: secrets::Sealer,
     pub limiter: platform::ratelimit::RateLimiter,
+    pub tenant_status: cache::TenantStatusCache,
     pub onboard_quota: platform::ratelimit::Quota,
 }
 
@@ -220,6 +222,8 @@ impl Application {
         let store = EventStore::new(pool.clone())
             .with_upcasters(exec::upcasters())
             .with_wakeups(Wakeups::new(nats.clone(), &settings.nats.namespace()?));
+        let redis_link =
+            platform::redis_link::RedisLink::new(Some(redis.clone()), &settings.redis.key_prefix);
         let app = AppState {
             store,
             keys: JwtKeys::from_settings(&settings.auth)?,
@@ -235,10 +239,8 @@ impl Application {
                 settings.limits.onboard_per_ip_per_minute,
                 settings.limits.onboard_per_ip_per_minute,
             ),
-            limiter: platform::ratelimit::RateLimiter::new(
-                Some(redis.clone()),
-                &settings.redis.key_prefix,
-            ),
+            limiter: platform::ratelimit::RateLimiter::new(redis_link.clone()),
+            tenant_status: cache::TenantStatusCache::new(redis_link),
         };
         let router = router(app).merge(platform::health::router(Dependencies {
             postgres: vec![("postgres", pool)],

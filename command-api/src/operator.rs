@@ -54,6 +54,7 @@ async fn run(
         |state, _| Tenant::decide(state, command.clone()).map_err(problem_of),
     )
     .await?;
+    app.tenant_status.forget(tenant_id).await;
     tracing::info!(operator = %operator.id, %tenant_id, ?command, "operator changed a tenant");
     Ok(done.consistency_token)
 }

@@ -13,6 +13,7 @@ pub mod db;
 pub mod health;
 pub mod problem;
 pub mod ratelimit;
+pub mod redis_link;
 pub mod serve;
 pub mod settings;
 pub mod telemetry;

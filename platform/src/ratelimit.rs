@@ -7,8 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
-use tokio::sync::Mutex as AsyncMutex;
+use crate::redis_link::RedisLink;
 
 /// `rate` requests per `period`, with bursts of up to `burst` at once.
 #[derive(Debug, Clone, Copy)]
@@ -53,102 +52,45 @@ redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1)
 return 0
 "#;
 
-/// How long a Redis round trip may take before the in-process limiter decides instead.
-const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
-/// After a failure, how long to stay in-process before trying Redis again.
-const RECONNECT_AFTER: Duration = Duration::from_secs(5);
-
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct RateLimiter {
-    client: Option<redis::Client>,
-    prefix: String,
+    redis: RedisLink,
     script: Arc<redis::Script>,
-    connection: Arc<AsyncMutex<Connection>>,
     local: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
-enum Connection {
-    Idle,
-    Up(ConnectionManager),
-    Down(Instant),
-}
-
-impl std::fmt::Debug for RateLimiter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateLimiter")
-            .field("prefix", &self.prefix)
-            .finish_non_exhaustive()
-    }
-}
-
 impl RateLimiter {
-    pub fn new(client: Option<redis::Client>, prefix: &str) -> Self {
+    pub fn new(redis: RedisLink) -> Self {
         Self {
-            client,
-            prefix: prefix.to_owned(),
+            redis,
             script: Arc::new(redis::Script::new(GCRA)),
-            connection: Arc::new(AsyncMutex::new(Connection::Idle)),
             local: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
     /// Counts one request of `subject` against `quota`.
     pub async fn check(&self, subject: &str, quota: Quota) -> Result<(), Limited> {
-        let key = format!("{}rl:{subject}", self.prefix);
-        match self.check_redis(&key, quota).await {
-            Some(result) => result,
-            None => self.check_local(&key, quota),
-        }
-    }
-
-    async fn connection(&self) -> Option<ConnectionManager> {
-        let client = self.client.as_ref()?;
-        let mut state = self.connection.lock().await;
-        match &*state {
-            Connection::Up(c) => return Some(c.clone()),
-            Connection::Down(since) if since.elapsed() < RECONNECT_AFTER => return None,
-            _ => {}
-        }
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(REDIS_TIMEOUT))
-            .set_response_timeout(Some(REDIS_TIMEOUT))
-            .set_number_of_retries(0);
-        match tokio::time::timeout(
-            REDIS_TIMEOUT * 2,
-            ConnectionManager::new_with_config(client.clone(), config),
-        )
-        .await
-        {
-            Ok(Ok(c)) => {
-                *state = Connection::Up(c.clone());
-                Some(c)
-            }
-            _ => {
-                tracing::warn!("Redis unavailable: rate limits are enforced in-process");
-                *state = Connection::Down(Instant::now());
-                None
-            }
-        }
-    }
-
-    /// `None` when Redis could not decide.
-    async fn check_redis(&self, key: &str, quota: Quota) -> Option<Result<(), Limited>> {
-        let mut conn = self.connection().await?;
+        let key = self.redis.key(&format!("rl:{subject}"));
         let emission = quota.emission().as_micros() as u64;
         let tolerance = emission * u64::from(quota.burst.max(1));
-        let mut invocation = self.script.key(key);
-        invocation.arg(emission).arg(tolerance);
-        let call = invocation.invoke_async::<i64>(&mut conn);
-        match tokio::time::timeout(REDIS_TIMEOUT, call).await {
-            Ok(Ok(0)) => Some(Ok(())),
-            Ok(Ok(wait)) => Some(Err(Limited {
+        let script = self.script.clone();
+        let decided = self
+            .redis
+            .run(|mut conn| {
+                let key = key.clone();
+                async move {
+                    let mut invocation = script.key(key);
+                    invocation.arg(emission).arg(tolerance);
+                    invocation.invoke_async::<i64>(&mut conn).await
+                }
+            })
+            .await;
+        match decided {
+            Some(0) => Ok(()),
+            Some(wait) => Err(Limited {
                 retry_after: Duration::from_micros(wait.max(0) as u64),
-            })),
-            _ => {
-                *self.connection.lock().await = Connection::Down(Instant::now());
-                tracing::warn!("Redis did not answer: rate limits are enforced in-process");
-                None
-            }
+            }),
+            None => self.check_local(&key, quota),
         }
     }
 
@@ -178,7 +120,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_in_process_limiter_allows_the_burst_then_limits() {
-        let limiter = RateLimiter::new(None, "t:");
+        let limiter = RateLimiter::new(RedisLink::new(None, "t:"));
         let quota = Quota::per_minute(6, 3);
         for _ in 0..3 {
             assert!(limiter.check("a", quota).await.is_ok());

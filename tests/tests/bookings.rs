@@ -494,6 +494,13 @@ async fn an_operator_suspends_a_tenant_which_then_gets_423_until_reinstated() {
     let suspend = format!("/v1/operator/tenants/{}/suspend", t.owner.tenant_id);
     let reinstate = format!("/v1/operator/tenants/{}/reinstate", t.owner.tenant_id);
 
+    // A request through the tenant gate caches the tenant as open...
+    let probe = format!("/v1/bookings/{}/confirm", uuid::Uuid::new_v4());
+    assert_eq!(
+        t.send(reqwest::Method::POST, &probe, &[], None).await.0,
+        404
+    );
+
     // A tenant's own credential is no operator credential, whatever its role.
     assert_eq!(
         t.send(
@@ -533,6 +540,11 @@ async fn an_operator_suspends_a_tenant_which_then_gets_423_until_reinstated() {
         409
     );
 
+    // ...and the suspension drops that at once.
+    assert_eq!(
+        t.send(reqwest::Method::POST, &probe, &[], None).await.0,
+        423
+    );
     let (status, headers, body) = t
         .send(
             reqwest::Method::PUT,

@@ -51,6 +51,19 @@ async fn with_redis_down_requests_still_work_and_limits_hold_in_process() {
             .as_u16(),
         200
     );
+    // The tenant gate's cache is bypassed: the tenant is read from its stream.
+    let gated = app
+        .client
+        .post(format!(
+            "{}/v1/bookings/{}/confirm",
+            app.address,
+            uuid::Uuid::new_v4()
+        ))
+        .bearer_auth(&owner.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gated.status().as_u16(), 404);
     drop(app);
     brute_force_is_limited("redis://127.0.0.1:1").await;
 }
