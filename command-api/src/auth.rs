@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{Duration, Utc};
 use domain::access::Role;
-use domain::tenant::{Tenant, TenantEvent, TenantStatus};
 use eventstore::TenantTx;
 use platform::auth::Principal;
 use platform::problem::{ApiJson, Problem};
@@ -16,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::exec::{load, stream};
+use crate::cache::Gate;
 use crate::secrets::{new_refresh_token, sha256, tenant_of_refresh_token, verify_password};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -58,16 +57,10 @@ pub async fn issue_tokens(
 
 /// 423 for a suspended tenant, 401 for a closed or unknown one.
 async fn ensure_tenant_open(app: &AppState, tenant_id: Uuid) -> Result<(), Problem> {
-    let (state, _) =
-        load::<Tenant>(&app.store, tenant_id, &stream::<TenantEvent>(tenant_id)).await?;
-    match state.onboarded {
-        Some(t) if t.status == TenantStatus::Active => Ok(()),
-        Some(t) if t.status == TenantStatus::Suspended => Err(Problem::locked(
-            t.suspension_reason
-                .map(|r| r.to_string())
-                .unwrap_or_default(),
-        )),
-        _ => Err(Problem::unauthorized()),
+    match app.tenant_status.gate(&app.store, tenant_id).await? {
+        Gate::Open => Ok(()),
+        Gate::Suspended { reason } => Err(Problem::locked(reason)),
+        Gate::Gone => Err(Problem::unauthorized()),
     }
 }
 

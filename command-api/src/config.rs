@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use domain::Decider as _;
 use domain::access::Permission;
 use domain::bot_config::{
-    BotConfig, BotConfigCommand, BotConfigError, BotConfigEvent, BotSettings, Service,
+    BotConfig, BotConfigCommand, BotConfigError, BotConfigEvent, BotConfigState, BotSettings,
+    Service,
 };
 use domain::ids::ServiceId;
 use domain::values::{Money, ServiceDuration};
@@ -82,7 +83,7 @@ async fn run(
     caller: &Caller,
     expected: Option<u32>,
     command: impl Fn(u32) -> BotConfigCommand,
-) -> Result<crate::exec::Executed, Problem> {
+) -> Result<crate::exec::Executed<BotConfigState>, Problem> {
     execute::<BotConfig>(
         &app.store,
         &caller.context(),
@@ -197,6 +198,7 @@ pub async fn add_service(
             crate::exec::Executed {
                 version,
                 consistency_token: String::new(),
+                state,
             }
         }
         other => other?,

@@ -111,11 +111,13 @@ impl CommandContext {
     }
 }
 
-/// The result of a command: the stream's new version and the consistency token.
+/// The result of a command: the stream's new version, the consistency token and the new state.
 #[derive(Debug, Clone)]
-pub struct Executed {
+pub struct Executed<S> {
     pub version: u32,
     pub consistency_token: String,
+    /// The aggregate after the command.
+    pub state: S,
 }
 
 /// How often a command is decided again when its stream moved between read and append.
@@ -128,7 +130,7 @@ pub async fn execute<D: Decider>(
     ctx: &CommandContext,
     stream: &StreamRef,
     decide: impl Fn(&D::State, u32) -> Result<Vec<D::Event>, Problem>,
-) -> Result<Executed, Problem> {
+) -> Result<Executed<D::State>, Problem> {
     for _ in 0..ATTEMPTS {
         let (state, version) = load::<D>(store, ctx.tenant_id, stream).await?;
         let events = decide(&state, version)?;
@@ -136,6 +138,7 @@ pub async fn execute<D: Decider>(
             return Ok(Executed {
                 version,
                 consistency_token: String::new(),
+                state,
             });
         }
         let append = eventstore::StreamAppend {
@@ -155,6 +158,7 @@ pub async fn execute<D: Decider>(
                 return Ok(Executed {
                     version,
                     consistency_token: outcome.last_position.to_string(),
+                    state: events.iter().fold(state, D::evolve),
                 });
             }
             Err(eventstore::AppendError::Conflict { .. }) => continue,

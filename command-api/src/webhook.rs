@@ -190,14 +190,8 @@ async fn load_calendar(
                 .or_default()
                 .push(e);
         }
-        for (_, recorded) in by_stream {
-            let version = recorded.last().map_or(0, |e| e.version);
-            let mut state = AgendaState::default();
-            for e in recorded {
-                let event: AgendaEvent =
-                    domain::decode(&e.event_type, e.payload).map_err(Problem::internal)?;
-                state = Agenda::evolve(state, &event);
-            }
+        for (stream_id, recorded) in by_stream {
+            let (state, version) = fold::<Agenda>(&stream::<AgendaEvent>(stream_id), recorded)?;
             if let Some((_, day)) = state.key.clone() {
                 agendas.insert(day, (state, version));
             }

@@ -158,20 +158,6 @@ pub struct Principal {
     pub role: Role,
 }
 
-impl Principal {
-    /// 403 unless the role has the permission.
-    pub fn require(&self, permission: domain::access::Permission) -> Result<(), Problem> {
-        if self.role.can(permission) {
-            Ok(())
-        } else {
-            Err(Problem::forbidden(format!(
-                "the {:?} role may not do this",
-                self.role
-            )))
-        }
-    }
-}
-
 impl<S> FromRequestParts<S> for Principal
 where
     JwtKeys: FromRef<S>,

@@ -8,7 +8,7 @@
 //! command side reloads the calendar and steps again: the engine then sees the slot taken and
 //! offers other times.
 
-use chrono::{DateTime, Datelike as _, Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::agenda::Interval;
@@ -662,17 +662,8 @@ impl Engine<'_> {
         else {
             return self.start();
         };
-        if !self
-            .slots_on(date)
-            .iter()
-            .any(|s| s.appointment.start == start)
-        {
-            let lead = self.fill(
-                &self.texts().slot_taken,
-                &[("time", &self.time_label(start))],
-            );
-            self.state.start = None;
-            return self.offer_times(0, Some(lead));
+        if self.offer_others_if_taken(date, start) {
+            return;
         }
         let booking_id = self.new_booking_id;
         let reference = booking_reference(booking_id);
@@ -714,23 +705,33 @@ impl Engine<'_> {
         self.finish();
     }
 
+    /// If `start` is no longer free on `date` (taken while the customer chose), says so and
+    /// offers the times still free; true when it did.
+    fn offer_others_if_taken(&mut self, date: LocalDate, start: DateTime<Utc>) -> bool {
+        if self
+            .slots_on(date)
+            .iter()
+            .any(|s| s.appointment.start == start)
+        {
+            return false;
+        }
+        let lead = self.fill(
+            &self.texts().slot_taken,
+            &[("time", &self.time_label(start))],
+        );
+        self.state.start = None;
+        self.offer_times(0, Some(lead));
+        true
+    }
+
     fn finish_reschedule(&mut self) {
         let (Some(booking_id), Some(date), Some(start)) =
             (self.state.rescheduling, self.state.date, self.state.start)
         else {
             return self.start();
         };
-        if !self
-            .slots_on(date)
-            .iter()
-            .any(|s| s.appointment.start == start)
-        {
-            let lead = self.fill(
-                &self.texts().slot_taken,
-                &[("time", &self.time_label(start))],
-            );
-            self.state.start = None;
-            return self.offer_times(0, Some(lead));
+        if self.offer_others_if_taken(date, start) {
+            return;
         }
         self.actions
             .push(BotAction::RescheduleBooking { booking_id, start });
@@ -914,8 +915,7 @@ impl Engine<'_> {
     }
 
     fn local_date(&self, at: DateTime<Utc>) -> LocalDate {
-        at.with_timezone(&self.ctx.settings.time_zone.tz())
-            .date_naive()
+        agenda_day(self.ctx.settings, at)
     }
 
     fn date_label(&self, date: LocalDate) -> String {
@@ -966,6 +966,5 @@ pub fn appointment_for(service: &Service, start: DateTime<Utc>) -> (Interval, In
 
 /// The local day an appointment's agenda is.
 pub fn agenda_day(settings: &BotSettings, start: DateTime<Utc>) -> LocalDate {
-    let local = start.with_timezone(&settings.time_zone.tz());
-    LocalDate::from_ymd_opt(local.year(), local.month(), local.day()).expect("a valid date")
+    start.with_timezone(&settings.time_zone.tz()).date_naive()
 }
