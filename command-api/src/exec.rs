@@ -77,15 +77,6 @@ pub fn new_events<E: DomainEvent>(
         .collect()
 }
 
-/// Registers the domain's upcasting steps with the store.
-pub fn upcasters() -> eventstore::Upcasters {
-    domain::upcast::steps()
-        .into_iter()
-        .fold(eventstore::Upcasters::new(), |u, step| {
-            u.register(step.event_type, step.from_version, step.step)
-        })
-}
-
 /// Who issued a command and under which idempotency key.
 #[derive(Debug, Clone)]
 pub struct CommandContext {

@@ -220,7 +220,7 @@ impl Application {
         let nats = nats::connect(&settings.nats.url, "command-api").await?;
         let redis = Dependencies::redis_client(&settings.redis)?;
         let store = EventStore::new(pool.clone())
-            .with_upcasters(exec::upcasters())
+            .with_upcasters(platform::events::upcasters())
             .with_wakeups(Wakeups::new(nats.clone(), &settings.nats.namespace()?));
         let redis_link =
             platform::redis_link::RedisLink::new(Some(redis.clone()), &settings.redis.key_prefix);

@@ -168,6 +168,36 @@ impl EventStore {
             .collect()
     }
 
+    /// A stream's events with versions in `[from_version, to_version]`, read on a connection
+    /// the caller holds (inside its tenant transaction): a projection filling a gap reads the
+    /// missing events in the same transaction as its writes.
+    pub async fn read_stream_range_in(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        tenant_id: TenantId,
+        stream: &StreamRef,
+        from_version: u32,
+        to_version: u32,
+    ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+        let rows = sqlx::query(&format!(
+            "select {} from events
+             where tenant_id = $1 and stream_type = $2 and stream_id = $3
+               and version between $4 and $5
+             order by version",
+            read::COLUMNS
+        ))
+        .bind(tenant_id)
+        .bind(&stream.stream_type)
+        .bind(&stream.stream_id)
+        .bind(from_version as i32)
+        .bind(to_version as i32)
+        .fetch_all(conn)
+        .await?;
+        rows.iter()
+            .map(|row| read::decode(row, &self.upcasters))
+            .collect()
+    }
+
     /// Several streams in one query, each in version order (streams without events are
     /// absent from the map).
     pub async fn read_streams(

@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod db;
+pub mod events;
 pub mod health;
 pub mod problem;
 pub mod ratelimit;

@@ -1,15 +1,22 @@
-//! The asynchronous side: the relay from the event store to JetStream, and (with their issue)
-//! the projections that build read models, the reactors that send WhatsApp messages and report
-//! usage, and the rebuild command.
+//! The asynchronous side: the relay from the event store to JetStream, the projections that
+//! build read models, the reactor that sends WhatsApp replies, and the rebuild command.
 //!
 //! Reads the whole log as the operator role (relay, rebuild); writes read models as the
-//! application role, one tenant transaction at a time.
+//! application role under RLS, setting the tenant of each event in its transaction. Never
+//! appends events except the outcomes of its side effects (a reply sent or failed).
 
 #![forbid(unsafe_code)]
 
+pub mod consumer;
+pub mod dead_letters;
+pub mod projection;
+pub mod projections;
+pub mod rebuild;
+
+use std::sync::Arc;
 use std::time::Duration;
 
-use eventstore::{GlobalLog, Relay, RelayConfig};
+use eventstore::{EventStore, GlobalLog, Relay, RelayConfig};
 use platform::health::Dependencies;
 use platform::{DatabaseSettings, HttpSettings, LogSettings, NatsSettings, RedisSettings};
 use serde::Deserialize;
@@ -24,6 +31,12 @@ port = 8082
 enabled = true
 batch_size = 1000
 idle_wait_ms = 1000
+
+[projections]
+enabled = true
+batch_size = 500
+max_attempts = 5
+retry_delay_ms = 500
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -34,6 +47,16 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub log: LogSettings,
     pub relay: RelaySettings,
+    pub projections: ProjectionSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProjectionSettings {
+    pub enabled: bool,
+    pub batch_size: usize,
+    /// Deliveries of one event before it is dead-lettered.
+    pub max_attempts: i64,
+    pub retry_delay_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -48,10 +71,51 @@ pub fn load_settings() -> anyhow::Result<Settings> {
     platform::settings::load("projector", DEFAULTS)
 }
 
+/// What the consumers and the dead-letter commands share.
+pub fn runtime_with(
+    settings: &Settings,
+    app_pool: sqlx::PgPool,
+    nats: async_nats::Client,
+) -> anyhow::Result<consumer::Runtime> {
+    Ok(consumer::Runtime {
+        store: EventStore::new(app_pool.clone()).with_upcasters(platform::events::upcasters()),
+        pool: app_pool,
+        nats,
+        ns: settings.nats.namespace()?,
+        upcasters: Arc::new(platform::events::upcasters()),
+        config: consumer::ConsumerConfig {
+            batch_size: settings.projections.batch_size,
+            max_attempts: settings.projections.max_attempts,
+            retry_delay: Duration::from_millis(settings.projections.retry_delay_ms),
+        },
+    })
+}
+
+/// A runtime on fresh connections (the dead-letter commands).
+pub async fn runtime(settings: &Settings) -> anyhow::Result<consumer::Runtime> {
+    let app_pool = platform::db::app_pool(&settings.database)?;
+    let nats = nats::connect(&settings.nats.url, "projector-cli").await?;
+    runtime_with(settings, app_pool, nats)
+}
+
+/// The rebuild command's pools.
+pub fn rebuilder(settings: &Settings) -> anyhow::Result<rebuild::Rebuilder> {
+    let app_pool = platform::db::app_pool(&settings.database)?;
+    let operator_pool = platform::db::operator_pool(&settings.database)?;
+    Ok(rebuild::Rebuilder {
+        log: GlobalLog::new(operator_pool.clone()).with_upcasters(platform::events::upcasters()),
+        store: EventStore::new(app_pool.clone()).with_upcasters(platform::events::upcasters()),
+        app_pool,
+        operator_pool,
+    })
+}
+
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     relay: Option<Relay>,
+    runtime: Option<consumer::Runtime>,
+    stats: Vec<(projection::Projection, Arc<consumer::ProjectionStats>)>,
 }
 
 impl Application {
@@ -77,6 +141,15 @@ impl Application {
             })
         });
         let relay = relay.transpose()?;
+        let runtime = settings
+            .projections
+            .enabled
+            .then(|| runtime_with(&settings, app_pool.clone(), nats.clone()));
+        let runtime = runtime.transpose()?;
+        let stats = projection::Projection::ALL
+            .into_iter()
+            .map(|p| (p, Arc::default()))
+            .collect();
         let router = platform::health::router(Dependencies {
             postgres: vec![("postgres", app_pool), ("postgres_operator", operator_pool)],
             nats: Some(nats),
@@ -87,6 +160,8 @@ impl Application {
             listener,
             router,
             relay,
+            runtime,
+            stats,
         })
     }
 
@@ -94,15 +169,31 @@ impl Application {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
-    /// Serves health and runs the relay until `shutdown`; the relay finishes its batch and
-    /// checkpoints before this returns.
+    /// Counters of each projection's live consumer.
+    pub fn stats(&self) -> &[(projection::Projection, Arc<consumer::ProjectionStats>)] {
+        &self.stats
+    }
+
+    /// Serves health and runs the relay and the consumers until `shutdown`; each finishes the
+    /// batch in hand before this returns.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let relay = self
-            .relay
-            .map(|relay| tokio::spawn(relay.run(shutdown.child_token())));
+        let mut tasks = tokio::task::JoinSet::new();
+        if let Some(relay) = self.relay {
+            tasks.spawn(relay.run(shutdown.child_token()));
+        }
+        if let Some(runtime) = &self.runtime {
+            for (projection, stats) in &self.stats {
+                tasks.spawn(consumer::run(
+                    *projection,
+                    runtime.clone(),
+                    stats.clone(),
+                    shutdown.child_token(),
+                ));
+            }
+        }
         platform::serve::serve(self.listener, self.router, shutdown).await?;
-        if let Some(relay) = relay {
-            relay.await??;
+        while let Some(done) = tasks.join_next().await {
+            done??;
         }
         Ok(())
     }

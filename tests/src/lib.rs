@@ -3,6 +3,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod tenant;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -331,5 +333,88 @@ impl FakeGraph {
             .await
         });
         Self { base_url }
+    }
+}
+
+/// The projector (relay, projections) running in this process over a test's database and
+/// namespace, until dropped.
+pub struct ProjectorHandle {
+    pub stats: Vec<(
+        projector::projection::Projection,
+        std::sync::Arc<projector::consumer::ProjectionStats>,
+    )>,
+    stop: CancellationToken,
+    done: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub fn projector_settings(db: &TestDb, nats: &TestNats) -> projector::Settings {
+    let s = service_settings(db, nats, REDIS_URL);
+    projector::Settings {
+        http: s.http,
+        database: s.database,
+        nats: s.nats,
+        redis: s.redis,
+        log: s.log,
+        relay: projector::RelaySettings {
+            enabled: true,
+            batch_size: 1000,
+            idle_wait_ms: 200,
+        },
+        projections: projector::ProjectionSettings {
+            enabled: true,
+            batch_size: 500,
+            max_attempts: 3,
+            retry_delay_ms: 50,
+        },
+    }
+}
+
+pub async fn spawn_projector(settings: projector::Settings) -> ProjectorHandle {
+    let app = projector::Application::build(settings)
+        .await
+        .expect("the projector builds");
+    let stats = app.stats().to_vec();
+    let stop = CancellationToken::new();
+    let done = tokio::spawn(app.run_until_stopped(stop.clone()));
+    ProjectorHandle {
+        stats,
+        stop,
+        done: Some(done),
+    }
+}
+
+impl ProjectorHandle {
+    /// Stops it the way SIGTERM does and waits until every consumer has finished its batch.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        if let Some(done) = self.done.take() {
+            done.await
+                .expect("the projector task")
+                .expect("the projector stops cleanly");
+        }
+    }
+}
+
+impl Drop for ProjectorHandle {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Polls `check` every 25 ms until it returns `Some` or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }

@@ -4,26 +4,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use e2e_tests::{
-    REDIS_URL, binary, command_api_settings, free_port, service_settings, wait_for_status,
+    REDIS_URL, binary, command_api_settings, free_port, projector_settings, service_settings,
+    wait_for_status,
 };
-use platform::ServiceSettings;
 use testkit::{TestDb, TestNats};
 use tokio_util::sync::CancellationToken;
-
-fn projector_settings(s: ServiceSettings) -> projector::Settings {
-    projector::Settings {
-        http: s.http,
-        database: s.database,
-        nats: s.nats,
-        redis: s.redis,
-        log: s.log,
-        relay: projector::RelaySettings {
-            enabled: true,
-            batch_size: 100,
-            idle_wait_ms: 200,
-        },
-    }
-}
 
 #[tokio::test]
 async fn every_service_is_healthy_and_ready_when_its_dependencies_answer() {
@@ -39,10 +24,9 @@ async fn every_service_is_healthy_and_ready_when_its_dependencies_answer() {
     let query = query_api::Application::build(service_settings(&db, &nats, REDIS_URL))
         .await
         .unwrap();
-    let projector =
-        projector::Application::build(projector_settings(service_settings(&db, &nats, REDIS_URL)))
-            .await
-            .unwrap();
+    let projector = projector::Application::build(projector_settings(&db, &nats))
+        .await
+        .unwrap();
     let ports = [command.port(), query.port(), projector.port()];
     let tasks = [
         tokio::spawn(command.run_until_stopped(stop.clone())),

@@ -1,0 +1,347 @@
+//! The projector turns what the command API appends into read models: once per event, in
+//! stream order whatever the delivery order, with dead letters for what keeps failing, and a
+//! rebuild from the event store that equals the live result.
+
+use std::time::Duration;
+
+use e2e_tests::tenant::{Tenant, slot};
+use e2e_tests::{eventually, projector_settings, spawn_command_api, spawn_projector};
+use eventstore::{
+    EventMetadata, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StreamAppend, StreamRef,
+};
+use projector::projection::Projection;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use testkit::{TestDb, TestNats};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Rows of a read-model table for one tenant, as JSON, in key order.
+async fn rows(pool: &PgPool, tenant: &str, table: &str) -> Vec<Value> {
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("select set_config('app.tenant_id', $1, true)")
+        .bind(tenant)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let rows: Vec<(Value,)> =
+        sqlx::query_as(&format!("select to_jsonb(t) from {table} t order by 1"))
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+    rows.into_iter().map(|(v,)| v).collect()
+}
+
+async fn wait_rows(
+    pool: &PgPool,
+    tenant: &str,
+    table: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    eventually(WAIT, || async {
+        let found = rows(pool, tenant, table).await;
+        done(&found).then_some(found)
+    })
+    .await
+    .unwrap_or_else(|| panic!("{table} never reached the expected rows"))
+}
+
+#[tokio::test]
+async fn commands_become_read_models_and_a_rebuild_equals_them() {
+    let app = spawn_command_api().await;
+    let projector = spawn_projector(projector_settings(&app.db, &app.nats)).await;
+    let t = Tenant {
+        owner: app.onboard("read-side").await,
+        app: &app,
+    };
+    let service = t.configured().await;
+    let (status, booked) = t.book(&service, &slot(10), "+34600000001", None).await;
+    assert_eq!(status, 201, "{booked}");
+    let booking = booked["booking_id"].as_str().unwrap().to_owned();
+    let (status, _, body) = t
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/bookings/{booking}/cancel"),
+            &[],
+            Some(json!({"reason": "changed my mind"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let pool = app.db.app_pool().await;
+    let tenant = t.owner.tenant_id.clone();
+    let bookings = wait_rows(&pool, &tenant, "rm_bookings", |r| {
+        r.len() == 1 && r[0]["status"] == "cancelled"
+    })
+    .await;
+    assert_eq!(bookings[0]["booking_id"], booking);
+    assert_eq!(bookings[0]["service_name"], "Haircut");
+    assert_eq!(bookings[0]["customer_phone"], "+34600000001");
+    let history = wait_rows(&pool, &tenant, "rm_booking_history", |r| r.len() >= 2).await;
+    assert_eq!(history[0]["actor"], format!("user:{}", t.owner.owner_id));
+    let tenants = wait_rows(&pool, &tenant, "rm_tenants", |r| r.len() == 1).await;
+    assert_eq!(tenants[0]["slug"], "read-side");
+    assert_eq!(tenants[0]["status"], "active");
+    let services = wait_rows(&pool, &tenant, "rm_services", |r| r.len() == 1).await;
+    assert_eq!(services[0]["name"], "Haircut");
+    wait_rows(&pool, &tenant, "rm_bot_config", |r| {
+        r.len() == 1 && r[0]["version"] == 2
+    })
+    .await;
+    wait_rows(&pool, &tenant, "rm_users", |r| r.len() == 1).await;
+    wait_rows(&pool, &tenant, "rm_agenda", |r| r.is_empty()).await;
+    wait_rows(&pool, &tenant, "rm_usage", |r| {
+        r.len() == 1 && r[0]["bookings_created"] == 1 && r[0]["bookings_cancelled"] == 1
+    })
+    .await;
+
+    // Another tenant's rows are invisible under RLS.
+    assert!(
+        rows(&pool, &uuid::Uuid::new_v4().to_string(), "rm_bookings")
+            .await
+            .is_empty()
+    );
+
+    // A rebuild from the event store swaps in tables equal to the live ones.
+    let tables = [
+        "rm_tenants",
+        "rm_users",
+        "rm_bot_config",
+        "rm_services",
+        "rm_bookings",
+        "rm_booking_history",
+        "rm_agenda",
+        "rm_usage",
+        "rm_conversations",
+        "rm_messages",
+    ];
+    let mut live = Vec::new();
+    for table in tables {
+        live.push(rows(&pool, &tenant, table).await);
+    }
+    let rebuilder = projector::rebuilder(&projector_settings(&app.db, &app.nats)).unwrap();
+    let report = rebuilder
+        .run(&projector::rebuild::RebuildRequest {
+            projections: Projection::ALL.to_vec(),
+            tenant: None,
+            progress: false,
+        })
+        .await
+        .unwrap();
+    assert!(report.events >= 8, "{report:?}");
+    for (table, before) in tables.iter().zip(&live) {
+        assert_eq!(
+            &rows(&pool, &tenant, table).await,
+            before,
+            "{table} after a rebuild"
+        );
+    }
+    // One tenant, in place.
+    rebuilder
+        .run(&projector::rebuild::RebuildRequest {
+            projections: vec![Projection::Bookings],
+            tenant: Some(tenant.parse().unwrap()),
+            progress: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows(&pool, &tenant, "rm_bookings").await, live[4]);
+
+    // The live consumers carry on against the swapped-in tables.
+    let (status, _) = t.book(&service, &slot(12), "+34600000002", None).await;
+    assert_eq!(status, 201);
+    wait_rows(&pool, &tenant, "rm_bookings", |r| r.len() == 2).await;
+    projector.shutdown().await;
+}
+
+/// A booking stream of three events for `tenant`, appended straight to the store (the relay
+/// is not running, so nothing is published).
+async fn three_booking_events(store: &EventStore, tenant: uuid::Uuid) -> Vec<RecordedEvent> {
+    let booking = uuid::Uuid::new_v4();
+    let stream = StreamRef::new("booking", booking.to_string());
+    let event = |event_type: &str, payload: Value| NewEvent {
+        event_id: uuid::Uuid::new_v4(),
+        event_type: event_type.into(),
+        schema_version: 1,
+        payload,
+        metadata: EventMetadata::default(),
+    };
+    let requested = json!({
+        "booking_id": booking, "reference": "BK-TEST", "service_id": uuid::Uuid::new_v4(),
+        "service_name": "Haircut", "price": {"minor": 2500, "currency": "EUR"},
+        "resource": "main",
+        "appointment": {"start": "2030-01-02T10:00:00Z", "end": "2030-01-02T10:45:00Z"},
+        "customer": {"phone": "+34600000009"}, "channel": "api",
+    });
+    store
+        .append(
+            tenant,
+            vec![StreamAppend {
+                stream: stream.clone(),
+                expected: ExpectedVersion::NoStream,
+                events: vec![
+                    event("AppointmentRequested", requested),
+                    event("AppointmentConfirmed", json!({})),
+                    event("AppointmentCompleted", json!({})),
+                ],
+            }],
+        )
+        .await
+        .unwrap();
+    store.read_stream(tenant, &stream, 1).await.unwrap()
+}
+
+/// Publishes an event the way the relay does, under a fresh message id so that JetStream's
+/// de-duplication does not hide the redelivery from the projector.
+async fn publish(nats: &TestNats, event: &RecordedEvent) {
+    let js = nats.jetstream();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", uuid::Uuid::new_v4().to_string().as_str());
+    js.publish_with_headers(
+        nats.ns.event_subject(
+            event.tenant_id,
+            &event.stream.stream_type,
+            &event.event_type,
+        ),
+        headers,
+        serde_json::to_vec(event).unwrap().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+}
+
+async fn projector_without_relay(db: &TestDb, nats: &TestNats) -> e2e_tests::ProjectorHandle {
+    nats::provision_events_stream(&nats.jetstream(), &nats.ns, nats::Storage::Memory, 1)
+        .await
+        .unwrap();
+    let mut settings = projector_settings(db, nats);
+    settings.relay.enabled = false;
+    spawn_projector(settings).await
+}
+
+#[tokio::test]
+async fn redelivery_applies_once_and_a_gap_is_filled_from_the_store() {
+    let db = TestDb::new().await;
+    let nats = TestNats::new().await;
+    let store = EventStore::new(db.app_pool().await);
+    let tenant = uuid::Uuid::new_v4();
+    let events = three_booking_events(&store, tenant).await;
+    let projector = projector_without_relay(&db, &nats).await;
+
+    // Only the last event arrives: the first two are read from the store.
+    publish(&nats, &events[2]).await;
+    let pool = db.app_pool().await;
+    let t = tenant.to_string();
+    let bookings = wait_rows(&pool, &t, "rm_bookings", |r| r.len() == 1).await;
+    assert_eq!(bookings[0]["status"], "completed");
+    assert_eq!(rows(&pool, &t, "rm_booking_history").await.len(), 3);
+
+    // Then everything, three times over, in reverse: nothing changes.
+    for _ in 0..3 {
+        for event in events.iter().rev() {
+            publish(&nats, event).await;
+        }
+    }
+    let stats = projector
+        .stats
+        .iter()
+        .find(|(p, _)| *p == Projection::Bookings)
+        .unwrap()
+        .1
+        .clone();
+    eventually(WAIT, || async {
+        (stats.duplicates.load(std::sync::atomic::Ordering::Relaxed) >= 9).then_some(())
+    })
+    .await
+    .expect("the nine redeliveries were seen");
+    assert_eq!(rows(&pool, &t, "rm_booking_history").await.len(), 3);
+    assert_eq!(rows(&pool, &t, "rm_bookings").await, bookings);
+    let usage = rows(&pool, &t, "rm_usage").await;
+    assert_eq!(usage.len(), 1);
+    assert_eq!(usage[0]["bookings_created"], 1, "counted once: {usage:?}");
+    projector.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_event_that_keeps_failing_is_dead_lettered_without_holding_others_back() {
+    let db = TestDb::new().await;
+    let nats = TestNats::new().await;
+    let store = EventStore::new(db.app_pool().await);
+    let tenant = uuid::Uuid::new_v4();
+    // A payload no projection can read.
+    let broken = StreamRef::new("booking", uuid::Uuid::new_v4().to_string());
+    store
+        .append(
+            tenant,
+            vec![StreamAppend {
+                stream: broken.clone(),
+                expected: ExpectedVersion::NoStream,
+                events: vec![NewEvent {
+                    event_id: uuid::Uuid::new_v4(),
+                    event_type: "AppointmentRequested".into(),
+                    schema_version: 1,
+                    payload: json!({"booking_id": "not a uuid"}),
+                    metadata: EventMetadata::default(),
+                }],
+            }],
+        )
+        .await
+        .unwrap();
+    let bad = store
+        .read_stream(tenant, &broken, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    let good = three_booking_events(&store, tenant).await;
+    let projector = projector_without_relay(&db, &nats).await;
+    let mut dead = nats
+        .client
+        .subscribe(format!("{}.deadletter.bookings", nats.ns.prefix()))
+        .await
+        .unwrap();
+    publish(&nats, &bad).await;
+    for event in &good {
+        publish(&nats, event).await;
+    }
+    let pool = db.app_pool().await;
+    wait_rows(&pool, &tenant.to_string(), "rm_bookings", |r| r.len() == 1).await;
+
+    let announced = tokio::time::timeout(WAIT, futures::StreamExt::next(&mut dead))
+        .await
+        .expect("a dead letter is announced")
+        .unwrap();
+    let note: Value = serde_json::from_slice(&announced.payload).unwrap();
+    assert_eq!(note["event_id"], bad.event_id.to_string());
+    let runtime = projector::runtime(&projector_settings(&db, &nats))
+        .await
+        .unwrap();
+    let letters = projector::dead_letters::list(&runtime.pool, Some(Projection::Bookings))
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].event_id, bad.event_id);
+    assert_eq!(letters[0].attempts, 3);
+    assert!(
+        letters[0].error.contains("AppointmentRequested"),
+        "{}",
+        letters[0].error
+    );
+
+    // A retry reads it from the store again; it still fails and stays listed.
+    // (The usage projection reads booking streams too, and has its own dead letter.)
+    let outcomes = projector::dead_letters::retry(&runtime, Some(Projection::Bookings), None)
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 1);
+    assert!(outcomes[0].result.is_err());
+    assert_eq!(
+        projector::dead_letters::list(&runtime.pool, Some(Projection::Bookings))
+            .await
+            .unwrap()[0]
+            .attempts,
+        4
+    );
+    projector.shutdown().await;
+}
