@@ -5,7 +5,6 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// Hashes with argon2id at the crate's defaults (19 MiB, t=2, p=1: OWASP's minimum), off the
@@ -51,9 +50,7 @@ pub fn tenant_of_refresh_token(token: &str) -> Option<Uuid> {
     token.split_once('.')?.0.parse().ok()
 }
 
-pub fn sha256(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
-}
+pub use platform::credentials::sha256;
 
 /// Encrypts credentials at rest (AES-256-GCM, a fresh nonce per value, stored before the
 /// ciphertext). The key comes from settings and never touches the database.

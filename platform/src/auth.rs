@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 use axum::extract::{FromRef, FromRequestParts};
-use axum::http::header;
 use axum::http::request::Parts;
 use domain::access::Role;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -16,6 +15,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::credentials::bearer;
 use crate::problem::Problem;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -131,16 +131,6 @@ impl JwtKeys {
         header.kid = Some(self.active_kid.clone());
         Ok(jsonwebtoken::encode(&header, claims, &self.signing)?)
     }
-}
-
-/// The bearer token of a request, if any.
-fn bearer(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
 }
 
 fn unix_now() -> u64 {

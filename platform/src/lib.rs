@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod credentials;
 pub mod db;
 pub mod events;
 pub mod health;

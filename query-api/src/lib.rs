@@ -1,36 +1,152 @@
-//! The read side over HTTP: dashboard reads, bot state lookups, audit and analytics.
+//! The read side over HTTP: dashboard reads, bot state lookups, audit.
 //!
-//! Reads read models only (and the log, for audit); never loads an aggregate, never appends.
-//! Today it serves health and readiness; the queries arrive with their issue.
+//! Reads read models (and, for audit, the log) as the application role under RLS, the tenant
+//! always from the credential; the platform operator's audit reads through the operator role.
+//! Never loads an aggregate, never appends. A request carrying a consistency token waits
+//! (bounded) until the projections have reached it.
 
 #![forbid(unsafe_code)]
 
-use platform::ServiceSettings;
+pub mod reader;
+pub mod views;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::get;
+use eventstore::{EventStore, GlobalLog};
+use platform::auth::{AuthSettings, JwtKeys, OperatorKeys};
 use platform::health::Dependencies;
+use platform::{DatabaseSettings, HttpSettings, LogSettings, NatsSettings, RedisSettings};
+use serde::Deserialize;
+use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-const DEFAULTS: &str = "[http]\nport = 8081\n";
+const DEFAULTS: &str = r#"
+[http]
+port = 8081
 
-pub fn load_settings() -> anyhow::Result<ServiceSettings> {
+[auth]
+issuer = "booking"
+access_ttl_secs = 900
+refresh_ttl_days = 30
+active_kid = "dev-1"
+
+[[auth.keys]]
+kid = "dev-1"
+secret = "development-only-secret-change-me-0123456789"
+
+[operator_auth]
+issuer = "booking-operator"
+access_ttl_secs = 3600
+refresh_ttl_days = 1
+active_kid = "op-dev-1"
+
+[[operator_auth.keys]]
+kid = "op-dev-1"
+secret = "development-only-operator-secret-0123456789"
+
+[consistency]
+max_wait_ms = 2000
+"#;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub nats: NatsSettings,
+    pub redis: RedisSettings,
+    pub log: LogSettings,
+    /// The same keys as the command API's: its access tokens are accepted here.
+    pub auth: AuthSettings,
+    pub operator_auth: AuthSettings,
+    pub consistency: ConsistencySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsistencySettings {
+    /// How long a request with a consistency token waits for the projections before 503.
+    pub max_wait_ms: u64,
+}
+
+pub fn load_settings() -> anyhow::Result<Settings> {
     platform::settings::load("query-api", DEFAULTS)
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    /// The log as the tenant reads it (audit), under RLS.
+    pub store: EventStore,
+    /// The log as the operator reads it (cross-tenant audit).
+    pub log: GlobalLog,
+    pub keys: JwtKeys,
+    pub operator_keys: OperatorKeys,
+    pub limiter: platform::ratelimit::RateLimiter,
+    pub max_wait: Duration,
+}
+
+impl FromRef<AppState> for JwtKeys {
+    fn from_ref(app: &AppState) -> JwtKeys {
+        app.keys.clone()
+    }
+}
+
+impl FromRef<AppState> for OperatorKeys {
+    fn from_ref(app: &AppState) -> OperatorKeys {
+        app.operator_keys.clone()
+    }
+}
+
+pub fn router(app: AppState) -> Router {
+    Router::new()
+        .route("/v1/tenant", get(views::tenant))
+        .route("/v1/services", get(views::services))
+        .route("/v1/bot-config", get(views::bot_config))
+        .route("/v1/availability", get(views::availability))
+        .route("/v1/bookings", get(views::bookings))
+        .route("/v1/bookings/{id}", get(views::booking))
+        .route("/v1/conversations", get(views::conversations))
+        .route("/v1/conversations/{phone}", get(views::conversation))
+        .route("/v1/usage", get(views::usage))
+        .route("/v1/audit", get(views::audit))
+        .route(
+            "/v1/operator/tenants/{id}/audit",
+            get(views::operator_audit),
+        )
+        .with_state(app)
 }
 
 pub struct Application {
     listener: TcpListener,
-    router: axum::Router,
+    router: Router,
 }
 
 impl Application {
-    pub async fn build(settings: ServiceSettings) -> anyhow::Result<Self> {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = platform::db::app_pool(&settings.database)?;
+        let operator_pool = platform::db::operator_pool(&settings.database)?;
         let nats = nats::connect(&settings.nats.url, "query-api").await?;
         let redis = Dependencies::redis_client(&settings.redis)?;
-        let router = platform::health::router(Dependencies {
-            postgres: vec![("postgres", pool)],
+        let redis_link =
+            platform::redis_link::RedisLink::new(Some(redis.clone()), &settings.redis.key_prefix);
+        let app = AppState {
+            pool: pool.clone(),
+            store: EventStore::new(pool.clone()).with_upcasters(platform::events::upcasters()),
+            log: GlobalLog::new(operator_pool.clone())
+                .with_upcasters(platform::events::upcasters()),
+            keys: JwtKeys::from_settings(&settings.auth)?,
+            operator_keys: OperatorKeys(JwtKeys::from_settings(&settings.operator_auth)?),
+            limiter: platform::ratelimit::RateLimiter::new(redis_link),
+            max_wait: Duration::from_millis(settings.consistency.max_wait_ms),
+        };
+        let router = router(app).merge(platform::health::router(Dependencies {
+            postgres: vec![("postgres", pool), ("postgres_operator", operator_pool)],
             nats: Some(nats),
             redis: Some(redis),
-        });
+        }));
         let listener = TcpListener::bind(settings.http.address()).await?;
         Ok(Self { listener, router })
     }
@@ -42,5 +158,18 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         platform::serve::serve(self.listener, self.router, shutdown).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_settings_make_a_working_service() {
+        let settings: Settings =
+            platform::settings::load("query-api-defaults-only", DEFAULTS).unwrap();
+        JwtKeys::from_settings(&settings.auth).unwrap();
+        JwtKeys::from_settings(&settings.operator_auth).unwrap();
     }
 }

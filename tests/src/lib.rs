@@ -418,3 +418,61 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+pub fn query_api_settings(db: &TestDb, nats: &TestNats) -> query_api::Settings {
+    let s = service_settings(db, nats, REDIS_URL);
+    query_api::Settings {
+        http: s.http,
+        database: s.database,
+        nats: s.nats,
+        redis: s.redis,
+        log: s.log,
+        auth: test_auth_settings(),
+        operator_auth: test_operator_settings(),
+        consistency: query_api::ConsistencySettings { max_wait_ms: 2000 },
+    }
+}
+
+/// The query API on a port of its own over a command API's database and namespace, until
+/// dropped.
+pub struct QueryApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    stop: CancellationToken,
+}
+
+pub async fn spawn_query_api(settings: query_api::Settings) -> QueryApp {
+    let app = query_api::Application::build(settings)
+        .await
+        .expect("the query API builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let stop = CancellationToken::new();
+    tokio::spawn(app.run_until_stopped(stop.clone()));
+    QueryApp {
+        address,
+        client: reqwest::Client::new(),
+        stop,
+    }
+}
+
+impl Drop for QueryApp {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl QueryApp {
+    /// GET with a bearer token and, optionally, a consistency token; status and JSON body.
+    pub async fn get(&self, path: &str, token: &str, consistency: Option<&str>) -> (u16, Value) {
+        let mut request = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(token);
+        if let Some(c) = consistency {
+            request = request.header("x-consistency-token", c);
+        }
+        let response = request.send().await.expect("the request is sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}

@@ -4,8 +4,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use e2e_tests::{
-    REDIS_URL, binary, command_api_settings, free_port, projector_settings, service_settings,
-    wait_for_status,
+    REDIS_URL, binary, command_api_settings, free_port, projector_settings, query_api_settings,
+    service_settings, wait_for_status,
 };
 use testkit::{TestDb, TestNats};
 use tokio_util::sync::CancellationToken;
@@ -21,7 +21,7 @@ async fn every_service_is_healthy_and_ready_when_its_dependencies_answer() {
     )))
     .await
     .unwrap();
-    let query = query_api::Application::build(service_settings(&db, &nats, REDIS_URL))
+    let query = query_api::Application::build(query_api_settings(&db, &nats))
         .await
         .unwrap();
     let projector = projector::Application::build(projector_settings(&db, &nats))

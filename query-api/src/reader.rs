@@ -1,0 +1,135 @@
+//! The caller of a read: authenticated like the command API (access token or API key), rate
+//! limited per credential, refused while its tenant is suspended, and, when it carries a
+//! consistency token, held until the projections have applied that far.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use domain::access::Permission;
+use eventstore::Position;
+use platform::credentials::Actor;
+use platform::problem::Problem;
+use platform::ratelimit::Quota;
+use sqlx::{PgConnection, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::AppState;
+
+/// The header a client sends the token of its last write in (the command API's
+/// `consistency_token`). `?consistency_token=` works too.
+pub const CONSISTENCY_HEADER: &str = "x-consistency-token";
+
+const PER_CREDENTIAL: Quota = Quota::per_minute(1200, 200);
+const POLL: Duration = Duration::from_millis(5);
+/// Every projection; a token is reached when all of them are past it.
+const PROJECTIONS: i64 = 6;
+
+#[derive(Debug, Clone)]
+pub struct Reader {
+    pub tenant_id: Uuid,
+    pub actor: Actor,
+}
+
+impl Reader {
+    pub fn require(&self, permission: Permission) -> Result<(), Problem> {
+        self.actor.require(permission)
+    }
+
+    /// A read-only transaction that sees only this tenant's rows.
+    pub async fn begin(&self, app: &AppState) -> Result<Transaction<'static, Postgres>, Problem> {
+        let mut tx = app.pool.begin().await?;
+        sqlx::query("select set_config('app.tenant_id', $1, true), set_config('transaction_read_only', 'on', true)")
+            .bind(self.tenant_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+}
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let bearer = platform::credentials::bearer(parts).ok_or_else(Problem::unauthorized)?;
+        let (tenant_id, actor) =
+            platform::credentials::authenticate(&app.pool, &app.keys, bearer).await?;
+        app.limiter
+            .check(&actor.limit_subject(), PER_CREDENTIAL)
+            .await
+            .map_err(|l| Problem::too_many_requests(l.retry_after.as_secs().max(1)))?;
+        if let Some(token) = consistency_token(parts)? {
+            wait_for(app, token).await?;
+        }
+        let reader = Reader { tenant_id, actor };
+        let mut tx = reader.begin(app).await?;
+        gate(&mut tx).await?;
+        Ok(reader)
+    }
+}
+
+fn consistency_token(parts: &Parts) -> Result<Option<Position>, Problem> {
+    let from_header = parts
+        .headers
+        .get(CONSISTENCY_HEADER)
+        .map(|v| v.to_str().unwrap_or("").to_owned());
+    let from_query = parts.uri.query().and_then(|q| {
+        q.split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| *k == "consistency_token")
+            .map(|(_, v)| v.to_owned())
+    });
+    match from_header.or(from_query) {
+        None => Ok(None),
+        Some(raw) => raw.trim().parse().map(Some).map_err(|_| {
+            Problem::invalid(
+                "consistency_token",
+                "is the consistency_token a write answered with",
+            )
+        }),
+    }
+}
+
+/// Waits until every projection has applied the log up to `token`, or answers 503.
+async fn wait_for(app: &AppState, token: Position) -> Result<(), Problem> {
+    let deadline = Instant::now() + app.max_wait;
+    loop {
+        let reached: i64 = sqlx::query_scalar(
+            "select count(*) from rm_positions
+             where (transaction_id, global_position) >= ($1::text::xid8, $2)",
+        )
+        .bind(token.transaction_id.to_string())
+        .bind(token.global_position as i64)
+        .fetch_one(&app.pool)
+        .await?;
+        if reached >= PROJECTIONS {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Problem::unavailable(
+                "the read models have not caught up with this consistency token yet",
+                1,
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// A suspended tenant answers 423 with its reason, a closed one 401. A tenant not projected
+/// yet (its credential is genuine) reads what there is.
+async fn gate(conn: &mut PgConnection) -> Result<(), Problem> {
+    let row: Option<(String, Option<String>)> =
+        sqlx::query_as("select status, status_reason from rm_tenants")
+            .fetch_optional(conn)
+            .await?;
+    match row {
+        Some((status, reason)) if status == "suspended" => {
+            Err(Problem::locked(reason.unwrap_or_default()))
+        }
+        Some((status, _)) if status == "closed" => Err(Problem::unauthorized()),
+        _ => Ok(()),
+    }
+}
