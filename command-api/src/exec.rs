@@ -1,7 +1,7 @@
 //! Loading an aggregate from its stream and turning decided events into appendable ones.
 
 use domain::{Decider, DomainEvent};
-use eventstore::{EventMetadata, EventStore, ExpectedVersion, NewEvent, StreamRef};
+use eventstore::{EventMetadata, EventStore, ExpectedVersion, StreamRef};
 use platform::problem::Problem;
 use uuid::Uuid;
 
@@ -48,34 +48,7 @@ pub fn expect(version: u32) -> ExpectedVersion {
     }
 }
 
-/// Events ready to append. Their ids derive from the command's idempotency key and the stream,
-/// so a retried command produces the same ids and is recognised by the store.
-pub fn new_events<E: DomainEvent>(
-    tenant_id: Uuid,
-    idempotency_key: &str,
-    stream: &StreamRef,
-    events: &[E],
-    metadata: &EventMetadata,
-) -> Vec<NewEvent> {
-    events
-        .iter()
-        .enumerate()
-        .map(|(i, event)| {
-            let encoded = domain::encode(event);
-            NewEvent {
-                event_id: eventstore::event_id_from_key(
-                    tenant_id,
-                    &format!("{idempotency_key}|{stream}"),
-                    i as u32,
-                ),
-                event_type: encoded.event_type.to_owned(),
-                schema_version: encoded.schema_version,
-                payload: encoded.payload,
-                metadata: metadata.clone(),
-            }
-        })
-        .collect()
-}
+pub use platform::events::new_events;
 
 /// Who issued a command and under which idempotency key.
 #[derive(Debug, Clone)]

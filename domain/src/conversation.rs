@@ -144,6 +144,9 @@ pub struct ConversationState {
     /// Reply id to (outbound wamid once sent, status).
     pub outbound: HashMap<String, (Option<String>, Option<DeliveryStatus>)>,
     pub reply_of_wamid: HashMap<String, String>,
+    /// Statuses Meta reported for a wamid before the sender recorded it (the webhook can beat
+    /// the send's own answer): applied when the send is recorded.
+    pub early_status: HashMap<String, DeliveryStatus>,
 }
 
 impl ConversationState {
@@ -224,7 +227,17 @@ impl Decider for Conversation {
                 match state.outbound.get(&reply_id) {
                     None => Err(ConversationError::UnknownReply(reply_id)),
                     Some((Some(_), _)) | Some((None, Some(DeliveryStatus::Failed))) => Ok(vec![]),
-                    Some(_) => Ok(vec![E::OutboundMessageSent { reply_id, wamid }]),
+                    Some(_) => {
+                        let early = state.early_status.get(&wamid).copied();
+                        let mut events = vec![E::OutboundMessageSent {
+                            reply_id,
+                            wamid: wamid.clone(),
+                        }];
+                        if let Some(status) = early {
+                            events.push(E::OutboundStatusChanged { wamid, status });
+                        }
+                        Ok(events)
+                    }
                 }
             }
             ConversationCommand::RecordSendFailed {
@@ -241,10 +254,25 @@ impl Decider for Conversation {
                 }]),
             },
             ConversationCommand::RecordStatus { wamid, status } => {
-                let reply_id = state
-                    .reply_of_wamid
-                    .get(&wamid)
-                    .ok_or_else(|| ConversationError::UnknownMessage(wamid.clone()))?;
+                let Some(reply_id) = state.reply_of_wamid.get(&wamid) else {
+                    // Before the send was recorded? Only while a reply awaits its wamid.
+                    let awaiting = state
+                        .outbound
+                        .values()
+                        .any(|(w, s)| w.is_none() && *s != Some(DeliveryStatus::Failed));
+                    if !awaiting {
+                        return Err(ConversationError::UnknownMessage(wamid));
+                    }
+                    let advances = state
+                        .early_status
+                        .get(&wamid)
+                        .is_none_or(|early| early.advances_to(status));
+                    return Ok(if advances {
+                        vec![E::OutboundStatusChanged { wamid, status }]
+                    } else {
+                        vec![]
+                    });
+                };
                 let current = state
                     .outbound
                     .get(reply_id)
@@ -288,19 +316,23 @@ impl Decider for Conversation {
                     .outbound
                     .insert(reply_id.clone(), (Some(wamid.clone()), None));
                 state.reply_of_wamid.insert(wamid.clone(), reply_id.clone());
+                state.early_status.remove(wamid);
             }
             E::OutboundMessageFailed { reply_id, .. } => {
                 state
                     .outbound
                     .insert(reply_id.clone(), (None, Some(DeliveryStatus::Failed)));
             }
-            E::OutboundStatusChanged { wamid, status } => {
-                if let Some(reply_id) = state.reply_of_wamid.get(wamid)
-                    && let Some(entry) = state.outbound.get_mut(reply_id)
-                {
-                    entry.1 = Some(*status);
+            E::OutboundStatusChanged { wamid, status } => match state.reply_of_wamid.get(wamid) {
+                Some(reply_id) => {
+                    if let Some(entry) = state.outbound.get_mut(reply_id) {
+                        entry.1 = Some(*status);
+                    }
                 }
-            }
+                None => {
+                    state.early_status.insert(wamid.clone(), *status);
+                }
+            },
         }
         state
     }
@@ -496,6 +528,42 @@ mod tests {
                 status: DeliveryStatus::Read,
             })
             .then_expect_error(ConversationError::UnknownMessage("unknown".into()));
+    }
+
+    #[test]
+    fn a_status_that_beats_the_send_is_applied_when_the_send_is_recorded() {
+        let history = vec![received("wamid.1"), replied("wamid.1", 0, "Welcome")];
+        let read = ConversationEvent::OutboundStatusChanged {
+            wamid: "out".into(),
+            status: DeliveryStatus::Read,
+        };
+        given::<Conversation>(&history)
+            .when(ConversationCommand::RecordStatus {
+                wamid: "out".into(),
+                status: DeliveryStatus::Read,
+            })
+            .then_expect(std::slice::from_ref(&read));
+        let mut early = history.clone();
+        early.push(read.clone());
+        // A later, lesser status changes nothing; the send then brings the read status along.
+        given::<Conversation>(&early)
+            .when(ConversationCommand::RecordStatus {
+                wamid: "out".into(),
+                status: DeliveryStatus::Delivered,
+            })
+            .then_expect(&[]);
+        given::<Conversation>(&early)
+            .when(ConversationCommand::RecordSent {
+                reply_id: "wamid.1/0".into(),
+                wamid: "out".into(),
+            })
+            .then_expect(&[
+                ConversationEvent::OutboundMessageSent {
+                    reply_id: "wamid.1/0".into(),
+                    wamid: "out".into(),
+                },
+                read,
+            ]);
     }
 
     #[test]

@@ -1,4 +1,8 @@
-//! The domain's event history as the event store's readers need it.
+//! Domain events as the event store takes and gives them.
+
+use domain::event::DomainEvent;
+use eventstore::{EventMetadata, NewEvent, StreamRef};
+use uuid::Uuid;
 
 /// The domain's upcasting steps registered with the store's reader, so that every service
 /// reads old payloads in their current shape.
@@ -8,4 +12,33 @@ pub fn upcasters() -> eventstore::Upcasters {
         .fold(eventstore::Upcasters::new(), |u, step| {
             u.register(step.event_type, step.from_version, step.step)
         })
+}
+
+/// Events ready to append. Their ids derive from the command's idempotency key and the stream,
+/// so a retried command produces the same ids and is recognised by the store.
+pub fn new_events<E: DomainEvent>(
+    tenant_id: Uuid,
+    idempotency_key: &str,
+    stream: &StreamRef,
+    events: &[E],
+    metadata: &EventMetadata,
+) -> Vec<NewEvent> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, event)| {
+            let encoded = domain::event::encode(event);
+            NewEvent {
+                event_id: eventstore::event_id_from_key(
+                    tenant_id,
+                    &format!("{idempotency_key}|{stream}"),
+                    i as u32,
+                ),
+                event_type: encoded.event_type.to_owned(),
+                schema_version: encoded.schema_version,
+                payload: encoded.payload,
+                metadata: metadata.clone(),
+            }
+        })
+        .collect()
 }

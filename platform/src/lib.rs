@@ -16,6 +16,7 @@ pub mod health;
 pub mod problem;
 pub mod ratelimit;
 pub mod redis_link;
+pub mod sealing;
 pub mod serve;
 pub mod settings;
 pub mod telemetry;

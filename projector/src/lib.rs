@@ -12,6 +12,7 @@ pub mod dead_letters;
 pub mod projection;
 pub mod projections;
 pub mod rebuild;
+pub mod sender;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,22 @@ enabled = true
 batch_size = 1000
 idle_wait_ms = 1000
 
+[sender]
+enabled = true
+api_base_url = "https://graph.facebook.com"
+api_version = "v21.0"
+# The command API's whatsapp.encryption_key (development only; set APP__SENDER__ENCRYPTION_KEY).
+encryption_key = "ZGV2ZWxvcG1lbnQtb25seS1rZXktMzItYnl0ZXMhISE="
+timeout_ms = 10000
+max_attempts = 6
+backoff_base_ms = 250
+backoff_max_ms = 8000
+per_number_per_second = 80
+breaker_failures = 5
+breaker_open_ms = 30000
+concurrency = 64
+stale_claim_ms = 60000
+
 [projections]
 enabled = true
 batch_size = 500
@@ -48,6 +65,26 @@ pub struct Settings {
     pub log: LogSettings,
     pub relay: RelaySettings,
     pub projections: ProjectionSettings,
+    pub sender: SenderSettings,
+}
+
+/// The WhatsApp sender (see [`sender`]).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SenderSettings {
+    pub enabled: bool,
+    /// Meta's Graph API, or the local fake.
+    pub api_base_url: String,
+    pub api_version: String,
+    pub encryption_key: secrecy::SecretString,
+    pub timeout_ms: u64,
+    pub max_attempts: u32,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    pub per_number_per_second: u32,
+    pub breaker_failures: u32,
+    pub breaker_open_ms: u64,
+    pub concurrency: usize,
+    pub stale_claim_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -91,6 +128,37 @@ pub fn runtime_with(
     })
 }
 
+fn build_sender(settings: &Settings, app_pool: sqlx::PgPool) -> anyhow::Result<sender::Sender> {
+    use secrecy::ExposeSecret as _;
+    let s = &settings.sender;
+    let redis = platform::health::Dependencies::redis_client(&settings.redis)?;
+    Ok(sender::Sender::new(
+        EventStore::new(app_pool.clone()).with_upcasters(platform::events::upcasters()),
+        app_pool,
+        whatsapp::CloudApi::new(
+            &s.api_base_url,
+            &s.api_version,
+            Duration::from_millis(s.timeout_ms),
+        ),
+        platform::sealing::Sealer::from_base64(s.encryption_key.expose_secret())?,
+        platform::ratelimit::RateLimiter::new(platform::redis_link::RedisLink::new(
+            Some(redis),
+            &settings.redis.key_prefix,
+        )),
+        sender::SenderConfig {
+            max_attempts: s.max_attempts,
+            backoff_base: Duration::from_millis(s.backoff_base_ms),
+            backoff_max: Duration::from_millis(s.backoff_max_ms),
+            per_number_per_second: s.per_number_per_second,
+            breaker_failures: s.breaker_failures,
+            breaker_open: Duration::from_millis(s.breaker_open_ms),
+            concurrency: s.concurrency,
+            stale_claim: Duration::from_millis(s.stale_claim_ms),
+            batch_size: 256,
+        },
+    ))
+}
+
 /// A runtime on fresh connections (the dead-letter commands).
 pub async fn runtime(settings: &Settings) -> anyhow::Result<consumer::Runtime> {
     let app_pool = platform::db::app_pool(&settings.database)?;
@@ -116,6 +184,7 @@ pub struct Application {
     relay: Option<Relay>,
     runtime: Option<consumer::Runtime>,
     stats: Vec<(projection::Projection, Arc<consumer::ProjectionStats>)>,
+    sender: Option<(sender::Sender, async_nats::Client, nats::Namespace)>,
 }
 
 impl Application {
@@ -146,6 +215,15 @@ impl Application {
             .enabled
             .then(|| runtime_with(&settings, app_pool.clone(), nats.clone()));
         let runtime = runtime.transpose()?;
+        let sender = if settings.sender.enabled {
+            Some((
+                build_sender(&settings, app_pool.clone())?,
+                nats.clone(),
+                settings.nats.namespace()?,
+            ))
+        } else {
+            None
+        };
         let stats = projection::Projection::ALL
             .into_iter()
             .map(|p| (p, Arc::default()))
@@ -162,11 +240,17 @@ impl Application {
             relay,
             runtime,
             stats,
+            sender,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The sender's counters, when it runs.
+    pub fn sender_stats(&self) -> Option<Arc<sender::SenderStats>> {
+        self.sender.as_ref().map(|(s, _, _)| s.stats.clone())
     }
 
     /// Counters of each projection's live consumer.
@@ -190,6 +274,9 @@ impl Application {
                     shutdown.child_token(),
                 ));
             }
+        }
+        if let Some((sender, nats, ns)) = self.sender {
+            tasks.spawn(sender.run(nats, ns, shutdown.child_token()));
         }
         platform::serve::serve(self.listener, self.router, shutdown).await?;
         while let Some(done) = tasks.join_next().await {

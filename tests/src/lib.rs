@@ -70,6 +70,10 @@ use tokio_util::sync::CancellationToken;
 
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 
+/// The key test services seal WhatsApp credentials with (the command API) and open them with
+/// (the sender).
+pub const TEST_ENCRYPTION_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
 /// Settings for a service under test: its own database and NATS namespace, port 0.
 pub fn service_settings(db: &TestDb, nats: &TestNats, redis_url: &str) -> ServiceSettings {
     ServiceSettings {
@@ -157,7 +161,7 @@ pub fn command_api_settings_with_graph(
         whatsapp: command_api::WhatsAppSettings {
             api_base_url: graph_url.to_owned(),
             api_version: "v21.0".into(),
-            encryption_key: SecretString::from("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="),
+            encryption_key: SecretString::from(TEST_ENCRYPTION_KEY),
         },
     }
 }
@@ -343,6 +347,7 @@ pub struct ProjectorHandle {
         projector::projection::Projection,
         std::sync::Arc<projector::consumer::ProjectionStats>,
     )>,
+    pub sender: Option<std::sync::Arc<projector::sender::SenderStats>>,
     stop: CancellationToken,
     done: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -366,6 +371,21 @@ pub fn projector_settings(db: &TestDb, nats: &TestNats) -> projector::Settings {
             max_attempts: 3,
             retry_delay_ms: 50,
         },
+        sender: projector::SenderSettings {
+            enabled: true,
+            api_base_url: "http://127.0.0.1:1".into(),
+            api_version: "v21.0".into(),
+            encryption_key: SecretString::from(TEST_ENCRYPTION_KEY),
+            timeout_ms: 2000,
+            max_attempts: 6,
+            backoff_base_ms: 20,
+            backoff_max_ms: 200,
+            per_number_per_second: 80,
+            breaker_failures: 5,
+            breaker_open_ms: 1000,
+            concurrency: 64,
+            stale_claim_ms: 60_000,
+        },
     }
 }
 
@@ -374,10 +394,12 @@ pub async fn spawn_projector(settings: projector::Settings) -> ProjectorHandle {
         .await
         .expect("the projector builds");
     let stats = app.stats().to_vec();
+    let sender_stats = app.sender_stats();
     let stop = CancellationToken::new();
     let done = tokio::spawn(app.run_until_stopped(stop.clone()));
     ProjectorHandle {
         stats,
+        sender: sender_stats,
         stop,
         done: Some(done),
     }

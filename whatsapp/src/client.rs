@@ -76,34 +76,97 @@ impl CloudApi {
             });
         }
         let url = format!("{}/{}/{phone_number_id}", self.base_url, self.version);
+        let response = self.http.get(url).bearer_auth(token).send().await;
+        read_answer(response).await
+    }
+
+    /// Sends one message (`POST /{version}/{phone_number_id}/messages`) and returns the wamid
+    /// Meta gave it.
+    pub async fn send_message(
+        &self,
+        phone_number_id: &str,
+        token: &str,
+        message: &serde_json::Value,
+    ) -> Result<String, CloudApiError> {
+        let url = format!(
+            "{}/{}/{phone_number_id}/messages",
+            self.base_url, self.version
+        );
         let response = self
             .http
-            .get(url)
+            .post(url)
             .bearer_auth(token)
+            .json(message)
             .send()
-            .await
-            .map_err(|e| CloudApiError::Unreachable(e.to_string()))?;
-        let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| CloudApiError::Unreachable(e.to_string()))?;
-        if (200..300).contains(&status) {
-            return serde_json::from_slice(&body)
-                .map_err(|e| CloudApiError::Unreachable(format!("unexpected answer: {e}")));
+            .await;
+        let sent: Sent = read_answer(response).await?;
+        sent.messages
+            .into_iter()
+            .next()
+            .map(|m| m.id)
+            .ok_or_else(|| CloudApiError::Unreachable("an answer without a message id".into()))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Sent {
+    #[serde(default)]
+    messages: Vec<SentMessage>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SentMessage {
+    id: String,
+}
+
+/// A 2xx body as `T`, Meta's error envelope as [`CloudApiError::Meta`], anything else (a
+/// network failure, a timeout, a 5xx without an envelope) as [`CloudApiError::Unreachable`].
+async fn read_answer<T: serde::de::DeserializeOwned>(
+    response: Result<reqwest::Response, reqwest::Error>,
+) -> Result<T, CloudApiError> {
+    let response = response.map_err(|e| CloudApiError::Unreachable(e.to_string()))?;
+    let status = response.status().as_u16();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| CloudApiError::Unreachable(e.to_string()))?;
+    if (200..300).contains(&status) {
+        return serde_json::from_slice(&body)
+            .map_err(|e| CloudApiError::Unreachable(format!("unexpected answer: {e}")));
+    }
+    match serde_json::from_slice::<Envelope>(&body) {
+        Ok(Envelope { error }) => Err(CloudApiError::Meta {
+            status,
+            code: error.code,
+            message: error.message,
+        }),
+        Err(_) if status >= 500 => Err(CloudApiError::Unreachable(format!("HTTP {status}"))),
+        Err(_) => Err(CloudApiError::Meta {
+            status,
+            code: 0,
+            message: format!("HTTP {status}"),
+        }),
+    }
+}
+
+impl CloudApiError {
+    /// Worth retrying after a pause: throughput and pair limits, account limits, Meta's own
+    /// failures and timeouts. Everything else (a bad token, a closed 24-hour window, a bad
+    /// parameter) fails the same way again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CloudApiError::Unreachable(_) => true,
+            CloudApiError::Meta { status, code, .. } => {
+                matches!(code, 130429 | 131056 | 4 | 80007 | 1 | 2 | 131000) || *status >= 500
+            }
         }
-        match serde_json::from_slice::<Envelope>(&body) {
-            Ok(Envelope { error }) => Err(CloudApiError::Meta {
-                status,
-                code: error.code,
-                message: error.message,
-            }),
-            Err(_) if status >= 500 => Err(CloudApiError::Unreachable(format!("HTTP {status}"))),
-            Err(_) => Err(CloudApiError::Meta {
-                status,
-                code: 0,
-                message: format!("HTTP {status}"),
-            }),
+    }
+
+    /// Meta's error code (0 when there was no answer).
+    pub fn code(&self) -> i64 {
+        match self {
+            CloudApiError::Meta { code, .. } => *code,
+            CloudApiError::Unreachable(_) => 0,
         }
     }
 }

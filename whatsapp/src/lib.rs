@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod outbound;
 pub mod signature;
 pub mod webhook;
 

@@ -1,0 +1,676 @@
+//! The WhatsApp sender: a reactor that sends each `BotReplied` to the Cloud API with the
+//! tenant's token, and records the outcome as an event on the conversation.
+//!
+//! At most once per reply: before calling Meta it claims the reply id in `wa_outbound` (a
+//! tenant table, primary key `(tenant_id, reply_id)`). A redelivered reply finds its claim:
+//! sent or failed, the outcome is recorded again (idempotently) and nothing is sent; still
+//! "sending" after the consumer's ack wait means a sender died mid-call, and since Meta has no
+//! idempotency key the reply is recorded as failed with an unknown outcome rather than risk a
+//! duplicate.
+//!
+//! Transient refusals (130429, 131056, account limits, 5xx, timeouts) are retried with
+//! exponential backoff and full jitter, keeping the message alive in JetStream meanwhile. Each
+//! number's throughput (80 messages/s by default) is shared through Redis. A circuit breaker per
+//! tenant stops calling a failing account for a while. 190 marks the tenant's credentials
+//! invalid (an event), 131047 and other permanent errors are recorded with Meta's reason.
+//! Replies of one conversation are sent in order; conversations proceed in parallel.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use async_nats::jetstream::{self, AckKind};
+use domain::conversation::{Conversation, ConversationCommand, ConversationEvent};
+use domain::decider::Decider;
+use domain::tenant::{Tenant, TenantCommand, TenantEvent};
+use eventstore::{
+    AppendError, EventMetadata, EventStore, ExpectedVersion, RecordedEvent, StreamAppend, StreamRef,
+};
+use futures::StreamExt as _;
+use platform::ratelimit::{Quota, RateLimiter};
+use platform::sealing::Sealer;
+use rand::Rng as _;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use whatsapp::{CloudApi, CloudApiError};
+
+use crate::consumer::{decode_message, durable_consumer, set_tenant};
+
+pub const DURABLE: &str = "whatsapp-sender";
+const ACTOR: &str = "system:whatsapp-sender";
+
+#[derive(Debug, Clone)]
+pub struct SenderConfig {
+    /// Sends per call before giving up on a transient error.
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Messages per second per WhatsApp number.
+    pub per_number_per_second: u32,
+    /// Consecutive failures of a tenant that open its breaker, and for how long.
+    pub breaker_failures: u32,
+    pub breaker_open: Duration,
+    /// Conversations sent to at once.
+    pub concurrency: usize,
+    /// A claim older than this with no outcome belongs to a sender that died.
+    pub stale_claim: Duration,
+    pub batch_size: usize,
+}
+
+impl Default for SenderConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            backoff_base: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(8),
+            per_number_per_second: 80,
+            breaker_failures: 5,
+            breaker_open: Duration::from_secs(30),
+            concurrency: 64,
+            stale_claim: Duration::from_secs(60),
+            batch_size: 256,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct SenderStats {
+    pub sent: AtomicU64,
+    pub failed: AtomicU64,
+    pub retries: AtomicU64,
+    /// Redeliveries of replies already sent or failed: nothing sent again.
+    pub already_handled: AtomicU64,
+    /// Claims found abandoned: recorded failed without sending.
+    pub unknown_outcome: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Breaker {
+    consecutive_failures: u32,
+    open_until: Option<Instant>,
+}
+
+#[derive(Clone)]
+pub struct Sender {
+    pub store: EventStore,
+    pub pool: PgPool,
+    pub cloud: CloudApi,
+    pub sealer: Sealer,
+    pub limiter: RateLimiter,
+    pub config: SenderConfig,
+    pub stats: Arc<SenderStats>,
+    breakers: Arc<Mutex<HashMap<Uuid, Breaker>>>,
+}
+
+/// A message and the event it carries.
+type Delivery = (jetstream::Message, RecordedEvent);
+
+/// What to tell JetStream about a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Disposition {
+    Ack,
+    Retry(Duration),
+}
+
+/// How a claim on a reply stands.
+enum Claim {
+    /// Ours: send it.
+    Fresh,
+    /// Already sent with this wamid.
+    Sent(String),
+    /// Already failed with this code and reason.
+    Failed(i64, String),
+    /// Another sender holds it right now.
+    Busy,
+}
+
+impl Sender {
+    pub fn new(
+        store: EventStore,
+        pool: PgPool,
+        cloud: CloudApi,
+        sealer: Sealer,
+        limiter: RateLimiter,
+        config: SenderConfig,
+    ) -> Self {
+        Self {
+            store,
+            pool,
+            cloud,
+            sealer,
+            limiter,
+            config,
+            stats: Arc::default(),
+            breakers: Arc::default(),
+        }
+    }
+
+    /// Consumes `BotReplied` events until `cancel`.
+    pub async fn run(
+        self,
+        nats: async_nats::Client,
+        ns: nats::Namespace,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let js = jetstream::new(nats);
+        let filter = format!(
+            "{}*.conversation.BotReplied",
+            ns.all_events().trim_end_matches('>')
+        );
+        let consumer = loop {
+            match durable_consumer(&js, &ns, DURABLE, filter.clone(), &cancel).await {
+                Ok(Some(c)) => break c,
+                Ok(None) => return Ok(()),
+                Err(err) => {
+                    tracing::warn!(
+                        error = format!("{err:#}"),
+                        "sender has no consumer yet; retrying"
+                    );
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        };
+        let upcasters = platform::events::upcasters();
+        tracing::info!("whatsapp sender consuming");
+        loop {
+            let messages = match consumer
+                .stream()
+                .max_messages_per_batch(self.config.batch_size)
+                .heartbeat(Duration::from_secs(5))
+                .expires(Duration::from_secs(10))
+                .messages()
+                .await
+            {
+                Ok(m) => m,
+                Err(err) => {
+                    tracing::warn!(error = %err, "sender cannot pull; retrying");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            let mut chunks = messages.ready_chunks(self.config.batch_size);
+            loop {
+                let chunk = tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    chunk = chunks.next() => chunk,
+                };
+                let Some(chunk) = chunk else { break };
+                let mut batch = Vec::new();
+                let mut broken = false;
+                for item in chunk {
+                    match item {
+                        Ok(message) => match decode_message(&message, &upcasters) {
+                            Ok(event) => batch.push((message, event)),
+                            Err(err) => {
+                                tracing::error!(error = %err, "dropping an unreadable message");
+                                let _ = message.ack_with(AckKind::Term).await;
+                            }
+                        },
+                        Err(err) => {
+                            tracing::warn!(error = %err, "sender pull failed");
+                            broken = true;
+                        }
+                    }
+                }
+                self.handle_batch(batch).await;
+                if broken {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Sends a batch: one task per conversation, replies within it in order.
+    async fn handle_batch(&self, batch: Vec<Delivery>) {
+        let mut groups: Vec<((Uuid, String), Vec<Delivery>)> = Vec::new();
+        for (message, event) in batch {
+            let key = (event.tenant_id, event.stream.stream_id.clone());
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, items)) => items.push((message, event)),
+                None => groups.push((key, vec![(message, event)])),
+            }
+        }
+        let permits = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (_, items) in groups {
+            let sender = self.clone();
+            let permits = permits.clone();
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let mut held_back = false;
+                for (message, event) in items {
+                    // Once one reply of a conversation waits, the later ones wait too.
+                    let disposition = if held_back {
+                        Disposition::Retry(sender.config.backoff_base)
+                    } else {
+                        sender.handle(&message, &event).await
+                    };
+                    match disposition {
+                        Disposition::Ack => {
+                            let _ = message.ack().await;
+                        }
+                        Disposition::Retry(delay) => {
+                            held_back = true;
+                            let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+                        }
+                    }
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    async fn handle(&self, message: &jetstream::Message, event: &RecordedEvent) -> Disposition {
+        match self.try_handle(message, event).await {
+            Ok(d) => d,
+            Err(err) => {
+                tracing::warn!(error = format!("{err:#}"), event_id = %event.event_id, "sender failed on a reply; will retry");
+                Disposition::Retry(self.config.backoff_base * 4)
+            }
+        }
+    }
+
+    async fn try_handle(
+        &self,
+        message: &jetstream::Message,
+        event: &RecordedEvent,
+    ) -> anyhow::Result<Disposition> {
+        let ConversationEvent::BotReplied {
+            reply_id,
+            to,
+            reply,
+        } = domain::event::decode::<ConversationEvent>(&event.event_type, event.payload.clone())?
+        else {
+            return Ok(Disposition::Ack);
+        };
+        let tenant = event.tenant_id;
+        if let Some(wait) = self.breaker_open(tenant) {
+            return Ok(Disposition::Retry(wait));
+        }
+        match self.claim(tenant, &reply_id).await? {
+            Claim::Fresh => {}
+            Claim::Sent(wamid) => {
+                self.stats.already_handled.fetch_add(1, Ordering::Relaxed);
+                self.record(event, ConversationCommand::RecordSent { reply_id, wamid })
+                    .await?;
+                return Ok(Disposition::Ack);
+            }
+            Claim::Failed(code, reason) => {
+                self.stats.already_handled.fetch_add(1, Ordering::Relaxed);
+                self.record(
+                    event,
+                    ConversationCommand::RecordSendFailed {
+                        reply_id,
+                        code,
+                        reason,
+                    },
+                )
+                .await?;
+                return Ok(Disposition::Ack);
+            }
+            Claim::Busy => return Ok(Disposition::Retry(self.config.stale_claim)),
+        }
+        let Some((phone_number_id, token)) = self.credentials(tenant).await? else {
+            return self
+                .fail(event, &reply_id, 0, "no WhatsApp number is connected")
+                .await;
+        };
+        let body = whatsapp::outbound::message_body(&to, &reply);
+        let mut attempt = 0;
+        loop {
+            let quota = Quota {
+                rate: self.config.per_number_per_second.max(1),
+                period: Duration::from_secs(1),
+                burst: self.config.per_number_per_second.max(1),
+            };
+            if let Err(limited) = self
+                .limiter
+                .check(&format!("wa-number:{phone_number_id}"), quota)
+                .await
+            {
+                tokio::time::sleep(limited.retry_after).await;
+                continue;
+            }
+            attempt += 1;
+            match self
+                .cloud
+                .send_message(&phone_number_id, &token, &body)
+                .await
+            {
+                Ok(wamid) => {
+                    self.breaker_result(tenant, true);
+                    self.settle(tenant, &reply_id, "sent", Some(&wamid), None, None)
+                        .await?;
+                    self.record(event, ConversationCommand::RecordSent { reply_id, wamid })
+                        .await?;
+                    self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Disposition::Ack);
+                }
+                Err(err) if err.is_transient() && attempt < self.config.max_attempts => {
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    if counts_against_breaker(&err) {
+                        self.breaker_result(tenant, false);
+                        if let Some(wait) = self.breaker_open(tenant) {
+                            // Not sent (the answer was a refusal or nothing): give the claim
+                            // back and try again once the breaker closes.
+                            self.release(tenant, &reply_id).await?;
+                            tracing::warn!(tenant_id = %tenant, "circuit breaker open; holding replies");
+                            return Ok(Disposition::Retry(wait));
+                        }
+                    }
+                    tracing::info!(
+                        code = err.code(),
+                        attempt,
+                        "transient send failure; backing off"
+                    );
+                    let _ = message.ack_with(AckKind::Progress).await;
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                }
+                Err(err) => {
+                    if counts_against_breaker(&err) {
+                        self.breaker_result(tenant, false);
+                    }
+                    let code = err.code();
+                    if code == 190 {
+                        self.invalidate_credentials(event).await?;
+                    }
+                    let reason = match &err {
+                        CloudApiError::Meta { message, .. } => message.clone(),
+                        CloudApiError::Unreachable(why) => {
+                            format!("gave up after {attempt} attempts: {why}")
+                        }
+                    };
+                    return self.fail(event, &reply_id, code, &reason).await;
+                }
+            }
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .config
+            .backoff_base
+            .saturating_mul(1 << attempt.min(16).saturating_sub(1))
+            .min(self.config.backoff_max);
+        // Full jitter, never below half the step.
+        let low = exp / 2;
+        let spread = (exp - low).as_millis() as u64;
+        low + Duration::from_millis(rand::rng().random_range(0..=spread))
+    }
+
+    fn breaker_open(&self, tenant: Uuid) -> Option<Duration> {
+        let breakers = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
+        let until = breakers.get(&tenant)?.open_until?;
+        until.checked_duration_since(Instant::now())
+    }
+
+    fn breaker_result(&self, tenant: Uuid, ok: bool) {
+        let mut breakers = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
+        let breaker = breakers.entry(tenant).or_default();
+        if ok {
+            *breaker = Breaker::default();
+            return;
+        }
+        breaker.consecutive_failures += 1;
+        if breaker.consecutive_failures >= self.config.breaker_failures {
+            breaker.open_until = Some(Instant::now() + self.config.breaker_open);
+            // Half-open afterwards: one more failure reopens it.
+            breaker.consecutive_failures = self.config.breaker_failures - 1;
+        }
+    }
+
+    async fn claim(&self, tenant: Uuid, reply_id: &str) -> anyhow::Result<Claim> {
+        let mut tx = self.pool.begin().await?;
+        set_tenant(&mut tx, tenant).await?;
+        let inserted = sqlx::query(
+            "insert into wa_outbound (tenant_id, reply_id, state) values ($1, $2, 'sending')
+             on conflict (tenant_id, reply_id) do nothing",
+        )
+        .bind(tenant)
+        .bind(reply_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if inserted {
+            tx.commit().await?;
+            return Ok(Claim::Fresh);
+        }
+        let (state, wamid, code, error, stale): (
+            String,
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+            bool,
+        ) = sqlx::query_as(
+            "select state, wamid, error_code, error, updated_at < now() - make_interval(secs => $3)
+                 from wa_outbound where tenant_id = $1 and reply_id = $2 for update",
+        )
+        .bind(tenant)
+        .bind(reply_id)
+        .bind(self.config.stale_claim.as_secs_f64())
+        .fetch_one(&mut *tx)
+        .await?;
+        let claim = match state.as_str() {
+            "sent" => Claim::Sent(wamid.unwrap_or_default()),
+            "failed" => Claim::Failed(code.unwrap_or(0), error.unwrap_or_default()),
+            _ if stale => {
+                let reason = "the send's outcome is unknown (the sender stopped mid-call); not sent again to avoid a duplicate";
+                sqlx::query(
+                    "update wa_outbound set state = 'failed', error_code = 0, error = $3, updated_at = now()
+                     where tenant_id = $1 and reply_id = $2",
+                )
+                .bind(tenant)
+                .bind(reply_id)
+                .bind(reason)
+                .execute(&mut *tx)
+                .await?;
+                self.stats.unknown_outcome.fetch_add(1, Ordering::Relaxed);
+                Claim::Failed(0, reason.to_owned())
+            }
+            _ => Claim::Busy,
+        };
+        tx.commit().await?;
+        Ok(claim)
+    }
+
+    async fn release(&self, tenant: Uuid, reply_id: &str) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        set_tenant(&mut tx, tenant).await?;
+        sqlx::query(
+            "delete from wa_outbound where tenant_id = $1 and reply_id = $2 and state = 'sending'",
+        )
+        .bind(tenant)
+        .bind(reply_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn settle(
+        &self,
+        tenant: Uuid,
+        reply_id: &str,
+        state: &str,
+        wamid: Option<&str>,
+        code: Option<i64>,
+        error: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        set_tenant(&mut tx, tenant).await?;
+        sqlx::query(
+            "update wa_outbound set state = $3, wamid = $4, error_code = $5, error = $6,
+                 attempts = attempts + 1, updated_at = now()
+             where tenant_id = $1 and reply_id = $2",
+        )
+        .bind(tenant)
+        .bind(reply_id)
+        .bind(state)
+        .bind(wamid)
+        .bind(code)
+        .bind(error)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        event: &RecordedEvent,
+        reply_id: &str,
+        code: i64,
+        reason: &str,
+    ) -> anyhow::Result<Disposition> {
+        self.settle(
+            event.tenant_id,
+            reply_id,
+            "failed",
+            None,
+            Some(code),
+            Some(reason),
+        )
+        .await?;
+        self.record(
+            event,
+            ConversationCommand::RecordSendFailed {
+                reply_id: reply_id.to_owned(),
+                code,
+                reason: reason.to_owned(),
+            },
+        )
+        .await?;
+        self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(tenant_id = %event.tenant_id, reply_id, code, reason, "reply not delivered");
+        Ok(Disposition::Ack)
+    }
+
+    /// The tenant's number and decrypted token.
+    async fn credentials(&self, tenant: Uuid) -> anyhow::Result<Option<(String, String)>> {
+        let mut tx = self.pool.begin().await?;
+        set_tenant(&mut tx, tenant).await?;
+        let row: Option<(String, Vec<u8>)> =
+            sqlx::query_as("select phone_number_id, access_token_enc from whatsapp_credentials")
+                .fetch_optional(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        let Some((phone_number_id, sealed)) = row else {
+            return Ok(None);
+        };
+        let token = self
+            .sealer
+            .open(&sealed)
+            .context("the stored access token does not decrypt with this key")?;
+        Ok(Some((phone_number_id, String::from_utf8(token)?)))
+    }
+
+    fn metadata(event: &RecordedEvent) -> EventMetadata {
+        EventMetadata {
+            actor: Some(ACTOR.into()),
+            correlation_id: event.metadata.correlation_id,
+            causation_id: Some(event.event_id),
+            request_id: None,
+        }
+    }
+
+    /// Records a send's outcome on the conversation, decided by the domain (idempotent: the
+    /// same outcome twice writes once).
+    async fn record(
+        &self,
+        event: &RecordedEvent,
+        command: ConversationCommand,
+    ) -> anyhow::Result<()> {
+        let key = format!("send-outcome:{}", event.event_id);
+        decide_and_append::<Conversation>(
+            &self.store,
+            event.tenant_id,
+            &event.stream,
+            &key,
+            &Self::metadata(event),
+            |state| Conversation::decide(state, command.clone()).map_err(anyhow::Error::from),
+        )
+        .await
+    }
+
+    async fn invalidate_credentials(&self, event: &RecordedEvent) -> anyhow::Result<()> {
+        let stream = StreamRef::new(
+            <TenantEvent as domain::event::DomainEvent>::STREAM_TYPE,
+            event.tenant_id.to_string(),
+        );
+        let key = format!("credentials-invalid:{}", event.event_id);
+        decide_and_append::<Tenant>(
+            &self.store,
+            event.tenant_id,
+            &stream,
+            &key,
+            &Self::metadata(event),
+            |state| {
+                Tenant::decide(
+                    state,
+                    TenantCommand::InvalidateWhatsAppCredentials {
+                        meta_error_code: 190,
+                    },
+                )
+                .map_err(anyhow::Error::from)
+            },
+        )
+        .await?;
+        tracing::error!(tenant_id = %event.tenant_id, "Meta refused the tenant's token (190): credentials marked invalid");
+        Ok(())
+    }
+}
+
+fn counts_against_breaker(err: &CloudApiError) -> bool {
+    match err {
+        CloudApiError::Unreachable(_) => true,
+        CloudApiError::Meta { status, code, .. } => *status >= 500 || *code == 190,
+    }
+}
+
+/// Load, decide, append at the version read; decide again if another writer got in first.
+async fn decide_and_append<D: Decider>(
+    store: &EventStore,
+    tenant: Uuid,
+    stream: &StreamRef,
+    key: &str,
+    metadata: &EventMetadata,
+    decide: impl Fn(&D::State) -> anyhow::Result<Vec<D::Event>>,
+) -> anyhow::Result<()> {
+    for _ in 0..5 {
+        let recorded = store.read_stream(tenant, stream, 1).await?;
+        let version = recorded.last().map(|e| e.version).unwrap_or(0);
+        let events: Vec<D::Event> = recorded
+            .iter()
+            .map(|e| domain::event::decode::<D::Event>(&e.event_type, e.payload.clone()))
+            .collect::<Result<_, _>>()?;
+        let state = D::fold(&events);
+        let new = decide(&state)?;
+        if new.is_empty() {
+            return Ok(());
+        }
+        let append = StreamAppend {
+            stream: stream.clone(),
+            expected: if version == 0 {
+                ExpectedVersion::NoStream
+            } else {
+                ExpectedVersion::Exact(version)
+            },
+            events: platform::events::new_events(tenant, key, stream, &new, metadata),
+        };
+        match store.append(tenant, vec![append]).await {
+            Ok(_) => return Ok(()),
+            Err(AppendError::Conflict { .. }) => continue,
+            Err(err) => return Err(err.into()),
+        }
+    }
+    anyhow::bail!("{stream} kept changing; the outcome will be recorded on redelivery")
+}
