@@ -184,10 +184,13 @@ end
 $$;
 grant select on rm_tables to booking_app, booking_operator;
 
--- How far each projection's live consumer has come in the log (not tenant data). The query
--- API compares a consistency token with it.
+-- How far each projection's live consumer has come, without a hole (not tenant data). The
+-- query API compares a consistency token with it.
 create table rm_positions (
     projection      text primary key,
+    -- Every message of the JetStream stream up to here is applied or dead-lettered...
+    stream_sequence bigint      not null default 0,
+    -- ...and so is every event of the log up to here.
     transaction_id  xid8        not null,
     global_position bigint      not null,
     updated_at      timestamptz not null default now()

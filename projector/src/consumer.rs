@@ -57,6 +57,8 @@ pub struct ProjectionStats {
 #[derive(Clone)]
 pub struct Runtime {
     pub store: EventStore,
+    /// Every tenant's events (operator role): fills gaps in what the stream delivered.
+    pub log: eventstore::GlobalLog,
     pub pool: PgPool,
     pub nats: async_nats::Client,
     pub ns: Namespace,
@@ -210,16 +212,28 @@ pub async fn run(
     }
 }
 
+/// A message with the event it carries and its place in the JetStream stream.
+struct Delivery {
+    message: jetstream::Message,
+    sequence: u64,
+    event: RecordedEvent,
+}
+
 async fn handle_batch(
     projection: Projection,
     runtime: &Runtime,
     stats: &ProjectionStats,
     messages: Vec<jetstream::Message>,
 ) {
-    let mut decoded = Vec::with_capacity(messages.len());
+    let mut batch = Vec::with_capacity(messages.len());
     for message in messages {
+        let sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
         match decode_message(&message, &runtime.upcasters) {
-            Ok(event) => decoded.push((message, event)),
+            Ok(event) => batch.push(Delivery {
+                message,
+                sequence,
+                event,
+            }),
             Err(err) => {
                 // Not one of the relay's envelopes: nothing to apply or to dead-letter by id.
                 tracing::error!(projection = %projection, error = %err, subject = %message.subject, "dropping an unreadable message");
@@ -227,40 +241,48 @@ async fn handle_batch(
             }
         }
     }
-    if decoded.is_empty() {
+    if batch.is_empty() {
         return;
     }
-    let events: Vec<&RecordedEvent> = decoded.iter().map(|(_, e)| e).collect();
-    match apply_batch(projection, runtime, &events).await {
+    batch.sort_by_key(|d| d.sequence);
+    let all: Vec<(u64, &RecordedEvent)> = batch.iter().map(|d| (d.sequence, &d.event)).collect();
+    match apply_batch(projection, runtime, &all).await {
         Ok(outcomes) => {
             count(stats, &outcomes);
-            for (message, _) in &decoded {
-                if let Err(err) = message.ack().await {
+            for d in &batch {
+                if let Err(err) = d.message.ack().await {
                     tracing::warn!(error = %err, "ack failed; the message will be redelivered and skipped");
                 }
             }
         }
         Err(err) => {
-            tracing::warn!(projection = %projection, error = format!("{err:#}"), size = decoded.len(), "batch failed; applying one by one");
-            let mut all_ok = true;
-            for (message, event) in &decoded {
-                match apply_batch(projection, runtime, &[event]).await {
+            tracing::warn!(projection = %projection, error = format!("{err:#}"), size = batch.len(), "batch failed; applying one by one");
+            for d in &batch {
+                match apply_batch(projection, runtime, &[(d.sequence, &d.event)]).await {
                     Ok(outcomes) => {
                         count(stats, &outcomes);
-                        let _ = message.ack().await;
+                        let _ = d.message.ack().await;
                     }
-                    Err(err) => {
-                        all_ok = false;
-                        failed(projection, runtime, stats, message, event, &err).await;
+                    Err(err) if err.is::<EarlierEventFailed>() => {
+                        // Not this event's fault: it comes back once the earlier one is
+                        // applied or dead-lettered.
+                        let _ = d
+                            .message
+                            .ack_with(AckKind::Nak(Some(runtime.config.retry_delay)))
+                            .await;
                     }
+                    Err(err) => failed(projection, runtime, stats, d, &err).await,
                 }
-            }
-            if all_ok {
-                tracing::info!(projection = %projection, "batch applied one by one");
             }
         }
     }
 }
+
+/// A batch could not be applied because an event before it (read from the store to fill a
+/// gap) failed.
+#[derive(Debug, thiserror::Error)]
+#[error("an earlier event failed: {0}")]
+pub struct EarlierEventFailed(String);
 
 fn count(stats: &ProjectionStats, outcomes: &[Applied]) {
     for outcome in outcomes {
@@ -280,17 +302,139 @@ fn count(stats: &ProjectionStats, outcomes: &[Applied]) {
     }
 }
 
-/// Applies events in one transaction with the projection's new position.
+/// How far a projection has applied the stream: every message up to `sequence` (and every
+/// event up to `position`) is applied or dead-lettered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watermark {
+    pub sequence: u64,
+    pub position: Position,
+}
+
+/// Locks and reads a projection's watermark (one batch of a projection at a time, across
+/// instances).
+async fn lock_watermark(
+    conn: &mut PgConnection,
+    projection: Projection,
+) -> sqlx::Result<Watermark> {
+    sqlx::query(
+        "insert into rm_positions (projection, transaction_id, global_position, stream_sequence)
+         values ($1, '0'::xid8, 0, 0) on conflict (projection) do nothing",
+    )
+    .bind(projection.name())
+    .execute(&mut *conn)
+    .await?;
+    let (sequence, tx, position): (i64, String, i64) = sqlx::query_as(
+        "select stream_sequence, transaction_id::text, global_position from rm_positions
+         where projection = $1 for update",
+    )
+    .bind(projection.name())
+    .fetch_one(conn)
+    .await?;
+    Ok(Watermark {
+        sequence: sequence as u64,
+        position: Position {
+            transaction_id: tx.parse().unwrap_or(0),
+            global_position: position as u64,
+        },
+    })
+}
+
+async fn save_watermark(
+    conn: &mut PgConnection,
+    projection: Projection,
+    watermark: Watermark,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update rm_positions set stream_sequence = $2, transaction_id = $3::text::xid8,
+             global_position = $4, updated_at = now()
+         where projection = $1",
+    )
+    .bind(projection.name())
+    .bind(watermark.sequence as i64)
+    .bind(watermark.position.transaction_id.to_string())
+    .bind(watermark.position.global_position as i64)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The events committed after `after` and before `before`: what the stream holds between the
+/// watermark and a message that arrived ahead of it (the missing ones are in flight to another,
+/// perhaps dead, consumer, or waiting to be redelivered). Dead letters are left out.
+async fn missing_events(
+    runtime: &Runtime,
+    conn: &mut PgConnection,
+    projection: Projection,
+    after: Position,
+    before: Position,
+) -> anyhow::Result<Vec<RecordedEvent>> {
+    let mut out = Vec::new();
+    let mut from = after;
+    'read: loop {
+        let batch = runtime.log.read_all(from, 1000).await?;
+        let Some(last) = batch.last().map(|e| e.position) else {
+            break;
+        };
+        for event in batch {
+            if event.position >= before {
+                break 'read;
+            }
+            out.push(event);
+        }
+        from = last;
+    }
+    if !out.is_empty() {
+        let ids: Vec<uuid::Uuid> = out.iter().map(|e| e.event_id).collect();
+        let dead: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "select event_id from rm_dead_letters where projection = $1 and event_id = any($2)",
+        )
+        .bind(projection.name())
+        .bind(&ids)
+        .fetch_all(conn)
+        .await?;
+        out.retain(|e| !dead.contains(&e.event_id));
+    }
+    Ok(out)
+}
+
+/// Applies a batch in one transaction with the projection's new watermark. Messages at or
+/// below the watermark are redeliveries (skipped by the applied versions). If the first new
+/// message is not the next in the stream, the events in between are read from the store and
+/// applied first, so the watermark never passes an event that is not applied.
 pub async fn apply_batch(
     projection: Projection,
     runtime: &Runtime,
-    events: &[&RecordedEvent],
+    deliveries: &[(u64, &RecordedEvent)],
 ) -> anyhow::Result<Vec<Applied>> {
     let mut tx = runtime.pool.begin().await?;
-    let outcomes = apply_events(projection, Target::Live, &runtime.store, &mut tx, events).await?;
-    if let Some(last) = events.iter().map(|e| e.position).max() {
-        save_position(&mut tx, projection, last).await?;
+    let mut watermark = lock_watermark(&mut tx, projection).await?;
+    let first_new = deliveries.iter().find(|(seq, _)| *seq > watermark.sequence);
+    if let Some((sequence, event)) = first_new
+        && *sequence > watermark.sequence + 1
+        && event.position > watermark.position
+    {
+        let missing = missing_events(
+            runtime,
+            &mut tx,
+            projection,
+            watermark.position,
+            event.position,
+        )
+        .await?;
+        let refs: Vec<&RecordedEvent> = missing.iter().collect();
+        if let Err(err) =
+            apply_events(projection, Target::Live, &runtime.store, &mut tx, &refs).await
+        {
+            return Err(EarlierEventFailed(format!("{err:#}")).into());
+        }
     }
+    let events: Vec<&RecordedEvent> = deliveries.iter().map(|(_, e)| *e).collect();
+    let outcomes = apply_events(projection, Target::Live, &runtime.store, &mut tx, &events).await?;
+    for (sequence, event) in deliveries {
+        watermark.sequence = watermark.sequence.max(*sequence);
+        watermark.position = watermark.position.max(event.position);
+    }
+    save_watermark(&mut tx, projection, watermark).await?;
     tx.commit().await?;
     Ok(outcomes)
 }
@@ -327,37 +471,14 @@ pub async fn set_tenant(conn: &mut PgConnection, tenant_id: uuid::Uuid) -> sqlx:
     Ok(())
 }
 
-/// Moves the projection's position forward (never back: redeliveries carry older positions).
-pub async fn save_position(
-    conn: &mut PgConnection,
-    projection: Projection,
-    position: Position,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "insert into rm_positions (projection, transaction_id, global_position, updated_at)
-         values ($1, $2::text::xid8, $3, now())
-         on conflict (projection) do update
-         set transaction_id = excluded.transaction_id,
-             global_position = excluded.global_position, updated_at = now()
-         where (rm_positions.transaction_id, rm_positions.global_position)
-             < (excluded.transaction_id, excluded.global_position)",
-    )
-    .bind(projection.name())
-    .bind(position.transaction_id.to_string())
-    .bind(position.global_position as i64)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 async fn failed(
     projection: Projection,
     runtime: &Runtime,
     stats: &ProjectionStats,
-    message: &jetstream::Message,
-    event: &RecordedEvent,
+    delivery: &Delivery,
     error: &anyhow::Error,
 ) {
+    let (message, event) = (&delivery.message, &delivery.event);
     let attempts = message.info().map(|i| i.delivered).unwrap_or(1);
     if attempts < runtime.config.max_attempts {
         tracing::warn!(projection = %projection, event_id = %event.event_id, attempts, error = format!("{error:#}"), "event failed; will retry");
@@ -366,7 +487,16 @@ async fn failed(
         return;
     }
     tracing::error!(projection = %projection, event_id = %event.event_id, attempts, error = format!("{error:#}"), "event dead-lettered");
-    match crate::dead_letters::record(runtime, projection, event, error, attempts).await {
+    match crate::dead_letters::record(
+        runtime,
+        projection,
+        event,
+        delivery.sequence,
+        error,
+        attempts,
+    )
+    .await
+    {
         Ok(()) => {
             stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
             let _ = message.ack_with(AckKind::Term).await;

@@ -9,7 +9,7 @@ use eventstore::{RecordedEvent, StreamRef};
 use serde::Serialize;
 use sqlx::PgPool;
 
-use crate::consumer::{Runtime, apply_events, save_position};
+use crate::consumer::{Runtime, apply_events};
 use crate::projection::{Projection, Target};
 
 /// One dead letter as an operator sees it.
@@ -42,10 +42,12 @@ pub async fn record(
     runtime: &Runtime,
     projection: Projection,
     event: &RecordedEvent,
+    sequence: u64,
     error: &anyhow::Error,
     attempts: i64,
 ) -> anyhow::Result<()> {
     let error = format!("{error:#}");
+    let mut tx = runtime.pool.begin().await?;
     sqlx::query(
         "insert into rm_dead_letters (projection, event_id, tenant_id, stream_type, stream_id,
              version, event_type, position, error, attempts)
@@ -63,8 +65,18 @@ pub async fn record(
     .bind(event.position.to_string())
     .bind(&error)
     .bind(attempts as i32)
-    .execute(&runtime.pool)
+    .execute(&mut *tx)
     .await?;
+    // The watermark passes it if it was the next message: what follows is not held back.
+    sqlx::query(
+        "update rm_positions set stream_sequence = $2, updated_at = now()
+         where projection = $1 and stream_sequence = $2 - 1",
+    )
+    .bind(projection.name())
+    .bind(sequence as i64)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
     let note = serde_json::json!({
         "projection": projection.name(),
         "event_id": event.event_id,
@@ -146,7 +158,6 @@ async fn retry_one(runtime: &Runtime, letter: &DeadLetter) -> anyhow::Result<()>
     let applied = apply_events(projection, Target::Live, &runtime.store, &mut tx, &[&event]).await;
     match applied {
         Ok(_) => {
-            save_position(&mut tx, projection, event.position).await?;
             sqlx::query("delete from rm_dead_letters where projection = $1 and event_id = $2")
                 .bind(&letter.projection)
                 .bind(letter.event_id)

@@ -112,9 +112,11 @@ pub fn load_settings() -> anyhow::Result<Settings> {
 pub fn runtime_with(
     settings: &Settings,
     app_pool: sqlx::PgPool,
+    operator_pool: sqlx::PgPool,
     nats: async_nats::Client,
 ) -> anyhow::Result<consumer::Runtime> {
     Ok(consumer::Runtime {
+        log: GlobalLog::new(operator_pool).with_upcasters(platform::events::upcasters()),
         store: EventStore::new(app_pool.clone()).with_upcasters(platform::events::upcasters()),
         pool: app_pool,
         nats,
@@ -162,8 +164,9 @@ fn build_sender(settings: &Settings, app_pool: sqlx::PgPool) -> anyhow::Result<s
 /// A runtime on fresh connections (the dead-letter commands).
 pub async fn runtime(settings: &Settings) -> anyhow::Result<consumer::Runtime> {
     let app_pool = platform::db::app_pool(&settings.database)?;
+    let operator_pool = platform::db::operator_pool(&settings.database)?;
     let nats = nats::connect(&settings.nats.url, "projector-cli").await?;
-    runtime_with(settings, app_pool, nats)
+    runtime_with(settings, app_pool, operator_pool, nats)
 }
 
 /// The rebuild command's pools.
@@ -210,10 +213,14 @@ impl Application {
             })
         });
         let relay = relay.transpose()?;
-        let runtime = settings
-            .projections
-            .enabled
-            .then(|| runtime_with(&settings, app_pool.clone(), nats.clone()));
+        let runtime = settings.projections.enabled.then(|| {
+            runtime_with(
+                &settings,
+                app_pool.clone(),
+                operator_pool.clone(),
+                nats.clone(),
+            )
+        });
         let runtime = runtime.transpose()?;
         let sender = if settings.sender.enabled {
             Some((

@@ -345,3 +345,181 @@ async fn an_event_that_keeps_failing_is_dead_lettered_without_holding_others_bac
     );
     projector.shutdown().await;
 }
+
+/// Every read-model row of every tenant (as the superuser, past RLS), table by table.
+async fn snapshot(pool: &PgPool) -> Vec<(String, Vec<Value>)> {
+    let mut out = Vec::new();
+    for projection in Projection::ALL {
+        for table in projection.tables() {
+            let rows: Vec<(Value,)> =
+                sqlx::query_as(&format!("select to_jsonb(t) from {table} t order by 1"))
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+            out.push((table.to_string(), rows.into_iter().map(|(v,)| v).collect()));
+        }
+    }
+    out
+}
+
+fn spawn_projector_process(db: &TestDb, nats: &TestNats) -> tokio::process::Child {
+    tokio::process::Command::new(e2e_tests::binary("projector"))
+        .env("APP__HTTP__PORT", "0")
+        .env("APP__DATABASE__URL", db.app_url())
+        .env("APP__DATABASE__OPERATOR_URL", db.operator_url())
+        .env("APP__NATS__URL", &nats.url)
+        .env("APP__NATS__NAMESPACE", nats.ns.prefix())
+        .env("APP__NATS__STORAGE", "memory")
+        .env("APP__SENDER__ENABLED", "false")
+        .env("APP__RELAY__IDLE_WAIT_MS", "100")
+        .env("APP__PROJECTIONS__BATCH_SIZE", "50")
+        .env("APP__LOG__FILTER", "error")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_projector_killed_mid_run_converges_to_what_a_rebuild_makes() {
+    let app = spawn_command_api().await;
+    let mut projector = spawn_projector_process(&app.db, &app.nats);
+    let load = {
+        let address = app.address.clone();
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut tasks = tokio::task::JoinSet::new();
+            for i in 0..12 {
+                let client = client.clone();
+                let address = address.clone();
+                tasks.spawn(async move {
+                    let slug = format!("kill-{i}");
+                    let onboarded: Value = client
+                        .post(format!("{address}/v1/tenants"))
+                        .json(&e2e_tests::CommandApp::onboarding(&slug))
+                        .send()
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                    let token = onboarded["access_token"].as_str().unwrap().to_owned();
+                    let send = |method: reqwest::Method, path: &str, body: Value| {
+                        let request = client
+                            .request(method.clone(), format!("{address}{path}"))
+                            .bearer_auth(&token)
+                            .json(&body);
+                        if method == reqwest::Method::PUT {
+                            request.header("if-match", "\"0\"").send()
+                        } else {
+                            request.send()
+                        }
+                    };
+                    send(
+                        reqwest::Method::PUT,
+                        "/v1/bot-config",
+                        e2e_tests::tenant::settings(),
+                    )
+                    .await
+                    .unwrap();
+                    let service: Value = send(
+                        reqwest::Method::POST,
+                        "/v1/services",
+                        e2e_tests::tenant::haircut(),
+                    )
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                    let service = service["service_id"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{service}"))
+                        .to_owned();
+                    for hour in 8..14 {
+                        let booked: Value = send(
+                            reqwest::Method::POST,
+                            "/v1/bookings",
+                            json!({"service_id": service, "start": slot(hour),
+                                "customer": {"phone": format!("+3460000{i:02}{hour:02}")}}),
+                        )
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                        if hour % 3 == 0 {
+                            let id = booked["booking_id"].as_str().unwrap();
+                            send(
+                                reqwest::Method::POST,
+                                &format!("/v1/bookings/{id}/cancel"),
+                                json!({}),
+                            )
+                            .await
+                            .unwrap();
+                        }
+                    }
+                });
+            }
+            while tasks.join_next().await.is_some() {}
+        })
+    };
+    // SIGKILL twice while the load runs: no clean shutdown, batches cut anywhere.
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        projector.start_kill().unwrap();
+        projector.wait().await.unwrap();
+        projector = spawn_projector_process(&app.db, &app.nats);
+    }
+    load.await.unwrap();
+
+    // Caught up: every projection has passed the last event.
+    let superuser = app.db.superuser_url_pool().await;
+    let last: (String,) = sqlx::query_as(
+        "select transaction_id::text || '.' || global_position from events
+         order by transaction_id desc, global_position desc limit 1",
+    )
+    .fetch_one(&superuser)
+    .await
+    .unwrap();
+    let last: eventstore::Position = last.0.parse().unwrap();
+    eventually(Duration::from_secs(30), || async {
+        let reached: i64 = sqlx::query_scalar(
+            "select count(*) from rm_positions
+             where (transaction_id, global_position) >= ($1::text::xid8, $2)",
+        )
+        .bind(last.transaction_id.to_string())
+        .bind(last.global_position as i64)
+        .fetch_one(&superuser)
+        .await
+        .unwrap();
+        (reached == Projection::ALL.len() as i64).then_some(())
+    })
+    .await
+    .expect("the projections catch up after the kills");
+    let live = snapshot(&superuser).await;
+    assert!(
+        live.iter()
+            .any(|(t, rows)| t == "rm_bookings" && rows.len() == 72),
+        "{:?}",
+        live.iter().map(|(t, r)| (t, r.len())).collect::<Vec<_>>()
+    );
+
+    let rebuilder = projector::rebuilder(&projector_settings(&app.db, &app.nats)).unwrap();
+    rebuilder
+        .run(&projector::rebuild::RebuildRequest {
+            projections: Projection::ALL.to_vec(),
+            tenant: None,
+            progress: false,
+        })
+        .await
+        .unwrap();
+    let rebuilt = snapshot(&superuser).await;
+    for ((table, before), (_, after)) in live.iter().zip(&rebuilt) {
+        assert_eq!(
+            before, after,
+            "{table}: the live model differs from a rebuild"
+        );
+    }
+    projector.start_kill().unwrap();
+}
