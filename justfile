@@ -43,3 +43,7 @@ bench-eventstore: services
 # Command API benchmark: signed webhooks from 1,000 tenants, beside a plain INSERT baseline
 bench-commands: services
     cargo bench -q -p e2e-tests --bench commands
+
+# Read side benchmark: projection throughput and lag, query API latency, rebuild over 1M events
+bench-read: services
+    cargo bench -q -p e2e-tests --bench read

@@ -1,0 +1,506 @@
+//! `just bench-read`: the read side. Projection throughput (relay plus all six projections),
+//! projection lag under a steady append rate (append to visible through the query API), query
+//! API latency at a fixed request rate, and a rebuild over at least a million events. Each
+//! figure sits next to a baseline measured in the same run on the same machine: compare the
+//! ratios, the machines are shared and noisy.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use domain::agenda::Interval;
+use domain::booking::{BookingEvent, Channel, Customer, Party};
+use domain::bot::engine::BotState;
+use domain::bot::message::{Inbound, Reply};
+use domain::conversation::ConversationEvent;
+use domain::event::{DomainEvent, encode};
+use domain::ids::{BookingId, ResourceId, ServiceId};
+use domain::values::{Money, PhoneNumber};
+use e2e_tests::{
+    eventually, projector_settings, query_api_settings, spawn_projector, spawn_query_api,
+};
+use eventstore::{
+    EventMetadata, EventStore, ExpectedVersion, NewEvent, Position, StreamAppend, StreamRef,
+};
+use projector::projection::Projection;
+use serde_json::Value;
+use sqlx::PgPool;
+use testkit::{TestDb, TestNats};
+
+#[derive(Parser)]
+struct Args {
+    /// Events in the log for the rebuild (at least a million for the quoted figure).
+    #[arg(long, default_value_t = 1_000_000)]
+    rebuild_events: usize,
+    /// Events the live projections start with (throughput phase).
+    #[arg(long, default_value_t = 100_000)]
+    live_events: usize,
+    #[arg(long, default_value_t = 1000)]
+    tenants: usize,
+    /// Appended events per second during the lag phase.
+    #[arg(long, default_value_t = 2000)]
+    append_rate: u64,
+    /// Query API requests per second.
+    #[arg(long, default_value_t = 1000)]
+    query_rate: u64,
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn tenant(i: usize) -> uuid::Uuid {
+    uuid::Uuid::from_u128(0xb00c_0000_0000_0000_0000_0000_0000_0000 + i as u128)
+}
+
+/// A row for the events table.
+struct Row {
+    tenant: uuid::Uuid,
+    stream_type: &'static str,
+    stream_id: String,
+    version: i32,
+    event_type: &'static str,
+    schema_version: i32,
+    payload: Value,
+}
+
+fn row<E: DomainEvent>(tenant: uuid::Uuid, stream_id: &str, version: i32, event: &E) -> Row {
+    let encoded = encode(event);
+    Row {
+        tenant,
+        stream_type: E::STREAM_TYPE,
+        stream_id: stream_id.to_owned(),
+        version,
+        event_type: encoded.event_type,
+        schema_version: encoded.schema_version as i32,
+        payload: encoded.payload,
+    }
+}
+
+/// A booking's life (requested, confirmed, rescheduled, completed) or a conversation turn
+/// (a message in, a reply out, the bot's state): `n` of them, tenants round-robin.
+fn history(n: usize, tenants: usize, offset: usize) -> Vec<Row> {
+    let mut rows = Vec::with_capacity(n);
+    let start: chrono::DateTime<chrono::Utc> = "2030-01-07T10:00:00Z".parse().unwrap();
+    let mut k = offset;
+    while rows.len() < n {
+        let t = tenant(k % tenants);
+        if k % 2 == 0 {
+            let booking = BookingId::from_uuid(uuid::Uuid::new_v4());
+            let at = start + chrono::Duration::minutes((k % 500) as i64 * 15);
+            let slot = Interval::new(at, at + chrono::Duration::minutes(45)).unwrap();
+            let later = Interval::new(
+                at + chrono::Duration::days(1),
+                at + chrono::Duration::days(1) + chrono::Duration::minutes(45),
+            )
+            .unwrap();
+            let id = booking.to_string();
+            let events = [
+                BookingEvent::AppointmentRequested {
+                    booking_id: booking,
+                    reference: format!("BK-{k}"),
+                    service_id: ServiceId::from_uuid(uuid::Uuid::from_u128(7)),
+                    service_name: "Haircut".into(),
+                    price: Money::parse(2500, "EUR").unwrap(),
+                    resource: ResourceId::default_resource(),
+                    appointment: slot,
+                    customer: Customer {
+                        phone: PhoneNumber::parse(&format!("+3460{:07}", k % 10_000_000)).unwrap(),
+                        name: Some("Bench".into()),
+                    },
+                    channel: Channel::WhatsApp,
+                },
+                BookingEvent::AppointmentConfirmed,
+                BookingEvent::AppointmentRescheduled {
+                    from: slot,
+                    to: later,
+                    from_resource: ResourceId::default_resource(),
+                    to_resource: ResourceId::default_resource(),
+                    by: Party::Customer,
+                },
+                BookingEvent::AppointmentCompleted,
+            ];
+            for (v, e) in events.iter().enumerate() {
+                rows.push(row(t, &id, v as i32 + 1, e));
+            }
+        } else {
+            let phone = PhoneNumber::parse(&format!("+3461{k:08}")).unwrap();
+            let id = phone.as_str().to_owned();
+            let wamid = format!("wamid.bench.{k}");
+            let events = [
+                ConversationEvent::MessageReceived {
+                    wamid: wamid.clone(),
+                    from: phone.clone(),
+                    profile_name: Some("Bench".into()),
+                    content: Inbound::Text { body: "hi".into() },
+                    received_at: start,
+                },
+                ConversationEvent::BotReplied {
+                    reply_id: format!("{wamid}/0"),
+                    to: phone.clone(),
+                    reply: Reply::Text {
+                        body: "Welcome! Which service would you like?".into(),
+                    },
+                },
+                ConversationEvent::BotStateChanged {
+                    state: BotState::default(),
+                },
+            ];
+            for (v, e) in events.iter().enumerate() {
+                rows.push(row(t, &id, v as i32 + 1, e));
+            }
+        }
+        k += 1;
+    }
+    rows.truncate(n);
+    rows
+}
+
+/// Writes rows straight into the log (as the superuser, in chunks): the bench's setup, not
+/// what it measures.
+async fn load(superuser: &PgPool, rows: Vec<Row>) {
+    for chunk in rows.chunks(20_000) {
+        let mut tenants = Vec::with_capacity(chunk.len());
+        let mut types = Vec::with_capacity(chunk.len());
+        let mut ids = Vec::with_capacity(chunk.len());
+        let mut versions = Vec::with_capacity(chunk.len());
+        let mut event_types = Vec::with_capacity(chunk.len());
+        let mut schemas = Vec::with_capacity(chunk.len());
+        let mut payloads = Vec::with_capacity(chunk.len());
+        for r in chunk {
+            tenants.push(r.tenant);
+            types.push(r.stream_type);
+            ids.push(r.stream_id.clone());
+            versions.push(r.version);
+            event_types.push(r.event_type);
+            schemas.push(r.schema_version);
+            payloads.push(r.payload.clone());
+        }
+        sqlx::query(
+            "insert into events (tenant_id, stream_type, stream_id, version, event_id, event_type,
+                 schema_version, payload)
+             select t, st, sid, v, gen_random_uuid(), et, sv, p
+             from unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::int[],
+                 $7::jsonb[]) as x(t, st, sid, v, et, sv, p)",
+        )
+        .bind(&tenants)
+        .bind(&types)
+        .bind(&ids)
+        .bind(&versions)
+        .bind(&event_types)
+        .bind(&schemas)
+        .bind(&payloads)
+        .execute(superuser)
+        .await
+        .unwrap();
+    }
+}
+
+async fn last_position(superuser: &PgPool) -> Position {
+    let (tx, pos): (String, i64) = sqlx::query_as(
+        "select transaction_id::text, global_position from events
+         order by transaction_id desc, global_position desc limit 1",
+    )
+    .fetch_one(superuser)
+    .await
+    .unwrap();
+    Position {
+        transaction_id: tx.parse().unwrap(),
+        global_position: pos as u64,
+    }
+}
+
+async fn caught_up(superuser: &PgPool, at: Position) -> bool {
+    let reached: i64 = sqlx::query_scalar(
+        "select count(*) from rm_positions where (transaction_id, global_position) >= ($1::text::xid8, $2)",
+    )
+    .bind(at.transaction_id.to_string())
+    .bind(at.global_position as i64)
+    .fetch_one(superuser)
+    .await
+    .unwrap();
+    reached == Projection::ALL.len() as i64
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let db = TestDb::new().await;
+    let nats = TestNats::new().await;
+    let superuser = db.superuser_url_pool().await;
+    let mut report: Vec<(String, String)> = Vec::new();
+
+    // 1. Throughput: the relay and the six projections work through a backlog.
+    load(&superuser, history(args.live_events, args.tenants, 0)).await;
+    let target = last_position(&superuser).await;
+    let started = Instant::now();
+    let projector = spawn_projector(projector_settings(&db, &nats)).await;
+    eventually(Duration::from_secs(600), || async {
+        caught_up(&superuser, target).await.then_some(())
+    })
+    .await
+    .expect("the projections catch up");
+    let elapsed = started.elapsed();
+    let throughput = args.live_events as f64 / elapsed.as_secs_f64();
+    report.push((
+        "backlog through relay + 6 projections, events/s".into(),
+        format!("{throughput:.0}"),
+    ));
+    report.push((
+        "projection applications/s (events x 6 projections)".into(),
+        format!("{:.0}", throughput * 6.0),
+    ));
+
+    // 2. Lag: steady appends through the event store, each visible through the query API
+    // (the request carries the append's consistency token and returns once it is applied).
+    let query = Arc::new(spawn_query_api(query_api_settings(&db, &nats)).await);
+    let store = EventStore::new(db.app_pool().await);
+    let keys = platform::auth::JwtKeys::from_settings(&e2e_tests::test_auth_settings()).unwrap();
+    let tokens: Arc<Vec<String>> = Arc::new(
+        (0..args.tenants)
+            .map(|i| {
+                keys.issue(tenant(i), uuid::Uuid::new_v4(), domain::access::Role::Owner)
+                    .unwrap()
+            })
+            .collect(),
+    );
+    let lags = Arc::new(tokio::sync::Mutex::new(Vec::new()));
+    let interval = Duration::from_secs_f64(1.0 / args.append_rate as f64);
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut n = 0usize;
+    let mut late_appends = 0usize;
+    while Instant::now() < deadline {
+        ticker.tick().await;
+        n += 1;
+        let (store, query, tokens, lags) =
+            (store.clone(), query.clone(), tokens.clone(), lags.clone());
+        let t = n % args.tenants;
+        if tasks.len() > 2000 {
+            late_appends += 1;
+        }
+        tasks.spawn(async move {
+            let mut rows = history(1, 1, 2 * n);
+            let r = rows.remove(0);
+            let append = StreamAppend {
+                stream: StreamRef::new(r.stream_type, r.stream_id.clone()),
+                expected: ExpectedVersion::NoStream,
+                events: vec![NewEvent {
+                    event_id: uuid::Uuid::new_v4(),
+                    event_type: r.event_type.into(),
+                    schema_version: r.schema_version as u32,
+                    payload: r.payload,
+                    metadata: EventMetadata::default(),
+                }],
+            };
+            let outcome = store.append(tenant(t), vec![append]).await.unwrap();
+            let appended = Instant::now();
+            // Every tenth append is followed through the query API.
+            if n % 10 == 0 {
+                let (status, body) = query
+                    .get(
+                        &format!("/v1/bookings/{}", r.stream_id),
+                        &tokens[t],
+                        Some(&outcome.last_position.to_string()),
+                    )
+                    .await;
+                if status == 200 {
+                    lags.lock().await.push(Ok(appended.elapsed()));
+                } else {
+                    assert_eq!(status, 503, "{body}");
+                    lags.lock().await.push(Err(()));
+                }
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let outcomes = lags.lock().await.clone();
+    let timed_out = outcomes.iter().filter(|o| o.is_err()).count();
+    let mut lags: Vec<Duration> = outcomes.into_iter().filter_map(Result::ok).collect();
+    lags.sort();
+    report.push((
+        format!(
+            "lag p50 at {} appends/s (append to visible via query API)",
+            args.append_rate
+        ),
+        format!("{:.1} ms", ms(percentile(&lags, 0.5))),
+    ));
+    report.push((
+        "lag p99".into(),
+        format!("{:.1} ms", ms(percentile(&lags, 0.99))),
+    ));
+    report.push(("lag samples".into(), lags.len().to_string()));
+    report.push((
+        "reads that waited the full 2 s and got 503".into(),
+        timed_out.to_string(),
+    ));
+    if late_appends > 0 {
+        report.push((
+            "appends started behind schedule".into(),
+            late_appends.to_string(),
+        ));
+    }
+
+    // 3. Query API at a fixed rate, next to the same reads straight through sqlx.
+    let ids: Vec<(usize, String)> = {
+        let rows: Vec<(uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
+            "select tenant_id, booking_id from rm_bookings order by booking_id limit 2000",
+        )
+        .fetch_all(&superuser)
+        .await
+        .unwrap();
+        rows.into_iter()
+            .map(|(t, b)| ((t.as_u128() - tenant(0).as_u128()) as usize, b.to_string()))
+            .collect()
+    };
+    let ids = Arc::new(ids);
+    let run_at_rate = |rate: u64, direct: bool| {
+        let (query, tokens, ids) = (query.clone(), tokens.clone(), ids.clone());
+        let pool = store.pool().clone();
+        async move {
+            let latencies = Arc::new(tokio::sync::Mutex::new(Vec::new()));
+            let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+            let deadline = Instant::now() + Duration::from_secs(args.seconds);
+            let mut tasks = tokio::task::JoinSet::new();
+            let mut i = 0usize;
+            while Instant::now() < deadline {
+                ticker.tick().await;
+                i += 1;
+                let (query, tokens, ids, latencies, pool) = (
+                    query.clone(),
+                    tokens.clone(),
+                    ids.clone(),
+                    latencies.clone(),
+                    pool.clone(),
+                );
+                tasks.spawn(async move {
+                    let (t, id) = &ids[i % ids.len()];
+                    let started = Instant::now();
+                    if direct {
+                        let mut tx = pool.begin().await.unwrap();
+                        sqlx::query("select set_config('app.tenant_id', $1, true)")
+                            .bind(tenant(*t).to_string())
+                            .execute(&mut *tx)
+                            .await
+                            .unwrap();
+                        let _: Option<(uuid::Uuid,)> = sqlx::query_as(
+                            "select booking_id from rm_bookings where booking_id = $1::uuid",
+                        )
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .unwrap();
+                        let _: Vec<(i32,)> = sqlx::query_as(
+                            "select version from rm_booking_history where booking_id = $1::uuid",
+                        )
+                        .bind(id)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .unwrap();
+                        tx.commit().await.unwrap();
+                    } else {
+                        let path = if i % 2 == 0 {
+                            format!("/v1/bookings/{id}")
+                        } else {
+                            "/v1/bookings?limit=20".to_owned()
+                        };
+                        let (status, _) = query.get(&path, &tokens[*t], None).await;
+                        assert_eq!(status, 200);
+                    }
+                    latencies.lock().await.push(started.elapsed());
+                });
+            }
+            while tasks.join_next().await.is_some() {}
+            let mut l = latencies.lock().await.clone();
+            l.sort();
+            l
+        }
+    };
+    let api = run_at_rate(args.query_rate, false).await;
+    let direct = run_at_rate(args.query_rate, true).await;
+    report.push((
+        format!("query API p50 at {} req/s", args.query_rate),
+        format!("{:.1} ms", ms(percentile(&api, 0.5))),
+    ));
+    report.push((
+        "query API p99".into(),
+        format!("{:.1} ms", ms(percentile(&api, 0.99))),
+    ));
+    report.push((
+        "baseline: the same reads via sqlx, p50 / p99".into(),
+        format!(
+            "{:.1} ms / {:.1} ms",
+            ms(percentile(&direct, 0.5)),
+            ms(percentile(&direct, 0.99))
+        ),
+    ));
+    projector.shutdown().await;
+
+    // 4. Rebuild over the whole log, next to a plain copy of the same rows.
+    let have: i64 = sqlx::query_scalar("select count(*) from events")
+        .fetch_one(&superuser)
+        .await
+        .unwrap();
+    if (have as usize) < args.rebuild_events {
+        load(
+            &superuser,
+            history(
+                args.rebuild_events - have as usize,
+                args.tenants,
+                10_000_000,
+            ),
+        )
+        .await;
+    }
+    let total: i64 = sqlx::query_scalar("select count(*) from events")
+        .fetch_one(&superuser)
+        .await
+        .unwrap();
+    let rebuilder = projector::rebuilder(&projector_settings(&db, &nats)).unwrap();
+    let rebuilt = rebuilder
+        .run(&projector::rebuild::RebuildRequest {
+            projections: Projection::ALL.to_vec(),
+            tenant: None,
+            progress: true,
+        })
+        .await
+        .unwrap();
+    let copy_started = Instant::now();
+    sqlx::query("create table bench_copy as select * from events")
+        .execute(&superuser)
+        .await
+        .unwrap();
+    let copy_rate = total as f64 / copy_started.elapsed().as_secs_f64();
+    report.push((
+        format!("rebuild of all projections over {total} events, events/s"),
+        format!("{:.0}", rebuilt.events_per_second()),
+    ));
+    report.push((
+        "baseline: copying the same rows (create table as select), rows/s".into(),
+        format!("{copy_rate:.0}"),
+    ));
+    report.push((
+        "rebuild / copy".into(),
+        format!("{:.3}", rebuilt.events_per_second() / copy_rate),
+    ));
+
+    println!("\nread side benchmark: {} tenants\n", args.tenants);
+    println!("| measurement | value |");
+    println!("|---|---:|");
+    for (k, v) in report {
+        println!("| {k} | {v} |");
+    }
+}
