@@ -96,7 +96,7 @@ fn history(n: usize, tenants: usize, offset: usize) -> Vec<Row> {
     let mut k = offset;
     while rows.len() < n {
         let t = tenant(k % tenants);
-        if k % 2 == 0 {
+        if k.is_multiple_of(2) {
             let booking = BookingId::from_uuid(uuid::Uuid::new_v4());
             let at = start + chrono::Duration::minutes((k % 500) as i64 * 15);
             let slot = Interval::new(at, at + chrono::Duration::minutes(45)).unwrap();
@@ -309,7 +309,7 @@ async fn main() {
             let outcome = store.append(tenant(t), vec![append]).await.unwrap();
             let appended = Instant::now();
             // Every tenth append is followed through the query API.
-            if n % 10 == 0 {
+            if n.is_multiple_of(10) {
                 let (status, body) = query
                     .get(
                         &format!("/v1/bookings/{}", r.stream_id),
@@ -412,7 +412,7 @@ async fn main() {
                         .unwrap();
                         tx.commit().await.unwrap();
                     } else {
-                        let path = if i % 2 == 0 {
+                        let path = if i.is_multiple_of(2) {
                             format!("/v1/bookings/{id}")
                         } else {
                             "/v1/bookings?limit=20".to_owned()
