@@ -16,10 +16,15 @@ setup: services
     cargo run -q -p bookingctl -- db-setup --admin-url '{{admin_url}}'
     cargo run -q -p bookingctl -- nats-provision
 
-# Run the platform in the foreground (Ctrl-C stops it)
+# Run the platform with a demo tenant on local services (Ctrl-C stops it); writes .data/demo.env
 up: setup
-    cargo build -q -p command-api -p query-api -p projector
+    cargo build -q -p command-api -p query-api -p projector -p fake-whatsapp -p bookingctl
     scripts/up.sh
+
+# Chat with the demo tenant's WhatsApp bot as a customer (after `just up`)
+chat PHONE="+34600000000":
+    cargo run -q -p bookingctl -- chat '{{PHONE}}'
+
 
 # Run every test against the real services
 test: services

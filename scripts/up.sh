@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# Runs the three services in the foreground; Ctrl-C (or any one of them exiting) stops all.
+# Runs the platform in the foreground: the three services and the fake WhatsApp Cloud API,
+# then seeds the demo tenant and writes .data/demo.env. Ctrl-C (or any one of them exiting)
+# stops all. Ports: COMMAND_API_PORT (8080), QUERY_API_PORT (8081), FAKE_WHATSAPP_PORT (8090),
+# PROJECTOR_PORT (8082).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${CARGO_TARGET_DIR:-target}/debug"
+command_port="${COMMAND_API_PORT:-8080}"
+query_port="${QUERY_API_PORT:-8081}"
+fake_port="${FAKE_WHATSAPP_PORT:-8090}"
+projector_port="${PROJECTOR_PORT:-8082}"
+fake_url="http://127.0.0.1:$fake_port"
+mkdir -p .data/logs
 pids=()
 stop() {
   trap - INT TERM EXIT
@@ -12,22 +21,38 @@ stop() {
 trap 'stop; exit 0' INT TERM
 trap stop EXIT
 
-APP__HTTP__PORT="${COMMAND_API_PORT:-8080}" "$bin/command-api" & pids+=($!)
-APP__HTTP__PORT="${QUERY_API_PORT:-8081}" "$bin/query-api" & pids+=($!)
-APP__HTTP__PORT="${PROJECTOR_PORT:-8082}" "$bin/projector" & pids+=($!)
+export APP__LOG__FILTER="${APP__LOG__FILTER:-info,sqlx=warn}"
+FAKE_WHATSAPP_ADDR="127.0.0.1:$fake_port" "$bin/fake-whatsapp" >.data/logs/fake-whatsapp.log 2>&1 & pids+=($!)
+APP__HTTP__PORT="$command_port" APP__WHATSAPP__API_BASE_URL="$fake_url" \
+  "$bin/command-api" >.data/logs/command-api.log 2>&1 & pids+=($!)
+APP__HTTP__PORT="$query_port" "$bin/query-api" >.data/logs/query-api.log 2>&1 & pids+=($!)
+APP__HTTP__PORT="$projector_port" APP__SENDER__API_BASE_URL="$fake_url" \
+  "$bin/projector" >.data/logs/projector.log 2>&1 & pids+=($!)
 
-for port in "${COMMAND_API_PORT:-8080}" "${QUERY_API_PORT:-8081}" "${PROJECTOR_PORT:-8082}"; do
-  for _ in $(seq 1 100); do
+for port in "$command_port" "$query_port" "$projector_port"; do
+  for _ in $(seq 1 200); do
     curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
     sleep 0.1
   done
 done
+for _ in $(seq 1 100); do
+  curl -fsS "$fake_url/_fake/messages" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+"$bin/bookingctl" demo \
+  --command-api "http://127.0.0.1:$command_port" \
+  --query-api "http://127.0.0.1:$query_port" \
+  --fake-whatsapp "$fake_url" \
+  --env-file .data/demo.env
+
 cat <<MSG
+  command-api    http://127.0.0.1:$command_port
+  query-api      http://127.0.0.1:$query_port
+  fake WhatsApp  $fake_url   (GET /_fake/messages?to=PHONE)
+  projector      http://127.0.0.1:$projector_port   (relay, read models, WhatsApp sender)
+  logs           .data/logs/
 
-  command-api  http://127.0.0.1:${COMMAND_API_PORT:-8080}   (/healthz, /readyz)
-  query-api    http://127.0.0.1:${QUERY_API_PORT:-8081}
-  projector    http://127.0.0.1:${PROJECTOR_PORT:-8082}   (relays the event store to NATS)
-
-  Ctrl-C stops everything.
+  In another terminal:  just chat        Ctrl-C here stops everything.
 MSG
 wait -n

@@ -1,6 +1,11 @@
 //! Operator command line: prepares the database (roles, database, migrations) and the NATS
 //! stream. Everything it does is idempotent, so `just up` and CI run it on every start.
 
+mod chat;
+mod demo;
+
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -54,17 +59,67 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         ttl_secs: u64,
     },
+    /// Seed the demo tenant ("Demo Salon") through the APIs and write its details to an env file.
+    Demo {
+        #[arg(long, env = "COMMAND_API_URL", default_value = "http://127.0.0.1:8080")]
+        command_api: String,
+        #[arg(long, env = "QUERY_API_URL", default_value = "http://127.0.0.1:8081")]
+        query_api: String,
+        #[arg(long, env = "FAKE_WHATSAPP_URL", default_value = "http://127.0.0.1:8090")]
+        fake_whatsapp: String,
+        #[arg(long, env = "FAKE_WHATSAPP_TOKEN", default_value = "EAAG-good-token")]
+        fake_token: String,
+        #[arg(long, default_value = ".data/demo.env")]
+        env_file: PathBuf,
+    },
+    /// Chat with the demo tenant's bot as a customer, in the terminal.
+    Chat {
+        /// Your customer phone number.
+        #[arg(default_value = "+34600000000")]
+        phone: String,
+        #[arg(long, default_value = ".data/demo.env")]
+        env_file: PathBuf,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let command = Cli::parse().command;
+    if let Command::Chat { phone, env_file } = &command {
+        let env = demo::read_env(env_file);
+        return chat::run(&env, phone).await;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .init();
-    match Cli::parse().command {
+    match command {
+        Command::Chat { .. } => unreachable!("handled above"),
+        Command::Demo {
+            command_api,
+            query_api,
+            fake_whatsapp,
+            fake_token,
+            env_file,
+        } => {
+            let env = demo::seed(
+                &demo::Urls {
+                    command_api,
+                    query_api,
+                    fake_whatsapp,
+                    fake_token,
+                },
+                &env_file,
+            )
+            .await?;
+            println!("\n  Demo Salon is ready ({}):\n", env_file.display());
+            for (k, v) in &env {
+                println!("    {k}={v}");
+            }
+            println!("\n  Chat with its bot:  just chat\n");
+        }
         Command::DbSetup {
             admin_url,
             database,

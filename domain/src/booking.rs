@@ -37,6 +37,8 @@ pub enum Party {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
+    /// Stored as `whatsapp`; early development builds wrote `whats_app`, still read.
+    #[serde(rename = "whatsapp", alias = "whats_app")]
     WhatsApp,
     Dashboard,
     Api,

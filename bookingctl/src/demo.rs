@@ -1,0 +1,194 @@
+//! `bookingctl demo`: seeds the demo tenant through the platform's own APIs (idempotent: a
+//! second run logs in and leaves what exists), points the fake Cloud API at the webhook, and
+//! writes `.data/demo.env` for people and scripts.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+
+pub const SLUG: &str = "demo-salon";
+pub const PHONE_NUMBER_ID: &str = "100000000000001";
+const EMAIL: &str = "owner@demo-salon.example";
+const PASSWORD: &str = "demo-salon-password";
+const VERIFY_TOKEN: &str = "demo-verify-token";
+
+pub struct Urls {
+    pub command_api: String,
+    pub query_api: String,
+    pub fake_whatsapp: String,
+    pub fake_token: String,
+}
+
+/// Reads `KEY=value` lines.
+pub fn read_env(path: &Path) -> BTreeMap<String, String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+async fn send(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> anyhow::Result<(u16, Value)> {
+    let mut request = client.request(method, &url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status().as_u16();
+    Ok((status, response.json().await.unwrap_or(Value::Null)))
+}
+
+pub async fn seed(urls: &Urls, env_file: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let client = reqwest::Client::new();
+    let previous = read_env(env_file);
+    let app_secret = previous
+        .get("DEMO_APP_SECRET")
+        .cloned()
+        .unwrap_or_else(|| format!("demo-app-secret-{}", uuid::Uuid::new_v4().simple()));
+    let c = &urls.command_api;
+
+    // The tenant: onboard, or log in when it exists.
+    let (status, body) = send(
+        &client,
+        reqwest::Method::POST,
+        format!("{c}/v1/tenants"),
+        None,
+        &[],
+        Some(json!({"business_name": "Demo Salon", "slug": SLUG, "owner_email": EMAIL,
+            "owner_password": PASSWORD, "time_zone": "Europe/Madrid"})),
+    )
+    .await?;
+    let fresh = status == 201;
+    let token = if fresh {
+        body["access_token"].as_str().unwrap_or_default().to_owned()
+    } else {
+        let (status, login) = send(
+            &client,
+            reqwest::Method::POST,
+            format!("{c}/v1/auth/login"),
+            None,
+            &[],
+            Some(json!({"slug": SLUG, "email": EMAIL, "password": PASSWORD})),
+        )
+        .await?;
+        if status != 200 {
+            bail!("the demo tenant exists but its owner cannot log in ({status}): {login}");
+        }
+        login["access_token"].as_str().unwrap_or_default().to_owned()
+    };
+    let (_, me) = send(&client, reqwest::Method::GET, format!("{c}/v1/me"), Some(&token), &[], None).await?;
+    let tenant_id = me["tenant_id"].as_str().context("no tenant in /v1/me")?.to_owned();
+
+    // Its WhatsApp number, on the fake.
+    let (status, body) = send(
+        &client,
+        reqwest::Method::PUT,
+        format!("{c}/v1/whatsapp"),
+        Some(&token),
+        &[],
+        Some(json!({"phone_number_id": PHONE_NUMBER_ID, "access_token": urls.fake_token,
+            "app_secret": app_secret, "verify_token": VERIFY_TOKEN})),
+    )
+    .await?;
+    if status != 200 {
+        bail!("connecting the demo number failed ({status}): {body}");
+    }
+
+    // The bot: open every day 08:00-20:00 (so the demo books at any hour), three services.
+    let day = json!([{"open": "08:00", "close": "20:00"}]);
+    let (status, body) = send(
+        &client,
+        reqwest::Method::PUT,
+        format!("{c}/v1/bot-config"),
+        Some(&token),
+        &[("if-match", "\"0\"")],
+        Some(json!({
+            "time_zone": "Europe/Madrid",
+            "hours": {"monday": day, "tuesday": day, "wednesday": day, "thursday": day,
+                "friday": day, "saturday": day, "sunday": day},
+            "rules": {"min_notice_minutes": 30, "horizon_days": 30, "slot_step_minutes": 30},
+            "payment_methods": [{"kind": "cash"}],
+        })),
+    )
+    .await?;
+    match status {
+        200 => {
+            for service in [
+                json!({"name": "Haircut", "price": {"minor": 2500, "currency": "EUR"}, "duration_minutes": 30}),
+                json!({"name": "Colour", "price": {"minor": 7000, "currency": "EUR"}, "duration_minutes": 90, "buffer_minutes": 15}),
+                json!({"name": "Beard trim", "price": {"minor": 1500, "currency": "EUR"}, "duration_minutes": 20}),
+            ] {
+                let (status, body) = send(
+                    &client,
+                    reqwest::Method::POST,
+                    format!("{c}/v1/services"),
+                    Some(&token),
+                    &[],
+                    Some(service),
+                )
+                .await?;
+                if status != 201 {
+                    bail!("adding a demo service failed ({status}): {body}");
+                }
+            }
+        }
+        412 => {} // configured by an earlier run
+        _ => bail!("configuring the demo bot failed ({status}): {body}"),
+    }
+
+    // The fake plays Meta towards this platform.
+    let (status, body) = send(
+        &client,
+        reqwest::Method::POST,
+        format!("{}/_fake/config", urls.fake_whatsapp),
+        None,
+        &[],
+        Some(json!({"webhook_url": format!("{c}/webhooks/whatsapp"), "app_secret": app_secret,
+            "status_webhooks": true})),
+    )
+    .await?;
+    if status != 204 {
+        bail!("configuring the fake failed ({status}): {body}");
+    }
+
+    let env: BTreeMap<String, String> = [
+        ("COMMAND_API_URL", c.clone()),
+        ("QUERY_API_URL", urls.query_api.clone()),
+        ("FAKE_WHATSAPP_URL", urls.fake_whatsapp.clone()),
+        ("DEMO_TENANT_ID", tenant_id),
+        ("DEMO_PHONE_NUMBER_ID", PHONE_NUMBER_ID.to_owned()),
+        ("DEMO_APP_SECRET", app_secret),
+        ("DEMO_VERIFY_TOKEN", VERIFY_TOKEN.to_owned()),
+        ("DEMO_OWNER_TOKEN", token),
+        ("DEMO_OWNER_EMAIL", EMAIL.to_owned()),
+        ("DEMO_OWNER_PASSWORD", PASSWORD.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    if let Some(dir) = env_file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    std::fs::write(env_file, text)?;
+    Ok(env)
+}
