@@ -42,10 +42,19 @@ pub async fn run(env: &BTreeMap<String, String>, phone: &str) -> anyhow::Result<
         if line.is_empty() {
             continue;
         }
-        let mut message = json!({"phone_number_id": number, "from": digits, "name": "Demo Customer"});
-        match line.parse::<usize>().ok().and_then(|n| choices.get(n.wrapping_sub(1))) {
+        let mut message =
+            json!({"phone_number_id": number, "from": digits, "name": "Demo Customer"});
+        match line
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| choices.get(n.wrapping_sub(1)))
+        {
             Some(choice) => {
-                let key = if choice.button { "button_reply" } else { "list_reply" };
+                let key = if choice.button {
+                    "button_reply"
+                } else {
+                    "list_reply"
+                };
                 message[key] = json!({"id": choice.id, "title": choice.title});
             }
             None => message["text"] = json!(line),
@@ -99,9 +108,16 @@ fn show(message: &Value) -> Vec<Choice> {
     match body["type"].as_str() {
         Some("interactive") => {
             let interactive = &body["interactive"];
-            println!("bot> {}", interactive["body"]["text"].as_str().unwrap_or_default());
+            println!(
+                "bot> {}",
+                interactive["body"]["text"].as_str().unwrap_or_default()
+            );
             if interactive["type"] == "button" {
-                for b in interactive["action"]["buttons"].as_array().into_iter().flatten() {
+                for b in interactive["action"]["buttons"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
                     choices.push(Choice {
                         id: b["reply"]["id"].as_str().unwrap_or_default().into(),
                         title: b["reply"]["title"].as_str().unwrap_or_default().into(),
@@ -109,10 +125,17 @@ fn show(message: &Value) -> Vec<Choice> {
                     });
                 }
             } else {
-                for section in interactive["action"]["sections"].as_array().into_iter().flatten() {
+                for section in interactive["action"]["sections"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
                     for r in section["rows"].as_array().into_iter().flatten() {
                         let title = r["title"].as_str().unwrap_or_default();
-                        let description = r["description"].as_str().map(|d| format!(" ({d})")).unwrap_or_default();
+                        let description = r["description"]
+                            .as_str()
+                            .map(|d| format!(" ({d})"))
+                            .unwrap_or_default();
                         choices.push(Choice {
                             id: r["id"].as_str().unwrap_or_default().into(),
                             title: format!("{title}\u{0}{description}"),
@@ -122,7 +145,11 @@ fn show(message: &Value) -> Vec<Choice> {
                 }
             }
             for (i, c) in choices.iter_mut().enumerate() {
-                let (title, description) = c.title.split_once('\u{0}').map(|(t, d)| (t.to_owned(), d.to_owned())).unwrap_or((c.title.clone(), String::new()));
+                let (title, description) = c
+                    .title
+                    .split_once('\u{0}')
+                    .map(|(t, d)| (t.to_owned(), d.to_owned()))
+                    .unwrap_or((c.title.clone(), String::new()));
                 println!("      {}. {title}{description}", i + 1);
                 c.title = title;
             }

@@ -73,8 +73,10 @@ pub async fn seed(urls: &Urls, env_file: &Path) -> anyhow::Result<BTreeMap<Strin
         format!("{c}/v1/tenants"),
         None,
         &[],
-        Some(json!({"business_name": "Demo Salon", "slug": SLUG, "owner_email": EMAIL,
-            "owner_password": PASSWORD, "time_zone": "Europe/Madrid"})),
+        Some(
+            json!({"business_name": "Demo Salon", "slug": SLUG, "owner_email": EMAIL,
+            "owner_password": PASSWORD, "time_zone": "Europe/Madrid"}),
+        ),
     )
     .await?;
     let fresh = status == 201;
@@ -93,10 +95,24 @@ pub async fn seed(urls: &Urls, env_file: &Path) -> anyhow::Result<BTreeMap<Strin
         if status != 200 {
             bail!("the demo tenant exists but its owner cannot log in ({status}): {login}");
         }
-        login["access_token"].as_str().unwrap_or_default().to_owned()
+        login["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     };
-    let (_, me) = send(&client, reqwest::Method::GET, format!("{c}/v1/me"), Some(&token), &[], None).await?;
-    let tenant_id = me["tenant_id"].as_str().context("no tenant in /v1/me")?.to_owned();
+    let (_, me) = send(
+        &client,
+        reqwest::Method::GET,
+        format!("{c}/v1/me"),
+        Some(&token),
+        &[],
+        None,
+    )
+    .await?;
+    let tenant_id = me["tenant_id"]
+        .as_str()
+        .context("no tenant in /v1/me")?
+        .to_owned();
 
     // Its WhatsApp number, on the fake.
     let (status, body) = send(
@@ -105,8 +121,10 @@ pub async fn seed(urls: &Urls, env_file: &Path) -> anyhow::Result<BTreeMap<Strin
         format!("{c}/v1/whatsapp"),
         Some(&token),
         &[],
-        Some(json!({"phone_number_id": PHONE_NUMBER_ID, "access_token": urls.fake_token,
-            "app_secret": app_secret, "verify_token": VERIFY_TOKEN})),
+        Some(
+            json!({"phone_number_id": PHONE_NUMBER_ID, "access_token": urls.fake_token,
+            "app_secret": app_secret, "verify_token": VERIFY_TOKEN}),
+        ),
     )
     .await?;
     if status != 200 {
@@ -162,8 +180,10 @@ pub async fn seed(urls: &Urls, env_file: &Path) -> anyhow::Result<BTreeMap<Strin
         format!("{}/_fake/config", urls.fake_whatsapp),
         None,
         &[],
-        Some(json!({"webhook_url": format!("{c}/webhooks/whatsapp"), "app_secret": app_secret,
-            "status_webhooks": true})),
+        Some(
+            json!({"webhook_url": format!("{c}/webhooks/whatsapp"), "app_secret": app_secret,
+            "status_webhooks": true}),
+        ),
     )
     .await?;
     if status != 204 {

@@ -65,7 +65,11 @@ enum Command {
         command_api: String,
         #[arg(long, env = "QUERY_API_URL", default_value = "http://127.0.0.1:8081")]
         query_api: String,
-        #[arg(long, env = "FAKE_WHATSAPP_URL", default_value = "http://127.0.0.1:8090")]
+        #[arg(
+            long,
+            env = "FAKE_WHATSAPP_URL",
+            default_value = "http://127.0.0.1:8090"
+        )]
         fake_whatsapp: String,
         #[arg(long, env = "FAKE_WHATSAPP_TOKEN", default_value = "EAAG-good-token")]
         fake_token: String,

@@ -14,6 +14,7 @@ pub mod cache;
 pub mod caller;
 pub mod config;
 pub mod exec;
+pub mod keyed_lock;
 pub mod mfa;
 pub mod operator;
 pub mod secrets;
@@ -62,6 +63,8 @@ secret = "development-only-operator-secret-0123456789"
 
 [limits]
 onboard_per_ip_per_minute = 20
+webhook_per_phone_per_minute = 30
+webhook_per_phone_burst = 10
 
 [whatsapp]
 api_base_url = "https://graph.facebook.com"
@@ -87,6 +90,10 @@ pub struct Settings {
 pub struct LimitSettings {
     /// Sign-ups from one address per minute (also its burst).
     pub onboard_per_ip_per_minute: u32,
+    /// Messages one customer may send a business per minute before the bot stops answering
+    /// (they are still recorded), and the burst allowed.
+    pub webhook_per_phone_per_minute: u32,
+    pub webhook_per_phone_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -114,6 +121,9 @@ pub struct AppState {
     pub limiter: platform::ratelimit::RateLimiter,
     pub tenant_status: cache::TenantStatusCache,
     pub onboard_quota: platform::ratelimit::Quota,
+    pub webhook_phone_quota: platform::ratelimit::Quota,
+    /// One webhook turn per conversation at a time in this process.
+    pub conversations: keyed_lock::KeyedLocks,
 }
 
 /// The limits this service enforces.
@@ -127,8 +137,6 @@ pub mod limits {
     pub const LOGIN_PER_IP: Quota = Quota::per_minute(30, 10);
     /// Requests of one credential (user or API key).
     pub const PER_CREDENTIAL: Quota = Quota::per_minute(600, 100);
-    /// Messages of one customer the bot answers; past it, messages are recorded unanswered.
-    pub const WEBHOOK_PER_PHONE: Quota = Quota::per_minute(30, 10);
 }
 
 impl AppState {
@@ -235,6 +243,11 @@ impl Application {
                 std::time::Duration::from_secs(10),
             ),
             sealer: secrets::Sealer::from_base64(settings.whatsapp.encryption_key.expose_secret())?,
+            conversations: keyed_lock::KeyedLocks::default(),
+            webhook_phone_quota: platform::ratelimit::Quota::per_minute(
+                settings.limits.webhook_per_phone_per_minute,
+                settings.limits.webhook_per_phone_burst,
+            ),
             onboard_quota: platform::ratelimit::Quota::per_minute(
                 settings.limits.onboard_per_ip_per_minute,
                 settings.limits.onboard_per_ip_per_minute,

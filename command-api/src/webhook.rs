@@ -232,6 +232,10 @@ async fn handle_message(
         idempotency_key: message.id.clone(),
     };
     let conversation_stream = stream::<ConversationEvent>(from.as_str());
+    let _turn = app
+        .conversations
+        .lock(format!("{tenant_id}/{}", from.as_str()))
+        .await;
     let now = Utc::now();
     let inbound = InboundMessage {
         wamid: message.id.clone(),
@@ -277,7 +281,7 @@ async fn handle_message(
                 let subject = format!("wa:{tenant_id}:{}", from.wa_id());
                 let within = app
                     .limiter
-                    .check(&subject, crate::limits::WEBHOOK_PER_PHONE)
+                    .check(&subject, app.webhook_phone_quota)
                     .await
                     .is_ok();
                 if !within {
@@ -518,6 +522,10 @@ async fn handle_status(app: &AppState, tenant_id: Uuid, status: &Status) -> Resu
         idempotency_key: format!("status|{}|{}", status.id, status.status),
     };
     let conversation_stream = stream::<ConversationEvent>(to.as_str());
+    let _turn = app
+        .conversations
+        .lock(format!("{tenant_id}/{}", to.as_str()))
+        .await;
     let result =
         crate::exec::execute::<Conversation>(&app.store, &ctx, &conversation_stream, |state, _| {
             Ok(Conversation::decide(

@@ -549,10 +549,19 @@ impl Fake {
             uuid::Uuid::new_v4().simple().to_string().to_uppercase()
         );
         let config = self.lock().config.clone();
-        let status = self
-            .post_webhook(&config, &inbound_payload(message, &wamid))
-            .await?;
-        Ok((wamid, status))
+        let payload = inbound_payload(message, &wamid);
+        // Like Meta: a delivery that is not answered 200 is retried, with backoff.
+        let mut attempt = 0u64;
+        loop {
+            attempt += 1;
+            let status = self.post_webhook(&config, &payload).await;
+            match status {
+                Ok(200) => return Ok((wamid, 200)),
+                Ok(code) if attempt >= 8 || (400..500).contains(&code) => return Ok((wamid, code)),
+                Err(err) if attempt >= 8 => return Err(err),
+                _ => tokio::time::sleep(Duration::from_millis(100 * attempt)).await,
+            }
+        }
     }
 }
 

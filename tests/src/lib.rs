@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod stack;
 pub mod tenant;
 
 use std::path::PathBuf;
@@ -157,6 +158,8 @@ pub fn command_api_settings_with_graph(
         operator_auth: test_operator_settings(),
         limits: command_api::LimitSettings {
             onboard_per_ip_per_minute: 20,
+            webhook_per_phone_per_minute: 30,
+            webhook_per_phone_burst: 10,
         },
         whatsapp: command_api::WhatsAppSettings {
             api_base_url: graph_url.to_owned(),
@@ -497,4 +500,40 @@ impl QueryApp {
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
+}
+
+/// Every read-model row of every tenant (read as the superuser, past RLS), table by table.
+pub async fn read_models(superuser: &sqlx::PgPool) -> Vec<(String, Vec<Value>)> {
+    let mut out = Vec::new();
+    for projection in projector::projection::Projection::ALL {
+        for table in projection.tables() {
+            let rows: Vec<(Value,)> =
+                sqlx::query_as(&format!("select to_jsonb(t) from {table} t order by 1"))
+                    .fetch_all(superuser)
+                    .await
+                    .expect("a read model");
+            out.push((table.to_string(), rows.into_iter().map(|(v,)| v).collect()));
+        }
+    }
+    out
+}
+
+/// Rebuilds every projection from the event store (shadow tables swapped in).
+pub async fn rebuild_everything(db: &TestDb) -> projector::rebuild::RebuildReport {
+    let rebuilder = projector::rebuild::Rebuilder {
+        log: eventstore::GlobalLog::new(db.operator_pool().await)
+            .with_upcasters(platform::events::upcasters()),
+        store: eventstore::EventStore::new(db.app_pool().await)
+            .with_upcasters(platform::events::upcasters()),
+        app_pool: db.app_pool().await,
+        operator_pool: db.operator_pool().await,
+    };
+    rebuilder
+        .run(&projector::rebuild::RebuildRequest {
+            projections: projector::projection::Projection::ALL.to_vec(),
+            tenant: None,
+            progress: false,
+        })
+        .await
+        .expect("a rebuild")
 }

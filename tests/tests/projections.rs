@@ -346,22 +346,6 @@ async fn an_event_that_keeps_failing_is_dead_lettered_without_holding_others_bac
     projector.shutdown().await;
 }
 
-/// Every read-model row of every tenant (as the superuser, past RLS), table by table.
-async fn snapshot(pool: &PgPool) -> Vec<(String, Vec<Value>)> {
-    let mut out = Vec::new();
-    for projection in Projection::ALL {
-        for table in projection.tables() {
-            let rows: Vec<(Value,)> =
-                sqlx::query_as(&format!("select to_jsonb(t) from {table} t order by 1"))
-                    .fetch_all(pool)
-                    .await
-                    .unwrap();
-            out.push((table.to_string(), rows.into_iter().map(|(v,)| v).collect()));
-        }
-    }
-    out
-}
-
 fn spawn_projector_process(db: &TestDb, nats: &TestNats) -> tokio::process::Child {
     tokio::process::Command::new(e2e_tests::binary("projector"))
         .env("APP__HTTP__PORT", "0")
@@ -497,7 +481,7 @@ async fn a_projector_killed_mid_run_converges_to_what_a_rebuild_makes() {
     })
     .await
     .expect("the projections catch up after the kills");
-    let live = snapshot(&superuser).await;
+    let live = e2e_tests::read_models(&superuser).await;
     assert!(
         live.iter()
             .any(|(t, rows)| t == "rm_bookings" && rows.len() == 72),
@@ -514,7 +498,7 @@ async fn a_projector_killed_mid_run_converges_to_what_a_rebuild_makes() {
         })
         .await
         .unwrap();
-    let rebuilt = snapshot(&superuser).await;
+    let rebuilt = e2e_tests::read_models(&superuser).await;
     for ((table, before), (_, after)) in live.iter().zip(&rebuilt) {
         assert_eq!(
             before, after,

@@ -1,0 +1,377 @@
+//! The whole platform as a user runs it: the four binaries (command API, query API, projector,
+//! fake Cloud API) as processes over a test's own database, NATS namespace and Redis prefix,
+//! configured through the environment exactly as in production. Processes can be killed
+//! (SIGKILL) and restarted.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use testkit::TestDb;
+use tokio::process::{Child, Command};
+
+use crate::{binary, free_port, wait_for_status};
+
+pub const APP_SECRET: &str = "e2e-app-secret-0123456789";
+pub const FAKE_TOKEN: &str = "EAAG-good-token";
+
+pub struct Platform {
+    pub db: TestDb,
+    pub nats_url: String,
+    pub namespace: String,
+    /// `memory` on the shared server, `file` on a private one that gets restarted.
+    pub storage: &'static str,
+    pub command: String,
+    pub query: String,
+    pub fake: String,
+    pub client: reqwest::Client,
+    ports: HashMap<&'static str, u16>,
+    children: HashMap<&'static str, Child>,
+    redis_prefix: String,
+}
+
+pub const SERVICES: [&str; 4] = ["fake-whatsapp", "command-api", "query-api", "projector"];
+
+impl Platform {
+    pub async fn start(nats_url: &str, namespace: &str, storage: &'static str) -> Self {
+        let db = TestDb::new().await;
+        let ports: HashMap<&'static str, u16> =
+            SERVICES.iter().map(|s| (*s, free_port())).collect();
+        let url = |name: &str| format!("http://127.0.0.1:{}", ports[name]);
+        let mut platform = Self {
+            db,
+            nats_url: nats_url.to_owned(),
+            namespace: namespace.to_owned(),
+            storage,
+            command: url("command-api"),
+            query: url("query-api"),
+            fake: url("fake-whatsapp"),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("a client"),
+            ports,
+            children: HashMap::new(),
+            redis_prefix: format!("e2e:{}:", uuid::Uuid::new_v4().simple()),
+        };
+        for name in SERVICES {
+            platform.spawn(name).await;
+        }
+        platform
+    }
+
+    /// Starts (or starts again) one binary and waits until it is ready.
+    pub async fn spawn(&mut self, name: &'static str) {
+        let port = self.ports[name];
+        let mut command = Command::new(binary(name));
+        command
+            .env("APP__HTTP__PORT", port.to_string())
+            .env("APP__DATABASE__URL", self.db.app_url())
+            .env("APP__DATABASE__OPERATOR_URL", self.db.operator_url())
+            .env("APP__NATS__URL", &self.nats_url)
+            .env("APP__NATS__NAMESPACE", &self.namespace)
+            .env("APP__NATS__STORAGE", self.storage)
+            .env("APP__REDIS__KEY_PREFIX", &self.redis_prefix)
+            // `E2E_LOG=warn` shows what the services log.
+            .env(
+                "APP__LOG__FILTER",
+                std::env::var("E2E_LOG").unwrap_or_else(|_| "error".into()),
+            )
+            .env("APP__WHATSAPP__API_BASE_URL", &self.fake)
+            .env("APP__SENDER__API_BASE_URL", &self.fake)
+            .env("APP__SENDER__BACKOFF_BASE_MS", "20")
+            .env("APP__SENDER__BREAKER_OPEN_MS", "500")
+            .env("APP__RELAY__IDLE_WAIT_MS", "200")
+            .env("APP__LIMITS__ONBOARD_PER_IP_PER_MINUTE", "100000")
+            // Test customers tap far faster than people do.
+            .env("APP__LIMITS__WEBHOOK_PER_PHONE_PER_MINUTE", "6000")
+            .env("APP__LIMITS__WEBHOOK_PER_PHONE_BURST", "100")
+            .env("FAKE_WHATSAPP_ADDR", format!("127.0.0.1:{port}"))
+            .stdout(if std::env::var_os("E2E_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .kill_on_drop(true);
+        let child = command.spawn().expect("the binary starts");
+        self.children.insert(name, child);
+        let probe = if name == "fake-whatsapp" {
+            format!("http://127.0.0.1:{port}/_fake/messages")
+        } else {
+            format!("http://127.0.0.1:{port}/readyz")
+        };
+        let ready = wait_for_status(&probe, 200, Duration::from_secs(30)).await;
+        assert_eq!(ready, Some(200), "{name} did not become ready");
+        if name == "fake-whatsapp" {
+            let configured = self
+                .client
+                .post(format!("{}/_fake/config", self.fake))
+                .json(
+                    &json!({"webhook_url": format!("{}/webhooks/whatsapp", self.command),
+                    "app_secret": APP_SECRET, "status_webhooks": true}),
+                )
+                .send()
+                .await
+                .expect("the fake answers");
+            assert_eq!(configured.status().as_u16(), 204);
+        }
+    }
+
+    /// SIGKILL: no shutdown hook runs, work in hand is cut wherever it is.
+    pub async fn kill(&mut self, name: &'static str) {
+        if let Some(mut child) = self.children.remove(name) {
+            child.start_kill().expect("a signal");
+            child.wait().await.expect("the process ends");
+        }
+    }
+
+    /// Onboards a tenant, connects its WhatsApp number (on the fake) and configures its bot:
+    /// open 08:00-20:00 UTC every day, one 45-minute haircut, cash. Returns its id and token.
+    pub async fn business(&self, slug: &str, number: &str) -> Business {
+        let onboarded: Value = self
+            .post(None, "/v1/tenants", crate::CommandApp::onboarding(slug))
+            .await;
+        let token = onboarded["access_token"]
+            .as_str()
+            .expect("a token")
+            .to_owned();
+        let tenant_id = onboarded["tenant"]["id"]
+            .as_str()
+            .expect("an id")
+            .to_owned();
+        let connected: Value = self
+            .put(
+                &token,
+                "/v1/whatsapp",
+                None,
+                json!({"phone_number_id": number,
+                "access_token": FAKE_TOKEN, "app_secret": APP_SECRET,
+                "verify_token": format!("verify-token-{slug}-0000")}),
+            )
+            .await;
+        assert_eq!(connected["phone_number_id"], number, "{connected}");
+        self.put(
+            &token,
+            "/v1/bot-config",
+            Some("\"0\""),
+            crate::tenant::settings(),
+        )
+        .await;
+        let service: Value = self
+            .post(Some(&token), "/v1/services", crate::tenant::haircut())
+            .await;
+        Business {
+            tenant_id,
+            token,
+            number: number.to_owned(),
+            service_id: service["service_id"]
+                .as_str()
+                .expect("a service")
+                .to_owned(),
+        }
+    }
+
+    async fn post(&self, token: Option<&str>, path: &str, body: Value) -> Value {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.command))
+            .json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("the command API answers");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert!((200..300).contains(&status), "POST {path}: {status} {body}");
+        body
+    }
+
+    async fn put(&self, token: &str, path: &str, if_match: Option<&str>, body: Value) -> Value {
+        let mut request = self
+            .client
+            .put(format!("{}{path}", self.command))
+            .bearer_auth(token)
+            .json(&body);
+        if let Some(v) = if_match {
+            request = request.header("if-match", v);
+        }
+        let response = request.send().await.expect("the command API answers");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert!((200..300).contains(&status), "PUT {path}: {status} {body}");
+        body
+    }
+
+    /// GET on the query API; status and body.
+    pub async fn read(&self, token: &str, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.query))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the query API answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// What the fake received for a customer, oldest first.
+    pub async fn received(&self, customer: &str) -> Vec<Value> {
+        self.client
+            .get(format!("{}/_fake/messages", self.fake))
+            .query(&[("to", customer.trim_start_matches('+'))])
+            .send()
+            .await
+            .expect("the fake answers")
+            .json()
+            .await
+            .expect("a list")
+    }
+
+    /// How many replies the platform decided for a customer of a tenant (from the log).
+    pub async fn replies_decided(&self, tenant_id: &str, customer: &str) -> usize {
+        let pool = self.db.operator_pool().await;
+        let n: i64 = sqlx::query_scalar(
+            "select count(*) from events where tenant_id = $1::uuid and stream_type = 'conversation'
+               and stream_id = $2 and event_type = 'BotReplied'",
+        )
+        .bind(tenant_id)
+        .bind(format!("+{}", customer.trim_start_matches('+')))
+        .fetch_one(&pool)
+        .await
+        .expect("a count");
+        n as usize
+    }
+}
+
+pub struct Business {
+    pub tenant_id: String,
+    pub token: String,
+    pub number: String,
+    pub service_id: String,
+}
+
+/// A customer on WhatsApp, talking to one business through the fake.
+pub struct Customer<'a> {
+    pub platform: &'a Platform,
+    pub business: &'a Business,
+    pub phone: String,
+    seen: usize,
+    /// The last message the bot sent.
+    pub last: Vec<Value>,
+}
+
+impl<'a> Customer<'a> {
+    pub fn new(platform: &'a Platform, business: &'a Business, phone: &str) -> Self {
+        Self {
+            platform,
+            business,
+            phone: phone.trim_start_matches('+').to_owned(),
+            seen: 0,
+            last: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, message: Value) -> Vec<Value> {
+        let mut message = message;
+        message["phone_number_id"] = json!(self.business.number);
+        message["from"] = json!(self.phone);
+        message["name"] = json!("Customer");
+        let response: Value = self
+            .platform
+            .client
+            .post(format!("{}/_fake/inbound", self.platform.fake))
+            .json(&message)
+            .send()
+            .await
+            .expect("the fake answers")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(response["webhook_status"], 200, "{response}");
+        // Every reply the platform decided arrives at the fake, and nothing more.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let decided = self
+                .platform
+                .replies_decided(&self.business.tenant_id, &self.phone)
+                .await;
+            let received = self.platform.received(&self.phone).await;
+            assert!(
+                received.len() <= decided,
+                "more messages than replies: {received:?}"
+            );
+            if received.len() == decided && decided > self.seen {
+                let new = received[self.seen..].to_vec();
+                self.seen = received.len();
+                self.last = new.clone();
+                return new;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: {} replies decided, {} received",
+                self.phone,
+                decided,
+                received.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn say(&mut self, text: &str) -> Vec<Value> {
+        self.send(json!({"text": text})).await
+    }
+
+    /// Taps the `n`th (from 1) button or list row of the bot's last interactive message.
+    pub async fn tap(&mut self, n: usize) -> Vec<Value> {
+        let interactive = self
+            .last
+            .iter()
+            .rev()
+            .find(|m| m["body"]["type"] == "interactive")
+            .map(|m| m["body"]["interactive"].clone())
+            .expect("an interactive message to tap");
+        let message = if interactive["type"] == "button" {
+            let b = &interactive["action"]["buttons"][n - 1]["reply"];
+            json!({"button_reply": {"id": b["id"], "title": b["title"]}})
+        } else {
+            let rows: Vec<Value> = interactive["action"]["sections"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|s| s["rows"].as_array().cloned().unwrap_or_default())
+                .collect();
+            let r = &rows[n - 1];
+            json!({"list_reply": {"id": r["id"], "title": r["title"]}})
+        };
+        self.send(message).await
+    }
+
+    /// The texts of the last replies, joined.
+    pub fn last_text(&self) -> String {
+        self.last
+            .iter()
+            .map(|m| {
+                m["body"]["text"]["body"]
+                    .as_str()
+                    .or(m["body"]["interactive"]["body"]["text"].as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// From "hi" to the last step: the first service, the first day, the first time.
+    pub async fn book_first_slot(&mut self) -> String {
+        self.say("hi").await;
+        self.tap(1).await; // service
+        self.tap(1).await; // day
+        self.tap(1).await; // time
+        self.say("Ana").await; // name
+        self.tap(1).await; // confirm
+        self.tap(1).await; // cash
+        self.last_text()
+    }
+}
