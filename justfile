@@ -52,3 +52,8 @@ bench-commands: services
 # Read side benchmark: projection throughput and lag, query API latency, rebuild over 1M events
 bench-read: services
     cargo bench -q -p e2e-tests --bench read
+
+# End-to-end benchmark: webhook-to-reply latency over the release binaries, conversations/s
+bench-e2e: services
+    cargo build -q --release --bins
+    cargo bench -q -p e2e-tests --bench e2e
