@@ -20,21 +20,23 @@ use crate::caller::{API_KEY_PREFIX, Caller};
 use crate::exec::{append_in, execute, stream};
 use crate::secrets::sha256;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
     pub name: String,
+    #[schema(value_type = Vec<String>, example = json!(["read_bookings"]))]
     pub scopes: Vec<Permission>,
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Created {
     pub key_id: Uuid,
     /// Shown once. Only its hash is kept.
     pub key: String,
     pub prefix: String,
+    #[schema(value_type = Vec<String>, example = json!(["read_bookings"]))]
     pub scopes: Vec<Permission>,
     pub expires_at: Option<DateTime<Utc>>,
     pub consistency_token: String,
@@ -57,6 +59,26 @@ fn scope_name(p: &Permission) -> String {
 }
 
 /// `POST /v1/api-keys`. A key cannot grant more than its creator may do.
+#[utoipa::path(
+    post,
+    path = "/v1/api-keys",
+    tag = "api keys",
+    summary = "Create a scoped, optionally expiring API key (shown once)",
+    request_body = CreateRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "The same key and body give the same answer; the same key with another body is refused")
+    ),
+    responses(
+        (status = 201, description = "Create a scoped, optionally expiring API key (shown once)", body = Created),
+        (status = 400, description = "The body is not valid JSON"),
+        (status = 401, description = "No valid credential"),
+        (status = 403, description = "The credential's role or scopes do not allow it"),
+        (status = 423, description = "The tenant is suspended (with the reason)"),
+        (status = 429, description = "Over a rate limit (Retry-After)"),
+        (status = 422, description = "A field is not valid (the field is named); or an Idempotency-Key reused for another body")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create(
     State(app): State<AppState>,
     caller: Caller,
@@ -141,6 +163,24 @@ pub async fn create(
 }
 
 /// `DELETE /v1/api-keys/{id}`: the key stops working at once.
+#[utoipa::path(
+    delete,
+    path = "/v1/api-keys/{id}",
+    tag = "api keys",
+    summary = "Revoke an API key",
+    params(
+        ("id" = Uuid, Path, description = "The API key")
+    ),
+    responses(
+        (status = 204, description = "Revoke an API key"),
+        (status = 401, description = "No valid credential"),
+        (status = 403, description = "The credential's role or scopes do not allow it"),
+        (status = 423, description = "The tenant is suspended (with the reason)"),
+        (status = 429, description = "Over a rate limit (Retry-After)"),
+        (status = 404, description = "Not found (or another tenant's)")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn revoke(
     State(app): State<AppState>,
     caller: Caller,

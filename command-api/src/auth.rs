@@ -18,7 +18,7 @@ use crate::AppState;
 use crate::cache::Gate;
 use crate::secrets::{new_refresh_token, sha256, tenant_of_refresh_token, verify_password};
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,
@@ -64,7 +64,7 @@ async fn ensure_tenant_open(app: &AppState, tenant_id: Uuid) -> Result<(), Probl
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub slug: String,
@@ -76,6 +76,21 @@ pub struct LoginRequest {
 }
 
 /// `POST /v1/auth/login`. Every failure is the same 401, after the same work.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/login",
+    tag = "auth",
+    summary = "Log in with slug, email, password (and TOTP code when enrolled)",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Log in with slug, email, password (and TOTP code when enrolled)", body = TokenPair),
+        (status = 400, description = "The body is not valid JSON"),
+        (status = 401, description = "No valid credential"),
+        (status = 422, description = "A field is not valid (the field is named); or an Idempotency-Key reused for another body"),
+        (status = 423, description = "The tenant is suspended (with the reason)"),
+        (status = 429, description = "Over a rate limit (Retry-After)")
+    )
+)]
 pub async fn login(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -131,7 +146,7 @@ fn parse_role(role: &str) -> Result<Role, Problem> {
         .map_err(|_| Problem::internal(format!("stored role {role:?} is unknown")))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
@@ -139,6 +154,20 @@ pub struct RefreshRequest {
 
 /// `POST /v1/auth/refresh`: trades a refresh token for a new pair. A token can be used once;
 /// using it again revokes every token of its family, stolen copy and legitimate one alike.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/refresh",
+    tag = "auth",
+    summary = "Rotate a refresh token; a reused one revokes its family",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "Rotate a refresh token; a reused one revokes its family", body = TokenPair),
+        (status = 400, description = "The body is not valid JSON"),
+        (status = 401, description = "No valid credential"),
+        (status = 422, description = "A field is not valid (the field is named); or an Idempotency-Key reused for another body"),
+        (status = 423, description = "The tenant is suspended (with the reason)")
+    )
+)]
 pub async fn refresh(
     State(app): State<AppState>,
     ApiJson(request): ApiJson<RefreshRequest>,
@@ -204,6 +233,18 @@ async fn revoke_family(tx: &mut TenantTx, family: Uuid) -> Result<(), Problem> {
 }
 
 /// `POST /v1/auth/logout`: ends the session (its whole token family). Idempotent.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/logout",
+    tag = "auth",
+    summary = "Revoke a refresh token (and its family)",
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "Revoke a refresh token (and its family)"),
+        (status = 400, description = "The body is not valid JSON"),
+        (status = 422, description = "A field is not valid (the field is named); or an Idempotency-Key reused for another body")
+    )
+)]
 pub async fn logout(
     State(app): State<AppState>,
     ApiJson(request): ApiJson<RefreshRequest>,
@@ -223,14 +264,26 @@ pub async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Me {
     pub tenant_id: Uuid,
     pub user_id: Uuid,
+    #[schema(value_type = String, example = "owner")]
     pub role: Role,
 }
 
 /// `GET /v1/me`: who the credential says the caller is.
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    tag = "auth",
+    summary = "Who the credential says the caller is",
+    responses(
+        (status = 200, description = "Who the credential says the caller is", body = Me),
+        (status = 401, description = "No valid credential")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn me(principal: Principal) -> Json<Me> {
     Json(Me {
         tenant_id: principal.tenant_id,

@@ -143,17 +143,19 @@ async fn append_scheduled(
     app.store.append(ctx.tenant_id, appends).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerRequest {
+    #[schema(value_type = String, example = "+34600000001")]
     pub phone: PhoneNumber,
     #[serde(default)]
     pub name: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BookRequest {
+    #[schema(value_type = Uuid)]
     pub service_id: ServiceId,
     pub start: DateTime<Utc>,
     pub customer: CustomerRequest,
@@ -166,10 +168,11 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BookingView {
     pub booking_id: Uuid,
     pub reference: String,
+    #[schema(value_type = String, example = "confirmed")]
     pub status: domain::booking::BookingStatus,
     pub service_id: Uuid,
     pub start: DateTime<Utc>,
@@ -212,6 +215,28 @@ fn slot_taken(
 }
 
 /// `POST /v1/bookings`
+#[utoipa::path(
+    post,
+    path = "/v1/bookings",
+    tag = "bookings",
+    summary = "Book a service at a time for a customer",
+    request_body = BookRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "The same key and body give the same answer; the same key with another body is refused")
+    ),
+    responses(
+        (status = 201, description = "Book a service at a time for a customer", body = BookingView),
+        (status = 400, description = "The body is not valid JSON"),
+        (status = 401, description = "No valid credential"),
+        (status = 403, description = "The credential's role or scopes do not allow it"),
+        (status = 423, description = "The tenant is suspended (with the reason)"),
+        (status = 429, description = "Over a rate limit (Retry-After)"),
+        (status = 404, description = "Not found (or another tenant's)"),
+        (status = 409, description = "A conflicting change (e.g. the slot was just taken, a taken slug)"),
+        (status = 422, description = "A field is not valid (the field is named); or an Idempotency-Key reused for another body")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn book(
     State(app): State<AppState>,
     caller: Caller,
@@ -327,14 +352,38 @@ async fn existing(
     Ok(loaded)
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub reason: Option<Reason>,
 }
 
 /// `POST /v1/bookings/{id}/cancel`: cancels and frees the slot.
+#[utoipa::path(
+    post,
+    path = "/v1/bookings/{id}/cancel",
+    tag = "bookings",
+    summary = "Cancel a booking (frees its slot)",
+    request_body = CancelRequest,
+    params(
+        ("id" = Uuid, Path, description = "The booking"),
+        ("Idempotency-Key" = Option<String>, Header, description = "The same key and body give the same answer; the same key with another body is refused")
+    ),
+    responses(
+        (status = 200, description = "Cancel a booking (frees its slot)", body = BookingView),
+        (status = 400, description = "The body is not valid JSON"),
+        (status = 401, description = "No valid credential"),
+        (status = 403, description = "The credential's role or scopes do not allow it"),
+        (status = 423, description = "The tenant is suspended (with the reason)"),
+        (status = 429, description = "Over a rate limit (Retry-After)"),
+        (status = 404, description = "Not found (or another tenant's)"),
+        (status = 409, description = "A conflicting change (e.g. the slot was just taken, a taken slug)"),
+        (status = 422, description = "A field is not valid (the field is named); or an Idempotency-Key reused for another body")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn cancel(
     State(app): State<AppState>,
     caller: Caller,
@@ -373,13 +422,36 @@ pub async fn cancel(
     Err(Problem::conflict("too many concurrent changes; try again").retry_after(1))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RescheduleRequest {
     pub start: DateTime<Utc>,
 }
 
 /// `POST /v1/bookings/{id}/reschedule`: moves a booking to another free time.
+#[utoipa::path(
+    post,
+    path = "/v1/bookings/{id}/reschedule",
+    tag = "bookings",
+    summary = "Move a booking to another free time",
+    request_body = RescheduleRequest,
+    params(
+        ("id" = Uuid, Path, description = "The booking"),
+        ("Idempotency-Key" = Option<String>, Header, description = "The same key and body give the same answer; the same key with another body is refused")
+    ),
+    responses(
+        (status = 200, description = "Move a booking to another free time", body = BookingView),
+        (status = 400, description = "The body is not valid JSON"),
+        (status = 401, description = "No valid credential"),
+        (status = 403, description = "The credential's role or scopes do not allow it"),
+        (status = 423, description = "The tenant is suspended (with the reason)"),
+        (status = 429, description = "Over a rate limit (Retry-After)"),
+        (status = 404, description = "Not found (or another tenant's)"),
+        (status = 409, description = "A conflicting change (e.g. the slot was just taken, a taken slug)"),
+        (status = 422, description = "A field is not valid (the field is named); or an Idempotency-Key reused for another body")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn reschedule(
     State(app): State<AppState>,
     caller: Caller,
@@ -491,6 +563,26 @@ async fn transition(
     )))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/bookings/{id}/confirm",
+    tag = "bookings",
+    summary = "Confirm a booking",
+    params(
+        ("id" = Uuid, Path, description = "The booking"),
+        ("Idempotency-Key" = Option<String>, Header, description = "The same key and body give the same answer; the same key with another body is refused")
+    ),
+    responses(
+        (status = 200, description = "Confirm a booking", body = BookingView),
+        (status = 401, description = "No valid credential"),
+        (status = 403, description = "The credential's role or scopes do not allow it"),
+        (status = 423, description = "The tenant is suspended (with the reason)"),
+        (status = 429, description = "Over a rate limit (Retry-After)"),
+        (status = 404, description = "Not found (or another tenant's)"),
+        (status = 409, description = "A conflicting change (e.g. the slot was just taken, a taken slug)")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn confirm(
     State(app): State<AppState>,
     caller: Caller,
@@ -502,6 +594,26 @@ pub async fn confirm(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/bookings/{id}/complete",
+    tag = "bookings",
+    summary = "Mark a booking completed",
+    params(
+        ("id" = Uuid, Path, description = "The booking"),
+        ("Idempotency-Key" = Option<String>, Header, description = "The same key and body give the same answer; the same key with another body is refused")
+    ),
+    responses(
+        (status = 200, description = "Mark a booking completed", body = BookingView),
+        (status = 401, description = "No valid credential"),
+        (status = 403, description = "The credential's role or scopes do not allow it"),
+        (status = 423, description = "The tenant is suspended (with the reason)"),
+        (status = 429, description = "Over a rate limit (Retry-After)"),
+        (status = 404, description = "Not found (or another tenant's)"),
+        (status = 409, description = "A conflicting change (e.g. the slot was just taken, a taken slug)")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn complete(
     State(app): State<AppState>,
     caller: Caller,
@@ -513,6 +625,26 @@ pub async fn complete(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/bookings/{id}/no-show",
+    tag = "bookings",
+    summary = "Mark a customer as not having come",
+    params(
+        ("id" = Uuid, Path, description = "The booking"),
+        ("Idempotency-Key" = Option<String>, Header, description = "The same key and body give the same answer; the same key with another body is refused")
+    ),
+    responses(
+        (status = 200, description = "Mark a customer as not having come", body = BookingView),
+        (status = 401, description = "No valid credential"),
+        (status = 403, description = "The credential's role or scopes do not allow it"),
+        (status = 423, description = "The tenant is suspended (with the reason)"),
+        (status = 429, description = "Over a rate limit (Retry-After)"),
+        (status = 404, description = "Not found (or another tenant's)"),
+        (status = 409, description = "A conflicting change (e.g. the slot was just taken, a taken slug)")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn no_show(
     State(app): State<AppState>,
     caller: Caller,

@@ -60,7 +60,7 @@ pub fn problem_of(err: BotConfigError) -> Problem {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Versioned {
     pub version: u32,
     pub consistency_token: String,
@@ -96,6 +96,28 @@ async fn run(
 }
 
 /// `PUT /v1/bot-config`
+#[utoipa::path(
+    put,
+    path = "/v1/bot-config",
+    tag = "configuration",
+    summary = "Replace the bot configuration (hours, closures, rules, payments, keyword replies, texts)",
+    request_body = Object,
+    params(
+        ("If-Match" = String, Header, description = "The version being replaced, e.g. \"3\" (0 for the first)")
+    ),
+    responses(
+        (status = 200, description = "Replace the bot configuration (hours, closures, rules, payments, keyword replies, texts)", body = Versioned),
+        (status = 400, description = "The body is not valid JSON"),
+        (status = 401, description = "No valid credential"),
+        (status = 403, description = "The credential's role or scopes do not allow it"),
+        (status = 423, description = "The tenant is suspended (with the reason)"),
+        (status = 429, description = "Over a rate limit (Retry-After)"),
+        (status = 412, description = "If-Match does not match the current version"),
+        (status = 422, description = "A field is not valid (the field is named); or an Idempotency-Key reused for another body"),
+        (status = 428, description = "If-Match is required")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn put_bot_config(
     State(app): State<AppState>,
     caller: Caller,
@@ -125,13 +147,15 @@ pub async fn put_bot_config(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceRequest {
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
+    #[schema(value_type = Object, example = json!({"minor": 2500, "currency": "EUR"}))]
     pub price: Money,
+    #[schema(value_type = u32, example = 45)]
     pub duration_minutes: ServiceDuration,
     #[serde(default)]
     pub buffer_minutes: u32,
@@ -163,6 +187,28 @@ impl ServiceRequest {
 
 /// `POST /v1/services`. With an `Idempotency-Key`, a retry adds the service once, with the
 /// same id.
+#[utoipa::path(
+    post,
+    path = "/v1/services",
+    tag = "configuration",
+    summary = "Add a service",
+    request_body = ServiceRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "The same key and body give the same answer; the same key with another body is refused"),
+        ("If-Match" = Option<String>, Header, description = "The configuration version this change expects")
+    ),
+    responses(
+        (status = 201, description = "Add a service", body = Versioned),
+        (status = 400, description = "The body is not valid JSON"),
+        (status = 401, description = "No valid credential"),
+        (status = 403, description = "The credential's role or scopes do not allow it"),
+        (status = 423, description = "The tenant is suspended (with the reason)"),
+        (status = 429, description = "Over a rate limit (Retry-After)"),
+        (status = 412, description = "If-Match does not match the current version"),
+        (status = 422, description = "A field is not valid (the field is named); or an Idempotency-Key reused for another body")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn add_service(
     State(app): State<AppState>,
     caller: Caller,
@@ -218,6 +264,29 @@ fn service_id(raw: &str) -> Result<ServiceId, Problem> {
 }
 
 /// `PUT /v1/services/{id}`: replaces a service's details.
+#[utoipa::path(
+    put,
+    path = "/v1/services/{id}",
+    tag = "configuration",
+    summary = "Change a service",
+    request_body = ServiceRequest,
+    params(
+        ("id" = Uuid, Path, description = "The service"),
+        ("If-Match" = Option<String>, Header, description = "The configuration version this change expects")
+    ),
+    responses(
+        (status = 200, description = "Change a service", body = Versioned),
+        (status = 400, description = "The body is not valid JSON"),
+        (status = 401, description = "No valid credential"),
+        (status = 403, description = "The credential's role or scopes do not allow it"),
+        (status = 423, description = "The tenant is suspended (with the reason)"),
+        (status = 429, description = "Over a rate limit (Retry-After)"),
+        (status = 404, description = "Not found (or another tenant's)"),
+        (status = 412, description = "If-Match does not match the current version"),
+        (status = 422, description = "A field is not valid (the field is named); or an Idempotency-Key reused for another body")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn update_service(
     State(app): State<AppState>,
     caller: Caller,
@@ -246,6 +315,26 @@ pub async fn update_service(
 }
 
 /// `DELETE /v1/services/{id}`: retires a service (bookings keep their history).
+#[utoipa::path(
+    delete,
+    path = "/v1/services/{id}",
+    tag = "configuration",
+    summary = "Retire a service (no longer offered)",
+    params(
+        ("id" = Uuid, Path, description = "The service"),
+        ("If-Match" = Option<String>, Header, description = "The configuration version this change expects")
+    ),
+    responses(
+        (status = 200, description = "Retire a service (no longer offered)", body = Versioned),
+        (status = 401, description = "No valid credential"),
+        (status = 403, description = "The credential's role or scopes do not allow it"),
+        (status = 423, description = "The tenant is suspended (with the reason)"),
+        (status = 429, description = "Over a rate limit (Retry-After)"),
+        (status = 404, description = "Not found (or another tenant's)"),
+        (status = 412, description = "If-Match does not match the current version")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn retire_service(
     State(app): State<AppState>,
     caller: Caller,

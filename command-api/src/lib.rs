@@ -175,6 +175,50 @@ pub fn request_id(headers: &HeaderMap) -> Option<String> {
 /// Meta's notifications are small; anything this large is not one.
 pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Booking platform: command API",
+        description = "The write side: onboarding, sessions, team and API keys, bot configuration, bookings, WhatsApp. Every write answers with a consistency_token (pass it to the query API as X-Consistency-Token to read your write); every error is application/problem+json."
+    ),
+    paths(
+        tenants::onboard,
+        auth::login,
+        auth::refresh,
+        auth::logout,
+        auth::me,
+        mfa::enroll,
+        mfa::verify,
+        users::accept,
+        users::invite,
+        users::change_role,
+        users::deactivate,
+        api_keys::create,
+        api_keys::revoke,
+        config::put_bot_config,
+        config::add_service,
+        config::update_service,
+        config::retire_service,
+        whatsapp_number::connect,
+        webhook::verify,
+        webhook::receive,
+        operator::suspend,
+        operator::reinstate,
+        bookings::book,
+        bookings::confirm,
+        bookings::cancel,
+        bookings::reschedule,
+        bookings::complete,
+        bookings::no_show
+    )
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document of this service.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    platform::docs::finish(<ApiDoc as utoipa::OpenApi>::openapi())
+}
+
 pub fn router(app: AppState) -> Router {
     Router::new()
         .route("/v1/tenants", post(tenants::onboard))
@@ -214,6 +258,7 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/bookings/{id}/reschedule", post(bookings::reschedule))
         .route("/v1/bookings/{id}/complete", post(bookings::complete))
         .route("/v1/bookings/{id}/no-show", post(bookings::no_show))
+        .merge(platform::docs::router(openapi()))
         .with_state(app)
 }
 
@@ -255,11 +300,13 @@ impl Application {
             limiter: platform::ratelimit::RateLimiter::new(redis_link.clone()),
             tenant_status: cache::TenantStatusCache::new(redis_link),
         };
-        let router = router(app).merge(platform::health::router(Dependencies {
-            postgres: vec![("postgres", pool)],
-            nats: Some(nats),
-            redis: Some(redis),
-        }));
+        let router = platform::problem::with_fallbacks(router(app)).merge(
+            platform::health::router(Dependencies {
+                postgres: vec![("postgres", pool)],
+                nats: Some(nats),
+                redis: Some(redis),
+            }),
+        );
         let listener = TcpListener::bind(settings.http.address()).await?;
         Ok(Self { listener, router })
     }
@@ -285,5 +332,15 @@ mod tests {
         JwtKeys::from_settings(&settings.auth).unwrap();
         JwtKeys::from_settings(&settings.operator_auth).unwrap();
         secrets::Sealer::from_base64(settings.whatsapp.encryption_key.expose_secret()).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod openapi_tests {
+    #[test]
+    fn the_document_serializes() {
+        let doc = super::openapi();
+        let json = doc.to_pretty_json().unwrap();
+        assert!(json.len() > 1000, "{json}");
     }
 }

@@ -91,7 +91,7 @@ pub async fn check_code(
     Ok(Some(()))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Enrollment {
     /// Base32, for typing into an authenticator app. Shown once.
     pub secret: String,
@@ -99,6 +99,19 @@ pub struct Enrollment {
 }
 
 /// `POST /v1/auth/mfa/enroll`: a new secret, off until verified (replaces a pending one).
+#[utoipa::path(
+    post,
+    path = "/v1/auth/mfa/enroll",
+    tag = "auth",
+    summary = "Start TOTP enrolment: a secret and an otpauth URL",
+    responses(
+        (status = 200, description = "Start TOTP enrolment: a secret and an otpauth URL", body = Enrollment),
+        (status = 401, description = "No valid credential"),
+        (status = 409, description = "A conflicting change (e.g. the slot was just taken, a taken slug)"),
+        (status = 423, description = "The tenant is suspended (with the reason)")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn enroll(
     State(app): State<AppState>,
     principal: Principal,
@@ -130,18 +143,33 @@ pub async fn enroll(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     pub code: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Verified {
     pub enabled: bool,
 }
 
 /// `POST /v1/auth/mfa/verify`: the first valid code switches the second factor on.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/mfa/verify",
+    tag = "auth",
+    summary = "Switch TOTP on with a first code",
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "Switch TOTP on with a first code", body = Verified),
+        (status = 400, description = "The body is not valid JSON"),
+        (status = 401, description = "No valid credential"),
+        (status = 422, description = "A field is not valid (the field is named); or an Idempotency-Key reused for another body"),
+        (status = 423, description = "The tenant is suspended (with the reason)")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn verify(
     State(app): State<AppState>,
     principal: Principal,

@@ -14,13 +14,15 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::exec::{CommandContext, execute, stream};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SuspendRequest {
+    #[schema(value_type = String)]
     pub reason: Reason,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = TenantStatusChanged)]
 pub struct Changed {
     pub tenant_id: Uuid,
     pub status: &'static str,
@@ -60,6 +62,25 @@ async fn run(
 }
 
 /// `POST /v1/operator/tenants/{id}/suspend`
+#[utoipa::path(
+    post,
+    path = "/v1/operator/tenants/{id}/suspend",
+    tag = "operator",
+    summary = "Suspend a tenant (platform operator only)",
+    request_body = SuspendRequest,
+    params(
+        ("id" = Uuid, Path, description = "The tenant")
+    ),
+    responses(
+        (status = 200, description = "Suspend a tenant (platform operator only)", body = Changed),
+        (status = 400, description = "The body is not valid JSON"),
+        (status = 401, description = "No valid credential"),
+        (status = 404, description = "Not found (or another tenant's)"),
+        (status = 409, description = "A conflicting change (e.g. the slot was just taken, a taken slug)"),
+        (status = 422, description = "A field is not valid (the field is named); or an Idempotency-Key reused for another body")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn suspend(
     State(app): State<AppState>,
     operator: Operator,
@@ -83,6 +104,22 @@ pub async fn suspend(
 }
 
 /// `POST /v1/operator/tenants/{id}/reinstate`
+#[utoipa::path(
+    post,
+    path = "/v1/operator/tenants/{id}/reinstate",
+    tag = "operator",
+    summary = "Reinstate a suspended tenant (platform operator only)",
+    params(
+        ("id" = Uuid, Path, description = "The tenant")
+    ),
+    responses(
+        (status = 200, description = "Reinstate a suspended tenant (platform operator only)", body = Changed),
+        (status = 401, description = "No valid credential"),
+        (status = 404, description = "Not found (or another tenant's)"),
+        (status = 409, description = "A conflicting change (e.g. the slot was just taken, a taken slug)")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn reinstate(
     State(app): State<AppState>,
     operator: Operator,

@@ -23,7 +23,7 @@ use crate::{AppState, request_id};
 
 pub const TRIAL_DAYS: i64 = 14;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OnboardRequest {
     pub business_name: String,
@@ -96,18 +96,19 @@ impl TryFrom<OnboardRequest> for Onboarding {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TenantView {
     pub id: Uuid,
     pub slug: String,
     pub business_name: String,
     pub time_zone: String,
+    #[schema(value_type = String, example = "starter")]
     pub plan: Plan,
     pub status: &'static str,
     pub trial_ends_at: chrono::DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OnboardResponse {
     pub tenant: TenantView,
     pub owner_id: Uuid,
@@ -117,6 +118,20 @@ pub struct OnboardResponse {
 }
 
 /// `POST /v1/tenants`: the tenant, its owner and the owner's first session, in one transaction.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants",
+    tag = "tenants",
+    summary = "Sign up a business: its tenant, a trial, the owner and their tokens",
+    request_body = OnboardRequest,
+    responses(
+        (status = 201, description = "Sign up a business: its tenant, a trial, the owner and their tokens", body = OnboardResponse),
+        (status = 400, description = "The body is not valid JSON"),
+        (status = 409, description = "A conflicting change (e.g. the slot was just taken, a taken slug)"),
+        (status = 422, description = "A field is not valid (the field is named); or an Idempotency-Key reused for another body"),
+        (status = 429, description = "Over a rate limit (Retry-After)")
+    )
+)]
 pub async fn onboard(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -47,14 +47,16 @@ fn role_name(role: Role) -> String {
         .unwrap_or_default()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InviteRequest {
+    #[schema(value_type = String, format = "email")]
     pub email: Email,
+    #[schema(value_type = String, example = "staff")]
     pub role: Role,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Invited {
     pub user_id: Uuid,
     /// Shown once: the invitee sets a password with it (`POST /v1/auth/accept-invitation`).
@@ -64,6 +66,27 @@ pub struct Invited {
 }
 
 /// `POST /v1/users`
+#[utoipa::path(
+    post,
+    path = "/v1/users",
+    tag = "users",
+    summary = "Invite a person with a role",
+    request_body = InviteRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "The same key and body give the same answer; the same key with another body is refused")
+    ),
+    responses(
+        (status = 201, description = "Invite a person with a role", body = Invited),
+        (status = 400, description = "The body is not valid JSON"),
+        (status = 401, description = "No valid credential"),
+        (status = 403, description = "The credential's role or scopes do not allow it"),
+        (status = 423, description = "The tenant is suspended (with the reason)"),
+        (status = 429, description = "Over a rate limit (Retry-After)"),
+        (status = 409, description = "A conflicting change (e.g. the slot was just taken, a taken slug)"),
+        (status = 422, description = "A field is not valid (the field is named); or an Idempotency-Key reused for another body")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn invite(
     State(app): State<AppState>,
     caller: Caller,
@@ -132,7 +155,7 @@ pub async fn invite(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptRequest {
     pub invitation_token: String,
@@ -140,6 +163,20 @@ pub struct AcceptRequest {
 }
 
 /// `POST /v1/auth/accept-invitation`: sets the password and signs the new member in. Once.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/accept-invitation",
+    tag = "users",
+    summary = "Accept an invitation: set a password, get tokens",
+    request_body = AcceptRequest,
+    responses(
+        (status = 200, description = "Accept an invitation: set a password, get tokens", body = TokenPair),
+        (status = 400, description = "The body is not valid JSON"),
+        (status = 401, description = "No valid credential"),
+        (status = 422, description = "A field is not valid (the field is named); or an Idempotency-Key reused for another body"),
+        (status = 423, description = "The tenant is suspended (with the reason)")
+    )
+)]
 pub async fn accept(
     State(app): State<AppState>,
     ApiJson(request): ApiJson<AcceptRequest>,
@@ -176,13 +213,15 @@ pub async fn accept(
     Ok(Json(tokens))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleRequest {
+    #[schema(value_type = String, example = "staff")]
     pub role: Role,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = UserChanged)]
 pub struct Changed {
     pub user_id: Uuid,
     pub consistency_token: String,
@@ -193,6 +232,28 @@ fn user_id(raw: &str) -> Result<Uuid, Problem> {
 }
 
 /// `PUT /v1/users/{id}/role`
+#[utoipa::path(
+    put,
+    path = "/v1/users/{id}/role",
+    tag = "users",
+    summary = "Change a user's role",
+    request_body = RoleRequest,
+    params(
+        ("id" = Uuid, Path, description = "The user")
+    ),
+    responses(
+        (status = 200, description = "Change a user's role", body = Changed),
+        (status = 400, description = "The body is not valid JSON"),
+        (status = 401, description = "No valid credential"),
+        (status = 403, description = "The credential's role or scopes do not allow it"),
+        (status = 423, description = "The tenant is suspended (with the reason)"),
+        (status = 429, description = "Over a rate limit (Retry-After)"),
+        (status = 404, description = "Not found (or another tenant's)"),
+        (status = 409, description = "A conflicting change (e.g. the slot was just taken, a taken slug)"),
+        (status = 422, description = "A field is not valid (the field is named); or an Idempotency-Key reused for another body")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn change_role(
     State(app): State<AppState>,
     caller: Caller,
@@ -227,6 +288,25 @@ pub async fn change_role(
 }
 
 /// `POST /v1/users/{id}/deactivate`: no more sign-ins, every session of the user ends.
+#[utoipa::path(
+    post,
+    path = "/v1/users/{id}/deactivate",
+    tag = "users",
+    summary = "Deactivate a user (their sessions end)",
+    params(
+        ("id" = Uuid, Path, description = "The user")
+    ),
+    responses(
+        (status = 200, description = "Deactivate a user (their sessions end)", body = Changed),
+        (status = 401, description = "No valid credential"),
+        (status = 403, description = "The credential's role or scopes do not allow it"),
+        (status = 423, description = "The tenant is suspended (with the reason)"),
+        (status = 429, description = "Over a rate limit (Retry-After)"),
+        (status = 404, description = "Not found (or another tenant's)"),
+        (status = 409, description = "A conflicting change (e.g. the slot was just taken, a taken slug)")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn deactivate(
     State(app): State<AppState>,
     caller: Caller,

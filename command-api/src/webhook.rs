@@ -41,6 +41,21 @@ use crate::exec::{ATTEMPTS, CommandContext, expect, fold, load, new_events, stre
 use crate::secrets::sha256;
 
 /// `GET /webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…`
+#[utoipa::path(
+    get,
+    path = "/webhooks/whatsapp",
+    tag = "whatsapp",
+    summary = "Meta's webhook verification: echoes hub.challenge for the right verify token",
+    params(
+        ("hub.mode" = String, Query, description = "subscribe"),
+        ("hub.verify_token" = String, Query, description = "The tenant's verify token"),
+        ("hub.challenge" = String, Query, description = "Echoed back")
+    ),
+    responses(
+        (status = 200, description = "Meta's webhook verification: echoes hub.challenge for the right verify token"),
+        (status = 403, description = "The credential's role or scopes do not allow it")
+    )
+)]
 pub async fn verify(
     State(app): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
@@ -71,11 +86,36 @@ pub async fn verify(
 }
 
 /// `POST /webhooks/whatsapp`
+#[utoipa::path(
+    post,
+    path = "/webhooks/whatsapp",
+    tag = "whatsapp",
+    summary = "Meta's notifications (messages, statuses), signed; 200 once durable",
+    request_body = Object,
+    params(
+        ("X-Hub-Signature-256" = String, Header, description = "sha256=<HMAC of the raw body with the app secret>")
+    ),
+    responses(
+        (status = 200, description = "Meta's notifications (messages, statuses), signed; 200 once durable"),
+        (status = 400, description = "The body is not valid JSON"),
+        (status = 401, description = "No valid credential"),
+        (status = 413, description = "The body is too large"),
+        (status = 503, description = "A dependency is down, or too busy (Retry-After)")
+    )
+)]
 pub async fn receive(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<StatusCode, Problem> {
+    let body = body.map_err(|rejection| {
+        Problem::new(
+            rejection.status(),
+            "unreadable-body",
+            "The body cannot be read",
+        )
+        .detail(rejection.body_text())
+    })?;
     let signature = headers
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok())

@@ -16,7 +16,7 @@ use crate::caller::Caller;
 use crate::exec::{append_in, expect, load, stream};
 use crate::secrets::sha256;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectRequest {
     pub phone_number_id: String,
@@ -33,7 +33,7 @@ impl std::fmt::Debug for ConnectRequest {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Connected {
     pub phone_number_id: String,
     pub display_phone_number: String,
@@ -42,6 +42,25 @@ pub struct Connected {
 }
 
 /// `PUT /v1/whatsapp`
+#[utoipa::path(
+    put,
+    path = "/v1/whatsapp",
+    tag = "whatsapp",
+    summary = "Connect a WhatsApp number, checked with the Cloud API; secrets stored encrypted",
+    request_body = ConnectRequest,
+    responses(
+        (status = 200, description = "Connect a WhatsApp number, checked with the Cloud API; secrets stored encrypted", body = Connected),
+        (status = 400, description = "The body is not valid JSON"),
+        (status = 401, description = "No valid credential"),
+        (status = 403, description = "The credential's role or scopes do not allow it"),
+        (status = 423, description = "The tenant is suspended (with the reason)"),
+        (status = 429, description = "Over a rate limit (Retry-After)"),
+        (status = 409, description = "A conflicting change (e.g. the slot was just taken, a taken slug)"),
+        (status = 422, description = "A field is not valid (the field is named); or an Idempotency-Key reused for another body"),
+        (status = 503, description = "A dependency is down, or too busy (Retry-After)")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn connect(
     State(app): State<AppState>,
     caller: Caller,

@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod credentials;
 pub mod db;
+pub mod docs;
 pub mod events;
 pub mod health;
 pub mod problem;

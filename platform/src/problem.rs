@@ -258,3 +258,19 @@ pub fn parse_optional_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Resul
         parse_json(bytes)
     }
 }
+
+/// Answers for what no handler takes, in the same shape as every other error: an unknown path
+/// (404) and a known path with another method (405).
+pub fn with_fallbacks<S: Clone + Send + Sync + 'static>(
+    router: axum::Router<S>,
+) -> axum::Router<S> {
+    router
+        .fallback(|| async { Problem::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "This path does not take that method",
+            )
+        })
+}

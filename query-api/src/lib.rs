@@ -100,6 +100,33 @@ impl FromRef<AppState> for OperatorKeys {
     }
 }
 
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Booking platform: query API",
+        description = "The read side: dashboard reads, the bot state lookup, availability, audit. Every error is application/problem+json."
+    ),
+    paths(
+        views::tenant,
+        views::services,
+        views::bot_config,
+        views::availability,
+        views::bookings,
+        views::booking,
+        views::conversations,
+        views::conversation,
+        views::usage,
+        views::audit,
+        views::operator_audit
+    )
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document of this service.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    platform::docs::finish(<ApiDoc as utoipa::OpenApi>::openapi())
+}
+
 pub fn router(app: AppState) -> Router {
     Router::new()
         .route("/v1/tenant", get(views::tenant))
@@ -116,6 +143,7 @@ pub fn router(app: AppState) -> Router {
             "/v1/operator/tenants/{id}/audit",
             get(views::operator_audit),
         )
+        .merge(platform::docs::router(openapi()))
         .with_state(app)
 }
 
@@ -142,11 +170,13 @@ impl Application {
             limiter: platform::ratelimit::RateLimiter::new(redis_link),
             max_wait: Duration::from_millis(settings.consistency.max_wait_ms),
         };
-        let router = router(app).merge(platform::health::router(Dependencies {
-            postgres: vec![("postgres", pool), ("postgres_operator", operator_pool)],
-            nats: Some(nats),
-            redis: Some(redis),
-        }));
+        let router = platform::problem::with_fallbacks(router(app)).merge(
+            platform::health::router(Dependencies {
+                postgres: vec![("postgres", pool), ("postgres_operator", operator_pool)],
+                nats: Some(nats),
+                redis: Some(redis),
+            }),
+        );
         let listener = TcpListener::bind(settings.http.address()).await?;
         Ok(Self { listener, router })
     }

@@ -63,7 +63,7 @@ fn decode_cursor(
     Ok(Some((at.with_timezone(&Utc), key.to_owned())))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass as `cursor` for the next page; absent on the last page.
@@ -71,7 +71,7 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct TenantView {
     pub tenant_id: Uuid,
     pub slug: String,
@@ -90,6 +90,24 @@ pub struct TenantView {
 }
 
 /// `GET /v1/tenant`: the caller's tenant.
+#[utoipa::path(
+    get,
+    path = "/v1/tenant",
+    tag = "tenant",
+    summary = "The caller's tenant: profile, status, plan, WhatsApp number",
+    params(
+        ("x-consistency-token" = Option<String>, Header, description = "Wait (up to 2 s) until the read models include this write")
+    ),
+    responses(
+        (status = 200, description = "The caller's tenant: profile, status, plan, WhatsApp number", body = TenantView),
+        (status = 401, description = "No valid credential"),
+        (status = 404, description = "Not found (or another tenant's)"),
+        (status = 423, description = "The tenant is suspended"),
+        (status = 429, description = "Over the credential's rate limit"),
+        (status = 503, description = "The read models have not reached the consistency token yet (Retry-After)")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn tenant(
     State(app): State<AppState>,
     reader: Reader,
@@ -101,12 +119,31 @@ pub async fn tenant(
     view.map(Json).ok_or_else(|| Problem::not_found("tenant"))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ServicesView {
+    #[schema(value_type = Vec<Object>)]
     pub services: Vec<Service>,
 }
 
 /// `GET /v1/services`: every service, retired ones with `active: false`, in the order added.
+#[utoipa::path(
+    get,
+    path = "/v1/services",
+    tag = "catalog",
+    summary = "Every service, retired ones inactive, in the order added",
+    params(
+        ("x-consistency-token" = Option<String>, Header, description = "Wait (up to 2 s) until the read models include this write")
+    ),
+    responses(
+        (status = 200, description = "Every service, retired ones inactive, in the order added", body = ServicesView),
+        (status = 401, description = "No valid credential"),
+        (status = 403, description = "The credential's role or scopes do not allow it"),
+        (status = 423, description = "The tenant is suspended"),
+        (status = 429, description = "Over the credential's rate limit"),
+        (status = 503, description = "The read models have not reached the consistency token yet (Retry-After)")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn services(
     State(app): State<AppState>,
     reader: Reader,
@@ -122,15 +159,35 @@ pub async fn services(
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BotConfigView {
     /// The configuration's version: `PUT /v1/bot-config` takes it in `If-Match`.
     pub version: i32,
+    #[schema(value_type = Object)]
     pub settings: Option<Value>,
     pub updated_at: DateTime<Utc>,
 }
 
 /// `GET /v1/bot-config`, with the version as its ETag.
+#[utoipa::path(
+    get,
+    path = "/v1/bot-config",
+    tag = "catalog",
+    summary = "The bot configuration and its version (ETag)",
+    params(
+        ("x-consistency-token" = Option<String>, Header, description = "Wait (up to 2 s) until the read models include this write")
+    ),
+    responses(
+        (status = 200, description = "The bot configuration and its version (ETag)", body = BotConfigView),
+        (status = 401, description = "No valid credential"),
+        (status = 403, description = "The credential's role or scopes do not allow it"),
+        (status = 404, description = "Not found (or another tenant's)"),
+        (status = 423, description = "The tenant is suspended"),
+        (status = 429, description = "Over the credential's rate limit"),
+        (status = 503, description = "The read models have not reached the consistency token yet (Retry-After)")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn bot_config(State(app): State<AppState>, reader: Reader) -> Result<Response, Problem> {
     reader.require(Permission::ReadConfig)?;
     let mut tx = reader.begin(&app).await?;
@@ -153,24 +210,48 @@ pub async fn bot_config(State(app): State<AppState>, reader: Reader) -> Result<R
     Ok(response)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AvailabilityView {
     pub service_id: Uuid,
+    #[schema(value_type = String, format = Date)]
     pub date: NaiveDate,
     pub time_zone: String,
     pub slots: Vec<SlotView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SlotView {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     /// The start on the business's wall clock.
+    #[schema(value_type = String, example = "2026-12-01T10:00:00")]
     pub local_start: chrono::NaiveDateTime,
 }
 
 /// `GET /v1/availability?service_id=…&date=YYYY-MM-DD`: the free slots of a service on a
 /// local date, by the same rules the bot offers them.
+#[utoipa::path(
+    get,
+    path = "/v1/availability",
+    tag = "catalog",
+    summary = "Free slots of a service on a local date",
+    params(
+        ("x-consistency-token" = Option<String>, Header, description = "Wait (up to 2 s) until the read models include this write"),
+        ("service_id" = Uuid, Query, description = "The service"),
+        ("date" = String, Query, description = "YYYY-MM-DD, the business's local date")
+    ),
+    responses(
+        (status = 200, description = "Free slots of a service on a local date", body = AvailabilityView),
+        (status = 401, description = "No valid credential"),
+        (status = 403, description = "The credential's role or scopes do not allow it"),
+        (status = 404, description = "Not found (or another tenant's)"),
+        (status = 422, description = "A parameter is not valid (the field is named)"),
+        (status = 423, description = "The tenant is suspended"),
+        (status = 429, description = "Over the credential's rate limit"),
+        (status = 503, description = "The read models have not reached the consistency token yet (Retry-After)")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn availability(
     State(app): State<AppState>,
     reader: Reader,
@@ -226,7 +307,7 @@ pub async fn availability(
     }))
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct BookingRow {
     pub booking_id: Uuid,
     pub reference: String,
@@ -278,6 +359,31 @@ fn instant(
 
 /// `GET /v1/bookings?status=&from=&to=&customer=&limit=&cursor=`: bookings by start time,
 /// filtered, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/bookings",
+    tag = "bookings",
+    summary = "Bookings by start time, filtered, a page at a time",
+    params(
+        ("x-consistency-token" = Option<String>, Header, description = "Wait (up to 2 s) until the read models include this write"),
+        ("status" = Option<String>, Query, description = "requested, confirmed, cancelled, completed or no_show"),
+        ("from" = Option<String>, Query, description = "Starting at or after (RFC 3339 or a date)"),
+        ("to" = Option<String>, Query, description = "Starting before"),
+        ("customer" = Option<String>, Query, description = "The customer's phone, E.164"),
+        ("limit" = Option<i64>, Query, description = "1 to 200, 50 by default"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")
+    ),
+    responses(
+        (status = 200, description = "Bookings by start time, filtered, a page at a time", body = Page<BookingRow>),
+        (status = 401, description = "No valid credential"),
+        (status = 403, description = "The credential's role or scopes do not allow it"),
+        (status = 422, description = "A parameter is not valid (the field is named)"),
+        (status = 423, description = "The tenant is suspended"),
+        (status = 429, description = "Over the credential's rate limit"),
+        (status = 503, description = "The read models have not reached the consistency token yet (Retry-After)")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn bookings(
     State(app): State<AppState>,
     reader: Reader,
@@ -347,17 +453,18 @@ pub async fn bookings(
     }))
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct HistoryEntry {
     pub version: i32,
     pub event_type: String,
+    #[schema(value_type = Object)]
     pub payload: Value,
     pub actor: Option<String>,
     pub correlation_id: Option<Uuid>,
     pub recorded_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BookingDetail {
     #[serde(flatten)]
     pub booking: BookingRow,
@@ -365,6 +472,26 @@ pub struct BookingDetail {
 }
 
 /// `GET /v1/bookings/{id}`: one booking and everything that happened to it.
+#[utoipa::path(
+    get,
+    path = "/v1/bookings/{id}",
+    tag = "bookings",
+    summary = "One booking and everything that happened to it",
+    params(
+        ("x-consistency-token" = Option<String>, Header, description = "Wait (up to 2 s) until the read models include this write"),
+        ("id" = Uuid, Path, description = "The booking")
+    ),
+    responses(
+        (status = 200, description = "One booking and everything that happened to it", body = BookingDetail),
+        (status = 401, description = "No valid credential"),
+        (status = 403, description = "The credential's role or scopes do not allow it"),
+        (status = 404, description = "Not found (or another tenant's)"),
+        (status = 423, description = "The tenant is suspended"),
+        (status = 429, description = "Over the credential's rate limit"),
+        (status = 503, description = "The read models have not reached the consistency token yet (Retry-After)")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn booking(
     State(app): State<AppState>,
     reader: Reader,
@@ -393,7 +520,7 @@ pub async fn booking(
     Ok(Json(BookingDetail { booking, history }))
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ConversationRow {
     pub customer_phone: String,
     pub profile_name: Option<String>,
@@ -405,6 +532,27 @@ pub struct ConversationRow {
 }
 
 /// `GET /v1/conversations?limit=&cursor=`: the inbox, latest first.
+#[utoipa::path(
+    get,
+    path = "/v1/conversations",
+    tag = "conversations",
+    summary = "The inbox, latest first",
+    params(
+        ("x-consistency-token" = Option<String>, Header, description = "Wait (up to 2 s) until the read models include this write"),
+        ("limit" = Option<i64>, Query, description = "1 to 200, 50 by default"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")
+    ),
+    responses(
+        (status = 200, description = "The inbox, latest first", body = Page<ConversationRow>),
+        (status = 401, description = "No valid credential"),
+        (status = 403, description = "The credential's role or scopes do not allow it"),
+        (status = 422, description = "A parameter is not valid (the field is named)"),
+        (status = 423, description = "The tenant is suspended"),
+        (status = 429, description = "Over the credential's rate limit"),
+        (status = 503, description = "The read models have not reached the consistency token yet (Retry-After)")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn conversations(
     State(app): State<AppState>,
     reader: Reader,
@@ -440,10 +588,11 @@ pub async fn conversations(
     }))
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct MessageRow {
     pub message_id: String,
     pub direction: String,
+    #[schema(value_type = Object)]
     pub content: Value,
     pub at: DateTime<Utc>,
     pub wamid: Option<String>,
@@ -459,17 +608,38 @@ struct ConversationWithState {
     bot_state: Option<Value>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConversationDetail {
     #[serde(flatten)]
     pub conversation: ConversationRow,
     /// Where the bot is in its flow with this customer (the bot state lookup).
+    #[schema(value_type = Object)]
     pub bot_state: Option<Value>,
     pub messages: Vec<MessageRow>,
 }
 
 /// `GET /v1/conversations/{phone}`: one customer's conversation, its messages (outbound ones
 /// with their delivery status) and the bot's state.
+#[utoipa::path(
+    get,
+    path = "/v1/conversations/{phone}",
+    tag = "conversations",
+    summary = "One conversation: messages with delivery status, and the bot's state",
+    params(
+        ("x-consistency-token" = Option<String>, Header, description = "Wait (up to 2 s) until the read models include this write"),
+        ("phone" = String, Path, description = "The customer's phone, E.164 (+ as %2B)")
+    ),
+    responses(
+        (status = 200, description = "One conversation: messages with delivery status, and the bot's state", body = ConversationDetail),
+        (status = 401, description = "No valid credential"),
+        (status = 403, description = "The credential's role or scopes do not allow it"),
+        (status = 404, description = "Not found (or another tenant's)"),
+        (status = 423, description = "The tenant is suspended"),
+        (status = 429, description = "Over the credential's rate limit"),
+        (status = 503, description = "The read models have not reached the consistency token yet (Retry-After)")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn conversation(
     State(app): State<AppState>,
     reader: Reader,
@@ -505,7 +675,7 @@ pub async fn conversation(
     }))
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct UsageView {
     pub period: String,
     pub messages_in: i64,
@@ -515,6 +685,26 @@ pub struct UsageView {
 }
 
 /// `GET /v1/usage?period=YYYY-MM` (this month by default, UTC).
+#[utoipa::path(
+    get,
+    path = "/v1/usage",
+    tag = "usage",
+    summary = "Messages and bookings of a month",
+    params(
+        ("x-consistency-token" = Option<String>, Header, description = "Wait (up to 2 s) until the read models include this write"),
+        ("period" = Option<String>, Query, description = "YYYY-MM, this month by default")
+    ),
+    responses(
+        (status = 200, description = "Messages and bookings of a month", body = UsageView),
+        (status = 401, description = "No valid credential"),
+        (status = 403, description = "The credential's role or scopes do not allow it"),
+        (status = 422, description = "A parameter is not valid (the field is named)"),
+        (status = 423, description = "The tenant is suspended"),
+        (status = 429, description = "Over the credential's rate limit"),
+        (status = 503, description = "The read models have not reached the consistency token yet (Retry-After)")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn usage(
     State(app): State<AppState>,
     reader: Reader,
@@ -546,7 +736,7 @@ pub async fn usage(
     })))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Pass as `after` to read on from here.
     pub position: String,
@@ -554,6 +744,7 @@ pub struct AuditEntry {
     pub version: u32,
     pub event_id: Uuid,
     pub event_type: String,
+    #[schema(value_type = Object)]
     pub payload: Value,
     pub actor: Option<String>,
     pub correlation_id: Option<Uuid>,
@@ -561,7 +752,7 @@ pub struct AuditEntry {
     pub recorded_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
     pub items: Vec<AuditEntry>,
     /// The position of the last entry: pass it as `after`.
@@ -606,6 +797,27 @@ fn after(params: &HashMap<String, String>) -> Result<Position, Problem> {
 
 /// `GET /v1/audit?after=&limit=`: the tenant's own events in commit order, with who caused
 /// them (admins and owners).
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "audit",
+    summary = "The tenant's own events in commit order, with actor and correlation",
+    params(
+        ("x-consistency-token" = Option<String>, Header, description = "Wait (up to 2 s) until the read models include this write"),
+        ("after" = Option<String>, Query, description = "next_after of the previous page"),
+        ("limit" = Option<i64>, Query, description = "1 to 200, 50 by default")
+    ),
+    responses(
+        (status = 200, description = "The tenant's own events in commit order, with actor and correlation", body = AuditPage),
+        (status = 401, description = "No valid credential"),
+        (status = 403, description = "The credential's role or scopes do not allow it"),
+        (status = 422, description = "A parameter is not valid (the field is named)"),
+        (status = 423, description = "The tenant is suspended"),
+        (status = 429, description = "Over the credential's rate limit"),
+        (status = 503, description = "The read models have not reached the consistency token yet (Retry-After)")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn audit(
     State(app): State<AppState>,
     reader: Reader,
@@ -622,6 +834,24 @@ pub async fn audit(
 
 /// `GET /v1/operator/tenants/{id}/audit?after=&limit=`: any tenant's events, for the platform
 /// operator only, through the operator role.
+#[utoipa::path(
+    get,
+    path = "/v1/operator/tenants/{id}/audit",
+    tag = "operator",
+    summary = "Any tenant's events, for the platform operator",
+    params(
+        ("id" = Uuid, Path, description = "The tenant"),
+        ("after" = Option<String>, Query, description = "next_after of the previous page"),
+        ("limit" = Option<i64>, Query, description = "1 to 200, 50 by default")
+    ),
+    responses(
+        (status = 200, description = "Any tenant's events, for the platform operator", body = AuditPage),
+        (status = 401, description = "No valid credential"),
+        (status = 404, description = "Not found (or another tenant's)"),
+        (status = 422, description = "A parameter is not valid (the field is named)")
+    ),
+    security(("bearer" = []))
+)]
 pub async fn operator_audit(
     State(app): State<AppState>,
     operator: Operator,

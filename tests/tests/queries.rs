@@ -185,8 +185,7 @@ async fn writes_are_readable_with_their_consistency_token() {
 async fn every_query_refuses_what_is_not_the_callers() {
     let app = spawn_command_api().await;
     let _projector = spawn_projector(projector_settings(&app.db, &app.nats)).await;
-    let mut settings = query_api_settings(&app.db, &app.nats);
-    settings.consistency.max_wait_ms = 300;
+    let settings = query_api_settings(&app.db, &app.nats);
     let query = spawn_query_api(settings).await;
     let a = Tenant {
         owner: app.onboard("tenant-a").await,

@@ -350,7 +350,7 @@ async fn a_customer_books_over_whatsapp_from_hi_to_confirmed() {
     assert_eq!(booked.len(), 1, "one booking");
     assert_eq!(booked[0]["customer"]["phone"], phone);
     assert_eq!(booked[0]["customer"]["name"], "Sheena Lee");
-    assert_eq!(booked[0]["channel"], "whats_app");
+    assert_eq!(booked[0]["channel"], "whatsapp");
     assert_eq!(events(&s.app, "SlotHeld").await.len(), 1);
     assert_eq!(events(&s.app, "AppointmentConfirmed").await.len(), 1);
     let replies = events(&s.app, "BotReplied").await;

@@ -1,0 +1,107 @@
+//! The OpenAPI document at `/openapi.json` and a self-contained page at `/docs` that renders
+//! it with no network access (no CDN, no external script): what each service serves about
+//! itself.
+
+use axum::Router;
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, ObjectBuilder, RefOr, ResponseBuilder, Schema, Type};
+
+const PAGE: &str = include_str!("../assets/docs.html");
+
+/// RFC 9457 problem details, the one error body of every endpoint.
+pub fn problem_schema() -> Schema {
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    Schema::Object(
+        ObjectBuilder::new()
+            .property(
+                "type",
+                string().description(Some("https://errors.booking.invalid/<kind>")),
+            )
+            .property("title", string())
+            .property("status", ObjectBuilder::new().schema_type(Type::Integer))
+            .property("detail", string())
+            .property(
+                "errors",
+                utoipa::openapi::schema::ArrayBuilder::new().items(
+                    ObjectBuilder::new()
+                        .property("field", string())
+                        .property("message", string()),
+                ),
+            )
+            .required("type")
+            .required("title")
+            .required("status")
+            .description(Some("application/problem+json"))
+            .build(),
+    )
+}
+
+/// Adds the bearer scheme, the problem schema, and a problem+json answer for every error code
+/// an operation lists without a body.
+pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("An access token (JWT) or an API key (`bk_live_…`)"))
+                .build(),
+        ),
+    );
+    components
+        .schemas
+        .insert("Problem".into(), RefOr::T(problem_schema()));
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for (code, response) in op.responses.responses.iter_mut() {
+                let is_error = code.starts_with('4') || code.starts_with('5');
+                if let RefOr::T(r) = response
+                    && is_error
+                    && r.content.is_empty()
+                {
+                    *response = RefOr::T(
+                        ResponseBuilder::new()
+                            .description(r.description.clone())
+                            .content(
+                                "application/problem+json",
+                                ContentBuilder::new()
+                                    .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+                                    .build(),
+                            )
+                            .build(),
+                    );
+                }
+            }
+        }
+    }
+    doc
+}
+
+/// `GET /openapi.json` and `GET /docs`.
+pub fn router<S: Clone + Send + Sync + 'static>(doc: utoipa::openapi::OpenApi) -> Router<S> {
+    let json = doc
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes");
+    Router::new()
+        .route(
+            "/openapi.json",
+            get(move || {
+                let json = json.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], json).into_response() }
+            }),
+        )
+        .route("/docs", get(|| async { Html(PAGE) }))
+}
