@@ -99,8 +99,33 @@ impl Projection {
             return Ok(Applied::NotMine);
         }
         let applied_table = target.table(&format!("rm_{}_applied", self.name()));
-        // Takes the stream's row lock, so two consumers of one projection never interleave
-        // one stream's events.
+        // The happy path is one statement that both checks and records the version (and takes
+        // the stream's row lock, so two consumers never interleave one stream's events).
+        let claim = if event.version == 1 {
+            format!(
+                "insert into {applied_table} (tenant_id, stream_type, stream_id, version)
+                 select $1, $2, $3, $4 on conflict do nothing"
+            )
+        } else {
+            format!(
+                "update {applied_table} set version = $4
+                 where tenant_id = $1 and stream_type = $2 and stream_id = $3 and version = $4 - 1"
+            )
+        };
+        let claimed = sqlx::query(&claim)
+        .bind(event.tenant_id)
+        .bind(&event.stream.stream_type)
+        .bind(&event.stream.stream_id)
+        .bind(event.version as i32)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+            == 1;
+        if claimed {
+            self.apply_fresh(conn, target, event).await?;
+            return Ok(Applied::Applied);
+        }
+        // A duplicate, or a gap: see where the stream stands.
         let (applied,): (i32,) = sqlx::query_as(&format!(
             "insert into {applied_table} (tenant_id, stream_type, stream_id, version)
              values ($1, $2, $3, 0)
@@ -117,29 +142,25 @@ impl Projection {
         if event.version <= applied {
             return Ok(Applied::Duplicate);
         }
-        let mut outcome = Applied::Applied;
-        if event.version > applied + 1 {
-            let missing = store
-                .read_stream_range_in(
-                    conn,
-                    event.tenant_id,
-                    &event.stream,
-                    applied + 1,
-                    event.version - 1,
-                )
-                .await
-                .context("failed to read a gap from the event store")?;
-            anyhow::ensure!(
-                missing.len() as u32 == event.version - 1 - applied,
-                "the event store lacks versions {}..{} of {}",
+        let missing = store
+            .read_stream_range_in(
+                conn,
+                event.tenant_id,
+                &event.stream,
                 applied + 1,
                 event.version - 1,
-                event.stream
-            );
-            for earlier in &missing {
-                self.apply_fresh(conn, target, earlier).await?;
-            }
-            outcome = Applied::FilledGap(missing.len());
+            )
+            .await
+            .context("failed to read a gap from the event store")?;
+        anyhow::ensure!(
+            missing.len() as u32 == event.version - 1 - applied,
+            "the event store lacks versions {}..{} of {}",
+            applied + 1,
+            event.version - 1,
+            event.stream
+        );
+        for earlier in &missing {
+            self.apply_fresh(conn, target, earlier).await?;
         }
         self.apply_fresh(conn, target, event).await?;
         sqlx::query(&format!(
@@ -152,7 +173,7 @@ impl Projection {
         .bind(event.version as i32)
         .execute(&mut *conn)
         .await?;
-        Ok(outcome)
+        Ok(Applied::FilledGap(missing.len()))
     }
 
     async fn apply_fresh(

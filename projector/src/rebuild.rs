@@ -21,6 +21,8 @@ use crate::consumer::{apply_events, set_tenant};
 use crate::projection::{Projection, Target};
 
 const READ_BATCH: usize = 5_000;
+/// Connections a rebuild writes on at once.
+const WORKERS: usize = 4;
 const SWAP_ATTEMPTS: u32 = 5;
 
 /// What to rebuild.
@@ -126,19 +128,30 @@ impl Rebuilder {
         }
     }
 
+    /// Applies a batch to the shadows on [`WORKERS`] connections at once, tenants split
+    /// between them by id (a tenant's events stay on one connection, in order).
     async fn apply_to_shadows(
         &self,
         projections: &[Projection],
         batch: &[RecordedEvent],
     ) -> anyhow::Result<()> {
-        // Tenant by tenant keeps `set_config` calls few; order within a stream is kept.
-        let mut sorted: Vec<&RecordedEvent> = batch.iter().collect();
-        sorted.sort_by_key(|e| e.tenant_id);
-        let mut tx = self.app_pool.begin().await?;
-        for projection in projections {
-            apply_events(*projection, Target::Shadow, &self.store, &mut tx, &sorted).await?;
+        let mut parts: Vec<Vec<&RecordedEvent>> = vec![Vec::new(); WORKERS];
+        for event in batch {
+            parts[(event.tenant_id.as_u128() % WORKERS as u128) as usize].push(event);
         }
-        tx.commit().await?;
+        let work = parts.into_iter().filter(|p| !p.is_empty()).map(|mut part| async move {
+            // Tenant by tenant keeps `set_config` calls few; the sort is stable.
+            part.sort_by_key(|e| e.tenant_id);
+            let mut tx = self.app_pool.begin().await?;
+            for projection in projections {
+                apply_events(*projection, Target::Shadow, &self.store, &mut tx, &part).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, anyhow::Error>(())
+        });
+        for result in futures::future::join_all(work).await {
+            result?;
+        }
         Ok(())
     }
 
