@@ -32,6 +32,8 @@ pub struct ConsumerConfig {
     pub max_attempts: i64,
     /// The first redelivery delay; it grows linearly with each attempt.
     pub retry_delay: Duration,
+    /// How long a batch waits for more messages after its first.
+    pub linger: Duration,
 }
 
 impl Default for ConsumerConfig {
@@ -40,6 +42,7 @@ impl Default for ConsumerConfig {
             batch_size: 500,
             max_attempts: 5,
             retry_delay: Duration::from_millis(500),
+            linger: Duration::from_millis(5),
         }
     }
 }
@@ -186,11 +189,11 @@ pub async fn run(
                 }
             }
         };
-        let mut chunks = messages.ready_chunks(runtime.config.batch_size);
+        let mut messages = std::pin::pin!(messages);
         loop {
             let chunk = tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
-                chunk = chunks.next() => chunk,
+                chunk = next_batch(&mut messages, runtime.config.batch_size, runtime.config.linger) => chunk,
             };
             let Some(chunk) = chunk else { break };
             let mut batch = Vec::with_capacity(chunk.len());
@@ -210,6 +213,29 @@ pub async fn run(
             }
         }
     }
+}
+
+/// Waits for a first item, then gathers what else arrives within `linger` (up to `max`): under
+/// load a batch fills and one transaction carries many events; when idle a lone event waits
+/// at most `linger`.
+async fn next_batch<S, T>(
+    stream: &mut std::pin::Pin<&mut S>,
+    max: usize,
+    linger: Duration,
+) -> Option<Vec<T>>
+where
+    S: futures::Stream<Item = T>,
+{
+    let first = stream.next().await?;
+    let mut batch = vec![first];
+    let deadline = tokio::time::Instant::now() + linger;
+    while batch.len() < max {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(item)) => batch.push(item),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Some(batch)
 }
 
 /// A message with the event it carries and its place in the JetStream stream.

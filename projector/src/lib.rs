@@ -126,6 +126,7 @@ pub fn runtime_with(
             batch_size: settings.projections.batch_size,
             max_attempts: settings.projections.max_attempts,
             retry_delay: Duration::from_millis(settings.projections.retry_delay_ms),
+            linger: Duration::from_millis(5),
         },
     })
 }

@@ -113,13 +113,13 @@ impl Projection {
             )
         };
         let claimed = sqlx::query(&claim)
-        .bind(event.tenant_id)
-        .bind(&event.stream.stream_type)
-        .bind(&event.stream.stream_id)
-        .bind(event.version as i32)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected()
+            .bind(event.tenant_id)
+            .bind(&event.stream.stream_type)
+            .bind(&event.stream.stream_id)
+            .bind(event.version as i32)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
             == 1;
         if claimed {
             self.apply_fresh(conn, target, event).await?;

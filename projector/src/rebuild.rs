@@ -139,16 +139,19 @@ impl Rebuilder {
         for event in batch {
             parts[(event.tenant_id.as_u128() % WORKERS as u128) as usize].push(event);
         }
-        let work = parts.into_iter().filter(|p| !p.is_empty()).map(|mut part| async move {
-            // Tenant by tenant keeps `set_config` calls few; the sort is stable.
-            part.sort_by_key(|e| e.tenant_id);
-            let mut tx = self.app_pool.begin().await?;
-            for projection in projections {
-                apply_events(*projection, Target::Shadow, &self.store, &mut tx, &part).await?;
-            }
-            tx.commit().await?;
-            Ok::<_, anyhow::Error>(())
-        });
+        let work = parts
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .map(|mut part| async move {
+                // Tenant by tenant keeps `set_config` calls few; the sort is stable.
+                part.sort_by_key(|e| e.tenant_id);
+                let mut tx = self.app_pool.begin().await?;
+                for projection in projections {
+                    apply_events(*projection, Target::Shadow, &self.store, &mut tx, &part).await?;
+                }
+                tx.commit().await?;
+                Ok::<_, anyhow::Error>(())
+            });
         for result in futures::future::join_all(work).await {
             result?;
         }

@@ -103,7 +103,16 @@ pub struct Sender {
     pub config: SenderConfig,
     pub stats: Arc<SenderStats>,
     breakers: Arc<Mutex<HashMap<Uuid, Breaker>>>,
+    /// Each tenant's number and decrypted token, for a short while (dropped on a 190).
+    credentials: Arc<Mutex<HashMap<Uuid, CachedCredentials>>>,
 }
+
+/// When they were read, the phone number id, the token.
+type CachedCredentials = (Instant, String, String);
+
+/// How long a tenant's credentials are used before they are read again (a reconnected number
+/// is picked up within this).
+const CREDENTIALS_TTL: Duration = Duration::from_secs(30);
 
 /// A message and the event it carries.
 type Delivery = (jetstream::Message, RecordedEvent);
@@ -145,6 +154,7 @@ impl Sender {
             config,
             stats: Arc::default(),
             breakers: Arc::default(),
+            credentials: Arc::default(),
         }
     }
 
@@ -380,6 +390,10 @@ impl Sender {
                     }
                     let code = err.code();
                     if code == 190 {
+                        self.credentials
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&tenant);
                         self.invalidate_credentials(event).await?;
                     }
                     let reason = match &err {
@@ -556,6 +570,26 @@ impl Sender {
 
     /// The tenant's number and decrypted token.
     async fn credentials(&self, tenant: Uuid) -> anyhow::Result<Option<(String, String)>> {
+        if let Some((at, number, token)) = self
+            .credentials
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&tenant)
+            && at.elapsed() < CREDENTIALS_TTL
+        {
+            return Ok(Some((number.clone(), token.clone())));
+        }
+        let found = self.read_credentials(tenant).await?;
+        if let Some((number, token)) = &found {
+            self.credentials
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(tenant, (Instant::now(), number.clone(), token.clone()));
+        }
+        Ok(found)
+    }
+
+    async fn read_credentials(&self, tenant: Uuid) -> anyhow::Result<Option<(String, String)>> {
         let mut tx = self.pool.begin().await?;
         set_tenant(&mut tx, tenant).await?;
         let row: Option<(String, Vec<u8>)> =
