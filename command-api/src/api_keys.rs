@@ -65,9 +65,6 @@ fn scope_name(p: &Permission) -> String {
     tag = "api keys",
     summary = "Create a scoped, optionally expiring API key (shown once)",
     request_body = CreateRequest,
-    params(
-        ("Idempotency-Key" = Option<String>, Header, description = "The same key and body give the same answer; the same key with another body is refused")
-    ),
     responses(
         (status = 201, description = "Create a scoped, optionally expiring API key (shown once)", body = Created),
         (status = 400, description = "The body is not valid JSON"),

@@ -280,14 +280,18 @@ pub struct Me {
     summary = "Who the credential says the caller is",
     responses(
         (status = 200, description = "Who the credential says the caller is", body = Me),
-        (status = 401, description = "No valid credential")
+        (status = 401, description = "No valid credential"),
+        (status = 423, description = "The tenant is suspended (with the reason)")
     ),
     security(("bearer" = []))
 )]
-pub async fn me(principal: Principal) -> Json<Me> {
-    Json(Me {
+pub async fn me(State(app): State<AppState>, principal: Principal) -> Result<Json<Me>, Problem> {
+    app.tenant_status
+        .require_open(&app.store, principal.tenant_id)
+        .await?;
+    Ok(Json(Me {
         tenant_id: principal.tenant_id,
         user_id: principal.user_id,
         role: principal.role,
-    })
+    }))
 }

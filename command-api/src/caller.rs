@@ -8,7 +8,6 @@ use platform::problem::Problem;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::cache::Gate;
 use crate::exec::CommandContext;
 
 pub use platform::credentials::{API_KEY_PREFIX, Actor};
@@ -76,11 +75,9 @@ impl FromRequestParts<AppState> for Caller {
             platform::credentials::authenticate(app.store.pool(), &app.keys, bearer).await?;
         app.limit(&actor.limit_subject(), crate::limits::PER_CREDENTIAL)
             .await?;
-        match app.tenant_status.gate(&app.store, tenant_id).await? {
-            Gate::Open => {}
-            Gate::Suspended { reason } => return Err(Problem::locked(reason)),
-            Gate::Gone => return Err(Problem::unauthorized()),
-        }
+        app.tenant_status
+            .require_open(&app.store, tenant_id)
+            .await?;
         let header = |name: &str| {
             parts
                 .headers

@@ -120,6 +120,8 @@ pub struct AppState {
     pub sealer: secrets::Sealer,
     pub limiter: platform::ratelimit::RateLimiter,
     pub tenant_status: cache::TenantStatusCache,
+    /// phone_number_id to tenant, for webhooks.
+    pub routes: cache::RouteCache,
     pub onboard_quota: platform::ratelimit::Quota,
     pub webhook_phone_quota: platform::ratelimit::Quota,
     /// One webhook turn per conversation at a time in this process.
@@ -298,6 +300,7 @@ impl Application {
                 settings.limits.onboard_per_ip_per_minute,
             ),
             limiter: platform::ratelimit::RateLimiter::new(redis_link.clone()),
+            routes: cache::RouteCache::new(redis_link.clone()),
             tenant_status: cache::TenantStatusCache::new(redis_link),
         };
         let router = platform::problem::with_fallbacks(router(app)).merge(

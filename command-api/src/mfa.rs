@@ -116,6 +116,9 @@ pub async fn enroll(
     State(app): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Enrollment>, Problem> {
+    app.tenant_status
+        .require_open(&app.store, principal.tenant_id)
+        .await?;
     let secret: [u8; 20] = rand::random();
     let totp = totp(secret.to_vec(), &principal.user_id.to_string())?;
     let mut tx = app.store.begin(principal.tenant_id).await?;
@@ -175,6 +178,9 @@ pub async fn verify(
     principal: Principal,
     ApiJson(request): ApiJson<VerifyRequest>,
 ) -> Result<Json<Verified>, Problem> {
+    app.tenant_status
+        .require_open(&app.store, principal.tenant_id)
+        .await?;
     let mut tx = app.store.begin(principal.tenant_id).await?;
     let row: Option<(Vec<u8>, bool)> =
         sqlx::query_as("select secret_enc, enabled from mfa_secrets where user_id = $1 for update")

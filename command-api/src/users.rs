@@ -72,9 +72,6 @@ pub struct Invited {
     tag = "users",
     summary = "Invite a person with a role",
     request_body = InviteRequest,
-    params(
-        ("Idempotency-Key" = Option<String>, Header, description = "The same key and body give the same answer; the same key with another body is refused")
-    ),
     responses(
         (status = 201, description = "Invite a person with a role", body = Invited),
         (status = 400, description = "The body is not valid JSON"),

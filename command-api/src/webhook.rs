@@ -125,13 +125,7 @@ pub async fn receive(
         .map_err(|e| Problem::bad_request(format!("not a webhook notification: {e}")))?;
 
     let ids = notification.phone_number_ids();
-    let routes: Vec<(String, Uuid)> = sqlx::query_as(
-        "select phone_number_id, tenant_id from whatsapp_routes where phone_number_id = any($1)",
-    )
-    .bind(&ids)
-    .fetch_all(app.store.pool())
-    .await?;
-    let routes: HashMap<String, Uuid> = routes.into_iter().collect();
+    let routes: HashMap<String, Uuid> = app.routes.tenants_of(app.store.pool(), &ids).await?;
     if routes.len() < ids.len() {
         tracing::warn!(unknown = ?ids.iter().filter(|i| !routes.contains_key(*i)).collect::<Vec<_>>(), "webhook for numbers no tenant has connected");
     }

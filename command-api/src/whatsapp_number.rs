@@ -153,6 +153,15 @@ pub async fn connect(
     )
     .await?;
     tx.commit().await?;
+    // Webhooks for the old number stop routing here; the new one routes here.
+    let previous = state
+        .onboarded
+        .as_ref()
+        .and_then(|t| t.whatsapp.as_ref())
+        .map(|w| w.phone_number_id.clone());
+    let mut changed = vec![request.phone_number_id.as_str()];
+    changed.extend(previous.as_deref());
+    app.routes.forget(&changed).await;
     Ok(Json(Connected {
         phone_number_id: request.phone_number_id,
         display_phone_number: info.display_phone_number,

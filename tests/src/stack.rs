@@ -69,6 +69,8 @@ impl Platform {
             .env("APP__HTTP__PORT", port.to_string())
             .env("APP__DATABASE__URL", self.db.app_url())
             .env("APP__DATABASE__OPERATOR_URL", self.db.operator_url())
+            // Four services at once share the test server's connection slots with other tests.
+            .env("APP__DATABASE__MAX_CONNECTIONS", "10")
             .env("APP__NATS__URL", &self.nats_url)
             .env("APP__NATS__NAMESPACE", &self.namespace)
             .env("APP__NATS__STORAGE", self.storage)

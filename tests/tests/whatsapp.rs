@@ -425,3 +425,49 @@ async fn images_get_a_polite_answer() {
             .contains("only read text")
     );
 }
+
+#[tokio::test]
+async fn a_reconnected_number_routes_at_once_and_the_old_one_no_longer_does() {
+    let s = setup().await;
+    let pool = s.app.db.operator_pool().await;
+    let count = || {
+        let pool = pool.clone();
+        async move {
+            let n: i64 = sqlx::query_scalar(
+                "select count(*) from events where event_type = 'MessageReceived'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            n
+        }
+    };
+    // Routed (and now cached).
+    assert_eq!(
+        post_signed(
+            &s.app,
+            &notification(vec![text("16505551234", "r1", "hi")]),
+            APP_SECRET
+        )
+        .await,
+        200
+    );
+    assert_eq!(count().await, 1);
+    // The business moves to another number.
+    let other = "106540352249999";
+    assert_eq!(connect(&s.app, &s.owner, FAKE_TOKEN, other).await.0, 200);
+    let on = |number: &str, wamid: &str| {
+        let mut body = notification(vec![text("16505551234", wamid, "hi")]);
+        body["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = json!(number);
+        body
+    };
+    // The old number is nobody's any more: ignored, whatever a cache held.
+    assert_eq!(
+        post_signed(&s.app, &on(FAKE_NUMBER_ID, "r2"), APP_SECRET).await,
+        200
+    );
+    assert_eq!(count().await, 1);
+    // The new one reaches the business straight away.
+    assert_eq!(post_signed(&s.app, &on(other, "r3"), APP_SECRET).await, 200);
+    assert_eq!(count().await, 2);
+}
