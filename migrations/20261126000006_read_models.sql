@@ -34,8 +34,9 @@ create table rm_users (
     user_id    uuid        not null,
     email      text        not null,
     role       text        not null,
-    active     boolean     not null,
-    invited_at timestamptz not null,
+    active        boolean     not null,
+    second_factor boolean     not null default false,
+    invited_at    timestamptz not null,
     updated_at timestamptz not null,
     primary key (tenant_id, user_id)
 );

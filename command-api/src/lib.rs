@@ -14,6 +14,7 @@ pub mod cache;
 pub mod caller;
 pub mod config;
 pub mod exec;
+pub mod idempotency;
 pub mod keyed_lock;
 pub mod mfa;
 pub mod operator;
@@ -181,7 +182,7 @@ pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 #[openapi(
     info(
         title = "Booking platform: command API",
-        description = "The write side: onboarding, sessions, team and API keys, bot configuration, bookings, WhatsApp. Every write answers with a consistency_token (pass it to the query API as X-Consistency-Token to read your write); every error is application/problem+json."
+        description = "The write side: onboarding, sessions, team and API keys, bot configuration, bookings, WhatsApp. Every write answers with a consistency_token (pass it to the query API as X-Consistency-Token to read your write). Every authenticated POST honours Idempotency-Key: a retry with the same key and body gets the first answer (Idempotent-Replayed: true), another body under the key 422. Every error is application/problem+json."
     ),
     paths(
         tenants::onboard,
@@ -261,6 +262,10 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/bookings/{id}/complete", post(bookings::complete))
         .route("/v1/bookings/{id}/no-show", post(bookings::no_show))
         .merge(platform::docs::router(openapi()))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            idempotency::layer,
+        ))
         .with_state(app)
 }
 

@@ -14,6 +14,9 @@ use totp_rs::{Algorithm, TOTP};
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::exec::{CommandContext, append_in, expect, load, stream};
+use domain::access::{User, UserCommand, UserEvent};
+use domain::decider::Decider as _;
 
 const STEP: u64 = 30;
 
@@ -204,6 +207,26 @@ pub async fn verify(
         .bind(principal.user_id)
         .execute(tx.conn())
         .await?;
+    // The switch is also an event on the user's stream, in the same unit of work.
+    let user_stream = stream::<UserEvent>(principal.user_id);
+    let (user, version) = load::<User>(&app.store, principal.tenant_id, &user_stream).await?;
+    let events = User::decide(&user, UserCommand::EnableSecondFactor)
+        .map_err(|e| Problem::conflict(format!("this user {e}")))?;
+    let ctx = CommandContext {
+        tenant_id: principal.tenant_id,
+        actor: format!("user:{}", principal.user_id),
+        request_id: None,
+        idempotency_key: format!("second-factor-on:{}", principal.user_id),
+    };
+    append_in(
+        &app.store,
+        &mut tx,
+        &ctx,
+        &user_stream,
+        expect(version),
+        &events,
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(tenant = %principal.tenant_id, user = %principal.user_id, "security: second factor switched on");
     Ok(Json(Verified { enabled: true }))

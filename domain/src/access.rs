@@ -73,6 +73,8 @@ pub enum UserCommand {
         role: Role,
     },
     Deactivate,
+    /// The user confirmed a TOTP authenticator: logins now need a code.
+    EnableSecondFactor,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,6 +92,8 @@ pub enum UserEvent {
         to: Role,
     },
     UserDeactivated,
+    /// Logins of this user need a TOTP code from now on (the secret is stored elsewhere).
+    SecondFactorEnabled,
 }
 
 impl DomainEvent for UserEvent {
@@ -100,6 +104,7 @@ impl DomainEvent for UserEvent {
             Self::UserInvited { .. } => "UserInvited",
             Self::UserRoleChanged { .. } => "UserRoleChanged",
             Self::UserDeactivated => "UserDeactivated",
+            Self::SecondFactorEnabled => "SecondFactorEnabled",
         }
     }
 }
@@ -107,6 +112,7 @@ impl DomainEvent for UserEvent {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UserState {
     pub user: Option<(UserId, Email, Role, bool)>,
+    pub second_factor: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -165,6 +171,8 @@ impl Decider for User {
                 }
             }
             (Some(_), UserCommand::Deactivate) => Ok(vec![UserEvent::UserDeactivated]),
+            (Some(_), UserCommand::EnableSecondFactor) if state.second_factor => Ok(vec![]),
+            (Some(_), UserCommand::EnableSecondFactor) => Ok(vec![UserEvent::SecondFactorEnabled]),
         }
     }
 
@@ -188,6 +196,7 @@ impl Decider for User {
                     user.3 = false;
                 }
             }
+            UserEvent::SecondFactorEnabled => state.second_factor = true,
         }
         state
     }
@@ -450,6 +459,16 @@ mod tests {
                 to: Role::Viewer,
             },
             UserEvent::UserDeactivated,
+            UserEvent::SecondFactorEnabled,
         ]);
+        given::<User>(&[invited()])
+            .when(UserCommand::EnableSecondFactor)
+            .then_expect(&[UserEvent::SecondFactorEnabled]);
+        given::<User>(&[invited(), UserEvent::SecondFactorEnabled])
+            .when(UserCommand::EnableSecondFactor)
+            .then_expect(&[]);
+        given::<User>(&[invited(), UserEvent::UserDeactivated])
+            .when(UserCommand::EnableSecondFactor)
+            .then_expect_error(AccessError::Deactivated);
     }
 }

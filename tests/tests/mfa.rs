@@ -51,6 +51,16 @@ async fn with_a_second_factor_login_needs_a_fresh_code() {
         .as_u16(),
         200
     );
+    // ...and is recorded on the user's stream (who and when, never the secret).
+    let switched: Vec<(String, Value)> = sqlx::query_as(
+        "select stream_id, metadata from events where event_type = 'SecondFactorEnabled'",
+    )
+    .fetch_all(&app.db.operator_pool().await)
+    .await
+    .unwrap();
+    assert_eq!(switched.len(), 1);
+    assert_eq!(switched[0].0, owner.owner_id);
+    assert_eq!(switched[0].1["actor"], format!("user:{}", owner.owner_id));
 
     let login = |totp: Option<String>| json!({"slug": "demo-salon", "email": "owner@demo-salon.example", "password": "correct horse battery staple", "totp": totp});
     let without = app.post("/v1/auth/login", &login(None)).await;

@@ -174,6 +174,17 @@ async fn user(
             .execute(conn)
             .await?;
         }
+        UserEvent::SecondFactorEnabled => {
+            sqlx::query(&format!(
+                "update {table} set second_factor = true, updated_at = $3
+                 where tenant_id = $1 and user_id = $2"
+            ))
+            .bind(event.tenant_id)
+            .bind(user_id)
+            .bind(at)
+            .execute(conn)
+            .await?;
+        }
         UserEvent::UserDeactivated => {
             sqlx::query(&format!(
                 "update {table} set active = false, updated_at = $3 where tenant_id = $1 and user_id = $2"

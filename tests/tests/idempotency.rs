@@ -1,0 +1,146 @@
+//! `Idempotency-Key` on every authenticated POST: a retry gets the first answer and writes
+//! nothing; another request under the same key is refused; answers that a retry should not
+//! repeat (a conflict) are not kept; stored answers are sealed.
+
+use e2e_tests::spawn_command_api;
+use e2e_tests::tenant::{Tenant, slot};
+use serde_json::json;
+
+#[tokio::test]
+async fn a_retried_post_gets_its_first_answer_and_writes_nothing_new() {
+    let app = spawn_command_api().await;
+    let t = Tenant {
+        owner: app.onboard("idem-salon").await,
+        app: &app,
+    };
+    let count = |event_type: &'static str| {
+        let db = &app.db;
+        async move {
+            let n: i64 = sqlx::query_scalar("select count(*) from events where event_type = $1")
+                .bind(event_type)
+                .fetch_one(&db.operator_pool().await)
+                .await
+                .unwrap();
+            n
+        }
+    };
+    let key = |k: &'static str| [("idempotency-key", k)];
+
+    // An API key, created twice under one key: one key, shown identically both times.
+    let body = json!({"name": "Website", "scopes": ["read_bookings"]});
+    let (s1, h1, first) = t
+        .send(
+            reqwest::Method::POST,
+            "/v1/api-keys",
+            &key("key-1"),
+            Some(body.clone()),
+        )
+        .await;
+    let (s2, h2, second) = t
+        .send(
+            reqwest::Method::POST,
+            "/v1/api-keys",
+            &key("key-1"),
+            Some(body),
+        )
+        .await;
+    assert_eq!((s1, s2), (201, 201));
+    assert_eq!(first, second);
+    assert!(h1.get("idempotent-replayed").is_none());
+    assert_eq!(h2["idempotent-replayed"], "true");
+    assert_eq!(count("ApiKeyIssued").await, 1);
+    // Kept sealed: the secret is not in the table.
+    let stored: Vec<Vec<u8>> = sqlx::query_scalar("select response_enc from idempotency_keys")
+        .fetch_all(&app.db.superuser_url_pool().await)
+        .await
+        .unwrap();
+    let secret = first["key"].as_str().unwrap().as_bytes();
+    assert!(
+        stored
+            .iter()
+            .all(|s| !s.windows(secret.len()).any(|w| w == secret))
+    );
+
+    // An invitation, a cancellation: the same.
+    let invite = json!({"email": "staff@idem.example", "role": "staff"});
+    let (_, _, a) = t
+        .send(
+            reqwest::Method::POST,
+            "/v1/users",
+            &key("inv-1"),
+            Some(invite.clone()),
+        )
+        .await;
+    let (_, _, b) = t
+        .send(
+            reqwest::Method::POST,
+            "/v1/users",
+            &key("inv-1"),
+            Some(invite),
+        )
+        .await;
+    assert_eq!(a["invitation_token"], b["invitation_token"]);
+    assert_eq!(
+        count("UserInvited").await,
+        2,
+        "the owner and one invitation"
+    );
+    let service = t.configured().await;
+    let (_, booked) = t.book(&service, &slot(10), "+34600000001", None).await;
+    let cancel = format!(
+        "/v1/bookings/{}/cancel",
+        booked["booking_id"].as_str().unwrap()
+    );
+    let (c1, _, first) = t
+        .send(
+            reqwest::Method::POST,
+            &cancel,
+            &key("cancel-1"),
+            Some(json!({})),
+        )
+        .await;
+    let (c2, _, second) = t
+        .send(
+            reqwest::Method::POST,
+            &cancel,
+            &key("cancel-1"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!((c1, c2), (200, 200), "{first} {second}");
+    assert_eq!(first, second);
+    assert_eq!(count("AppointmentCancelled").await, 1);
+
+    // The same key for another request.
+    let (status, _, problem) = t
+        .send(
+            reqwest::Method::POST,
+            &cancel,
+            &key("key-1"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "Idempotency-Key");
+
+    // A conflict is not kept: once the slot is free, the same request under the same key books.
+    let (_, taken) = t.book(&service, &slot(12), "+34600000002", None).await;
+    let (status, _) = t
+        .book(&service, &slot(12), "+34600000003", Some("late-1"))
+        .await;
+    assert_eq!(status, 409);
+    let cancel_taken = format!(
+        "/v1/bookings/{}/cancel",
+        taken["booking_id"].as_str().unwrap()
+    );
+    assert_eq!(
+        t.send(reqwest::Method::POST, &cancel_taken, &[], Some(json!({})))
+            .await
+            .0,
+        200
+    );
+    let (status, body) = t
+        .book(&service, &slot(12), "+34600000003", Some("late-1"))
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
