@@ -30,7 +30,7 @@ url = "redis://127.0.0.1:6379"
 key_prefix = "booking:"
 
 [log]
-filter = "info"
+filter = "info,sqlx=warn"
 format = "pretty"
 "#;
 
