@@ -50,14 +50,25 @@ async fn received(client: &reqwest::Client, fake: &str, to: &str) -> Vec<Value> 
         .unwrap()
 }
 
+/// How a conversation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Booked,
+    /// Another customer took the slot first: offered other times (the right answer).
+    OfferedOtherTimes,
+    /// A step's replies did not settle within 10 s, or arrived split so that the next tap
+    /// answered the wrong message and the flow went elsewhere.
+    Stalled,
+}
+
 /// One customer's booking conversation; returns the webhook-to-first-reply latency of each
-/// message and whether it ended booked.
+/// message and how it ended.
 async fn conversation(
     client: reqwest::Client,
     fake: String,
     business: Arc<Business>,
     customer: String,
-) -> (Vec<Duration>, bool) {
+) -> (Vec<Duration>, Ending) {
     let mut latencies = Vec::new();
     let mut seen = 0usize;
     let mut last: Vec<Value> = Vec::new();
@@ -82,7 +93,7 @@ async fn conversation(
                     .find(|m| m["body"]["type"] == "interactive")
                     .map(|m| m["body"]["interactive"].clone())
                 else {
-                    return (latencies, false);
+                    return (latencies, Ending::Stalled);
                 };
                 if interactive["type"] == "button" {
                     let b = &interactive["action"]["buttons"][0]["reply"];
@@ -104,7 +115,7 @@ async fn conversation(
             .await
             .unwrap();
         if answer["webhook_status"] != 200 {
-            return (latencies, false);
+            return (latencies, Ending::Stalled);
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut settled_since = None;
@@ -128,17 +139,27 @@ async fn conversation(
                 }
             }
             if Instant::now() > deadline {
-                return (latencies, false);
+                return (latencies, Ending::Stalled);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    let booked = last.iter().any(|m| {
-        m["body"]["text"]["body"]
-            .as_str()
-            .is_some_and(|t| t.contains("Booked!"))
-    });
-    (latencies, booked)
+    let said = |needle: &str| {
+        last.iter().any(|m| {
+            m["body"]["text"]["body"]
+                .as_str()
+                .or(m["body"]["interactive"]["body"]["text"].as_str())
+                .is_some_and(|t| t.contains(needle))
+        })
+    };
+    let ending = if said("Booked!") {
+        Ending::Booked
+    } else if said("was just taken") {
+        Ending::OfferedOtherTimes
+    } else {
+        Ending::Stalled
+    };
+    (latencies, ending)
 }
 
 #[tokio::main]
@@ -175,6 +196,7 @@ async fn main() {
 
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let booked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let offered = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let run_started = Instant::now();
@@ -186,7 +208,12 @@ async fn main() {
     let workers: Vec<_> = (0..args.concurrency)
         .map(|w| {
             let (client, fake, businesses) = (client.clone(), p.fake.clone(), businesses.clone());
-            let (latencies, booked, failed) = (latencies.clone(), booked.clone(), failed.clone());
+            let (latencies, booked, offered, failed) = (
+                latencies.clone(),
+                booked.clone(),
+                offered.clone(),
+                failed.clone(),
+            );
             tokio::spawn(async move {
                 let mut n = 0usize;
                 while Instant::now() < deadline {
@@ -196,11 +223,12 @@ async fn main() {
                     let (l, ok) =
                         conversation(client.clone(), fake.clone(), business, customer).await;
                     latencies.lock().await.extend(l);
-                    if ok {
-                        booked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    } else {
-                        failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
+                    let counter = match ok {
+                        Ending::Booked => &booked,
+                        Ending::OfferedOtherTimes => &offered,
+                        Ending::Stalled => &failed,
+                    };
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             })
         })
@@ -260,7 +288,11 @@ async fn main() {
         booked.load(std::sync::atomic::Ordering::Relaxed) as f64 / elapsed
     );
     println!(
-        "| conversations not completed | {} |",
+        "| conversations ended with an offer of other times (slot taken meanwhile) | {} |",
+        offered.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    println!(
+        "| conversations not finished (a step's replies over 10 s, or split so the next tap missed) | {} |",
         failed.load(std::sync::atomic::Ordering::Relaxed)
     );
     println!(
