@@ -84,6 +84,10 @@ impl Platform {
             .env("APP__SENDER__API_BASE_URL", &self.fake)
             .env("APP__SENDER__BACKOFF_BASE_MS", "20")
             .env("APP__SENDER__BREAKER_OPEN_MS", "500")
+            // A claim a killed sender left behind resolves (as "outcome unknown") once the
+            // message is redelivered, instead of a minute later.
+            .env("APP__SENDER__STALE_CLAIM_MS", "5000")
+            .env("APP__SENDER__TIMEOUT_MS", "2000")
             .env("APP__RELAY__IDLE_WAIT_MS", "200")
             .env("APP__LIMITS__ONBOARD_PER_IP_PER_MINUTE", "100000")
             // Test customers tap far faster than people do.
