@@ -3,13 +3,13 @@
 use axum::Json;
 use std::net::SocketAddr;
 
+use crate::caller::SignedIn;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{Duration, Utc};
 use domain::access::Role;
 use eventstore::TenantTx;
-use platform::auth::Principal;
 use platform::problem::{ApiJson, Problem};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -285,13 +285,10 @@ pub struct Me {
     ),
     security(("bearer" = []))
 )]
-pub async fn me(State(app): State<AppState>, principal: Principal) -> Result<Json<Me>, Problem> {
-    app.tenant_status
-        .require_open(&app.store, principal.tenant_id)
-        .await?;
-    Ok(Json(Me {
+pub async fn me(principal: SignedIn) -> Json<Me> {
+    Json(Me {
         tenant_id: principal.tenant_id,
         user_id: principal.user_id,
         role: principal.role,
-    }))
+    })
 }

@@ -100,3 +100,31 @@ impl FromRequestParts<AppState> for Caller {
         })
     }
 }
+
+/// A user's own access token (API keys are not accepted) for a tenant open for business: the
+/// session endpoints (`/v1/me`, the second factor).
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub tenant_id: Uuid,
+    pub user_id: Uuid,
+    pub role: domain::access::Role,
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = platform::auth::Principal::from_request_parts(parts, app).await?;
+        app.tenant_status
+            .require_open(&app.store, principal.tenant_id)
+            .await?;
+        Ok(SignedIn {
+            tenant_id: principal.tenant_id,
+            user_id: principal.user_id,
+            role: principal.role,
+        })
+    }
+}

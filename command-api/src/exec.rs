@@ -24,30 +24,10 @@ pub fn fold<D: Decider>(
     stream: &StreamRef,
     recorded: Vec<eventstore::RecordedEvent>,
 ) -> Result<(D::State, u32), Problem> {
-    let version = recorded.last().map_or(0, |e| e.version);
-    let mut state = D::State::default();
-    for event in recorded {
-        let decoded: D::Event =
-            domain::decode(&event.event_type, event.payload).map_err(|err| {
-                Problem::internal(anyhow::anyhow!(
-                    "stored event {} of {stream} is unreadable: {err}",
-                    event.event_id
-                ))
-            })?;
-        state = D::evolve(state, &decoded);
-    }
-    Ok((state, version))
+    platform::events::fold::<D>(stream, recorded).map_err(Problem::internal)
 }
 
-/// What the store is told to expect of a stream read at `version`.
-pub fn expect(version: u32) -> ExpectedVersion {
-    if version == 0 {
-        ExpectedVersion::NoStream
-    } else {
-        ExpectedVersion::Exact(version)
-    }
-}
-
+pub use platform::events::expect;
 pub use platform::events::new_events;
 
 /// Who issued a command and under which idempotency key.

@@ -5,9 +5,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::caller::SignedIn;
 use axum::Json;
 use axum::extract::State;
-use platform::auth::Principal;
 use platform::problem::{ApiJson, Problem};
 use serde::{Deserialize, Serialize};
 use totp_rs::{Algorithm, TOTP};
@@ -117,11 +117,8 @@ pub struct Enrollment {
 )]
 pub async fn enroll(
     State(app): State<AppState>,
-    principal: Principal,
+    principal: SignedIn,
 ) -> Result<Json<Enrollment>, Problem> {
-    app.tenant_status
-        .require_open(&app.store, principal.tenant_id)
-        .await?;
     let secret: [u8; 20] = rand::random();
     let totp = totp(secret.to_vec(), &principal.user_id.to_string())?;
     let mut tx = app.store.begin(principal.tenant_id).await?;
@@ -178,12 +175,9 @@ pub struct Verified {
 )]
 pub async fn verify(
     State(app): State<AppState>,
-    principal: Principal,
+    principal: SignedIn,
     ApiJson(request): ApiJson<VerifyRequest>,
 ) -> Result<Json<Verified>, Problem> {
-    app.tenant_status
-        .require_open(&app.store, principal.tenant_id)
-        .await?;
     let mut tx = app.store.begin(principal.tenant_id).await?;
     let row: Option<(Vec<u8>, bool)> =
         sqlx::query_as("select secret_enc, enabled from mfa_secrets where user_id = $1 for update")

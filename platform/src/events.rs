@@ -42,3 +42,32 @@ pub fn new_events<E: DomainEvent>(
         })
         .collect()
 }
+
+/// An aggregate's state and stream version from its recorded events (in version order).
+pub fn fold<D: domain::decider::Decider>(
+    stream: &StreamRef,
+    recorded: Vec<eventstore::RecordedEvent>,
+) -> anyhow::Result<(D::State, u32)> {
+    let version = recorded.last().map_or(0, |e| e.version);
+    let mut state = D::State::default();
+    for event in recorded {
+        let decoded: D::Event =
+            domain::event::decode(&event.event_type, event.payload).map_err(|err| {
+                anyhow::anyhow!(
+                    "stored event {} of {stream} is unreadable: {err}",
+                    event.event_id
+                )
+            })?;
+        state = D::evolve(state, &decoded);
+    }
+    Ok((state, version))
+}
+
+/// What the store is told to expect of a stream read at `version`.
+pub fn expect(version: u32) -> eventstore::ExpectedVersion {
+    if version == 0 {
+        eventstore::ExpectedVersion::NoStream
+    } else {
+        eventstore::ExpectedVersion::Exact(version)
+    }
+}

@@ -140,29 +140,53 @@ pub fn decode_message(
     Ok(event)
 }
 
-/// Runs one projection's consumer until `cancel`; reconnects its message stream on errors.
+/// Runs one projection's consumer until `cancel`.
 pub async fn run(
     projection: Projection,
     runtime: Runtime,
     stats: Arc<ProjectionStats>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let js = jetstream::new(runtime.nats.clone());
-    let name = durable_name(projection);
+    let (rt, st) = (&runtime, &*stats);
+    consume(
+        &runtime.nats,
+        &runtime.ns,
+        &durable_name(projection),
+        filter_subject(&runtime.ns, projection),
+        (runtime.config.batch_size, runtime.config.linger),
+        &cancel,
+        move |batch| handle_batch(projection, rt, st, batch),
+    )
+    .await
+}
+
+/// Pulls from the durable consumer `name` until `cancel`, handing `handle` one batch at a time:
+/// what arrives within `linger` of a first message, up to `batch_size`. Creating the consumer
+/// and pulling are retried while NATS or the stream is away.
+pub async fn consume<F, Fut>(
+    nats: &async_nats::Client,
+    ns: &Namespace,
+    name: &str,
+    filter_subject: String,
+    (batch_size, linger): (usize, Duration),
+    cancel: &CancellationToken,
+    mut handle: F,
+) -> anyhow::Result<()>
+where
+    F: FnMut(Vec<jetstream::Message>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let js = jetstream::new(nats.clone());
     let consumer = loop {
-        match durable_consumer(
-            &js,
-            &runtime.ns,
-            &name,
-            filter_subject(&runtime.ns, projection),
-            &cancel,
-        )
-        .await
-        {
+        match durable_consumer(&js, ns, name, filter_subject.clone(), cancel).await {
             Ok(Some(consumer)) => break consumer,
             Ok(None) => return Ok(()),
             Err(err) => {
-                tracing::warn!(projection = %projection, error = format!("{err:#}"), "no consumer yet; retrying");
+                tracing::warn!(
+                    consumer = name,
+                    error = format!("{err:#}"),
+                    "no consumer yet; retrying"
+                );
                 tokio::select! {
                     _ = cancel.cancelled() => return Ok(()),
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -170,11 +194,11 @@ pub async fn run(
             }
         }
     };
-    tracing::info!(projection = %projection, "projection consuming");
+    tracing::info!(consumer = name, "consuming");
     loop {
         let messages = consumer
             .stream()
-            .max_messages_per_batch(runtime.config.batch_size)
+            .max_messages_per_batch(batch_size)
             .heartbeat(Duration::from_secs(5))
             .expires(Duration::from_secs(10))
             .messages()
@@ -182,7 +206,7 @@ pub async fn run(
         let messages = match messages {
             Ok(m) => m,
             Err(err) => {
-                tracing::warn!(projection = %projection, error = %err, "cannot pull; retrying");
+                tracing::warn!(consumer = name, error = %err, "cannot pull; retrying");
                 tokio::select! {
                     _ = cancel.cancelled() => return Ok(()),
                     _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
@@ -193,7 +217,7 @@ pub async fn run(
         loop {
             let chunk = tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
-                chunk = next_batch(&mut messages, runtime.config.batch_size, runtime.config.linger) => chunk,
+                chunk = next_batch(&mut messages, batch_size, linger) => chunk,
             };
             let Some(chunk) = chunk else { break };
             let mut batch = Vec::with_capacity(chunk.len());
@@ -202,12 +226,12 @@ pub async fn run(
                 match item {
                     Ok(message) => batch.push(message),
                     Err(err) => {
-                        tracing::warn!(projection = %projection, error = %err, "pull failed");
+                        tracing::warn!(consumer = name, error = %err, "pull failed");
                         broken = true;
                     }
                 }
             }
-            handle_batch(projection, &runtime, &stats, batch).await;
+            handle(batch).await;
             if broken {
                 break;
             }

@@ -25,10 +25,7 @@ use async_nats::jetstream::{self, AckKind};
 use domain::conversation::{Conversation, ConversationCommand, ConversationEvent};
 use domain::decider::Decider;
 use domain::tenant::{Tenant, TenantCommand, TenantEvent};
-use eventstore::{
-    AppendError, EventMetadata, EventStore, ExpectedVersion, RecordedEvent, StreamAppend, StreamRef,
-};
-use futures::StreamExt as _;
+use eventstore::{AppendError, EventMetadata, EventStore, RecordedEvent, StreamAppend, StreamRef};
 use platform::ratelimit::{Quota, RateLimiter};
 use platform::sealing::Sealer;
 use rand::Rng as _;
@@ -37,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use whatsapp::{CloudApi, CloudApiError};
 
-use crate::consumer::{decode_message, durable_consumer, set_tenant};
+use crate::consumer::{consume, decode_message, set_tenant};
 
 pub const DURABLE: &str = "whatsapp-sender";
 const ACTOR: &str = "system:whatsapp-sender";
@@ -165,77 +162,35 @@ impl Sender {
         ns: nats::Namespace,
         cancel: CancellationToken,
     ) -> anyhow::Result<()> {
-        let js = jetstream::new(nats);
         let filter = format!(
             "{}*.conversation.BotReplied",
             ns.all_events().trim_end_matches('>')
         );
-        let consumer = loop {
-            match durable_consumer(&js, &ns, DURABLE, filter.clone(), &cancel).await {
-                Ok(Some(c)) => break c,
-                Ok(None) => return Ok(()),
-                Err(err) => {
-                    tracing::warn!(
-                        error = format!("{err:#}"),
-                        "sender has no consumer yet; retrying"
-                    );
-                    tokio::select! {
-                        _ = cancel.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                }
-            }
-        };
         let upcasters = platform::events::upcasters();
-        tracing::info!("whatsapp sender consuming");
-        loop {
-            let messages = match consumer
-                .stream()
-                .max_messages_per_batch(self.config.batch_size)
-                .heartbeat(Duration::from_secs(5))
-                .expires(Duration::from_secs(10))
-                .messages()
-                .await
-            {
-                Ok(m) => m,
-                Err(err) => {
-                    tracing::warn!(error = %err, "sender cannot pull; retrying");
-                    tokio::select! {
-                        _ = cancel.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    }
-                }
-            };
-            let mut chunks = messages.ready_chunks(self.config.batch_size);
-            loop {
-                let chunk = tokio::select! {
-                    _ = cancel.cancelled() => return Ok(()),
-                    chunk = chunks.next() => chunk,
-                };
-                let Some(chunk) = chunk else { break };
-                let mut batch = Vec::new();
-                let mut broken = false;
-                for item in chunk {
-                    match item {
-                        Ok(message) => match decode_message(&message, &upcasters) {
-                            Ok(event) => batch.push((message, event)),
-                            Err(err) => {
-                                tracing::error!(error = %err, "dropping an unreadable message");
-                                let _ = message.ack_with(AckKind::Term).await;
-                            }
-                        },
+        let (sender, upcasters) = (&self, &upcasters);
+        // No linger: a reply goes out as soon as it arrives.
+        consume(
+            &nats,
+            &ns,
+            DURABLE,
+            filter,
+            (self.config.batch_size, Duration::ZERO),
+            &cancel,
+            move |messages| async move {
+                let mut batch = Vec::with_capacity(messages.len());
+                for message in messages {
+                    match decode_message(&message, upcasters) {
+                        Ok(event) => batch.push((message, event)),
                         Err(err) => {
-                            tracing::warn!(error = %err, "sender pull failed");
-                            broken = true;
+                            tracing::error!(error = %err, "dropping an unreadable message");
+                            let _ = message.ack_with(AckKind::Term).await;
                         }
                     }
                 }
-                self.handle_batch(batch).await;
-                if broken {
-                    break;
-                }
-            }
-        }
+                sender.handle_batch(batch).await;
+            },
+        )
+        .await
     }
 
     /// Sends a batch: one task per conversation, replies within it in order.
@@ -680,24 +635,15 @@ async fn decide_and_append<D: Decider>(
     decide: impl Fn(&D::State) -> anyhow::Result<Vec<D::Event>>,
 ) -> anyhow::Result<()> {
     for _ in 0..5 {
-        let recorded = store.read_stream(tenant, stream, 1).await?;
-        let version = recorded.last().map(|e| e.version).unwrap_or(0);
-        let events: Vec<D::Event> = recorded
-            .iter()
-            .map(|e| domain::event::decode::<D::Event>(&e.event_type, e.payload.clone()))
-            .collect::<Result<_, _>>()?;
-        let state = D::fold(&events);
+        let (state, version) =
+            platform::events::fold::<D>(stream, store.read_stream(tenant, stream, 1).await?)?;
         let new = decide(&state)?;
         if new.is_empty() {
             return Ok(());
         }
         let append = StreamAppend {
             stream: stream.clone(),
-            expected: if version == 0 {
-                ExpectedVersion::NoStream
-            } else {
-                ExpectedVersion::Exact(version)
-            },
+            expected: platform::events::expect(version),
             events: platform::events::new_events(tenant, key, stream, &new, metadata),
         };
         match store.append(tenant, vec![append]).await {
