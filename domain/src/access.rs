@@ -19,6 +19,13 @@ pub enum Role {
     Viewer,
 }
 
+crate::labels::labels!(Role {
+    Owner => "owner",
+    Admin => "admin",
+    Staff => "staff",
+    Viewer => "viewer",
+});
+
 /// What a request may need. API key scopes are permissions too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -34,11 +41,28 @@ pub enum Permission {
     ManageWhatsApp,
     ManageBilling,
     ReadAudit,
+    /// The plan's usage: messages and bookings counted against its limits.
+    ReadUsage,
 }
+
+crate::labels::labels!(Permission {
+    ReadBookings => "read_bookings",
+    WriteBookings => "write_bookings",
+    ReadConfig => "read_config",
+    WriteConfig => "write_config",
+    ReadConversations => "read_conversations",
+    ReplyConversations => "reply_conversations",
+    ManageUsers => "manage_users",
+    ManageApiKeys => "manage_api_keys",
+    ManageWhatsApp => "manage_whats_app",
+    ManageBilling => "manage_billing",
+    ReadAudit => "read_audit",
+    ReadUsage => "read_usage",
+});
 
 impl Role {
     /// The permission matrix. Owners do everything; admins all but billing; staff run the
-    /// day (bookings, conversations); viewers read.
+    /// day (bookings, conversations); viewers read the day.
     pub fn can(self, permission: Permission) -> bool {
         use Permission as P;
         match self {

@@ -25,6 +25,14 @@ pub enum BookingStatus {
     NoShow,
 }
 
+crate::labels::labels!(BookingStatus {
+    Requested => "requested",
+    Confirmed => "confirmed",
+    Cancelled => "cancelled",
+    Completed => "completed",
+    NoShow => "no_show",
+});
+
 /// Who acted: the customer (from WhatsApp) or the business (dashboard, API).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -44,6 +52,12 @@ pub enum Channel {
     Api,
 }
 
+crate::labels::labels!(Channel {
+    WhatsApp => "whatsapp",
+    Dashboard => "dashboard",
+    Api => "api",
+});
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Customer {
     pub phone: PhoneNumber,
@@ -51,24 +65,28 @@ pub struct Customer {
     pub name: Option<String>,
 }
 
+/// A booking asked for: what, when, for whom, from where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppointmentRequest {
+    pub booking_id: BookingId,
+    /// A short code the customer can quote (`BK-7Q4K`), made at the edge.
+    pub reference: String,
+    pub service_id: ServiceId,
+    pub service_name: String,
+    pub price: Money,
+    pub resource: ResourceId,
+    /// The service's own time, without buffer.
+    pub appointment: Interval,
+    pub customer: Customer,
+    pub channel: Channel,
+    /// Confirm at once (no payment step) rather than wait for a confirmation.
+    pub confirm: bool,
+    pub now: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum BookingCommand {
-    Request {
-        booking_id: BookingId,
-        /// A short code the customer can quote (`BK-7Q4K`), made at the edge.
-        reference: String,
-        service_id: ServiceId,
-        service_name: String,
-        price: Money,
-        resource: ResourceId,
-        /// The service's own time, without buffer.
-        appointment: Interval,
-        customer: Customer,
-        channel: Channel,
-        /// Confirm at once (no payment step) rather than wait for a confirmation.
-        confirm: bool,
-        now: DateTime<Utc>,
-    },
+    Request(AppointmentRequest),
     Confirm {
         now: DateTime<Utc>,
     },
@@ -215,7 +233,7 @@ impl Decider for BookingAggregate {
         use BookingStatus as S;
         let Some(booking) = &state.booking else {
             return match command {
-                C::Request {
+                C::Request(AppointmentRequest {
                     booking_id,
                     reference,
                     service_id,
@@ -227,7 +245,7 @@ impl Decider for BookingAggregate {
                     channel,
                     confirm,
                     now,
-                } => {
+                }) => {
                     if appointment.start <= now {
                         return Err(BookingError::InThePast);
                     }
@@ -253,7 +271,7 @@ impl Decider for BookingAggregate {
         let status = booking.status;
         let illegal = |what| Err(BookingError::IllegalTransition(status, what));
         match command {
-            C::Request { .. } => Err(BookingError::AlreadyRequested),
+            C::Request(_) => Err(BookingError::AlreadyRequested),
             C::Confirm { .. } => match status {
                 S::Requested => Ok(vec![E::AppointmentConfirmed]),
                 _ => illegal("confirmed"),
@@ -396,7 +414,7 @@ pub(crate) mod tests {
         else {
             unreachable!()
         };
-        BookingCommand::Request {
+        BookingCommand::Request(AppointmentRequest {
             booking_id,
             reference,
             service_id,
@@ -408,7 +426,7 @@ pub(crate) mod tests {
             channel,
             confirm,
             now: at(now),
-        }
+        })
     }
 
     #[test]

@@ -37,6 +37,37 @@ pub enum DeliveryStatus {
     Failed,
 }
 
+crate::labels::labels!(DeliveryStatus {
+    Sent => "sent",
+    Delivered => "delivered",
+    Read => "read",
+    Failed => "failed",
+});
+
+/// Which way a message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// From the customer.
+    In,
+    /// From the business (the bot or a person).
+    Out,
+}
+
+crate::labels::labels!(Direction {
+    In => "in",
+    Out => "out",
+});
+
+/// How the read side names an outbound message's delivery: `pending` until Meta has it, then
+/// its status. In the order a message moves through (`failed` is final).
+pub const DELIVERY_LABELS: [&str; 5] = ["pending", "sent", "delivered", "read", "failed"];
+
+/// The read side's label of a delivery status (`None`: pending).
+pub fn delivery_label(status: Option<DeliveryStatus>) -> &'static str {
+    status.map_or(DELIVERY_LABELS[0], DeliveryStatus::as_str)
+}
+
 impl DeliveryStatus {
     fn rank(self) -> u8 {
         match self {

@@ -20,6 +20,7 @@ pub mod conversation;
 pub mod decider;
 pub mod event;
 pub mod ids;
+mod labels;
 pub mod plan;
 pub mod scheduling;
 pub mod tenant;

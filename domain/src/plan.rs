@@ -10,6 +10,12 @@ pub enum Plan {
     Pro,
 }
 
+crate::labels::labels!(Plan {
+    Starter => "starter",
+    Growth => "growth",
+    Pro => "pro",
+});
+
 /// Limits per billing period. `None` is unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlanLimits {

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 
 use crate::agenda::{Agenda, AgendaCommand, AgendaError, AgendaEvent, AgendaState, Interval};
 use crate::booking::{
-    BookingAggregate, BookingCommand, BookingError, BookingEvent, BookingState, Party,
+    AppointmentRequest, BookingAggregate, BookingCommand, BookingError, BookingEvent, BookingState,
+    Party,
 };
 use crate::decider::Decider;
 use crate::ids::ResourceId;
@@ -57,24 +58,16 @@ pub fn appointment_at(start: DateTime<Utc>, duration: ServiceDuration) -> Interv
 pub fn request(
     booking: &BookingState,
     agenda: &AgendaState,
-    command: BookingCommand,
+    request: AppointmentRequest,
     buffer_minutes: u32,
     capacity: u32,
 ) -> Result<Scheduled, SchedulingError> {
-    let BookingCommand::Request {
-        booking_id,
-        appointment,
-        ..
-    } = &command
-    else {
-        return Err(BookingError::NotFound.into());
-    };
     let hold = AgendaCommand::Hold {
-        booking_id: *booking_id,
-        interval: occupied(*appointment, buffer_minutes),
+        booking_id: request.booking_id,
+        interval: occupied(request.appointment, buffer_minutes),
         capacity,
     };
-    let booking_events = BookingAggregate::decide(booking, command)?;
+    let booking_events = BookingAggregate::decide(booking, BookingCommand::Request(request))?;
     let agenda_events = Agenda::decide(agenda, hold)?;
     Ok(Scheduled {
         booking: booking_events,
@@ -184,8 +177,8 @@ mod tests {
         AgendaState::new(ResourceId::default_resource(), day.parse().unwrap())
     }
 
-    fn request_cmd(n: u128, appointment: Interval) -> BookingCommand {
-        BookingCommand::Request {
+    fn request_cmd(n: u128, appointment: Interval) -> AppointmentRequest {
+        AppointmentRequest {
             booking_id: BookingId::from_uuid(uuid::Uuid::from_u128(n)),
             reference: format!("BK-{n}"),
             service_id: ServiceId::from_uuid(uuid::Uuid::from_u128(99)),

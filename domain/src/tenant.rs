@@ -116,6 +116,12 @@ pub enum TenantStatus {
     Closed,
 }
 
+crate::labels::labels!(TenantStatus {
+    Active => "active",
+    Suspended => "suspended",
+    Closed => "closed",
+});
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TenantState {
     pub onboarded: Option<Onboarded>,

@@ -1,39 +1,30 @@
 //! Whole conversations, message by message, against an in-memory calendar that carries out
-//! the engine's actions the way the command side will.
+//! the engine's actions with the same domain function the command side runs
+//! ([`CustomerCalendar::carry_out`]).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::calendar::CustomerCalendar;
 use super::engine::*;
 use super::message::{Inbound, Reply};
-use crate::agenda::Interval;
-use crate::booking::BookingStatus;
+use crate::agenda::{AgendaState, Interval};
 use crate::bot_config::tests::{haircut, range, settings};
-use crate::bot_config::{BotSettings, KeywordReply, Service};
-use crate::ids::{BookingId, ServiceId};
-use crate::values::{LocalDate, Money, ServiceDuration};
+use crate::bot_config::{BotConfigState, BotSettings, KeywordReply, Service};
+use crate::ids::{BookingId, ResourceId, ServiceId};
+use crate::values::{LocalDate, Money, PhoneNumber, ServiceDuration};
 
 struct World {
     settings: BotSettings,
     services: Vec<Service>,
-    holds: HashMap<LocalDate, Vec<(BookingId, Interval)>>,
-    bookings: Vec<BookingView>,
+    /// The customer's bookings and the agenda days, as the command side would load them.
+    calendar: CustomerCalendar,
     state: BotState,
     now: DateTime<Utc>,
     next_id: u128,
     last_actions: Vec<BotAction>,
     last_expired: bool,
-}
-
-impl Calendar for World {
-    fn holds(&self, date: LocalDate) -> Vec<(BookingId, Interval)> {
-        self.holds.get(&date).cloned().unwrap_or_default()
-    }
-
-    fn bookings(&self) -> Vec<BookingView> {
-        self.bookings.clone()
-    }
 }
 
 fn beard() -> Service {
@@ -56,8 +47,7 @@ impl World {
         Self {
             settings: settings(),
             services: vec![haircut(), beard()],
-            holds: HashMap::new(),
-            bookings: Vec::new(),
+            calendar: CustomerCalendar::default(),
             state: BotState::default(),
             now: "2026-11-30T08:30:00Z".parse().unwrap(),
             next_id: 100,
@@ -66,8 +56,27 @@ impl World {
         }
     }
 
+    /// The configuration as the command side folds it from the stream.
+    fn config(&self) -> BotConfigState {
+        BotConfigState {
+            version: 1,
+            settings: Some(self.settings.clone()),
+            services: self
+                .services
+                .iter()
+                .map(|s| (s.id, s.clone()))
+                .collect::<BTreeMap<_, _>>(),
+        }
+    }
+
     fn send(&mut self, inbound: Inbound) -> Vec<Reply> {
         self.next_id += 1;
+        let config = self.config();
+        self.calendar.buffers = config
+            .services
+            .values()
+            .map(|s| (s.id, s.buffer_minutes))
+            .collect();
         let ctx = BotContext {
             business_name: "Demo Salon",
             settings: &self.settings,
@@ -75,7 +84,7 @@ impl World {
         };
         let turn = step(
             &ctx,
-            self,
+            &self.calendar,
             &self.state,
             Input {
                 inbound: &inbound,
@@ -92,83 +101,22 @@ impl World {
         }
         self.state = turn.state;
         self.last_expired = turn.expired;
-        for action in &turn.actions {
-            self.apply(action);
-        }
+        let customer = PhoneNumber::parse("+34600000001").unwrap();
+        self.calendar
+            .carry_out(&config, &turn.actions, &customer, self.now)
+            .expect("the engine's actions fit the calendar");
         self.last_actions = turn.actions;
         self.now += Duration::seconds(20);
         turn.replies
     }
 
-    fn apply(&mut self, action: &BotAction) {
-        let day = |start| agenda_day(&self.settings, start);
-        match action {
-            BotAction::RequestBooking {
-                booking_id,
-                service_id,
-                start,
-                confirm,
-                ..
-            } => {
-                let service = self
-                    .services
-                    .iter()
-                    .find(|s| s.id == *service_id)
-                    .unwrap()
-                    .clone();
-                let (appointment, occupied) = appointment_for(&service, *start);
-                self.holds
-                    .entry(day(*start))
-                    .or_default()
-                    .push((*booking_id, occupied));
-                self.bookings.push(BookingView {
-                    booking_id: *booking_id,
-                    service_id: *service_id,
-                    service_name: service.name.clone(),
-                    appointment,
-                    buffer_minutes: service.buffer_minutes,
-                    status: if *confirm {
-                        BookingStatus::Confirmed
-                    } else {
-                        BookingStatus::Requested
-                    },
-                });
-            }
-            BotAction::CancelBooking { booking_id } => {
-                for holds in self.holds.values_mut() {
-                    holds.retain(|(b, _)| b != booking_id);
-                }
-                let b = self
-                    .bookings
-                    .iter_mut()
-                    .find(|b| b.booking_id == *booking_id)
-                    .unwrap();
-                b.status = BookingStatus::Cancelled;
-            }
-            BotAction::RescheduleBooking { booking_id, start } => {
-                for holds in self.holds.values_mut() {
-                    holds.retain(|(b, _)| b != booking_id);
-                }
-                let b = self
-                    .bookings
-                    .iter_mut()
-                    .find(|b| b.booking_id == *booking_id)
-                    .unwrap();
-                let service = self
-                    .services
-                    .iter()
-                    .find(|s| s.id == b.service_id)
-                    .unwrap()
-                    .clone();
-                let (appointment, occupied) = appointment_for(&service, *start);
-                b.appointment = appointment;
-                self.holds
-                    .entry(agenda_day(&self.settings, *start))
-                    .or_default()
-                    .push((*booking_id, occupied));
-            }
-            BotAction::HandOff => {}
-        }
+    /// Holds on every agenda day (what another customer would see).
+    fn holds(&self) -> Vec<(BookingId, Interval)> {
+        self.calendar
+            .agendas
+            .values()
+            .flat_map(|a| a.holds.clone())
+            .collect()
     }
 
     fn say(&mut self, text: &str) -> Vec<Reply> {
@@ -278,7 +226,7 @@ fn a_customer_books_from_hi_to_confirmed() {
     book_haircut(&mut w);
     // The slot is gone for the next customer.
     let mut other = World::new();
-    other.holds = w.holds.clone();
+    other.calendar.agendas = w.calendar.agendas.clone();
     other.say("hi");
     other.tap("Haircut");
     let replies = other.tap("Tue 1 Dec");
@@ -328,7 +276,7 @@ fn a_customer_cancels_from_whatsapp() {
             booking_id: booking
         }]
     );
-    assert!(w.holds.values().all(|h| h.is_empty()));
+    assert!(w.holds().is_empty());
     let replies = w.say("cancel");
     assert!(bodies(&replies).contains("no upcoming booking"));
 }
@@ -377,9 +325,11 @@ fn a_slot_taken_while_the_customer_was_choosing_offers_the_times_still_free() {
         "2026-12-01T10:00:00Z".parse().unwrap(),
     )
     .unwrap();
-    w.holds
+    w.calendar
+        .agendas
         .entry(day)
-        .or_default()
+        .or_insert_with(|| AgendaState::new(ResourceId::default_resource(), day))
+        .holds
         .push((BookingId::from_uuid(uuid::Uuid::from_u128(9)), taken));
     let replies = w.tap("Cash");
     assert!(w.last_actions.is_empty(), "nothing is booked");

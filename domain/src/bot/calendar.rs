@@ -1,0 +1,225 @@
+//! What a conversation turn acts on, and what its actions do to it.
+//!
+//! The command side loads this customer's bookings and the agenda days the bot may offer
+//! into a [`CustomerCalendar`]; the engine reads it as its [`Calendar`] to decide a turn;
+//! [`CustomerCalendar::carry_out`] turns the turn's actions into booking and agenda events
+//! (through `scheduling`), each decided on the state the previous one left, and keeps the
+//! calendar up to date with them. The command side appends the changes with the versions it
+//! loaded; the transcript tests run exactly this.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+
+use super::engine::{BookingView, BotAction, Calendar, agenda_day};
+use crate::agenda::{Agenda, AgendaState, Interval};
+use crate::booking::{
+    AppointmentRequest, BookingAggregate, BookingState, Channel, Customer, Party,
+};
+use crate::bot_config::BotConfigState;
+use crate::decider::Decider;
+use crate::ids::{BookingId, ResourceId, ServiceId};
+use crate::scheduling::{self, Scheduled, SchedulingError, appointment_at};
+use crate::values::{LocalDate, PhoneNumber};
+
+/// A customer's bookings and the agenda days of the (default) resource the bot may offer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CustomerCalendar {
+    /// Agenda days by local date; a day absent is one nobody booked.
+    pub agendas: BTreeMap<LocalDate, AgendaState>,
+    /// This customer's bookings.
+    pub bookings: Vec<BookingState>,
+    /// The buffer after each service, as configured.
+    pub buffers: HashMap<ServiceId, u32>,
+}
+
+/// One booking a turn changed: the events for its stream and the agenda days it touched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BookingChange {
+    pub booking_id: BookingId,
+    pub scheduled: Scheduled,
+}
+
+impl CustomerCalendar {
+    pub fn new(
+        config: &BotConfigState,
+        agendas: impl IntoIterator<Item = AgendaState>,
+        bookings: Vec<BookingState>,
+    ) -> Self {
+        Self {
+            agendas: agendas
+                .into_iter()
+                .filter_map(|a| a.key.clone().map(|(_, day)| (day, a)))
+                .collect(),
+            bookings,
+            buffers: config
+                .services
+                .values()
+                .map(|s| (s.id, s.buffer_minutes))
+                .collect(),
+        }
+    }
+
+    /// The agenda of `day`, empty but keyed when nobody booked it yet.
+    pub fn agenda(&self, day: LocalDate) -> AgendaState {
+        self.agendas
+            .get(&day)
+            .cloned()
+            .unwrap_or_else(|| AgendaState::new(ResourceId::default_resource(), day))
+    }
+
+    fn booking(&self, id: BookingId) -> Option<BookingState> {
+        self.bookings
+            .iter()
+            .find(|s| s.booking.as_ref().is_some_and(|b| b.booking_id == id))
+            .cloned()
+    }
+
+    /// What `actions` do to bookings and agendas, for `customer`: one change per booking
+    /// touched, in order. Actions on a booking or service that is not there are passed over
+    /// (the engine only acts on what it was shown). The calendar takes each change in, so the
+    /// next action is decided on what the previous left.
+    pub fn carry_out(
+        &mut self,
+        config: &BotConfigState,
+        actions: &[BotAction],
+        customer: &PhoneNumber,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<BookingChange>, SchedulingError> {
+        let Some(settings) = &config.settings else {
+            return Ok(vec![]);
+        };
+        let resource = ResourceId::default_resource();
+        let mut changes = Vec::new();
+        for action in actions {
+            let (booking_id, before, scheduled) = match action {
+                BotAction::RequestBooking {
+                    booking_id,
+                    reference,
+                    service_id,
+                    start,
+                    customer_name,
+                    confirm,
+                    ..
+                } => {
+                    let Some(service) = config.services.get(service_id) else {
+                        continue;
+                    };
+                    let request = AppointmentRequest {
+                        booking_id: *booking_id,
+                        reference: reference.clone(),
+                        service_id: *service_id,
+                        service_name: service.name.clone(),
+                        price: service.price,
+                        resource: resource.clone(),
+                        appointment: appointment_at(*start, service.duration),
+                        customer: Customer {
+                            phone: customer.clone(),
+                            name: customer_name.clone(),
+                        },
+                        channel: Channel::WhatsApp,
+                        confirm: *confirm,
+                        now,
+                    };
+                    let before = BookingState::default();
+                    let scheduled = scheduling::request(
+                        &before,
+                        &self.agenda(agenda_day(settings, *start)),
+                        request,
+                        service.buffer_minutes,
+                        service.capacity,
+                    )?;
+                    (*booking_id, before, scheduled)
+                }
+                BotAction::CancelBooking { booking_id } => {
+                    let Some(before) = self.booking(*booking_id) else {
+                        continue;
+                    };
+                    let start = before.booking.as_ref().expect("found").appointment.start;
+                    let agenda = self.agenda(agenda_day(settings, start));
+                    let scheduled =
+                        scheduling::cancel(&before, &agenda, Party::Customer, None, now)?;
+                    (*booking_id, before, scheduled)
+                }
+                BotAction::RescheduleBooking { booking_id, start } => {
+                    let Some(before) = self.booking(*booking_id) else {
+                        continue;
+                    };
+                    let booking = before.booking.clone().expect("found");
+                    let Some(service) = config.services.get(&booking.service_id) else {
+                        continue;
+                    };
+                    let scheduled = scheduling::reschedule(
+                        &before,
+                        &self.agenda(agenda_day(settings, booking.appointment.start)),
+                        &self.agenda(agenda_day(settings, *start)),
+                        appointment_at(*start, service.duration),
+                        resource.clone(),
+                        service.buffer_minutes,
+                        service.capacity,
+                        Party::Customer,
+                        now,
+                    )?;
+                    (*booking_id, before, scheduled)
+                }
+                BotAction::HandOff => continue,
+            };
+            self.take_in(before, &scheduled);
+            changes.push(BookingChange {
+                booking_id,
+                scheduled,
+            });
+        }
+        Ok(changes)
+    }
+
+    /// Applies a change to the calendar's own copies of the booking and its agendas.
+    fn take_in(&mut self, before: BookingState, scheduled: &Scheduled) {
+        let after = scheduled
+            .booking
+            .iter()
+            .fold(before, BookingAggregate::evolve);
+        let id = after.booking.as_ref().map(|b| b.booking_id);
+        match self
+            .bookings
+            .iter_mut()
+            .find(|s| s.booking.as_ref().map(|b| b.booking_id) == id)
+        {
+            Some(slot) => *slot = after,
+            None => self.bookings.push(after),
+        }
+        for change in &scheduled.agendas {
+            if let Some((_, day)) = &change.agenda.key {
+                let evolved = change
+                    .events
+                    .iter()
+                    .fold(change.agenda.clone(), Agenda::evolve);
+                self.agendas.insert(*day, evolved);
+            }
+        }
+    }
+}
+
+impl Calendar for CustomerCalendar {
+    fn holds(&self, date: LocalDate) -> Vec<(BookingId, Interval)> {
+        self.agendas
+            .get(&date)
+            .map(|a| a.holds.clone())
+            .unwrap_or_default()
+    }
+
+    fn bookings(&self) -> Vec<BookingView> {
+        self.bookings
+            .iter()
+            .filter_map(|s| s.booking.as_ref())
+            .map(|b| BookingView {
+                booking_id: b.booking_id,
+                service_id: b.service_id,
+                service_name: b.service_name.clone(),
+                appointment: b.appointment,
+                buffer_minutes: self.buffers.get(&b.service_id).copied().unwrap_or(0),
+                status: b.status,
+            })
+            .collect()
+    }
+}
