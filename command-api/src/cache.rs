@@ -4,31 +4,17 @@
 //! a minute and are dropped by the commands that change a tenant's status; with Redis down the
 //! cache is bypassed.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use domain::tenant::{Tenant, TenantEvent, TenantStatus};
+use app::tenants::Gate;
 use eventstore::EventStore;
 use platform::problem::Problem;
 use platform::redis_link::RedisLink;
 use redis::AsyncCommands as _;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::exec::{load, stream};
-
 const TTL: Duration = Duration::from_secs(60);
-
-/// What a request needs to know about its tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum Gate {
-    Open,
-    Suspended {
-        reason: String,
-    },
-    /// Closed, or no such tenant.
-    Gone,
-}
 
 #[derive(Clone, Debug)]
 pub struct TenantStatusCache {
@@ -53,24 +39,13 @@ impl TenantStatusCache {
                 async move { c.get(key).await }
             })
             .await;
-        if let Some(gate) = cached
+        if let Some(cached) = cached
             .flatten()
-            .and_then(|json| serde_json::from_str(&json).ok())
+            .and_then(|json| serde_json::from_str::<Gate>(&json).ok())
         {
-            return Ok(gate);
+            return Ok(cached);
         }
-        let (tenant, _) =
-            load::<Tenant>(store, tenant_id, &stream::<TenantEvent>(tenant_id)).await?;
-        let gate = match tenant.onboarded {
-            Some(t) if t.status == TenantStatus::Active => Gate::Open,
-            Some(t) if t.status == TenantStatus::Suspended => Gate::Suspended {
-                reason: t
-                    .suspension_reason
-                    .map(|r| r.to_string())
-                    .unwrap_or_default(),
-            },
-            _ => Gate::Gone,
-        };
+        let gate = app::tenants::gate(store, tenant_id).await?;
         let json = serde_json::to_string(&gate).expect("a gate serializes");
         self.redis
             .run(|mut c| {
@@ -83,11 +58,7 @@ impl TenantStatusCache {
 
     /// Refuses a closed (401) or suspended (423, with the reason) tenant.
     pub async fn require_open(&self, store: &EventStore, tenant_id: Uuid) -> Result<(), Problem> {
-        match self.gate(store, tenant_id).await? {
-            Gate::Open => Ok(()),
-            Gate::Suspended { reason } => Err(Problem::locked(reason)),
-            Gate::Gone => Err(Problem::unauthorized()),
-        }
+        Ok(self.gate(store, tenant_id).await?.require_open()?)
     }
 
     /// After a command changed the tenant's status.
@@ -120,10 +91,10 @@ impl RouteCache {
 
     pub async fn tenants_of(
         &self,
-        pool: &sqlx::PgPool,
+        store: &EventStore,
         ids: &[String],
-    ) -> Result<std::collections::HashMap<String, Uuid>, Problem> {
-        let mut found = std::collections::HashMap::new();
+    ) -> Result<HashMap<String, Uuid>, Problem> {
+        let mut found = HashMap::new();
         if ids.is_empty() {
             return Ok(found);
         }
@@ -151,13 +122,7 @@ impl RouteCache {
         if missing.is_empty() {
             return Ok(found);
         }
-        let rows: Vec<(String, Uuid)> = sqlx::query_as(
-            "select phone_number_id, tenant_id from whatsapp_routes where phone_number_id = any($1)",
-        )
-        .bind(&missing)
-        .fetch_all(pool)
-        .await?;
-        for (id, tenant) in rows {
+        for (id, tenant) in app::whatsapp::tenants_of_numbers(store, &missing).await? {
             let key = self.key(&id);
             self.redis
                 .run(|mut c| async move {

@@ -1,6 +1,7 @@
 //! The caller of a tenant route: a user (access token) or an API key, of a tenant that is open
 //! for business. The tenant always comes from the credential.
 
+use app::CommandContext;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use domain::access::{Permission, Role};
@@ -8,9 +9,8 @@ use platform::problem::Problem;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::exec::CommandContext;
 
-pub use platform::credentials::{API_KEY_PREFIX, Actor};
+pub use platform::credentials::Actor;
 
 /// A suspended tenant answers 423 with its reason; a closed one 401.
 #[derive(Debug, Clone)]
@@ -22,44 +22,19 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub fn tenant_id(&self) -> Uuid {
-        self.tenant_id
-    }
-
     /// 403 unless the user's role, or the key's scopes, allow it.
     pub fn require(&self, permission: Permission) -> Result<(), Problem> {
-        self.actor.require(permission)
-    }
-
-    pub fn user_id(&self) -> Option<Uuid> {
-        match self.actor {
-            Actor::User { id, .. } => Some(id),
-            Actor::ApiKey { .. } => None,
-        }
-    }
-
-    pub fn role(&self) -> Option<Role> {
-        match self.actor {
-            Actor::User { role, .. } => Some(role),
-            Actor::ApiKey { .. } => None,
-        }
+        Ok(self.actor.require(permission)?)
     }
 
     /// The command context: actor, request id, and the client's idempotency key or a fresh one.
     pub fn context(&self) -> CommandContext {
-        CommandContext {
-            tenant_id: self.tenant_id,
-            actor: self.actor.label(),
-            request_id: self.request_id.clone(),
-            idempotency_key: self
-                .idempotency_key
-                .clone()
-                .unwrap_or_else(|| Uuid::new_v4().to_string()),
-        }
-    }
-
-    pub fn idempotency_key(&self) -> Option<&str> {
-        self.idempotency_key.as_deref()
+        let key = self
+            .idempotency_key
+            .clone()
+            .unwrap_or_else(|| Uuid::new_v4().to_string());
+        CommandContext::new(self.tenant_id, self.actor.label(), key)
+            .with_request_id(self.request_id.clone())
     }
 }
 
@@ -68,15 +43,20 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(
         parts: &mut Parts,
-        app: &AppState,
+        state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let bearer = platform::credentials::bearer(parts).ok_or_else(Problem::unauthorized)?;
         let (tenant_id, actor) =
-            platform::credentials::authenticate(app.store.pool(), &app.keys, bearer).await?;
-        app.limit(&actor.limit_subject(), crate::limits::PER_CREDENTIAL)
+            platform::credentials::authenticate(&state.app.store, &state.keys, bearer).await?;
+        state
+            .limit(
+                &platform::credentials::limit_subject(&actor),
+                crate::limits::PER_CREDENTIAL,
+            )
             .await?;
-        app.tenant_status
-            .require_open(&app.store, tenant_id)
+        state
+            .tenant_status
+            .require_open(&state.app.store, tenant_id)
             .await?;
         let header = |name: &str| {
             parts
@@ -107,7 +87,7 @@ impl FromRequestParts<AppState> for Caller {
 pub struct SignedIn {
     pub tenant_id: Uuid,
     pub user_id: Uuid,
-    pub role: domain::access::Role,
+    pub role: Role,
 }
 
 impl FromRequestParts<AppState> for SignedIn {
@@ -115,11 +95,12 @@ impl FromRequestParts<AppState> for SignedIn {
 
     async fn from_request_parts(
         parts: &mut Parts,
-        app: &AppState,
+        state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let principal = platform::auth::Principal::from_request_parts(parts, app).await?;
-        app.tenant_status
-            .require_open(&app.store, principal.tenant_id)
+        let principal = platform::auth::Principal::from_request_parts(parts, state).await?;
+        state
+            .tenant_status
+            .require_open(&state.app.store, principal.tenant_id)
             .await?;
         Ok(SignedIn {
             tenant_id: principal.tenant_id,

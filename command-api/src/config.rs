@@ -1,31 +1,27 @@
-//! The bot configuration and the services it offers. Versioned: `PUT /v1/bot-config` needs
-//! `If-Match` with the version it edits and answers 412 when someone changed it meanwhile;
-//! every answer carries the new version as `ETag`.
+//! The bot configuration and the services it offers, over HTTP. Versioned: `PUT
+//! /v1/bot-config` needs `If-Match` with the version it edits and answers 412 when someone
+//! changed it meanwhile; every answer carries the new version as `ETag`. The use cases are
+//! `app::catalog`.
 
+use app::Committed;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use domain::Decider as _;
 use domain::access::Permission;
-use domain::bot_config::{
-    BotConfig, BotConfigCommand, BotConfigError, BotConfigEvent, BotConfigState, BotSettings,
-    Service,
-};
+use domain::bot_config::{BotSettings, Service};
 use domain::ids::ServiceId;
 use domain::values::{Money, ServiceDuration};
+use platform::answers::{
+    Busy, Conflict, Forbidden, Invalid, InvalidOrKeyReused, JsonBody, KeyedConflict, NotFound,
+    PreconditionFailed, TenantCaller,
+};
 use platform::problem::{ApiJson, Problem};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::caller::Caller;
-use crate::exec::{execute, stream};
-
-/// The bot configuration's stream: one per tenant.
-pub fn config_stream() -> eventstore::StreamRef {
-    stream::<BotConfigEvent>("main")
-}
 
 /// `If-Match: "7"` (or `7`): the version the client read.
 fn if_match(headers: &HeaderMap) -> Result<Option<u32>, Problem> {
@@ -41,25 +37,6 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u32>, Problem> {
         .ok_or_else(|| Problem::invalid("If-Match", "a configuration version, e.g. \"3\""))
 }
 
-pub fn problem_of(err: BotConfigError) -> Problem {
-    match err {
-        BotConfigError::VersionMismatch { expected, actual } => Problem::precondition_failed(
-            format!("you edited version {expected}; the configuration is at version {actual}"),
-        ),
-        BotConfigError::Invalid(problems) => problems.into_iter().fold(
-            Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid-field",
-                "The configuration is not valid",
-            ),
-            |p, c| p.field(c.field, c.message),
-        ),
-        BotConfigError::ServiceExists => Problem::conflict("a service with this id exists"),
-        BotConfigError::UnknownService => Problem::not_found("service"),
-        BotConfigError::AlreadyRetired => Problem::conflict("the service is already retired"),
-    }
-}
-
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Versioned {
     pub version: u32,
@@ -68,7 +45,13 @@ pub struct Versioned {
     pub service_id: Option<Uuid>,
 }
 
-fn versioned(status: StatusCode, body: Versioned) -> Response {
+/// The new version, as the body and as `ETag`.
+fn versioned(status: StatusCode, done: Committed<u32>, service_id: Option<Uuid>) -> Response {
+    let body = Versioned {
+        version: done.value,
+        consistency_token: done.consistency_token(),
+        service_id,
+    };
     let etag =
         HeaderValue::from_str(&format!("\"{}\"", body.version)).expect("digits are a valid header");
     let mut response = (status, Json(body)).into_response();
@@ -76,24 +59,9 @@ fn versioned(status: StatusCode, body: Versioned) -> Response {
     response
 }
 
-/// Runs a bot-configuration command at the version the client names, or (without `If-Match`,
-/// allowed for service edits only) at whatever version is current.
-async fn run(
-    app: &AppState,
-    caller: &Caller,
-    expected: Option<u32>,
-    command: impl Fn(u32) -> BotConfigCommand,
-) -> Result<crate::exec::Executed<BotConfigState>, Problem> {
-    execute::<BotConfig>(
-        &app.store,
-        &caller.context(),
-        &config_stream(),
-        |state, version| {
-            BotConfig::decide(state, command(expected.unwrap_or(version))).map_err(problem_of)
-        },
-    )
-    .await
-}
+#[derive(utoipa::IntoResponses)]
+#[response(status = 428, description = "If-Match is required")]
+pub struct IfMatchRequired;
 
 /// `PUT /v1/bot-config`
 #[utoipa::path(
@@ -106,20 +74,13 @@ async fn run(
         ("If-Match" = String, Header, description = "The version being replaced, e.g. \"3\" (0 for the first)")
     ),
     responses(
-        (status = 200, description = "Replace the bot configuration (hours, closures, rules, payments, keyword replies, texts)", body = Versioned),
-        (status = 400, description = "The body is not valid JSON"),
-        (status = 401, description = "No valid credential"),
-        (status = 403, description = "The credential's role or scopes do not allow it"),
-        (status = 423, description = "The tenant is suspended (with the reason)"),
-        (status = 429, description = "Over a rate limit (Retry-After)"),
-        (status = 412, description = "If-Match does not match the current version"),
-        (status = 422, description = "A field is not valid (the field is named); or an Idempotency-Key reused for another body"),
-        (status = 428, description = "If-Match is required")
+        (status = 200, description = "The new version (also as ETag)", body = Versioned),
+        JsonBody, TenantCaller, Forbidden, PreconditionFailed, Invalid, IfMatchRequired, Busy
     ),
     security(("bearer" = []))
 )]
 pub async fn put_bot_config(
-    State(app): State<AppState>,
+    State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     ApiJson(settings): ApiJson<BotSettings>,
@@ -129,22 +90,8 @@ pub async fn put_bot_config(
         Problem::new(StatusCode::PRECONDITION_REQUIRED, "if-match-required", "Send If-Match with the version you edit")
             .detail("GET the configuration, then PUT it back with If-Match: \"<version>\" (\"0\" for the first one)")
     })?;
-    let settings = Box::new(settings);
-    let done = run(&app, &caller, Some(expected), |v| {
-        BotConfigCommand::Configure {
-            expected_version: v,
-            settings: settings.clone(),
-        }
-    })
-    .await?;
-    Ok(versioned(
-        StatusCode::OK,
-        Versioned {
-            version: done.version,
-            consistency_token: done.consistency_token,
-            service_id: None,
-        },
-    ))
+    let done = app::catalog::configure(&state.app, &caller.context(), expected, settings).await?;
+    Ok(versioned(StatusCode::OK, done, None))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -198,65 +145,24 @@ impl ServiceRequest {
         ("If-Match" = Option<String>, Header, description = "The configuration version this change expects")
     ),
     responses(
-        (status = 201, description = "Add a service", body = Versioned),
-        (status = 400, description = "The body is not valid JSON"),
-        (status = 401, description = "No valid credential"),
-        (status = 403, description = "The credential's role or scopes do not allow it"),
-        (status = 423, description = "The tenant is suspended (with the reason)"),
-        (status = 429, description = "Over a rate limit (Retry-After)"),
-        (status = 412, description = "If-Match does not match the current version"),
-        (status = 422, description = "A field is not valid (the field is named); or an Idempotency-Key reused for another body")
+        (status = 201, description = "The service's id and the new version (also as ETag)", body = Versioned),
+        JsonBody, TenantCaller, Forbidden, PreconditionFailed, KeyedConflict, InvalidOrKeyReused, Busy
     ),
     security(("bearer" = []))
 )]
 pub async fn add_service(
-    State(app): State<AppState>,
+    State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     ApiJson(request): ApiJson<ServiceRequest>,
 ) -> Result<Response, Problem> {
     caller.require(Permission::WriteConfig)?;
     let expected = if_match(&headers)?;
-    let id = match caller.idempotency_key() {
-        Some(key) => {
-            eventstore::event_id_from_key(caller.tenant_id(), &format!("service|{key}"), 0)
-        }
-        None => Uuid::new_v4(),
-    };
+    let ctx = caller.context();
+    let id = ctx.derived_id("service");
     let service = request.into_service(ServiceId::from_uuid(id));
-    let done = run(&app, &caller, expected, |v| BotConfigCommand::AddService {
-        expected_version: v,
-        service: service.clone(),
-    })
-    .await;
-    let done = match done {
-        // The same key again: the service exists because this very request added it.
-        Err(p) if p.status == StatusCode::CONFLICT && caller.idempotency_key().is_some() => {
-            let (state, version) =
-                crate::exec::load::<BotConfig>(&app.store, caller.tenant_id(), &config_stream())
-                    .await?;
-            if state.services.get(&service.id) != Some(&service) {
-                return Err(Problem::invalid(
-                    "Idempotency-Key",
-                    "this key was already used for a different request",
-                ));
-            }
-            crate::exec::Executed {
-                version,
-                consistency_token: String::new(),
-                state,
-            }
-        }
-        other => other?,
-    };
-    Ok(versioned(
-        StatusCode::CREATED,
-        Versioned {
-            version: done.version,
-            consistency_token: done.consistency_token,
-            service_id: Some(id),
-        },
-    ))
+    let done = app::catalog::add_service(&state.app, &ctx, expected, service).await?;
+    Ok(versioned(StatusCode::CREATED, done, Some(id)))
 }
 
 fn service_id(raw: &str) -> Result<ServiceId, Problem> {
@@ -275,20 +181,13 @@ fn service_id(raw: &str) -> Result<ServiceId, Problem> {
         ("If-Match" = Option<String>, Header, description = "The configuration version this change expects")
     ),
     responses(
-        (status = 200, description = "Change a service", body = Versioned),
-        (status = 400, description = "The body is not valid JSON"),
-        (status = 401, description = "No valid credential"),
-        (status = 403, description = "The credential's role or scopes do not allow it"),
-        (status = 423, description = "The tenant is suspended (with the reason)"),
-        (status = 429, description = "Over a rate limit (Retry-After)"),
-        (status = 404, description = "Not found (or another tenant's)"),
-        (status = 412, description = "If-Match does not match the current version"),
-        (status = 422, description = "A field is not valid (the field is named); or an Idempotency-Key reused for another body")
+        (status = 200, description = "The new version (also as ETag)", body = Versioned),
+        JsonBody, TenantCaller, Forbidden, NotFound, Conflict, PreconditionFailed, Invalid, Busy
     ),
     security(("bearer" = []))
 )]
 pub async fn update_service(
-    State(app): State<AppState>,
+    State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -297,21 +196,10 @@ pub async fn update_service(
     caller.require(Permission::WriteConfig)?;
     let expected = if_match(&headers)?;
     let service = request.into_service(service_id(&id)?);
-    let done = run(&app, &caller, expected, |v| {
-        BotConfigCommand::UpdateService {
-            expected_version: v,
-            service: service.clone(),
-        }
-    })
-    .await?;
-    Ok(versioned(
-        StatusCode::OK,
-        Versioned {
-            version: done.version,
-            consistency_token: done.consistency_token,
-            service_id: Some(service.id.uuid()),
-        },
-    ))
+    let id = service.id.uuid();
+    let done =
+        app::catalog::update_service(&state.app, &caller.context(), expected, service).await?;
+    Ok(versioned(StatusCode::OK, done, Some(id)))
 }
 
 /// `DELETE /v1/services/{id}`: retires a service (bookings keep their history).
@@ -325,18 +213,13 @@ pub async fn update_service(
         ("If-Match" = Option<String>, Header, description = "The configuration version this change expects")
     ),
     responses(
-        (status = 200, description = "Retire a service (no longer offered)", body = Versioned),
-        (status = 401, description = "No valid credential"),
-        (status = 403, description = "The credential's role or scopes do not allow it"),
-        (status = 423, description = "The tenant is suspended (with the reason)"),
-        (status = 429, description = "Over a rate limit (Retry-After)"),
-        (status = 404, description = "Not found (or another tenant's)"),
-        (status = 412, description = "If-Match does not match the current version")
+        (status = 200, description = "The new version (also as ETag)", body = Versioned),
+        TenantCaller, Forbidden, NotFound, Conflict, PreconditionFailed, Invalid, Busy
     ),
     security(("bearer" = []))
 )]
 pub async fn retire_service(
-    State(app): State<AppState>,
+    State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -344,19 +227,7 @@ pub async fn retire_service(
     caller.require(Permission::WriteConfig)?;
     let expected = if_match(&headers)?;
     let service_id = service_id(&id)?;
-    let done = run(&app, &caller, expected, |v| {
-        BotConfigCommand::RetireService {
-            expected_version: v,
-            service_id,
-        }
-    })
-    .await?;
-    Ok(versioned(
-        StatusCode::OK,
-        Versioned {
-            version: done.version,
-            consistency_token: done.consistency_token,
-            service_id: Some(service_id.uuid()),
-        },
-    ))
+    let done =
+        app::catalog::retire_service(&state.app, &caller.context(), expected, service_id).await?;
+    Ok(versioned(StatusCode::OK, done, Some(service_id.uuid())))
 }

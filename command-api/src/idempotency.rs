@@ -29,17 +29,13 @@ struct Stored {
     body: Vec<u8>,
 }
 
-/// A stored key: the request's fingerprint, the answer's status and sealed answer (once
-/// settled), and whether an unsettled claim is stale.
-type KeyRow = (Vec<u8>, Option<i32>, Option<Vec<u8>>, bool);
-
 fn kept(status: StatusCode) -> bool {
     status.is_success()
         || (status.is_client_error()
             && !matches!(status.as_u16(), 401 | 408 | 409 | 423 | 425 | 429))
 }
 
-pub async fn layer(State(app): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if request.method() != Method::POST {
         return next.run(request).await;
     }
@@ -58,14 +54,14 @@ pub async fn layer(State(app): State<AppState>, request: Request, next: Next) ->
     if key.is_empty() || key.chars().count() > 200 {
         return Problem::invalid("Idempotency-Key", "1 to 200 characters").into_response();
     }
-    match run(&app, key, credential, request, next).await {
+    match run(&state.app, key, credential, request, next).await {
         Ok(response) => response,
         Err(problem) => problem.into_response(),
     }
 }
 
 async fn run(
-    app: &AppState,
+    app: &app::App,
     key: String,
     credential: Vec<u8>,
     request: Request,
@@ -90,13 +86,13 @@ async fn run(
     let pool = app.store.pool();
 
     for _ in 0..2 {
-        let claimed = sqlx::query(
+        let claimed = sqlx::query!(
             "insert into idempotency_keys (scope, key, fingerprint) values ($1, $2, $3)
              on conflict (scope, key) do nothing",
+            &scope,
+            &key,
+            &fingerprint
         )
-        .bind(&scope)
-        .bind(&key)
-        .bind(&fingerprint)
         .execute(pool)
         .await?
         .rows_affected()
@@ -104,19 +100,21 @@ async fn run(
         if claimed {
             return first(app, &scope, &key, parts, bytes, next).await;
         }
-        let row: Option<KeyRow> = sqlx::query_as(
-            "select fingerprint, status, response_enc,
-                    created_at < now() - make_interval(secs => $3)
-             from idempotency_keys where scope = $1 and key = $2",
+        let row = sqlx::query!(
+            r#"select fingerprint, status, response_enc,
+                    created_at < now() - make_interval(secs => $3) as "stale!"
+             from idempotency_keys where scope = $1 and key = $2"#,
+            &scope,
+            &key,
+            STALE_SECS
         )
-        .bind(&scope)
-        .bind(&key)
-        .bind(STALE_SECS)
         .fetch_optional(pool)
         .await?;
-        let Some((stored_fingerprint, status, response, stale)) = row else {
+        let Some(row) = row else {
             continue; // swept meanwhile: claim again
         };
+        let (stored_fingerprint, status, response, stale) =
+            (row.fingerprint, row.status, row.response_enc, row.stale);
         if stored_fingerprint != fingerprint {
             return Err(Problem::invalid(
                 "Idempotency-Key",
@@ -126,11 +124,11 @@ async fn run(
         match (status, response) {
             (Some(_), Some(sealed)) => return replay(app, &sealed),
             _ if stale => {
-                sqlx::query(
+                sqlx::query!(
                     "delete from idempotency_keys where scope = $1 and key = $2 and status is null",
+                    &scope,
+                    &key
                 )
-                .bind(&scope)
-                .bind(&key)
                 .execute(pool)
                 .await?;
             }
@@ -149,7 +147,7 @@ async fn run(
 }
 
 async fn first(
-    app: &AppState,
+    app: &app::App,
     scope: &[u8],
     key: &str,
     parts: axum::http::request::Parts,
@@ -162,11 +160,13 @@ async fn first(
     let pool = app.store.pool();
     let status = response.status();
     if !kept(status) {
-        sqlx::query("delete from idempotency_keys where scope = $1 and key = $2")
-            .bind(scope)
-            .bind(key)
-            .execute(pool)
-            .await?;
+        sqlx::query!(
+            "delete from idempotency_keys where scope = $1 and key = $2",
+            scope,
+            key
+        )
+        .execute(pool)
+        .await?;
         return Ok(response);
     }
     let (parts, body) = response.into_parts();
@@ -189,26 +189,27 @@ async fn first(
     let sealed = app
         .sealer
         .seal(&serde_json::to_vec(&stored).map_err(Problem::internal)?);
-    sqlx::query(
+    sqlx::query!(
         "update idempotency_keys set status = $3, response_enc = $4 where scope = $1 and key = $2",
+        scope,
+        key,
+        i32::from(status.as_u16()),
+        sealed
     )
-    .bind(scope)
-    .bind(key)
-    .bind(i32::from(status.as_u16()))
-    .bind(sealed)
     .execute(pool)
     .await?;
     if rand::random::<u8>() == 0 {
         // Now and then, forget what is more than a day old.
-        let _ =
-            sqlx::query("delete from idempotency_keys where created_at < now() - interval '1 day'")
-                .execute(pool)
-                .await;
+        let _ = sqlx::query!(
+            "delete from idempotency_keys where created_at < now() - interval '1 day'"
+        )
+        .execute(pool)
+        .await;
     }
     Ok(Response::from_parts(parts, Body::from(body)))
 }
 
-fn replay(app: &AppState, sealed: &[u8]) -> Result<Response, Problem> {
+fn replay(app: &app::App, sealed: &[u8]) -> Result<Response, Problem> {
     let stored: Stored = app
         .sealer
         .open(sealed)

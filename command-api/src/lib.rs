@@ -1,9 +1,13 @@
-//! The write side over HTTP: onboarding, sessions, and (with their issues) commands and the
-//! WhatsApp and Stripe webhooks.
+//! The write side over HTTP: onboarding, sessions, team and API keys, the bot configuration,
+//! bookings, the WhatsApp number and Meta's webhook.
 //!
-//! Decides with the pure domain and appends through the event store as the application role,
-//! one tenant transaction per request; the tenant always comes from the credential. It never
-//! reads read models to decide and never publishes to NATS (the relay does).
+//! Every handler is extract, call, render: it authenticates the caller (the tenant always
+//! comes from the credential), checks the permission, calls a use case of `app`, and renders
+//! its answer; an `AppError` becomes problem+json through `platform::problem`. No handler
+//! loads an aggregate, loops on a conflict or runs SQL of the domain's; what stays here is
+//! HTTP's own: rate limits, the tenant gate's cache, `Idempotency-Key` answers, the webhook's
+//! signature. It never reads read models to decide and never publishes to NATS (the relay
+//! does).
 
 #![forbid(unsafe_code)]
 
@@ -13,12 +17,10 @@ pub mod bookings;
 pub mod cache;
 pub mod caller;
 pub mod config;
-pub mod exec;
 pub mod idempotency;
 pub mod keyed_lock;
 pub mod mfa;
 pub mod operator;
-pub mod secrets;
 pub mod tenants;
 pub mod users;
 pub mod webhook;
@@ -113,12 +115,11 @@ pub fn load_settings() -> anyhow::Result<Settings> {
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: EventStore,
+    /// The use cases' store, sealer and policy.
+    pub app: app::App,
     pub keys: JwtKeys,
     pub operator_keys: OperatorKeys,
-    pub refresh_ttl_days: u32,
     pub cloud_api: whatsapp::CloudApi,
-    pub sealer: secrets::Sealer,
     pub limiter: platform::ratelimit::RateLimiter,
     pub tenant_status: cache::TenantStatusCache,
     /// phone_number_id to tenant, for webhooks.
@@ -280,21 +281,28 @@ impl Application {
         let nats = nats::connect(&settings.nats.url, "command-api").await?;
         let redis = Dependencies::redis_client(&settings.redis)?;
         let store = EventStore::new(pool.clone())
-            .with_upcasters(platform::events::upcasters())
+            .with_upcasters(app::events::upcasters())
             .with_wakeups(Wakeups::new(nats.clone(), &settings.nats.namespace()?));
         let redis_link =
             platform::redis_link::RedisLink::new(Some(redis.clone()), &settings.redis.key_prefix);
         let app = AppState {
-            store,
+            app: app::App {
+                store,
+                sealer: vault::Sealer::from_base64(
+                    settings.whatsapp.encryption_key.expose_secret(),
+                )?,
+                policy: app::Policy {
+                    refresh_ttl: chrono::Duration::days(i64::from(settings.auth.refresh_ttl_days)),
+                    ..app::Policy::default()
+                },
+            },
             keys: JwtKeys::from_settings(&settings.auth)?,
             operator_keys: OperatorKeys(JwtKeys::from_settings(&settings.operator_auth)?),
-            refresh_ttl_days: settings.auth.refresh_ttl_days,
             cloud_api: whatsapp::CloudApi::new(
                 &settings.whatsapp.api_base_url,
                 &settings.whatsapp.api_version,
                 std::time::Duration::from_secs(10),
             ),
-            sealer: secrets::Sealer::from_base64(settings.whatsapp.encryption_key.expose_secret())?,
             conversations: keyed_lock::KeyedLocks::default(),
             webhook_phone_quota: platform::ratelimit::Quota::per_minute(
                 settings.limits.webhook_per_phone_per_minute,
@@ -339,7 +347,7 @@ mod tests {
             platform::settings::load("command-api-defaults-only", DEFAULTS).unwrap();
         JwtKeys::from_settings(&settings.auth).unwrap();
         JwtKeys::from_settings(&settings.operator_auth).unwrap();
-        secrets::Sealer::from_base64(settings.whatsapp.encryption_key.expose_secret()).unwrap();
+        vault::Sealer::from_base64(settings.whatsapp.encryption_key.expose_secret()).unwrap();
     }
 }
 

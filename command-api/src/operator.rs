@@ -1,18 +1,19 @@
 //! Platform operator routes: suspending and reinstating a tenant. The tenant comes from the
 //! path here, under an operator credential that no tenant holds.
 
+use app::CommandContext;
 use axum::Json;
 use axum::extract::{Path, State};
-use domain::Decider as _;
-use domain::tenant::{Tenant, TenantCommand, TenantError, TenantEvent};
 use domain::values::Reason;
+use platform::answers::{
+    Busy, Conflict, IdempotencyKey, InvalidOrKeyReused, JsonBody, NotFound, Unauthenticated,
+};
 use platform::auth::Operator;
 use platform::problem::{ApiJson, Problem};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::exec::{CommandContext, execute, stream};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -29,36 +30,13 @@ pub struct Changed {
     pub consistency_token: String,
 }
 
-fn problem_of(err: TenantError) -> Problem {
-    match err {
-        TenantError::NotOnboarded => Problem::not_found("tenant"),
-        other => Problem::conflict(other.to_string()),
-    }
-}
-
-async fn run(
-    app: &AppState,
-    operator: &Operator,
-    tenant: &str,
-    command: TenantCommand,
-) -> Result<String, Problem> {
+/// The tenant of the path, in the operator's name.
+fn operating(operator: &Operator, tenant: &str) -> Result<CommandContext, Problem> {
     let tenant_id: Uuid = tenant.parse().map_err(|_| Problem::not_found("tenant"))?;
-    let ctx = CommandContext {
+    Ok(CommandContext::fresh(
         tenant_id,
-        actor: format!("operator:{}", operator.id),
-        request_id: None,
-        idempotency_key: Uuid::new_v4().to_string(),
-    };
-    let done = execute::<Tenant>(
-        &app.store,
-        &ctx,
-        &stream::<TenantEvent>(tenant_id),
-        |state, _| Tenant::decide(state, command.clone()).map_err(problem_of),
-    )
-    .await?;
-    app.tenant_status.forget(tenant_id).await;
-    tracing::info!(operator = %operator.id, %tenant_id, ?command, "operator changed a tenant");
-    Ok(done.consistency_token)
+        format!("operator:{}", operator.id),
+    ))
 }
 
 /// `POST /v1/operator/tenants/{id}/suspend`
@@ -69,37 +47,29 @@ async fn run(
     summary = "Suspend a tenant (platform operator only)",
     request_body = SuspendRequest,
     params(
-        ("id" = Uuid, Path, description = "The tenant")
+        ("id" = Uuid, Path, description = "The tenant"),
+        IdempotencyKey
     ),
     responses(
-        (status = 200, description = "Suspend a tenant (platform operator only)", body = Changed),
-        (status = 400, description = "The body is not valid JSON"),
-        (status = 401, description = "No valid credential"),
-        (status = 404, description = "Not found (or another tenant's)"),
-        (status = 409, description = "A conflicting change (e.g. the slot was just taken, a taken slug)"),
-        (status = 422, description = "A field is not valid (the field is named); or an Idempotency-Key reused for another body")
+        (status = 200, description = "The tenant is suspended", body = Changed),
+        JsonBody, Unauthenticated, NotFound, Conflict, InvalidOrKeyReused, Busy
     ),
     security(("bearer" = []))
 )]
 pub async fn suspend(
-    State(app): State<AppState>,
+    State(state): State<AppState>,
     operator: Operator,
     Path(tenant): Path<String>,
     ApiJson(request): ApiJson<SuspendRequest>,
 ) -> Result<Json<Changed>, Problem> {
-    let token = run(
-        &app,
-        &operator,
-        &tenant,
-        TenantCommand::Suspend {
-            reason: request.reason,
-        },
-    )
-    .await?;
+    let ctx = operating(&operator, &tenant)?;
+    let done = app::tenants::suspend(&state.app, &ctx, request.reason.clone()).await?;
+    state.tenant_status.forget(ctx.tenant_id).await;
+    tracing::info!(operator = %operator.id, tenant_id = %ctx.tenant_id, reason = %request.reason, "operator suspended a tenant");
     Ok(Json(Changed {
-        tenant_id: tenant.parse().expect("checked"),
+        tenant_id: ctx.tenant_id,
         status: "suspended",
-        consistency_token: token,
+        consistency_token: done.consistency_token(),
     }))
 }
 
@@ -110,25 +80,27 @@ pub async fn suspend(
     tag = "operator",
     summary = "Reinstate a suspended tenant (platform operator only)",
     params(
-        ("id" = Uuid, Path, description = "The tenant")
+        ("id" = Uuid, Path, description = "The tenant"),
+        IdempotencyKey
     ),
     responses(
-        (status = 200, description = "Reinstate a suspended tenant (platform operator only)", body = Changed),
-        (status = 401, description = "No valid credential"),
-        (status = 404, description = "Not found (or another tenant's)"),
-        (status = 409, description = "A conflicting change (e.g. the slot was just taken, a taken slug)")
+        (status = 200, description = "The tenant is active again", body = Changed),
+        Unauthenticated, NotFound, Conflict, InvalidOrKeyReused, Busy
     ),
     security(("bearer" = []))
 )]
 pub async fn reinstate(
-    State(app): State<AppState>,
+    State(state): State<AppState>,
     operator: Operator,
     Path(tenant): Path<String>,
 ) -> Result<Json<Changed>, Problem> {
-    let token = run(&app, &operator, &tenant, TenantCommand::Reinstate).await?;
+    let ctx = operating(&operator, &tenant)?;
+    let done = app::tenants::reinstate(&state.app, &ctx).await?;
+    state.tenant_status.forget(ctx.tenant_id).await;
+    tracing::info!(operator = %operator.id, tenant_id = %ctx.tenant_id, "operator reinstated a tenant");
     Ok(Json(Changed {
-        tenant_id: tenant.parse().expect("checked"),
+        tenant_id: ctx.tenant_id,
         status: "active",
-        consistency_token: token,
+        consistency_token: done.consistency_token(),
     }))
 }

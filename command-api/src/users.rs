@@ -1,51 +1,24 @@
-//! Team members: invitations (a one-time token, shown once), accepting one, role changes,
-//! deactivation. Events carry metadata only; tokens and hashes stay in their tables.
+//! Team members over HTTP: invitations, accepting one, role changes, deactivation. The use
+//! cases are `app::team`.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use chrono::{Duration, Utc};
-use domain::Decider as _;
-use domain::access::{AccessError, Permission, Role, User, UserCommand, UserEvent};
-use domain::ids::UserId;
+use chrono::Utc;
+use domain::access::{Permission, Role};
 use domain::values::Email;
-use eventstore::ExpectedVersion;
+use platform::answers::{
+    Busy, Conflict, Forbidden, Invalid, InvalidOrKeyReused, JsonBody, KeyedConflict, NotFound,
+    TenantCaller, Unauthenticated,
+};
 use platform::problem::{ApiJson, Problem};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::auth::{TokenPair, issue_tokens};
+use crate::auth::{TokenPair, tokens};
 use crate::caller::Caller;
-use crate::exec::{append_in, execute, stream};
-use crate::secrets::{hash_password, new_refresh_token, sha256, tenant_of_refresh_token};
-
-pub const INVITATION_DAYS: i64 = 7;
-
-fn problem_of(err: AccessError) -> Problem {
-    match err {
-        AccessError::NotFound => Problem::not_found("user"),
-        other => Problem::conflict(format!("the user {other}")),
-    }
-}
-
-/// Only an owner may make (or unmake) an owner.
-fn may_grant(caller: &Caller, role: Role) -> Result<(), Problem> {
-    if role == Role::Owner && caller.role() != Some(Role::Owner) {
-        return Err(Problem::forbidden(
-            "only an owner may grant or change the owner role",
-        ));
-    }
-    Ok(())
-}
-
-fn role_name(role: Role) -> String {
-    serde_json::to_value(role)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -73,81 +46,34 @@ pub struct Invited {
     summary = "Invite a person with a role",
     request_body = InviteRequest,
     responses(
-        (status = 201, description = "Invite a person with a role", body = Invited),
-        (status = 400, description = "The body is not valid JSON"),
-        (status = 401, description = "No valid credential"),
-        (status = 403, description = "The credential's role or scopes do not allow it"),
-        (status = 423, description = "The tenant is suspended (with the reason)"),
-        (status = 429, description = "Over a rate limit (Retry-After)"),
-        (status = 409, description = "A conflicting change (e.g. the slot was just taken, a taken slug)"),
-        (status = 422, description = "A field is not valid (the field is named); or an Idempotency-Key reused for another body")
+        (status = 201, description = "The invitation, with its token (shown once)", body = Invited),
+        JsonBody, TenantCaller, Forbidden, KeyedConflict, InvalidOrKeyReused, Busy
     ),
     security(("bearer" = []))
 )]
 pub async fn invite(
-    State(app): State<AppState>,
+    State(state): State<AppState>,
     caller: Caller,
     ApiJson(request): ApiJson<InviteRequest>,
 ) -> Result<impl IntoResponse, Problem> {
     caller.require(Permission::ManageUsers)?;
-    may_grant(&caller, request.role)?;
-    let ctx = caller.context();
-    let user_id = Uuid::new_v4();
-    let token = new_refresh_token(ctx.tenant_id);
-    let expires_at = Utc::now() + Duration::days(INVITATION_DAYS);
-    let events = User::decide(
-        &Default::default(),
-        UserCommand::Invite {
-            user_id: UserId::from_uuid(user_id),
-            email: request.email.clone(),
-            role: request.role,
-            invited_by: caller.user_id().map(UserId::from_uuid),
-        },
-    )
-    .map_err(problem_of)?;
-    let user_stream = stream::<UserEvent>(user_id);
-    let mut tx = app.store.begin(ctx.tenant_id).await?;
-    // No password until the invitation is accepted: the empty hash never verifies.
-    let inserted = sqlx::query("insert into user_credentials (tenant_id, user_id, email, password_hash, role) values ($1, $2, $3, '', $4)")
-        .bind(ctx.tenant_id)
-        .bind(user_id)
-        .bind(request.email.as_str())
-        .bind(role_name(request.role))
-        .execute(tx.conn())
-        .await;
-    match inserted {
-        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-            return Err(
-                Problem::conflict("someone with this email is already on the team")
-                    .field("email", "already a member"),
-            );
-        }
-        other => other?,
-    };
-    sqlx::query("insert into invitations (tenant_id, token_hash, user_id, expires_at) values ($1, $2, $3, $4)")
-        .bind(ctx.tenant_id)
-        .bind(sha256(&token))
-        .bind(user_id)
-        .bind(expires_at)
-        .execute(tx.conn())
-        .await?;
-    let outcome = append_in(
-        &app.store,
-        &mut tx,
-        &ctx,
-        &user_stream,
-        ExpectedVersion::NoStream,
-        &events,
+    let done = app::team::invite(
+        &state.app,
+        &caller.context(),
+        &caller.actor,
+        request.email,
+        request.role,
     )
     .await?;
-    tx.commit().await?;
+    let consistency_token = done.consistency_token();
+    let invited = done.value;
     Ok((
         StatusCode::CREATED,
         Json(Invited {
-            user_id,
-            invitation_token: token,
-            expires_at,
-            consistency_token: outcome.last_position.to_string(),
+            user_id: invited.user_id,
+            invitation_token: invited.invitation_token,
+            expires_at: invited.expires_at,
+            consistency_token,
         }),
     ))
 }
@@ -167,47 +93,18 @@ pub struct AcceptRequest {
     summary = "Accept an invitation: set a password, get tokens",
     request_body = AcceptRequest,
     responses(
-        (status = 200, description = "Accept an invitation: set a password, get tokens", body = TokenPair),
-        (status = 400, description = "The body is not valid JSON"),
-        (status = 401, description = "No valid credential"),
-        (status = 422, description = "A field is not valid (the field is named); or an Idempotency-Key reused for another body"),
-        (status = 423, description = "The tenant is suspended (with the reason)")
+        (status = 200, description = "The new member's tokens", body = TokenPair),
+        JsonBody, Unauthenticated, Invalid
     )
 )]
 pub async fn accept(
-    State(app): State<AppState>,
+    State(state): State<AppState>,
     ApiJson(request): ApiJson<AcceptRequest>,
 ) -> Result<Json<TokenPair>, Problem> {
-    if !(10..=128).contains(&request.password.chars().count()) {
-        return Err(Problem::invalid(
-            "password",
-            "a password is 10 to 128 characters",
-        ));
-    }
-    let tenant_id =
-        tenant_of_refresh_token(&request.invitation_token).ok_or_else(Problem::unauthorized)?;
-    let hash = hash_password(request.password).await?;
-    let mut tx = app.store.begin(tenant_id).await?;
-    let user_id: Option<Uuid> = sqlx::query_scalar(
-        "update invitations set used_at = now()
-          where token_hash = $1 and used_at is null and expires_at > now()
-         returning user_id",
-    )
-    .bind(sha256(&request.invitation_token))
-    .fetch_optional(tx.conn())
-    .await?;
-    let user_id = user_id.ok_or_else(Problem::unauthorized)?;
-    let role: Option<String> = sqlx::query_scalar("update user_credentials set password_hash = $1 where user_id = $2 and active returning role")
-        .bind(&hash)
-        .bind(user_id)
-        .fetch_optional(tx.conn())
-        .await?;
-    let role: Role = role
-        .and_then(|r| serde_json::from_value(serde_json::Value::String(r)).ok())
-        .ok_or_else(Problem::unauthorized)?;
-    let tokens = issue_tokens(&app, &mut tx, tenant_id, user_id, role, None).await?;
-    tx.commit().await?;
-    Ok(Json(tokens))
+    let session =
+        app::team::accept_invitation(&state.app, &request.invitation_token, request.password)
+            .await?;
+    Ok(Json(tokens(&state, &session)?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -239,48 +136,30 @@ fn user_id(raw: &str) -> Result<Uuid, Problem> {
         ("id" = Uuid, Path, description = "The user")
     ),
     responses(
-        (status = 200, description = "Change a user's role", body = Changed),
-        (status = 400, description = "The body is not valid JSON"),
-        (status = 401, description = "No valid credential"),
-        (status = 403, description = "The credential's role or scopes do not allow it"),
-        (status = 423, description = "The tenant is suspended (with the reason)"),
-        (status = 429, description = "Over a rate limit (Retry-After)"),
-        (status = 404, description = "Not found (or another tenant's)"),
-        (status = 409, description = "A conflicting change (e.g. the slot was just taken, a taken slug)"),
-        (status = 422, description = "A field is not valid (the field is named); or an Idempotency-Key reused for another body")
+        (status = 200, description = "The role is changed", body = Changed),
+        JsonBody, TenantCaller, Forbidden, NotFound, Conflict, Invalid, Busy
     ),
     security(("bearer" = []))
 )]
 pub async fn change_role(
-    State(app): State<AppState>,
+    State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     ApiJson(request): ApiJson<RoleRequest>,
 ) -> Result<Json<Changed>, Problem> {
     caller.require(Permission::ManageUsers)?;
-    may_grant(&caller, request.role)?;
     let id = user_id(&id)?;
-    if caller.user_id() == Some(id) {
-        return Err(Problem::forbidden("you cannot change your own role"));
-    }
-    let ctx = caller.context();
-    let done = execute::<User>(&app.store, &ctx, &stream::<UserEvent>(id), |state, _| {
-        if state.user.as_ref().is_some_and(|u| u.2 == Role::Owner) {
-            may_grant(&caller, Role::Owner)?;
-        }
-        User::decide(state, UserCommand::ChangeRole { role: request.role }).map_err(problem_of)
-    })
+    let done = app::team::change_role(
+        &state.app,
+        &caller.context(),
+        &caller.actor,
+        id,
+        request.role,
+    )
     .await?;
-    let mut tx = app.store.begin(ctx.tenant_id).await?;
-    sqlx::query("update user_credentials set role = $1 where user_id = $2")
-        .bind(role_name(request.role))
-        .bind(id)
-        .execute(tx.conn())
-        .await?;
-    tx.commit().await?;
     Ok(Json(Changed {
         user_id: id,
-        consistency_token: done.consistency_token,
+        consistency_token: done.consistency_token(),
     }))
 }
 
@@ -294,48 +173,21 @@ pub async fn change_role(
         ("id" = Uuid, Path, description = "The user")
     ),
     responses(
-        (status = 200, description = "Deactivate a user (their sessions end)", body = Changed),
-        (status = 401, description = "No valid credential"),
-        (status = 403, description = "The credential's role or scopes do not allow it"),
-        (status = 423, description = "The tenant is suspended (with the reason)"),
-        (status = 429, description = "Over a rate limit (Retry-After)"),
-        (status = 404, description = "Not found (or another tenant's)"),
-        (status = 409, description = "A conflicting change (e.g. the slot was just taken, a taken slug)")
+        (status = 200, description = "The user is deactivated", body = Changed),
+        TenantCaller, Forbidden, NotFound, KeyedConflict, InvalidOrKeyReused, Busy
     ),
     security(("bearer" = []))
 )]
 pub async fn deactivate(
-    State(app): State<AppState>,
+    State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Changed>, Problem> {
     caller.require(Permission::ManageUsers)?;
     let id = user_id(&id)?;
-    if caller.user_id() == Some(id) {
-        return Err(Problem::forbidden("you cannot deactivate yourself"));
-    }
-    let ctx = caller.context();
-    let done = execute::<User>(&app.store, &ctx, &stream::<UserEvent>(id), |state, _| {
-        if state.user.as_ref().is_some_and(|u| u.2 == Role::Owner) {
-            may_grant(&caller, Role::Owner)?;
-        }
-        User::decide(state, UserCommand::Deactivate).map_err(problem_of)
-    })
-    .await?;
-    let mut tx = app.store.begin(ctx.tenant_id).await?;
-    sqlx::query("update user_credentials set active = false where user_id = $1")
-        .bind(id)
-        .execute(tx.conn())
-        .await?;
-    sqlx::query(
-        "update refresh_tokens set revoked_at = now() where user_id = $1 and revoked_at is null",
-    )
-    .bind(id)
-    .execute(tx.conn())
-    .await?;
-    tx.commit().await?;
+    let done = app::team::deactivate(&state.app, &caller.context(), &caller.actor, id).await?;
     Ok(Json(Changed {
         user_id: id,
-        consistency_token: done.consistency_token,
+        consistency_token: done.consistency_token(),
     }))
 }

@@ -2,43 +2,49 @@
 //!
 //! A POST is trusted only after its signature checks out, over the raw bytes, with the app
 //! secret of every tenant it concerns (found by `phone_number_id`); otherwise 401 and nothing
-//! changes. Each message is one turn of its conversation: the bot engine decides, and the
-//! conversation, any booking and the agendas it touches are appended in one transaction, with
-//! event ids derived from the message id, so a redelivered message changes nothing. 200 is
-//! answered only once every turn is durable (Meta redelivers anything else).
+//! changes. Then each message is one turn of its conversation (`app::conversation::take_turn`)
+//! and each status is recorded (`app::conversation::record_status`), one conversation at a
+//! time in this process. 200 is answered only once every turn is durable: Meta redelivers
+//! anything else, and a redelivered message changes nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
+use app::conversation::AnswerPolicy;
+use app::{AppError, Rejection};
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chrono::{Duration, Utc};
-use domain::agenda::{Agenda, AgendaEvent, AgendaState, agenda_stream_id};
-use domain::booking::{
-    BookingAggregate, BookingCommand, BookingEvent, BookingState, Channel, Customer, Party,
-};
-use domain::bot::engine::{
-    BookingView, BotAction, BotContext, Calendar, Input, Turn, agenda_day, step,
-};
-use domain::bot_config::{BotConfig, BotConfigState};
-use domain::conversation::{
-    Conversation, ConversationCommand, ConversationEvent, DeliveryStatus, InboundMessage,
-};
-use domain::ids::{BookingId, ResourceId};
-use domain::scheduling::{self, Scheduled, appointment_at};
-use domain::tenant::{Tenant, TenantEvent, TenantStatus};
-use domain::values::{LocalDate, PhoneNumber};
-use domain::{Decider as _, DomainEvent as _};
-use eventstore::{AppendError, StreamAppend};
+use chrono::Utc;
+use domain::conversation::{DeliveryStatus, InboundMessage};
+use domain::values::PhoneNumber;
+use platform::answers::{Busy, Unauthenticated};
+use platform::params::Params;
 use platform::problem::Problem;
+use serde::Deserialize;
 use uuid::Uuid;
 use whatsapp::webhook::{ChangeValue, Message, Notification, Status};
 
 use crate::AppState;
-use crate::config::config_stream;
-use crate::exec::{ATTEMPTS, CommandContext, expect, fold, load, new_events, stream};
-use crate::secrets::sha256;
+
+/// Meta's verification request.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Verification {
+    /// `subscribe`
+    #[serde(rename = "hub.mode")]
+    mode: String,
+    /// The verify token the tenant connected its number with.
+    #[serde(rename = "hub.verify_token")]
+    verify_token: String,
+    /// Echoed back.
+    #[serde(rename = "hub.challenge")]
+    challenge: String,
+}
+
+#[derive(utoipa::IntoResponses)]
+#[response(status = 403, description = "Not a verification of a connected number")]
+pub struct NotOurs;
 
 /// `GET /webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…`
 #[utoipa::path(
@@ -46,44 +52,39 @@ use crate::secrets::sha256;
     path = "/webhooks/whatsapp",
     tag = "whatsapp",
     summary = "Meta's webhook verification: echoes hub.challenge for the right verify token",
-    params(
-        ("hub.mode" = String, Query, description = "subscribe"),
-        ("hub.verify_token" = String, Query, description = "The tenant's verify token"),
-        ("hub.challenge" = String, Query, description = "Echoed back")
-    ),
+    params(Verification),
     responses(
-        (status = 200, description = "Meta's webhook verification: echoes hub.challenge for the right verify token"),
-        (status = 403, description = "The credential's role or scopes do not allow it")
+        (status = 200, description = "hub.challenge, as text"),
+        NotOurs
     )
 )]
 pub async fn verify(
-    State(app): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
+    State(state): State<AppState>,
+    params: Result<Params<Verification>, Problem>,
 ) -> Result<Response, Problem> {
-    let (Some(mode), Some(token), Some(challenge)) = (
-        params.get("hub.mode"),
-        params.get("hub.verify_token"),
-        params.get("hub.challenge"),
-    ) else {
+    let Ok(Params(params)) = params else {
         return Ok(StatusCode::FORBIDDEN.into_response());
     };
-    let known: bool = sqlx::query_scalar(
-        "select exists (select from whatsapp_routes where verify_token_hash = $1)",
-    )
-    .bind(sha256(token))
-    .fetch_one(app.store.pool())
-    .await?;
-    if mode == "subscribe" && known {
+    let known = app::whatsapp::verify_token_known(&state.app.store, &params.verify_token).await?;
+    if params.mode == "subscribe" && known {
         Ok((
             StatusCode::OK,
             [("content-type", "text/plain")],
-            challenge.clone(),
+            params.challenge,
         )
             .into_response())
     } else {
         Ok(StatusCode::FORBIDDEN.into_response())
     }
 }
+
+#[derive(utoipa::IntoResponses)]
+#[response(status = 400, description = "Not a webhook notification")]
+pub struct NotANotification;
+
+#[derive(utoipa::IntoResponses)]
+#[response(status = 413, description = "The body is too large")]
+pub struct TooLarge;
 
 /// `POST /webhooks/whatsapp`
 #[utoipa::path(
@@ -96,15 +97,12 @@ pub async fn verify(
         ("X-Hub-Signature-256" = String, Header, description = "sha256=<HMAC of the raw body with the app secret>")
     ),
     responses(
-        (status = 200, description = "Meta's notifications (messages, statuses), signed; 200 once durable"),
-        (status = 400, description = "The body is not valid JSON"),
-        (status = 401, description = "No valid credential"),
-        (status = 413, description = "The body is too large"),
-        (status = 503, description = "A dependency is down, or too busy (Retry-After)")
+        (status = 200, description = "Every message and status is recorded"),
+        NotANotification, Unauthenticated, TooLarge, Busy
     )
 )]
 pub async fn receive(
-    State(app): State<AppState>,
+    State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<StatusCode, Problem> {
@@ -119,138 +117,70 @@ pub async fn receive(
     let signature = headers
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(Problem::unauthorized)?
-        .to_owned();
+        .ok_or_else(Problem::unauthorized)?;
     let notification: Notification = serde_json::from_slice(&body)
         .map_err(|e| Problem::bad_request(format!("not a webhook notification: {e}")))?;
-
-    let ids = notification.phone_number_ids();
-    let routes: HashMap<String, Uuid> = app.routes.tenants_of(app.store.pool(), &ids).await?;
-    if routes.len() < ids.len() {
-        tracing::warn!(unknown = ?ids.iter().filter(|i| !routes.contains_key(*i)).collect::<Vec<_>>(), "webhook for numbers no tenant has connected");
-    }
-
-    // Every tenant concerned must have signed this exact body.
-    let mut tenants: Vec<Uuid> = routes.values().copied().collect();
-    tenants.sort();
-    tenants.dedup();
-    for tenant_id in &tenants {
-        let mut tx = app.store.begin(*tenant_id).await?;
-        let sealed: Option<Vec<u8>> =
-            sqlx::query_scalar("select app_secret_enc from whatsapp_credentials")
-                .fetch_optional(tx.conn())
-                .await?;
-        tx.rollback().await?;
-        let secret = sealed
-            .and_then(|s| app.sealer.open(&s))
-            .ok_or_else(|| Problem::internal("unreadable WhatsApp credentials"))?;
-        if !whatsapp::verify_signature(&secret, &body, &signature) {
-            tracing::warn!(tenant = %tenant_id, "security: webhook with a bad signature");
-            return Err(Problem::unauthorized());
-        }
-    }
+    let routes = signed_routes(&state, &notification, &body, signature).await?;
 
     for change in notification.changes() {
-        let Some(tenant_id) = routes.get(&change.metadata.phone_number_id).copied() else {
+        let Some(&tenant_id) = routes.get(&change.metadata.phone_number_id) else {
             continue;
         };
         for message in &change.messages {
-            handle_message(&app, tenant_id, change, message).await?;
+            take_turn(&state, tenant_id, change, message).await?;
         }
         for status in &change.statuses {
-            handle_status(&app, tenant_id, status).await?;
+            record_status(&state, tenant_id, status).await?;
         }
     }
     Ok(StatusCode::OK)
 }
 
-/// What a turn may look at: the agenda days it can offer, and the customer's bookings.
-struct Loaded {
-    agendas: HashMap<LocalDate, (AgendaState, u32)>,
-    bookings: Vec<(BookingState, u32)>,
-    buffers: HashMap<domain::ids::ServiceId, u32>,
-}
-
-impl Calendar for Loaded {
-    fn holds(&self, date: LocalDate) -> Vec<(BookingId, domain::agenda::Interval)> {
-        self.agendas
-            .get(&date)
-            .map(|(a, _)| a.holds.clone())
-            .unwrap_or_default()
+/// The tenant of each number the notification concerns, once every one of those tenants'
+/// app secrets has signed this exact body (401 otherwise).
+async fn signed_routes(
+    state: &AppState,
+    notification: &Notification,
+    body: &[u8],
+    signature: &str,
+) -> Result<HashMap<String, Uuid>, Problem> {
+    let ids = notification.phone_number_ids();
+    let routes = state.routes.tenants_of(&state.app.store, &ids).await?;
+    if routes.len() < ids.len() {
+        tracing::warn!(unknown = ?ids.iter().filter(|i| !routes.contains_key(*i)).collect::<Vec<_>>(), "webhook for numbers no tenant has connected");
     }
-
-    fn bookings(&self) -> Vec<BookingView> {
-        self.bookings
-            .iter()
-            .filter_map(|(s, _)| s.booking.as_ref())
-            .map(|b| BookingView {
-                booking_id: b.booking_id,
-                service_id: b.service_id,
-                service_name: b.service_name.clone(),
-                appointment: b.appointment,
-                buffer_minutes: self.buffers.get(&b.service_id).copied().unwrap_or(0),
-                status: b.status,
-            })
-            .collect()
-    }
-}
-
-async fn load_calendar(
-    app: &AppState,
-    tenant_id: Uuid,
-    config: &BotConfigState,
-    booking_ids: &[BookingId],
-) -> Result<Loaded, Problem> {
-    let resource = ResourceId::default_resource();
-    let mut agendas = HashMap::new();
-    if let Some(settings) = &config.settings {
-        let today = Utc::now()
-            .with_timezone(&settings.time_zone.tz())
-            .date_naive();
-        let last = today + Duration::days(i64::from(settings.rules.horizon_days) + 1);
-        let events = app
-            .store
-            .read_streams_between(
-                tenant_id,
-                AgendaEvent::STREAM_TYPE,
-                &agenda_stream_id(&resource, today),
-                &agenda_stream_id(&resource, last),
-            )
-            .await?;
-        let mut by_stream: HashMap<String, Vec<eventstore::RecordedEvent>> = HashMap::new();
-        for e in events {
-            by_stream
-                .entry(e.stream.stream_id.clone())
-                .or_default()
-                .push(e);
-        }
-        for (stream_id, recorded) in by_stream {
-            let (state, version) = fold::<Agenda>(&stream::<AgendaEvent>(stream_id), recorded)?;
-            if let Some((_, day)) = state.key.clone() {
-                agendas.insert(day, (state, version));
-            }
+    let tenants: HashSet<Uuid> = routes.values().copied().collect();
+    for tenant_id in tenants {
+        let secret = app::whatsapp::app_secret(&state.app, tenant_id).await?;
+        if !whatsapp::verify_signature(&secret, body, signature) {
+            tracing::warn!(tenant = %tenant_id, "security: webhook with a bad signature");
+            return Err(Problem::unauthorized());
         }
     }
-    let mut bookings = Vec::new();
-    for id in booking_ids {
-        bookings.push(
-            load::<BookingAggregate>(&app.store, tenant_id, &stream::<BookingEvent>(id)).await?,
-        );
-    }
-    let buffers = config
-        .services
-        .values()
-        .map(|s| (s.id, s.buffer_minutes))
-        .collect();
-    Ok(Loaded {
-        agendas,
-        bookings,
-        buffers,
-    })
+    Ok(routes)
 }
 
-async fn handle_message(
-    app: &AppState,
+/// A customer flooding the bot is recorded, not answered.
+struct MessageLimit<'a>(&'a AppState);
+
+impl AnswerPolicy for MessageLimit<'_> {
+    async fn may_answer(&self, tenant_id: Uuid, customer: &PhoneNumber) -> bool {
+        let subject = format!("wa:{tenant_id}:{}", customer.wa_id());
+        let within = self
+            .0
+            .limiter
+            .check(&subject, self.0.webhook_phone_quota)
+            .await
+            .is_ok();
+        if !within {
+            tracing::warn!(%tenant_id, "security: a customer is over the message limit; not answering");
+        }
+        within
+    }
+}
+
+async fn take_turn(
+    state: &AppState,
     tenant_id: Uuid,
     change: &ChangeValue,
     message: &Message,
@@ -259,318 +189,39 @@ async fn handle_message(
         tracing::warn!(%tenant_id, from = %message.from, "message from an unusable number; ignored");
         return Ok(());
     };
-    let ctx = CommandContext {
-        tenant_id,
-        actor: format!("whatsapp:{}", from.wa_id()),
-        request_id: Some(message.id.clone()),
-        idempotency_key: message.id.clone(),
-    };
-    let conversation_stream = stream::<ConversationEvent>(from.as_str());
-    let _turn = app
+    let _turn = state
         .conversations
         .lock(format!("{tenant_id}/{}", from.as_str()))
         .await;
-    let now = Utc::now();
     let inbound = InboundMessage {
         wamid: message.id.clone(),
-        from: from.clone(),
         profile_name: change.profile_name(&message.from),
         content: message.content(),
-        received_at: now,
+        received_at: Utc::now(),
+        from,
     };
-    let mut answer: Option<bool> = None;
-    for _ in 0..ATTEMPTS {
-        // The three aggregates a turn reads, in one query.
-        let tenant_stream = stream::<TenantEvent>(tenant_id);
-        let mut read = app
-            .store
-            .read_streams(
-                tenant_id,
-                &[
-                    conversation_stream.clone(),
-                    tenant_stream.clone(),
-                    config_stream(),
-                ],
-            )
-            .await?;
-        let mut take = |s: &eventstore::StreamRef| read.remove(s).unwrap_or_default();
-        let (conversation, conversation_version) =
-            fold::<Conversation>(&conversation_stream, take(&conversation_stream))?;
-        if conversation.seen.contains(&message.id) {
-            return Ok(()); // delivered before: this turn is already durable
-        }
-        let (tenant, _) = fold::<Tenant>(&tenant_stream, take(&tenant_stream))?;
-        let (config, _) = fold::<BotConfig>(&config_stream(), take(&config_stream()))?;
-        let open = tenant
-            .onboarded
-            .as_ref()
-            .is_some_and(|t| t.status == TenantStatus::Active);
-        let calendar = load_calendar(app, tenant_id, &config, &conversation.bookings).await?;
-
-        // A customer flooding the bot is recorded, not answered (counted once per message,
-        // however often the turn is retried).
-        let answer = match answer {
-            Some(answer) => answer,
-            None => {
-                let subject = format!("wa:{tenant_id}:{}", from.wa_id());
-                let within = app
-                    .limiter
-                    .check(&subject, app.webhook_phone_quota)
-                    .await
-                    .is_ok();
-                if !within {
-                    tracing::warn!(%tenant_id, "security: a customer is over the message limit; not answering");
-                }
-                *answer.insert(within)
-            }
-        };
-        let turn = match (&config.settings, &tenant.onboarded) {
-            (Some(settings), Some(t)) if open && answer => {
-                let services: Vec<_> = config.active_services().cloned().collect();
-                let context = BotContext {
-                    business_name: t.business_name.as_str(),
-                    settings,
-                    services: &services,
-                };
-                let input = Input {
-                    inbound: &inbound.content,
-                    profile_name: inbound.profile_name.as_deref(),
-                    now,
-                    new_booking_id: BookingId::from_uuid(eventstore::event_id_from_key(
-                        tenant_id,
-                        &format!("booking|{}", message.id),
-                        0,
-                    )),
-                };
-                step(&context, &calendar, &conversation.bot, input)
-            }
-            // Suspended, closed or not configured: record the message, say nothing.
-            _ => Turn {
-                state: conversation.bot.clone(),
-                replies: vec![],
-                actions: vec![],
-                expired: false,
-            },
-        };
-        let scheduled = match schedule(&config, &calendar, &turn, &from, now) {
-            Ok(s) => s,
-            Err(problem) if problem.status == StatusCode::CONFLICT => continue,
-            Err(problem) => return Err(problem),
-        };
-        let conversation_events = Conversation::decide(
-            &conversation,
-            ConversationCommand::RecordTurn {
-                message: inbound.clone(),
-                turn: Box::new(turn),
-            },
-        )
-        .map_err(Problem::internal)?;
-
-        let metadata = ctx.metadata();
-        let mut appends = vec![StreamAppend {
-            stream: conversation_stream.clone(),
-            expected: expect(conversation_version),
-            events: new_events(
-                tenant_id,
-                &ctx.idempotency_key,
-                &conversation_stream,
-                &conversation_events,
-                &metadata,
-            ),
-        }];
-        for (booking_id, booking_version, s) in &scheduled {
-            let booking_stream = stream::<BookingEvent>(booking_id);
-            appends.push(StreamAppend {
-                stream: booking_stream.clone(),
-                expected: expect(*booking_version),
-                events: new_events(
-                    tenant_id,
-                    &ctx.idempotency_key,
-                    &booking_stream,
-                    &s.booking,
-                    &metadata,
-                ),
-            });
-            for change in &s.agendas {
-                let (resource, day) = change.agenda.key.clone().expect("keyed agenda");
-                let agenda_stream = stream::<AgendaEvent>(agenda_stream_id(&resource, day));
-                let version = calendar.agendas.get(&day).map_or(0, |(_, v)| *v);
-                appends.push(StreamAppend {
-                    stream: agenda_stream.clone(),
-                    expected: expect(version),
-                    events: new_events(
-                        tenant_id,
-                        &ctx.idempotency_key,
-                        &agenda_stream,
-                        &change.events,
-                        &metadata,
-                    ),
-                });
-            }
-        }
-        match app.store.append(tenant_id, appends).await {
-            Ok(_) => return Ok(()),
-            // Another message of this customer, or another booking on the agenda, got there
-            // first: take the turn again on the fresh state.
-            Err(AppendError::Conflict { .. }) => continue,
-            Err(err) => return Err(Problem::internal(err)),
-        }
-    }
-    Err(Problem::unavailable(
-        "the conversation is too busy; Meta will redeliver",
-        1,
-    ))
+    app::conversation::take_turn(&state.app, tenant_id, inbound, &MessageLimit(state)).await?;
+    Ok(())
 }
 
-/// The booking and agenda events a turn's actions need (one entry per booking touched).
-fn schedule(
-    config: &BotConfigState,
-    calendar: &Loaded,
-    turn: &Turn,
-    from: &PhoneNumber,
-    now: chrono::DateTime<Utc>,
-) -> Result<Vec<(BookingId, u32, Scheduled)>, Problem> {
-    let Some(settings) = &config.settings else {
-        return Ok(vec![]);
+async fn record_status(state: &AppState, tenant_id: Uuid, status: &Status) -> Result<(), Problem> {
+    let (Ok(to), Some(delivery)) = (
+        PhoneNumber::from_wa_id(&status.recipient_id),
+        DeliveryStatus::parse(&status.status),
+    ) else {
+        return Ok(()); // not a customer's number, or a status we do not track
     };
-    let resource = ResourceId::default_resource();
-    let agenda_of = |day: LocalDate| {
-        calendar
-            .agendas
-            .get(&day)
-            .map(|(a, _)| a.clone())
-            .unwrap_or_else(|| AgendaState::new(resource.clone(), day))
-    };
-    let booking_of = |id: BookingId| {
-        calendar
-            .bookings
-            .iter()
-            .find(|(s, _)| s.booking.as_ref().is_some_and(|b| b.booking_id == id))
-            .cloned()
-    };
-    let conflict = |e: scheduling::SchedulingError| match e {
-        scheduling::SchedulingError::Agenda(domain::agenda::AgendaError::SlotTaken) => {
-            Problem::conflict("slot taken meanwhile")
-        }
-        other => Problem::internal(other),
-    };
-    let mut out = Vec::new();
-    for action in &turn.actions {
-        match action {
-            BotAction::RequestBooking {
-                booking_id,
-                reference,
-                service_id,
-                start,
-                customer_name,
-                confirm,
-                ..
-            } => {
-                let Some(service) = config.services.get(service_id) else {
-                    continue;
-                };
-                let command = BookingCommand::Request {
-                    booking_id: *booking_id,
-                    reference: reference.clone(),
-                    service_id: *service_id,
-                    service_name: service.name.clone(),
-                    price: service.price,
-                    resource: resource.clone(),
-                    appointment: appointment_at(*start, service.duration),
-                    customer: Customer {
-                        phone: from.clone(),
-                        name: customer_name.clone(),
-                    },
-                    channel: Channel::WhatsApp,
-                    confirm: *confirm,
-                    now,
-                };
-                let day = agenda_day(settings, *start);
-                let s = scheduling::request(
-                    &BookingState::default(),
-                    &agenda_of(day),
-                    command,
-                    service.buffer_minutes,
-                    service.capacity,
-                )
-                .map_err(conflict)?;
-                out.push((*booking_id, 0, s));
-            }
-            BotAction::CancelBooking { booking_id } => {
-                let Some((state, version)) = booking_of(*booking_id) else {
-                    continue;
-                };
-                let day = agenda_day(
-                    settings,
-                    state.booking.as_ref().expect("loaded").appointment.start,
-                );
-                let s = scheduling::cancel(&state, &agenda_of(day), Party::Customer, None, now)
-                    .map_err(conflict)?;
-                out.push((*booking_id, version, s));
-            }
-            BotAction::RescheduleBooking { booking_id, start } => {
-                let Some((state, version)) = booking_of(*booking_id) else {
-                    continue;
-                };
-                let booking = state.booking.clone().expect("loaded");
-                let Some(service) = config.services.get(&booking.service_id) else {
-                    continue;
-                };
-                let old_day = agenda_day(settings, booking.appointment.start);
-                let new_day = agenda_day(settings, *start);
-                let s = scheduling::reschedule(
-                    &state,
-                    &agenda_of(old_day),
-                    &agenda_of(new_day),
-                    appointment_at(*start, service.duration),
-                    resource.clone(),
-                    service.buffer_minutes,
-                    service.capacity,
-                    Party::Customer,
-                    now,
-                )
-                .map_err(conflict)?;
-                out.push((*booking_id, version, s));
-            }
-            BotAction::HandOff => {}
-        }
-    }
-    Ok(out)
-}
-
-async fn handle_status(app: &AppState, tenant_id: Uuid, status: &Status) -> Result<(), Problem> {
-    let Ok(to) = PhoneNumber::from_wa_id(&status.recipient_id) else {
-        return Ok(());
-    };
-    let status_value = match status.status.as_str() {
-        "sent" => DeliveryStatus::Sent,
-        "delivered" => DeliveryStatus::Delivered,
-        "read" => DeliveryStatus::Read,
-        "failed" => DeliveryStatus::Failed,
-        _ => return Ok(()),
-    };
-    let ctx = CommandContext {
-        tenant_id,
-        actor: "whatsapp:status".into(),
-        request_id: None,
-        idempotency_key: format!("status|{}|{}", status.id, status.status),
-    };
-    let conversation_stream = stream::<ConversationEvent>(to.as_str());
-    let _turn = app
+    let _turn = state
         .conversations
         .lock(format!("{tenant_id}/{}", to.as_str()))
         .await;
-    let result =
-        crate::exec::execute::<Conversation>(&app.store, &ctx, &conversation_stream, |state, _| {
-            Ok(Conversation::decide(
-                state,
-                ConversationCommand::RecordStatus {
-                    wamid: status.id.clone(),
-                    status: status_value,
-                },
-            )
-            .unwrap_or_default())
-        })
-        .await;
-    result.map(|_| ())
+    match app::conversation::record_status(&state.app, tenant_id, &to, &status.id, delivery).await {
+        Ok(_) => Ok(()),
+        // Redelivering cannot change the domain's answer: say so in the log and acknowledge.
+        Err(AppError::Rejected(Rejection::Conversation(refused))) => {
+            tracing::warn!(%tenant_id, wamid = %status.id, status = %status.status, %refused, "a status the conversation does not take; acknowledged");
+            Ok(())
+        }
+        Err(other) => Err(other.into()),
+    }
 }

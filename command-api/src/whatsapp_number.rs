@@ -1,20 +1,17 @@
 //! Connecting a tenant's WhatsApp number: checked against the Cloud API with the token given,
-//! secrets stored encrypted, the number routed to the tenant, and an event that says only that
-//! a number was connected.
+//! then `app::whatsapp::connect` seals the secrets, routes the number to the tenant and
+//! records that a number was connected.
 
 use axum::Json;
 use axum::extract::State;
-use domain::Decider as _;
 use domain::access::Permission;
-use domain::tenant::{Tenant, TenantCommand, TenantError, TenantEvent, WhatsAppNumber};
+use platform::answers::{Forbidden, Invalid, JsonBody, Taken, TenantCaller};
 use platform::problem::{ApiJson, Problem};
 use serde::{Deserialize, Serialize};
 use whatsapp::CloudApiError;
 
 use crate::AppState;
 use crate::caller::Caller;
-use crate::exec::{append_in, expect, load, stream};
-use crate::secrets::sha256;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +38,13 @@ pub struct Connected {
     pub consistency_token: String,
 }
 
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 503,
+    description = "The WhatsApp Cloud API did not answer (Retry-After), or too many concurrent changes"
+)]
+pub struct CloudApiDown;
+
 /// `PUT /v1/whatsapp`
 #[utoipa::path(
     put,
@@ -49,20 +53,13 @@ pub struct Connected {
     summary = "Connect a WhatsApp number, checked with the Cloud API; secrets stored encrypted",
     request_body = ConnectRequest,
     responses(
-        (status = 200, description = "Connect a WhatsApp number, checked with the Cloud API; secrets stored encrypted", body = Connected),
-        (status = 400, description = "The body is not valid JSON"),
-        (status = 401, description = "No valid credential"),
-        (status = 403, description = "The credential's role or scopes do not allow it"),
-        (status = 423, description = "The tenant is suspended (with the reason)"),
-        (status = 429, description = "Over a rate limit (Retry-After)"),
-        (status = 409, description = "A conflicting change (e.g. the slot was just taken, a taken slug)"),
-        (status = 422, description = "A field is not valid (the field is named); or an Idempotency-Key reused for another body"),
-        (status = 503, description = "A dependency is down, or too busy (Retry-After)")
+        (status = 200, description = "The number, as Meta knows it", body = Connected),
+        JsonBody, TenantCaller, Forbidden, Taken, Invalid, CloudApiDown
     ),
     security(("bearer" = []))
 )]
 pub async fn connect(
-    State(app): State<AppState>,
+    State(state): State<AppState>,
     caller: Caller,
     ApiJson(request): ApiJson<ConnectRequest>,
 ) -> Result<Json<Connected>, Problem> {
@@ -79,7 +76,7 @@ pub async fn connect(
             ));
         }
     }
-    let info = app
+    let info = state
         .cloud_api
         .phone_number(&request.phone_number_id, &request.access_token)
         .await
@@ -95,77 +92,22 @@ pub async fn connect(
                 30,
             ),
         })?;
-
-    let ctx = caller.context();
-    let tenant_id = ctx.tenant_id;
-    let tenant_stream = stream::<TenantEvent>(tenant_id);
-    let (state, version) = load::<Tenant>(&app.store, tenant_id, &tenant_stream).await?;
-    let events = Tenant::decide(
-        &state,
-        TenantCommand::ConnectWhatsApp(WhatsAppNumber {
-            phone_number_id: request.phone_number_id.clone(),
-            display_phone_number: info.display_phone_number.clone(),
-        }),
-    )
-    .map_err(|e: TenantError| Problem::conflict(e.to_string()))?;
-
-    let mut tx = app.store.begin(tenant_id).await?;
-    let routed = sqlx::query(
-        "insert into whatsapp_routes (phone_number_id, tenant_id, verify_token_hash) values ($1, $2, $3)
-         on conflict (tenant_id) do update
-           set phone_number_id = excluded.phone_number_id, verify_token_hash = excluded.verify_token_hash, updated_at = now()",
-    )
-    .bind(&request.phone_number_id)
-    .bind(tenant_id)
-    .bind(sha256(&request.verify_token))
-    .execute(tx.conn())
-    .await;
-    match routed {
-        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-            return Err(
-                Problem::conflict("this number is connected to another account")
-                    .field("phone_number_id", "already connected"),
-            );
-        }
-        other => other?,
-    };
-    sqlx::query(
-        "insert into whatsapp_credentials (tenant_id, phone_number_id, display_phone_number, access_token_enc, app_secret_enc)
-         values ($1, $2, $3, $4, $5)
-         on conflict (tenant_id) do update
-           set phone_number_id = excluded.phone_number_id, display_phone_number = excluded.display_phone_number,
-               access_token_enc = excluded.access_token_enc, app_secret_enc = excluded.app_secret_enc, updated_at = now()",
-    )
-    .bind(tenant_id)
-    .bind(&request.phone_number_id)
-    .bind(&info.display_phone_number)
-    .bind(app.sealer.seal(request.access_token.as_bytes()))
-    .bind(app.sealer.seal(request.app_secret.as_bytes()))
-    .execute(tx.conn())
-    .await?;
-    let outcome = append_in(
-        &app.store,
-        &mut tx,
-        &ctx,
-        &tenant_stream,
-        expect(version),
-        &events,
-    )
-    .await?;
-    tx.commit().await?;
-    // Webhooks for the old number stop routing here; the new one routes here.
-    let previous = state
-        .onboarded
-        .as_ref()
-        .and_then(|t| t.whatsapp.as_ref())
-        .map(|w| w.phone_number_id.clone());
-    let mut changed = vec![request.phone_number_id.as_str()];
-    changed.extend(previous.as_deref());
-    app.routes.forget(&changed).await;
-    Ok(Json(Connected {
+    let connection = app::whatsapp::Connection {
         phone_number_id: request.phone_number_id,
         display_phone_number: info.display_phone_number,
+        access_token: request.access_token,
+        app_secret: request.app_secret,
+        verify_token: request.verify_token,
+    };
+    let done = app::whatsapp::connect(&state.app, &caller.context(), connection.clone()).await?;
+    // Webhooks for the old number stop routing here; the new one routes here.
+    let mut changed = vec![connection.phone_number_id.as_str()];
+    changed.extend(done.value.as_deref());
+    state.routes.forget(&changed).await;
+    Ok(Json(Connected {
+        consistency_token: done.consistency_token(),
+        phone_number_id: connection.phone_number_id,
+        display_phone_number: connection.display_phone_number,
         verified_name: info.verified_name,
-        consistency_token: outcome.last_position.to_string(),
     }))
 }

@@ -3,6 +3,10 @@
 //! Three roles (see `migrations/`): `booking_owner` owns the schema and runs migrations;
 //! `booking_app` is what services connect as (owns nothing, no BYPASSRLS, RLS-confined);
 //! `booking_operator` reads across tenants. Services never connect as the owner.
+//!
+//! The bootstrap's DDL names roles and databases, which no statement can take as a parameter:
+//! it is built here from constants and quoted identifiers, the only SQL of the services that
+//! is not compile-checked.
 
 use std::time::Duration;
 
@@ -47,15 +51,16 @@ pub async fn ensure_database(admin_url: &str, database: &str) -> anyhow::Result<
         .await
         .with_context(|| format!("cannot connect as the Postgres superuser ({admin_url})"))?;
     // Serialize concurrent bootstraps (parallel test processes) on one advisory lock.
-    sqlx::query("select pg_advisory_lock(1651470191)")
-        .execute(&mut admin)
+    sqlx::query!("select pg_advisory_lock(1651470191) as locked")
+        .fetch_one(&mut admin)
         .await?;
     let result = async {
-        let owner_exists: bool =
-            sqlx::query_scalar("select exists (select from pg_roles where rolname = $1)")
-                .bind(OWNER_ROLE)
-                .fetch_one(&mut admin)
-                .await?;
+        let owner_exists = sqlx::query_scalar!(
+            r#"select exists (select from pg_roles where rolname = $1) as "exists!""#,
+            OWNER_ROLE
+        )
+        .fetch_one(&mut admin)
+        .await?;
         if !owner_exists {
             sqlx::query(&format!(
                 "create role {OWNER_ROLE} login createdb createrole password '{OWNER_ROLE}'"
@@ -64,11 +69,12 @@ pub async fn ensure_database(admin_url: &str, database: &str) -> anyhow::Result<
             .await
             .context("failed to create the owner role")?;
         }
-        let db_exists: bool =
-            sqlx::query_scalar("select exists (select from pg_database where datname = $1)")
-                .bind(database)
-                .fetch_one(&mut admin)
-                .await?;
+        let db_exists = sqlx::query_scalar!(
+            r#"select exists (select from pg_database where datname = $1) as "exists!""#,
+            database
+        )
+        .fetch_one(&mut admin)
+        .await?;
         if !db_exists {
             sqlx::query(&format!(
                 "create database {} owner {OWNER_ROLE}",
@@ -81,8 +87,8 @@ pub async fn ensure_database(admin_url: &str, database: &str) -> anyhow::Result<
         anyhow::Ok(())
     }
     .await;
-    let _ = sqlx::query("select pg_advisory_unlock(1651470191)")
-        .execute(&mut admin)
+    let _ = sqlx::query!("select pg_advisory_unlock(1651470191) as unlocked")
+        .fetch_one(&mut admin)
         .await;
     result
 }

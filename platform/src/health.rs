@@ -45,7 +45,12 @@ pub fn router(deps: Dependencies) -> Router {
 
 async fn readyz(State(deps): State<Dependencies>) -> Response {
     let postgres = join_all(deps.postgres.iter().map(|(name, pool)| async move {
-        let check = async { sqlx::query("select 1").execute(pool).await.map(|_| ()) };
+        let check = async {
+            sqlx::query!("select 1 as alive")
+                .fetch_one(pool)
+                .await
+                .map(|_| ())
+        };
         (*name, probe(check).await)
     }));
     let nats = async {

@@ -8,16 +8,16 @@
 
 #![forbid(unsafe_code)]
 
+pub mod answers;
 pub mod auth;
 pub mod credentials;
 pub mod db;
 pub mod docs;
-pub mod events;
 pub mod health;
+pub mod params;
 pub mod problem;
 pub mod ratelimit;
 pub mod redis_link;
-pub mod sealing;
 pub mod serve;
 pub mod settings;
 pub mod telemetry;

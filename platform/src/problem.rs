@@ -1,12 +1,19 @@
 //! Errors as `application/problem+json` (RFC 9457), the one error shape of every service.
 //!
 //! A handler returns `Result<_, Problem>`. Client mistakes say what is wrong and, for bad input,
-//! which field; server failures are logged with their cause chain and answered 500 without
-//! details.
+//! which field; server failures are logged with their cause chain when they are answered, and
+//! answered 500 without details. Every [`AppError`] a use case returns becomes a problem in
+//! one place, `From<AppError> for Problem`.
 
+use app::{AppError, Rejection};
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use domain::access::AccessError;
+use domain::agenda::AgendaError;
+use domain::booking::BookingError;
+use domain::bot_config::BotConfigError;
+use domain::tenant::TenantError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -24,7 +31,10 @@ pub struct Problem {
     pub title: String,
     pub detail: Option<String>,
     pub errors: Vec<FieldError>,
-    pub retry_after_secs: Option<u64>,
+    /// Seconds, for `Retry-After` (a u32 keeps the type small; a day is 86,400).
+    pub retry_after_secs: Option<u32>,
+    /// What went wrong on our side (500s only): logged when answered, never sent.
+    cause: Option<Box<str>>,
 }
 
 impl Problem {
@@ -36,6 +46,7 @@ impl Problem {
             detail: None,
             errors: Vec::new(),
             retry_after_secs: None,
+            cause: None,
         }
     }
 
@@ -53,7 +64,7 @@ impl Problem {
     }
 
     pub fn retry_after(mut self, secs: u64) -> Self {
-        self.retry_after_secs = Some(secs);
+        self.retry_after_secs = Some(u32::try_from(secs).unwrap_or(u32::MAX));
         self
     }
 
@@ -134,14 +145,15 @@ impl Problem {
         .retry_after(retry_after_secs)
     }
 
-    /// 500. The cause is logged here with its chain, never sent.
+    /// 500. The cause, with its chain, is logged when the problem is answered; never sent.
     pub fn internal(cause: impl std::fmt::Debug) -> Self {
-        tracing::error!(error = ?cause, "request failed");
-        Self::new(
+        let mut problem = Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "Something went wrong on our side",
-        )
+        );
+        problem.cause = Some(format!("{cause:?}").into_boxed_str());
+        problem
     }
 
     pub fn unavailable(detail: impl Into<String>, retry_after_secs: u64) -> Self {
@@ -169,6 +181,9 @@ struct Body<'a> {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
+        if let Some(cause) = &self.cause {
+            tracing::error!(error = %cause, "request failed");
+        }
         let body = Body {
             kind: format!("https://errors.booking.invalid/{}", self.kind),
             title: &self.title,
@@ -189,6 +204,108 @@ impl IntoResponse for Problem {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+}
+
+/// Every application error as problem+json: the one place a use case's outcome becomes an
+/// HTTP answer.
+impl From<AppError> for Problem {
+    fn from(err: AppError) -> Self {
+        match err {
+            AppError::Rejected(rejection) => rejected(rejection),
+            AppError::Invalid(fields) => {
+                let title = if fields.len() == 1 {
+                    "A field is not valid"
+                } else {
+                    "Some fields are not valid"
+                };
+                fields.into_iter().fold(
+                    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field", title),
+                    |p, f| p.field(f.field, f.message),
+                )
+            }
+            AppError::NotFound(what) => Problem::not_found(what),
+            AppError::Conflict { detail, field } => {
+                let problem = Problem::conflict(detail);
+                match field {
+                    Some(f) => problem.field(f.field, f.message),
+                    None => problem,
+                }
+            }
+            AppError::SlotTaken { free } => {
+                let free: Vec<String> = free.iter().map(|t| t.to_rfc3339()).collect();
+                Problem::new(StatusCode::CONFLICT, "slot-taken", "That time is not free")
+                    .detail(if free.is_empty() {
+                        "nothing is free that day".to_owned()
+                    } else {
+                        format!("free that day: {}", free.join(", "))
+                    })
+                    .field("start", "not a free time for this service")
+            }
+            AppError::Forbidden(detail) => Problem::forbidden(detail),
+            AppError::Unauthenticated => Problem::unauthorized(),
+            AppError::SecondFactorRequired => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "mfa-required",
+                "A one-time code is required",
+            )
+            .detail("send `totp` with the code from your authenticator app"),
+            AppError::Suspended(reason) => Problem::locked(reason),
+            AppError::IdempotencyMismatch => Problem::invalid(
+                "Idempotency-Key",
+                "this key was already used for a different request",
+            ),
+            AppError::Busy => Problem::unavailable("too many concurrent changes; try again", 1),
+            AppError::Unavailable {
+                detail,
+                retry_after_secs,
+            } => Problem::unavailable(detail, retry_after_secs),
+            AppError::Internal(cause) => Problem::internal(cause),
+        }
+    }
+}
+
+/// A domain rejection: what the aggregate refused, as the client should hear it.
+fn rejected(rejection: Rejection) -> Problem {
+    match rejection {
+        Rejection::Booking(BookingError::NotFound) => Problem::not_found("booking"),
+        Rejection::Booking(BookingError::InThePast) => {
+            Problem::invalid("start", "the time is in the past")
+        }
+        Rejection::Booking(BookingError::SameTime) => {
+            Problem::invalid("start", "that is the time it already has")
+        }
+        Rejection::Agenda(AgendaError::SlotTaken) => Problem::new(
+            StatusCode::CONFLICT,
+            "slot-taken",
+            "That time is no longer free",
+        ),
+        // The agenda's other refusals mean booking and agenda disagree: ours to fix.
+        Rejection::Agenda(other) => Problem::internal(other),
+        Rejection::BotConfig(BotConfigError::VersionMismatch { expected, actual }) => {
+            Problem::precondition_failed(format!(
+                "you edited version {expected}; the configuration is at version {actual}"
+            ))
+        }
+        Rejection::BotConfig(BotConfigError::Invalid(problems)) => problems.into_iter().fold(
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-field",
+                "The configuration is not valid",
+            ),
+            |p, c| p.field(c.field, c.message),
+        ),
+        Rejection::BotConfig(BotConfigError::UnknownService) => Problem::not_found("service"),
+        Rejection::Member(AccessError::NotFound) => Problem::not_found("user"),
+        Rejection::ApiKey(AccessError::NotFound) => Problem::not_found("API key"),
+        Rejection::ApiKey(AccessError::NoScopes) => {
+            Problem::invalid("scopes", "at least one scope")
+        }
+        Rejection::ApiKey(AccessError::ExpiryInThePast) => {
+            Problem::invalid("expires_at", "must be in the future")
+        }
+        Rejection::Tenant(TenantError::NotOnboarded) => Problem::not_found("tenant"),
+        other => Problem::conflict(other.to_string()),
     }
 }
 
@@ -273,4 +390,77 @@ pub fn with_fallbacks<S: Clone + Send + Sync + 'static>(
                 "This path does not take that method",
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(err: AppError) -> (u16, Option<String>, Vec<String>, String) {
+        let problem = Problem::from(err);
+        let fields = problem.errors.iter().map(|e| e.field.clone()).collect();
+        let retry = problem.retry_after_secs.map(|s| s.to_string());
+        (
+            problem.status.as_u16(),
+            retry,
+            fields,
+            problem.kind.to_owned(),
+        )
+    }
+
+    #[test]
+    fn every_application_error_has_one_answer() {
+        assert_eq!(
+            answer(AppError::IdempotencyMismatch),
+            (
+                422,
+                None,
+                vec!["Idempotency-Key".into()],
+                "invalid-field".into()
+            )
+        );
+        assert_eq!(
+            answer(AppError::Busy),
+            (503, Some("1".into()), vec![], "unavailable".into())
+        );
+        assert_eq!(
+            answer(AppError::SlotTaken { free: vec![] }),
+            (409, None, vec!["start".into()], "slot-taken".into())
+        );
+        assert_eq!(
+            answer(AppError::taken(
+                "slug",
+                "already in use",
+                "that slug is taken"
+            )),
+            (409, None, vec!["slug".into()], "conflict".into())
+        );
+        assert_eq!(answer(AppError::NotFound("booking")).0, 404);
+        assert_eq!(answer(AppError::Suspended("unpaid".into())).0, 423);
+        assert_eq!(answer(AppError::SecondFactorRequired).3, "mfa-required");
+        assert_eq!(
+            answer(BookingError::InThePast.into()),
+            (422, None, vec!["start".into()], "invalid-field".into())
+        );
+        assert_eq!(
+            answer(AppError::Rejected(Rejection::ApiKey(AccessError::NotFound))).0,
+            404
+        );
+    }
+
+    #[test]
+    fn a_failure_of_ours_says_nothing_and_is_logged_when_answered() {
+        let problem = Problem::from(AppError::internal("the disk is on fire"));
+        assert_eq!(problem.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(problem.detail, None);
+        assert!(
+            problem
+                .cause
+                .as_deref()
+                .unwrap()
+                .contains("the disk is on fire")
+        );
+        let body = problem.into_response();
+        assert_eq!(body.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 }

@@ -116,12 +116,12 @@ pub fn runtime_with(
     nats: async_nats::Client,
 ) -> anyhow::Result<consumer::Runtime> {
     Ok(consumer::Runtime {
-        log: GlobalLog::new(operator_pool).with_upcasters(platform::events::upcasters()),
-        store: EventStore::new(app_pool.clone()).with_upcasters(platform::events::upcasters()),
+        log: GlobalLog::new(operator_pool).with_upcasters(app::events::upcasters()),
+        store: EventStore::new(app_pool.clone()).with_upcasters(app::events::upcasters()),
         pool: app_pool,
         nats,
         ns: settings.nats.namespace()?,
-        upcasters: Arc::new(platform::events::upcasters()),
+        upcasters: Arc::new(app::events::upcasters()),
         config: consumer::ConsumerConfig {
             batch_size: settings.projections.batch_size,
             max_attempts: settings.projections.max_attempts,
@@ -136,14 +136,17 @@ fn build_sender(settings: &Settings, app_pool: sqlx::PgPool) -> anyhow::Result<s
     let s = &settings.sender;
     let redis = platform::health::Dependencies::redis_client(&settings.redis)?;
     Ok(sender::Sender::new(
-        EventStore::new(app_pool.clone()).with_upcasters(platform::events::upcasters()),
+        app::App {
+            store: EventStore::new(app_pool.clone()).with_upcasters(app::events::upcasters()),
+            sealer: vault::Sealer::from_base64(s.encryption_key.expose_secret())?,
+            policy: app::Policy::default(),
+        },
         app_pool,
         whatsapp::CloudApi::new(
             &s.api_base_url,
             &s.api_version,
             Duration::from_millis(s.timeout_ms),
         ),
-        platform::sealing::Sealer::from_base64(s.encryption_key.expose_secret())?,
         platform::ratelimit::RateLimiter::new(platform::redis_link::RedisLink::new(
             Some(redis),
             &settings.redis.key_prefix,
@@ -175,8 +178,8 @@ pub fn rebuilder(settings: &Settings) -> anyhow::Result<rebuild::Rebuilder> {
     let app_pool = platform::db::app_pool(&settings.database)?;
     let operator_pool = platform::db::operator_pool(&settings.database)?;
     Ok(rebuild::Rebuilder {
-        log: GlobalLog::new(operator_pool.clone()).with_upcasters(platform::events::upcasters()),
-        store: EventStore::new(app_pool.clone()).with_upcasters(platform::events::upcasters()),
+        log: GlobalLog::new(operator_pool.clone()).with_upcasters(app::events::upcasters()),
+        store: EventStore::new(app_pool.clone()).with_upcasters(app::events::upcasters()),
         app_pool,
         operator_pool,
     })

@@ -14,21 +14,23 @@
 //! tenant stops calling a failing account for a while. 190 marks the tenant's credentials
 //! invalid (an event), 131047 and other permanent errors are recorded with Meta's reason.
 //! Replies of one conversation are sent in order; conversations proceed in parallel.
+//!
+//! Outcomes are recorded through the application layer (`app::conversation::
+//! record_send_outcome`, `app::tenants::invalidate_whatsapp_credentials`), on the one
+//! executor every command uses; this module keeps only the reactor's own state (claims) and
+//! the calls to Meta.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
+use app::conversation::SendOutcome;
 use async_nats::jetstream::{self, AckKind};
-use domain::conversation::{Conversation, ConversationCommand, ConversationEvent};
-use domain::decider::Decider;
-use domain::tenant::{Tenant, TenantCommand, TenantEvent};
-use eventstore::{AppendError, EventMetadata, EventStore, RecordedEvent, StreamAppend, StreamRef};
+use backon::{BackoffBuilder as _, ExponentialBuilder};
+use domain::conversation::ConversationEvent;
+use eventstore::RecordedEvent;
 use platform::ratelimit::{Quota, RateLimiter};
-use platform::sealing::Sealer;
-use rand::Rng as _;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -37,7 +39,6 @@ use whatsapp::{CloudApi, CloudApiError};
 use crate::consumer::{consume, decode_message, set_tenant};
 
 pub const DURABLE: &str = "whatsapp-sender";
-const ACTOR: &str = "system:whatsapp-sender";
 
 #[derive(Debug, Clone)]
 pub struct SenderConfig {
@@ -92,10 +93,10 @@ struct Breaker {
 
 #[derive(Clone)]
 pub struct Sender {
-    pub store: EventStore,
+    /// The use cases outcomes are recorded with (store and sealer).
+    pub app: app::App,
     pub pool: PgPool,
     pub cloud: CloudApi,
-    pub sealer: Sealer,
     pub limiter: RateLimiter,
     pub config: SenderConfig,
     pub stats: Arc<SenderStats>,
@@ -121,6 +122,27 @@ enum Disposition {
     Retry(Duration),
 }
 
+/// A claim's state in `wa_outbound` (the labels its CHECK constraint allows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimState {
+    /// A sender is calling Meta with it.
+    Sending,
+    Sent,
+    Failed,
+}
+
+impl ClaimState {
+    pub const ALL: [ClaimState; 3] = [ClaimState::Sending, ClaimState::Sent, ClaimState::Failed];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ClaimState::Sending => "sending",
+            ClaimState::Sent => "sent",
+            ClaimState::Failed => "failed",
+        }
+    }
+}
+
 /// How a claim on a reply stands.
 enum Claim {
     /// Ours: send it.
@@ -135,18 +157,16 @@ enum Claim {
 
 impl Sender {
     pub fn new(
-        store: EventStore,
+        app: app::App,
         pool: PgPool,
         cloud: CloudApi,
-        sealer: Sealer,
         limiter: RateLimiter,
         config: SenderConfig,
     ) -> Self {
         Self {
-            store,
+            app,
             pool,
             cloud,
-            sealer,
             limiter,
             config,
             stats: Arc::default(),
@@ -166,7 +186,7 @@ impl Sender {
             "{}*.conversation.BotReplied",
             ns.all_events().trim_end_matches('>')
         );
-        let upcasters = platform::events::upcasters();
+        let upcasters = app::events::upcasters();
         let (sender, upcasters) = (&self, &upcasters);
         // No linger: a reply goes out as soon as it arrives.
         consume(
@@ -264,21 +284,14 @@ impl Sender {
             Claim::Fresh => {}
             Claim::Sent(wamid) => {
                 self.stats.already_handled.fetch_add(1, Ordering::Relaxed);
-                self.record(event, ConversationCommand::RecordSent { reply_id, wamid })
+                self.record(event, &reply_id, SendOutcome::Sent { wamid })
                     .await?;
                 return Ok(Disposition::Ack);
             }
             Claim::Failed(code, reason) => {
                 self.stats.already_handled.fetch_add(1, Ordering::Relaxed);
-                self.record(
-                    event,
-                    ConversationCommand::RecordSendFailed {
-                        reply_id,
-                        code,
-                        reason,
-                    },
-                )
-                .await?;
+                self.record(event, &reply_id, SendOutcome::Failed { code, reason })
+                    .await?;
                 return Ok(Disposition::Ack);
             }
             Claim::Busy => return Ok(Disposition::Retry(self.config.stale_claim)),
@@ -289,6 +302,7 @@ impl Sender {
                 .await;
         };
         let body = whatsapp::outbound::message_body(&to, &reply);
+        let mut delays = self.backoff();
         let mut attempt = 0;
         loop {
             let quota = Quota {
@@ -312,14 +326,22 @@ impl Sender {
             {
                 Ok(wamid) => {
                     self.breaker_result(tenant, true);
-                    self.settle(tenant, &reply_id, "sent", Some(&wamid), None, None)
-                        .await?;
-                    self.record(event, ConversationCommand::RecordSent { reply_id, wamid })
+                    self.settle(
+                        tenant,
+                        &reply_id,
+                        ClaimState::Sent,
+                        Some(&wamid),
+                        None,
+                        None,
+                    )
+                    .await?;
+                    self.record(event, &reply_id, SendOutcome::Sent { wamid })
                         .await?;
                     self.stats.sent.fetch_add(1, Ordering::Relaxed);
                     return Ok(Disposition::Ack);
                 }
                 Err(err) if err.is_transient() && attempt < self.config.max_attempts => {
+                    let delay = delays.next().unwrap_or(self.config.backoff_max);
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
                     if counts_against_breaker(&err) {
                         self.breaker_result(tenant, false);
@@ -337,7 +359,7 @@ impl Sender {
                         "transient send failure; backing off"
                     );
                     let _ = message.ack_with(AckKind::Progress).await;
-                    tokio::time::sleep(self.backoff(attempt)).await;
+                    tokio::time::sleep(delay).await;
                 }
                 Err(err) => {
                     if counts_against_breaker(&err) {
@@ -363,16 +385,15 @@ impl Sender {
         }
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .config
-            .backoff_base
-            .saturating_mul(1 << attempt.min(16).saturating_sub(1))
-            .min(self.config.backoff_max);
-        // Full jitter, never below half the step.
-        let low = exp / 2;
-        let spread = (exp - low).as_millis() as u64;
-        low + Duration::from_millis(rand::rng().random_range(0..=spread))
+    /// The waits between attempts at one reply: exponential from the base, each between half
+    /// the step and the step (jitter), capped at the maximum.
+    fn backoff(&self) -> backon::ExponentialBackoff {
+        ExponentialBuilder::new()
+            .with_min_delay(self.config.backoff_base / 2)
+            .with_max_delay(self.config.backoff_max / 2)
+            .with_jitter()
+            .without_max_times()
+            .build()
     }
 
     fn breaker_open(&self, tenant: Uuid) -> Option<Duration> {
@@ -399,12 +420,13 @@ impl Sender {
     async fn claim(&self, tenant: Uuid, reply_id: &str) -> anyhow::Result<Claim> {
         let mut tx = self.pool.begin().await?;
         set_tenant(&mut tx, tenant).await?;
-        let inserted = sqlx::query(
-            "insert into wa_outbound (tenant_id, reply_id, state) values ($1, $2, 'sending')
+        let inserted = sqlx::query!(
+            "insert into wa_outbound (tenant_id, reply_id, state) values ($1, $2, $3)
              on conflict (tenant_id, reply_id) do nothing",
+            tenant,
+            reply_id,
+            ClaimState::Sending.as_str()
         )
-        .bind(tenant)
-        .bind(reply_id)
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -413,33 +435,31 @@ impl Sender {
             tx.commit().await?;
             return Ok(Claim::Fresh);
         }
-        let (state, wamid, code, error, stale): (
-            String,
-            Option<String>,
-            Option<i64>,
-            Option<String>,
-            bool,
-        ) = sqlx::query_as(
-            "select state, wamid, error_code, error, updated_at < now() - make_interval(secs => $3)
-                 from wa_outbound where tenant_id = $1 and reply_id = $2 for update",
+        let held = sqlx::query!(
+            r#"select state, wamid, error_code, error,
+                      updated_at < now() - make_interval(secs => $3) as "stale!"
+                 from wa_outbound where tenant_id = $1 and reply_id = $2 for update"#,
+            tenant,
+            reply_id,
+            self.config.stale_claim.as_secs_f64()
         )
-        .bind(tenant)
-        .bind(reply_id)
-        .bind(self.config.stale_claim.as_secs_f64())
         .fetch_one(&mut *tx)
         .await?;
-        let claim = match state.as_str() {
-            "sent" => Claim::Sent(wamid.unwrap_or_default()),
-            "failed" => Claim::Failed(code.unwrap_or(0), error.unwrap_or_default()),
-            _ if stale => {
+        let claim = match held.state.as_str() {
+            s if s == ClaimState::Sent.as_str() => Claim::Sent(held.wamid.unwrap_or_default()),
+            s if s == ClaimState::Failed.as_str() => {
+                Claim::Failed(held.error_code.unwrap_or(0), held.error.unwrap_or_default())
+            }
+            _ if held.stale => {
                 let reason = "the send's outcome is unknown (the sender stopped mid-call); not sent again to avoid a duplicate";
-                sqlx::query(
-                    "update wa_outbound set state = 'failed', error_code = 0, error = $3, updated_at = now()
+                sqlx::query!(
+                    "update wa_outbound set state = $3, error_code = 0, error = $4, updated_at = now()
                      where tenant_id = $1 and reply_id = $2",
+                    tenant,
+                    reply_id,
+                    ClaimState::Failed.as_str(),
+                    reason
                 )
-                .bind(tenant)
-                .bind(reply_id)
-                .bind(reason)
                 .execute(&mut *tx)
                 .await?;
                 self.stats.unknown_outcome.fetch_add(1, Ordering::Relaxed);
@@ -454,11 +474,12 @@ impl Sender {
     async fn release(&self, tenant: Uuid, reply_id: &str) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await?;
         set_tenant(&mut tx, tenant).await?;
-        sqlx::query(
-            "delete from wa_outbound where tenant_id = $1 and reply_id = $2 and state = 'sending'",
+        sqlx::query!(
+            "delete from wa_outbound where tenant_id = $1 and reply_id = $2 and state = $3",
+            tenant,
+            reply_id,
+            ClaimState::Sending.as_str()
         )
-        .bind(tenant)
-        .bind(reply_id)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -469,24 +490,24 @@ impl Sender {
         &self,
         tenant: Uuid,
         reply_id: &str,
-        state: &str,
+        state: ClaimState,
         wamid: Option<&str>,
         code: Option<i64>,
         error: Option<&str>,
     ) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await?;
         set_tenant(&mut tx, tenant).await?;
-        sqlx::query(
+        sqlx::query!(
             "update wa_outbound set state = $3, wamid = $4, error_code = $5, error = $6,
                  attempts = attempts + 1, updated_at = now()
              where tenant_id = $1 and reply_id = $2",
+            tenant,
+            reply_id,
+            state.as_str(),
+            wamid,
+            code,
+            error
         )
-        .bind(tenant)
-        .bind(reply_id)
-        .bind(state)
-        .bind(wamid)
-        .bind(code)
-        .bind(error)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -503,7 +524,7 @@ impl Sender {
         self.settle(
             event.tenant_id,
             reply_id,
-            "failed",
+            ClaimState::Failed,
             None,
             Some(code),
             Some(reason),
@@ -511,8 +532,8 @@ impl Sender {
         .await?;
         self.record(
             event,
-            ConversationCommand::RecordSendFailed {
-                reply_id: reply_id.to_owned(),
+            reply_id,
+            SendOutcome::Failed {
                 code,
                 reason: reason.to_owned(),
             },
@@ -523,7 +544,7 @@ impl Sender {
         Ok(Disposition::Ack)
     }
 
-    /// The tenant's number and decrypted token.
+    /// The tenant's number and decrypted token, cached a short while.
     async fn credentials(&self, tenant: Uuid) -> anyhow::Result<Option<(String, String)>> {
         if let Some((at, number, token)) = self
             .credentials
@@ -534,7 +555,7 @@ impl Sender {
         {
             return Ok(Some((number.clone(), token.clone())));
         }
-        let found = self.read_credentials(tenant).await?;
+        let found = app::whatsapp::sender_credentials(&self.app, tenant).await?;
         if let Some((number, token)) = &found {
             self.credentials
                 .lock()
@@ -544,75 +565,26 @@ impl Sender {
         Ok(found)
     }
 
-    async fn read_credentials(&self, tenant: Uuid) -> anyhow::Result<Option<(String, String)>> {
-        let mut tx = self.pool.begin().await?;
-        set_tenant(&mut tx, tenant).await?;
-        let row: Option<(String, Vec<u8>)> =
-            sqlx::query_as("select phone_number_id, access_token_enc from whatsapp_credentials")
-                .fetch_optional(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        let Some((phone_number_id, sealed)) = row else {
-            return Ok(None);
-        };
-        let token = self
-            .sealer
-            .open(&sealed)
-            .context("the stored access token does not decrypt with this key")?;
-        Ok(Some((phone_number_id, String::from_utf8(token)?)))
-    }
-
-    fn metadata(event: &RecordedEvent) -> EventMetadata {
-        EventMetadata {
-            actor: Some(ACTOR.into()),
-            correlation_id: event.metadata.correlation_id,
-            causation_id: Some(event.event_id),
-            request_id: None,
-        }
-    }
-
-    /// Records a send's outcome on the conversation, decided by the domain (idempotent: the
-    /// same outcome twice writes once).
+    /// Records a send's outcome on the conversation (idempotent: the same outcome twice is
+    /// recorded once).
     async fn record(
         &self,
         event: &RecordedEvent,
-        command: ConversationCommand,
+        reply_id: &str,
+        outcome: SendOutcome,
     ) -> anyhow::Result<()> {
-        let key = format!("send-outcome:{}", event.event_id);
-        decide_and_append::<Conversation>(
-            &self.store,
-            event.tenant_id,
-            &event.stream,
-            &key,
-            &Self::metadata(event),
-            |state| Conversation::decide(state, command.clone()).map_err(anyhow::Error::from),
-        )
-        .await
+        app::conversation::record_send_outcome(&self.app, event, reply_id, outcome).await?;
+        Ok(())
     }
 
     async fn invalidate_credentials(&self, event: &RecordedEvent) -> anyhow::Result<()> {
-        let stream = StreamRef::new(
-            <TenantEvent as domain::event::DomainEvent>::STREAM_TYPE,
-            event.tenant_id.to_string(),
-        );
-        let key = format!("credentials-invalid:{}", event.event_id);
-        decide_and_append::<Tenant>(
-            &self.store,
+        let ctx = app::CommandContext::new(
             event.tenant_id,
-            &stream,
-            &key,
-            &Self::metadata(event),
-            |state| {
-                Tenant::decide(
-                    state,
-                    TenantCommand::InvalidateWhatsAppCredentials {
-                        meta_error_code: 190,
-                    },
-                )
-                .map_err(anyhow::Error::from)
-            },
+            "system:whatsapp-sender",
+            format!("credentials-invalid:{}", event.event_id),
         )
-        .await?;
+        .caused_by(event);
+        app::tenants::invalidate_whatsapp_credentials(&self.app, &ctx, 190).await?;
         tracing::error!(tenant_id = %event.tenant_id, "Meta refused the tenant's token (190): credentials marked invalid");
         Ok(())
     }
@@ -623,34 +595,4 @@ fn counts_against_breaker(err: &CloudApiError) -> bool {
         CloudApiError::Unreachable(_) => true,
         CloudApiError::Meta { status, code, .. } => *status >= 500 || *code == 190,
     }
-}
-
-/// Load, decide, append at the version read; decide again if another writer got in first.
-async fn decide_and_append<D: Decider>(
-    store: &EventStore,
-    tenant: Uuid,
-    stream: &StreamRef,
-    key: &str,
-    metadata: &EventMetadata,
-    decide: impl Fn(&D::State) -> anyhow::Result<Vec<D::Event>>,
-) -> anyhow::Result<()> {
-    for _ in 0..5 {
-        let (state, version) =
-            platform::events::fold::<D>(stream, store.read_stream(tenant, stream, 1).await?)?;
-        let new = decide(&state)?;
-        if new.is_empty() {
-            return Ok(());
-        }
-        let append = StreamAppend {
-            stream: stream.clone(),
-            expected: platform::events::expect(version),
-            events: platform::events::new_events(tenant, key, stream, &new, metadata),
-        };
-        match store.append(tenant, vec![append]).await {
-            Ok(_) => return Ok(()),
-            Err(AppendError::Conflict { .. }) => continue,
-            Err(err) => return Err(err.into()),
-        }
-    }
-    anyhow::bail!("{stream} kept changing; the outcome will be recorded on redelivery")
 }

@@ -4,11 +4,22 @@
 //! always from the credential; the platform operator's audit reads through the operator role.
 //! Never loads an aggregate, never appends. A request carrying a consistency token waits
 //! (bounded) until the projections have reached it.
+//!
+//! One module per read model: `tenant`, `catalog` (configuration, services, availability),
+//! `bookings`, `conversations`, `usage`, and `audit` (the log). Each holds its routes'
+//! parameters (typed, a bad one a 422 naming it), answers and compile-checked SQL; `paging`
+//! is how lists page, `reader` who reads.
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
+pub mod bookings;
+pub mod catalog;
+pub mod conversations;
+pub mod paging;
 pub mod reader;
-pub mod views;
+pub mod tenant;
+pub mod usage;
 
 use std::time::Duration;
 
@@ -107,17 +118,17 @@ impl FromRef<AppState> for OperatorKeys {
         description = "The read side: dashboard reads, the bot state lookup, availability, audit. Every error is application/problem+json."
     ),
     paths(
-        views::tenant,
-        views::services,
-        views::bot_config,
-        views::availability,
-        views::bookings,
-        views::booking,
-        views::conversations,
-        views::conversation,
-        views::usage,
-        views::audit,
-        views::operator_audit
+        tenant::tenant,
+        catalog::services,
+        catalog::bot_config,
+        catalog::availability,
+        bookings::bookings,
+        bookings::booking,
+        conversations::conversations,
+        conversations::conversation,
+        usage::usage,
+        audit::audit,
+        audit::operator_audit
     )
 )]
 pub struct ApiDoc;
@@ -129,19 +140,22 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 pub fn router(app: AppState) -> Router {
     Router::new()
-        .route("/v1/tenant", get(views::tenant))
-        .route("/v1/services", get(views::services))
-        .route("/v1/bot-config", get(views::bot_config))
-        .route("/v1/availability", get(views::availability))
-        .route("/v1/bookings", get(views::bookings))
-        .route("/v1/bookings/{id}", get(views::booking))
-        .route("/v1/conversations", get(views::conversations))
-        .route("/v1/conversations/{phone}", get(views::conversation))
-        .route("/v1/usage", get(views::usage))
-        .route("/v1/audit", get(views::audit))
+        .route("/v1/tenant", get(tenant::tenant))
+        .route("/v1/services", get(catalog::services))
+        .route("/v1/bot-config", get(catalog::bot_config))
+        .route("/v1/availability", get(catalog::availability))
+        .route("/v1/bookings", get(bookings::bookings))
+        .route("/v1/bookings/{id}", get(bookings::booking))
+        .route("/v1/conversations", get(conversations::conversations))
+        .route(
+            "/v1/conversations/{phone}",
+            get(conversations::conversation),
+        )
+        .route("/v1/usage", get(usage::usage))
+        .route("/v1/audit", get(audit::audit))
         .route(
             "/v1/operator/tenants/{id}/audit",
-            get(views::operator_audit),
+            get(audit::operator_audit),
         )
         .merge(platform::docs::router(openapi()))
         .with_state(app)
@@ -162,9 +176,8 @@ impl Application {
             platform::redis_link::RedisLink::new(Some(redis.clone()), &settings.redis.key_prefix);
         let app = AppState {
             pool: pool.clone(),
-            store: EventStore::new(pool.clone()).with_upcasters(platform::events::upcasters()),
-            log: GlobalLog::new(operator_pool.clone())
-                .with_upcasters(platform::events::upcasters()),
+            store: EventStore::new(pool.clone()).with_upcasters(app::events::upcasters()),
+            log: GlobalLog::new(operator_pool.clone()).with_upcasters(app::events::upcasters()),
             keys: JwtKeys::from_settings(&settings.auth)?,
             operator_keys: OperatorKeys(JwtKeys::from_settings(&settings.operator_auth)?),
             limiter: platform::ratelimit::RateLimiter::new(redis_link),

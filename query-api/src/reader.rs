@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use domain::access::Permission;
+use domain::tenant::TenantStatus;
 use eventstore::Position;
 use platform::credentials::Actor;
 use platform::problem::Problem;
@@ -22,8 +23,6 @@ pub const CONSISTENCY_HEADER: &str = "x-consistency-token";
 
 const PER_CREDENTIAL: Quota = Quota::per_minute(1200, 200);
 const POLL: Duration = Duration::from_millis(5);
-/// Every projection; a token is reached when all of them are past it.
-const PROJECTIONS: i64 = 6;
 
 #[derive(Debug, Clone)]
 pub struct Reader {
@@ -33,16 +32,19 @@ pub struct Reader {
 
 impl Reader {
     pub fn require(&self, permission: Permission) -> Result<(), Problem> {
-        self.actor.require(permission)
+        Ok(self.actor.require(permission)?)
     }
 
     /// A read-only transaction that sees only this tenant's rows.
     pub async fn begin(&self, app: &AppState) -> Result<Transaction<'static, Postgres>, Problem> {
         let mut tx = app.pool.begin().await?;
-        sqlx::query("select set_config('app.tenant_id', $1, true), set_config('transaction_read_only', 'on', true)")
-            .bind(self.tenant_id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            r#"select set_config('app.tenant_id', $1, true) as "tenant",
+                      set_config('transaction_read_only', 'on', true) as "read_only""#,
+            self.tenant_id.to_string()
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         Ok(tx)
     }
 }
@@ -56,9 +58,12 @@ impl FromRequestParts<AppState> for Reader {
     ) -> Result<Self, Self::Rejection> {
         let bearer = platform::credentials::bearer(parts).ok_or_else(Problem::unauthorized)?;
         let (tenant_id, actor) =
-            platform::credentials::authenticate(&app.pool, &app.keys, bearer).await?;
+            platform::credentials::authenticate(&app.store, &app.keys, bearer).await?;
         app.limiter
-            .check(&actor.limit_subject(), PER_CREDENTIAL)
+            .check(
+                &platform::credentials::limit_subject(&actor),
+                PER_CREDENTIAL,
+            )
             .await
             .map_err(|l| Problem::too_many_requests(l.retry_after.as_secs().max(1)))?;
         if let Some(token) = consistency_token(parts)? {
@@ -97,15 +102,17 @@ fn consistency_token(parts: &Parts) -> Result<Option<Position>, Problem> {
 async fn wait_for(app: &AppState, token: Position) -> Result<(), Problem> {
     let deadline = Instant::now() + app.max_wait;
     loop {
-        let reached: i64 = sqlx::query_scalar(
-            "select count(*) from rm_positions
-             where (transaction_id, global_position) >= ($1::text::xid8, $2)",
+        // Reached when every projection (as `rm_tables` lists them) is at or past the token.
+        let reached = sqlx::query_scalar!(
+            r#"select (select count(*) from rm_positions
+                        where (transaction_id, global_position) >= ($1::text::xid8, $2))
+                    >= (select count(distinct projection) from rm_tables) as "reached!""#,
+            token.transaction_id.to_string(),
+            token.global_position as i64
         )
-        .bind(token.transaction_id.to_string())
-        .bind(token.global_position as i64)
         .fetch_one(&app.pool)
         .await?;
-        if reached >= PROJECTIONS {
+        if reached {
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -121,15 +128,12 @@ async fn wait_for(app: &AppState, token: Position) -> Result<(), Problem> {
 /// A suspended tenant answers 423 with its reason, a closed one 401. A tenant not projected
 /// yet (its credential is genuine) reads what there is.
 async fn gate(conn: &mut PgConnection) -> Result<(), Problem> {
-    let row: Option<(String, Option<String>)> =
-        sqlx::query_as("select status, status_reason from rm_tenants")
-            .fetch_optional(conn)
-            .await?;
-    match row {
-        Some((status, reason)) if status == "suspended" => {
-            Err(Problem::locked(reason.unwrap_or_default()))
-        }
-        Some((status, _)) if status == "closed" => Err(Problem::unauthorized()),
+    let row = sqlx::query!("select status, status_reason from rm_tenants")
+        .fetch_optional(conn)
+        .await?;
+    match row.and_then(|r| Some((TenantStatus::parse(&r.status)?, r.status_reason))) {
+        Some((TenantStatus::Suspended, reason)) => Err(Problem::locked(reason.unwrap_or_default())),
+        Some((TenantStatus::Closed, _)) => Err(Problem::unauthorized()),
         _ => Ok(()),
     }
 }

@@ -502,18 +502,22 @@ impl QueryApp {
     }
 }
 
-/// Every read-model row of every tenant (read as the superuser, past RLS), table by table.
+/// Every read-model row of every tenant (read as the superuser, past RLS), table by table, as
+/// the `rm_tables` catalogue lists the projections' tables.
 pub async fn read_models(superuser: &sqlx::PgPool) -> Vec<(String, Vec<Value>)> {
+    let tables: Vec<String> =
+        sqlx::query_scalar("select table_name from rm_tables order by projection, table_name")
+            .fetch_all(superuser)
+            .await
+            .expect("the catalogue of read models");
     let mut out = Vec::new();
-    for projection in projector::projection::Projection::ALL {
-        for table in projection.tables() {
-            let rows: Vec<(Value,)> =
-                sqlx::query_as(&format!("select to_jsonb(t) from {table} t order by 1"))
-                    .fetch_all(superuser)
-                    .await
-                    .expect("a read model");
-            out.push((table.to_string(), rows.into_iter().map(|(v,)| v).collect()));
-        }
+    for table in tables {
+        let rows: Vec<(Value,)> =
+            sqlx::query_as(&format!("select to_jsonb(t) from {table} t order by 1"))
+                .fetch_all(superuser)
+                .await
+                .expect("a read model");
+        out.push((table, rows.into_iter().map(|(v,)| v).collect()));
     }
     out
 }
@@ -522,9 +526,9 @@ pub async fn read_models(superuser: &sqlx::PgPool) -> Vec<(String, Vec<Value>)> 
 pub async fn rebuild_everything(db: &TestDb) -> projector::rebuild::RebuildReport {
     let rebuilder = projector::rebuild::Rebuilder {
         log: eventstore::GlobalLog::new(db.operator_pool().await)
-            .with_upcasters(platform::events::upcasters()),
+            .with_upcasters(app::events::upcasters()),
         store: eventstore::EventStore::new(db.app_pool().await)
-            .with_upcasters(platform::events::upcasters()),
+            .with_upcasters(app::events::upcasters()),
         app_pool: db.app_pool().await,
         operator_pool: db.operator_pool().await,
     };

@@ -1,0 +1,343 @@
+//! Bookings the business makes and manages (dashboard, API): book, confirm, cancel,
+//! reschedule, complete, mark as no-show.
+//!
+//! A booking and the agenda day it holds are decided together (`domain::scheduling`) and
+//! committed in one unit of work, each stream at the version read. When another booking got
+//! onto the agenda first, the executor decides again on the fresh agenda, where the slot is
+//! now taken: the caller hears which times of that day are still free.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::Decider as _;
+use domain::agenda::{Agenda, AgendaError, AgendaEvent, AgendaState, agenda_stream_id};
+use domain::availability::free_slots;
+use domain::booking::{
+    AppointmentRequest, Booking, BookingAggregate, BookingCommand, BookingEvent, BookingState,
+    Channel, Customer, Party, booking_reference,
+};
+use domain::bot::engine::agenda_day;
+use domain::bot_config::{BotConfig, BotConfigState, BotSettings, Service};
+use domain::ids::{BookingId, ResourceId, ServiceId};
+use domain::scheduling::{self, Scheduled, SchedulingError, appointment_at};
+use domain::values::Reason;
+use eventstore::StreamRef;
+
+use crate::catalog::config_stream;
+use crate::events::stream;
+use crate::{App, AppError, CommandContext, Committed, UnitOfWork, execute};
+
+/// A booking the business asks for.
+#[derive(Debug, Clone)]
+pub struct NewBooking {
+    pub service_id: ServiceId,
+    pub start: DateTime<Utc>,
+    pub customer: Customer,
+    /// Confirmed at once, or left requested until confirmed.
+    pub confirm: bool,
+}
+
+/// Books `request` under an id derived from the command's key: the same key books once, and
+/// again answers with that booking; the same key for another booking is refused.
+pub async fn book(
+    app: &App,
+    ctx: &CommandContext,
+    request: NewBooking,
+) -> Result<Committed<Booking>, AppError> {
+    let booking_id = BookingId::from_uuid(ctx.derived_id("booking"));
+    let resource = ResourceId::default_resource();
+    let request = &request;
+    execute(&app.store, ctx, |uow| {
+        Box::pin(async {
+            let config = uow.load::<BotConfig>(&config_stream()).await?;
+            let (settings, service) = settings_and_service(&config, request.service_id)?;
+            let booking = uow
+                .load::<BookingAggregate>(&stream::<BookingEvent>(booking_id))
+                .await?;
+            if let Some(existing) = booking.booking {
+                let same = existing.service_id == request.service_id
+                    && existing.appointment.start == request.start
+                    && existing.customer.phone == request.customer.phone;
+                return if same {
+                    Ok(existing)
+                } else {
+                    Err(AppError::IdempotencyMismatch)
+                };
+            }
+            let day = agenda_day(settings, request.start);
+            let agenda = load_agenda(uow, &resource, day).await?;
+            let request = AppointmentRequest {
+                booking_id,
+                reference: booking_reference(booking_id),
+                service_id: service.id,
+                service_name: service.name.clone(),
+                price: service.price,
+                resource: resource.clone(),
+                appointment: appointment_at(request.start, service.duration),
+                customer: request.customer.clone(),
+                channel: Channel::Dashboard,
+                confirm: request.confirm,
+                now: Utc::now(),
+            };
+            let scheduled = scheduling::request(
+                &booking,
+                &agenda,
+                request,
+                service.buffer_minutes,
+                service.capacity,
+            )
+            .map_err(|e| when_taken(e, settings, service, &agenda, day))?;
+            stage_scheduled(uow, booking_id, &scheduled);
+            Ok(booked(BookingState::default(), &scheduled))
+        })
+    })
+    .await
+}
+
+/// Cancels a booking and frees its slot.
+pub async fn cancel(
+    app: &App,
+    ctx: &CommandContext,
+    id: BookingId,
+    reason: Option<Reason>,
+) -> Result<Committed<Booking>, AppError> {
+    let reason = &reason;
+    execute(&app.store, ctx, |uow| {
+        Box::pin(async {
+            let (booking, current) = existing(uow, id).await?;
+            let config = uow.load::<BotConfig>(&config_stream()).await?;
+            let settings = config
+                .settings
+                .as_ref()
+                .ok_or_else(|| AppError::internal("a booking without configuration"))?;
+            let day = agenda_day(settings, current.appointment.start);
+            let agenda = load_agenda(uow, &current.resource, day).await?;
+            let scheduled = scheduling::cancel(
+                &booking,
+                &agenda,
+                Party::Business,
+                reason.clone(),
+                Utc::now(),
+            )?;
+            stage_scheduled(uow, id, &scheduled);
+            Ok(booked(booking, &scheduled))
+        })
+    })
+    .await
+}
+
+/// Moves a booking to another time that is free by the business's rules.
+pub async fn reschedule(
+    app: &App,
+    ctx: &CommandContext,
+    id: BookingId,
+    start: DateTime<Utc>,
+) -> Result<Committed<Booking>, AppError> {
+    execute(&app.store, ctx, |uow| {
+        Box::pin(async move {
+            let (booking, current) = existing(uow, id).await?;
+            let config = uow.load::<BotConfig>(&config_stream()).await?;
+            let (settings, service) = settings_and_service(&config, current.service_id)?;
+            let old_day = agenda_day(settings, current.appointment.start);
+            let new_day = agenda_day(settings, start);
+            let old_agenda = load_agenda(uow, &current.resource, old_day).await?;
+            let new_agenda = if new_day == old_day {
+                old_agenda.clone()
+            } else {
+                load_agenda(uow, &current.resource, new_day).await?
+            };
+            // Free at the new time, not counting this booking's own hold.
+            let holds: Vec<_> = new_agenda
+                .holds
+                .iter()
+                .filter(|(b, _)| *b != id)
+                .map(|(_, i)| *i)
+                .collect();
+            if !free_slots(settings, service, new_day, &holds, Utc::now())
+                .iter()
+                .any(|s| s.appointment.start == start)
+            {
+                return Err(slot_taken(settings, service, &new_agenda, new_day));
+            }
+            let scheduled = scheduling::reschedule(
+                &booking,
+                &old_agenda,
+                &new_agenda,
+                appointment_at(start, service.duration),
+                current.resource.clone(),
+                service.buffer_minutes,
+                service.capacity,
+                Party::Business,
+                Utc::now(),
+            )
+            .map_err(|e| when_taken(e, settings, service, &new_agenda, new_day))?;
+            stage_scheduled(uow, id, &scheduled);
+            Ok(booked(booking, &scheduled))
+        })
+    })
+    .await
+}
+
+/// Confirms a requested booking (its payment arrived, or the business accepts it).
+pub async fn confirm(
+    app: &App,
+    ctx: &CommandContext,
+    id: BookingId,
+) -> Result<Committed<Booking>, AppError> {
+    transition(app, ctx, id, || BookingCommand::Confirm { now: Utc::now() }).await
+}
+
+/// The customer came: the appointment is done.
+pub async fn complete(
+    app: &App,
+    ctx: &CommandContext,
+    id: BookingId,
+) -> Result<Committed<Booking>, AppError> {
+    transition(app, ctx, id, || BookingCommand::Complete {
+        now: Utc::now(),
+    })
+    .await
+}
+
+/// The customer did not come.
+pub async fn no_show(
+    app: &App,
+    ctx: &CommandContext,
+    id: BookingId,
+) -> Result<Committed<Booking>, AppError> {
+    transition(app, ctx, id, || BookingCommand::MarkNoShow {
+        now: Utc::now(),
+    })
+    .await
+}
+
+/// A change to the booking alone (its slot stays held, or was freed before).
+async fn transition(
+    app: &App,
+    ctx: &CommandContext,
+    id: BookingId,
+    command: impl Fn() -> BookingCommand + Send + Sync,
+) -> Result<Committed<Booking>, AppError> {
+    let command = &command;
+    execute(&app.store, ctx, |uow| {
+        Box::pin(async move {
+            let (booking, _) = existing(uow, id).await?;
+            let events = BookingAggregate::decide(&booking, command())?;
+            uow.stage(&stream::<BookingEvent>(id), &events);
+            Ok(events
+                .iter()
+                .fold(booking, BookingAggregate::evolve)
+                .booking
+                .expect("a decided booking exists"))
+        })
+    })
+    .await
+}
+
+/// The agenda stream of a resource's local day.
+pub fn agenda_ref(resource: &ResourceId, day: NaiveDate) -> StreamRef {
+    stream::<AgendaEvent>(agenda_stream_id(resource, day))
+}
+
+/// Stages what a scheduling decision changes: the booking's stream and each agenda day it
+/// touched, each expected at the version it was loaded at (a day never loaded is new).
+pub(crate) fn stage_scheduled(uow: &mut UnitOfWork<'_>, id: BookingId, scheduled: &Scheduled) {
+    uow.stage(&stream::<BookingEvent>(id), &scheduled.booking);
+    for change in &scheduled.agendas {
+        let (resource, day) = change
+            .agenda
+            .key
+            .clone()
+            .expect("scheduling keys the agendas it changes");
+        uow.stage(&agenda_ref(&resource, day), &change.events);
+    }
+}
+
+/// An agenda day's state; a day nobody booked yet is empty but knows its resource and day.
+async fn load_agenda(
+    uow: &mut UnitOfWork<'_>,
+    resource: &ResourceId,
+    day: NaiveDate,
+) -> Result<AgendaState, AppError> {
+    let state = uow.load::<Agenda>(&agenda_ref(resource, day)).await?;
+    Ok(if state.key.is_none() {
+        AgendaState::new(resource.clone(), day)
+    } else {
+        state
+    })
+}
+
+/// A booking of this tenant. Another tenant's id reads as nothing: not found, and logged.
+async fn existing(
+    uow: &mut UnitOfWork<'_>,
+    id: BookingId,
+) -> Result<(BookingState, Booking), AppError> {
+    let state = uow
+        .load::<BookingAggregate>(&stream::<BookingEvent>(id))
+        .await?;
+    match state.booking.clone() {
+        Some(booking) => Ok((state, booking)),
+        None => {
+            tracing::info!(tenant = %uow.tenant_id(), booking = %id, "security: unknown booking id (possibly another tenant's)");
+            Err(AppError::NotFound("booking"))
+        }
+    }
+}
+
+/// The settings bookings follow (time zone, hours, rules) and an active service.
+fn settings_and_service(
+    config: &BotConfigState,
+    service_id: ServiceId,
+) -> Result<(&BotSettings, &Service), AppError> {
+    let settings = config
+        .settings
+        .as_ref()
+        .ok_or_else(|| AppError::conflict("configure opening hours first (PUT /v1/bot-config)"))?;
+    let service = config
+        .services
+        .get(&service_id)
+        .filter(|s| s.active)
+        .ok_or(AppError::NotFound("service"))?;
+    Ok((settings, service))
+}
+
+/// The booking after a scheduling decision.
+fn booked(before: BookingState, scheduled: &Scheduled) -> Booking {
+    scheduled
+        .booking
+        .iter()
+        .fold(before, BookingAggregate::evolve)
+        .booking
+        .expect("a scheduled booking exists")
+}
+
+/// A taken slot answers with the times of that day still free; anything else as it is.
+fn when_taken(
+    err: SchedulingError,
+    settings: &BotSettings,
+    service: &Service,
+    agenda: &AgendaState,
+    day: NaiveDate,
+) -> AppError {
+    match err {
+        SchedulingError::Agenda(AgendaError::SlotTaken) => {
+            slot_taken(settings, service, agenda, day)
+        }
+        other => other.into(),
+    }
+}
+
+/// Up to ten times still free for `service` on `day`.
+fn slot_taken(
+    settings: &BotSettings,
+    service: &Service,
+    agenda: &AgendaState,
+    day: NaiveDate,
+) -> AppError {
+    let holds: Vec<_> = agenda.intervals().copied().collect();
+    AppError::SlotTaken {
+        free: free_slots(settings, service, day, &holds, Utc::now())
+            .iter()
+            .take(10)
+            .map(|s| s.appointment.start)
+            .collect(),
+    }
+}

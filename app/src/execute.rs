@@ -1,0 +1,94 @@
+//! The one executor: run a use case's decision over a fresh unit of work, commit it, and when
+//! another writer moved one of its streams in between, decide again on the new state.
+//!
+//! Every command of every binary goes through [`execute`]; nothing else loops on a version
+//! conflict. What a decision reads is loaded anew on each attempt, so the second decision
+//! sees what the first writer did (a slot it took, a message it recorded).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use eventstore::{AppendError, EventStore, Position};
+
+use crate::context::CommandContext;
+use crate::error::AppError;
+use crate::unit_of_work::UnitOfWork;
+
+/// How often a command is decided before the executor gives up with [`AppError::Busy`].
+pub const ATTEMPTS: usize = 5;
+
+/// A decision's future, borrowing its unit of work.
+pub type Decision<'u, T> = Pin<Box<dyn Future<Output = Result<T, AppError>> + Send + 'u>>;
+
+/// What a committed command gives back.
+#[derive(Debug, Clone)]
+pub struct Committed<T> {
+    /// What the decision returned (a view of the changed aggregate, an id, ...).
+    pub value: T,
+    /// The position of the command's last event: its consistency token. `None` when it
+    /// appended nothing (nothing to change, or a retry of a command already applied).
+    pub position: Option<Position>,
+    /// The events already existed: this was a retry of a command applied before.
+    pub replayed: bool,
+}
+
+impl<T> Committed<T> {
+    /// The consistency token clients pass to the query API (empty when nothing was appended).
+    pub fn consistency_token(&self) -> String {
+        self.position.map(|p| p.to_string()).unwrap_or_default()
+    }
+
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Committed<U> {
+        Committed {
+            value: f(self.value),
+            position: self.position,
+            replayed: self.replayed,
+        }
+    }
+}
+
+/// Decides with `decide` over a fresh unit of work and commits it; on a version conflict,
+/// decides again (at most [`ATTEMPTS`] times). A decision's error ends the command at once
+/// and nothing it staged or wrote is kept.
+///
+/// ```text
+/// app::execute(&app.store, &ctx, |uow| Box::pin(async {
+///     let booking = uow.load::<BookingAggregate>(&stream).await?;
+///     uow.stage(&stream, &BookingAggregate::decide(&booking, command.clone())?);
+///     Ok(())
+/// })).await
+/// ```
+pub async fn execute<'a, T, F>(
+    store: &'a EventStore,
+    ctx: &'a CommandContext,
+    mut decide: F,
+) -> Result<Committed<T>, AppError>
+where
+    F: for<'u> FnMut(&'u mut UnitOfWork<'a>) -> Decision<'u, T>,
+{
+    for attempt in 1..=ATTEMPTS {
+        let mut uow = UnitOfWork::new(store, ctx);
+        let value = decide(&mut uow).await?;
+        match uow.commit().await {
+            Ok(outcome) => {
+                return Ok(Committed {
+                    value,
+                    replayed: outcome.as_ref().is_some_and(|o| o.replayed),
+                    position: outcome.map(|o| o.last_position),
+                });
+            }
+            Err(AppendError::Conflict { stream, .. }) => {
+                tracing::debug!(%stream, attempt, "a stream moved under the command; deciding again");
+            }
+            Err(AppendError::IdempotencyMismatch { .. }) => {
+                return Err(AppError::IdempotencyMismatch);
+            }
+            Err(err) => {
+                return Err(anyhow::Error::new(err)
+                    .context("failed to commit a unit of work")
+                    .into());
+            }
+        }
+    }
+    Err(AppError::Busy)
+}

@@ -1,0 +1,213 @@
+//! One command's unit of work: the aggregates it read, at which versions, and what it will
+//! append to each.
+//!
+//! `load` remembers the version of every stream read; `stage` queues events for a stream;
+//! the executor's commit appends every staged stream in one transaction, each expected at the
+//! version it was read (a stream staged without being read is expected not to exist: a new
+//! aggregate). Writes to the vault's tables go through [`UnitOfWork::conn`], on the same
+//! transaction, so secrets, reservations and events commit together or not at all.
+//!
+//! A unit is used once: when its commit meets a moved stream, the executor starts a fresh
+//! one and the use case decides again.
+
+use std::collections::HashMap;
+
+use domain::decider::Decider;
+use domain::event::{DomainEvent, Encoded};
+use eventstore::{
+    AppendError, AppendOutcome, EventStore, RecordedEvent, StreamAppend, StreamRef, TenantTx,
+};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::context::CommandContext;
+use crate::error::AppError;
+use crate::events::{expect, fold, new_events};
+
+pub struct UnitOfWork<'a> {
+    store: &'a EventStore,
+    ctx: &'a CommandContext,
+    /// The version each stream was read at.
+    read: HashMap<StreamRef, u32>,
+    /// Events to append, per stream, in the order first staged.
+    staged: Vec<(StreamRef, Vec<Encoded>)>,
+    /// Open once a vault table was written.
+    tx: Option<TenantTx>,
+}
+
+/// Streams read together, to be folded one by one with [`UnitOfWork::fold`].
+#[derive(Debug, Default)]
+pub struct Reads(HashMap<StreamRef, Vec<RecordedEvent>>);
+
+impl<'a> UnitOfWork<'a> {
+    pub(crate) fn new(store: &'a EventStore, ctx: &'a CommandContext) -> Self {
+        Self {
+            store,
+            ctx,
+            read: HashMap::new(),
+            staged: Vec::new(),
+            tx: None,
+        }
+    }
+
+    pub fn context(&self) -> &'a CommandContext {
+        self.ctx
+    }
+
+    pub fn tenant_id(&self) -> Uuid {
+        self.ctx.tenant_id
+    }
+
+    /// An aggregate's state; staging to its stream will expect the version read.
+    pub async fn load<D: Decider>(&mut self, stream: &StreamRef) -> Result<D::State, AppError> {
+        let recorded = self
+            .store
+            .read_stream(self.ctx.tenant_id, stream, 1)
+            .await
+            .map_err(|e| anyhow::Error::new(e).context(format!("failed to read {stream}")))?;
+        self.fold::<D>(stream, Reads::one(stream, recorded))
+    }
+
+    /// Several streams in one query (a conversation turn reads three aggregates at once).
+    pub async fn read_many(&mut self, streams: &[StreamRef]) -> Result<Reads, AppError> {
+        let read = self
+            .store
+            .read_streams(self.ctx.tenant_id, streams)
+            .await
+            .map_err(|e| anyhow::Error::new(e).context("failed to read streams"))?;
+        Ok(Reads(read))
+    }
+
+    /// Takes one stream out of `reads` as an aggregate (empty when it has no events), and
+    /// remembers its version.
+    pub fn fold<D: Decider>(
+        &mut self,
+        stream: &StreamRef,
+        mut reads: Reads,
+    ) -> Result<D::State, AppError> {
+        self.fold_in::<D>(stream, &mut reads)
+    }
+
+    /// Like [`UnitOfWork::fold`], leaving the other streams in `reads`.
+    pub fn fold_in<D: Decider>(
+        &mut self,
+        stream: &StreamRef,
+        reads: &mut Reads,
+    ) -> Result<D::State, AppError> {
+        let recorded = reads.0.remove(stream).unwrap_or_default();
+        let (state, version) = fold::<D>(stream, recorded)?;
+        self.read.insert(stream.clone(), version);
+        Ok(state)
+    }
+
+    /// Every stream of `D`'s kind whose id lies in `[from_id, to_id]`, in one query (the
+    /// agenda days a conversation may offer), with their versions remembered. Streams with no
+    /// events are absent.
+    pub async fn load_between<D: Decider>(
+        &mut self,
+        from_id: &str,
+        to_id: &str,
+    ) -> Result<Vec<D::State>, AppError> {
+        let stream_type = <D::Event as DomainEvent>::STREAM_TYPE;
+        let events = self
+            .store
+            .read_streams_between(self.ctx.tenant_id, stream_type, from_id, to_id)
+            .await
+            .map_err(|e| {
+                anyhow::Error::new(e).context(format!("failed to read {stream_type} streams"))
+            })?;
+        let mut reads = Reads::default();
+        let mut order = Vec::new();
+        for event in events {
+            if !reads.0.contains_key(&event.stream) {
+                order.push(event.stream.clone());
+            }
+            reads.0.entry(event.stream.clone()).or_default().push(event);
+        }
+        order
+            .iter()
+            .map(|stream| self.fold_in::<D>(stream, &mut reads))
+            .collect()
+    }
+
+    /// The version `stream` was read at (0: not read, or empty).
+    pub fn version(&self, stream: &StreamRef) -> u32 {
+        self.read.get(stream).copied().unwrap_or(0)
+    }
+
+    /// Queues `events` for `stream`, after whatever was staged for it already.
+    pub fn stage<E: DomainEvent>(&mut self, stream: &StreamRef, events: &[E]) {
+        debug_assert_eq!(
+            stream.stream_type,
+            E::STREAM_TYPE,
+            "events staged on another kind of stream"
+        );
+        if events.is_empty() {
+            return;
+        }
+        let encoded = events.iter().map(domain::event::encode);
+        match self.staged.iter_mut().find(|(s, _)| s == stream) {
+            Some((_, queued)) => queued.extend(encoded),
+            None => self.staged.push((stream.clone(), encoded.collect())),
+        }
+    }
+
+    /// Whether anything is staged.
+    pub fn has_staged(&self) -> bool {
+        !self.staged.is_empty()
+    }
+
+    /// The connection of this unit's transaction (begun on first use), for the vault's
+    /// tables: what is written there commits with the staged events.
+    pub async fn conn(&mut self) -> Result<&mut PgConnection, AppError> {
+        if self.tx.is_none() {
+            self.tx = Some(self.store.begin(self.ctx.tenant_id).await?);
+        }
+        Ok(self.tx.as_mut().expect("just begun").conn())
+    }
+
+    /// Appends every staged stream at the version it was read, atomically, and commits the
+    /// vault's writes with them. `None` when nothing was staged.
+    pub(crate) async fn commit(self) -> Result<Option<AppendOutcome>, AppendError> {
+        let metadata = self.ctx.metadata();
+        let appends: Vec<StreamAppend> = self
+            .staged
+            .into_iter()
+            .map(|(stream, events)| StreamAppend {
+                expected: expect(self.read.get(&stream).copied().unwrap_or(0)),
+                events: new_events(
+                    self.ctx.tenant_id,
+                    &self.ctx.idempotency_key,
+                    &stream,
+                    events,
+                    &metadata,
+                ),
+                stream,
+            })
+            .collect();
+        match (self.tx, appends.is_empty()) {
+            (None, true) => Ok(None),
+            // No vault writes: the store's own transaction (one statement for one stream).
+            (None, false) => self
+                .store
+                .append(self.ctx.tenant_id, appends)
+                .await
+                .map(Some),
+            (Some(tx), true) => {
+                tx.commit().await?;
+                Ok(None)
+            }
+            (Some(mut tx), false) => {
+                let outcome = self.store.append_in(&mut tx, appends).await?;
+                tx.commit().await?;
+                Ok(Some(outcome))
+            }
+        }
+    }
+}
+
+impl Reads {
+    fn one(stream: &StreamRef, recorded: Vec<RecordedEvent>) -> Self {
+        Self(HashMap::from([(stream.clone(), recorded)]))
+    }
+}

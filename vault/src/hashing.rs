@@ -1,0 +1,88 @@
+//! One-way secrets: passwords (argon2id) and opaque tokens (SHA-256 of 256 random bits).
+
+use argon2::Argon2;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest as _, Sha256};
+use uuid::Uuid;
+
+/// Hashes with argon2id at the crate's defaults (19 MiB, t=2, p=1: OWASP's minimum), off the
+/// async threads.
+pub async fn hash_password(password: String) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))
+    })
+    .await?
+}
+
+/// A hash of a password no one has, to spend the same time on unknown users.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0nZ7e5QH5fQ6l3oB3s2b8aZKq4m7bq3kqvV8oGfQm1c";
+
+/// Verifies in constant time for the hash; `None` runs against a dummy hash and fails, so an
+/// unknown account costs what a known one does.
+pub async fn verify_password(password: String, hash: Option<String>) -> bool {
+    tokio::task::spawn_blocking(move || {
+        let stored = hash.as_deref().unwrap_or(DUMMY_HASH);
+        let Ok(parsed) = PasswordHash::new(stored) else {
+            return false;
+        };
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+            && hash.is_some()
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// An opaque token (refresh tokens, invitations): `<tenant id>.<256 random bits>`. The
+/// tenant prefix lets the server open the right tenant's transaction; the random part is the
+/// secret, and only its hash is stored.
+pub fn new_token(tenant_id: Uuid) -> String {
+    let secret: [u8; 32] = rand::random();
+    format!("{tenant_id}.{}", URL_SAFE_NO_PAD.encode(secret))
+}
+
+/// The tenant a token of [`new_token`] was issued in.
+pub fn tenant_of_token(token: &str) -> Option<Uuid> {
+    token.split_once('.')?.0.parse().ok()
+}
+
+/// SHA-256 of a token: how API keys, refresh tokens, invitations and verify tokens are stored.
+pub fn sha256(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passwords_verify_only_against_their_hash() {
+        let hash = hash_password("correct horse battery".into()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery".into(), Some(hash.clone())).await);
+        assert!(!verify_password("wrong".into(), Some(hash)).await);
+        assert!(!verify_password("anything".into(), None).await);
+        assert!(
+            PasswordHash::new(DUMMY_HASH).is_ok(),
+            "the dummy hash costs a real verification"
+        );
+    }
+
+    #[test]
+    fn tokens_carry_their_tenant_and_are_unique() {
+        let t = Uuid::new_v4();
+        let a = new_token(t);
+        assert_eq!(tenant_of_token(&a), Some(t));
+        assert_ne!(a, new_token(t));
+        assert_eq!(sha256(&a).len(), 32);
+        assert_eq!(tenant_of_token("not-a-token"), None);
+    }
+}

@@ -1,0 +1,136 @@
+//! Team members' sign-in credentials (`user_credentials`) and one-time invitations.
+//! Tenant tables: run inside the tenant's transaction.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::Conn;
+
+/// The constraint a second member with the same email runs into.
+pub const EMAIL_TAKEN: &str = "user_credentials_tenant_id_email_key";
+
+/// A member's stored credential.
+#[derive(Debug, Clone)]
+pub struct StoredUser {
+    pub user_id: Uuid,
+    pub password_hash: String,
+    pub role: String,
+    pub active: bool,
+}
+
+/// A member who can sign in once `password_hash` is set (an invited member has none yet: the
+/// empty hash never verifies). Fails on [`EMAIL_TAKEN`].
+pub async fn insert(
+    conn: &mut Conn,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    email: &str,
+    password_hash: &str,
+    role: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "insert into user_credentials (tenant_id, user_id, email, password_hash, role)
+         values ($1, $2, $3, $4, $5)",
+        tenant_id,
+        user_id,
+        email,
+        password_hash,
+        role
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn by_email(conn: &mut Conn, email: &str) -> Result<Option<StoredUser>, sqlx::Error> {
+    sqlx::query_as!(
+        StoredUser,
+        "select user_id, password_hash, role, active from user_credentials where email = $1",
+        email
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn by_id(conn: &mut Conn, user_id: Uuid) -> Result<Option<StoredUser>, sqlx::Error> {
+    sqlx::query_as!(
+        StoredUser,
+        "select user_id, password_hash, role, active from user_credentials where user_id = $1",
+        user_id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Sets an active member's password; their role, or `None` when there is no such active member.
+pub async fn set_password(
+    conn: &mut Conn,
+    user_id: Uuid,
+    password_hash: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "update user_credentials set password_hash = $1 where user_id = $2 and active
+         returning role",
+        password_hash,
+        user_id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn set_role(conn: &mut Conn, user_id: Uuid, role: &str) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update user_credentials set role = $1 where user_id = $2",
+        role,
+        user_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// No more sign-ins (sessions are ended with [`crate::sessions::revoke_user`]).
+pub async fn deactivate(conn: &mut Conn, user_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update user_credentials set active = false where user_id = $1",
+        user_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn invite(
+    conn: &mut Conn,
+    tenant_id: Uuid,
+    token_hash: &[u8],
+    user_id: Uuid,
+    expires_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "insert into invitations (tenant_id, token_hash, user_id, expires_at)
+         values ($1, $2, $3, $4)",
+        tenant_id,
+        token_hash,
+        user_id,
+        expires_at
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Uses an unexpired, unused invitation up; the invited member, or `None`.
+pub async fn redeem_invitation(
+    conn: &mut Conn,
+    token_hash: &[u8],
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "update invitations set used_at = now()
+          where token_hash = $1 and used_at is null and expires_at > now()
+         returning user_id",
+        token_hash
+    )
+    .fetch_optional(conn)
+    .await
+}
