@@ -1,0 +1,150 @@
+//! The conversations read model (`rm_conversations`, `rm_messages`): the inbox, latest first,
+//! and one conversation with its messages (outbound ones with their delivery status) and the
+//! bot's state.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use chrono::{DateTime, Utc};
+use domain::access::Permission;
+use domain::values::PhoneNumber;
+use platform::answers::{ConsistencyToken, Forbidden, NotFound, TenantReader};
+use platform::params::Params;
+use platform::problem::Problem;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::AppState;
+use crate::paging::{Cursor, Page, PageParams, fetch_size};
+use crate::reader::Reader;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConversationRow {
+    pub customer_phone: String,
+    pub profile_name: Option<String>,
+    pub last_message_at: DateTime<Utc>,
+    pub last_direction: String,
+    pub last_preview: String,
+    pub handed_off: bool,
+    pub messages: i32,
+}
+
+/// `GET /v1/conversations?limit=&cursor=`: the inbox, latest first.
+#[utoipa::path(
+    get,
+    path = "/v1/conversations",
+    tag = "conversations",
+    summary = "The inbox, latest first",
+    params(ConsistencyToken, PageParams),
+    responses(
+        (status = 200, description = "A page of conversations", body = Page<ConversationRow>),
+        TenantReader, Forbidden
+    ),
+    security(("bearer" = []))
+)]
+pub async fn conversations(
+    State(app): State<AppState>,
+    reader: Reader,
+    Params(page): Params<PageParams>,
+) -> Result<Json<Page<ConversationRow>>, Problem> {
+    reader.require(Permission::ReadConversations)?;
+    let mut tx = reader.begin(&app).await?;
+    let rows = sqlx::query_as!(
+        ConversationRow,
+        "select customer_phone, profile_name, last_message_at, last_direction, last_preview,
+                handed_off, messages
+           from rm_conversations
+          where $1::timestamptz is null or (last_message_at, customer_phone) < ($1, $2)
+          order by last_message_at desc, customer_phone desc
+          limit $3",
+        page.cursor.as_ref().map(|c| c.at),
+        page.cursor.as_ref().map(|c| c.key.clone()),
+        fetch_size(page.limit)
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(Json(Page::of(rows, page.limit, |r| {
+        Cursor::new(r.last_message_at, &r.customer_phone)
+    })))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MessageRow {
+    pub message_id: String,
+    pub direction: String,
+    #[schema(value_type = Object)]
+    pub content: Value,
+    pub at: DateTime<Utc>,
+    pub wamid: Option<String>,
+    pub status: Option<String>,
+    pub error_code: Option<i64>,
+    pub error_reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConversationDetail {
+    #[serde(flatten)]
+    pub conversation: ConversationRow,
+    /// Where the bot is in its flow with this customer (the bot state lookup).
+    #[schema(value_type = Object)]
+    pub bot_state: Option<Value>,
+    pub messages: Vec<MessageRow>,
+}
+
+/// `GET /v1/conversations/{phone}`: one customer's conversation, its messages (outbound ones
+/// with their delivery status) and the bot's state.
+#[utoipa::path(
+    get,
+    path = "/v1/conversations/{phone}",
+    tag = "conversations",
+    summary = "One conversation: messages with delivery status, and the bot's state",
+    params(
+        ConsistencyToken,
+        ("phone" = String, Path, description = "The customer's phone, E.164 (+ as %2B)")
+    ),
+    responses(
+        (status = 200, description = "The conversation", body = ConversationDetail),
+        TenantReader, Forbidden, NotFound
+    ),
+    security(("bearer" = []))
+)]
+pub async fn conversation(
+    State(app): State<AppState>,
+    reader: Reader,
+    Path(phone): Path<String>,
+) -> Result<Json<ConversationDetail>, Problem> {
+    reader.require(Permission::ReadConversations)?;
+    let phone = PhoneNumber::parse(&phone)
+        .or_else(|_| PhoneNumber::parse(&format!("+{}", phone.trim_start_matches(' '))))
+        .map_err(|_| Problem::not_found("conversation"))?;
+    let mut tx = reader.begin(&app).await?;
+    let row = sqlx::query!(
+        "select customer_phone, profile_name, last_message_at, last_direction, last_preview,
+                handed_off, messages, bot_state
+           from rm_conversations where customer_phone = $1",
+        phone.as_str()
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| Problem::not_found("conversation"))?;
+    let messages = sqlx::query_as!(
+        MessageRow,
+        "select message_id, direction, content, at, wamid, status, error_code, error_reason
+           from rm_messages where customer_phone = $1 order by version",
+        phone.as_str()
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(Json(ConversationDetail {
+        conversation: ConversationRow {
+            customer_phone: row.customer_phone,
+            profile_name: row.profile_name,
+            last_message_at: row.last_message_at,
+            last_direction: row.last_direction,
+            last_preview: row.last_preview,
+            handed_off: row.handed_off,
+            messages: row.messages,
+        },
+        bot_state: row.bot_state,
+        messages,
+    }))
+}
