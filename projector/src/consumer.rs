@@ -22,7 +22,7 @@ use nats::Namespace;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
-use crate::projection::{Applied, Projection, Target};
+use crate::projection::{Applied, Projection};
 
 /// How the live consumers behave.
 #[derive(Debug, Clone)]
@@ -366,25 +366,25 @@ async fn lock_watermark(
     conn: &mut PgConnection,
     projection: Projection,
 ) -> sqlx::Result<Watermark> {
-    sqlx::query(
+    sqlx::query!(
         "insert into rm_positions (projection, transaction_id, global_position, stream_sequence)
          values ($1, '0'::xid8, 0, 0) on conflict (projection) do nothing",
+        projection.name()
     )
-    .bind(projection.name())
     .execute(&mut *conn)
     .await?;
-    let (sequence, tx, position): (i64, String, i64) = sqlx::query_as(
-        "select stream_sequence, transaction_id::text, global_position from rm_positions
-         where projection = $1 for update",
+    let row = sqlx::query!(
+        r#"select stream_sequence, transaction_id::text as "transaction_id!", global_position
+             from rm_positions where projection = $1 for update"#,
+        projection.name()
     )
-    .bind(projection.name())
     .fetch_one(conn)
     .await?;
     Ok(Watermark {
-        sequence: sequence as u64,
+        sequence: row.stream_sequence as u64,
         position: Position {
-            transaction_id: tx.parse().unwrap_or(0),
-            global_position: position as u64,
+            transaction_id: row.transaction_id.parse().unwrap_or(0),
+            global_position: row.global_position as u64,
         },
     })
 }
@@ -394,15 +394,15 @@ async fn save_watermark(
     projection: Projection,
     watermark: Watermark,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "update rm_positions set stream_sequence = $2, transaction_id = $3::text::xid8,
              global_position = $4, updated_at = now()
          where projection = $1",
+        projection.name(),
+        watermark.sequence as i64,
+        watermark.position.transaction_id.to_string(),
+        watermark.position.global_position as i64
     )
-    .bind(projection.name())
-    .bind(watermark.sequence as i64)
-    .bind(watermark.position.transaction_id.to_string())
-    .bind(watermark.position.global_position as i64)
     .execute(conn)
     .await?;
     Ok(())
@@ -435,11 +435,11 @@ async fn missing_events(
     }
     if !out.is_empty() {
         let ids: Vec<uuid::Uuid> = out.iter().map(|e| e.event_id).collect();
-        let dead: Vec<uuid::Uuid> = sqlx::query_scalar(
+        let dead = sqlx::query_scalar!(
             "select event_id from rm_dead_letters where projection = $1 and event_id = any($2)",
+            projection.name(),
+            &ids
         )
-        .bind(projection.name())
-        .bind(&ids)
         .fetch_all(conn)
         .await?;
         out.retain(|e| !dead.contains(&e.event_id));
@@ -472,14 +472,12 @@ pub async fn apply_batch(
         )
         .await?;
         let refs: Vec<&RecordedEvent> = missing.iter().collect();
-        if let Err(err) =
-            apply_events(projection, Target::Live, &runtime.store, &mut tx, &refs).await
-        {
+        if let Err(err) = apply_events(projection, &runtime.store, &mut tx, &refs).await {
             return Err(EarlierEventFailed(format!("{err:#}")).into());
         }
     }
     let events: Vec<&RecordedEvent> = deliveries.iter().map(|(_, e)| *e).collect();
-    let outcomes = apply_events(projection, Target::Live, &runtime.store, &mut tx, &events).await?;
+    let outcomes = apply_events(projection, &runtime.store, &mut tx, &events).await?;
     for (sequence, event) in deliveries {
         watermark.sequence = watermark.sequence.max(*sequence);
         watermark.position = watermark.position.max(event.position);
@@ -492,7 +490,6 @@ pub async fn apply_batch(
 /// Applies events in the caller's transaction, setting `app.tenant_id` whenever it changes.
 pub async fn apply_events(
     projection: Projection,
-    target: Target,
     store: &EventStore,
     conn: &mut PgConnection,
     events: &[&RecordedEvent],
@@ -508,16 +505,18 @@ pub async fn apply_events(
             set_tenant(conn, event.tenant_id).await?;
             tenant = Some(event.tenant_id);
         }
-        outcomes.push(projection.apply(conn, target, store, event).await?);
+        outcomes.push(projection.apply(conn, store, event).await?);
     }
     Ok(outcomes)
 }
 
 pub async fn set_tenant(conn: &mut PgConnection, tenant_id: uuid::Uuid) -> sqlx::Result<()> {
-    sqlx::query("select set_config('app.tenant_id', $1, true)")
-        .bind(tenant_id.to_string())
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        r#"select set_config('app.tenant_id', $1, true) as "tenant""#,
+        tenant_id.to_string()
+    )
+    .fetch_one(conn)
+    .await?;
     Ok(())
 }
 

@@ -10,10 +10,10 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::consumer::{Runtime, apply_events};
-use crate::projection::{Projection, Target};
+use crate::projection::Projection;
 
 /// One dead letter as an operator sees it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct DeadLetter {
     pub projection: String,
     pub event_id: uuid::Uuid,
@@ -48,32 +48,32 @@ pub async fn record(
 ) -> anyhow::Result<()> {
     let error = format!("{error:#}");
     let mut tx = runtime.pool.begin().await?;
-    sqlx::query(
+    sqlx::query!(
         "insert into rm_dead_letters (projection, event_id, tenant_id, stream_type, stream_id,
              version, event_type, position, error, attempts)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          on conflict (projection, event_id) do update
          set error = excluded.error, attempts = excluded.attempts, failed_at = now()",
+        projection.name(),
+        event.event_id,
+        event.tenant_id,
+        &event.stream.stream_type,
+        &event.stream.stream_id,
+        event.version as i32,
+        &event.event_type,
+        event.position.to_string(),
+        &error,
+        attempts as i32
     )
-    .bind(projection.name())
-    .bind(event.event_id)
-    .bind(event.tenant_id)
-    .bind(&event.stream.stream_type)
-    .bind(&event.stream.stream_id)
-    .bind(event.version as i32)
-    .bind(&event.event_type)
-    .bind(event.position.to_string())
-    .bind(&error)
-    .bind(attempts as i32)
     .execute(&mut *tx)
     .await?;
     // The watermark passes it if it was the next message: what follows is not held back.
-    sqlx::query(
+    sqlx::query!(
         "update rm_positions set stream_sequence = $2, updated_at = now()
          where projection = $1 and stream_sequence = $2 - 1",
+        projection.name(),
+        sequence as i64
     )
-    .bind(projection.name())
-    .bind(sequence as i64)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -100,13 +100,14 @@ pub async fn list(
     pool: &PgPool,
     projection: Option<Projection>,
 ) -> anyhow::Result<Vec<DeadLetter>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        DeadLetter,
         "select projection, event_id, tenant_id, stream_type, stream_id, version, event_type,
              position, error, attempts, failed_at
          from rm_dead_letters where $1::text is null or projection = $1
          order by failed_at, projection, event_id",
+        projection.map(|p| p.name())
     )
-    .bind(projection.map(|p| p.name()))
     .fetch_all(pool)
     .await?)
 }
@@ -155,26 +156,28 @@ async fn retry_one(runtime: &Runtime, letter: &DeadLetter) -> anyhow::Result<()>
         .into_iter()
         .next()
         .context("the event is not in the event store")?;
-    let applied = apply_events(projection, Target::Live, &runtime.store, &mut tx, &[&event]).await;
+    let applied = apply_events(projection, &runtime.store, &mut tx, &[&event]).await;
     match applied {
         Ok(_) => {
-            sqlx::query("delete from rm_dead_letters where projection = $1 and event_id = $2")
-                .bind(&letter.projection)
-                .bind(letter.event_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query!(
+                "delete from rm_dead_letters where projection = $1 and event_id = $2",
+                &letter.projection,
+                letter.event_id
+            )
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             Ok(())
         }
         Err(err) => {
             tx.rollback().await?;
-            sqlx::query(
+            sqlx::query!(
                 "update rm_dead_letters set error = $3, attempts = attempts + 1, failed_at = now()
                  where projection = $1 and event_id = $2",
+                &letter.projection,
+                letter.event_id,
+                format!("{err:#}")
             )
-            .bind(&letter.projection)
-            .bind(letter.event_id)
-            .bind(format!("{err:#}"))
             .execute(&runtime.pool)
             .await?;
             Err(err)

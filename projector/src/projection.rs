@@ -6,11 +6,23 @@
 //! a duplicate and is skipped; an event further ahead than the next version means a delivery
 //! gap, and the missing events are read from the event store, the source of truth, in the same
 //! transaction before it is applied.
+//!
+//! Which tables a projection owns is written once, in the `rm_tables` catalogue of the
+//! migrations. The statements on `rm_<projection>_applied` name their table by the projection,
+//! so they are built here ([`AppliedSql`]) and prepared against the schema by a test; every
+//! other statement of the projector is compile-checked.
 
 use std::fmt;
 use std::str::FromStr;
 
 use anyhow::Context as _;
+use domain::DomainEvent as _;
+use domain::access::UserEvent;
+use domain::agenda::AgendaEvent;
+use domain::booking::BookingEvent;
+use domain::bot_config::BotConfigEvent;
+use domain::conversation::ConversationEvent;
+use domain::tenant::TenantEvent;
 use eventstore::{EventStore, RecordedEvent};
 use sqlx::PgConnection;
 
@@ -57,12 +69,12 @@ impl Projection {
     /// The stream types whose events it reads.
     pub fn stream_types(self) -> &'static [&'static str] {
         match self {
-            Projection::Tenants => &["tenant", "user"],
-            Projection::Catalog => &["bot_config"],
-            Projection::Bookings => &["booking"],
-            Projection::Agenda => &["agenda"],
-            Projection::Conversations => &["conversation"],
-            Projection::Usage => &["conversation", "booking"],
+            Projection::Tenants => &[TenantEvent::STREAM_TYPE, UserEvent::STREAM_TYPE],
+            Projection::Catalog => &[BotConfigEvent::STREAM_TYPE],
+            Projection::Bookings => &[BookingEvent::STREAM_TYPE],
+            Projection::Agenda => &[AgendaEvent::STREAM_TYPE],
+            Projection::Conversations => &[ConversationEvent::STREAM_TYPE],
+            Projection::Usage => &[ConversationEvent::STREAM_TYPE, BookingEvent::STREAM_TYPE],
         }
     }
 
@@ -70,49 +82,53 @@ impl Projection {
         self.stream_types().contains(&stream_type)
     }
 
-    /// Its tables, the applied-versions table last.
-    pub fn tables(self) -> &'static [&'static str] {
-        match self {
-            Projection::Tenants => &["rm_tenants", "rm_users", "rm_tenants_applied"],
-            Projection::Catalog => &["rm_bot_config", "rm_services", "rm_catalog_applied"],
-            Projection::Bookings => &["rm_bookings", "rm_booking_history", "rm_bookings_applied"],
-            Projection::Agenda => &["rm_agenda", "rm_agenda_applied"],
-            Projection::Conversations => &[
-                "rm_conversations",
-                "rm_messages",
-                "rm_conversations_applied",
-            ],
-            Projection::Usage => &["rm_usage", "rm_usage_applied"],
+    /// The statements on this projection's applied versions.
+    pub fn applied_sql(self) -> AppliedSql {
+        let table = format!("rm_{}_applied", self.name());
+        AppliedSql {
+            claim_first: format!(
+                "insert into {table} (tenant_id, stream_type, stream_id, version)
+                 select $1, $2, $3, $4 on conflict do nothing"
+            ),
+            claim_next: format!(
+                "update {table} set version = $4
+                 where tenant_id = $1 and stream_type = $2 and stream_id = $3 and version = $4 - 1"
+            ),
+            current: format!(
+                "insert into {table} (tenant_id, stream_type, stream_id, version)
+                 values ($1, $2, $3, 0)
+                 on conflict (tenant_id, stream_type, stream_id)
+                 do update set version = {table}.version
+                 returning version"
+            ),
+            set: format!(
+                "update {table} set version = $4
+                 where tenant_id = $1 and stream_type = $2 and stream_id = $3"
+            ),
         }
     }
 
     /// Applies `event` (a duplicate is skipped, a gap filled from the store) inside the
-    /// caller's transaction, whose `app.tenant_id` is the event's tenant.
+    /// caller's transaction, whose `app.tenant_id` is the event's tenant. The tables written
+    /// are those `search_path` finds: the live ones, or a rebuild's shadows.
     pub async fn apply(
         self,
         conn: &mut PgConnection,
-        target: Target,
         store: &EventStore,
         event: &RecordedEvent,
     ) -> anyhow::Result<Applied> {
         if !self.handles(&event.stream.stream_type) {
             return Ok(Applied::NotMine);
         }
-        let applied_table = target.table(&format!("rm_{}_applied", self.name()));
+        let sql = self.applied_sql();
         // The happy path is one statement that both checks and records the version (and takes
         // the stream's row lock, so two consumers never interleave one stream's events).
         let claim = if event.version == 1 {
-            format!(
-                "insert into {applied_table} (tenant_id, stream_type, stream_id, version)
-                 select $1, $2, $3, $4 on conflict do nothing"
-            )
+            &sql.claim_first
         } else {
-            format!(
-                "update {applied_table} set version = $4
-                 where tenant_id = $1 and stream_type = $2 and stream_id = $3 and version = $4 - 1"
-            )
+            &sql.claim_next
         };
-        let claimed = sqlx::query(&claim)
+        let claimed = sqlx::query(claim)
             .bind(event.tenant_id)
             .bind(&event.stream.stream_type)
             .bind(&event.stream.stream_id)
@@ -122,22 +138,16 @@ impl Projection {
             .rows_affected()
             == 1;
         if claimed {
-            self.apply_fresh(conn, target, event).await?;
+            self.apply_fresh(conn, event).await?;
             return Ok(Applied::Applied);
         }
         // A duplicate, or a gap: see where the stream stands.
-        let (applied,): (i32,) = sqlx::query_as(&format!(
-            "insert into {applied_table} (tenant_id, stream_type, stream_id, version)
-             values ($1, $2, $3, 0)
-             on conflict (tenant_id, stream_type, stream_id)
-             do update set version = {applied_table}.version
-             returning version"
-        ))
-        .bind(event.tenant_id)
-        .bind(&event.stream.stream_type)
-        .bind(&event.stream.stream_id)
-        .fetch_one(&mut *conn)
-        .await?;
+        let (applied,): (i32,) = sqlx::query_as(&sql.current)
+            .bind(event.tenant_id)
+            .bind(&event.stream.stream_type)
+            .bind(&event.stream.stream_id)
+            .fetch_one(&mut *conn)
+            .await?;
         let applied = applied as u32;
         if event.version <= applied {
             return Ok(Applied::Duplicate);
@@ -160,37 +170,31 @@ impl Projection {
             event.stream
         );
         for earlier in &missing {
-            self.apply_fresh(conn, target, earlier).await?;
+            self.apply_fresh(conn, earlier).await?;
         }
-        self.apply_fresh(conn, target, event).await?;
-        sqlx::query(&format!(
-            "update {applied_table} set version = $4
-             where tenant_id = $1 and stream_type = $2 and stream_id = $3"
-        ))
-        .bind(event.tenant_id)
-        .bind(&event.stream.stream_type)
-        .bind(&event.stream.stream_id)
-        .bind(event.version as i32)
-        .execute(&mut *conn)
-        .await?;
+        self.apply_fresh(conn, event).await?;
+        sqlx::query(&sql.set)
+            .bind(event.tenant_id)
+            .bind(&event.stream.stream_type)
+            .bind(&event.stream.stream_id)
+            .bind(event.version as i32)
+            .execute(&mut *conn)
+            .await?;
         Ok(Applied::FilledGap(missing.len()))
     }
 
     async fn apply_fresh(
         self,
         conn: &mut PgConnection,
-        target: Target,
         event: &RecordedEvent,
     ) -> anyhow::Result<()> {
         let result = match self {
-            Projection::Tenants => projections::tenants::apply(conn, target, event).await,
-            Projection::Catalog => projections::catalog::apply(conn, target, event).await,
-            Projection::Bookings => projections::bookings::apply(conn, target, event).await,
-            Projection::Agenda => projections::agenda::apply(conn, target, event).await,
-            Projection::Conversations => {
-                projections::conversations::apply(conn, target, event).await
-            }
-            Projection::Usage => projections::usage::apply(conn, target, event).await,
+            Projection::Tenants => projections::tenants::apply(conn, event).await,
+            Projection::Catalog => projections::catalog::apply(conn, event).await,
+            Projection::Bookings => projections::bookings::apply(conn, event).await,
+            Projection::Agenda => projections::agenda::apply(conn, event).await,
+            Projection::Conversations => projections::conversations::apply(conn, event).await,
+            Projection::Usage => projections::usage::apply(conn, event).await,
         };
         result.with_context(|| {
             format!(
@@ -239,19 +243,28 @@ pub enum Applied {
     NotMine,
 }
 
-/// Which copy of the tables a write goes to: the live ones, or a rebuild's shadows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    Live,
-    Shadow,
+/// The statements on a projection's `rm_<projection>_applied` table (see
+/// [`Projection::applied_sql`]).
+#[derive(Debug, Clone)]
+pub struct AppliedSql {
+    /// Records version 1 of a stream not seen before.
+    pub claim_first: String,
+    /// Records the next version of a stream.
+    pub claim_next: String,
+    /// The version applied so far (0 for a new stream), locking the stream's row.
+    pub current: String,
+    /// Records a version after a gap was filled.
+    pub set: String,
 }
 
-impl Target {
-    pub fn table(self, name: &str) -> String {
-        match self {
-            Target::Live => name.to_owned(),
-            Target::Shadow => format!("{name}__next"),
-        }
+impl AppliedSql {
+    pub fn all(&self) -> [&str; 4] {
+        [
+            &self.claim_first,
+            &self.claim_next,
+            &self.current,
+            &self.set,
+        ]
     }
 }
 

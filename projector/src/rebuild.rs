@@ -1,11 +1,13 @@
 //! Replay: rebuilding read models from the event store while the live consumers keep serving.
 //!
-//! A whole projection is rebuilt into shadow tables (`<table>__next`, same definition, same RLS)
-//! from one pass over the log, read in commit order as the operator role. To swap, the operator
-//! locks the live tables (the live consumer waits), the shadows catch up with whatever was
-//! committed meanwhile, and the shadows are renamed into place in the same transaction as the
-//! lock. Readers see the old tables, then the new ones, never a mix; the live consumer carries
-//! on against the new tables, whose applied versions tell it what to skip.
+//! A whole projection is rebuilt into shadow tables (in the `rebuild` schema, under the live
+//! tables' names, same definition, same RLS) from one pass over the log, read in commit order
+//! as the operator role. The writers set `search_path` to `rebuild, public`, so they run the
+//! projections' usual statements. To swap, the operator locks the live tables (the live
+//! consumer waits), the shadows catch up with whatever was committed meanwhile, and the
+//! shadows are moved into place in the same transaction as the lock. Readers see the old
+//! tables, then the new ones, never a mix; the live consumer carries on against the new
+//! tables, whose applied versions tell it what to skip.
 //!
 //! One tenant's rows are rebuilt in place in one transaction: its rows are deleted and its
 //! events replayed; other tenants are not touched.
@@ -18,7 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::PgPool;
 
 use crate::consumer::{apply_events, set_tenant};
-use crate::projection::{Projection, Target};
+use crate::projection::Projection;
 
 const READ_BATCH: usize = 5_000;
 /// Connections a rebuild writes on at once.
@@ -68,13 +70,12 @@ impl Rebuilder {
     async fn rebuild_all(&self, request: &RebuildRequest) -> anyhow::Result<RebuildReport> {
         let started = Instant::now();
         for projection in &request.projections {
-            sqlx::query("select rm_create_shadows($1)")
-                .bind(projection.name())
+            sqlx::query!("select from rm_create_shadows($1)", projection.name())
                 .execute(&self.operator_pool)
                 .await
                 .with_context(|| format!("failed to create {projection}'s shadow tables"))?;
         }
-        let total: i64 = sqlx::query_scalar("select count(*) from events")
+        let total = sqlx::query_scalar!(r#"select count(*) as "count!" from events"#)
             .fetch_one(&self.operator_pool)
             .await?;
         let bar = progress_bar(request.progress, total as u64);
@@ -95,8 +96,7 @@ impl Rebuilder {
             }),
             Err(err) => {
                 for projection in &request.projections {
-                    let _ = sqlx::query("select rm_drop_shadows($1)")
-                        .bind(projection.name())
+                    let _ = sqlx::query!("select from rm_drop_shadows($1)", projection.name())
                         .execute(&self.operator_pool)
                         .await;
                 }
@@ -146,8 +146,12 @@ impl Rebuilder {
                 // Tenant by tenant keeps `set_config` calls few; the sort is stable.
                 part.sort_by_key(|e| e.tenant_id);
                 let mut tx = self.app_pool.begin().await?;
+                // The projections' own statements, onto the shadows.
+                sqlx::query!("set local search_path to rebuild, public")
+                    .execute(&mut *tx)
+                    .await?;
                 for projection in projections {
-                    apply_events(*projection, Target::Shadow, &self.store, &mut tx, &part).await?;
+                    apply_events(*projection, &self.store, &mut tx, &part).await?;
                 }
                 tx.commit().await?;
                 Ok::<_, anyhow::Error>(())
@@ -184,14 +188,13 @@ impl Rebuilder {
         position: Position,
     ) -> anyhow::Result<(u64, Position)> {
         let mut lock = self.operator_pool.begin().await?;
-        sqlx::query("set local lock_timeout = '30s'")
+        sqlx::query!("set local lock_timeout = '30s'")
             .execute(&mut *lock)
             .await?;
         let mut names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
         names.sort_unstable();
         for name in &names {
-            sqlx::query("select rm_lock_live($1)")
-                .bind(name)
+            sqlx::query!("select from rm_lock_live($1)", *name)
                 .execute(&mut *lock)
                 .await?;
         }
@@ -199,8 +202,7 @@ impl Rebuilder {
             .copy_log(projections, position, &ProgressBar::hidden())
             .await?;
         for name in &names {
-            sqlx::query("select rm_swap($1)")
-                .bind(name)
+            sqlx::query!("select from rm_swap($1)", *name)
                 .execute(&mut *lock)
                 .await?;
         }
@@ -217,12 +219,13 @@ impl Rebuilder {
         let mut tx = self.app_pool.begin().await?;
         set_tenant(&mut tx, tenant).await?;
         for projection in &request.projections {
-            for table in projection.tables() {
-                sqlx::query(&format!("delete from {table} where tenant_id = $1"))
-                    .bind(tenant)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            sqlx::query!(
+                "select from rm_clear_tenant($1, $2)",
+                projection.name(),
+                tenant
+            )
+            .execute(&mut *tx)
+            .await?;
         }
         let bar = progress_bar(request.progress, 0);
         let mut position = Position::START;
@@ -233,7 +236,7 @@ impl Rebuilder {
             position = last.position;
             let refs: Vec<&RecordedEvent> = batch.iter().collect();
             for projection in &request.projections {
-                apply_events(*projection, Target::Live, &self.store, &mut tx, &refs).await?;
+                apply_events(*projection, &self.store, &mut tx, &refs).await?;
             }
             events += batch.len() as u64;
             bar.inc(batch.len() as u64);

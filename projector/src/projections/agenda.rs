@@ -4,14 +4,9 @@ use domain::agenda::AgendaEvent;
 use eventstore::RecordedEvent;
 use sqlx::PgConnection;
 
-use crate::projection::{Target, decode};
+use crate::projection::decode;
 
-pub async fn apply(
-    conn: &mut PgConnection,
-    target: Target,
-    event: &RecordedEvent,
-) -> anyhow::Result<()> {
-    let table = target.table("rm_agenda");
+pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<()> {
     match decode::<AgendaEvent>(event)? {
         AgendaEvent::SlotHeld {
             resource,
@@ -19,18 +14,18 @@ pub async fn apply(
             booking_id,
             interval,
         } => {
-            sqlx::query(&format!(
-                "insert into {table} (tenant_id, resource, day, booking_id, starts_at, ends_at)
+            sqlx::query!(
+                "insert into rm_agenda (tenant_id, resource, day, booking_id, starts_at, ends_at)
                  values ($1, $2, $3, $4, $5, $6)
                  on conflict (tenant_id, resource, day, booking_id)
-                 do update set starts_at = excluded.starts_at, ends_at = excluded.ends_at"
-            ))
-            .bind(event.tenant_id)
-            .bind(resource.as_str())
-            .bind(day)
-            .bind(booking_id.uuid())
-            .bind(interval.start)
-            .bind(interval.end)
+                 do update set starts_at = excluded.starts_at, ends_at = excluded.ends_at",
+                event.tenant_id,
+                resource.as_str(),
+                day,
+                booking_id.uuid(),
+                interval.start,
+                interval.end
+            )
             .execute(conn)
             .await?;
         }
@@ -39,14 +34,14 @@ pub async fn apply(
             day,
             booking_id,
         } => {
-            sqlx::query(&format!(
-                "delete from {table}
-                 where tenant_id = $1 and resource = $2 and day = $3 and booking_id = $4"
-            ))
-            .bind(event.tenant_id)
-            .bind(resource.as_str())
-            .bind(day)
-            .bind(booking_id.uuid())
+            sqlx::query!(
+                "delete from rm_agenda
+                 where tenant_id = $1 and resource = $2 and day = $3 and booking_id = $4",
+                event.tenant_id,
+                resource.as_str(),
+                day,
+                booking_id.uuid()
+            )
             .execute(conn)
             .await?;
         }

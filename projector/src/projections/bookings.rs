@@ -1,24 +1,19 @@
 //! `rm_bookings` (filterable by status, date range and customer) and `rm_booking_history`
 //! (every event of a booking with who did it).
 
-use domain::booking::BookingEvent;
+use domain::booking::{BookingEvent, BookingStatus};
 use eventstore::RecordedEvent;
 use sqlx::PgConnection;
 use sqlx::types::Json;
 
-use super::label;
-use crate::projection::{Target, decode};
+use crate::projection::decode;
 
-pub async fn apply(
-    conn: &mut PgConnection,
-    target: Target,
-    event: &RecordedEvent,
-) -> anyhow::Result<()> {
-    let table = target.table("rm_bookings");
-    let history = target.table("rm_booking_history");
+pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<()> {
+    let tenant = event.tenant_id;
     let booking_id: uuid::Uuid = event.stream.stream_id.parse()?;
     let at = event.recorded_at;
-    match decode::<BookingEvent>(event)? {
+    let version = event.version as i32;
+    let status = match decode::<BookingEvent>(event)? {
         BookingEvent::AppointmentRequested {
             reference,
             service_id,
@@ -30,82 +25,84 @@ pub async fn apply(
             channel,
             ..
         } => {
-            sqlx::query(&format!(
-                "insert into {table} (tenant_id, booking_id, reference, service_id, service_name,
-                     resource, starts_at, ends_at, status, channel, customer_phone, customer_name,
-                     price_minor, currency, version, created_at, updated_at)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, 'requested', $9, $10, $11, $12, $13,
-                     $14, $15, $15)"
-            ))
-            .bind(event.tenant_id)
-            .bind(booking_id)
-            .bind(reference)
-            .bind(service_id.uuid())
-            .bind(service_name)
-            .bind(resource.as_str())
-            .bind(appointment.start)
-            .bind(appointment.end)
-            .bind(label(&channel))
-            .bind(customer.phone.as_str())
-            .bind(customer.name.as_deref())
-            .bind(price.minor())
-            .bind(price.currency().as_str())
-            .bind(event.version as i32)
-            .bind(at)
+            let currency = price.currency();
+            sqlx::query!(
+                "insert into rm_bookings (tenant_id, booking_id, reference, service_id,
+                     service_name, resource, starts_at, ends_at, status, channel, customer_phone,
+                     customer_name, price_minor, currency, version, created_at, updated_at)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                     $16)",
+                tenant,
+                booking_id,
+                reference,
+                service_id.uuid(),
+                service_name,
+                resource.as_str(),
+                appointment.start,
+                appointment.end,
+                BookingStatus::Requested.as_str(),
+                channel.as_str(),
+                customer.phone.as_str(),
+                customer.name.as_deref(),
+                price.minor(),
+                currency.as_str(),
+                version,
+                at
+            )
             .execute(&mut *conn)
             .await?;
+            None
         }
         BookingEvent::AppointmentRescheduled {
             to, to_resource, ..
         } => {
-            sqlx::query(&format!(
-                "update {table} set starts_at = $3, ends_at = $4, resource = $5, version = $6,
+            sqlx::query!(
+                "update rm_bookings set starts_at = $3, ends_at = $4, resource = $5, version = $6,
                      updated_at = $7
-                 where tenant_id = $1 and booking_id = $2"
-            ))
-            .bind(event.tenant_id)
-            .bind(booking_id)
-            .bind(to.start)
-            .bind(to.end)
-            .bind(to_resource.as_str())
-            .bind(event.version as i32)
-            .bind(at)
+                 where tenant_id = $1 and booking_id = $2",
+                tenant,
+                booking_id,
+                to.start,
+                to.end,
+                to_resource.as_str(),
+                version,
+                at
+            )
             .execute(&mut *conn)
             .await?;
+            None
         }
-        other => {
-            let status = match other {
-                BookingEvent::AppointmentConfirmed => "confirmed",
-                BookingEvent::AppointmentCancelled { .. } => "cancelled",
-                BookingEvent::AppointmentCompleted => "completed",
-                _ => "no_show",
-            };
-            sqlx::query(&format!(
-                "update {table} set status = $3, version = $4, updated_at = $5
-                 where tenant_id = $1 and booking_id = $2"
-            ))
-            .bind(event.tenant_id)
-            .bind(booking_id)
-            .bind(status)
-            .bind(event.version as i32)
-            .bind(at)
-            .execute(&mut *conn)
-            .await?;
-        }
+        BookingEvent::AppointmentConfirmed => Some(BookingStatus::Confirmed),
+        BookingEvent::AppointmentCancelled { .. } => Some(BookingStatus::Cancelled),
+        BookingEvent::AppointmentCompleted => Some(BookingStatus::Completed),
+        BookingEvent::AppointmentMarkedNoShow => Some(BookingStatus::NoShow),
+    };
+    if let Some(status) = status {
+        sqlx::query!(
+            "update rm_bookings set status = $3, version = $4, updated_at = $5
+             where tenant_id = $1 and booking_id = $2",
+            tenant,
+            booking_id,
+            status.as_str(),
+            version,
+            at
+        )
+        .execute(&mut *conn)
+        .await?;
     }
-    sqlx::query(&format!(
-        "insert into {history} (tenant_id, booking_id, version, event_type, payload, actor,
-             correlation_id, recorded_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)"
-    ))
-    .bind(event.tenant_id)
-    .bind(booking_id)
-    .bind(event.version as i32)
-    .bind(&event.event_type)
-    .bind(Json(&event.payload))
-    .bind(event.metadata.actor.as_deref())
-    .bind(event.metadata.correlation_id)
-    .bind(at)
+    sqlx::query!(
+        "insert into rm_booking_history (tenant_id, booking_id, version, event_type, payload,
+             actor, correlation_id, recorded_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        tenant,
+        booking_id,
+        version,
+        &event.event_type,
+        Json(&event.payload) as _,
+        event.metadata.actor.as_deref(),
+        event.metadata.correlation_id,
+        at
+    )
     .execute(conn)
     .await?;
     Ok(())

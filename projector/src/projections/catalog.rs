@@ -6,77 +6,76 @@ use eventstore::RecordedEvent;
 use sqlx::PgConnection;
 use sqlx::types::Json;
 
-use crate::projection::{Target, decode};
+use crate::projection::decode;
 
-pub async fn apply(
-    conn: &mut PgConnection,
-    target: Target,
-    event: &RecordedEvent,
-) -> anyhow::Result<()> {
-    let config = target.table("rm_bot_config");
-    let services = target.table("rm_services");
+pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<()> {
     let at = event.recorded_at;
     let tenant = event.tenant_id;
     let decoded = decode::<BotConfigEvent>(event)?;
     let settings = match &decoded {
-        BotConfigEvent::BotConfigured { settings } => Some(Json(settings.as_ref())),
-        _ => None,
+        BotConfigEvent::BotConfigured { settings } => {
+            Some(serde_json::to_value(settings.as_ref())?)
+        }
+        BotConfigEvent::ServiceAdded { .. }
+        | BotConfigEvent::ServiceUpdated { .. }
+        | BotConfigEvent::ServiceRetired { .. } => None,
     };
-    sqlx::query(&format!(
-        "insert into {config} (tenant_id, version, settings, updated_at) values ($1, $2, $3, $4)
+    sqlx::query!(
+        "insert into rm_bot_config (tenant_id, version, settings, updated_at)
+         values ($1, $2, $3, $4)
          on conflict (tenant_id) do update
          set version = excluded.version,
-             settings = coalesce(excluded.settings, {config}.settings),
-             updated_at = excluded.updated_at"
-    ))
-    .bind(tenant)
-    .bind(event.version as i32)
-    .bind(settings)
-    .bind(at)
+             settings = coalesce(excluded.settings, rm_bot_config.settings),
+             updated_at = excluded.updated_at",
+        tenant,
+        event.version as i32,
+        settings,
+        at
+    )
     .execute(&mut *conn)
     .await?;
     match decoded {
         BotConfigEvent::BotConfigured { .. } => {}
         BotConfigEvent::ServiceAdded { service } => {
-            sqlx::query(&format!(
-                "insert into {services} (tenant_id, service_id, name, active, service, position,
+            sqlx::query!(
+                "insert into rm_services (tenant_id, service_id, name, active, service, position,
                      updated_at)
                  values ($1, $2, $3, $4, $5,
-                     (select count(*) from {services} where tenant_id = $1), $6)"
-            ))
-            .bind(tenant)
-            .bind(service.id.uuid())
-            .bind(&service.name)
-            .bind(service.active)
-            .bind(Json(&service))
-            .bind(at)
+                     (select count(*) from rm_services where tenant_id = $1), $6)",
+                tenant,
+                service.id.uuid(),
+                &service.name,
+                service.active,
+                Json(&service) as _,
+                at
+            )
             .execute(conn)
             .await?;
         }
         BotConfigEvent::ServiceUpdated { service } => {
-            sqlx::query(&format!(
-                "update {services} set name = $3, active = $4, service = $5, updated_at = $6
-                 where tenant_id = $1 and service_id = $2"
-            ))
-            .bind(tenant)
-            .bind(service.id.uuid())
-            .bind(&service.name)
-            .bind(service.active)
-            .bind(Json(&service))
-            .bind(at)
+            sqlx::query!(
+                "update rm_services set name = $3, active = $4, service = $5, updated_at = $6
+                 where tenant_id = $1 and service_id = $2",
+                tenant,
+                service.id.uuid(),
+                &service.name,
+                service.active,
+                Json(&service) as _,
+                at
+            )
             .execute(conn)
             .await?;
         }
         BotConfigEvent::ServiceRetired { service_id } => {
-            sqlx::query(&format!(
-                "update {services}
-                 set active = false, service = jsonb_set(service, '{{active}}', 'false'),
+            sqlx::query!(
+                "update rm_services
+                 set active = false, service = jsonb_set(service, '{active}', 'false'),
                      updated_at = $3
-                 where tenant_id = $1 and service_id = $2"
-            ))
-            .bind(tenant)
-            .bind(service_id.uuid())
-            .bind(at)
+                 where tenant_id = $1 and service_id = $2",
+                tenant,
+                service_id.uuid(),
+                at
+            )
             .execute(conn)
             .await?;
         }

@@ -4,23 +4,18 @@
 use chrono::{DateTime, Utc};
 use domain::bot::engine::Step;
 use domain::bot::message::{Inbound, Reply};
-use domain::conversation::ConversationEvent;
+use domain::conversation::{
+    ConversationEvent, DELIVERY_LABELS, DeliveryStatus, Direction, delivery_label,
+};
 use eventstore::RecordedEvent;
 use sqlx::PgConnection;
 use sqlx::types::Json;
 
-use super::label;
-use crate::projection::{Target, decode};
+use crate::projection::decode;
 
 const PREVIEW_CHARS: usize = 80;
 
-pub async fn apply(
-    conn: &mut PgConnection,
-    target: Target,
-    event: &RecordedEvent,
-) -> anyhow::Result<()> {
-    let conversations = target.table("rm_conversations");
-    let messages = target.table("rm_messages");
+pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<()> {
     let phone = event.stream.stream_id.as_str();
     let tenant = event.tenant_id;
     match decode::<ConversationEvent>(event)? {
@@ -34,25 +29,25 @@ pub async fn apply(
             let preview = preview(inbound_text(&content));
             touch(
                 conn,
-                &conversations,
                 event,
                 received_at,
-                "in",
+                Direction::In,
                 &preview,
                 profile_name.as_deref(),
             )
             .await?;
-            sqlx::query(&format!(
-                "insert into {messages} (tenant_id, customer_phone, version, message_id, direction,
-                     content, at)
-                 values ($1, $2, $3, $4, 'in', $5, $6)"
-            ))
-            .bind(tenant)
-            .bind(phone)
-            .bind(event.version as i32)
-            .bind(wamid)
-            .bind(Json(&content))
-            .bind(received_at)
+            sqlx::query!(
+                "insert into rm_messages (tenant_id, customer_phone, version, message_id,
+                     direction, content, at)
+                 values ($1, $2, $3, $4, $5, $6, $7)",
+                tenant,
+                phone,
+                event.version as i32,
+                wamid,
+                Direction::In.as_str(),
+                Json(&content) as _,
+                received_at
+            )
             .execute(conn)
             .await?;
         }
@@ -62,61 +57,65 @@ pub async fn apply(
             let preview = preview(reply_text(&reply));
             touch(
                 conn,
-                &conversations,
                 event,
                 event.recorded_at,
-                "out",
+                Direction::Out,
                 &preview,
                 None,
             )
             .await?;
-            sqlx::query(&format!(
-                "insert into {messages} (tenant_id, customer_phone, version, message_id, direction,
-                     content, at, status)
-                 values ($1, $2, $3, $4, 'out', $5, $6, 'pending')"
-            ))
-            .bind(tenant)
-            .bind(phone)
-            .bind(event.version as i32)
-            .bind(reply_id)
-            .bind(Json(&reply))
-            .bind(event.recorded_at)
+            sqlx::query!(
+                "insert into rm_messages (tenant_id, customer_phone, version, message_id,
+                     direction, content, at, status)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8)",
+                tenant,
+                phone,
+                event.version as i32,
+                reply_id,
+                Direction::Out.as_str(),
+                Json(&reply) as _,
+                event.recorded_at,
+                delivery_label(None)
+            )
             .execute(conn)
             .await?;
         }
         ConversationEvent::BotStateChanged { state } => {
-            sqlx::query(&format!(
-                "update {conversations} set bot_state = $3, handed_off = $4, updated_at = $5
-                 where tenant_id = $1 and customer_phone = $2"
-            ))
-            .bind(tenant)
-            .bind(phone)
-            .bind(Json(&state))
-            .bind(state.step == Step::HandedOff)
-            .bind(event.recorded_at)
+            sqlx::query!(
+                "update rm_conversations set bot_state = $3, handed_off = $4, updated_at = $5
+                 where tenant_id = $1 and customer_phone = $2",
+                tenant,
+                phone,
+                Json(&state) as _,
+                state.step == Step::HandedOff,
+                event.recorded_at
+            )
             .execute(conn)
             .await?;
         }
         ConversationEvent::HandedOffToHuman => {
-            sqlx::query(&format!(
-                "update {conversations} set handed_off = true, updated_at = $3
-                 where tenant_id = $1 and customer_phone = $2"
-            ))
-            .bind(tenant)
-            .bind(phone)
-            .bind(event.recorded_at)
+            sqlx::query!(
+                "update rm_conversations set handed_off = true, updated_at = $3
+                 where tenant_id = $1 and customer_phone = $2",
+                tenant,
+                phone,
+                event.recorded_at
+            )
             .execute(conn)
             .await?;
         }
         ConversationEvent::OutboundMessageSent { reply_id, wamid } => {
-            sqlx::query(&format!(
-                "update {messages} set wamid = $3,
-                     status = case when status = 'pending' then 'sent' else status end
-                 where tenant_id = $1 and message_id = $2"
-            ))
-            .bind(tenant)
-            .bind(reply_id)
-            .bind(wamid)
+            // Pending becomes sent; a status that came first (kept by the domain) stays.
+            sqlx::query!(
+                "update rm_messages set wamid = $3,
+                     status = case when status = $4 then $5 else status end
+                 where tenant_id = $1 and message_id = $2",
+                tenant,
+                reply_id,
+                wamid,
+                delivery_label(None),
+                DeliveryStatus::Sent.as_str()
+            )
             .execute(conn)
             .await?;
         }
@@ -125,29 +124,31 @@ pub async fn apply(
             code,
             reason,
         } => {
-            sqlx::query(&format!(
-                "update {messages} set status = 'failed', error_code = $3, error_reason = $4
-                 where tenant_id = $1 and message_id = $2"
-            ))
-            .bind(tenant)
-            .bind(reply_id)
-            .bind(code)
-            .bind(reason)
+            sqlx::query!(
+                "update rm_messages set status = $3, error_code = $4, error_reason = $5
+                 where tenant_id = $1 and message_id = $2",
+                tenant,
+                reply_id,
+                DeliveryStatus::Failed.as_str(),
+                code,
+                reason
+            )
             .execute(conn)
             .await?;
         }
         ConversationEvent::OutboundStatusChanged { wamid, status } => {
-            // Forward only: sent < delivered < read, failed is final.
-            sqlx::query(&format!(
-                "update {messages} set status = $3
-                 where tenant_id = $1 and wamid = $2 and status is distinct from 'failed'
-                   and array_position(array['pending', 'sent', 'delivered', 'read', 'failed'], $3)
-                     > coalesce(array_position(array['pending', 'sent', 'delivered', 'read',
-                         'failed'], status), 0)"
-            ))
-            .bind(tenant)
-            .bind(wamid)
-            .bind(label(&status))
+            // Forward only, in the order of DELIVERY_LABELS (failed is final).
+            let order: Vec<String> = DELIVERY_LABELS.iter().map(|l| (*l).to_owned()).collect();
+            sqlx::query!(
+                "update rm_messages set status = $3
+                 where tenant_id = $1 and wamid = $2 and status is distinct from $5
+                   and array_position($4::text[], $3) > coalesce(array_position($4::text[], status), 0)",
+                tenant,
+                wamid,
+                status.as_str(),
+                &order,
+                DeliveryStatus::Failed.as_str()
+            )
             .execute(conn)
             .await?;
         }
@@ -159,32 +160,31 @@ pub async fn apply(
 /// Creates the inbox row or moves it to its latest message.
 async fn touch(
     conn: &mut PgConnection,
-    table: &str,
     event: &RecordedEvent,
     at: DateTime<Utc>,
-    direction: &str,
+    direction: Direction,
     preview: &str,
     profile_name: Option<&str>,
 ) -> anyhow::Result<()> {
-    sqlx::query(&format!(
-        "insert into {table} (tenant_id, customer_phone, profile_name, last_message_at,
+    sqlx::query!(
+        "insert into rm_conversations (tenant_id, customer_phone, profile_name, last_message_at,
              last_direction, last_preview, messages, updated_at)
          values ($1, $2, $3, $4, $5, $6, 1, $7)
          on conflict (tenant_id, customer_phone) do update
-         set profile_name = coalesce(excluded.profile_name, {table}.profile_name),
-             last_message_at = greatest({table}.last_message_at, excluded.last_message_at),
+         set profile_name = coalesce(excluded.profile_name, rm_conversations.profile_name),
+             last_message_at = greatest(rm_conversations.last_message_at, excluded.last_message_at),
              last_direction = excluded.last_direction,
              last_preview = excluded.last_preview,
-             messages = {table}.messages + 1,
-             updated_at = excluded.updated_at"
-    ))
-    .bind(event.tenant_id)
-    .bind(&event.stream.stream_id)
-    .bind(profile_name)
-    .bind(at)
-    .bind(direction)
-    .bind(preview)
-    .bind(event.recorded_at)
+             messages = rm_conversations.messages + 1,
+             updated_at = excluded.updated_at",
+        event.tenant_id,
+        &event.stream.stream_id,
+        profile_name,
+        at,
+        direction.as_str(),
+        preview,
+        event.recorded_at
+    )
     .execute(conn)
     .await?;
     Ok(())

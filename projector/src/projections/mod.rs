@@ -1,6 +1,8 @@
 //! One module per projection: how each event changes that projection's tables. Every function
 //! runs inside the caller's tenant transaction and is called once per event, in stream order
-//! (see [`crate::projection`]).
+//! (see [`crate::projection`]). Statements name the live tables; a rebuild runs the same ones
+//! with `search_path` on its shadow schema. Every `match` over events is exhaustive, and the
+//! labels written come from the domain.
 
 pub mod agenda;
 pub mod bookings;
@@ -8,12 +10,3 @@ pub mod catalog;
 pub mod conversations;
 pub mod tenants;
 pub mod usage;
-
-/// The serde name of a unit-like enum value (`"confirmed"`, `"owner"`, ...).
-pub(crate) fn label<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        Ok(other) => other.to_string(),
-        Err(_) => String::new(),
-    }
-}
