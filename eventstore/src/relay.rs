@@ -22,8 +22,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, context::PublishAckFuture, stream::Stream};
+use backon::{BackoffBuilder as _, ExponentialBackoff, ExponentialBuilder};
 use nats::{Namespace, Storage, headers};
-use rand::Rng as _;
 use sqlx::PgConnection;
 use tokio_util::sync::CancellationToken;
 
@@ -158,11 +158,13 @@ impl Relay {
             *session = Some(self.log.pool().acquire().await?.detach());
         }
         let conn = session.as_mut().expect("a session");
-        let leader: bool = sqlx::query_scalar("select pg_try_advisory_lock($1, hashtext($2))")
-            .bind(RELAY_LOCK_CLASS)
-            .bind(self.ns.events_stream())
-            .fetch_one(conn)
-            .await?;
+        let leader = sqlx::query_scalar!(
+            r#"select pg_try_advisory_lock($1, hashtext($2)) as "leader!""#,
+            RELAY_LOCK_CLASS,
+            self.ns.events_stream()
+        )
+        .fetch_one(conn)
+        .await?;
         Ok(leader)
     }
 
@@ -199,7 +201,11 @@ impl Relay {
                 return Ok(Stepped::Cancelled);
             }
             // Still holding the lock? If the session died, someone else may be leading.
-            if sqlx::query("select 1").execute(&mut lock).await.is_err() {
+            if sqlx::query!("select 1 as alive")
+                .fetch_one(&mut lock)
+                .await
+                .is_err()
+            {
                 tracing::warn!("relay lost its leadership connection");
                 return Ok(Stepped::Down);
             }
@@ -325,17 +331,17 @@ struct Published {
 
 /// The relay's checkpoint for a stream, or the start of the log.
 pub async fn load_checkpoint(pool: &sqlx::PgPool, stream: &str) -> anyhow::Result<Position> {
-    let row: Option<(i64, i64)> = sqlx::query_as(
-        "select transaction_id::text::bigint, global_position
-         from relay_checkpoints where relay = $1",
+    let row = sqlx::query!(
+        r#"select transaction_id::text::bigint as "tx_id!", global_position
+             from relay_checkpoints where relay = $1"#,
+        stream
     )
-    .bind(stream)
     .fetch_optional(pool)
     .await
     .context("failed to load the relay checkpoint")?;
-    Ok(row.map_or(Position::START, |(tx, pos)| Position {
-        transaction_id: tx as u64,
-        global_position: pos as u64,
+    Ok(row.map_or(Position::START, |r| Position {
+        transaction_id: r.tx_id as u64,
+        global_position: r.global_position as u64,
     }))
 }
 
@@ -345,7 +351,7 @@ async fn save_checkpoint(
     stream: &str,
     position: Position,
 ) -> anyhow::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "insert into relay_checkpoints (relay, transaction_id, global_position)
          values ($1, $2::text::xid8, $3)
          on conflict (relay) do update
@@ -354,10 +360,10 @@ async fn save_checkpoint(
                 updated_at = now()
           where (relay_checkpoints.transaction_id, relay_checkpoints.global_position)
               < (excluded.transaction_id, excluded.global_position)",
+        stream,
+        position.transaction_id.to_string(),
+        position.global_position as i64
     )
-    .bind(stream)
-    .bind(position.transaction_id.to_string())
-    .bind(position.global_position as i64)
     .execute(conn)
     .await
     .context("failed to save the relay checkpoint")?;
@@ -365,8 +371,12 @@ async fn save_checkpoint(
 }
 
 /// Exponential backoff with full jitter, 100 ms doubling up to a ceiling.
+/// Pauses between failed attempts: exponential from 100 ms up to the configured maximum,
+/// each between half the step and the step (backon's jitter), from the start again after a
+/// success.
 struct Backoff {
-    attempt: u32,
+    builder: ExponentialBuilder,
+    delays: ExponentialBackoff,
     max: Duration,
 }
 
@@ -383,19 +393,24 @@ impl Slept {
 
 impl Backoff {
     fn new(max: Duration) -> Self {
-        Self { attempt: 0, max }
+        let builder = ExponentialBuilder::new()
+            .with_min_delay(Duration::from_millis(50))
+            .with_max_delay(max / 2)
+            .with_jitter()
+            .without_max_times();
+        Self {
+            delays: builder.build(),
+            builder,
+            max,
+        }
     }
 
     fn reset(&mut self) {
-        self.attempt = 0;
+        self.delays = self.builder.build();
     }
 
     fn next_delay(&mut self) -> Duration {
-        let ceiling = Duration::from_millis(100)
-            .saturating_mul(1 << self.attempt.min(16))
-            .min(self.max);
-        self.attempt += 1;
-        ceiling.mul_f64(rand::rng().random_range(0.5..=1.0))
+        self.delays.next().unwrap_or(self.max)
     }
 
     async fn sleep(&mut self, cancel: &CancellationToken) -> Slept {

@@ -3,17 +3,16 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool, Row as _};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::error::AppendError;
-use crate::read::{self, RowFilter};
+use crate::read::{self, EventRow, RowFilter};
 use crate::tx::TenantTx;
 use crate::types::{
-    AppendOutcome, AppendedStream, ExpectedVersion, Position, RecordedEvent, StreamAppend,
-    StreamRef, TenantId,
+    AppendOutcome, AppendedStream, EventMetadata, ExpectedVersion, Position, RecordedEvent,
+    StreamAppend, StreamRef, TenantId,
 };
 use crate::upcast::Upcasters;
 use crate::wake::Wakeups;
@@ -150,22 +149,23 @@ impl EventStore {
         from_version: u32,
     ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
         let mut tx = self.begin(tenant_id).await?;
-        let rows = sqlx::query(&format!(
-            "select {} from events
-             where tenant_id = $1 and stream_type = $2 and stream_id = $3 and version >= $4
-             order by version",
-            read::COLUMNS
-        ))
-        .bind(tenant_id)
-        .bind(&stream.stream_type)
-        .bind(&stream.stream_id)
-        .bind(from_version as i32)
+        let rows = sqlx::query_as!(
+            EventRow,
+            r#"select global_position, transaction_id::text::bigint as "tx_id!", tenant_id,
+                      stream_type, stream_id, version, event_id, event_type, schema_version,
+                      payload, metadata as "metadata: Json<EventMetadata>", recorded_at
+                 from events
+                where tenant_id = $1 and stream_type = $2 and stream_id = $3 and version >= $4
+                order by version"#,
+            tenant_id,
+            &stream.stream_type,
+            &stream.stream_id,
+            from_version as i32
+        )
         .fetch_all(tx.conn())
         .await?;
         tx.rollback().await?;
-        rows.iter()
-            .map(|row| read::decode(row, &self.upcasters))
-            .collect()
+        Ok(read::decode_all(rows, &self.upcasters))
     }
 
     /// A stream's events with versions in `[from_version, to_version]`, read on a connection
@@ -179,23 +179,24 @@ impl EventStore {
         from_version: u32,
         to_version: u32,
     ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
-        let rows = sqlx::query(&format!(
-            "select {} from events
-             where tenant_id = $1 and stream_type = $2 and stream_id = $3
-               and version between $4 and $5
-             order by version",
-            read::COLUMNS
-        ))
-        .bind(tenant_id)
-        .bind(&stream.stream_type)
-        .bind(&stream.stream_id)
-        .bind(from_version as i32)
-        .bind(to_version as i32)
+        let rows = sqlx::query_as!(
+            EventRow,
+            r#"select global_position, transaction_id::text::bigint as "tx_id!", tenant_id,
+                      stream_type, stream_id, version, event_id, event_type, schema_version,
+                      payload, metadata as "metadata: Json<EventMetadata>", recorded_at
+                 from events
+                where tenant_id = $1 and stream_type = $2 and stream_id = $3
+                  and version between $4 and $5
+                order by version"#,
+            tenant_id,
+            &stream.stream_type,
+            &stream.stream_id,
+            from_version as i32,
+            to_version as i32
+        )
         .fetch_all(conn)
         .await?;
-        rows.iter()
-            .map(|row| read::decode(row, &self.upcasters))
-            .collect()
+        Ok(read::decode_all(rows, &self.upcasters))
     }
 
     /// Several streams in one query, each in version order (streams without events are
@@ -205,33 +206,27 @@ impl EventStore {
         tenant_id: TenantId,
         streams: &[StreamRef],
     ) -> Result<std::collections::HashMap<StreamRef, Vec<RecordedEvent>>, sqlx::Error> {
+        let types: Vec<String> = streams.iter().map(|s| s.stream_type.clone()).collect();
+        let ids: Vec<String> = streams.iter().map(|s| s.stream_id.clone()).collect();
         let mut tx = self.begin(tenant_id).await?;
-        let rows = sqlx::query(&format!(
-            "select {} from events
-             where tenant_id = $1
-               and (stream_type, stream_id) in (select * from unnest($2::text[], $3::text[]))
-             order by stream_type, stream_id, version",
-            read::COLUMNS
-        ))
-        .bind(tenant_id)
-        .bind(
-            streams
-                .iter()
-                .map(|s| s.stream_type.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            streams
-                .iter()
-                .map(|s| s.stream_id.as_str())
-                .collect::<Vec<_>>(),
+        let rows = sqlx::query_as!(
+            EventRow,
+            r#"select global_position, transaction_id::text::bigint as "tx_id!", tenant_id,
+                      stream_type, stream_id, version, event_id, event_type, schema_version,
+                      payload, metadata as "metadata: Json<EventMetadata>", recorded_at
+                 from events
+                where tenant_id = $1
+                  and (stream_type, stream_id) in (select * from unnest($2::text[], $3::text[]))
+                order by stream_type, stream_id, version"#,
+            tenant_id,
+            &types,
+            &ids
         )
         .fetch_all(tx.conn())
         .await?;
         tx.rollback().await?;
         let mut out: std::collections::HashMap<StreamRef, Vec<RecordedEvent>> = Default::default();
-        for row in &rows {
-            let event = read::decode(row, &self.upcasters)?;
+        for event in read::decode_all(rows, &self.upcasters) {
             out.entry(event.stream.clone()).or_default().push(event);
         }
         Ok(out)
@@ -247,22 +242,23 @@ impl EventStore {
         to_id: &str,
     ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
         let mut tx = self.begin(tenant_id).await?;
-        let rows = sqlx::query(&format!(
-            "select {} from events
-             where tenant_id = $1 and stream_type = $2 and stream_id between $3 and $4
-             order by stream_id, version",
-            read::COLUMNS
-        ))
-        .bind(tenant_id)
-        .bind(stream_type)
-        .bind(from_id)
-        .bind(to_id)
+        let rows = sqlx::query_as!(
+            EventRow,
+            r#"select global_position, transaction_id::text::bigint as "tx_id!", tenant_id,
+                      stream_type, stream_id, version, event_id, event_type, schema_version,
+                      payload, metadata as "metadata: Json<EventMetadata>", recorded_at
+                 from events
+                where tenant_id = $1 and stream_type = $2 and stream_id between $3 and $4
+                order by stream_id, version"#,
+            tenant_id,
+            stream_type,
+            from_id,
+            to_id
+        )
         .fetch_all(tx.conn())
         .await?;
         tx.rollback().await?;
-        rows.iter()
-            .map(|row| read::decode(row, &self.upcasters))
-            .collect()
+        Ok(read::decode_all(rows, &self.upcasters))
     }
 
     /// The current version of a stream (0 if it does not exist).
@@ -382,9 +378,6 @@ async fn insert_all(
     tenant_id: TenantId,
     appends: &[StreamAppend],
 ) -> Result<Inserted, sqlx::Error> {
-    const APPEND: &str = "select out_version, out_global_position, out_transaction_id
-        from append_to_stream($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-
     if appends.len() > 1 {
         lock_unexpected_streams(conn, tenant_id, appends).await?;
     }
@@ -392,28 +385,28 @@ async fn insert_all(
     let mut last_position = Position::START;
     for append in appends {
         let events = &append.events;
-        let result = sqlx::query(APPEND)
-            .bind(tenant_id)
-            .bind(&append.stream.stream_type)
-            .bind(&append.stream.stream_id)
-            .bind(append.expected.required().map(|v| v as i32))
-            .bind(events.iter().map(|e| e.event_id).collect::<Vec<Uuid>>())
-            .bind(
-                events
-                    .iter()
-                    .map(|e| e.event_type.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                events
-                    .iter()
-                    .map(|e| e.schema_version as i32)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(events.iter().map(|e| &e.payload).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| Json(&e.metadata)).collect::<Vec<_>>())
-            .fetch_all(&mut *conn)
-            .await;
+        let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+        let types: Vec<String> = events.iter().map(|e| e.event_type.clone()).collect();
+        let schema_versions: Vec<i32> = events.iter().map(|e| e.schema_version as i32).collect();
+        let payloads: Vec<&serde_json::Value> = events.iter().map(|e| &e.payload).collect();
+        let metadata: Vec<Json<&EventMetadata>> =
+            events.iter().map(|e| Json(&e.metadata)).collect();
+        let result = sqlx::query!(
+            r#"select out_version as "version!", out_global_position as "global_position!",
+                      out_transaction_id as "tx_id!"
+                 from append_to_stream($1, $2, $3, $4, $5, $6, $7, $8, $9)"#,
+            tenant_id,
+            &append.stream.stream_type,
+            &append.stream.stream_id,
+            append.expected.required().map(|v| v as i32),
+            &ids,
+            &types,
+            &schema_versions,
+            &payloads as _,
+            &metadata as _
+        )
+        .fetch_all(&mut *conn)
+        .await;
         let rows = match result {
             Ok(rows) => rows,
             Err(err) if is_unique_violation(&err) => return Ok(Inserted::Refused),
@@ -422,9 +415,12 @@ async fn insert_all(
         if rows.len() != events.len() {
             return Ok(Inserted::Refused);
         }
-        let versions: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+        let versions: Vec<i32> = rows.iter().map(|r| r.version).collect();
         for row in &rows {
-            last_position = last_position.max(position_of(row, 1, 2));
+            last_position = last_position.max(Position {
+                global_position: row.global_position as u64,
+                transaction_id: row.tx_id as u64,
+            });
         }
         streams.push(AppendedStream {
             stream: append.stream.clone(),
@@ -455,13 +451,12 @@ async fn lock_unexpected_streams(
         .collect();
     unexpected.sort();
     for stream in unexpected {
-        sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(format!(
-                "{tenant_id}/{}/{}",
-                stream.stream_type, stream.stream_id
-            ))
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query!(
+            "select pg_advisory_xact_lock(hashtextextended($1, 0))",
+            format!("{tenant_id}/{}/{}", stream.stream_type, stream.stream_id)
+        )
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }
@@ -470,24 +465,17 @@ fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
-fn position_of(row: &PgRow, position_col: usize, transaction_col: usize) -> Position {
-    Position {
-        global_position: row.get::<i64, _>(position_col) as u64,
-        transaction_id: row.get::<i64, _>(transaction_col) as u64,
-    }
-}
-
 async fn current_version(conn: &mut PgConnection, stream: &StreamRef) -> Result<u32, sqlx::Error> {
     // Not max(version): see `append_to_stream` in the migrations.
-    let version: Option<i32> = sqlx::query_scalar(
+    let version = sqlx::query_scalar!(
         "select version from events
          where tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid
            and stream_type = $1 and stream_id = $2
          order by version desc
          limit 1",
+        &stream.stream_type,
+        &stream.stream_id
     )
-    .bind(&stream.stream_type)
-    .bind(&stream.stream_id)
     .fetch_optional(conn)
     .await?;
     Ok(version.unwrap_or(0) as u32)
@@ -506,12 +494,13 @@ async fn resolve_refusal(
         .iter()
         .flat_map(|a| a.events.iter().map(|e| e.event_id))
         .collect();
-    let existing = sqlx::query(
-        "select event_id, stream_type, stream_id, version, global_position,
-                transaction_id::text::bigint
-         from events where event_id = any($1)",
+    let existing = sqlx::query_as!(
+        StoredId,
+        r#"select event_id, stream_type, stream_id, version, global_position,
+                  transaction_id::text::bigint as "tx_id!"
+             from events where event_id = any($1)"#,
+        &ids
     )
-    .bind(&ids)
     .fetch_all(&mut *conn)
     .await?;
 
@@ -534,18 +523,31 @@ async fn resolve_refusal(
     Ok(None)
 }
 
+/// Where an event id already stands in the log.
+struct StoredId {
+    event_id: Uuid,
+    stream_type: String,
+    stream_id: String,
+    version: i32,
+    global_position: i64,
+    tx_id: i64,
+}
+
 /// The outcome of the original append, if `existing` (the stored events with the requested
 /// ids) is exactly that append: same ids, each in the stream it is asked for now.
 fn replayed_outcome(
     appends: &[StreamAppend],
-    existing: &[PgRow],
+    existing: &[StoredId],
 ) -> Result<AppendOutcome, AppendError> {
     let stored: BTreeMap<Uuid, (StreamRef, u32, Position)> = existing
         .iter()
         .map(|row| {
-            let stream = StreamRef::new(row.get::<String, _>(1), row.get::<String, _>(2));
-            let version = row.get::<i32, _>(3) as u32;
-            (row.get(0), (stream, version, position_of(row, 4, 5)))
+            let stream = StreamRef::new(row.stream_type.clone(), row.stream_id.clone());
+            let position = Position {
+                global_position: row.global_position as u64,
+                transaction_id: row.tx_id as u64,
+            };
+            (row.event_id, (stream, row.version as u32, position))
         })
         .collect();
 

@@ -27,10 +27,12 @@ impl TenantTx {
         wakeups: Option<Wakeups>,
     ) -> Result<Self, sqlx::Error> {
         let mut tx = pool.begin().await?;
-        sqlx::query("select set_config('app.tenant_id', $1, true)")
-            .bind(tenant_id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            r#"select set_config('app.tenant_id', $1, true) as "tenant""#,
+            tenant_id.to_string()
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         Ok(Self {
             tx,
             tenant_id,
