@@ -2,6 +2,10 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
+# Static SQL is compile-checked against the committed offline data (.sqlx/), so building needs
+# no database; `just sqlx-prepare` writes it anew after a query or a migration changed.
+export SQLX_OFFLINE := "true"
+
 admin_url := env("BOOKING_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 
 default:
@@ -40,6 +44,14 @@ test: services
 lint:
     cargo fmt --all -- --check
     cargo clippy -q --workspace --all-targets -- -D warnings
+
+# Write the compile-checked SQL's offline data (.sqlx/) anew, from a database migrated afresh
+sqlx-prepare: services
+    scripts/sqlx-check.sh
+
+# Fail when .sqlx/ is stale: a query or a migration changed without `just sqlx-prepare`
+sqlx-check: services
+    scripts/sqlx-check.sh --check
 
 # Event store benchmark: appends vs plain INSERT, gap-free reads, relay throughput
 bench-eventstore: services

@@ -18,6 +18,9 @@ pub const FAKE_TOKEN: &str = "EAAG-good-token";
 
 pub struct Platform {
     pub db: TestDb,
+    /// The operator's pool, for reading the log as the tests check it (made once: customers
+    /// poll it many times a second).
+    log: sqlx::PgPool,
     pub nats_url: String,
     pub namespace: String,
     /// `memory` on the shared server, `file` on a private one that gets restarted.
@@ -36,11 +39,13 @@ pub const SERVICES: [&str; 4] = ["fake-whatsapp", "command-api", "query-api", "p
 impl Platform {
     pub async fn start(nats_url: &str, namespace: &str, storage: &'static str) -> Self {
         let db = TestDb::new().await;
+        let log = db.operator_pool().await;
         let ports: HashMap<&'static str, u16> =
             SERVICES.iter().map(|s| (*s, free_port())).collect();
         let url = |name: &str| format!("http://127.0.0.1:{}", ports[name]);
         let mut platform = Self {
             db,
+            log,
             nats_url: nats_url.to_owned(),
             namespace: namespace.to_owned(),
             storage,
@@ -237,14 +242,13 @@ impl Platform {
 
     /// How many replies the platform decided for a customer of a tenant (from the log).
     pub async fn replies_decided(&self, tenant_id: &str, customer: &str) -> usize {
-        let pool = self.db.operator_pool().await;
         let n: i64 = sqlx::query_scalar(
             "select count(*) from events where tenant_id = $1::uuid and stream_type = 'conversation'
                and stream_id = $2 and event_type = 'BotReplied'",
         )
         .bind(tenant_id)
         .bind(format!("+{}", customer.trim_start_matches('+')))
-        .fetch_one(&pool)
+        .fetch_one(&self.log)
         .await
         .expect("a count");
         n as usize

@@ -161,3 +161,41 @@ async fn both_apis_document_every_endpoint_and_serve_an_offline_docs_page() {
         "application/problem+json"
     );
 }
+
+/// The routes that check no role or scope: they never claim a 403 for one.
+const WITHOUT_ROLES: &[(&str, &str)] = &[
+    ("post", "/v1/tenants"),
+    ("post", "/v1/auth/login"),
+    ("post", "/v1/auth/refresh"),
+    ("post", "/v1/auth/logout"),
+    ("get", "/v1/me"),
+    ("post", "/v1/auth/mfa/enroll"),
+    ("post", "/v1/auth/mfa/verify"),
+    ("post", "/v1/auth/accept-invitation"),
+    ("get", "/webhooks/whatsapp"),
+    ("post", "/webhooks/whatsapp"),
+    ("post", "/v1/operator/tenants/{id}/suspend"),
+    ("post", "/v1/operator/tenants/{id}/reinstate"),
+    ("get", "/v1/tenant"),
+    ("get", "/v1/operator/tenants/{id}/audit"),
+];
+
+#[tokio::test]
+async fn only_routes_that_check_a_role_document_a_403_for_it() {
+    for doc in [command_api::openapi(), query_api::openapi()] {
+        let doc = serde_json::to_value(doc).unwrap();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let forbidden = op["responses"]["403"]["description"]
+                    .as_str()
+                    .unwrap_or_default();
+                let checks_roles = !WITHOUT_ROLES.contains(&(method.as_str(), path.as_str()));
+                assert_eq!(
+                    forbidden.contains("role or scopes"),
+                    checks_roles,
+                    "{method} {path}: 403 {forbidden:?}"
+                );
+            }
+        }
+    }
+}

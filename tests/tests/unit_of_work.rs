@@ -1,0 +1,257 @@
+//! The application layer's unit of work and its one executor, against the real event store:
+//! a decision that lost a race is decided again on the new state, a bounded number of times;
+//! a key's second run appends nothing; the vault's writes commit with the events or not at
+//! all.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use app::events::stream;
+use app::{ATTEMPTS, App, AppError, CommandContext, execute};
+use domain::Decider as _;
+use domain::access::{Role, User, UserCommand, UserEvent};
+use domain::ids::UserId;
+use domain::values::Email;
+use e2e_tests::TEST_ENCRYPTION_KEY;
+use eventstore::EventStore;
+use testkit::TestDb;
+use uuid::Uuid;
+
+async fn app() -> (TestDb, App) {
+    let db = TestDb::new().await;
+    let app = App {
+        store: EventStore::new(db.app_pool().await).with_upcasters(app::events::upcasters()),
+        sealer: vault::Sealer::from_base64(TEST_ENCRYPTION_KEY).unwrap(),
+        policy: app::Policy::default(),
+    };
+    (db, app)
+}
+
+/// Invites a staff member under `key`.
+async fn invite(app: &App, tenant: Uuid, user: Uuid, key: &str) -> app::Committed<()> {
+    let ctx = CommandContext::new(tenant, "test", key);
+    execute(&app.store, &ctx, |uow| {
+        Box::pin(async move {
+            let user_stream = stream::<UserEvent>(user);
+            let state = uow.load::<User>(&user_stream).await?;
+            let events = User::decide(
+                &state,
+                UserCommand::Invite {
+                    user_id: UserId::from_uuid(user),
+                    email: Email::parse("staff@uow.example").unwrap(),
+                    role: Role::Staff,
+                    invited_by: None,
+                },
+            )
+            .map_err(app::Rejection::Member)?;
+            uow.stage(&user_stream, &events);
+            Ok(())
+        })
+    })
+    .await
+    .expect("the invitation is committed")
+}
+
+/// Changes a member's role, deciding on the state read.
+async fn change_role(app: &App, tenant: Uuid, user: Uuid, role: Role) {
+    let ctx = CommandContext::fresh(tenant, "another writer");
+    execute(&app.store, &ctx, |uow| {
+        Box::pin(async move {
+            let user_stream = stream::<UserEvent>(user);
+            let state = uow.load::<User>(&user_stream).await?;
+            let events = User::decide(&state, UserCommand::ChangeRole { role })
+                .map_err(app::Rejection::Member)?;
+            uow.stage(&user_stream, &events);
+            Ok(())
+        })
+    })
+    .await
+    .expect("the other writer commits");
+}
+
+async fn history(app: &App, tenant: Uuid, user: Uuid) -> Vec<UserEvent> {
+    app.store
+        .read_stream(tenant, &stream::<UserEvent>(user), 1)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| app::events::decode::<UserEvent>(e).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_decision_that_lost_a_race_is_decided_again_on_the_new_state() {
+    let (_db, app) = app().await;
+    let (tenant, user) = (Uuid::new_v4(), Uuid::new_v4());
+    invite(&app, tenant, user, "invite").await;
+    let attempts = AtomicUsize::new(0);
+    let ctx = CommandContext::fresh(tenant, "test");
+    let attempts_ref = &attempts;
+    let app_ref = &app;
+    execute(&app.store, &ctx, |uow| {
+        Box::pin(async move {
+            let user_stream = stream::<UserEvent>(user);
+            let state = uow.load::<User>(&user_stream).await?;
+            if attempts_ref.fetch_add(1, Ordering::SeqCst) == 0 {
+                // Someone else changes the member between our read and our commit.
+                change_role(app_ref, tenant, user, Role::Admin).await;
+            }
+            let events = User::decide(&state, UserCommand::ChangeRole { role: Role::Viewer })
+                .map_err(app::Rejection::Member)?;
+            uow.stage(&user_stream, &events);
+            Ok(())
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    let events = history(&app, tenant, user).await;
+    assert_eq!(
+        events[1..],
+        [
+            UserEvent::UserRoleChanged {
+                from: Role::Staff,
+                to: Role::Admin
+            },
+            // Decided again on the admin the other writer made, not on the staff first read.
+            UserEvent::UserRoleChanged {
+                from: Role::Admin,
+                to: Role::Viewer
+            }
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_stream_that_keeps_moving_ends_in_busy_after_the_bounded_attempts() {
+    let (_db, app) = app().await;
+    let (tenant, user) = (Uuid::new_v4(), Uuid::new_v4());
+    invite(&app, tenant, user, "invite").await;
+    let attempts = AtomicUsize::new(0);
+    let ctx = CommandContext::fresh(tenant, "test");
+    let (attempts_ref, app_ref) = (&attempts, &app);
+    let outcome = execute(&app.store, &ctx, |uow| {
+        Box::pin(async move {
+            let user_stream = stream::<UserEvent>(user);
+            let state = uow.load::<User>(&user_stream).await?;
+            let n = attempts_ref.fetch_add(1, Ordering::SeqCst);
+            let role = if n % 2 == 0 { Role::Admin } else { Role::Staff };
+            change_role(app_ref, tenant, user, role).await;
+            uow.stage(&user_stream, &[UserEvent::UserDeactivated]);
+            Ok(state)
+        })
+    })
+    .await;
+    assert!(matches!(outcome, Err(AppError::Busy)), "{outcome:?}");
+    assert_eq!(attempts.load(Ordering::SeqCst), ATTEMPTS);
+    let events = history(&app, tenant, user).await;
+    assert!(!events.contains(&UserEvent::UserDeactivated));
+}
+
+#[tokio::test]
+async fn the_same_key_appends_once_and_a_different_command_under_it_is_refused() {
+    let (_db, app) = app().await;
+    let (tenant, user) = (Uuid::new_v4(), Uuid::new_v4());
+    let first = invite(&app, tenant, user, "key-1").await;
+    assert!(!first.replayed);
+    // The same command again: it finds its own invitation. Staged again it is a replay.
+    let ctx = CommandContext::new(tenant, "test", "key-1");
+    let again = execute(&app.store, &ctx, |uow| {
+        Box::pin(async move {
+            uow.stage(
+                &stream::<UserEvent>(user),
+                &[UserEvent::UserInvited {
+                    user_id: UserId::from_uuid(user),
+                    email: Email::parse("staff@uow.example").unwrap(),
+                    role: Role::Staff,
+                    invited_by: None,
+                }],
+            );
+            Ok(())
+        })
+    })
+    .await;
+    // Staged on a stream read at no version, the same event ids: the store's replay.
+    let again = again.unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.position, first.position);
+    assert_eq!(history(&app, tenant, user).await.len(), 1);
+
+    // Another command under the same key: some of its ids exist, others do not.
+    let refused = execute(&app.store, &ctx, |uow| {
+        Box::pin(async move {
+            let user_stream = stream::<UserEvent>(user);
+            uow.load::<User>(&user_stream).await?;
+            uow.stage(
+                &user_stream,
+                &[
+                    UserEvent::UserRoleChanged {
+                        from: Role::Staff,
+                        to: Role::Admin,
+                    },
+                    UserEvent::UserDeactivated,
+                ],
+            );
+            Ok(())
+        })
+    })
+    .await;
+    assert!(
+        matches!(refused, Err(AppError::IdempotencyMismatch)),
+        "{refused:?}"
+    );
+    assert_eq!(history(&app, tenant, user).await.len(), 1);
+}
+
+#[tokio::test]
+async fn vault_writes_commit_with_the_events_or_not_at_all() {
+    let (db, app) = app().await;
+    let (tenant, user) = (Uuid::new_v4(), Uuid::new_v4());
+    invite(&app, tenant, user, "invite").await;
+    let superuser = db.superuser_url_pool().await;
+    let credentials = || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from user_credentials where user_id = $1")
+            .bind(user)
+            .fetch_one(&superuser)
+            .await
+            .unwrap()
+    };
+
+    // A decision that fails after writing the vault leaves nothing behind.
+    let ctx = CommandContext::fresh(tenant, "test");
+    let failed = execute(&app.store, &ctx, |uow| {
+        Box::pin(async move {
+            let conn = uow.conn().await?;
+            vault::users::insert(conn, tenant, user, "a@uow.example", "", "staff").await?;
+            Err::<(), _>(AppError::conflict("changed my mind"))
+        })
+    })
+    .await;
+    assert!(matches!(failed, Err(AppError::Conflict { .. })));
+    assert_eq!(credentials().await, 0);
+
+    // A commit that loses a race rolls its vault write back with it: the second attempt
+    // writes the same unique row again, and only its write stays.
+    let attempts = AtomicUsize::new(0);
+    let (attempts_ref, app_ref) = (&attempts, &app);
+    execute(&app.store, &ctx, |uow| {
+        Box::pin(async move {
+            let user_stream = stream::<UserEvent>(user);
+            uow.load::<User>(&user_stream).await?;
+            let conn = uow.conn().await?;
+            vault::users::insert(conn, tenant, user, "a@uow.example", "", "staff").await?;
+            if attempts_ref.fetch_add(1, Ordering::SeqCst) == 0 {
+                change_role(app_ref, tenant, user, Role::Admin).await;
+            }
+            uow.stage(&user_stream, &[UserEvent::SecondFactorEnabled]);
+            Ok(())
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    assert_eq!(credentials().await, 1);
+    assert_eq!(
+        history(&app, tenant, user).await.last(),
+        Some(&UserEvent::SecondFactorEnabled)
+    );
+}
