@@ -53,7 +53,9 @@ pub(crate) async fn open(
 /// What a login presents.
 #[derive(Debug, Clone)]
 pub struct Login {
-    pub tenant_id: Uuid,
+    /// The business its slug names (`None`: no such business, which is refused like a wrong
+    /// password, after the same work).
+    pub tenant_id: Option<Uuid>,
     pub email: String,
     pub password: String,
     /// The authenticator's code, for members with a second factor.
@@ -72,7 +74,11 @@ pub async fn tenant_of_slug(app: &App, slug: &str) -> Result<Option<Uuid>, AppEr
 /// to spend the same time), then the second factor, then that the business is open: only
 /// someone with the credentials learns that it is suspended.
 pub async fn login(app: &App, login: Login) -> Result<Session, AppError> {
-    let ctx = CommandContext::fresh(login.tenant_id, "system:login");
+    let Some(tenant_id) = login.tenant_id else {
+        vault::verify_password(login.password, None).await;
+        return Err(AppError::Unauthenticated);
+    };
+    let ctx = CommandContext::fresh(tenant_id, "system:login");
     let email = Email::parse(&login.email)
         .map(|e| e.to_string())
         .unwrap_or_default();
@@ -87,16 +93,16 @@ pub async fn login(app: &App, login: Login) -> Result<Session, AppError> {
             )
             .await;
             let Some(user) = user.filter(|u| verified && u.active) else {
-                tracing::info!(tenant_id = %login.tenant_id, "failed login");
+                tracing::info!(%tenant_id, "failed login");
                 return Err(AppError::Unauthenticated);
             };
             check_second_factor(conn, app, user.user_id, login.totp.as_deref()).await?;
             crate::tenants::require_open(uow).await?;
             let role = stored_role(&user.role)?;
             let conn = uow.conn().await?;
-            let refresh_token = open(conn, app, login.tenant_id, user.user_id, None).await?;
+            let refresh_token = open(conn, app, tenant_id, user.user_id, None).await?;
             Ok(Session {
-                tenant_id: login.tenant_id,
+                tenant_id,
                 user_id: user.user_id,
                 role,
                 refresh_token,

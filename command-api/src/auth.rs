@@ -80,10 +80,6 @@ pub async fn login(
     state
         .limit(&account, crate::limits::LOGIN_PER_ACCOUNT)
         .await?;
-    let Some(tenant_id) = tenant_id else {
-        vault::verify_password(request.password, None).await;
-        return Err(Problem::unauthorized());
-    };
     let session = app::sessions::login(
         &state.app,
         Login {

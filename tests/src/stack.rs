@@ -17,10 +17,12 @@ pub const APP_SECRET: &str = "e2e-app-secret-0123456789";
 pub const FAKE_TOKEN: &str = "EAAG-good-token";
 
 pub struct Platform {
-    pub db: TestDb,
+    /// Dropped first (fields drop in order): the processes are killed before their database.
+    children: HashMap<&'static str, Child>,
     /// The operator's pool, for reading the log as the tests check it (made once: customers
     /// poll it many times a second).
     log: sqlx::PgPool,
+    pub db: TestDb,
     pub nats_url: String,
     pub namespace: String,
     /// `memory` on the shared server, `file` on a private one that gets restarted.
@@ -30,7 +32,6 @@ pub struct Platform {
     pub fake: String,
     pub client: reqwest::Client,
     ports: HashMap<&'static str, u16>,
-    children: HashMap<&'static str, Child>,
     redis_prefix: String,
 }
 
@@ -44,8 +45,9 @@ impl Platform {
             SERVICES.iter().map(|s| (*s, free_port())).collect();
         let url = |name: &str| format!("http://127.0.0.1:{}", ports[name]);
         let mut platform = Self {
-            db,
+            children: HashMap::new(),
             log,
+            db,
             nats_url: nats_url.to_owned(),
             namespace: namespace.to_owned(),
             storage,
@@ -57,7 +59,6 @@ impl Platform {
                 .build()
                 .expect("a client"),
             ports,
-            children: HashMap::new(),
             redis_prefix: format!("e2e:{}:", uuid::Uuid::new_v4().simple()),
         };
         for name in SERVICES {

@@ -144,3 +144,71 @@ async fn a_retried_post_gets_its_first_answer_and_writes_nothing_new() {
         .await;
     assert_eq!(status, 201, "{body}");
 }
+
+#[tokio::test]
+async fn a_key_reused_by_another_credential_for_another_command_is_refused_not_a_500() {
+    let app = spawn_command_api().await;
+    let t = Tenant {
+        owner: app.onboard("idem-shared").await,
+        app: &app,
+    };
+    let service = t.configured().await;
+    // A booking left to confirm.
+    let (status, _, booked) = t
+        .send(
+            reqwest::Method::POST,
+            "/v1/bookings",
+            &[],
+            Some(
+                json!({"service_id": service, "start": slot(10), "confirm": false,
+                "customer": {"phone": "+34600000001"}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{booked}");
+    let booking = booked["booking_id"].as_str().unwrap();
+    // A second credential of the same business: stored answers are kept per credential, so
+    // the same key from it reaches the use case itself.
+    let (_, _, key) = t
+        .send(
+            reqwest::Method::POST,
+            "/v1/api-keys",
+            &[],
+            Some(json!({"name": "Front desk", "scopes": ["write_bookings"]})),
+        )
+        .await;
+    let api_key = key["key"].as_str().unwrap();
+    let shared = [("idempotency-key", "front-desk-7")];
+    let (status, _, confirmed) = t
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/bookings/{booking}/confirm"),
+            &shared,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{confirmed}");
+    // The same key, another command on the same booking: part of its events would reuse the
+    // first command's ids.
+    let (status, _, problem) = t
+        .send_as(
+            api_key,
+            reqwest::Method::POST,
+            &format!("/v1/bookings/{booking}/cancel"),
+            &shared,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "Idempotency-Key");
+    let (status, _, _) = t
+        .send_as(
+            api_key,
+            reqwest::Method::POST,
+            &format!("/v1/bookings/{booking}/cancel"),
+            &[("idempotency-key", "front-desk-8")],
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 200, "with a key of its own it cancels");
+}
