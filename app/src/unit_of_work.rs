@@ -68,8 +68,12 @@ impl<'a> UnitOfWork<'a> {
         self.fold::<D>(stream, Reads::one(stream, recorded))
     }
 
-    /// Several streams in one query (a conversation turn reads three aggregates at once).
+    /// Several streams in one query (a conversation turn reads three aggregates at once); no
+    /// query at all for none.
     pub async fn read_many(&mut self, streams: &[StreamRef]) -> Result<Reads, AppError> {
+        if streams.is_empty() {
+            return Ok(Reads::default());
+        }
         let read = self
             .store
             .read_streams(self.ctx.tenant_id, streams)

@@ -82,8 +82,22 @@ impl Projection {
         self.stream_types().contains(&stream_type)
     }
 
-    /// The statements on this projection's applied versions.
-    pub fn applied_sql(self) -> AppliedSql {
+    /// The statements on this projection's applied versions (built once per process).
+    pub fn applied_sql(self) -> &'static AppliedSql {
+        static ALL: std::sync::LazyLock<Vec<AppliedSql>> = std::sync::LazyLock::new(|| {
+            Projection::ALL
+                .iter()
+                .map(|p| p.build_applied_sql())
+                .collect()
+        });
+        let index = Projection::ALL
+            .iter()
+            .position(|p| *p == self)
+            .expect("every projection is in ALL");
+        &ALL[index]
+    }
+
+    fn build_applied_sql(self) -> AppliedSql {
         let table = format!("rm_{}_applied", self.name());
         AppliedSql {
             claim_first: format!(
@@ -124,9 +138,9 @@ impl Projection {
         // The happy path is one statement that both checks and records the version (and takes
         // the stream's row lock, so two consumers never interleave one stream's events).
         let claim = if event.version == 1 {
-            &sql.claim_first
+            sql.claim_first.as_str()
         } else {
-            &sql.claim_next
+            sql.claim_next.as_str()
         };
         let claimed = sqlx::query(claim)
             .bind(event.tenant_id)
@@ -142,7 +156,7 @@ impl Projection {
             return Ok(Applied::Applied);
         }
         // A duplicate, or a gap: see where the stream stands.
-        let (applied,): (i32,) = sqlx::query_as(&sql.current)
+        let (applied,): (i32,) = sqlx::query_as(sql.current.as_str())
             .bind(event.tenant_id)
             .bind(&event.stream.stream_type)
             .bind(&event.stream.stream_id)
@@ -173,7 +187,7 @@ impl Projection {
             self.apply_fresh(conn, earlier).await?;
         }
         self.apply_fresh(conn, event).await?;
-        sqlx::query(&sql.set)
+        sqlx::query(sql.set.as_str())
             .bind(event.tenant_id)
             .bind(&event.stream.stream_type)
             .bind(&event.stream.stream_id)
