@@ -2,7 +2,9 @@
 //! gone; the operator's suspend and reinstate; Meta refusing its WhatsApp token.
 
 use domain::Decider as _;
-use domain::tenant::{Tenant, TenantCommand, TenantEvent, TenantState, TenantStatus};
+use domain::tenant::{
+    SuspensionCause, Tenant, TenantCommand, TenantEvent, TenantState, TenantStatus,
+};
 use domain::values::Reason;
 use eventstore::{EventStore, StreamRef};
 use uuid::Uuid;
@@ -74,7 +76,15 @@ pub async fn suspend(
     ctx: &CommandContext,
     reason: Reason,
 ) -> Result<Committed<()>, AppError> {
-    decide(app, ctx, TenantCommand::Suspend { reason }).await
+    decide(
+        app,
+        ctx,
+        TenantCommand::Suspend {
+            reason,
+            cause: SuspensionCause::Operator,
+        },
+    )
+    .await
 }
 
 pub async fn reinstate(app: &App, ctx: &CommandContext) -> Result<Committed<()>, AppError> {

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::access::{ApiKeyEvent, Permission, Role, UserEvent};
 use crate::agenda::{AgendaEvent, Interval};
+use crate::billing::BillingEvent;
 use crate::booking::{BookingEvent, Channel, Customer, Party};
 use crate::bot::engine::BotState;
 use crate::bot::message::{Inbound, Reply};
@@ -102,6 +103,7 @@ fn samples() -> Vec<Section> {
                     },
                     TenantEvent::TenantSuspended {
                         reason: reason.clone(),
+                        cause: crate::tenant::SuspensionCause::NonPayment,
                     },
                     TenantEvent::TenantReinstated,
                     TenantEvent::TenantClosed {
@@ -317,7 +319,125 @@ fn samples() -> Vec<Section> {
                 2,
             ),
         ),
+        (
+            "billing",
+            "`billing/<tenant_id>`: a business's trial, subscription, payments and usage thresholds",
+            rows(billing_samples(), billing_variant, 17),
+        ),
     ]
+}
+
+fn billing_samples() -> Vec<BillingEvent> {
+    use crate::billing::{InvoiceFacts, UsageMonth};
+    use crate::plan::{Cycle, Metric};
+    let at = |s: &str| -> chrono::DateTime<chrono::Utc> { s.parse().unwrap() };
+    let invoice = InvoiceFacts {
+        invoice_id: "in_1".into(),
+        number: Some("DEMO-0001".into()),
+        period_start: at("2026-12-01T00:00:00Z"),
+        period_end: at("2027-01-01T00:00:00Z"),
+        amount_due: Money::parse(7900, "EUR").unwrap(),
+        amount_paid: Money::parse(7900, "EUR").unwrap(),
+        hosted_url: Some("https://invoice.stripe.com/i/in_1".into()),
+    };
+    let period = (at("2026-12-01T00:00:00Z"), at("2027-01-01T00:00:00Z"));
+    vec![
+        BillingEvent::TrialStarted {
+            plan: Plan::Starter,
+            started_at: at("2026-12-01T10:00:00Z"),
+            ends_at: at("2026-12-15T10:00:00Z"),
+        },
+        BillingEvent::StripeCustomerCreated {
+            customer_id: "cus_1".into(),
+        },
+        BillingEvent::CheckoutStarted {
+            session_id: "cs_1".into(),
+            url: "https://checkout.stripe.com/c/cs_1".into(),
+            plan: Plan::Growth,
+            cycle: Cycle::Monthly,
+            at: at("2026-12-10T10:00:00Z"),
+        },
+        BillingEvent::SubscriptionStarted {
+            subscription_id: "sub_1".into(),
+            plan: Plan::Growth,
+            cycle: Cycle::Monthly,
+            period_start: period.0,
+            period_end: period.1,
+            observed_at: at("2026-12-10T10:01:00Z"),
+        },
+        BillingEvent::SubscriptionUpdated {
+            plan: Plan::Growth,
+            cycle: Cycle::Monthly,
+            period_start: period.0,
+            period_end: period.1,
+            cancel_at_period_end: false,
+            observed_at: at("2026-12-10T10:02:00Z"),
+        },
+        BillingEvent::PlanChanged {
+            from: Plan::Growth,
+            to: Plan::Pro,
+            cycle: Cycle::Monthly,
+            at: at("2026-12-12T10:00:00Z"),
+        },
+        BillingEvent::CancellationScheduled {
+            effective_at: period.1,
+        },
+        BillingEvent::SubscriptionEnded { at: period.1 },
+        BillingEvent::TrialEnded {
+            at: at("2026-12-15T10:00:00Z"),
+        },
+        BillingEvent::InvoicePaid {
+            invoice: invoice.clone(),
+        },
+        BillingEvent::PaymentFailed {
+            invoice: invoice.clone(),
+        },
+        BillingEvent::PaymentActionRequired { invoice },
+        BillingEvent::GracePeriodStarted {
+            invoice_id: "in_1".into(),
+            started_at: period.1,
+            ends_at: at("2027-01-08T00:00:00Z"),
+        },
+        BillingEvent::GracePeriodEnded {
+            invoice_id: "in_1".into(),
+        },
+        BillingEvent::SuspendedForNonPayment {
+            at: at("2027-01-08T00:00:00Z"),
+        },
+        BillingEvent::Reinstated {
+            invoice_id: "in_1".into(),
+        },
+        BillingEvent::UsageThresholdReached {
+            month: UsageMonth::parse("2026-12").unwrap(),
+            metric: Metric::Bookings,
+            threshold: 80,
+            used: 80,
+            limit: 100,
+        },
+    ]
+}
+
+fn billing_variant(e: &BillingEvent) -> usize {
+    use BillingEvent as E;
+    match e {
+        E::TrialStarted { .. } => 0,
+        E::StripeCustomerCreated { .. } => 1,
+        E::CheckoutStarted { .. } => 2,
+        E::SubscriptionStarted { .. } => 3,
+        E::SubscriptionUpdated { .. } => 4,
+        E::PlanChanged { .. } => 5,
+        E::CancellationScheduled { .. } => 6,
+        E::SubscriptionEnded { .. } => 7,
+        E::TrialEnded { .. } => 8,
+        E::InvoicePaid { .. } => 9,
+        E::PaymentFailed { .. } => 10,
+        E::PaymentActionRequired { .. } => 11,
+        E::GracePeriodStarted { .. } => 12,
+        E::GracePeriodEnded { .. } => 13,
+        E::SuspendedForNonPayment { .. } => 14,
+        E::Reinstated { .. } => 15,
+        E::UsageThresholdReached { .. } => 16,
+    }
 }
 
 fn meaning(event_type: &str) -> &'static str {
@@ -329,7 +449,9 @@ fn meaning(event_type: &str) -> &'static str {
         }
         "WhatsAppNumberDisconnected" => "The number was disconnected or replaced.",
         "WhatsAppCredentialsInvalidated" => "Meta refused the stored token; admins must reconnect.",
-        "TenantSuspended" => "The tenant is locked (answers 423) for the reason given.",
+        "TenantSuspended" => {
+            "The tenant is locked (answers 423) for the reason given, by the operator or for non-payment."
+        }
         "TenantReinstated" => "The suspension ended.",
         "TenantClosed" => "The tenant left the platform; nothing more happens to it.",
         "BotConfigured" => {
@@ -365,6 +487,27 @@ fn meaning(event_type: &str) -> &'static str {
         "SecondFactorEnabled" => "The user's logins need a TOTP code from now on.",
         "ApiKeyIssued" => "An API key was created with scopes and an optional expiry.",
         "ApiKeyRevoked" => "An API key stops working.",
+        "TrialStarted" => "A new business's free trial of a plan, until its end.",
+        "StripeCustomerCreated" => "Stripe made the business's customer.",
+        "CheckoutStarted" => "A Stripe Checkout Session to subscribe (its hosted page's URL).",
+        "SubscriptionStarted" => "A paid subscription exists (a checkout was completed).",
+        "SubscriptionUpdated" => {
+            "Stripe's account of the subscription changed (period, plan, ending)."
+        }
+        "PlanChanged" => "The business changed plan or cycle; it applies at once, prorated.",
+        "CancellationScheduled" => "The subscription ends at the end of the period paid for.",
+        "SubscriptionEnded" => "No paid access any more: bookings stop, nothing is deleted.",
+        "TrialEnded" => "The trial ran out without a subscription: bookings stop.",
+        "InvoicePaid" => "An invoice was paid.",
+        "PaymentFailed" => "An invoice's payment failed (Stripe retries).",
+        "PaymentActionRequired" => "The bank asks the customer to confirm a payment.",
+        "GracePeriodStarted" => "A failed payment opened a grace period; everything still works.",
+        "GracePeriodEnded" => "A payment arrived during the grace period.",
+        "SuspendedForNonPayment" => "The grace period ran out unpaid: the business is suspended.",
+        "Reinstated" => "A payment after suspension: the business is back.",
+        "UsageThresholdReached" => {
+            "A month's bookings or messages crossed 80 % or 100 % of the plan's limit."
+        }
         other => panic!("no meaning written for {other}"),
     }
 }

@@ -11,6 +11,7 @@
 pub mod access;
 pub mod agenda;
 pub mod availability;
+pub mod billing;
 pub mod booking;
 pub mod bot;
 pub mod bot_config;

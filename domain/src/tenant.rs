@@ -44,8 +44,12 @@ pub enum TenantCommand {
     },
     Suspend {
         reason: Reason,
+        cause: SuspensionCause,
     },
+    /// The operator lifts a suspension, whatever its cause.
     Reinstate,
+    /// A payment arrived: a suspension for non-payment ends (an operator's stays).
+    ReinstateAfterPayment,
     Close {
         reason: Reason,
     },
@@ -84,6 +88,9 @@ pub enum TenantEvent {
     },
     TenantSuspended {
         reason: Reason,
+        /// Written since billing; earlier suspensions were all the operator's.
+        #[serde(default)]
+        cause: SuspensionCause,
     },
     TenantReinstated,
     TenantClosed {
@@ -106,6 +113,15 @@ impl DomainEvent for TenantEvent {
             Self::TenantClosed { .. } => "TenantClosed",
         }
     }
+}
+
+/// Who suspended a business: the platform operator, or billing for an unpaid invoice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuspensionCause {
+    #[default]
+    Operator,
+    NonPayment,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +154,7 @@ pub struct Onboarded {
     pub trial_ends_at: DateTime<Utc>,
     pub status: TenantStatus,
     pub suspension_reason: Option<Reason>,
+    pub suspension_cause: Option<SuspensionCause>,
     pub whatsapp: Option<WhatsAppNumber>,
     pub whatsapp_credentials_valid: bool,
 }
@@ -262,14 +279,23 @@ impl Decider for Tenant {
                     meta_error_code,
                 }])
             }
-            C::Suspend { reason } => match tenant.status {
+            C::Suspend { reason, cause } => match tenant.status {
                 TenantStatus::Suspended => Err(TenantError::Suspended),
-                _ => Ok(vec![E::TenantSuspended { reason }]),
+                _ => Ok(vec![E::TenantSuspended { reason, cause }]),
             },
             C::Reinstate => match tenant.status {
                 TenantStatus::Suspended => Ok(vec![E::TenantReinstated]),
                 _ => Err(TenantError::NotSuspended),
             },
+            C::ReinstateAfterPayment => Ok(
+                if tenant.status == TenantStatus::Suspended
+                    && tenant.suspension_cause == Some(SuspensionCause::NonPayment)
+                {
+                    vec![E::TenantReinstated]
+                } else {
+                    vec![]
+                },
+            ),
             C::Close { reason } => Ok(vec![E::TenantClosed { reason }]),
         }
     }
@@ -296,6 +322,7 @@ impl Decider for Tenant {
                 trial_ends_at: *trial_ends_at,
                 status: TenantStatus::Active,
                 suspension_reason: None,
+                suspension_cause: None,
                 whatsapp: None,
                 whatsapp_credentials_valid: false,
             });
@@ -336,13 +363,15 @@ impl Decider for Tenant {
                 tenant.whatsapp_credentials_valid = false;
             }
             E::WhatsAppCredentialsInvalidated { .. } => tenant.whatsapp_credentials_valid = false,
-            E::TenantSuspended { reason } => {
+            E::TenantSuspended { reason, cause } => {
                 tenant.status = TenantStatus::Suspended;
                 tenant.suspension_reason = Some(reason.clone());
+                tenant.suspension_cause = Some(*cause);
             }
             E::TenantReinstated => {
                 tenant.status = TenantStatus::Active;
                 tenant.suspension_reason = None;
+                tenant.suspension_cause = None;
             }
             E::TenantClosed { .. } => tenant.status = TenantStatus::Closed,
         }
@@ -485,24 +514,52 @@ mod tests {
     #[test]
     fn suspension_and_reinstatement_alternate() {
         let suspended = TenantEvent::TenantSuspended {
-            reason: reason("payment failed"),
+            reason: reason("abuse"),
+            cause: SuspensionCause::Operator,
         };
         given::<Tenant>(&[onboarded()])
             .when(TenantCommand::Suspend {
-                reason: reason("payment failed"),
+                reason: reason("abuse"),
+                cause: SuspensionCause::Operator,
             })
             .then_expect(std::slice::from_ref(&suspended));
         given::<Tenant>(&[onboarded(), suspended.clone()])
             .when(TenantCommand::Suspend {
                 reason: reason("again"),
+                cause: SuspensionCause::NonPayment,
             })
             .then_expect_error(TenantError::Suspended);
         given::<Tenant>(&[onboarded()])
             .when(TenantCommand::Reinstate)
             .then_expect_error(TenantError::NotSuspended);
-        given::<Tenant>(&[onboarded(), suspended])
+        given::<Tenant>(&[onboarded(), suspended.clone()])
             .when(TenantCommand::Reinstate)
             .then_expect(&[TenantEvent::TenantReinstated]);
+        // A payment lifts a suspension for non-payment, never an operator's.
+        given::<Tenant>(&[onboarded(), suspended])
+            .when(TenantCommand::ReinstateAfterPayment)
+            .then_expect(&[]);
+        let unpaid = TenantEvent::TenantSuspended {
+            reason: reason("an unpaid invoice"),
+            cause: SuspensionCause::NonPayment,
+        };
+        given::<Tenant>(&[onboarded(), unpaid])
+            .when(TenantCommand::ReinstateAfterPayment)
+            .then_expect(&[TenantEvent::TenantReinstated]);
+    }
+
+    #[test]
+    fn a_suspension_stored_before_billing_reads_as_the_operators() {
+        let old: TenantEvent =
+            crate::event::decode("TenantSuspended", serde_json::json!({"reason": "abuse"}))
+                .unwrap();
+        assert_eq!(
+            old,
+            TenantEvent::TenantSuspended {
+                reason: reason("abuse"),
+                cause: SuspensionCause::Operator
+            }
+        );
     }
 
     #[test]
@@ -537,6 +594,7 @@ mod tests {
             },
             TenantEvent::TenantSuspended {
                 reason: reason("r"),
+                cause: SuspensionCause::NonPayment,
             },
             TenantEvent::TenantReinstated,
             TenantEvent::TenantClosed {

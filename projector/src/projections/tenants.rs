@@ -103,7 +103,7 @@ async fn tenant(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Resul
             .execute(conn)
             .await?;
         }
-        TenantEvent::TenantSuspended { reason } => {
+        TenantEvent::TenantSuspended { reason, .. } => {
             set_status(conn, event, TenantStatus::Suspended, Some(reason.as_str())).await?
         }
         TenantEvent::TenantReinstated => {
