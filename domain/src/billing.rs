@@ -70,7 +70,7 @@ impl UsageMonth {
     pub fn parse(raw: &str) -> Option<Self> {
         let (year, month) = raw.split_once('-')?;
         let (year, month) = (year.parse().ok()?, month.parse().ok()?);
-        (year >= 2000 && year < 10_000 && (1..=12).contains(&month) && raw.len() == 7)
+        ((2000..10_000).contains(&year) && (1..=12).contains(&month) && raw.len() == 7)
             .then_some(Self { year, month })
     }
 
