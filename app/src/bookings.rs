@@ -52,6 +52,9 @@ pub async fn book(
             let booking = uow
                 .load::<BookingAggregate>(&stream::<BookingEvent>(booking_id))
                 .await?;
+            if booking.booking.is_none() {
+                crate::billing::require_bookings_open(uow, app, Utc::now()).await?;
+            }
             if let Some(existing) = booking.booking {
                 let same = existing.service_id == request.service_id
                     && existing.appointment.start == request.start

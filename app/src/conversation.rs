@@ -15,9 +15,11 @@ use std::sync::OnceLock;
 use chrono::{Duration, Utc};
 use domain::Decider as _;
 use domain::agenda::{Agenda, agenda_stream_id};
+use domain::billing::{Billing, UsageMonth};
 use domain::booking::{BookingAggregate, BookingEvent};
 use domain::bot::calendar::CustomerCalendar;
-use domain::bot::engine::{BotContext, Input, Turn, agenda_day, step};
+use domain::bot::engine::{BotAction, BotContext, Input, Turn, agenda_day, step};
+use domain::bot::message::{Reply, render};
 use domain::bot_config::{BotConfig, BotConfigState};
 use domain::conversation::{
     Conversation, ConversationCommand, ConversationEvent, DeliveryStatus, InboundMessage,
@@ -28,6 +30,7 @@ use domain::values::PhoneNumber;
 use eventstore::{RecordedEvent, StreamRef};
 use uuid::Uuid;
 
+use crate::billing::billing_stream;
 use crate::bookings::{agenda_ref, stage_scheduled};
 use crate::catalog::config_stream;
 use crate::events::stream;
@@ -59,8 +62,8 @@ pub enum Turned {
 }
 
 /// Takes the turn of an inbound message. The bot answers when the business is open and
-/// configured and the customer is within the message limit; otherwise the message is
-/// recorded and nobody answers.
+/// configured and the customer is within the message limit; a suspended business's customer
+/// hears how to reach it instead; otherwise the message is recorded and nobody answers.
 pub async fn take_turn(
     app: &App,
     tenant_id: Uuid,
@@ -82,11 +85,13 @@ pub async fn take_turn(
     execute(&app.store, &ctx, |uow| {
         Box::pin(async move {
             let tenant_ref = tenant_stream(tenant_id);
+            let billing_ref = billing_stream(tenant_id);
             let mut reads = uow
                 .read_many(&[
                     conversation_ref.clone(),
                     tenant_ref.clone(),
                     config_stream(),
+                    billing_ref.clone(),
                 ])
                 .await?;
             let conversation = uow.fold_in::<Conversation>(conversation_ref, &mut reads)?;
@@ -95,6 +100,7 @@ pub async fn take_turn(
             }
             let tenant = uow.fold_in::<Tenant>(&tenant_ref, &mut reads)?;
             let config = uow.fold_in::<BotConfig>(&config_stream(), &mut reads)?;
+            let billing = uow.fold_in::<Billing>(&billing_ref, &mut reads)?;
             let mut calendar = load_calendar(uow, &config, &conversation.bookings).await?;
             let now = message.received_at;
 
@@ -108,10 +114,12 @@ pub async fn take_turn(
             let turn = match (&config.settings, &tenant.onboarded) {
                 (Some(settings), Some(t)) if t.status == TenantStatus::Active && allowed => {
                     let services: Vec<_> = config.active_services().cloned().collect();
-                    let context = BotContext {
+                    let mut context = BotContext {
                         business_name: t.business_name.as_str(),
+                        contact: t.contact_email.as_str(),
                         settings,
                         services: &services,
+                        bookings_open: billing.bookings_stopped(UsageMonth::of(now)).is_none(),
                     };
                     let input = Input {
                         inbound: &message.content,
@@ -119,9 +127,42 @@ pub async fn take_turn(
                         now,
                         new_booking_id: BookingId::from_uuid(uow.context().derived_id("booking")),
                     };
-                    step(&context, &calendar, &conversation.bot, input)
+                    let turn = step(&context, &calendar, &conversation.bot, input);
+                    let books = turn
+                        .actions
+                        .iter()
+                        .any(|a| matches!(a, BotAction::RequestBooking { .. }));
+                    // The meter's count lags the log: a booking is checked against the log.
+                    if books
+                        && !crate::billing::takes_a_booking(app, tenant_id, &billing, now).await?
+                    {
+                        context.bookings_open = false;
+                        step(&context, &calendar, &conversation.bot, input)
+                    } else {
+                        turn
+                    }
                 }
-                // Suspended, not configured, or a flood: record the message, say nothing.
+                // Suspended: the customer hears how to reach the business, never silence.
+                (settings, Some(t)) if t.status == TenantStatus::Suspended && allowed => {
+                    let texts = settings
+                        .as_ref()
+                        .map(|s| s.flow.texts.clone())
+                        .unwrap_or_default();
+                    let notice = render(
+                        &texts.unavailable,
+                        &[
+                            ("business_name", t.business_name.as_str()),
+                            ("contact", t.contact_email.as_str()),
+                        ],
+                    );
+                    Turn {
+                        state: conversation.bot.clone(),
+                        replies: vec![Reply::text(notice)],
+                        actions: vec![],
+                        expired: false,
+                    }
+                }
+                // Not configured, closed, or a flood: record the message, say nothing.
                 _ => Turn {
                     state: conversation.bot.clone(),
                     replies: vec![],

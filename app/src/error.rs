@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use domain::access::AccessError;
 use domain::agenda::AgendaError;
+use domain::billing::BillingError;
 use domain::booking::BookingError;
 use domain::bot_config::BotConfigError;
 use domain::conversation::ConversationError;
@@ -57,9 +58,13 @@ pub enum AppError {
     /// The password was right; the member's second factor is needed too.
     #[error("a one-time code is required")]
     SecondFactorRequired,
-    /// The tenant is suspended, with the operator's reason.
+    /// The tenant is suspended, with the reason.
     #[error("the account is suspended: {0}")]
     Suspended(String),
+    /// The plan does not allow it now (a limit reached, no subscription): `upgrade_url` is
+    /// where the business fixes that.
+    #[error("{detail}")]
+    PaymentRequired { detail: String, upgrade_url: String },
     /// The idempotency key was used before for another request.
     #[error("this idempotency key was already used for a different request")]
     IdempotencyMismatch,
@@ -126,6 +131,8 @@ pub enum Rejection {
     Tenant(#[from] TenantError),
     #[error(transparent)]
     Conversation(#[from] ConversationError),
+    #[error(transparent)]
+    Billing(#[from] BillingError),
 }
 
 impl From<SchedulingError> for Rejection {
@@ -153,7 +160,8 @@ rejected_by!(
     BotConfigError,
     TenantError,
     ConversationError,
-    SchedulingError
+    SchedulingError,
+    BillingError
 );
 
 /// The realworld-axum-sqlx idiom: a violated constraint is a client's conflict, anything

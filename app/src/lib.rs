@@ -19,6 +19,7 @@
 
 pub mod actor;
 pub mod api_keys;
+pub mod billing;
 pub mod bookings;
 pub mod catalog;
 pub mod context;
@@ -59,6 +60,10 @@ pub struct Policy {
     pub trial: chrono::Duration,
     /// How long an invitation can be accepted.
     pub invitation_ttl: chrono::Duration,
+    /// How long a business keeps everything after a failed payment before it is suspended.
+    pub grace: chrono::Duration,
+    /// Where a business upgrades or subscribes (problem answers link to it).
+    pub upgrade_url: String,
 }
 
 impl Default for Policy {
@@ -67,6 +72,8 @@ impl Default for Policy {
             refresh_ttl: chrono::Duration::days(30),
             trial: chrono::Duration::days(14),
             invitation_ttl: chrono::Duration::days(7),
+            grace: chrono::Duration::days(7),
+            upgrade_url: "https://app.booking.invalid/billing".into(),
         }
     }
 }

@@ -1,9 +1,10 @@
-//! A business signs up: its tenant on a trial, its slug reserved, its owner with a password,
-//! and the owner's first session, in one unit of work.
+//! A business signs up: its tenant, its slug reserved, its owner with a password, the
+//! owner's first session, and its trial, in one unit of work.
 
 use chrono::{DateTime, Utc};
 use domain::Decider as _;
 use domain::access::{Role, User, UserCommand, UserEvent};
+use domain::billing::{Billing, BillingCommand};
 use domain::ids::{TenantId, UserId};
 use domain::plan::Plan;
 use domain::tenant::{Tenant, TenantCommand};
@@ -71,8 +72,17 @@ pub async fn onboard(
         },
     )
     .map_err(Rejection::Member)?;
+    let billing_events = Billing::decide(
+        &Default::default(),
+        BillingCommand::StartTrial {
+            plan: Plan::Starter,
+            ends_at: trial_ends_at,
+            now: Utc::now(),
+        },
+    )?;
     let (o, password_hash) = (&o, &password_hash);
-    let (tenant_events, owner_events) = (&tenant_events, &owner_events);
+    let (tenant_events, owner_events, billing_events) =
+        (&tenant_events, &owner_events, &billing_events);
     execute(&app.store, &ctx, |uow| {
         Box::pin(async move {
             let conn = uow.conn().await?;
@@ -93,6 +103,7 @@ pub async fn onboard(
             let refresh_token = sessions::open(conn, app, tenant_id, owner_id, None).await?;
             uow.stage(&tenant_stream(tenant_id), tenant_events);
             uow.stage(&stream::<UserEvent>(owner_id), owner_events);
+            uow.stage(&crate::billing::billing_stream(tenant_id), billing_events);
             Ok(Onboarded {
                 tenant_id,
                 plan: Plan::Starter,

@@ -54,6 +54,7 @@ pub async fn invite(
     execute(&app.store, ctx, |uow| {
         Box::pin(async move {
             let tenant_id = uow.tenant_id();
+            crate::billing::require_seat(uow, app).await?;
             let conn = uow.conn().await?;
             vault::users::insert(
                 &mut *conn,

@@ -14,7 +14,8 @@ use domain::booking::{Booking, Customer};
 use domain::ids::{BookingId, ServiceId};
 use domain::values::{PhoneNumber, Reason};
 use platform::answers::{
-    Busy, Forbidden, InvalidOrKeyReused, JsonBody, NotFound, SlotTaken, TenantCaller,
+    Busy, Forbidden, InvalidOrKeyReused, JsonBody, NotFound, PaymentRequired, SlotTaken,
+    TenantCaller,
 };
 use platform::problem::{ApiJson, Problem};
 use serde::{Deserialize, Serialize};
@@ -88,7 +89,7 @@ impl From<Committed<Booking>> for BookingView {
     ),
     responses(
         (status = 201, description = "The booking", body = BookingView),
-        JsonBody, TenantCaller, Forbidden, NotFound, SlotTaken, InvalidOrKeyReused, Busy
+        JsonBody, TenantCaller, Forbidden, NotFound, SlotTaken, InvalidOrKeyReused, PaymentRequired, Busy
     ),
     security(("bearer" = []))
 )]

@@ -13,6 +13,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod billing;
 pub mod bookings;
 pub mod cache;
 pub mod caller;
@@ -74,6 +75,12 @@ api_base_url = "https://graph.facebook.com"
 api_version = "v21.0"
 # 32 bytes, base64. Development only: set APP__WHATSAPP__ENCRYPTION_KEY in any deployment.
 encryption_key = "ZGV2ZWxvcG1lbnQtb25seS1rZXktMzItYnl0ZXMhISE="
+
+[billing]
+trial_days = 14
+grace_days = 7
+# Where problem answers send a business to upgrade or subscribe (the dashboard's billing page).
+upgrade_url = "http://127.0.0.1:8080/billing"
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -87,6 +94,16 @@ pub struct Settings {
     pub operator_auth: AuthSettings,
     pub whatsapp: WhatsAppSettings,
     pub limits: LimitSettings,
+    pub billing: BillingSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BillingSettings {
+    /// Days of free trial a new business gets.
+    pub trial_days: i64,
+    /// Days a business keeps everything after a failed payment before it is suspended.
+    pub grace_days: i64,
+    pub upgrade_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -213,7 +230,9 @@ pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
         bookings::cancel,
         bookings::reschedule,
         bookings::complete,
-        bookings::no_show
+        bookings::no_show,
+        billing::change_plan,
+        billing::cancel
     )
 )]
 pub struct ApiDoc;
@@ -256,6 +275,8 @@ pub fn router(app: AppState) -> Router {
             "/v1/operator/tenants/{id}/reinstate",
             post(operator::reinstate),
         )
+        .route("/v1/billing/plan", post(billing::change_plan))
+        .route("/v1/billing/cancel", post(billing::cancel))
         .route("/v1/bookings", post(bookings::book))
         .route("/v1/bookings/{id}/confirm", post(bookings::confirm))
         .route("/v1/bookings/{id}/cancel", post(bookings::cancel))
@@ -293,6 +314,9 @@ impl Application {
                 )?,
                 policy: app::Policy {
                     refresh_ttl: chrono::Duration::days(i64::from(settings.auth.refresh_ttl_days)),
+                    trial: chrono::Duration::days(settings.billing.trial_days),
+                    grace: chrono::Duration::days(settings.billing.grace_days),
+                    upgrade_url: settings.billing.upgrade_url.clone(),
                     ..app::Policy::default()
                 },
             },

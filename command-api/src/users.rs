@@ -10,7 +10,7 @@ use domain::access::{Permission, Role};
 use domain::values::Email;
 use platform::answers::{
     Busy, Conflict, Forbidden, Invalid, InvalidOrKeyReused, JsonBody, KeyedConflict, NotFound,
-    TenantCaller, Unauthenticated,
+    PaymentRequired, TenantCaller, Unauthenticated,
 };
 use platform::problem::{ApiJson, Problem};
 use serde::{Deserialize, Serialize};
@@ -47,7 +47,7 @@ pub struct Invited {
     request_body = InviteRequest,
     responses(
         (status = 201, description = "The invitation, with its token (shown once)", body = Invited),
-        JsonBody, TenantCaller, Forbidden, KeyedConflict, InvalidOrKeyReused, Busy
+        JsonBody, TenantCaller, Forbidden, KeyedConflict, InvalidOrKeyReused, PaymentRequired, Busy
     ),
     security(("bearer" = []))
 )]

@@ -123,7 +123,8 @@ pub struct KeywordReply {
 }
 
 /// Every text the bot sends, with placeholders: `{business_name}`, `{service}`, `{date}`,
-/// `{time}`, `{price}`, `{reference}`, `{name}`, `{hours}`, `{opens}`, `{payment}`.
+/// `{time}`, `{price}`, `{reference}`, `{name}`, `{hours}`, `{opens}`, `{payment}`,
+/// `{contact}` (how to reach the business otherwise).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Texts {
@@ -150,6 +151,10 @@ pub struct Texts {
     pub pay_cash: String,
     pub pay_transfer: String,
     pub pay_link: String,
+    /// The plan takes no new booking now (its month's limit, no subscription).
+    pub bookings_paused: String,
+    /// The business cannot use the bot at all now (its account is suspended).
+    pub unavailable: String,
 }
 
 impl Default for Texts {
@@ -181,6 +186,13 @@ impl Default for Texts {
             pay_cash: "Please pay at the venue.".into(),
             pay_transfer: "Please transfer {price} to: {details}".into(),
             pay_link: "Please pay {price} here: {url}".into(),
+            bookings_paused: "Online booking is paused for now, sorry. Please contact \
+                {business_name} at {contact} and they will find you a time. You can still \
+                see, move or cancel your bookings here."
+                .into(),
+            unavailable: "Sorry, {business_name} cannot take bookings here at the moment. \
+                Please contact them at {contact}."
+                .into(),
         }
     }
 }
@@ -245,6 +257,7 @@ const PLACEHOLDERS: &[&str] = &[
     "payment",
     "details",
     "url",
+    "contact",
 ];
 
 impl BotSettings {

@@ -91,6 +91,9 @@ pub struct PlanSpec {
     /// A year paid at once: two months free.
     pub yearly: Money,
     pub limits: PlanLimits,
+    /// What each WhatsApp message over the month's limit costs: messages are never cut off,
+    /// the excess is billed with the next invoice.
+    pub message_overage: Money,
     pub features: &'static [Feature],
 }
 
@@ -100,6 +103,16 @@ impl PlanSpec {
             Cycle::Monthly => self.monthly,
             Cycle::Yearly => self.yearly,
         }
+    }
+
+    /// What the messages of a month over the limit cost.
+    pub fn overage(&self, messages: u32) -> Money {
+        let over = self
+            .limits
+            .messages
+            .map_or(0, |limit| messages.saturating_sub(limit));
+        let minor = self.message_overage.minor() * i64::from(over);
+        Money::parse(minor, self.message_overage.currency().as_str()).expect("a valid amount")
     }
 }
 
@@ -113,6 +126,7 @@ impl Plan {
     pub fn spec(self) -> PlanSpec {
         use Feature as F;
         let euros = |major: i64| Money::parse(major * 100, "EUR").expect("a valid price");
+        let cents = |minor: i64| Money::parse(minor, "EUR").expect("a valid price");
         match self {
             Plan::Starter => PlanSpec {
                 plan: self,
@@ -120,6 +134,7 @@ impl Plan {
                 monthly: euros(29),
                 yearly: euros(290),
                 limits: self.limits(),
+                message_overage: cents(3),
                 features: &[F::WhatsappBot, F::Dashboard],
             },
             Plan::Growth => PlanSpec {
@@ -128,6 +143,7 @@ impl Plan {
                 monthly: euros(79),
                 yearly: euros(790),
                 limits: self.limits(),
+                message_overage: cents(2),
                 features: &[F::WhatsappBot, F::Dashboard, F::Api, F::Analytics],
             },
             Plan::Pro => PlanSpec {
@@ -136,6 +152,7 @@ impl Plan {
                 monthly: euros(199),
                 yearly: euros(1990),
                 limits: self.limits(),
+                message_overage: cents(1),
                 features: &[
                     F::WhatsappBot,
                     F::Dashboard,
@@ -162,7 +179,7 @@ impl Plan {
             Plan::Starter => PlanLimits {
                 bookings: Some(100),
                 messages: Some(1_000),
-                staff_seats: Some(2),
+                staff_seats: Some(3),
             },
             Plan::Growth => PlanLimits {
                 bookings: Some(1_000),
@@ -211,6 +228,9 @@ mod tests {
             assert_eq!(p.yearly.minor(), p.monthly.minor() * 10, "{}", p.name);
             assert_eq!(p.limits, p.plan.limits());
         }
+        let starter = Plan::Starter.spec();
+        assert_eq!(starter.overage(1_000).minor(), 0);
+        assert_eq!(starter.overage(1_010).minor(), 30);
     }
 
     #[test]

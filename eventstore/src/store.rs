@@ -261,6 +261,31 @@ impl EventStore {
         Ok(read::decode_all(rows, &self.upcasters))
     }
 
+    /// How many events of `event_type` the tenant recorded in `[from, to)`. Indexed for
+    /// `AppointmentRequested` (a plan's limits count bookings); other types scan the tenant's
+    /// events.
+    pub async fn count_events(
+        &self,
+        tenant_id: TenantId,
+        event_type: &str,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, sqlx::Error> {
+        let mut tx = self.begin(tenant_id).await?;
+        let count = sqlx::query_scalar!(
+            r#"select count(*) as "count!" from events
+                where tenant_id = $1 and event_type = $2 and recorded_at >= $3 and recorded_at < $4"#,
+            tenant_id,
+            event_type,
+            from,
+            to
+        )
+        .fetch_one(tx.conn())
+        .await?;
+        tx.rollback().await?;
+        Ok(count as u64)
+    }
+
     /// The current version of a stream (0 if it does not exist).
     pub async fn stream_version(
         &self,

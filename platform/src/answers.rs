@@ -66,6 +66,8 @@ answers! {
     BadParameter { 422 => "A parameter is not valid (the parameter is named)" }
     PreconditionFailed { 412 => "If-Match does not match the current version" }
     Suspended { 423 => "The tenant is suspended (with the reason)" }
+    /// A plan's limit or the lack of a subscription stops it (`upgrade_url` in the body).
+    PaymentRequired { 402 => "The plan does not allow it now: a limit is reached or there is no subscription (upgrade_url says where to fix it)" }
     RateLimited { 429 => "Over a rate limit (Retry-After)" }
     /// The executor gave up on a command whose streams kept moving.
     Busy { 503 => "Too many concurrent changes; try again (Retry-After)" }

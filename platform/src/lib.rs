@@ -21,6 +21,7 @@ pub mod redis_link;
 pub mod serve;
 pub mod settings;
 pub mod telemetry;
+pub mod tenant_gate;
 
 pub use settings::{
     DatabaseSettings, HttpSettings, LogSettings, NatsSettings, RedisSettings, ServiceSettings,

@@ -11,6 +11,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::access::AccessError;
 use domain::agenda::AgendaError;
+use domain::billing::BillingError;
 use domain::booking::BookingError;
 use domain::bot_config::BotConfigError;
 use domain::tenant::TenantError;
@@ -33,8 +34,16 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
     /// Seconds, for `Retry-After` (a u32 keeps the type small; a day is 86,400).
     pub retry_after_secs: Option<u32>,
+    /// Rarely set, so boxed: the type stays small for every `Result` it is the error of.
+    extra: Option<Box<Extra>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Extra {
     /// What went wrong on our side (500s only): logged when answered, never sent.
-    cause: Option<Box<str>>,
+    cause: Option<String>,
+    /// RFC 9457 extension members (`upgrade_url`, ...).
+    members: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Problem {
@@ -46,8 +55,22 @@ impl Problem {
             detail: None,
             errors: Vec::new(),
             retry_after_secs: None,
-            cause: None,
+            extra: None,
         }
+    }
+
+    /// An extension member of the body (RFC 9457), such as a link to act on.
+    pub fn member(mut self, name: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.extra
+            .get_or_insert_with(Default::default)
+            .members
+            .insert(name.to_owned(), value.into());
+        self
+    }
+
+    /// An extension member's value.
+    pub fn member_value(&self, name: &str) -> Option<&serde_json::Value> {
+        self.extra.as_ref()?.members.get(name)
     }
 
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
@@ -152,7 +175,7 @@ impl Problem {
             "internal",
             "Something went wrong on our side",
         );
-        problem.cause = Some(format!("{cause:?}").into_boxed_str());
+        problem.extra.get_or_insert_with(Default::default).cause = Some(format!("{cause:?}"));
         problem
     }
 
@@ -177,11 +200,13 @@ struct Body<'a> {
     detail: Option<&'a str>,
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
     errors: &'a [FieldError],
+    #[serde(flatten)]
+    members: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        if let Some(cause) = &self.cause {
+        if let Some(cause) = self.extra.as_ref().and_then(|e| e.cause.as_ref()) {
             tracing::error!(error = %cause, "request failed");
         }
         let body = Body {
@@ -190,6 +215,7 @@ impl IntoResponse for Problem {
             status: self.status.as_u16(),
             detail: self.detail.as_deref(),
             errors: &self.errors,
+            members: self.extra.as_ref().map(|e| &e.members),
         };
         let mut response = (self.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
@@ -251,6 +277,16 @@ impl From<AppError> for Problem {
             )
             .detail("send `totp` with the code from your authenticator app"),
             AppError::Suspended(reason) => Problem::locked(reason),
+            AppError::PaymentRequired {
+                detail,
+                upgrade_url,
+            } => Problem::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "payment-required",
+                "The plan does not allow this now",
+            )
+            .detail(detail)
+            .member("upgrade_url", upgrade_url),
             AppError::IdempotencyMismatch => Problem::invalid(
                 "Idempotency-Key",
                 "this key was already used for a different request",
@@ -305,6 +341,18 @@ fn rejected(rejection: Rejection) -> Problem {
             Problem::invalid("expires_at", "must be in the future")
         }
         Rejection::Tenant(TenantError::NotOnboarded) => Problem::not_found("tenant"),
+        Rejection::Billing(BillingError::OverLimit {
+            plan,
+            metric,
+            used,
+            limit,
+        }) => Problem::conflict(format!(
+            "this month's {metric} ({used}) exceed the {limit} of the {} plan",
+            plan.spec().name
+        ))
+        .field("plan", format!("{metric}: {used} of {limit}"))
+        .member("limit", metric),
+        Rejection::Billing(BillingError::NotStarted) => Problem::not_found("subscription"),
         other => Problem::conflict(other.to_string()),
     }
 }
@@ -455,6 +503,9 @@ mod tests {
         assert_eq!(problem.detail, None);
         assert!(
             problem
+                .extra
+                .as_ref()
+                .unwrap()
                 .cause
                 .as_deref()
                 .unwrap()

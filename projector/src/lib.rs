@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod billing_clock;
 pub mod consumer;
 pub mod dead_letters;
 pub mod projection;
@@ -49,6 +50,10 @@ breaker_open_ms = 30000
 concurrency = 64
 stale_claim_ms = 60000
 
+[billing_clock]
+enabled = true
+every_ms = 30000
+
 [projections]
 enabled = true
 batch_size = 500
@@ -66,6 +71,15 @@ pub struct Settings {
     pub relay: RelaySettings,
     pub projections: ProjectionSettings,
     pub sender: SenderSettings,
+    pub billing_clock: BillingClockSettings,
+}
+
+/// The billing clock (see [`billing_clock`]).
+#[derive(Debug, Clone, Deserialize)]
+pub struct BillingClockSettings {
+    pub enabled: bool,
+    /// How often it looks for trials and grace periods that ran out and limits near.
+    pub every_ms: u64,
 }
 
 /// The WhatsApp sender (see [`sender`]).
@@ -192,6 +206,7 @@ pub struct Application {
     runtime: Option<consumer::Runtime>,
     stats: Vec<(projection::Projection, Arc<consumer::ProjectionStats>)>,
     sender: Option<(sender::Sender, async_nats::Client, nats::Namespace)>,
+    billing_clock: Option<billing_clock::BillingClock>,
 }
 
 impl Application {
@@ -235,6 +250,29 @@ impl Application {
         } else {
             None
         };
+        let billing_clock = if settings.billing_clock.enabled {
+            Some(billing_clock::BillingClock {
+                app: app::App {
+                    store: EventStore::new(app_pool.clone())
+                        .with_upcasters(app::events::upcasters()),
+                    // The clock seals nothing; the sender's key stands in.
+                    sealer: vault::Sealer::from_base64(secrecy::ExposeSecret::expose_secret(
+                        &settings.sender.encryption_key,
+                    ))?,
+                    policy: app::Policy::default(),
+                },
+                operator: operator_pool.clone(),
+                gates: platform::tenant_gate::TenantStatusCache::new(
+                    platform::redis_link::RedisLink::new(
+                        Some(redis.clone()),
+                        &settings.redis.key_prefix,
+                    ),
+                ),
+                every: Duration::from_millis(settings.billing_clock.every_ms),
+            })
+        } else {
+            None
+        };
         let stats = projection::Projection::ALL
             .into_iter()
             .map(|p| (p, Arc::default()))
@@ -252,6 +290,7 @@ impl Application {
             runtime,
             stats,
             sender,
+            billing_clock,
         })
     }
 
@@ -288,6 +327,9 @@ impl Application {
         }
         if let Some((sender, nats, ns)) = self.sender {
             tasks.spawn(sender.run(nats, ns, shutdown.child_token()));
+        }
+        if let Some(clock) = self.billing_clock {
+            tasks.spawn(clock.run(shutdown.child_token()));
         }
         platform::serve::serve(self.listener, self.router, shutdown).await?;
         while let Some(done) = tasks.join_next().await {

@@ -19,6 +19,7 @@ use anyhow::Context as _;
 use domain::DomainEvent as _;
 use domain::access::UserEvent;
 use domain::agenda::AgendaEvent;
+use domain::billing::BillingEvent;
 use domain::booking::BookingEvent;
 use domain::bot_config::BotConfigEvent;
 use domain::conversation::ConversationEvent;
@@ -43,16 +44,19 @@ pub enum Projection {
     Conversations,
     /// Messages and bookings per tenant and month.
     Usage,
+    /// A business's subscription, its usage alerts and its invoices.
+    Billing,
 }
 
 impl Projection {
-    pub const ALL: [Projection; 6] = [
+    pub const ALL: [Projection; 7] = [
         Projection::Tenants,
         Projection::Catalog,
         Projection::Bookings,
         Projection::Agenda,
         Projection::Conversations,
         Projection::Usage,
+        Projection::Billing,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +67,7 @@ impl Projection {
             Projection::Agenda => "agenda",
             Projection::Conversations => "conversations",
             Projection::Usage => "usage",
+            Projection::Billing => "billing",
         }
     }
 
@@ -75,6 +80,7 @@ impl Projection {
             Projection::Agenda => &[AgendaEvent::STREAM_TYPE],
             Projection::Conversations => &[ConversationEvent::STREAM_TYPE],
             Projection::Usage => &[ConversationEvent::STREAM_TYPE, BookingEvent::STREAM_TYPE],
+            Projection::Billing => &[BillingEvent::STREAM_TYPE],
         }
     }
 
@@ -209,6 +215,7 @@ impl Projection {
             Projection::Agenda => projections::agenda::apply(conn, event).await,
             Projection::Conversations => projections::conversations::apply(conn, event).await,
             Projection::Usage => projections::usage::apply(conn, event).await,
+            Projection::Billing => projections::billing::apply(conn, event).await,
         };
         result.with_context(|| {
             format!(
@@ -230,7 +237,7 @@ impl fmt::Display for Projection {
 
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "no projection is called {0:?} (known: tenants, catalog, bookings, agenda, conversations, usage)"
+    "no projection is called {0:?} (known: tenants, catalog, bookings, agenda, conversations, usage, billing)"
 )]
 pub struct UnknownProjection(String);
 

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod billing;
 pub mod bookings;
 pub mod catalog;
 pub mod conversations;
@@ -61,6 +62,9 @@ secret = "development-only-operator-secret-0123456789"
 
 [consistency]
 max_wait_ms = 2000
+
+[billing]
+trial_days = 14
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,6 +78,13 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub operator_auth: AuthSettings,
     pub consistency: ConsistencySettings,
+    pub billing: BillingSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BillingSettings {
+    /// Days of free trial (the plans page says it; the command API grants it).
+    pub trial_days: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -97,6 +108,8 @@ pub struct AppState {
     pub operator_keys: OperatorKeys,
     pub limiter: platform::ratelimit::RateLimiter,
     pub max_wait: Duration,
+    /// The free trial's length a new business gets (as the command API grants it).
+    pub trial_days: i64,
 }
 
 impl FromRef<AppState> for JwtKeys {
@@ -127,6 +140,9 @@ impl FromRef<AppState> for OperatorKeys {
         conversations::conversations,
         conversations::conversation,
         usage::usage,
+        billing::plans,
+        billing::billing,
+        billing::invoices,
         audit::audit,
         audit::operator_audit
     )
@@ -152,6 +168,9 @@ pub fn router(app: AppState) -> Router {
             get(conversations::conversation),
         )
         .route("/v1/usage", get(usage::usage))
+        .route("/v1/plans", get(billing::plans))
+        .route("/v1/billing", get(billing::billing))
+        .route("/v1/billing/invoices", get(billing::invoices))
         .route("/v1/audit", get(audit::audit))
         .route(
             "/v1/operator/tenants/{id}/audit",
@@ -182,6 +201,7 @@ impl Application {
             operator_keys: OperatorKeys(JwtKeys::from_settings(&settings.operator_auth)?),
             limiter: platform::ratelimit::RateLimiter::new(redis_link),
             max_wait: Duration::from_millis(settings.consistency.max_wait_ms),
+            trial_days: settings.billing.trial_days,
         };
         let router = platform::problem::with_fallbacks(router(app)).merge(
             platform::health::router(Dependencies {

@@ -49,10 +49,11 @@ pub async fn tenant(
     let mut tx = reader.begin(&app).await?;
     let view = sqlx::query_as!(
         TenantView,
-        "select tenant_id, slug, business_name, contact_email, time_zone, plan, status,
+        r#"select tenant_id, slug, business_name, contact_email, time_zone,
+                coalesce((select b.plan from rm_billing b), plan) as "plan!", status,
                 status_reason, trial_ends_at, whatsapp_phone_number_id, whatsapp_display_number,
                 whatsapp_credentials_valid, onboarded_at, updated_at
-           from rm_tenants"
+           from rm_tenants"#
     )
     .fetch_optional(&mut *tx)
     .await?;

@@ -95,8 +95,9 @@ pub fn service_settings(db: &TestDb, nats: &TestNats, redis_url: &str) -> Servic
         },
         redis: RedisSettings {
             url: SecretString::from(redis_url.to_owned()),
-            // A prefix of its own: parallel tests never share limits or caches.
-            key_prefix: format!("test:{}:", uuid::Uuid::new_v4().simple()),
+            // One per database: the services of a test share limits and caches, as deployed
+            // services do; parallel tests never do.
+            key_prefix: format!("test:{}:", db.name),
         },
         log: LogSettings {
             filter: "warn".into(),
@@ -166,8 +167,50 @@ pub fn command_api_settings_with_graph(
             api_version: "v21.0".into(),
             encryption_key: SecretString::from(TEST_ENCRYPTION_KEY),
         },
+        billing: command_api::BillingSettings {
+            trial_days: 14,
+            grace_days: 7,
+            upgrade_url: TEST_UPGRADE_URL.into(),
+        },
     }
 }
+
+/// The use cases over a test's database, as the services run them (a test's stand-in for a
+/// reactor or the Stripe webhook).
+pub fn use_cases(db: &TestDb) -> app::App {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect_lazy(&db.app_url())
+        .expect("a valid URL");
+    app::App {
+        store: eventstore::EventStore::new(pool).with_upcasters(app::events::upcasters()),
+        sealer: vault::Sealer::from_base64(TEST_ENCRYPTION_KEY).expect("a valid key"),
+        policy: app::Policy {
+            upgrade_url: TEST_UPGRADE_URL.into(),
+            ..app::Policy::default()
+        },
+    }
+}
+
+/// The billing clock over a test's database, run by hand with the time the test chooses.
+pub fn billing_clock(db: &TestDb) -> projector::billing_clock::BillingClock {
+    let operator = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect_lazy(&db.operator_url())
+        .expect("a valid URL");
+    projector::billing_clock::BillingClock {
+        app: use_cases(db),
+        operator,
+        gates: platform::tenant_gate::TenantStatusCache::new(platform::redis_link::RedisLink::new(
+            Some(redis::Client::open(REDIS_URL).expect("a valid URL")),
+            &format!("test:{}:", db.name),
+        )),
+        every: Duration::from_secs(3600),
+    }
+}
+
+/// Where problem answers send a business to upgrade, in tests.
+pub const TEST_UPGRADE_URL: &str = "http://dashboard.test/billing";
 
 /// The command API on a port of its own, over its own database and namespace.
 pub struct CommandApp {
@@ -374,6 +417,10 @@ pub fn projector_settings(db: &TestDb, nats: &TestNats) -> projector::Settings {
             max_attempts: 3,
             retry_delay_ms: 50,
         },
+        billing_clock: projector::BillingClockSettings {
+            enabled: true,
+            every_ms: 500,
+        },
         sender: projector::SenderSettings {
             enabled: true,
             api_base_url: "http://127.0.0.1:1".into(),
@@ -455,6 +502,7 @@ pub fn query_api_settings(db: &TestDb, nats: &TestNats) -> query_api::Settings {
         auth: test_auth_settings(),
         operator_auth: test_operator_settings(),
         consistency: query_api::ConsistencySettings { max_wait_ms: 2000 },
+        billing: query_api::BillingSettings { trial_days: 14 },
     }
 }
 

@@ -46,7 +46,7 @@ async fn a_business_onboards_and_its_owner_is_signed_in() {
             .await
             .unwrap();
     let types: Vec<&str> = log.iter().map(|(t, _)| t.as_str()).collect();
-    assert_eq!(types, ["TenantOnboarded", "UserInvited"]);
+    assert_eq!(types, ["TenantOnboarded", "UserInvited", "TrialStarted"]);
     assert!(
         log.iter()
             .all(|(_, p)| !p.contains("correct horse") && !p.contains("argon2"))
@@ -120,7 +120,7 @@ async fn a_taken_slug_is_a_conflict_and_writes_nothing() {
         .fetch_one(&app.db.operator_pool().await)
         .await
         .unwrap();
-    assert_eq!(count, 2, "only the first tenant's events");
+    assert_eq!(count, 3, "only the first tenant's events");
 }
 
 #[tokio::test]

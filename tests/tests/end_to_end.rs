@@ -328,7 +328,7 @@ async fn a_killed_projector_and_a_restarted_nats_lose_nothing() {
         .fetch_one(&superuser)
         .await
         .unwrap();
-        (reached == 6).then_some(())
+        (reached == projector::projection::Projection::ALL.len() as i64).then_some(())
     })
     .await
     .expect("the projections catch up");

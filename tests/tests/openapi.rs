@@ -27,6 +27,8 @@ const COMMAND_ROUTES: &[(&str, &str)] = &[
     ("post", "/webhooks/whatsapp"),
     ("post", "/v1/operator/tenants/{id}/suspend"),
     ("post", "/v1/operator/tenants/{id}/reinstate"),
+    ("post", "/v1/billing/plan"),
+    ("post", "/v1/billing/cancel"),
     ("post", "/v1/bookings"),
     ("post", "/v1/bookings/{id}/confirm"),
     ("post", "/v1/bookings/{id}/cancel"),
@@ -45,6 +47,9 @@ const QUERY_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/conversations"),
     ("get", "/v1/conversations/{phone}"),
     ("get", "/v1/usage"),
+    ("get", "/v1/plans"),
+    ("get", "/v1/billing"),
+    ("get", "/v1/billing/invoices"),
     ("get", "/v1/audit"),
     ("get", "/v1/operator/tenants/{id}/audit"),
 ];
@@ -178,6 +183,7 @@ const WITHOUT_ROLES: &[(&str, &str)] = &[
     ("post", "/v1/operator/tenants/{id}/reinstate"),
     ("get", "/v1/tenant"),
     ("get", "/v1/operator/tenants/{id}/audit"),
+    ("get", "/v1/plans"),
 ];
 
 #[tokio::test]

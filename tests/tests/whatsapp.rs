@@ -1,7 +1,10 @@
 //! Connecting a WhatsApp number and the webhook, over HTTP, with Meta's payload shapes.
 
+use std::time::Duration;
+
 use e2e_tests::{
-    CommandApp, FAKE_NUMBER_ID, FAKE_TOKEN, FakeGraph, Onboarded, spawn_command_api_with_graph,
+    CommandApp, FAKE_NUMBER_ID, FAKE_TOKEN, FakeGraph, Onboarded, billing_clock, eventually,
+    operator_token, projector_settings, spawn_command_api_with_graph, spawn_projector,
 };
 use serde_json::{Value, json};
 
@@ -470,4 +473,60 @@ async fn a_reconnected_number_routes_at_once_and_the_old_one_no_longer_does() {
     // The new one reaches the business straight away.
     assert_eq!(post_signed(&s.app, &on(other, "r3"), APP_SECRET).await, 200);
     assert_eq!(count().await, 2);
+}
+
+/// The text of the bot's last reply to `phone`.
+async fn last_text(app: &CommandApp, phone: &str) -> String {
+    let replies = events(app, "BotReplied").await;
+    let last = replies
+        .iter()
+        .rev()
+        .find(|r| r["to"] == phone)
+        .expect("a reply");
+    last["reply"]["body"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn when_bookings_stop_or_the_business_is_suspended_the_customer_hears_how_to_reach_it() {
+    let s = setup().await;
+    let _projector = spawn_projector(projector_settings(&s.app.db, &s.app.nats)).await;
+    let customer = "+16505551234";
+    // The trial runs out unpaid: the billing clock, two weeks on.
+    let clock = billing_clock(&s.app.db);
+    let later = chrono::Utc::now() + chrono::Duration::days(15);
+    eventually(Duration::from_secs(10), || async {
+        (clock.run_once(later).await.unwrap().expired == 1).then_some(())
+    })
+    .await
+    .expect("the trial ends");
+
+    let hi = notification(vec![text("16505551234", "wamid.paused", "hi")]);
+    assert_eq!(post_signed(&s.app, &hi, APP_SECRET).await, 200);
+    let said = last_text(&s.app, customer).await;
+    assert!(said.contains("Online booking is paused"), "{said}");
+    assert!(said.contains("owner@demo-salon.example"), "{said}");
+    assert!(events(&s.app, "AppointmentRequested").await.is_empty());
+
+    // Suspended: still an answer, with the business's contact.
+    let suspended = s
+        .app
+        .client
+        .post(format!(
+            "{}/v1/operator/tenants/{}/suspend",
+            s.app.address, s.owner.tenant_id
+        ))
+        .bearer_auth(operator_token())
+        .json(&json!({"reason": "terms of service"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(suspended.status().as_u16(), 200);
+    let again = notification(vec![text("16505551234", "wamid.suspended", "hello?")]);
+    assert_eq!(post_signed(&s.app, &again, APP_SECRET).await, 200);
+    let said = last_text(&s.app, customer).await;
+    assert!(said.contains("cannot take bookings here"), "{said}");
+    assert!(said.contains("owner@demo-salon.example"), "{said}");
 }

@@ -89,6 +89,13 @@ pub async fn set_role(conn: &mut Conn, user_id: Uuid, role: &str) -> Result<(), 
     Ok(())
 }
 
+/// How many members can sign in (the seats a plan counts), pending invitations included.
+pub async fn active_count(conn: &mut Conn) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(r#"select count(*) as "count!" from user_credentials where active"#)
+        .fetch_one(conn)
+        .await
+}
+
 /// No more sign-ins (sessions are ended with [`crate::sessions::revoke_user`]).
 pub async fn deactivate(conn: &mut Conn, user_id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query!(

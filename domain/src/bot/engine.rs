@@ -23,9 +23,15 @@ use crate::values::LocalDate;
 /// What the engine knows of the business.
 pub struct BotContext<'a> {
     pub business_name: &'a str,
+    /// How customers reach the business other than here (`{contact}` in the texts).
+    pub contact: &'a str,
     pub settings: &'a BotSettings,
     /// Active services, in the order the business lists them.
     pub services: &'a [Service],
+    /// Whether the business's plan takes a new booking now. When not, the bot says online
+    /// booking is paused and how to reach the business; customers can still see, cancel and
+    /// move the bookings they have.
+    pub bookings_open: bool,
 }
 
 /// A booking of this customer, as the engine needs to show and act on it.
@@ -89,6 +95,7 @@ pub struct BotState {
     pub last_activity: Option<DateTime<Utc>>,
 }
 
+#[derive(Clone, Copy)]
 pub struct Input<'a> {
     pub inbound: &'a Inbound,
     /// The WhatsApp profile name, used when the flow does not ask for a name.
@@ -372,6 +379,9 @@ impl Engine<'_> {
             ..BotState::default()
         };
         self.say(&self.texts().greeting.clone(), &[]);
+        if !self.ctx.bookings_open {
+            return self.say(&self.texts().bookings_paused.clone(), &[]);
+        }
         if !is_open_at(self.ctx.settings, self.now)
             && let Some(opens) = next_opening(self.ctx.settings, self.now, 14)
         {
@@ -662,6 +672,14 @@ impl Engine<'_> {
         else {
             return self.start();
         };
+        if !self.ctx.bookings_open {
+            self.say(&self.texts().bookings_paused.clone(), &[]);
+            self.state = BotState {
+                customer_name: self.state.customer_name.take(),
+                ..BotState::default()
+            };
+            return;
+        }
         if self.offer_others_if_taken(date, start) {
             return;
         }
@@ -907,7 +925,10 @@ impl Engine<'_> {
     }
 
     fn fill(&self, template: &str, vars: &[(&str, &str)]) -> String {
-        let mut all: Vec<(&str, &str)> = vec![("business_name", self.ctx.business_name)];
+        let mut all: Vec<(&str, &str)> = vec![
+            ("business_name", self.ctx.business_name),
+            ("contact", self.ctx.contact),
+        ];
         let name = self.state.customer_name.clone().unwrap_or_default();
         all.push(("name", &name));
         all.extend_from_slice(vars);

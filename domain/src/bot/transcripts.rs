@@ -25,6 +25,8 @@ struct World {
     next_id: u128,
     last_actions: Vec<BotAction>,
     last_expired: bool,
+    /// Whether the plan takes a new booking (the command side decides it).
+    bookings_open: bool,
 }
 
 fn beard() -> Service {
@@ -53,6 +55,7 @@ impl World {
             next_id: 100,
             last_actions: Vec::new(),
             last_expired: false,
+            bookings_open: true,
         }
     }
 
@@ -79,8 +82,10 @@ impl World {
             .collect();
         let ctx = BotContext {
             business_name: "Demo Salon",
+            contact: "hello@demo-salon.example",
             settings: &self.settings,
             services: &self.services,
+            bookings_open: self.bookings_open,
         };
         let turn = step(
             &ctx,
@@ -279,6 +284,46 @@ fn a_customer_cancels_from_whatsapp() {
     assert!(w.holds().is_empty());
     let replies = w.say("cancel");
     assert!(bodies(&replies).contains("no upcoming booking"));
+}
+
+#[test]
+fn while_bookings_are_paused_the_bot_says_so_and_how_to_reach_the_business() {
+    let mut w = World::new();
+    let booking = book_haircut(&mut w);
+    w.bookings_open = false;
+    let replies = w.say("hi");
+    let text = bodies(&replies);
+    assert!(text.contains("Online booking is paused"), "{text}");
+    assert!(text.contains("hello@demo-salon.example"), "{text}");
+    assert!(w.last_actions.is_empty());
+    assert!(World::titles(&replies).is_empty(), "no services offered");
+    // What the customer already has stays theirs to cancel.
+    w.say("cancel");
+    w.tap("Tue 1 Dec 10:00");
+    assert_eq!(
+        w.last_actions,
+        [BotAction::CancelBooking {
+            booking_id: booking
+        }]
+    );
+}
+
+#[test]
+fn bookings_paused_while_a_customer_was_choosing_take_no_booking() {
+    let mut w = World::new();
+    w.say("hi");
+    w.tap("Haircut");
+    w.tap("Tue 1 Dec");
+    w.tap("10:00");
+    w.say("Ana García");
+    w.tap("Confirm");
+    w.bookings_open = false;
+    let replies = w.tap("Cash");
+    let text = bodies(&replies);
+    assert!(text.contains("Online booking is paused"), "{text}");
+    assert!(!text.contains("Booked!"), "{text}");
+    assert!(w.last_actions.is_empty());
+    assert!(w.holds().is_empty());
 }
 
 #[test]

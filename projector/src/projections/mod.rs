@@ -5,6 +5,7 @@
 //! labels written come from the domain.
 
 pub mod agenda;
+pub mod billing;
 pub mod bookings;
 pub mod catalog;
 pub mod conversations;
