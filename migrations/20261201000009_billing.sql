@@ -146,3 +146,13 @@ begin
     end loop;
 end
 $$;
+
+-- Which tenant a Stripe customer is: Stripe's webhooks name the customer, and arrive before
+-- any tenant is known. No secret; not under RLS (like whatsapp_routes).
+create table stripe_customers (
+    customer_id  text primary key,
+    tenant_id    uuid not null unique,
+    created_at   timestamptz not null default now()
+);
+grant select, insert on stripe_customers to booking_app;
+grant select on stripe_customers to booking_operator;

@@ -284,13 +284,63 @@ pub async fn record_payment_action_required(
     .await
 }
 
-/// Stripe made the tenant's customer (the billing reactor).
+/// Stripe made the tenant's customer: recorded, and routed so that Stripe's webhooks, which
+/// name the customer, find the tenant.
 pub async fn record_customer(
     app: &App,
     ctx: &CommandContext,
     customer_id: String,
 ) -> Result<Committed<BillingState>, AppError> {
-    decide(app, ctx, BillingCommand::RecordCustomer { customer_id }).await
+    let customer_id = &customer_id;
+    execute(&app.store, ctx, |uow| {
+        Box::pin(async move {
+            let stream = billing_stream(uow.tenant_id());
+            let billing = uow.load::<Billing>(&stream).await?;
+            let events = Billing::decide(
+                &billing,
+                BillingCommand::RecordCustomer {
+                    customer_id: customer_id.clone(),
+                },
+            )
+            .map_err(Rejection::Billing)?;
+            if !events.is_empty() {
+                let tenant_id = uow.tenant_id();
+                vault::directory::route_stripe_customer(uow.conn().await?, customer_id, tenant_id)
+                    .await?;
+            }
+            uow.stage(&stream, &events);
+            Ok(events.iter().fold(billing, Billing::evolve))
+        })
+    })
+    .await
+}
+
+/// The tenant a Stripe customer belongs to (a webhook names only the customer).
+pub async fn tenant_of_customer(app: &App, customer_id: &str) -> Result<Option<Uuid>, AppError> {
+    Ok(vault::directory::tenant_of_stripe_customer(app.store.pool(), customer_id).await?)
+}
+
+/// A Checkout Session was opened for the business to subscribe.
+pub async fn record_checkout(
+    app: &App,
+    ctx: &CommandContext,
+    session_id: String,
+    url: String,
+    plan: Plan,
+    cycle: Cycle,
+) -> Result<Committed<BillingState>, AppError> {
+    decide(
+        app,
+        ctx,
+        BillingCommand::StartCheckout {
+            session_id,
+            url,
+            plan,
+            cycle,
+            now: Utc::now(),
+        },
+    )
+    .await
 }
 
 /// A command from Stripe's event `stripe_event_id`: a redelivery is the same command.

@@ -62,6 +62,19 @@ pub async fn gate(store: &EventStore, tenant_id: Uuid) -> Result<Gate, AppError>
     Ok(Gate::of(&tenant))
 }
 
+/// The business's name and contact email, read from its stream (Stripe's customer is made
+/// with them).
+pub async fn profile(store: &EventStore, tenant_id: Uuid) -> Result<(String, String), AppError> {
+    let stream = tenant_stream(tenant_id);
+    let recorded = store.read_stream(tenant_id, &stream, 1).await?;
+    let (tenant, _) = fold::<Tenant>(&stream, recorded)?;
+    let t = tenant.onboarded.ok_or(AppError::NotFound("tenant"))?;
+    Ok((
+        t.business_name.as_str().to_owned(),
+        t.contact_email.as_str().to_owned(),
+    ))
+}
+
 /// Inside a unit of work: refuses unless the tenant is open.
 pub(crate) async fn require_open(uow: &mut UnitOfWork<'_>) -> Result<TenantState, AppError> {
     let tenant = uow.load::<Tenant>(&tenant_stream(uow.tenant_id())).await?;

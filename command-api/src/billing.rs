@@ -1,12 +1,13 @@
-//! A business's subscription from its owner: change the plan or cycle, cancel at the end of
-//! the period. (Subscribing goes through Stripe Checkout; Stripe's account of the
-//! subscription arrives at `/webhooks/stripe`.)
+//! A business's subscription from its owner: subscribe through Stripe Checkout, change the
+//! plan or cycle, cancel at the end of the period. Stripe's account of the subscription
+//! arrives at `/webhooks/stripe`; a plan change or a cancellation reaches Stripe through the
+//! billing reactor, so Stripe being down never blocks them.
 
 use app::Committed;
 use axum::Json;
 use axum::extract::State;
 use domain::access::Permission;
-use domain::billing::BillingState;
+use domain::billing::{BillingState, BillingStatus};
 use domain::plan::{Cycle, Plan};
 use platform::answers::{
     Busy, Conflict, Forbidden, InvalidOrKeyReused, JsonBody, NotFound, TenantCaller,
@@ -99,4 +100,119 @@ pub async fn cancel(
     caller.require(Permission::ManageBilling)?;
     let done = app::billing::cancel(&state.app, &caller.context()).await?;
     Ok(Json(done.into()))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutRequest {
+    /// `starter`, `growth` or `pro`.
+    #[schema(value_type = String, example = "growth")]
+    pub plan: Plan,
+    /// `monthly` (default) or `yearly`.
+    #[serde(default = "monthly")]
+    #[schema(value_type = Option<String>, example = "monthly")]
+    pub cycle: Cycle,
+}
+
+fn monthly() -> Cycle {
+    Cycle::Monthly
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CheckoutView {
+    /// Stripe's hosted page: the owner enters a card there.
+    pub checkout_url: String,
+    pub session_id: String,
+    pub consistency_token: String,
+}
+
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 503,
+    description = "Stripe did not answer (Retry-After), or too many concurrent changes"
+)]
+pub struct StripeDown;
+
+/// `POST /v1/billing/checkout`
+#[utoipa::path(
+    post,
+    path = "/v1/billing/checkout",
+    tag = "billing",
+    summary = "Subscribe: a Stripe Checkout Session URL where the owner enters a card",
+    request_body = CheckoutRequest,
+    responses(
+        (status = 200, description = "Where to send the owner", body = CheckoutView),
+        JsonBody, TenantCaller, Forbidden, NotFound, Conflict, InvalidOrKeyReused, StripeDown
+    ),
+    security(("bearer" = []))
+)]
+pub async fn checkout(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<CheckoutRequest>,
+) -> Result<Json<CheckoutView>, Problem> {
+    caller.require(Permission::ManageBilling)?;
+    let ctx = caller.context();
+    let app = &state.app;
+    let billing = app::billing::state(&app.store, ctx.tenant_id).await?;
+    if !billing.started {
+        return Err(Problem::not_found("subscription"));
+    }
+    if billing.subscription.is_some() && billing.status != BillingStatus::Cancelled {
+        return Err(Problem::conflict(
+            "the business already has a subscription; change its plan instead",
+        ));
+    }
+    let stripe = &state.stripe;
+    let down = |e: ::billing::GatewayError| match e {
+        ::billing::GatewayError::Unavailable(reason) => {
+            Problem::unavailable(format!("Stripe did not answer: {reason}"), 30)
+        }
+        other => Problem::internal(other),
+    };
+    let customer = match billing.customer_id {
+        Some(customer) => customer,
+        None => {
+            let (name, email) = app::tenants::profile(&app.store, ctx.tenant_id).await?;
+            let customer = stripe
+                .gateway
+                .create_customer(ctx.tenant_id, &name, &email)
+                .await
+                .map_err(down)?;
+            let recorded = app::CommandContext::new(
+                ctx.tenant_id,
+                ctx.actor.clone(),
+                format!("stripe-customer|{customer}"),
+            );
+            app::billing::record_customer(app, &recorded, customer.clone()).await?;
+            customer
+        }
+    };
+    let (session_id, url) = stripe
+        .gateway
+        .create_checkout(
+            ctx.tenant_id,
+            &customer,
+            request.plan,
+            request.cycle,
+            &stripe.success_url,
+            &stripe.cancel_url,
+            &ctx.idempotency_key,
+        )
+        .await
+        .map_err(down)?;
+    let done = app::billing::record_checkout(
+        app,
+        &ctx,
+        session_id.clone(),
+        url.clone(),
+        request.plan,
+        request.cycle,
+    )
+    .await?;
+    Ok(Json(CheckoutView {
+        checkout_url: url,
+        session_id,
+        consistency_token: done.consistency_token(),
+    }))
 }

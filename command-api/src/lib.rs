@@ -22,6 +22,7 @@ pub mod idempotency;
 pub mod keyed_lock;
 pub mod mfa;
 pub mod operator;
+pub mod stripe_webhook;
 pub mod tenants;
 pub mod users;
 pub mod webhook;
@@ -81,6 +82,18 @@ trial_days = 14
 grace_days = 7
 # Where problem answers send a business to upgrade or subscribe (the dashboard's billing page).
 upgrade_url = "http://127.0.0.1:8080/billing"
+
+[stripe]
+# Stripe's API (the host root), or the local fake's.
+api_base_url = "https://api.stripe.com/"
+# Development only: set APP__STRIPE__SECRET_KEY and APP__STRIPE__WEBHOOK_SECRETS in any deployment.
+secret_key = "sk_test_development_only"
+# Every secret that may sign a webhook (two during a rotation), comma-separated.
+webhook_secrets = "whsec_fake_development_only"
+timeout_ms = 10000
+# Where Checkout sends the owner afterwards.
+success_url = "http://127.0.0.1:8080/billing?checkout=done"
+cancel_url = "http://127.0.0.1:8080/billing?checkout=cancelled"
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +108,48 @@ pub struct Settings {
     pub whatsapp: WhatsAppSettings,
     pub limits: LimitSettings,
     pub billing: BillingSettings,
+    pub stripe: StripeSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StripeSettings {
+    pub api_base_url: String,
+    pub secret_key: secrecy::SecretString,
+    /// Comma-separated: every secret that may sign a webhook now.
+    pub webhook_secrets: secrecy::SecretString,
+    pub timeout_ms: u64,
+    pub success_url: String,
+    pub cancel_url: String,
+}
+
+/// Stripe, as the handlers reach it.
+#[derive(Clone, Debug)]
+pub struct Stripe {
+    pub gateway: ::billing::StripeGateway,
+    pub webhook_secrets: Vec<String>,
+    pub success_url: String,
+    pub cancel_url: String,
+}
+
+impl Stripe {
+    pub fn from_settings(s: &StripeSettings) -> anyhow::Result<Self> {
+        Ok(Self {
+            gateway: ::billing::StripeGateway::new(
+                s.secret_key.expose_secret(),
+                Some(&s.api_base_url),
+                std::time::Duration::from_millis(s.timeout_ms),
+            )?,
+            webhook_secrets: s
+                .webhook_secrets
+                .expose_secret()
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            success_url: s.success_url.clone(),
+            cancel_url: s.cancel_url.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -145,6 +200,7 @@ pub struct AppState {
     pub webhook_phone_quota: platform::ratelimit::Quota,
     /// One webhook turn per conversation at a time in this process.
     pub conversations: keyed_lock::KeyedLocks,
+    pub stripe: Stripe,
 }
 
 /// The limits this service enforces.
@@ -232,7 +288,9 @@ pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
         bookings::complete,
         bookings::no_show,
         billing::change_plan,
-        billing::cancel
+        billing::cancel,
+        billing::checkout,
+        stripe_webhook::receive
     )
 )]
 pub struct ApiDoc;
@@ -277,6 +335,12 @@ pub fn router(app: AppState) -> Router {
         )
         .route("/v1/billing/plan", post(billing::change_plan))
         .route("/v1/billing/cancel", post(billing::cancel))
+        .route("/v1/billing/checkout", post(billing::checkout))
+        .route(
+            "/webhooks/stripe",
+            post(stripe_webhook::receive)
+                .layer(axum::extract::DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
+        )
         .route("/v1/bookings", post(bookings::book))
         .route("/v1/bookings/{id}/confirm", post(bookings::confirm))
         .route("/v1/bookings/{id}/cancel", post(bookings::cancel))
@@ -339,6 +403,7 @@ impl Application {
             limiter: platform::ratelimit::RateLimiter::new(redis_link.clone()),
             routes: cache::RouteCache::new(redis_link.clone()),
             tenant_status: cache::TenantStatusCache::new(redis_link),
+            stripe: Stripe::from_settings(&settings.stripe)?,
         };
         let router = platform::problem::with_fallbacks(router(app)).merge(
             platform::health::router(Dependencies {

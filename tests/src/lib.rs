@@ -172,6 +172,24 @@ pub fn command_api_settings_with_graph(
             grace_days: 7,
             upgrade_url: TEST_UPGRADE_URL.into(),
         },
+        stripe: stripe_settings("http://127.0.0.1:1/"),
+    }
+}
+
+/// The secret the tests' Stripe webhooks are signed with.
+pub const TEST_STRIPE_WEBHOOK_SECRET: &str = "whsec_test_0123456789abcdef";
+
+/// Stripe at `api_base_url` (a fake's), with the tests' webhook secret.
+pub fn stripe_settings(api_base_url: &str) -> command_api::StripeSettings {
+    command_api::StripeSettings {
+        api_base_url: api_base_url.to_owned(),
+        secret_key: SecretString::from("sk_test_e2e"),
+        webhook_secrets: SecretString::from(format!(
+            "whsec_old_rotated_out,{TEST_STRIPE_WEBHOOK_SECRET}"
+        )),
+        timeout_ms: 2000,
+        success_url: "http://dashboard.test/billing?checkout=done".into(),
+        cancel_url: "http://dashboard.test/billing?checkout=cancelled".into(),
     }
 }
 

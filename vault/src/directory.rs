@@ -82,6 +82,37 @@ pub async fn tenants_of_numbers(
         .collect())
 }
 
+/// Routes Stripe's `customer_id` to `tenant_id` (a second call with the same pair is a
+/// no-op; the first customer of a tenant stands).
+pub async fn route_stripe_customer(
+    conn: impl PgExecutor<'_>,
+    customer_id: &str,
+    tenant_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "insert into stripe_customers (customer_id, tenant_id) values ($1, $2)
+         on conflict do nothing",
+        customer_id,
+        tenant_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The tenant a Stripe customer belongs to.
+pub async fn tenant_of_stripe_customer(
+    conn: impl PgExecutor<'_>,
+    customer_id: &str,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "select tenant_id from stripe_customers where customer_id = $1",
+        customer_id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
 /// Whether some tenant's number was connected with this verify token.
 pub async fn verify_token_known(
     conn: impl PgExecutor<'_>,
