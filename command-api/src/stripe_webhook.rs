@@ -83,8 +83,10 @@ async fn record(state: &AppState, event: Verified) -> Result<(), Problem> {
         Fact::InvoicePaid(invoice) => {
             app::billing::record_invoice_paid(app, tenant_id, id, invoice).await
         }
+        // The grace period runs from when the platform learns of the failure.
         Fact::PaymentFailed(invoice) => {
-            app::billing::record_payment_failed(app, tenant_id, id, invoice, event.created).await
+            app::billing::record_payment_failed(app, tenant_id, id, invoice, chrono::Utc::now())
+                .await
         }
         Fact::PaymentActionRequired(invoice) => {
             app::billing::record_payment_action_required(app, tenant_id, id, invoice).await

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod billing_clock;
+pub mod billing_reactor;
 pub mod consumer;
 pub mod dead_letters;
 pub mod projection;
@@ -54,6 +55,20 @@ stale_claim_ms = 60000
 enabled = true
 every_ms = 30000
 
+# The billing reactor: Stripe customers, subscription changes, meter events.
+[stripe]
+enabled = true
+api_base_url = "https://api.stripe.com/"
+# Development only: set APP__STRIPE__SECRET_KEY in any deployment.
+secret_key = "sk_test_development_only"
+timeout_ms = 10000
+batch_size = 256
+concurrency = 32
+backoff_base_ms = 250
+backoff_max_ms = 30000
+breaker_failures = 5
+breaker_open_ms = 30000
+
 [projections]
 enabled = true
 batch_size = 500
@@ -72,6 +87,22 @@ pub struct Settings {
     pub projections: ProjectionSettings,
     pub sender: SenderSettings,
     pub billing_clock: BillingClockSettings,
+    pub stripe: StripeSettings,
+}
+
+/// The billing reactor (see [`billing_reactor`]).
+#[derive(Debug, Clone, Deserialize)]
+pub struct StripeSettings {
+    pub enabled: bool,
+    pub api_base_url: String,
+    pub secret_key: secrecy::SecretString,
+    pub timeout_ms: u64,
+    pub batch_size: usize,
+    pub concurrency: usize,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    pub breaker_failures: u32,
+    pub breaker_open_ms: u64,
 }
 
 /// The billing clock (see [`billing_clock`]).
@@ -207,6 +238,11 @@ pub struct Application {
     stats: Vec<(projection::Projection, Arc<consumer::ProjectionStats>)>,
     sender: Option<(sender::Sender, async_nats::Client, nats::Namespace)>,
     billing_clock: Option<billing_clock::BillingClock>,
+    billing_reactor: Option<(
+        billing_reactor::BillingReactor,
+        async_nats::Client,
+        nats::Namespace,
+    )>,
 }
 
 impl Application {
@@ -273,6 +309,38 @@ impl Application {
         } else {
             None
         };
+        let billing_reactor = if settings.stripe.enabled {
+            let s = &settings.stripe;
+            Some((
+                billing_reactor::BillingReactor::new(
+                    app::App {
+                        store: EventStore::new(app_pool.clone())
+                            .with_upcasters(app::events::upcasters()),
+                        sealer: vault::Sealer::from_base64(secrecy::ExposeSecret::expose_secret(
+                            &settings.sender.encryption_key,
+                        ))?,
+                        policy: app::Policy::default(),
+                    },
+                    billing::StripeGateway::new(
+                        secrecy::ExposeSecret::expose_secret(&s.secret_key),
+                        Some(&s.api_base_url),
+                        Duration::from_millis(s.timeout_ms),
+                    )?,
+                    billing_reactor::ReactorConfig {
+                        batch_size: s.batch_size,
+                        concurrency: s.concurrency,
+                        backoff_base: Duration::from_millis(s.backoff_base_ms),
+                        backoff_max: Duration::from_millis(s.backoff_max_ms),
+                        breaker_failures: s.breaker_failures,
+                        breaker_open: Duration::from_millis(s.breaker_open_ms),
+                    },
+                ),
+                nats.clone(),
+                settings.nats.namespace()?,
+            ))
+        } else {
+            None
+        };
         let stats = projection::Projection::ALL
             .into_iter()
             .map(|p| (p, Arc::default()))
@@ -291,6 +359,7 @@ impl Application {
             stats,
             sender,
             billing_clock,
+            billing_reactor,
         })
     }
 
@@ -330,6 +399,9 @@ impl Application {
         }
         if let Some(clock) = self.billing_clock {
             tasks.spawn(clock.run(shutdown.child_token()));
+        }
+        if let Some((reactor, nats, ns)) = self.billing_reactor {
+            tasks.spawn(reactor.run(nats, ns, shutdown.child_token()));
         }
         platform::serve::serve(self.listener, self.router, shutdown).await?;
         while let Some(done) = tasks.join_next().await {

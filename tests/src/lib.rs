@@ -176,6 +176,22 @@ pub fn command_api_settings_with_graph(
     }
 }
 
+/// The billing reactor's Stripe at `api_base_url`: quick retries, a quick breaker.
+pub fn projector_stripe_settings(api_base_url: &str) -> projector::StripeSettings {
+    projector::StripeSettings {
+        enabled: true,
+        api_base_url: api_base_url.to_owned(),
+        secret_key: SecretString::from("sk_test_e2e"),
+        timeout_ms: 2000,
+        batch_size: 256,
+        concurrency: 16,
+        backoff_base_ms: 50,
+        backoff_max_ms: 1000,
+        breaker_failures: 5,
+        breaker_open_ms: 500,
+    }
+}
+
 /// The secret the tests' Stripe webhooks are signed with.
 pub const TEST_STRIPE_WEBHOOK_SECRET: &str = "whsec_test_0123456789abcdef";
 
@@ -439,6 +455,7 @@ pub fn projector_settings(db: &TestDb, nats: &TestNats) -> projector::Settings {
             enabled: true,
             every_ms: 500,
         },
+        stripe: projector_stripe_settings("http://127.0.0.1:1/"),
         sender: projector::SenderSettings {
             enabled: true,
             api_base_url: "http://127.0.0.1:1".into(),

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 struct Setup {
     app: CommandApp,
     fake: Fake,
+    stripe_url: String,
 }
 
 /// The command API with Stripe at a fresh fake, whose webhooks go to the command API
@@ -32,7 +33,11 @@ async fn setup(repeat: u32, reverse: bool) -> Setup {
         repeat,
         reverse,
     });
-    Setup { app, fake }
+    Setup {
+        app,
+        fake,
+        stripe_url,
+    }
 }
 
 async fn events(app: &CommandApp, event_type: &str) -> Vec<Value> {
@@ -246,4 +251,268 @@ async fn bad_stale_and_replayed_webhooks_change_nothing() {
         "a replay changes nothing"
     );
     assert_eq!(events(&s.app, "InvoicePaid").await.len(), 1);
+}
+
+/// Subscribes the tenant to `plan` through Checkout and waits until it is active.
+async fn subscribe(t: &Tenant<'_>, query: &e2e_tests::QueryApp, fake: &Fake, plan: &str) -> Value {
+    let (status, _, checkout) = t
+        .send(
+            reqwest::Method::POST,
+            "/v1/billing/checkout",
+            &[],
+            Some(json!({"plan": plan})),
+        )
+        .await;
+    assert_eq!(status, 200, "{checkout}");
+    fake.pay(checkout["session_id"].as_str().unwrap(), "4242424242424242")
+        .unwrap();
+    eventually(Duration::from_secs(15), || async {
+        let (_, billing) = query.get("/v1/billing", &t.owner.access_token, None).await;
+        (billing["status"] == "active" && billing["plan"] == plan).then_some(billing)
+    })
+    .await
+    .expect("subscribed")
+}
+
+/// Messages a customer sent the business (recorded as the webhook records them).
+async fn messages(app: &CommandApp, tenant: uuid::Uuid, count: usize, tag: &str) {
+    struct Always;
+    impl app::conversation::AnswerPolicy for Always {
+        async fn may_answer(&self, _: uuid::Uuid, _: &domain::values::PhoneNumber) -> bool {
+            true
+        }
+    }
+    let uc = e2e_tests::use_cases(&app.db);
+    for n in 0..count {
+        let message = domain::conversation::InboundMessage {
+            wamid: format!("wamid.{tag}.{n}"),
+            from: domain::values::PhoneNumber::parse("+34600000042").unwrap(),
+            profile_name: None,
+            content: domain::bot::Inbound::Text { body: "hi".into() },
+            received_at: chrono::Utc::now(),
+        };
+        app::conversation::take_turn(&uc, tenant, message, &Always)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_reactor_makes_the_customer_changes_the_plan_prorated_and_meters_each_message_once() {
+    let s = setup(0, false).await;
+    let mut settings = projector_settings(&s.app.db, &s.app.nats);
+    settings.stripe = e2e_tests::projector_stripe_settings(&s.stripe_url);
+    let projector = spawn_projector(settings.clone()).await;
+    let query = spawn_query_api(query_api_settings(&s.app.db, &s.app.nats)).await;
+    let t = Tenant {
+        owner: s.app.onboard("growing-salon").await,
+        app: &s.app,
+    };
+    let tenant: uuid::Uuid = t.owner.tenant_id.parse().unwrap();
+    // The trial's customer is made by the reactor, before any checkout.
+    eventually(Duration::from_secs(10), || async {
+        (!events(&s.app, "StripeCustomerCreated").await.is_empty()).then_some(())
+    })
+    .await
+    .expect("a Stripe customer");
+    subscribe(&t, &query, &s.fake, "starter").await;
+    assert_eq!(events(&s.app, "StripeCustomerCreated").await.len(), 1);
+
+    // Upgrade: at once here, and at Stripe through the reactor, prorated.
+    let (status, _, upgraded) = t
+        .send(
+            reqwest::Method::POST,
+            "/v1/billing/plan",
+            &[],
+            Some(json!({"plan": "pro"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{upgraded}");
+    assert_eq!(upgraded["plan"], "pro");
+    let proration = eventually(Duration::from_secs(15), || async {
+        let (_, page) = query
+            .get("/v1/billing/invoices", &t.owner.access_token, None)
+            .await;
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        (items.len() == 2).then_some(items)
+    })
+    .await
+    .expect("a proration invoice");
+    let amounts: Vec<i64> = proration
+        .iter()
+        .map(|i| i["amount_due"].as_i64().unwrap())
+        .collect();
+    // The rest of a month of Pro less Starter: almost all of 199 - 29 euros.
+    assert!(
+        amounts.iter().any(|a| (16_900..=17_000).contains(a)),
+        "{amounts:?}"
+    );
+    let stripe_side: Vec<Value> = s
+        .fake
+        .events()
+        .into_iter()
+        .filter(|e| e["type"] == "customer.subscription.updated")
+        .collect();
+    assert_eq!(
+        stripe_side.last().unwrap()["data"]["object"]["items"]["data"][0]["price"]["lookup_key"],
+        "pro_monthly"
+    );
+
+    // Messages are metered once each, across a restart of the reactor and redeliveries.
+    messages(&s.app, tenant, 5, "a").await;
+    eventually(Duration::from_secs(10), || async {
+        (s.fake.meter_events().len() == 5).then_some(())
+    })
+    .await
+    .expect("five meter events");
+    projector.shutdown().await;
+    messages(&s.app, tenant, 3, "b").await;
+    // Stripe forgets nothing: the redelivered identifiers are refused as repeats.
+    let again = spawn_projector(settings).await;
+    eventually(Duration::from_secs(15), || async {
+        (s.fake.meter_events().len() == 8).then_some(())
+    })
+    .await
+    .expect("eight meter events");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(s.fake.meter_events().len(), 8);
+    let received: Vec<Value> = events(&s.app, "MessageReceived").await;
+    assert_eq!(received.len(), 8);
+    drop(again);
+}
+
+#[tokio::test]
+async fn a_failed_renewal_opens_the_grace_period_suspends_and_a_retried_payment_reinstates() {
+    let s = setup(0, false).await;
+    let mut settings = projector_settings(&s.app.db, &s.app.nats);
+    settings.stripe = e2e_tests::projector_stripe_settings(&s.stripe_url);
+    let _projector = spawn_projector(settings).await;
+    let query = spawn_query_api(query_api_settings(&s.app.db, &s.app.nats)).await;
+    let t = Tenant {
+        owner: s.app.onboard("late-payer").await,
+        app: &s.app,
+    };
+    subscribe(&t, &query, &s.fake, "starter").await;
+    let customer = events(&s.app, "StripeCustomerCreated").await[0]["customer_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A month on, the renewal is declined.
+    assert!(s.fake.fail_next_charge(&customer));
+    s.fake.advance(31 * 86_400);
+    let billing = eventually(Duration::from_secs(15), || async {
+        let (_, billing) = query.get("/v1/billing", &t.owner.access_token, None).await;
+        (billing["status"] == "past_due").then_some(billing)
+    })
+    .await
+    .expect("past due");
+    assert!(billing["grace_ends_at"].is_string(), "{billing}");
+    assert_eq!(
+        t.send(reqwest::Method::GET, "/v1/me", &[], None).await.0,
+        200
+    );
+
+    // Our clock, past the grace period: suspended.
+    let clock = e2e_tests::billing_clock(&s.app.db);
+    let later = chrono::Utc::now() + chrono::Duration::days(8);
+    eventually(Duration::from_secs(10), || async {
+        (clock.run_once(later).await.unwrap().expired == 1).then_some(())
+    })
+    .await
+    .expect("suspended");
+    assert_eq!(
+        t.send(reqwest::Method::GET, "/v1/me", &[], None).await.0,
+        423
+    );
+
+    // Stripe retries three days after the failure, and the charge goes through.
+    s.fake.advance(3 * 86_400);
+    eventually(Duration::from_secs(15), || async {
+        (t.send(reqwest::Method::GET, "/v1/me", &[], None).await.0 == 200).then_some(())
+    })
+    .await
+    .expect("reinstated");
+    for step in [
+        "PaymentFailed",
+        "GracePeriodStarted",
+        "SuspendedForNonPayment",
+        "GracePeriodEnded",
+        "Reinstated",
+    ] {
+        assert_eq!(events(&s.app, step).await.len(), 1, "{step}");
+    }
+}
+
+#[tokio::test]
+async fn with_stripe_down_checkout_waits_and_a_plan_change_reaches_stripe_once_it_is_back() {
+    let s = setup(0, false).await;
+    let mut settings = projector_settings(&s.app.db, &s.app.nats);
+    settings.stripe = e2e_tests::projector_stripe_settings(&s.stripe_url);
+    let _projector = spawn_projector(settings).await;
+    let query = spawn_query_api(query_api_settings(&s.app.db, &s.app.nats)).await;
+    let t = Tenant {
+        owner: s.app.onboard("patient-salon").await,
+        app: &s.app,
+    };
+    subscribe(&t, &query, &s.fake, "starter").await;
+    s.fake.set_down(true);
+    // Subscribing needs Stripe's page: a 503 to try again, and nothing recorded.
+    let newcomer = Tenant {
+        owner: s.app.onboard("newcomer-salon").await,
+        app: &s.app,
+    };
+    let before = count_events(&s.app).await;
+    let (status, headers, problem) = newcomer
+        .send(
+            reqwest::Method::POST,
+            "/v1/billing/checkout",
+            &[],
+            Some(json!({"plan": "growth"})),
+        )
+        .await;
+    assert_eq!(status, 503, "{problem}");
+    assert!(headers.contains_key("retry-after"));
+    assert!(
+        problem["detail"].as_str().unwrap().contains("Stripe"),
+        "{problem}"
+    );
+    assert_eq!(count_events(&s.app).await, before, "nothing recorded");
+    // The plan change is the business's: taken at once, whatever Stripe's state.
+    let (status, _, changed) = t
+        .send(
+            reqwest::Method::POST,
+            "/v1/billing/plan",
+            &[],
+            Some(json!({"plan": "growth"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    assert!(count_events(&s.app).await > before);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let updates = |fake: &Fake| {
+        fake.events()
+            .iter()
+            .filter(|e| {
+                e["type"] == "customer.subscription.updated"
+                    && e["data"]["object"]["items"]["data"][0]["price"]["lookup_key"]
+                        == "growth_monthly"
+            })
+            .count()
+    };
+    assert_eq!(updates(&s.fake), 0, "Stripe is down");
+    s.fake.set_down(false);
+    eventually(Duration::from_secs(15), || async {
+        (updates(&s.fake) == 1).then_some(())
+    })
+    .await
+    .expect("the change reaches Stripe");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(updates(&s.fake), 1, "once");
+    let invoices: Vec<Value> = s
+        .fake
+        .events()
+        .into_iter()
+        .filter(|e| e["type"] == "invoice.paid")
+        .collect();
+    assert_eq!(invoices.len(), 2, "the first month and one proration");
 }
