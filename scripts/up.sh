@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs the platform in the foreground: the three services and the fake WhatsApp Cloud API,
-# then seeds the demo tenant and writes .data/demo.env. Ctrl-C (or any one of them exiting)
-# stops all. Ports: COMMAND_API_PORT (8080), QUERY_API_PORT (8081), FAKE_WHATSAPP_PORT (8090),
-# PROJECTOR_PORT (8082).
+# Runs the platform in the foreground: the three services, the fake WhatsApp Cloud API and the
+# fake Stripe, then seeds the demo tenant and writes .data/demo.env. Ctrl-C (or any one of
+# them exiting) stops all. Ports: COMMAND_API_PORT (8080), QUERY_API_PORT (8081),
+# FAKE_WHATSAPP_PORT (8090), PROJECTOR_PORT (8082), FAKE_STRIPE_PORT (12111).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${CARGO_TARGET_DIR:-target}/debug"
@@ -11,6 +11,9 @@ query_port="${QUERY_API_PORT:-8081}"
 fake_port="${FAKE_WHATSAPP_PORT:-8090}"
 projector_port="${PROJECTOR_PORT:-8082}"
 fake_url="http://127.0.0.1:$fake_port"
+stripe_port="${FAKE_STRIPE_PORT:-12111}"
+stripe_url="http://127.0.0.1:$stripe_port/"
+stripe_secret="${STRIPE_WEBHOOK_SECRET:-whsec_demo_development_only}"
 mkdir -p .data/logs
 pids=()
 stop() {
@@ -23,10 +26,16 @@ trap stop EXIT
 
 export APP__LOG__FILTER="${APP__LOG__FILTER:-info,sqlx=warn}"
 FAKE_WHATSAPP_ADDR="127.0.0.1:$fake_port" "$bin/fake-whatsapp" >.data/logs/fake-whatsapp.log 2>&1 & pids+=($!)
+FAKE_STRIPE_ADDR="127.0.0.1:$stripe_port" \
+  FAKE_STRIPE_WEBHOOK_URL="http://127.0.0.1:$command_port/webhooks/stripe" \
+  STRIPE_WEBHOOK_SECRET="$stripe_secret" \
+  "$bin/fake-stripe" >.data/logs/fake-stripe.log 2>&1 & pids+=($!)
 APP__HTTP__PORT="$command_port" APP__WHATSAPP__API_BASE_URL="$fake_url" \
+  APP__STRIPE__API_BASE_URL="$stripe_url" APP__STRIPE__WEBHOOK_SECRETS="$stripe_secret" \
   "$bin/command-api" >.data/logs/command-api.log 2>&1 & pids+=($!)
 APP__HTTP__PORT="$query_port" "$bin/query-api" >.data/logs/query-api.log 2>&1 & pids+=($!)
 APP__HTTP__PORT="$projector_port" APP__SENDER__API_BASE_URL="$fake_url" \
+  APP__STRIPE__API_BASE_URL="$stripe_url" \
   "$bin/projector" >.data/logs/projector.log 2>&1 & pids+=($!)
 
 for port in "$command_port" "$query_port" "$projector_port"; do
@@ -44,12 +53,15 @@ done
   --command-api "http://127.0.0.1:$command_port" \
   --query-api "http://127.0.0.1:$query_port" \
   --fake-whatsapp "$fake_url" \
+  --fake-stripe "$stripe_url" \
+  --stripe-webhook-secret "$stripe_secret" \
   --env-file .data/demo.env
 
 cat <<MSG
   command-api    http://127.0.0.1:$command_port
   query-api      http://127.0.0.1:$query_port
   fake WhatsApp  $fake_url   (GET /_fake/messages?to=PHONE)
+  fake Stripe    $stripe_url   (open DEMO_CHECKOUT_URL to subscribe; GET /_fake/events)
   projector      http://127.0.0.1:$projector_port   (relay, read models, WhatsApp sender)
   logs           .data/logs/
 

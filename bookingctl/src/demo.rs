@@ -19,6 +19,8 @@ pub struct Urls {
     pub query_api: String,
     pub fake_whatsapp: String,
     pub fake_token: String,
+    pub fake_stripe: String,
+    pub stripe_webhook_secret: String,
 }
 
 /// Reads `KEY=value` lines.
@@ -190,6 +192,34 @@ pub async fn seed(urls: &Urls, env_file: &Path) -> anyhow::Result<BTreeMap<Strin
         bail!("configuring the fake failed ({status}): {body}");
     }
 
+    // Billing: the trial as the query API shows it, and a checkout to subscribe from (a new
+    // one each run while the trial lasts; none once subscribed).
+    let (_, billing) = send(
+        &client,
+        reqwest::Method::GET,
+        format!("{}/v1/billing", urls.query_api),
+        Some(&token),
+        &[],
+        None,
+    )
+    .await?;
+    let mut checkout_url = String::new();
+    if billing["status"] == "trialing" {
+        let (status, body) = send(
+            &client,
+            reqwest::Method::POST,
+            format!("{c}/v1/billing/checkout"),
+            Some(&token),
+            &[],
+            Some(json!({"plan": "growth", "cycle": "monthly"})),
+        )
+        .await?;
+        if status != 200 {
+            bail!("opening a checkout failed ({status}): {body}");
+        }
+        checkout_url = body["checkout_url"].as_str().unwrap_or_default().to_owned();
+    }
+
     let env: BTreeMap<String, String> = [
         ("COMMAND_API_URL", c.clone()),
         ("QUERY_API_URL", urls.query_api.clone()),
@@ -201,6 +231,13 @@ pub async fn seed(urls: &Urls, env_file: &Path) -> anyhow::Result<BTreeMap<Strin
         ("DEMO_OWNER_TOKEN", token),
         ("DEMO_OWNER_EMAIL", EMAIL.to_owned()),
         ("DEMO_OWNER_PASSWORD", PASSWORD.to_owned()),
+        ("FAKE_STRIPE_URL", urls.fake_stripe.clone()),
+        ("STRIPE_WEBHOOK_SECRET", urls.stripe_webhook_secret.clone()),
+        (
+            "DEMO_BILLING_STATUS",
+            billing["status"].as_str().unwrap_or("unknown").to_owned(),
+        ),
+        ("DEMO_CHECKOUT_URL", checkout_url),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

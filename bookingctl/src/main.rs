@@ -73,6 +73,15 @@ enum Command {
         fake_whatsapp: String,
         #[arg(long, env = "FAKE_WHATSAPP_TOKEN", default_value = "EAAG-good-token")]
         fake_token: String,
+        /// The fake Stripe the platform bills through (the host root).
+        #[arg(long, env = "FAKE_STRIPE_URL", default_value = "http://127.0.0.1:12111/")]
+        fake_stripe: String,
+        #[arg(
+            long,
+            env = "STRIPE_WEBHOOK_SECRET",
+            default_value = "whsec_demo_development_only"
+        )]
+        stripe_webhook_secret: String,
         #[arg(long, default_value = ".data/demo.env")]
         env_file: PathBuf,
     },
@@ -106,6 +115,8 @@ async fn main() -> anyhow::Result<()> {
             query_api,
             fake_whatsapp,
             fake_token,
+            fake_stripe,
+            stripe_webhook_secret,
             env_file,
         } => {
             let env = demo::seed(
@@ -114,6 +125,8 @@ async fn main() -> anyhow::Result<()> {
                     query_api,
                     fake_whatsapp,
                     fake_token,
+                    fake_stripe,
+                    stripe_webhook_secret,
                 },
                 &env_file,
             )
