@@ -65,6 +65,11 @@ bench-commands: services
 bench-read: services
     cargo bench -q -p e2e-tests --bench read
 
+# Billing benchmark: meter events/s from a backlog of 100,000 messages beside the fake Stripe's
+# ceiling, and Stripe webhook latency at 200 events/s
+bench-billing: services
+    cargo bench -q -p e2e-tests --bench billing
+
 # End-to-end benchmark: webhook-to-reply latency over the release binaries, conversations/s
 bench-e2e: services
     cargo build -q --release --bins

@@ -156,3 +156,21 @@ create table stripe_customers (
 );
 grant select, insert on stripe_customers to booking_app;
 grant select on stripe_customers to booking_operator;
+
+-- The notifier's claims: one row per causing event and recipient, written before the email
+-- is sent, so that an email goes out at most once (a claim left by a crash is never sent
+-- again). The outcome is an event on the tenant's notification stream.
+create table email_claims (
+    tenant_id   uuid        not null,
+    event_id    uuid        not null,
+    recipient   text        not null,
+    template    text        not null,
+    claimed_at  timestamptz not null default now(),
+    primary key (tenant_id, event_id, recipient)
+);
+alter table email_claims enable row level security;
+alter table email_claims force row level security;
+create policy tenant_isolation on email_claims for all to booking_app
+    using (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid)
+    with check (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid);
+grant select, insert, delete on email_claims to booking_app;

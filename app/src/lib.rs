@@ -27,6 +27,7 @@ pub mod conversation;
 pub mod error;
 pub mod events;
 pub mod execute;
+pub mod notifications;
 pub mod onboarding;
 pub mod sessions;
 pub mod team;

@@ -74,7 +74,11 @@ enum Command {
         #[arg(long, env = "FAKE_WHATSAPP_TOKEN", default_value = "EAAG-good-token")]
         fake_token: String,
         /// The fake Stripe the platform bills through (the host root).
-        #[arg(long, env = "FAKE_STRIPE_URL", default_value = "http://127.0.0.1:12111/")]
+        #[arg(
+            long,
+            env = "FAKE_STRIPE_URL",
+            default_value = "http://127.0.0.1:12111/"
+        )]
         fake_stripe: String,
         #[arg(
             long,

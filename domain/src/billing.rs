@@ -166,7 +166,15 @@ pub struct Grace {
     pub invoice_id: String,
     pub started_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
+    /// The days of the grace period a reminder went out on (3, then 6).
+    pub reminded: Vec<u8>,
 }
+
+/// The days of a grace period on which the business is reminded that a payment failed (day 0
+/// is the failure itself).
+pub const REMINDER_DAYS: [u8; 2] = [3, 6];
+/// How long before a trial ends the business is told.
+pub const TRIAL_NOTICE: Duration = Duration::days(3);
 
 /// Today's usage, as the command side measures it for a plan change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -314,6 +322,16 @@ pub enum BillingEvent {
         used: u32,
         limit: u32,
     },
+    /// A day of the grace period on which the business is reminded to pay.
+    PaymentReminderDue {
+        invoice_id: String,
+        day: u8,
+        grace_ends_at: DateTime<Utc>,
+    },
+    /// The trial ends soon and there is no subscription yet.
+    TrialEndingSoon {
+        ends_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for BillingEvent {
@@ -338,6 +356,8 @@ impl DomainEvent for BillingEvent {
             Self::SuspendedForNonPayment { .. } => "SuspendedForNonPayment",
             Self::Reinstated { .. } => "Reinstated",
             Self::UsageThresholdReached { .. } => "UsageThresholdReached",
+            Self::PaymentReminderDue { .. } => "PaymentReminderDue",
+            Self::TrialEndingSoon { .. } => "TrialEndingSoon",
         }
     }
 }
@@ -378,6 +398,8 @@ pub struct BillingState {
     /// The last threshold reported per month and metric: the threshold, the count then, and
     /// the limit it was measured against.
     pub usage: BTreeMap<(UsageMonth, Metric), ReportedUsage>,
+    /// The business was told its trial ends soon.
+    pub trial_notice_sent: bool,
 }
 
 impl BillingState {
@@ -578,6 +600,36 @@ impl Decider for Billing {
                 let mut events = vec![];
                 if state.status == BillingStatus::Trialing
                     && state.subscription.is_none()
+                    && !state.trial_notice_sent
+                    && state
+                        .trial_ends_at
+                        .is_some_and(|end| end - TRIAL_NOTICE <= now && now < end)
+                {
+                    events.push(E::TrialEndingSoon {
+                        ends_at: state.trial_ends_at.expect("checked above"),
+                    });
+                }
+                if state.status == BillingStatus::PastDue
+                    && let Some(grace) = &state.grace
+                    && now < grace.ends_at
+                {
+                    // The latest reminder due, once: a clock that was away sends one, not two.
+                    let due = REMINDER_DAYS
+                        .iter()
+                        .rev()
+                        .find(|d| grace.started_at + Duration::days(i64::from(**d)) <= now);
+                    if let Some(day) = due
+                        && !grace.reminded.iter().any(|r| r >= day)
+                    {
+                        events.push(E::PaymentReminderDue {
+                            invoice_id: grace.invoice_id.clone(),
+                            day: *day,
+                            grace_ends_at: grace.ends_at,
+                        });
+                    }
+                }
+                if state.status == BillingStatus::Trialing
+                    && state.subscription.is_none()
                     && state.trial_ends_at.is_some_and(|end| end <= now)
                 {
                     events.push(E::TrialEnded { at: now });
@@ -714,6 +766,7 @@ impl Decider for Billing {
                     invoice_id: invoice_id.clone(),
                     started_at: *started_at,
                     ends_at: *ends_at,
+                    reminded: vec![],
                 });
             }
             E::GracePeriodEnded { .. } => {
@@ -743,6 +796,12 @@ impl Decider for Billing {
                     },
                 );
             }
+            E::PaymentReminderDue { day, .. } => {
+                if let Some(grace) = &mut state.grace {
+                    grace.reminded.push(*day);
+                }
+            }
+            E::TrialEndingSoon { .. } => state.trial_notice_sent = true,
         }
         state
     }
@@ -947,6 +1006,28 @@ mod tests {
     }
 
     #[test]
+    fn a_trial_ending_within_three_days_is_told_once() {
+        let soon = BillingEvent::TrialEndingSoon {
+            ends_at: at("12-15T10:00:00Z"),
+        };
+        given::<Billing>(&[trial()])
+            .when(BillingCommand::Tick {
+                now: at("12-12T09:59:59Z"),
+            })
+            .then_expect(&[]);
+        given::<Billing>(&[trial()])
+            .when(BillingCommand::Tick {
+                now: at("12-12T10:00:00Z"),
+            })
+            .then_expect(std::slice::from_ref(&soon));
+        given::<Billing>(&[trial(), soon])
+            .when(BillingCommand::Tick {
+                now: at("12-14T10:00:00Z"),
+            })
+            .then_expect(&[]);
+    }
+
+    #[test]
     fn a_failed_payment_opens_a_grace_period_that_ends_in_suspension_unless_paid() {
         let failed = BillingCommand::RecordPaymentFailed {
             invoice: invoice("in_1"),
@@ -969,11 +1050,34 @@ mod tests {
         dunning.extend([failure.clone(), grace.clone()]);
         // Stripe's retry fails again: recorded once, the grace period does not restart.
         given::<Billing>(&dunning).when(failed).then_expect(&[]);
+        let reminder = |day| BillingEvent::PaymentReminderDue {
+            invoice_id: "in_1".into(),
+            day,
+            grace_ends_at: "2027-01-07T00:00:00Z".parse().unwrap(),
+        };
+        // Reminders on day 3 and day 6, each once; a clock away on day 3 sends only day 6's.
+        given::<Billing>(&dunning)
+            .when(BillingCommand::Tick {
+                now: "2027-01-02T23:59:59Z".parse().unwrap(),
+            })
+            .then_expect(&[]);
+        given::<Billing>(&dunning)
+            .when(BillingCommand::Tick {
+                now: "2027-01-03T00:00:00Z".parse().unwrap(),
+            })
+            .then_expect(&[reminder(3)]);
+        let mut reminded = dunning.clone();
+        reminded.push(reminder(3));
+        given::<Billing>(&reminded)
+            .when(BillingCommand::Tick {
+                now: "2027-01-05T00:00:00Z".parse().unwrap(),
+            })
+            .then_expect(&[]);
         given::<Billing>(&dunning)
             .when(BillingCommand::Tick {
                 now: "2027-01-06T23:59:59Z".parse().unwrap(),
             })
-            .then_expect(&[]);
+            .then_expect(&[reminder(6)]);
         let suspended = BillingEvent::SuspendedForNonPayment {
             at: "2027-01-07T00:00:00Z".parse().unwrap(),
         };
@@ -1084,7 +1188,10 @@ mod tests {
 
     #[test]
     fn a_trial_that_ends_without_a_subscription_stops_bookings() {
-        given::<Billing>(&[trial()])
+        let told = BillingEvent::TrialEndingSoon {
+            ends_at: at("12-15T10:00:00Z"),
+        };
+        given::<Billing>(&[trial(), told])
             .when(BillingCommand::Tick {
                 now: at("12-14T10:00:00Z"),
             })

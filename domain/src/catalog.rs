@@ -15,6 +15,7 @@ use crate::bot_config::tests::{haircut, settings};
 use crate::conversation::{ConversationEvent, DeliveryStatus};
 use crate::event::{DomainEvent, encode};
 use crate::ids::*;
+use crate::notification::{NotificationEvent, Template};
 use crate::plan::Plan;
 use crate::tenant::TenantEvent;
 use crate::values::*;
@@ -322,7 +323,31 @@ fn samples() -> Vec<Section> {
         (
             "billing",
             "`billing/<tenant_id>`: a business's trial, subscription, payments and usage thresholds",
-            rows(billing_samples(), billing_variant, 17),
+            rows(billing_samples(), billing_variant, 19),
+        ),
+        (
+            "notification",
+            "`notification/<tenant_id>`: the emails sent to a business, and how each went",
+            rows(
+                vec![
+                    NotificationEvent::EmailSent {
+                        cause: uuid(40),
+                        template: Template::PaymentFailed,
+                        to: "owner@demo-salon.example".into(),
+                    },
+                    NotificationEvent::EmailFailed {
+                        cause: uuid(41),
+                        template: Template::UsageWarning,
+                        to: "admin@demo-salon.example".into(),
+                        error: "550 mailbox unavailable".into(),
+                    },
+                ],
+                |e| match e {
+                    NotificationEvent::EmailSent { .. } => 0,
+                    NotificationEvent::EmailFailed { .. } => 1,
+                },
+                2,
+            ),
         ),
     ]
 }
@@ -414,6 +439,14 @@ fn billing_samples() -> Vec<BillingEvent> {
             used: 80,
             limit: 100,
         },
+        BillingEvent::PaymentReminderDue {
+            invoice_id: "in_1".into(),
+            day: 3,
+            grace_ends_at: at("2027-01-08T00:00:00Z"),
+        },
+        BillingEvent::TrialEndingSoon {
+            ends_at: at("2026-12-15T10:00:00Z"),
+        },
     ]
 }
 
@@ -437,6 +470,8 @@ fn billing_variant(e: &BillingEvent) -> usize {
         E::SuspendedForNonPayment { .. } => 14,
         E::Reinstated { .. } => 15,
         E::UsageThresholdReached { .. } => 16,
+        E::PaymentReminderDue { .. } => 17,
+        E::TrialEndingSoon { .. } => 18,
     }
 }
 
@@ -508,6 +543,10 @@ fn meaning(event_type: &str) -> &'static str {
         "UsageThresholdReached" => {
             "A month's bookings or messages crossed 80 % or 100 % of the plan's limit."
         }
+        "PaymentReminderDue" => "A day of the grace period to remind the business to pay (3, 6).",
+        "TrialEndingSoon" => "The trial ends within three days and there is no subscription.",
+        "EmailSent" => "An email a billing or tenant event caused went to one recipient.",
+        "EmailFailed" => "The SMTP server refused an email for good; it is not sent again.",
         other => panic!("no meaning written for {other}"),
     }
 }

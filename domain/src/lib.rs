@@ -22,6 +22,7 @@ pub mod decider;
 pub mod event;
 pub mod ids;
 mod labels;
+pub mod notification;
 pub mod plan;
 pub mod scheduling;
 pub mod tenant;

@@ -1,6 +1,7 @@
 //! The billing clock: a reactor that turns time and counts into billing commands. Every
-//! `every` it finds, across tenants, the trials and grace periods that ran out and the months
-//! whose usage crossed 80 % or 100 % of a plan's limit, and gives each tenant's billing the
+//! `every` it finds, across tenants, the trials about to end or ended, the grace periods with
+//! a reminder due or run out, and the months whose usage crossed 80 % or 100 % of a plan's
+//! limit, and gives each tenant's billing the
 //! command (`app::billing::tick`, `app::billing::report_usage`); the domain decides. What it
 //! reads are read models (`rm_billing`, `rm_usage`, `rm_billing_alerts`), so it lags the log
 //! by the projections' delay; what it decides is from the billing stream itself, and a
@@ -31,7 +32,8 @@ pub struct BillingClock {
 /// What one run did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Ticked {
-    /// Tenants whose time ran out (a trial ended, a grace period ended in suspension).
+    /// Tenants whose time moved their billing (a notice or reminder due, a trial ended, a
+    /// grace period ended in suspension).
     pub expired: usize,
     /// Usage thresholds reported.
     pub reported: usize,
@@ -53,13 +55,15 @@ impl BillingClock {
     /// Gives every tenant with something due at `now` its command.
     pub async fn run_once(&self, now: DateTime<Utc>) -> anyhow::Result<Ticked> {
         let mut ticked = Ticked::default();
+        // Trials within their last days (the notice, then the end), and every grace period
+        // (its reminders, then its end); the domain decides what is due.
         let due = sqlx::query_scalar!(
             "select tenant_id from rm_billing
-              where (status = $2 and subscription_id is null and trial_ends_at <= $1)
-                 or (status = $3 and grace_ends_at <= $1)",
-            now,
+              where (status = $1 and subscription_id is null and trial_ends_at <= $3)
+                 or status = $2",
             BillingStatus::Trialing.as_str(),
-            BillingStatus::PastDue.as_str()
+            BillingStatus::PastDue.as_str(),
+            now + domain::billing::TRIAL_NOTICE
         )
         .fetch_all(&self.operator)
         .await?;

@@ -11,6 +11,7 @@ pub mod billing_clock;
 pub mod billing_reactor;
 pub mod consumer;
 pub mod dead_letters;
+pub mod notifier;
 pub mod projection;
 pub mod projections;
 pub mod rebuild;
@@ -55,6 +56,14 @@ stale_claim_ms = 60000
 enabled = true
 every_ms = 30000
 
+# The notifier: emails to a business's owners and admins.
+[notifier]
+enabled = true
+smtp_url = "smtp://127.0.0.1:2525"
+from = "Booking platform <billing@booking.invalid>"
+billing_url = "http://127.0.0.1:8080/billing"
+retry_ms = 5000
+
 # The billing reactor: Stripe customers, subscription changes, meter events.
 [stripe]
 enabled = true
@@ -88,6 +97,19 @@ pub struct Settings {
     pub sender: SenderSettings,
     pub billing_clock: BillingClockSettings,
     pub stripe: StripeSettings,
+    pub notifier: NotifierSettings,
+}
+
+/// The notifier (see [`notifier`]).
+#[derive(Debug, Clone, Deserialize)]
+pub struct NotifierSettings {
+    pub enabled: bool,
+    /// `smtp://host:port` (plain, a local relay), `smtps://` or `smtp://...?tls=required`,
+    /// with credentials in the URL when the server wants them.
+    pub smtp_url: secrecy::SecretString,
+    pub from: String,
+    pub billing_url: String,
+    pub retry_ms: u64,
 }
 
 /// The billing reactor (see [`billing_reactor`]).
@@ -243,6 +265,7 @@ pub struct Application {
         async_nats::Client,
         nats::Namespace,
     )>,
+    notifier: Option<(notifier::Notifier, async_nats::Client, nats::Namespace)>,
 }
 
 impl Application {
@@ -341,6 +364,35 @@ impl Application {
         } else {
             None
         };
+        let notifier = if settings.notifier.enabled {
+            let n = &settings.notifier;
+            let mailer = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(
+                secrecy::ExposeSecret::expose_secret(&n.smtp_url),
+            )?
+            .timeout(Some(Duration::from_secs(10)))
+            .build();
+            Some((
+                notifier::Notifier {
+                    app: app::App {
+                        store: EventStore::new(app_pool.clone())
+                            .with_upcasters(app::events::upcasters()),
+                        sealer: vault::Sealer::from_base64(secrecy::ExposeSecret::expose_secret(
+                            &settings.sender.encryption_key,
+                        ))?,
+                        policy: app::Policy::default(),
+                    },
+                    mailer,
+                    from: n.from.parse()?,
+                    billing_url: n.billing_url.clone(),
+                    retry_after: Duration::from_millis(n.retry_ms),
+                    stats: Arc::default(),
+                },
+                nats.clone(),
+                settings.nats.namespace()?,
+            ))
+        } else {
+            None
+        };
         let stats = projection::Projection::ALL
             .into_iter()
             .map(|p| (p, Arc::default()))
@@ -360,6 +412,7 @@ impl Application {
             sender,
             billing_clock,
             billing_reactor,
+            notifier,
         })
     }
 
@@ -402,6 +455,9 @@ impl Application {
         }
         if let Some((reactor, nats, ns)) = self.billing_reactor {
             tasks.spawn(reactor.run(nats, ns, shutdown.child_token()));
+        }
+        if let Some((notifier, nats, ns)) = self.notifier {
+            tasks.spawn(notifier.run(nats, ns, shutdown.child_token()));
         }
         platform::serve::serve(self.listener, self.router, shutdown).await?;
         while let Some(done) = tasks.join_next().await {

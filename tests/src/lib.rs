@@ -456,6 +456,13 @@ pub fn projector_settings(db: &TestDb, nats: &TestNats) -> projector::Settings {
             every_ms: 500,
         },
         stripe: projector_stripe_settings("http://127.0.0.1:1/"),
+        notifier: projector::NotifierSettings {
+            enabled: true,
+            smtp_url: SecretString::from("smtp://127.0.0.1:1"),
+            from: "Booking platform <billing@booking.test>".into(),
+            billing_url: TEST_UPGRADE_URL.into(),
+            retry_ms: 100,
+        },
         sender: projector::SenderSettings {
             enabled: true,
             api_base_url: "http://127.0.0.1:1".into(),

@@ -299,7 +299,7 @@ async fn an_unpaid_invoice_opens_a_grace_period_then_suspends_and_a_payment_rein
         200
     );
 
-    // A day after the grace period: suspended, everywhere at once.
+    // Day 6 of the grace period: a reminder, and still open.
     let clock = billing_clock(&app.db);
     assert_eq!(
         clock
@@ -307,7 +307,7 @@ async fn an_unpaid_invoice_opens_a_grace_period_then_suspends_and_a_payment_rein
             .await
             .unwrap()
             .expired,
-        0
+        1
     );
     let (status, _, locked) = t.send(reqwest::Method::GET, "/v1/me", &[], None).await;
     assert_eq!(status, 200, "not yet: {locked}");
@@ -366,6 +366,7 @@ async fn an_unpaid_invoice_opens_a_grace_period_then_suspends_and_a_payment_rein
         "SubscriptionStarted",
         "PaymentFailed",
         "GracePeriodStarted",
+        "PaymentReminderDue",
         "SuspendedForNonPayment",
         "InvoicePaid",
         "GracePeriodEnded",

@@ -152,6 +152,8 @@ pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Re
             .await?;
         }
         E::Reinstated { .. } => set_status(conn, event, S::Active, None).await?,
+        // Reminders and notices are for the notifier; the read model has nothing to add.
+        E::PaymentReminderDue { .. } | E::TrialEndingSoon { .. } => {}
         E::UsageThresholdReached {
             month,
             metric,

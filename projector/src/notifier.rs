@@ -1,0 +1,247 @@
+//! The notifier: a reactor that emails a business's owners and admins what its billing and
+//! its WhatsApp connection need them to know (usage at 80 % and 100 % of a limit, a failed
+//! payment and the reminders of its grace period, a suspension, a reinstatement, a trial
+//! ending and ended, WhatsApp credentials refused by Meta), over SMTP with `lettre`.
+//!
+//! Each email is claimed before it is sent (`email_claims`, one row per causing event and
+//! recipient), so it goes out at most once whatever the redeliveries; its outcome is an event
+//! on the tenant's notification stream. An SMTP server that cannot be reached gives the claim
+//! back and the event is delivered again later; one that refuses the message for good is a
+//! failed outcome. Templates are data (`domain::notification`), with the business's name.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind};
+use domain::DomainEvent as _;
+use domain::billing::BillingEvent;
+use domain::bot::message::render;
+use domain::notification::{Template, templates};
+use domain::plan::Metric;
+use domain::tenant::TenantEvent;
+use eventstore::RecordedEvent;
+use lettre::message::Mailbox;
+use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
+use tokio_util::sync::CancellationToken;
+
+use crate::consumer::{consume, decode_message};
+
+pub const BILLING_DURABLE: &str = "notifier-billing";
+pub const TENANT_DURABLE: &str = "notifier-tenant";
+
+#[derive(Debug, Default)]
+pub struct NotifierStats {
+    pub sent: AtomicU64,
+    pub failed: AtomicU64,
+    pub retried: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct Notifier {
+    pub app: app::App,
+    pub mailer: AsyncSmtpTransport<Tokio1Executor>,
+    pub from: Mailbox,
+    /// Where the emails send a business to pay or upgrade.
+    pub billing_url: String,
+    pub retry_after: Duration,
+    pub stats: Arc<NotifierStats>,
+}
+
+/// An email a causing event asks for: which, and its placeholders.
+pub fn email_for(event: &RecordedEvent) -> Option<(Template, Vec<(&'static str, String)>)> {
+    let day = |at: chrono::DateTime<chrono::Utc>| at.format("%a %-d %b %Y").to_string();
+    match event.stream.stream_type.as_str() {
+        BillingEvent::STREAM_TYPE => {
+            use BillingEvent as E;
+            let billing =
+                domain::event::decode::<BillingEvent>(&event.event_type, event.payload.clone())
+                    .ok()?;
+            Some(match billing {
+                E::UsageThresholdReached {
+                    metric,
+                    threshold,
+                    used,
+                    limit,
+                    ..
+                } => {
+                    let metric = match metric {
+                        Metric::Bookings => "bookings",
+                        Metric::Messages => "WhatsApp messages",
+                    };
+                    let template = if threshold >= 100 {
+                        Template::UsageLimit
+                    } else {
+                        Template::UsageWarning
+                    };
+                    (
+                        template,
+                        vec![
+                            ("metric", metric.to_owned()),
+                            ("percent", threshold.to_string()),
+                            ("used", used.to_string()),
+                            ("limit", limit.to_string()),
+                        ],
+                    )
+                }
+                E::GracePeriodStarted { ends_at, .. } => {
+                    (Template::PaymentFailed, vec![("grace_ends", day(ends_at))])
+                }
+                E::PaymentReminderDue {
+                    day: n,
+                    grace_ends_at,
+                    ..
+                } => (
+                    Template::PaymentReminder,
+                    vec![("day", n.to_string()), ("grace_ends", day(grace_ends_at))],
+                ),
+                E::SuspendedForNonPayment { .. } => (Template::Suspended, vec![]),
+                E::Reinstated { .. } => (Template::Reinstated, vec![]),
+                E::TrialEndingSoon { ends_at } => {
+                    (Template::TrialEnding, vec![("trial_ends", day(ends_at))])
+                }
+                E::TrialEnded { .. } => (Template::TrialEnded, vec![]),
+                _ => return None,
+            })
+        }
+        TenantEvent::STREAM_TYPE if event.event_type == "WhatsAppCredentialsInvalidated" => {
+            Some((Template::WhatsAppCredentials, vec![]))
+        }
+        _ => None,
+    }
+}
+
+enum Disposition {
+    Ack,
+    Retry(Duration),
+}
+
+impl Notifier {
+    /// Runs both consumers until `cancel`.
+    pub async fn run(
+        self,
+        nats: async_nats::Client,
+        ns: nats::Namespace,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let prefix = ns.all_events().trim_end_matches('>').to_owned();
+        let billing = format!("{prefix}*.{}.>", BillingEvent::STREAM_TYPE);
+        let tenant = format!(
+            "{prefix}*.{}.WhatsAppCredentialsInvalidated",
+            TenantEvent::STREAM_TYPE
+        );
+        let upcasters = app::events::upcasters();
+        let (notifier, upcasters) = (&self, &upcasters);
+        let handle = move |messages: Vec<jetstream::Message>| async move {
+            for message in messages {
+                let disposition = match decode_message(&message, upcasters) {
+                    Ok(event) => notifier.handle(&event).await,
+                    Err(err) => {
+                        tracing::error!(error = %err, "dropping an unreadable message");
+                        let _ = message.ack_with(AckKind::Term).await;
+                        continue;
+                    }
+                };
+                let _ = match disposition {
+                    Disposition::Ack => message.ack().await,
+                    Disposition::Retry(delay) => message.ack_with(AckKind::Nak(Some(delay))).await,
+                };
+            }
+        };
+        let batch = (64, Duration::from_millis(20));
+        tokio::try_join!(
+            consume(&nats, &ns, BILLING_DURABLE, billing, batch, &cancel, handle),
+            consume(&nats, &ns, TENANT_DURABLE, tenant, batch, &cancel, handle),
+        )?;
+        Ok(())
+    }
+
+    async fn handle(&self, event: &RecordedEvent) -> Disposition {
+        match self.try_handle(event).await {
+            Ok(d) => d,
+            Err(err) => {
+                tracing::warn!(error = format!("{err:#}"), event_id = %event.event_id, "notifier failed; will retry");
+                Disposition::Retry(self.retry_after)
+            }
+        }
+    }
+
+    async fn try_handle(&self, event: &RecordedEvent) -> anyhow::Result<Disposition> {
+        let Some((template, mut vars)) = email_for(event) else {
+            return Ok(Disposition::Ack);
+        };
+        let tenant = event.tenant_id;
+        let (business_name, _) = app::tenants::profile(&self.app.store, tenant).await?;
+        vars.push(("business_name", business_name));
+        vars.push(("upgrade_url", self.billing_url.clone()));
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let text = templates(template);
+        let (subject, body) = (render(text.subject, &vars), render(text.body, &vars));
+        let mut retry = false;
+        for to in app::notifications::admins(&self.app, tenant).await? {
+            if !app::notifications::claim(&self.app, tenant, event.event_id, &to, template).await? {
+                continue;
+            }
+            let outcome = match to.parse::<Mailbox>() {
+                Ok(mailbox) => {
+                    let message = Message::builder()
+                        .from(self.from.clone())
+                        .to(mailbox)
+                        .subject(subject.clone())
+                        .body(body.clone())?;
+                    self.mailer.send(message).await.map(|_| ())
+                }
+                Err(err) => {
+                    app::notifications::record_outcome(
+                        &self.app,
+                        tenant,
+                        event.event_id,
+                        template,
+                        &to,
+                        Some(format!("not an address: {err}")),
+                    )
+                    .await?;
+                    continue;
+                }
+            };
+            match outcome {
+                Ok(()) => {
+                    self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                    app::notifications::record_outcome(
+                        &self.app,
+                        tenant,
+                        event.event_id,
+                        template,
+                        &to,
+                        None,
+                    )
+                    .await?;
+                }
+                Err(err) if err.is_permanent() => {
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    app::notifications::record_outcome(
+                        &self.app,
+                        tenant,
+                        event.event_id,
+                        template,
+                        &to,
+                        Some(err.to_string()),
+                    )
+                    .await?;
+                }
+                Err(err) => {
+                    // Not delivered to the server: the claim goes back and the event comes again.
+                    tracing::warn!(error = %err, "the SMTP server did not take an email; will retry");
+                    self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                    app::notifications::release(&self.app, tenant, event.event_id, &to).await?;
+                    retry = true;
+                }
+            }
+        }
+        Ok(if retry {
+            Disposition::Retry(self.retry_after)
+        } else {
+            Disposition::Ack
+        })
+    }
+}
