@@ -22,7 +22,7 @@ setup: services
 
 # Run the platform with a demo tenant on local services (Ctrl-C stops it); writes .data/demo.env
 up: setup
-    cargo build -q -p command-api -p query-api -p projector -p fake-whatsapp -p fake-stripe -p bookingctl
+    cargo build -q -p command-api -p query-api -p projector -p fake-whatsapp -p fake-stripe -p smtp-sink -p bookingctl
     scripts/up.sh
 
 # Chat with the demo tenant's WhatsApp bot as a customer (after `just up`)

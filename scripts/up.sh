@@ -2,7 +2,8 @@
 # Runs the platform in the foreground: the three services, the fake WhatsApp Cloud API and the
 # fake Stripe, then seeds the demo tenant and writes .data/demo.env. Ctrl-C (or any one of
 # them exiting) stops all. Ports: COMMAND_API_PORT (8080), QUERY_API_PORT (8081),
-# FAKE_WHATSAPP_PORT (8090), PROJECTOR_PORT (8082), FAKE_STRIPE_PORT (12111).
+# FAKE_WHATSAPP_PORT (8090), PROJECTOR_PORT (8082), FAKE_STRIPE_PORT (12111), SMTP_SINK_PORT
+# (2525) and SMTP_SINK_HTTP_PORT (8025).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${CARGO_TARGET_DIR:-target}/debug"
@@ -14,6 +15,9 @@ fake_url="http://127.0.0.1:$fake_port"
 stripe_port="${FAKE_STRIPE_PORT:-12111}"
 stripe_url="http://127.0.0.1:$stripe_port/"
 stripe_secret="${STRIPE_WEBHOOK_SECRET:-whsec_demo_development_only}"
+smtp_port="${SMTP_SINK_PORT:-2525}"
+mail_port="${SMTP_SINK_HTTP_PORT:-8025}"
+mail_url="http://127.0.0.1:$mail_port/messages"
 mkdir -p .data/logs
 pids=()
 stop() {
@@ -26,6 +30,8 @@ trap stop EXIT
 
 export APP__LOG__FILTER="${APP__LOG__FILTER:-info,sqlx=warn}"
 FAKE_WHATSAPP_ADDR="127.0.0.1:$fake_port" "$bin/fake-whatsapp" >.data/logs/fake-whatsapp.log 2>&1 & pids+=($!)
+SMTP_SINK_SMTP_ADDR="127.0.0.1:$smtp_port" SMTP_SINK_HTTP_ADDR="127.0.0.1:$mail_port" \
+  "$bin/smtp-sink" >.data/logs/smtp-sink.log 2>&1 & pids+=($!)
 FAKE_STRIPE_ADDR="127.0.0.1:$stripe_port" \
   FAKE_STRIPE_WEBHOOK_URL="http://127.0.0.1:$command_port/webhooks/stripe" \
   STRIPE_WEBHOOK_SECRET="$stripe_secret" \
@@ -35,7 +41,7 @@ APP__HTTP__PORT="$command_port" APP__WHATSAPP__API_BASE_URL="$fake_url" \
   "$bin/command-api" >.data/logs/command-api.log 2>&1 & pids+=($!)
 APP__HTTP__PORT="$query_port" "$bin/query-api" >.data/logs/query-api.log 2>&1 & pids+=($!)
 APP__HTTP__PORT="$projector_port" APP__SENDER__API_BASE_URL="$fake_url" \
-  APP__STRIPE__API_BASE_URL="$stripe_url" \
+  APP__STRIPE__API_BASE_URL="$stripe_url" APP__NOTIFIER__SMTP_URL="smtp://127.0.0.1:$smtp_port" \
   "$bin/projector" >.data/logs/projector.log 2>&1 & pids+=($!)
 
 for port in "$command_port" "$query_port" "$projector_port"; do
@@ -55,6 +61,7 @@ done
   --fake-whatsapp "$fake_url" \
   --fake-stripe "$stripe_url" \
   --stripe-webhook-secret "$stripe_secret" \
+  --smtp-sink "$mail_url" \
   --env-file .data/demo.env
 
 cat <<MSG
@@ -62,6 +69,7 @@ cat <<MSG
   query-api      http://127.0.0.1:$query_port
   fake WhatsApp  $fake_url   (GET /_fake/messages?to=PHONE)
   fake Stripe    $stripe_url   (open DEMO_CHECKOUT_URL to subscribe; GET /_fake/events)
+  SMTP sink      smtp://127.0.0.1:$smtp_port   (the emails sent: $mail_url)
   projector      http://127.0.0.1:$projector_port   (relay, read models, WhatsApp sender)
   logs           .data/logs/
 

@@ -21,6 +21,7 @@ pub struct Urls {
     pub fake_token: String,
     pub fake_stripe: String,
     pub stripe_webhook_secret: String,
+    pub smtp_sink: String,
 }
 
 /// Reads `KEY=value` lines.
@@ -238,6 +239,7 @@ pub async fn seed(urls: &Urls, env_file: &Path) -> anyhow::Result<BTreeMap<Strin
             billing["status"].as_str().unwrap_or("unknown").to_owned(),
         ),
         ("DEMO_CHECKOUT_URL", checkout_url),
+        ("SMTP_SINK_URL", urls.smtp_sink.clone()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

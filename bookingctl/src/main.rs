@@ -86,6 +86,13 @@ enum Command {
             default_value = "whsec_demo_development_only"
         )]
         stripe_webhook_secret: String,
+        /// Where the SMTP sink lists the emails it received.
+        #[arg(
+            long,
+            env = "SMTP_SINK_URL",
+            default_value = "http://127.0.0.1:8025/messages"
+        )]
+        smtp_sink: String,
         #[arg(long, default_value = ".data/demo.env")]
         env_file: PathBuf,
     },
@@ -121,6 +128,7 @@ async fn main() -> anyhow::Result<()> {
             fake_token,
             fake_stripe,
             stripe_webhook_secret,
+            smtp_sink,
             env_file,
         } => {
             let env = demo::seed(
@@ -131,6 +139,7 @@ async fn main() -> anyhow::Result<()> {
                     fake_token,
                     fake_stripe,
                     stripe_webhook_secret,
+                    smtp_sink,
                 },
                 &env_file,
             )

@@ -29,6 +29,8 @@ const COMMAND_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/operator/tenants/{id}/reinstate"),
     ("post", "/v1/billing/plan"),
     ("post", "/v1/billing/cancel"),
+    ("post", "/v1/billing/checkout"),
+    ("post", "/webhooks/stripe"),
     ("post", "/v1/bookings"),
     ("post", "/v1/bookings/{id}/confirm"),
     ("post", "/v1/bookings/{id}/cancel"),
@@ -184,6 +186,7 @@ const WITHOUT_ROLES: &[(&str, &str)] = &[
     ("get", "/v1/tenant"),
     ("get", "/v1/operator/tenants/{id}/audit"),
     ("get", "/v1/plans"),
+    ("post", "/webhooks/stripe"),
 ];
 
 #[tokio::test]
