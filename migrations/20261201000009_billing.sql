@@ -174,3 +174,19 @@ create policy tenant_isolation on email_claims for all to booking_app
     using (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid)
     with check (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid);
 grant select, insert, delete on email_claims to booking_app;
+
+-- An invitation's token, sealed with the platform's key, kept only until the notifier has
+-- emailed it to the invitee (the API shows it once too). Never in events.
+create table invitation_outbox (
+    tenant_id   uuid        not null,
+    user_id     uuid        not null,
+    token_enc   bytea       not null,
+    expires_at  timestamptz not null,
+    primary key (tenant_id, user_id)
+);
+alter table invitation_outbox enable row level security;
+alter table invitation_outbox force row level security;
+create policy tenant_isolation on invitation_outbox for all to booking_app
+    using (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid)
+    with check (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid);
+grant select, insert, delete on invitation_outbox to booking_app;

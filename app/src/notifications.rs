@@ -98,3 +98,27 @@ pub async fn record_outcome(
     })
     .await
 }
+
+/// The token of a member's invitation still to be emailed, and when it expires (`None` when
+/// there is none: the owner who signed up, or one emailed already).
+pub async fn invitation_token(
+    app: &App,
+    tenant_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<(String, chrono::DateTime<chrono::Utc>)>, AppError> {
+    let mut tx = app.store.begin(tenant_id).await?;
+    let row = vault::users::invitation_email(tx.conn(), user_id).await?;
+    tx.rollback().await?;
+    Ok(row.and_then(|(sealed, expires)| {
+        let token = String::from_utf8(app.sealer.open(&sealed)?).ok()?;
+        Some((token, expires))
+    }))
+}
+
+/// The invitation's token is no longer kept once emailed.
+pub async fn invitation_emailed(app: &App, tenant_id: Uuid, user_id: Uuid) -> Result<(), AppError> {
+    let mut tx = app.store.begin(tenant_id).await?;
+    vault::users::invitation_emailed(tx.conn(), user_id).await?;
+    tx.commit().await?;
+    Ok(())
+}

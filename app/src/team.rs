@@ -72,6 +72,14 @@ pub async fn invite(
                     "someone with this email is already on the team",
                 )
             })?;
+            vault::users::queue_invitation_email(
+                &mut *conn,
+                tenant_id,
+                user_id,
+                &app.sealer.seal(invitation.invitation_token.as_bytes()),
+                invitation.expires_at,
+            )
+            .await?;
             vault::users::invite(
                 conn,
                 tenant_id,

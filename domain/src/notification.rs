@@ -1,6 +1,6 @@
-//! The emails the platform sends a business: what each causing event (a usage threshold, a
-//! failed payment and its reminders, a suspension, a reinstatement, a trial ending, WhatsApp
-//! credentials gone bad) sent to whom, and how it went. One stream per tenant:
+//! The emails the platform sends a business: what each causing event (an invitation, a usage
+//! threshold, a failed payment and its reminders, a suspension, a reinstatement, a trial
+//! ending, WhatsApp credentials gone bad) sent to whom, and how it went. One stream per tenant:
 //! `notification/<tenant_id>`. The notifier claims each email before sending it, so an email
 //! goes out at most once per causing event and recipient; this stream is its outcome.
 //!
@@ -28,6 +28,7 @@ pub enum Template {
     TrialEnding,
     TrialEnded,
     WhatsAppCredentials,
+    Invitation,
 }
 
 crate::labels::labels!(Template {
@@ -40,6 +41,7 @@ crate::labels::labels!(Template {
     TrialEnding => "trial_ending",
     TrialEnded => "trial_ended",
     WhatsAppCredentials => "whats_app_credentials",
+    Invitation => "invitation",
 });
 
 /// A template's subject and body, with `{business_name}` and the template's own placeholders.
@@ -98,6 +100,12 @@ pub fn templates(template: Template) -> Text {
             subject: "{business_name}: your trial has ended",
             body: "Hello,\n\n{business_name}'s free trial has ended. Online bookings are paused; \
                    nothing is deleted. Choose a plan to start again: {upgrade_url}\n",
+        },
+        T::Invitation => Text {
+            subject: "{business_name} invites you to its booking dashboard",
+            body: "Hello,\n\n{business_name} has invited you to its booking dashboard as {role}. \
+                   Choose a password here to join (the link works until {expires}):\n\n\
+                   {link}\n",
         },
         T::WhatsAppCredentials => Text {
             subject: "{business_name}: WhatsApp stopped accepting the platform's token",

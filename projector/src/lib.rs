@@ -62,6 +62,7 @@ enabled = true
 smtp_url = "smtp://127.0.0.1:2525"
 from = "Booking platform <billing@booking.invalid>"
 billing_url = "http://127.0.0.1:8080/billing"
+invitation_url = "http://127.0.0.1:8080/accept-invitation"
 retry_ms = 5000
 
 # The billing reactor: Stripe customers, subscription changes, meter events.
@@ -109,6 +110,7 @@ pub struct NotifierSettings {
     pub smtp_url: secrecy::SecretString,
     pub from: String,
     pub billing_url: String,
+    pub invitation_url: String,
     pub retry_ms: u64,
 }
 
@@ -384,6 +386,7 @@ impl Application {
                     mailer,
                     from: n.from.parse()?,
                     billing_url: n.billing_url.clone(),
+                    invitation_url: n.invitation_url.clone(),
                     retry_after: Duration::from_millis(n.retry_ms),
                     stats: Arc::default(),
                 },

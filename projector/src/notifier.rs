@@ -1,5 +1,5 @@
-//! The notifier: a reactor that emails a business's owners and admins what its billing and
-//! its WhatsApp connection need them to know (usage at 80 % and 100 % of a limit, a failed
+//! The notifier: a reactor that emails invitees their invitation, and a business's owners and
+//! admins what its billing and its WhatsApp connection need them to know (usage at 80 % and 100 % of a limit, a failed
 //! payment and the reminders of its grace period, a suspension, a reinstatement, a trial
 //! ending and ended, WhatsApp credentials refused by Meta), over SMTP with `lettre`.
 //!
@@ -29,6 +29,7 @@ use crate::consumer::{consume, decode_message};
 
 pub const BILLING_DURABLE: &str = "notifier-billing";
 pub const TENANT_DURABLE: &str = "notifier-tenant";
+pub const USER_DURABLE: &str = "notifier-user";
 
 #[derive(Debug, Default)]
 pub struct NotifierStats {
@@ -44,6 +45,8 @@ pub struct Notifier {
     pub from: Mailbox,
     /// Where the emails send a business to pay or upgrade.
     pub billing_url: String,
+    /// Where an invitee accepts (`?token=` is added).
+    pub invitation_url: String,
     pub retry_after: Duration,
     pub stats: Arc<NotifierStats>,
 }
@@ -130,6 +133,10 @@ impl Notifier {
             "{prefix}*.{}.WhatsAppCredentialsInvalidated",
             TenantEvent::STREAM_TYPE
         );
+        let user = format!(
+            "{prefix}*.{}.UserInvited",
+            domain::access::UserEvent::STREAM_TYPE
+        );
         let upcasters = app::events::upcasters();
         let (notifier, upcasters) = (&self, &upcasters);
         let handle = move |messages: Vec<jetstream::Message>| async move {
@@ -152,6 +159,7 @@ impl Notifier {
         tokio::try_join!(
             consume(&nats, &ns, BILLING_DURABLE, billing, batch, &cancel, handle),
             consume(&nats, &ns, TENANT_DURABLE, tenant, batch, &cancel, handle),
+            consume(&nats, &ns, USER_DURABLE, user, batch, &cancel, handle),
         )?;
         Ok(())
     }
@@ -167,10 +175,57 @@ impl Notifier {
     }
 
     async fn try_handle(&self, event: &RecordedEvent) -> anyhow::Result<Disposition> {
-        let Some((template, mut vars)) = email_for(event) else {
-            return Ok(Disposition::Ack);
-        };
         let tenant = event.tenant_id;
+        let invitation = match domain::event::decode::<domain::access::UserEvent>(
+            &event.event_type,
+            event.payload.clone(),
+        ) {
+            Ok(domain::access::UserEvent::UserInvited {
+                user_id,
+                email,
+                role,
+                ..
+            }) if event.stream.stream_type == domain::access::UserEvent::STREAM_TYPE => {
+                // The owner who signed up has no invitation; one emailed already, no token.
+                let Some((token, expires)) =
+                    app::notifications::invitation_token(&self.app, tenant, user_id.uuid()).await?
+                else {
+                    return Ok(Disposition::Ack);
+                };
+                Some((
+                    user_id.uuid(),
+                    email.as_str().to_owned(),
+                    role,
+                    token,
+                    expires,
+                ))
+            }
+            _ => None,
+        };
+        let (template, mut vars, recipients) = match &invitation {
+            Some((_, email, role, token, expires)) => (
+                Template::Invitation,
+                vec![
+                    ("role", role.as_str().to_owned()),
+                    (
+                        "expires",
+                        expires.format("%a %-d %b %Y %H:%M UTC").to_string(),
+                    ),
+                    ("link", format!("{}?token={token}", self.invitation_url)),
+                ],
+                vec![email.clone()],
+            ),
+            None => {
+                let Some((template, vars)) = email_for(event) else {
+                    return Ok(Disposition::Ack);
+                };
+                (
+                    template,
+                    vars,
+                    app::notifications::admins(&self.app, tenant).await?,
+                )
+            }
+        };
         let (business_name, _) = app::tenants::profile(&self.app.store, tenant).await?;
         vars.push(("business_name", business_name));
         vars.push(("upgrade_url", self.billing_url.clone()));
@@ -178,7 +233,7 @@ impl Notifier {
         let text = templates(template);
         let (subject, body) = (render(text.subject, &vars), render(text.body, &vars));
         let mut retry = false;
-        for to in app::notifications::admins(&self.app, tenant).await? {
+        for to in recipients {
             if !app::notifications::claim(&self.app, tenant, event.event_id, &to, template).await? {
                 continue;
             }
@@ -238,10 +293,12 @@ impl Notifier {
                 }
             }
         }
-        Ok(if retry {
-            Disposition::Retry(self.retry_after)
-        } else {
-            Disposition::Ack
-        })
+        if retry {
+            return Ok(Disposition::Retry(self.retry_after));
+        }
+        if let Some((user_id, ..)) = invitation {
+            app::notifications::invitation_emailed(&self.app, tenant, user_id).await?;
+        }
+        Ok(Disposition::Ack)
     }
 }

@@ -461,6 +461,7 @@ pub fn projector_settings(db: &TestDb, nats: &TestNats) -> projector::Settings {
             smtp_url: SecretString::from("smtp://127.0.0.1:1"),
             from: "Booking platform <billing@booking.test>".into(),
             billing_url: TEST_UPGRADE_URL.into(),
+            invitation_url: "http://dashboard.test/accept-invitation".into(),
             retry_ms: 100,
         },
         sender: projector::SenderSettings {

@@ -1,6 +1,7 @@
-//! The notifier's emails through a real SMTP server (the project's sink): the dunning emails of
-//! day 0, 3 and 6, the suspension and the reinstatement, each sent once to the right tenant's
-//! owners and admins only, also across a restart of the notifier.
+//! The notifier's emails through a real SMTP server (the project's sink): invitations with a
+//! token that works, the dunning emails of day 0, 3 and 6, the suspension and the
+//! reinstatement, each sent once to the right tenant's owners and admins only, also across a
+//! restart of the notifier.
 
 use std::time::Duration;
 
@@ -134,11 +135,33 @@ async fn dunning_emails_go_once_to_the_owners_and_admins_of_the_business_only() 
         "{}",
         mails[0].body
     );
-    assert_eq!(sink.to("admin@mail-salon.example").len(), expected.len());
-    assert!(
-        sink.to("staff@mail-salon.example").is_empty(),
-        "staff get none"
+    // The invitations went to the invitees; the billing emails to owners and admins only.
+    let admin = sink.to("admin@mail-salon.example");
+    assert_eq!(admin.len(), 1 + expected.len());
+    assert_eq!(
+        admin[0].subject,
+        "Demo Salon invites you to its booking dashboard"
     );
+    let staff = sink.to("staff@mail-salon.example");
+    assert_eq!(staff.len(), 1, "staff get their invitation only");
+    let token = staff[0]
+        .body
+        .split("token=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a link with the token");
+    let accepted = app
+        .post(
+            "/v1/auth/accept-invitation",
+            &json!({"invitation_token": token, "password": "a long enough password"}),
+        )
+        .await;
+    assert_eq!(accepted.status().as_u16(), 200, "the emailed token works");
+    let kept: i64 = sqlx::query_scalar("select count(*) from invitation_outbox")
+        .fetch_one(&superuser)
+        .await
+        .unwrap();
+    assert_eq!(kept, 0, "no token is kept once emailed");
     assert!(
         sink.to(&format!("owner@{}.example", "other-salon"))
             .is_empty(),
@@ -156,6 +179,10 @@ async fn dunning_emails_go_once_to_the_owners_and_admins_of_the_business_only() 
             .fetch_one(&superuser)
             .await
             .unwrap();
-    assert_eq!(outcomes, 2 * expected.len() as i64, "one outcome per email");
+    assert_eq!(
+        outcomes,
+        2 * expected.len() as i64 + 2,
+        "one outcome per email"
+    );
     drop(again);
 }

@@ -516,3 +516,102 @@ async fn with_stripe_down_checkout_waits_and_a_plan_change_reaches_stripe_once_i
         .collect();
     assert_eq!(invoices.len(), 2, "the first month and one proration");
 }
+
+#[tokio::test]
+async fn a_cancellation_keeps_the_period_then_bookings_stop_and_nothing_is_deleted() {
+    let s = setup(0, false).await;
+    let mut settings = projector_settings(&s.app.db, &s.app.nats);
+    settings.stripe = e2e_tests::projector_stripe_settings(&s.stripe_url);
+    let _projector = spawn_projector(settings).await;
+    let query = spawn_query_api(query_api_settings(&s.app.db, &s.app.nats)).await;
+    let t = Tenant {
+        owner: s.app.onboard("leaving-salon").await,
+        app: &s.app,
+    };
+    let service = t.configured().await;
+    subscribe(&t, &query, &s.fake, "growth").await;
+    let (status, _, cancelled) = t
+        .send(reqwest::Method::POST, "/v1/billing/cancel", &[], None)
+        .await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["cancel_at_period_end"], true);
+    // Again: a conflict, nothing new.
+    let (status, _, again) = t
+        .send(reqwest::Method::POST, "/v1/billing/cancel", &[], None)
+        .await;
+    assert_eq!(status, 409, "{again}");
+    // Stripe hears of it through the reactor; until the period ends, everything works.
+    eventually(Duration::from_secs(15), || async {
+        s.fake
+            .events()
+            .iter()
+            .any(|e| {
+                e["type"] == "customer.subscription.updated"
+                    && e["data"]["object"]["cancel_at_period_end"] == true
+            })
+            .then_some(())
+    })
+    .await
+    .expect("Stripe cancels at the period end");
+    let (status, booked) = t
+        .book(&service, &e2e_tests::tenant::slot(10), "+34600000077", None)
+        .await;
+    assert_eq!(status, 201, "{booked}");
+
+    // The period ends: Stripe deletes the subscription, bookings stop, the booking stays.
+    s.fake.advance(31 * 86_400);
+    eventually(Duration::from_secs(15), || async {
+        let (_, billing) = query.get("/v1/billing", &t.owner.access_token, None).await;
+        (billing["status"] == "cancelled").then_some(())
+    })
+    .await
+    .expect("cancelled");
+    let (status, refused) = t
+        .book(&service, &e2e_tests::tenant::slot(12), "+34600000078", None)
+        .await;
+    assert_eq!(status, 402, "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no subscription"),
+        "{refused}"
+    );
+    let (status, bookings) = query.get("/v1/bookings", &t.owner.access_token, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        bookings["items"].as_array().unwrap().len(),
+        1,
+        "nothing deleted"
+    );
+    // Settings stay editable.
+    let (status, _, _) = t
+        .send(
+            reqwest::Method::POST,
+            "/v1/services",
+            &[],
+            Some(e2e_tests::tenant::haircut()),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    // Every event the fake sent reads with the SDK's own types, into a fact.
+    for event in s.fake.events() {
+        let body = serde_json::to_string(&event).unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let signature = fake_stripe::sign(TEST_STRIPE_WEBHOOK_SECRET, now, &body);
+        let verified = billing::webhook::verify_at(
+            &body,
+            Some(&signature),
+            &[TEST_STRIPE_WEBHOOK_SECRET.to_owned()],
+            now,
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", event["type"]));
+        assert_ne!(
+            verified.fact,
+            billing::webhook::Fact::Ignored,
+            "{}",
+            event["type"]
+        );
+    }
+}

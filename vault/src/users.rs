@@ -127,6 +127,49 @@ pub async fn invite(
     Ok(())
 }
 
+/// Keeps an invitation's token, sealed, for the notifier to email.
+pub async fn queue_invitation_email(
+    conn: &mut Conn,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    token_enc: &[u8],
+    expires_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "insert into invitation_outbox (tenant_id, user_id, token_enc, expires_at)
+         values ($1, $2, $3, $4) on conflict do nothing",
+        tenant_id,
+        user_id,
+        token_enc,
+        expires_at
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The sealed token of a member's invitation waiting to be emailed, and when it expires.
+pub async fn invitation_email(
+    conn: &mut Conn,
+    user_id: Uuid,
+) -> Result<Option<(Vec<u8>, DateTime<Utc>)>, sqlx::Error> {
+    let row = sqlx::query!(
+        "select token_enc, expires_at from invitation_outbox where user_id = $1",
+        user_id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| (r.token_enc, r.expires_at)))
+}
+
+/// Forgets a member's invitation token once emailed.
+pub async fn invitation_emailed(conn: &mut Conn, user_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!("delete from invitation_outbox where user_id = $1", user_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Uses an unexpired, unused invitation up; the invited member, or `None`.
 pub async fn redeem_invitation(
     conn: &mut Conn,
