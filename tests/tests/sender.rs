@@ -198,7 +198,8 @@ async fn transient_refusals_are_retried_and_permanent_ones_recorded() {
             ..Default::default()
         },
         Fault {
-            latency_ms: Some(800),
+            // Far past the 300 ms timeout: the fake never records it, however loaded the machine.
+            latency_ms: Some(3000),
             ..Default::default()
         },
     ] {
