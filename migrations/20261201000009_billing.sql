@@ -190,3 +190,22 @@ create policy tenant_isolation on invitation_outbox for all to booking_app
     using (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid)
     with check (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid);
 grant select, insert, delete on invitation_outbox to booking_app;
+
+-- Password resets: the token's hash (what a reset is redeemed with), and the token sealed with
+-- the platform's key only until the notifier has emailed it. Never in events.
+create table password_resets (
+    token_hash  bytea       primary key,
+    tenant_id   uuid        not null,
+    user_id     uuid        not null,
+    token_enc   bytea,
+    expires_at  timestamptz not null,
+    used_at     timestamptz,
+    created_at  timestamptz not null default now()
+);
+create index password_resets_user on password_resets (tenant_id, user_id);
+alter table password_resets enable row level security;
+alter table password_resets force row level security;
+create policy tenant_isolation on password_resets for all to booking_app
+    using (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid)
+    with check (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid);
+grant select, insert, update on password_resets to booking_app;

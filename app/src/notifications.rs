@@ -21,6 +21,23 @@ pub async fn admins(app: &App, tenant_id: Uuid) -> Result<Vec<String>, AppError>
     Ok(emails)
 }
 
+/// A member's email, as the read model has it.
+pub async fn email_of(
+    app: &App,
+    tenant_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<String>, AppError> {
+    let mut tx = app.store.begin(tenant_id).await?;
+    let email = sqlx::query_scalar!(
+        "select email from rm_users where user_id = $1 and active",
+        user_id
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    tx.rollback().await?;
+    Ok(email)
+}
+
 /// Claims the email of `cause` to `recipient`: `false` when it was claimed before (sent, or
 /// in flight, or lost in a crash: never sent twice).
 pub async fn claim(
@@ -119,6 +136,29 @@ pub async fn invitation_token(
 pub async fn invitation_emailed(app: &App, tenant_id: Uuid, user_id: Uuid) -> Result<(), AppError> {
     let mut tx = app.store.begin(tenant_id).await?;
     vault::users::invitation_emailed(tx.conn(), user_id).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The latest password-reset token of a member still to be emailed, and when it expires.
+pub async fn reset_token(
+    app: &App,
+    tenant_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<(String, chrono::DateTime<chrono::Utc>)>, AppError> {
+    let mut tx = app.store.begin(tenant_id).await?;
+    let row = vault::users::password_reset_email(tx.conn(), user_id).await?;
+    tx.rollback().await?;
+    Ok(row.and_then(|(sealed, expires)| {
+        let token = String::from_utf8(app.sealer.open(&sealed)?).ok()?;
+        Some((token, expires))
+    }))
+}
+
+/// The reset token is no longer kept once emailed.
+pub async fn reset_emailed(app: &App, tenant_id: Uuid, user_id: Uuid) -> Result<(), AppError> {
+    let mut tx = app.store.begin(tenant_id).await?;
+    vault::users::password_reset_emailed(tx.conn(), user_id).await?;
     tx.commit().await?;
     Ok(())
 }

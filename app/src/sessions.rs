@@ -340,3 +340,87 @@ pub(crate) fn stored_role(label: &str) -> Result<Role, AppError> {
     Role::parse(label)
         .ok_or_else(|| AppError::internal(format!("stored role {label:?} is unknown")))
 }
+
+/// How long a password-reset link works.
+pub const RESET_TTL: chrono::Duration = chrono::Duration::hours(1);
+
+/// Someone asks to reset the password of `email` at the business `tenant_id`: when that is an
+/// active member, a reset token is made (its hash to redeem, the token sealed for the email)
+/// and `PasswordResetRequested` recorded; otherwise nothing, and the caller cannot tell.
+pub async fn request_password_reset(
+    app: &App,
+    tenant_id: Option<Uuid>,
+    email: &str,
+) -> Result<(), AppError> {
+    let Some(tenant_id) = tenant_id else {
+        return Ok(());
+    };
+    let Ok(email) = Email::parse(email) else {
+        return Ok(());
+    };
+    let ctx = CommandContext::fresh(tenant_id, "system:password-reset");
+    let token = vault::new_token(tenant_id);
+    let expires_at = chrono::Utc::now() + RESET_TTL;
+    let (email, token) = (&email, &token);
+    execute(&app.store, &ctx, |uow| {
+        Box::pin(async move {
+            let conn = uow.conn().await?;
+            let Some(user) = vault::users::by_email(&mut *conn, email.as_str()).await? else {
+                return Ok(());
+            };
+            if !user.active {
+                return Ok(());
+            }
+            vault::users::insert_password_reset(
+                conn,
+                tenant_id,
+                user.user_id,
+                &vault::sha256(token),
+                &app.sealer.seal(token.as_bytes()),
+                expires_at,
+            )
+            .await?;
+            let stream = stream::<UserEvent>(user.user_id);
+            let state = uow.load::<User>(&stream).await?;
+            let events = User::decide(&state, UserCommand::RequestPasswordReset { expires_at })
+                .map_err(Rejection::Member)?;
+            uow.stage(&stream, &events);
+            Ok(())
+        })
+    })
+    .await?;
+    Ok(())
+}
+
+/// Sets a new password with a reset token (good once, for [`RESET_TTL`]), ends every session
+/// of the member, and records `PasswordReset`. A token that is not one, used or expired is a
+/// 422 on `token`.
+pub async fn reset_password(app: &App, token: &str, password: String) -> Result<(), AppError> {
+    crate::team::check_password("password", &password)?;
+    let invalid = || AppError::invalid("token", "the link is not valid, was used or expired");
+    let tenant_id = vault::tenant_of_token(token).ok_or_else(invalid)?;
+    let hash = vault::hash_password(password).await?;
+    let ctx = CommandContext::fresh(tenant_id, "system:password-reset");
+    let token_hash = vault::sha256(token);
+    let (hash, token_hash) = (&hash, &token_hash);
+    execute(&app.store, &ctx, |uow| {
+        Box::pin(async move {
+            let conn = uow.conn().await?;
+            let user_id = vault::users::redeem_password_reset(&mut *conn, token_hash)
+                .await?
+                .ok_or_else(invalid)?;
+            vault::users::set_password(&mut *conn, user_id, hash)
+                .await?
+                .ok_or_else(invalid)?;
+            vault::sessions::revoke_user(conn, user_id).await?;
+            let stream = stream::<UserEvent>(user_id);
+            let state = uow.load::<User>(&stream).await?;
+            let events =
+                User::decide(&state, UserCommand::ResetPassword).map_err(Rejection::Member)?;
+            uow.stage(&stream, &events);
+            Ok(())
+        })
+    })
+    .await?;
+    Ok(())
+}

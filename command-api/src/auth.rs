@@ -167,3 +167,89 @@ pub async fn me(principal: SignedIn) -> Json<Me> {
         role: principal.role,
     })
 }
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetRequest {
+    pub slug: String,
+    pub email: String,
+}
+
+/// `POST /v1/auth/password-reset`: emails a reset link to the member, if there is one. The
+/// answer is the same either way.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/password-reset",
+    tag = "auth",
+    summary = "Ask for a password-reset link by email (the same 202 whether or not the member exists)",
+    request_body = PasswordResetRequest,
+    responses(
+        (status = 202, description = "If the member exists, a link is on its way"),
+        JsonBody, RateLimited
+    )
+)]
+pub async fn request_password_reset(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(request): ApiJson<PasswordResetRequest>,
+) -> Result<StatusCode, Problem> {
+    state
+        .limit(
+            &format!("reset-ip:{}", peer.ip()),
+            crate::limits::LOGIN_PER_IP,
+        )
+        .await?;
+    let tenant_id = app::sessions::tenant_of_slug(&state.app, &request.slug).await?;
+    let account = format!(
+        "reset:{}:{}",
+        tenant_id.map(|t| t.to_string()).unwrap_or_default(),
+        request.email.trim().to_lowercase()
+    );
+    state
+        .limit(&account, crate::limits::LOGIN_PER_ACCOUNT)
+        .await?;
+    app::sessions::request_password_reset(&state.app, tenant_id, &request.email).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetConfirm {
+    /// The token of the emailed link.
+    pub token: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for PasswordResetConfirm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordResetConfirm")
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /v1/auth/password-reset/confirm`: the new password; every session of the member ends.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/password-reset/confirm",
+    tag = "auth",
+    summary = "Choose a new password with the emailed token (once, within the hour); every session ends",
+    request_body = PasswordResetConfirm,
+    responses(
+        (status = 204, description = "The password is changed: log in with it"),
+        JsonBody, Invalid, RateLimited
+    )
+)]
+pub async fn confirm_password_reset(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(request): ApiJson<PasswordResetConfirm>,
+) -> Result<StatusCode, Problem> {
+    state
+        .limit(
+            &format!("reset-ip:{}", peer.ip()),
+            crate::limits::LOGIN_PER_IP,
+        )
+        .await?;
+    app::sessions::reset_password(&state.app, &request.token, request.password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -264,6 +264,8 @@ pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
         auth::refresh,
         auth::logout,
         auth::me,
+        auth::request_password_reset,
+        auth::confirm_password_reset,
         mfa::enroll,
         mfa::verify,
         users::accept,
@@ -307,6 +309,14 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/auth/refresh", post(auth::refresh))
         .route("/v1/auth/logout", post(auth::logout))
         .route("/v1/me", get(auth::me))
+        .route(
+            "/v1/auth/password-reset",
+            post(auth::request_password_reset),
+        )
+        .route(
+            "/v1/auth/password-reset/confirm",
+            post(auth::confirm_password_reset),
+        )
         .route("/v1/auth/mfa/enroll", post(mfa::enroll))
         .route("/v1/auth/mfa/verify", post(mfa::verify))
         .route("/v1/auth/accept-invitation", post(users::accept))

@@ -99,6 +99,12 @@ pub enum UserCommand {
     Deactivate,
     /// The user confirmed a TOTP authenticator: logins now need a code.
     EnableSecondFactor,
+    /// Someone asked to reset the user's password (the token is the vault's, emailed).
+    RequestPasswordReset {
+        expires_at: chrono::DateTime<chrono::Utc>,
+    },
+    /// The user chose a new password with a reset token.
+    ResetPassword,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,6 +124,12 @@ pub enum UserEvent {
     UserDeactivated,
     /// Logins of this user need a TOTP code from now on (the secret is stored elsewhere).
     SecondFactorEnabled,
+    /// A password reset was asked for; its link is emailed (the token is never in an event).
+    PasswordResetRequested {
+        expires_at: chrono::DateTime<chrono::Utc>,
+    },
+    /// The password was changed with a reset link; every session of the user was ended.
+    PasswordReset,
 }
 
 impl DomainEvent for UserEvent {
@@ -129,6 +141,8 @@ impl DomainEvent for UserEvent {
             Self::UserRoleChanged { .. } => "UserRoleChanged",
             Self::UserDeactivated => "UserDeactivated",
             Self::SecondFactorEnabled => "SecondFactorEnabled",
+            Self::PasswordResetRequested { .. } => "PasswordResetRequested",
+            Self::PasswordReset => "PasswordReset",
         }
     }
 }
@@ -197,6 +211,10 @@ impl Decider for User {
             (Some(_), UserCommand::Deactivate) => Ok(vec![UserEvent::UserDeactivated]),
             (Some(_), UserCommand::EnableSecondFactor) if state.second_factor => Ok(vec![]),
             (Some(_), UserCommand::EnableSecondFactor) => Ok(vec![UserEvent::SecondFactorEnabled]),
+            (Some(_), UserCommand::RequestPasswordReset { expires_at }) => {
+                Ok(vec![UserEvent::PasswordResetRequested { expires_at }])
+            }
+            (Some(_), UserCommand::ResetPassword) => Ok(vec![UserEvent::PasswordReset]),
         }
     }
 
@@ -221,6 +239,7 @@ impl Decider for User {
                 }
             }
             UserEvent::SecondFactorEnabled => state.second_factor = true,
+            UserEvent::PasswordResetRequested { .. } | UserEvent::PasswordReset => {}
         }
         state
     }

@@ -286,14 +286,20 @@ fn samples() -> Vec<Section> {
                     },
                     UserEvent::UserDeactivated,
                     UserEvent::SecondFactorEnabled,
+                    UserEvent::PasswordResetRequested {
+                        expires_at: "2026-12-01T11:00:00Z".parse().unwrap(),
+                    },
+                    UserEvent::PasswordReset,
                 ],
                 |e| match e {
                     UserEvent::UserInvited { .. } => 0,
                     UserEvent::UserRoleChanged { .. } => 1,
                     UserEvent::UserDeactivated => 2,
                     UserEvent::SecondFactorEnabled => 3,
+                    UserEvent::PasswordResetRequested { .. } => 4,
+                    UserEvent::PasswordReset => 5,
                 },
-                4,
+                6,
             ),
         ),
         (
@@ -545,6 +551,8 @@ fn meaning(event_type: &str) -> &'static str {
         }
         "PaymentReminderDue" => "A day of the grace period to remind the business to pay (3, 6).",
         "TrialEndingSoon" => "The trial ends within three days and there is no subscription.",
+        "PasswordResetRequested" => "A password reset was asked for; its link is emailed.",
+        "PasswordReset" => "The password was changed with a reset link; every session ended.",
         "EmailSent" => "An email a billing or tenant event caused went to one recipient.",
         "EmailFailed" => "The SMTP server refused an email for good; it is not sent again.",
         other => panic!("no meaning written for {other}"),

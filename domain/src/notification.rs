@@ -29,6 +29,7 @@ pub enum Template {
     TrialEnded,
     WhatsAppCredentials,
     Invitation,
+    PasswordReset,
 }
 
 crate::labels::labels!(Template {
@@ -42,6 +43,7 @@ crate::labels::labels!(Template {
     TrialEnded => "trial_ended",
     WhatsAppCredentials => "whats_app_credentials",
     Invitation => "invitation",
+    PasswordReset => "password_reset",
 });
 
 /// A template's subject and body, with `{business_name}` and the template's own placeholders.
@@ -106,6 +108,13 @@ pub fn templates(template: Template) -> Text {
             body: "Hello,\n\n{business_name} has invited you to its booking dashboard as {role}. \
                    Choose a password here to join (the link works until {expires}):\n\n\
                    {link}\n",
+        },
+        T::PasswordReset => Text {
+            subject: "{business_name}: reset your password",
+            body: "Hello,\n\nSomeone asked to reset your password for {business_name}'s booking \
+                   dashboard. If it was you, choose a new one here (the link works until \
+                   {expires}, once):\n\n{link}\n\nIf it was not you, ignore this email; your \
+                   password stays as it is.\n",
         },
         T::WhatsAppCredentials => Text {
             subject: "{business_name}: WhatsApp stopped accepting the platform's token",

@@ -63,6 +63,7 @@ smtp_url = "smtp://127.0.0.1:2525"
 from = "Booking platform <billing@booking.invalid>"
 billing_url = "http://127.0.0.1:8080/billing"
 invitation_url = "http://127.0.0.1:8080/accept-invitation"
+reset_url = "http://127.0.0.1:8080/reset-password"
 retry_ms = 5000
 
 # The billing reactor: Stripe customers, subscription changes, meter events.
@@ -111,6 +112,7 @@ pub struct NotifierSettings {
     pub from: String,
     pub billing_url: String,
     pub invitation_url: String,
+    pub reset_url: String,
     pub retry_ms: u64,
 }
 
@@ -387,6 +389,7 @@ impl Application {
                     from: n.from.parse()?,
                     billing_url: n.billing_url.clone(),
                     invitation_url: n.invitation_url.clone(),
+                    reset_url: n.reset_url.clone(),
                     retry_after: Duration::from_millis(n.retry_ms),
                     stats: Arc::default(),
                 },

@@ -47,6 +47,8 @@ pub struct Notifier {
     pub billing_url: String,
     /// Where an invitee accepts (`?token=` is added).
     pub invitation_url: String,
+    /// Where a member chooses a new password (`?token=` is added).
+    pub reset_url: String,
     pub retry_after: Duration,
     pub stats: Arc<NotifierStats>,
 }
@@ -114,6 +116,14 @@ pub fn email_for(event: &RecordedEvent) -> Option<(Template, Vec<(&'static str, 
     }
 }
 
+/// An email to one member about their own account.
+struct Personal {
+    user_id: uuid::Uuid,
+    to: String,
+    template: Template,
+    vars: Vec<(&'static str, String)>,
+}
+
 enum Disposition {
     Ack,
     Retry(Duration),
@@ -133,10 +143,7 @@ impl Notifier {
             "{prefix}*.{}.WhatsAppCredentialsInvalidated",
             TenantEvent::STREAM_TYPE
         );
-        let user = format!(
-            "{prefix}*.{}.UserInvited",
-            domain::access::UserEvent::STREAM_TYPE
-        );
+        let user = format!("{prefix}*.{}.>", domain::access::UserEvent::STREAM_TYPE);
         let upcasters = app::events::upcasters();
         let (notifier, upcasters) = (&self, &upcasters);
         let handle = move |messages: Vec<jetstream::Message>| async move {
@@ -176,45 +183,23 @@ impl Notifier {
 
     async fn try_handle(&self, event: &RecordedEvent) -> anyhow::Result<Disposition> {
         let tenant = event.tenant_id;
-        let invitation = match domain::event::decode::<domain::access::UserEvent>(
+        // An invitee's or a member's own email: its token is the vault's, sealed until sent.
+        let personal = match domain::event::decode::<domain::access::UserEvent>(
             &event.event_type,
             event.payload.clone(),
         ) {
-            Ok(domain::access::UserEvent::UserInvited {
-                user_id,
-                email,
-                role,
-                ..
-            }) if event.stream.stream_type == domain::access::UserEvent::STREAM_TYPE => {
-                // The owner who signed up has no invitation; one emailed already, no token.
-                let Some((token, expires)) =
-                    app::notifications::invitation_token(&self.app, tenant, user_id.uuid()).await?
-                else {
-                    return Ok(Disposition::Ack);
-                };
-                Some((
-                    user_id.uuid(),
-                    email.as_str().to_owned(),
-                    role,
-                    token,
-                    expires,
-                ))
+            Ok(user_event)
+                if event.stream.stream_type == domain::access::UserEvent::STREAM_TYPE =>
+            {
+                match self.personal(event, user_event).await? {
+                    Some(personal) => Some(personal),
+                    None => return Ok(Disposition::Ack),
+                }
             }
             _ => None,
         };
-        let (template, mut vars, recipients) = match &invitation {
-            Some((_, email, role, token, expires)) => (
-                Template::Invitation,
-                vec![
-                    ("role", role.as_str().to_owned()),
-                    (
-                        "expires",
-                        expires.format("%a %-d %b %Y %H:%M UTC").to_string(),
-                    ),
-                    ("link", format!("{}?token={token}", self.invitation_url)),
-                ],
-                vec![email.clone()],
-            ),
+        let (template, mut vars, recipients) = match &personal {
+            Some(p) => (p.template, p.vars.clone(), vec![p.to.clone()]),
             None => {
                 let Some((template, vars)) = email_for(event) else {
                     return Ok(Disposition::Ack);
@@ -296,9 +281,67 @@ impl Notifier {
         if retry {
             return Ok(Disposition::Retry(self.retry_after));
         }
-        if let Some((user_id, ..)) = invitation {
-            app::notifications::invitation_emailed(&self.app, tenant, user_id).await?;
+        match personal {
+            Some(p) if p.template == Template::Invitation => {
+                app::notifications::invitation_emailed(&self.app, tenant, p.user_id).await?;
+            }
+            Some(p) => app::notifications::reset_emailed(&self.app, tenant, p.user_id).await?,
+            None => {}
         }
         Ok(Disposition::Ack)
+    }
+
+    /// The email a member's own event asks for (`None`: nothing to send).
+    async fn personal(
+        &self,
+        event: &RecordedEvent,
+        user_event: domain::access::UserEvent,
+    ) -> anyhow::Result<Option<Personal>> {
+        use domain::access::UserEvent as U;
+        let tenant = event.tenant_id;
+        let user_id: uuid::Uuid = event.stream.stream_id.parse()?;
+        let when =
+            |t: chrono::DateTime<chrono::Utc>| t.format("%a %-d %b %Y %H:%M UTC").to_string();
+        Ok(match user_event {
+            U::UserInvited { email, role, .. } => {
+                // The owner who signed up has no invitation; one emailed already, no token.
+                let Some((token, expires)) =
+                    app::notifications::invitation_token(&self.app, tenant, user_id).await?
+                else {
+                    return Ok(None);
+                };
+                Some(Personal {
+                    user_id,
+                    to: email.as_str().to_owned(),
+                    template: Template::Invitation,
+                    vars: vec![
+                        ("role", role.as_str().to_owned()),
+                        ("expires", when(expires)),
+                        ("link", format!("{}?token={token}", self.invitation_url)),
+                    ],
+                })
+            }
+            U::PasswordResetRequested { .. } => {
+                let Some((token, expires)) =
+                    app::notifications::reset_token(&self.app, tenant, user_id).await?
+                else {
+                    return Ok(None);
+                };
+                let Some(to) = app::notifications::email_of(&self.app, tenant, user_id).await?
+                else {
+                    return Ok(None);
+                };
+                Some(Personal {
+                    user_id,
+                    to,
+                    template: Template::PasswordReset,
+                    vars: vec![
+                        ("expires", when(expires)),
+                        ("link", format!("{}?token={token}", self.reset_url)),
+                    ],
+                })
+            }
+            _ => None,
+        })
     }
 }

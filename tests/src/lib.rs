@@ -462,6 +462,7 @@ pub fn projector_settings(db: &TestDb, nats: &TestNats) -> projector::Settings {
             from: "Booking platform <billing@booking.test>".into(),
             billing_url: TEST_UPGRADE_URL.into(),
             invitation_url: "http://dashboard.test/accept-invitation".into(),
+            reset_url: "http://dashboard.test/reset-password".into(),
             retry_ms: 100,
         },
         sender: projector::SenderSettings {

@@ -186,3 +186,83 @@ async fn dunning_emails_go_once_to_the_owners_and_admins_of_the_business_only() 
     );
     drop(again);
 }
+
+#[tokio::test]
+async fn a_forgotten_password_is_reset_by_an_emailed_link_once() {
+    let sink = Sink::new();
+    let smtp_port = sink.clone().spawn().await;
+    let app = spawn_command_api().await;
+    let mut settings = projector_settings(&app.db, &app.nats);
+    settings.notifier.smtp_url = format!("smtp://127.0.0.1:{smtp_port}").into();
+    let _projector = spawn_projector(settings).await;
+    let owner = app.onboard("forgetful-salon").await;
+    let email = "owner@forgetful-salon.example";
+    for who in [email, "nobody@forgetful-salon.example"] {
+        let asked = app
+            .post(
+                "/v1/auth/password-reset",
+                &json!({"slug": "forgetful-salon", "email": who}),
+            )
+            .await;
+        assert_eq!(asked.status().as_u16(), 202, "the same answer for {who}");
+    }
+    let mail = eventually(Duration::from_secs(15), || async {
+        sink.to(email).into_iter().next()
+    })
+    .await
+    .expect("the reset email");
+    assert_eq!(mail.subject, "Demo Salon: reset your password");
+    let token = mail
+        .body
+        .split("token=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a link with the token")
+        .to_owned();
+    let short = app
+        .post(
+            "/v1/auth/password-reset/confirm",
+            &json!({"token": token, "password": "short"}),
+        )
+        .await;
+    assert_eq!(short.status().as_u16(), 422);
+    let confirmed = app
+        .post(
+            "/v1/auth/password-reset/confirm",
+            &json!({"token": token, "password": "a brand new passphrase"}),
+        )
+        .await;
+    assert_eq!(confirmed.status().as_u16(), 204);
+    // Every session ended; the new password signs in; the link is spent.
+    let refreshed = app
+        .post(
+            "/v1/auth/refresh",
+            &json!({"refresh_token": owner.refresh_token}),
+        )
+        .await;
+    assert_eq!(refreshed.status().as_u16(), 401);
+    let login = app
+        .post(
+            "/v1/auth/login",
+            &json!({"slug": "forgetful-salon", "email": email, "password": "a brand new passphrase"}),
+        )
+        .await;
+    assert_eq!(login.status().as_u16(), 200);
+    let again = app
+        .post(
+            "/v1/auth/password-reset/confirm",
+            &json!({"token": token, "password": "yet another passphrase"}),
+        )
+        .await;
+    assert_eq!(again.status().as_u16(), 422);
+    let problem: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "token");
+    assert!(sink.to("nobody@forgetful-salon.example").is_empty());
+    // The token is in no event.
+    let log: Vec<String> = sqlx::query_scalar("select payload::text from events")
+        .fetch_all(&app.db.operator_pool().await)
+        .await
+        .unwrap();
+    assert!(log.iter().all(|p| !p.contains(&token)));
+    assert!(log.iter().any(|p| p.contains("expires_at")));
+}

@@ -31,6 +31,8 @@ const COMMAND_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/billing/cancel"),
     ("post", "/v1/billing/checkout"),
     ("post", "/webhooks/stripe"),
+    ("post", "/v1/auth/password-reset"),
+    ("post", "/v1/auth/password-reset/confirm"),
     ("post", "/v1/bookings"),
     ("post", "/v1/bookings/{id}/confirm"),
     ("post", "/v1/bookings/{id}/cancel"),
@@ -187,6 +189,8 @@ const WITHOUT_ROLES: &[(&str, &str)] = &[
     ("get", "/v1/operator/tenants/{id}/audit"),
     ("get", "/v1/plans"),
     ("post", "/webhooks/stripe"),
+    ("post", "/v1/auth/password-reset"),
+    ("post", "/v1/auth/password-reset/confirm"),
 ];
 
 #[tokio::test]

@@ -170,6 +170,82 @@ pub async fn invitation_emailed(conn: &mut Conn, user_id: Uuid) -> Result<(), sq
     Ok(())
 }
 
+/// Records a password reset: the token's hash to redeem it with, the sealed token to email.
+pub async fn insert_password_reset(
+    conn: &mut Conn,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    token_hash: &[u8],
+    token_enc: &[u8],
+    expires_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "insert into password_resets (token_hash, tenant_id, user_id, token_enc, expires_at)
+         values ($1, $2, $3, $4, $5)",
+        token_hash,
+        tenant_id,
+        user_id,
+        token_enc,
+        expires_at
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The latest sealed reset token of a member still to be emailed, and when it expires.
+pub async fn password_reset_email(
+    conn: &mut Conn,
+    user_id: Uuid,
+) -> Result<Option<(Vec<u8>, DateTime<Utc>)>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select token_enc as "token_enc!", expires_at from password_resets
+            where user_id = $1 and token_enc is not null and used_at is null
+            order by created_at desc limit 1"#,
+        user_id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| (r.token_enc, r.expires_at)))
+}
+
+/// Forgets a member's sealed reset tokens once emailed (the hashes stay to redeem them).
+pub async fn password_reset_emailed(conn: &mut Conn, user_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update password_resets set token_enc = null where user_id = $1",
+        user_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Uses an unexpired, unused reset up (and every other of the member's): the member, or
+/// `None`.
+pub async fn redeem_password_reset(
+    conn: &mut Conn,
+    token_hash: &[u8],
+) -> Result<Option<Uuid>, sqlx::Error> {
+    let user = sqlx::query_scalar!(
+        "update password_resets set used_at = now(), token_enc = null
+          where token_hash = $1 and used_at is null and expires_at > now()
+         returning user_id",
+        token_hash
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(user_id) = user {
+        sqlx::query!(
+            "update password_resets set used_at = now(), token_enc = null
+              where user_id = $1 and used_at is null",
+            user_id
+        )
+        .execute(conn)
+        .await?;
+    }
+    Ok(user)
+}
+
 /// Uses an unexpired, unused invitation up; the invited member, or `None`.
 pub async fn redeem_invitation(
     conn: &mut Conn,

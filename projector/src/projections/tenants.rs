@@ -176,6 +176,8 @@ async fn user(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<
             .execute(conn)
             .await?;
         }
+        // Secrets' business: the read model has nothing to show.
+        UserEvent::PasswordResetRequested { .. } | UserEvent::PasswordReset => {}
         UserEvent::UserDeactivated => {
             sqlx::query!(
                 "update rm_users set active = false, updated_at = $3
