@@ -65,7 +65,7 @@ pub(crate) async fn require_bookings_open(
     if let Some(stopped) = billing.bookings_stopped(UsageMonth::of(now)) {
         return Err(payment_required(app, stopped));
     }
-    if !takes_a_booking(app, uow.tenant_id(), &billing, now).await? {
+    if !takes_a_booking(uow, &billing, now).await? {
         let limit = billing.plan.and_then(|p| p.limits().bookings).unwrap_or(0);
         return Err(payment_required(
             app,
@@ -75,11 +75,11 @@ pub(crate) async fn require_bookings_open(
     Ok(())
 }
 
-/// Whether the plan takes another booking at `now`, the month's bookings counted from the
-/// log (a turn of the bot about to book).
+/// Inside a unit of work: whether the plan takes another booking at `now`, the month's
+/// bookings counted from the log on the unit's own transaction (a turn of the bot about to
+/// book, or a booking).
 pub(crate) async fn takes_a_booking(
-    app: &App,
-    tenant_id: Uuid,
+    uow: &mut UnitOfWork<'_>,
     billing: &BillingState,
     now: DateTime<Utc>,
 ) -> Result<bool, AppError> {
@@ -92,7 +92,19 @@ pub(crate) async fn takes_a_booking(
     let Some(limit) = billing.plan.and_then(|p| p.limits().bookings) else {
         return Ok(true);
     };
-    Ok(bookings_this_month(&app.store, tenant_id, now).await? < u64::from(limit))
+    let (from, to) = UsageMonth::of(now).bounds();
+    let tenant_id = uow.tenant_id();
+    let store = uow.store();
+    let used = store
+        .count_events_in(
+            uow.conn().await?,
+            tenant_id,
+            "AppointmentRequested",
+            from,
+            to,
+        )
+        .await?;
+    Ok(used < u64::from(limit))
 }
 
 async fn bookings_this_month(

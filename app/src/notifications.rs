@@ -21,21 +21,20 @@ pub async fn admins(app: &App, tenant_id: Uuid) -> Result<Vec<String>, AppError>
     Ok(emails)
 }
 
-/// A member's email, as the read model has it.
+/// A member's email, from their stream (not a read model: an email must not wait for, or miss,
+/// a projection).
 pub async fn email_of(
     app: &App,
     tenant_id: Uuid,
     user_id: Uuid,
 ) -> Result<Option<String>, AppError> {
-    let mut tx = app.store.begin(tenant_id).await?;
-    let email = sqlx::query_scalar!(
-        "select email from rm_users where user_id = $1 and active",
-        user_id
-    )
-    .fetch_optional(tx.conn())
-    .await?;
-    tx.rollback().await?;
-    Ok(email)
+    let stream = stream::<domain::access::UserEvent>(user_id);
+    let recorded = app.store.read_stream(tenant_id, &stream, 1).await?;
+    let (user, _) = crate::events::fold::<domain::access::User>(&stream, recorded)?;
+    Ok(user
+        .user
+        .filter(|(_, _, _, active)| *active)
+        .map(|(_, email, _, _)| email.as_str().to_owned()))
 }
 
 /// Claims the email of `cause` to `recipient`: `false` when it was claimed before (sent, or

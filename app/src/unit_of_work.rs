@@ -58,6 +58,11 @@ impl<'a> UnitOfWork<'a> {
         self.ctx.tenant_id
     }
 
+    /// The store this unit reads and appends to (for a read on the unit's own transaction).
+    pub(crate) fn store(&self) -> &'a EventStore {
+        self.store
+    }
+
     /// An aggregate's state; staging to its stream will expect the version read.
     pub async fn load<D: Decider>(&mut self, stream: &StreamRef) -> Result<D::State, AppError> {
         let recorded = self
