@@ -50,22 +50,21 @@ pub(crate) fn payment_required(app: &App, stopped: BookingsStopped) -> AppError 
     }
 }
 
-/// Inside a booking's unit of work: refuses unless the plan takes another booking now. The
+/// Inside a booking's unit of work, with the billing state it read: refuses unless the plan
+/// takes another booking now. The
 /// month's bookings are counted from the log, so the 100th of a 100-booking month is taken and
 /// the 101st refused; bookings committing at the same instant can pass the count together (a
 /// handful at most: they are one tenant's concurrent requests).
 pub(crate) async fn require_bookings_open(
     uow: &mut UnitOfWork<'_>,
     app: &App,
+    billing: &BillingState,
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
-    let billing = uow
-        .load::<Billing>(&billing_stream(uow.tenant_id()))
-        .await?;
     if let Some(stopped) = billing.bookings_stopped(UsageMonth::of(now)) {
         return Err(payment_required(app, stopped));
     }
-    if !takes_a_booking(uow, &billing, now).await? {
+    if !takes_a_booking(uow, billing, now).await? {
         let limit = billing.plan.and_then(|p| p.limits().bookings).unwrap_or(0);
         return Err(payment_required(
             app,
@@ -76,8 +75,9 @@ pub(crate) async fn require_bookings_open(
 }
 
 /// Inside a unit of work: whether the plan takes another booking at `now`, the month's
-/// bookings counted from the log on the unit's own transaction (a turn of the bot about to
-/// book, or a booking).
+/// bookings counted from the log (a turn of the bot about to book, or a booking). The count is
+/// a read of its own, like the unit's loads: the unit's transaction is begun only to commit,
+/// so no unit ever holds one connection while it waits for another.
 pub(crate) async fn takes_a_booking(
     uow: &mut UnitOfWork<'_>,
     billing: &BillingState,

@@ -47,14 +47,16 @@ pub async fn book(
     let request = &request;
     execute(&app.store, ctx, |uow| {
         Box::pin(async {
-            let config = uow.load::<BotConfig>(&config_stream()).await?;
-            let (settings, service) = settings_and_service(&config, request.service_id)?;
-            let booking = uow
-                .load::<BookingAggregate>(&stream::<BookingEvent>(booking_id))
+            // The configuration, the booking (a retry finds it) and the plan, in one read.
+            let booking_ref = stream::<BookingEvent>(booking_id);
+            let billing_ref = crate::billing::billing_stream(uow.tenant_id());
+            let mut reads = uow
+                .read_many(&[config_stream(), booking_ref.clone(), billing_ref.clone()])
                 .await?;
-            if booking.booking.is_none() {
-                crate::billing::require_bookings_open(uow, app, Utc::now()).await?;
-            }
+            let config = uow.fold_in::<BotConfig>(&config_stream(), &mut reads)?;
+            let (settings, service) = settings_and_service(&config, request.service_id)?;
+            let booking = uow.fold_in::<BookingAggregate>(&booking_ref, &mut reads)?;
+            let billing = uow.fold_in::<domain::billing::Billing>(&billing_ref, &mut reads)?;
             if let Some(existing) = booking.booking {
                 let same = existing.service_id == request.service_id
                     && existing.appointment.start == request.start
@@ -88,6 +90,9 @@ pub async fn book(
                 service.capacity,
             )
             .map_err(|e| when_taken(e, settings, service, &agenda, day))?;
+            // The plan's limit last, once the time is known to be free: a customer who lost the
+            // slot is told so, and a race for one slot counts the month's bookings once each.
+            crate::billing::require_bookings_open(uow, app, &billing, Utc::now()).await?;
             stage_scheduled(uow, booking_id, &scheduled);
             Ok(booked(BookingState::default(), &scheduled))
         })

@@ -95,6 +95,10 @@ impl Platform {
             .env("APP__SENDER__STALE_CLAIM_MS", "5000")
             .env("APP__SENDER__TIMEOUT_MS", "2000")
             .env("APP__RELAY__IDLE_WAIT_MS", "200")
+            // No Stripe and no SMTP server in these tests: the billing reactor and the
+            // notifier stay off (their own tests run them against the fakes).
+            .env("APP__STRIPE__ENABLED", "false")
+            .env("APP__NOTIFIER__ENABLED", "false")
             .env("APP__LIMITS__ONBOARD_PER_IP_PER_MINUTE", "100000")
             // Test customers tap far faster than people do.
             .env("APP__LIMITS__WEBHOOK_PER_PHONE_PER_MINUTE", "6000")

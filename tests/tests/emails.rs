@@ -36,6 +36,7 @@ async fn dunning_emails_go_once_to_the_owners_and_admins_of_the_business_only() 
     let app = spawn_command_api().await;
     let mut settings = projector_settings(&app.db, &app.nats);
     settings.notifier.smtp_url = format!("smtp://127.0.0.1:{smtp_port}").into();
+    settings.notifier.enabled = true;
     let projector = spawn_projector(settings.clone()).await;
     let t = Tenant {
         owner: app.onboard("mail-salon").await,
@@ -194,6 +195,7 @@ async fn a_forgotten_password_is_reset_by_an_emailed_link_once() {
     let app = spawn_command_api().await;
     let mut settings = projector_settings(&app.db, &app.nats);
     settings.notifier.smtp_url = format!("smtp://127.0.0.1:{smtp_port}").into();
+    settings.notifier.enabled = true;
     let _projector = spawn_projector(settings).await;
     let owner = app.onboard("forgetful-salon").await;
     let email = "owner@forgetful-salon.example";
