@@ -530,3 +530,103 @@ async fn when_bookings_stop_or_the_business_is_suspended_the_customer_hears_how_
     assert!(said.contains("cannot take bookings here"), "{said}");
     assert!(said.contains("owner@demo-salon.example"), "{said}");
 }
+
+/// Walks `me` through a booking from "hi" to paying cash (message ids tagged `tag`); the last
+/// reply's text.
+async fn book_by_whatsapp(s: &Setup, me: &str, tag: &str) -> String {
+    let phone = format!("+{me}");
+    let send = |body: Value| async move {
+        post_signed(&s.app, &notification(vec![body]), APP_SECRET).await
+    };
+    assert_eq!(send(text(me, &format!("{tag}1"), "hi")).await, 200);
+    for (n, pick) in [(2, 0), (3, 0), (4, 0)] {
+        let (id, title) = last_choices(&s.app, &phone).await[pick].clone();
+        assert_eq!(
+            send(list_reply(me, &format!("{tag}{n}"), &id, &title)).await,
+            200
+        );
+    }
+    // A returning customer's name is remembered: asked only the first time.
+    if last_text(&s.app, &phone).await.contains("What name") {
+        assert_eq!(send(text(me, &format!("{tag}5"), "Sheena Lee")).await, 200);
+    }
+    assert_eq!(
+        send(button_reply(me, &format!("{tag}6"), "confirm", "Confirm")).await,
+        200
+    );
+    let (id, title) = last_choices(&s.app, &phone).await[0].clone();
+    assert_eq!(
+        send(button_reply(me, &format!("{tag}7"), &id, &title)).await,
+        200
+    );
+    last_text(&s.app, &phone).await
+}
+
+#[tokio::test]
+async fn at_the_months_booking_limit_the_bot_says_booking_is_paused_until_an_upgrade() {
+    let s = setup().await;
+    // The Starter month's 100 bookings, made through the API (half by a website key).
+    let key: Value = s
+        .app
+        .client
+        .post(format!("{}/v1/api-keys", s.app.address))
+        .bearer_auth(&s.owner.access_token)
+        .json(&json!({"name": "website", "scopes": ["write_bookings"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = key["key"].as_str().unwrap().to_owned();
+    let service = sqlx::query_scalar::<_, Value>(
+        "select payload from events where event_type = 'ServiceAdded' limit 1",
+    )
+    .fetch_one(&s.app.db.operator_pool().await)
+    .await
+    .unwrap()["service"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for n in 0..100 {
+        let day = (chrono::Utc::now() + chrono::Duration::days(3 + n / 12)).date_naive();
+        let start = format!("{day}T{:02}:00:00Z", 8 + (n % 12));
+        let token = if n % 2 == 0 {
+            s.owner.access_token.as_str()
+        } else {
+            key.as_str()
+        };
+        let made = s
+            .app
+            .client
+            .post(format!("{}/v1/bookings", s.app.address))
+            .bearer_auth(token)
+            .json(&json!({"service_id": service, "start": start,
+                "customer": {"phone": format!("+3460000{n:04}")}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(made.status().as_u16(), 201, "booking {n}");
+    }
+
+    let said = book_by_whatsapp(&s, "16505551234", "a").await;
+    assert!(said.contains("Online booking is paused"), "{said}");
+    assert!(said.contains("owner@demo-salon.example"), "{said}");
+    assert_eq!(events(&s.app, "AppointmentRequested").await.len(), 100);
+
+    // An upgrade lifts it at once.
+    let upgraded = s
+        .app
+        .client
+        .post(format!("{}/v1/billing/plan", s.app.address))
+        .bearer_auth(&s.owner.access_token)
+        .json(&json!({"plan": "growth"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upgraded.status().as_u16(), 200);
+    // (Another customer: one customer's quick messages are limited per minute.)
+    let said = book_by_whatsapp(&s, "16505550000", "b").await;
+    assert!(said.starts_with("Booked!"), "{said}");
+    assert_eq!(events(&s.app, "AppointmentRequested").await.len(), 101);
+}
