@@ -1,5 +1,5 @@
--- Billing: the read models of a business's subscription and invoices, the meter's counts,
--- and what the limits need of the log.
+-- Billing: the read models of a business's subscription and invoices, the routing and
+-- claims billing and email need, and what the limits need of the log.
 
 -- A plan's limits count a month's bookings from the log itself: a narrow index, as bookings
 -- are a small share of events.
@@ -71,35 +71,6 @@ begin
             using (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid)
             with check (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid)$p$, t);
         execute format('grant select, insert, update, delete on %I to booking_app', t);
-    end loop;
-end
-$$;
-
--- The meter: what the billing reactor counted, once per event, per tenant, month and metric.
-create table billing_meter (
-    tenant_id  uuid    not null,
-    month      text    not null,
-    metric     text    not null check (metric in ('bookings', 'messages')),
-    used       integer not null,
-    primary key (tenant_id, month, metric)
-);
-create table billing_metered (
-    tenant_id   uuid        not null,
-    event_id    uuid        not null,
-    metered_at  timestamptz not null default now(),
-    primary key (tenant_id, event_id)
-);
-do $$
-declare
-    t text;
-begin
-    foreach t in array array['billing_meter', 'billing_metered'] loop
-        execute format('alter table %I enable row level security', t);
-        execute format('alter table %I force row level security', t);
-        execute format($p$create policy tenant_isolation on %I for all to booking_app
-            using (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid)
-            with check (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid)$p$, t);
-        execute format('grant select, insert, update on %I to booking_app', t);
     end loop;
 end
 $$;

@@ -51,60 +51,41 @@ pub(crate) fn payment_required(app: &App, stopped: BookingsStopped) -> AppError 
 }
 
 /// Inside a booking's unit of work, with the billing state it read: refuses unless the plan
-/// takes another booking now. The
-/// month's bookings are counted from the log, so the 100th of a 100-booking month is taken and
-/// the 101st refused; bookings committing at the same instant can pass the count together (a
-/// handful at most: they are one tenant's concurrent requests).
+/// takes another booking now (see [`booking_stop`]).
 pub(crate) async fn require_bookings_open(
     uow: &mut UnitOfWork<'_>,
     app: &App,
     billing: &BillingState,
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
-    if let Some(stopped) = billing.bookings_stopped(UsageMonth::of(now)) {
-        return Err(payment_required(app, stopped));
+    match booking_stop(uow, billing, now).await? {
+        Some(stopped) => Err(payment_required(app, stopped)),
+        None => Ok(()),
     }
-    if !takes_a_booking(uow, billing, now).await? {
-        let limit = billing.plan.and_then(|p| p.limits().bookings).unwrap_or(0);
-        return Err(payment_required(
-            app,
-            BookingsStopped::LimitReached { limit },
-        ));
-    }
-    Ok(())
 }
 
-/// Inside a unit of work: whether the plan takes another booking at `now`, the month's
-/// bookings counted from the log (a turn of the bot about to book, or a booking). The count is
-/// a read of its own, like the unit's loads: the unit's transaction is begun only to commit,
-/// so no unit ever holds one connection while it waits for another.
-pub(crate) async fn takes_a_booking(
-    uow: &mut UnitOfWork<'_>,
+/// Inside a unit of work (a booking, or a turn of the bot about to book): why the plan takes
+/// no booking at `now`, if it does not. The month's bookings are counted from the log, so the
+/// 100th of a 100-booking month is taken and the 101st refused; bookings committing at the same
+/// instant can pass the count together (a handful at most: one tenant's concurrent requests).
+/// The count is a read of its own, like the unit's loads: the unit's transaction is begun only
+/// to commit, so no unit holds one connection while it waits for another.
+pub(crate) async fn booking_stop(
+    uow: &UnitOfWork<'_>,
     billing: &BillingState,
     now: DateTime<Utc>,
-) -> Result<bool, AppError> {
+) -> Result<Option<BookingsStopped>, AppError> {
     if !billing.started {
-        return Ok(true);
+        return Ok(None);
     }
-    if billing.bookings_stopped(UsageMonth::of(now)).is_some() {
-        return Ok(false);
+    if let Some(stopped) = billing.bookings_stopped(UsageMonth::of(now)) {
+        return Ok(Some(stopped));
     }
     let Some(limit) = billing.plan.and_then(|p| p.limits().bookings) else {
-        return Ok(true);
+        return Ok(None);
     };
-    let (from, to) = UsageMonth::of(now).bounds();
-    let tenant_id = uow.tenant_id();
-    let store = uow.store();
-    let used = store
-        .count_events_in(
-            uow.conn().await?,
-            tenant_id,
-            "AppointmentRequested",
-            from,
-            to,
-        )
-        .await?;
-    Ok(used < u64::from(limit))
+    let used = bookings_this_month(uow.store(), uow.tenant_id(), now).await?;
+    Ok((used >= u64::from(limit)).then_some(BookingsStopped::LimitReached { limit }))
 }
 
 async fn bookings_this_month(

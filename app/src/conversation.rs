@@ -133,7 +133,11 @@ pub async fn take_turn(
                         .iter()
                         .any(|a| matches!(a, BotAction::RequestBooking { .. }));
                     // The meter's count lags the log: a booking is checked against the log.
-                    if books && !crate::billing::takes_a_booking(uow, &billing, now).await? {
+                    if books
+                        && crate::billing::booking_stop(uow, &billing, now)
+                            .await?
+                            .is_some()
+                    {
                         context.bookings_open = false;
                         step(&context, &calendar, &conversation.bot, input)
                     } else {

@@ -125,10 +125,7 @@ pub async fn invitation_token(
     let mut tx = app.store.begin(tenant_id).await?;
     let row = vault::users::invitation_email(tx.conn(), user_id).await?;
     tx.rollback().await?;
-    Ok(row.and_then(|(sealed, expires)| {
-        let token = String::from_utf8(app.sealer.open(&sealed)?).ok()?;
-        Some((token, expires))
-    }))
+    Ok(row.and_then(|sealed| unseal(app, sealed)))
 }
 
 /// The invitation's token is no longer kept once emailed.
@@ -148,10 +145,7 @@ pub async fn reset_token(
     let mut tx = app.store.begin(tenant_id).await?;
     let row = vault::users::password_reset_email(tx.conn(), user_id).await?;
     tx.rollback().await?;
-    Ok(row.and_then(|(sealed, expires)| {
-        let token = String::from_utf8(app.sealer.open(&sealed)?).ok()?;
-        Some((token, expires))
-    }))
+    Ok(row.and_then(|sealed| unseal(app, sealed)))
 }
 
 /// The reset token is no longer kept once emailed.
@@ -160,4 +154,13 @@ pub async fn reset_emailed(app: &App, tenant_id: Uuid, user_id: Uuid) -> Result<
     vault::users::password_reset_emailed(tx.conn(), user_id).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// A sealed token and its expiry, opened.
+fn unseal(
+    app: &App,
+    (sealed, expires): (Vec<u8>, chrono::DateTime<chrono::Utc>),
+) -> Option<(String, chrono::DateTime<chrono::Utc>)> {
+    let token = String::from_utf8(app.sealer.open(&sealed)?).ok()?;
+    Some((token, expires))
 }

@@ -48,6 +48,33 @@ pub struct LoginRequest {
     pub totp: Option<String>,
 }
 
+/// The limits on guessing at an account (`what`: login, reset): per address, then per
+/// business and email. The business the slug names, if any.
+async fn guard_account(
+    state: &AppState,
+    what: &str,
+    peer: SocketAddr,
+    slug: &str,
+    email: &str,
+) -> Result<Option<Uuid>, Problem> {
+    state
+        .limit(
+            &format!("{what}-ip:{}", peer.ip()),
+            crate::limits::LOGIN_PER_IP,
+        )
+        .await?;
+    let tenant_id = app::sessions::tenant_of_slug(&state.app, slug).await?;
+    let account = format!(
+        "{what}:{}:{}",
+        tenant_id.map(|t| t.to_string()).unwrap_or_default(),
+        email.trim().to_lowercase()
+    );
+    state
+        .limit(&account, crate::limits::LOGIN_PER_ACCOUNT)
+        .await?;
+    Ok(tenant_id)
+}
+
 /// `POST /v1/auth/login`. Every failure is the same 401, after the same work.
 #[utoipa::path(
     post,
@@ -65,21 +92,7 @@ pub async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Json<TokenPair>, Problem> {
-    state
-        .limit(
-            &format!("login-ip:{}", peer.ip()),
-            crate::limits::LOGIN_PER_IP,
-        )
-        .await?;
-    let tenant_id = app::sessions::tenant_of_slug(&state.app, &request.slug).await?;
-    let account = format!(
-        "login:{}:{}",
-        tenant_id.map(|t| t.to_string()).unwrap_or_default(),
-        request.email.trim().to_lowercase()
-    );
-    state
-        .limit(&account, crate::limits::LOGIN_PER_ACCOUNT)
-        .await?;
+    let tenant_id = guard_account(&state, "login", peer, &request.slug, &request.email).await?;
     let session = app::sessions::login(
         &state.app,
         Login {
@@ -193,21 +206,7 @@ pub async fn request_password_reset(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(request): ApiJson<PasswordResetRequest>,
 ) -> Result<StatusCode, Problem> {
-    state
-        .limit(
-            &format!("reset-ip:{}", peer.ip()),
-            crate::limits::LOGIN_PER_IP,
-        )
-        .await?;
-    let tenant_id = app::sessions::tenant_of_slug(&state.app, &request.slug).await?;
-    let account = format!(
-        "reset:{}:{}",
-        tenant_id.map(|t| t.to_string()).unwrap_or_default(),
-        request.email.trim().to_lowercase()
-    );
-    state
-        .limit(&account, crate::limits::LOGIN_PER_ACCOUNT)
-        .await?;
+    let tenant_id = guard_account(&state, "reset", peer, &request.slug, &request.email).await?;
     app::sessions::request_password_reset(&state.app, tenant_id, &request.email).await?;
     Ok(StatusCode::ACCEPTED)
 }

@@ -272,23 +272,6 @@ impl EventStore {
         to: chrono::DateTime<chrono::Utc>,
     ) -> Result<u64, sqlx::Error> {
         let mut tx = self.begin(tenant_id).await?;
-        let count = self
-            .count_events_in(tx.conn(), tenant_id, event_type, from, to)
-            .await?;
-        tx.rollback().await?;
-        Ok(count)
-    }
-
-    /// [`EventStore::count_events`] on the caller's tenant transaction (a unit of work's: a
-    /// second connection from inside one could wait on a pool its own work holds).
-    pub async fn count_events_in(
-        &self,
-        conn: &mut sqlx::PgConnection,
-        tenant_id: TenantId,
-        event_type: &str,
-        from: chrono::DateTime<chrono::Utc>,
-        to: chrono::DateTime<chrono::Utc>,
-    ) -> Result<u64, sqlx::Error> {
         let count = sqlx::query_scalar!(
             r#"select count(*) as "count!" from events
                 where tenant_id = $1 and event_type = $2 and recorded_at >= $3 and recorded_at < $4"#,
@@ -297,8 +280,9 @@ impl EventStore {
             from,
             to
         )
-        .fetch_one(conn)
+        .fetch_one(tx.conn())
         .await?;
+        tx.rollback().await?;
         Ok(count as u64)
     }
 

@@ -807,9 +807,8 @@ async fn create_meter_event(State(fake): State<Fake>, headers: HeaderMap, body: 
     };
     let mut state = fake.state.lock().expect("not poisoned");
     let now = state.now();
-    if let Some(seen) = state.meter_events.get(identifier) {
+    if state.meter_events.contains_key(identifier) {
         // Stripe refuses a repeated identifier within 24 hours; the first one counts.
-        let _ = seen;
         return error(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
@@ -960,26 +959,12 @@ fn pay(state: &mut FakeState, session_id: &str, card: &str) -> Result<Vec<Value>
         .expect("found above")
         .subscription = Some(id.clone());
     let invoice = new_invoice(state, &id, price.amount, now, period_end);
-    let session = session_json_plain(state, session_id);
+    let session = session_json(state, &state.sessions[session_id]);
     let mut events = vec![state.event("checkout.session.completed", session)];
     let sub = subscription_json(state, &state.subscriptions[&id]);
     events.push(state.event("customer.subscription.created", sub));
     events.extend(charge(state, &invoice, now));
     Ok(events)
-}
-
-/// A session's JSON without the hosted URL (complete sessions have none).
-fn session_json_plain(state: &FakeState, id: &str) -> Value {
-    let s = &state.sessions[id];
-    json!({
-        "id": s.id, "object": "checkout.session", "automatic_tax": {"enabled": false},
-        "cancel_url": s.cancel_url, "client_reference_id": s.client_reference_id,
-        "created": s.created, "currency": "eur", "custom_fields": [], "custom_text": {},
-        "customer": s.customer, "expires_at": s.created + 86_400, "livemode": false,
-        "metadata": s.metadata, "mode": "subscription", "payment_method_types": ["card"],
-        "payment_status": "paid", "shipping_options": [], "status": "complete",
-        "subscription": s.subscription, "success_url": s.success_url, "url": null,
-    })
 }
 
 /// Whatever the clock made due: renewals, retries, cancellations at the period end.

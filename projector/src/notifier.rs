@@ -184,19 +184,14 @@ impl Notifier {
     async fn try_handle(&self, event: &RecordedEvent) -> anyhow::Result<Disposition> {
         let tenant = event.tenant_id;
         // An invitee's or a member's own email: its token is the vault's, sealed until sent.
-        let personal = match domain::event::decode::<domain::access::UserEvent>(
-            &event.event_type,
-            event.payload.clone(),
-        ) {
-            Ok(user_event)
-                if event.stream.stream_type == domain::access::UserEvent::STREAM_TYPE =>
-            {
-                match self.personal(event, user_event).await? {
-                    Some(personal) => Some(personal),
-                    None => return Ok(Disposition::Ack),
-                }
+        let personal = if event.stream.stream_type == domain::access::UserEvent::STREAM_TYPE {
+            let user_event = domain::event::decode(&event.event_type, event.payload.clone())?;
+            match self.personal(event, user_event).await? {
+                Some(personal) => Some(personal),
+                None => return Ok(Disposition::Ack),
             }
-            _ => None,
+        } else {
+            None
         };
         let (template, mut vars, recipients) = match &personal {
             Some(p) => (p.template, p.vars.clone(), vec![p.to.clone()]),
