@@ -25,6 +25,16 @@ up: setup
     cargo build -q -p command-api -p query-api -p projector -p fake-whatsapp -p fake-stripe -p smtp-sink -p bookingctl
     scripts/up.sh
 
+# Forget the local demo's state (database, event stream, cached keys) and run it afresh
+reset: services
+    cargo run -q -p bookingctl -- db-setup --fresh --admin-url '{{admin_url}}'
+    cargo run -q -p bookingctl -- nats-provision --fresh
+    if command -v redis-cli >/dev/null; then \
+        redis-cli --scan --pattern 'booking:*' | xargs -r redis-cli del >/dev/null; \
+    fi
+    rm -f .data/demo.env
+    just up
+
 # Chat with the demo tenant's WhatsApp bot as a customer (after `just up`)
 chat PHONE="+34600000000":
     cargo run -q -p bookingctl -- chat '{{PHONE}}'

@@ -8,7 +8,9 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::Decider as _;
-use domain::agenda::{Agenda, AgendaError, AgendaEvent, AgendaState, agenda_stream_id};
+use domain::agenda::{
+    Agenda, AgendaCommand, AgendaError, AgendaEvent, AgendaState, agenda_stream_id,
+};
 use domain::availability::free_slots;
 use domain::booking::{
     AppointmentRequest, Booking, BookingAggregate, BookingCommand, BookingEvent, BookingState,
@@ -153,13 +155,9 @@ pub async fn reschedule(
                 load_agenda(uow, &current.resource, new_day).await?
             };
             // Free at the new time, not counting this booking's own hold.
-            let holds: Vec<_> = new_agenda
-                .holds
-                .iter()
-                .filter(|(b, _)| *b != id)
-                .map(|(_, i)| *i)
-                .collect();
-            if !free_slots(settings, service, new_day, &holds, Utc::now())
+            let now = Utc::now();
+            let holds = new_agenda.taken_by_others(now, id);
+            if !free_slots(settings, service, new_day, &holds, now)
                 .iter()
                 .any(|s| s.appointment.start == start)
             {
@@ -241,6 +239,42 @@ async fn transition(
 }
 
 /// The agenda stream of a resource's local day.
+/// Ends a reservation whose time ran out by `now` (the conversation clock's command). The
+/// agenda decides: nothing happens to a reservation that became a booking, was let go, or is
+/// not due.
+pub async fn expire_reservation(
+    app: &App,
+    tenant_id: uuid::Uuid,
+    resource: &ResourceId,
+    day: NaiveDate,
+    booking_id: BookingId,
+    now: DateTime<Utc>,
+) -> Result<Committed<bool>, AppError> {
+    let ctx = CommandContext::new(
+        tenant_id,
+        "system:conversation-clock",
+        format!("expire-reservation|{resource}|{day}|{booking_id}"),
+    );
+    let agenda_ref = agenda_ref(resource, day);
+    let agenda_ref = &agenda_ref;
+    execute(&app.store, &ctx, |uow| {
+        Box::pin(async move {
+            let agenda = uow.load::<Agenda>(agenda_ref).await?;
+            if agenda.key.is_none() {
+                return Ok(false);
+            }
+            let events = Agenda::decide(
+                &agenda,
+                AgendaCommand::ExpireReservation { booking_id, now },
+            )
+            .map_err(SchedulingError::from)?;
+            uow.stage(agenda_ref, &events);
+            Ok(!events.is_empty())
+        })
+    })
+    .await
+}
+
 pub fn agenda_ref(resource: &ResourceId, day: NaiveDate) -> StreamRef {
     stream::<AgendaEvent>(agenda_stream_id(resource, day))
 }
@@ -340,9 +374,10 @@ fn slot_taken(
     agenda: &AgendaState,
     day: NaiveDate,
 ) -> AppError {
-    let holds: Vec<_> = agenda.intervals().copied().collect();
+    let now = Utc::now();
+    let holds: Vec<_> = agenda.taken(now).into_iter().map(|(_, i)| i).collect();
     AppError::SlotTaken {
-        free: free_slots(settings, service, day, &holds, Utc::now())
+        free: free_slots(settings, service, day, &holds, now)
             .iter()
             .take(10)
             .map(|s| s.appointment.start)

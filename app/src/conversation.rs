@@ -12,20 +12,21 @@
 use std::future::Future;
 use std::sync::OnceLock;
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use domain::Decider as _;
 use domain::agenda::{Agenda, agenda_stream_id};
-use domain::billing::{Billing, UsageMonth};
+use domain::billing::{Billing, BillingState, UsageMonth};
 use domain::booking::{BookingAggregate, BookingEvent};
 use domain::bot::calendar::CustomerCalendar;
 use domain::bot::engine::{BotAction, BotContext, Input, Turn, agenda_day, step};
-use domain::bot::message::{Reply, render};
+use domain::bot::message::{Inbound, Reply, render};
 use domain::bot_config::{BotConfig, BotConfigState};
 use domain::conversation::{
-    Conversation, ConversationCommand, ConversationEvent, DeliveryStatus, InboundMessage,
+    Conversation, ConversationCommand, ConversationEvent, ConversationState, DeliveryStatus,
+    InboundMessage,
 };
 use domain::ids::{BookingId, ResourceId};
-use domain::tenant::{Tenant, TenantStatus};
+use domain::tenant::{Tenant, TenantState, TenantStatus};
 use domain::values::PhoneNumber;
 use eventstore::{RecordedEvent, StreamRef};
 use uuid::Uuid;
@@ -42,14 +43,26 @@ pub fn conversation_stream(customer: &PhoneNumber) -> StreamRef {
     stream::<ConversationEvent>(customer.as_str())
 }
 
-/// Whether the bot may answer a customer now. A customer flooding the bot is recorded, not
-/// answered. Asked at most once per message, however often its turn is decided.
+/// Whether the bot may answer a customer now. A customer writing faster than the bot may
+/// answer is answered later. Asked at most once per message, however often its turn is
+/// decided.
 pub trait AnswerPolicy: Sync {
     fn may_answer(
         &self,
         tenant_id: Uuid,
-        customer: &PhoneNumber,
-    ) -> impl Future<Output = bool> + Send;
+        message: &InboundMessage,
+    ) -> impl Future<Output = Answer> + Send;
+}
+
+/// When the bot answers a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Now,
+    /// Over the message limit: the customer is told once that the bot will answer, and the
+    /// latest such message is answered at `at`.
+    Later {
+        at: DateTime<Utc>,
+    },
 }
 
 /// How a message's turn went.
@@ -57,13 +70,60 @@ pub trait AnswerPolicy: Sync {
 pub enum Turned {
     /// Decided and recorded now.
     Taken,
+    /// Recorded; its answer waits for the message limit (the conversation clock takes it).
+    Deferred,
     /// This message was taken before (a redelivery): nothing changed.
     AlreadyTaken,
 }
 
+/// What a turn reads besides the conversation: the tenant, its bot and its plan.
+struct Business {
+    tenant: TenantState,
+    config: BotConfigState,
+    billing: BillingState,
+}
+
+impl Business {
+    /// The business is active and its bot configured: the bot answers.
+    fn bot_answers(&self) -> bool {
+        self.config.settings.is_some()
+            && self
+                .tenant
+                .onboarded
+                .as_ref()
+                .is_some_and(|t| t.status == TenantStatus::Active)
+    }
+}
+
+/// Reads the conversation and the business in one query.
+async fn read_turn(
+    uow: &mut UnitOfWork<'_>,
+    conversation_ref: &StreamRef,
+) -> Result<(ConversationState, Business), AppError> {
+    let tenant_id = uow.tenant_id();
+    let tenant_ref = tenant_stream(tenant_id);
+    let billing_ref = billing_stream(tenant_id);
+    let mut reads = uow
+        .read_many(&[
+            conversation_ref.clone(),
+            tenant_ref.clone(),
+            config_stream(),
+            billing_ref.clone(),
+        ])
+        .await?;
+    let conversation = uow.fold_in::<Conversation>(conversation_ref, &mut reads)?;
+    let business = Business {
+        tenant: uow.fold_in::<Tenant>(&tenant_ref, &mut reads)?,
+        config: uow.fold_in::<BotConfig>(&config_stream(), &mut reads)?,
+        billing: uow.fold_in::<Billing>(&billing_ref, &mut reads)?,
+    };
+    Ok((conversation, business))
+}
+
 /// Takes the turn of an inbound message. The bot answers when the business is open and
-/// configured and the customer is within the message limit; a suspended business's customer
-/// hears how to reach it instead; otherwise the message is recorded and nobody answers.
+/// configured; a customer over the message limit hears once that it will answer, and the
+/// latest message is answered when the limit allows; a suspended business's customer hears
+/// how to reach it instead; otherwise the message is recorded and nobody answers.
 pub async fn take_turn(
     app: &App,
     tenant_id: Uuid,
@@ -84,99 +144,46 @@ pub async fn take_turn(
     let conversation_ref = &conversation_ref;
     execute(&app.store, &ctx, |uow| {
         Box::pin(async move {
-            let tenant_ref = tenant_stream(tenant_id);
-            let billing_ref = billing_stream(tenant_id);
-            let mut reads = uow
-                .read_many(&[
-                    conversation_ref.clone(),
-                    tenant_ref.clone(),
-                    config_stream(),
-                    billing_ref.clone(),
-                ])
-                .await?;
-            let conversation = uow.fold_in::<Conversation>(conversation_ref, &mut reads)?;
+            let (conversation, business) = read_turn(uow, conversation_ref).await?;
             if conversation.seen.contains(&message.wamid) {
                 return Ok(Turned::AlreadyTaken);
             }
-            let tenant = uow.fold_in::<Tenant>(&tenant_ref, &mut reads)?;
-            let config = uow.fold_in::<BotConfig>(&config_stream(), &mut reads)?;
-            let billing = uow.fold_in::<Billing>(&billing_ref, &mut reads)?;
-            let mut calendar = load_calendar(uow, &config, &conversation.bookings).await?;
-            let now = message.received_at;
-
-            let allowed = match answer.get() {
-                Some(allowed) => *allowed,
+            let answer = match answer.get() {
+                Some(answer) => *answer,
                 None => {
-                    let allowed = answering.may_answer(tenant_id, &message.from).await;
-                    *answer.get_or_init(|| allowed)
+                    let decided = answering.may_answer(tenant_id, message).await;
+                    *answer.get_or_init(|| decided)
                 }
             };
-            let turn = match (&config.settings, &tenant.onboarded) {
-                (Some(settings), Some(t)) if t.status == TenantStatus::Active && allowed => {
-                    let services: Vec<_> = config.active_services().cloned().collect();
-                    let mut context = BotContext {
-                        business_name: t.business_name.as_str(),
-                        contact: t.contact_email.as_str(),
-                        settings,
-                        services: &services,
-                        bookings_open: billing.bookings_stopped(UsageMonth::of(now)).is_none(),
-                    };
-                    let input = Input {
-                        inbound: &message.content,
-                        profile_name: message.profile_name.as_deref(),
-                        now,
-                        new_booking_id: BookingId::from_uuid(uow.context().derived_id("booking")),
-                    };
-                    let turn = step(&context, &calendar, &conversation.bot, input);
-                    let books = turn
-                        .actions
-                        .iter()
-                        .any(|a| matches!(a, BotAction::RequestBooking { .. }));
-                    // The meter's count lags the log: a booking is checked against the log.
-                    if books
-                        && crate::billing::booking_stop(uow, &billing, now)
-                            .await?
-                            .is_some()
-                    {
-                        context.bookings_open = false;
-                        step(&context, &calendar, &conversation.bot, input)
-                    } else {
-                        turn
-                    }
-                }
-                // Suspended: the customer hears how to reach the business, never silence.
-                (settings, Some(t)) if t.status == TenantStatus::Suspended && allowed => {
-                    let texts = settings
-                        .as_ref()
-                        .map(|s| s.flow.texts.clone())
-                        .unwrap_or_default();
-                    let notice = render(
-                        &texts.unavailable,
-                        &[
-                            ("business_name", t.business_name.as_str()),
-                            ("contact", t.contact_email.as_str()),
-                        ],
-                    );
-                    Turn {
-                        state: conversation.bot.clone(),
-                        replies: vec![Reply::text(notice)],
-                        actions: vec![],
-                        expired: false,
-                    }
-                }
-                // Not configured, closed, or a flood: record the message, say nothing.
-                _ => Turn {
-                    state: conversation.bot.clone(),
-                    replies: vec![],
-                    actions: vec![],
-                    expired: false,
-                },
+            if let Answer::Later { at } = answer
+                && business.bot_answers()
+            {
+                let texts = &business
+                    .config
+                    .settings
+                    .as_ref()
+                    .expect("answers")
+                    .flow
+                    .texts;
+                let notice = render(&texts.answer_shortly, &[]);
+                let events = Conversation::decide(
+                    &conversation,
+                    ConversationCommand::DeferTurn {
+                        message: message.clone(),
+                        until: at,
+                        notice: Reply::text(notice),
+                    },
+                )?;
+                uow.stage(conversation_ref, &events);
+                return Ok(Turned::Deferred);
+            }
+            let incoming = Incoming {
+                content: &message.content,
+                profile_name: message.profile_name.as_deref(),
+                customer: &message.from,
+                now: message.received_at,
             };
-            let changes = calendar
-                .carry_out(&config, &turn.actions, &message.from, now)
-                .map_err(|e| {
-                    AppError::internal(format!("the bot's actions do not fit the calendar: {e}"))
-                })?;
+            let turn = bot_turn(uow, &business, &conversation, incoming).await?;
             let events = Conversation::decide(
                 &conversation,
                 ConversationCommand::RecordTurn {
@@ -185,13 +192,161 @@ pub async fn take_turn(
                 },
             )?;
             uow.stage(conversation_ref, &events);
-            for change in &changes {
-                stage_scheduled(uow, change.booking_id, &change.scheduled);
-            }
             Ok(Turned::Taken)
         })
     })
     .await
+}
+
+/// Answers the message of `customer` that waits for the message limit, if its time has come
+/// by `now` (the conversation clock's command). `None` when nothing was due.
+pub async fn take_deferred_turn(
+    app: &App,
+    tenant_id: Uuid,
+    customer: &PhoneNumber,
+    now: DateTime<Utc>,
+) -> Result<Option<Committed<()>>, AppError> {
+    let conversation_ref = conversation_stream(customer);
+    let recorded = app
+        .store
+        .read_stream(tenant_id, &conversation_ref, 1)
+        .await?;
+    let state = crate::events::fold::<Conversation>(&conversation_ref, recorded)?.0;
+    let Some((waiting, until)) = state.deferred else {
+        return Ok(None);
+    };
+    if until > now {
+        return Ok(None);
+    }
+    let ctx = CommandContext::new(
+        tenant_id,
+        "system:conversation-clock",
+        format!("deferred|{}", waiting.wamid),
+    );
+    let (waiting, conversation_ref) = (&waiting, &conversation_ref);
+    let committed = execute(&app.store, &ctx, |uow| {
+        Box::pin(async move {
+            let (conversation, business) = read_turn(uow, conversation_ref).await?;
+            if conversation.deferred.as_ref().map(|(r, _)| &r.wamid) != Some(&waiting.wamid) {
+                return Ok(()); // answered meanwhile
+            }
+            let incoming = Incoming {
+                content: &waiting.content,
+                profile_name: waiting.profile_name.as_deref(),
+                customer,
+                now,
+            };
+            let turn = bot_turn(uow, &business, &conversation, incoming).await?;
+            let events = Conversation::decide(
+                &conversation,
+                ConversationCommand::TakeDeferredTurn {
+                    wamid: waiting.wamid.clone(),
+                    turn: Box::new(turn),
+                },
+            )?;
+            uow.stage(conversation_ref, &events);
+            Ok(())
+        })
+    })
+    .await?;
+    Ok(Some(committed))
+}
+
+/// What the bot answers to.
+#[derive(Clone, Copy)]
+struct Incoming<'a> {
+    content: &'a Inbound,
+    profile_name: Option<&'a str>,
+    customer: &'a PhoneNumber,
+    now: DateTime<Utc>,
+}
+
+/// Decides the bot's turn and stages the bookings and agendas its actions change. A
+/// suspended business's customer hears how to reach it; a business that is not configured
+/// (or closed) answers nothing.
+async fn bot_turn(
+    uow: &mut UnitOfWork<'_>,
+    business: &Business,
+    conversation: &ConversationState,
+    incoming: Incoming<'_>,
+) -> Result<Turn, AppError> {
+    let Business {
+        tenant,
+        config,
+        billing,
+    } = business;
+    let mut calendar = load_calendar(uow, config, &conversation.bookings).await?;
+    let now = incoming.now;
+    let turn = match (&config.settings, &tenant.onboarded) {
+        (Some(settings), Some(t)) if t.status == TenantStatus::Active => {
+            let services: Vec<_> = config.active_services().cloned().collect();
+            let mut context = BotContext {
+                business_name: t.business_name.as_str(),
+                contact: t.contact_email.as_str(),
+                settings,
+                services: &services,
+                bookings_open: billing.bookings_stopped(UsageMonth::of(now)).is_none(),
+            };
+            let input = Input {
+                inbound: incoming.content,
+                profile_name: incoming.profile_name,
+                now,
+                new_booking_id: BookingId::from_uuid(uow.context().derived_id("booking")),
+            };
+            let turn = step(&context, &calendar, &conversation.bot, input);
+            let books = turn
+                .actions
+                .iter()
+                .any(|a| matches!(a, BotAction::RequestBooking { .. }));
+            // The meter's count lags the log: a booking is checked against the log.
+            if books
+                && crate::billing::booking_stop(uow, billing, now)
+                    .await?
+                    .is_some()
+            {
+                context.bookings_open = false;
+                step(&context, &calendar, &conversation.bot, input)
+            } else {
+                turn
+            }
+        }
+        // Suspended: the customer hears how to reach the business, never silence.
+        (settings, Some(t)) if t.status == TenantStatus::Suspended => {
+            let texts = settings
+                .as_ref()
+                .map(|s| s.flow.texts.clone())
+                .unwrap_or_default();
+            let notice = render(
+                &texts.unavailable,
+                &[
+                    ("business_name", t.business_name.as_str()),
+                    ("contact", t.contact_email.as_str()),
+                ],
+            );
+            Turn {
+                state: conversation.bot.clone(),
+                replies: vec![Reply::text(notice)],
+                actions: vec![],
+                expired: false,
+            }
+        }
+        // Not configured, or closed: record the message, say nothing.
+        _ => Turn {
+            state: conversation.bot.clone(),
+            replies: vec![],
+            actions: vec![],
+            expired: false,
+        },
+    };
+    let changes = calendar
+        .carry_out(config, &turn.actions, incoming.customer, now)
+        .map_err(|e| {
+            AppError::internal(format!("the bot's actions do not fit the calendar: {e}"))
+        })?;
+    for change in &changes {
+        stage_scheduled(uow, change.booking_id, &change.scheduled);
+    }
+    Ok(turn)
 }
 
 /// The agenda days a turn may offer (today to the end of the booking horizon) and any day

@@ -79,6 +79,11 @@ where
             }
             Err(AppendError::Conflict { stream, .. }) => {
                 tracing::debug!(%stream, attempt, "a stream moved under the command; deciding again");
+                // Writers racing for one stream (a herd on one agenda day) spread out rather
+                // than meet again at once: a random pause, growing with each attempt.
+                if attempt < ATTEMPTS {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
             }
             Err(AppendError::IdempotencyMismatch { .. }) => {
                 return Err(AppError::IdempotencyMismatch);
@@ -91,4 +96,10 @@ where
         }
     }
     Err(AppError::Busy)
+}
+
+/// Up to 2, 4, 8, 16 ms before attempts 2 to 5: enough for the writer that won to commit.
+fn backoff(attempt: usize) -> std::time::Duration {
+    let ceiling_us = 1_000u64 << attempt.min(6);
+    std::time::Duration::from_micros(rand::random_range(ceiling_us / 4..=ceiling_us))
 }

@@ -147,7 +147,11 @@ pub async fn seed(urls: &Urls, env_file: &Path) -> anyhow::Result<BTreeMap<Strin
             "hours": {"monday": day, "tuesday": day, "wednesday": day, "thursday": day,
                 "friday": day, "saturday": day, "sunday": day},
             "rules": {"min_notice_minutes": 30, "horizon_days": 30, "slot_step_minutes": 30},
-            "payment_methods": [{"kind": "cash"}],
+            "payment_methods": [{"kind": "cash"},
+                {"kind": "payment_link", "url": "https://pay.demo-salon.example/checkout"}],
+            // A customer writing in Spanish or Portuguese is answered in it.
+            "flow": {"ask_name": true, "ask_payment": true, "session_timeout_minutes": 60,
+                "answer_in_customer_language": true},
         })),
     )
     .await?;

@@ -28,6 +28,9 @@ enum Command {
         admin_url: String,
         #[arg(long, env = "BOOKING_DATABASE", default_value = "booking")]
         database: String,
+        /// Drop the database first: everything in it is forgotten (a local demo afresh).
+        #[arg(long)]
+        fresh: bool,
     },
     /// Create (or bring up to date) the JetStream events stream.
     NatsProvision {
@@ -39,6 +42,9 @@ enum Command {
         /// 3 on the cluster of nats/cluster/, 1 on a single node.
         #[arg(long, default_value_t = 1)]
         replicas: usize,
+        /// Delete the stream (and its consumers) first: every event in it is forgotten.
+        #[arg(long)]
+        fresh: bool,
     },
     /// Print a platform-operator bearer token (for suspend/reinstate and cross-tenant audit).
     OperatorToken {
@@ -153,7 +159,12 @@ async fn main() -> anyhow::Result<()> {
         Command::DbSetup {
             admin_url,
             database,
+            fresh,
         } => {
+            if fresh {
+                platform::db::drop_database(&admin_url, &database).await?;
+                tracing::info!(%database, "database dropped");
+            }
             platform::db::ensure_database(&admin_url, &database).await?;
             let owner_url = platform::db::url_for(&admin_url, platform::db::OWNER_ROLE, &database)?;
             platform::db::migrate(&owner_url).await?;
@@ -163,6 +174,7 @@ async fn main() -> anyhow::Result<()> {
             url,
             namespace,
             replicas,
+            fresh,
         } => {
             let ns = if namespace.is_empty() {
                 nats::Namespace::root()
@@ -171,6 +183,14 @@ async fn main() -> anyhow::Result<()> {
             };
             let client = async_nats::connect(&url).await?;
             let js = async_nats::jetstream::new(client);
+            if fresh {
+                match js.delete_stream(ns.events_stream()).await {
+                    Ok(_) => tracing::info!(stream = %ns.events_stream(), "stream deleted"),
+                    Err(err) => {
+                        tracing::info!(stream = %ns.events_stream(), %err, "no stream to delete")
+                    }
+                }
+            }
             nats::provision_events_stream(&js, &ns, nats::Storage::File, replicas).await?;
             tracing::info!(stream = %ns.events_stream(), "stream ready");
         }

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use app::conversation::AnswerPolicy;
+use app::conversation::{Answer, AnswerPolicy};
 use app::{AppError, Rejection};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -160,22 +160,30 @@ async fn signed_routes(
     Ok(routes)
 }
 
-/// A customer flooding the bot is recorded, not answered.
+/// A customer writing faster than the limit is answered later: told once, then the latest
+/// message when the limit allows.
 struct MessageLimit<'a>(&'a AppState);
 
 impl AnswerPolicy for MessageLimit<'_> {
-    async fn may_answer(&self, tenant_id: Uuid, customer: &PhoneNumber) -> bool {
-        let subject = format!("wa:{tenant_id}:{}", customer.wa_id());
-        let within = self
+    async fn may_answer(&self, tenant_id: Uuid, message: &InboundMessage) -> Answer {
+        let subject = format!("wa:{tenant_id}:{}", message.from.wa_id());
+        // Meta redelivers what was not acknowledged: a message counts once.
+        match self
             .0
             .limiter
-            .check(&subject, self.0.webhook_phone_quota)
+            .check_once(&subject, Some(&message.wamid), self.0.webhook_phone_quota)
             .await
-            .is_ok();
-        if !within {
-            tracing::warn!(%tenant_id, "security: a customer is over the message limit; not answering");
+        {
+            Ok(()) => Answer::Now,
+            Err(limited) => {
+                tracing::warn!(%tenant_id, retry_after_ms = limited.retry_after.as_millis() as u64, "security: a customer is over the message limit; answering later");
+                let wait = chrono::Duration::from_std(limited.retry_after)
+                    .unwrap_or(chrono::Duration::minutes(1));
+                Answer::Later {
+                    at: Utc::now() + wait,
+                }
+            }
         }
-        within
     }
 }
 

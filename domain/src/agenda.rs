@@ -36,14 +36,37 @@ pub fn agenda_stream_id(resource: &ResourceId, day: LocalDate) -> String {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgendaCommand {
-    /// Hold `interval` (the service's duration plus its buffer) for a booking.
+    /// Hold `interval` (the service's duration plus its buffer) for a booking. A reservation
+    /// the booking made of it becomes the booking's hold.
     Hold {
         booking_id: BookingId,
         interval: Interval,
         capacity: u32,
+        now: DateTime<Utc>,
     },
     Release {
         booking_id: BookingId,
+    },
+    /// Keep `interval` for a customer who chose it and is finishing the booking, until
+    /// `until`: nobody else can hold or reserve it meanwhile. The booking that follows holds
+    /// it under the same id. Reserving again (another time, or the same time later) replaces
+    /// the reservation.
+    Reserve {
+        booking_id: BookingId,
+        interval: Interval,
+        capacity: u32,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    },
+    /// The customer let a reservation go (chose otherwise, started over). Nothing when there
+    /// is none (it expired, or became a booking).
+    ReleaseReservation {
+        booking_id: BookingId,
+    },
+    /// Time ran out on a reservation. Nothing when it is not due, or is gone.
+    ExpireReservation {
+        booking_id: BookingId,
+        now: DateTime<Utc>,
     },
 }
 
@@ -61,6 +84,23 @@ pub enum AgendaEvent {
         day: LocalDate,
         booking_id: BookingId,
     },
+    SlotReserved {
+        resource: ResourceId,
+        day: LocalDate,
+        booking_id: BookingId,
+        interval: Interval,
+        until: DateTime<Utc>,
+    },
+    ReservationReleased {
+        resource: ResourceId,
+        day: LocalDate,
+        booking_id: BookingId,
+    },
+    ReservationExpired {
+        resource: ResourceId,
+        day: LocalDate,
+        booking_id: BookingId,
+    },
 }
 
 impl DomainEvent for AgendaEvent {
@@ -70,14 +110,34 @@ impl DomainEvent for AgendaEvent {
         match self {
             Self::SlotHeld { .. } => "SlotHeld",
             Self::SlotReleased { .. } => "SlotReleased",
+            Self::SlotReserved { .. } => "SlotReserved",
+            Self::ReservationReleased { .. } => "ReservationReleased",
+            Self::ReservationExpired { .. } => "ReservationExpired",
         }
+    }
+}
+
+/// A time kept for a customer finishing a booking, until `until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    pub booking_id: BookingId,
+    pub interval: Interval,
+    pub until: DateTime<Utc>,
+}
+
+impl Reservation {
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        now < self.until
     }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AgendaState {
     pub key: Option<(ResourceId, LocalDate)>,
+    /// Bookings' holds.
     pub holds: Vec<(BookingId, Interval)>,
+    /// Reservations, live or not yet expired by the clock (an expired one takes nothing).
+    pub reservations: Vec<Reservation>,
 }
 
 impl AgendaState {
@@ -85,20 +145,41 @@ impl AgendaState {
     pub fn new(resource: ResourceId, day: LocalDate) -> Self {
         Self {
             key: Some((resource, day)),
-            holds: Vec::new(),
+            ..Self::default()
         }
     }
 
-    /// How many holds overlap `interval`.
-    pub fn overlapping(&self, interval: &Interval) -> usize {
+    /// What is taken at `now`, by whom: the bookings' holds and the live reservations.
+    pub fn taken(&self, now: DateTime<Utc>) -> Vec<(BookingId, Interval)> {
         self.holds
             .iter()
-            .filter(|(_, h)| h.overlaps(interval))
-            .count()
+            .copied()
+            .chain(
+                self.reservations
+                    .iter()
+                    .filter(|r| r.is_live(now))
+                    .map(|r| (r.booking_id, r.interval)),
+            )
+            .collect()
     }
 
-    pub fn intervals(&self) -> impl Iterator<Item = &Interval> {
-        self.holds.iter().map(|(_, i)| i)
+    /// The intervals taken at `now` by anyone but `except`.
+    pub fn taken_by_others(&self, now: DateTime<Utc>, except: BookingId) -> Vec<Interval> {
+        self.taken(now)
+            .into_iter()
+            .filter(|(b, _)| *b != except)
+            .map(|(_, i)| i)
+            .collect()
+    }
+
+    fn reservation(&self, booking_id: BookingId) -> Option<&Reservation> {
+        self.reservations
+            .iter()
+            .find(|r| r.booking_id == booking_id)
+    }
+
+    fn holds_booking(&self, booking_id: BookingId) -> bool {
+        self.holds.iter().any(|(b, _)| *b == booking_id)
     }
 }
 
@@ -112,6 +193,25 @@ pub enum AgendaError {
     NotHeld,
     #[error("the agenda does not know its resource and day")]
     Unkeyed,
+}
+
+/// Whether `interval` is free for `booking_id` at `now`: fewer than `capacity` others overlap.
+fn fits(
+    state: &AgendaState,
+    booking_id: BookingId,
+    interval: &Interval,
+    capacity: u32,
+    now: DateTime<Utc>,
+) -> Result<(), AgendaError> {
+    let overlapping = state
+        .taken_by_others(now, booking_id)
+        .iter()
+        .filter(|h| h.overlaps(interval))
+        .count();
+    if overlapping >= capacity.max(1) as usize {
+        return Err(AgendaError::SlotTaken);
+    }
+    Ok(())
 }
 
 pub struct Agenda;
@@ -132,13 +232,12 @@ impl Decider for Agenda {
                 booking_id,
                 interval,
                 capacity,
+                now,
             } => {
-                if state.holds.iter().any(|(b, _)| *b == booking_id) {
+                if state.holds_booking(booking_id) {
                     return Err(AgendaError::AlreadyHeld);
                 }
-                if state.overlapping(&interval) >= capacity.max(1) as usize {
-                    return Err(AgendaError::SlotTaken);
-                }
+                fits(state, booking_id, &interval, capacity, now)?;
                 Ok(vec![AgendaEvent::SlotHeld {
                     resource,
                     day,
@@ -147,7 +246,7 @@ impl Decider for Agenda {
                 }])
             }
             AgendaCommand::Release { booking_id } => {
-                if !state.holds.iter().any(|(b, _)| *b == booking_id) {
+                if !state.holds_booking(booking_id) {
                     return Err(AgendaError::NotHeld);
                 }
                 Ok(vec![AgendaEvent::SlotReleased {
@@ -155,6 +254,45 @@ impl Decider for Agenda {
                     day,
                     booking_id,
                 }])
+            }
+            AgendaCommand::Reserve {
+                booking_id,
+                interval,
+                capacity,
+                until,
+                now,
+            } => {
+                if state.holds_booking(booking_id) {
+                    return Err(AgendaError::AlreadyHeld);
+                }
+                fits(state, booking_id, &interval, capacity, now)?;
+                Ok(vec![AgendaEvent::SlotReserved {
+                    resource,
+                    day,
+                    booking_id,
+                    interval,
+                    until,
+                }])
+            }
+            AgendaCommand::ReleaseReservation { booking_id } => {
+                Ok(match state.reservation(booking_id) {
+                    Some(_) => vec![AgendaEvent::ReservationReleased {
+                        resource,
+                        day,
+                        booking_id,
+                    }],
+                    None => vec![],
+                })
+            }
+            AgendaCommand::ExpireReservation { booking_id, now } => {
+                Ok(match state.reservation(booking_id) {
+                    Some(r) if !r.is_live(now) => vec![AgendaEvent::ReservationExpired {
+                        resource,
+                        day,
+                        booking_id,
+                    }],
+                    _ => vec![],
+                })
             }
         }
     }
@@ -168,6 +306,7 @@ impl Decider for Agenda {
                 interval,
             } => {
                 state.key = Some((resource.clone(), *day));
+                state.reservations.retain(|r| r.booking_id != *booking_id);
                 state.holds.push((*booking_id, *interval));
             }
             AgendaEvent::SlotReleased {
@@ -177,6 +316,34 @@ impl Decider for Agenda {
             } => {
                 state.key = Some((resource.clone(), *day));
                 state.holds.retain(|(b, _)| b != booking_id);
+            }
+            AgendaEvent::SlotReserved {
+                resource,
+                day,
+                booking_id,
+                interval,
+                until,
+            } => {
+                state.key = Some((resource.clone(), *day));
+                state.reservations.retain(|r| r.booking_id != *booking_id);
+                state.reservations.push(Reservation {
+                    booking_id: *booking_id,
+                    interval: *interval,
+                    until: *until,
+                });
+            }
+            AgendaEvent::ReservationReleased {
+                resource,
+                day,
+                booking_id,
+            }
+            | AgendaEvent::ReservationExpired {
+                resource,
+                day,
+                booking_id,
+            } => {
+                state.key = Some((resource.clone(), *day));
+                state.reservations.retain(|r| r.booking_id != *booking_id);
             }
         }
         state
@@ -214,10 +381,15 @@ mod tests {
                 booking_id: booking(n),
                 interval: interval(from, to),
                 capacity: 1,
+                now: now(),
             },
         )
         .unwrap();
         events.iter().fold(state, Agenda::evolve)
+    }
+
+    fn now() -> DateTime<Utc> {
+        at("08:00")
     }
 
     #[test]
@@ -230,6 +402,7 @@ mod tests {
                     booking_id: booking(n),
                     interval: interval(from, to),
                     capacity: 1,
+                    now: now(),
                 },
             )
         };
@@ -253,6 +426,7 @@ mod tests {
                     booking_id: booking(n),
                     interval: interval("10:00", "11:00"),
                     capacity: 2,
+                    now: now(),
                 },
             )
         };
@@ -291,11 +465,125 @@ mod tests {
             booking_id: booking(1),
             interval: interval("10:00", "11:00"),
             capacity: 1,
+            now: now(),
         };
         assert_eq!(
             Agenda::decide(&AgendaState::default(), hold),
             Err(AgendaError::Unkeyed)
         );
+    }
+
+    fn reserved(state: AgendaState, n: u128, from: &str, to: &str, until: &str) -> AgendaState {
+        let events = Agenda::decide(
+            &state,
+            AgendaCommand::Reserve {
+                booking_id: booking(n),
+                interval: interval(from, to),
+                capacity: 1,
+                until: at(until),
+                now: now(),
+            },
+        )
+        .unwrap();
+        events.iter().fold(state, Agenda::evolve)
+    }
+
+    #[test]
+    fn a_live_reservation_keeps_its_time_from_everyone_else_until_it_runs_out() {
+        let state = reserved(empty(), 1, "10:00", "11:00", "08:10");
+        let hold = |n, now| {
+            Agenda::decide(
+                &state,
+                AgendaCommand::Hold {
+                    booking_id: booking(n),
+                    interval: interval("10:30", "11:30"),
+                    capacity: 1,
+                    now: at(now),
+                },
+            )
+        };
+        let reserve = |n, now| {
+            Agenda::decide(
+                &state,
+                AgendaCommand::Reserve {
+                    booking_id: booking(n),
+                    interval: interval("10:00", "11:00"),
+                    capacity: 1,
+                    until: at("09:00"),
+                    now: at(now),
+                },
+            )
+        };
+        assert_eq!(hold(2, "08:09"), Err(AgendaError::SlotTaken));
+        assert_eq!(reserve(2, "08:09"), Err(AgendaError::SlotTaken));
+        // Once it has run out it takes nothing, expired by the clock or not yet.
+        assert!(hold(2, "08:10").is_ok());
+        assert!(reserve(2, "08:10").is_ok());
+        assert_eq!(state.taken(at("08:09")).len(), 1);
+        assert!(state.taken(at("08:10")).is_empty());
+    }
+
+    #[test]
+    fn the_booking_that_follows_a_reservation_holds_it_even_after_it_ran_out() {
+        let state = reserved(empty(), 1, "10:00", "11:00", "08:10");
+        let late = at("08:30");
+        let events = Agenda::decide(
+            &state,
+            AgendaCommand::Hold {
+                booking_id: booking(1),
+                interval: interval("10:00", "11:00"),
+                capacity: 1,
+                now: late,
+            },
+        )
+        .unwrap();
+        let state = events.iter().fold(state, Agenda::evolve);
+        assert_eq!(state.holds, vec![(booking(1), interval("10:00", "11:00"))]);
+        assert!(
+            state.reservations.is_empty(),
+            "the reservation became the hold"
+        );
+        assert_eq!(
+            Agenda::decide(
+                &state,
+                AgendaCommand::ExpireReservation {
+                    booking_id: booking(1),
+                    now: late
+                }
+            ),
+            Ok(vec![]),
+            "a booked reservation has nothing left to expire"
+        );
+    }
+
+    #[test]
+    fn reserving_again_replaces_the_reservation_and_releasing_or_expiring_is_idempotent() {
+        let state = reserved(empty(), 1, "10:00", "11:00", "08:10");
+        let state = reserved(state, 1, "12:00", "13:00", "08:20");
+        assert_eq!(state.reservations.len(), 1);
+        assert_eq!(state.reservations[0].interval, interval("12:00", "13:00"));
+        let expire = |state: &AgendaState, now| {
+            Agenda::decide(
+                state,
+                AgendaCommand::ExpireReservation {
+                    booking_id: booking(1),
+                    now: at(now),
+                },
+            )
+            .unwrap()
+        };
+        assert!(expire(&state, "08:19").is_empty(), "not due yet");
+        let expired = expire(&state, "08:20");
+        assert!(matches!(
+            expired.as_slice(),
+            [AgendaEvent::ReservationExpired { .. }]
+        ));
+        let state = expired.iter().fold(state, Agenda::evolve);
+        assert!(expire(&state, "08:30").is_empty());
+        let release = AgendaCommand::ReleaseReservation {
+            booking_id: booking(1),
+        };
+        assert_eq!(Agenda::decide(&state, release), Ok(vec![]));
     }
 
     #[test]
@@ -309,6 +597,23 @@ mod tests {
                 interval: interval("10:00", "11:00"),
             },
             AgendaEvent::SlotReleased {
+                resource: ResourceId::default_resource(),
+                day,
+                booking_id: booking(1),
+            },
+            AgendaEvent::SlotReserved {
+                resource: ResourceId::default_resource(),
+                day,
+                booking_id: booking(1),
+                interval: interval("10:00", "11:00"),
+                until: at("08:10"),
+            },
+            AgendaEvent::ReservationReleased {
+                resource: ResourceId::default_resource(),
+                day,
+                booking_id: booking(1),
+            },
+            AgendaEvent::ReservationExpired {
                 resource: ResourceId::default_resource(),
                 day,
                 booking_id: booking(1),

@@ -411,7 +411,7 @@ mod tests {
                 monday: disjoint.clone(), tuesday: disjoint.clone(), wednesday: disjoint.clone(),
                 thursday: disjoint.clone(), friday: disjoint.clone(), saturday: disjoint.clone(), sunday: disjoint,
             };
-            s.rules = BookingRules { min_notice_minutes: notice, horizon_days: 30, slot_step_minutes: step };
+            s.rules = BookingRules { min_notice_minutes: notice, horizon_days: 30, slot_step_minutes: step, ..BookingRules::default() };
             let mut service = haircut();
             service.duration = ServiceDuration::parse(duration.max(5)).unwrap();
             service.buffer_minutes = buffer;

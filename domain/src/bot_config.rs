@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::bot::understand::Language;
+
 use crate::decider::Decider;
 use crate::event::DomainEvent;
 use crate::ids::ServiceId;
@@ -77,6 +79,14 @@ pub struct BookingRules {
     pub horizon_days: u32,
     /// Slots start every this many minutes from each opening.
     pub slot_step_minutes: u32,
+    /// How long a time a customer chose is kept for them while they finish booking; 0 keeps
+    /// none (the time is checked again when they confirm).
+    #[serde(default = "default_hold_minutes")]
+    pub hold_minutes: u32,
+}
+
+fn default_hold_minutes() -> u32 {
+    10
 }
 
 impl Default for BookingRules {
@@ -85,6 +95,7 @@ impl Default for BookingRules {
             min_notice_minutes: 60,
             horizon_days: 30,
             slot_step_minutes: 15,
+            hold_minutes: default_hold_minutes(),
         }
     }
 }
@@ -155,6 +166,23 @@ pub struct Texts {
     pub bookings_paused: String,
     /// The business cannot use the bot at all now (its account is suspended).
     pub unavailable: String,
+    /// The greeting for a customer the bot knows by name.
+    pub welcome_back: String,
+    /// A returning customer's shortcut to the service they booked last.
+    pub book_again: String,
+    /// Under the summary: the name the booking goes under.
+    pub booking_name: String,
+    /// Under the summary: how long the chosen time is kept (`{minutes}`).
+    pub held: String,
+    /// Nothing is free for the service within the booking horizon (`{days}`).
+    pub fully_booked: String,
+    /// Said once to a customer writing faster than the bot may answer.
+    pub answer_shortly: String,
+    /// The time chosen (`{wanted}`) was taken since it was offered; the nearest (`{time}`) is
+    /// kept instead.
+    pub slot_taken_kept: String,
+    /// The time asked for (`{time}`) is not free on `{date}`: the nearest free times follow.
+    pub nearest_times: String,
 }
 
 impl Default for Texts {
@@ -193,6 +221,18 @@ impl Default for Texts {
             unavailable: "Sorry, {business_name} cannot take bookings here at the moment. \
                 Please contact them at {contact}."
                 .into(),
+            welcome_back: "Hi {name}! Welcome back to {business_name}.".into(),
+            book_again: "Would you like to book {service} again?".into(),
+            booking_name: "Name: {name}".into(),
+            held: "I am keeping this time for you for {minutes} minutes.".into(),
+            fully_booked: "Sorry, {service} is fully booked for the next {days} days. \
+                Please contact {business_name} at {contact}, or pick something else."
+                .into(),
+            answer_shortly: "Thanks! I will answer your last message in a moment.".into(),
+            slot_taken_kept: "Sorry, {wanted} was just taken, so I am keeping {time} for you \
+                instead."
+                .into(),
+            nearest_times: "{time} is not free on {date}. The nearest free times:".into(),
         }
     }
 }
@@ -205,6 +245,13 @@ pub struct FlowSettings {
     pub ask_payment: bool,
     /// A conversation idle this long starts over.
     pub session_timeout_minutes: u32,
+    /// The language of `texts`, of the labels and of dates.
+    #[serde(default)]
+    pub language: Language,
+    /// A customer who writes in another language the bot speaks is answered in it (with that
+    /// language's default texts).
+    #[serde(default)]
+    pub answer_in_customer_language: bool,
     #[serde(default)]
     pub texts: Texts,
 }
@@ -215,6 +262,8 @@ impl Default for FlowSettings {
             ask_name: true,
             ask_payment: true,
             session_timeout_minutes: 60,
+            language: Language::default(),
+            answer_in_customer_language: false,
             texts: Texts::default(),
         }
     }
@@ -258,6 +307,9 @@ const PLACEHOLDERS: &[&str] = &[
     "details",
     "url",
     "contact",
+    "minutes",
+    "days",
+    "wanted",
 ];
 
 impl BotSettings {
@@ -299,6 +351,9 @@ impl BotSettings {
         }
         if !(5..=240).contains(&rules.slot_step_minutes) {
             problem("rules.slot_step_minutes".into(), "5 to 240 minutes");
+        }
+        if rules.hold_minutes > 60 {
+            problem("rules.hold_minutes".into(), "0 (none) to 60 minutes");
         }
         for (i, method) in self.payment_methods.iter().enumerate() {
             match method {

@@ -208,12 +208,32 @@ fn samples() -> Vec<Section> {
                         day: "2026-12-01".parse().unwrap(),
                         booking_id: BookingId::from_uuid(uuid(2)),
                     },
+                    AgendaEvent::SlotReserved {
+                        resource: ResourceId::default_resource(),
+                        day: "2026-12-01".parse().unwrap(),
+                        booking_id: BookingId::from_uuid(uuid(2)),
+                        interval: interval(),
+                        until: "2026-11-30T08:40:00Z".parse().unwrap(),
+                    },
+                    AgendaEvent::ReservationReleased {
+                        resource: ResourceId::default_resource(),
+                        day: "2026-12-01".parse().unwrap(),
+                        booking_id: BookingId::from_uuid(uuid(2)),
+                    },
+                    AgendaEvent::ReservationExpired {
+                        resource: ResourceId::default_resource(),
+                        day: "2026-12-01".parse().unwrap(),
+                        booking_id: BookingId::from_uuid(uuid(2)),
+                    },
                 ],
                 |e| match e {
                     AgendaEvent::SlotHeld { .. } => 0,
                     AgendaEvent::SlotReleased { .. } => 1,
+                    AgendaEvent::SlotReserved { .. } => 2,
+                    AgendaEvent::ReservationReleased { .. } => 3,
+                    AgendaEvent::ReservationExpired { .. } => 4,
                 },
-                2,
+                5,
             ),
         ),
         (
@@ -254,6 +274,14 @@ fn samples() -> Vec<Section> {
                         wamid: "wamid.out".into(),
                         status: DeliveryStatus::Read,
                     },
+                    ConversationEvent::AnswerDeferred {
+                        wamid: "wamid.1".into(),
+                        until: "2026-11-30T08:31:00Z".parse().unwrap(),
+                        noticed: true,
+                    },
+                    ConversationEvent::DeferralEnded {
+                        wamid: "wamid.1".into(),
+                    },
                 ],
                 |e| match e {
                     ConversationEvent::MessageReceived { .. } => 0,
@@ -265,8 +293,10 @@ fn samples() -> Vec<Section> {
                     ConversationEvent::OutboundMessageSent { .. } => 6,
                     ConversationEvent::OutboundMessageFailed { .. } => 7,
                     ConversationEvent::OutboundStatusChanged { .. } => 8,
+                    ConversationEvent::AnswerDeferred { .. } => 9,
+                    ConversationEvent::DeferralEnded { .. } => 10,
                 },
-                9,
+                11,
             ),
         ),
         (
@@ -511,6 +541,11 @@ fn meaning(event_type: &str) -> &'static str {
         "AppointmentMarkedNoShow" => "The customer did not come.",
         "SlotHeld" => "A booking holds an interval (its duration plus buffer) on the agenda.",
         "SlotReleased" => "A booking's interval is free again.",
+        "SlotReserved" => {
+            "A customer chose this time; it is kept for them until `until` (the booking that follows holds it under the same id)."
+        }
+        "ReservationReleased" => "The customer chose otherwise; the time is free again.",
+        "ReservationExpired" => "Time ran out on a reservation; the time is free again.",
         "MessageReceived" => "The customer sent a message (once per WhatsApp message id).",
         "ConversationExpired" => "The previous session was idle too long and started over.",
         "BotReplied" => "A reply to send; the sender delivers each reply id once.",
@@ -521,6 +556,12 @@ fn meaning(event_type: &str) -> &'static str {
         "OutboundMessageFailed" => "A reply could not be delivered (Meta's code and reason).",
         "OutboundStatusChanged" => {
             "A status webhook moved a reply forward (sent, delivered, read, failed)."
+        }
+        "AnswerDeferred" => {
+            "The customer wrote faster than the bot may answer; this message is answered at `until` (the latest such message)."
+        }
+        "DeferralEnded" => {
+            "No message waits for an answer any more (it was answered, or a later one was)."
         }
         "UserInvited" => "A person got access with a role (the owner at onboarding).",
         "UserRoleChanged" => "A user's role changed.",

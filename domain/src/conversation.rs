@@ -105,6 +105,16 @@ pub enum ConversationCommand {
     },
     /// A booking made for this phone elsewhere (dashboard, API), so the customer can manage it here.
     AttachBooking { booking_id: BookingId },
+    /// The customer writes faster than the bot may answer: the message is recorded and the
+    /// bot answers the latest such message at `until`. The first deferral says so (`notice`).
+    DeferTurn {
+        message: InboundMessage,
+        until: DateTime<Utc>,
+        notice: Reply,
+    },
+    /// The deferred message's turn, taken when its time came. Nothing if that message is no
+    /// longer the one waiting (a later message was answered, or this turn was taken).
+    TakeDeferredTurn { wamid: String, turn: Box<Turn> },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -146,6 +156,19 @@ pub enum ConversationEvent {
         wamid: String,
         status: DeliveryStatus,
     },
+    /// The customer was over the message limit: this message waits for an answer until
+    /// `until` (replacing any message waiting before it).
+    AnswerDeferred {
+        wamid: String,
+        until: DateTime<Utc>,
+        /// The customer was told the bot will answer (at most once per [`NOTICE_EVERY`]).
+        #[serde(default)]
+        noticed: bool,
+    },
+    /// No message waits any more: the waiting one was answered, or a later one was.
+    DeferralEnded {
+        wamid: String,
+    },
 }
 
 impl DomainEvent for ConversationEvent {
@@ -162,6 +185,8 @@ impl DomainEvent for ConversationEvent {
             Self::OutboundMessageSent { .. } => "OutboundMessageSent",
             Self::OutboundMessageFailed { .. } => "OutboundMessageFailed",
             Self::OutboundStatusChanged { .. } => "OutboundStatusChanged",
+            Self::AnswerDeferred { .. } => "AnswerDeferred",
+            Self::DeferralEnded { .. } => "DeferralEnded",
         }
     }
 }
@@ -178,7 +203,25 @@ pub struct ConversationState {
     /// Statuses Meta reported for a wamid before the sender recorded it (the webhook can beat
     /// the send's own answer): applied when the send is recorded.
     pub early_status: HashMap<String, DeliveryStatus>,
+    /// The last message received, as the engine would read it.
+    pub last_received: Option<Received>,
+    /// The message waiting for an answer (its customer was over the limit), and when.
+    pub deferred: Option<(Received, DateTime<Utc>)>,
+    /// When the customer was last told the bot will answer shortly.
+    pub last_notice: Option<DateTime<Utc>>,
 }
+
+/// A received message, as kept for a turn taken later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub wamid: String,
+    pub profile_name: Option<String>,
+    pub content: Inbound,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A customer over the message limit hears that the bot will answer at most this often.
+pub const NOTICE_EVERY: chrono::Duration = chrono::Duration::minutes(10);
 
 impl ConversationState {
     /// A person is answering: the bot stays quiet.
@@ -224,34 +267,65 @@ impl Decider for Conversation {
                 if turn.expired {
                     events.push(E::ConversationExpired);
                 }
-                events.push(E::MessageReceived {
-                    wamid: message.wamid.clone(),
-                    from: message.from.clone(),
-                    profile_name: message.profile_name,
-                    content: message.content,
-                    received_at: message.received_at,
-                });
-                for (i, reply) in turn.replies.iter().cloned().enumerate() {
-                    events.push(E::BotReplied {
-                        reply_id: format!("{}/{i}", message.wamid),
-                        to: message.from.clone(),
-                        reply,
+                let wamid = message.wamid.clone();
+                events.push(received(message));
+                if let Some((waiting, _)) = &state.deferred {
+                    // This message is answered now; the one waiting before it is passed over.
+                    events.push(E::DeferralEnded {
+                        wamid: waiting.wamid.clone(),
                     });
                 }
-                for action in &turn.actions {
-                    match action {
-                        BotAction::RequestBooking { booking_id, .. } => {
-                            events.push(E::BookingAttached {
-                                booking_id: *booking_id,
-                            })
-                        }
-                        BotAction::HandOff => events.push(E::HandedOffToHuman),
-                        BotAction::CancelBooking { .. } | BotAction::RescheduleBooking { .. } => {}
-                    }
+                events.extend(turn_events(state, &wamid, &phone_of(state, &events), *turn));
+                Ok(events)
+            }
+            ConversationCommand::DeferTurn {
+                message,
+                until,
+                notice,
+            } => {
+                if state.seen.contains(&message.wamid) {
+                    return Ok(vec![]);
                 }
-                if turn.state != state.bot {
-                    events.push(E::BotStateChanged { state: turn.state });
+                if let Some(phone) = &state.phone
+                    && *phone != message.from
+                {
+                    return Err(ConversationError::WrongCustomer(message.from));
                 }
+                let (wamid, to) = (message.wamid.clone(), message.from.clone());
+                // Said once: a flood hears it once, however its messages fall around the limit.
+                let noticed = !state.is_handed_off()
+                    && state
+                        .last_notice
+                        .is_none_or(|t| message.received_at - t >= NOTICE_EVERY);
+                let mut events = vec![
+                    received(message),
+                    E::AnswerDeferred {
+                        wamid: wamid.clone(),
+                        until,
+                        noticed,
+                    },
+                ];
+                if noticed {
+                    events.push(E::BotReplied {
+                        reply_id: format!("{wamid}/0"),
+                        to,
+                        reply: notice,
+                    });
+                }
+                Ok(events)
+            }
+            ConversationCommand::TakeDeferredTurn { wamid, turn } => {
+                let (Some((waiting, _)), Some(phone)) = (&state.deferred, &state.phone) else {
+                    return Ok(vec![]);
+                };
+                if waiting.wamid != wamid {
+                    return Ok(vec![]);
+                }
+                let mut events = vec![E::DeferralEnded {
+                    wamid: wamid.clone(),
+                }];
+                // Its replies' ids differ from the notice the message may have had (`/0`).
+                events.extend(turn_events(state, &format!("{wamid}/late"), phone, *turn));
                 Ok(events)
             }
             ConversationCommand::RecordSent { reply_id, wamid } => {
@@ -332,9 +406,42 @@ impl Decider for Conversation {
     fn evolve(mut state: ConversationState, event: &ConversationEvent) -> ConversationState {
         use ConversationEvent as E;
         match event {
-            E::MessageReceived { wamid, from, .. } => {
+            E::MessageReceived {
+                wamid,
+                from,
+                profile_name,
+                content,
+                received_at,
+            } => {
                 state.phone = Some(from.clone());
                 state.seen.insert(wamid.clone());
+                state.last_received = Some(Received {
+                    wamid: wamid.clone(),
+                    profile_name: profile_name.clone(),
+                    content: content.clone(),
+                    received_at: *received_at,
+                });
+            }
+            E::AnswerDeferred {
+                wamid,
+                until,
+                noticed,
+            } => {
+                if let Some(last) = state.last_received.clone().filter(|r| r.wamid == *wamid) {
+                    if *noticed {
+                        state.last_notice = Some(last.received_at);
+                    }
+                    state.deferred = Some((last, *until));
+                }
+            }
+            E::DeferralEnded { wamid } => {
+                if state
+                    .deferred
+                    .as_ref()
+                    .is_some_and(|(r, _)| r.wamid == *wamid)
+                {
+                    state.deferred = None;
+                }
             }
             E::ConversationExpired | E::HandedOffToHuman => {}
             E::BotReplied { reply_id, .. } => {
@@ -367,6 +474,65 @@ impl Decider for Conversation {
         }
         state
     }
+}
+
+fn received(message: InboundMessage) -> ConversationEvent {
+    ConversationEvent::MessageReceived {
+        wamid: message.wamid,
+        from: message.from,
+        profile_name: message.profile_name,
+        content: message.content,
+        received_at: message.received_at,
+    }
+}
+
+/// The customer's number: the conversation's, or that of the message just received.
+fn phone_of(state: &ConversationState, events: &[ConversationEvent]) -> PhoneNumber {
+    state
+        .phone
+        .clone()
+        .or_else(|| {
+            events.iter().find_map(|e| match e {
+                ConversationEvent::MessageReceived { from, .. } => Some(from.clone()),
+                _ => None,
+            })
+        })
+        .expect("a turn follows a received message")
+}
+
+/// What a turn records: its replies (ids `<prefix>/<n>`), the bookings it made, a handoff,
+/// the bot's new state.
+fn turn_events(
+    state: &ConversationState,
+    prefix: &str,
+    to: &PhoneNumber,
+    turn: Turn,
+) -> Vec<ConversationEvent> {
+    use ConversationEvent as E;
+    let mut events = Vec::new();
+    for (i, reply) in turn.replies.into_iter().enumerate() {
+        events.push(E::BotReplied {
+            reply_id: format!("{prefix}/{i}"),
+            to: to.clone(),
+            reply,
+        });
+    }
+    for action in &turn.actions {
+        match action {
+            BotAction::RequestBooking { booking_id, .. } => events.push(E::BookingAttached {
+                booking_id: *booking_id,
+            }),
+            BotAction::HandOff => events.push(E::HandedOffToHuman),
+            BotAction::CancelBooking { .. }
+            | BotAction::RescheduleBooking { .. }
+            | BotAction::ReserveSlot { .. }
+            | BotAction::ReleaseSlot { .. } => {}
+        }
+    }
+    if turn.state != state.bot {
+        events.push(E::BotStateChanged { state: turn.state });
+    }
+    events
 }
 
 #[cfg(test)]
@@ -435,6 +601,97 @@ mod tests {
                     state: turn(vec![]).state,
                 },
             ]);
+    }
+
+    #[test]
+    fn over_the_limit_the_customer_is_told_once_and_the_latest_message_is_answered_later() {
+        let until: DateTime<Utc> = "2026-11-30T08:31:00Z".parse().unwrap();
+        let defer = |wamid: &str| ConversationCommand::DeferTurn {
+            message: message(wamid),
+            until,
+            notice: Reply::text("In a moment"),
+        };
+        let first = Conversation::decide(&ConversationState::default(), defer("wamid.1")).unwrap();
+        assert_eq!(
+            first,
+            [
+                received("wamid.1"),
+                ConversationEvent::AnswerDeferred {
+                    wamid: "wamid.1".into(),
+                    until,
+                    noticed: true,
+                },
+                replied("wamid.1", 0, "In a moment"),
+            ]
+        );
+        let state = Conversation::fold(&first);
+        let second = Conversation::decide(&state, defer("wamid.2")).unwrap();
+        assert_eq!(second.len(), 2, "no second notice: {second:?}");
+        let state = second.iter().fold(state, Conversation::evolve);
+        let (waiting, at) = state.deferred.clone().unwrap();
+        assert_eq!((waiting.wamid.as_str(), at), ("wamid.2", until));
+        // The first message's turn is no longer due; the latest one's is.
+        let take = |wamid: &str| ConversationCommand::TakeDeferredTurn {
+            wamid: wamid.into(),
+            turn: Box::new(turn(vec![])),
+        };
+        assert_eq!(Conversation::decide(&state, take("wamid.1")), Ok(vec![]));
+        let taken = Conversation::decide(&state, take("wamid.2")).unwrap();
+        assert_eq!(
+            taken[..2],
+            [
+                ConversationEvent::DeferralEnded {
+                    wamid: "wamid.2".into()
+                },
+                ConversationEvent::BotReplied {
+                    reply_id: "wamid.2/late/0".into(),
+                    to: phone(),
+                    reply: Reply::text("Welcome"),
+                },
+            ]
+        );
+        let state = taken.iter().fold(state, Conversation::evolve);
+        assert!(state.deferred.is_none());
+        assert_eq!(Conversation::decide(&state, take("wamid.2")), Ok(vec![]));
+        // Over the limit again soon after: no second notice; ten minutes on, one again.
+        let again = Conversation::decide(&state, defer("wamid.3")).unwrap();
+        assert_eq!(again.len(), 2, "{again:?}");
+        let mut later = message("wamid.4");
+        later.received_at += NOTICE_EVERY;
+        let later = Conversation::decide(
+            &state,
+            ConversationCommand::DeferTurn {
+                message: later,
+                until,
+                notice: Reply::text("In a moment"),
+            },
+        )
+        .unwrap();
+        assert_eq!(later.len(), 3, "{later:?}");
+    }
+
+    #[test]
+    fn a_message_answered_at_once_ends_the_wait_of_an_earlier_one() {
+        let until: DateTime<Utc> = "2026-11-30T08:31:00Z".parse().unwrap();
+        let history = [
+            received("wamid.1"),
+            ConversationEvent::AnswerDeferred {
+                wamid: "wamid.1".into(),
+                until,
+                noticed: true,
+            },
+        ];
+        let events = Conversation::decide(
+            &Conversation::fold(&history),
+            ConversationCommand::RecordTurn {
+                message: message("wamid.2"),
+                turn: Box::new(turn(vec![])),
+            },
+        )
+        .unwrap();
+        assert!(events.contains(&ConversationEvent::DeferralEnded {
+            wamid: "wamid.1".into()
+        }));
     }
 
     #[test]

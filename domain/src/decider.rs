@@ -154,6 +154,7 @@ mod tests {
             booking_id: BookingId::from_uuid(uuid::Uuid::from_u128(n)),
             interval,
             capacity: 1,
+            now: "2026-12-01T08:00:00Z".parse().unwrap(),
         };
         let id = "main:2026-12-01".to_owned();
         let events = futures::executor::block_on(aggregate.handle(&id, &state, hold(1)))

@@ -66,6 +66,7 @@ pub fn request(
         booking_id: request.booking_id,
         interval: occupied(request.appointment, buffer_minutes),
         capacity,
+        now: request.now,
     };
     let booking_events = BookingAggregate::decide(booking, BookingCommand::Request(request))?;
     let agenda_events = Agenda::decide(agenda, hold)?;
@@ -136,6 +137,7 @@ pub fn reschedule(
         booking_id,
         interval: occupied(to, buffer_minutes),
         capacity,
+        now,
     };
     if old_agenda.key == new_agenda.key {
         // Release first, so moving within one's own slot (e.g. 30 minutes later) is allowed.

@@ -93,6 +93,22 @@ pub async fn ensure_database(admin_url: &str, database: &str) -> anyhow::Result<
     result
 }
 
+/// Drops `database` and everything in it, disconnecting whoever uses it (`bookingctl
+/// db-setup --fresh`: a local demo started afresh).
+pub async fn drop_database(admin_url: &str, database: &str) -> anyhow::Result<()> {
+    let mut admin = PgConnection::connect(admin_url)
+        .await
+        .with_context(|| format!("cannot connect as the Postgres superuser ({admin_url})"))?;
+    sqlx::query(&format!(
+        "drop database if exists {} with (force)",
+        quote_ident(database)
+    ))
+    .execute(&mut admin)
+    .await
+    .with_context(|| format!("failed to drop database {database}"))?;
+    Ok(())
+}
+
 /// Runs the migrations as the owner, then gives the service roles their development
 /// passwords (the roles themselves are created by the first migration).
 pub async fn migrate(owner_url: &str) -> anyhow::Result<()> {

@@ -40,6 +40,9 @@ pub struct Limited {
 const GCRA: &str = r#"
 local emission = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
+if KEYS[2] and not redis.call('SET', KEYS[2], 1, 'NX', 'PX', ARGV[3]) then
+  return 0
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
@@ -70,17 +73,34 @@ impl RateLimiter {
 
     /// Counts one request of `subject` against `quota`.
     pub async fn check(&self, subject: &str, quota: Quota) -> Result<(), Limited> {
+        self.check_once(subject, None, quota).await
+    }
+
+    /// Counts `occurrence` (a message id, say) of `subject` against `quota` once, however
+    /// often it is asked about within ten minutes: a redelivered message is not a second
+    /// message. Asked again, it is allowed.
+    pub async fn check_once(
+        &self,
+        subject: &str,
+        occurrence: Option<&str>,
+        quota: Quota,
+    ) -> Result<(), Limited> {
+        const REMEMBERED_MS: u64 = 600_000;
         let key = self.redis.key(&format!("rl:{subject}"));
+        let seen = occurrence.map(|o| self.redis.key(&format!("rl-seen:{subject}:{o}")));
         let emission = quota.emission().as_micros() as u64;
         let tolerance = emission * u64::from(quota.burst.max(1));
         let script = self.script.clone();
         let decided = self
             .redis
             .run(|mut conn| {
-                let key = key.clone();
+                let (key, seen) = (key.clone(), seen.clone());
                 async move {
                     let mut invocation = script.key(key);
-                    invocation.arg(emission).arg(tolerance);
+                    if let Some(seen) = seen {
+                        invocation.key(seen);
+                    }
+                    invocation.arg(emission).arg(tolerance).arg(REMEMBERED_MS);
                     invocation.invoke_async::<i64>(&mut conn).await
                 }
             })

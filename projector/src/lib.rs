@@ -10,6 +10,7 @@
 pub mod billing_clock;
 pub mod billing_reactor;
 pub mod consumer;
+pub mod conversation_clock;
 pub mod dead_letters;
 pub mod notifier;
 pub mod projection;
@@ -56,6 +57,11 @@ stale_claim_ms = 60000
 enabled = true
 every_ms = 30000
 
+# Reservations that ran out, and answers due to customers who wrote too fast.
+[conversation_clock]
+enabled = true
+every_ms = 1000
+
 # The notifier: emails to a business's owners and admins.
 [notifier]
 enabled = true
@@ -98,6 +104,7 @@ pub struct Settings {
     pub projections: ProjectionSettings,
     pub sender: SenderSettings,
     pub billing_clock: BillingClockSettings,
+    pub conversation_clock: ConversationClockSettings,
     pub stripe: StripeSettings,
     pub notifier: NotifierSettings,
 }
@@ -136,6 +143,14 @@ pub struct StripeSettings {
 pub struct BillingClockSettings {
     pub enabled: bool,
     /// How often it looks for trials and grace periods that ran out and limits near.
+    pub every_ms: u64,
+}
+
+/// The conversation clock (see [`conversation_clock`]).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConversationClockSettings {
+    pub enabled: bool,
+    /// How often it looks for reservations that ran out and answers due.
     pub every_ms: u64,
 }
 
@@ -256,6 +271,18 @@ pub fn rebuilder(settings: &Settings) -> anyhow::Result<rebuild::Rebuilder> {
     })
 }
 
+/// The application layer as a reactor uses it. Reactors seal nothing; the sender's key
+/// stands in.
+fn reactor_app(settings: &Settings, pool: &sqlx::PgPool) -> anyhow::Result<app::App> {
+    Ok(app::App {
+        store: EventStore::new(pool.clone()).with_upcasters(app::events::upcasters()),
+        sealer: vault::Sealer::from_base64(secrecy::ExposeSecret::expose_secret(
+            &settings.sender.encryption_key,
+        ))?,
+        policy: app::Policy::default(),
+    })
+}
+
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
@@ -264,6 +291,7 @@ pub struct Application {
     stats: Vec<(projection::Projection, Arc<consumer::ProjectionStats>)>,
     sender: Option<(sender::Sender, async_nats::Client, nats::Namespace)>,
     billing_clock: Option<billing_clock::BillingClock>,
+    conversation_clock: Option<conversation_clock::ConversationClock>,
     billing_reactor: Option<(
         billing_reactor::BillingReactor,
         async_nats::Client,
@@ -315,15 +343,7 @@ impl Application {
         };
         let billing_clock = if settings.billing_clock.enabled {
             Some(billing_clock::BillingClock {
-                app: app::App {
-                    store: EventStore::new(app_pool.clone())
-                        .with_upcasters(app::events::upcasters()),
-                    // The clock seals nothing; the sender's key stands in.
-                    sealer: vault::Sealer::from_base64(secrecy::ExposeSecret::expose_secret(
-                        &settings.sender.encryption_key,
-                    ))?,
-                    policy: app::Policy::default(),
-                },
+                app: reactor_app(&settings, &app_pool)?,
                 operator: operator_pool.clone(),
                 gates: platform::tenant_gate::TenantStatusCache::new(
                     platform::redis_link::RedisLink::new(
@@ -336,18 +356,20 @@ impl Application {
         } else {
             None
         };
+        let conversation_clock = if settings.conversation_clock.enabled {
+            Some(conversation_clock::ConversationClock {
+                app: reactor_app(&settings, &app_pool)?,
+                operator: operator_pool.clone(),
+                every: Duration::from_millis(settings.conversation_clock.every_ms),
+            })
+        } else {
+            None
+        };
         let billing_reactor = if settings.stripe.enabled {
             let s = &settings.stripe;
             Some((
                 billing_reactor::BillingReactor::new(
-                    app::App {
-                        store: EventStore::new(app_pool.clone())
-                            .with_upcasters(app::events::upcasters()),
-                        sealer: vault::Sealer::from_base64(secrecy::ExposeSecret::expose_secret(
-                            &settings.sender.encryption_key,
-                        ))?,
-                        policy: app::Policy::default(),
-                    },
+                    reactor_app(&settings, &app_pool)?,
                     billing::StripeGateway::new(
                         secrecy::ExposeSecret::expose_secret(&s.secret_key),
                         Some(&s.api_base_url),
@@ -377,14 +399,7 @@ impl Application {
             .build();
             Some((
                 notifier::Notifier {
-                    app: app::App {
-                        store: EventStore::new(app_pool.clone())
-                            .with_upcasters(app::events::upcasters()),
-                        sealer: vault::Sealer::from_base64(secrecy::ExposeSecret::expose_secret(
-                            &settings.sender.encryption_key,
-                        ))?,
-                        policy: app::Policy::default(),
-                    },
+                    app: reactor_app(&settings, &app_pool)?,
                     mailer,
                     from: n.from.parse()?,
                     billing_url: n.billing_url.clone(),
@@ -417,6 +432,7 @@ impl Application {
             stats,
             sender,
             billing_clock,
+            conversation_clock,
             billing_reactor,
             notifier,
         })
@@ -457,6 +473,9 @@ impl Application {
             tasks.spawn(sender.run(nats, ns, shutdown.child_token()));
         }
         if let Some(clock) = self.billing_clock {
+            tasks.spawn(clock.run(shutdown.child_token()));
+        }
+        if let Some(clock) = self.conversation_clock {
             tasks.spawn(clock.run(shutdown.child_token()));
         }
         if let Some((reactor, nats, ns)) = self.billing_reactor {

@@ -176,9 +176,11 @@ pub async fn availability(
     .0;
     let resource = ResourceId::default_resource();
     let holds: Vec<Interval> = sqlx::query!(
-        "select starts_at, ends_at from rm_agenda where resource = $1 and day = $2",
+        "select starts_at, ends_at from rm_agenda
+          where resource = $1 and day = $2 and (held_until is null or held_until > $3)",
         resource.as_str(),
-        params.date
+        params.date,
+        Utc::now()
     )
     .fetch_all(&mut *tx)
     .await?

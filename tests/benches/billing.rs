@@ -55,10 +55,18 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-struct Always;
-impl app::conversation::AnswerPolicy for Always {
-    async fn may_answer(&self, _: uuid::Uuid, _: &domain::values::PhoneNumber) -> bool {
-        false
+/// Every customer is over the message limit: messages are recorded, the bot answers none
+/// of them in the run (each conversation's first hears once that it will).
+struct Flooded;
+impl app::conversation::AnswerPolicy for Flooded {
+    async fn may_answer(
+        &self,
+        _: uuid::Uuid,
+        _: &domain::conversation::InboundMessage,
+    ) -> app::conversation::Answer {
+        app::conversation::Answer::Later {
+            at: chrono::Utc::now() + chrono::Duration::days(1),
+        }
     }
 }
 
@@ -134,7 +142,7 @@ async fn main() {
                     content: domain::bot::Inbound::Text { body: "hi".into() },
                     received_at: chrono::Utc::now(),
                 };
-                app::conversation::take_turn(&uc, tenant, message, &Always)
+                app::conversation::take_turn(&uc, tenant, message, &Flooded)
                     .await
                     .unwrap();
             }

@@ -54,55 +54,74 @@ async fn received(client: &reqwest::Client, fake: &str, to: &str) -> Vec<Value> 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ending {
     Booked,
-    /// Another customer took the slot first: offered other times (the right answer).
-    OfferedOtherTimes,
-    /// A step's replies did not settle within 10 s, or arrived split so that the next tap
-    /// answered the wrong message and the flow went elsewhere.
+    /// A step's replies did not settle within 10 s, or the flow went nowhere in 15 messages.
     Stalled,
 }
 
-/// One customer's booking conversation; returns the webhook-to-first-reply latency of each
-/// message and how it ended.
+/// One customer's booking conversation, taking the first choice offered each time (the first
+/// service, day and time, then "Confirm"; a name when asked).
+struct Conversation {
+    /// The webhook-to-first-reply latency of each message.
+    latencies: Vec<Duration>,
+    ending: Ending,
+    /// Customer messages sent.
+    messages: usize,
+    /// Times the customer heard a time was just taken after confirming (never, with holds).
+    taken_after_confirming: usize,
+}
+
 async fn conversation(
     client: reqwest::Client,
     fake: String,
     business: Arc<Business>,
     customer: String,
-) -> (Vec<Duration>, Ending) {
-    let mut latencies = Vec::new();
+) -> Conversation {
+    let mut done = Conversation {
+        latencies: Vec::new(),
+        ending: Ending::Stalled,
+        messages: 0,
+        taken_after_confirming: 0,
+    };
     let mut seen = 0usize;
     let mut last: Vec<Value> = Vec::new();
-    let steps: [Option<&str>; 7] = [
-        Some("hi"),
-        None,
-        None,
-        None,
-        Some("Bench Customer"),
-        None,
-        None,
-    ];
-    for step in steps {
+    let text_of = |m: &Value| {
+        m["body"]["text"]["body"]
+            .as_str()
+            .or(m["body"]["interactive"]["body"]["text"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut confirming = false;
+    for step in 0..15 {
         let mut message =
             json!({"phone_number_id": business.number, "from": customer, "name": "Bench"});
-        match step {
-            Some(text) => message["text"] = json!(text),
-            None => {
-                let Some(interactive) = last
-                    .iter()
-                    .rev()
-                    .find(|m| m["body"]["type"] == "interactive")
-                    .map(|m| m["body"]["interactive"].clone())
-                else {
-                    return (latencies, Ending::Stalled);
-                };
-                if interactive["type"] == "button" {
-                    let b = &interactive["action"]["buttons"][0]["reply"];
-                    message["button_reply"] = json!({"id": b["id"], "title": b["title"]});
-                } else {
-                    let r = &interactive["action"]["sections"][0]["rows"][0];
-                    message["list_reply"] = json!({"id": r["id"], "title": r["title"]});
-                }
+        let said: String = last.iter().map(text_of).collect::<Vec<_>>().join(" ");
+        if confirming && said.contains("was just taken") {
+            done.taken_after_confirming += 1;
+        }
+        if said.contains("Booked!") {
+            done.ending = Ending::Booked;
+            return done;
+        }
+        confirming = false;
+        let interactive = last
+            .iter()
+            .rev()
+            .find(|m| m["body"]["type"] == "interactive")
+            .map(|m| m["body"]["interactive"].clone());
+        match interactive {
+            _ if step == 0 => message["text"] = json!("hi"),
+            Some(interactive) if interactive["type"] == "button" => {
+                let b = &interactive["action"]["buttons"][0]["reply"];
+                confirming = b["id"] == "confirm";
+                message["button_reply"] = json!({"id": b["id"], "title": b["title"]});
             }
+            Some(interactive) => {
+                let r = &interactive["action"]["sections"][0]["rows"][0];
+                message["list_reply"] = json!({"id": r["id"], "title": r["title"]});
+            }
+            None if said.contains("What name") => message["text"] = json!("Bench Customer"),
+            None => return done,
         }
         let sent_at = Utc::now();
         let answer: Value = client
@@ -114,8 +133,9 @@ async fn conversation(
             .json()
             .await
             .unwrap();
+        done.messages += 1;
         if answer["webhook_status"] != 200 {
-            return (latencies, Ending::Stalled);
+            return done;
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut settled_since = None;
@@ -125,7 +145,8 @@ async fn conversation(
                 if settled_since.is_none() {
                     let first: DateTime<Utc> =
                         all[seen]["received_at"].as_str().unwrap().parse().unwrap();
-                    latencies.push((first - sent_at).to_std().unwrap_or_default());
+                    done.latencies
+                        .push((first - sent_at).to_std().unwrap_or_default());
                 }
                 if settled_since.is_some_and(|(n, t): (usize, Instant)| {
                     n == all.len() && t.elapsed() > Duration::from_millis(60)
@@ -139,27 +160,53 @@ async fn conversation(
                 }
             }
             if Instant::now() > deadline {
-                return (latencies, Ending::Stalled);
+                return done;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    let said = |needle: &str| {
-        last.iter().any(|m| {
-            m["body"]["text"]["body"]
-                .as_str()
-                .or(m["body"]["interactive"]["body"]["text"].as_str())
-                .is_some_and(|t| t.contains(needle))
-        })
-    };
-    let ending = if said("Booked!") {
-        Ending::Booked
-    } else if said("was just taken") {
-        Ending::OfferedOtherTimes
-    } else {
-        Ending::Stalled
-    };
-    (latencies, ending)
+    done
+}
+
+/// The herd: `size` customers of one business start at once, each taking the first time
+/// offered. How long until every conversation ended, how many booked, with how many messages.
+struct Herd {
+    seconds: f64,
+    booked: usize,
+    messages_per_booking: f64,
+    taken_after_confirming: usize,
+}
+
+async fn herd(
+    p: &Platform,
+    client: &reqwest::Client,
+    slug: &str,
+    number: &str,
+    hold_minutes: u32,
+    size: usize,
+) -> Herd {
+    let mut settings = e2e_tests::tenant::settings();
+    settings["rules"]["hold_minutes"] = json!(hold_minutes);
+    let business = Arc::new(p.business_with(slug, number, settings).await);
+    let started = Instant::now();
+    let done = futures::future::join_all((0..size).map(|i| {
+        conversation(
+            client.clone(),
+            p.fake.clone(),
+            business.clone(),
+            format!("3466{}{i:04}", u8::from(hold_minutes > 0)),
+        )
+    }))
+    .await;
+    let seconds = started.elapsed().as_secs_f64();
+    let booked: Vec<&Conversation> = done.iter().filter(|c| c.ending == Ending::Booked).collect();
+    Herd {
+        seconds,
+        booked: booked.len(),
+        messages_per_booking: booked.iter().map(|c| c.messages).sum::<usize>() as f64
+            / booked.len().max(1) as f64,
+        taken_after_confirming: done.iter().map(|c| c.taken_after_confirming).sum(),
+    }
 }
 
 #[tokio::main]
@@ -196,7 +243,7 @@ async fn main() {
 
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let booked = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let offered = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let messages = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let run_started = Instant::now();
@@ -208,10 +255,10 @@ async fn main() {
     let workers: Vec<_> = (0..args.concurrency)
         .map(|w| {
             let (client, fake, businesses) = (client.clone(), p.fake.clone(), businesses.clone());
-            let (latencies, booked, offered, failed) = (
+            let (latencies, booked, messages, failed) = (
                 latencies.clone(),
                 booked.clone(),
-                offered.clone(),
+                messages.clone(),
                 failed.clone(),
             );
             tokio::spawn(async move {
@@ -220,12 +267,16 @@ async fn main() {
                     n += 1;
                     let business = businesses[(w * 7919 + n * 104729) % businesses.len()].clone();
                     let customer = format!("3465{w:04}{n:04}");
-                    let (l, ok) =
-                        conversation(client.clone(), fake.clone(), business, customer).await;
-                    latencies.lock().await.extend(l);
-                    let counter = match ok {
-                        Ending::Booked => &booked,
-                        Ending::OfferedOtherTimes => &offered,
+                    let done = conversation(client.clone(), fake.clone(), business, customer).await;
+                    latencies.lock().await.extend(done.latencies);
+                    let counter = match done.ending {
+                        Ending::Booked => {
+                            messages.fetch_add(
+                                done.messages as u64,
+                                std::sync::atomic::Ordering::Relaxed,
+                            );
+                            &booked
+                        }
                         Ending::Stalled => &failed,
                     };
                     counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -239,6 +290,11 @@ async fn main() {
     let elapsed = run_started.elapsed().as_secs_f64();
     let mut l = latencies.lock().await.clone();
     l.sort();
+
+    // The herd, with and without holds, in the same run: 40 customers of one business all
+    // taking the first time offered.
+    let with_holds = herd(&p, &client, "herd-holds", "100000000399001", 10, 40).await;
+    let without_holds = herd(&p, &client, "herd-plain", "100000000399002", 0, 40).await;
 
     // The floor: the same path with no platform work (a status for an unknown message id,
     // signed and answered 200 at once), fake to platform and back, sequentially.
@@ -287,9 +343,10 @@ async fn main() {
         "| booking conversations completed/s | {:.1} |",
         booked.load(std::sync::atomic::Ordering::Relaxed) as f64 / elapsed
     );
+    let booked_n = booked.load(std::sync::atomic::Ordering::Relaxed);
     println!(
-        "| conversations ended with an offer of other times (slot taken meanwhile) | {} |",
-        offered.load(std::sync::atomic::Ordering::Relaxed)
+        "| customer messages per booking | {:.2} |",
+        messages.load(std::sync::atomic::Ordering::Relaxed) as f64 / booked_n.max(1) as f64
     );
     println!(
         "| conversations not finished (a step's replies over 10 s, or split so the next tap missed) | {} |",
@@ -303,5 +360,25 @@ async fn main() {
     println!(
         "| p99 / floor p99 | {:.1} |",
         percentile(&l, 0.99).as_secs_f64() / percentile(&floor, 0.99).as_secs_f64().max(1e-9)
+    );
+    println!("\nherd: 40 customers of one business at once, each taking the first time offered\n");
+    println!("| | with holds (10 min) | without holds |");
+    println!("|---|---:|---:|");
+    println!(
+        "| booked | {} / 40 | {} / 40 |",
+        with_holds.booked, without_holds.booked
+    );
+    println!(
+        "| conversations/s (40 / time until all ended) | {:.1} | {:.1} |",
+        40.0 / with_holds.seconds,
+        40.0 / without_holds.seconds
+    );
+    println!(
+        "| customer messages per booking | {:.2} | {:.2} |",
+        with_holds.messages_per_booking, without_holds.messages_per_booking
+    );
+    println!(
+        "| told \"just taken\" after confirming | {} | {} |",
+        with_holds.taken_after_confirming, without_holds.taken_after_confirming
     );
 }

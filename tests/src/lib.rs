@@ -5,6 +5,7 @@
 
 pub mod stack;
 pub mod tenant;
+pub mod wa;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -159,8 +160,9 @@ pub fn command_api_settings_with_graph(
         operator_auth: test_operator_settings(),
         limits: command_api::LimitSettings {
             onboard_per_ip_per_minute: 20,
-            webhook_per_phone_per_minute: 30,
-            webhook_per_phone_burst: 10,
+            // As shipped (command-api's defaults).
+            webhook_per_phone_per_minute: 20,
+            webhook_per_phone_burst: 20,
         },
         whatsapp: command_api::WhatsAppSettings {
             api_base_url: graph_url.to_owned(),
@@ -239,6 +241,19 @@ pub fn billing_clock(db: &TestDb) -> projector::billing_clock::BillingClock {
             Some(redis::Client::open(REDIS_URL).expect("a valid URL")),
             &format!("test:{}:", db.name),
         )),
+        every: Duration::from_secs(3600),
+    }
+}
+
+/// The conversation clock over a test's database, run by hand with the time the test chooses.
+pub fn conversation_clock(db: &TestDb) -> projector::conversation_clock::ConversationClock {
+    let operator = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect_lazy(&db.operator_url())
+        .expect("a valid URL");
+    projector::conversation_clock::ConversationClock {
+        app: use_cases(db),
+        operator,
         every: Duration::from_secs(3600),
     }
 }
@@ -456,6 +471,10 @@ pub fn projector_settings(db: &TestDb, nats: &TestNats) -> projector::Settings {
         billing_clock: projector::BillingClockSettings {
             enabled: false,
             every_ms: 500,
+        },
+        conversation_clock: projector::ConversationClockSettings {
+            enabled: false,
+            every_ms: 200,
         },
         stripe: projector::StripeSettings {
             enabled: false,

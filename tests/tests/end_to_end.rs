@@ -135,10 +135,13 @@ async fn two_businesses_at_once_never_see_each_others_data() {
 
 #[tokio::test]
 async fn a_crowd_racing_for_the_same_slots_never_double_books() {
+    // 20 businesses by default (five customers racing in each, twenty businesses at once):
+    // every customer now books, so each race runs to the end, on debug binaries sharing two
+    // cores with the rest of the suite; `E2E_RACE_TENANTS=100` for the larger crowd.
     let tenants: usize = std::env::var("E2E_RACE_TENANTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
+        .unwrap_or(20);
     let customers = 5;
     let nats = TestNats::new().await;
     let p = Platform::start(&nats.url, nats.ns.prefix(), "memory").await;
@@ -178,15 +181,9 @@ async fn a_crowd_racing_for_the_same_slots_never_double_books() {
             .map(|(_, s)| s)
             .collect();
         let booked = texts.iter().filter(|t| t.contains("Booked!")).count();
-        let offered = texts
-            .iter()
-            .filter(|t| t.contains("was just taken"))
-            .count();
-        assert!(booked >= 1, "business {i}: {texts:?}");
         assert_eq!(
-            booked + offered,
-            customers,
-            "business {i}: every customer is booked or offered other times: {texts:?}"
+            booked, customers,
+            "business {i}: every customer is booked (a time taken meanwhile is replaced by the nearest one): {texts:?}"
         );
     }
     // No two active bookings of a business overlap (the agenda invariant), as the read side

@@ -278,8 +278,12 @@ async fn subscribe(t: &Tenant<'_>, query: &e2e_tests::QueryApp, fake: &Fake, pla
 async fn messages(app: &CommandApp, tenant: uuid::Uuid, count: usize, tag: &str) {
     struct Always;
     impl app::conversation::AnswerPolicy for Always {
-        async fn may_answer(&self, _: uuid::Uuid, _: &domain::values::PhoneNumber) -> bool {
-            true
+        async fn may_answer(
+            &self,
+            _: uuid::Uuid,
+            _: &domain::conversation::InboundMessage,
+        ) -> app::conversation::Answer {
+            app::conversation::Answer::Now
         }
     }
     let uc = e2e_tests::use_cases(&app.db);

@@ -12,14 +12,14 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 
 use super::engine::{BookingView, BotAction, Calendar, agenda_day};
-use crate::agenda::{Agenda, AgendaState, Interval};
+use crate::agenda::{Agenda, AgendaCommand, AgendaState, Interval};
 use crate::booking::{
     AppointmentRequest, BookingAggregate, BookingState, Channel, Customer, Party,
 };
 use crate::bot_config::BotConfigState;
 use crate::decider::Decider;
 use crate::ids::{BookingId, ResourceId, ServiceId};
-use crate::scheduling::{self, Scheduled, SchedulingError, appointment_at};
+use crate::scheduling::{self, AgendaChange, Scheduled, SchedulingError, appointment_at, occupied};
 use crate::values::{LocalDate, PhoneNumber};
 
 /// A customer's bookings and the agenda days of the (default) resource the bot may offer.
@@ -33,7 +33,8 @@ pub struct CustomerCalendar {
     pub buffers: HashMap<ServiceId, u32>,
 }
 
-/// One booking a turn changed: the events for its stream and the agenda days it touched.
+/// One booking a turn changed: the events for its stream (none for a reservation) and the
+/// agenda days it touched.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BookingChange {
     pub booking_id: BookingId,
@@ -162,6 +163,52 @@ impl CustomerCalendar {
                     )?;
                     (*booking_id, before, scheduled)
                 }
+                BotAction::ReserveSlot {
+                    booking_id,
+                    service_id,
+                    start,
+                    until,
+                } => {
+                    let Some(service) = config.services.get(service_id) else {
+                        continue;
+                    };
+                    let agenda = self.agenda(agenda_day(settings, *start));
+                    let events = Agenda::decide(
+                        &agenda,
+                        AgendaCommand::Reserve {
+                            booking_id: *booking_id,
+                            interval: occupied(
+                                appointment_at(*start, service.duration),
+                                service.buffer_minutes,
+                            ),
+                            capacity: service.capacity,
+                            until: *until,
+                            now,
+                        },
+                    )?;
+                    (
+                        *booking_id,
+                        BookingState::default(),
+                        only_agenda(agenda, events),
+                    )
+                }
+                BotAction::ReleaseSlot { booking_id, start } => {
+                    let agenda = self.agenda(agenda_day(settings, *start));
+                    let events = Agenda::decide(
+                        &agenda,
+                        AgendaCommand::ReleaseReservation {
+                            booking_id: *booking_id,
+                        },
+                    )?;
+                    if events.is_empty() {
+                        continue;
+                    }
+                    (
+                        *booking_id,
+                        BookingState::default(),
+                        only_agenda(agenda, events),
+                    )
+                }
                 BotAction::HandOff => continue,
             };
             self.take_in(before, &scheduled);
@@ -175,6 +222,10 @@ impl CustomerCalendar {
 
     /// Applies a change to the calendar's own copies of the booking and its agendas.
     fn take_in(&mut self, before: BookingState, scheduled: &Scheduled) {
+        self.take_in_agendas(scheduled);
+        if scheduled.booking.is_empty() {
+            return;
+        }
         let after = scheduled
             .booking
             .iter()
@@ -188,6 +239,9 @@ impl CustomerCalendar {
             Some(slot) => *slot = after,
             None => self.bookings.push(after),
         }
+    }
+
+    fn take_in_agendas(&mut self, scheduled: &Scheduled) {
         for change in &scheduled.agendas {
             if let Some((_, day)) = &change.agenda.key {
                 let evolved = change
@@ -200,11 +254,19 @@ impl CustomerCalendar {
     }
 }
 
+/// A change to one agenda only (a reservation made or let go).
+fn only_agenda(agenda: AgendaState, events: Vec<crate::agenda::AgendaEvent>) -> Scheduled {
+    Scheduled {
+        booking: vec![],
+        agendas: vec![AgendaChange { agenda, events }],
+    }
+}
+
 impl Calendar for CustomerCalendar {
-    fn holds(&self, date: LocalDate) -> Vec<(BookingId, Interval)> {
+    fn taken(&self, date: LocalDate, now: DateTime<Utc>) -> Vec<(BookingId, Interval)> {
         self.agendas
             .get(&date)
-            .map(|a| a.holds.clone())
+            .map(|a| a.taken(now))
             .unwrap_or_default()
     }
 

@@ -8,14 +8,18 @@
 //! command side reloads the calendar and steps again: the engine then sees the slot taken and
 //! offers other times.
 
-use chrono::{DateTime, Duration, Utc};
+use std::borrow::Cow;
+
+use chrono::{DateTime, Duration, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::agenda::Interval;
 use crate::availability::{Slot, free_slots, is_open_at, next_opening, open_days};
 use crate::booking::{BookingStatus, booking_reference};
+use crate::bot::i18n::{self, Labels};
 use crate::bot::message::{Choice, Inbound, Reply, contains_words, normalize, render};
-use crate::bot_config::{BotSettings, PaymentMethod, Service, TimeRange};
+use crate::bot::understand::{self, Language};
+use crate::bot_config::{BotSettings, PaymentMethod, Service, Texts, TimeRange};
 use crate::ids::{BookingId, ServiceId};
 use crate::scheduling::occupied;
 use crate::values::LocalDate;
@@ -48,8 +52,9 @@ pub struct BookingView {
 /// The write model's view of time that matters to the conversation. Implemented by the command
 /// side over agenda and booking streams it has loaded.
 pub trait Calendar {
-    /// Holds on the (default resource's) agenda of a local date, by booking.
-    fn holds(&self, date: LocalDate) -> Vec<(BookingId, Interval)>;
+    /// What is taken at `now` on the (default resource's) agenda of a local date, by booking
+    /// (bookings' holds and live reservations).
+    fn taken(&self, date: LocalDate, now: DateTime<Utc>) -> Vec<(BookingId, Interval)>;
     /// This customer's bookings.
     fn bookings(&self) -> Vec<BookingView>;
 }
@@ -65,6 +70,9 @@ pub enum Step {
     AskingName,
     Confirming,
     ChoosingPayment,
+    /// At the summary, the customer asked to change something: the time, the service or the
+    /// name.
+    ChoosingChange,
     ChoosingBookingToCancel,
     ChoosingBookingToReschedule,
     HandedOff,
@@ -87,6 +95,15 @@ pub struct BotState {
     /// The booking being rescheduled, if that is what the customer is doing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rescheduling: Option<BookingId>,
+    /// The reservation of the chosen time (`start`), under the id the booking will have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<BookingId>,
+    /// A time of day the customer typed before a service was chosen ("tomorrow at 5pm").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked_time: Option<NaiveTime>,
+    /// The language the customer writes in, when it is one the bot speaks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<Language>,
     /// The last question asked, to map typed answers ("2", "Haircut") to its choices and to
     /// ask again when an answer is not understood.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -128,6 +145,19 @@ pub enum BotAction {
         booking_id: BookingId,
         start: DateTime<Utc>,
     },
+    /// Keep the chosen time for the customer until `until`, under the id the booking will
+    /// have (the agenda decides whether it is still free).
+    ReserveSlot {
+        booking_id: BookingId,
+        service_id: ServiceId,
+        start: DateTime<Utc>,
+        until: DateTime<Utc>,
+    },
+    /// Let a reservation go (the customer chose otherwise or started over).
+    ReleaseSlot {
+        booking_id: BookingId,
+        start: DateTime<Utc>,
+    },
     HandOff,
 }
 
@@ -141,6 +171,11 @@ pub struct Turn {
 }
 
 const PAGE: usize = 8;
+
+/// A typed yes, in the languages the bot speaks.
+const YES: &[&str] = &[
+    "yes", "y", "ok", "okay", "si", "sim", "vale", "claro", "dale",
+];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Global {
@@ -156,7 +191,9 @@ enum Global {
 const GLOBALS: &[(Global, &[&str])] = &[
     (
         Global::Menu,
-        &["menu", "start", "restart", "hi", "hello", "hola", "inicio"],
+        &[
+            "menu", "start", "restart", "hi", "hello", "hola", "inicio", "oi", "ola", "inicio",
+        ],
     ),
     (Global::Cancel, &["cancel", "cancel booking", "cancelar"]),
     (
@@ -166,20 +203,38 @@ const GLOBALS: &[(Global, &[&str])] = &[
             "change booking",
             "reprogramar",
             "cambiar cita",
+            "remarcar",
         ],
     ),
     (
         Global::MyBookings,
-        &["my bookings", "bookings", "mis citas", "mis reservas"],
+        &[
+            "my bookings",
+            "bookings",
+            "mis citas",
+            "mis reservas",
+            "minhas marcacoes",
+        ],
     ),
     (
         Global::Hours,
         &["hours", "opening hours", "horario", "horarios"],
     ),
-    (Global::Prices, &["prices", "price list", "precios"]),
+    (
+        Global::Prices,
+        &["prices", "price list", "precios", "precos"],
+    ),
     (
         Global::Agent,
-        &["agent", "human", "person", "agente", "persona"],
+        &[
+            "agent",
+            "human",
+            "person",
+            "agente",
+            "persona",
+            "atendente",
+            "pessoa",
+        ],
     ),
 ];
 
@@ -192,13 +247,16 @@ pub fn step(
     let timeout = Duration::minutes(i64::from(ctx.settings.flow.session_timeout_minutes));
     let mut state = state.clone();
     let mut expired = false;
+    let mut expired_hold = None;
     if let Some(last) = state.last_activity
         && input.now - last > timeout
         && state.step != Step::Idle
     {
         // A stale session must not answer with the old flow: start over, keep the name.
+        expired_hold = state.hold.zip(state.start);
         state = BotState {
             customer_name: state.customer_name.take(),
+            language: state.language,
             ..BotState::default()
         };
         expired = true;
@@ -213,6 +271,11 @@ pub fn step(
         replies: Vec::new(),
         actions: Vec::new(),
     };
+    if let Some((booking_id, start)) = expired_hold {
+        engine
+            .actions
+            .push(BotAction::ReleaseSlot { booking_id, start });
+    }
     engine.handle(input.inbound);
     engine.state.last_activity = Some(input.now);
     Turn {
@@ -235,14 +298,34 @@ struct Engine<'a> {
 }
 
 impl Engine<'_> {
-    fn texts(&self) -> &crate::bot_config::Texts {
-        &self.ctx.settings.flow.texts
+    /// The language this customer is answered in.
+    fn lang(&self) -> Language {
+        let flow = &self.ctx.settings.flow;
+        match self.state.language {
+            Some(language) if flow.answer_in_customer_language => language,
+            _ => flow.language,
+        }
+    }
+
+    /// The business's texts, or the defaults of the customer's language.
+    fn texts(&self) -> Cow<'_, Texts> {
+        let flow = &self.ctx.settings.flow;
+        if self.lang() == flow.language {
+            Cow::Borrowed(&flow.texts)
+        } else {
+            Cow::Owned(Texts::in_language(self.lang()))
+        }
+    }
+
+    fn labels(&self) -> &'static Labels {
+        i18n::labels(self.lang())
     }
 
     fn handle(&mut self, inbound: &Inbound) {
         let (id, text) = match inbound {
-            Inbound::Unsupported { .. } => {
-                if self.state.step == Step::HandedOff {
+            Inbound::Unsupported { message_type } => {
+                // A reaction or a system notice is not a message to answer.
+                if self.state.step == Step::HandedOff || !expects_answer(message_type) {
                     return;
                 }
                 self.say(&self.texts().unsupported_message.clone(), &[]);
@@ -256,7 +339,16 @@ impl Engine<'_> {
         };
 
         if id.is_none() {
+            // A conversation (re)starting in another language the bot speaks goes on in it.
+            if matches!(self.state.step, Step::Idle | Step::ChoosingService)
+                && let Some(language) = understand::language_of(text)
+            {
+                self.state.language = Some(language);
+            }
             if let Some(global) = self.global_command(text) {
+                if global == Global::Menu {
+                    return self.start_with(Some(text));
+                }
                 return self.run_global(global);
             }
             if self.state.step == Step::HandedOff {
@@ -270,13 +362,29 @@ impl Engine<'_> {
                 return;
             }
         }
+        // A day or a time typed while choosing ("friday 5pm") goes there, before it is read
+        // as one of the choices ("Haircut" in "haircut tomorrow").
+        if id.is_none()
+            && matches!(
+                self.state.step,
+                Step::ChoosingService | Step::ChoosingDay | Step::ChoosingTime
+            )
+            && !understand::when(text, self.local_date(self.now)).is_empty()
+            && self.jump(text)
+        {
+            return;
+        }
         let id = id.or_else(|| self.typed_choice(text));
 
         match self.state.step {
-            Step::Idle | Step::HandedOff => self.start(),
+            Step::Idle | Step::HandedOff => self.start_with(Some(text)),
             Step::AskingName => self.on_name(text),
             step => match id {
                 Some(id) => self.on_choice(step, &id),
+                None if matches!(
+                    step,
+                    Step::ChoosingService | Step::ChoosingDay | Step::ChoosingTime
+                ) && self.jump(text) => {}
                 None => self.not_understood(),
             },
         }
@@ -300,13 +408,7 @@ impl Engine<'_> {
 
     fn run_global(&mut self, global: Global) {
         match global {
-            Global::Menu => {
-                self.state = BotState {
-                    customer_name: self.state.customer_name.take(),
-                    ..BotState::default()
-                };
-                self.start();
-            }
+            Global::Menu => self.start(),
             Global::Cancel => self.offer_own_bookings(Step::ChoosingBookingToCancel),
             Global::Reschedule => self.offer_own_bookings(Step::ChoosingBookingToReschedule),
             Global::MyBookings => {
@@ -374,24 +476,165 @@ impl Engine<'_> {
     // ---- the booking flow ----
 
     fn start(&mut self) {
-        self.state = BotState {
-            customer_name: self.state.customer_name.take(),
-            ..BotState::default()
+        self.start_with(None);
+    }
+
+    /// Greets and offers the services, or, when `text` already says what the customer wants
+    /// ("haircut tomorrow at 5pm"), goes straight there.
+    fn start_with(&mut self, text: Option<&str>) {
+        self.finish();
+        let greeting = if self.state.customer_name.is_some() {
+            self.texts().welcome_back.clone()
+        } else {
+            self.texts().greeting.clone()
         };
-        self.say(&self.texts().greeting.clone(), &[]);
+        self.say(&greeting, &[]);
         if !self.ctx.bookings_open {
             return self.say(&self.texts().bookings_paused.clone(), &[]);
         }
         if !is_open_at(self.ctx.settings, self.now)
             && let Some(opens) = next_opening(self.ctx.settings, self.now, 14)
         {
-            let opens = format!("{} {}", opens.format("%a %-d %b"), opens.format("%H:%M"));
+            let opens = format!(
+                "{} {}",
+                self.date_label(opens.date_naive()),
+                opens.format("%H:%M")
+            );
             self.say(&self.texts().closed_now.clone(), &[("opens", &opens)]);
         }
-        self.offer_services(0);
+        if text.is_some_and(|t| self.jump(t)) {
+            return;
+        }
+        self.offer_services();
     }
 
-    fn offer_services(&mut self, page: usize) {
+    /// Acts on a service, a day or a time the customer typed: the service is chosen, a day's
+    /// free times are offered, a time is kept when free or the nearest free ones offered.
+    /// False when the text names none of these.
+    fn jump(&mut self, text: &str) -> bool {
+        let names: Vec<&str> = self.ctx.services.iter().map(|s| s.name.as_str()).collect();
+        let service = understand::named(text, &names)
+            .and_then(|name| self.ctx.services.iter().find(|s| s.name == name))
+            .map(|s| s.id);
+        let today = self.local_date(self.now);
+        let horizon = today + Duration::days(i64::from(self.ctx.settings.rules.horizon_days));
+        let when = understand::when(text, today);
+        let date = when.date.filter(|d| *d <= horizon);
+        if service.is_none() && date.is_none() && when.time.is_none() {
+            return false;
+        }
+        if self.state.rescheduling.is_none()
+            && let Some(service) = service
+        {
+            self.state.service = Some(service);
+        }
+        if let Some(date) = date {
+            self.state.date = Some(date);
+        }
+        if when.time.is_some() {
+            self.state.asked_time = when.time;
+        }
+        if self.state.service.is_none() {
+            // A day or a time without a service: remembered for when one is chosen.
+            self.list_services(0);
+            return true;
+        }
+        self.after_service();
+        true
+    }
+
+    /// The service is known: the day asked for (or the first day with the time asked for),
+    /// else the days.
+    fn after_service(&mut self) {
+        let time = self.state.asked_time.take();
+        let date = self.state.date.or_else(|| {
+            let time = time?;
+            let today = self.local_date(self.now);
+            open_days(
+                self.ctx.settings,
+                today,
+                self.ctx.settings.rules.horizon_days as usize,
+            )
+            .into_iter()
+            .find(|d| {
+                self.slots_on(*d)
+                    .iter()
+                    .any(|s| s.local_start.time() == time)
+            })
+        });
+        match (date, time) {
+            (Some(date), Some(time)) => {
+                self.state.date = Some(date);
+                self.offer_near(date, time);
+            }
+            (Some(date), None) => {
+                self.state.date = Some(date);
+                self.offer_times(0, None);
+            }
+            (None, _) => self.offer_days(0),
+        }
+    }
+
+    /// `time` on `date`: kept when free, else the free times nearest to it.
+    fn offer_near(&mut self, date: LocalDate, time: NaiveTime) {
+        let slots = self.slots_on(date);
+        if let Some(slot) = slots.iter().find(|s| s.local_start.time() == time) {
+            return self.choose_time(slot.appointment.start);
+        }
+        if slots.is_empty() {
+            return self.offer_times(0, None);
+        }
+        let mut nearest = slots.clone();
+        nearest.sort_by_key(|s| (s.local_start.time() - time).num_seconds().abs());
+        nearest.truncate(PAGE);
+        nearest.sort_by_key(|s| s.appointment.start);
+        let mut choices: Vec<Choice> = nearest
+            .iter()
+            .map(|s| Choice {
+                id: format!("time:{}", s.appointment.start.timestamp()),
+                title: s.local_start.format("%H:%M").to_string(),
+                description: None,
+            })
+            .collect();
+        choices.push(more("day:again".into(), self.labels().another_day));
+        let body = self.fill(
+            &self.texts().nearest_times,
+            &[
+                ("time", &time.format("%H:%M").to_string()),
+                ("date", &self.date_label(date)),
+            ],
+        );
+        self.ask(Step::ChoosingTime, &body, self.labels().times, choices);
+    }
+
+    /// The services; a returning customer is first offered the service they booked last.
+    fn offer_services(&mut self) {
+        let last = self
+            .calendar
+            .bookings()
+            .into_iter()
+            .max_by_key(|b| b.appointment.start)
+            .and_then(|b| self.ctx.services.iter().find(|s| s.id == b.service_id));
+        let Some(last) = last else {
+            return self.list_services(0);
+        };
+        let body = self.fill(&self.texts().book_again, &[("service", &last.name)]);
+        let choices = vec![
+            more(
+                format!("svc:{}", last.id),
+                &render(self.labels().yes_service, &[("service", &last.name)]),
+            ),
+            more("svc:more:0".into(), self.labels().something_else),
+        ];
+        self.ask(
+            Step::ChoosingService,
+            &body,
+            self.labels().services,
+            choices,
+        );
+    }
+
+    fn list_services(&mut self, page: usize) {
         let services = self.ctx.services;
         if services.is_empty() {
             self.say(&self.texts().handoff.clone(), &[]);
@@ -410,12 +653,15 @@ impl Engine<'_> {
             })
             .collect();
         if services.len() > (page + 1) * PAGE {
-            choices.push(more(format!("svc:more:{}", page + 1), "More services"));
+            choices.push(more(
+                format!("svc:more:{}", page + 1),
+                self.labels().more_services,
+            ));
         }
         self.ask(
             Step::ChoosingService,
             &self.texts().choose_service.clone(),
-            "Services",
+            self.labels().services,
             choices,
         );
     }
@@ -424,12 +670,12 @@ impl Engine<'_> {
         match (step, id.split_once(':')) {
             (Step::ChoosingService, Some(("svc", rest))) => {
                 if let Some(page) = rest.strip_prefix("more:").and_then(|p| p.parse().ok()) {
-                    return self.offer_services(page);
+                    return self.list_services(page);
                 }
                 match self.ctx.services.iter().find(|s| s.id.to_string() == rest) {
                     Some(service) => {
                         self.state.service = Some(service.id);
-                        self.offer_days(0);
+                        self.after_service();
                     }
                     None => self.not_understood(),
                 }
@@ -456,28 +702,32 @@ impl Engine<'_> {
                     .ok()
                     .and_then(|s| DateTime::from_timestamp(s, 0));
                 match start {
-                    Some(start) => {
+                    Some(start) if self.state.rescheduling.is_some() => {
                         self.state.start = Some(start);
-                        if self.state.rescheduling.is_some() {
-                            self.finish_reschedule();
-                        } else {
-                            self.after_time();
-                        }
+                        self.finish_reschedule();
                     }
+                    Some(start) => self.choose_time(start),
                     None => self.not_understood(),
                 }
             }
-            (Step::Confirming, _) if id == "confirm" => {
-                if self.ctx.settings.flow.ask_payment
-                    && !self.ctx.settings.payment_methods.is_empty()
-                {
-                    self.offer_payment();
-                } else {
+            (Step::Confirming, _) if id == "confirm" => match self.payment_titles().len() {
+                0 => self.finish_booking(),
+                1 => {
+                    self.state.payment = self.ctx.settings.payment_methods.first().cloned();
                     self.finish_booking();
                 }
+                // A conversation from before payment folded into the summary.
+                _ => self.offer_payment(),
+            },
+            (Step::Confirming, _) if id == "change" => self.offer_changes(),
+            (Step::ChoosingChange, _) if id == "change:time" => self.offer_times(0, None),
+            (Step::ChoosingChange, _) if id == "change:service" => {
+                self.let_go();
+                self.list_services(0);
             }
-            (Step::Confirming, _) if id == "change" => self.offer_services(0),
-            (Step::ChoosingPayment, Some(("pay", index))) => {
+            (Step::ChoosingChange, _) if id == "change:name" => self.ask_name(),
+            (_, Some(("help", "agent"))) => self.run_global(Global::Agent),
+            (Step::Confirming | Step::ChoosingPayment, Some(("pay", index))) => {
                 match index
                     .parse::<usize>()
                     .ok()
@@ -517,16 +767,17 @@ impl Engine<'_> {
     }
 
     /// Free slots of the chosen service on `date`, not counting the hold of the booking being
-    /// rescheduled (moving within one's own slot is allowed).
+    /// rescheduled (moving within one's own slot is allowed) nor the customer's own
+    /// reservation.
     fn slots_on(&self, date: LocalDate) -> Vec<Slot> {
         let Some(service) = self.service() else {
             return Vec::new();
         };
         let holds: Vec<Interval> = self
             .calendar
-            .holds(date)
+            .taken(date, self.now)
             .into_iter()
-            .filter(|(b, _)| Some(*b) != self.state.rescheduling)
+            .filter(|(b, _)| Some(*b) != self.state.rescheduling && Some(*b) != self.state.hold)
             .map(|(_, i)| i)
             .collect();
         free_slots(self.ctx.settings, service, date, &holds, self.now)
@@ -541,12 +792,7 @@ impl Engine<'_> {
             .take(PAGE + 1)
             .collect();
         if days.is_empty() {
-            let service = self.service().map(|s| s.name.clone()).unwrap_or_default();
-            self.say(
-                &self.texts().no_times.clone(),
-                &[("date", "the coming days"), ("service", &service)],
-            );
-            return self.offer_services(0);
+            return self.fully_booked();
         }
         let mut choices: Vec<Choice> = days
             .iter()
@@ -554,15 +800,21 @@ impl Engine<'_> {
             .map(|(d, first)| Choice {
                 id: format!("day:{d}"),
                 title: self.date_label(*d),
-                description: Some(format!("from {}", first.local_start.format("%H:%M"))),
+                description: Some(render(
+                    self.labels().from_time,
+                    &[("time", &first.local_start.format("%H:%M").to_string())],
+                )),
             })
             .collect();
         if days.len() > PAGE {
-            choices.push(more(format!("day:more:{}", offset + PAGE), "More days"));
+            choices.push(more(
+                format!("day:more:{}", offset + PAGE),
+                self.labels().more_days,
+            ));
         }
         let service = self.service().map(|s| s.name.clone()).unwrap_or_default();
         let body = self.fill(&self.texts().choose_day, &[("service", &service)]);
-        self.ask(Step::ChoosingDay, &body, "Days", choices);
+        self.ask(Step::ChoosingDay, &body, self.labels().days, choices);
     }
 
     /// Offers the free times of the chosen date, after `lead` (a text such as "that time was
@@ -592,24 +844,109 @@ impl Engine<'_> {
             })
             .collect();
         if slots.len() > (page + 1) * PAGE {
-            choices.push(more(format!("time:more:{}", page + 1), "Later times"));
+            choices.push(more(
+                format!("time:more:{}", page + 1),
+                self.labels().later_times,
+            ));
         }
-        choices.push(more("day:again".into(), "Another day"));
+        choices.push(more("day:again".into(), self.labels().another_day));
         let body =
             lead.unwrap_or_else(|| self.fill(&self.texts().choose_time, &[("date", &date_label)]));
-        self.ask(Step::ChoosingTime, &body, "Times", choices);
+        self.ask(Step::ChoosingTime, &body, self.labels().times, choices);
     }
 
+    /// Nothing free for the service within the horizon: never a dead end. The customer hears
+    /// how to reach the business and can pick another service or ask for a person.
+    fn fully_booked(&mut self) {
+        let service = self.service().map(|s| s.name.clone()).unwrap_or_default();
+        let days = self.ctx.settings.rules.horizon_days.to_string();
+        let body = self.fill(
+            &self.texts().fully_booked,
+            &[("service", &service), ("days", &days)],
+        );
+        let mut choices = Vec::new();
+        if self.ctx.services.len() > 1 && self.state.rescheduling.is_none() {
+            choices.push(more("svc:more:0".into(), self.labels().other_services));
+        }
+        choices.push(more("help:agent".into(), self.labels().talk_to_us));
+        self.ask(Step::ChoosingService, &body, self.labels().options, choices);
+    }
+
+    /// The customer chose a time: if it is still free, it is kept for them while they finish
+    /// (the agenda decides, with the turn); if it was just taken, the times still free.
+    fn choose_time(&mut self, start: DateTime<Utc>) {
+        let (Some(service), Some(date)) = (self.service().cloned(), self.state.date) else {
+            return self.start();
+        };
+        let free = self.slots_on(date);
+        if free.iter().any(|s| s.appointment.start == start) {
+            return self.reserve(&service, start, None);
+        }
+        // Taken since it was offered: the nearest free time that day (the later one on a
+        // tie) is kept instead, and the customer can still change it. A list would have
+        // everyone who lost the race pick the same first time again.
+        let nearest = free
+            .iter()
+            .map(|s| s.appointment.start)
+            .min_by_key(|s| ((*s - start).num_seconds().abs(), *s < start));
+        match nearest {
+            Some(nearest) => {
+                let lead = self.fill(
+                    &self.texts().slot_taken_kept,
+                    &[
+                        ("wanted", &self.time_label(start)),
+                        ("time", &self.time_label(nearest)),
+                    ],
+                );
+                self.reserve(&service, nearest, Some(lead));
+            }
+            None => {
+                self.offer_others_if_taken(date, start);
+            }
+        }
+    }
+
+    /// Reserves `start` for the customer and goes on to the summary, after `lead`.
+    fn reserve(&mut self, service: &Service, start: DateTime<Utc>, lead: Option<String>) {
+        self.let_go();
+        let minutes = i64::from(self.ctx.settings.rules.hold_minutes);
+        if minutes > 0 {
+            let booking_id = self.new_booking_id;
+            self.actions.push(BotAction::ReserveSlot {
+                booking_id,
+                service_id: service.id,
+                start,
+                until: self.now + Duration::minutes(minutes),
+            });
+            self.state.hold = Some(booking_id);
+        }
+        self.state.start = Some(start);
+        if let Some(lead) = lead {
+            self.replies.push(Reply::text(lead));
+        }
+        self.after_time();
+    }
+
+    /// The name comes from the conversation (remembered, or the WhatsApp profile); it is asked
+    /// only when there is none and the flow wants one.
     fn after_time(&mut self) {
         if self.state.customer_name.is_none() {
-            if self.ctx.settings.flow.ask_name {
-                self.state.step = Step::AskingName;
-                self.state.prompt = None;
-                return self.say(&self.texts().ask_name.clone(), &[]);
+            self.state.customer_name = self
+                .profile_name
+                .map(str::trim)
+                .filter(|n| !n.is_empty() && n.chars().count() <= 60)
+                .map(str::to_owned);
+            if self.state.customer_name.is_none() && self.ctx.settings.flow.ask_name {
+                return self.ask_name();
             }
-            self.state.customer_name = self.profile_name.map(str::to_owned);
         }
         self.offer_summary();
+    }
+
+    fn ask_name(&mut self) {
+        self.state.step = Step::AskingName;
+        self.state.prompt = None;
+        self.say(&self.texts().ask_name.clone(), &[]);
     }
 
     fn on_name(&mut self, text: &str) {
@@ -621,11 +958,31 @@ impl Engine<'_> {
         self.offer_summary();
     }
 
+    /// How the customer can pay, as choice titles; empty when the flow does not ask.
+    fn payment_titles(&self) -> Vec<&'static str> {
+        if !self.ctx.settings.flow.ask_payment {
+            return Vec::new();
+        }
+        self.ctx
+            .settings
+            .payment_methods
+            .iter()
+            .map(|m| match m {
+                PaymentMethod::Cash => self.labels().pay_at_venue,
+                PaymentMethod::BankTransfer { .. } => self.labels().bank_transfer,
+                PaymentMethod::PaymentLink { .. } => self.labels().pay_online,
+            })
+            .collect()
+    }
+
+    /// The summary, with the name and how long the time is kept. Its choices confirm: with
+    /// several payment methods, each method is a way to confirm, so paying is not one more
+    /// question.
     fn offer_summary(&mut self) {
         let (Some(service), Some(start)) = (self.service().cloned(), self.state.start) else {
             return self.start();
         };
-        let body = self.fill(
+        let mut body = self.fill(
             &self.texts().summary,
             &[
                 ("service", &service.name),
@@ -634,33 +991,52 @@ impl Engine<'_> {
                 ("price", &service.price.to_string()),
             ],
         );
+        if self.state.customer_name.is_some() {
+            body = format!("{body}\n{}", self.fill(&self.texts().booking_name, &[]));
+        }
+        if self.state.hold.is_some() {
+            let minutes = self.ctx.settings.rules.hold_minutes.to_string();
+            body = format!(
+                "{body}\n{}",
+                self.fill(&self.texts().held, &[("minutes", &minutes)])
+            );
+        }
+        let titles = self.payment_titles();
+        let mut choices: Vec<Choice> = if titles.len() > 1 {
+            body = format!("{body}\n{}", self.fill(&self.texts().choose_payment, &[]));
+            titles
+                .iter()
+                .enumerate()
+                .map(|(i, t)| more(format!("pay:{i}"), t))
+                .collect()
+        } else {
+            vec![more("confirm".into(), self.labels().confirm)]
+        };
+        choices.push(more("change".into(), self.labels().change));
+        self.ask(Step::Confirming, &body, self.labels().options, choices);
+    }
+
+    fn offer_changes(&mut self) {
+        let l = self.labels();
         let choices = vec![
-            more("confirm".into(), "Confirm"),
-            more("change".into(), "Change"),
+            more("change:time".into(), l.another_time),
+            more("change:service".into(), l.another_service),
+            more("change:name".into(), l.my_name),
         ];
-        self.ask(Step::Confirming, &body, "Options", choices);
+        self.ask(Step::ChoosingChange, l.what_to_change, l.options, choices);
     }
 
     fn offer_payment(&mut self) {
         let choices = self
-            .ctx
-            .settings
-            .payment_methods
+            .payment_titles()
             .iter()
             .enumerate()
-            .map(|(i, m)| {
-                let title = match m {
-                    PaymentMethod::Cash => "Cash",
-                    PaymentMethod::BankTransfer { .. } => "Bank transfer",
-                    PaymentMethod::PaymentLink { .. } => "Pay online",
-                };
-                more(format!("pay:{i}"), title)
-            })
+            .map(|(i, t)| more(format!("pay:{i}"), t))
             .collect();
         self.ask(
             Step::ChoosingPayment,
             &self.texts().choose_payment.clone(),
-            "Payment",
+            self.labels().payment,
             choices,
         );
     }
@@ -674,16 +1050,13 @@ impl Engine<'_> {
         };
         if !self.ctx.bookings_open {
             self.say(&self.texts().bookings_paused.clone(), &[]);
-            self.state = BotState {
-                customer_name: self.state.customer_name.take(),
-                ..BotState::default()
-            };
-            return;
+            return self.finish();
         }
         if self.offer_others_if_taken(date, start) {
             return;
         }
-        let booking_id = self.new_booking_id;
+        // The booking holds the reservation it made, under the same id.
+        let booking_id = self.state.hold.take().unwrap_or(self.new_booking_id);
         let reference = booking_reference(booking_id);
         let payment = self.state.payment.clone();
         let confirm = matches!(payment, None | Some(PaymentMethod::Cash));
@@ -737,6 +1110,7 @@ impl Engine<'_> {
             &self.texts().slot_taken,
             &[("time", &self.time_label(start))],
         );
+        self.let_go();
         self.state.start = None;
         self.offer_times(0, Some(lead));
         true
@@ -792,12 +1166,22 @@ impl Engine<'_> {
         self.finish();
     }
 
-    /// Back to idle, remembering only who the customer is.
+    /// Back to idle, remembering only who the customer is; a time still kept is let go.
     fn finish(&mut self) {
+        self.let_go();
         self.state = BotState {
             customer_name: self.state.customer_name.take(),
+            language: self.state.language,
             ..BotState::default()
         };
+    }
+
+    /// Lets the customer's reservation go, if they have one.
+    fn let_go(&mut self) {
+        if let Some((booking_id, start)) = self.state.hold.take().zip(self.state.start) {
+            self.actions
+                .push(BotAction::ReleaseSlot { booking_id, start });
+        }
     }
 
     fn upcoming_bookings(&self) -> Vec<BookingView> {
@@ -845,12 +1229,12 @@ impl Engine<'_> {
             })
             .collect();
         let body = if step == Step::ChoosingBookingToCancel {
-            "Which booking should I cancel?"
+            self.labels().which_to_cancel
         } else {
-            "Which booking would you like to move?"
+            self.labels().which_to_move
         };
         self.state.rescheduling = None;
-        self.ask(step, body, "Bookings", choices);
+        self.ask(step, body, self.labels().bookings, choices);
     }
 
     // ---- asking, re-asking, understanding ----
@@ -901,6 +1285,9 @@ impl Engine<'_> {
         if typed.is_empty() {
             return None;
         }
+        if YES.contains(&typed.as_str()) && offered.iter().any(|c| c.id == "confirm") {
+            return Some("confirm".into());
+        }
         offered
             .iter()
             .find(|c| normalize(&c.title) == typed)
@@ -940,7 +1327,7 @@ impl Engine<'_> {
     }
 
     fn date_label(&self, date: LocalDate) -> String {
-        date.format("%a %-d %b").to_string()
+        i18n::date_label(self.lang(), date)
     }
 
     fn time_label(&self, at: DateTime<Utc>) -> String {
@@ -952,7 +1339,7 @@ impl Engine<'_> {
     fn hours_text(&self) -> String {
         let show = |ranges: &[TimeRange]| {
             if ranges.is_empty() {
-                "closed".to_owned()
+                self.labels().closed.to_owned()
             } else {
                 ranges
                     .iter()
@@ -964,10 +1351,22 @@ impl Engine<'_> {
         use chrono::Weekday::*;
         [Mon, Tue, Wed, Thu, Fri, Sat, Sun]
             .iter()
-            .map(|d| format!("{d}: {}", show(self.ctx.settings.hours.on(*d))))
+            .map(|d| {
+                let name = self.labels().weekdays[d.num_days_from_monday() as usize];
+                format!("{name}: {}", show(self.ctx.settings.hours.on(*d)))
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// Whether an inbound of this type is a message the customer expects an answer to (a
+/// reaction to one of the bot's messages, or a system notice, is not).
+fn expects_answer(message_type: &str) -> bool {
+    !matches!(
+        message_type,
+        "reaction" | "system" | "ephemeral" | "unsupported_reaction"
+    )
 }
 
 fn more(id: String, title: &str) -> Choice {

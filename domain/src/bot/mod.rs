@@ -3,7 +3,9 @@
 
 pub mod calendar;
 pub mod engine;
+pub mod i18n;
 pub mod message;
+pub mod understand;
 
 #[cfg(test)]
 mod transcripts;

@@ -11,7 +11,7 @@ use super::engine::*;
 use super::message::{Inbound, Reply};
 use crate::agenda::{AgendaState, Interval};
 use crate::bot_config::tests::{haircut, range, settings};
-use crate::bot_config::{BotConfigState, BotSettings, KeywordReply, Service};
+use crate::bot_config::{BotConfigState, BotSettings, KeywordReply, PaymentMethod, Service};
 use crate::ids::{BookingId, ResourceId, ServiceId};
 use crate::values::{LocalDate, Money, PhoneNumber, ServiceDuration};
 
@@ -27,6 +27,10 @@ struct World {
     last_expired: bool,
     /// Whether the plan takes a new booking (the command side decides it).
     bookings_open: bool,
+    /// The WhatsApp profile name Meta sends with each message.
+    profile_name: Option<&'static str>,
+    /// How many messages the customer sent.
+    messages: usize,
 }
 
 fn beard() -> Service {
@@ -56,7 +60,18 @@ impl World {
             last_actions: Vec::new(),
             last_expired: false,
             bookings_open: true,
+            profile_name: Some("Ana WhatsApp"),
+            messages: 0,
         }
+    }
+
+    /// Another customer of the same business, seeing the same agendas.
+    fn other(&self) -> Self {
+        let mut other = World::new();
+        other.calendar.agendas = self.calendar.agendas.clone();
+        other.now = self.now;
+        other.next_id = self.next_id + 1000;
+        other
     }
 
     /// The configuration as the command side folds it from the stream.
@@ -93,7 +108,7 @@ impl World {
             &self.state,
             Input {
                 inbound: &inbound,
-                profile_name: Some("Ana WhatsApp"),
+                profile_name: self.profile_name,
                 now: self.now,
                 new_booking_id: BookingId::from_uuid(uuid::Uuid::from_u128(self.next_id)),
             },
@@ -112,15 +127,17 @@ impl World {
             .expect("the engine's actions fit the calendar");
         self.last_actions = turn.actions;
         self.now += Duration::seconds(20);
+        self.messages += 1;
         turn.replies
     }
 
-    /// Holds on every agenda day (what another customer would see).
+    /// What is taken on every agenda day now (what another customer would see): holds and
+    /// live reservations.
     fn holds(&self) -> Vec<(BookingId, Interval)> {
         self.calendar
             .agendas
             .values()
-            .flat_map(|a| a.holds.clone())
+            .flat_map(|a| a.taken(self.now))
             .collect()
     }
 
@@ -166,8 +183,10 @@ fn bodies(replies: &[Reply]) -> String {
         .join(" | ")
 }
 
-/// Books Haircut on Tuesday at 10:00 (payment in cash), asserting along the way.
+/// Books Haircut on Tuesday at 10:00 (payment at the venue), asserting along the way: five
+/// messages from hi, the name from the WhatsApp profile, the payment folded into the summary.
 fn book_haircut(w: &mut World) -> BookingId {
+    let before = w.messages;
     let replies = w.say("hi");
     assert!(
         bodies(&replies).contains("Welcome to Demo Salon"),
@@ -181,20 +200,32 @@ fn book_haircut(w: &mut World) -> BookingId {
     assert!(bodies(&replies).contains("free on Tue 1 Dec"));
     assert_eq!(World::titles(&replies)[0], "09:00");
     let replies = w.tap("10:00");
+    let text = bodies(&replies);
     assert!(
-        bodies(&replies).contains("What name"),
-        "{}",
-        bodies(&replies)
+        text.contains("Haircut on Tue 1 Dec at 10:00 for 25.00 EUR"),
+        "{text}"
     );
-    let replies = w.say("Ana García");
+    assert!(text.contains("Name: Ana WhatsApp"), "{text}");
     assert!(
-        bodies(&replies).contains("Haircut on Tue 1 Dec at 10:00 for 25.00 EUR"),
-        "{}",
-        bodies(&replies)
+        text.contains("keeping this time for you for 10 minutes"),
+        "{text}"
     );
-    let replies = w.tap("Confirm");
-    assert_eq!(World::titles(&replies), ["Cash", "Bank transfer"]);
-    let replies = w.tap("Cash");
+    assert_eq!(
+        World::titles(&replies),
+        ["Pay at the venue", "Bank transfer", "Change"]
+    );
+    let [
+        BotAction::ReserveSlot {
+            booking_id: reserved,
+            until,
+            ..
+        },
+    ] = w.last_actions[..]
+    else {
+        panic!("expected a reservation: {:?}", w.last_actions)
+    };
+    assert_eq!(until, w.now - Duration::seconds(20) + Duration::minutes(10));
+    let replies = w.tap("Pay at the venue");
     let text = bodies(&replies);
     assert!(
         text.contains("Booked! Haircut on Tue 1 Dec at 10:00"),
@@ -214,14 +245,22 @@ fn book_haircut(w: &mut World) -> BookingId {
     else {
         panic!("expected one booking request: {:?}", w.last_actions)
     };
+    assert_eq!(*booking_id, reserved, "the booking holds its reservation");
     assert!(text.contains(reference.as_str()));
-    assert_eq!(customer_name.as_deref(), Some("Ana García"));
+    assert_eq!(customer_name.as_deref(), Some("Ana WhatsApp"));
     assert!(*confirm, "cash bookings are confirmed at once");
     assert_eq!(
         *start,
         "2026-12-01T09:00:00Z".parse::<DateTime<Utc>>().unwrap()
     );
     assert_eq!(w.state.step, Step::Idle);
+    assert_eq!(w.messages - before, 5, "hi to booked in five messages");
+    assert!(
+        w.calendar
+            .agendas
+            .values()
+            .all(|a| a.reservations.is_empty())
+    );
     *booking_id
 }
 
@@ -230,12 +269,113 @@ fn a_customer_books_from_hi_to_confirmed() {
     let mut w = World::new();
     book_haircut(&mut w);
     // The slot is gone for the next customer.
-    let mut other = World::new();
-    other.calendar.agendas = w.calendar.agendas.clone();
+    let mut other = w.other();
     other.say("hi");
     other.tap("Haircut");
     let replies = other.tap("Tue 1 Dec");
     assert!(!World::titles(&replies).contains(&"10:00".to_string()));
+}
+
+#[test]
+fn a_customer_without_a_profile_name_is_asked_and_can_change_it_at_the_summary() {
+    let mut w = World::new();
+    w.profile_name = None;
+    w.say("hi");
+    w.tap("Haircut");
+    w.tap("Tue 1 Dec");
+    let replies = w.tap("10:00");
+    assert!(
+        bodies(&replies).contains("What name"),
+        "{}",
+        bodies(&replies)
+    );
+    let replies = w.say("Ana García");
+    assert!(bodies(&replies).contains("Name: Ana García"));
+    w.tap("Change");
+    let replies = w.tap("My name");
+    assert!(bodies(&replies).contains("What name"));
+    let replies = w.say("Ana G. Pérez");
+    assert!(bodies(&replies).contains("Name: Ana G. Pérez"));
+    w.tap("Pay at the venue");
+    let [BotAction::RequestBooking { customer_name, .. }] = &w.last_actions[..] else {
+        panic!("{:?}", w.last_actions)
+    };
+    assert_eq!(customer_name.as_deref(), Some("Ana G. Pérez"));
+}
+
+#[test]
+fn a_chosen_time_is_kept_from_other_customers_until_the_hold_runs_out() {
+    let mut w = World::new();
+    w.say("hi");
+    w.tap("Haircut");
+    w.tap("Tue 1 Dec");
+    w.tap("10:00");
+    assert_eq!(w.holds().len(), 1, "10:00 is reserved");
+    // Another customer is not offered it.
+    let mut other = w.other();
+    other.say("hi");
+    other.tap("Haircut");
+    let replies = other.tap("Tue 1 Dec");
+    let titles = World::titles(&replies);
+    assert!(!titles.contains(&"10:00".to_string()), "{titles:?}");
+    // One who was offered it before is told at once, at the time step, and the nearest free
+    // time is kept instead.
+    let mut earlier = World::new();
+    earlier.say("hi");
+    earlier.tap("Haircut");
+    earlier.tap("Tue 1 Dec");
+    earlier.calendar.agendas = w.calendar.agendas.clone();
+    earlier.now = w.now;
+    let replies = earlier.tap("10:00");
+    let text = bodies(&replies);
+    assert!(
+        text.contains("10:00 was just taken, so I am keeping 11:00 for you instead"),
+        "{text}"
+    );
+    assert!(text.contains("Haircut on Tue 1 Dec at 11:00"), "{text}");
+    assert!(matches!(
+        earlier.last_actions[..],
+        [BotAction::ReserveSlot { .. }]
+    ));
+    assert_eq!(earlier.state.step, Step::Confirming);
+    // Once the hold has run out, the time is offered again.
+    let mut later = w.other();
+    later.now = w.now + Duration::minutes(10);
+    later.say("hi");
+    later.tap("Haircut");
+    let replies = later.tap("Tue 1 Dec");
+    assert!(World::titles(&replies).contains(&"10:00".to_string()));
+}
+
+#[test]
+fn a_reservation_is_let_go_when_the_customer_chooses_otherwise_or_starts_over() {
+    let mut w = World::new();
+    w.say("hi");
+    w.tap("Haircut");
+    w.tap("Tue 1 Dec");
+    w.tap("10:00");
+    w.tap("Change");
+    w.tap("Another time");
+    w.tap("10:45");
+    assert!(
+        matches!(
+            &w.last_actions[..],
+            [BotAction::ReleaseSlot { .. }, BotAction::ReserveSlot { .. }]
+        ),
+        "{:?}",
+        w.last_actions
+    );
+    let taken: Vec<_> = w.holds().into_iter().map(|(_, i)| i.start).collect();
+    assert_eq!(
+        taken,
+        ["2026-12-01T09:45:00Z".parse::<DateTime<Utc>>().unwrap()]
+    );
+    w.say("menu");
+    assert!(matches!(
+        &w.last_actions[..],
+        [BotAction::ReleaseSlot { .. }]
+    ));
+    assert!(w.holds().is_empty());
 }
 
 #[test]
@@ -315,14 +455,15 @@ fn bookings_paused_while_a_customer_was_choosing_take_no_booking() {
     w.tap("Haircut");
     w.tap("Tue 1 Dec");
     w.tap("10:00");
-    w.say("Ana García");
-    w.tap("Confirm");
     w.bookings_open = false;
-    let replies = w.tap("Cash");
+    let replies = w.tap("Pay at the venue");
     let text = bodies(&replies);
     assert!(text.contains("Online booking is paused"), "{text}");
     assert!(!text.contains("Booked!"), "{text}");
-    assert!(w.last_actions.is_empty());
+    assert!(
+        matches!(&w.last_actions[..], [BotAction::ReleaseSlot { .. }]),
+        "the time is let go, nothing is booked"
+    );
     assert!(w.holds().is_empty());
 }
 
@@ -355,15 +496,14 @@ fn a_customer_reschedules_from_whatsapp() {
 }
 
 #[test]
-fn a_slot_taken_while_the_customer_was_choosing_offers_the_times_still_free() {
+fn a_slot_taken_after_the_hold_ran_out_offers_the_times_still_free() {
     let mut w = World::new();
     w.say("hi");
     w.tap("Haircut");
     w.tap("Tue 1 Dec");
     w.tap("10:00");
-    w.say("Ana");
-    w.tap("Confirm");
-    // Someone else books 10:00 meanwhile.
+    // The customer is away past the hold, and someone else books 10:00 meanwhile.
+    w.now += Duration::minutes(15);
     let day: LocalDate = "2026-12-01".parse().unwrap();
     let taken = Interval::new(
         "2026-12-01T09:00:00Z".parse().unwrap(),
@@ -376,8 +516,13 @@ fn a_slot_taken_while_the_customer_was_choosing_offers_the_times_still_free() {
         .or_insert_with(|| AgendaState::new(ResourceId::default_resource(), day))
         .holds
         .push((BookingId::from_uuid(uuid::Uuid::from_u128(9)), taken));
-    let replies = w.tap("Cash");
-    assert!(w.last_actions.is_empty(), "nothing is booked");
+    let replies = w.tap("Pay at the venue");
+    assert!(
+        !w.last_actions
+            .iter()
+            .any(|a| matches!(a, BotAction::RequestBooking { .. })),
+        "nothing is booked"
+    );
     assert!(
         bodies(&replies).contains("10:00 was just taken"),
         "{}",
@@ -438,11 +583,8 @@ fn on_a_dst_day_no_time_is_offered_in_the_missing_hour() {
     let titles = World::titles(&replies);
     assert_eq!(&titles[..5], ["01:00", "01:15", "01:30", "01:45", "03:00"]);
     assert!(titles.iter().all(|t| !t.starts_with("02:")), "{titles:?}");
-    let replies = w.tap("03:00");
-    assert!(bodies(&replies).contains("What name"));
-    w.say("Ana");
-    w.tap("Confirm");
-    w.tap("Cash");
+    w.tap("03:00");
+    w.tap("Pay at the venue");
     let [BotAction::RequestBooking { start, .. }] = &w.last_actions[..] else {
         panic!()
     };
@@ -495,6 +637,7 @@ fn asking_for_a_person_hands_off_and_the_bot_stays_quiet_until_menu() {
 #[test]
 fn a_name_that_contains_a_command_word_is_still_a_name() {
     let mut w = World::new();
+    w.profile_name = None;
     w.say("hi");
     w.tap("Haircut");
     w.tap("Tue 1 Dec");
@@ -578,8 +721,6 @@ fn a_bank_transfer_booking_waits_for_payment_and_says_how_to_pay() {
     w.tap("Haircut");
     w.tap("Tue 1 Dec");
     w.tap("10:00");
-    w.say("Ana");
-    w.tap("Confirm");
     let replies = w.tap("Bank transfer");
     assert!(
         bodies(&replies).contains("Please transfer 25.00 EUR to: IBAN ES00 0000"),
@@ -604,6 +745,218 @@ fn hours_prices_and_my_bookings_answer_at_any_time() {
     let replies = w.say("my bookings");
     assert!(
         bodies(&replies).contains("Haircut · Tue 1 Dec 10:00"),
+        "{}",
+        bodies(&replies)
+    );
+}
+
+#[test]
+fn a_returning_customer_is_greeted_by_name_and_offered_their_last_service() {
+    let mut w = World::new();
+    book_haircut(&mut w);
+    let replies = w.say("hi");
+    let text = bodies(&replies);
+    assert!(text.contains("Hi Ana WhatsApp! Welcome back"), "{text}");
+    assert!(text.contains("book Haircut again?"), "{text}");
+    assert_eq!(World::titles(&replies), ["Yes, Haircut", "Something else"]);
+    let replies = w.tap("Yes, Haircut");
+    assert!(bodies(&replies).contains("Which day suits you for Haircut?"));
+    w.say("menu");
+    w.tap("Something else");
+    assert_eq!(w.state.step, Step::ChoosingService);
+    assert_eq!(
+        World::titles(std::slice::from_ref(w.state.prompt.as_ref().unwrap())),
+        ["Haircut", "Beard trim"]
+    );
+}
+
+#[test]
+fn a_fully_booked_service_is_not_a_dead_end() {
+    let mut w = World::new();
+    w.settings.rules.horizon_days = 1;
+    w.now = "2026-11-30T16:30:00Z".parse().unwrap(); // Monday 17:30: today is over
+    w.settings.hours.tuesday = vec![];
+    w.say("hi");
+    let replies = w.tap("Haircut");
+    let text = bodies(&replies);
+    assert!(
+        text.contains("Haircut is fully booked for the next 1 days"),
+        "{text}"
+    );
+    assert!(text.contains("hello@demo-salon.example"), "{text}");
+    assert_eq!(World::titles(&replies), ["Other services", "Talk to us"]);
+    let replies = w.tap("Talk to us");
+    assert!(bodies(&replies).contains("a member of the team"));
+    assert_eq!(w.last_actions, [BotAction::HandOff]);
+}
+
+#[test]
+fn a_reaction_is_recorded_and_not_answered() {
+    let mut w = World::new();
+    w.say("hi");
+    let replies = w.send(Inbound::Unsupported {
+        message_type: "reaction".into(),
+    });
+    assert!(replies.is_empty());
+    assert_eq!(w.state.step, Step::ChoosingService, "the flow goes on");
+}
+
+#[test]
+fn a_typed_yes_confirms_a_summary_with_one_way_to_confirm() {
+    let mut w = World::new();
+    w.settings.payment_methods = vec![PaymentMethod::Cash];
+    w.say("hi");
+    w.tap("Haircut");
+    w.tap("Tue 1 Dec");
+    let replies = w.tap("10:00");
+    assert_eq!(World::titles(&replies), ["Confirm", "Change"]);
+    let replies = w.say("Sí");
+    assert!(bodies(&replies).contains("Booked!"), "{}", bodies(&replies));
+    let [BotAction::RequestBooking { payment, .. }] = &w.last_actions[..] else {
+        panic!()
+    };
+    assert_eq!(payment, &Some(PaymentMethod::Cash), "the one method");
+}
+
+#[test]
+fn without_holds_the_time_is_checked_again_at_the_confirmation() {
+    let mut w = World::new();
+    w.settings.rules.hold_minutes = 0;
+    w.say("hi");
+    w.tap("Haircut");
+    w.tap("Tue 1 Dec");
+    let replies = w.tap("10:00");
+    assert!(w.last_actions.is_empty(), "nothing reserved");
+    assert!(!bodies(&replies).contains("keeping this time"));
+    let mut other = w.other();
+    other.say("hi");
+    other.tap("Haircut");
+    let replies = other.tap("Tue 1 Dec");
+    assert!(World::titles(&replies).contains(&"10:00".to_string()));
+    other.tap("10:00");
+    other.tap("Pay at the venue");
+    w.calendar.agendas = other.calendar.agendas.clone();
+    let replies = w.tap("Pay at the venue");
+    assert!(
+        bodies(&replies).contains("10:00 was just taken"),
+        "{}",
+        bodies(&replies)
+    );
+}
+
+#[test]
+fn a_request_typed_in_full_goes_straight_to_the_summary() {
+    let mut w = World::new();
+    let replies = w.say("haircut tomorrow at 5pm");
+    let text = bodies(&replies);
+    assert!(text.contains("Welcome to Demo Salon"), "{text}");
+    assert!(text.contains("Haircut on Tue 1 Dec at 17:00"), "{text}");
+    assert!(matches!(
+        w.last_actions[..],
+        [BotAction::ReserveSlot { .. }]
+    ));
+    w.tap("Pay at the venue");
+    assert_eq!(w.messages, 2, "two messages from hello to booked");
+    assert!(matches!(
+        w.last_actions[..],
+        [BotAction::RequestBooking { .. }]
+    ));
+}
+
+#[test]
+fn a_day_or_time_typed_while_choosing_jumps_to_it_or_the_nearest_free_times() {
+    let mut w = World::new();
+    w.say("hi");
+    w.tap("Haircut");
+    let replies = w.say("friday 17:00");
+    assert!(
+        bodies(&replies).contains("Haircut on Fri 4 Dec at 17:00"),
+        "{}",
+        bodies(&replies)
+    );
+    w.tap("Change");
+    w.tap("Another time");
+    // 13:30 is the lunch break: the nearest free times, around it.
+    let replies = w.say("wednesday at 13:30");
+    let text = bodies(&replies);
+    assert!(text.contains("13:30 is not free on Wed 2 Dec"), "{text}");
+    let titles = World::titles(&replies);
+    assert!(titles.contains(&"14:00".to_string()) && titles.contains(&"12:00".to_string()));
+    // A typo in the service is still understood.
+    let mut typo = World::new();
+    typo.say("hi");
+    let replies = typo.say("hiarcut");
+    assert!(bodies(&replies).contains("Which day suits you for Haircut?"));
+}
+
+#[test]
+fn a_day_typed_before_the_service_is_kept_for_after_it() {
+    let mut w = World::new();
+    w.settings.flow.answer_in_customer_language = true;
+    let replies = w.say("hola, quiero una cita mañana");
+    let text = bodies(&replies);
+    assert!(text.contains("¡Hola! Bienvenido a Demo Salon"), "{text}");
+    assert!(text.contains("¿Qué servicio quieres?"), "{text}");
+    let replies = w.tap("Haircut");
+    let text = bodies(&replies);
+    assert!(
+        text.contains("Estas horas están libres el mar 1 dic"),
+        "{text}"
+    );
+    assert_eq!(World::titles(&replies)[0], "09:00");
+    let replies = w.tap("10:00");
+    let text = bodies(&replies);
+    assert!(text.contains("Haircut el mar 1 dic a las 10:00"), "{text}");
+    assert!(
+        text.contains("Te guardo esta hora durante 10 minutos"),
+        "{text}"
+    );
+    assert_eq!(
+        World::titles(&replies),
+        ["Pagar en el local", "Transferencia", "Cambiar"]
+    );
+    let replies = w.tap("Pagar en el local");
+    assert!(
+        bodies(&replies).starts_with("¡Reservado!"),
+        "{}",
+        bodies(&replies)
+    );
+}
+
+#[test]
+fn a_business_in_portuguese_speaks_portuguese_and_reads_its_dates() {
+    let mut w = World::new();
+    w.settings.flow.language = crate::bot_config::Language::Pt;
+    w.settings.flow.texts = crate::bot_config::Texts::in_language(crate::bot_config::Language::Pt);
+    let replies = w.say("oi");
+    assert!(bodies(&replies).contains("Olá! Bem-vindo a Demo Salon"));
+    w.tap("Haircut");
+    let replies = w.say("sexta às 17h");
+    let text = bodies(&replies);
+    assert!(text.contains("Haircut em sex 4 dez às 17:00"), "{text}");
+    let replies = w.say("horário");
+    assert!(
+        bodies(&replies).contains("seg: 09:00–13:00"),
+        "{}",
+        bodies(&replies)
+    );
+    assert!(bodies(&replies).contains("dom: fechado"));
+}
+
+#[test]
+fn a_customer_writing_in_spanish_to_an_english_business_is_answered_in_english_unless_allowed() {
+    let mut w = World::new();
+    let replies = w.say("hola, quiero una cita");
+    assert!(bodies(&replies).contains("Welcome to Demo Salon"));
+    let mut allowed = World::new();
+    allowed.settings.flow.answer_in_customer_language = true;
+    let replies = allowed.say("buenas tardes, quiero una cita");
+    assert!(bodies(&replies).contains("Bienvenido a Demo Salon"));
+    // Spanish for this conversation, also in the next session.
+    allowed.now += Duration::hours(3);
+    let replies = allowed.say("1");
+    assert!(
+        bodies(&replies).contains("Bienvenido"),
         "{}",
         bodies(&replies)
     );

@@ -152,6 +152,27 @@ pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Re
             .execute(conn)
             .await?;
         }
+        ConversationEvent::AnswerDeferred { until, .. } => {
+            sqlx::query!(
+                "update rm_conversations set answer_due_at = $3
+                 where tenant_id = $1 and customer_phone = $2",
+                tenant,
+                phone,
+                until
+            )
+            .execute(conn)
+            .await?;
+        }
+        ConversationEvent::DeferralEnded { .. } => {
+            sqlx::query!(
+                "update rm_conversations set answer_due_at = null
+                 where tenant_id = $1 and customer_phone = $2",
+                tenant,
+                phone
+            )
+            .execute(conn)
+            .await?;
+        }
         ConversationEvent::ConversationExpired | ConversationEvent::BookingAttached { .. } => {}
     }
     Ok(())

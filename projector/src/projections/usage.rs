@@ -36,7 +36,9 @@ fn counted(event: &RecordedEvent) -> anyhow::Result<Counted> {
             | ConversationEvent::BookingAttached { .. }
             | ConversationEvent::HandedOffToHuman
             | ConversationEvent::OutboundMessageFailed { .. }
-            | ConversationEvent::OutboundStatusChanged { .. } => one,
+            | ConversationEvent::OutboundStatusChanged { .. }
+            | ConversationEvent::AnswerDeferred { .. }
+            | ConversationEvent::DeferralEnded { .. } => one,
         },
         BookingEvent::STREAM_TYPE => match decode::<BookingEvent>(event)? {
             BookingEvent::AppointmentRequested { .. } => Counted {
