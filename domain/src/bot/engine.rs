@@ -269,6 +269,7 @@ pub fn step(
         profile_name: input.profile_name,
         state,
         replies: Vec::new(),
+        lead: None,
         actions: Vec::new(),
     };
     if let Some((booking_id, start)) = expired_hold {
@@ -294,6 +295,8 @@ struct Engine<'a> {
     profile_name: Option<&'a str>,
     state: BotState,
     replies: Vec<Reply>,
+    /// Said at the head of the next message (so it arrives with the question it leads to).
+    lead: Option<String>,
     actions: Vec<BotAction>,
 }
 
@@ -921,9 +924,8 @@ impl Engine<'_> {
             self.state.hold = Some(booking_id);
         }
         self.state.start = Some(start);
-        if let Some(lead) = lead {
-            self.replies.push(Reply::text(lead));
-        }
+        // Said with the next question, in one message (the summary, or the name question).
+        self.lead = lead;
         self.after_time();
     }
 
@@ -1240,9 +1242,14 @@ impl Engine<'_> {
     // ---- asking, re-asking, understanding ----
 
     fn ask(&mut self, step: Step, body: &str, button: &str, choices: Vec<Choice>) {
-        let reply = Reply::choices(body, button, choices);
+        let prompt = Reply::choices(body, button, choices.clone());
         self.state.step = step;
-        self.state.prompt = Some(reply.clone());
+        self.state.prompt = Some(prompt.clone());
+        // A lead is said once, with the question; asked again, the question stands alone.
+        let reply = match self.lead.take() {
+            Some(lead) => Reply::choices(format!("{lead}\n{body}"), button, choices),
+            None => prompt,
+        };
         self.replies.push(reply);
     }
 
@@ -1308,6 +1315,10 @@ impl Engine<'_> {
 
     fn say(&mut self, template: &str, vars: &[(&str, &str)]) {
         let text = self.fill(template, vars);
+        let text = match self.lead.take() {
+            Some(lead) => format!("{lead}\n{text}"),
+            None => text,
+        };
         self.replies.push(Reply::text(text));
     }
 

@@ -181,10 +181,7 @@ fn date_in(w: &[String], today: NaiveDate) -> Option<NaiveDate> {
             .iter()
             .find(|(_, names)| names.contains(&word.as_str()) && word.len() >= 5)
         {
-            let ahead = (7 + weekday.num_days_from_monday() as i64
-                - today.weekday().num_days_from_monday() as i64)
-                % 7;
-            return Some(today + Duration::days(ahead));
+            return Some(next_weekday(today, *weekday));
         }
     }
     // Short weekday names ("fri", "sab") only next to a time or alone: too easy to confuse
@@ -192,14 +189,19 @@ fn date_in(w: &[String], today: NaiveDate) -> Option<NaiveDate> {
     if w.len() <= 3 {
         for word in w {
             if let Some((weekday, _)) = WEEKDAYS.iter().find(|(_, n)| n.contains(&word.as_str())) {
-                let ahead = (7 + weekday.num_days_from_monday() as i64
-                    - today.weekday().num_days_from_monday() as i64)
-                    % 7;
-                return Some(today + Duration::days(ahead));
+                return Some(next_weekday(today, *weekday));
             }
         }
     }
     None
+}
+
+/// The next `weekday` from `today`, today included.
+fn next_weekday(today: NaiveDate, weekday: Weekday) -> NaiveDate {
+    let ahead = (7 + i64::from(weekday.num_days_from_monday())
+        - i64::from(today.weekday().num_days_from_monday()))
+        % 7;
+    today + Duration::days(ahead)
 }
 
 fn month_of(word: &str) -> Option<u32> {
