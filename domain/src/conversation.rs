@@ -267,7 +267,7 @@ impl Decider for Conversation {
                 if turn.expired {
                     events.push(E::ConversationExpired);
                 }
-                let wamid = message.wamid.clone();
+                let (wamid, to) = (message.wamid.clone(), message.from.clone());
                 events.push(received(message));
                 if let Some((waiting, _)) = &state.deferred {
                     // This message is answered now; the one waiting before it is passed over.
@@ -275,7 +275,7 @@ impl Decider for Conversation {
                         wamid: waiting.wamid.clone(),
                     });
                 }
-                events.extend(turn_events(state, &wamid, &phone_of(state, &events), *turn));
+                events.extend(turn_events(state, &wamid, &to, *turn));
                 Ok(events)
             }
             ConversationCommand::DeferTurn {
@@ -484,20 +484,6 @@ fn received(message: InboundMessage) -> ConversationEvent {
         content: message.content,
         received_at: message.received_at,
     }
-}
-
-/// The customer's number: the conversation's, or that of the message just received.
-fn phone_of(state: &ConversationState, events: &[ConversationEvent]) -> PhoneNumber {
-    state
-        .phone
-        .clone()
-        .or_else(|| {
-            events.iter().find_map(|e| match e {
-                ConversationEvent::MessageReceived { from, .. } => Some(from.clone()),
-                _ => None,
-            })
-        })
-        .expect("a turn follows a received message")
 }
 
 /// What a turn records: its replies (ids `<prefix>/<n>`), the bookings it made, a handoff,

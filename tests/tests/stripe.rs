@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use e2e_tests::tenant::Tenant;
+use e2e_tests::wa::events;
 use e2e_tests::{
     CommandApp, REDIS_URL, TEST_STRIPE_WEBHOOK_SECRET, eventually, projector_settings,
     query_api_settings, spawn_command_api_tuned, spawn_projector, spawn_query_api, stripe_settings,
@@ -38,16 +39,6 @@ async fn setup(repeat: u32, reverse: bool) -> Setup {
         fake,
         stripe_url,
     }
-}
-
-async fn events(app: &CommandApp, event_type: &str) -> Vec<Value> {
-    sqlx::query_scalar::<_, Value>(
-        "select payload from events where event_type = $1 order by global_position",
-    )
-    .bind(event_type)
-    .fetch_all(&app.db.operator_pool().await)
-    .await
-    .unwrap()
 }
 
 async fn count_events(app: &CommandApp) -> i64 {

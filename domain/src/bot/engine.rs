@@ -8,8 +8,6 @@
 //! command side reloads the calendar and steps again: the engine then sees the slot taken and
 //! offers other times.
 
-use std::borrow::Cow;
-
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -245,37 +243,25 @@ pub fn step(
     input: Input<'_>,
 ) -> Turn {
     let timeout = Duration::minutes(i64::from(ctx.settings.flow.session_timeout_minutes));
-    let mut state = state.clone();
-    let mut expired = false;
-    let mut expired_hold = None;
-    if let Some(last) = state.last_activity
-        && input.now - last > timeout
-        && state.step != Step::Idle
-    {
-        // A stale session must not answer with the old flow: start over, keep the name.
-        expired_hold = state.hold.zip(state.start);
-        state = BotState {
-            customer_name: state.customer_name.take(),
-            language: state.language,
-            ..BotState::default()
-        };
-        expired = true;
-    }
+    let expired = state.step != Step::Idle
+        && state
+            .last_activity
+            .is_some_and(|last| input.now - last > timeout);
     let mut engine = Engine {
         ctx,
         calendar,
         now: input.now,
         new_booking_id: input.new_booking_id,
         profile_name: input.profile_name,
-        state,
+        state: state.clone(),
         replies: Vec::new(),
         lead: None,
         actions: Vec::new(),
     };
-    if let Some((booking_id, start)) = expired_hold {
-        engine
-            .actions
-            .push(BotAction::ReleaseSlot { booking_id, start });
+    if expired {
+        // A stale session must not answer with the old flow: start over, keep who the
+        // customer is, let a kept time go.
+        engine.finish();
     }
     engine.handle(input.inbound);
     engine.state.last_activity = Some(input.now);
@@ -311,12 +297,12 @@ impl Engine<'_> {
     }
 
     /// The business's texts, or the defaults of the customer's language.
-    fn texts(&self) -> Cow<'_, Texts> {
+    fn texts(&self) -> &Texts {
         let flow = &self.ctx.settings.flow;
         if self.lang() == flow.language {
-            Cow::Borrowed(&flow.texts)
+            &flow.texts
         } else {
-            Cow::Owned(Texts::in_language(self.lang()))
+            i18n::default_texts(self.lang())
         }
     }
 
@@ -883,7 +869,7 @@ impl Engine<'_> {
         };
         let free = self.slots_on(date);
         if free.iter().any(|s| s.appointment.start == start) {
-            return self.reserve(&service, start, None);
+            return self.reserve(&service, start);
         }
         // Taken since it was offered: the nearest free time that day (the later one on a
         // tie) is kept instead, and the customer can still change it. A list would have
@@ -901,7 +887,8 @@ impl Engine<'_> {
                         ("time", &self.time_label(nearest)),
                     ],
                 );
-                self.reserve(&service, nearest, Some(lead));
+                self.lead = Some(lead);
+                self.reserve(&service, nearest);
             }
             None => {
                 self.offer_others_if_taken(date, start);
@@ -909,8 +896,8 @@ impl Engine<'_> {
         }
     }
 
-    /// Reserves `start` for the customer and goes on to the summary, after `lead`.
-    fn reserve(&mut self, service: &Service, start: DateTime<Utc>, lead: Option<String>) {
+    /// Reserves `start` for the customer and goes on to the summary.
+    fn reserve(&mut self, service: &Service, start: DateTime<Utc>) {
         self.let_go();
         let minutes = i64::from(self.ctx.settings.rules.hold_minutes);
         if minutes > 0 {
@@ -924,8 +911,6 @@ impl Engine<'_> {
             self.state.hold = Some(booking_id);
         }
         self.state.start = Some(start);
-        // Said with the next question, in one message (the summary, or the name question).
-        self.lead = lead;
         self.after_time();
     }
 

@@ -155,6 +155,16 @@ pub fn labels(language: Language) -> &'static Labels {
     }
 }
 
+/// The default texts of `language`, made once.
+pub fn default_texts(language: Language) -> &'static Texts {
+    static TEXTS: std::sync::LazyLock<[Texts; 3]> =
+        std::sync::LazyLock::new(|| Language::ALL.map(Texts::in_language));
+    &TEXTS[Language::ALL
+        .iter()
+        .position(|l| *l == language)
+        .expect("every language")]
+}
+
 /// "Tue 1 Dec", "mar 1 dic", "ter 1 dez".
 pub fn date_label(language: Language, date: NaiveDate) -> String {
     let l = labels(language);
