@@ -1,7 +1,9 @@
 //! Rate limits by GCRA (the generic cell rate algorithm): one Redis key per subject holding its
 //! theoretical arrival time, updated atomically by a Lua script on Redis's own clock, so every
 //! instance shares the limit. If Redis does not answer (quickly), the limit is enforced
-//! in-process instead: requests keep working, limits stay on (per instance).
+//! in-process instead: requests keep working, limits stay on (per instance). The in-process
+//! state mirrors what Redis last said of each subject, so a Redis that stops answering midway
+//! through a burst does not grant a fresh one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -52,8 +54,12 @@ if new_tat - now > tolerance then
   return new_tat - now - tolerance
 end
 redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1)
-return 0
+return now - new_tat
 "#;
+
+/// What the script answers: positive, the wait of a refused request; negative, how far ahead of
+/// now the subject's arrival time stands after an allowed one; zero, allowed (an occurrence
+/// already counted).
 
 #[derive(Clone, Debug)]
 pub struct RateLimiter {
@@ -105,12 +111,36 @@ impl RateLimiter {
                 }
             })
             .await;
+        let micros = |m: i64| Duration::from_micros(m.unsigned_abs());
         match decided {
             Some(0) => Ok(()),
-            Some(wait) => Err(Limited {
-                retry_after: Duration::from_micros(wait.max(0) as u64),
-            }),
+            Some(ahead) if ahead < 0 => {
+                self.mirror(&key, micros(ahead));
+                Ok(())
+            }
+            Some(wait) => {
+                let tolerance = Duration::from_micros(tolerance);
+                let emission = Duration::from_micros(emission);
+                self.mirror(&key, (tolerance + micros(wait)).saturating_sub(emission));
+                Err(Limited {
+                    retry_after: micros(wait),
+                })
+            }
             None => self.check_local(&key, quota),
+        }
+    }
+
+    /// Keeps the in-process arrival time of `key` where Redis has it (`ahead` of now), should
+    /// Redis stop answering.
+    fn mirror(&self, key: &str, ahead: Duration) {
+        let mut tats = self.local.lock().expect("the limiter's lock");
+        Self::forget_the_past(&mut tats, Instant::now());
+        tats.insert(key.to_owned(), Instant::now() + ahead);
+    }
+
+    fn forget_the_past(tats: &mut HashMap<String, Instant>, now: Instant) {
+        if tats.len() > 100_000 {
+            tats.retain(|_, tat| *tat > now);
         }
     }
 
@@ -119,9 +149,7 @@ impl RateLimiter {
         let emission = quota.emission();
         let tolerance = emission * quota.burst.max(1);
         let mut tats = self.local.lock().expect("the limiter's lock");
-        if tats.len() > 100_000 {
-            tats.retain(|_, tat| *tat > now);
-        }
+        Self::forget_the_past(&mut tats, now);
         let tat = tats.get(key).copied().unwrap_or(now).max(now);
         let new_tat = tat + emission;
         if new_tat - now > tolerance {
@@ -153,5 +181,25 @@ mod tests {
             limiter.check("b", quota).await.is_ok(),
             "subjects are independent"
         );
+    }
+    #[tokio::test]
+    async fn a_redis_that_stops_answering_midway_grants_no_fresh_burst() {
+        let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+        let link = RedisLink::new(Some(client), &format!("t{}:", std::process::id()));
+        let limiter = RateLimiter::new(link.clone());
+        let quota = Quota::per_minute(6, 3);
+        for _ in 0..3 {
+            assert!(limiter.check("a", quota).await.is_ok());
+        }
+        assert!(limiter.check("a", quota).await.is_err(), "Redis limits");
+        assert!(limiter.check("b", quota).await.is_ok());
+        link.failed().await;
+        assert!(
+            limiter.check("a", quota).await.is_err(),
+            "the in-process limit goes on from where Redis was"
+        );
+        assert!(limiter.check("b", quota).await.is_ok());
+        assert!(limiter.check("b", quota).await.is_ok());
+        assert!(limiter.check("b", quota).await.is_err(), "b had used one");
     }
 }
