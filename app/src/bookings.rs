@@ -18,8 +18,10 @@ use domain::booking::{
 };
 use domain::bot::engine::agenda_day;
 use domain::bot_config::{BotConfig, BotConfigState, BotSettings, Service};
+use domain::conversation::{Conversation, ConversationCommand};
 use domain::ids::{BookingId, ResourceId, ServiceId};
-use domain::scheduling::{self, Scheduled, SchedulingError, appointment_at};
+use domain::reminders::{reminder_reply, reminder_times};
+use domain::scheduling::{self, NewTime, Scheduled, SchedulingError, appointment_at};
 use domain::values::Reason;
 use eventstore::StreamRef;
 
@@ -49,11 +51,19 @@ pub async fn book(
     let request = &request;
     execute(&app.store, ctx, |uow| {
         Box::pin(async {
-            // The configuration, the booking (a retry finds it) and the plan, in one read.
+            // The configuration, the booking (a retry finds it), the plan and the customer's
+            // conversation, in one read.
             let booking_ref = stream::<BookingEvent>(booking_id);
             let billing_ref = crate::billing::billing_stream(uow.tenant_id());
+            let conversation_ref =
+                crate::conversation::conversation_stream(&request.customer.phone);
             let mut reads = uow
-                .read_many(&[config_stream(), booking_ref.clone(), billing_ref.clone()])
+                .read_many(&[
+                    config_stream(),
+                    booking_ref.clone(),
+                    billing_ref.clone(),
+                    conversation_ref.clone(),
+                ])
                 .await?;
             let config = uow.fold_in::<BotConfig>(&config_stream(), &mut reads)?;
             let (settings, service) = settings_and_service(&config, request.service_id)?;
@@ -82,6 +92,7 @@ pub async fn book(
                 customer: request.customer.clone(),
                 channel: Channel::Dashboard,
                 confirm: request.confirm,
+                reminders: reminder_times(settings, request.start),
                 now: Utc::now(),
             };
             let scheduled = scheduling::request(
@@ -96,6 +107,13 @@ pub async fn book(
             // slot is told so, and a race for one slot counts the month's bookings once each.
             crate::billing::require_bookings_open(uow, app, &billing, Utc::now()).await?;
             stage_scheduled(uow, booking_id, &scheduled);
+            // The customer sees and manages it on WhatsApp too, and gets its reminders there.
+            let conversation = uow.fold_in::<Conversation>(&conversation_ref, &mut reads)?;
+            let attached = Conversation::decide(
+                &conversation,
+                ConversationCommand::AttachBooking { booking_id },
+            )?;
+            uow.stage(&conversation_ref, &attached);
             Ok(booked(BookingState::default(), &scheduled))
         })
     })
@@ -167,10 +185,13 @@ pub async fn reschedule(
                 &booking,
                 &old_agenda,
                 &new_agenda,
-                appointment_at(start, service.duration),
-                current.resource.clone(),
-                service.buffer_minutes,
-                service.capacity,
+                NewTime {
+                    appointment: appointment_at(start, service.duration),
+                    resource: current.resource.clone(),
+                    buffer_minutes: service.buffer_minutes,
+                    capacity: service.capacity,
+                    reminders: reminder_times(settings, start),
+                },
                 Party::Business,
                 Utc::now(),
             )
@@ -270,6 +291,68 @@ pub async fn expire_reservation(
             .map_err(SchedulingError::from)?;
             uow.stage(agenda_ref, &events);
             Ok(!events.is_empty())
+        })
+    })
+    .await
+}
+
+/// Sends the reminder of `booking_id` due `at` (the conversation clock's command): the booking
+/// records it and the customer's conversation gets the message, in one unit of work, once. A
+/// reminder that cannot go (no template, and the customer has not written within 24 hours) is
+/// recorded as skipped. Nothing happens when it is not due, was sent, or the booking was
+/// cancelled or moved since. Answers whether a message went.
+pub async fn send_reminder(
+    app: &App,
+    tenant_id: uuid::Uuid,
+    booking_id: BookingId,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Committed<bool>, AppError> {
+    let ctx = CommandContext::new(
+        tenant_id,
+        "system:reminders",
+        format!("reminder|{booking_id}|{}", at.timestamp()),
+    );
+    execute(&app.store, &ctx, |uow| {
+        Box::pin(async move {
+            let booking_ref = stream::<BookingEvent>(booking_id);
+            let mut reads = uow
+                .read_many(&[config_stream(), booking_ref.clone()])
+                .await?;
+            let config = uow.fold_in::<BotConfig>(&config_stream(), &mut reads)?;
+            let state = uow.fold_in::<BookingAggregate>(&booking_ref, &mut reads)?;
+            let (Some(settings), Some(booking)) = (&config.settings, &state.booking) else {
+                return Ok(false);
+            };
+            let conversation_ref =
+                crate::conversation::conversation_stream(&booking.customer.phone);
+            let conversation = uow.load::<Conversation>(&conversation_ref).await?;
+            let last_heard = conversation.last_received.as_ref().map(|r| r.received_at);
+            let reply = reminder_reply(settings, booking, last_heard, now);
+            let events = BookingAggregate::decide(
+                &state,
+                BookingCommand::SendReminder {
+                    at,
+                    deliverable: reply.is_some(),
+                    now,
+                },
+            )?;
+            let sent = events
+                .iter()
+                .any(|e| matches!(e, BookingEvent::ReminderSent { .. }));
+            uow.stage(&booking_ref, &events);
+            if let (true, Some(reply)) = (sent, reply) {
+                let notified = Conversation::decide(
+                    &conversation,
+                    ConversationCommand::Notify {
+                        reply_id: format!("reminder/{booking_id}/{}", at.timestamp()),
+                        to: booking.customer.phone.clone(),
+                        reply,
+                    },
+                )?;
+                uow.stage(&conversation_ref, &notified);
+            }
+            Ok(sent)
         })
     })
     .await

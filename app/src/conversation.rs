@@ -423,6 +423,27 @@ pub async fn record_status(
     .await
 }
 
+/// Meta's refusal of a free-form message more than 24 hours after the customer last wrote.
+pub const OUTSIDE_WINDOW: i64 = 131047;
+
+/// The business's follow-up template for the reply `replied` carries, if it has one.
+async fn follow_up_of(
+    uow: &mut UnitOfWork<'_>,
+    replied: &RecordedEvent,
+) -> Result<Option<Reply>, AppError> {
+    let ConversationEvent::BotReplied { reply, .. } =
+        domain::event::decode::<ConversationEvent>(&replied.event_type, replied.payload.clone())
+            .map_err(|e| AppError::internal(format!("an unreadable reply: {e}")))?
+    else {
+        return Ok(None);
+    };
+    let config = uow.load::<BotConfig>(&config_stream()).await?;
+    Ok(config
+        .settings
+        .as_ref()
+        .and_then(|settings| domain::reminders::follow_up(settings, &reply)))
+}
+
 /// What the sender did with a reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendOutcome {
@@ -446,22 +467,27 @@ pub async fn record_send_outcome(
         format!("send-outcome:{}", replied.event_id),
     )
     .caused_by(replied);
-    let command = match outcome {
-        SendOutcome::Sent { wamid } => ConversationCommand::RecordSent {
-            reply_id: reply_id.to_owned(),
-            wamid,
-        },
-        SendOutcome::Failed { code, reason } => ConversationCommand::RecordSendFailed {
-            reply_id: reply_id.to_owned(),
-            code,
-            reason,
-        },
-    };
-    let command = &command;
+    let outcome = &outcome;
     execute(&app.store, &ctx, |uow| {
         Box::pin(async move {
             let conversation = uow.load::<Conversation>(&replied.stream).await?;
-            let events = Conversation::decide(&conversation, command.clone())?;
+            let command = match outcome.clone() {
+                SendOutcome::Sent { wamid } => ConversationCommand::RecordSent {
+                    reply_id: reply_id.to_owned(),
+                    wamid,
+                },
+                SendOutcome::Failed { code, reason } => ConversationCommand::RecordSendFailed {
+                    reply_id: reply_id.to_owned(),
+                    follow_up: if code == OUTSIDE_WINDOW {
+                        follow_up_of(uow, replied).await?
+                    } else {
+                        None
+                    },
+                    code,
+                    reason,
+                },
+            };
+            let events = Conversation::decide(&conversation, command)?;
             uow.stage(&replied.stream, &events);
             Ok(())
         })

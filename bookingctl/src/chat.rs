@@ -1,7 +1,9 @@
 //! `bookingctl chat`: a terminal WhatsApp chat as a customer of the demo tenant. What you type
 //! goes to the platform as a signed webhook through the fake Cloud API; the bot's replies are
-//! read back from what the fake received. Interactive lists and buttons show as numbered
-//! choices: type the number to tap one.
+//! read back from what the fake received. Interactive lists and buttons, and a template's quick
+//! replies (a reminder's Confirm, Reschedule, Cancel), show as numbered choices: type the
+//! number to tap one. Messages the business sent meanwhile (a reminder) show with the next
+//! answer.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -11,11 +13,11 @@ use anyhow::Context as _;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
-/// A choice the last message offered: its id, title, and whether it is a button (else a row).
+/// A choice the last message offered: its id, title, and what it is tapped as.
 struct Choice {
     id: String,
     title: String,
-    button: bool,
+    kind: &'static str,
 }
 
 pub async fn run(env: &BTreeMap<String, String>, phone: &str) -> anyhow::Result<()> {
@@ -50,12 +52,7 @@ pub async fn run(env: &BTreeMap<String, String>, phone: &str) -> anyhow::Result<
             .and_then(|n| choices.get(n.wrapping_sub(1)))
         {
             Some(choice) => {
-                let key = if choice.button {
-                    "button_reply"
-                } else {
-                    "list_reply"
-                };
-                message[key] = json!({"id": choice.id, "title": choice.title});
+                message[choice.kind] = json!({"id": choice.id, "title": choice.title});
             }
             None => message["text"] = json!(line),
         }
@@ -121,7 +118,7 @@ fn show(message: &Value) -> Vec<Choice> {
                     choices.push(Choice {
                         id: b["reply"]["id"].as_str().unwrap_or_default().into(),
                         title: b["reply"]["title"].as_str().unwrap_or_default().into(),
-                        button: true,
+                        kind: "button_reply",
                     });
                 }
             } else {
@@ -139,7 +136,7 @@ fn show(message: &Value) -> Vec<Choice> {
                         choices.push(Choice {
                             id: r["id"].as_str().unwrap_or_default().into(),
                             title: format!("{title}\u{0}{description}"),
-                            button: false,
+                            kind: "list_reply",
                         });
                     }
                 }
@@ -152,6 +149,43 @@ fn show(message: &Value) -> Vec<Choice> {
                     .unwrap_or((c.title.clone(), String::new()));
                 println!("      {}. {title}{description}", i + 1);
                 c.title = title;
+            }
+        }
+        Some("template") => {
+            let template = &body["template"];
+            let components = template["components"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let parameters: Vec<&str> = components
+                .iter()
+                .filter(|c| c["type"] == "body")
+                .flat_map(|c| c["parameters"].as_array().into_iter().flatten())
+                .filter_map(|p| p["text"].as_str())
+                .collect();
+            println!(
+                "bot> [template {} ({})] {}",
+                template["name"].as_str().unwrap_or_default(),
+                template["language"]["code"].as_str().unwrap_or_default(),
+                parameters.join(" · ")
+            );
+            for button in components.iter().filter(|c| c["type"] == "button") {
+                let payload = button["parameters"][0]["payload"]
+                    .as_str()
+                    .unwrap_or_default();
+                // The button's text is the template's own; the payload says what it does.
+                let title = match payload.split(':').nth(1) {
+                    Some("confirm") => "Confirm",
+                    Some("resched") => "Reschedule",
+                    Some("cancel") => "Cancel",
+                    _ => payload,
+                };
+                println!("      {}. {title}", choices.len() + 1);
+                choices.push(Choice {
+                    id: payload.to_owned(),
+                    title: title.to_owned(),
+                    kind: "template_reply",
+                });
             }
         }
         _ => println!("bot> {}", body["text"]["body"].as_str().unwrap_or_default()),

@@ -152,6 +152,11 @@ pub async fn seed(urls: &Urls, env_file: &Path) -> anyhow::Result<BTreeMap<Strin
             // A customer writing in Spanish or Portuguese is answered in it.
             "flow": {"ask_name": true, "ask_payment": true, "session_timeout_minutes": 60,
                 "answer_in_customer_language": true},
+            // Reminders a day and two hours before, as the templates the fake Cloud API has
+            // approved (they reach a customer who has not written for more than 24 hours).
+            "messaging": {"reminders_before_minutes": [1440, 120],
+                "reminder_template": {"name": "booking_reminder", "language": "en"},
+                "follow_up_template": {"name": "booking_follow_up", "language": "en"}},
         })),
     )
     .await?;

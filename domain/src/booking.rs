@@ -4,6 +4,8 @@
 //!     │                      ├──no-show──▶ no_show
 //!     └──────cancel──────────┴──cancel──▶ cancelled
 //! A requested or confirmed booking can be rescheduled before it starts.
+//! Its reminders are scheduled with it (the times come in, decided from the business's
+//! settings) and each is sent once, while the booking is active and before it starts.
 //! Time comes in with the command (`now`): the domain never reads a clock.
 
 use chrono::{DateTime, Utc};
@@ -81,6 +83,8 @@ pub struct AppointmentRequest {
     pub channel: Channel,
     /// Confirm at once (no payment step) rather than wait for a confirmation.
     pub confirm: bool,
+    /// When to remind the customer (in the future; see `reminders::reminder_times`).
+    pub reminders: Vec<DateTime<Utc>>,
     pub now: DateTime<Utc>,
 }
 
@@ -99,6 +103,19 @@ pub enum BookingCommand {
         to: Interval,
         resource: ResourceId,
         by: Party,
+        /// The reminders of the new time (they replace those of the old one).
+        reminders: Vec<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    },
+    /// The reminder due `at` goes out, or is passed over when it cannot be delivered
+    /// (nothing if it was sent, replaced, or the booking is no longer ahead).
+    SendReminder {
+        at: DateTime<Utc>,
+        deliverable: bool,
+        now: DateTime<Utc>,
+    },
+    /// The customer said they will come (a reminder's Confirm).
+    ConfirmAttendance {
         now: DateTime<Utc>,
     },
     Complete {
@@ -138,6 +155,19 @@ pub enum BookingEvent {
     },
     AppointmentCompleted,
     AppointmentMarkedNoShow,
+    /// The reminders still to send, replacing any before.
+    RemindersScheduled {
+        at: Vec<DateTime<Utc>>,
+    },
+    ReminderSent {
+        at: DateTime<Utc>,
+    },
+    /// The reminder due `at` could not go: no template, and the customer had not written
+    /// within 24 hours.
+    ReminderSkipped {
+        at: DateTime<Utc>,
+    },
+    AttendanceConfirmed,
 }
 
 impl DomainEvent for BookingEvent {
@@ -151,6 +181,10 @@ impl DomainEvent for BookingEvent {
             Self::AppointmentRescheduled { .. } => "AppointmentRescheduled",
             Self::AppointmentCompleted => "AppointmentCompleted",
             Self::AppointmentMarkedNoShow => "AppointmentMarkedNoShow",
+            Self::RemindersScheduled { .. } => "RemindersScheduled",
+            Self::ReminderSent { .. } => "ReminderSent",
+            Self::ReminderSkipped { .. } => "ReminderSkipped",
+            Self::AttendanceConfirmed => "AttendanceConfirmed",
         }
     }
 }
@@ -171,6 +205,9 @@ pub struct Booking {
     pub appointment: Interval,
     pub customer: Customer,
     pub status: BookingStatus,
+    /// Reminders still to send, soonest first.
+    pub reminders: Vec<DateTime<Utc>>,
+    pub attendance_confirmed: bool,
 }
 
 impl Booking {
@@ -218,6 +255,18 @@ pub enum BookingError {
 
 pub struct BookingAggregate;
 
+/// The reminder times between `now` and `start`, soonest first, once each.
+fn upcoming_reminders(
+    mut reminders: Vec<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    start: DateTime<Utc>,
+) -> Vec<DateTime<Utc>> {
+    reminders.retain(|r| *r > now && *r < start);
+    reminders.sort();
+    reminders.dedup();
+    reminders
+}
+
 impl Decider for BookingAggregate {
     type State = BookingState;
     type Command = BookingCommand;
@@ -244,11 +293,13 @@ impl Decider for BookingAggregate {
                     customer,
                     channel,
                     confirm,
+                    reminders,
                     now,
                 }) => {
                     if appointment.start <= now {
                         return Err(BookingError::InThePast);
                     }
+                    let reminders = upcoming_reminders(reminders, now, appointment.start);
                     let mut events = vec![E::AppointmentRequested {
                         booking_id,
                         reference,
@@ -262,6 +313,9 @@ impl Decider for BookingAggregate {
                     }];
                     if confirm {
                         events.push(E::AppointmentConfirmed);
+                    }
+                    if !reminders.is_empty() {
+                        events.push(E::RemindersScheduled { at: reminders });
                     }
                     Ok(events)
                 }
@@ -287,6 +341,7 @@ impl Decider for BookingAggregate {
                 to,
                 resource,
                 by,
+                reminders,
                 now,
             } => match status {
                 S::Requested | S::Confirmed => {
@@ -299,15 +354,43 @@ impl Decider for BookingAggregate {
                     if to == booking.appointment && resource == booking.resource {
                         return Err(BookingError::SameTime);
                     }
-                    Ok(vec![E::AppointmentRescheduled {
+                    let reminders = upcoming_reminders(reminders, now, to.start);
+                    let mut events = vec![E::AppointmentRescheduled {
                         from: booking.appointment,
                         to,
                         from_resource: booking.resource.clone(),
                         to_resource: resource,
                         by,
-                    }])
+                    }];
+                    if reminders != booking.reminders {
+                        events.push(E::RemindersScheduled { at: reminders });
+                    }
+                    Ok(events)
                 }
                 _ => illegal("rescheduled"),
+            },
+            C::SendReminder {
+                at,
+                deliverable,
+                now,
+            } => {
+                let due = booking.is_active()
+                    && at <= now
+                    && now < booking.appointment.start
+                    && booking.reminders.contains(&at);
+                Ok(match (due, deliverable) {
+                    (false, _) => vec![],
+                    (true, true) => vec![E::ReminderSent { at }],
+                    (true, false) => vec![E::ReminderSkipped { at }],
+                })
+            }
+            C::ConfirmAttendance { now } => match status {
+                S::Requested | S::Confirmed if booking.appointment.start <= now => {
+                    Err(BookingError::AlreadyStarted)
+                }
+                S::Requested | S::Confirmed if booking.attendance_confirmed => Ok(vec![]),
+                S::Requested | S::Confirmed => Ok(vec![E::AttendanceConfirmed]),
+                _ => illegal("confirmed by the customer"),
             },
             C::Complete { now } => match status {
                 S::Confirmed if booking.appointment.start > now => Err(BookingError::NotStarted),
@@ -346,6 +429,8 @@ impl Decider for BookingAggregate {
                 appointment: *appointment,
                 customer: customer.clone(),
                 status: BookingStatus::Requested,
+                reminders: Vec::new(),
+                attendance_confirmed: false,
             });
             return state;
         }
@@ -362,6 +447,11 @@ impl Decider for BookingAggregate {
                 }
                 E::AppointmentCompleted => booking.status = BookingStatus::Completed,
                 E::AppointmentMarkedNoShow => booking.status = BookingStatus::NoShow,
+                E::RemindersScheduled { at } => booking.reminders = at.clone(),
+                E::ReminderSent { at } | E::ReminderSkipped { at } => {
+                    booking.reminders.retain(|r| r != at)
+                }
+                E::AttendanceConfirmed => booking.attendance_confirmed = true,
             }
         }
         state
@@ -425,8 +515,106 @@ pub(crate) mod tests {
             customer,
             channel,
             confirm,
+            reminders: vec![],
             now: at(now),
         })
+    }
+
+    #[test]
+    fn reminders_are_scheduled_with_the_booking_and_each_sent_once_before_it_starts() {
+        let BookingCommand::Request(mut with_reminders) = request(true, "07:00") else {
+            unreachable!()
+        };
+        // One already past, one after the start, one twice: only the future ones, once.
+        with_reminders.reminders = vec![
+            at("09:00"),
+            at("06:00"),
+            at("08:00"),
+            at("09:00"),
+            at("11:00"),
+        ];
+        let scheduled = BookingEvent::RemindersScheduled {
+            at: vec![at("08:00"), at("09:00")],
+        };
+        given::<BookingAggregate>(&[])
+            .when(BookingCommand::Request(with_reminders))
+            .then_expect(&[
+                requested(),
+                BookingEvent::AppointmentConfirmed,
+                scheduled.clone(),
+            ]);
+        let booked = [requested(), BookingEvent::AppointmentConfirmed, scheduled];
+        let send = |r: &str, now: &str| BookingCommand::SendReminder {
+            at: at(r),
+            deliverable: true,
+            now: at(now),
+        };
+        given::<BookingAggregate>(&booked)
+            .when(send("08:00", "08:00"))
+            .then_expect(&[BookingEvent::ReminderSent { at: at("08:00") }]);
+        given::<BookingAggregate>(&booked)
+            .when(send("08:00", "07:59"))
+            .then_expect(&[]);
+        given::<BookingAggregate>(&booked)
+            .when(BookingCommand::SendReminder {
+                at: at("08:00"),
+                deliverable: false,
+                now: at("08:00"),
+            })
+            .then_expect(&[BookingEvent::ReminderSkipped { at: at("08:00") }]);
+        let mut sent = booked.to_vec();
+        sent.push(BookingEvent::ReminderSent { at: at("08:00") });
+        given::<BookingAggregate>(&sent)
+            .when(send("08:00", "08:01"))
+            .then_expect(&[]);
+        given::<BookingAggregate>(&sent)
+            .when(send("09:00", "10:00"))
+            .then_expect(&[]);
+        let mut cancelled = booked.to_vec();
+        cancelled.push(BookingEvent::AppointmentCancelled {
+            by: Party::Customer,
+            reason: None,
+        });
+        given::<BookingAggregate>(&cancelled)
+            .when(send("09:00", "09:00"))
+            .then_expect(&[]);
+        // A new time brings its own reminders.
+        given::<BookingAggregate>(&booked)
+            .when(BookingCommand::Reschedule {
+                to: slot("15:00", "15:45"),
+                resource: ResourceId::default_resource(),
+                by: Party::Customer,
+                reminders: vec![at("13:00")],
+                now: at("08:30"),
+            })
+            .then_expect(&[
+                BookingEvent::AppointmentRescheduled {
+                    from: slot("10:00", "10:45"),
+                    to: slot("15:00", "15:45"),
+                    from_resource: ResourceId::default_resource(),
+                    to_resource: ResourceId::default_resource(),
+                    by: Party::Customer,
+                },
+                BookingEvent::RemindersScheduled {
+                    at: vec![at("13:00")],
+                },
+            ]);
+    }
+
+    #[test]
+    fn the_customer_confirms_attendance_once_before_the_start() {
+        let confirmed = [requested(), BookingEvent::AppointmentConfirmed];
+        given::<BookingAggregate>(&confirmed)
+            .when(BookingCommand::ConfirmAttendance { now: at("09:00") })
+            .then_expect(&[BookingEvent::AttendanceConfirmed]);
+        let mut again = confirmed.to_vec();
+        again.push(BookingEvent::AttendanceConfirmed);
+        given::<BookingAggregate>(&again)
+            .when(BookingCommand::ConfirmAttendance { now: at("09:10") })
+            .then_expect(&[]);
+        given::<BookingAggregate>(&confirmed)
+            .when(BookingCommand::ConfirmAttendance { now: at("10:00") })
+            .then_expect_error(BookingError::AlreadyStarted);
     }
 
     #[test]
@@ -495,6 +683,7 @@ pub(crate) mod tests {
             to,
             resource: ResourceId::default_resource(),
             by: Party::Customer,
+            reminders: vec![],
             now: at(now),
         };
         given::<BookingAggregate>(&[requested()])
@@ -566,6 +755,12 @@ pub(crate) mod tests {
             },
             BookingEvent::AppointmentCompleted,
             BookingEvent::AppointmentMarkedNoShow,
+            BookingEvent::RemindersScheduled {
+                at: vec![at("08:00")],
+            },
+            BookingEvent::ReminderSent { at: at("08:00") },
+            BookingEvent::ReminderSkipped { at: at("08:00") },
+            BookingEvent::AttendanceConfirmed,
         ]);
     }
 }

@@ -183,6 +183,10 @@ pub struct Texts {
     pub slot_taken_kept: String,
     /// The time asked for (`{time}`) is not free on `{date}`: the nearest free times follow.
     pub nearest_times: String,
+    /// A reminder sent as reply buttons (within 24 hours of the customer's last message).
+    pub reminder: String,
+    /// The customer tapped a reminder's Confirm.
+    pub attendance_confirmed: String,
 }
 
 impl Default for Texts {
@@ -233,11 +237,18 @@ impl Default for Texts {
                 instead."
                 .into(),
             nearest_times: "{time} is not free on {date}. The nearest free times:".into(),
+            reminder: "Hi {name}, a reminder of your {service} on {date} at {time}. Will you \
+                come?"
+                .into(),
+            attendance_confirmed: "Thank you! See you on {date} at {time}.".into(),
         }
     }
 }
 
+/// The texts a business did not write are its language's defaults (a Spanish business that
+/// changed only its greeting speaks Spanish everywhere else).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawFlowSettings")]
 pub struct FlowSettings {
     /// Ask the customer's name when the conversation does not know it yet.
     pub ask_name: bool,
@@ -254,6 +265,39 @@ pub struct FlowSettings {
     pub answer_in_customer_language: bool,
     #[serde(default)]
     pub texts: Texts,
+}
+
+/// `FlowSettings` as written: the texts given, to lay over the language's defaults.
+#[derive(Deserialize)]
+struct RawFlowSettings {
+    ask_name: bool,
+    ask_payment: bool,
+    session_timeout_minutes: u32,
+    #[serde(default)]
+    language: Language,
+    #[serde(default)]
+    answer_in_customer_language: bool,
+    #[serde(default)]
+    texts: serde_json::Map<String, serde_json::Value>,
+}
+
+impl TryFrom<RawFlowSettings> for FlowSettings {
+    type Error = serde_json::Error;
+
+    fn try_from(raw: RawFlowSettings) -> Result<Self, Self::Error> {
+        let mut texts = serde_json::to_value(crate::bot::i18n::default_texts(raw.language))?;
+        if let Some(defaults) = texts.as_object_mut() {
+            defaults.extend(raw.texts);
+        }
+        Ok(Self {
+            ask_name: raw.ask_name,
+            ask_payment: raw.ask_payment,
+            session_timeout_minutes: raw.session_timeout_minutes,
+            language: raw.language,
+            answer_in_customer_language: raw.answer_in_customer_language,
+            texts: serde_json::from_value(texts)?,
+        })
+    }
 }
 
 impl Default for FlowSettings {
@@ -284,6 +328,84 @@ pub struct BotSettings {
     pub keyword_replies: Vec<KeywordReply>,
     #[serde(default)]
     pub flow: FlowSettings,
+    #[serde(default)]
+    pub messaging: Messaging,
+}
+
+/// A message template approved for the business's WhatsApp account: its name and language
+/// code, as in WhatsApp Manager.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateRef {
+    pub name: String,
+    /// `en`, `es`, `pt_BR`…
+    pub language: String,
+}
+
+/// What the business sends on its own: reminders before appointments, and the templates
+/// WhatsApp requires more than 24 hours after the customer last wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Messaging {
+    /// Reminders, in minutes before the appointment; a whole number of days stays at the
+    /// appointment's local time across a change of clocks (the day before at 10:00 for a
+    /// 10:00 appointment).
+    #[serde(default = "default_reminders")]
+    pub reminders_before_minutes: Vec<u32>,
+    /// The template reminders go as, with the body parameters name, service, date and time
+    /// ({{1}} to {{4}}) and the quick-reply buttons Confirm, Reschedule and Cancel (in that
+    /// order). Without one, a reminder goes as reply buttons if the customer wrote within 24
+    /// hours, and is not sent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reminder_template: Option<TemplateRef>,
+    /// The template a reply refused for the 24-hour window (131047) is sent again as, with the
+    /// reply's text as its one body parameter ({{1}}).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_up_template: Option<TemplateRef>,
+}
+
+fn default_reminders() -> Vec<u32> {
+    vec![24 * 60, 2 * 60]
+}
+
+impl Default for Messaging {
+    fn default() -> Self {
+        Self {
+            reminders_before_minutes: default_reminders(),
+            reminder_template: None,
+            follow_up_template: None,
+        }
+    }
+}
+
+impl TemplateRef {
+    /// Meta's rules: lowercase letters, digits and underscores up to 512; a language code
+    /// such as `en` or `pt_BR`.
+    fn problems(&self, field: &str, problem: &mut impl FnMut(String, &str)) {
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 512
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !name_ok {
+            problem(
+                format!("{field}.name"),
+                "lowercase letters, digits and underscores, up to 512",
+            );
+        }
+        let (lang, region) = self
+            .language
+            .split_once('_')
+            .map_or((self.language.as_str(), None), |(l, r)| (l, Some(r)));
+        let language_ok = (2..=3).contains(&lang.len())
+            && lang.bytes().all(|b| b.is_ascii_lowercase())
+            && region.is_none_or(|r| r.len() == 2 && r.bytes().all(|b| b.is_ascii_uppercase()));
+        if !language_ok {
+            problem(
+                format!("{field}.language"),
+                "a language code such as en, es or pt_BR",
+            );
+        }
+    }
 }
 
 /// One problem with a configuration: the field at fault (a JSON path) and what is wrong.
@@ -389,6 +511,27 @@ impl BotSettings {
         }
         if !(5..=60 * 24 * 7).contains(&self.flow.session_timeout_minutes) {
             problem("flow.session_timeout_minutes".into(), "5 minutes to 7 days");
+        }
+        let reminders = &self.messaging.reminders_before_minutes;
+        if reminders.len() > 3 {
+            problem(
+                "messaging.reminders_before_minutes".into(),
+                "at most 3 reminders",
+            );
+        }
+        for (i, minutes) in reminders.iter().enumerate() {
+            if !(15..=60 * 24 * 7).contains(minutes) {
+                problem(
+                    format!("messaging.reminders_before_minutes[{i}]"),
+                    "15 minutes to 7 days",
+                );
+            }
+        }
+        if let Some(template) = &self.messaging.reminder_template {
+            template.problems("messaging.reminder_template", &mut problem);
+        }
+        if let Some(template) = &self.messaging.follow_up_template {
+            template.problems("messaging.follow_up_template", &mut problem);
         }
         let texts = serde_json::to_value(&self.flow.texts).expect("texts serialize");
         for (name, text) in texts.as_object().expect("texts are an object") {
@@ -667,6 +810,7 @@ pub(crate) mod tests {
             ],
             keyword_replies: vec![],
             flow: FlowSettings::default(),
+            messaging: Messaging::default(),
         }
     }
 
@@ -682,6 +826,32 @@ pub(crate) mod tests {
             category: Some("Hair".into()),
             active: true,
         }
+    }
+
+    #[test]
+    fn the_texts_a_business_did_not_write_are_its_languages_defaults() {
+        let flow: FlowSettings = serde_json::from_value(serde_json::json!({
+            "ask_name": true, "ask_payment": false, "session_timeout_minutes": 60,
+            "language": "es", "texts": {"greeting": "¡Buenas! Esto es {business_name}."},
+        }))
+        .unwrap();
+        assert_eq!(flow.texts.greeting, "¡Buenas! Esto es {business_name}.");
+        assert_eq!(flow.texts.choose_service, "¿Qué servicio quieres?");
+        let english: FlowSettings = serde_json::from_value(serde_json::json!({
+            "ask_name": true, "ask_payment": false, "session_timeout_minutes": 60,
+        }))
+        .unwrap();
+        assert_eq!(
+            english,
+            FlowSettings {
+                ask_payment: false,
+                ..FlowSettings::default()
+            }
+        );
+        // What is stored reads back the same.
+        let again: FlowSettings =
+            serde_json::from_value(serde_json::to_value(&flow).unwrap()).unwrap();
+        assert_eq!(again, flow);
     }
 
     #[test]

@@ -180,6 +180,16 @@ fn samples() -> Vec<Section> {
                     },
                     BookingEvent::AppointmentCompleted,
                     BookingEvent::AppointmentMarkedNoShow,
+                    BookingEvent::RemindersScheduled {
+                        at: vec!["2026-11-30T09:00:00Z".parse().unwrap()],
+                    },
+                    BookingEvent::ReminderSent {
+                        at: "2026-11-30T09:00:00Z".parse().unwrap(),
+                    },
+                    BookingEvent::ReminderSkipped {
+                        at: "2026-11-30T09:00:00Z".parse().unwrap(),
+                    },
+                    BookingEvent::AttendanceConfirmed,
                 ],
                 |e| match e {
                     BookingEvent::AppointmentRequested { .. } => 0,
@@ -188,8 +198,12 @@ fn samples() -> Vec<Section> {
                     BookingEvent::AppointmentRescheduled { .. } => 3,
                     BookingEvent::AppointmentCompleted => 4,
                     BookingEvent::AppointmentMarkedNoShow => 5,
+                    BookingEvent::RemindersScheduled { .. } => 6,
+                    BookingEvent::ReminderSent { .. } => 7,
+                    BookingEvent::AttendanceConfirmed => 8,
+                    BookingEvent::ReminderSkipped { .. } => 9,
                 },
-                6,
+                10,
             ),
         ),
         (
@@ -547,6 +561,14 @@ fn meaning(event_type: &str) -> &'static str {
         "ReservationReleased" => "The customer chose otherwise; the time is free again.",
         "ReservationExpired" => "Time ran out on a reservation; the time is free again.",
         "MessageReceived" => "The customer sent a message (once per WhatsApp message id).",
+        "RemindersScheduled" => {
+            "The reminders still to send to the customer, replacing any before (set at booking and on a move)."
+        }
+        "ReminderSent" => "The reminder due `at` went to the customer's conversation.",
+        "ReminderSkipped" => {
+            "The reminder due `at` could not go: no template, and the customer had not written within 24 hours."
+        }
+        "AttendanceConfirmed" => "The customer said they will come (a reminder's Confirm).",
         "ConversationExpired" => "The previous session was idle too long and started over.",
         "BotReplied" => "A reply to send; the sender delivers each reply id once.",
         "BotStateChanged" => "The bot's memory of the conversation after a turn.",

@@ -92,11 +92,19 @@ pub enum ConversationCommand {
     },
     /// The Cloud API accepted a reply and gave it a message id.
     RecordSent { reply_id: String, wamid: String },
-    /// The reply could not be delivered (Meta's error code and reason).
+    /// The reply could not be delivered (Meta's error code and reason). `follow_up`, if any,
+    /// goes instead (a template, for a reply refused for the 24-hour window).
     RecordSendFailed {
         reply_id: String,
         code: i64,
         reason: String,
+        follow_up: Option<Reply>,
+    },
+    /// A message the business sends on its own (a reminder), once per `reply_id`.
+    Notify {
+        reply_id: String,
+        to: PhoneNumber,
+        reply: Reply,
     },
     /// A status webhook for an outbound message.
     RecordStatus {
@@ -349,15 +357,48 @@ impl Decider for Conversation {
                 reply_id,
                 code,
                 reason,
+                follow_up,
             } => match state.outbound.get(&reply_id) {
                 None => Err(ConversationError::UnknownReply(reply_id)),
                 Some((Some(_), _)) | Some((None, Some(DeliveryStatus::Failed))) => Ok(vec![]),
-                Some(_) => Ok(vec![E::OutboundMessageFailed {
-                    reply_id,
-                    code,
-                    reason,
-                }]),
+                Some(_) => {
+                    let mut events = vec![E::OutboundMessageFailed {
+                        reply_id: reply_id.clone(),
+                        code,
+                        reason,
+                    }];
+                    let follow_up_id = format!("{reply_id}/follow-up");
+                    if let (Some(reply), Some(to)) = (follow_up, &state.phone)
+                        && !state.outbound.contains_key(&follow_up_id)
+                    {
+                        events.push(E::BotReplied {
+                            reply_id: follow_up_id,
+                            to: to.clone(),
+                            reply,
+                        });
+                    }
+                    Ok(events)
+                }
             },
+            ConversationCommand::Notify {
+                reply_id,
+                to,
+                reply,
+            } => {
+                if let Some(phone) = &state.phone
+                    && *phone != to
+                {
+                    return Err(ConversationError::WrongCustomer(to));
+                }
+                if state.outbound.contains_key(&reply_id) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::BotReplied {
+                    reply_id,
+                    to,
+                    reply,
+                }])
+            }
             ConversationCommand::RecordStatus { wamid, status } => {
                 let Some(reply_id) = state.reply_of_wamid.get(&wamid) else {
                     // Before the send was recorded? Only while a reply awaits its wamid.
@@ -444,7 +485,8 @@ impl Decider for Conversation {
                 }
             }
             E::ConversationExpired | E::HandedOffToHuman => {}
-            E::BotReplied { reply_id, .. } => {
+            E::BotReplied { reply_id, to, .. } => {
+                state.phone.get_or_insert_with(|| to.clone());
                 state.outbound.insert(reply_id.clone(), (None, None));
             }
             E::BotStateChanged { state: bot } => state.bot = bot.clone(),
@@ -511,6 +553,7 @@ fn turn_events(
             BotAction::HandOff => events.push(E::HandedOffToHuman),
             BotAction::CancelBooking { .. }
             | BotAction::RescheduleBooking { .. }
+            | BotAction::ConfirmAttendance { .. }
             | BotAction::ReserveSlot { .. }
             | BotAction::ReleaseSlot { .. } => {}
         }

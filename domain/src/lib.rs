@@ -24,6 +24,7 @@ pub mod ids;
 mod labels;
 pub mod notification;
 pub mod plan;
+pub mod reminders;
 pub mod scheduling;
 pub mod tenant;
 pub mod upcast;

@@ -104,20 +104,34 @@ pub fn cancel(
     })
 }
 
+/// Where and when a booking moves to, with what its service needs there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTime {
+    pub appointment: Interval,
+    pub resource: ResourceId,
+    pub buffer_minutes: u32,
+    pub capacity: u32,
+    /// The reminders of the new time.
+    pub reminders: Vec<DateTime<Utc>>,
+}
+
 /// Moves a booking: releases the old slot and holds the new one. When both are on the same
 /// agenda (same resource and day), pass the same state for both and one change comes back.
-#[allow(clippy::too_many_arguments)]
 pub fn reschedule(
     booking: &BookingState,
     old_agenda: &AgendaState,
     new_agenda: &AgendaState,
-    to: Interval,
-    resource: ResourceId,
-    buffer_minutes: u32,
-    capacity: u32,
+    new_time: NewTime,
     by: Party,
     now: DateTime<Utc>,
 ) -> Result<Scheduled, SchedulingError> {
+    let NewTime {
+        appointment: to,
+        resource,
+        buffer_minutes,
+        capacity,
+        reminders,
+    } = new_time;
     let booking_id = booking
         .booking
         .as_ref()
@@ -129,6 +143,7 @@ pub fn reschedule(
             to,
             resource,
             by,
+            reminders,
             now,
         },
     )?;
@@ -194,6 +209,7 @@ mod tests {
             },
             channel: Channel::WhatsApp,
             confirm: true,
+            reminders: vec![],
             now: at("08:00"),
         }
     }
@@ -281,10 +297,13 @@ mod tests {
             &booking,
             &day,
             &day,
-            slot("10:30", "11:15"),
-            ResourceId::default_resource(),
-            0,
-            1,
+            NewTime {
+                appointment: slot("10:30", "11:15"),
+                resource: ResourceId::default_resource(),
+                buffer_minutes: 0,
+                capacity: 1,
+                reminders: vec![],
+            },
             Party::Customer,
             at("08:00"),
         )
@@ -316,10 +335,13 @@ mod tests {
             &booking,
             &day1,
             &day2,
-            to,
-            ResourceId::default_resource(),
-            0,
-            1,
+            NewTime {
+                appointment: to,
+                resource: ResourceId::default_resource(),
+                buffer_minutes: 0,
+                capacity: 1,
+                reminders: vec![],
+            },
             Party::Business,
             at("08:00"),
         )

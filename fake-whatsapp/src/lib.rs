@@ -4,7 +4,10 @@
 //! - `GET /{version}/{phone_number_id}`: any id of 12 digits or more exists; the token must be
 //!   the fake's (else 401, code 190).
 //! - `POST /{version}/{phone_number_id}/messages`: text, reply buttons and lists, checked
-//!   against Meta's limits (else 400, code 100); answers a fresh `wamid`.
+//!   against Meta's limits (else 400, code 100), and templates, checked against the account's
+//!   templates like Meta (unknown or unapproved name or language 132001, a parameter count that
+//!   does not match 132000, a paused template 132015, a disabled one 132016, a parameter with
+//!   line breaks, tabs or four spaces 132018); answers a fresh `wamid`.
 //!
 //! Its own controls, under `/_fake/`:
 //! - `GET /_fake/messages?to=PHONE`: what it received, oldest first.
@@ -13,7 +16,13 @@
 //! - `POST /_fake/config`: where the platform's webhook is and the app secret to sign with,
 //!   and whether to follow each send with sent/delivered/read status webhooks.
 //! - `POST /_fake/inbound`: plays a customer: posts a signed inbound message (text, button or
-//!   list reply) to the webhook, as Meta does, and answers the platform's status.
+//!   list reply, or a template's quick reply) to the webhook, as Meta does, and answers the
+//!   platform's status.
+//! - `GET /_fake/templates`, `POST /_fake/templates`: the account's message templates, and one
+//!   added or changed (`{"name":"booking_reminder","language":"en","body_parameters":4,
+//!   "quick_replies":3,"status":"APPROVED"}`). It starts with the demo's: `booking_reminder`
+//!   (4 parameters, 3 quick replies) and `booking_follow_up` (1 parameter), approved in `en`,
+//!   `es`, `pt_BR` and `pt_PT`.
 //!
 //! State lives in memory; restart to reset.
 
@@ -74,9 +83,54 @@ pub struct WebhookConfig {
     pub status_webhooks: bool,
 }
 
+/// A message template of the account, as WhatsApp Manager holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Template {
+    pub name: String,
+    pub language: String,
+    /// How many `{{n}}` its body has.
+    pub body_parameters: usize,
+    /// How many quick-reply buttons it has.
+    #[serde(default)]
+    pub quick_replies: usize,
+    /// APPROVED, PENDING, REJECTED, PAUSED or DISABLED.
+    #[serde(default = "approved")]
+    pub status: String,
+}
+
+fn approved() -> String {
+    "APPROVED".into()
+}
+
+/// The templates the demo's settings name, approved in each language the bot speaks.
+fn demo_templates() -> Vec<Template> {
+    ["en", "es", "pt_BR", "pt_PT"]
+        .into_iter()
+        .flat_map(|language| {
+            [
+                Template {
+                    name: "booking_reminder".into(),
+                    language: language.into(),
+                    body_parameters: 4,
+                    quick_replies: 3,
+                    status: approved(),
+                },
+                Template {
+                    name: "booking_follow_up".into(),
+                    language: language.into(),
+                    body_parameters: 1,
+                    quick_replies: 0,
+                    status: approved(),
+                },
+            ]
+        })
+        .collect()
+}
+
 #[derive(Default)]
 struct Inner {
     messages: Vec<Received>,
+    templates: Vec<Template>,
     faults: VecDeque<Fault>,
     config: WebhookConfig,
     /// Send attempts, failed ones included (tests check retries).
@@ -92,9 +146,13 @@ pub struct Fake {
 
 impl Fake {
     pub fn new(token: &str) -> Self {
+        let inner = Inner {
+            templates: demo_templates(),
+            ..Inner::default()
+        };
         Self {
             token: token.to_owned(),
-            inner: Arc::default(),
+            inner: Arc::new(Mutex::new(inner)),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
@@ -123,6 +181,15 @@ impl Fake {
 
     pub fn push_fault(&self, fault: Fault) {
         self.lock().faults.push_back(fault);
+    }
+
+    /// Adds a template, or changes the one of that name and language.
+    pub fn set_template(&self, template: Template) {
+        let mut inner = self.lock();
+        inner
+            .templates
+            .retain(|t| !(t.name == template.name && t.language == template.language));
+        inner.templates.push(template);
     }
 
     pub fn configure(&self, config: WebhookConfig) {
@@ -159,6 +226,7 @@ pub fn router(fake: Fake) -> Router {
         .route("/_fake/faults", post(add_faults).delete(clear_faults))
         .route("/_fake/config", post(set_config))
         .route("/_fake/inbound", post(inbound))
+        .route("/_fake/templates", get(list_templates).post(add_template))
         .with_state(fake)
 }
 
@@ -191,6 +259,11 @@ fn message_for(code: i64) -> &'static str {
         131026 => "(#131026) Message undeliverable",
         190 => "Error validating access token: Session has expired",
         100 => "(#100) Invalid parameter",
+        132000 => "(#132000) Number of parameters does not match the expected number of params",
+        132001 => "(#132001) Template name does not exist in the translation",
+        132015 => "(#132015) Template is Paused",
+        132016 => "(#132016) Template is Disabled",
+        132018 => "(#132018) There was an issue with the parameters in your template",
         _ => "An unexpected error has occurred. Please retry your request later.",
     }
 }
@@ -318,6 +391,67 @@ fn validate(body: &Value) -> Result<(String, String), String> {
     Ok((to, kind))
 }
 
+/// Meta's checks of a template send against the account's templates: the HTTP status and
+/// error code of a refusal.
+fn check_template(templates: &[Template], sent: &Value) -> Result<(), (u16, i64)> {
+    let name = sent["name"].as_str().unwrap_or_default();
+    let language = sent["language"]["code"].as_str().unwrap_or_default();
+    let template = templates
+        .iter()
+        .find(|t| t.name == name && t.language == language)
+        .ok_or((404, 132001))?;
+    match template.status.as_str() {
+        "APPROVED" => {}
+        "PAUSED" => return Err((400, 132015)),
+        "DISABLED" => return Err((400, 132016)),
+        _ => return Err((404, 132001)),
+    }
+    let components = sent["components"].as_array().cloned().unwrap_or_default();
+    let of = |kind: &str| {
+        components
+            .iter()
+            .filter(|c| c["type"] == kind)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let body: Vec<Value> = of("body")
+        .iter()
+        .flat_map(|c| c["parameters"].as_array().cloned().unwrap_or_default())
+        .collect();
+    if body.len() != template.body_parameters {
+        return Err((400, 132000));
+    }
+    for parameter in &body {
+        let text = parameter["text"].as_str().ok_or((400, 132000))?;
+        if text.is_empty() || text.contains(['\n', '\t']) || text.contains("    ") {
+            return Err((400, 132018));
+        }
+    }
+    for button in of("button") {
+        let index = button["index"]
+            .as_str()
+            .and_then(|i| i.parse::<usize>().ok())
+            .ok_or((400, 100))?;
+        let payload = button["parameters"][0]["payload"].as_str();
+        if button["sub_type"] != "quick_reply"
+            || index >= template.quick_replies
+            || payload.is_none()
+        {
+            return Err((400, 132000));
+        }
+    }
+    Ok(())
+}
+
+async fn list_templates(State(fake): State<Fake>) -> Json<Vec<Template>> {
+    Json(fake.lock().templates.clone())
+}
+
+async fn add_template(State(fake): State<Fake>, Json(template): Json<Template>) -> StatusCode {
+    fake.set_template(template);
+    StatusCode::NO_CONTENT
+}
+
 async fn send(
     State(fake): State<Fake>,
     Path((_version, id)): Path<(String, String)>,
@@ -341,6 +475,12 @@ async fn send(
         Ok(v) => v,
         Err(why) => return meta_error(400, 100, &format!("(#100) Invalid parameter: {why}")),
     };
+    if kind == "template" {
+        let templates = fake.lock().templates.clone();
+        if let Err((status, code)) = check_template(&templates, &body["template"]) {
+            return meta_error(status, code, message_for(code));
+        }
+    }
     let fault = {
         let mut inner = fake.lock();
         *inner.attempts.entry(to.clone()).or_default() += 1;
@@ -465,6 +605,9 @@ pub struct Inbound {
     pub button_reply: Option<Choice>,
     #[serde(default)]
     pub list_reply: Option<Choice>,
+    /// A tapped quick reply of a template: its payload (as `id`) and text (as `title`).
+    #[serde(default)]
+    pub template_reply: Option<Choice>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -482,6 +625,9 @@ pub fn inbound_payload(message: &Inbound, wamid: &str) -> Value {
         msg["type"] = json!("interactive");
         msg["interactive"] =
             json!({"type": "button_reply", "button_reply": {"id": reply.id, "title": reply.title}});
+    } else if let Some(reply) = &message.template_reply {
+        msg["type"] = json!("button");
+        msg["button"] = json!({"payload": reply.id, "text": reply.title});
     } else if let Some(reply) = &message.list_reply {
         msg["type"] = json!("interactive");
         msg["interactive"] =

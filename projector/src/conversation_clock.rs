@@ -1,8 +1,9 @@
 //! The conversation clock: a reactor that turns time into conversation commands. Every
-//! `every` it finds, across tenants, the reservations whose time ran out (`rm_agenda`) and the
-//! answers due to customers who wrote faster than the bot may answer (`rm_conversations`),
-//! and gives each its command (`app::bookings::expire_reservation`,
-//! `app::conversation::take_deferred_turn`); the domain decides. What it reads are read
+//! `every` it finds, across tenants, the reservations whose time ran out (`rm_agenda`), the
+//! answers due to customers who wrote faster than the bot may answer (`rm_conversations`) and
+//! the reminders due before appointments (`rm_bookings`), and gives each its command
+//! (`app::bookings::expire_reservation`, `app::conversation::take_deferred_turn`,
+//! `app::bookings::send_reminder`); the domain decides. What it reads are read
 //! models, so it lags the log by the projections' delay; what it decides is from the streams
 //! themselves, and a command that finds nothing due appends nothing, so running twice, or on
 //! two instances, is harmless. A reservation that ran out takes nothing even before the clock
@@ -33,6 +34,8 @@ pub struct Ticked {
     pub expired: usize,
     /// Deferred messages answered.
     pub answered: usize,
+    /// Reminders sent.
+    pub reminded: usize,
 }
 
 /// At most this many of each per run; the next run takes the rest.
@@ -99,6 +102,26 @@ impl ConversationClock {
                 Ok(None) => {}
                 Err(err) => {
                     tracing::warn!(tenant = %row.tenant_id, error = %err, "a deferred answer could not be taken")
+                }
+            }
+        }
+        let due = sqlx::query!(
+            r#"select tenant_id, booking_id, next_reminder_at as "at!" from rm_bookings
+                where next_reminder_at <= $1 order by next_reminder_at limit $2"#,
+            now,
+            BATCH
+        )
+        .fetch_all(&self.operator)
+        .await?;
+        for row in due {
+            let booking_id = BookingId::from_uuid(row.booking_id);
+            match app::bookings::send_reminder(&self.app, row.tenant_id, booking_id, row.at, now)
+                .await
+            {
+                Ok(sent) if sent.value => ticked.reminded += 1,
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(tenant = %row.tenant_id, %booking_id, error = %err, "a reminder could not be sent")
                 }
             }
         }

@@ -271,6 +271,7 @@ pub struct CommandApp {
 }
 
 /// A tenant onboarded through the API.
+#[derive(Clone)]
 pub struct Onboarded {
     pub tenant_id: String,
     pub owner_id: String,

@@ -77,6 +77,7 @@ impl World {
                 text: Some(text.into()),
                 button_reply: None,
                 list_reply: None,
+                template_reply: None,
             })
             .await
             .unwrap();

@@ -1,4 +1,4 @@
-//! The bot's replies in the Cloud API's send format: text, reply buttons, lists.
+//! The bot's replies in the Cloud API's send format: text, reply buttons, lists, templates.
 
 use domain::bot::message::Reply;
 use domain::values::PhoneNumber;
@@ -52,6 +52,39 @@ pub fn message_body(to: &PhoneNumber, reply: &Reply) -> Value {
                 },
             },
         }),
+        Reply::Template {
+            name,
+            language,
+            body,
+            buttons,
+        } => {
+            let mut components = Vec::new();
+            if !body.is_empty() {
+                components.push(json!({
+                    "type": "body",
+                    "parameters": body.iter().map(|p| json!({"type": "text", "text": p})).collect::<Vec<_>>(),
+                }));
+            }
+            for (index, payload) in buttons.iter().enumerate() {
+                components.push(json!({
+                    "type": "button",
+                    "sub_type": "quick_reply",
+                    "index": index.to_string(),
+                    "parameters": [{"type": "payload", "payload": payload}],
+                }));
+            }
+            json!({
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "to": to,
+                "type": "template",
+                "template": {
+                    "name": name,
+                    "language": {"code": language},
+                    "components": components,
+                },
+            })
+        }
     }
 }
 
@@ -96,5 +129,21 @@ mod tests {
             list["interactive"]["action"]["sections"][0]["rows"][0]["description"],
             "d"
         );
+        let template = message_body(
+            &to,
+            &Reply::template(
+                "booking_reminder",
+                "es",
+                ["Ana".into()],
+                vec!["p0".into(), "p1".into()],
+            ),
+        );
+        assert_eq!(template["type"], "template");
+        assert_eq!(template["template"]["language"]["code"], "es");
+        let components = &template["template"]["components"];
+        assert_eq!(components[0]["parameters"][0]["text"], "Ana");
+        assert_eq!(components[2]["sub_type"], "quick_reply");
+        assert_eq!(components[2]["index"], "1");
+        assert_eq!(components[2]["parameters"][0]["payload"], "p1");
     }
 }

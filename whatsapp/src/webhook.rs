@@ -99,6 +99,9 @@ pub struct Reply {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct TemplateButton {
+    /// What the send put on the button (a reminder's `remind:…`).
+    #[serde(default)]
+    pub payload: String,
     #[serde(default)]
     pub text: String,
 }
@@ -139,6 +142,11 @@ impl Message {
                     },
                 }
             }
+            // A template's quick reply: the payload is the choice, as a reply button's id.
+            ("button", _, _, Some(b)) if !b.payload.is_empty() => Inbound::ButtonReply {
+                id: b.payload.clone(),
+                title: b.text.clone(),
+            },
             ("button", _, _, Some(b)) => Inbound::Text {
                 body: b.text.clone(),
             },
@@ -207,7 +215,9 @@ mod tests {
            "context":{"from":"15550783881","id":"wamid.OUT"}},
           {"from":"16505551234","id":"wamid.C","timestamp":"1739321026","type":"interactive",
            "interactive":{"type":"list_reply","list_reply":{"id":"svc:1","title":"Haircut","description":"25 EUR"}}},
-          {"from":"16505551234","id":"wamid.D","timestamp":"1739321027","type":"image","image":{"id":"media"}}
+          {"from":"16505551234","id":"wamid.D","timestamp":"1739321027","type":"image","image":{"id":"media"}},
+          {"from":"16505551234","id":"wamid.E","timestamp":"1739321028","type":"button",
+           "button":{"payload":"remind:cancel:b1","text":"Cancel"},"context":{"from":"15550783881","id":"wamid.TPL"}}
         ]}}]},
       {"id":"WABA2","changes":[{"field":"messages","value":{"messaging_product":"whatsapp",
         "metadata":{"display_phone_number":"15550000000","phone_number_id":"999"},
@@ -234,6 +244,10 @@ mod tests {
                 },
                 Inbound::Unsupported {
                     message_type: "image".into()
+                },
+                Inbound::ButtonReply {
+                    id: "remind:cancel:b1".into(),
+                    title: "Cancel".into()
                 },
             ]
         );

@@ -19,7 +19,10 @@ use crate::booking::{
 use crate::bot_config::BotConfigState;
 use crate::decider::Decider;
 use crate::ids::{BookingId, ResourceId, ServiceId};
-use crate::scheduling::{self, AgendaChange, Scheduled, SchedulingError, appointment_at, occupied};
+use crate::reminders::reminder_times;
+use crate::scheduling::{
+    self, AgendaChange, NewTime, Scheduled, SchedulingError, appointment_at, occupied,
+};
 use crate::values::{LocalDate, PhoneNumber};
 
 /// A customer's bookings and the agenda days of the (default) resource the bot may offer.
@@ -120,6 +123,7 @@ impl CustomerCalendar {
                         },
                         channel: Channel::WhatsApp,
                         confirm: *confirm,
+                        reminders: reminder_times(settings, *start),
                         now,
                     };
                     let before = BookingState::default();
@@ -154,13 +158,33 @@ impl CustomerCalendar {
                         &before,
                         &self.agenda(agenda_day(settings, booking.appointment.start)),
                         &self.agenda(agenda_day(settings, *start)),
-                        appointment_at(*start, service.duration),
-                        resource.clone(),
-                        service.buffer_minutes,
-                        service.capacity,
+                        NewTime {
+                            appointment: appointment_at(*start, service.duration),
+                            resource: resource.clone(),
+                            buffer_minutes: service.buffer_minutes,
+                            capacity: service.capacity,
+                            reminders: reminder_times(settings, *start),
+                        },
                         Party::Customer,
                         now,
                     )?;
+                    (*booking_id, before, scheduled)
+                }
+                BotAction::ConfirmAttendance { booking_id } => {
+                    let Some(before) = self.booking(*booking_id) else {
+                        continue;
+                    };
+                    let events = BookingAggregate::decide(
+                        &before,
+                        crate::booking::BookingCommand::ConfirmAttendance { now },
+                    )?;
+                    if events.is_empty() {
+                        continue;
+                    }
+                    let scheduled = Scheduled {
+                        booking: events,
+                        agendas: vec![],
+                    };
                     (*booking_id, before, scheduled)
                 }
                 BotAction::ReserveSlot {

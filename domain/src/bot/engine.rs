@@ -19,6 +19,7 @@ use crate::bot::message::{Choice, Inbound, Reply, contains_words, normalize, ren
 use crate::bot::understand::{self, Language};
 use crate::bot_config::{BotSettings, PaymentMethod, Service, Texts, TimeRange};
 use crate::ids::{BookingId, ServiceId};
+use crate::reminders::ReminderAnswer;
 use crate::scheduling::occupied;
 use crate::values::LocalDate;
 
@@ -142,6 +143,10 @@ pub enum BotAction {
     RescheduleBooking {
         booking_id: BookingId,
         start: DateTime<Utc>,
+    },
+    /// The customer will come (a reminder's Confirm).
+    ConfirmAttendance {
+        booking_id: BookingId,
     },
     /// Keep the chosen time for the customer until `until`, under the id the booking will
     /// have (the agenda decides whether it is still free).
@@ -326,6 +331,10 @@ impl Engine<'_> {
                 (Some(id.clone()), title.as_str())
             }
         };
+        // A reminder's button acts on its booking, whatever the conversation was doing.
+        if let Some((answer, booking_id)) = id.as_deref().and_then(ReminderAnswer::of) {
+            return self.on_reminder(answer, booking_id);
+        }
 
         if id.is_none() {
             // A conversation (re)starting in another language the bot speaks goes on in it.
@@ -1124,6 +1133,40 @@ impl Engine<'_> {
         );
         self.replies.push(Reply::text(text));
         self.finish();
+    }
+
+    fn on_reminder(&mut self, answer: ReminderAnswer, booking_id: BookingId) {
+        let Some(booking) = self
+            .upcoming_bookings()
+            .into_iter()
+            .find(|b| b.booking_id == booking_id)
+        else {
+            // Cancelled, moved away from or past since: say what is ahead instead.
+            return self.run_global(Global::MyBookings);
+        };
+        match answer {
+            ReminderAnswer::Confirm => {
+                self.actions
+                    .push(BotAction::ConfirmAttendance { booking_id });
+                let start = booking.appointment.start;
+                self.say(
+                    &self.texts().attendance_confirmed.clone(),
+                    &[
+                        ("service", &booking.service_name),
+                        ("date", &self.date_label(self.local_date(start))),
+                        ("time", &self.time_label(start)),
+                    ],
+                );
+                self.repeat_prompt_if_busy();
+            }
+            ReminderAnswer::Cancel => self.finish_cancel(&booking_id.to_string()),
+            ReminderAnswer::Reschedule => {
+                self.finish();
+                self.state.rescheduling = Some(booking_id);
+                self.state.service = Some(booking.service_id);
+                self.offer_days(0);
+            }
+        }
     }
 
     fn finish_cancel(&mut self, booking: &str) {

@@ -40,6 +40,11 @@ pub struct Labels {
     pub which_to_cancel: &'static str,
     pub which_to_move: &'static str,
     pub closed: &'static str,
+    /// A reminder's buttons.
+    pub reschedule: &'static str,
+    pub cancel: &'static str,
+    /// Who a reminder greets when the booking has no name.
+    pub customer: &'static str,
     /// Monday first.
     pub weekdays: [&'static str; 7],
     pub months: [&'static str; 12],
@@ -73,6 +78,9 @@ const EN: Labels = Labels {
     which_to_cancel: "Which booking should I cancel?",
     which_to_move: "Which booking would you like to move?",
     closed: "closed",
+    reschedule: "Reschedule",
+    cancel: "Cancel",
+    customer: "there",
     weekdays: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
     months: [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -107,6 +115,9 @@ const ES: Labels = Labels {
     which_to_cancel: "¿Qué cita cancelo?",
     which_to_move: "¿Qué cita quieres mover?",
     closed: "cerrado",
+    reschedule: "Cambiar hora",
+    cancel: "Cancelar",
+    customer: "cliente",
     weekdays: ["lun", "mar", "mié", "jue", "vie", "sáb", "dom"],
     months: [
         "ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sept", "oct", "nov", "dic",
@@ -141,6 +152,9 @@ const PT: Labels = Labels {
     which_to_cancel: "Qual marcação devo cancelar?",
     which_to_move: "Qual marcação quer mudar?",
     closed: "fechado",
+    reschedule: "Remarcar",
+    cancel: "Cancelar",
+    customer: "cliente",
     weekdays: ["seg", "ter", "qua", "qui", "sex", "sáb", "dom"],
     months: [
         "jan", "fev", "mar", "abr", "mai", "jun", "jul", "ago", "set", "out", "nov", "dez",
@@ -233,6 +247,10 @@ impl Texts {
                 nearest_times: "Las {time} no están libres el {date}. Las horas libres más \
                     cercanas:"
                     .into(),
+                reminder: "Hola {name}, te recordamos tu cita de {service} el {date} a las \
+                    {time}. ¿Vendrás?"
+                    .into(),
+                attendance_confirmed: "¡Gracias! Te esperamos el {date} a las {time}.".into(),
             },
             Language::Pt => Texts {
                 greeting: "Olá! Bem-vindo a {business_name}. Posso marcar um horário para si."
@@ -287,6 +305,10 @@ impl Texts {
                 nearest_times: "As {time} não estão livres em {date}. Os horários livres mais \
                     próximos:"
                     .into(),
+                reminder: "Olá {name}, lembramos a sua marcação de {service} em {date} às \
+                    {time}. Vem?"
+                    .into(),
+                attendance_confirmed: "Obrigado! Esperamos por si em {date} às {time}.".into(),
             },
         }
     }

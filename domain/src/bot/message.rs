@@ -55,6 +55,16 @@ pub enum Reply {
         button: String,
         rows: Vec<Choice>,
     },
+    /// A message template approved for the business's account: what may be sent more than 24
+    /// hours after the customer last wrote. `body` fills its body's parameters in order;
+    /// `buttons` are the payloads of its quick-reply buttons, in order.
+    Template {
+        name: String,
+        language: String,
+        body: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        buttons: Vec<String>,
+    },
 }
 
 pub const MAX_BUTTONS: usize = 3;
@@ -64,6 +74,9 @@ pub const MAX_ROW_TITLE: usize = 24;
 pub const MAX_ROW_DESCRIPTION: usize = 72;
 pub const MAX_TEXT: usize = 4096;
 pub const MAX_INTERACTIVE_BODY: usize = 1024;
+/// A template's body parameter (no line breaks or tabs, and not four spaces in a row).
+pub const MAX_TEMPLATE_PARAMETER: usize = 1024;
+pub const MAX_TEMPLATE_BUTTONS: usize = 10;
 
 /// Cuts `s` to `max` characters, ending with `…` when cut.
 pub fn fit(s: &str, max: usize) -> String {
@@ -112,18 +125,51 @@ impl Reply {
         }
     }
 
+    /// A template, its parameters made acceptable to WhatsApp: line breaks and tabs become
+    /// ` · ` and spaces, runs of spaces one, each cut to the maximum.
+    pub fn template(
+        name: &str,
+        language: &str,
+        body: impl IntoIterator<Item = String>,
+        buttons: Vec<String>,
+    ) -> Self {
+        let parameter = |p: String| {
+            let joined = p
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" · ");
+            let single = joined
+                .replace('\t', " ")
+                .split(' ')
+                .filter(|w| !w.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            fit(&single, MAX_TEMPLATE_PARAMETER)
+        };
+        Reply::Template {
+            name: name.to_owned(),
+            language: language.to_owned(),
+            body: body.into_iter().map(parameter).collect(),
+            buttons,
+        }
+    }
+
     /// The choices offered, if any (ids and titles).
     pub fn offered(&self) -> &[Choice] {
         match self {
-            Reply::Text { .. } => &[],
+            Reply::Text { .. } | Reply::Template { .. } => &[],
             Reply::Buttons { buttons, .. } => buttons,
             Reply::List { rows, .. } => rows,
         }
     }
 
+    /// The text shown (a template's first parameter, its own text being Meta's).
     pub fn body(&self) -> &str {
         match self {
             Reply::Text { body } | Reply::Buttons { body, .. } | Reply::List { body, .. } => body,
+            Reply::Template { body, .. } => body.first().map_or("", String::as_str),
         }
     }
 
@@ -148,6 +194,22 @@ impl Reply {
                             && r.description
                                 .as_ref()
                                 .is_none_or(|d| d.chars().count() <= MAX_ROW_DESCRIPTION)
+                    })
+            }
+            Reply::Template {
+                name,
+                body,
+                buttons,
+                ..
+            } => {
+                !name.is_empty()
+                    && buttons.len() <= MAX_TEMPLATE_BUTTONS
+                    && buttons.iter().all(|b| b.len() <= 256)
+                    && body.iter().all(|p| {
+                        !p.is_empty()
+                            && p.chars().count() <= MAX_TEMPLATE_PARAMETER
+                            && !p.contains(['\n', '\t'])
+                            && !p.contains("    ")
                     })
             }
         }

@@ -495,6 +495,121 @@ fn a_customer_reschedules_from_whatsapp() {
     );
 }
 
+/// The reminder of `booking` as the customer receives it now (reply buttons: they wrote
+/// today), and a tap on its button `title`.
+fn tap_reminder(w: &mut World, booking: BookingId, title: &str) -> Vec<Reply> {
+    let state = w
+        .calendar
+        .bookings
+        .iter()
+        .find(|s| s.booking.as_ref().is_some_and(|b| b.booking_id == booking))
+        .cloned()
+        .expect("the booking");
+    let reminder = crate::reminders::reminder_reply(
+        &w.settings,
+        state.booking.as_ref().expect("booked"),
+        Some(w.now),
+        w.now,
+    )
+    .expect("a reminder within the window");
+    assert!(reminder.fits_whatsapp());
+    let choice = reminder
+        .offered()
+        .iter()
+        .find(|c| c.title == title)
+        .expect("the button")
+        .clone();
+    w.send(Inbound::ButtonReply {
+        id: choice.id,
+        title: choice.title,
+    })
+}
+
+#[test]
+fn a_reminders_buttons_confirm_move_and_cancel_the_booking_whatever_the_bot_was_doing() {
+    let mut w = World::new();
+    let booking = book_haircut(&mut w);
+    // Booked on Monday 09:30 for Tuesday 10:00 in Madrid: reminded on Monday at 10:00 (a day
+    // before) and Tuesday at 08:00 (two hours before).
+    let reminders = |w: &World| {
+        w.calendar.bookings[0]
+            .booking
+            .as_ref()
+            .expect("booked")
+            .reminders
+            .clone()
+    };
+    let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+    assert_eq!(
+        reminders(&w),
+        [at("2026-11-30T09:00:00Z"), at("2026-12-01T07:00:00Z")]
+    );
+    // Halfway through another booking, the customer confirms they will come.
+    w.say("hi");
+    w.tap("Something else");
+    w.tap("Beard trim");
+    let replies = tap_reminder(&mut w, booking, "Confirm");
+    let text = bodies(&replies);
+    assert!(
+        text.starts_with("Thank you! See you on Tue 1 Dec at 10:00."),
+        "{text}"
+    );
+    assert!(
+        text.contains("Which day suits you for Beard trim?"),
+        "{text}"
+    );
+    assert_eq!(
+        w.last_actions,
+        [BotAction::ConfirmAttendance {
+            booking_id: booking
+        }]
+    );
+    assert!(
+        w.calendar.bookings[0]
+            .booking
+            .as_ref()
+            .unwrap()
+            .attendance_confirmed
+    );
+
+    // Reschedule: the days of its service, then a time moves it, with new reminders.
+    let replies = tap_reminder(&mut w, booking, "Reschedule");
+    assert!(
+        bodies(&replies).contains("Which day suits you for Haircut?"),
+        "{}",
+        bodies(&replies)
+    );
+    w.tap("Wed 2 Dec");
+    w.tap("10:30");
+    assert_eq!(
+        w.last_actions,
+        [BotAction::RescheduleBooking {
+            booking_id: booking,
+            start: at("2026-12-02T09:30:00Z")
+        }]
+    );
+    assert_eq!(
+        reminders(&w),
+        [at("2026-12-01T09:30:00Z"), at("2026-12-02T07:30:00Z")]
+    );
+
+    let replies = tap_reminder(&mut w, booking, "Cancel");
+    assert!(
+        bodies(&replies).contains("is cancelled"),
+        "{}",
+        bodies(&replies)
+    );
+    assert!(w.holds().is_empty());
+    // A reminder's button after the booking is gone says what is ahead, and books nothing.
+    let payload = crate::reminders::ReminderAnswer::Confirm.payload(booking);
+    let replies = w.send(Inbound::ButtonReply {
+        id: payload,
+        title: "Confirm".into(),
+    });
+    assert!(bodies(&replies).contains("no upcoming booking"));
+    assert!(w.last_actions.is_empty());
+}
+
 #[test]
 fn a_slot_taken_after_the_hold_ran_out_offers_the_times_still_free() {
     let mut w = World::new();

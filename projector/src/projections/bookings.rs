@@ -76,16 +76,65 @@ pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Re
         BookingEvent::AppointmentCancelled { .. } => Some(BookingStatus::Cancelled),
         BookingEvent::AppointmentCompleted => Some(BookingStatus::Completed),
         BookingEvent::AppointmentMarkedNoShow => Some(BookingStatus::NoShow),
+        BookingEvent::RemindersScheduled { at: due } => {
+            sqlx::query!(
+                "update rm_bookings set reminders_due = $3,
+                     next_reminder_at = (select min(r) from unnest($3::timestamptz[]) r),
+                     version = $4, updated_at = $5
+                 where tenant_id = $1 and booking_id = $2",
+                tenant,
+                booking_id,
+                &due,
+                version,
+                at
+            )
+            .execute(&mut *conn)
+            .await?;
+            None
+        }
+        BookingEvent::ReminderSent { at: done } | BookingEvent::ReminderSkipped { at: done } => {
+            sqlx::query!(
+                "update rm_bookings set reminders_due = array_remove(reminders_due, $3),
+                     next_reminder_at = (select min(r) from unnest(array_remove(reminders_due, $3)) r),
+                     version = $4, updated_at = $5
+                 where tenant_id = $1 and booking_id = $2",
+                tenant,
+                booking_id,
+                done,
+                version,
+                at
+            )
+            .execute(&mut *conn)
+            .await?;
+            None
+        }
+        BookingEvent::AttendanceConfirmed => {
+            sqlx::query!(
+                "update rm_bookings set attendance_confirmed_at = $3, version = $4, updated_at = $3
+                 where tenant_id = $1 and booking_id = $2",
+                tenant,
+                booking_id,
+                at,
+                version
+            )
+            .execute(&mut *conn)
+            .await?;
+            None
+        }
     };
     if let Some(status) = status {
+        // A booking no longer ahead has no reminder to find.
+        let active = matches!(status, BookingStatus::Requested | BookingStatus::Confirmed);
         sqlx::query!(
-            "update rm_bookings set status = $3, version = $4, updated_at = $5
+            "update rm_bookings set status = $3, version = $4, updated_at = $5,
+                 next_reminder_at = case when $6 then next_reminder_at end
              where tenant_id = $1 and booking_id = $2",
             tenant,
             booking_id,
             status.as_str(),
             version,
-            at
+            at,
+            active
         )
         .execute(&mut *conn)
         .await?;

@@ -54,7 +54,7 @@ pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Re
         ConversationEvent::BotReplied {
             reply_id, reply, ..
         } => {
-            let preview = preview(reply_text(&reply));
+            let preview = preview(&reply_text(&reply));
             touch(
                 conn,
                 event,
@@ -219,9 +219,13 @@ fn inbound_text(content: &Inbound) -> &str {
     }
 }
 
-fn reply_text(reply: &Reply) -> &str {
+/// What the customer reads; a template by its name and parameters (its own text is Meta's).
+fn reply_text(reply: &Reply) -> std::borrow::Cow<'_, str> {
     match reply {
-        Reply::Text { body } | Reply::Buttons { body, .. } | Reply::List { body, .. } => body,
+        Reply::Text { body } | Reply::Buttons { body, .. } | Reply::List { body, .. } => {
+            body.as_str().into()
+        }
+        Reply::Template { name, body, .. } => format!("[{name}] {}", body.join(" · ")).into(),
     }
 }
 

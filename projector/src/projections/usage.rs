@@ -52,7 +52,11 @@ fn counted(event: &RecordedEvent) -> anyhow::Result<Counted> {
             BookingEvent::AppointmentConfirmed
             | BookingEvent::AppointmentRescheduled { .. }
             | BookingEvent::AppointmentCompleted
-            | BookingEvent::AppointmentMarkedNoShow => one,
+            | BookingEvent::AppointmentMarkedNoShow
+            | BookingEvent::RemindersScheduled { .. }
+            | BookingEvent::ReminderSent { .. }
+            | BookingEvent::ReminderSkipped { .. }
+            | BookingEvent::AttendanceConfirmed => one,
         },
         _ => one,
     })
