@@ -37,6 +37,9 @@ pub struct NewBooking {
     pub customer: Customer,
     /// Confirmed at once, or left requested until confirmed.
     pub confirm: bool,
+    /// Who it is with (a staff id); `None`: whoever can do the service and is free then,
+    /// the least busy that day.
+    pub resource: Option<ResourceId>,
 }
 
 /// Books `request` under an id derived from the command's key: the same key books once, and
@@ -47,7 +50,6 @@ pub async fn book(
     request: NewBooking,
 ) -> Result<Committed<Booking>, AppError> {
     let booking_id = BookingId::from_uuid(ctx.derived_id("booking"));
-    let resource = ResourceId::default_resource();
     let request = &request;
     execute(&app.store, ctx, |uow| {
         Box::pin(async {
@@ -80,6 +82,7 @@ pub async fn book(
                 };
             }
             let day = agenda_day(settings, request.start);
+            let resource = choose_resource(uow, settings, service, request, day).await?;
             let agenda = load_agenda(uow, &resource, day).await?;
             let request = AppointmentRequest {
                 booking_id,
@@ -175,9 +178,12 @@ pub async fn reschedule(
             // Free at the new time, not counting this booking's own hold.
             let now = Utc::now();
             let holds = new_agenda.taken_by_others(now, id);
-            if !free_slots(settings, service, new_day, &holds, now)
-                .iter()
-                .any(|s| s.appointment.start == start)
+            let member = settings.member(&current.resource);
+            if !domain::availability::free_slots_with(
+                settings, service, member, new_day, &holds, now,
+            )
+            .iter()
+            .any(|s| s.appointment.start == start)
             {
                 return Err(slot_taken(settings, service, &new_agenda, new_day));
             }
@@ -360,6 +366,64 @@ pub async fn send_reminder(
 
 pub fn agenda_ref(resource: &ResourceId, day: NaiveDate) -> StreamRef {
     stream::<AgendaEvent>(agenda_stream_id(resource, day))
+}
+
+/// Who a booking is with: the staff member asked for (who must do the service), or else,
+/// among those who do it, the least busy that day of those working and free at that time;
+/// the default resource for a business without staff.
+async fn choose_resource(
+    uow: &mut UnitOfWork<'_>,
+    settings: &BotSettings,
+    service: &Service,
+    request: &NewBooking,
+    day: NaiveDate,
+) -> Result<ResourceId, AppError> {
+    let candidates = settings.staff_for(service);
+    if let Some(asked) = &request.resource {
+        let does_it = candidates
+            .iter()
+            .any(|m| m.map_or(*asked == ResourceId::default_resource(), |m| m.id == *asked));
+        return if does_it {
+            Ok(asked.clone())
+        } else {
+            Err(AppError::Invalid(vec![crate::FieldError::new(
+                "resource",
+                "no member of the staff with this id does this service",
+            )]))
+        };
+    }
+    if settings.staff.is_empty() {
+        return Ok(ResourceId::default_resource());
+    }
+    let now = Utc::now();
+    let mut free = Vec::new();
+    let mut times = Vec::new();
+    for member in candidates.into_iter().flatten() {
+        let agenda = load_agenda(uow, &member.id, day).await?;
+        let holds: Vec<_> = agenda.taken(now).into_iter().map(|(_, i)| i).collect();
+        let slots = domain::availability::free_slots_with(
+            settings,
+            service,
+            Some(member),
+            day,
+            &holds,
+            now,
+        );
+        if slots.iter().any(|s| s.appointment.start == request.start) {
+            free.push((holds.len(), member.id.clone()));
+        }
+        times.extend(slots.iter().map(|s| s.appointment.start));
+    }
+    // The least busy; the staff's order breaks a tie (min_by_key keeps the first).
+    match free.into_iter().min_by_key(|(busy, _)| *busy) {
+        Some((_, resource)) => Ok(resource),
+        None => {
+            times.sort();
+            times.dedup();
+            times.truncate(10);
+            Err(AppError::SlotTaken { free: times })
+        }
+    }
 }
 
 /// Stages what a scheduling decision changes: the booking's stream and each agenda day it

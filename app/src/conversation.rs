@@ -365,22 +365,34 @@ async fn load_calendar(
     let Some(settings) = &config.settings else {
         return Ok(CustomerCalendar::new(config, [], bookings));
     };
-    let resource = ResourceId::default_resource();
+    // Each member of the staff has an agenda (the default resource when there is none).
+    let resources: Vec<ResourceId> = if settings.staff.is_empty() {
+        vec![ResourceId::default_resource()]
+    } else {
+        settings.staff.iter().map(|m| m.id.clone()).collect()
+    };
     let today = Utc::now()
         .with_timezone(&settings.time_zone.tz())
         .date_naive();
     let last = today + Duration::days(i64::from(settings.rules.horizon_days) + 1);
-    let mut agendas = uow
-        .load_between::<Agenda>(
-            &agenda_stream_id(&resource, today),
-            &agenda_stream_id(&resource, last),
-        )
-        .await?;
-    // A booking's own day may lie outside the window (the horizon shrank since).
+    let mut agendas = Vec::new();
+    for resource in &resources {
+        agendas.extend(
+            uow.load_between::<Agenda>(
+                &agenda_stream_id(resource, today),
+                &agenda_stream_id(resource, last),
+            )
+            .await?,
+        );
+    }
+    // A booking's own day may lie outside the window (the horizon shrank since), or on a
+    // resource no longer on the staff.
     for booking in bookings.iter().filter_map(|b| b.booking.as_ref()) {
         let day = agenda_day(settings, booking.appointment.start);
-        if (day < today || day > last) && booking.resource == resource {
-            let agenda = uow.load::<Agenda>(&agenda_ref(&resource, day)).await?;
+        if day < today || day > last || !resources.contains(&booking.resource) {
+            let agenda = uow
+                .load::<Agenda>(&agenda_ref(&booking.resource, day))
+                .await?;
             if agenda.key.is_some() {
                 agendas.push(agenda);
             }

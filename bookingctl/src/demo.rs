@@ -134,8 +134,17 @@ pub async fn seed(urls: &Urls, env_file: &Path) -> anyhow::Result<BTreeMap<Strin
         bail!("connecting the demo number failed ({status}): {body}");
     }
 
-    // The bot: open every day 08:00-20:00 (so the demo books at any hour), three services.
+    // The bot: open every day 08:00-20:00 (so the demo books at any hour), three services and
+    // two people: Ana all day with a lunch break, Luis from noon; haircuts with either,
+    // colour with Ana, beards with Luis.
     let day = json!([{"open": "08:00", "close": "20:00"}]);
+    let every = |ranges: serde_json::Value| {
+        json!({"monday": ranges, "tuesday": ranges, "wednesday": ranges, "thursday": ranges,
+            "friday": ranges, "saturday": ranges, "sunday": ranges})
+    };
+    let ana =
+        every(json!([{"open": "08:00", "close": "14:00"}, {"open": "15:00", "close": "20:00"}]));
+    let luis = every(json!([{"open": "12:00", "close": "20:00"}]));
     let (status, body) = send(
         &client,
         reqwest::Method::PUT,
@@ -154,6 +163,8 @@ pub async fn seed(urls: &Urls, env_file: &Path) -> anyhow::Result<BTreeMap<Strin
                 "answer_in_customer_language": true},
             // Reminders a day and two hours before, as the templates the fake Cloud API has
             // approved (they reach a customer who has not written for more than 24 hours).
+            "staff": [{"id": "ana", "name": "Ana", "hours": ana},
+                {"id": "luis", "name": "Luis", "hours": luis}],
             "messaging": {"reminders_before_minutes": [1440, 120],
                 "reminder_template": {"name": "booking_reminder", "language": "en"},
                 "follow_up_template": {"name": "booking_follow_up", "language": "en"}},
@@ -164,8 +175,8 @@ pub async fn seed(urls: &Urls, env_file: &Path) -> anyhow::Result<BTreeMap<Strin
         200 => {
             for service in [
                 json!({"name": "Haircut", "price": {"minor": 2500, "currency": "EUR"}, "duration_minutes": 30}),
-                json!({"name": "Colour", "price": {"minor": 7000, "currency": "EUR"}, "duration_minutes": 90, "buffer_minutes": 15}),
-                json!({"name": "Beard trim", "price": {"minor": 1500, "currency": "EUR"}, "duration_minutes": 20}),
+                json!({"name": "Colour", "price": {"minor": 7000, "currency": "EUR"}, "duration_minutes": 90, "buffer_minutes": 15, "staff": ["ana"]}),
+                json!({"name": "Beard trim", "price": {"minor": 1500, "currency": "EUR"}, "duration_minutes": 20, "staff": ["luis"]}),
             ] {
                 let (status, body) = send(
                     &client,

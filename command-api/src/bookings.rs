@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use domain::access::Permission;
 use domain::booking::{Booking, Customer};
-use domain::ids::{BookingId, ServiceId};
+use domain::ids::{BookingId, ResourceId, ServiceId};
 use domain::values::{PhoneNumber, Reason};
 use platform::answers::{
     Busy, Forbidden, InvalidOrKeyReused, JsonBody, NotFound, PaymentRequired, SlotTaken,
@@ -43,6 +43,11 @@ pub struct BookRequest {
     /// Confirm at once (default), or leave it requested until confirmed.
     #[serde(default = "yes")]
     pub confirm: bool,
+    /// Who it is with (a staff id); absent: whoever does the service and is free then (the
+    /// least busy that day).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "ana")]
+    pub resource: Option<ResourceId>,
 }
 
 fn yes() -> bool {
@@ -58,6 +63,9 @@ pub struct BookingView {
     pub service_id: Uuid,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
+    /// Who it is with (`main` for a business without staff).
+    #[schema(value_type = String, example = "ana")]
+    pub resource: ResourceId,
     pub consistency_token: String,
 }
 
@@ -72,6 +80,7 @@ impl From<Committed<Booking>> for BookingView {
             service_id: booking.service_id.uuid(),
             start: booking.appointment.start,
             end: booking.appointment.end,
+            resource: booking.resource,
             consistency_token,
         }
     }
@@ -107,6 +116,7 @@ pub async fn book(
             name: request.customer.name,
         },
         confirm: request.confirm,
+        resource: request.resource,
     };
     let done = app::bookings::book(&state.app, &caller.context(), booking).await?;
     Ok((StatusCode::CREATED, Json(BookingView::from(done))))

@@ -110,6 +110,10 @@ pub struct ServiceRequest {
     pub capacity: u32,
     #[serde(default)]
     pub category: Option<String>,
+    /// Staff ids who can do it; empty: anyone on the staff.
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub staff: Vec<domain::ids::ResourceId>,
 }
 
 fn one() -> u32 {
@@ -128,6 +132,7 @@ impl ServiceRequest {
             capacity: self.capacity,
             category: self.category,
             active: true,
+            staff: self.staff,
         }
     }
 }

@@ -6,13 +6,15 @@
 //! later than the horizon. All arithmetic past the local start is in UTC, so a DST change
 //! inside an appointment gives it its real length. A local start that does not exist (the
 //! spring-forward gap) is skipped; one that exists twice (fall back) takes the first.
+//! A staff member's slots come from their own weekly hours (the business's when they have
+//! none), less the business's closures and their own days off.
 
 use chrono::{DateTime, Datelike as _, Duration, NaiveDate, NaiveDateTime, TimeZone as _, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::agenda::Interval;
-use crate::bot_config::{BotSettings, Service, TimeRange};
+use crate::bot_config::{BotSettings, Service, StaffMember, TimeRange};
 use crate::scheduling::{appointment_at, occupied};
 use crate::values::LocalDate;
 
@@ -49,12 +51,24 @@ pub fn is_closed_on(settings: &BotSettings, date: LocalDate) -> bool {
 
 /// The opening ranges of `date` as UTC intervals (none on a closure).
 pub fn opening_intervals(settings: &BotSettings, date: LocalDate) -> Vec<(TimeRange, Interval)> {
-    if is_closed_on(settings, date) {
+    working_intervals(settings, None, date)
+}
+
+/// The ranges `member` works on `date` (the business's opening ranges for `None`), as UTC
+/// intervals: none on a closure of the business or a day off of theirs.
+pub fn working_intervals(
+    settings: &BotSettings,
+    member: Option<&StaffMember>,
+    date: LocalDate,
+) -> Vec<(TimeRange, Interval)> {
+    let off = member.is_some_and(|m| m.time_off.iter().any(|c| c.from <= date && date <= c.to));
+    if off || is_closed_on(settings, date) {
         return Vec::new();
     }
     let tz = settings.time_zone.tz();
-    settings
-        .hours
+    member
+        .and_then(|m| m.hours.as_ref())
+        .unwrap_or(&settings.hours)
         .on(date.weekday())
         .iter()
         .filter_map(|range| {
@@ -73,6 +87,19 @@ pub fn free_slots(
     holds: &[Interval],
     now: DateTime<Utc>,
 ) -> Vec<Slot> {
+    free_slots_with(settings, service, None, date, holds, now)
+}
+
+/// Free slots for `service` with `member` (the default resource for `None`) on `date`, given
+/// the holds on their agenda that day.
+pub fn free_slots_with(
+    settings: &BotSettings,
+    service: &Service,
+    member: Option<&StaffMember>,
+    date: LocalDate,
+    holds: &[Interval],
+    now: DateTime<Utc>,
+) -> Vec<Slot> {
     let tz = settings.time_zone.tz();
     let rules = settings.rules;
     let earliest = now + Duration::minutes(i64::from(rules.min_notice_minutes));
@@ -81,7 +108,7 @@ pub fn free_slots(
     let capacity = service.capacity.max(1) as usize;
 
     let mut slots = Vec::new();
-    for (range, opening) in opening_intervals(settings, date) {
+    for (range, opening) in working_intervals(settings, member, date) {
         let mut local = date.and_time(range.open.naive());
         let close_local = date.and_time(range.close.naive());
         while local < close_local {

@@ -13,7 +13,7 @@ pub use crate::bot::understand::Language;
 
 use crate::decider::Decider;
 use crate::event::DomainEvent;
-use crate::ids::ServiceId;
+use crate::ids::{ResourceId, ServiceId};
 use crate::values::{IanaTimeZone, LocalDate, LocalTime, Money, ServiceDuration};
 
 /// An opening range within one day, `[open, close)` in local time.
@@ -46,6 +46,25 @@ impl OpeningHours {
             Fri => &self.friday,
             Sat => &self.saturday,
             Sun => &self.sunday,
+        }
+    }
+
+    /// Ranges that do not open before they close, or overlap, under `field`.
+    fn problems(&self, field: &str, problem: &mut impl FnMut(String, &str)) {
+        for (day, ranges) in self.days() {
+            let mut sorted: Vec<&TimeRange> = ranges.iter().collect();
+            sorted.sort_by_key(|r| r.open);
+            for (i, range) in ranges.iter().enumerate() {
+                if range.open >= range.close {
+                    problem(
+                        format!("{field}.{day}[{i}]"),
+                        "opens before it closes, within the day",
+                    );
+                }
+            }
+            if sorted.windows(2).any(|w| w[1].open < w[0].close) {
+                problem(format!("{field}.{day}"), "opening ranges overlap");
+            }
         }
     }
 
@@ -116,6 +135,9 @@ pub struct Service {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
     pub active: bool,
+    /// Who can do it (staff ids); empty: every member of the staff.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub staff: Vec<ResourceId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,6 +209,11 @@ pub struct Texts {
     pub reminder: String,
     /// The customer tapped a reminder's Confirm.
     pub attendance_confirmed: String,
+    /// Who the appointment should be with (`{service}`); the choices are anyone and the staff
+    /// who do it.
+    pub choose_staff: String,
+    /// Under the summary and the confirmation: who the appointment is with (`{staff}`).
+    pub with_staff: String,
 }
 
 impl Default for Texts {
@@ -241,6 +268,8 @@ impl Default for Texts {
                 come?"
                 .into(),
             attendance_confirmed: "Thank you! See you on {date} at {time}.".into(),
+            choose_staff: "Who would you like for {service}?".into(),
+            with_staff: "With {staff}.".into(),
         }
     }
 }
@@ -330,6 +359,42 @@ pub struct BotSettings {
     pub flow: FlowSettings,
     #[serde(default)]
     pub messaging: Messaging,
+    /// The people (or chairs, rooms) appointments are with, each with its own agenda. None:
+    /// everything is booked on one default resource, in the business's hours.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub staff: Vec<StaffMember>,
+}
+
+/// Someone appointments are with: their own weekly hours (the gaps between ranges are their
+/// breaks) and days off; without hours of their own they work the business's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffMember {
+    pub id: ResourceId,
+    /// As customers see it (24 characters at most: a WhatsApp list row).
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<OpeningHours>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub time_off: Vec<Closure>,
+}
+
+impl BotSettings {
+    /// Who can do `service`, in the order the business lists its staff; the default resource
+    /// (`None`: the business's own hours) when it has no staff.
+    pub fn staff_for(&self, service: &Service) -> Vec<Option<&StaffMember>> {
+        if self.staff.is_empty() {
+            return vec![None];
+        }
+        self.staff
+            .iter()
+            .filter(|m| service.staff.is_empty() || service.staff.contains(&m.id))
+            .map(Some)
+            .collect()
+    }
+
+    pub fn member(&self, id: &ResourceId) -> Option<&StaffMember> {
+        self.staff.iter().find(|m| m.id == *id)
+    }
 }
 
 /// A message template approved for the business's WhatsApp account: its name and language
@@ -432,6 +497,7 @@ const PLACEHOLDERS: &[&str] = &[
     "minutes",
     "days",
     "wanted",
+    "staff",
 ];
 
 impl BotSettings {
@@ -444,24 +510,30 @@ impl BotSettings {
                 message: message.to_owned(),
             })
         };
-        for (day, ranges) in self.hours.days() {
-            let mut sorted: Vec<&TimeRange> = ranges.iter().collect();
-            sorted.sort_by_key(|r| r.open);
-            for (i, range) in ranges.iter().enumerate() {
-                if range.open >= range.close {
-                    problem(
-                        format!("hours.{day}[{i}]"),
-                        "opens before it closes, within the day",
-                    );
-                }
-            }
-            if sorted.windows(2).any(|w| w[1].open < w[0].close) {
-                problem(format!("hours.{day}"), "opening ranges overlap");
-            }
-        }
+        self.hours.problems("hours", &mut problem);
         for (i, closure) in self.closures.iter().enumerate() {
             if closure.from > closure.to {
                 problem(format!("closures[{i}]"), "ends before it starts");
+            }
+        }
+        if self.staff.len() > 50 {
+            problem("staff".into(), "at most 50 members");
+        }
+        for (i, member) in self.staff.iter().enumerate() {
+            let len = member.name.trim().chars().count();
+            if !(1..=24).contains(&len) {
+                problem(format!("staff[{i}].name"), "1 to 24 characters");
+            }
+            if self.staff[..i].iter().any(|m| m.id == member.id) {
+                problem(format!("staff[{i}].id"), "another member has this id");
+            }
+            if let Some(hours) = &member.hours {
+                hours.problems(&format!("staff[{i}].hours"), &mut problem);
+            }
+            for (j, off) in member.time_off.iter().enumerate() {
+                if off.from > off.to {
+                    problem(format!("staff[{i}].time_off[{j}]"), "ends before it starts");
+                }
             }
         }
         let rules = &self.rules;
@@ -688,6 +760,23 @@ pub enum BotConfigError {
 
 pub struct BotConfig;
 
+impl BotConfigState {
+    /// A service's own problems, and staff it names that the business does not have.
+    fn service_problems(&self, service: &Service) -> Vec<ConfigProblem> {
+        let mut problems = service.problems("service.");
+        let staff = self.settings.as_ref().map_or(&[][..], |s| &s.staff[..]);
+        for (i, id) in service.staff.iter().enumerate() {
+            if !staff.iter().any(|m| m.id == *id) {
+                problems.push(ConfigProblem {
+                    field: format!("service.staff[{i}]"),
+                    message: "no member of the staff has this id".into(),
+                });
+            }
+        }
+        problems
+    }
+}
+
 impl Decider for BotConfig {
     type State = BotConfigState;
     type Command = BotConfigCommand;
@@ -735,14 +824,14 @@ impl Decider for BotConfig {
                 if state.services.contains_key(&service.id) {
                     return Err(BotConfigError::ServiceExists);
                 }
-                invalid_if_any(service.problems("service."))?;
+                invalid_if_any(state.service_problems(&service))?;
                 Ok(vec![BotConfigEvent::ServiceAdded { service }])
             }
             C::UpdateService { service, .. } => {
                 if !state.services.contains_key(&service.id) {
                     return Err(BotConfigError::UnknownService);
                 }
-                invalid_if_any(service.problems("service."))?;
+                invalid_if_any(state.service_problems(&service))?;
                 Ok(vec![BotConfigEvent::ServiceUpdated { service }])
             }
             C::RetireService { service_id, .. } => match state.services.get(&service_id) {
@@ -811,6 +900,7 @@ pub(crate) mod tests {
             keyword_replies: vec![],
             flow: FlowSettings::default(),
             messaging: Messaging::default(),
+            staff: vec![],
         }
     }
 
@@ -825,6 +915,7 @@ pub(crate) mod tests {
             capacity: 1,
             category: Some("Hair".into()),
             active: true,
+            staff: vec![],
         }
     }
 

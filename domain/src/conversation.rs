@@ -746,6 +746,7 @@ mod tests {
                         reference: "BK-1".into(),
                         service_id: crate::ids::ServiceId::from_uuid(uuid::Uuid::nil()),
                         start: "2026-12-01T09:00:00Z".parse().unwrap(),
+                        resource: crate::ids::ResourceId::default_resource(),
                         customer_name: None,
                         payment: None,
                         confirm: true,

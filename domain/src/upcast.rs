@@ -92,6 +92,7 @@ mod tests {
                     capacity: 1,
                     category: None,
                     active: true,
+                    staff: vec![],
                 }
             }
         );

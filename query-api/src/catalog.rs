@@ -108,6 +108,14 @@ pub struct AvailabilityParams {
     #[serde(deserialize_with = "local_date")]
     #[param(value_type = String, format = Date)]
     pub date: NaiveDate,
+    /// Only the times free with this member of the staff.
+    #[serde(default, deserialize_with = "resource")]
+    #[param(value_type = Option<String>)]
+    pub resource: Option<ResourceId>,
+}
+
+fn resource<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ResourceId>, D::Error> {
+    from_text(d, |s| ResourceId::parse(s).ok(), "is a staff member's id").map(Some)
 }
 
 fn service_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
@@ -134,6 +142,9 @@ pub struct SlotView {
     /// The start on the business's wall clock.
     #[schema(value_type = String, example = "2026-12-01T10:00:00")]
     pub local_start: chrono::NaiveDateTime,
+    /// Who is free then (`main` for a business without staff), in the staff's order.
+    #[schema(value_type = Vec<String>)]
+    pub resources: Vec<ResourceId>,
 }
 
 /// `GET /v1/availability?service_id=…&date=YYYY-MM-DD`: the free slots of a service on a
@@ -174,32 +185,50 @@ pub async fn availability(
     .await?
     .ok_or_else(|| Problem::not_found("service"))?
     .0;
-    let resource = ResourceId::default_resource();
-    let holds: Vec<Interval> = sqlx::query!(
-        "select starts_at, ends_at from rm_agenda
-          where resource = $1 and day = $2 and (held_until is null or held_until > $3)",
-        resource.as_str(),
-        params.date,
-        Utc::now()
-    )
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .filter_map(|h| Interval::new(h.starts_at, h.ends_at))
-    .collect();
-    let slots =
-        domain::availability::free_slots(&settings, &service, params.date, &holds, Utc::now());
+    let now = Utc::now();
+    let mut slots: Vec<SlotView> = Vec::new();
+    for member in settings.staff_for(&service) {
+        let resource = member.map_or_else(ResourceId::default_resource, |m| m.id.clone());
+        if params.resource.as_ref().is_some_and(|r| *r != resource) {
+            continue;
+        }
+        let holds: Vec<Interval> = sqlx::query!(
+            "select starts_at, ends_at from rm_agenda
+              where resource = $1 and day = $2 and (held_until is null or held_until > $3)",
+            resource.as_str(),
+            params.date,
+            now
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .filter_map(|h| Interval::new(h.starts_at, h.ends_at))
+        .collect();
+        let free = domain::availability::free_slots_with(
+            &settings,
+            &service,
+            member,
+            params.date,
+            &holds,
+            now,
+        );
+        for slot in free {
+            match slots.iter_mut().find(|s| s.start == slot.appointment.start) {
+                Some(known) => known.resources.push(resource.clone()),
+                None => slots.push(SlotView {
+                    start: slot.appointment.start,
+                    end: slot.appointment.end,
+                    local_start: slot.local_start,
+                    resources: vec![resource.clone()],
+                }),
+            }
+        }
+    }
+    slots.sort_by_key(|s| s.start);
     Ok(Json(AvailabilityView {
         service_id: params.service_id,
         date: params.date,
         time_zone: settings.time_zone.as_str().to_owned(),
-        slots: slots
-            .into_iter()
-            .map(|s| SlotView {
-                start: s.appointment.start,
-                end: s.appointment.end,
-                local_start: s.local_start,
-            })
-            .collect(),
+        slots,
     }))
 }

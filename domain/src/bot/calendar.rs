@@ -25,11 +25,11 @@ use crate::scheduling::{
 };
 use crate::values::{LocalDate, PhoneNumber};
 
-/// A customer's bookings and the agenda days of the (default) resource the bot may offer.
+/// A customer's bookings and the agenda days of the resources (staff) the bot may offer.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CustomerCalendar {
-    /// Agenda days by local date; a day absent is one nobody booked.
-    pub agendas: BTreeMap<LocalDate, AgendaState>,
+    /// Agenda days by resource and local date; a day absent is one nobody booked.
+    pub agendas: BTreeMap<(ResourceId, LocalDate), AgendaState>,
     /// This customer's bookings.
     pub bookings: Vec<BookingState>,
     /// The buffer after each service, as configured.
@@ -53,7 +53,7 @@ impl CustomerCalendar {
         Self {
             agendas: agendas
                 .into_iter()
-                .filter_map(|a| a.key.clone().map(|(_, day)| (day, a)))
+                .filter_map(|a| a.key.clone().map(|key| (key, a)))
                 .collect(),
             bookings,
             buffers: config
@@ -64,12 +64,12 @@ impl CustomerCalendar {
         }
     }
 
-    /// The agenda of `day`, empty but keyed when nobody booked it yet.
-    pub fn agenda(&self, day: LocalDate) -> AgendaState {
+    /// The agenda of `resource` on `day`, empty but keyed when nobody booked it yet.
+    pub fn agenda(&self, resource: &ResourceId, day: LocalDate) -> AgendaState {
         self.agendas
-            .get(&day)
+            .get(&(resource.clone(), day))
             .cloned()
-            .unwrap_or_else(|| AgendaState::new(ResourceId::default_resource(), day))
+            .unwrap_or_else(|| AgendaState::new(resource.clone(), day))
     }
 
     fn booking(&self, id: BookingId) -> Option<BookingState> {
@@ -93,7 +93,6 @@ impl CustomerCalendar {
         let Some(settings) = &config.settings else {
             return Ok(vec![]);
         };
-        let resource = ResourceId::default_resource();
         let mut changes = Vec::new();
         for action in actions {
             let (booking_id, before, scheduled) = match action {
@@ -102,6 +101,7 @@ impl CustomerCalendar {
                     reference,
                     service_id,
                     start,
+                    resource,
                     customer_name,
                     confirm,
                     ..
@@ -129,7 +129,7 @@ impl CustomerCalendar {
                     let before = BookingState::default();
                     let scheduled = scheduling::request(
                         &before,
-                        &self.agenda(agenda_day(settings, *start)),
+                        &self.agenda(resource, agenda_day(settings, *start)),
                         request,
                         service.buffer_minutes,
                         service.capacity,
@@ -140,13 +140,20 @@ impl CustomerCalendar {
                     let Some(before) = self.booking(*booking_id) else {
                         continue;
                     };
-                    let start = before.booking.as_ref().expect("found").appointment.start;
-                    let agenda = self.agenda(agenda_day(settings, start));
+                    let booking = before.booking.as_ref().expect("found");
+                    let agenda = self.agenda(
+                        &booking.resource,
+                        agenda_day(settings, booking.appointment.start),
+                    );
                     let scheduled =
                         scheduling::cancel(&before, &agenda, Party::Customer, None, now)?;
                     (*booking_id, before, scheduled)
                 }
-                BotAction::RescheduleBooking { booking_id, start } => {
+                BotAction::RescheduleBooking {
+                    booking_id,
+                    start,
+                    resource,
+                } => {
                     let Some(before) = self.booking(*booking_id) else {
                         continue;
                     };
@@ -156,8 +163,11 @@ impl CustomerCalendar {
                     };
                     let scheduled = scheduling::reschedule(
                         &before,
-                        &self.agenda(agenda_day(settings, booking.appointment.start)),
-                        &self.agenda(agenda_day(settings, *start)),
+                        &self.agenda(
+                            &booking.resource,
+                            agenda_day(settings, booking.appointment.start),
+                        ),
+                        &self.agenda(resource, agenda_day(settings, *start)),
                         NewTime {
                             appointment: appointment_at(*start, service.duration),
                             resource: resource.clone(),
@@ -192,11 +202,12 @@ impl CustomerCalendar {
                     service_id,
                     start,
                     until,
+                    resource,
                 } => {
                     let Some(service) = config.services.get(service_id) else {
                         continue;
                     };
-                    let agenda = self.agenda(agenda_day(settings, *start));
+                    let agenda = self.agenda(resource, agenda_day(settings, *start));
                     let events = Agenda::decide(
                         &agenda,
                         AgendaCommand::Reserve {
@@ -216,8 +227,12 @@ impl CustomerCalendar {
                         only_agenda(agenda, events),
                     )
                 }
-                BotAction::ReleaseSlot { booking_id, start } => {
-                    let agenda = self.agenda(agenda_day(settings, *start));
+                BotAction::ReleaseSlot {
+                    booking_id,
+                    start,
+                    resource,
+                } => {
+                    let agenda = self.agenda(resource, agenda_day(settings, *start));
                     let events = Agenda::decide(
                         &agenda,
                         AgendaCommand::ReleaseReservation {
@@ -267,12 +282,12 @@ impl CustomerCalendar {
 
     fn take_in_agendas(&mut self, scheduled: &Scheduled) {
         for change in &scheduled.agendas {
-            if let Some((_, day)) = &change.agenda.key {
+            if let Some(key) = &change.agenda.key {
                 let evolved = change
                     .events
                     .iter()
                     .fold(change.agenda.clone(), Agenda::evolve);
-                self.agendas.insert(*day, evolved);
+                self.agendas.insert(key.clone(), evolved);
             }
         }
     }
@@ -287,9 +302,14 @@ fn only_agenda(agenda: AgendaState, events: Vec<crate::agenda::AgendaEvent>) -> 
 }
 
 impl Calendar for CustomerCalendar {
-    fn taken(&self, date: LocalDate, now: DateTime<Utc>) -> Vec<(BookingId, Interval)> {
+    fn taken(
+        &self,
+        resource: &ResourceId,
+        date: LocalDate,
+        now: DateTime<Utc>,
+    ) -> Vec<(BookingId, Interval)> {
         self.agendas
-            .get(&date)
+            .get(&(resource.clone(), date))
             .map(|a| a.taken(now))
             .unwrap_or_default()
     }
@@ -305,6 +325,7 @@ impl Calendar for CustomerCalendar {
                 appointment: b.appointment,
                 buffer_minutes: self.buffers.get(&b.service_id).copied().unwrap_or(0),
                 status: b.status,
+                resource: b.resource.clone(),
             })
             .collect()
     }

@@ -12,13 +12,13 @@ use chrono::{DateTime, Duration, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::agenda::Interval;
-use crate::availability::{Slot, free_slots, is_open_at, next_opening, open_days};
+use crate::availability::{Slot, free_slots_with, is_open_at, next_opening};
 use crate::booking::{BookingStatus, booking_reference};
 use crate::bot::i18n::{self, Labels};
 use crate::bot::message::{Choice, Inbound, Reply, contains_words, normalize, render};
 use crate::bot::understand::{self, Language};
-use crate::bot_config::{BotSettings, PaymentMethod, Service, Texts, TimeRange};
-use crate::ids::{BookingId, ServiceId};
+use crate::bot_config::{BotSettings, PaymentMethod, Service, StaffMember, Texts, TimeRange};
+use crate::ids::{BookingId, ResourceId, ServiceId};
 use crate::reminders::ReminderAnswer;
 use crate::scheduling::occupied;
 use crate::values::LocalDate;
@@ -46,14 +46,20 @@ pub struct BookingView {
     pub appointment: Interval,
     pub buffer_minutes: u32,
     pub status: BookingStatus,
+    pub resource: ResourceId,
 }
 
 /// The write model's view of time that matters to the conversation. Implemented by the command
 /// side over agenda and booking streams it has loaded.
 pub trait Calendar {
-    /// What is taken at `now` on the (default resource's) agenda of a local date, by booking
-    /// (bookings' holds and live reservations).
-    fn taken(&self, date: LocalDate, now: DateTime<Utc>) -> Vec<(BookingId, Interval)>;
+    /// What is taken at `now` on a resource's agenda of a local date, by booking (bookings'
+    /// holds and live reservations).
+    fn taken(
+        &self,
+        resource: &ResourceId,
+        date: LocalDate,
+        now: DateTime<Utc>,
+    ) -> Vec<(BookingId, Interval)>;
     /// This customer's bookings.
     fn bookings(&self) -> Vec<BookingView>;
 }
@@ -72,6 +78,8 @@ pub enum Step {
     /// At the summary, the customer asked to change something: the time, the service or the
     /// name.
     ChoosingChange,
+    /// Who the appointment is with (a member of the staff, or anyone).
+    ChoosingStaff,
     ChoosingBookingToCancel,
     ChoosingBookingToReschedule,
     HandedOff,
@@ -103,12 +111,27 @@ pub struct BotState {
     /// The language the customer writes in, when it is one the bot speaks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<Language>,
+    /// Who the customer wants the appointment with, once asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with: Option<StaffPick>,
+    /// Whose agenda the chosen time (`start`) is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<ResourceId>,
     /// The last question asked, to map typed answers ("2", "Haircut") to its choices and to
     /// ask again when an answer is not understood.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt: Option<Reply>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_activity: Option<DateTime<Utc>>,
+}
+
+/// Who the customer wants an appointment with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StaffPick {
+    /// Whoever is free (the engine chooses fairly: the least busy that day).
+    Anyone,
+    Member(ResourceId),
 }
 
 #[derive(Clone, Copy)]
@@ -130,6 +153,8 @@ pub enum BotAction {
         reference: String,
         service_id: ServiceId,
         start: DateTime<Utc>,
+        #[serde(default = "ResourceId::default_resource")]
+        resource: ResourceId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         customer_name: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,6 +168,8 @@ pub enum BotAction {
     RescheduleBooking {
         booking_id: BookingId,
         start: DateTime<Utc>,
+        #[serde(default = "ResourceId::default_resource")]
+        resource: ResourceId,
     },
     /// The customer will come (a reminder's Confirm).
     ConfirmAttendance {
@@ -155,11 +182,15 @@ pub enum BotAction {
         service_id: ServiceId,
         start: DateTime<Utc>,
         until: DateTime<Utc>,
+        #[serde(default = "ResourceId::default_resource")]
+        resource: ResourceId,
     },
     /// Let a reservation go (the customer chose otherwise or started over).
     ReleaseSlot {
         booking_id: BookingId,
         start: DateTime<Utc>,
+        #[serde(default = "ResourceId::default_resource")]
+        resource: ResourceId,
     },
     HandOff,
 }
@@ -518,8 +549,23 @@ impl Engine<'_> {
         let horizon = today + Duration::days(i64::from(self.ctx.settings.rules.horizon_days));
         let when = understand::when(text, today);
         let date = when.date.filter(|d| *d <= horizon);
-        if service.is_none() && date.is_none() && when.time.is_none() {
+        let staff_names: Vec<&str> = self
+            .ctx
+            .settings
+            .staff
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        let member = understand::named(text, &staff_names)
+            .and_then(|name| self.ctx.settings.staff.iter().find(|m| m.name == name))
+            .map(|m| m.id.clone());
+        if service.is_none() && date.is_none() && when.time.is_none() && member.is_none() {
             return false;
+        }
+        if self.state.rescheduling.is_none()
+            && let Some(member) = member
+        {
+            self.state.with = Some(StaffPick::Member(member));
         }
         if self.state.rescheduling.is_none()
             && let Some(service) = service
@@ -544,17 +590,18 @@ impl Engine<'_> {
     /// The service is known: the day asked for (or the first day with the time asked for),
     /// else the days.
     fn after_service(&mut self) {
+        if self.state.with.is_none()
+            && self.state.rescheduling.is_none()
+            && self
+                .service()
+                .is_some_and(|s| self.ctx.settings.staff_for(s).len() > 1)
+        {
+            return self.offer_staff();
+        }
         let time = self.state.asked_time.take();
         let date = self.state.date.or_else(|| {
             let time = time?;
-            let today = self.local_date(self.now);
-            open_days(
-                self.ctx.settings,
-                today,
-                self.ctx.settings.rules.horizon_days as usize,
-            )
-            .into_iter()
-            .find(|d| {
+            self.bookable_days().find(|d| {
                 self.slots_on(*d)
                     .iter()
                     .any(|s| s.local_start.time() == time)
@@ -664,8 +711,45 @@ impl Engine<'_> {
         );
     }
 
+    /// Who the appointment should be with: anyone (first), or a member who can do the service.
+    fn offer_staff(&mut self) {
+        let Some(service) = self.service().cloned() else {
+            return self.start();
+        };
+        let mut choices = vec![more("staff:any".into(), self.labels().anyone)];
+        choices.extend(
+            self.ctx
+                .settings
+                .staff_for(&service)
+                .into_iter()
+                .flatten()
+                .map(|m| more(format!("staff:{}", m.id), &m.name)),
+        );
+        let body = self.fill(&self.texts().choose_staff, &[("service", &service.name)]);
+        self.ask(Step::ChoosingStaff, &body, self.labels().staff, choices);
+    }
+
     fn on_choice(&mut self, step: Step, id: &str) {
         match (step, id.split_once(':')) {
+            (Step::ChoosingStaff, Some(("staff", rest))) => {
+                let pick = if rest == "any" {
+                    Some(StaffPick::Anyone)
+                } else {
+                    self.ctx
+                        .settings
+                        .staff
+                        .iter()
+                        .find(|m| m.id.as_str() == rest)
+                        .map(|m| StaffPick::Member(m.id.clone()))
+                };
+                match pick {
+                    Some(pick) => {
+                        self.state.with = Some(pick);
+                        self.after_service();
+                    }
+                    None => self.not_understood(),
+                }
+            }
             (Step::ChoosingService, Some(("svc", rest))) => {
                 if let Some(page) = rest.strip_prefix("more:").and_then(|p| p.parse().ok()) {
                     return self.list_services(page);
@@ -764,27 +848,98 @@ impl Engine<'_> {
         self.ctx.services.iter().find(|s| s.id == id)
     }
 
-    /// Free slots of the chosen service on `date`, not counting the hold of the booking being
-    /// rescheduled (moving within one's own slot is allowed) nor the customer's own
-    /// reservation.
-    fn slots_on(&self, date: LocalDate) -> Vec<Slot> {
+    /// Who the appointment may be with: those who can do the service, narrowed to the member
+    /// the customer asked for (the default resource when the business has no staff).
+    fn candidates(&self) -> Vec<Option<&StaffMember>> {
+        let Some(service) = self.service() else {
+            return Vec::new();
+        };
+        let mut all = self.ctx.settings.staff_for(service);
+        // A member who does not do this service (the customer changed it) is no longer asked
+        // for.
+        if let Some(StaffPick::Member(id)) = &self.state.with
+            && all.iter().any(|m| m.is_some_and(|m| m.id == *id))
+        {
+            all.retain(|m| m.is_some_and(|m| m.id == *id));
+        }
+        all
+    }
+
+    /// Free slots of the chosen service with `member` on `date`, not counting the hold of the
+    /// booking being rescheduled (moving within one's own slot is allowed) nor the customer's
+    /// own reservation.
+    fn slots_with(&self, member: Option<&StaffMember>, date: LocalDate) -> Vec<Slot> {
         let Some(service) = self.service() else {
             return Vec::new();
         };
         let holds: Vec<Interval> = self
             .calendar
-            .taken(date, self.now)
+            .taken(&resource_of(member), date, self.now)
             .into_iter()
             .filter(|(b, _)| Some(*b) != self.state.rescheduling && Some(*b) != self.state.hold)
             .map(|(_, i)| i)
             .collect();
-        free_slots(self.ctx.settings, service, date, &holds, self.now)
+        free_slots_with(self.ctx.settings, service, member, date, &holds, self.now)
+    }
+
+    /// The times free on `date` with any of the candidates, once each.
+    fn slots_on(&self, date: LocalDate) -> Vec<Slot> {
+        let mut slots: Vec<Slot> = self
+            .candidates()
+            .into_iter()
+            .flat_map(|m| self.slots_with(m, date))
+            .collect();
+        slots.sort_by_key(|s| s.appointment.start);
+        slots.dedup_by_key(|s| s.appointment.start);
+        slots
+    }
+
+    /// Whose agenda `start` on `date` goes on: the one already chosen (the customer's
+    /// reservation, the booking being moved) while still free, else the candidate free then
+    /// with the fewest appointments that day (the staff's order breaks a tie).
+    fn resource_at(&self, date: LocalDate, start: DateTime<Utc>) -> Option<ResourceId> {
+        let free: Vec<ResourceId> = self
+            .candidates()
+            .into_iter()
+            .filter(|m| {
+                self.slots_with(*m, date)
+                    .iter()
+                    .any(|s| s.appointment.start == start)
+            })
+            .map(resource_of)
+            .collect();
+        let current = self.state.resource.clone().or_else(|| {
+            let moving = self.state.rescheduling?;
+            self.calendar
+                .bookings()
+                .into_iter()
+                .find(|b| b.booking_id == moving)
+                .map(|b| b.resource)
+        });
+        if let Some(current) = current.filter(|r| free.contains(r)) {
+            return Some(current);
+        }
+        free.into_iter()
+            .min_by_key(|r| self.calendar.taken(r, date, self.now).len())
+    }
+
+    /// The days customers may book, today first.
+    fn bookable_days(&self) -> impl Iterator<Item = LocalDate> + '_ {
+        let today = self.local_date(self.now);
+        (0..=self.ctx.settings.rules.horizon_days)
+            .filter_map(move |d| today.checked_add_days(chrono::Days::new(u64::from(d))))
+    }
+
+    /// A member's name, for the summary; none for the default resource.
+    fn staff_name(&self, resource: Option<&ResourceId>) -> Option<String> {
+        resource
+            .and_then(|r| self.ctx.settings.member(r))
+            .map(|m| m.name.clone())
     }
 
     fn offer_days(&mut self, offset: usize) {
-        let today = self.local_date(self.now);
-        let days: Vec<(LocalDate, Slot)> = open_days(self.ctx.settings, today, 366)
-            .into_iter()
+        let days: Vec<(LocalDate, Slot)> = self
+            .bookable_days()
             .filter_map(|d| self.slots_on(d).first().map(|s| (d, *s)))
             .skip(offset)
             .take(PAGE + 1)
@@ -908,6 +1063,10 @@ impl Engine<'_> {
     /// Reserves `start` for the customer and goes on to the summary.
     fn reserve(&mut self, service: &Service, start: DateTime<Utc>) {
         self.let_go();
+        let date = self.local_date(start);
+        let resource = self
+            .resource_at(date, start)
+            .unwrap_or_else(ResourceId::default_resource);
         let minutes = i64::from(self.ctx.settings.rules.hold_minutes);
         if minutes > 0 {
             let booking_id = self.new_booking_id;
@@ -916,10 +1075,12 @@ impl Engine<'_> {
                 service_id: service.id,
                 start,
                 until: self.now + Duration::minutes(minutes),
+                resource: resource.clone(),
             });
             self.state.hold = Some(booking_id);
         }
         self.state.start = Some(start);
+        self.state.resource = Some(resource);
         self.after_time();
     }
 
@@ -987,6 +1148,12 @@ impl Engine<'_> {
                 ("price", &service.price.to_string()),
             ],
         );
+        if let Some(staff) = self.staff_name(self.state.resource.as_ref()) {
+            body = format!(
+                "{body}\n{}",
+                self.fill(&self.texts().with_staff, &[("staff", &staff)])
+            );
+        }
         if self.state.customer_name.is_some() {
             body = format!("{body}\n{}", self.fill(&self.texts().booking_name, &[]));
         }
@@ -1051,6 +1218,9 @@ impl Engine<'_> {
         if self.offer_others_if_taken(date, start) {
             return;
         }
+        let resource = self
+            .resource_at(date, start)
+            .unwrap_or_else(ResourceId::default_resource);
         // The booking holds the reservation it made, under the same id.
         let booking_id = self.state.hold.take().unwrap_or(self.new_booking_id);
         let reference = booking_reference(booking_id);
@@ -1073,6 +1243,7 @@ impl Engine<'_> {
             reference: reference.clone(),
             service_id: service.id,
             start,
+            resource: resource.clone(),
             customer_name: self.state.customer_name.clone(),
             payment,
             confirm,
@@ -1088,6 +1259,14 @@ impl Engine<'_> {
                 ("payment", &instructions),
             ],
         );
+        let confirmed = match self.staff_name(Some(&resource)) {
+            Some(staff) => format!(
+                "{}\n{}",
+                confirmed.trim_end(),
+                self.fill(&self.texts().with_staff, &[("staff", &staff)])
+            ),
+            None => confirmed,
+        };
         self.replies.push(Reply::text(confirmed.trim_end()));
         self.finish();
     }
@@ -1121,8 +1300,14 @@ impl Engine<'_> {
         if self.offer_others_if_taken(date, start) {
             return;
         }
-        self.actions
-            .push(BotAction::RescheduleBooking { booking_id, start });
+        let resource = self
+            .resource_at(date, start)
+            .unwrap_or_else(ResourceId::default_resource);
+        self.actions.push(BotAction::RescheduleBooking {
+            booking_id,
+            start,
+            resource,
+        });
         let text = self.fill(
             &self.texts().rescheduled,
             &[
@@ -1208,9 +1393,13 @@ impl Engine<'_> {
 
     /// Lets the customer's reservation go, if they have one.
     fn let_go(&mut self) {
+        let resource = self.state.resource.take();
         if let Some((booking_id, start)) = self.state.hold.take().zip(self.state.start) {
-            self.actions
-                .push(BotAction::ReleaseSlot { booking_id, start });
+            self.actions.push(BotAction::ReleaseSlot {
+                booking_id,
+                start,
+                resource: resource.unwrap_or_else(ResourceId::default_resource),
+            });
         }
     }
 
@@ -1424,6 +1613,11 @@ pub fn appointment_for(service: &Service, start: DateTime<Utc>) -> (Interval, In
 }
 
 /// The local day an appointment's agenda is.
+/// The resource of a staff member, or the default one.
+fn resource_of(member: Option<&StaffMember>) -> ResourceId {
+    member.map_or_else(ResourceId::default_resource, |m| m.id.clone())
+}
+
 pub fn agenda_day(settings: &BotSettings, start: DateTime<Utc>) -> LocalDate {
     start.with_timezone(&settings.time_zone.tz()).date_naive()
 }

@@ -45,6 +45,9 @@ pub struct Labels {
     pub cancel: &'static str,
     /// Who a reminder greets when the booking has no name.
     pub customer: &'static str,
+    /// The staff question's list button and its first choice.
+    pub staff: &'static str,
+    pub anyone: &'static str,
     /// Monday first.
     pub weekdays: [&'static str; 7],
     pub months: [&'static str; 12],
@@ -81,6 +84,8 @@ const EN: Labels = Labels {
     reschedule: "Reschedule",
     cancel: "Cancel",
     customer: "there",
+    staff: "People",
+    anyone: "Anyone",
     weekdays: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
     months: [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -118,6 +123,8 @@ const ES: Labels = Labels {
     reschedule: "Cambiar hora",
     cancel: "Cancelar",
     customer: "cliente",
+    staff: "Personas",
+    anyone: "Cualquiera",
     weekdays: ["lun", "mar", "mié", "jue", "vie", "sáb", "dom"],
     months: [
         "ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sept", "oct", "nov", "dic",
@@ -155,6 +162,8 @@ const PT: Labels = Labels {
     reschedule: "Remarcar",
     cancel: "Cancelar",
     customer: "cliente",
+    staff: "Pessoas",
+    anyone: "Qualquer pessoa",
     weekdays: ["seg", "ter", "qua", "qui", "sex", "sáb", "dom"],
     months: [
         "jan", "fev", "mar", "abr", "mai", "jun", "jul", "ago", "set", "out", "nov", "dez",
@@ -251,6 +260,8 @@ impl Texts {
                     {time}. ¿Vendrás?"
                     .into(),
                 attendance_confirmed: "¡Gracias! Te esperamos el {date} a las {time}.".into(),
+                choose_staff: "¿Con quién quieres tu {service}?".into(),
+                with_staff: "Con {staff}.".into(),
             },
             Language::Pt => Texts {
                 greeting: "Olá! Bem-vindo a {business_name}. Posso marcar um horário para si."
@@ -309,6 +320,8 @@ impl Texts {
                     {time}. Vem?"
                     .into(),
                 attendance_confirmed: "Obrigado! Esperamos por si em {date} às {time}.".into(),
+                choose_staff: "Com quem prefere o seu {service}?".into(),
+                with_staff: "Com {staff}.".into(),
             },
         }
     }

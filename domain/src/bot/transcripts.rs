@@ -44,6 +44,7 @@ fn beard() -> Service {
         capacity: 1,
         category: None,
         active: true,
+        staff: vec![],
     }
 }
 
@@ -68,6 +69,8 @@ impl World {
     /// Another customer of the same business, seeing the same agendas.
     fn other(&self) -> Self {
         let mut other = World::new();
+        other.settings = self.settings.clone();
+        other.services = self.services.clone();
         other.calendar.agendas = self.calendar.agendas.clone();
         other.now = self.now;
         other.next_id = self.next_id + 1000;
@@ -490,7 +493,8 @@ fn a_customer_reschedules_from_whatsapp() {
         w.last_actions,
         [BotAction::RescheduleBooking {
             booking_id: booking,
-            start
+            start,
+            resource: ResourceId::default_resource(),
         }]
     );
 }
@@ -585,7 +589,8 @@ fn a_reminders_buttons_confirm_move_and_cancel_the_booking_whatever_the_bot_was_
         w.last_actions,
         [BotAction::RescheduleBooking {
             booking_id: booking,
-            start: at("2026-12-02T09:30:00Z")
+            start: at("2026-12-02T09:30:00Z"),
+            resource: ResourceId::default_resource(),
         }]
     );
     assert_eq!(
@@ -627,7 +632,7 @@ fn a_slot_taken_after_the_hold_ran_out_offers_the_times_still_free() {
     .unwrap();
     w.calendar
         .agendas
-        .entry(day)
+        .entry((ResourceId::default_resource(), day))
         .or_insert_with(|| AgendaState::new(ResourceId::default_resource(), day))
         .holds
         .push((BookingId::from_uuid(uuid::Uuid::from_u128(9)), taken));
@@ -1075,4 +1080,157 @@ fn a_customer_writing_in_spanish_to_an_english_business_is_answered_in_english_u
         "{}",
         bodies(&replies)
     );
+}
+
+/// Ana works Monday to Saturday, 09:00-13:00 and 14:00-18:00; Luis Tuesday to Saturday
+/// afternoons, 14:00-18:00, and is off on Wednesday 2 December. Both cut hair; only Luis trims
+/// beards.
+fn salon_with_staff() -> World {
+    use crate::bot_config::{Closure, OpeningHours, StaffMember};
+    let mut w = World::new();
+    let days = |ranges: Vec<crate::bot_config::TimeRange>, monday: bool| OpeningHours {
+        monday: if monday { ranges.clone() } else { vec![] },
+        tuesday: ranges.clone(),
+        wednesday: ranges.clone(),
+        thursday: ranges.clone(),
+        friday: ranges.clone(),
+        saturday: ranges,
+        sunday: vec![],
+    };
+    w.settings.staff = vec![
+        StaffMember {
+            id: ResourceId::parse("ana").unwrap(),
+            name: "Ana".into(),
+            hours: Some(days(
+                vec![range("09:00", "13:00"), range("14:00", "18:00")],
+                true,
+            )),
+            time_off: vec![],
+        },
+        StaffMember {
+            id: ResourceId::parse("luis").unwrap(),
+            name: "Luis".into(),
+            hours: Some(days(vec![range("14:00", "18:00")], false)),
+            time_off: vec![Closure {
+                from: "2026-12-02".parse().unwrap(),
+                to: "2026-12-02".parse().unwrap(),
+                reason: None,
+            }],
+        },
+    ];
+    w.services[1].staff = vec![ResourceId::parse("luis").unwrap()];
+    w.profile_name = Some("Ana WhatsApp");
+    w
+}
+
+/// The resource the last turn's booking went on.
+fn booked_with(w: &World) -> ResourceId {
+    w.last_actions
+        .iter()
+        .find_map(|a| match a {
+            BotAction::RequestBooking { resource, .. } => Some(resource.clone()),
+            _ => None,
+        })
+        .expect("a booking")
+}
+
+#[test]
+fn the_customer_picks_a_person_or_anyone_and_each_works_their_own_hours() {
+    let mut w = salon_with_staff();
+    w.say("hi");
+    let replies = w.tap("Haircut");
+    assert!(
+        bodies(&replies).contains("Who would you like for Haircut?"),
+        "{}",
+        bodies(&replies)
+    );
+    assert_eq!(World::titles(&replies), ["Anyone", "Ana", "Luis"]);
+    // Luis: not on Monday (no hours) nor Wednesday (day off); afternoons only.
+    let replies = w.tap("Luis");
+    let days = World::titles(&replies);
+    assert_eq!(days[0], "Tue 1 Dec", "{days:?}");
+    assert!(
+        !days
+            .iter()
+            .any(|d| d.contains("Mon 30 Nov") || d.contains("Wed 2 Dec"))
+    );
+    let replies = w.tap("Tue 1 Dec");
+    assert_eq!(World::titles(&replies)[0], "14:00");
+    let replies = w.tap("14:00");
+    assert!(
+        bodies(&replies).contains("With Luis."),
+        "{}",
+        bodies(&replies)
+    );
+    assert!(matches!(
+        &w.last_actions[..],
+        [BotAction::ReserveSlot { resource, .. }] if resource.as_str() == "luis"
+    ));
+    let replies = w.tap("Pay at the venue");
+    assert!(
+        bodies(&replies).contains("With Luis."),
+        "{}",
+        bodies(&replies)
+    );
+    assert_eq!(booked_with(&w).as_str(), "luis");
+
+    // Anyone at 16:00 on Tuesday: both are free, Ana has fewer appointments that day.
+    let mut second = w.other();
+    second.say("hi");
+    second.tap("Haircut");
+    second.tap("Anyone");
+    let replies = second.tap("Tue 1 Dec");
+    assert_eq!(
+        World::titles(&replies)[0],
+        "09:00",
+        "Ana's morning comes first"
+    );
+    second.say("16:00");
+    second.tap("Pay at the venue");
+    assert_eq!(booked_with(&second).as_str(), "ana");
+    // The next one at 16:00 gets Luis, who is still free then.
+    let mut third = second.other();
+    third.say("hi");
+    third.tap("Haircut");
+    third.tap("Anyone");
+    third.tap("Tue 1 Dec");
+    let replies = third.say("16:00");
+    assert!(
+        bodies(&replies).contains("With Luis."),
+        "{}",
+        bodies(&replies)
+    );
+    third.tap("Pay at the venue");
+    assert_eq!(booked_with(&third).as_str(), "luis");
+    // A fourth finds 16:00 taken with both.
+    let mut fourth = third.other();
+    fourth.say("hi");
+    fourth.tap("Haircut");
+    fourth.tap("Anyone");
+    fourth.tap("Tue 1 Dec");
+    let replies = fourth.say("16:00");
+    assert!(
+        bodies(&replies).contains("16:00 is not free on Tue 1 Dec"),
+        "{}",
+        bodies(&replies)
+    );
+}
+
+#[test]
+fn a_service_only_one_person_does_asks_no_one_and_a_typed_name_is_understood() {
+    let mut w = salon_with_staff();
+    w.say("hi");
+    let replies = w.tap("Beard trim");
+    assert!(
+        bodies(&replies).contains("Which day suits you for Beard trim?"),
+        "no question of who: {}",
+        bodies(&replies)
+    );
+    assert_eq!(World::titles(&replies)[0], "Tue 1 Dec");
+    // "haircut with ana tomorrow": the person, the service and the day at once.
+    let mut typed = w.other();
+    let replies = typed.say("haircut with ana tomorrow");
+    let text = bodies(&replies);
+    assert!(text.contains("free on Tue 1 Dec"), "{text}");
+    assert_eq!(World::titles(&replies)[0], "09:00");
 }
