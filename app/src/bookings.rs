@@ -149,6 +149,9 @@ pub async fn cancel(
                 Utc::now(),
             )?;
             stage_scheduled(uow, id, &scheduled);
+            if let Some(start) = crate::waitlist::freed_by(&current, &scheduled.booking) {
+                crate::waitlist::offer_freed(uow, &config, &current, start).await?;
+            }
             Ok(booked(booking, &scheduled))
         })
     })
@@ -203,6 +206,9 @@ pub async fn reschedule(
             )
             .map_err(|e| when_taken(e, settings, service, &new_agenda, new_day))?;
             stage_scheduled(uow, id, &scheduled);
+            if let Some(freed) = crate::waitlist::freed_by(&current, &scheduled.booking) {
+                crate::waitlist::offer_freed(uow, &config, &current, freed).await?;
+            }
             Ok(booked(booking, &scheduled))
         })
     })

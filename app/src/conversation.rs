@@ -338,6 +338,7 @@ async fn bot_turn(
             expired: false,
         },
     };
+    let before = calendar.bookings.clone();
     let changes = calendar
         .carry_out(config, &turn.actions, incoming.customer, now)
         .map_err(|e| {
@@ -345,6 +346,21 @@ async fn bot_turn(
         })?;
     for change in &changes {
         stage_scheduled(uow, change.booking_id, &change.scheduled);
+    }
+    let name = turn.state.customer_name.as_deref();
+    crate::waitlist::carry_out(uow, &turn.actions, incoming.customer, name, now).await?;
+    // A time the customer gave up is offered to those waiting for it.
+    for change in &changes {
+        let Some(booking) = before
+            .iter()
+            .filter_map(|b| b.booking.as_ref())
+            .find(|b| b.booking_id == change.booking_id)
+        else {
+            continue;
+        };
+        if let Some(start) = crate::waitlist::freed_by(booking, &change.scheduled.booking) {
+            crate::waitlist::offer_freed(uow, config, booking, start).await?;
+        }
     }
     Ok(turn)
 }

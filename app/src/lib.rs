@@ -33,6 +33,7 @@ pub mod sessions;
 pub mod team;
 pub mod tenants;
 pub mod unit_of_work;
+pub mod waitlist;
 pub mod whatsapp;
 
 pub use actor::Actor;

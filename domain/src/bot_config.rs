@@ -214,6 +214,12 @@ pub struct Texts {
     pub choose_staff: String,
     /// Under the summary and the confirmation: who the appointment is with (`{staff}`).
     pub with_staff: String,
+    /// The customer joined the waitlist of `{service}`.
+    pub waitlisted: String,
+    /// A time of `{service}` (`{date}`, `{time}`) freed up for those waiting.
+    pub waitlist_offer: String,
+    /// The customer said no thanks to an offer, and left the waitlist.
+    pub waitlist_left: String,
 }
 
 impl Default for Texts {
@@ -270,6 +276,13 @@ impl Default for Texts {
             attendance_confirmed: "Thank you! See you on {date} at {time}.".into(),
             choose_staff: "Who would you like for {service}?".into(),
             with_staff: "With {staff}.".into(),
+            waitlisted: "You are on the waitlist for {service}. I will message you here as soon \
+                as a time becomes free."
+                .into(),
+            waitlist_offer: "Good news: {service} on {date} at {time} has just become free. \
+                Shall I book it for you?"
+                .into(),
+            waitlist_left: "All right, you are off the waitlist.".into(),
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::notification::{NotificationEvent, Template};
 use crate::plan::Plan;
 use crate::tenant::TenantEvent;
 use crate::values::*;
+use crate::waitlist::WaitlistEvent;
 
 fn uuid(n: u128) -> uuid::Uuid {
     uuid::Uuid::from_u128(n)
@@ -204,6 +205,25 @@ fn samples() -> Vec<Section> {
                     BookingEvent::ReminderSkipped { .. } => 9,
                 },
                 10,
+            ),
+        ),
+        (
+            "waitlist",
+            "`waitlist/<service_id>`: who waits for a time of a service, first come first",
+            rows(
+                vec![
+                    WaitlistEvent::CustomerWaitlisted {
+                        phone: phone(),
+                        name: Some("Ana".into()),
+                        at: "2026-11-30T08:30:00Z".parse().unwrap(),
+                    },
+                    WaitlistEvent::CustomerLeftWaitlist { phone: phone() },
+                ],
+                |e| match e {
+                    WaitlistEvent::CustomerWaitlisted { .. } => 0,
+                    WaitlistEvent::CustomerLeftWaitlist { .. } => 1,
+                },
+                2,
             ),
         ),
         (
@@ -569,6 +589,12 @@ fn meaning(event_type: &str) -> &'static str {
             "The reminder due `at` could not go: no template, and the customer had not written within 24 hours."
         }
         "AttendanceConfirmed" => "The customer said they will come (a reminder's Confirm).",
+        "CustomerWaitlisted" => {
+            "Nothing was free: the customer waits for a time of the service and hears when one frees up."
+        }
+        "CustomerLeftWaitlist" => {
+            "The customer no longer waits (booked the service, or said no thanks)."
+        }
         "ConversationExpired" => "The previous session was idle too long and started over.",
         "BotReplied" => "A reply to send; the sender delivers each reply id once.",
         "BotStateChanged" => "The bot's memory of the conversation after a turn.",

@@ -554,6 +554,8 @@ fn turn_events(
             BotAction::CancelBooking { .. }
             | BotAction::RescheduleBooking { .. }
             | BotAction::ConfirmAttendance { .. }
+            | BotAction::JoinWaitlist { .. }
+            | BotAction::LeaveWaitlist { .. }
             | BotAction::ReserveSlot { .. }
             | BotAction::ReleaseSlot { .. } => {}
         }

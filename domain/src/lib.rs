@@ -29,6 +29,7 @@ pub mod scheduling;
 pub mod tenant;
 pub mod upcast;
 pub mod values;
+pub mod waitlist;
 
 pub use decider::{Decider, EventuallyAggregate};
 pub use event::{DecodeError, DomainEvent, Encoded, decode, encode};

@@ -263,3 +263,160 @@ async fn a_reservation_that_runs_out_is_expired_by_the_clock_and_the_time_is_fre
     .expect("the time is free again in the read model");
     assert_eq!(clock.run_once(later).await.unwrap().expired, 0, "once");
 }
+
+#[tokio::test]
+async fn a_full_calendar_offers_the_waitlist_and_a_cancellation_goes_to_the_first_who_takes_it() {
+    let s = setup().await;
+    // One appointment a day (08:00-09:00, 45 minutes), bookable until tomorrow.
+    let hour = serde_json::json!([{"open": "08:00", "close": "09:00"}]);
+    let put = s
+        .app
+        .client
+        .put(format!("{}/v1/bot-config", s.app.address))
+        .bearer_auth(&s.owner.access_token)
+        .header("if-match", "\"2\"")
+        .json(&serde_json::json!({
+            "time_zone": "UTC",
+            "hours": {"monday": hour, "tuesday": hour, "wednesday": hour, "thursday": hour,
+                "friday": hour, "saturday": hour, "sunday": hour},
+            "rules": {"min_notice_minutes": 60, "horizon_days": 1, "slot_step_minutes": 15},
+            "payment_methods": [{"kind": "cash"}],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 200);
+    let service_id = events(&s.app, "ServiceAdded").await[0]["service"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let book =
+        async |day: chrono::NaiveDate| {
+            let response = s
+            .app
+            .client
+            .post(format!("{}/v1/bookings", s.app.address))
+            .bearer_auth(&s.owner.access_token)
+            .json(&serde_json::json!({"service_id": service_id, "start": format!("{day}T08:00:00Z"),
+                "customer": {"phone": "+34600900001", "name": "Pablo"}}))
+            .send()
+            .await
+            .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        };
+    let today = chrono::Utc::now().date_naive();
+    let tomorrow = today.succ_opt().unwrap();
+    let (status, pablo) = book(tomorrow).await;
+    assert_eq!(status, 201, "{pablo}");
+    book(today).await; // in the past already, or booked: either way nothing is free
+
+    // Two customers find nothing free and join the waitlist, in this order.
+    for (me, name) in [("34600900002", "Marta"), ("34600900003", "Lucia")] {
+        let phone = format!("+{me}");
+        deliver(
+            &s.app,
+            &notification_from(me, name, vec![text(me, &format!("{me}.1"), "hi")]),
+        )
+        .await;
+        let (id, title) = last_choices(&s.app, &phone).await.remove(0);
+        deliver(
+            &s.app,
+            &notification_from(
+                me,
+                name,
+                vec![list_reply(me, &format!("{me}.2"), &id, &title)],
+            ),
+        )
+        .await;
+        let choices = last_choices(&s.app, &phone).await;
+        let (id, title) = choices
+            .iter()
+            .find(|(id, _)| id == "waitlist:join")
+            .unwrap_or_else(|| panic!("the waitlist is offered: {choices:?}"))
+            .clone();
+        deliver(
+            &s.app,
+            &notification_from(
+                me,
+                name,
+                vec![button_reply(me, &format!("{me}.3"), &id, &title)],
+            ),
+        )
+        .await;
+        assert!(last_text(&s.app, &phone).await.contains("on the waitlist"));
+    }
+    assert_eq!(events(&s.app, "CustomerWaitlisted").await.len(), 2);
+
+    // The business cancels Pablo's booking: both hear of the time, in the order they joined.
+    let cancelled = s
+        .app
+        .client
+        .post(format!(
+            "{}/v1/bookings/{}/cancel",
+            s.app.address,
+            pablo["booking_id"].as_str().unwrap()
+        ))
+        .bearer_auth(&s.owner.access_token)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status().as_u16(), 200);
+    let offers: Vec<Value> = events(&s.app, "BotReplied")
+        .await
+        .into_iter()
+        .filter(|r| r["reply_id"].as_str().unwrap().starts_with("waitlist/"))
+        .collect();
+    let to: Vec<&str> = offers.iter().map(|o| o["to"].as_str().unwrap()).collect();
+    assert_eq!(to, ["+34600900002", "+34600900003"]);
+    assert!(
+        offers[0]["reply"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("has just become free")
+    );
+
+    // Marta takes it first and books it; Lucia is too late and books nothing.
+    let app = &s.app;
+    let take = |me: &'static str, n: u32| async move {
+        let phone = format!("+{me}");
+        let (id, title) = last_choices(app, &phone).await.remove(0);
+        assert!(id.starts_with("wait:take:"), "{id}");
+        deliver(
+            app,
+            &notification_from(
+                me,
+                "x",
+                vec![button_reply(me, &format!("{me}.{n}"), &id, &title)],
+            ),
+        )
+        .await;
+    };
+    take("34600900002", 4).await;
+    deliver(
+        &s.app,
+        &notification_from(
+            "34600900002",
+            "Marta",
+            vec![button_reply(
+                "34600900002",
+                "34600900002.5",
+                "confirm",
+                "Confirm",
+            )],
+        ),
+    )
+    .await;
+    assert!(last_text(&s.app, "+34600900002").await.contains("Booked!"));
+    take("34600900003", 4).await;
+    let lucia = last_text(&s.app, "+34600900003").await;
+    assert!(!lucia.contains("Booked!"), "{lucia}");
+    let booked = events(&s.app, "AppointmentRequested").await;
+    assert_eq!(booked.len(), 2, "Pablo's and Marta's");
+    assert_eq!(booked[1]["customer"]["phone"], "+34600900002");
+    // Marta no longer waits; Lucia still does.
+    let left = events(&s.app, "CustomerLeftWaitlist").await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["phone"], "+34600900002");
+}

@@ -248,7 +248,10 @@ impl CustomerCalendar {
                         only_agenda(agenda, events),
                     )
                 }
-                BotAction::HandOff => continue,
+                // The waitlist is not the calendar's (the command side appends it).
+                BotAction::HandOff
+                | BotAction::JoinWaitlist { .. }
+                | BotAction::LeaveWaitlist { .. } => continue,
             };
             self.take_in(before, &scheduled);
             changes.push(BookingChange {

@@ -22,6 +22,7 @@ use crate::ids::{BookingId, ResourceId, ServiceId};
 use crate::reminders::ReminderAnswer;
 use crate::scheduling::occupied;
 use crate::values::LocalDate;
+use crate::waitlist::OfferAnswer;
 
 /// What the engine knows of the business.
 pub struct BotContext<'a> {
@@ -174,6 +175,14 @@ pub enum BotAction {
     /// The customer will come (a reminder's Confirm).
     ConfirmAttendance {
         booking_id: BookingId,
+    },
+    /// Nothing was free: the customer waits for a time of the service to free up.
+    JoinWaitlist {
+        service_id: ServiceId,
+    },
+    /// The customer no longer waits for the service.
+    LeaveWaitlist {
+        service_id: ServiceId,
     },
     /// Keep the chosen time for the customer until `until`, under the id the booking will
     /// have (the agenda decides whether it is still free).
@@ -365,6 +374,10 @@ impl Engine<'_> {
         // A reminder's button acts on its booking, whatever the conversation was doing.
         if let Some((answer, booking_id)) = id.as_deref().and_then(ReminderAnswer::of) {
             return self.on_reminder(answer, booking_id);
+        }
+        // So does an offer of a freed time to a customer on the waitlist.
+        if let Some((answer, service_id)) = id.as_deref().and_then(OfferAnswer::of) {
+            return self.on_offer(answer, service_id);
         }
 
         if id.is_none() {
@@ -809,6 +822,19 @@ impl Engine<'_> {
             }
             (Step::ChoosingChange, _) if id == "change:name" => self.ask_name(),
             (_, Some(("help", "agent"))) => self.run_global(Global::Agent),
+            (Step::ChoosingService, Some(("waitlist", "join"))) => match self.service().cloned() {
+                Some(service) => {
+                    self.actions.push(BotAction::JoinWaitlist {
+                        service_id: service.id,
+                    });
+                    self.say(
+                        &self.texts().waitlisted.clone(),
+                        &[("service", &service.name)],
+                    );
+                    self.finish();
+                }
+                None => self.not_understood(),
+            },
             (Step::Confirming | Step::ChoosingPayment, Some(("pay", index))) => {
                 match index
                     .parse::<usize>()
@@ -1021,8 +1047,44 @@ impl Engine<'_> {
         if self.ctx.services.len() > 1 && self.state.rescheduling.is_none() {
             choices.push(more("svc:more:0".into(), self.labels().other_services));
         }
+        if self.state.rescheduling.is_none() {
+            choices.push(more("waitlist:join".into(), self.labels().join_waitlist));
+        }
         choices.push(more("help:agent".into(), self.labels().talk_to_us));
         self.ask(Step::ChoosingService, &body, self.labels().options, choices);
+    }
+
+    /// A waiting customer answers the offer of a freed time: taking it is choosing that time
+    /// (kept if still free, else the nearest free that day); no thanks leaves the waitlist.
+    fn on_offer(&mut self, answer: OfferAnswer, service_id: ServiceId) {
+        let Some(service) = self
+            .ctx
+            .services
+            .iter()
+            .find(|s| s.id == service_id)
+            .cloned()
+        else {
+            return self.start();
+        };
+        match answer {
+            OfferAnswer::Take(start) => {
+                self.finish();
+                if !self.ctx.bookings_open {
+                    return self.say(&self.texts().bookings_paused.clone(), &[]);
+                }
+                self.state.service = Some(service.id);
+                self.state.with = Some(StaffPick::Anyone);
+                self.state.date = Some(self.local_date(start));
+                self.choose_time(start);
+            }
+            OfferAnswer::Leave => {
+                self.actions.push(BotAction::LeaveWaitlist {
+                    service_id: service.id,
+                });
+                self.say(&self.texts().waitlist_left.clone(), &[]);
+                self.repeat_prompt_if_busy();
+            }
+        }
     }
 
     /// The customer chose a time: if it is still free, it is kept for them while they finish

@@ -48,6 +48,10 @@ pub struct Labels {
     /// The staff question's list button and its first choice.
     pub staff: &'static str,
     pub anyone: &'static str,
+    /// The waitlist's buttons.
+    pub join_waitlist: &'static str,
+    pub book_it: &'static str,
+    pub no_thanks: &'static str,
     /// Monday first.
     pub weekdays: [&'static str; 7],
     pub months: [&'static str; 12],
@@ -86,6 +90,9 @@ const EN: Labels = Labels {
     customer: "there",
     staff: "People",
     anyone: "Anyone",
+    join_waitlist: "Join the waitlist",
+    book_it: "Book it",
+    no_thanks: "No thanks",
     weekdays: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
     months: [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -125,6 +132,9 @@ const ES: Labels = Labels {
     customer: "cliente",
     staff: "Personas",
     anyone: "Cualquiera",
+    join_waitlist: "Lista de espera",
+    book_it: "Reservar",
+    no_thanks: "No, gracias",
     weekdays: ["lun", "mar", "mié", "jue", "vie", "sáb", "dom"],
     months: [
         "ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sept", "oct", "nov", "dic",
@@ -164,6 +174,9 @@ const PT: Labels = Labels {
     customer: "cliente",
     staff: "Pessoas",
     anyone: "Qualquer pessoa",
+    join_waitlist: "Lista de espera",
+    book_it: "Marcar",
+    no_thanks: "Não, obrigado",
     weekdays: ["seg", "ter", "qua", "qui", "sex", "sáb", "dom"],
     months: [
         "jan", "fev", "mar", "abr", "mai", "jun", "jul", "ago", "set", "out", "nov", "dez",
@@ -262,6 +275,13 @@ impl Texts {
                 attendance_confirmed: "¡Gracias! Te esperamos el {date} a las {time}.".into(),
                 choose_staff: "¿Con quién quieres tu {service}?".into(),
                 with_staff: "Con {staff}.".into(),
+                waitlisted: "Estás en la lista de espera de {service}. Te escribiré por aquí en \
+                    cuanto quede una hora libre."
+                    .into(),
+                waitlist_offer: "Buenas noticias: acaba de quedar libre {service} el {date} a \
+                    las {time}. ¿Te la reservo?"
+                    .into(),
+                waitlist_left: "De acuerdo, ya no estás en la lista de espera.".into(),
             },
             Language::Pt => Texts {
                 greeting: "Olá! Bem-vindo a {business_name}. Posso marcar um horário para si."
@@ -322,6 +342,13 @@ impl Texts {
                 attendance_confirmed: "Obrigado! Esperamos por si em {date} às {time}.".into(),
                 choose_staff: "Com quem prefere o seu {service}?".into(),
                 with_staff: "Com {staff}.".into(),
+                waitlisted: "Está na lista de espera de {service}. Escrevo-lhe aqui assim que \
+                    houver um horário livre."
+                    .into(),
+                waitlist_offer: "Boas notícias: acabou de ficar livre {service} em {date} às \
+                    {time}. Quer que o marque?"
+                    .into(),
+                waitlist_left: "Muito bem, saiu da lista de espera.".into(),
             },
         }
     }

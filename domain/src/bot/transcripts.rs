@@ -904,7 +904,10 @@ fn a_fully_booked_service_is_not_a_dead_end() {
         "{text}"
     );
     assert!(text.contains("hello@demo-salon.example"), "{text}");
-    assert_eq!(World::titles(&replies), ["Other services", "Talk to us"]);
+    assert_eq!(
+        World::titles(&replies),
+        ["Other services", "Join the waitlist", "Talk to us"]
+    );
     let replies = w.tap("Talk to us");
     assert!(bodies(&replies).contains("a member of the team"));
     assert_eq!(w.last_actions, [BotAction::HandOff]);
@@ -1233,4 +1236,86 @@ fn a_service_only_one_person_does_asks_no_one_and_a_typed_name_is_understood() {
     let text = bodies(&replies);
     assert!(text.contains("free on Tue 1 Dec"), "{text}");
     assert_eq!(World::titles(&replies)[0], "09:00");
+}
+
+#[test]
+fn a_full_calendar_offers_the_waitlist_and_a_freed_time_is_booked_from_its_offer() {
+    let mut w = World::new();
+    w.settings.rules.horizon_days = 1;
+    // Monday 30 November and Tuesday 1 December are fully booked for a haircut.
+    for (day, open, close) in [
+        ("2026-11-30", "08:00", "17:00"),
+        ("2026-12-01", "08:00", "17:00"),
+    ] {
+        let day: LocalDate = day.parse().unwrap();
+        let full = Interval::new(
+            format!("{day}T{open}:00Z").parse().unwrap(),
+            format!("{day}T{close}:00Z").parse().unwrap(),
+        )
+        .unwrap();
+        w.calendar
+            .agendas
+            .entry((ResourceId::default_resource(), day))
+            .or_insert_with(|| AgendaState::new(ResourceId::default_resource(), day))
+            .holds
+            .push((BookingId::from_uuid(uuid::Uuid::from_u128(9)), full));
+    }
+    w.say("hi");
+    let replies = w.tap("Haircut");
+    assert_eq!(
+        World::titles(&replies),
+        ["Other services", "Join the waitlist", "Talk to us"]
+    );
+    let replies = w.tap("Join the waitlist");
+    assert!(
+        bodies(&replies).contains("You are on the waitlist for Haircut"),
+        "{}",
+        bodies(&replies)
+    );
+    assert_eq!(
+        w.last_actions,
+        [BotAction::JoinWaitlist {
+            service_id: haircut().id
+        }]
+    );
+    assert_eq!(w.state.step, Step::Idle);
+
+    // Monday frees up (a cancellation): the offer's Book it keeps 14:00 for the customer.
+    let monday: LocalDate = "2026-11-30".parse().unwrap();
+    let agenda = w
+        .calendar
+        .agendas
+        .get_mut(&(ResourceId::default_resource(), monday))
+        .unwrap();
+    agenda.holds.clear();
+    let freed: DateTime<Utc> = "2026-11-30T13:00:00Z".parse().unwrap();
+    let offer = crate::waitlist::offer_reply(&w.settings, &haircut(), freed);
+    let take = offer.offered()[0].clone();
+    let replies = w.send(Inbound::ButtonReply {
+        id: take.id,
+        title: take.title,
+    });
+    let text = bodies(&replies);
+    assert!(
+        text.contains("Haircut on Mon 30 Nov at 14:00"),
+        "straight to the summary: {text}"
+    );
+    assert!(matches!(
+        &w.last_actions[..],
+        [BotAction::ReserveSlot { start, .. }] if *start == freed
+    ));
+    // No thanks, from another customer: off the waitlist.
+    let mut other = w.other();
+    let leave = offer.offered()[1].clone();
+    let replies = other.send(Inbound::ButtonReply {
+        id: leave.id,
+        title: leave.title,
+    });
+    assert!(bodies(&replies).contains("off the waitlist"));
+    assert_eq!(
+        other.last_actions,
+        [BotAction::LeaveWaitlist {
+            service_id: haircut().id
+        }]
+    );
 }
