@@ -388,7 +388,7 @@ async fn choose_resource(
     if let Some(asked) = &request.resource {
         let does_it = candidates
             .iter()
-            .any(|m| m.map_or(*asked == ResourceId::default_resource(), |m| m.id == *asked));
+            .any(|m| domain::bot_config::resource_of(*m) == *asked);
         return if does_it {
             Ok(asked.clone())
         } else {

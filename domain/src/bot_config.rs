@@ -391,6 +391,11 @@ pub struct StaffMember {
     pub time_off: Vec<Closure>,
 }
 
+/// The resource (agenda) of a staff member, or the default one for `None`.
+pub fn resource_of(member: Option<&StaffMember>) -> ResourceId {
+    member.map_or_else(ResourceId::default_resource, |m| m.id.clone())
+}
+
 impl BotSettings {
     /// Who can do `service`, in the order the business lists its staff; the default resource
     /// (`None`: the business's own hours) when it has no staff.

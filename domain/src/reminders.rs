@@ -90,12 +90,7 @@ pub fn reminder_reply(
 ) -> Option<Reply> {
     let language = settings.flow.language;
     let labels = i18n::labels(language);
-    let local = booking
-        .appointment
-        .start
-        .with_timezone(&settings.time_zone.tz());
-    let date = i18n::date_label(language, local.date_naive());
-    let time = local.format("%H:%M").to_string();
+    let (date, time) = i18n::local_date_and_time(settings, booking.appointment.start);
     let name = booking
         .customer
         .name

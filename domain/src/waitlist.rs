@@ -162,16 +162,11 @@ impl OfferAnswer {
 
 /// The offer of a freed time of `service` at `start`, in the business's language.
 pub fn offer_reply(settings: &BotSettings, service: &Service, start: DateTime<Utc>) -> Reply {
-    let language = settings.flow.language;
-    let labels = i18n::labels(language);
-    let local = start.with_timezone(&settings.time_zone.tz());
+    let labels = i18n::labels(settings.flow.language);
+    let (date, time) = i18n::local_date_and_time(settings, start);
     let body = render(
         &settings.flow.texts.waitlist_offer,
-        &[
-            ("service", &service.name),
-            ("date", &i18n::date_label(language, local.date_naive())),
-            ("time", &local.format("%H:%M").to_string()),
-        ],
+        &[("service", &service.name), ("date", &date), ("time", &time)],
     );
     let choices = vec![
         Choice {

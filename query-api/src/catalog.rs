@@ -188,7 +188,7 @@ pub async fn availability(
     let now = Utc::now();
     let mut slots: Vec<SlotView> = Vec::new();
     for member in settings.staff_for(&service) {
-        let resource = member.map_or_else(ResourceId::default_resource, |m| m.id.clone());
+        let resource = domain::bot_config::resource_of(member);
         if params.resource.as_ref().is_some_and(|r| *r != resource) {
             continue;
         }

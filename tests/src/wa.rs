@@ -77,6 +77,22 @@ pub async fn setup() -> Setup {
     }
 }
 
+/// Replaces the bot configuration `setup` made (its version is 2: the settings, then the
+/// service) with `settings`.
+pub async fn reconfigure(s: &Setup, settings: &Value) {
+    let put = s
+        .app
+        .client
+        .put(format!("{}/v1/bot-config", s.app.address))
+        .bearer_auth(&s.owner.access_token)
+        .header("if-match", "\"2\"")
+        .json(settings)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 200, "{}", put.text().await.unwrap());
+}
+
 pub fn text(from: &str, wamid: &str, body: &str) -> Value {
     json!({"from": from, "id": wamid, "timestamp": "1739321024", "type": "text", "text": {"body": body}})
 }

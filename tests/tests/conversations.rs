@@ -269,23 +269,17 @@ async fn a_full_calendar_offers_the_waitlist_and_a_cancellation_goes_to_the_firs
     let s = setup().await;
     // One appointment a day (08:00-09:00, 45 minutes), bookable until tomorrow.
     let hour = serde_json::json!([{"open": "08:00", "close": "09:00"}]);
-    let put = s
-        .app
-        .client
-        .put(format!("{}/v1/bot-config", s.app.address))
-        .bearer_auth(&s.owner.access_token)
-        .header("if-match", "\"2\"")
-        .json(&serde_json::json!({
+    reconfigure(
+        &s,
+        &serde_json::json!({
             "time_zone": "UTC",
             "hours": {"monday": hour, "tuesday": hour, "wednesday": hour, "thursday": hour,
                 "friday": hour, "saturday": hour, "sunday": hour},
             "rules": {"min_notice_minutes": 60, "horizon_days": 1, "slot_step_minutes": 15},
             "payment_methods": [{"kind": "cash"}],
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status().as_u16(), 200);
+        }),
+    )
+    .await;
     let service_id = events(&s.app, "ServiceAdded").await[0]["service"]["id"]
         .as_str()
         .unwrap()

@@ -27,17 +27,7 @@ async fn salon() -> Setup {
             {"id": "luis", "name": "Luis", "hours": every(&luis)},
         ],
     });
-    let put = s
-        .app
-        .client
-        .put(format!("{}/v1/bot-config", s.app.address))
-        .bearer_auth(&s.owner.access_token)
-        .header("if-match", "\"2\"")
-        .json(&settings)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status().as_u16(), 200, "{}", put.text().await.unwrap());
+    reconfigure(&s, &settings).await;
     s
 }
 

@@ -17,7 +17,9 @@ use crate::booking::{BookingStatus, booking_reference};
 use crate::bot::i18n::{self, Labels};
 use crate::bot::message::{Choice, Inbound, Reply, contains_words, normalize, render};
 use crate::bot::understand::{self, Language};
-use crate::bot_config::{BotSettings, PaymentMethod, Service, StaffMember, Texts, TimeRange};
+use crate::bot_config::{
+    BotSettings, PaymentMethod, Service, StaffMember, Texts, TimeRange, resource_of,
+};
 use crate::ids::{BookingId, ResourceId, ServiceId};
 use crate::reminders::ReminderAnswer;
 use crate::scheduling::occupied;
@@ -1675,11 +1677,6 @@ pub fn appointment_for(service: &Service, start: DateTime<Utc>) -> (Interval, In
 }
 
 /// The local day an appointment's agenda is.
-/// The resource of a staff member, or the default one.
-fn resource_of(member: Option<&StaffMember>) -> ResourceId {
-    member.map_or_else(ResourceId::default_resource, |m| m.id.clone())
-}
-
 pub fn agenda_day(settings: &BotSettings, start: DateTime<Utc>) -> LocalDate {
     start.with_timezone(&settings.time_zone.tz()).date_naive()
 }

@@ -201,6 +201,19 @@ pub fn default_texts(language: Language) -> &'static Texts {
         .expect("every language")]
 }
 
+/// The local date label and `HH:MM` time of `at` in the business's language and time zone,
+/// for messages the business sends on its own (reminders, waitlist offers).
+pub fn local_date_and_time(
+    settings: &crate::bot_config::BotSettings,
+    at: chrono::DateTime<chrono::Utc>,
+) -> (String, String) {
+    let local = at.with_timezone(&settings.time_zone.tz());
+    (
+        date_label(settings.flow.language, local.date_naive()),
+        local.format("%H:%M").to_string(),
+    )
+}
+
 /// "Tue 1 Dec", "mar 1 dic", "ter 1 dez".
 pub fn date_label(language: Language, date: NaiveDate) -> String {
     let l = labels(language);
