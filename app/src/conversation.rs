@@ -365,8 +365,8 @@ async fn bot_turn(
     Ok(turn)
 }
 
-/// The agenda days a turn may offer (today to the end of the booking horizon) and any day
-/// one of the customer's bookings is on, and the customer's bookings.
+/// The agenda days a turn may offer (today to the furthest day past the horizon the bot may
+/// look at) and any day one of the customer's bookings is on, and the customer's bookings.
 async fn load_calendar(
     uow: &mut UnitOfWork<'_>,
     config: &BotConfigState,
@@ -390,7 +390,7 @@ async fn load_calendar(
     let today = Utc::now()
         .with_timezone(&settings.time_zone.tz())
         .date_naive();
-    let last = today + Duration::days(i64::from(settings.rules.horizon_days) + 1);
+    let last = today + Duration::days(i64::from(settings.rules.furthest_days()) + 1);
     let mut agendas = Vec::new();
     for resource in &resources {
         agendas.extend(

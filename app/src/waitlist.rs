@@ -93,16 +93,18 @@ pub(crate) async fn offer_freed(
         .first(&booking.customer.phone)
         .map(|w| w.phone.clone())
         .collect();
-    let reply = offer_reply(settings, service, start);
+    let now = Utc::now();
     for phone in waiting {
         let conversation_ref = conversation_stream(&phone);
         let conversation = uow.load::<Conversation>(&conversation_ref).await?;
+        let last_heard = conversation.last_received.as_ref().map(|r| r.received_at);
+        let reply = offer_reply(settings, service, start, last_heard, now);
         let events = Conversation::decide(
             &conversation,
             ConversationCommand::Notify {
                 reply_id: format!("waitlist/{}/{}", booking.booking_id, start.timestamp()),
                 to: phone.clone(),
-                reply: reply.clone(),
+                reply,
             },
         )?;
         uow.stage(&conversation_ref, &events);

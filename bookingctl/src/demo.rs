@@ -155,19 +155,22 @@ pub async fn seed(urls: &Urls, env_file: &Path) -> anyhow::Result<BTreeMap<Strin
             "time_zone": "Europe/Madrid",
             "hours": {"monday": day, "tuesday": day, "wednesday": day, "thursday": day,
                 "friday": day, "saturday": day, "sunday": day},
-            "rules": {"min_notice_minutes": 30, "horizon_days": 30, "slot_step_minutes": 30},
+            "rules": {"min_notice_minutes": 30, "horizon_days": 30, "slot_step_minutes": 30,
+                "beyond_horizon_days": 30},
             "payment_methods": [{"kind": "cash"},
                 {"kind": "payment_link", "url": "https://pay.demo-salon.example/checkout"}],
             // A customer writing in Spanish or Portuguese is answered in it.
             "flow": {"ask_name": true, "ask_payment": true, "session_timeout_minutes": 60,
                 "answer_in_customer_language": true},
-            // Reminders a day and two hours before, as the templates the fake Cloud API has
-            // approved (they reach a customer who has not written for more than 24 hours).
             "staff": [{"id": "ana", "name": "Ana", "hours": ana},
                 {"id": "luis", "name": "Luis", "hours": luis}],
+            // Reminders a day and two hours before, and waitlist offers, as the templates the
+            // fake Cloud API has approved (they reach a customer who has not written for more
+            // than 24 hours).
             "messaging": {"reminders_before_minutes": [1440, 120],
                 "reminder_template": {"name": "booking_reminder", "language": "en"},
-                "follow_up_template": {"name": "booking_follow_up", "language": "en"}},
+                "follow_up_template": {"name": "booking_follow_up", "language": "en"},
+                "waitlist_template": {"name": "waitlist_offer", "language": "en"}},
         })),
     )
     .await?;

@@ -100,10 +100,25 @@ pub fn free_slots_with(
     holds: &[Interval],
     now: DateTime<Utc>,
 ) -> Vec<Slot> {
+    let horizon = settings.rules.horizon_days;
+    free_slots_within(settings, service, member, date, holds, now, horizon)
+}
+
+/// [`free_slots_with`] for a horizon of `horizon_days` rather than the business's own: the
+/// bot looks past it (`rules.beyond_horizon_days`) when everything within it is full.
+pub fn free_slots_within(
+    settings: &BotSettings,
+    service: &Service,
+    member: Option<&StaffMember>,
+    date: LocalDate,
+    holds: &[Interval],
+    now: DateTime<Utc>,
+    horizon_days: u32,
+) -> Vec<Slot> {
     let tz = settings.time_zone.tz();
     let rules = settings.rules;
     let earliest = now + Duration::minutes(i64::from(rules.min_notice_minutes));
-    let latest = now + Duration::days(i64::from(rules.horizon_days));
+    let latest = now + Duration::days(i64::from(horizon_days));
     let step = Duration::minutes(i64::from(rules.slot_step_minutes.max(1)));
     let capacity = service.capacity.max(1) as usize;
 

@@ -102,6 +102,18 @@ pub struct BookingRules {
     /// none (the time is checked again when they confirm).
     #[serde(default = "default_hold_minutes")]
     pub hold_minutes: u32,
+    /// When nothing is free within the horizon, how many days past it the bot may look for
+    /// the first free day and offer it; 0 offers none.
+    #[serde(default)]
+    pub beyond_horizon_days: u32,
+}
+
+impl BookingRules {
+    /// The furthest ahead the bot may ever offer a time, in days: the horizon and the days
+    /// past it looked at when the horizon is full.
+    pub fn furthest_days(&self) -> u32 {
+        self.horizon_days + self.beyond_horizon_days
+    }
 }
 
 fn default_hold_minutes() -> u32 {
@@ -115,6 +127,7 @@ impl Default for BookingRules {
             horizon_days: 30,
             slot_step_minutes: 15,
             hold_minutes: default_hold_minutes(),
+            beyond_horizon_days: 0,
         }
     }
 }
@@ -198,6 +211,9 @@ pub struct Texts {
     pub held: String,
     /// Nothing is free for the service within the booking horizon (`{days}`).
     pub fully_booked: String,
+    /// Nothing is free within the horizon (`{days}`), and `{date}` is the first free day
+    /// past it (offered when the business allows).
+    pub first_free_day: String,
     /// Said once to a customer writing faster than the bot may answer.
     pub answer_shortly: String,
     /// The time chosen (`{wanted}`) was taken since it was offered; the nearest (`{time}`) is
@@ -264,6 +280,9 @@ impl Default for Texts {
             held: "I am keeping this time for you for {minutes} minutes.".into(),
             fully_booked: "Sorry, {service} is fully booked for the next {days} days. \
                 Please contact {business_name} at {contact}, or pick something else."
+                .into(),
+            first_free_day: "{service} is fully booked for the next {days} days. The first \
+                free day is {date}."
                 .into(),
             answer_shortly: "Thanks! I will answer your last message in a moment.".into(),
             slot_taken_kept: "Sorry, {wanted} was just taken, so I am keeping {time} for you \
@@ -443,6 +462,13 @@ pub struct Messaging {
     /// reply's text as its one body parameter ({{1}}).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow_up_template: Option<TemplateRef>,
+    /// The template the offer of a freed time goes as to a waiting customer who last wrote
+    /// more than 24 hours ago, with the body parameters service, date and time ({{1}} to
+    /// {{3}}) and the quick-reply buttons Book it and No thanks (in that order). Without one,
+    /// the offer goes as reply buttons, and if WhatsApp refuses it for the window, as the
+    /// follow-up template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waitlist_template: Option<TemplateRef>,
 }
 
 fn default_reminders() -> Vec<u32> {
@@ -455,6 +481,7 @@ impl Default for Messaging {
             reminders_before_minutes: default_reminders(),
             reminder_template: None,
             follow_up_template: None,
+            waitlist_template: None,
         }
     }
 }
@@ -567,6 +594,9 @@ impl BotSettings {
         if rules.hold_minutes > 60 {
             problem("rules.hold_minutes".into(), "0 (none) to 60 minutes");
         }
+        if rules.beyond_horizon_days > 365 {
+            problem("rules.beyond_horizon_days".into(), "0 (none) to 365 days");
+        }
         for (i, method) in self.payment_methods.iter().enumerate() {
             match method {
                 PaymentMethod::BankTransfer { details } if details.trim().is_empty() => {
@@ -622,6 +652,9 @@ impl BotSettings {
         }
         if let Some(template) = &self.messaging.follow_up_template {
             template.problems("messaging.follow_up_template", &mut problem);
+        }
+        if let Some(template) = &self.messaging.waitlist_template {
+            template.problems("messaging.waitlist_template", &mut problem);
         }
         let texts = serde_json::to_value(&self.flow.texts).expect("texts serialize");
         for (name, text) in texts.as_object().expect("texts are an object") {

@@ -15,6 +15,7 @@ use crate::bot_config::{BotSettings, Service};
 use crate::decider::Decider;
 use crate::event::DomainEvent;
 use crate::ids::ServiceId;
+use crate::reminders::WINDOW;
 use crate::values::PhoneNumber;
 
 /// How many of those waiting hear of one freed time.
@@ -160,26 +161,46 @@ impl OfferAnswer {
     }
 }
 
-/// The offer of a freed time of `service` at `start`, in the business's language.
-pub fn offer_reply(settings: &BotSettings, service: &Service, start: DateTime<Utc>) -> Reply {
+/// The offer of a freed time of `service` at `start`, in the business's language: reply
+/// buttons while the customer last wrote (`last_heard`) within 24 hours of `now`, else the
+/// business's waitlist template when it has one.
+pub fn offer_reply(
+    settings: &BotSettings,
+    service: &Service,
+    start: DateTime<Utc>,
+    last_heard: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Reply {
     let labels = i18n::labels(settings.flow.language);
     let (date, time) = i18n::local_date_and_time(settings, start);
+    let payloads = [
+        OfferAnswer::Take(start).payload(service.id),
+        OfferAnswer::Leave.payload(service.id),
+    ];
+    let outside_window = last_heard.is_none_or(|t| now - t >= WINDOW);
+    if let Some(template) = settings.messaging.waitlist_template.as_ref()
+        && outside_window
+    {
+        return Reply::template(
+            &template.name,
+            &template.language,
+            [service.name.clone(), date, time],
+            payloads.to_vec(),
+        );
+    }
     let body = render(
         &settings.flow.texts.waitlist_offer,
         &[("service", &service.name), ("date", &date), ("time", &time)],
     );
-    let choices = vec![
-        Choice {
-            id: OfferAnswer::Take(start).payload(service.id),
-            title: labels.book_it.to_owned(),
+    let choices = payloads
+        .into_iter()
+        .zip([labels.book_it, labels.no_thanks])
+        .map(|(id, title)| Choice {
+            id,
+            title: title.to_owned(),
             description: None,
-        },
-        Choice {
-            id: OfferAnswer::Leave.payload(service.id),
-            title: labels.no_thanks.to_owned(),
-            description: None,
-        },
-    ];
+        })
+        .collect();
     Reply::choices(body, labels.options, choices)
 }
 
@@ -243,8 +264,10 @@ mod tests {
 
     #[test]
     fn an_offer_names_the_time_and_its_buttons_come_back() {
-        let s = settings();
-        let offer = offer_reply(&s, &haircut(), at("09:00"));
+        let mut s = settings();
+        let now = at("08:00");
+        let heard = Some(now - chrono::Duration::hours(3));
+        let offer = offer_reply(&s, &haircut(), at("09:00"), heard, now);
         assert!(offer.fits_whatsapp());
         assert_eq!(
             offer.body(),
@@ -260,5 +283,27 @@ mod tests {
             Some((OfferAnswer::Leave, haircut().id))
         );
         assert_eq!(OfferAnswer::of("wait:take:nonsense"), None);
+        // Without a template, buttons also outside the window (a refusal follows up).
+        let stale = offer_reply(&s, &haircut(), at("09:00"), None, now);
+        assert!(matches!(stale, Reply::Buttons { .. }), "{stale:?}");
+
+        s.messaging.waitlist_template = Some(crate::bot_config::TemplateRef {
+            name: "waitlist_offer".into(),
+            language: "en".into(),
+        });
+        assert_eq!(offer_reply(&s, &haircut(), at("09:00"), heard, now), offer);
+        let long_ago = Some(now - chrono::Duration::hours(30));
+        let Reply::Template {
+            name,
+            body,
+            buttons,
+            ..
+        } = offer_reply(&s, &haircut(), at("09:00"), long_ago, now)
+        else {
+            panic!("a template outside the window")
+        };
+        assert_eq!(name, "waitlist_offer");
+        assert_eq!(body, ["Haircut", "Tue 1 Dec", "10:00"]);
+        assert_eq!(buttons, ids, "the same answers as the buttons");
     }
 }

@@ -21,8 +21,8 @@
 //! - `GET /_fake/templates`, `POST /_fake/templates`: the account's message templates, and one
 //!   added or changed (`{"name":"booking_reminder","language":"en","body_parameters":4,
 //!   "quick_replies":3,"status":"APPROVED"}`). It starts with the demo's: `booking_reminder`
-//!   (4 parameters, 3 quick replies) and `booking_follow_up` (1 parameter), approved in `en`,
-//!   `es`, `pt_BR` and `pt_PT`.
+//!   (4 parameters, 3 quick replies), `booking_follow_up` (1 parameter) and `waitlist_offer`
+//!   (3 parameters, 2 quick replies), approved in `en`, `es`, `pt_BR` and `pt_PT`.
 //!
 //! State lives in memory; restart to reset.
 
@@ -120,6 +120,13 @@ fn demo_templates() -> Vec<Template> {
                     language: language.into(),
                     body_parameters: 1,
                     quick_replies: 0,
+                    status: approved(),
+                },
+                Template {
+                    name: "waitlist_offer".into(),
+                    language: language.into(),
+                    body_parameters: 3,
+                    quick_replies: 2,
                     status: approved(),
                 },
             ]

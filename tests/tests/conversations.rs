@@ -414,3 +414,113 @@ async fn a_full_calendar_offers_the_waitlist_and_a_cancellation_goes_to_the_firs
     assert_eq!(left.len(), 1);
     assert_eq!(left[0]["phone"], "+34600900002");
 }
+
+#[tokio::test]
+async fn a_full_horizon_offers_the_first_free_day_past_it_on_its_real_agenda() {
+    let s = setup().await;
+    // One appointment a day (08:00-09:00, 45 minutes), bookable until tomorrow, and up to
+    // five days past that when those are full; closed the day after tomorrow.
+    let today = chrono::Utc::now().date_naive();
+    let closed = (today + chrono::Duration::days(2)).format("%A").to_string();
+    let mut hours = serde_json::Map::new();
+    for day in [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ] {
+        let open = !day.eq_ignore_ascii_case(&closed);
+        let ranges = if open {
+            serde_json::json!([{"open": "08:00", "close": "09:00"}])
+        } else {
+            serde_json::json!([])
+        };
+        hours.insert(day.into(), ranges);
+    }
+    reconfigure(
+        &s,
+        &serde_json::json!({
+            "time_zone": "UTC",
+            "hours": hours,
+            "rules": {"min_notice_minutes": 60, "horizon_days": 1, "slot_step_minutes": 15,
+                "beyond_horizon_days": 5},
+            "payment_methods": [{"kind": "cash"}],
+        }),
+    )
+    .await;
+    let service_id = events(&s.app, "ServiceAdded").await[0]["service"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for day in [today, today.succ_opt().unwrap()] {
+        // Today's may be past already: either way nothing is free within the horizon.
+        s.app
+            .client
+            .post(format!("{}/v1/bookings", s.app.address))
+            .bearer_auth(&s.owner.access_token)
+            .json(&serde_json::json!({"service_id": service_id,
+                "start": format!("{day}T08:00:00Z"),
+                "customer": {"phone": "+34600910001", "name": "Pablo"}}))
+            .send()
+            .await
+            .unwrap();
+    }
+    let first_free_day = async |me: &str, n: u32| {
+        let phone = format!("+{me}");
+        deliver(
+            &s.app,
+            &notification_from(me, "x", vec![text(me, &format!("{me}.{n}"), "hi")]),
+        )
+        .await;
+        let (id, title) = last_choices(&s.app, &phone).await.remove(0);
+        deliver(
+            &s.app,
+            &notification_from(
+                me,
+                "x",
+                vec![list_reply(me, &format!("{me}.{}", n + 1), &id, &title)],
+            ),
+        )
+        .await;
+        assert!(
+            last_text(&s.app, &phone)
+                .await
+                .contains("The first free day is"),
+            "{}",
+            last_text(&s.app, &phone).await
+        );
+        last_choices(&s.app, &phone).await.remove(0)
+    };
+    // Marta is offered the first open day past the horizon and keeps its 08:00.
+    let (id, title) = first_free_day("34600910002", 1).await;
+    assert_eq!(id, format!("day:{}", today + chrono::Duration::days(3)));
+    deliver(
+        &s.app,
+        &notification_from(
+            "34600910002",
+            "Marta",
+            vec![list_reply("34600910002", "34600910002.3", &id, &title)],
+        ),
+    )
+    .await;
+    let times = last_choices(&s.app, "+34600910002").await;
+    let (id, title) = times[0].clone();
+    assert_eq!(title, "08:00", "{times:?}");
+    deliver(
+        &s.app,
+        &notification_from(
+            "34600910002",
+            "Marta",
+            vec![list_reply("34600910002", "34600910002.4", &id, &title)],
+        ),
+    )
+    .await;
+    assert_eq!(events(&s.app, "SlotReserved").await.len(), 1);
+    // Lucia is offered the day after, since Marta's time fills that day's agenda (read past
+    // the horizon).
+    let (id, _) = first_free_day("34600910003", 1).await;
+    assert_eq!(id, format!("day:{}", today + chrono::Duration::days(4)));
+}

@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::agenda::Interval;
-use crate::availability::{Slot, free_slots_with, is_open_at, next_opening};
+use crate::availability::{Slot, free_slots_within, is_open_at, next_opening};
 use crate::booking::{BookingStatus, booking_reference};
 use crate::bot::i18n::{self, Labels};
 use crate::bot::message::{Choice, Inbound, Reply, contains_words, normalize, render};
@@ -765,7 +765,7 @@ impl Engine<'_> {
                     None => self.not_understood(),
                 }
             }
-            (Step::ChoosingService, Some(("svc", rest))) => {
+            (Step::ChoosingService | Step::ChoosingDay, Some(("svc", rest))) => {
                 if let Some(page) = rest.strip_prefix("more:").and_then(|p| p.parse().ok()) {
                     return self.list_services(page);
                 }
@@ -824,19 +824,21 @@ impl Engine<'_> {
             }
             (Step::ChoosingChange, _) if id == "change:name" => self.ask_name(),
             (_, Some(("help", "agent"))) => self.run_global(Global::Agent),
-            (Step::ChoosingService, Some(("waitlist", "join"))) => match self.service().cloned() {
-                Some(service) => {
-                    self.actions.push(BotAction::JoinWaitlist {
-                        service_id: service.id,
-                    });
-                    self.say(
-                        &self.texts().waitlisted.clone(),
-                        &[("service", &service.name)],
-                    );
-                    self.finish();
+            (Step::ChoosingService | Step::ChoosingDay, Some(("waitlist", "join"))) => {
+                match self.service().cloned() {
+                    Some(service) => {
+                        self.actions.push(BotAction::JoinWaitlist {
+                            service_id: service.id,
+                        });
+                        self.say(
+                            &self.texts().waitlisted.clone(),
+                            &[("service", &service.name)],
+                        );
+                        self.finish();
+                    }
+                    None => self.not_understood(),
                 }
-                None => self.not_understood(),
-            },
+            }
             (Step::Confirming | Step::ChoosingPayment, Some(("pay", index))) => {
                 match index
                     .parse::<usize>()
@@ -907,7 +909,29 @@ impl Engine<'_> {
             .filter(|(b, _)| Some(*b) != self.state.rescheduling && Some(*b) != self.state.hold)
             .map(|(_, i)| i)
             .collect();
-        free_slots_with(self.ctx.settings, service, member, date, &holds, self.now)
+        // A day past the horizon is only ever offered when the horizon is full.
+        let rules = self.ctx.settings.rules;
+        let horizon = if self.within_horizon(date) {
+            rules.horizon_days
+        } else {
+            rules.furthest_days()
+        };
+        free_slots_within(
+            self.ctx.settings,
+            service,
+            member,
+            date,
+            &holds,
+            self.now,
+            horizon,
+        )
+    }
+
+    fn within_horizon(&self, date: LocalDate) -> bool {
+        let horizon = u64::from(self.ctx.settings.rules.horizon_days);
+        self.local_date(self.now)
+            .checked_add_days(chrono::Days::new(horizon))
+            .is_none_or(|last| date <= last)
     }
 
     /// The times free on `date` with any of the candidates, once each.
@@ -1036,16 +1060,43 @@ impl Engine<'_> {
         self.ask(Step::ChoosingTime, &body, self.labels().times, choices);
     }
 
-    /// Nothing free for the service within the horizon: never a dead end. The customer hears
-    /// how to reach the business and can pick another service or ask for a person.
+    /// Nothing free for the service within the horizon: never a dead end. The customer is
+    /// offered the first free day past it when the business allows, the waitlist, another
+    /// service and a person, and hears how to reach the business.
     fn fully_booked(&mut self) {
         let service = self.service().map(|s| s.name.clone()).unwrap_or_default();
-        let days = self.ctx.settings.rules.horizon_days.to_string();
-        let body = self.fill(
-            &self.texts().fully_booked,
-            &[("service", &service), ("days", &days)],
-        );
+        let rules = self.ctx.settings.rules;
+        let days = rules.horizon_days.to_string();
+        let today = self.local_date(self.now);
+        let first_beyond = (rules.horizon_days + 1..=rules.furthest_days())
+            .filter_map(|d| today.checked_add_days(chrono::Days::new(u64::from(d))))
+            .find_map(|d| self.slots_on(d).first().map(|s| (d, *s)));
         let mut choices = Vec::new();
+        let (step, body) = match first_beyond {
+            Some((date, first)) => {
+                let label = self.date_label(date);
+                choices.push(Choice {
+                    id: format!("day:{date}"),
+                    title: label.clone(),
+                    description: Some(render(
+                        self.labels().from_time,
+                        &[("time", &first.local_start.format("%H:%M").to_string())],
+                    )),
+                });
+                let body = self.fill(
+                    &self.texts().first_free_day,
+                    &[("service", &service), ("days", &days), ("date", &label)],
+                );
+                (Step::ChoosingDay, body)
+            }
+            None => {
+                let body = self.fill(
+                    &self.texts().fully_booked,
+                    &[("service", &service), ("days", &days)],
+                );
+                (Step::ChoosingService, body)
+            }
+        };
         if self.ctx.services.len() > 1 && self.state.rescheduling.is_none() {
             choices.push(more("svc:more:0".into(), self.labels().other_services));
         }
@@ -1053,7 +1104,7 @@ impl Engine<'_> {
             choices.push(more("waitlist:join".into(), self.labels().join_waitlist));
         }
         choices.push(more("help:agent".into(), self.labels().talk_to_us));
-        self.ask(Step::ChoosingService, &body, self.labels().options, choices);
+        self.ask(step, &body, self.labels().options, choices);
     }
 
     /// A waiting customer answers the offer of a freed time: taking it is choosing that time

@@ -275,6 +275,9 @@ impl Texts {
                 fully_booked: "Lo siento, {service} está completo los próximos {days} días. \
                     Contacta con {business_name} en {contact}, o elige otra cosa."
                     .into(),
+                first_free_day: "{service} está completo los próximos {days} días. El primer \
+                    día libre es el {date}."
+                    .into(),
                 answer_shortly: "¡Gracias! Respondo a tu último mensaje en un momento.".into(),
                 slot_taken_kept: "Lo siento, las {wanted} se acaban de ocupar; te guardo las \
                     {time}."
@@ -341,6 +344,9 @@ impl Texts {
                 held: "Guardo este horário para si durante {minutes} minutos.".into(),
                 fully_booked: "Desculpe, {service} está esgotado nos próximos {days} dias. \
                     Contacte {business_name} em {contact}, ou escolha outra coisa."
+                    .into(),
+                first_free_day: "{service} está esgotado nos próximos {days} dias. O primeiro \
+                    dia livre é {date}."
                     .into(),
                 answer_shortly: "Obrigado! Respondo à sua última mensagem num instante.".into(),
                 slot_taken_kept: "Desculpe, as {wanted} acabaram de ser ocupadas; guardo as \

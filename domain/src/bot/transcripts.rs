@@ -914,6 +914,68 @@ fn a_fully_booked_service_is_not_a_dead_end() {
 }
 
 #[test]
+fn a_full_horizon_offers_the_first_free_day_past_it_when_the_business_allows() {
+    let mut w = World::new();
+    w.settings.rules.horizon_days = 1;
+    w.settings.rules.beyond_horizon_days = 7;
+    w.now = "2026-11-30T16:30:00Z".parse().unwrap(); // Monday 17:30: today is over
+    w.settings.hours.tuesday = vec![];
+    w.settings.hours.wednesday = vec![];
+    w.say("hi");
+    let replies = w.tap("Haircut");
+    let text = bodies(&replies);
+    assert!(
+        text.contains(
+            "Haircut is fully booked for the next 1 days. The first free day is Thu 3 Dec."
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        World::titles(&replies),
+        [
+            "Thu 3 Dec",
+            "Other services",
+            "Join the waitlist",
+            "Talk to us"
+        ]
+    );
+    let replies = w.tap("Thu 3 Dec");
+    assert!(World::titles(&replies).contains(&"10:00".to_string()));
+    w.tap("10:00");
+    let [BotAction::ReserveSlot { start, .. }] = &w.last_actions[..] else {
+        panic!("{:?}", w.last_actions)
+    };
+    assert_eq!(start.to_rfc3339(), "2026-12-03T09:00:00+00:00");
+    // A day past the horizon is never offered while the horizon has room.
+    let mut roomy = World::new();
+    roomy.settings.rules.horizon_days = 1;
+    roomy.settings.rules.beyond_horizon_days = 7;
+    roomy.say("hi");
+    let replies = roomy.tap("Haircut");
+    assert!(!World::titles(&replies).contains(&"Thu 3 Dec".to_string()));
+
+    // In the business's language, and past the horizon too the waitlist stays open.
+    let mut es = World::new();
+    es.settings.flow.language = crate::bot_config::Language::Es;
+    es.settings.flow.texts = crate::bot_config::Texts::in_language(crate::bot_config::Language::Es);
+    es.settings.rules = w.settings.rules;
+    es.settings.hours = w.settings.hours.clone();
+    es.now = w.now;
+    es.say("hola");
+    let replies = es.tap("Haircut");
+    let text = bodies(&replies);
+    assert!(
+        text.contains("El primer día libre es el jue 3 dic."),
+        "{text}"
+    );
+    es.tap("Lista de espera");
+    assert!(matches!(
+        es.last_actions[..],
+        [BotAction::JoinWaitlist { .. }]
+    ));
+}
+
+#[test]
 fn a_reaction_is_recorded_and_not_answered() {
     let mut w = World::new();
     w.say("hi");
@@ -1289,7 +1351,7 @@ fn a_full_calendar_offers_the_waitlist_and_a_freed_time_is_booked_from_its_offer
         .unwrap();
     agenda.holds.clear();
     let freed: DateTime<Utc> = "2026-11-30T13:00:00Z".parse().unwrap();
-    let offer = crate::waitlist::offer_reply(&w.settings, &haircut(), freed);
+    let offer = crate::waitlist::offer_reply(&w.settings, &haircut(), freed, Some(w.now), w.now);
     let take = offer.offered()[0].clone();
     let replies = w.send(Inbound::ButtonReply {
         id: take.id,
