@@ -36,6 +36,10 @@ pub struct BookingRow {
     pub version: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the customer confirmed they will come (a reminder's Confirm); none yet.
+    pub attendance_confirmed_at: Option<DateTime<Utc>>,
+    /// When the next reminder goes; none when none is due.
+    pub next_reminder_at: Option<DateTime<Utc>>,
 }
 
 /// A time: RFC 3339, or a date (its midnight, UTC).
@@ -113,7 +117,7 @@ pub async fn bookings(
         BookingRow,
         "select booking_id, reference, service_id, service_name, resource, starts_at, ends_at,
                 status, channel, customer_phone, customer_name, price_minor, currency, version,
-                created_at, updated_at
+                created_at, updated_at, attendance_confirmed_at, next_reminder_at
            from rm_bookings
           where ($1::text is null or status = $1)
             and ($2::timestamptz is null or starts_at >= $2)
@@ -183,7 +187,7 @@ pub async fn booking(
         BookingRow,
         "select booking_id, reference, service_id, service_name, resource, starts_at, ends_at,
                 status, channel, customer_phone, customer_name, price_minor, currency, version,
-                created_at, updated_at
+                created_at, updated_at, attendance_confirmed_at, next_reminder_at
            from rm_bookings where booking_id = $1",
         id
     )

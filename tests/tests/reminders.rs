@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use e2e_tests::tenant::{Tenant, haircut};
 use e2e_tests::{
     CommandApp, Onboarded, ProjectorHandle, conversation_clock, eventually, projector_settings,
-    spawn_command_api_with_graph, spawn_projector,
+    query_api_settings, spawn_command_api_with_graph, spawn_projector, spawn_query_api,
 };
 use fake_whatsapp::{Choice, Fake, Fault, Inbound, Template, WebhookConfig};
 use serde_json::{Value, json};
@@ -309,4 +309,65 @@ async fn an_unapproved_template_is_refused_and_recorded_and_a_reply_outside_the_
         })
         .collect();
     assert_eq!(follow_ups.len(), 1, "one follow-up for the one refusal");
+}
+
+#[tokio::test]
+async fn a_reminders_confirm_records_the_attendance_which_the_query_api_shows_with_the_next_reminder()
+ {
+    let w = world().await;
+    let query = spawn_query_api(query_api_settings(&w.app.db, &w.app.nats)).await;
+    let start = (Utc::now() + chrono::Duration::days(3))
+        .date_naive()
+        .and_hms_opt(9, 0, 0)
+        .unwrap()
+        .and_utc();
+    let booking_id = w.book(&start.to_rfc3339()).await;
+    let first = eventually(WAIT, || w.next_reminder(&booking_id))
+        .await
+        .expect("the reminders are projected");
+    let clock = conversation_clock(&w.app.db);
+    assert_eq!(clock.run_once(first).await.unwrap().reminded, 1);
+    let reminder = w.received(1).await.remove(0);
+    let confirm = reminder["template"]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "button" && c["index"] == "0")
+        .expect("the Confirm quick reply")["parameters"][0]["payload"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.fake
+        .deliver_inbound(&Inbound {
+            phone_number_id: NUMBER.into(),
+            from: CUSTOMER.into(),
+            name: Some("Ana".into()),
+            text: None,
+            button_reply: None,
+            list_reply: None,
+            template_reply: Some(Choice {
+                id: confirm,
+                title: "Confirmar".into(),
+            }),
+        })
+        .await
+        .unwrap();
+    assert_eq!(w.events("AttendanceConfirmed").await.len(), 1);
+    let path = format!("/v1/bookings/{booking_id}");
+    let booking = eventually(WAIT, || async {
+        let (status, body) = query.get(&path, &w.owner.access_token, None).await;
+        assert_eq!(status, 200, "{body}");
+        (!body["attendance_confirmed_at"].is_null()).then_some(body)
+    })
+    .await
+    .expect("the attendance reaches the read model");
+    let next: DateTime<Utc> = booking["next_reminder_at"]
+        .as_str()
+        .expect("the two-hour reminder is still due")
+        .parse()
+        .unwrap();
+    assert_eq!(next, start - chrono::Duration::hours(2));
+    let answer = w.received(2).await;
+    let text = answer[1]["text"]["body"].as_str().unwrap_or_default();
+    assert!(text.contains("¡Gracias!"), "{text}");
 }
