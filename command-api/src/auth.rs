@@ -8,14 +8,14 @@ use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use domain::access::Role;
+use domain::access::{Permission, Role};
 use platform::answers::{Invalid, JsonBody, RateLimited, Suspended, Unauthenticated};
 use platform::problem::{ApiJson, Problem};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::caller::SignedIn;
+use crate::caller::{Actor, Caller};
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenPair {
@@ -153,12 +153,20 @@ pub async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Who a credential is: a member (`user_id`, `role`) or an API key (`api_key_id`, `scopes`).
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Me {
     pub tenant_id: Uuid,
-    pub user_id: Uuid,
-    #[schema(value_type = String, example = "owner")]
-    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "owner")]
+    pub role: Option<Role>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<String>>, example = json!(["read_bookings"]))]
+    pub scopes: Option<Vec<Permission>>,
 }
 
 /// `GET /v1/me`: who the credential says the caller is.
@@ -166,19 +174,32 @@ pub struct Me {
     get,
     path = "/v1/me",
     tag = "auth",
-    summary = "Who the credential says the caller is",
+    summary = "Who the credential (an access token or an API key) says the caller is",
     responses(
-        (status = 200, description = "The signed-in member", body = Me),
-        Unauthenticated, Suspended
+        (status = 200, description = "The member, or the API key", body = Me),
+        Unauthenticated, RateLimited, Suspended
     ),
     security(("bearer" = []))
 )]
-pub async fn me(principal: SignedIn) -> Json<Me> {
-    Json(Me {
-        tenant_id: principal.tenant_id,
-        user_id: principal.user_id,
-        role: principal.role,
-    })
+pub async fn me(caller: Caller) -> Json<Me> {
+    let mut me = Me {
+        tenant_id: caller.tenant_id,
+        user_id: None,
+        role: None,
+        api_key_id: None,
+        scopes: None,
+    };
+    match caller.actor {
+        Actor::User { id, role } => {
+            me.user_id = Some(id);
+            me.role = Some(role);
+        }
+        Actor::ApiKey { id, scopes } => {
+            me.api_key_id = Some(id);
+            me.scopes = Some(scopes);
+        }
+    }
+    Json(me)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use domain::access::Permission;
 use domain::booking::{Booking, Customer};
 use domain::ids::{BookingId, ResourceId, ServiceId};
-use domain::values::{PhoneNumber, Reason};
+use domain::values::{PersonName, PhoneNumber, Reason};
 use platform::answers::{
     Busy, Forbidden, InvalidOrKeyReused, JsonBody, NotFound, PaymentRequired, SlotTaken,
     TenantCaller,
@@ -29,8 +29,10 @@ use crate::caller::Caller;
 pub struct CustomerRequest {
     #[schema(value_type = String, example = "+34600000001")]
     pub phone: PhoneNumber,
+    /// 1 to 100 characters, something visible.
     #[serde(default)]
-    pub name: Option<String>,
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
+    pub name: Option<PersonName>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -113,7 +115,7 @@ pub async fn book(
         start: request.start,
         customer: Customer {
             phone: request.customer.phone,
-            name: request.customer.name,
+            name: request.customer.name.map(PersonName::into_string),
         },
         confirm: request.confirm,
         resource: request.resource,

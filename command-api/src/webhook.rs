@@ -2,7 +2,10 @@
 //!
 //! A POST is trusted only after its signature checks out, over the raw bytes, with the app
 //! secret of every tenant it concerns (found by `phone_number_id`); otherwise 401 and nothing
-//! changes. Then each message is one turn of its conversation (`app::conversation::take_turn`)
+//! changes. Whatever cannot be verified answers the same 401: no signature or a malformed one
+//! (checked before the body is read), a body that is not a notification, numbers no tenant
+//! has connected. So the answer never tells which numbers are connected, and Meta redelivers
+//! what was refused (a number connected meanwhile gets it). Then each message is one turn of its conversation (`app::conversation::take_turn`)
 //! and each status is recorded (`app::conversation::record_status`), one conversation at a
 //! time in this process. 200 is answered only once every turn is durable: Meta redelivers
 //! anything else, and a redelivered message changes nothing.
@@ -62,8 +65,9 @@ pub async fn verify(
     State(state): State<AppState>,
     params: Result<Params<Verification>, Problem>,
 ) -> Result<Response, Problem> {
+    let not_ours = || Problem::forbidden("not a verification of a connected number");
     let Ok(Params(params)) = params else {
-        return Ok(StatusCode::FORBIDDEN.into_response());
+        return Err(not_ours());
     };
     let known = app::whatsapp::verify_token_known(&state.app.store, &params.verify_token).await?;
     if params.mode == "subscribe" && known {
@@ -74,13 +78,9 @@ pub async fn verify(
         )
             .into_response())
     } else {
-        Ok(StatusCode::FORBIDDEN.into_response())
+        Err(not_ours())
     }
 }
-
-#[derive(utoipa::IntoResponses)]
-#[response(status = 400, description = "Not a webhook notification")]
-pub struct NotANotification;
 
 #[derive(utoipa::IntoResponses)]
 #[response(status = 413, description = "The body is too large")]
@@ -98,7 +98,7 @@ pub struct TooLarge;
     ),
     responses(
         (status = 200, description = "Every message and status is recorded"),
-        NotANotification, Unauthenticated, TooLarge, Busy
+        Unauthenticated, TooLarge, Busy
     )
 )]
 pub async fn receive(
@@ -117,9 +117,18 @@ pub async fn receive(
     let signature = headers
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(Problem::unauthorized)?;
+        .filter(|s| whatsapp::is_well_formed_signature(s))
+        .ok_or_else(|| {
+            tracing::warn!("security: webhook without a well-formed signature");
+            Problem::unauthorized()
+        })?;
     let notification: Notification = serde_json::from_slice(&body)
-        .map_err(|e| Problem::bad_request(format!("not a webhook notification: {e}")))?;
+        .map(without_nul)
+        .and_then(serde_json::from_value)
+        .map_err(|e| {
+            tracing::warn!(error = %e, "security: a signed-looking webhook that is not a notification");
+            Problem::unauthorized()
+        })?;
     let routes = signed_routes(&state, &notification, &body, signature).await?;
 
     for change in notification.changes() {
@@ -137,7 +146,8 @@ pub async fn receive(
 }
 
 /// The tenant of each number the notification concerns, once every one of those tenants'
-/// app secrets has signed this exact body (401 otherwise).
+/// app secrets has signed this exact body; 401 otherwise, and when no number is connected
+/// (nothing could verify it).
 async fn signed_routes(
     state: &AppState,
     notification: &Notification,
@@ -149,6 +159,9 @@ async fn signed_routes(
     if routes.len() < ids.len() {
         tracing::warn!(unknown = ?ids.iter().filter(|i| !routes.contains_key(*i)).collect::<Vec<_>>(), "webhook for numbers no tenant has connected");
     }
+    if routes.is_empty() {
+        return Err(Problem::unauthorized());
+    }
     let tenants: HashSet<Uuid> = routes.values().copied().collect();
     for tenant_id in tenants {
         let secret = app::whatsapp::app_secret(&state.app, tenant_id).await?;
@@ -158,6 +171,21 @@ async fn signed_routes(
         }
     }
     Ok(routes)
+}
+
+/// `value` with every NUL character taken out of its strings: no text column can hold one, and
+/// refusing the notification would make Meta redeliver the whole batch for days.
+fn without_nul(mut value: serde_json::Value) -> serde_json::Value {
+    fn scrub(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::String(s) if s.contains('\0') => s.retain(|c| c != '\0'),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(scrub),
+            serde_json::Value::Object(map) => map.values_mut().for_each(scrub),
+            _ => {}
+        }
+    }
+    scrub(&mut value);
+    value
 }
 
 /// A customer writing faster than the limit is answered later: told once, then the latest

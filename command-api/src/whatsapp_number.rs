@@ -64,15 +64,23 @@ pub async fn connect(
     ApiJson(request): ApiJson<ConnectRequest>,
 ) -> Result<Json<Connected>, Problem> {
     caller.require(Permission::ManageWhatsApp)?;
-    for (field, value, min) in [
-        ("app_secret", &request.app_secret, 16),
-        ("verify_token", &request.verify_token, 16),
-        ("access_token", &request.access_token, 1),
+    let id = &request.phone_number_id;
+    if !(1..=20).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Problem::invalid(
+            "phone_number_id",
+            "Meta's id of the number: 1 to 20 digits",
+        ));
+    }
+    for (field, value, min, max) in [
+        ("app_secret", &request.app_secret, 16, 256),
+        ("verify_token", &request.verify_token, 16, 256),
+        ("access_token", &request.access_token, 1, 4096),
     ] {
-        if value.trim().chars().count() < min {
+        let len = value.trim().chars().count();
+        if !(min..=max).contains(&len) {
             return Err(Problem::invalid(
                 field,
-                format!("at least {min} characters"),
+                format!("{min} to {max} characters"),
             ));
         }
     }
@@ -87,10 +95,11 @@ pub async fn connect(
             CloudApiError::Meta { message, .. } => {
                 Problem::invalid("phone_number_id", format!("Meta refused: {message}"))
             }
-            CloudApiError::Unreachable(reason) => Problem::unavailable(
-                format!("the WhatsApp Cloud API did not answer: {reason}"),
-                30,
-            ),
+            CloudApiError::Unreachable(reason) => {
+                // The reason names our own addresses: the log's, not the client's.
+                tracing::warn!(%reason, "the WhatsApp Cloud API did not answer a number check");
+                Problem::unavailable("the WhatsApp Cloud API did not answer", 30)
+            }
         })?;
     let connection = app::whatsapp::Connection {
         phone_number_id: request.phone_number_id,

@@ -685,6 +685,11 @@ fn unknown_placeholder(text: &str) -> Option<String> {
     None
 }
 
+/// A one-line text a customer sees: something visible, no control characters.
+fn shows_plainly(text: &str) -> bool {
+    crate::values::is_visible(text) && !text.chars().any(char::is_control)
+}
+
 impl Service {
     pub fn problems(&self, prefix: &str) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
@@ -694,6 +699,21 @@ impl Service {
             problems.push(ConfigProblem {
                 field: format!("{prefix}name"),
                 message: "1 to 24 characters".into(),
+            });
+        } else if !shows_plainly(&self.name) {
+            problems.push(ConfigProblem {
+                field: format!("{prefix}name"),
+                message: "something visible, no control characters".into(),
+            });
+        }
+        if self
+            .category
+            .as_ref()
+            .is_some_and(|c| !(1..=40).contains(&c.trim().chars().count()) || !shows_plainly(c))
+        {
+            problems.push(ConfigProblem {
+                field: format!("{prefix}category"),
+                message: "1 to 40 characters, something visible, no control characters".into(),
             });
         }
         if self

@@ -136,9 +136,11 @@ pub struct Email(String);
 pub enum EmailError {
     #[error("an email address is at most 254 characters")]
     TooLong,
-    #[error("an email address is local-part@domain")]
+    #[error(
+        "an email address is local-part@domain, the local part letters, digits, dots and !#$%&'*+-/=?^_`{{|}}~"
+    )]
     Shape,
-    #[error("an email domain has a dot and no empty label")]
+    #[error("an email domain is dotted labels of letters, digits and hyphens")]
     Domain,
     #[error("an email address has no whitespace")]
     Whitespace,
@@ -154,10 +156,23 @@ impl Email {
             return Err(EmailError::Whitespace);
         }
         let (local, domain) = raw.rsplit_once('@').ok_or(EmailError::Shape)?;
-        if local.is_empty() || local.len() > 64 || local.contains('@') {
+        // The local part is RFC 5322's dot-atom: no brackets, quotes or markup.
+        let atext = |c: char| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+        if local.is_empty()
+            || local.len() > 64
+            || local
+                .split('.')
+                .any(|part| part.is_empty() || !part.chars().all(atext))
+        {
             return Err(EmailError::Shape);
         }
-        if !domain.contains('.') || domain.split('.').any(str::is_empty) {
+        let label = |l: &str| {
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+        };
+        if !domain.contains('.') || !domain.split('.').all(label) {
             return Err(EmailError::Domain);
         }
         Ok(Self(format!("{local}@{}", domain.to_ascii_lowercase())))
@@ -169,19 +184,35 @@ impl Email {
 }
 string_value!(Email, EmailError);
 
-/// An ISO 4217 currency code (three uppercase letters) with its minor-unit exponent.
+/// An ISO 4217 currency in use for prices, with its minor-unit exponent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Currency([u8; 3]);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a currency is an ISO 4217 code of three uppercase letters (got {0:?})")]
+#[error("a currency is the ISO 4217 code of a currency in use, such as EUR (got {0:?})")]
 pub struct CurrencyError(String);
+
+/// ISO 4217's currencies in circulation (list one, 2026), without the funds, precious metals
+/// and the codes for testing or no currency (XXX, XTS), which no business prices in.
+const CURRENCIES: &[&str] = &[
+    "AED", "AFN", "ALL", "AMD", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN",
+    "BHD", "BIF", "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF",
+    "CHF", "CLP", "CNY", "COP", "CRC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP",
+    "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD",
+    "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY",
+    "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD",
+    "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK",
+    "MXN", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK",
+    "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG",
+    "SEK", "SGD", "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS",
+    "TMT", "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "UYU", "UZS", "VED",
+    "VES", "VND", "VUV", "WST", "XAF", "XCD", "XCG", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG",
+];
 
 impl Currency {
     pub fn parse(raw: &str) -> Result<Self, CurrencyError> {
-        let bytes = raw.as_bytes();
-        match bytes {
-            [a, b, c] if bytes.iter().all(u8::is_ascii_uppercase) => Ok(Self([*a, *b, *c])),
+        match raw.as_bytes() {
+            &[a, b, c] if CURRENCIES.binary_search(&raw).is_ok() => Ok(Self([a, b, c])),
             _ => Err(CurrencyError(raw.to_owned())),
         }
     }
@@ -202,25 +233,51 @@ impl Currency {
 }
 string_value!(Currency, CurrencyError);
 
-/// An amount of money: integer minor units and a currency. Never a float.
+/// An amount of money: integer minor units and a currency. Never a float, never negative,
+/// at most 2^53 - 1 minor units (what a JSON number keeps exactly everywhere).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "MoneyFields")]
 pub struct Money {
     minor: i64,
     currency: Currency,
+}
+
+/// `Money` as written, checked by [`Money::parse`]; nothing else may be in it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoneyFields {
+    minor: i64,
+    currency: Currency,
+}
+
+impl TryFrom<MoneyFields> for Money {
+    type Error = MoneyError;
+
+    fn try_from(fields: MoneyFields) -> Result<Self, Self::Error> {
+        Money::parse(fields.minor, fields.currency.as_str())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
     #[error("a price is not negative")]
     Negative,
+    #[error("an amount is at most 9007199254740991 minor units")]
+    TooLarge,
     #[error(transparent)]
     Currency(#[from] CurrencyError),
 }
 
 impl Money {
+    /// The largest amount: 2^53 - 1 minor units.
+    pub const MAX_MINOR: i64 = (1 << 53) - 1;
+
     pub fn parse(minor: i64, currency: &str) -> Result<Self, MoneyError> {
         if minor < 0 {
             return Err(MoneyError::Negative);
+        }
+        if minor > Self::MAX_MINOR {
+            return Err(MoneyError::TooLarge);
         }
         Ok(Self {
             minor,
@@ -360,6 +417,54 @@ impl<'de> Deserialize<'de> for LocalTime {
     }
 }
 
+/// Whether `text` shows anything: a character that is not whitespace, a control character or
+/// an invisible formatting one (zero-width spaces and joiners, direction marks, soft hyphens).
+pub fn is_visible(text: &str) -> bool {
+    text.chars()
+        .any(|c| !c.is_whitespace() && !c.is_control() && !is_invisible_format(c))
+}
+
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}')
+}
+
+/// A person's name as a customer gave it: 1 to 100 characters after trimming, something
+/// visible, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PersonName(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PersonNameError {
+    #[error("a name is 1 to 100 characters (got {0})")]
+    Length(usize),
+    #[error("a name has no control characters and something visible")]
+    Invisible,
+}
+
+impl PersonName {
+    pub fn parse(raw: &str) -> Result<Self, PersonNameError> {
+        let trimmed = raw.trim();
+        let len = trimmed.chars().count();
+        if !(1..=100).contains(&len) {
+            return Err(PersonNameError::Length(len));
+        }
+        if trimmed.chars().any(char::is_control) || !is_visible(trimmed) {
+            return Err(PersonNameError::Invisible);
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+string_value!(PersonName, PersonNameError);
+
 /// A business's display name: 1 to 100 characters after trimming, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BusinessName(String);
@@ -368,7 +473,7 @@ pub struct BusinessName(String);
 pub enum BusinessNameError {
     #[error("a business name is 1 to 100 characters (got {0})")]
     Length(usize),
-    #[error("a business name has no control characters")]
+    #[error("a business name has no control characters and something visible")]
     Control,
 }
 
@@ -379,7 +484,7 @@ impl BusinessName {
         if !(1..=100).contains(&len) {
             return Err(BusinessNameError::Length(len));
         }
-        if trimmed.chars().any(char::is_control) {
+        if trimmed.chars().any(char::is_control) || !is_visible(trimmed) {
             return Err(BusinessNameError::Control);
         }
         Ok(Self(trimmed.to_owned()))
@@ -479,6 +584,42 @@ mod tests {
             Email::parse("a na@example.com"),
             Err(EmailError::Whitespace)
         );
+        assert_eq!(
+            Email::parse("<script>alert(1)</script>@x.com"),
+            Err(EmailError::Shape)
+        );
+        assert_eq!(Email::parse(".ana@example.com"), Err(EmailError::Shape));
+        assert_eq!(Email::parse("ana@-example.com"), Err(EmailError::Domain));
+        assert_eq!(Email::parse("ana@exa_mple.com"), Err(EmailError::Domain));
+        for good in [
+            "o'brien+tag@example.co.uk",
+            "jose.maria@correo.es",
+            "u@xn--bcher-kva.de",
+        ] {
+            assert!(Email::parse(good).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn names_show_something_and_hold_no_control_characters() {
+        assert_eq!(
+            PersonName::parse("  Ana María ").unwrap().as_str(),
+            "Ana María"
+        );
+        assert_eq!(
+            PersonName::parse("\u{200B}\u{200D}\u{FEFF}"),
+            Err(PersonNameError::Invisible)
+        );
+        assert_eq!(
+            PersonName::parse("An\u{7}a"),
+            Err(PersonNameError::Invisible)
+        );
+        assert_eq!(PersonName::parse(""), Err(PersonNameError::Length(0)));
+        assert_eq!(
+            PersonName::parse(&"a".repeat(100_000)),
+            Err(PersonNameError::Length(100_000))
+        );
+        assert!(BusinessName::parse("\u{200B}").is_err());
     }
 
     #[test]
@@ -515,6 +656,24 @@ mod tests {
     fn values_refuse_bad_input_when_deserialized() {
         assert!(serde_json::from_str::<TenantSlug>(r#""Bad Slug""#).is_err());
         assert!(serde_json::from_str::<PhoneNumber>(r#""123""#).is_err());
+        let money = |json: &str| serde_json::from_str::<Money>(json).map_err(|e| e.to_string());
+        assert_eq!(
+            money(r#"{"minor": 2500, "currency": "EUR"}"#),
+            Ok(Money::parse(2500, "EUR").unwrap())
+        );
+        for bad in [
+            r#"{"minor": -5000, "currency": "EUR"}"#,
+            r#"{"minor": 9007199254740992, "currency": "EUR"}"#,
+            r#"{"minor": 2500, "currency": "XXX"}"#,
+            r#"{"minor": 2500, "currency": "eur"}"#,
+            r#"{"minor": 2500, "currency": "EUR", "tax": 21}"#,
+        ] {
+            assert!(money(bad).is_err(), "{bad}");
+        }
+        assert!(
+            CURRENCIES.is_sorted(),
+            "binary search needs the list sorted"
+        );
         let slug: TenantSlug = serde_json::from_str(r#""demo-salon""#).unwrap();
         assert_eq!(serde_json::to_string(&slug).unwrap(), r#""demo-salon""#);
     }

@@ -62,6 +62,23 @@ where
     parse(text.trim()).ok_or_else(|| serde::de::Error::custom(expected))
 }
 
+/// A date as RFC 3339 writes one (`full-date`: four-digit year, two-digit month and day),
+/// nothing more lenient: `-2026-12-10` and `+12026-12-10` are not dates.
+pub fn full_date(text: &str) -> Option<chrono::NaiveDate> {
+    let b = text.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    (b.len() == 10 && b[4] == b'-' && b[7] == b'-' && digits(0..4) && digits(5..7) && digits(8..10))
+        .then(|| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
+        .flatten()
+}
+
+/// A month, `YYYY-MM` (four-digit year), as its first day.
+pub fn full_month(text: &str) -> Option<chrono::NaiveDate> {
+    (text.len() == 7)
+        .then(|| full_date(&format!("{text}-01")))
+        .flatten()
+}
+
 /// `limit`: how many items a page holds, 1 to 200, 50 by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit(pub i64);
@@ -114,6 +131,29 @@ mod tests {
         #[serde(default)]
         limit: Limit,
         date: chrono::NaiveDate,
+    }
+
+    #[test]
+    fn dates_and_months_are_rfc_3339_s_and_nothing_looser() {
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 10);
+        assert_eq!(full_date("2026-12-10"), day);
+        for bad in [
+            "-2026-12-10",
+            "+2026-12-10",
+            "2026-12-1",
+            "2026-13-10",
+            "02026-12-10",
+            "",
+        ] {
+            assert_eq!(full_date(bad), None, "{bad}");
+        }
+        assert_eq!(
+            full_month("2026-12"),
+            chrono::NaiveDate::from_ymd_opt(2026, 12, 1)
+        );
+        for bad in ["-0001-01", "2026-1", "2026-00", "20261-01"] {
+            assert_eq!(full_month(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -394,25 +394,68 @@ where
         }
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|e| Problem::bad_request(e.body_text()))?;
+            .map_err(|e| match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload-too-large",
+                    "The body is larger than this endpoint takes",
+                ),
+                _ => Problem::bad_request(e.body_text()),
+            })?;
         parse_json(&bytes).map(ApiJson)
     }
 }
 
-/// Parses a JSON body, naming the field at fault: 400 for malformed JSON, 422 for a field that
-/// does not fit.
+/// Parses a JSON body, naming the field at fault: 400 for malformed JSON (also bytes after
+/// the value, or nesting past serde_json's limit of 128), 422 for a body that is not an object,
+/// for a string with a NUL character (which no text column can hold) and for a field that does
+/// not fit.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|err| Problem::bad_request(format!("malformed JSON: {err}")))?;
+    if !value.is_object() {
+        return Err(Problem::invalid("body", "a JSON object"));
+    }
+    if let Some(field) = nul_at(&value, String::new()) {
+        return Err(Problem::invalid(field, "must not contain a NUL character"));
+    }
+    serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
-        let inner = err.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            Problem::bad_request(format!("malformed JSON: {inner}"))
-        } else {
-            let field = if path == "." { "body".to_owned() } else { path };
-            Problem::invalid(field, inner.to_string())
-        }
+        let field = if path == "." { "body".to_owned() } else { path };
+        Problem::invalid(field, err.into_inner().to_string())
     })
+}
+
+/// The path (as `serde_path_to_error` writes it: `customer.name`, `services[2]`) of the first
+/// string or key holding a NUL character.
+fn nul_at(value: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value;
+    let field = |path: &str| {
+        if path.is_empty() {
+            "body".to_owned()
+        } else {
+            path.to_owned()
+        }
+    };
+    match value {
+        Value::String(s) if s.contains('\0') => Some(field(&path)),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_at(item, format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            let inner = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            if key.contains('\0') {
+                return Some(field(&path));
+            }
+            nul_at(item, inner)
+        }),
+        _ => None,
+    }
 }
 
 /// A body that may be left out: empty means `T::default()`.
@@ -513,5 +556,71 @@ mod tests {
         );
         let body = problem.into_response();
         assert_eq!(body.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    struct Customer {
+        phone: String,
+        name: Option<String>,
+    }
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    struct Body {
+        slug: String,
+        customer: Customer,
+        tags: Vec<String>,
+    }
+
+    fn refusal(body: &str) -> (u16, Vec<String>) {
+        let problem = parse_json::<Body>(body.as_bytes()).expect_err(body);
+        let fields = problem.errors.iter().map(|e| e.field.clone()).collect();
+        (problem.status.as_u16(), fields)
+    }
+
+    #[test]
+    fn a_body_is_one_json_object_without_nul_characters() {
+        let good = r#"{"slug": "a", "customer": {"phone": "+1", "name": null}, "tags": ["x"]}"#;
+        assert_eq!(parse_json::<Body>(good.as_bytes()).unwrap().slug, "a");
+        assert_eq!(
+            refusal(&format!("{good} {{}}")),
+            (400, vec![]),
+            "trailing bytes"
+        );
+        assert_eq!(refusal(&format!("{good}x")), (400, vec![]));
+        assert_eq!(refusal("{nope"), (400, vec![]));
+        assert_eq!(
+            refusal(r#"["a", {"phone": "+1", "name": null}, []]"#),
+            (422, vec!["body".into()]),
+            "a positional array is not an object"
+        );
+        assert_eq!(refusal("null"), (422, vec!["body".into()]));
+        assert_eq!(
+            refusal(
+                r#"{"slug": "a", "customer": {"phone": "+1", "name": "A\u0000B"}, "tags": []}"#
+            ),
+            (422, vec!["customer.name".into()])
+        );
+        assert_eq!(
+            refusal(r#"{"slug": "a", "customer": {"phone": "+1"}, "tags": ["x", "\u0000"]}"#),
+            (422, vec!["tags[1]".into()])
+        );
+        assert_eq!(
+            refusal(r#"{"slug": "a", "customer": {"phone": "+1", "na\u0000me": 1}, "tags": []}"#),
+            (422, vec!["customer".into()])
+        );
+        assert_eq!(
+            refusal(r#"{"slug": 1, "customer": {"phone": "+1"}, "tags": []}"#),
+            (422, vec!["slug".into()])
+        );
+        assert_eq!(
+            refusal(r#"{"slug": "a", "customer": {"phone": 5}, "tags": []}"#),
+            (422, vec!["customer.phone".into()])
+        );
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(
+            refusal(&format!(r#"{{"slug": {deep}}}"#)).0,
+            400,
+            "too deep"
+        );
     }
 }

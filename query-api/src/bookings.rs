@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use domain::access::Permission;
 use domain::booking::BookingStatus;
 use domain::values::PhoneNumber;
@@ -55,7 +55,7 @@ impl<'de> Deserialize<'de> for Instant {
                     .map(|t| t.with_timezone(&Utc))
                     .ok()
                     .or_else(|| {
-                        let day: NaiveDate = s.parse().ok()?;
+                        let day = platform::params::full_date(s)?;
                         Some(day.and_hms_opt(0, 0, 0)?.and_utc())
                     })
                     .map(Instant)

@@ -123,7 +123,7 @@ fn service_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> 
 }
 
 fn local_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
-    from_text(d, |s| s.parse().ok(), "is a date, YYYY-MM-DD")
+    from_text(d, platform::params::full_date, "is a date, YYYY-MM-DD")
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

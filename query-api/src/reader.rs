@@ -98,22 +98,32 @@ fn consistency_token(parts: &Parts) -> Result<Option<Position>, Problem> {
     }
 }
 
-/// Waits until every projection has applied the log up to `token`, or answers 503.
+/// Waits until every projection has applied the log up to `token`, or answers 503. A token
+/// no write can have answered with (its transaction has not even begun) is refused at once,
+/// so a made-up one cannot hold requests open.
 async fn wait_for(app: &AppState, token: Position) -> Result<(), Problem> {
     let deadline = Instant::now() + app.max_wait;
     loop {
         // Reached when every projection (as `rm_tables` lists them) is at or past the token.
-        let reached = sqlx::query_scalar!(
+        let row = sqlx::query!(
             r#"select (select count(*) from rm_positions
                         where (transaction_id, global_position) >= ($1::text::xid8, $2))
-                    >= (select count(distinct projection) from rm_tables) as "reached!""#,
+                    >= (select count(distinct projection) from rm_tables) as "reached!",
+                      $1::text::xid8 < pg_snapshot_xmax(pg_current_snapshot()) as "begun!""#,
             token.transaction_id.to_string(),
             token.global_position as i64
         )
         .fetch_one(&app.pool)
         .await?;
-        if reached {
+        if row.reached {
             return Ok(());
+        }
+        if !row.begun {
+            tracing::info!(target: "security", ?token, "a consistency token ahead of the log");
+            return Err(Problem::invalid(
+                "consistency_token",
+                "is ahead of the log: not a consistency_token a write answered with",
+            ));
         }
         if Instant::now() >= deadline {
             return Err(Problem::unavailable(

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
 use domain::access::Permission;
 use platform::answers::{ConsistencyToken, Forbidden, TenantReader};
 use platform::params::{Params, from_text};
@@ -20,11 +20,7 @@ impl<'de> Deserialize<'de> for Period {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         from_text(
             d,
-            |s| {
-                NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d")
-                    .ok()
-                    .map(|_| Period(s.to_owned()))
-            },
+            |s| platform::params::full_month(s).map(|_| Period(s.to_owned())),
             "is a month, YYYY-MM",
         )
     }

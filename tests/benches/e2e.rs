@@ -307,14 +307,15 @@ async fn main() {
     let with_holds = herd(&p, &client, "herd-holds", "100000000399001", 10, 40).await;
     let without_holds = herd(&p, &client, "herd-plain", "100000000399002", 0, 40).await;
 
-    // The floor: the same path with no platform work (a status for an unknown message id,
-    // signed and answered 200 at once), fake to platform and back, sequentially.
+    // The floor: the same path with next to no platform work (a status for a message id
+    // nobody sent, to a business's number, signed and answered 200 once verified), fake to
+    // platform and back, sequentially.
     let secret = e2e_tests::stack::APP_SECRET;
     let mut floor = Vec::new();
     for i in 0..500 {
         let payload = serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{"id": "W", "changes": [{"field": "messages", "value": {
             "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "1", "phone_number_id": "199999999999999"},
+            "metadata": {"display_phone_number": "1", "phone_number_id": "100000000300000"},
             "statuses": [{"id": format!("wamid.floor.{i}"), "status": "sent", "timestamp": "1", "recipient_id": "1"}]}}]}]}))
         .unwrap();
         let t = Instant::now();

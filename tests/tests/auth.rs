@@ -38,6 +38,44 @@ async fn a_business_onboards_and_its_owner_is_signed_in() {
     assert_eq!(me["tenant_id"], owner.tenant_id.as_str());
     assert_eq!(me["user_id"], owner.owner_id.as_str());
     assert_eq!(me["role"], "owner");
+    // The scheme is case-insensitive; an empty token is none.
+    for (authorization, status) in [
+        (format!("bearer {}", owner.access_token), 200),
+        (format!("BEARER  {}", owner.access_token), 200),
+        ("Bearer ".to_owned(), 401),
+        (format!("Basic {}", owner.access_token), 401),
+    ] {
+        let response = app
+            .client
+            .get(format!("{}/v1/me", app.address))
+            .header("authorization", &authorization)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{authorization:.12}");
+    }
+    // An API key says which key it is and what it may do.
+    let key: Value = app
+        .client
+        .post(format!("{}/v1/api-keys", app.address))
+        .bearer_auth(&owner.access_token)
+        .json(&json!({"name": "Website", "scopes": ["read_bookings"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let as_key: Value = app
+        .get_with("/v1/me", key["key"].as_str().expect("the key's secret"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(as_key["tenant_id"], owner.tenant_id.as_str());
+    assert_eq!(as_key["api_key_id"], key["key_id"]);
+    assert_eq!(as_key["scopes"], json!(["read_bookings"]));
+    assert!(as_key.get("user_id").is_none(), "{as_key}");
 
     // The events say what happened, and nothing secret.
     let log: Vec<(String, String)> =
@@ -46,7 +84,15 @@ async fn a_business_onboards_and_its_owner_is_signed_in() {
             .await
             .unwrap();
     let types: Vec<&str> = log.iter().map(|(t, _)| t.as_str()).collect();
-    assert_eq!(types, ["TenantOnboarded", "UserInvited", "TrialStarted"]);
+    assert_eq!(
+        types,
+        [
+            "TenantOnboarded",
+            "UserInvited",
+            "TrialStarted",
+            "ApiKeyIssued"
+        ]
+    );
     assert!(
         log.iter()
             .all(|(_, p)| !p.contains("correct horse") && !p.contains("argon2"))

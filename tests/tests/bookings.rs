@@ -512,3 +512,98 @@ async fn an_operator_suspends_a_tenant_which_then_gets_423_until_reinstated() {
         "the audit trail names the operator"
     );
 }
+
+#[tokio::test]
+async fn a_body_is_one_json_object_and_a_nul_character_is_refused_naming_its_field() {
+    let app = spawn_command_api().await;
+    let t = Tenant {
+        owner: app.onboard("strict-salon").await,
+        app: &app,
+    };
+    let raw = |path: &'static str, body: String| {
+        let app = &app;
+        let token = t.owner.access_token.clone();
+        async move {
+            let response = app
+                .client
+                .post(format!("{}{path}", app.address))
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            (
+                status,
+                body["errors"][0]["field"].as_str().map(str::to_owned),
+            )
+        }
+    };
+    let mut nul = haircut();
+    nul["name"] = json!("Hair\u{0}cut");
+    assert_eq!(
+        raw("/v1/services", nul.to_string()).await,
+        (422, Some("name".into()))
+    );
+    let mut nul = CommandApp::onboarding("nul-salon");
+    nul["owner_email"] = json!("owner\u{0}@nul-salon.example");
+    assert_eq!(
+        raw("/v1/tenants", nul.to_string()).await,
+        (422, Some("owner_email".into()))
+    );
+    assert_eq!(
+        raw(
+            "/v1/auth/login",
+            json!([
+                "strict-salon",
+                "owner@strict-salon.example",
+                "correct horse battery staple"
+            ])
+            .to_string()
+        )
+        .await,
+        (422, Some("body".into())),
+        "a positional array is not an object"
+    );
+    assert_eq!(
+        raw("/v1/services", format!("{} {{\"more\": 1}}", haircut()))
+            .await
+            .0,
+        400,
+        "bytes after the object"
+    );
+    let mut huge = haircut();
+    huge["description"] = json!("x".repeat(3 * 1024 * 1024));
+    assert_eq!(raw("/v1/services", huge.to_string()).await.0, 413);
+    // Values no business should see: a negative or enormous price, a currency that is none,
+    // a category of 100 KB, a name of zero-width characters.
+    for (field, value, at) in [
+        ("price", json!({"minor": -5000, "currency": "EUR"}), "price"),
+        (
+            "price",
+            json!({"minor": 9_007_199_254_740_993_i64, "currency": "EUR"}),
+            "price",
+        ),
+        (
+            "price",
+            json!({"minor": 2500, "currency": "XXX"}),
+            "price.currency",
+        ),
+        (
+            "price",
+            json!({"minor": 2500, "currency": "EUR", "tax": 1}),
+            "price",
+        ),
+        ("category", json!("x".repeat(100_000)), "service.category"),
+        ("name", json!("\u{200B}\u{200D}"), "service.name"),
+    ] {
+        let mut service = haircut();
+        service[field] = value;
+        let (status, named) = raw("/v1/services", service.to_string()).await;
+        assert_eq!((status, named.as_deref()), (422, Some(at)), "{field}");
+    }
+    assert_eq!(count(&app, "ServiceAdded").await, 0);
+    assert_eq!(count(&app, "TenantOnboarded").await, 1);
+}

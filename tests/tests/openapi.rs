@@ -141,6 +141,9 @@ async fn both_apis_document_every_endpoint_and_serve_an_offline_docs_page() {
     for (method, url, status) in [
         ("GET", format!("{}/v1/nothing-here", app.address), 404),
         ("DELETE", format!("{}/v1/tenants", app.address), 405),
+        ("GET", format!("{}/v1/services", app.address), 405),
+        ("GET", format!("{}/v1/bookings/x/cancel", app.address), 405),
+        ("PATCH", format!("{}/v1/services/x", app.address), 405),
         ("POST", format!("{}/v1/bookings", query.address), 405),
         ("GET", format!("{}/nothing", query.address), 404),
     ] {

@@ -270,16 +270,21 @@ async fn every_query_refuses_what_is_not_the_callers() {
         );
         assert_eq!(query.get(path, "not.a.jwt", None).await.0, 401, "{path}");
     }
-    let response = query
-        .client
-        .get(format!("{}/v1/bookings", query.address))
-        .bearer_auth(&a.owner.access_token)
-        .header("x-consistency-token", "999999999.999999999")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 503);
-    assert_eq!(response.headers()["retry-after"], "1");
+    // A made-up token ahead of the log is refused at once, not held for the wait.
+    let asked = std::time::Instant::now();
+    let (status, body) = query
+        .get(
+            "/v1/bookings",
+            &a.owner.access_token,
+            Some("999999999.999999999"),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["field"], "consistency_token");
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(1),
+        "not held"
+    );
     assert_eq!(
         query
             .get("/v1/bookings", &a.owner.access_token, Some("soon"))
@@ -327,4 +332,40 @@ async fn every_query_refuses_what_is_not_the_callers() {
         "{problem}"
     );
     assert_eq!(query.get("/v1/bookings", b_token, None).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_genuine_token_the_projections_have_not_reached_waits_then_answers_503() {
+    let app = spawn_command_api().await;
+    // No projector: nothing reaches the read models.
+    let query = spawn_query_api(query_api_settings(&app.db, &app.nats)).await;
+    let t = Tenant {
+        owner: app.onboard("unprojected").await,
+        app: &app,
+    };
+    let (status, _, body) = t
+        .send(
+            reqwest::Method::PUT,
+            "/v1/bot-config",
+            &[("if-match", "\"0\"")],
+            Some(e2e_tests::tenant::settings()),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["consistency_token"].as_str().unwrap().to_owned();
+    let asked = std::time::Instant::now();
+    let response = query
+        .client
+        .get(format!("{}/v1/bookings", query.address))
+        .bearer_auth(&t.owner.access_token)
+        .header("x-consistency-token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert!(
+        asked.elapsed() >= std::time::Duration::from_secs(2),
+        "it waited"
+    );
 }

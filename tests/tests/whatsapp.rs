@@ -27,6 +27,13 @@ async fn connecting_checks_the_number_with_meta_and_keeps_secrets_out_of_events(
             .contains("Session has expired"),
         "Meta's reason: {body}"
     );
+    let (status, body) = connect(&app, &owner, FAKE_TOKEN, &"1".repeat(100_000)).await;
+    assert_eq!(
+        (status, body["errors"][0]["field"].as_str()),
+        (422, Some("phone_number_id")),
+        "checked before Meta is asked: {}",
+        body.to_string().chars().take(300).collect::<String>()
+    );
     let (status, body) = connect(&app, &owner, FAKE_TOKEN, "123").await;
     assert_eq!(
         (status, body["errors"][0]["field"].as_str()),
@@ -78,7 +85,9 @@ async fn meta_s_verification_echoes_the_challenge_for_the_right_token_only() {
     let ok = get(VERIFY_TOKEN).await;
     assert_eq!(ok.status().as_u16(), 200);
     assert_eq!(ok.text().await.unwrap(), "1158201444");
-    assert_eq!(get("wrong").await.status().as_u16(), 403);
+    let wrong = get("wrong").await;
+    assert_eq!(wrong.status().as_u16(), 403);
+    assert_eq!(wrong.headers()["content-type"], "application/problem+json");
 }
 
 #[tokio::test]
@@ -95,16 +104,46 @@ async fn unsigned_badly_signed_malformed_and_oversize_posts_change_nothing() {
         .unwrap();
     assert_eq!(unsigned.status().as_u16(), 401);
     assert_eq!(post_signed(&s.app, &body, "not-the-secret").await, 401);
-    let malformed = s
-        .app
-        .client
-        .post(format!("{}/webhooks/whatsapp", s.app.address))
-        .header("x-hub-signature-256", "sha256=00")
-        .body("{nope")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(malformed.status().as_u16(), 400);
+    let raw = |signature: String, body: String| {
+        let app = &s.app;
+        async move {
+            let response = app
+                .client
+                .post(format!("{}/webhooks/whatsapp", app.address))
+                .header("x-hub-signature-256", signature)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        }
+    };
+    // Nothing that cannot be verified is read further: the same 401 for each.
+    let well_formed = whatsapp::signature::sign(b"whoever", b"{nope");
+    let refused = raw(String::new(), String::new()).await;
+    assert_eq!(refused.0, 401, "an empty body with an empty signature");
+    assert_eq!(raw("sha256=00".into(), "{nope".into()).await, refused);
+    assert_eq!(
+        raw(well_formed, "{nope".into()).await,
+        refused,
+        "not a notification"
+    );
+    // Badly signed, a connected number and one nobody connected answer alike: no oracle.
+    let badly_signed = |number: &str| {
+        let mut body = body.clone();
+        body["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = json!(number);
+        let bytes = body.to_string();
+        (
+            whatsapp::signature::sign(b"not-the-secret", bytes.as_bytes()),
+            bytes,
+        )
+    };
+    let (signature, bytes) = badly_signed(FAKE_NUMBER_ID);
+    let connected = raw(signature, bytes).await;
+    let (signature, bytes) = badly_signed("199999999999999");
+    assert_eq!(raw(signature, bytes).await, connected);
+    assert_eq!(connected, refused);
     let huge = "x".repeat(2 * 1024 * 1024);
     let oversize = s
         .app
@@ -255,11 +294,26 @@ async fn every_message_of_a_batch_is_handled_and_unknown_numbers_are_ignored() {
         json!({"object": "whatsapp_business_account", "entry": [body["entry"][1].clone()]});
     assert_eq!(
         post_signed(&s.app, &unknown_only, "anything").await,
-        200,
-        "nothing of ours to verify or change"
+        401,
+        "nothing could verify it (and Meta redelivers it, for a number connected meanwhile)"
     );
     assert_eq!(events(&s.app, "MessageReceived").await.len(), 2);
     let _ = &s.owner;
+}
+
+#[tokio::test]
+async fn a_nul_character_or_an_oversize_text_is_taken_as_whatsapp_would_have_sent_it() {
+    let s = setup().await;
+    let long = format!("hi\u{0}{}", "x".repeat(200_000));
+    let body = notification(vec![text("16505551234", "wa.nul\u{0}", &long)]);
+    assert_eq!(post_signed(&s.app, &body, APP_SECRET).await, 200);
+    let received = events(&s.app, "MessageReceived").await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0]["wamid"], "wa.nul");
+    let said = received[0]["content"]["body"].as_str().unwrap();
+    assert_eq!(said.chars().count(), 4096);
+    assert!(said.starts_with("hix"), "{}", &said[..8]);
+    assert_eq!(events(&s.app, "BotReplied").await.len(), 1, "answered");
 }
 
 #[tokio::test]
@@ -314,10 +368,10 @@ async fn a_reconnected_number_routes_at_once_and_the_old_one_no_longer_does() {
         body["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = json!(number);
         body
     };
-    // The old number is nobody's any more: ignored, whatever a cache held.
+    // The old number is nobody's any more: refused, whatever a cache held.
     assert_eq!(
         post_signed(&s.app, &on(FAKE_NUMBER_ID, "r2"), APP_SECRET).await,
-        200
+        401
     );
     assert_eq!(count().await, 1);
     // The new one reaches the business straight away.

@@ -11,4 +11,4 @@ pub mod signature;
 pub mod webhook;
 
 pub use client::{CloudApi, CloudApiError, PhoneNumberInfo};
-pub use signature::verify_signature;
+pub use signature::{is_well_formed as is_well_formed_signature, verify_signature};

@@ -4,6 +4,15 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+/// Whether `header` has the shape of a signature (`sha256=` and 64 hex digits), whatever it
+/// signs: what is checked before the body is read at all.
+pub fn is_well_formed(header: &str) -> bool {
+    header
+        .trim()
+        .strip_prefix("sha256=")
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// Whether `header` is the signature of `body` under `app_secret`.
 pub fn verify_signature(app_secret: &[u8], body: &[u8], header: &str) -> bool {
     let Some(hex_signature) = header.trim().strip_prefix("sha256=") else {
@@ -51,5 +60,15 @@ mod tests {
         ));
         assert!(!verify_signature(b"secret", body, "sha256=zz"));
         assert!(!verify_signature(b"secret", body, ""));
+        assert!(is_well_formed(&header));
+        for bad in [
+            "",
+            "sha256=",
+            "sha256=zz",
+            "sha1=00",
+            &header[..header.len() - 1],
+        ] {
+            assert!(!is_well_formed(bad), "{bad}");
+        }
     }
 }

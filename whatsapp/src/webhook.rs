@@ -117,6 +117,8 @@ pub struct Status {
 impl Message {
     /// The domain's view of the content. Anything the bot cannot read becomes `Unsupported`,
     /// never an error: the customer still gets an answer.
+    /// What the customer sent, each text cut to what WhatsApp itself allows (a message's text
+    /// 4,096 characters, a choice's id 256 and title 24), whatever the body claimed.
     pub fn content(&self) -> Inbound {
         match (
             self.kind.as_str(),
@@ -125,33 +127,33 @@ impl Message {
             &self.button,
         ) {
             ("text", Some(text), _, _) => Inbound::Text {
-                body: text.body.clone(),
+                body: at_most(&text.body, TEXT_MAX),
             },
             ("interactive", _, Some(i), _) => {
                 match (i.kind.as_str(), &i.button_reply, &i.list_reply) {
                     ("button_reply", Some(r), _) => Inbound::ButtonReply {
-                        id: r.id.clone(),
-                        title: r.title.clone(),
+                        id: at_most(&r.id, ID_MAX),
+                        title: at_most(&r.title, TITLE_MAX),
                     },
                     ("list_reply", _, Some(r)) => Inbound::ListReply {
-                        id: r.id.clone(),
-                        title: r.title.clone(),
+                        id: at_most(&r.id, ID_MAX),
+                        title: at_most(&r.title, TITLE_MAX),
                     },
                     _ => Inbound::Unsupported {
-                        message_type: format!("interactive/{}", i.kind),
+                        message_type: format!("interactive/{}", at_most(&i.kind, TYPE_MAX)),
                     },
                 }
             }
             // A template's quick reply: the payload is the choice, as a reply button's id.
             ("button", _, _, Some(b)) if !b.payload.is_empty() => Inbound::ButtonReply {
-                id: b.payload.clone(),
-                title: b.text.clone(),
+                id: at_most(&b.payload, ID_MAX),
+                title: at_most(&b.text, TITLE_MAX),
             },
             ("button", _, _, Some(b)) => Inbound::Text {
-                body: b.text.clone(),
+                body: at_most(&b.text, TEXT_MAX),
             },
             (kind, ..) => Inbound::Unsupported {
-                message_type: kind.to_owned(),
+                message_type: at_most(kind, TYPE_MAX),
             },
         }
     }
@@ -169,8 +171,21 @@ impl ChangeValue {
             .iter()
             .find(|c| c.wa_id == wa_id)
             .and_then(|c| c.profile.as_ref())
-            .and_then(|p| p.name.clone())
+            .and_then(|p| p.name.as_deref())
+            .map(|name| at_most(name, NAME_MAX))
     }
+}
+
+const TEXT_MAX: usize = 4096;
+const ID_MAX: usize = 256;
+const TITLE_MAX: usize = 24;
+const NAME_MAX: usize = 256;
+const TYPE_MAX: usize = 64;
+
+/// `text` without NUL characters (which no Postgres text can hold) and cut to `max`
+/// characters.
+fn at_most(text: &str, max: usize) -> String {
+    text.chars().filter(|c| *c != '\0').take(max).collect()
 }
 
 impl Notification {
@@ -223,6 +238,25 @@ mod tests {
         "metadata":{"display_phone_number":"15550000000","phone_number_id":"999"},
         "statuses":[{"id":"wamid.OUT","status":"delivered","timestamp":"1739321030","recipient_id":"16505551234"}]}}]}
     ]}"#;
+
+    #[test]
+    fn what_a_customer_sends_is_cut_to_whatsapps_limits_and_loses_nul_characters() {
+        let long = "é".repeat(200_000);
+        let batch = BATCH
+            .replace(r#""body":"hi""#, &format!(r#""body":"a\u0000b{long}""#))
+            .replace(r#""name":"Sheena""#, r#""name":"She\u0000ena""#);
+        let n: Notification = serde_json::from_str(&batch).unwrap();
+        let change = n.changes().next().unwrap();
+        let Inbound::Text { body } = change.messages[0].content() else {
+            panic!("a text")
+        };
+        assert_eq!(body.chars().count(), 4096);
+        assert!(body.starts_with("abé"), "{}", &body[..8]);
+        assert_eq!(
+            change.profile_name("16505551234").as_deref(),
+            Some("Sheena")
+        );
+    }
 
     #[test]
     fn a_batch_yields_every_message_and_status() {
