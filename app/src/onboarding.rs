@@ -100,7 +100,13 @@ pub async fn onboard(
                 Role::Owner.as_str(),
             )
             .await?;
-            let refresh_token = sessions::open(conn, app, tenant_id, owner_id, None).await?;
+            let owner = sessions::Member {
+                tenant_id,
+                user_id: owner_id,
+                role: Role::Owner,
+                epoch: 0,
+            };
+            let session = sessions::open(conn, app, owner, None).await?;
             uow.stage(&tenant_stream(tenant_id), tenant_events);
             uow.stage(&stream::<UserEvent>(owner_id), owner_events);
             uow.stage(&crate::billing::billing_stream(tenant_id), billing_events);
@@ -108,12 +114,7 @@ pub async fn onboard(
                 tenant_id,
                 plan: Plan::Starter,
                 trial_ends_at,
-                session: Session {
-                    tenant_id,
-                    user_id: owner_id,
-                    role: Role::Owner,
-                    refresh_token,
-                },
+                session,
             })
         })
     })

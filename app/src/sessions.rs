@@ -19,35 +19,66 @@ use uuid::Uuid;
 use crate::events::stream;
 use crate::{App, AppError, CommandContext, Rejection, execute};
 
-/// A signed-in member: who they are and the refresh token of their session (shown once).
+/// A signed-in member: who they are, the refresh token of their session (shown once), and
+/// what its access tokens carry to stay tied to it (the session's id, the member's epoch).
 #[derive(Debug, Clone)]
 pub struct Session {
     pub tenant_id: Uuid,
     pub user_id: Uuid,
     pub role: Role,
     pub refresh_token: String,
+    /// The refresh-token family: one sign-in.
+    pub session_id: Uuid,
+    pub epoch: i64,
 }
 
-/// Starts a session of `user_id` in `family` (a new family for a new login), on the caller's
-/// transaction: its refresh token.
+/// A member signing in: who, with which role, at which session epoch.
+pub(crate) struct Member {
+    pub tenant_id: Uuid,
+    pub user_id: Uuid,
+    pub role: Role,
+    pub epoch: i64,
+}
+
+/// Starts a session of `member` in `family` (a new family for a new login), on the caller's
+/// transaction.
 pub(crate) async fn open(
     conn: &mut PgConnection,
     app: &App,
-    tenant_id: Uuid,
-    user_id: Uuid,
+    member: Member,
     family: Option<Uuid>,
-) -> Result<String, AppError> {
-    let refresh_token = vault::new_token(tenant_id);
+) -> Result<Session, AppError> {
+    let refresh_token = vault::new_token(member.tenant_id);
+    let family = family.unwrap_or_else(Uuid::new_v4);
     vault::sessions::insert(
         conn,
-        tenant_id,
+        member.tenant_id,
         &vault::sha256(&refresh_token),
-        family.unwrap_or_else(Uuid::new_v4),
-        user_id,
+        family,
+        member.user_id,
         chrono::Utc::now() + app.policy.refresh_ttl,
     )
     .await?;
-    Ok(refresh_token)
+    Ok(Session {
+        tenant_id: member.tenant_id,
+        user_id: member.user_id,
+        role: member.role,
+        refresh_token,
+        session_id: family,
+        epoch: member.epoch,
+    })
+}
+
+/// Whether an access token of `user_id`, issued at `epoch` in the session `session_id`, still
+/// speaks for them (one round trip, under the tenant's row-level security).
+pub async fn is_live(
+    store: &eventstore::EventStore,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    epoch: i64,
+    session_id: Uuid,
+) -> Result<bool, AppError> {
+    Ok(vault::sessions::is_live(store.pool(), tenant_id, user_id, epoch, session_id).await?)
 }
 
 /// What a login presents.
@@ -98,15 +129,14 @@ pub async fn login(app: &App, login: Login) -> Result<Session, AppError> {
             };
             check_second_factor(conn, app, user.user_id, login.totp.as_deref()).await?;
             crate::tenants::require_open(uow).await?;
-            let role = stored_role(&user.role)?;
-            let conn = uow.conn().await?;
-            let refresh_token = open(conn, app, tenant_id, user.user_id, None).await?;
-            Ok(Session {
+            let member = Member {
                 tenant_id,
                 user_id: user.user_id,
-                role,
-                refresh_token,
-            })
+                role: stored_role(&user.role)?,
+                epoch: user.session_epoch,
+            };
+            let conn = uow.conn().await?;
+            open(conn, app, member, None).await
         })
     })
     .await?;
@@ -141,16 +171,15 @@ pub async fn refresh(app: &App, refresh_token: &str) -> Result<Session, AppError
                 return Ok(Refreshed::Refused);
             };
             crate::tenants::require_open(uow).await?;
-            let role = stored_role(&member.role)?;
-            let conn = uow.conn().await?;
-            let refresh_token =
-                open(conn, app, tenant_id, stored.user_id, Some(stored.family_id)).await?;
-            Ok(Refreshed::To(Session {
+            let member = Member {
                 tenant_id,
                 user_id: stored.user_id,
-                role,
-                refresh_token,
-            }))
+                role: stored_role(&member.role)?,
+                epoch: member.session_epoch,
+            };
+            let conn = uow.conn().await?;
+            let session = open(conn, app, member, Some(stored.family_id)).await?;
+            Ok(Refreshed::To(session))
         })
     })
     .await?;

@@ -114,17 +114,16 @@ pub async fn accept_invitation(
             let user_id = vault::users::redeem_invitation(&mut *conn, token_hash)
                 .await?
                 .ok_or(AppError::Unauthenticated)?;
-            let role = vault::users::set_password(&mut *conn, user_id, hash)
+            let (role, epoch) = vault::users::set_password(&mut *conn, user_id, hash)
                 .await?
                 .ok_or(AppError::Unauthenticated)?;
-            let role = stored_role(&role)?;
-            let refresh_token = sessions::open(conn, app, tenant_id, user_id, None).await?;
-            Ok(Session {
+            let member = sessions::Member {
                 tenant_id,
                 user_id,
-                role,
-                refresh_token,
-            })
+                role: stored_role(&role)?,
+                epoch,
+            };
+            sessions::open(conn, app, member, None).await
         })
     })
     .await?;

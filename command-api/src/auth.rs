@@ -28,9 +28,15 @@ pub struct TokenPair {
 /// A session's tokens: its refresh token and a new access token.
 pub fn tokens(state: &AppState, session: &Session) -> Result<TokenPair, Problem> {
     Ok(TokenPair {
-        access_token: state
-            .keys
-            .issue(session.tenant_id, session.user_id, session.role)?,
+        access_token: state.keys.issue(
+            session.tenant_id,
+            session.user_id,
+            session.role,
+            platform::auth::SessionRef {
+                id: session.session_id,
+                epoch: session.epoch,
+            },
+        )?,
         refresh_token: session.refresh_token.clone(),
         token_type: "Bearer".into(),
         expires_in: state.keys.access_ttl().as_secs(),

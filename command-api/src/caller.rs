@@ -82,7 +82,7 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 /// A user's own access token (API keys are not accepted) for a tenant open for business: the
-/// session endpoints (`/v1/me`, the second factor).
+/// second factor's endpoints. Its session must still be live, as for [`Caller`].
 #[derive(Debug, Clone)]
 pub struct SignedIn {
     pub tenant_id: Uuid,
@@ -98,6 +98,13 @@ impl FromRequestParts<AppState> for SignedIn {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let principal = platform::auth::Principal::from_request_parts(parts, state).await?;
+        platform::credentials::require_live(
+            &state.app.store,
+            principal.tenant_id,
+            principal.user_id,
+            principal.session,
+        )
+        .await?;
         state
             .tenant_status
             .require_open(&state.app.store, principal.tenant_id)

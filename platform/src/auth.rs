@@ -42,9 +42,31 @@ pub struct AccessClaims {
     /// The tenant.
     pub tid: Uuid,
     pub role: Role,
+    /// The session (refresh-token family) the token was issued in.
+    pub sid: Uuid,
+    /// The member's session epoch when it was issued.
+    pub ep: i64,
     pub iss: String,
     pub iat: u64,
     pub exp: u64,
+}
+
+impl AccessClaims {
+    pub fn session(&self) -> SessionRef {
+        SessionRef {
+            id: self.sid,
+            epoch: self.ep,
+        }
+    }
+}
+
+/// The session an access token speaks for: its refresh-token family, and the member's session
+/// epoch then. A token whose session was ended (logout) or whose member's epoch moved on
+/// (deactivated, another role) speaks for nobody, whatever its expiry says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionRef {
+    pub id: Uuid,
+    pub epoch: i64,
 }
 
 #[derive(Clone)]
@@ -92,12 +114,20 @@ impl JwtKeys {
         self.access_ttl
     }
 
-    pub fn issue(&self, tenant_id: Uuid, user_id: Uuid, role: Role) -> anyhow::Result<String> {
+    pub fn issue(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        role: Role,
+        session: SessionRef,
+    ) -> anyhow::Result<String> {
         let now = unix_now();
         let claims = AccessClaims {
             sub: user_id,
             tid: tenant_id,
             role,
+            sid: session.id,
+            ep: session.epoch,
             iss: self.issuer.clone(),
             iat: now,
             exp: now + self.access_ttl.as_secs(),
@@ -146,6 +176,8 @@ pub struct Principal {
     pub tenant_id: Uuid,
     pub user_id: Uuid,
     pub role: Role,
+    /// Whether it still speaks for the member is for the caller to ask the vault.
+    pub session: SessionRef,
 }
 
 impl<S> FromRequestParts<S> for Principal
@@ -163,6 +195,7 @@ where
             tenant_id: claims.tid,
             user_id: claims.sub,
             role: claims.role,
+            session: claims.session(),
         })
     }
 }
@@ -195,9 +228,14 @@ mod tests {
         let old = JwtKeys::from_settings(&settings("k1")).unwrap();
         let new = JwtKeys::from_settings(&settings("k2")).unwrap();
         let (t, u) = (Uuid::new_v4(), Uuid::new_v4());
-        let token = old.issue(t, u, Role::Admin).unwrap();
+        let session = SessionRef {
+            id: Uuid::new_v4(),
+            epoch: 3,
+        };
+        let token = old.issue(t, u, Role::Admin, session).unwrap();
         let claims = new.verify(&token).expect("still valid after rotation");
         assert_eq!((claims.tid, claims.sub, claims.role), (t, u, Role::Admin));
+        assert_eq!(claims.session(), session);
     }
 
     #[test]

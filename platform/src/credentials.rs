@@ -35,8 +35,23 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
         .filter(|token| !token.is_empty())
 }
 
-/// The tenant and actor of a bearer token: a valid access token, or a live API key. 401
-/// otherwise.
+/// 401 unless the session of a member's access token still speaks for them: the very next
+/// request after a logout, a deactivation or a change of role is refused.
+pub async fn require_live(
+    store: &EventStore,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    session: crate::auth::SessionRef,
+) -> Result<(), Problem> {
+    if app::sessions::is_live(store, tenant_id, user_id, session.epoch, session.id).await? {
+        return Ok(());
+    }
+    tracing::info!(target: "security", %tenant_id, %user_id, "an access token of an ended session was refused");
+    Err(Problem::unauthorized())
+}
+
+/// The tenant and actor of a bearer token: a valid access token of a live session (see
+/// [`crate::auth::SessionRef`]), or a live API key. 401 otherwise.
 pub async fn authenticate(
     store: &EventStore,
     keys: &JwtKeys,
@@ -48,6 +63,7 @@ pub async fn authenticate(
             .ok_or_else(Problem::unauthorized)
     } else {
         let claims = keys.verify(bearer).ok_or_else(Problem::unauthorized)?;
+        require_live(store, claims.tid, claims.sub, claims.session()).await?;
         Ok((
             claims.tid,
             Actor::User {

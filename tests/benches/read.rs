@@ -266,15 +266,12 @@ async fn main() {
     // (the request carries the append's consistency token and returns once it is applied).
     let query = Arc::new(spawn_query_api(query_api_settings(&db, &nats)).await);
     let store = EventStore::new(db.app_pool().await);
-    let keys = platform::auth::JwtKeys::from_settings(&e2e_tests::test_auth_settings()).unwrap();
-    let tokens: Arc<Vec<String>> = Arc::new(
-        (0..args.tenants)
-            .map(|i| {
-                keys.issue(tenant(i), uuid::Uuid::new_v4(), domain::access::Role::Owner)
-                    .unwrap()
-            })
-            .collect(),
-    );
+    let vault = db.superuser_url_pool().await;
+    let mut tokens = Vec::with_capacity(args.tenants);
+    for i in 0..args.tenants {
+        tokens.push(e2e_tests::member_token(&vault, tenant(i), domain::access::Role::Owner).await);
+    }
+    let tokens: Arc<Vec<String>> = Arc::new(tokens);
     let lags = Arc::new(tokio::sync::Mutex::new(Vec::new()));
     let interval = Duration::from_secs_f64(1.0 / args.append_rate as f64);
     let deadline = Instant::now() + Duration::from_secs(args.seconds);

@@ -107,6 +107,51 @@ pub fn service_settings(db: &TestDb, nats: &TestNats, redis_url: &str) -> Servic
     }
 }
 
+/// An access token of a member made up for `tenant_id`, with the vault's rows a sign-in would
+/// have left (a credential and a live session), for benches and tests that need a caller
+/// without signing one in over HTTP. `pool` must see every tenant (the superuser's).
+pub async fn member_token(
+    pool: &sqlx::PgPool,
+    tenant_id: uuid::Uuid,
+    role: domain::access::Role,
+) -> String {
+    let (user_id, session) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    sqlx::query(
+        "insert into user_credentials (tenant_id, user_id, email, password_hash, role)
+         values ($1, $2, $3, '', $4)",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(format!("{user_id}@members.example"))
+    .bind(role.as_str())
+    .execute(pool)
+    .await
+    .expect("a member's credential");
+    sqlx::query(
+        "insert into refresh_tokens (tenant_id, token_hash, family_id, user_id, expires_at)
+         values ($1, $2, $3, $4, now() + interval '1 day')",
+    )
+    .bind(tenant_id)
+    .bind(session.as_bytes().to_vec())
+    .bind(session)
+    .bind(user_id)
+    .execute(pool)
+    .await
+    .expect("a live session");
+    platform::auth::JwtKeys::from_settings(&test_auth_settings())
+        .expect("the test keys")
+        .issue(
+            tenant_id,
+            user_id,
+            role,
+            platform::auth::SessionRef {
+                id: session,
+                epoch: 0,
+            },
+        )
+        .expect("a token")
+}
+
 pub fn test_auth_settings() -> platform::auth::AuthSettings {
     platform::auth::AuthSettings {
         issuer: "booking".into(),

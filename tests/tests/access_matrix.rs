@@ -179,11 +179,9 @@ async fn every_endpoint_refuses_bad_credentials_other_tenants_ids_weak_roles_and
     };
     let a_ids = populated(&a).await;
     let b_ids = populated(&b).await;
-    let keys = platform::auth::JwtKeys::from_settings(&test_auth_settings()).unwrap();
     let tenant_a: uuid::Uuid = a.owner.tenant_id.parse().unwrap();
-    let viewer = keys
-        .issue(tenant_a, uuid::Uuid::new_v4(), Role::Viewer)
-        .unwrap();
+    let viewer =
+        e2e_tests::member_token(&app.db.superuser_url_pool().await, tenant_a, Role::Viewer).await;
     // Forged: alg none, claims of tenant B under A's signature, another key, expired.
     let parts: Vec<&str> = a.owner.access_token.split('.').collect();
     let mut claims: Value =
@@ -208,7 +206,15 @@ async fn every_endpoint_refuses_bad_credentials_other_tenants_ids_weak_roles_and
         ..test_auth_settings()
     })
     .unwrap()
-    .issue(tenant_a, uuid::Uuid::new_v4(), Role::Owner)
+    .issue(
+        tenant_a,
+        uuid::Uuid::new_v4(),
+        Role::Owner,
+        platform::auth::SessionRef {
+            id: uuid::Uuid::new_v4(),
+            epoch: 0,
+        },
+    )
     .unwrap();
     let bad: Vec<(&str, Option<String>)> = vec![
         ("no token", None),

@@ -371,3 +371,109 @@ async fn an_api_key_is_shown_once_works_within_its_scopes_and_dies_when_revoked(
         403
     );
 }
+
+#[tokio::test]
+async fn a_removal_a_demotion_or_a_logout_is_seen_by_the_very_next_request() {
+    let app = spawn_command_api().await;
+    let owner = app.onboard("epoch-salon").await;
+    let (admin_id, admin) =
+        invite_and_accept(&app, &owner.access_token, "admin@epoch.example", "admin").await;
+    let (staff_id, staff) =
+        invite_and_accept(&app, &owner.access_token, "staff@epoch.example", "staff").await;
+    let token = |tokens: &Value| tokens["access_token"].as_str().unwrap().to_owned();
+    let invite = |token: String, email: &'static str| {
+        let app = &app;
+        async move {
+            send(
+                app,
+                &token,
+                reqwest::Method::POST,
+                "/v1/users",
+                Some(json!({"email": email, "role": "owner"})),
+            )
+            .await
+            .0
+        }
+    };
+    let me = |token: String| {
+        let app = &app;
+        async move {
+            send(app, &token, reqwest::Method::GET, "/v1/me", None)
+                .await
+                .0
+        }
+    };
+    assert_eq!(me(token(&admin)).await, 200);
+
+    // Demoted to viewer: the admin's token no longer invites anybody, nor is it anybody's.
+    assert_eq!(
+        send(
+            &app,
+            &owner.access_token,
+            reqwest::Method::PUT,
+            &format!("/v1/users/{admin_id}/role"),
+            Some(json!({"role": "viewer"}))
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(invite(token(&admin), "new-owner@epoch.example").await, 401);
+    // Their session goes on with the new role.
+    let refreshed: Value = app
+        .post(
+            "/v1/auth/refresh",
+            &json!({"refresh_token": admin["refresh_token"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        invite(token(&refreshed), "new-owner@epoch.example").await,
+        403
+    );
+
+    // Deactivated: the staff member's token creates no API key and reads nothing.
+    assert_eq!(
+        send(
+            &app,
+            &owner.access_token,
+            reqwest::Method::POST,
+            &format!("/v1/users/{staff_id}/deactivate"),
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    let (status, _) = send(
+        &app,
+        &token(&staff),
+        reqwest::Method::POST,
+        "/v1/api-keys",
+        Some(json!({"name": "Backdoor", "scopes": ["read_bookings"]})),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(me(token(&staff)).await, 401);
+
+    // Logged out: that session's access token is over; another session of the owner goes on.
+    let login = json!({"slug": "epoch-salon", "email": "owner@epoch-salon.example",
+        "password": "correct horse battery staple"});
+    let other: Value = app
+        .post("/v1/auth/login", &login)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let logout = app
+        .post(
+            "/v1/auth/logout",
+            &json!({"refresh_token": owner.refresh_token}),
+        )
+        .await;
+    assert_eq!(logout.status().as_u16(), 204);
+    assert_eq!(me(owner.access_token.clone()).await, 401);
+    assert_eq!(me(token(&other)).await, 200);
+}

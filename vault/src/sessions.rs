@@ -17,6 +17,26 @@ pub struct StoredRefresh {
     pub revoked: bool,
 }
 
+/// Whether an access token of `user_id` at `epoch` in the session `family` still speaks for
+/// them: the member is active at that epoch and the session is not revoked.
+pub async fn is_live(
+    pool: &sqlx::PgPool,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    epoch: i64,
+    family: Uuid,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"select session_is_live($1, $2, $3, $4) as "live!""#,
+        tenant_id,
+        user_id,
+        epoch,
+        family
+    )
+    .fetch_one(pool)
+    .await
+}
+
 pub async fn insert(
     conn: &mut Conn,
     tenant_id: Uuid,

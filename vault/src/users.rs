@@ -16,6 +16,8 @@ pub struct StoredUser {
     pub password_hash: String,
     pub role: String,
     pub active: bool,
+    /// Moves on whenever the member's access tokens must stop speaking for them.
+    pub session_epoch: i64,
 }
 
 /// A member who can sign in once `password_hash` is set (an invited member has none yet: the
@@ -45,7 +47,8 @@ pub async fn insert(
 pub async fn by_email(conn: &mut Conn, email: &str) -> Result<Option<StoredUser>, sqlx::Error> {
     sqlx::query_as!(
         StoredUser,
-        "select user_id, password_hash, role, active from user_credentials where email = $1",
+        "select user_id, password_hash, role, active, session_epoch from user_credentials
+          where email = $1",
         email
     )
     .fetch_optional(conn)
@@ -55,32 +58,37 @@ pub async fn by_email(conn: &mut Conn, email: &str) -> Result<Option<StoredUser>
 pub async fn by_id(conn: &mut Conn, user_id: Uuid) -> Result<Option<StoredUser>, sqlx::Error> {
     sqlx::query_as!(
         StoredUser,
-        "select user_id, password_hash, role, active from user_credentials where user_id = $1",
+        "select user_id, password_hash, role, active, session_epoch from user_credentials
+          where user_id = $1",
         user_id
     )
     .fetch_optional(conn)
     .await
 }
 
-/// Sets an active member's password; their role, or `None` when there is no such active member.
+/// Sets an active member's password; their role and session epoch, or `None` when there is no
+/// such active member.
 pub async fn set_password(
     conn: &mut Conn,
     user_id: Uuid,
     password_hash: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar!(
+) -> Result<Option<(String, i64)>, sqlx::Error> {
+    Ok(sqlx::query!(
         "update user_credentials set password_hash = $1 where user_id = $2 and active
-         returning role",
+         returning role, session_epoch",
         password_hash,
         user_id
     )
     .fetch_optional(conn)
-    .await
+    .await?
+    .map(|r| (r.role, r.session_epoch)))
 }
 
+/// A new role; the member's access tokens of the old one stop speaking for them.
 pub async fn set_role(conn: &mut Conn, user_id: Uuid, role: &str) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "update user_credentials set role = $1 where user_id = $2",
+        "update user_credentials set role = $1, session_epoch = session_epoch + 1
+         where user_id = $2",
         role,
         user_id
     )
@@ -99,7 +107,8 @@ pub async fn active_count(conn: &mut Conn) -> Result<i64, sqlx::Error> {
 /// No more sign-ins (sessions are ended with [`crate::sessions::revoke_user`]).
 pub async fn deactivate(conn: &mut Conn, user_id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "update user_credentials set active = false where user_id = $1",
+        "update user_credentials set active = false, session_epoch = session_epoch + 1
+         where user_id = $1",
         user_id
     )
     .execute(conn)
