@@ -44,6 +44,8 @@ chat PHONE="+34600000000":
 test: services
     scripts/clean-test-state.sh
     cargo build -q --workspace --bins
+    # RUST_LOG=error: a failing test shows what the services logged (the cause of a 500).
+    export RUST_LOG="${RUST_LOG:-error}"; \
     if cargo nextest --version >/dev/null 2>&1; then \
         cargo nextest run --workspace --no-fail-fast --test-threads 6; \
     else \

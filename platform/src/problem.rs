@@ -408,8 +408,8 @@ where
 
 /// Parses a JSON body, naming the field at fault: 400 for malformed JSON (also bytes after
 /// the value, or nesting past serde_json's limit of 128), 422 for a body that is not an object,
-/// for a string with a NUL character (which no text column can hold) and for a field that does
-/// not fit.
+/// for a string with a NUL character (which no text column can hold), for a field that does
+/// not fit and for one the request does not have (a typo is never dropped silently).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|err| Problem::bad_request(format!("malformed JSON: {err}")))?;
@@ -419,11 +419,38 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     if let Some(field) = nul_at(&value, String::new()) {
         return Err(Problem::invalid(field, "must not contain a NUL character"));
     }
-    serde_path_to_error::deserialize(value).map_err(|err| {
-        let path = err.path().to_string();
-        let field = if path == "." { "body".to_owned() } else { path };
-        Problem::invalid(field, err.into_inner().to_string())
-    })
+    let mut unknown = Vec::new();
+    let mut note = |path: serde_ignored::Path<'_>| unknown.push(field_of(&path));
+    let parsed =
+        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(value, &mut note))
+            .map_err(|err| {
+                let path = err.path().to_string();
+                let field = if path == "." { "body".to_owned() } else { path };
+                Problem::invalid(field, err.into_inner().to_string())
+            })?;
+    match unknown.first() {
+        None => Ok(parsed),
+        Some(field) => Err(Problem::invalid(
+            field.clone(),
+            "is not a field of this request",
+        )),
+    }
+}
+
+/// An ignored field's path, written as `serde_path_to_error` writes one (`hours.friday[0]`).
+fn field_of(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_of(parent)),
+        Path::Map { parent, key } => match field_of(parent) {
+            p if p.is_empty() => key.clone(),
+            p => format!("{p}.{key}"),
+        },
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => field_of(parent),
+    }
 }
 
 /// The path (as `serde_path_to_error` writes it: `customer.name`, `services[2]`) of the first
@@ -615,6 +642,15 @@ mod tests {
         assert_eq!(
             refusal(r#"{"slug": "a", "customer": {"phone": 5}, "tags": []}"#),
             (422, vec!["customer.phone".into()])
+        );
+        assert_eq!(
+            refusal(r#"{"slug": "a", "customer": {"phone": "+1", "nmae": "A"}, "tags": []}"#),
+            (422, vec!["customer.nmae".into()]),
+            "a typo is not dropped"
+        );
+        assert_eq!(
+            refusal(r#"{"slug": "a", "customer": {"phone": "+1"}, "tags": [], "extra": 1}"#),
+            (422, vec!["extra".into()])
         );
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
         assert_eq!(

@@ -53,6 +53,15 @@ async fn the_configuration_is_versioned_and_validated_field_by_field() {
         body["errors"][0]["field"], "hours.friday[0].close",
         "{body}"
     );
+    // A field in the wrong place is named, not dropped.
+    let mut misplaced = settings();
+    misplaced["horizon_days"] = json!(60);
+    let (status, _, body) = put(Some("\"1\""), misplaced).await;
+    assert_eq!(
+        (status, body["errors"][0]["field"].as_str()),
+        (422, Some("horizon_days")),
+        "{body}"
+    );
     assert_eq!(
         count(&app, "BotConfigured").await,
         1,
