@@ -68,6 +68,7 @@ secret = "development-only-operator-secret-0123456789"
 
 [limits]
 onboard_per_ip_per_minute = 20
+onboard_per_minute = 60
 # A person tapping through the longest flow as fast as WhatsApp allows stays within the
 # burst; beyond it the bot answers the latest message when the limit allows.
 webhook_per_phone_per_minute = 20
@@ -167,6 +168,9 @@ pub struct BillingSettings {
 pub struct LimitSettings {
     /// Sign-ups from one address per minute (also its burst).
     pub onboard_per_ip_per_minute: u32,
+    /// Sign-ups from all addresses together per minute (also its burst): many addresses do
+    /// not make a flood of businesses.
+    pub onboard_per_minute: u32,
     /// Messages one customer may send a business per minute before the bot stops answering
     /// (they are still recorded), and the burst allowed.
     pub webhook_per_phone_per_minute: u32,
@@ -199,6 +203,7 @@ pub struct AppState {
     /// phone_number_id to tenant, for webhooks.
     pub routes: cache::RouteCache,
     pub onboard_quota: platform::ratelimit::Quota,
+    pub onboard_global_quota: platform::ratelimit::Quota,
     pub webhook_phone_quota: platform::ratelimit::Quota,
     /// One webhook turn per conversation at a time in this process.
     pub conversations: keyed_lock::KeyedLocks,
@@ -411,6 +416,10 @@ impl Application {
             onboard_quota: platform::ratelimit::Quota::per_minute(
                 settings.limits.onboard_per_ip_per_minute,
                 settings.limits.onboard_per_ip_per_minute,
+            ),
+            onboard_global_quota: platform::ratelimit::Quota::per_minute(
+                settings.limits.onboard_per_minute,
+                settings.limits.onboard_per_minute,
             ),
             limiter: platform::ratelimit::RateLimiter::new(redis_link.clone()),
             routes: cache::RouteCache::new(redis_link.clone()),

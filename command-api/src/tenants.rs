@@ -104,10 +104,14 @@ pub async fn onboard(
     headers: HeaderMap,
     ApiJson(request): ApiJson<OnboardRequest>,
 ) -> Result<impl IntoResponse, Problem> {
-    // Unauthenticated and worth an argon2 hash: limited per address.
+    // Unauthenticated and worth an argon2 hash: limited per address, and all together.
     state
         .limit(&format!("onboard-ip:{}", peer.ip()), state.onboard_quota)
         .await?;
+    if let Err(limited) = state.limit("onboard-all", state.onboard_global_quota).await {
+        tracing::warn!(target: "security", peer = %peer.ip(), "sign-ups over the platform's limit");
+        return Err(limited);
+    }
     let onboarding = parse(request)?;
     let (slug, business_name, time_zone) = (
         onboarding.slug.to_string(),

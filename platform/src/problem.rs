@@ -407,7 +407,8 @@ where
 }
 
 /// Parses a JSON body, naming the field at fault: 400 for malformed JSON (also bytes after
-/// the value, or nesting past serde_json's limit of 128), 422 for a body that is not an object,
+/// the value, or nesting past serde_json's limit of 128), 422 for a body that is not an object
+/// or nests deeper than 16,
 /// for a string with a NUL character (which no text column can hold), for a field that does
 /// not fit and for one the request does not have (a typo is never dropped silently).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
@@ -415,6 +416,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         .map_err(|err| Problem::bad_request(format!("malformed JSON: {err}")))?;
     if !value.is_object() {
         return Err(Problem::invalid("body", "a JSON object"));
+    }
+    if depth(&value) > MAX_DEPTH {
+        return Err(Problem::invalid(
+            "body",
+            format!("nested at most {MAX_DEPTH} levels deep"),
+        ));
     }
     if let Some(field) = nul_at(&value, String::new()) {
         return Err(Problem::invalid(field, "must not contain a NUL character"));
@@ -434,6 +441,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             field.clone(),
             "is not a field of this request",
         )),
+    }
+}
+
+/// How deep a request body may nest: far more than any request here needs, far less than
+/// what could cost the server.
+const MAX_DEPTH: usize = 16;
+
+fn depth(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        serde_json::Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        _ => 0,
     }
 }
 
@@ -656,7 +675,13 @@ mod tests {
         assert_eq!(
             refusal(&format!(r#"{{"slug": {deep}}}"#)).0,
             400,
-            "too deep"
+            "past serde_json's 128"
+        );
+        let deep = format!("{}{}", "[".repeat(20), "]".repeat(20));
+        assert_eq!(
+            refusal(&format!(r#"{{"slug": {deep}}}"#)),
+            (422, vec!["body".into()]),
+            "past 16"
         );
     }
 }

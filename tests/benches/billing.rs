@@ -79,6 +79,7 @@ async fn main() {
         spawn_command_api_tuned("http://127.0.0.1:1", REDIS_URL, |s| {
             s.stripe = stripe_settings(&stripe_url);
             s.limits.onboard_per_ip_per_minute = 1_000_000;
+            s.limits.onboard_per_minute = 1_000_000;
         })
         .await,
     );

@@ -51,7 +51,8 @@ async fn main() {
     let graph = FakeGraph::start().await;
     let app = Arc::new(
         spawn_command_api_tuned(&graph.base_url, e2e_tests::REDIS_URL, |s| {
-            s.limits.onboard_per_ip_per_minute = 1_000_000
+            s.limits.onboard_per_ip_per_minute = 1_000_000;
+            s.limits.onboard_per_minute = 1_000_000;
         })
         .await,
     );

@@ -205,6 +205,7 @@ pub fn command_api_settings_with_graph(
         operator_auth: test_operator_settings(),
         limits: command_api::LimitSettings {
             onboard_per_ip_per_minute: 20,
+            onboard_per_minute: 60,
             // As shipped (command-api's defaults).
             webhook_per_phone_per_minute: 20,
             webhook_per_phone_burst: 20,

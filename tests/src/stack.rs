@@ -100,6 +100,7 @@ impl Platform {
             .env("APP__STRIPE__ENABLED", "false")
             .env("APP__NOTIFIER__ENABLED", "false")
             .env("APP__LIMITS__ONBOARD_PER_IP_PER_MINUTE", "100000")
+            .env("APP__LIMITS__ONBOARD_PER_MINUTE", "100000")
             // Test customers tap far faster than people do.
             .env("APP__LIMITS__WEBHOOK_PER_PHONE_PER_MINUTE", "6000")
             .env("APP__LIMITS__WEBHOOK_PER_PHONE_BURST", "100")

@@ -1,6 +1,6 @@
 //! Rate limits: brute force on logins, and what happens when Redis is down.
 
-use e2e_tests::{CommandApp, REDIS_URL, spawn_command_api_custom};
+use e2e_tests::{CommandApp, REDIS_URL, spawn_command_api_custom, spawn_command_api_tuned};
 use serde_json::json;
 
 async fn wrong_logins(app: &CommandApp, n: usize) -> Vec<(u16, Option<String>)> {
@@ -112,4 +112,27 @@ async fn sign_ups_from_one_address_are_limited() {
     let limited = statuses.iter().filter(|s| **s == 429).count();
     assert_eq!(created + limited, 30, "{statuses:?}");
     assert!(created >= 20 && limited >= 5, "{statuses:?}");
+}
+
+#[tokio::test]
+async fn sign_ups_from_many_addresses_together_are_capped() {
+    // One address may sign up as often as it likes here; the platform as a whole may not.
+    let app = spawn_command_api_tuned("http://127.0.0.1:1", REDIS_URL, |s| {
+        s.limits.onboard_per_ip_per_minute = 1_000;
+        s.limits.onboard_per_minute = 5;
+    })
+    .await;
+    let sign_ups = (0..12).map(|i| {
+        let request = app
+            .client
+            .post(format!("{}/v1/tenants", app.address))
+            .json(&CommandApp::onboarding(&format!("capped-{i}")))
+            .send();
+        async move { request.await.unwrap().status().as_u16() }
+    });
+    let statuses = futures::future::join_all(sign_ups).await;
+    let created = statuses.iter().filter(|s| **s == 201).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(created + limited, 12, "{statuses:?}");
+    assert!((5..=6).contains(&created), "{statuses:?}");
 }
