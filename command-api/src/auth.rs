@@ -188,24 +188,23 @@ pub struct Me {
     security(("bearer" = []))
 )]
 pub async fn me(caller: Caller) -> Json<Me> {
-    let mut me = Me {
-        tenant_id: caller.tenant_id,
-        user_id: None,
-        role: None,
-        api_key_id: None,
-        scopes: None,
-    };
-    match caller.actor {
-        Actor::User { id, role } => {
-            me.user_id = Some(id);
-            me.role = Some(role);
-        }
-        Actor::ApiKey { id, scopes } => {
-            me.api_key_id = Some(id);
-            me.scopes = Some(scopes);
-        }
-    }
-    Json(me)
+    let tenant_id = caller.tenant_id;
+    Json(match caller.actor {
+        Actor::User { id, role } => Me {
+            tenant_id,
+            user_id: Some(id),
+            role: Some(role),
+            api_key_id: None,
+            scopes: None,
+        },
+        Actor::ApiKey { id, scopes } => Me {
+            tenant_id,
+            user_id: None,
+            role: None,
+            api_key_id: Some(id),
+            scopes: Some(scopes),
+        },
+    })
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -5,10 +5,12 @@
 //! changes. Whatever cannot be verified answers the same 401: no signature or a malformed one
 //! (checked before the body is read), a body that is not a notification, numbers no tenant
 //! has connected. So the answer never tells which numbers are connected, and Meta redelivers
-//! what was refused (a number connected meanwhile gets it). Then each message is one turn of its conversation (`app::conversation::take_turn`)
-//! and each status is recorded (`app::conversation::record_status`), one conversation at a
-//! time in this process. 200 is answered only once every turn is durable: Meta redelivers
-//! anything else, and a redelivered message changes nothing.
+//! what was refused (a number connected meanwhile gets it). NUL characters are taken out as
+//! the body is read (`Notification::parse`). Then each message is one turn of its
+//! conversation (`app::conversation::take_turn`) and each status is recorded
+//! (`app::conversation::record_status`), one conversation at a time in this process. 200 is
+//! answered only once every turn is durable: Meta redelivers anything else, and a redelivered
+//! message changes nothing.
 
 use std::collections::{HashMap, HashSet};
 
@@ -122,16 +124,7 @@ pub async fn receive(
             tracing::warn!("security: webhook without a well-formed signature");
             Problem::unauthorized()
         })?;
-    // JSON can only carry a NUL as the escape `\u0000`: without one, a single typed parse.
-    let has_nul = body.windows(6).any(|w| w == br"\u0000");
-    let parsed = if has_nul {
-        serde_json::from_slice(&body)
-            .map(without_nul)
-            .and_then(serde_json::from_value)
-    } else {
-        serde_json::from_slice(&body)
-    };
-    let notification: Notification = parsed.map_err(|e| {
+    let notification = Notification::parse(&body).map_err(|e| {
         tracing::warn!(error = %e, "security: a signed-looking webhook that is not a notification");
         Problem::unauthorized()
     })?;
@@ -177,21 +170,6 @@ async fn signed_routes(
         }
     }
     Ok(routes)
-}
-
-/// `value` with every NUL character taken out of its strings: no text column can hold one, and
-/// refusing the notification would make Meta redeliver the whole batch for days.
-fn without_nul(mut value: serde_json::Value) -> serde_json::Value {
-    fn scrub(value: &mut serde_json::Value) {
-        match value {
-            serde_json::Value::String(s) if s.contains('\0') => s.retain(|c| c != '\0'),
-            serde_json::Value::Array(items) => items.iter_mut().for_each(scrub),
-            serde_json::Value::Object(map) => map.values_mut().for_each(scrub),
-            _ => {}
-        }
-    }
-    scrub(&mut value);
-    value
 }
 
 /// A customer writing faster than the limit is answered later: told once, then the latest

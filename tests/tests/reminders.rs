@@ -135,6 +135,27 @@ impl World {
         .unwrap_or_else(|| panic!("{n} messages for the customer"))
     }
 
+    /// The customer taps a template's quick reply; the platform's status.
+    async fn tap_template(&self, payload: String, title: &str) -> u16 {
+        let (_, status) = self
+            .fake
+            .deliver_inbound(&Inbound {
+                phone_number_id: NUMBER.into(),
+                from: CUSTOMER.into(),
+                name: Some("Ana".into()),
+                text: None,
+                button_reply: None,
+                list_reply: None,
+                template_reply: Some(Choice {
+                    id: payload,
+                    title: title.into(),
+                }),
+            })
+            .await
+            .unwrap();
+        status
+    }
+
     async fn events(&self, event_type: &str) -> Vec<Value> {
         e2e_tests::wa::events(&self.app, event_type).await
     }
@@ -142,6 +163,19 @@ impl World {
 
 fn utc(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
+}
+
+/// The payload of a template's quick reply (`index` in the template's order).
+fn quick_reply(template: &Value, index: &str) -> String {
+    template["template"]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "button" && c["index"] == index)
+        .expect("the quick reply")["parameters"][0]["payload"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn parameters(template: &Value) -> Vec<String> {
@@ -186,35 +220,11 @@ async fn a_reminder_goes_as_a_template_at_the_local_time_a_day_before_across_a_c
         ["Ana", "Haircut", "dom 28 mar", "10:00"],
         "in the business's language and time zone"
     );
-    let cancel = reminder["template"]["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "button" && c["index"] == "2")
-        .expect("the Cancel quick reply")["parameters"][0]["payload"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cancel = quick_reply(reminder, "2");
     assert_eq!(w.events("ReminderSent").await.len(), 1);
 
     // The customer taps Cancel on the template: the booking is cancelled and they are told.
-    let (_, status) = w
-        .fake
-        .deliver_inbound(&Inbound {
-            phone_number_id: NUMBER.into(),
-            from: CUSTOMER.into(),
-            name: Some("Ana".into()),
-            text: None,
-            button_reply: None,
-            list_reply: None,
-            template_reply: Some(Choice {
-                id: cancel,
-                title: "Cancelar".into(),
-            }),
-        })
-        .await
-        .unwrap();
-    assert_eq!(status, 200);
+    assert_eq!(w.tap_template(cancel, "Cancelar").await, 200);
     let cancelled = w.events("AppointmentCancelled").await;
     assert_eq!(cancelled.len(), 1);
     assert_eq!(cancelled[0]["by"], "customer");
@@ -328,30 +338,8 @@ async fn a_reminders_confirm_records_the_attendance_which_the_query_api_shows_wi
     let clock = conversation_clock(&w.app.db);
     assert_eq!(clock.run_once(first).await.unwrap().reminded, 1);
     let reminder = w.received(1).await.remove(0);
-    let confirm = reminder["template"]["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "button" && c["index"] == "0")
-        .expect("the Confirm quick reply")["parameters"][0]["payload"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    w.fake
-        .deliver_inbound(&Inbound {
-            phone_number_id: NUMBER.into(),
-            from: CUSTOMER.into(),
-            name: Some("Ana".into()),
-            text: None,
-            button_reply: None,
-            list_reply: None,
-            template_reply: Some(Choice {
-                id: confirm,
-                title: "Confirmar".into(),
-            }),
-        })
-        .await
-        .unwrap();
+    let confirm = quick_reply(&reminder, "0");
+    w.tap_template(confirm, "Confirmar").await;
     assert_eq!(w.events("AttendanceConfirmed").await.len(), 1);
     let path = format!("/v1/bookings/{booking_id}");
     let booking = eventually(WAIT, || async {
