@@ -256,6 +256,9 @@ async fn main() {
     let booked = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let messages = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let pids = p.pids();
+    let cpu_before = e2e_tests::cpu::Snapshot::take(&pids);
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let run_started = Instant::now();
     let client = reqwest::Client::builder()
@@ -266,11 +269,12 @@ async fn main() {
     let workers: Vec<_> = (0..args.concurrency)
         .map(|w| {
             let (client, fake, businesses) = (client.clone(), p.fake.clone(), businesses.clone());
-            let (latencies, booked, messages, failed) = (
+            let (latencies, booked, messages, failed, sent) = (
                 latencies.clone(),
                 booked.clone(),
                 messages.clone(),
                 failed.clone(),
+                sent.clone(),
             );
             tokio::spawn(async move {
                 let mut n = 0usize;
@@ -280,6 +284,7 @@ async fn main() {
                     let customer = format!("3465{w:04}{n:04}");
                     let done = conversation(client.clone(), fake.clone(), business, customer).await;
                     latencies.lock().await.extend(done.latencies);
+                    sent.fetch_add(done.messages as u64, std::sync::atomic::Ordering::Relaxed);
                     let counter = match done.ending {
                         Ending::Booked => {
                             messages.fetch_add(
@@ -299,6 +304,11 @@ async fn main() {
         w.await.unwrap();
     }
     let elapsed = run_started.elapsed().as_secs_f64();
+    // Conversations cut at the deadline still have replies and status callbacks in flight:
+    // let them finish, so their CPU is counted with their messages.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let cpu_spent = cpu_before.until(&e2e_tests::cpu::Snapshot::take(&pids));
+    let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
     let mut l = latencies.lock().await.clone();
     l.sort();
 
@@ -372,6 +382,25 @@ async fn main() {
     println!(
         "| p99 / floor p99 | {:.1} |",
         percentile(&l, 0.99).as_secs_f64() / percentile(&floor, 0.99).as_secs_f64().max(1e-9)
+    );
+    println!(
+        "\nCPU during the load ({sent} inbound customer messages in {elapsed:.0} s, {:.1} messages/s; \
+         2 cores give at most {:.0} CPU s)\n",
+        sent as f64 / elapsed,
+        2.0 * (elapsed + 5.0)
+    );
+    e2e_tests::cpu::print_table(
+        &cpu_spent,
+        sent,
+        "inbound message",
+        &[
+            "command-api",
+            "query-api",
+            "projector",
+            "postgres",
+            "nats-server",
+            "redis-server",
+        ],
     );
     println!("\nherd: 40 customers of one business at once, each taking the first time offered\n");
     println!("| | with holds (10 min) | without holds |");

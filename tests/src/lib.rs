@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cpu;
 pub mod stack;
 pub mod tenant;
 pub mod wa;

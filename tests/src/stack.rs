@@ -135,6 +135,14 @@ impl Platform {
         }
     }
 
+    /// The running services' process ids, by service name (for [`crate::cpu::Snapshot`]).
+    pub fn pids(&self) -> Vec<(&'static str, u32)> {
+        self.children
+            .iter()
+            .filter_map(|(name, child)| Some((*name, child.id()?)))
+            .collect()
+    }
+
     /// SIGKILL: no shutdown hook runs, work in hand is cut wherever it is.
     pub async fn kill(&mut self, name: &'static str) {
         if let Some(mut child) = self.children.remove(name) {
