@@ -572,7 +572,15 @@ async fn a_cancellation_keeps_the_period_then_bookings_stop_and_nothing_is_delet
             .contains("no subscription"),
         "{refused}"
     );
-    let (status, bookings) = query.get("/v1/bookings", &t.owner.access_token, None).await;
+    // Read after the booking's own write (its consistency token), not whenever the
+    // projection happens to have caught up.
+    let (status, bookings) = query
+        .get(
+            "/v1/bookings",
+            &t.owner.access_token,
+            booked["consistency_token"].as_str(),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(
         bookings["items"].as_array().unwrap().len(),
