@@ -26,6 +26,9 @@ struct Args {
     bench: bool,
 }
 
+/// How long the CPU meter keeps counting after the last conversation ended.
+const TAIL: Duration = Duration::from_secs(5);
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -304,9 +307,10 @@ async fn main() {
         w.await.unwrap();
     }
     let elapsed = run_started.elapsed().as_secs_f64();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Conversations cut at the deadline still have replies and status callbacks in flight:
     // let them finish, so their CPU is counted with their messages.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(TAIL).await;
     let cpu_spent = cpu_before.until(&e2e_tests::cpu::Snapshot::take(&pids));
     let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
     let mut l = latencies.lock().await.clone();
@@ -385,9 +389,9 @@ async fn main() {
     );
     println!(
         "\nCPU during the load ({sent} inbound customer messages in {elapsed:.0} s, {:.1} messages/s; \
-         2 cores give at most {:.0} CPU s)\n",
+         {cores} cores give at most {:.0} CPU s)\n",
         sent as f64 / elapsed,
-        2.0 * (elapsed + 5.0)
+        cores as f64 * (elapsed + TAIL.as_secs_f64())
     );
     e2e_tests::cpu::print_table(
         &cpu_spent,
