@@ -77,6 +77,13 @@ async fn stored(
     out
 }
 
+/// Acks a relay has counted. The stream holds a message before its ack reaches the relay,
+/// which counts acks as it awaits them after sending a whole batch: a test that saw the stream
+/// reach N waits for the counters too before reading them.
+fn acked(relay: &Running) -> u64 {
+    relay.stats.published.load(Ordering::Relaxed) + relay.stats.duplicates.load(Ordering::Relaxed)
+}
+
 async fn stream_count(js: &jetstream::Context, ns: &Namespace) -> u64 {
     match js.get_stream(ns.events_stream()).await {
         Ok(mut stream) => stream.info().await.map(|i| i.state.messages).unwrap_or(0),
@@ -259,6 +266,10 @@ async fn a_lost_checkpoint_does_not_republish_what_the_stream_already_holds() {
         stream_count(&js, &nats.ns).await == 60
     })
     .await;
+    eventually(20, "the second relay counted its 10 acks", || async {
+        acked(&second) >= 10
+    })
+    .await;
     // Not even a duplicate publish: the relay resumed after the stream's last message rather
     // than leaning on JetStream's de-duplication window.
     assert_eq!(second.stats.duplicates.load(Ordering::Relaxed), 0);
@@ -282,6 +293,10 @@ async fn only_one_relay_publishes_and_a_standby_takes_over_when_it_stops() {
         stream_count(&js, &nats.ns).await == 100
     })
     .await;
+    eventually(20, "the relays counted 100 acks", || async {
+        acked(&a) + acked(&b) >= 100
+    })
+    .await;
     let (pa, pb) = (
         a.stats.published.load(Ordering::Relaxed),
         b.stats.published.load(Ordering::Relaxed),
@@ -298,6 +313,10 @@ async fn only_one_relay_publishes_and_a_standby_takes_over_when_it_stops() {
     append_n(&s, tenant, "b", 50).await;
     eventually(20, "the standby published the rest", || async {
         stream_count(&js, &nats.ns).await == 150
+    })
+    .await;
+    eventually(20, "the standby counted 50 acks", || async {
+        acked(&standby) >= 50
     })
     .await;
     assert_eq!(standby.stats.published.load(Ordering::Relaxed), 50);
