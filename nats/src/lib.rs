@@ -1,14 +1,16 @@
 //! The platform's vocabulary on NATS: which stream holds the events, which subjects carry them,
 //! which headers describe them, and how the stream is provisioned.
 //!
-//! Owns names and definitions only. It does not know the event store or any event type, and it
-//! never publishes an event itself: publishing is the relay's job (`eventstore::relay`), so that
+//! Owns names and definitions, and how a consumer pulls ([`consume`]). It does not know the
+//! event store or any event type, and it never publishes an event itself: publishing is the relay's job (`eventstore::relay`), so that
 //! every message on the stream corresponds to exactly one committed event.
 //!
 //! Everything is scoped by a [`Namespace`], so that tests (and, if ever needed, environments)
 //! share one server without seeing each other's streams or subjects.
 
 #![forbid(unsafe_code)]
+
+pub mod consume;
 
 use std::time::Duration;
 

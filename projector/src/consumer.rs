@@ -15,14 +15,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use async_nats::jetstream::{self, AckKind, consumer::pull};
+use async_nats::jetstream::{self, AckKind};
 use eventstore::{EventStore, Position, RecordedEvent, Upcasters};
-use futures::StreamExt as _;
 use nats::Namespace;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use crate::projection::{Applied, Projection};
+
+pub use nats::consume::{consume, durable_consumer};
 
 /// How the live consumers behave.
 #[derive(Debug, Clone)]
@@ -81,48 +82,6 @@ pub fn filter_subject(ns: &Namespace, _projection: Projection) -> String {
     ns.all_events()
 }
 
-/// Gets (or creates) a durable pull consumer on the events stream, waiting for the stream to
-/// exist (the relay provisions it).
-pub async fn durable_consumer(
-    js: &jetstream::Context,
-    ns: &Namespace,
-    name: &str,
-    filter_subject: String,
-    cancel: &CancellationToken,
-) -> anyhow::Result<Option<jetstream::consumer::Consumer<pull::Config>>> {
-    let mut wait = Duration::from_millis(100);
-    loop {
-        match js.get_stream(ns.events_stream()).await {
-            Ok(stream) => {
-                let consumer = stream
-                    .get_or_create_consumer(
-                        name,
-                        pull::Config {
-                            durable_name: Some(name.to_owned()),
-                            filter_subject,
-                            ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                            ack_wait: Duration::from_secs(30),
-                            max_ack_pending: 20_000,
-                            deliver_policy: jetstream::consumer::DeliverPolicy::All,
-                            ..Default::default()
-                        },
-                    )
-                    .await
-                    .map_err(|e| anyhow::anyhow!("failed to create consumer {name}: {e}"))?;
-                return Ok(Some(consumer));
-            }
-            Err(err) => {
-                tracing::debug!(error = %err, "events stream not there yet");
-                tokio::select! {
-                    _ = cancel.cancelled() => return Ok(None),
-                    _ = tokio::time::sleep(wait) => {}
-                }
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
-}
-
 /// Reads the envelope the relay published, upcast to the current schema.
 pub fn decode_message(
     message: &jetstream::Message,
@@ -158,108 +117,6 @@ pub async fn run(
         move |batch| handle_batch(projection, rt, st, batch),
     )
     .await
-}
-
-/// Pulls from the durable consumer `name` until `cancel`, handing `handle` one batch at a time:
-/// what arrives within `linger` of a first message, up to `batch_size`. Creating the consumer
-/// and pulling are retried while NATS or the stream is away.
-pub async fn consume<F, Fut>(
-    nats: &async_nats::Client,
-    ns: &Namespace,
-    name: &str,
-    filter_subject: String,
-    (batch_size, linger): (usize, Duration),
-    cancel: &CancellationToken,
-    mut handle: F,
-) -> anyhow::Result<()>
-where
-    F: FnMut(Vec<jetstream::Message>) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let js = jetstream::new(nats.clone());
-    let consumer = loop {
-        match durable_consumer(&js, ns, name, filter_subject.clone(), cancel).await {
-            Ok(Some(consumer)) => break consumer,
-            Ok(None) => return Ok(()),
-            Err(err) => {
-                tracing::warn!(
-                    consumer = name,
-                    error = format!("{err:#}"),
-                    "no consumer yet; retrying"
-                );
-                tokio::select! {
-                    _ = cancel.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-        }
-    };
-    tracing::info!(consumer = name, "consuming");
-    loop {
-        let messages = consumer
-            .stream()
-            .max_messages_per_batch(batch_size)
-            .heartbeat(Duration::from_secs(5))
-            .expires(Duration::from_secs(10))
-            .messages()
-            .await;
-        let messages = match messages {
-            Ok(m) => m,
-            Err(err) => {
-                tracing::warn!(consumer = name, error = %err, "cannot pull; retrying");
-                tokio::select! {
-                    _ = cancel.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                }
-            }
-        };
-        let mut messages = std::pin::pin!(messages);
-        loop {
-            let chunk = tokio::select! {
-                _ = cancel.cancelled() => return Ok(()),
-                chunk = next_batch(&mut messages, batch_size, linger) => chunk,
-            };
-            let Some(chunk) = chunk else { break };
-            let mut batch = Vec::with_capacity(chunk.len());
-            let mut broken = false;
-            for item in chunk {
-                match item {
-                    Ok(message) => batch.push(message),
-                    Err(err) => {
-                        tracing::warn!(consumer = name, error = %err, "pull failed");
-                        broken = true;
-                    }
-                }
-            }
-            handle(batch).await;
-            if broken {
-                break;
-            }
-        }
-    }
-}
-
-/// Waits for a first item, then gathers what else arrives within `linger` (up to `max`): under
-/// load a batch fills and one transaction carries many events; when idle a lone event waits
-/// at most `linger`.
-async fn next_batch<S, T>(
-    stream: &mut std::pin::Pin<&mut S>,
-    max: usize,
-    linger: Duration,
-) -> Option<Vec<T>>
-where
-    S: futures::Stream<Item = T>,
-{
-    let first = stream.next().await?;
-    let mut batch = vec![first];
-    let deadline = tokio::time::Instant::now() + linger;
-    while batch.len() < max {
-        match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(item)) => batch.push(item),
-            Ok(None) | Err(_) => break,
-        }
-    }
-    Some(batch)
 }
 
 /// A message with the event it carries and its place in the JetStream stream.
