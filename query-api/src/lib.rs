@@ -6,12 +6,13 @@
 //! (bounded) until the projections have reached it.
 //!
 //! One module per read model: `tenant`, `catalog` (configuration, services, availability),
-//! `bookings`, `conversations`, `usage`, and `audit` (the log). Each holds its routes'
-//! parameters (typed, a bad one a 422 naming it), answers and compile-checked SQL; `paging`
-//! is how lists page, `reader` who reads.
+//! `bookings`, `conversations`, `usage`, `billing`, `analytics` (the analytics consumer's facts)
+//! and `audit` (the log). Each holds its routes' parameters (typed, a bad one a 422 naming it),
+//! answers and compile-checked SQL; `paging` is how lists page, `reader` who reads.
 
 #![forbid(unsafe_code)]
 
+pub mod analytics;
 pub mod audit;
 pub mod billing;
 pub mod bookings;
@@ -144,7 +145,11 @@ impl FromRef<AppState> for OperatorKeys {
         billing::billing,
         billing::invoices,
         audit::audit,
-        audit::operator_audit
+        audit::operator_audit,
+        analytics::overview,
+        analytics::series,
+        analytics::busiest_hours,
+        analytics::platform
     )
 )]
 pub struct ApiDoc;
@@ -168,6 +173,10 @@ pub fn router(app: AppState) -> Router {
             get(conversations::conversation),
         )
         .route("/v1/usage", get(usage::usage))
+        .route("/v1/analytics/overview", get(analytics::overview))
+        .route("/v1/analytics/series", get(analytics::series))
+        .route("/v1/analytics/busiest-hours", get(analytics::busiest_hours))
+        .route("/v1/operator/analytics", get(analytics::platform))
         .route("/v1/plans", get(billing::plans))
         .route("/v1/billing", get(billing::billing))
         .route("/v1/billing/invoices", get(billing::invoices))

@@ -76,7 +76,7 @@ impl FromRequestParts<AppState> for Reader {
     }
 }
 
-fn consistency_token(parts: &Parts) -> Result<Option<Position>, Problem> {
+pub(crate) fn consistency_token(parts: &Parts) -> Result<Option<Position>, Problem> {
     let from_header = parts
         .headers
         .get(CONSISTENCY_HEADER)

@@ -705,3 +705,57 @@ pub async fn rebuild_everything(db: &TestDb) -> projector::rebuild::RebuildRepor
         .await
         .expect("a rebuild")
 }
+
+/// The analytics consumer over a command API's database and namespace, until dropped.
+pub struct AnalyticsHandle {
+    pub stats: std::sync::Arc<analytics::consumer::Stats>,
+    stop: CancellationToken,
+    done: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub fn analytics_settings(db: &TestDb, nats: &TestNats) -> analytics::Settings {
+    let s = service_settings(db, nats, REDIS_URL);
+    analytics::Settings {
+        http: s.http,
+        database: s.database,
+        nats: s.nats,
+        log: s.log,
+        consumer: analytics::ConsumerSettings {
+            batch_size: 500,
+            attempts: 3,
+            retry_delay_ms: 50,
+        },
+    }
+}
+
+pub async fn spawn_analytics(settings: analytics::Settings) -> AnalyticsHandle {
+    let app = analytics::Application::build(settings)
+        .await
+        .expect("analytics builds");
+    let stats = app.stats();
+    let stop = CancellationToken::new();
+    let done = tokio::spawn(app.run_until_stopped(stop.clone()));
+    AnalyticsHandle {
+        stats,
+        stop,
+        done: Some(done),
+    }
+}
+
+impl AnalyticsHandle {
+    /// Stops it as SIGTERM would: the batch in hand is committed first.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        if let Some(done) = self.done.take() {
+            done.await
+                .expect("analytics did not panic")
+                .expect("analytics stopped cleanly");
+        }
+    }
+}
+
+impl Drop for AnalyticsHandle {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}

@@ -89,6 +89,9 @@ fn query_routes() -> Vec<(&'static str, bool)> {
         ("/v1/conversations", false),
         ("/v1/conversations/{phone}", false),
         ("/v1/usage", true),
+        ("/v1/analytics/overview", true),
+        ("/v1/analytics/series?interval=week", true),
+        ("/v1/analytics/busiest-hours", true),
         ("/v1/audit", true),
     ]
 }

@@ -56,6 +56,10 @@ const QUERY_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/billing/invoices"),
     ("get", "/v1/audit"),
     ("get", "/v1/operator/tenants/{id}/audit"),
+    ("get", "/v1/analytics/overview"),
+    ("get", "/v1/analytics/series"),
+    ("get", "/v1/analytics/busiest-hours"),
+    ("get", "/v1/operator/analytics"),
 ];
 
 async fn check(client: &reqwest::Client, base: &str, routes: &[(&str, &str)]) {
@@ -190,6 +194,7 @@ const WITHOUT_ROLES: &[(&str, &str)] = &[
     ("post", "/v1/operator/tenants/{id}/reinstate"),
     ("get", "/v1/tenant"),
     ("get", "/v1/operator/tenants/{id}/audit"),
+    ("get", "/v1/operator/analytics"),
     ("get", "/v1/plans"),
     ("post", "/webhooks/stripe"),
     ("post", "/v1/auth/password-reset"),
