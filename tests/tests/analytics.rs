@@ -570,3 +570,63 @@ async fn an_event_it_cannot_read_is_dead_lettered_and_the_rest_still_counts() {
     assert!(error.contains("schema version 7"), "{error}");
     assert_eq!(analytics.stats.dead_lettered.load(Ordering::Relaxed), 1);
 }
+
+#[tokio::test]
+async fn the_whatsapp_funnel_and_the_bot_s_performance_come_from_real_conversations() {
+    use e2e_tests::wa::{
+        APP_SECRET, button_reply, last_choices, list_reply, notification, post_signed, setup, text,
+    };
+    let s = setup().await;
+    let _projector = spawn_projector(projector_settings(&s.app.db, &s.app.nats)).await;
+    let query = spawn_query_api(query_api_settings(&s.app.db, &s.app.nats)).await;
+    let _analytics = spawn_analytics(analytics_settings(&s.app.db, &s.app.nats)).await;
+
+    // Sheena books from hi to confirmed; Omar asks for a person straight away.
+    let (me, phone) = ("16505551234", "+16505551234");
+    let say = |wamid: &'static str, body: Value| {
+        let app = &s.app;
+        async move {
+            assert_eq!(
+                post_signed(app, &notification(vec![body]), APP_SECRET).await,
+                200,
+                "{wamid}"
+            );
+        }
+    };
+    say("w1", text(me, "w1", "hi")).await;
+    let (id, title) = last_choices(&s.app, phone).await[0].clone();
+    say("w2", list_reply(me, "w2", &id, &title)).await;
+    let (id, title) = last_choices(&s.app, phone).await[1].clone();
+    say("w3", list_reply(me, "w3", &id, &title)).await;
+    let (id, title) = last_choices(&s.app, phone).await[0].clone();
+    say("w4", list_reply(me, "w4", &id, &title)).await;
+    let (id, title) = last_choices(&s.app, phone).await[0].clone();
+    assert_eq!(id, "confirm");
+    say("w5", button_reply(me, "w5", &id, &title)).await;
+    say("o1", text("34600000555", "o1", "hello")).await;
+    say("o2", text("34600000555", "o2", "human")).await;
+
+    let owner = &s.owner.access_token;
+    let range = format!("from={}&to={}", today_plus(-1), today_plus(1));
+    let overview = eventually(Duration::from_secs(20), || async {
+        let (status, body) = query
+            .get(&format!("/v1/analytics/overview?{range}"), owner, None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        (body["bot"]["handed_off"] == 1 && body["funnel"]["booked"] == 1).then_some(body)
+    })
+    .await
+    .expect("both conversations reached analytics");
+    assert_eq!(
+        overview["funnel"],
+        json!({"conversations": 2, "reached_time_choice": 1, "booked": 1, "attended": 0}),
+        "{overview}"
+    );
+    assert_eq!(overview["bot"]["finished_by_bot"], 1);
+    assert_eq!(overview["bot"]["finished_by_bot_share"], 0.5);
+    let p50 = overview["bot"]["first_reply_p50_ms"].as_f64().unwrap();
+    assert!((0.0..10_000.0).contains(&p50), "{p50}");
+    assert_eq!(overview["messages"]["inbound"], 7);
+    assert!(overview["messages"]["outbound"].as_i64().unwrap() >= 7);
+    assert_eq!(overview["bookings_made"]["whatsapp"], 1);
+}
