@@ -77,6 +77,7 @@ create table analytics.sessions (
     ended              boolean     not null default false,
     messages_in        integer     not null default 0,
     messages_out       integer     not null default 0,
+    -- When Meta accepted the session's first reply (OutboundMessageSent).
     first_reply_at     timestamptz,
     reached_time       boolean     not null default false,
     handed_off         boolean     not null default false,

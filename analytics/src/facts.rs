@@ -221,10 +221,20 @@ async fn conversation(
         ConversationEvent::BotReplied { .. } => {
             count_message(conn, e, Direction::Out).await?;
             sqlx::query!(
-                "update analytics.sessions
-                    set messages_out = messages_out + 1,
-                        first_reply_at = coalesce(first_reply_at, $3)
+                "update analytics.sessions set messages_out = messages_out + 1
                   where tenant_id = $1 and phone = $2 and not ended",
+                tenant,
+                phone
+            )
+            .execute(conn)
+            .await?;
+        }
+        // The first reply's time is when Meta took it, not when it was decided (in the same
+        // transaction as the message it answers).
+        ConversationEvent::OutboundMessageSent { .. } => {
+            sqlx::query!(
+                "update analytics.sessions set first_reply_at = $3
+                  where tenant_id = $1 and phone = $2 and not ended and first_reply_at is null",
                 tenant,
                 phone,
                 at
@@ -268,8 +278,7 @@ async fn conversation(
             .execute(conn)
             .await?;
         }
-        ConversationEvent::OutboundMessageSent { .. }
-        | ConversationEvent::OutboundMessageFailed { .. }
+        ConversationEvent::OutboundMessageFailed { .. }
         | ConversationEvent::OutboundStatusChanged { .. }
         | ConversationEvent::AnswerDeferred { .. }
         | ConversationEvent::DeferralEnded { .. } => {}

@@ -207,7 +207,8 @@ pub struct BotPerformance {
     pub handed_off: i64,
     /// finished_by_bot / conversations.
     pub finished_by_bot_share: f64,
-    /// From the customer's first message to the first reply, over the range's conversations.
+    /// From the customer's first message reaching the platform to Meta accepting the first
+    /// reply, over the range's conversations that had one.
     pub first_reply_p50_ms: Option<f64>,
     pub first_reply_p90_ms: Option<f64>,
 }
@@ -495,7 +496,8 @@ pub struct SeriesParams {
 /// One period of a series (periods with nothing in them are there, with zeros).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Point {
-    /// The period's first local day.
+    /// The period's first local day (the first period may begin before the range: only the
+    /// range's days are counted in it).
     pub start: NaiveDate,
     pub bookings_made: i64,
     pub appointments: i64,
