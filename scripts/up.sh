@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs the platform in the foreground: the three services, the fake WhatsApp Cloud API and the
-# fake Stripe, then seeds the demo tenant and writes .data/demo.env. Ctrl-C (or any one of
-# them exiting) stops all. Ports: COMMAND_API_PORT (8080), QUERY_API_PORT (8081),
-# FAKE_WHATSAPP_PORT (8090), PROJECTOR_PORT (8082), FAKE_STRIPE_PORT (12111), SMTP_SINK_PORT
-# (2525) and SMTP_SINK_HTTP_PORT (8025).
+# Runs the platform in the foreground: the four services, the fake WhatsApp Cloud API and the
+# fake Stripe, then seeds the demo tenant (with 90 days of past bookings on its first run) and
+# writes .data/demo.env. Ctrl-C (or any one of them exiting) stops all. Ports:
+# COMMAND_API_PORT (8080), QUERY_API_PORT (8081), FAKE_WHATSAPP_PORT (8090), PROJECTOR_PORT
+# (8082), ANALYTICS_PORT (8084), FAKE_STRIPE_PORT (12111), SMTP_SINK_PORT (2525) and
+# SMTP_SINK_HTTP_PORT (8025).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${CARGO_TARGET_DIR:-target}/debug"
@@ -11,6 +12,7 @@ command_port="${COMMAND_API_PORT:-8080}"
 query_port="${QUERY_API_PORT:-8081}"
 fake_port="${FAKE_WHATSAPP_PORT:-8090}"
 projector_port="${PROJECTOR_PORT:-8082}"
+analytics_port="${ANALYTICS_PORT:-8084}"
 fake_url="http://127.0.0.1:$fake_port"
 stripe_port="${FAKE_STRIPE_PORT:-12111}"
 stripe_url="http://127.0.0.1:$stripe_port/"
@@ -43,8 +45,9 @@ APP__HTTP__PORT="$query_port" "$bin/query-api" >.data/logs/query-api.log 2>&1 & 
 APP__HTTP__PORT="$projector_port" APP__SENDER__API_BASE_URL="$fake_url" \
   APP__STRIPE__API_BASE_URL="$stripe_url" APP__NOTIFIER__SMTP_URL="smtp://127.0.0.1:$smtp_port" \
   "$bin/projector" >.data/logs/projector.log 2>&1 & pids+=($!)
+APP__HTTP__PORT="$analytics_port" "$bin/analytics" >.data/logs/analytics.log 2>&1 & pids+=($!)
 
-for port in "$command_port" "$query_port" "$projector_port"; do
+for port in "$command_port" "$query_port" "$projector_port" "$analytics_port"; do
   for _ in $(seq 1 200); do
     curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
     sleep 0.1
@@ -71,6 +74,8 @@ cat <<MSG
   fake Stripe    $stripe_url   (open DEMO_CHECKOUT_URL to subscribe; GET /_fake/events)
   SMTP sink      smtp://127.0.0.1:$smtp_port   (the emails sent: $mail_url)
   projector      http://127.0.0.1:$projector_port   (relay, read models, WhatsApp sender)
+  analytics      http://127.0.0.1:$analytics_port   (the analytics consumer; read them at
+                 query-api /v1/analytics/overview, /series, /busiest-hours)
   logs           .data/logs/
 
   In another terminal:  just chat        Ctrl-C here stops everything.

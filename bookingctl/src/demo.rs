@@ -14,6 +14,13 @@ const EMAIL: &str = "owner@demo-salon.example";
 const PASSWORD: &str = "demo-salon-password";
 const VERIFY_TOKEN: &str = "demo-verify-token";
 
+/// The past to import for a new demo tenant (see [`crate::history`]).
+pub struct Past {
+    /// The application role's database URL.
+    pub database_url: String,
+    pub days: i64,
+}
+
 pub struct Urls {
     pub command_api: String,
     pub query_api: String,
@@ -60,7 +67,11 @@ async fn send(
     Ok((status, response.json().await.unwrap_or(Value::Null)))
 }
 
-pub async fn seed(urls: &Urls, env_file: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+pub async fn seed(
+    urls: &Urls,
+    past: Option<&Past>,
+    env_file: &Path,
+) -> anyhow::Result<BTreeMap<String, String>> {
     let client = reqwest::Client::new();
     let previous = read_env(env_file);
     let app_secret = previous
@@ -176,10 +187,23 @@ pub async fn seed(urls: &Urls, env_file: &Path) -> anyhow::Result<BTreeMap<Strin
     .await?;
     match status {
         200 => {
-            for service in [
-                json!({"name": "Haircut", "price": {"minor": 2500, "currency": "EUR"}, "duration_minutes": 30}),
-                json!({"name": "Colour", "price": {"minor": 7000, "currency": "EUR"}, "duration_minutes": 90, "buffer_minutes": 15, "staff": ["ana"]}),
-                json!({"name": "Beard trim", "price": {"minor": 1500, "currency": "EUR"}, "duration_minutes": 20, "staff": ["luis"]}),
+            let mut services = Vec::new();
+            for (service, staff, weight) in [
+                (
+                    json!({"name": "Haircut", "price": {"minor": 2500, "currency": "EUR"}, "duration_minutes": 30}),
+                    vec!["ana", "luis"],
+                    55,
+                ),
+                (
+                    json!({"name": "Colour", "price": {"minor": 7000, "currency": "EUR"}, "duration_minutes": 90, "buffer_minutes": 15, "staff": ["ana"]}),
+                    vec!["ana"],
+                    20,
+                ),
+                (
+                    json!({"name": "Beard trim", "price": {"minor": 1500, "currency": "EUR"}, "duration_minutes": 20, "staff": ["luis"]}),
+                    vec!["luis"],
+                    25,
+                ),
             ] {
                 let (status, body) = send(
                     &client,
@@ -187,12 +211,45 @@ pub async fn seed(urls: &Urls, env_file: &Path) -> anyhow::Result<BTreeMap<Strin
                     format!("{c}/v1/services"),
                     Some(&token),
                     &[],
-                    Some(service),
+                    Some(service.clone()),
                 )
                 .await?;
                 if status != 201 {
                     bail!("adding a demo service failed ({status}): {body}");
                 }
+                services.push(crate::history::Service {
+                    id: body["service_id"]
+                        .as_str()
+                        .and_then(|id| id.parse().ok())
+                        .context("a service id")?,
+                    name: service["name"].as_str().unwrap_or_default().to_owned(),
+                    price_minor: service["price"]["minor"].as_i64().unwrap_or_default(),
+                    currency: "EUR".into(),
+                    minutes: service["duration_minutes"].as_i64().unwrap_or(30),
+                    staff: staff.into_iter().map(str::to_owned).collect(),
+                    weight,
+                });
+            }
+            // A first run: the salon's last months, for analytics and the booking lists.
+            if let Some(past) = past {
+                let pool = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(2)
+                    .connect(&past.database_url)
+                    .await
+                    .context("cannot reach the database to import the demo's past")?;
+                let imported = crate::history::import(
+                    &eventstore::EventStore::new(pool),
+                    tenant_id.parse()?,
+                    &services,
+                    past.days,
+                    chrono::Utc::now(),
+                )
+                .await?;
+                tracing::info!(
+                    imported,
+                    days = past.days,
+                    "the demo's past bookings imported"
+                );
             }
         }
         412 => {} // configured by an earlier run

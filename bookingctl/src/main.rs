@@ -3,6 +3,7 @@
 
 mod chat;
 mod demo;
+mod history;
 
 use std::path::PathBuf;
 
@@ -101,6 +102,16 @@ enum Command {
         smtp_sink: String,
         #[arg(long, default_value = ".data/demo.env")]
         env_file: PathBuf,
+        /// The application role's database, to import the demo's past into (a new demo only).
+        #[arg(
+            long,
+            env = "APP__DATABASE__URL",
+            default_value = "postgres://booking_app:booking_app@127.0.0.1:5432/booking"
+        )]
+        database_url: String,
+        /// Days of past appointments a new demo starts with (0: none).
+        #[arg(long, default_value_t = 90)]
+        history_days: i64,
     },
     /// Chat with the demo tenant's bot as a customer, in the terminal.
     Chat {
@@ -136,7 +147,13 @@ async fn main() -> anyhow::Result<()> {
             stripe_webhook_secret,
             smtp_sink,
             env_file,
+            database_url,
+            history_days,
         } => {
+            let past = (history_days > 0).then_some(demo::Past {
+                database_url,
+                days: history_days,
+            });
             let env = demo::seed(
                 &demo::Urls {
                     command_api,
@@ -147,6 +164,7 @@ async fn main() -> anyhow::Result<()> {
                     stripe_webhook_secret,
                     smtp_sink,
                 },
+                past.as_ref(),
                 &env_file,
             )
             .await?;

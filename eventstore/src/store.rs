@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -11,8 +12,8 @@ use crate::error::AppendError;
 use crate::read::{self, EventRow, RowFilter};
 use crate::tx::TenantTx;
 use crate::types::{
-    AppendOutcome, AppendedStream, EventMetadata, ExpectedVersion, Position, RecordedEvent,
-    StreamAppend, StreamRef, TenantId,
+    AppendOutcome, AppendedStream, EventMetadata, ExpectedVersion, NewEvent, Position,
+    RecordedEvent, StreamAppend, StreamRef, TenantId,
 };
 use crate::upcast::Upcasters;
 use crate::wake::Wakeups;
@@ -62,6 +63,78 @@ impl EventStore {
     /// Starts a unit of work for one tenant.
     pub async fn begin(&self, tenant_id: TenantId) -> Result<TenantTx, sqlx::Error> {
         TenantTx::begin(&self.pool, tenant_id, self.wakeups.clone()).await
+    }
+
+    /// Brings a stream's history from elsewhere (a business's previous system, a demo's past):
+    /// the stream must not exist yet, and each event keeps the time it happened as its
+    /// `recorded_at`. Its place in the commit order is the import's, so every reader sees it
+    /// after what was there before, as with any append. A stream that exists is a
+    /// [`AppendError::Conflict`].
+    pub async fn import(
+        &self,
+        tenant_id: TenantId,
+        stream: &StreamRef,
+        events: Vec<(NewEvent, DateTime<Utc>)>,
+    ) -> Result<(), AppendError> {
+        let (events, times): (Vec<NewEvent>, Vec<DateTime<Utc>>) = events.into_iter().unzip();
+        let append = StreamAppend {
+            stream: stream.clone(),
+            expected: ExpectedVersion::NoStream,
+            events,
+        };
+        validate(std::slice::from_ref(&append))?;
+        let versions: Vec<i32> = (1..=append.events.len() as i32).collect();
+        let ids: Vec<Uuid> = append.events.iter().map(|e| e.event_id).collect();
+        let types: Vec<String> = append.events.iter().map(|e| e.event_type.clone()).collect();
+        let schemas: Vec<i32> = append
+            .events
+            .iter()
+            .map(|e| e.schema_version as i32)
+            .collect();
+        let payloads: Vec<serde_json::Value> =
+            append.events.iter().map(|e| e.payload.clone()).collect();
+        let metadata = append
+            .events
+            .iter()
+            .map(|e| serde_json::to_value(&e.metadata))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| AppendError::Invalid(format!("metadata: {e}")))?;
+        let mut tx = self.begin(tenant_id).await?;
+        let inserted = sqlx::query!(
+            "insert into events (tenant_id, stream_type, stream_id, version, event_id, event_type,
+                                 schema_version, payload, metadata, recorded_at)
+             select $1, $2, $3, x.version, x.event_id, x.event_type, x.schema_version, x.payload,
+                    x.metadata, x.recorded_at
+               from unnest($4::int[], $5::uuid[], $6::text[], $7::int[], $8::jsonb[],
+                           $9::jsonb[], $10::timestamptz[])
+                    as x(version, event_id, event_type, schema_version, payload, metadata,
+                         recorded_at)
+             on conflict on constraint events_stream_version do nothing",
+            tenant_id,
+            stream.stream_type,
+            stream.stream_id,
+            &versions,
+            &ids,
+            &types,
+            &schemas,
+            &payloads,
+            &metadata,
+            &times
+        )
+        .execute(tx.conn())
+        .await?;
+        if inserted.rows_affected() != versions.len() as u64 {
+            let actual = current_version(tx.conn(), stream).await?;
+            tx.rollback().await?;
+            return Err(AppendError::Conflict {
+                stream: stream.clone(),
+                expected: ExpectedVersion::NoStream,
+                actual,
+            });
+        }
+        tx.appended = true;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Appends to one or more streams of a tenant in one transaction: all or nothing.

@@ -467,3 +467,42 @@ async fn a_refused_append_inside_a_unit_of_work_leaves_it_usable() {
     tx.commit().await.unwrap();
     assert_eq!(s.store.stream_version(tenant, &stream).await.unwrap(), 2);
 }
+
+#[tokio::test]
+async fn an_imported_history_keeps_its_times_and_never_lands_on_a_stream_that_exists() {
+    let s = store().await;
+    let tenant = Uuid::new_v4();
+    let stream = booking("imported");
+    let then: chrono::DateTime<chrono::Utc> = "2026-10-24T07:03:40Z".parse().unwrap();
+    let later = then + chrono::Duration::hours(3);
+    s.store
+        .import(
+            tenant,
+            &stream,
+            vec![
+                (event("Requested", 1), then),
+                (event("Completed", 2), later),
+            ],
+        )
+        .await
+        .unwrap();
+    let read = s.store.read_stream(tenant, &stream, 0).await.unwrap();
+    let times: Vec<_> = read.iter().map(|e| (e.version, e.recorded_at)).collect();
+    assert_eq!(times, vec![(1, then), (2, later)]);
+    // Its place in the log is the import's: after what was there, like any append.
+    let all = s.log.read_all(Position::START, 10).await.unwrap();
+    assert_eq!(all.len(), 2);
+
+    let again = s
+        .store
+        .import(tenant, &stream, vec![(event("Requested", 3), then)])
+        .await;
+    assert!(
+        matches!(again, Err(AppendError::Conflict { actual: 2, .. })),
+        "{again:?}"
+    );
+    assert_eq!(
+        s.store.read_stream(tenant, &stream, 0).await.unwrap().len(),
+        2
+    );
+}
