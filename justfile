@@ -82,6 +82,11 @@ bench-read: services
 bench-billing: services
     cargo bench -q -p e2e-tests --bench billing
 
+# Analytics benchmark: the analytics consumer beside the projections on one backlog, and the
+# analytics reads over 1,000 tenants with a year of facts beside a plain read
+bench-analytics *ARGS: services
+    cargo bench -q -p e2e-tests --bench analytics -- {{ARGS}}
+
 # End-to-end benchmark: webhook-to-reply latency over the release binaries, conversations/s
 bench-e2e: services
     cargo build -q --release --bins

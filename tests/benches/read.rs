@@ -8,14 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use domain::agenda::Interval;
-use domain::booking::{BookingEvent, Channel, Customer, Party};
-use domain::bot::engine::BotState;
-use domain::bot::message::{Inbound, Reply};
-use domain::conversation::ConversationEvent;
-use domain::event::{DomainEvent, encode};
-use domain::ids::{BookingId, ResourceId, ServiceId};
-use domain::values::{Money, PhoneNumber};
+use e2e_tests::backlog::{history, last_position, load, ms, percentile, tenant};
 use e2e_tests::{
     eventually, projector_settings, query_api_settings, spawn_projector, spawn_query_api,
 };
@@ -23,7 +16,6 @@ use eventstore::{
     EventMetadata, EventStore, ExpectedVersion, NewEvent, Position, StreamAppend, StreamRef,
 };
 use projector::projection::Projection;
-use serde_json::Value;
 use sqlx::PgPool;
 use testkit::{TestDb, TestNats};
 
@@ -47,178 +39,6 @@ struct Args {
     seconds: u64,
     #[arg(long, hide = true)]
     bench: bool,
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn tenant(i: usize) -> uuid::Uuid {
-    uuid::Uuid::from_u128(0xb00c_0000_0000_0000_0000_0000_0000_0000 + i as u128)
-}
-
-/// A row for the events table.
-struct Row {
-    tenant: uuid::Uuid,
-    stream_type: &'static str,
-    stream_id: String,
-    version: i32,
-    event_type: &'static str,
-    schema_version: i32,
-    payload: Value,
-}
-
-fn row<E: DomainEvent>(tenant: uuid::Uuid, stream_id: &str, version: i32, event: &E) -> Row {
-    let encoded = encode(event);
-    Row {
-        tenant,
-        stream_type: E::STREAM_TYPE,
-        stream_id: stream_id.to_owned(),
-        version,
-        event_type: encoded.event_type,
-        schema_version: encoded.schema_version as i32,
-        payload: encoded.payload,
-    }
-}
-
-/// A booking's life (requested, confirmed, rescheduled, completed) or a conversation turn
-/// (a message in, a reply out, the bot's state): `n` of them, tenants round-robin.
-fn history(n: usize, tenants: usize, offset: usize) -> Vec<Row> {
-    let mut rows = Vec::with_capacity(n);
-    let start: chrono::DateTime<chrono::Utc> = "2030-01-07T10:00:00Z".parse().unwrap();
-    let mut k = offset;
-    while rows.len() < n {
-        let t = tenant(k % tenants);
-        if k.is_multiple_of(2) {
-            let booking = BookingId::from_uuid(uuid::Uuid::new_v4());
-            let at = start + chrono::Duration::minutes((k % 500) as i64 * 15);
-            let slot = Interval::new(at, at + chrono::Duration::minutes(45)).unwrap();
-            let later = Interval::new(
-                at + chrono::Duration::days(1),
-                at + chrono::Duration::days(1) + chrono::Duration::minutes(45),
-            )
-            .unwrap();
-            let id = booking.to_string();
-            let events = [
-                BookingEvent::AppointmentRequested {
-                    booking_id: booking,
-                    reference: format!("BK-{k}"),
-                    service_id: ServiceId::from_uuid(uuid::Uuid::from_u128(7)),
-                    service_name: "Haircut".into(),
-                    price: Money::parse(2500, "EUR").unwrap(),
-                    resource: ResourceId::default_resource(),
-                    appointment: slot,
-                    customer: Customer {
-                        phone: PhoneNumber::parse(&format!("+3460{:07}", k % 10_000_000)).unwrap(),
-                        name: Some("Bench".into()),
-                    },
-                    channel: Channel::WhatsApp,
-                },
-                BookingEvent::AppointmentConfirmed,
-                BookingEvent::AppointmentRescheduled {
-                    from: slot,
-                    to: later,
-                    from_resource: ResourceId::default_resource(),
-                    to_resource: ResourceId::default_resource(),
-                    by: Party::Customer,
-                },
-                BookingEvent::AppointmentCompleted,
-            ];
-            for (v, e) in events.iter().enumerate() {
-                rows.push(row(t, &id, v as i32 + 1, e));
-            }
-        } else {
-            let phone = PhoneNumber::parse(&format!("+3461{k:08}")).unwrap();
-            let id = phone.as_str().to_owned();
-            let wamid = format!("wamid.bench.{k}");
-            let events = [
-                ConversationEvent::MessageReceived {
-                    wamid: wamid.clone(),
-                    from: phone.clone(),
-                    profile_name: Some("Bench".into()),
-                    content: Inbound::Text { body: "hi".into() },
-                    received_at: start,
-                },
-                ConversationEvent::BotReplied {
-                    reply_id: format!("{wamid}/0"),
-                    to: phone.clone(),
-                    reply: Reply::Text {
-                        body: "Welcome! Which service would you like?".into(),
-                    },
-                },
-                ConversationEvent::BotStateChanged {
-                    state: BotState::default(),
-                },
-            ];
-            for (v, e) in events.iter().enumerate() {
-                rows.push(row(t, &id, v as i32 + 1, e));
-            }
-        }
-        k += 1;
-    }
-    rows.truncate(n);
-    rows
-}
-
-/// Writes rows straight into the log (as the superuser, in chunks): the bench's setup, not
-/// what it measures.
-async fn load(superuser: &PgPool, rows: Vec<Row>) {
-    for chunk in rows.chunks(20_000) {
-        let mut tenants = Vec::with_capacity(chunk.len());
-        let mut types = Vec::with_capacity(chunk.len());
-        let mut ids = Vec::with_capacity(chunk.len());
-        let mut versions = Vec::with_capacity(chunk.len());
-        let mut event_types = Vec::with_capacity(chunk.len());
-        let mut schemas = Vec::with_capacity(chunk.len());
-        let mut payloads = Vec::with_capacity(chunk.len());
-        for r in chunk {
-            tenants.push(r.tenant);
-            types.push(r.stream_type);
-            ids.push(r.stream_id.clone());
-            versions.push(r.version);
-            event_types.push(r.event_type);
-            schemas.push(r.schema_version);
-            payloads.push(r.payload.clone());
-        }
-        sqlx::query(
-            "insert into events (tenant_id, stream_type, stream_id, version, event_id, event_type,
-                 schema_version, payload)
-             select t, st, sid, v, gen_random_uuid(), et, sv, p
-             from unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::int[],
-                 $7::jsonb[]) as x(t, st, sid, v, et, sv, p)",
-        )
-        .bind(&tenants)
-        .bind(&types)
-        .bind(&ids)
-        .bind(&versions)
-        .bind(&event_types)
-        .bind(&schemas)
-        .bind(&payloads)
-        .execute(superuser)
-        .await
-        .unwrap();
-    }
-}
-
-async fn last_position(superuser: &PgPool) -> Position {
-    let (tx, pos): (String, i64) = sqlx::query_as(
-        "select transaction_id::text, global_position from events
-         order by transaction_id desc, global_position desc limit 1",
-    )
-    .fetch_one(superuser)
-    .await
-    .unwrap();
-    Position {
-        transaction_id: tx.parse().unwrap(),
-        global_position: pos as u64,
-    }
 }
 
 async fn caught_up(superuser: &PgPool, at: Position) -> bool {

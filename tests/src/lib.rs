@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backlog;
 pub mod cpu;
 pub mod stack;
 pub mod tenant;
