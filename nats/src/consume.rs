@@ -70,9 +70,11 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let js = jetstream::new(nats.clone());
-    let consumer = loop {
-        match durable_consumer(&js, ns, name, filter_subject.clone(), cancel).await {
-            Ok(Some(consumer)) => break consumer,
+    // The consumer is looked up anew after a failed pull: an operator (or a rebuild) may have
+    // deleted it, and get-or-create makes it again from its definition.
+    loop {
+        let consumer = match durable_consumer(&js, ns, name, filter_subject.clone(), cancel).await {
+            Ok(Some(consumer)) => consumer,
             Ok(None) => return Ok(()),
             Err(err) => {
                 tracing::warn!(
@@ -82,13 +84,11 @@ where
                 );
                 tokio::select! {
                     _ = cancel.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
                 }
             }
-        }
-    };
-    tracing::info!(consumer = name, "consuming");
-    loop {
+        };
+        tracing::info!(consumer = name, "consuming");
         let messages = consumer
             .stream()
             .max_messages_per_batch(batch_size)
@@ -124,7 +124,9 @@ where
                     }
                 }
             }
-            handle(batch).await;
+            if !batch.is_empty() {
+                handle(batch).await;
+            }
             if broken {
                 break;
             }

@@ -135,10 +135,7 @@ async fn year_of_facts(superuser: &PgPool, tenants: usize, bookings: usize) {
         .await
         .unwrap();
     }
-    sqlx::query("analyze")
-        .execute(superuser)
-        .await
-        .unwrap();
+    sqlx::query("analyze").execute(superuser).await.unwrap();
 }
 
 #[tokio::main]

@@ -186,4 +186,3 @@ pub async fn last_position(superuser: &PgPool) -> Position {
         global_position: pos as u64,
     }
 }
-
