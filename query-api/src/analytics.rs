@@ -373,45 +373,8 @@ pub async fn overview(
     .fetch_one(&mut *tx)
     .await?;
 
-    let by_service = sqlx::query_as!(
-        Breakdown,
-        r#"select service_id::text as "key!", max(service_name) as "name!",
-                  count(*) as "appointments!",
-                  count(*) filter (where outcome = 'completed') as "completed!",
-                  count(*) filter (where outcome = 'cancelled') as "cancelled!",
-                  count(*) filter (where outcome = 'no_show') as "no_show!",
-                  coalesce(sum(extract(epoch from ends_at - starts_at) / 60)
-                      filter (where outcome <> 'cancelled'), 0)::bigint as "booked_minutes!"
-             from analytics.bookings
-            where starts_at >= ($1::date::timestamp at time zone $3)
-              and starts_at < (($2::date + 1)::timestamp at time zone $3)
-            group by service_id order by count(*) desc, max(service_name)"#,
-        from,
-        to,
-        tz
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-
-    let by_resource = sqlx::query_as!(
-        Breakdown,
-        r#"select resource as "key!", resource as "name!",
-                  count(*) as "appointments!",
-                  count(*) filter (where outcome = 'completed') as "completed!",
-                  count(*) filter (where outcome = 'cancelled') as "cancelled!",
-                  count(*) filter (where outcome = 'no_show') as "no_show!",
-                  coalesce(sum(extract(epoch from ends_at - starts_at) / 60)
-                      filter (where outcome <> 'cancelled'), 0)::bigint as "booked_minutes!"
-             from analytics.bookings
-            where starts_at >= ($1::date::timestamp at time zone $3)
-              and starts_at < (($2::date + 1)::timestamp at time zone $3)
-            group by resource order by count(*) desc, resource"#,
-        from,
-        to,
-        tz
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+    let by_service = breakdown(&mut tx, &range, Dimension::Service).await?;
+    let by_resource = breakdown(&mut tx, &range, Dimension::Resource).await?;
 
     let finished_by_bot = s.conversations - s.handed_off;
     Ok(Json(Overview {
@@ -456,6 +419,42 @@ pub async fn overview(
         by_resource,
         range,
     }))
+}
+
+/// What a breakdown groups appointments by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dimension {
+    Service,
+    Resource,
+}
+
+/// The range's appointments by service or by resource, the most booked first.
+async fn breakdown(
+    conn: &mut PgConnection,
+    range: &Range,
+    by: Dimension,
+) -> Result<Vec<Breakdown>, Problem> {
+    Ok(sqlx::query_as!(
+        Breakdown,
+        r#"select case when $4 then service_id::text else resource end as "key!",
+                  max(case when $4 then service_name else resource end) as "name!",
+                  count(*) as "appointments!",
+                  count(*) filter (where outcome = 'completed') as "completed!",
+                  count(*) filter (where outcome = 'cancelled') as "cancelled!",
+                  count(*) filter (where outcome = 'no_show') as "no_show!",
+                  coalesce(sum(extract(epoch from ends_at - starts_at) / 60)
+                      filter (where outcome <> 'cancelled'), 0)::bigint as "booked_minutes!"
+             from analytics.bookings
+            where starts_at >= ($1::date::timestamp at time zone $3)
+              and starts_at < (($2::date + 1)::timestamp at time zone $3)
+            group by 1 order by 3 desc, 2"#,
+        range.from,
+        range.to,
+        range.time_zone,
+        by == Dimension::Service
+    )
+    .fetch_all(conn)
+    .await?)
 }
 
 /// How a series is cut.
