@@ -319,6 +319,29 @@ async fn events_stream(
         .map_err(|e| anyhow::anyhow!("cannot open the events stream: {e}"))
 }
 
+/// An event the consumer gave up on.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeadLetter {
+    pub stream_sequence: i64,
+    pub tenant_id: Option<Uuid>,
+    pub event_id: Option<Uuid>,
+    pub event_type: Option<String>,
+    pub error: String,
+    pub failed_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Every dead letter, oldest first (the operator role reads them all).
+pub async fn dead_letters(operator: &PgPool) -> sqlx::Result<Vec<DeadLetter>> {
+    sqlx::query_as!(
+        DeadLetter,
+        "select stream_sequence, tenant_id, event_id, event_type, error, failed_at
+           from analytics.dead_letters where consumer = $1 order by stream_sequence",
+        NAME
+    )
+    .fetch_all(operator)
+    .await
+}
+
 /// Applies one event under its tenant (switching `app.tenant_id` only when it changes).
 async fn apply_event(
     conn: &mut PgConnection,

@@ -22,6 +22,8 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         timeout_secs: u64,
     },
+    /// The events the consumer gave up on, as JSON lines (a rebuild tries them again).
+    DeadLetters,
 }
 
 #[tokio::main]
@@ -52,6 +54,13 @@ async fn main() -> anyhow::Result<()> {
                 done.sequence,
                 done.elapsed.as_secs_f64()
             );
+            Ok(())
+        }
+        Command::DeadLetters => {
+            let operator = platform::db::operator_pool(&settings.database)?;
+            for letter in analytics::consumer::dead_letters(&operator).await? {
+                println!("{}", serde_json::to_string(&letter)?);
+            }
             Ok(())
         }
     }

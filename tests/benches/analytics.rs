@@ -260,15 +260,21 @@ async fn main() {
             all
         }
     };
-    const ANALYTICS: &[&str] = &[
+    // The last 30 days, the year by week, the last 30 days by hour.
+    let today = chrono::Utc::now().date_naive();
+    let year = format!(
+        "/v1/analytics/series?interval=week&from={}&to={today}",
+        today - chrono::Duration::days(364)
+    );
+    let analytics: &'static [&'static str] = Box::leak(Box::new([
         "/v1/analytics/overview",
-        "/v1/analytics/series?interval=week&from=2026-01-01&to=2026-12-31",
+        Box::leak(year.into_boxed_str()) as &str,
         "/v1/analytics/busiest-hours",
-    ];
+    ]));
     const BASELINE: &[&str] = &["/v1/usage"];
-    let measured = run_at_rate(ANALYTICS).await;
+    let measured = run_at_rate(analytics).await;
     let baseline = run_at_rate(BASELINE).await;
-    for (path, l) in ANALYTICS.iter().zip(&measured) {
+    for (path, l) in analytics.iter().zip(&measured) {
         report.push((
             format!("{path} at {} req/s (all three), p50 / p99", args.query_rate),
             format!(
