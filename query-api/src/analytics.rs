@@ -12,6 +12,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::access::Permission;
+use domain::bot_config::{BotSettings, StaffMember};
 use eventstore::Position;
 use platform::answers::{BadParameter, ConsistencyToken, Forbidden, TenantReader, Unauthenticated};
 use platform::auth::Operator;
@@ -19,6 +20,7 @@ use platform::params::{Params, from_text};
 use platform::problem::Problem;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
+use sqlx::types::Json as Jsonb;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -244,8 +246,42 @@ pub struct Overview {
     pub funnel: Funnel,
     pub bot: BotPerformance,
     pub messages: Messages,
+    pub utilisation: Utilisation,
     pub by_service: Vec<Breakdown>,
     pub by_resource: Vec<Breakdown>,
+}
+
+/// How much of the time on offer was booked.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Utilisation {
+    /// Minutes of the range's appointments not cancelled.
+    pub booked_minutes: i64,
+    /// Minutes each staff member (or the business, without staff) works over the range, by
+    /// the hours, days off and closures configured now.
+    pub open_minutes: i64,
+    /// booked_minutes / open_minutes; none before any hours are configured.
+    pub share: Option<f64>,
+}
+
+/// Minutes of work on offer over `range`: each staff member's working hours (the business's,
+/// for a business without staff), less days off and closures.
+fn open_minutes(settings: &BotSettings, range: &Range) -> i64 {
+    let members: Vec<Option<&StaffMember>> = if settings.staff.is_empty() {
+        vec![None]
+    } else {
+        settings.staff.iter().map(Some).collect()
+    };
+    range
+        .from
+        .iter_days()
+        .take_while(|day| *day <= range.to)
+        .flat_map(|day| {
+            members
+                .iter()
+                .flat_map(move |m| domain::availability::working_intervals(settings, *m, day))
+        })
+        .map(|(_, interval)| (interval.end - interval.start).num_minutes())
+        .sum()
 }
 
 fn ratio(part: i64, whole: i64) -> f64 {
@@ -262,7 +298,7 @@ fn ratio(part: i64, whole: i64) -> f64 {
     path = "/v1/analytics/overview",
     tag = "analytics",
     summary = "How the business did over a range of its days",
-    description = "Bookings made, appointments and what became of them, revenue, returning customers, the WhatsApp funnel, the bot's performance, messages, and each service's and staff member's share. Owners and admins (read_usage).",
+    description = "Bookings made, appointments and what became of them, revenue, returning customers, the WhatsApp funnel, the bot's performance, messages, utilisation (booked against working minutes), and each service's and staff member's share. Owners and admins (read_usage).",
     params(ConsistencyToken, RangeParams),
     responses(
         (status = 200, description = "The range's figures", body = Overview),
@@ -305,6 +341,8 @@ pub async fn overview(
                                      and cancelled_at > starts_at - interval '24 hours') as "late!",
                   count(*) filter (where cancelled_by = 'customer') as "by_customer!",
                   count(*) filter (where cancelled_by = 'business') as "by_business!",
+                  coalesce(sum(extract(epoch from ends_at - starts_at) / 60)
+                      filter (where outcome <> 'cancelled'), 0)::bigint as "booked_minutes!",
                   count(distinct customer_phone) as "customers!",
                   count(distinct customer_phone) filter (where exists (
                       select from analytics.bookings earlier
@@ -373,6 +411,18 @@ pub async fn overview(
     .fetch_one(&mut *tx)
     .await?;
 
+    let settings = sqlx::query_scalar!(
+        r#"select settings as "settings: Jsonb<BotSettings>" from rm_bot_config"#
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .flatten()
+    .map(|s| s.0);
+    let open = settings
+        .as_ref()
+        .map(|s| open_minutes(s, &range))
+        .unwrap_or(0);
+
     let by_service = breakdown(&mut tx, &range, Dimension::Service).await?;
     let by_resource = breakdown(&mut tx, &range, Dimension::Resource).await?;
 
@@ -415,6 +465,11 @@ pub async fn overview(
             first_reply_p90_ms: s.p90,
         },
         messages,
+        utilisation: Utilisation {
+            booked_minutes: a.booked_minutes,
+            open_minutes: open,
+            share: (open > 0).then(|| a.booked_minutes as f64 / open as f64),
+        },
         by_service,
         by_resource,
         range,
@@ -828,4 +883,52 @@ pub async fn platform(
         messages_out: totals.messages_out,
         busiest,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_time_on_offer_is_each_person_s_hours_less_days_off_and_closures() {
+        let every = |ranges: serde_json::Value| {
+            json!({"monday": ranges, "tuesday": ranges, "wednesday": ranges,
+                "thursday": ranges, "friday": ranges, "saturday": ranges, "sunday": ranges})
+        };
+        let settings: BotSettings = serde_json::from_value(json!({
+            "time_zone": "Europe/Madrid",
+            "hours": every(json!([{"open": "08:00", "close": "20:00"}])),
+            // A bank holiday on Tuesday.
+            "closures": [{"from": "2026-12-08", "to": "2026-12-08"}],
+            "staff": [
+                // 11 hours a day, with a lunch break; off on Wednesday.
+                {"id": "ana", "name": "Ana",
+                 "hours": every(json!([{"open": "08:00", "close": "14:00"},
+                                       {"open": "15:00", "close": "20:00"}])),
+                 "time_off": [{"from": "2026-12-09", "to": "2026-12-09"}]},
+                // The business's 12 hours.
+                {"id": "luis", "name": "Luis"},
+            ],
+        }))
+        .unwrap();
+        let week = Range {
+            from: "2026-12-07".parse().unwrap(),
+            to: "2026-12-13".parse().unwrap(),
+            time_zone: "Europe/Madrid".into(),
+        };
+        // Ana: 7 days less Tuesday and Wednesday; Luis: 7 days less Tuesday.
+        assert_eq!(open_minutes(&settings, &week), (5 * 11 + 6 * 12) * 60);
+
+        let alone: BotSettings = serde_json::from_value(json!({
+            "time_zone": "Europe/Madrid",
+            "hours": every(json!([{"open": "09:00", "close": "17:00"}])),
+        }))
+        .unwrap();
+        assert_eq!(
+            open_minutes(&alone, &week),
+            7 * 8 * 60,
+            "the business alone"
+        );
+    }
 }

@@ -209,6 +209,11 @@ async fn a_business_sees_what_became_of_its_bookings_and_no_one_elses() {
         overview["customers"]["returning"], 1,
         "+34600000101 came yesterday and booked again"
     );
+    // Open 08:00-20:00 every day, no staff: 7 days of 12 hours on offer, 4 x 45 minutes taken.
+    assert_eq!(
+        overview["utilisation"],
+        json!({"booked_minutes": 180, "open_minutes": 7 * 12 * 60, "share": 180.0 / 5040.0}),
+    );
     assert_eq!(overview["by_service"].as_array().unwrap().len(), 1);
     assert_eq!(overview["by_service"][0]["name"], "Haircut");
     assert_eq!(overview["by_service"][0]["appointments"], 5);
@@ -338,6 +343,11 @@ async fn a_bad_range_is_refused_naming_the_parameter_and_staff_cannot_read_reven
     assert_eq!(days.num_days(), 29);
     assert_eq!(overview["appointments"]["total"], 0);
     assert_eq!(overview["bot"]["first_reply_p50_ms"], Value::Null);
+    assert_eq!(
+        overview["utilisation"],
+        json!({"booked_minutes": 0, "open_minutes": 0, "share": null}),
+        "no hours configured yet"
+    );
 
     let tenant: Uuid = owner.tenant_id.parse().unwrap();
     let superuser = sqlx::PgPool::connect(&app.db.superuser_url())
