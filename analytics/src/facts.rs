@@ -96,7 +96,6 @@ async fn booking(conn: &mut PgConnection, e: &Envelope, event: BookingEvent) -> 
         .stream_id
         .parse()
         .context("a booking stream is named by its id")?;
-    let outcome = |outcome: &'static str| (outcome, None::<Party>);
     let (outcome, by) = match event {
         BookingEvent::AppointmentRequested {
             service_id,
@@ -150,8 +149,8 @@ async fn booking(conn: &mut PgConnection, e: &Envelope, event: BookingEvent) -> 
             return Ok(());
         }
         BookingEvent::AppointmentCancelled { by, .. } => ("cancelled", Some(by)),
-        BookingEvent::AppointmentCompleted => outcome("completed"),
-        BookingEvent::AppointmentMarkedNoShow => outcome("no_show"),
+        BookingEvent::AppointmentCompleted => ("completed", None),
+        BookingEvent::AppointmentMarkedNoShow => ("no_show", None),
         BookingEvent::AppointmentConfirmed
         | BookingEvent::RemindersScheduled { .. }
         | BookingEvent::ReminderSent { .. }

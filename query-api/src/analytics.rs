@@ -24,7 +24,7 @@ use sqlx::types::Json as Jsonb;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::reader::{Reader, consistency_token};
+use crate::reader::Reader;
 
 /// The longest range one read covers.
 const MAX_DAYS: i64 = 366;
@@ -41,7 +41,7 @@ impl FromRequestParts<AppState> for AnalyticsReader {
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Problem> {
         let reader = Reader::from_request_parts(parts, app).await?;
         reader.require(Permission::ReadUsage)?;
-        if let Some(token) = consistency_token(parts)? {
+        if let Some(token) = reader.consistency {
             wait_for_analytics(app, token).await?;
         }
         Ok(Self(reader))
@@ -131,6 +131,18 @@ impl RangeParams {
             time_zone,
         })
     }
+}
+
+/// The read's transaction (the tenant's, read-only) and its range in the tenant's zone.
+async fn open(
+    app: &AppState,
+    reader: &Reader,
+    params: &RangeParams,
+) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, Range), Problem> {
+    let mut tx = reader.begin(app).await?;
+    let (tz, today) = tenant_zone(&mut tx).await?;
+    let range = params.range(tz, today)?;
+    Ok((tx, range))
 }
 
 /// The tenant's zone and today there (UTC before the tenant is projected).
@@ -311,9 +323,7 @@ pub async fn overview(
     AnalyticsReader(reader): AnalyticsReader,
     Params(params): Params<RangeParams>,
 ) -> Result<Json<Overview>, Problem> {
-    let mut tx = reader.begin(&app).await?;
-    let (tz, today) = tenant_zone(&mut tx).await?;
-    let range = params.range(tz, today)?;
+    let (mut tx, range) = open(&app, &reader, &params).await?;
     let (from, to, tz) = (range.from, range.to, range.time_zone.as_str());
 
     let made = sqlx::query!(
@@ -595,13 +605,11 @@ pub async fn series(
     AnalyticsReader(reader): AnalyticsReader,
     Params(params): Params<SeriesParams>,
 ) -> Result<Json<Series>, Problem> {
-    let mut tx = reader.begin(&app).await?;
-    let (tz, today) = tenant_zone(&mut tx).await?;
-    let range = RangeParams {
+    let days = RangeParams {
         from: params.from,
         to: params.to,
-    }
-    .range(tz, today)?;
+    };
+    let (mut tx, range) = open(&app, &reader, &days).await?;
     let interval = params.interval.unwrap_or_default();
     let (from, to, tz, unit) = (
         range.from,
@@ -739,9 +747,7 @@ pub async fn busiest_hours(
     AnalyticsReader(reader): AnalyticsReader,
     Params(params): Params<RangeParams>,
 ) -> Result<Json<BusiestHours>, Problem> {
-    let mut tx = reader.begin(&app).await?;
-    let (tz, today) = tenant_zone(&mut tx).await?;
-    let range = params.range(tz, today)?;
+    let (mut tx, range) = open(&app, &reader, &params).await?;
     let cells = sqlx::query_as!(
         HourCell,
         r#"select extract(isodow from starts_at at time zone $3)::int as "weekday!",

@@ -28,6 +28,8 @@ const POLL: Duration = Duration::from_millis(5);
 pub struct Reader {
     pub tenant_id: Uuid,
     pub actor: Actor,
+    /// The consistency token the request carried, already waited for.
+    pub consistency: Option<Position>,
 }
 
 impl Reader {
@@ -66,17 +68,22 @@ impl FromRequestParts<AppState> for Reader {
             )
             .await
             .map_err(|l| Problem::too_many_requests(l.retry_after.as_secs().max(1)))?;
-        if let Some(token) = consistency_token(parts)? {
+        let consistency = consistency_token(parts)?;
+        if let Some(token) = consistency {
             wait_for(app, token).await?;
         }
-        let reader = Reader { tenant_id, actor };
+        let reader = Reader {
+            tenant_id,
+            actor,
+            consistency,
+        };
         let mut tx = reader.begin(app).await?;
         gate(&mut tx).await?;
         Ok(reader)
     }
 }
 
-pub(crate) fn consistency_token(parts: &Parts) -> Result<Option<Position>, Problem> {
+fn consistency_token(parts: &Parts) -> Result<Option<Position>, Problem> {
     let from_header = parts
         .headers
         .get(CONSISTENCY_HEADER)
