@@ -18,7 +18,12 @@ services:
 # Create the roles and the database, run the migrations, provision the JetStream stream
 setup: services
     cargo run -q -p bookingctl -- db-setup --admin-url '{{admin_url}}'
-    cargo run -q -p bookingctl -- nats-provision
+    just _as-nats-operator cargo run -q -p bookingctl -- nats-provision
+
+# Runs a command as the NATS operator of the local server (nats/dev.env's development password)
+_as-nats-operator +COMMAND:
+    set -a; . nats/dev.env; set +a; \
+    BOOKING_NATS_USER=operator BOOKING_NATS_PASSWORD="$BOOKING_NATS_OPERATOR_PASSWORD" {{COMMAND}}
 
 # Run the platform with a demo tenant on local services (Ctrl-C stops it); writes .data/demo.env
 up: setup
@@ -28,7 +33,7 @@ up: setup
 # Forget the local demo's state (database, event stream, cached keys) and run it afresh
 reset: services
     cargo run -q -p bookingctl -- db-setup --fresh --admin-url '{{admin_url}}'
-    cargo run -q -p bookingctl -- nats-provision --fresh
+    just _as-nats-operator cargo run -q -p bookingctl -- nats-provision --fresh
     if command -v redis-cli >/dev/null; then \
         redis-cli --scan --pattern 'booking:*' | xargs -r redis-cli del >/dev/null; \
     fi

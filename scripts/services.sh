@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure Postgres 15, NATS (JetStream) and Redis 7 answer on their standard loopback ports.
+# Makes sure Postgres 15 and Redis 7 answer on their standard loopback ports, and the project's
+# authenticated NATS (JetStream) on 4223.
 # Uses running ones; otherwise starts the system's packaged service, or a project-local
 # instance under .data/; installs the Debian packages first when the binaries are missing.
 set -euo pipefail
@@ -55,17 +56,26 @@ ensure_redis() {
   wait_port 6379
 }
 
+# The project's own nats-server (nats/single.conf: authentication on, port 4223), whatever the
+# machine runs on 4222: the services and the tests connect to it with their own users. A running
+# one re-reads its configuration (users and permissions may have changed since it started).
 ensure_nats() {
-  if port_open 4222; then return; fi
   command -v nats-server >/dev/null || { log "installing nats-server"; apt_install nats-server; }
-  log "starting NATS with JetStream"
+  set -a; . nats/dev.env; set +a
+  if port_open 4223; then
+    if [ -s "$DATA/nats/nats.pid" ]; then
+      nats-server --signal "reload=$(cat "$DATA/nats/nats.pid")" 2>/dev/null || true
+    fi
+    return
+  fi
+  local check; check=$(nats-server -t -c nats/single.conf 2>&1) || { echo "$check" >&2; return 1; }
+  log "starting NATS with JetStream and authentication (nats/single.conf)"
   mkdir -p "$DATA/nats"
-  setsid nats-server -a 127.0.0.1 -p 4222 -js -sd "$DATA/nats" -l "$DATA/nats/nats.log" \
-    </dev/null >/dev/null 2>&1 &
-  wait_port 4222
+  setsid nats-server -c nats/single.conf -l "$DATA/nats/nats.log" </dev/null >/dev/null 2>&1 &
+  wait_port 4223
 }
 
 ensure_postgres
 ensure_redis
 ensure_nats
-log "Postgres :5432, NATS :4222, Redis :6379 are up"
+log "Postgres :5432, NATS :4223 (authenticated), Redis :6379 are up"

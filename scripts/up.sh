@@ -31,6 +31,15 @@ trap 'stop; exit 0' INT TERM
 trap stop EXIT
 
 export APP__LOG__FILTER="${APP__LOG__FILTER:-info,sqlx=warn}"
+# Each service connects to NATS as its own user (nats/auth.conf), with the local server's
+# development passwords (nats/dev.env).
+nats_url="${APP__NATS__URL:-nats://127.0.0.1:4223}"
+export APP__NATS__URL="$nats_url"
+. nats/dev.env
+as_nats() { # as_nats USER: the environment that logs a service in as USER
+  local var="BOOKING_NATS_$(tr 'a-z-' 'A-Z_' <<<"$1")_PASSWORD"
+  printf '%s\n' "APP__NATS__USER=$1" "APP__NATS__PASSWORD=${!var}"
+}
 FAKE_WHATSAPP_ADDR="127.0.0.1:$fake_port" "$bin/fake-whatsapp" >.data/logs/fake-whatsapp.log 2>&1 & pids+=($!)
 SMTP_SINK_SMTP_ADDR="127.0.0.1:$smtp_port" SMTP_SINK_HTTP_ADDR="127.0.0.1:$mail_port" \
   "$bin/smtp-sink" >.data/logs/smtp-sink.log 2>&1 & pids+=($!)
@@ -40,12 +49,13 @@ FAKE_STRIPE_ADDR="127.0.0.1:$stripe_port" \
   "$bin/fake-stripe" >.data/logs/fake-stripe.log 2>&1 & pids+=($!)
 APP__HTTP__PORT="$command_port" APP__WHATSAPP__API_BASE_URL="$fake_url" \
   APP__STRIPE__API_BASE_URL="$stripe_url" APP__STRIPE__WEBHOOK_SECRETS="$stripe_secret" \
-  "$bin/command-api" >.data/logs/command-api.log 2>&1 & pids+=($!)
-APP__HTTP__PORT="$query_port" "$bin/query-api" >.data/logs/query-api.log 2>&1 & pids+=($!)
+  env $(as_nats command-api) "$bin/command-api" >.data/logs/command-api.log 2>&1 & pids+=($!)
+APP__HTTP__PORT="$query_port" env $(as_nats query-api) "$bin/query-api" >.data/logs/query-api.log 2>&1 & pids+=($!)
 APP__HTTP__PORT="$projector_port" APP__SENDER__API_BASE_URL="$fake_url" \
   APP__STRIPE__API_BASE_URL="$stripe_url" APP__NOTIFIER__SMTP_URL="smtp://127.0.0.1:$smtp_port" \
-  "$bin/projector" >.data/logs/projector.log 2>&1 & pids+=($!)
-APP__HTTP__PORT="$analytics_port" "$bin/analytics" >.data/logs/analytics.log 2>&1 & pids+=($!)
+  APP__RELAY__NATS_USER=relay APP__RELAY__NATS_PASSWORD="$BOOKING_NATS_RELAY_PASSWORD" \
+  env $(as_nats projector) "$bin/projector" >.data/logs/projector.log 2>&1 & pids+=($!)
+APP__HTTP__PORT="$analytics_port" env $(as_nats analytics) "$bin/analytics" >.data/logs/analytics.log 2>&1 & pids+=($!)
 
 for port in "$command_port" "$query_port" "$projector_port" "$analytics_port"; do
   for _ in $(seq 1 200); do
@@ -66,6 +76,8 @@ done
   --stripe-webhook-secret "$stripe_secret" \
   --smtp-sink "$mail_url" \
   --env-file .data/demo.env
+# Where the platform's NATS is (no credentials: each service has its own, see nats/auth.conf).
+echo "NATS_URL=$nats_url" >>.data/demo.env
 
 cat <<MSG
   command-api    http://127.0.0.1:$command_port

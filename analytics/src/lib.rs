@@ -62,7 +62,7 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = platform::db::app_pool(&settings.database)?;
-        let nats = nats::connect(&settings.nats.url, "analytics").await?;
+        let nats = settings.nats.connect("analytics").await?;
         let consumer = consumer::Consumer {
             pool: pool.clone(),
             nats: nats.clone(),

@@ -40,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Rebuild { timeout_secs } => {
             let operator = platform::db::operator_pool(&settings.database)?;
-            let nats = nats::connect(&settings.nats.url, "analytics-rebuild").await?;
+            let nats = settings.nats.connect("analytics-rebuild").await?;
             let done = analytics::rebuild::rebuild(
                 &operator,
                 &nats,

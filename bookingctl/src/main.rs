@@ -35,8 +35,13 @@ enum Command {
     },
     /// Create (or bring up to date) the JetStream events stream.
     NatsProvision {
-        #[arg(long, env = "APP__NATS__URL", default_value = "nats://127.0.0.1:4222")]
+        #[arg(long, env = "APP__NATS__URL", default_value = "nats://127.0.0.1:4223")]
         url: String,
+        /// The NATS user provisioning needs the operator's (`nats/auth.conf`).
+        #[arg(long, env = "BOOKING_NATS_USER")]
+        user: Option<String>,
+        #[arg(long, env = "BOOKING_NATS_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
         /// Empty for production; a lowercase prefix for an isolated namespace.
         #[arg(long, env = "APP__NATS__NAMESPACE", default_value = "")]
         namespace: String,
@@ -190,6 +195,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::NatsProvision {
             url,
+            user,
+            password,
             namespace,
             replicas,
             fresh,
@@ -199,7 +206,9 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 nats::Namespace::with_prefix(&namespace)?
             };
-            let client = async_nats::connect(&url).await?;
+            let password = password.map(secrecy::SecretString::from);
+            let login = platform::settings::login(user.as_deref(), password.as_ref(), "nats")?;
+            let client = nats::connect(&url, "bookingctl", login.as_ref()).await?;
             let js = async_nats::jetstream::new(client);
             if fresh {
                 match js.delete_stream(ns.events_stream()).await {

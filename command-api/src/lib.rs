@@ -380,7 +380,7 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = platform::db::app_pool(&settings.database)?;
-        let nats = nats::connect(&settings.nats.url, "command-api").await?;
+        let nats = settings.nats.connect("command-api").await?;
         let redis = Dependencies::redis_client(&settings.redis)?;
         let store = EventStore::new(pool.clone())
             .with_upcasters(app::events::upcasters())

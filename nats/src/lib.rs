@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, stream};
+use secrecy::{ExposeSecret as _, SecretString};
 use uuid::Uuid;
 
 /// Message headers the relay sets on every event. `Nats-Msg-Id` (the event id) is JetStream's
@@ -200,10 +201,48 @@ fn is_stream_not_found(err: &jetstream::context::GetStreamError) -> bool {
     )
 }
 
-/// Connects to NATS. The client keeps retrying in the background, also for the first
-/// connection, so a service starts (and reports not-ready) while NATS is down.
-pub async fn connect(url: &str, name: &str) -> anyhow::Result<async_nats::Client> {
-    async_nats::ConnectOptions::new()
+/// Who a service is on the NATS server: its user (which fixes the subjects it may use, see
+/// `nats/auth.conf`) and password.
+#[derive(Clone)]
+pub struct Login {
+    pub user: String,
+    pub password: SecretString,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Login {
+    /// The inbox prefix this user's replies come to, `_INBOX_<user>`: each user may subscribe
+    /// to its own inboxes only, so no service reads the replies (pulled messages included)
+    /// meant for another.
+    pub fn inbox_prefix(&self) -> String {
+        format!("_INBOX_{}", self.user)
+    }
+}
+
+/// Connects to NATS, as `login` when given (the shipped server configs refuse anonymous
+/// clients). The client keeps retrying in the background, also for the first connection, so a
+/// service starts (and reports not-ready) while NATS is down.
+pub async fn connect(
+    url: &str,
+    name: &str,
+    login: Option<&Login>,
+) -> anyhow::Result<async_nats::Client> {
+    let mut options = async_nats::ConnectOptions::new();
+    if let Some(login) = login {
+        options = async_nats::ConnectOptions::with_user_and_password(
+            login.user.clone(),
+            login.password.expose_secret().to_owned(),
+        )
+        .custom_inbox_prefix(login.inbox_prefix());
+    }
+    options
         .name(name)
         .retry_on_initial_connect()
         .max_reconnects(None)

@@ -21,7 +21,7 @@ max_connections = 16
 acquire_timeout_ms = 3000
 
 [nats]
-url = "nats://127.0.0.1:4222"
+url = "nats://127.0.0.1:4223"
 namespace = ""
 storage = "file"
 
@@ -105,6 +105,12 @@ pub struct NatsSettings {
     /// Empty in production; a lowercase prefix isolates a test or a second environment.
     pub namespace: String,
     pub storage: StorageSetting,
+    /// The service's own NATS user and password (`nats/auth.conf` says which subjects each
+    /// user may use). Unset only against a server without authentication.
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub password: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -123,11 +129,38 @@ impl NatsSettings {
         }
     }
 
+    /// The login, when both a user and a password are set; an error when only one is.
+    pub fn login(&self) -> anyhow::Result<Option<nats::Login>> {
+        login(self.user.as_deref(), self.password.as_ref(), "nats")
+    }
+
+    /// Connects as this service's user (see [`nats::connect`]); `name` names the connection in
+    /// the server's monitoring.
+    pub async fn connect(&self, name: &str) -> anyhow::Result<async_nats::Client> {
+        nats::connect(&self.url, name, self.login()?.as_ref()).await
+    }
+
     pub fn storage(&self) -> nats::Storage {
         match self.storage {
             StorageSetting::File => nats::Storage::File,
             StorageSetting::Memory => nats::Storage::Memory,
         }
+    }
+}
+
+/// A NATS login from a user and a password setting (`section` names them in the error).
+pub fn login(
+    user: Option<&str>,
+    password: Option<&SecretString>,
+    section: &str,
+) -> anyhow::Result<Option<nats::Login>> {
+    match (user, password) {
+        (None, None) => Ok(None),
+        (Some(user), Some(password)) if !user.is_empty() => Ok(Some(nats::Login {
+            user: user.to_owned(),
+            password: password.clone(),
+        })),
+        _ => anyhow::bail!("{section}: set both the NATS user and its password, or neither"),
     }
 }
 

@@ -188,6 +188,12 @@ pub struct RelaySettings {
     pub enabled: bool,
     pub batch_size: usize,
     pub idle_wait_ms: u64,
+    /// The relay's own NATS user, the only one that may publish events (`nats/auth.conf`);
+    /// without it the relay shares the process's connection (a server without authentication).
+    #[serde(default)]
+    pub nats_user: Option<String>,
+    #[serde(default)]
+    pub nats_password: Option<secrecy::SecretString>,
 }
 
 pub fn load_settings() -> anyhow::Result<Settings> {
@@ -255,7 +261,7 @@ fn build_sender(settings: &Settings, app_pool: sqlx::PgPool) -> anyhow::Result<s
 pub async fn runtime(settings: &Settings) -> anyhow::Result<consumer::Runtime> {
     let app_pool = platform::db::app_pool(&settings.database)?;
     let operator_pool = platform::db::operator_pool(&settings.database)?;
-    let nats = nats::connect(&settings.nats.url, "projector-cli").await?;
+    let nats = settings.nats.connect("projector-cli").await?;
     runtime_with(settings, app_pool, operator_pool, nats)
 }
 
@@ -304,8 +310,18 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let app_pool = platform::db::app_pool(&settings.database)?;
         let operator_pool = platform::db::operator_pool(&settings.database)?;
-        let nats = nats::connect(&settings.nats.url, "projector").await?;
+        let nats = settings.nats.connect("projector").await?;
         let redis = Dependencies::redis_client(&settings.redis)?;
+        let relay_nats = match platform::settings::login(
+            settings.relay.nats_user.as_deref(),
+            settings.relay.nats_password.as_ref(),
+            "relay",
+        )? {
+            Some(login) if settings.relay.enabled => {
+                nats::connect(&settings.nats.url, "relay", Some(&login)).await?
+            }
+            _ => nats.clone(),
+        };
         let relay = settings.relay.enabled.then(|| {
             let config = RelayConfig {
                 batch_size: settings.relay.batch_size,
@@ -316,7 +332,7 @@ impl Application {
             settings.nats.namespace().map(|ns| {
                 Relay::new(
                     GlobalLog::new(operator_pool.clone()),
-                    nats.clone(),
+                    relay_nats,
                     ns,
                     config,
                 )

@@ -198,7 +198,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = platform::db::app_pool(&settings.database)?;
         let operator_pool = platform::db::operator_pool(&settings.database)?;
-        let nats = nats::connect(&settings.nats.url, "query-api").await?;
+        let nats = settings.nats.connect("query-api").await?;
         let redis = Dependencies::redis_client(&settings.redis)?;
         let redis_link =
             platform::redis_link::RedisLink::new(Some(redis.clone()), &settings.redis.key_prefix);

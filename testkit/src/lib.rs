@@ -5,7 +5,8 @@
 //!
 //! Where the services are: `BOOKING_TEST_ADMIN_URL` (a Postgres superuser, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and `BOOKING_TEST_NATS_URL` (default
-//! `nats://127.0.0.1:4222`). `just test` makes sure they run.
+//! `nats://127.0.0.1:4223`, the project's server with the users of `nats/auth.conf`; a test connects
+//! as one of them, see [`login`]). `just test` makes sure they run.
 
 #![forbid(unsafe_code)]
 
@@ -13,7 +14,7 @@ mod database;
 mod nats_server;
 
 pub use database::TestDb;
-pub use nats_server::{NatsServer, TestNats};
+pub use nats_server::{NatsServer, TestNats, connect_as, dev_env, login};
 
 /// Runs an async clean-up from a `Drop`, on a thread and runtime of its own (a test's runtime
 /// may be shutting down, and blocking inside it would deadlock a current-thread runtime).

@@ -7,7 +7,46 @@ use async_nats::jetstream;
 use nats::Namespace;
 
 fn shared_nats_url() -> String {
-    std::env::var("BOOKING_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+    std::env::var("BOOKING_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4223".to_owned())
+}
+
+/// The development passwords the project's servers run with (`nats/dev.env`).
+const DEV_ENV: &str = include_str!("../../nats/dev.env");
+
+/// The users and permissions every shipped server config includes.
+const AUTH_CONF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../nats/auth.conf");
+
+/// `nats/dev.env`'s variables, as the servers' environment.
+pub fn dev_env() -> impl Iterator<Item = (&'static str, &'static str)> {
+    DEV_ENV
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+}
+
+/// The login of a user of `nats/auth.conf` (`operator`, `relay`, `command-api`, `query-api`,
+/// `projector`, `analytics`) with its development password.
+pub fn login(user: &str) -> nats::Login {
+    let variable = format!(
+        "BOOKING_NATS_{}_PASSWORD",
+        user.to_ascii_uppercase().replace('-', "_")
+    );
+    let password = dev_env()
+        .find(|(name, _)| *name == variable)
+        .map(|(_, value)| value)
+        .unwrap_or_else(|| panic!("nats/dev.env has no {variable}"));
+    nats::Login {
+        user: user.to_owned(),
+        password: password.to_owned().into(),
+    }
+}
+
+/// Connects to the server at `url` as `user` (see [`login`]).
+pub async fn connect_as(url: &str, user: &str) -> async_nats::Client {
+    nats::connect(url, user, Some(&login(user)))
+        .await
+        .unwrap_or_else(|err| panic!("cannot reach NATS at {url}: {err:#}"))
 }
 
 /// A namespace of one's own on a NATS server: its events stream is deleted when this value is
@@ -24,11 +63,9 @@ impl TestNats {
         Self::on(&shared_nats_url()).await
     }
 
-    /// A fresh namespace on the server at `url`.
+    /// A fresh namespace on the server at `url`; the test's own client is the operator.
     pub async fn on(url: &str) -> Self {
-        let client = nats::connect(url, "test")
-            .await
-            .unwrap_or_else(|err| panic!("cannot reach NATS at {url}: {err:#}"));
+        let client = connect_as(url, "operator").await;
         Self {
             url: url.to_owned(),
             ns: Namespace::unique(),
@@ -46,9 +83,13 @@ impl Drop for TestNats {
         let url = self.url.clone();
         let stream = self.ns.events_stream();
         crate::block_on_cleanup(async move {
-            let connect = async_nats::ConnectOptions::new()
-                .connection_timeout(Duration::from_millis(500))
-                .connect(&url);
+            let operator = login("operator");
+            let connect = async_nats::ConnectOptions::with_user_and_password(
+                operator.user,
+                secrecy::ExposeSecret::expose_secret(&operator.password).to_owned(),
+            )
+            .connection_timeout(Duration::from_millis(500))
+            .connect(&url);
             if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(2), connect).await {
                 let _ = tokio::time::timeout(
                     Duration::from_secs(2),
@@ -60,8 +101,8 @@ impl Drop for TestNats {
     }
 }
 
-/// A nats-server process of one's own (JetStream on, file storage in a private directory), for
-/// tests that stop and restart the server. Killed and its directory removed when dropped.
+/// A nats-server process of one's own (JetStream on, file storage in a private directory, the
+/// users of `nats/auth.conf`), for tests that stop and restart the server. Killed and its directory removed when dropped.
 pub struct NatsServer {
     port: u16,
     store_dir: PathBuf,
@@ -109,6 +150,8 @@ impl NatsServer {
         self.kill();
         let binary = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into());
         let child = Command::new(&binary)
+            .envs(dev_env())
+            .args(["-c", AUTH_CONF])
             .args([
                 "-a",
                 "127.0.0.1",

@@ -95,6 +95,8 @@ pub fn service_settings(db: &TestDb, nats: &TestNats, redis_url: &str) -> Servic
             url: nats.url.clone(),
             namespace: nats.ns.prefix().to_owned(),
             storage: StorageSetting::Memory,
+            user: None,
+            password: None,
         },
         redis: RedisSettings {
             url: SecretString::from(redis_url.to_owned()),
@@ -189,6 +191,40 @@ pub fn operator_token() -> String {
         .unwrap()
 }
 
+/// `nats` as the NATS user `user` of `nats/auth.conf`: each service runs in the tests with
+/// only the subjects it has in production.
+pub fn nats_as(nats: NatsSettings, user: &str) -> NatsSettings {
+    let login = testkit::login(user);
+    NatsSettings {
+        user: Some(login.user),
+        password: Some(login.password),
+        ..nats
+    }
+}
+
+/// The environment that makes a service binary connect as its own NATS user (and the
+/// projector's relay as the relay's).
+pub fn nats_login_env(service: &str) -> Vec<(&'static str, String)> {
+    use secrecy::ExposeSecret as _;
+    let login = testkit::login(service);
+    let mut env = vec![
+        ("APP__NATS__USER", login.user),
+        (
+            "APP__NATS__PASSWORD",
+            login.password.expose_secret().to_owned(),
+        ),
+    ];
+    if service == "projector" {
+        let relay = testkit::login("relay");
+        env.push(("APP__RELAY__NATS_USER", relay.user));
+        env.push((
+            "APP__RELAY__NATS_PASSWORD",
+            relay.password.expose_secret().to_owned(),
+        ));
+    }
+    env
+}
+
 pub fn command_api_settings(s: ServiceSettings) -> command_api::Settings {
     command_api_settings_with_graph(s, "http://127.0.0.1:1")
 }
@@ -200,7 +236,7 @@ pub fn command_api_settings_with_graph(
     command_api::Settings {
         http: s.http,
         database: s.database,
-        nats: s.nats,
+        nats: nats_as(s.nats, "command-api"),
         redis: s.redis,
         log: s.log,
         auth: test_auth_settings(),
@@ -498,16 +534,19 @@ pub struct ProjectorHandle {
 
 pub fn projector_settings(db: &TestDb, nats: &TestNats) -> projector::Settings {
     let s = service_settings(db, nats, REDIS_URL);
+    let relay = testkit::login("relay");
     projector::Settings {
         http: s.http,
         database: s.database,
-        nats: s.nats,
+        nats: nats_as(s.nats, "projector"),
         redis: s.redis,
         log: s.log,
         relay: projector::RelaySettings {
             enabled: true,
             batch_size: 1000,
             idle_wait_ms: 200,
+            nats_user: Some(relay.user),
+            nats_password: Some(relay.password),
         },
         projections: projector::ProjectionSettings {
             enabled: true,
@@ -613,7 +652,7 @@ pub fn query_api_settings(db: &TestDb, nats: &TestNats) -> query_api::Settings {
     query_api::Settings {
         http: s.http,
         database: s.database,
-        nats: s.nats,
+        nats: nats_as(s.nats, "query-api"),
         redis: s.redis,
         log: s.log,
         auth: test_auth_settings(),
@@ -719,7 +758,7 @@ pub fn analytics_settings(db: &TestDb, nats: &TestNats) -> analytics::Settings {
     analytics::Settings {
         http: s.http,
         database: s.database,
-        nats: s.nats,
+        nats: nats_as(s.nats, "analytics"),
         log: s.log,
         consumer: analytics::ConsumerSettings {
             batch_size: 500,

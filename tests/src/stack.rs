@@ -111,6 +111,10 @@ impl Platform {
                 Stdio::null()
             })
             .kill_on_drop(true);
+        // Each service as its own NATS user, with only the subjects it needs (nats/auth.conf).
+        if name != "fake-whatsapp" {
+            command.envs(crate::nats_login_env(name));
+        }
         let child = command.spawn().expect("the binary starts");
         self.children.insert(name, child);
         let probe = if name == "fake-whatsapp" {

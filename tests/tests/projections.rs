@@ -352,6 +352,7 @@ fn spawn_projector_process(db: &TestDb, nats: &TestNats) -> tokio::process::Chil
         .env("APP__DATABASE__URL", db.app_url())
         .env("APP__DATABASE__OPERATOR_URL", db.operator_url())
         .env("APP__NATS__URL", &nats.url)
+        .envs(e2e_tests::nats_login_env("projector"))
         .env("APP__NATS__NAMESPACE", nats.ns.prefix())
         .env("APP__NATS__STORAGE", "memory")
         .env("APP__SENDER__ENABLED", "false")

@@ -113,6 +113,7 @@ async fn each_service_binary_starts_from_environment_settings_and_exits_cleanly_
             .env("APP__DATABASE__URL", db.app_url())
             .env("APP__DATABASE__OPERATOR_URL", db.operator_url())
             .env("APP__NATS__URL", &nats.url)
+            .envs(e2e_tests::nats_login_env(name))
             .env("APP__NATS__NAMESPACE", nats.ns.prefix())
             .env("APP__NATS__STORAGE", "memory")
             .env("APP__LOG__FILTER", "warn")
