@@ -57,6 +57,10 @@ test: services
         cargo test --workspace --no-fail-fast; \
     fi
 
+# Validate the committed AsyncAPI documents with the official parser (node, from the npm registry)
+asyncapi-check:
+    scripts/asyncapi-check.sh
+
 # Formatting and lints, as CI checks them
 lint:
     cargo fmt --all -- --check

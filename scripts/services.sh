@@ -68,9 +68,9 @@ ensure_nats() {
     fi
     return
   fi
+  mkdir -p "$DATA/nats"
   local check; check=$(nats-server -t -c nats/single.conf 2>&1) || { echo "$check" >&2; return 1; }
   log "starting NATS with JetStream and authentication (nats/single.conf)"
-  mkdir -p "$DATA/nats"
   setsid nats-server -c nats/single.conf -l "$DATA/nats/nats.log" </dev/null >/dev/null 2>&1 &
   wait_port 4223
 }

@@ -75,11 +75,14 @@ impl Application {
             },
             stats: Arc::default(),
         };
+        // The analytics service is where the events stream is read as an outsider would, so
+        // it serves the stream's description (internal: behind the platform's network).
         let router = platform::health::router(Dependencies {
             postgres: vec![("postgres", pool)],
             nats: Some(nats),
             redis: None,
-        });
+        })
+        .merge(platform::docs::asyncapi_router(domain::EVENTS_ASYNCAPI));
         let listener = TcpListener::bind(settings.http.address()).await?;
         Ok(Self {
             listener,

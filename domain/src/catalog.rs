@@ -38,13 +38,13 @@ fn phone() -> PhoneNumber {
 }
 
 /// One stored event: type, schema version, payload.
-type Row = (String, u32, Value);
+pub(crate) type Row = (String, u32, Value);
 /// A stream type, what its streams are, and one row per event type.
-type Section = (&'static str, &'static str, Vec<Row>);
+pub(crate) type Section = (&'static str, &'static str, Vec<Row>);
 
 /// Every variant, once. `variants` matches exhaustively, so a new variant does not compile
 /// until it is listed here.
-fn samples() -> Vec<Section> {
+pub(crate) fn samples() -> Vec<Section> {
     fn rows<E: DomainEvent>(
         events: Vec<E>,
         variants: fn(&E) -> usize,
@@ -545,7 +545,7 @@ fn billing_variant(e: &BillingEvent) -> usize {
     }
 }
 
-fn meaning(event_type: &str) -> &'static str {
+pub(crate) fn meaning(event_type: &str) -> &'static str {
     match event_type {
         "TenantOnboarded" => "A business signed up and its trial started.",
         "TenantProfileUpdated" => "Name, contact email or time zone changed (only what changed).",

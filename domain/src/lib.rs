@@ -10,6 +10,8 @@
 
 pub mod access;
 pub mod agenda;
+#[cfg(test)]
+mod asyncapi;
 pub mod availability;
 pub mod billing;
 pub mod booking;
@@ -21,6 +23,7 @@ pub mod conversation;
 pub mod decider;
 pub mod event;
 pub mod ids;
+pub mod integration;
 mod labels;
 pub mod notification;
 pub mod plan;
@@ -33,3 +36,7 @@ pub mod waitlist;
 
 pub use decider::{Decider, EventuallyAggregate};
 pub use event::{DecodeError, DomainEvent, Encoded, decode, encode};
+
+/// The AsyncAPI 3.0 document of the internal events stream, `asyncapi/events.json`, which the
+/// tests generate from the event catalogue and keep current.
+pub const EVENTS_ASYNCAPI: &str = include_str!("../asyncapi/events.json");

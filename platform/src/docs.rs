@@ -10,6 +10,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, ObjectBuilder, RefOr, ResponseBuilder, Schema, Type};
 
 const PAGE: &str = include_str!("../assets/docs.html");
+const ASYNCAPI_PAGE: &str = include_str!("../assets/asyncapi.html");
 
 /// RFC 9457 problem details, the one error body of every endpoint.
 pub fn problem_schema() -> Schema {
@@ -104,4 +105,17 @@ pub fn router<S: Clone + Send + Sync + 'static>(doc: utoipa::openapi::OpenApi) -
             }),
         )
         .route("/docs", get(|| async { Html(PAGE) }))
+}
+
+/// `GET /asyncapi.json` (an AsyncAPI 3.0 document, committed beside the code that generates it)
+/// and `GET /asyncapi`, a self-contained page that renders it.
+pub fn asyncapi_router<S: Clone + Send + Sync + 'static>(json: &'static str) -> Router<S> {
+    Router::new()
+        .route(
+            "/asyncapi.json",
+            get(move || async move {
+                ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+            }),
+        )
+        .route("/asyncapi", get(|| async { Html(ASYNCAPI_PAGE) }))
 }

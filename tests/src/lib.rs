@@ -749,6 +749,8 @@ pub async fn rebuild_everything(db: &TestDb) -> projector::rebuild::RebuildRepor
 /// The analytics consumer over a command API's database and namespace, until dropped.
 pub struct AnalyticsHandle {
     pub stats: std::sync::Arc<analytics::consumer::Stats>,
+    /// Its HTTP address (health, the events stream's AsyncAPI document).
+    pub address: String,
     stop: CancellationToken,
     done: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -773,10 +775,12 @@ pub async fn spawn_analytics(settings: analytics::Settings) -> AnalyticsHandle {
         .await
         .expect("analytics builds");
     let stats = app.stats();
+    let address = format!("http://127.0.0.1:{}", app.port());
     let stop = CancellationToken::new();
     let done = tokio::spawn(app.run_until_stopped(stop.clone()));
     AnalyticsHandle {
         stats,
+        address,
         stop,
         done: Some(done),
     }
