@@ -43,6 +43,8 @@ pub enum Permission {
     ReadAudit,
     /// The plan's usage: messages and bookings counted against its limits.
     ReadUsage,
+    /// The public events feed (`domain::integration`): the server-sent-events stream.
+    ReadEvents,
 }
 
 crate::labels::labels!(Permission {
@@ -58,6 +60,7 @@ crate::labels::labels!(Permission {
     ManageBilling => "manage_billing",
     ReadAudit => "read_audit",
     ReadUsage => "read_usage",
+    ReadEvents => "read_events",
 });
 
 impl Role {

@@ -122,6 +122,92 @@ pub(crate) fn events_document() -> Value {
     })
 }
 
+/// The public events (`crate::integration`) as a business's systems receive them: the
+/// server-sent-events stream of the query API.
+pub(crate) fn integrations_document() -> Value {
+    use crate::integration::{Topic, envelope, envelope_schema, from_stored};
+    // One example of each topic, made from the catalogue's samples as the feed makes them.
+    let mut examples = Map::new();
+    for (stream, _, events) in samples() {
+        let stream_id = match stream {
+            "conversation" => "+34600000001".to_owned(),
+            _ => "3f1e9a52-7c4d-4b8e-a1f0-6d2c5b9e8a17".to_owned(),
+        };
+        for (event_type, _, payload) in events {
+            if let Some(event) = from_stored(stream, &stream_id, &event_type, payload).unwrap() {
+                let body = envelope(
+                    uuid::Uuid::from_u128(0x5d2c8e71_94b0_4f3a_8c16_7e0a9b3d2f45),
+                    uuid::Uuid::from_u128(0x0b9f4c1e_3d5a_4e27_9a61_2f8d7c5b4a30),
+                    "2026-12-01T08:30:00Z".parse().unwrap(),
+                    &event,
+                );
+                examples.entry(event.topic.name()).or_insert(body);
+            }
+        }
+    }
+    let mut messages = Map::new();
+    let mut channel_messages = Map::new();
+    let mut message_refs = Vec::new();
+    for topic in Topic::ALL {
+        let name = topic.name();
+        messages.insert(
+            name.to_owned(),
+            json!({
+                "name": name,
+                "title": name,
+                "summary": topic.summary(),
+                "description": format!("Version {}. The SSE event's `event` is `{name}`, its `id` the event's number in the business's feed, its `data` this body.", topic.version()),
+                "payload": envelope_schema(topic),
+                "examples": [{"name": "example", "payload": examples[name]}],
+            }),
+        );
+        channel_messages.insert(
+            name.to_owned(),
+            json!({"$ref": format!("#/components/messages/{name}")}),
+        );
+        message_refs.push(json!({"$ref": format!("#/channels/events/messages/{name}")}));
+    }
+    json!({
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Booking platform: public events",
+            "version": "1.0.0",
+            "description": "What a business's own systems may be told about its bookings and                 conversations, as server-sent events from `GET /v1/events/stream` of the query                 API (an API key with the `read_events` scope, or an owner's or admin's token).                 Events come in the order they happened, numbered 1, 2, ... per business: the SSE                 `id`. Reconnect with `Last-Event-ID` to resume after the last one seen, without                 gaps; `0` replays from the first. Each type is versioned on its own; a field may                 be added to a version, never removed or retyped. Nothing of another business, no                 secret.",
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "local": {
+                "host": "127.0.0.1:8081",
+                "protocol": "http",
+                "description": "The query API of `just up`.",
+                "security": [{"$ref": "#/components/securitySchemes/bearer"}],
+            },
+        },
+        "channels": {
+            "events": {
+                "address": "/v1/events/stream",
+                "title": "The business's events",
+                "description": "`text/event-stream`; a comment every 15 s while idle.",
+                "messages": channel_messages,
+            },
+        },
+        "operations": {
+            "sendEvents": {
+                "action": "send",
+                "title": "The platform streams each public event to the business",
+                "channel": {"$ref": "#/channels/events"},
+                "messages": message_refs,
+            },
+        },
+        "components": {
+            "messages": messages,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "An API key (`bk_live_...`) with the `read_events` scope, or an access token."},
+            },
+        },
+    })
+}
+
 /// The envelope's schema around one event's payload schema (what every event shares is in
 /// `components/schemas`).
 fn envelope(payload: &Value, event_type: &str, version: u32) -> Value {
@@ -286,6 +372,14 @@ fn the_events_stream_asyncapi_document_is_up_to_date_and_valid() {
     let errors = validate(&doc);
     assert!(errors.is_empty(), "{errors:#?}");
     assert_committed("asyncapi/events.json", &doc);
+}
+
+#[test]
+fn the_public_events_asyncapi_document_is_up_to_date_and_valid() {
+    let doc = integrations_document();
+    let errors = validate(&doc);
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_committed("asyncapi/integrations.json", &doc);
 }
 
 #[test]

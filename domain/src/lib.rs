@@ -40,3 +40,6 @@ pub use event::{DecodeError, DomainEvent, Encoded, decode, encode};
 /// The AsyncAPI 3.0 document of the internal events stream, `asyncapi/events.json`, which the
 /// tests generate from the event catalogue and keep current.
 pub const EVENTS_ASYNCAPI: &str = include_str!("../asyncapi/events.json");
+
+/// The AsyncAPI 3.0 document of the public events (`integration`), `asyncapi/integrations.json`.
+pub const INTEGRATIONS_ASYNCAPI: &str = include_str!("../asyncapi/integrations.json");

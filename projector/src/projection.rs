@@ -46,10 +46,12 @@ pub enum Projection {
     Usage,
     /// A business's subscription, its usage alerts and its invoices.
     Billing,
+    /// The public events feed: each tenant's public events, numbered (`rm_public_events`).
+    Integrations,
 }
 
 impl Projection {
-    pub const ALL: [Projection; 7] = [
+    pub const ALL: [Projection; 8] = [
         Projection::Tenants,
         Projection::Catalog,
         Projection::Bookings,
@@ -57,6 +59,7 @@ impl Projection {
         Projection::Conversations,
         Projection::Usage,
         Projection::Billing,
+        Projection::Integrations,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +71,7 @@ impl Projection {
             Projection::Conversations => "conversations",
             Projection::Usage => "usage",
             Projection::Billing => "billing",
+            Projection::Integrations => "integrations",
         }
     }
 
@@ -81,6 +85,9 @@ impl Projection {
             Projection::Conversations => &[ConversationEvent::STREAM_TYPE],
             Projection::Usage => &[ConversationEvent::STREAM_TYPE, BookingEvent::STREAM_TYPE],
             Projection::Billing => &[BillingEvent::STREAM_TYPE],
+            Projection::Integrations => {
+                &[BookingEvent::STREAM_TYPE, ConversationEvent::STREAM_TYPE]
+            }
         }
     }
 
@@ -216,6 +223,7 @@ impl Projection {
             Projection::Conversations => projections::conversations::apply(conn, event).await,
             Projection::Usage => projections::usage::apply(conn, event).await,
             Projection::Billing => projections::billing::apply(conn, event).await,
+            Projection::Integrations => projections::integrations::apply(conn, event).await,
         };
         result.with_context(|| {
             format!(
@@ -237,7 +245,7 @@ impl fmt::Display for Projection {
 
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "no projection is called {0:?} (known: tenants, catalog, bookings, agenda, conversations, usage, billing)"
+    "no projection is called {0:?} (known: tenants, catalog, bookings, agenda, conversations, usage, billing, integrations)"
 )]
 pub struct UnknownProjection(String);
 

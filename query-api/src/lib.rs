@@ -18,6 +18,7 @@ pub mod billing;
 pub mod bookings;
 pub mod catalog;
 pub mod conversations;
+pub mod events;
 pub mod paging;
 pub mod reader;
 pub mod tenant;
@@ -111,6 +112,8 @@ pub struct AppState {
     pub max_wait: Duration,
     /// The free trial's length a new business gets (as the command API grants it).
     pub trial_days: i64,
+    /// Cancelled when the service stops: long-lived responses (the events stream) end.
+    pub closing: CancellationToken,
 }
 
 impl FromRef<AppState> for JwtKeys {
@@ -149,7 +152,8 @@ impl FromRef<AppState> for OperatorKeys {
         analytics::overview,
         analytics::series,
         analytics::busiest_hours,
-        analytics::platform
+        analytics::platform,
+        events::stream
     )
 )]
 pub struct ApiDoc;
@@ -181,17 +185,22 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/billing", get(billing::billing))
         .route("/v1/billing/invoices", get(billing::invoices))
         .route("/v1/audit", get(audit::audit))
+        .route("/v1/events/stream", get(events::stream))
         .route(
             "/v1/operator/tenants/{id}/audit",
             get(audit::operator_audit),
         )
         .merge(platform::docs::router(openapi()))
+        .merge(platform::docs::asyncapi_router(
+            domain::INTEGRATIONS_ASYNCAPI,
+        ))
         .with_state(app)
 }
 
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    closing: CancellationToken,
 }
 
 impl Application {
@@ -211,7 +220,9 @@ impl Application {
             limiter: platform::ratelimit::RateLimiter::new(redis_link),
             max_wait: Duration::from_millis(settings.consistency.max_wait_ms),
             trial_days: settings.billing.trial_days,
+            closing: CancellationToken::new(),
         };
+        let closing = app.closing.clone();
         let router = platform::problem::with_fallbacks(router(app)).merge(
             platform::health::router(Dependencies {
                 postgres: vec![("postgres", pool), ("postgres_operator", operator_pool)],
@@ -220,7 +231,11 @@ impl Application {
             }),
         );
         let listener = TcpListener::bind(settings.http.address()).await?;
-        Ok(Self { listener, router })
+        Ok(Self {
+            listener,
+            router,
+            closing,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -228,6 +243,14 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        // Event streams end when the service stops, or the graceful shutdown would wait for
+        // clients that never leave.
+        let closing = self.closing.clone();
+        let stopping = shutdown.clone();
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            closing.cancel();
+        });
         platform::serve::serve(self.listener, self.router, shutdown).await?;
         Ok(())
     }

@@ -93,6 +93,7 @@ fn query_routes() -> Vec<(&'static str, bool)> {
         ("/v1/analytics/series?interval=week", true),
         ("/v1/analytics/busiest-hours", true),
         ("/v1/audit", true),
+        ("/v1/events/stream", true),
     ]
 }
 

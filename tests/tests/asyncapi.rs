@@ -76,3 +76,43 @@ async fn the_analytics_service_serves_the_events_streams_asyncapi_document_and_i
     assert!(!page.contains("src=\"http") && !page.contains("href=\"http"));
     analytics.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_query_api_serves_the_public_events_asyncapi_document_and_its_page() {
+    let app = e2e_tests::spawn_command_api().await;
+    let query = e2e_tests::spawn_query_api(e2e_tests::query_api_settings(&app.db, &app.nats)).await;
+    let served: Value = query
+        .client
+        .get(format!("{}/asyncapi.json", query.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let committed: Value = serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../domain/asyncapi/integrations.json"
+    )))
+    .unwrap();
+    assert_eq!(served, committed);
+    // It documents the stream the query API serves, and every public topic.
+    assert_eq!(served["channels"]["events"]["address"], "/v1/events/stream");
+    for topic in domain::integration::Topic::ALL {
+        assert!(
+            served["components"]["messages"][topic.name()].is_object(),
+            "{}",
+            topic.name()
+        );
+    }
+    let page = query
+        .client
+        .get(format!("{}/asyncapi", query.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("fetch('asyncapi.json')"));
+}

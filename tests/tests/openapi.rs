@@ -56,6 +56,7 @@ const QUERY_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/billing/invoices"),
     ("get", "/v1/audit"),
     ("get", "/v1/operator/tenants/{id}/audit"),
+    ("get", "/v1/events/stream"),
     ("get", "/v1/analytics/overview"),
     ("get", "/v1/analytics/series"),
     ("get", "/v1/analytics/busiest-hours"),

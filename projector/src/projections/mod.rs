@@ -9,5 +9,6 @@ pub mod billing;
 pub mod bookings;
 pub mod catalog;
 pub mod conversations;
+pub mod integrations;
 pub mod tenants;
 pub mod usage;
