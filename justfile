@@ -37,7 +37,7 @@ reset: services
     if command -v redis-cli >/dev/null; then \
         redis-cli --scan --pattern 'booking:*' | xargs -r redis-cli del >/dev/null; \
     fi
-    rm -f .data/demo.env
+    rm -f .data/demo.env .data/fake-stripe.json
     just up
 
 # Chat with the demo tenant's WhatsApp bot as a customer (after `just up`)

@@ -45,7 +45,7 @@ SMTP_SINK_SMTP_ADDR="127.0.0.1:$smtp_port" SMTP_SINK_HTTP_ADDR="127.0.0.1:$mail_
   "$bin/smtp-sink" >.data/logs/smtp-sink.log 2>&1 & pids+=($!)
 FAKE_STRIPE_ADDR="127.0.0.1:$stripe_port" \
   FAKE_STRIPE_WEBHOOK_URL="http://127.0.0.1:$command_port/webhooks/stripe" \
-  STRIPE_WEBHOOK_SECRET="$stripe_secret" \
+  STRIPE_WEBHOOK_SECRET="$stripe_secret" FAKE_STRIPE_STATE_FILE=.data/fake-stripe.json \
   "$bin/fake-stripe" >.data/logs/fake-stripe.log 2>&1 & pids+=($!)
 APP__HTTP__PORT="$command_port" APP__WHATSAPP__API_BASE_URL="$fake_url" \
   APP__STRIPE__API_BASE_URL="$stripe_url" APP__STRIPE__WEBHOOK_SECRETS="$stripe_secret" \

@@ -102,6 +102,7 @@ struct PriceSpec {
     interval: &'static str,
 }
 
+#[derive(serde::Serialize, Deserialize)]
 struct Customer {
     id: String,
     email: Option<String>,
@@ -111,6 +112,7 @@ struct Customer {
     created: i64,
 }
 
+#[derive(serde::Serialize, Deserialize)]
 struct Session {
     id: String,
     customer: String,
@@ -124,12 +126,13 @@ struct Session {
     created: i64,
 }
 
+#[derive(serde::Serialize, Deserialize)]
 struct Sub {
     id: String,
     item: String,
     customer: String,
     price: String,
-    status: &'static str,
+    status: String,
     period_start: i64,
     period_end: i64,
     cancel_at_period_end: bool,
@@ -138,6 +141,7 @@ struct Sub {
     latest_invoice: Option<String>,
 }
 
+#[derive(serde::Serialize, Deserialize)]
 struct Invoice {
     id: String,
     number: String,
@@ -146,12 +150,67 @@ struct Invoice {
     metadata: BTreeMap<String, String>,
     amount_due: i64,
     amount_paid: i64,
-    status: &'static str,
+    status: String,
     period_start: i64,
     period_end: i64,
     attempt_count: u64,
     next_attempt: Option<i64>,
     created: i64,
+}
+
+/// What a restarted fake keeps (Stripe keeps an account's objects): customers, sessions,
+/// subscriptions, invoices, meter events and the event log, with the id counter and the clock.
+/// Prices come from the plans; the webhook target and fault injection from the new run.
+#[derive(serde::Serialize, Deserialize)]
+struct Saved {
+    offset: i64,
+    seq: u64,
+    customers: BTreeMap<String, Customer>,
+    sessions: BTreeMap<String, Session>,
+    subscriptions: BTreeMap<String, Sub>,
+    invoices: BTreeMap<String, Invoice>,
+    meter_events: BTreeMap<String, Value>,
+    events: Vec<Value>,
+}
+
+impl Fake {
+    /// The account's objects as JSON (see [`Fake::restore`]).
+    pub fn save(&self) -> String {
+        let mut state = self.state.lock().expect("not poisoned");
+        let saved = Saved {
+            offset: state.offset,
+            seq: state.seq,
+            customers: std::mem::take(&mut state.customers),
+            sessions: std::mem::take(&mut state.sessions),
+            subscriptions: std::mem::take(&mut state.subscriptions),
+            invoices: std::mem::take(&mut state.invoices),
+            meter_events: std::mem::take(&mut state.meter_events),
+            events: std::mem::take(&mut state.events),
+        };
+        let text = serde_json::to_string(&saved).expect("the state serializes");
+        state.customers = saved.customers;
+        state.sessions = saved.sessions;
+        state.subscriptions = saved.subscriptions;
+        state.invoices = saved.invoices;
+        state.meter_events = saved.meter_events;
+        state.events = saved.events;
+        text
+    }
+
+    /// Takes back what [`Fake::save`] wrote, replacing the account's objects.
+    pub fn restore(&self, text: &str) -> anyhow::Result<()> {
+        let saved: Saved = serde_json::from_str(text)?;
+        let mut state = self.state.lock().expect("not poisoned");
+        state.offset = saved.offset;
+        state.seq = saved.seq;
+        state.customers = saved.customers;
+        state.sessions = saved.sessions;
+        state.subscriptions = saved.subscriptions;
+        state.invoices = saved.invoices;
+        state.meter_events = saved.meter_events;
+        state.events = saved.events;
+        Ok(())
+    }
 }
 
 impl FakeState {
@@ -850,7 +909,7 @@ fn new_invoice(
             metadata,
             amount_due: amount,
             amount_paid: 0,
-            status: "open",
+            status: "open".into(),
             period_start: start,
             period_end: end,
             attempt_count: 0,
@@ -883,7 +942,7 @@ fn charge(state: &mut FakeState, invoice_id: &str, now: i64) -> Vec<Value> {
             invoice.next_attempt = Some(now + RETRY_AFTER_SECS);
             "past_due"
         } else {
-            invoice.status = "paid";
+            invoice.status = "paid".into();
             invoice.amount_paid = invoice.amount_due;
             invoice.next_attempt = None;
             "active"
@@ -903,7 +962,7 @@ fn charge(state: &mut FakeState, invoice_id: &str, now: i64) -> Vec<Value> {
         .get_mut(&subscription)
         .map(|s| {
             let changed = s.status != status;
-            s.status = status;
+            s.status = status.into();
             changed
         })
         .unwrap_or(false);
@@ -944,7 +1003,7 @@ fn pay(state: &mut FakeState, session_id: &str, card: &str) -> Result<Vec<Value>
             item,
             customer,
             price: price.id.clone(),
-            status: "active",
+            status: "active".into(),
             period_start: now,
             period_end,
             cancel_at_period_end: false,
@@ -999,7 +1058,7 @@ fn tick(state: &mut FakeState) -> Vec<Value> {
             };
             if cancel {
                 let s = state.subscriptions.get_mut(&id).expect("due");
-                s.status = "canceled";
+                s.status = "canceled".into();
                 let sub = subscription_json(state, &state.subscriptions[&id]);
                 events.push(state.event("customer.subscription.deleted", sub));
                 continue;

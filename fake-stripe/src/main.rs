@@ -16,6 +16,10 @@ struct Cli {
         default_value = "whsec_fake_development_only"
     )]
     webhook_secret: String,
+    /// Keep the account's objects in this file across restarts, as Stripe keeps them (the
+    /// demo's database remembers its customer).
+    #[arg(long, env = "FAKE_STRIPE_STATE_FILE")]
+    state_file: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -36,6 +40,31 @@ async fn main() -> anyhow::Result<()> {
             secret: cli.webhook_secret,
             repeat: 0,
             reverse: false,
+        });
+    }
+    if let Some(path) = cli.state_file {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            fake.restore(&text)?;
+            tracing::info!(path = %path.display(), "restored the saved account");
+        }
+        // Written when it changed, at most every 200 ms, through a temporary file (a kill
+        // never leaves half a file).
+        let saving = fake.clone();
+        tokio::spawn(async move {
+            let mut last = String::new();
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                let text = saving.save();
+                if text != last {
+                    let temporary = path.with_extension("tmp");
+                    if std::fs::write(&temporary, &text)
+                        .and_then(|()| std::fs::rename(&temporary, &path))
+                        .is_ok()
+                    {
+                        last = text;
+                    }
+                }
+            }
         });
     }
     tracing::info!(addr = %address, "fake Stripe listening");

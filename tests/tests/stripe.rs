@@ -618,3 +618,56 @@ async fn a_cancellation_keeps_the_period_then_bookings_stop_and_nothing_is_delet
         );
     }
 }
+
+#[tokio::test]
+async fn a_restarted_fake_keeps_the_account_so_a_known_customer_can_still_subscribe() {
+    // `just up` keeps the fake's state in a file: the demo's database remembers its Stripe
+    // customer across runs, and Stripe would too.
+    let before = Fake::new();
+    let url = before.clone().spawn().await;
+    let gateway =
+        billing::StripeGateway::new("sk_test_fake", Some(&url), Duration::from_secs(5)).unwrap();
+    let tenant = uuid::Uuid::new_v4();
+    let customer = gateway
+        .create_customer(tenant, "Demo Salon", "owner@demo.example")
+        .await
+        .unwrap();
+    let saved = before.save();
+
+    let after = Fake::new();
+    after.restore(&saved).unwrap();
+    let url = after.clone().spawn().await;
+    let gateway =
+        billing::StripeGateway::new("sk_test_fake", Some(&url), Duration::from_secs(5)).unwrap();
+    let checkout = gateway
+        .create_checkout(
+            tenant,
+            &customer,
+            domain::plan::Plan::Growth,
+            domain::plan::Cycle::Monthly,
+            "http://127.0.0.1:1/ok",
+            "http://127.0.0.1:1/cancel",
+            "restart-checkout",
+        )
+        .await;
+    assert!(checkout.is_ok(), "{checkout:?}");
+    // A fake that saved nothing does not know it (what `just up` met before).
+    let fresh = Fake::new();
+    let url = fresh.clone().spawn().await;
+    let gateway =
+        billing::StripeGateway::new("sk_test_fake", Some(&url), Duration::from_secs(5)).unwrap();
+    assert!(
+        gateway
+            .create_checkout(
+                tenant,
+                &customer,
+                domain::plan::Plan::Growth,
+                domain::plan::Cycle::Monthly,
+                "http://127.0.0.1:1/ok",
+                "http://127.0.0.1:1/cancel",
+                "fresh-checkout",
+            )
+            .await
+            .is_err()
+    );
+}
