@@ -227,6 +227,7 @@ impl Consumer {
         save_checkpoint(&mut tx, checkpoint, applied).await?;
         tx.commit().await.context("failed to commit analytics")?;
         self.stats.applied.fetch_add(applied, Ordering::Relaxed);
+        metrics::counter!("analytics_events_total", "outcome" => "applied").increment(applied);
         self.stats
             .duplicates
             .fetch_add(duplicates, Ordering::Relaxed);
@@ -306,6 +307,7 @@ impl Consumer {
         save_checkpoint(&mut tx, checkpoint, applied).await?;
         tx.commit().await?;
         self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("analytics_events_total", "outcome" => "dead_lettered").increment(1);
         Ok(())
     }
 }

@@ -281,12 +281,13 @@ impl Relay {
         for (position, ack) in pending {
             match ack.await {
                 Ok(ack) => {
-                    let counter = if ack.duplicate {
-                        &self.stats.duplicates
+                    let (counter, outcome) = if ack.duplicate {
+                        (&self.stats.duplicates, "duplicate")
                     } else {
-                        &self.stats.published
+                        (&self.stats.published, "published")
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("relay_events_total", "outcome" => outcome).increment(1);
                     last_acked = Some(position);
                 }
                 Err(err) => {

@@ -1,4 +1,5 @@
-//! `/healthz` (the process is up) and `/readyz` (its dependencies answer).
+//! `/healthz` (the process is up), `/readyz` (its dependencies answer) and `/metrics`
+//! (Prometheus, [`crate::metrics`]).
 //!
 //! Readiness probes each dependency concurrently with a short timeout and answers 503 with the
 //! failing ones named, so an orchestrator stops routing to the instance without restarting it.
@@ -40,6 +41,7 @@ pub fn router(deps: Dependencies) -> Router {
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .route("/readyz", get(readyz))
+        .route("/metrics", get(crate::metrics::render))
         .with_state(deps)
 }
 

@@ -14,6 +14,7 @@ pub mod credentials;
 pub mod db;
 pub mod docs;
 pub mod health;
+pub mod metrics;
 pub mod params;
 pub mod problem;
 pub mod ratelimit;

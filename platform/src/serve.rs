@@ -45,6 +45,7 @@ pub async fn serve(
     // The peer address reaches handlers (`ConnectInfo`) for per-IP limits; forwarded-for
     // headers are not trusted.
     let service = router
+        .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(TraceLayer::new_for_http())
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service)

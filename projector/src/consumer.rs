@@ -155,7 +155,7 @@ async fn handle_batch(
     let all: Vec<(u64, &RecordedEvent)> = batch.iter().map(|d| (d.sequence, &d.event)).collect();
     match apply_batch(projection, runtime, &all).await {
         Ok(outcomes) => {
-            count(stats, &outcomes);
+            count(projection, stats, &outcomes);
             for d in &batch {
                 if let Err(err) = d.message.ack().await {
                     tracing::warn!(error = %err, "ack failed; the message will be redelivered and skipped");
@@ -167,7 +167,7 @@ async fn handle_batch(
             for d in &batch {
                 match apply_batch(projection, runtime, &[(d.sequence, &d.event)]).await {
                     Ok(outcomes) => {
-                        count(stats, &outcomes);
+                        count(projection, stats, &outcomes);
                         let _ = d.message.ack().await;
                     }
                     Err(err) if err.is::<EarlierEventFailed>() => {
@@ -191,7 +191,17 @@ async fn handle_batch(
 #[error("an earlier event failed: {0}")]
 pub struct EarlierEventFailed(String);
 
-fn count(stats: &ProjectionStats, outcomes: &[Applied]) {
+/// Counts what a batch did, in the stats and as `projection_events_total{projection, outcome}`.
+fn count(projection: Projection, stats: &ProjectionStats, outcomes: &[Applied]) {
+    let counter = |outcome: &'static str| metrics::counter!("projection_events_total", "projection" => projection.name(), "outcome" => outcome);
+    for outcome in outcomes {
+        match outcome {
+            Applied::Applied => counter("applied").increment(1),
+            Applied::FilledGap(n) => counter("applied").increment(1 + *n as u64),
+            Applied::Duplicate => counter("duplicate").increment(1),
+            Applied::NotMine => {}
+        }
+    }
     for outcome in outcomes {
         match outcome {
             Applied::Applied => {
@@ -405,6 +415,8 @@ async fn failed(
     {
         Ok(()) => {
             stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("projection_events_total", "projection" => projection.name(), "outcome" => "dead_lettered")
+                .increment(1);
             let _ = message.ack_with(AckKind::Term).await;
         }
         Err(err) => {

@@ -338,11 +338,13 @@ impl Sender {
                     self.record(event, &reply_id, SendOutcome::Sent { wamid })
                         .await?;
                     self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("whatsapp_sends_total", "outcome" => "sent").increment(1);
                     return Ok(Disposition::Ack);
                 }
                 Err(err) if err.is_transient() && attempt < self.config.max_attempts => {
                     let delay = delays.next().unwrap_or(self.config.backoff_max);
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("whatsapp_sends_total", "outcome" => "retried").increment(1);
                     if counts_against_breaker(&err) {
                         self.breaker_result(tenant, false);
                         if let Some(wait) = self.breaker_open(tenant) {
@@ -540,6 +542,8 @@ impl Sender {
         )
         .await?;
         self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("whatsapp_sends_total", "outcome" => "failed", "code" => code.to_string())
+            .increment(1);
         tracing::warn!(tenant_id = %event.tenant_id, reply_id, code, reason, "reply not delivered");
         Ok(Disposition::Ack)
     }

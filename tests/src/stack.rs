@@ -139,6 +139,11 @@ impl Platform {
         }
     }
 
+    /// A service's base URL (its port serves `/healthz`, `/readyz` and `/metrics` too).
+    pub fn url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}", self.ports[name])
+    }
+
     /// The running services' process ids, by service name (for [`crate::cpu::Snapshot`]).
     pub fn pids(&self) -> Vec<(&'static str, u32)> {
         self.children
