@@ -43,6 +43,11 @@ pub enum Party {
     Business,
 }
 
+crate::labels::labels!(Party {
+    Customer => "customer",
+    Business => "business",
+});
+
 /// Where the booking came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

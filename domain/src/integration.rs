@@ -107,7 +107,7 @@ impl Topic {
                     ("customer", customer()),
                     (
                         "channel",
-                        json!({"type": "string", "enum": ["whatsapp", "dashboard", "api"]}),
+                        json!({"type": "string", "enum": Channel::labels()}),
                     ),
                     ("price", money()),
                 ],
@@ -216,18 +216,14 @@ fn from_booking(booking_id: &str, event: &BookingEvent) -> Option<PublicEvent> {
                     "starts_at": appointment.start,
                     "ends_at": appointment.end,
                     "customer": who,
-                    "channel": match channel {
-                        Channel::WhatsApp => "whatsapp",
-                        Channel::Dashboard => "dashboard",
-                        Channel::Api => "api",
-                    },
+                    "channel": channel.as_str(),
                     "price": {"minor": price.minor(), "currency": price.currency().as_str()},
                 }),
             })
         }
         BookingEvent::AppointmentConfirmed => only_id(Topic::BookingConfirmed),
         BookingEvent::AppointmentCancelled { by, reason } => {
-            let mut data = json!({"booking_id": booking_id, "cancelled_by": party_name(*by)});
+            let mut data = json!({"booking_id": booking_id, "cancelled_by": by.as_str()});
             if let Some(reason) = reason {
                 data["reason"] = json!(reason.as_str());
             }
@@ -246,7 +242,7 @@ fn from_booking(booking_id: &str, event: &BookingEvent) -> Option<PublicEvent> {
             topic: Topic::BookingRescheduled,
             data: json!({
                 "booking_id": booking_id,
-                "rescheduled_by": party_name(*by),
+                "rescheduled_by": by.as_str(),
                 "from": {"starts_at": from.start, "ends_at": from.end, "resource": from_resource.as_str()},
                 "to": {"starts_at": to.start, "ends_at": to.end, "resource": to_resource.as_str()},
             }),
@@ -267,13 +263,6 @@ fn from_conversation(phone: &str, event: &ConversationEvent) -> Option<PublicEve
             data: json!({"customer_phone": phone}),
         }),
         _ => None,
-    }
-}
-
-fn party_name(party: Party) -> &'static str {
-    match party {
-        Party::Customer => "customer",
-        Party::Business => "business",
     }
 }
 
@@ -348,7 +337,7 @@ fn e164() -> Value {
 }
 
 fn party() -> Value {
-    json!({"type": "string", "enum": ["customer", "business"]})
+    json!({"type": "string", "enum": Party::labels()})
 }
 
 fn customer() -> Value {

@@ -34,7 +34,7 @@ pub(crate) use labels;
 #[cfg(test)]
 mod tests {
     use crate::access::{Permission, Role};
-    use crate::booking::{BookingStatus, Channel};
+    use crate::booking::{BookingStatus, Channel, Party};
     use crate::conversation::{DeliveryStatus, Direction};
     use crate::plan::Plan;
     use crate::tenant::TenantStatus;
@@ -62,6 +62,7 @@ mod tests {
         agree!(
             BookingStatus,
             Channel,
+            Party,
             Role,
             Permission,
             Plan,

@@ -161,7 +161,7 @@ struct Invoice {
 /// What a restarted fake keeps (Stripe keeps an account's objects): customers, sessions,
 /// subscriptions, invoices, meter events and the event log, with the id counter and the clock.
 /// Prices come from the plans; the webhook target and fault injection from the new run.
-#[derive(serde::Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Saved {
     offset: i64,
     seq: u64,
@@ -176,25 +176,19 @@ struct Saved {
 impl Fake {
     /// The account's objects as JSON (see [`Fake::restore`]).
     pub fn save(&self) -> String {
-        let mut state = self.state.lock().expect("not poisoned");
-        let saved = Saved {
-            offset: state.offset,
-            seq: state.seq,
-            customers: std::mem::take(&mut state.customers),
-            sessions: std::mem::take(&mut state.sessions),
-            subscriptions: std::mem::take(&mut state.subscriptions),
-            invoices: std::mem::take(&mut state.invoices),
-            meter_events: std::mem::take(&mut state.meter_events),
-            events: std::mem::take(&mut state.events),
-        };
-        let text = serde_json::to_string(&saved).expect("the state serializes");
-        state.customers = saved.customers;
-        state.sessions = saved.sessions;
-        state.subscriptions = saved.subscriptions;
-        state.invoices = saved.invoices;
-        state.meter_events = saved.meter_events;
-        state.events = saved.events;
-        text
+        let state = self.state.lock().expect("not poisoned");
+        // The same fields as `Saved`, serialized in place.
+        serde_json::json!({
+            "offset": state.offset,
+            "seq": state.seq,
+            "customers": &state.customers,
+            "sessions": &state.sessions,
+            "subscriptions": &state.subscriptions,
+            "invoices": &state.invoices,
+            "meter_events": &state.meter_events,
+            "events": &state.events,
+        })
+        .to_string()
     }
 
     /// Takes back what [`Fake::save`] wrote, replacing the account's objects.

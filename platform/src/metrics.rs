@@ -46,7 +46,6 @@ pub async fn render() -> Response {
 /// Counts each request by route template, method and status, and times it
 /// (`http_requests_total`, `http_request_duration_seconds`).
 pub async fn track(request: Request, next: Next) -> Response {
-    handle();
     let route = request
         .extensions()
         .get::<MatchedPath>()

@@ -44,6 +44,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     // The peer address reaches handlers (`ConnectInfo`) for per-IP limits; forwarded-for
     // headers are not trusted.
+    // The recorder is installed before the first request is counted.
+    crate::metrics::handle();
     let service = router
         .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(TraceLayer::new_for_http())

@@ -22,7 +22,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::reader::Reader;
+use crate::reader::{Reader, tenant_read};
 
 /// How often an idle stream looks for new events.
 const POLL: Duration = Duration::from_millis(250);
@@ -125,13 +125,7 @@ async fn page(
     tenant_id: Uuid,
     after: i64,
 ) -> sqlx::Result<Vec<(i64, String, serde_json::Value)>> {
-    let mut tx = pool.begin().await?;
-    sqlx::query!(
-        r#"select set_config('app.tenant_id', $1, true) as "tenant""#,
-        tenant_id.to_string()
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    let mut tx = tenant_read(pool, tenant_id).await?;
     let rows = sqlx::query!(
         "select seq, topic, body from rm_public_events
          where tenant_id = $1 and seq > $2 order by seq limit $3",
@@ -147,13 +141,7 @@ async fn page(
 
 /// The number of the tenant's last event so far (0 before its first).
 async fn head(pool: &PgPool, tenant_id: Uuid) -> Result<i64, Problem> {
-    let mut tx = pool.begin().await?;
-    sqlx::query!(
-        r#"select set_config('app.tenant_id', $1, true) as "tenant""#,
-        tenant_id.to_string()
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    let mut tx = tenant_read(pool, tenant_id).await?;
     let last = sqlx::query_scalar!(
         "select last_seq from rm_public_event_heads where tenant_id = $1",
         tenant_id

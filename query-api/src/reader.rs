@@ -39,16 +39,25 @@ impl Reader {
 
     /// A read-only transaction that sees only this tenant's rows.
     pub async fn begin(&self, app: &AppState) -> Result<Transaction<'static, Postgres>, Problem> {
-        let mut tx = app.pool.begin().await?;
-        sqlx::query!(
-            r#"select set_config('app.tenant_id', $1, true) as "tenant",
-                      set_config('transaction_read_only', 'on', true) as "read_only""#,
-            self.tenant_id.to_string()
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        Ok(tx)
+        Ok(tenant_read(&app.pool, self.tenant_id).await?)
     }
+}
+
+/// A read-only transaction on `pool` that sees only `tenant_id`'s rows (for work that outlives
+/// the request's [`Reader`], such as an event stream).
+pub async fn tenant_read(
+    pool: &sqlx::PgPool,
+    tenant_id: Uuid,
+) -> sqlx::Result<Transaction<'static, Postgres>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query!(
+        r#"select set_config('app.tenant_id', $1, true) as "tenant",
+                  set_config('transaction_read_only', 'on', true) as "read_only""#,
+        tenant_id.to_string()
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(tx)
 }
 
 impl FromRequestParts<AppState> for Reader {
