@@ -49,11 +49,13 @@ FAKE_STRIPE_ADDR="127.0.0.1:$stripe_port" \
   "$bin/fake-stripe" >.data/logs/fake-stripe.log 2>&1 & pids+=($!)
 APP__HTTP__PORT="$command_port" APP__WHATSAPP__API_BASE_URL="$fake_url" \
   APP__STRIPE__API_BASE_URL="$stripe_url" APP__STRIPE__WEBHOOK_SECRETS="$stripe_secret" \
+  APP__WEBHOOKS__ALLOW_HTTP=true \
   env $(as_nats command-api) "$bin/command-api" >.data/logs/command-api.log 2>&1 & pids+=($!)
 APP__HTTP__PORT="$query_port" env $(as_nats query-api) "$bin/query-api" >.data/logs/query-api.log 2>&1 & pids+=($!)
 APP__HTTP__PORT="$projector_port" APP__SENDER__API_BASE_URL="$fake_url" \
   APP__STRIPE__API_BASE_URL="$stripe_url" APP__NOTIFIER__SMTP_URL="smtp://127.0.0.1:$smtp_port" \
   APP__RELAY__NATS_USER=relay APP__RELAY__NATS_PASSWORD="$BOOKING_NATS_RELAY_PASSWORD" \
+  APP__WEBHOOKS__ALLOW_PRIVATE_NETWORKS=true \
   env $(as_nats projector) "$bin/projector" >.data/logs/projector.log 2>&1 & pids+=($!)
 APP__HTTP__PORT="$analytics_port" env $(as_nats analytics) "$bin/analytics" >.data/logs/analytics.log 2>&1 & pids+=($!)
 

@@ -133,6 +133,8 @@ pub enum Rejection {
     Conversation(#[from] ConversationError),
     #[error(transparent)]
     Billing(#[from] BillingError),
+    #[error(transparent)]
+    Webhook(#[from] domain::webhook::WebhookError),
 }
 
 impl From<SchedulingError> for Rejection {
@@ -161,7 +163,8 @@ rejected_by!(
     TenantError,
     ConversationError,
     SchedulingError,
-    BillingError
+    BillingError,
+    domain::webhook::WebhookError
 );
 
 /// The realworld-axum-sqlx idiom: a violated constraint is a client's conflict, anything

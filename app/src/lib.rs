@@ -34,6 +34,7 @@ pub mod team;
 pub mod tenants;
 pub mod unit_of_work;
 pub mod waitlist;
+pub mod webhooks;
 pub mod whatsapp;
 
 pub use actor::Actor;
@@ -66,6 +67,9 @@ pub struct Policy {
     pub grace: chrono::Duration,
     /// Where a business upgrades or subscribes (problem answers link to it).
     pub upgrade_url: String,
+    /// Whether a webhook endpoint may be a plain `http://` URL (a receiver on this machine, in
+    /// development and tests); otherwise only `https://`.
+    pub webhooks_allow_http: bool,
 }
 
 impl Default for Policy {
@@ -76,6 +80,7 @@ impl Default for Policy {
             invitation_ttl: chrono::Duration::days(7),
             grace: chrono::Duration::days(7),
             upgrade_url: "https://app.booking.invalid/billing".into(),
+            webhooks_allow_http: false,
         }
     }
 }

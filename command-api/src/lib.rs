@@ -26,6 +26,7 @@ pub mod stripe_webhook;
 pub mod tenants;
 pub mod users;
 pub mod webhook;
+pub mod webhooks;
 pub mod whatsapp_number;
 
 use axum::Router;
@@ -86,6 +87,10 @@ grace_days = 7
 # Where problem answers send a business to upgrade or subscribe (the dashboard's billing page).
 upgrade_url = "http://127.0.0.1:8080/billing"
 
+[webhooks]
+# Development and tests only: plain http:// endpoints (a receiver on this machine).
+allow_http = false
+
 [stripe]
 # Stripe's API (the host root), or the local fake's.
 api_base_url = "https://api.stripe.com/"
@@ -112,6 +117,13 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub billing: BillingSettings,
     pub stripe: StripeSettings,
+    pub webhooks: WebhookSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookSettings {
+    /// Whether a webhook endpoint may be a plain `http://` URL.
+    pub allow_http: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -281,6 +293,11 @@ pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
         users::deactivate,
         api_keys::create,
         api_keys::revoke,
+        webhooks::register,
+        webhooks::disable,
+        webhooks::enable,
+        webhooks::retry,
+        webhooks::delete,
         config::put_bot_config,
         config::add_service,
         config::update_service,
@@ -332,6 +349,20 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/users/{id}/deactivate", post(users::deactivate))
         .route("/v1/api-keys", post(api_keys::create))
         .route("/v1/api-keys/{id}", axum::routing::delete(api_keys::revoke))
+        .route("/v1/webhook-endpoints", post(webhooks::register))
+        .route(
+            "/v1/webhook-endpoints/{id}",
+            axum::routing::delete(webhooks::delete),
+        )
+        .route(
+            "/v1/webhook-endpoints/{id}/disable",
+            post(webhooks::disable),
+        )
+        .route("/v1/webhook-endpoints/{id}/enable", post(webhooks::enable))
+        .route(
+            "/v1/webhook-endpoints/{id}/deliveries/{seq}/retry",
+            post(webhooks::retry),
+        )
         .route("/v1/bot-config", put(config::put_bot_config))
         .route("/v1/services", post(config::add_service))
         .route(
@@ -398,6 +429,7 @@ impl Application {
                     trial: chrono::Duration::days(settings.billing.trial_days),
                     grace: chrono::Duration::days(settings.billing.grace_days),
                     upgrade_url: settings.billing.upgrade_url.clone(),
+                    webhooks_allow_http: settings.webhooks.allow_http,
                     ..app::Policy::default()
                 },
             },

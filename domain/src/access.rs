@@ -45,6 +45,8 @@ pub enum Permission {
     ReadUsage,
     /// The public events feed (`domain::integration`): the server-sent-events stream.
     ReadEvents,
+    /// The business's webhook endpoints and their delivery log.
+    ManageWebhooks,
 }
 
 crate::labels::labels!(Permission {
@@ -61,6 +63,7 @@ crate::labels::labels!(Permission {
     ReadAudit => "read_audit",
     ReadUsage => "read_usage",
     ReadEvents => "read_events",
+    ManageWebhooks => "manage_webhooks",
 });
 
 impl Role {

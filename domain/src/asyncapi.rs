@@ -148,6 +148,7 @@ pub(crate) fn integrations_document() -> Value {
     let mut messages = Map::new();
     let mut channel_messages = Map::new();
     let mut message_refs = Vec::new();
+    let mut webhook_refs = Vec::new();
     for topic in Topic::ALL {
         let name = topic.name();
         messages.insert(
@@ -166,13 +167,14 @@ pub(crate) fn integrations_document() -> Value {
             json!({"$ref": format!("#/components/messages/{name}")}),
         );
         message_refs.push(json!({"$ref": format!("#/channels/events/messages/{name}")}));
+        webhook_refs.push(json!({"$ref": format!("#/channels/webhooks/messages/{name}")}));
     }
     json!({
         "asyncapi": "3.0.0",
         "info": {
             "title": "Booking platform: public events",
             "version": "1.0.0",
-            "description": "What a business's own systems may be told about its bookings and                 conversations, as server-sent events from `GET /v1/events/stream` of the query                 API (an API key with the `read_events` scope, or an owner's or admin's token).                 Events come in the order they happened, numbered 1, 2, ... per business: the SSE                 `id`. Reconnect with `Last-Event-ID` to resume after the last one seen, without                 gaps; `0` replays from the first. Each type is versioned on its own; a field may                 be added to a version, never removed or retyped. Nothing of another business, no                 secret.",
+            "description": "What a business's own systems may be told about its bookings and                 conversations, as server-sent events from `GET /v1/events/stream` of the query                 API (an API key with the `read_events` scope, or an owner's or admin's token).                 Events come in the order they happened, numbered 1, 2, ... per business: the SSE                 `id`. Reconnect with `Last-Event-ID` to resume after the last one seen, without                 gaps; `0` replays from the first. Each type is versioned on its own; a field may                 be added to a version, never removed or retyped. Nothing of another business, no                 secret. The same events are posted to each webhook endpoint the business                 registered (`POST /v1/webhook-endpoints` of the command API), in the same order,                 signed.",
         },
         "defaultContentType": "application/json",
         "servers": {
@@ -182,12 +184,26 @@ pub(crate) fn integrations_document() -> Value {
                 "description": "The query API of `just up`.",
                 "security": [{"$ref": "#/components/securitySchemes/bearer"}],
             },
+            "receiver": {
+                "host": "{receiver}",
+                "protocol": "https",
+                "description": "The business's own server: the host of a URL it registered as a webhook endpoint.",
+                "variables": {"receiver": {"description": "The endpoint URL's host (and port)."}},
+            },
         },
         "channels": {
             "events": {
                 "address": "/v1/events/stream",
                 "title": "The business's events",
                 "description": "`text/event-stream`; a comment every 15 s while idle.",
+                "servers": [{"$ref": "#/servers/local"}],
+                "messages": channel_messages.clone(),
+            },
+            "webhooks": {
+                "address": null,
+                "title": "A webhook endpoint of the business",
+                "description": "Each event is POSTed as `application/json` to the endpoint's URL with the headers `Booking-Signature: t=<unix seconds>,v1=<hex>` (HMAC-SHA256 keyed with the endpoint's whole secret, `whsec_...`, over `<t>.<raw body>`; refuse a `t` more than 5 minutes from your clock), `Booking-Event-Id` (the body's `id`: a repeat of a delivery has the same), `Booking-Event-Seq` (the event's number in the business's feed) and `Booking-Topic`. Answer 2xx within 10 s once the event is safely kept; anything else is retried with exponential backoff (30 s doubling, at most 6 h apart) for up to 3 days, after which the endpoint is disabled and the business's owners and admins are emailed. Events are posted one at a time, in order: a later event waits while an earlier one is retried.",
+                "servers": [{"$ref": "#/servers/receiver"}],
                 "messages": channel_messages,
             },
         },
@@ -197,6 +213,12 @@ pub(crate) fn integrations_document() -> Value {
                 "title": "The platform streams each public event to the business",
                 "channel": {"$ref": "#/channels/events"},
                 "messages": message_refs,
+            },
+            "postWebhooks": {
+                "action": "send",
+                "title": "The platform posts each public event to the business's webhook endpoints",
+                "channel": {"$ref": "#/channels/webhooks"},
+                "messages": webhook_refs,
             },
         },
         "components": {

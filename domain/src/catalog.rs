@@ -20,6 +20,7 @@ use crate::plan::Plan;
 use crate::tenant::TenantEvent;
 use crate::values::*;
 use crate::waitlist::WaitlistEvent;
+use crate::webhook::{DisableReason, WebhookEvent, WebhookUrl};
 
 fn uuid(n: u128) -> uuid::Uuid {
     uuid::Uuid::from_u128(n)
@@ -391,6 +392,38 @@ pub(crate) fn samples() -> Vec<Section> {
             ),
         ),
         (
+            "webhook_endpoint",
+            "`webhook_endpoint/<endpoint_id>`: a URL the business receives its public events at",
+            rows(
+                vec![
+                    WebhookEvent::WebhookEndpointRegistered {
+                        endpoint_id: WebhookEndpointId::from_uuid(uuid(6)),
+                        url: WebhookUrl::parse("https://crm.example.com/hooks/booking", false)
+                            .unwrap(),
+                        topics: vec!["booking.created".into()],
+                        description: "Our CRM".into(),
+                    },
+                    WebhookEvent::WebhookEndpointDisabled {
+                        reason: DisableReason::Failing {
+                            failing_since: "2026-12-01T10:00:00Z".parse().unwrap(),
+                            last_error: "HTTP 503".into(),
+                        },
+                    },
+                    WebhookEvent::WebhookEndpointEnabled,
+                    WebhookEvent::WebhookRedeliveryRequested { seq: 42 },
+                    WebhookEvent::WebhookEndpointDeleted,
+                ],
+                |e| match e {
+                    WebhookEvent::WebhookEndpointRegistered { .. } => 0,
+                    WebhookEvent::WebhookEndpointDisabled { .. } => 1,
+                    WebhookEvent::WebhookEndpointEnabled => 2,
+                    WebhookEvent::WebhookRedeliveryRequested { .. } => 3,
+                    WebhookEvent::WebhookEndpointDeleted => 4,
+                },
+                5,
+            ),
+        ),
+        (
             "billing",
             "`billing/<tenant_id>`: a business's trial, subscription, payments and usage thresholds",
             rows(billing_samples(), billing_variant, 19),
@@ -644,6 +677,17 @@ pub(crate) fn meaning(event_type: &str) -> &'static str {
         "PasswordReset" => "The password was changed with a reset link; every session ended.",
         "EmailSent" => "An email a billing or tenant event caused went to one recipient.",
         "EmailFailed" => "The SMTP server refused an email for good; it is not sent again.",
+        "WebhookEndpointRegistered" => {
+            "The business registered a URL for its public events (its signing secret is the vault's)."
+        }
+        "WebhookEndpointDisabled" => {
+            "Deliveries stopped: turned off by the business, or every attempt failed for days."
+        }
+        "WebhookEndpointEnabled" => "Deliveries resume where they stopped.",
+        "WebhookRedeliveryRequested" => {
+            "The business asked for the public event numbered `seq` to be delivered again."
+        }
+        "WebhookEndpointDeleted" => "The endpoint is gone; nothing more is delivered to it.",
         other => panic!("no meaning written for {other}"),
     }
 }

@@ -59,6 +59,10 @@ uuid_id!(
     /// An API key (its secret is never part of the domain).
     ApiKeyId
 );
+uuid_id!(
+    /// A URL a business registered for its webhooks (its signing secret is the vault's).
+    WebhookEndpointId
+);
 
 /// What a booking occupies: a chair, a room, a practitioner. A tenant without resources books
 /// everything on its single default resource.

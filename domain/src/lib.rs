@@ -33,6 +33,7 @@ pub mod tenant;
 pub mod upcast;
 pub mod values;
 pub mod waitlist;
+pub mod webhook;
 
 pub use decider::{Decider, EventuallyAggregate};
 pub use event::{DecodeError, DomainEvent, Encoded, decode, encode};

@@ -30,6 +30,7 @@ pub enum Template {
     WhatsAppCredentials,
     Invitation,
     PasswordReset,
+    WebhookDisabled,
 }
 
 crate::labels::labels!(Template {
@@ -44,6 +45,7 @@ crate::labels::labels!(Template {
     WhatsAppCredentials => "whats_app_credentials",
     Invitation => "invitation",
     PasswordReset => "password_reset",
+    WebhookDisabled => "webhook_disabled",
 });
 
 /// A template's subject and body, with `{business_name}` and the template's own placeholders.
@@ -120,6 +122,13 @@ pub fn templates(template: Template) -> Text {
             subject: "{business_name}: WhatsApp stopped accepting the platform's token",
             body: "Hello,\n\nMeta refused {business_name}'s WhatsApp access token, so the bot \
                    cannot reply. Connect the number again with a new token to resume.\n",
+        },
+        T::WebhookDisabled => Text {
+            subject: "{business_name}: webhook deliveries to {url} have stopped",
+            body: "Hello,\n\nEvery delivery of {business_name}'s events to {url} has failed since \
+                   {since} (the last: {error}), so the platform stopped sending to it. Nothing is \
+                   lost: once the receiver works again, enable the endpoint and its events \
+                   arrive from where they stopped.\n",
         },
     }
 }

@@ -15,6 +15,7 @@ use domain::billing::BillingError;
 use domain::booking::BookingError;
 use domain::bot_config::BotConfigError;
 use domain::tenant::TenantError;
+use domain::webhook::WebhookError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -353,6 +354,11 @@ fn rejected(rejection: Rejection) -> Problem {
         .field("plan", format!("{metric}: {used} of {limit}"))
         .member("limit", metric),
         Rejection::Billing(BillingError::NotStarted) => Problem::not_found("subscription"),
+        Rejection::Webhook(WebhookError::NotFound) => Problem::not_found("webhook endpoint"),
+        Rejection::Webhook(WebhookError::NoSuchEvent) => Problem::not_found("event"),
+        Rejection::Webhook(WebhookError::DescriptionTooLong) => {
+            Problem::invalid("description", "at most 200 characters")
+        }
         other => Problem::conflict(other.to_string()),
     }
 }

@@ -17,6 +17,7 @@ pub mod projection;
 pub mod projections;
 pub mod rebuild;
 pub mod sender;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,6 +87,17 @@ backoff_max_ms = 30000
 breaker_failures = 5
 breaker_open_ms = 30000
 
+# The webhook deliverer: a business's public events to the URLs it registered.
+[webhooks]
+enabled = true
+every_ms = 250
+timeout_ms = 10000
+first_backoff_ms = 30000
+max_backoff_ms = 21600000
+give_up_after_hours = 72
+# Development and tests only: receivers on this machine or a private network.
+allow_private_networks = false
+
 [projections]
 enabled = true
 batch_size = 500
@@ -107,6 +119,38 @@ pub struct Settings {
     pub conversation_clock: ConversationClockSettings,
     pub stripe: StripeSettings,
     pub notifier: NotifierSettings,
+    pub webhooks: WebhookSettings,
+}
+
+/// The webhook deliverer (see [`webhooks`]).
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookSettings {
+    pub enabled: bool,
+    /// How often it looks for deliveries due.
+    pub every_ms: u64,
+    /// How long a receiver has to answer.
+    pub timeout_ms: u64,
+    /// The first retry's delay (doubled each time) and the longest.
+    pub first_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// How long an event is retried before its endpoint is disabled.
+    pub give_up_after_hours: u64,
+    /// Whether receivers on loopback and private addresses may be posted to.
+    pub allow_private_networks: bool,
+}
+
+impl WebhookSettings {
+    pub fn config(&self) -> webhooks::DelivererConfig {
+        webhooks::DelivererConfig {
+            every: Duration::from_millis(self.every_ms),
+            timeout: Duration::from_millis(self.timeout_ms),
+            first_backoff: Duration::from_millis(self.first_backoff_ms),
+            max_backoff: Duration::from_millis(self.max_backoff_ms),
+            give_up_after: Duration::from_secs(self.give_up_after_hours * 3600),
+            allow_private_networks: self.allow_private_networks,
+            ..webhooks::DelivererConfig::default()
+        }
+    }
 }
 
 /// The notifier (see [`notifier`]).
@@ -304,6 +348,7 @@ pub struct Application {
         nats::Namespace,
     )>,
     notifier: Option<(notifier::Notifier, async_nats::Client, nats::Namespace)>,
+    deliverer: Option<webhooks::Deliverer>,
 }
 
 impl Application {
@@ -430,6 +475,15 @@ impl Application {
         } else {
             None
         };
+        let deliverer = if settings.webhooks.enabled {
+            Some(webhooks::Deliverer::new(
+                reactor_app(&settings, &app_pool)?,
+                operator_pool.clone(),
+                settings.webhooks.config(),
+            )?)
+        } else {
+            None
+        };
         let stats = projection::Projection::ALL
             .into_iter()
             .map(|p| (p, Arc::default()))
@@ -451,6 +505,7 @@ impl Application {
             conversation_clock,
             billing_reactor,
             notifier,
+            deliverer,
         })
     }
 
@@ -499,6 +554,9 @@ impl Application {
         }
         if let Some((notifier, nats, ns)) = self.notifier {
             tasks.spawn(notifier.run(nats, ns, shutdown.child_token()));
+        }
+        if let Some(deliverer) = self.deliverer {
+            tasks.spawn(deliverer.run(shutdown.child_token()));
         }
         platform::serve::serve(self.listener, self.router, shutdown).await?;
         while let Some(done) = tasks.join_next().await {

@@ -20,6 +20,7 @@ use domain::bot::message::render;
 use domain::notification::{Template, templates};
 use domain::plan::Metric;
 use domain::tenant::TenantEvent;
+use domain::webhook::{DisableReason, WebhookEvent};
 use eventstore::RecordedEvent;
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
@@ -30,6 +31,7 @@ use crate::consumer::{consume, decode_message};
 pub const BILLING_DURABLE: &str = "notifier-billing";
 pub const TENANT_DURABLE: &str = "notifier-tenant";
 pub const USER_DURABLE: &str = "notifier-user";
+pub const WEBHOOK_DURABLE: &str = "notifier-webhook";
 
 #[derive(Debug, Default)]
 pub struct NotifierStats {
@@ -112,6 +114,29 @@ pub fn email_for(event: &RecordedEvent) -> Option<(Template, Vec<(&'static str, 
         TenantEvent::STREAM_TYPE if event.event_type == "WhatsAppCredentialsInvalidated" => {
             Some((Template::WhatsAppCredentials, vec![]))
         }
+        WebhookEvent::STREAM_TYPE => {
+            match domain::event::decode::<WebhookEvent>(&event.event_type, event.payload.clone())
+                .ok()?
+            {
+                WebhookEvent::WebhookEndpointDisabled {
+                    reason:
+                        DisableReason::Failing {
+                            failing_since,
+                            last_error,
+                        },
+                } => Some((
+                    Template::WebhookDisabled,
+                    vec![
+                        (
+                            "since",
+                            failing_since.format("%a %-d %b %Y %H:%M UTC").to_string(),
+                        ),
+                        ("error", last_error),
+                    ],
+                )),
+                _ => None,
+            }
+        }
         _ => None,
     }
 }
@@ -144,6 +169,10 @@ impl Notifier {
             TenantEvent::STREAM_TYPE
         );
         let user = format!("{prefix}*.{}.>", domain::access::UserEvent::STREAM_TYPE);
+        let webhook = format!(
+            "{prefix}*.{}.WebhookEndpointDisabled",
+            WebhookEvent::STREAM_TYPE
+        );
         let upcasters = app::events::upcasters();
         let (notifier, upcasters) = (&self, &upcasters);
         let handle = move |messages: Vec<jetstream::Message>| async move {
@@ -167,8 +196,26 @@ impl Notifier {
             consume(&nats, &ns, BILLING_DURABLE, billing, batch, &cancel, handle),
             consume(&nats, &ns, TENANT_DURABLE, tenant, batch, &cancel, handle),
             consume(&nats, &ns, USER_DURABLE, user, batch, &cancel, handle),
+            consume(&nats, &ns, WEBHOOK_DURABLE, webhook, batch, &cancel, handle),
         )?;
         Ok(())
+    }
+
+    /// The URL of the endpoint an event is about (from its registration).
+    async fn webhook_url(&self, event: &RecordedEvent) -> anyhow::Result<String> {
+        let history = self
+            .app
+            .store
+            .read_stream(event.tenant_id, &event.stream, 0)
+            .await?;
+        for recorded in history {
+            if let Ok(WebhookEvent::WebhookEndpointRegistered { url, .. }) =
+                domain::event::decode::<WebhookEvent>(&recorded.event_type, recorded.payload)
+            {
+                return Ok(url.as_str().to_owned());
+            }
+        }
+        anyhow::bail!("endpoint {} has no registration", event.stream.stream_id)
     }
 
     async fn handle(&self, event: &RecordedEvent) -> Disposition {
@@ -206,6 +253,9 @@ impl Notifier {
                 )
             }
         };
+        if event.stream.stream_type == WebhookEvent::STREAM_TYPE {
+            vars.push(("url", self.webhook_url(event).await?));
+        }
         let (business_name, _) = app::tenants::profile(&self.app.store, tenant).await?;
         vars.push(("business_name", business_name));
         vars.push(("upgrade_url", self.billing_url.clone()));

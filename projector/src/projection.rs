@@ -24,6 +24,7 @@ use domain::booking::BookingEvent;
 use domain::bot_config::BotConfigEvent;
 use domain::conversation::ConversationEvent;
 use domain::tenant::TenantEvent;
+use domain::webhook::WebhookEvent;
 use eventstore::{EventStore, RecordedEvent};
 use sqlx::PgConnection;
 
@@ -85,9 +86,11 @@ impl Projection {
             Projection::Conversations => &[ConversationEvent::STREAM_TYPE],
             Projection::Usage => &[ConversationEvent::STREAM_TYPE, BookingEvent::STREAM_TYPE],
             Projection::Billing => &[BillingEvent::STREAM_TYPE],
-            Projection::Integrations => {
-                &[BookingEvent::STREAM_TYPE, ConversationEvent::STREAM_TYPE]
-            }
+            Projection::Integrations => &[
+                BookingEvent::STREAM_TYPE,
+                ConversationEvent::STREAM_TYPE,
+                WebhookEvent::STREAM_TYPE,
+            ],
         }
     }
 

@@ -23,6 +23,7 @@ pub mod paging;
 pub mod reader;
 pub mod tenant;
 pub mod usage;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -153,7 +154,10 @@ impl FromRef<AppState> for OperatorKeys {
         analytics::series,
         analytics::busiest_hours,
         analytics::platform,
-        events::stream
+        events::stream,
+        webhooks::endpoints,
+        webhooks::endpoint,
+        webhooks::deliveries
     )
 )]
 pub struct ApiDoc;
@@ -186,6 +190,12 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/billing/invoices", get(billing::invoices))
         .route("/v1/audit", get(audit::audit))
         .route("/v1/events/stream", get(events::stream))
+        .route("/v1/webhook-endpoints", get(webhooks::endpoints))
+        .route("/v1/webhook-endpoints/{id}", get(webhooks::endpoint))
+        .route(
+            "/v1/webhook-endpoints/{id}/deliveries",
+            get(webhooks::deliveries),
+        )
         .route(
             "/v1/operator/tenants/{id}/audit",
             get(audit::operator_audit),

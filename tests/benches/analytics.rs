@@ -7,12 +7,17 @@
 //! 2. Facts for many tenants with a year each are written straight into the analytics schema
 //!    (setup, not measured); the three analytics reads are then asked at a fixed rate over
 //!    every tenant, and so is `GET /v1/usage` (one row by key) as the baseline.
+//! 3. Webhooks: public events of many tenants, each with an endpoint at a local receiver, are
+//!    delivered by the webhook deliverer (signed, logged, one cursor move per event); the
+//!    baseline is the same number of plain POSTs of the same bodies to the same receiver, with
+//!    the same concurrency, by a bare HTTP client.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use e2e_tests::backlog::{history, last_position, load, ms, percentile, tenant};
+use e2e_tests::cpu::Snapshot;
 use e2e_tests::{
     analytics_settings, eventually, projector_settings, query_api_settings, spawn_analytics,
     spawn_projector, spawn_query_api,
@@ -35,8 +40,181 @@ struct Args {
     query_rate: u64,
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Tenants with a webhook endpoint each, and public events delivered to each.
+    #[arg(long, default_value_t = 20)]
+    webhook_tenants: usize,
+    #[arg(long, default_value_t = 500)]
+    webhook_events: usize,
+    /// Only the webhook phase (3).
+    #[arg(long)]
+    webhooks_only: bool,
     #[arg(long, hide = true)]
     bench: bool,
+}
+
+/// A receiver that answers 200 to every POST and counts them.
+async fn counting_receiver() -> (String, Arc<std::sync::atomic::AtomicU64>) {
+    let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = count.clone();
+    let router = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |_body: axum::body::Bytes| {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (url, count)
+}
+
+/// CPU-ms since `before` of this process (sender and receiver) and Postgres.
+fn cpu_ms(before: &Snapshot) -> f64 {
+    before
+        .until(&Snapshot::take(&[]))
+        .iter()
+        .filter(|(group, _)| group == "load generator" || group == "postgres")
+        .map(|(_, seconds)| seconds * 1000.0)
+        .sum()
+}
+
+/// Phase 3: deliveries/s of the webhook deliverer, and of bare POSTs as the baseline.
+async fn webhooks(
+    db: &TestDb,
+    superuser: &PgPool,
+    args: &Args,
+    report: &mut Vec<(String, String)>,
+) {
+    let (url, received) = counting_receiver().await;
+    let app = e2e_tests::use_cases(db);
+    let body = |tenant: uuid::Uuid, seq: usize| {
+        serde_json::json!({
+            "id": uuid::Uuid::new_v4(), "type": "booking.created", "version": 1,
+            "tenant_id": tenant, "created_at": "2026-12-01T10:00:00Z",
+            "data": {"booking_id": uuid::Uuid::new_v4(), "reference": format!("R{seq}"),
+                     "starts_at": "2026-12-02T10:00:00Z", "ends_at": "2026-12-02T10:45:00Z",
+                     "customer": {"phone": "+34600000001", "name": "Ana"}, "channel": "whatsapp",
+                     "service": {"id": uuid::Uuid::new_v4(), "name": "Haircut"},
+                     "resource": "default", "price": {"minor": 2500, "currency": "EUR"}}
+        })
+    };
+    let mut bodies = Vec::new();
+    for i in 0..args.webhook_tenants {
+        let tenant = tenant(1_000_000 + i);
+        let endpoint = uuid::Uuid::new_v4();
+        sqlx::query(
+            "insert into rm_webhook_endpoints (tenant_id, endpoint_id, url, topics, description,
+                                               status, start_seq, created_at, updated_at)
+             values ($1, $2, $3, '{}', 'bench', 'enabled', 1, now(), now())",
+        )
+        .bind(tenant)
+        .bind(endpoint)
+        .bind(&url)
+        .execute(superuser)
+        .await
+        .unwrap();
+        sqlx::query(
+            "insert into webhook_secrets (tenant_id, endpoint_id, secret_enc) values ($1, $2, $3)",
+        )
+        .bind(tenant)
+        .bind(endpoint)
+        .bind(app.sealer.seal(b"whsec_bench"))
+        .execute(superuser)
+        .await
+        .unwrap();
+        let mut tenant_bodies = Vec::new();
+        for seq in 1..=args.webhook_events {
+            let b = body(tenant, seq);
+            sqlx::query(
+                "insert into rm_public_events (tenant_id, seq, event_id, topic, body, created_at)
+                 values ($1, $2, $3, 'booking.created', $4, now())",
+            )
+            .bind(tenant)
+            .bind(seq as i64)
+            .bind(uuid::Uuid::new_v4())
+            .bind(&b)
+            .execute(superuser)
+            .await
+            .unwrap();
+            tenant_bodies.push(b.to_string());
+        }
+        sqlx::query("insert into rm_public_event_heads (tenant_id, last_seq) values ($1, $2)")
+            .bind(tenant)
+            .bind(args.webhook_events as i64)
+            .execute(superuser)
+            .await
+            .unwrap();
+        bodies.push(tenant_bodies);
+    }
+    let total = (args.webhook_tenants * args.webhook_events) as u64;
+    let operator = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect_lazy(&db.operator_url())
+        .unwrap();
+    let deliverer = projector::webhooks::Deliverer::new(
+        app,
+        operator,
+        projector::webhooks::DelivererConfig {
+            allow_private_networks: true,
+            ..projector::webhooks::DelivererConfig::default()
+        },
+    )
+    .unwrap();
+    let cpu = Snapshot::take(&[]);
+    let started = Instant::now();
+    while received.load(std::sync::atomic::Ordering::Relaxed) < total {
+        deliverer.run_once(chrono::Utc::now()).await.unwrap();
+    }
+    let delivered = total as f64 / started.elapsed().as_secs_f64();
+    let delivered_cpu = cpu_ms(&cpu) / total as f64;
+
+    // The baseline: the same bodies POSTed by a bare client, one stream per tenant.
+    let client = reqwest::Client::new();
+    received.store(0, std::sync::atomic::Ordering::Relaxed);
+    let cpu = Snapshot::take(&[]);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for tenant_bodies in bodies {
+        let (client, url) = (client.clone(), url.clone());
+        tasks.spawn(async move {
+            for b in tenant_bodies {
+                let r = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(b)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success());
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let bare = total as f64 / started.elapsed().as_secs_f64();
+    let bare_cpu = cpu_ms(&cpu) / total as f64;
+    report.push((
+        format!(
+            "webhooks: {total} deliveries ({} endpoints x {}), deliveries/s",
+            args.webhook_tenants, args.webhook_events
+        ),
+        format!("{delivered:.0}"),
+    ));
+    report.push((
+        "baseline: the same bodies as bare POSTs, requests/s".into(),
+        format!("{bare:.0}"),
+    ));
+    report.push((
+        "deliverer / bare POSTs (throughput)".into(),
+        format!("{:.2}", delivered / bare),
+    ));
+    report.push((
+        "CPU-ms per delivery (this process + Postgres) / per bare POST".into(),
+        format!("{delivered_cpu:.3} / {bare_cpu:.3}"),
+    ));
 }
 
 async fn stream_messages(nats: &TestNats) -> u64 {
@@ -145,6 +323,11 @@ async fn main() {
     let nats = TestNats::new().await;
     let superuser = db.superuser_url_pool().await;
     let mut report: Vec<(String, String)> = Vec::new();
+    if args.webhooks_only {
+        webhooks(&db, &superuser, &args, &mut report).await;
+        print_report(&args, 0, &report);
+        return;
+    }
 
     // 1. The backlog: in the log, then on the stream (the relay alone).
     load(&superuser, history(args.events, args.tenants, 0)).await;
@@ -313,6 +496,11 @@ async fn main() {
         ),
     ));
 
+    webhooks(&db, &superuser, &args, &mut report).await;
+    print_report(&args, events, &report);
+}
+
+fn print_report(args: &Args, events: u64, report: &[(String, String)]) {
     println!(
         "\nanalytics benchmark: {} tenants, {} events, {} bookings a tenant over a year\n",
         args.tenants, events, args.bookings_per_tenant

@@ -259,6 +259,8 @@ pub fn command_api_settings_with_graph(
             upgrade_url: TEST_UPGRADE_URL.into(),
         },
         stripe: stripe_settings("http://127.0.0.1:1/"),
+        // The tests' receivers listen on this machine.
+        webhooks: command_api::WebhookSettings { allow_http: true },
     }
 }
 
@@ -307,6 +309,7 @@ pub fn use_cases(db: &TestDb) -> app::App {
         sealer: vault::Sealer::from_base64(TEST_ENCRYPTION_KEY).expect("a valid key"),
         policy: app::Policy {
             upgrade_url: TEST_UPGRADE_URL.into(),
+            webhooks_allow_http: true,
             ..app::Policy::default()
         },
     }
@@ -592,7 +595,37 @@ pub fn projector_settings(db: &TestDb, nats: &TestNats) -> projector::Settings {
             concurrency: 64,
             stale_claim_ms: 60_000,
         },
+        // On, for receivers on this machine, retrying quickly; tests that move time run a
+        // deliverer of their own (`deliverer`) with this one off.
+        webhooks: projector::WebhookSettings {
+            enabled: true,
+            every_ms: 100,
+            timeout_ms: 2000,
+            first_backoff_ms: 200,
+            max_backoff_ms: 1000,
+            give_up_after_hours: 72,
+            allow_private_networks: true,
+        },
     }
+}
+
+/// A webhook deliverer over a test's database, run by hand with the time the test chooses
+/// (receivers on this machine allowed).
+pub fn deliverer(db: &TestDb) -> projector::webhooks::Deliverer {
+    let operator = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect_lazy(&db.operator_url())
+        .expect("a valid URL");
+    projector::webhooks::Deliverer::new(
+        use_cases(db),
+        operator,
+        projector::webhooks::DelivererConfig {
+            timeout: std::time::Duration::from_secs(2),
+            allow_private_networks: true,
+            ..projector::webhooks::DelivererConfig::default()
+        },
+    )
+    .expect("a deliverer")
 }
 
 pub async fn spawn_projector(settings: projector::Settings) -> ProjectorHandle {

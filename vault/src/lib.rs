@@ -23,6 +23,7 @@ pub mod mfa;
 pub mod sealing;
 pub mod sessions;
 pub mod users;
+pub mod webhooks;
 pub mod whatsapp;
 
 pub use hashing::{hash_password, new_token, sha256, tenant_of_token, verify_password};

@@ -39,6 +39,11 @@ const COMMAND_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/bookings/{id}/reschedule"),
     ("post", "/v1/bookings/{id}/complete"),
     ("post", "/v1/bookings/{id}/no-show"),
+    ("post", "/v1/webhook-endpoints"),
+    ("post", "/v1/webhook-endpoints/{id}/disable"),
+    ("post", "/v1/webhook-endpoints/{id}/enable"),
+    ("post", "/v1/webhook-endpoints/{id}/deliveries/{seq}/retry"),
+    ("delete", "/v1/webhook-endpoints/{id}"),
 ];
 
 const QUERY_ROUTES: &[(&str, &str)] = &[
@@ -61,6 +66,9 @@ const QUERY_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/analytics/series"),
     ("get", "/v1/analytics/busiest-hours"),
     ("get", "/v1/operator/analytics"),
+    ("get", "/v1/webhook-endpoints"),
+    ("get", "/v1/webhook-endpoints/{id}"),
+    ("get", "/v1/webhook-endpoints/{id}/deliveries"),
 ];
 
 async fn check(client: &reqwest::Client, base: &str, routes: &[(&str, &str)]) {

@@ -71,6 +71,31 @@ fn command_routes() -> Vec<(&'static str, &'static str, Value, bool)> {
         ),
         ("POST", "/v1/bookings/{booking}/complete", json!({}), true),
         ("POST", "/v1/bookings/{booking}/no-show", json!({}), true),
+        (
+            "POST",
+            "/v1/webhook-endpoints",
+            json!({"url": "https://hooks.example.com/new"}),
+            true,
+        ),
+        (
+            "POST",
+            "/v1/webhook-endpoints/{hook}/disable",
+            json!({}),
+            true,
+        ),
+        (
+            "POST",
+            "/v1/webhook-endpoints/{hook}/enable",
+            json!({}),
+            true,
+        ),
+        (
+            "POST",
+            "/v1/webhook-endpoints/{hook}/deliveries/1/retry",
+            json!({}),
+            true,
+        ),
+        ("DELETE", "/v1/webhook-endpoints/{hook}", Value::Null, true),
     ]
 }
 
@@ -94,6 +119,9 @@ fn query_routes() -> Vec<(&'static str, bool)> {
         ("/v1/analytics/busiest-hours", true),
         ("/v1/audit", true),
         ("/v1/events/stream", true),
+        ("/v1/webhook-endpoints", true),
+        ("/v1/webhook-endpoints/{hook}", true),
+        ("/v1/webhook-endpoints/{hook}/deliveries", true),
     ]
 }
 
@@ -102,6 +130,7 @@ struct Ids {
     service: String,
     user: String,
     key: String,
+    hook: String,
 }
 
 fn fill(template: &str, ids: &Ids) -> String {
@@ -110,6 +139,7 @@ fn fill(template: &str, ids: &Ids) -> String {
         .replace("{service}", &ids.service)
         .replace("{user}", &ids.user)
         .replace("{key}", &ids.key)
+        .replace("{hook}", &ids.hook)
         .replace("{phone}", "%2B34600000001")
         .replace("{start}", &slot(15))
 }
@@ -159,7 +189,16 @@ async fn populated(t: &Tenant<'_>) -> Ids {
             Some(json!({"name": "k", "scopes": ["read_bookings"]})),
         )
         .await;
+    let (_, _, hook) = t
+        .send(
+            reqwest::Method::POST,
+            "/v1/webhook-endpoints",
+            &[],
+            Some(json!({"url": "https://hooks.example.com/x"})),
+        )
+        .await;
     Ids {
+        hook: hook["endpoint_id"].as_str().unwrap().to_owned(),
         booking: booked["booking_id"].as_str().unwrap().to_owned(),
         service,
         user: invited["user_id"].as_str().unwrap().to_owned(),
@@ -316,6 +355,8 @@ async fn every_endpoint_refuses_bad_credentials_other_tenants_ids_weak_roles_and
         );
     }
     for template in [
+        "/v1/webhook-endpoints/{hook}",
+        "/v1/webhook-endpoints/{hook}/deliveries",
         "/v1/bookings/{booking}",
         "/v1/availability?service_id={service}&date=2030-01-01",
     ] {
