@@ -100,7 +100,7 @@ pub struct RangeParams {
 }
 
 /// The days a read covers, in a time zone.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Range {
     pub from: NaiveDate,
     pub to: NaiveDate,
@@ -157,7 +157,7 @@ async fn tenant_zone(conn: &mut PgConnection) -> Result<(String, NaiveDate), Pro
 }
 
 /// Money by currency (a business may have priced services in more than one).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Revenue {
     pub currency: String,
     /// Appointments in the range that were not cancelled, at their booked price.
@@ -166,7 +166,7 @@ pub struct Revenue {
     pub realised_minor: i64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Appointments {
     /// Appointments whose time falls in the range, whatever became of them.
     pub total: i64,
@@ -185,7 +185,7 @@ pub struct Appointments {
     pub no_show_rate: f64,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BookingsMade {
     /// Bookings made on a day of the range (whatever their appointment's day).
     pub total: i64,
@@ -194,7 +194,7 @@ pub struct BookingsMade {
     pub api: i64,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Customers {
     /// Customers with an appointment in the range.
     pub total: i64,
@@ -203,7 +203,7 @@ pub struct Customers {
 }
 
 /// WhatsApp conversations started in the range, and how far they went.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Funnel {
     pub conversations: i64,
     /// Were offered times to choose from.
@@ -214,7 +214,7 @@ pub struct Funnel {
     pub attended: i64,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BotPerformance {
     /// Conversations the bot saw through without handing them to a person.
     pub finished_by_bot: i64,
@@ -227,14 +227,14 @@ pub struct BotPerformance {
     pub first_reply_p90_ms: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Messages {
     pub inbound: i64,
     pub outbound: i64,
 }
 
 /// A service's or a staff member's share of the range's appointments.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Breakdown {
     /// The service's id, or the resource (`default`, or a staff member's id).
     pub key: String,
@@ -248,7 +248,7 @@ pub struct Breakdown {
     pub booked_minutes: i64,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Overview {
     pub range: Range,
     pub bookings_made: BookingsMade,
@@ -264,7 +264,7 @@ pub struct Overview {
 }
 
 /// How much of the time on offer was booked.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Utilisation {
     /// Minutes of the range's appointments not cancelled.
     pub booked_minutes: i64,
@@ -558,7 +558,7 @@ pub struct SeriesParams {
 }
 
 /// One period of a series (periods with nothing in them are there, with zeros).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Point {
     /// The period's first local day (the first period may begin before the range: only the
     /// range's days are counted in it).
@@ -573,7 +573,7 @@ pub struct Point {
     pub revenue: Vec<Revenue>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Series {
     pub range: Range,
     pub interval: Interval,
@@ -712,7 +712,7 @@ pub async fn series(
 }
 
 /// Appointments at one local weekday and hour.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HourCell {
     /// ISO weekday: 1 is Monday, 7 Sunday.
     pub weekday: i32,
@@ -721,7 +721,7 @@ pub struct HourCell {
     pub appointments: i64,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BusiestHours {
     pub range: Range,
     /// Only the weekday and hour pairs with appointments, busiest first.
@@ -779,7 +779,7 @@ pub struct PlatformParams {
 }
 
 /// One business on the platform over the range.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TenantActivity {
     pub tenant_id: Uuid,
     pub business_name: String,
@@ -790,7 +790,7 @@ pub struct TenantActivity {
     pub messages_out: i64,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlatformActivity {
     pub range: Range,
     /// How far the analytics consumer has applied the stream.

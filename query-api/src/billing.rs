@@ -12,14 +12,14 @@ use domain::values::Money;
 use platform::answers::{ConsistencyToken, Forbidden, NotFound, TenantReader};
 use platform::params::Params;
 use platform::problem::Problem;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::paging::{Cursor, Page, PageParams, fetch_size};
 use crate::reader::Reader;
 
 /// An amount of money: minor units (cents) and the currency, and how it reads.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Amount {
     pub minor: i64,
     pub currency: String,
@@ -38,7 +38,7 @@ impl From<Money> for Amount {
 }
 
 /// A plan's limits per calendar month (UTC); `null` is unlimited.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LimitsView {
     pub bookings: Option<u32>,
     pub messages: Option<u32>,
@@ -104,13 +104,13 @@ pub async fn plans(State(app): State<AppState>) -> Json<PlansView> {
 }
 
 /// One limit of the plan and the month's use of it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UsageLine {
     pub used: i64,
     /// `null`: unlimited.
     pub limit: Option<u32>,
     /// `within`, `near_limit` (80 % or more) or `reached`.
-    pub state: &'static str,
+    pub state: String,
 }
 
 impl UsageLine {
@@ -122,11 +122,15 @@ impl UsageLine {
             L::NearLimit => "near_limit",
             L::Reached => "reached",
         };
-        Self { used, limit, state }
+        Self {
+            used,
+            limit,
+            state: state.to_owned(),
+        }
     }
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UsageLines {
     /// The calendar month (UTC) counted, `YYYY-MM`.
     pub month: String,
@@ -138,7 +142,7 @@ pub struct UsageLines {
 }
 
 /// A usage threshold the month reached (the dashboard's banner).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AlertView {
     pub metric: String,
     /// 80 or 100 (percent of the limit).
@@ -148,14 +152,14 @@ pub struct AlertView {
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Estimate {
     /// The plan's price for its cycle plus this month's message overage so far.
     pub amount: Amount,
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BillingView {
     pub plan: String,
     /// `monthly` or `yearly`; `null` until subscribed.
@@ -268,7 +272,7 @@ pub async fn billing(
     }))
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InvoiceView {
     pub invoice_id: String,
     pub number: Option<String>,

@@ -18,7 +18,7 @@ use crate::AppState;
 use crate::paging::{Cursor, Page, PageParams, fetch_size};
 use crate::reader::Reader;
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BookingRow {
     pub booking_id: Uuid,
     pub reference: String,
@@ -141,7 +141,7 @@ pub async fn bookings(
     })))
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     pub version: i32,
     pub event_type: String,
@@ -152,7 +152,7 @@ pub struct HistoryEntry {
     pub recorded_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BookingDetail {
     #[serde(flatten)]
     pub booking: BookingRow,

@@ -10,14 +10,14 @@ use domain::values::PhoneNumber;
 use platform::answers::{ConsistencyToken, Forbidden, NotFound, TenantReader};
 use platform::params::Params;
 use platform::problem::Problem;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::AppState;
 use crate::paging::{Cursor, Page, PageParams, fetch_size};
 use crate::reader::Reader;
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConversationRow {
     pub customer_phone: String,
     pub profile_name: Option<String>,
@@ -67,7 +67,7 @@ pub async fn conversations(
     })))
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MessageRow {
     pub message_id: String,
     pub direction: String,
@@ -80,7 +80,7 @@ pub struct MessageRow {
     pub error_reason: Option<String>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConversationDetail {
     #[serde(flatten)]
     pub conversation: ConversationRow,

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use platform::params::Limit;
 use serde::{Deserialize, Deserializer, Serialize};
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass as `cursor` for the next page; absent on the last page.

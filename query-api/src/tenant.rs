@@ -5,13 +5,13 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use platform::answers::{ConsistencyToken, NotFound, TenantReader};
 use platform::problem::Problem;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::reader::Reader;
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TenantView {
     pub tenant_id: Uuid,
     pub slug: String,

@@ -836,3 +836,51 @@ impl Drop for AnalyticsHandle {
         self.stop.cancel();
     }
 }
+
+/// The dashboard over a test's command and query APIs, on a port of its own, until dropped.
+pub struct DashboardApp {
+    pub address: String,
+    /// Its Redis key prefix (the test's own).
+    pub key_prefix: String,
+    stop: CancellationToken,
+}
+
+impl Drop for DashboardApp {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+pub async fn spawn_dashboard(
+    db: &TestDb,
+    nats: &TestNats,
+    command_url: &str,
+    query_url: &str,
+) -> DashboardApp {
+    let s = service_settings(db, nats, REDIS_URL);
+    let key_prefix = s.redis.key_prefix.clone();
+    let app = dashboard::Application::build(dashboard::Settings {
+        http: s.http,
+        redis: s.redis,
+        log: s.log,
+        apis: dashboard::ApiSettings {
+            command_url: command_url.to_owned(),
+            query_url: query_url.to_owned(),
+            timeout_ms: 5000,
+        },
+        session: dashboard::SessionSettings {
+            secure_cookie: false,
+            idle_hours: 24,
+        },
+    })
+    .await
+    .expect("the dashboard builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let stop = CancellationToken::new();
+    tokio::spawn(app.run_until_stopped(stop.clone()));
+    DashboardApp {
+        address,
+        key_prefix,
+        stop,
+    }
+}

@@ -8,6 +8,7 @@ mod auth;
 mod billing;
 mod bookings;
 mod conversations;
+mod dashboard;
 mod emails;
 mod end_to_end;
 mod idempotency;

@@ -1,0 +1,193 @@
+//! The platform's APIs as the dashboard calls them: the command API for sign-in and writes, the
+//! query API for reads, with the member's own tokens. An access token that has run out is
+//! renewed once with the refresh token (which rotates) and the read tried again; a refresh
+//! refused means the session is over. Answers are the APIs' own types.
+
+use std::time::Duration;
+
+use command_api::auth::TokenPair;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::session::{Session, Sessions};
+
+/// Why a call gave no answer the page can use.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    /// The session is over (refresh refused, member deactivated): sign in again.
+    SignedOut,
+    /// The API refused, in problem+json: its status, detail and the fields at fault.
+    Refused {
+        status: u16,
+        detail: String,
+        fields: Vec<(String, String)>,
+        /// The problem's kind: the last segment of its `type` (`invalid-field`, `mfa-required`).
+        kind: String,
+    },
+    /// An API or Redis did not answer.
+    Unavailable(String),
+}
+
+impl Failure {
+    fn from_problem(status: u16, body: &Value) -> Self {
+        let detail = body["detail"]
+            .as_str()
+            .or(body["title"].as_str())
+            .unwrap_or("The request was refused.")
+            .to_owned();
+        let fields = body["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .map(|e| {
+                        (
+                            e["field"].as_str().unwrap_or_default().to_owned(),
+                            e["message"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let kind = body["type"]
+            .as_str()
+            .and_then(|t| t.rsplit('/').next())
+            .unwrap_or_default()
+            .to_owned();
+        Failure::Refused {
+            status,
+            detail,
+            fields,
+            kind,
+        }
+    }
+
+    /// The message shown for the field `name`, if the API named it.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        match self {
+            Failure::Refused { fields, .. } => fields
+                .iter()
+                .find(|(f, _)| f == name || f.trim_start_matches("$.") == name)
+                .map(|(_, m)| m.as_str()),
+            _ => None,
+        }
+    }
+}
+
+impl From<reqwest::Error> for Failure {
+    fn from(err: reqwest::Error) -> Self {
+        Failure::Unavailable(err.to_string())
+    }
+}
+
+pub struct Api {
+    client: reqwest::Client,
+    command: String,
+    query: String,
+}
+
+impl Api {
+    pub fn new(command_url: &str, query_url: &str, timeout: Duration) -> anyhow::Result<Self> {
+        Ok(Self {
+            client: reqwest::Client::builder()
+                .timeout(timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
+            command: command_url.trim_end_matches('/').to_owned(),
+            query: query_url.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    async fn tokens(&self, path: &str, body: Value) -> Result<TokenPair, Failure> {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.command))
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        if status == 200 {
+            return Ok(response.json().await?);
+        }
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        Err(Failure::from_problem(status, &body))
+    }
+
+    /// Signs a member in: their business's slug, email, password and, if they enrolled one,
+    /// the authenticator's code.
+    pub async fn login(
+        &self,
+        slug: &str,
+        email: &str,
+        password: &str,
+        totp: Option<&str>,
+    ) -> Result<TokenPair, Failure> {
+        let mut body = json!({"slug": slug, "email": email, "password": password});
+        if let Some(code) = totp {
+            body["totp"] = json!(code);
+        }
+        self.tokens("/v1/auth/login", body).await
+    }
+
+    /// Ends the session on the platform too (its refresh token is revoked).
+    pub async fn logout(&self, session: &Session) -> Result<(), Failure> {
+        self.client
+            .post(format!("{}/v1/auth/logout", self.command))
+            .json(&json!({"refresh_token": session.refresh_token}))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// A read from the query API as the session's member, renewing the access token once if it
+    /// ran out (the renewed session is stored under `id`).
+    pub async fn read<T: DeserializeOwned>(
+        &self,
+        sessions: &Sessions,
+        id: &str,
+        session: &mut Session,
+        path: &str,
+    ) -> Result<T, Failure> {
+        for attempt in 0..2 {
+            let response = self
+                .client
+                .get(format!("{}{path}", self.query))
+                .bearer_auth(&session.access_token)
+                .send()
+                .await?;
+            let status = response.status().as_u16();
+            if status == 200 {
+                return response
+                    .json()
+                    .await
+                    .map_err(|e| Failure::Unavailable(format!("{path}: {e}")));
+            }
+            if status == 401 && attempt == 0 {
+                let renewed = match self
+                    .tokens(
+                        "/v1/auth/refresh",
+                        json!({"refresh_token": session.refresh_token}),
+                    )
+                    .await
+                {
+                    Ok(pair) => pair,
+                    Err(Failure::Refused { .. }) => return Err(Failure::SignedOut),
+                    Err(other) => return Err(other),
+                };
+                session.access_token = renewed.access_token;
+                session.refresh_token = renewed.refresh_token;
+                sessions
+                    .put(id, session)
+                    .await
+                    .map_err(|e| Failure::Unavailable(e.to_string()))?;
+                continue;
+            }
+            if status == 401 {
+                return Err(Failure::SignedOut);
+            }
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            return Err(Failure::from_problem(status, &body));
+        }
+        Err(Failure::SignedOut)
+    }
+}

@@ -1,0 +1,127 @@
+//! The owners' dashboard: server-rendered pages (askama templates, htmx for partial updates)
+//! that are a client of the platform's own APIs. Every write goes to the command API and every
+//! read to the query API, over HTTP, with the member's own tokens; a write's consistency token
+//! goes with the next read, so a change shows on the very next page. The dashboard has no
+//! database of its own: a member's session (their access and refresh tokens) is kept in Redis
+//! under a random id, which is all the browser's cookie holds (`session.rs`).
+//!
+//! Pages: the login (with the second factor), Home (today's appointments, the week against the
+//! last, what needs the business, the plan's usage) and Bookings (by tab, paged). Every
+//! response carries a strict Content-Security-Policy (no inline script or style), and a
+//! state-changing request from another site is refused (`guard.rs`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use platform::health::Dependencies;
+use platform::{HttpSettings, LogSettings, RedisSettings};
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub mod api;
+pub mod guard;
+pub mod pages;
+pub mod session;
+
+const DEFAULTS: &str = r#"
+[http]
+port = 8088
+
+[apis]
+command_url = "http://127.0.0.1:8080"
+query_url = "http://127.0.0.1:8081"
+timeout_ms = 10000
+
+[session]
+# Behind TLS: the cookie is Secure and named __Host-session.
+secure_cookie = false
+# A session unused this long is forgotten (the refresh token lives as long).
+idle_hours = 24
+"#;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub redis: RedisSettings,
+    pub log: LogSettings,
+    pub apis: ApiSettings,
+    pub session: SessionSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiSettings {
+    pub command_url: String,
+    pub query_url: String,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SessionSettings {
+    pub secure_cookie: bool,
+    pub idle_hours: u64,
+}
+
+pub fn load_settings() -> anyhow::Result<Settings> {
+    platform::settings::load("dashboard", DEFAULTS)
+}
+
+/// What every handler reaches.
+#[derive(Clone)]
+pub struct AppState {
+    pub api: Arc<api::Api>,
+    pub sessions: session::Sessions,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/bookings", get(pages::bookings))
+        .route("/static/{*path}", get(pages::asset))
+        .layer(axum::middleware::from_fn(guard::guard))
+        .with_state(state)
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let redis = Dependencies::redis_client(&settings.redis)?;
+        let state = AppState {
+            api: Arc::new(api::Api::new(
+                &settings.apis.command_url,
+                &settings.apis.query_url,
+                Duration::from_millis(settings.apis.timeout_ms),
+            )?),
+            sessions: session::Sessions::new(
+                redis.clone(),
+                &settings.redis.key_prefix,
+                settings.session.secure_cookie,
+                Duration::from_secs(settings.session.idle_hours * 3600),
+            ),
+        };
+        let router = router(state).merge(platform::health::router(Dependencies {
+            postgres: vec![],
+            nats: None,
+            redis: Some(redis),
+        }));
+        let listener = TcpListener::bind(settings.http.address()).await?;
+        Ok(Self { listener, router })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        platform::serve::serve(self.listener, self.router, shutdown).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,582 @@
+//! The pages. Each handler reads what it shows from the query API as the signed-in member (or
+//! writes through the command API), and renders a template; an API's refusal is shown on the
+//! page, next to the field it names.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{FromRequest as _, Path, Query, Request, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use chrono::{DateTime, Datelike as _, NaiveDate, Utc};
+use chrono_tz::Tz;
+use query_api::analytics::Overview;
+use query_api::billing::BillingView;
+use query_api::bookings::BookingRow;
+use query_api::conversations::ConversationRow;
+use query_api::paging::Page;
+use query_api::tenant::TenantView;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::api::Failure;
+use crate::guard::NeedsToken;
+use crate::session::{Session, random_token};
+
+/// A page's answer: its HTML, or where to go instead.
+fn render(template: &impl Template, status: StatusCode) -> Response {
+    match template.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "a template failed to render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The page could not be shown.",
+            )
+                .into_response()
+        }
+    }
+}
+
+fn see_other(to: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(LOCATION, to.to_owned())]).into_response()
+}
+
+fn unavailable(what: &str) -> Response {
+    tracing::warn!(what, "the dashboard could not reach a dependency");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Html(
+            "<!doctype html><title>Unavailable</title><p>The platform did not answer. \
+             Try again in a moment.</p>"
+                .to_owned(),
+        ),
+    )
+        .into_response()
+}
+
+/// The signed-in member's session, or the way to the login page.
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<(String, Session), Response> {
+    let Some(id) = state.sessions.id_of(headers) else {
+        return Err(see_other("/login"));
+    };
+    match state.sessions.get(&id).await {
+        Ok(Some(session)) => Ok((id, session)),
+        Ok(None) => Err(see_other("/login")),
+        Err(err) => Err(unavailable(&err.to_string())),
+    }
+}
+
+/// Text made safe to put in HTML.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// What a failed read means for the page.
+fn failed(failure: Failure) -> Response {
+    match failure {
+        Failure::SignedOut => see_other("/login"),
+        Failure::Unavailable(what) => unavailable(&what),
+        Failure::Refused { status, detail, .. } => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+            Html(format!(
+                "<!doctype html><title>Refused</title><p>{}</p>",
+                escape(&detail)
+            )),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub slug: String,
+    pub email: String,
+    pub ask_code: bool,
+    pub error: Option<String>,
+    pub slug_error: Option<String>,
+    pub email_error: Option<String>,
+    pub password_error: Option<String>,
+    pub code_error: Option<String>,
+}
+
+impl LoginPage {
+    fn empty() -> Self {
+        Self {
+            slug: String::new(),
+            email: String::new(),
+            ask_code: false,
+            error: None,
+            slug_error: None,
+            email_error: None,
+            password_error: None,
+            code_error: None,
+        }
+    }
+}
+
+pub async fn login_form() -> Response {
+    render(&LoginPage::empty(), StatusCode::OK)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    pub slug: String,
+    pub email: String,
+    pub password: String,
+    #[serde(default)]
+    pub totp: String,
+}
+
+pub async fn login(State(state): State<AppState>, request: Request) -> Response {
+    if request.extensions().get::<NeedsToken>().is_some() {
+        // Nothing vouches for where this form came from, and there is no session yet to hold
+        // a token: a browser this old cannot sign in safely.
+        return (
+            StatusCode::FORBIDDEN,
+            "Your browser did not say where this form came from.",
+        )
+            .into_response();
+    }
+    let Ok(Form(form)) = Form::<LoginForm>::from_request(request, &()).await else {
+        return render(
+            &LoginPage {
+                error: Some("Fill in every field.".into()),
+                ..LoginPage::empty()
+            },
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    };
+    let totp = Some(form.totp.trim()).filter(|c| !c.is_empty());
+    match state
+        .api
+        .login(form.slug.trim(), form.email.trim(), &form.password, totp)
+        .await
+    {
+        Ok(pair) => {
+            let id = random_token();
+            let session = Session {
+                access_token: pair.access_token,
+                refresh_token: pair.refresh_token,
+                csrf: random_token(),
+            };
+            if let Err(err) = state.sessions.put(&id, &session).await {
+                return unavailable(&err.to_string());
+            }
+            (
+                StatusCode::SEE_OTHER,
+                [
+                    (LOCATION, "/".to_owned()),
+                    (SET_COOKIE, state.sessions.cookie(&id)),
+                ],
+            )
+                .into_response()
+        }
+        Err(Failure::Refused {
+            status,
+            detail,
+            fields,
+            kind,
+        }) => {
+            let failure = Failure::Refused {
+                status,
+                detail: detail.clone(),
+                fields,
+                kind: kind.clone(),
+            };
+            let ask_code = kind == "mfa-required" || totp.is_some();
+            let error = match (status, kind.as_str()) {
+                (_, "mfa-required") if totp.is_none() => {
+                    "Enter the code from your authenticator app.".to_owned()
+                }
+                (401, _) => "That business, email and password do not match.".to_owned(),
+                (429, _) => "Too many attempts. Wait a minute and try again.".to_owned(),
+                _ => detail,
+            };
+            render(
+                &LoginPage {
+                    slug: form.slug,
+                    email: form.email,
+                    ask_code,
+                    error: Some(error),
+                    slug_error: failure.field("slug").map(str::to_owned),
+                    email_error: failure.field("email").map(str::to_owned),
+                    password_error: failure.field("password").map(str::to_owned),
+                    code_error: failure.field("totp").map(str::to_owned),
+                },
+                StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED),
+            )
+        }
+        Err(Failure::SignedOut) => see_other("/login"),
+        Err(Failure::Unavailable(what)) => unavailable(&what),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf: String,
+}
+
+pub async fn logout(State(state): State<AppState>, request: Request) -> Response {
+    let needs_token = request.extensions().get::<NeedsToken>().is_some();
+    let headers = request.headers().clone();
+    let Ok(Form(form)) = Form::<CsrfForm>::from_request(request, &()).await else {
+        return StatusCode::UNPROCESSABLE_ENTITY.into_response();
+    };
+    let (id, session) = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    if needs_token && form.csrf != session.csrf {
+        return (
+            StatusCode::FORBIDDEN,
+            "This form has expired: reload the page.",
+        )
+            .into_response();
+    }
+    // The platform revokes the refresh token; the session is forgotten here whatever it says.
+    let _ = state.api.logout(&session).await;
+    if let Err(err) = state.sessions.forget(&id).await {
+        return unavailable(&err.to_string());
+    }
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (LOCATION, "/login".to_owned()),
+            (SET_COOKIE, state.sessions.cleared()),
+        ],
+    )
+        .into_response()
+}
+
+/// An appointment as the pages show it, in the business's time zone.
+pub struct Appointment {
+    pub booking_id: String,
+    pub day: String,
+    pub time: String,
+    pub service: String,
+    pub customer: String,
+    pub phone: String,
+    pub status: String,
+    /// `status-confirmed`, `status-no-show`, ...: how the status looks.
+    pub status_class: String,
+    pub price: String,
+    pub channel: String,
+}
+
+fn money(minor: i64, currency: &str) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let minor = minor.abs();
+    format!("{sign}{}.{:02} {currency}", minor / 100, minor % 100)
+}
+
+fn appointment(row: &BookingRow, tz: Tz) -> Appointment {
+    let starts = row.starts_at.with_timezone(&tz);
+    Appointment {
+        booking_id: row.booking_id.to_string(),
+        day: starts.format("%a %-d %b").to_string(),
+        time: starts.format("%H:%M").to_string(),
+        service: row.service_name.clone(),
+        customer: row.customer_name.clone().unwrap_or_default(),
+        phone: row.customer_phone.clone(),
+        status: row.status.replace('_', " "),
+        status_class: format!("status-{}", row.status.replace('_', "-")),
+        price: money(row.price_minor, &row.currency),
+        channel: row.channel.clone(),
+    }
+}
+
+/// The UTC instant of `day`'s local midnight in `tz` (the earliest, across a DST change).
+fn midnight(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
+    day.and_hms_opt(0, 0, 0)
+        .and_then(|t| t.and_local_timezone(tz).earliest())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+}
+
+/// One figure of the week against the week before.
+pub struct Compared {
+    pub label: &'static str,
+    pub this_week: String,
+    pub last_week: String,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+pub struct HomePage {
+    pub business: String,
+    pub csrf: String,
+    pub today: String,
+    pub appointments: Vec<Appointment>,
+    pub week: Vec<Compared>,
+    pub waiting: Vec<ConversationRow>,
+    pub unconfirmed: Vec<Appointment>,
+    /// (what, used, limit or "no limit", state) when the member may see the plan's usage.
+    pub usage: Option<Vec<(&'static str, i64, String, String)>>,
+    pub plan: String,
+}
+
+fn instant(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        .replace('+', "%2B")
+}
+
+pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (id, mut session) = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let api = &state.api;
+    let sessions = &state.sessions;
+    let tenant: TenantView = match api.read(sessions, &id, &mut session, "/v1/tenant").await {
+        Ok(t) => t,
+        Err(failure) => return failed(failure),
+    };
+    let tz: Tz = tenant.time_zone.parse().unwrap_or(Tz::UTC);
+    let today = Utc::now().with_timezone(&tz).date_naive();
+    let tomorrow = today + chrono::Duration::days(1);
+    let path = format!(
+        "/v1/bookings?from={}&to={}&limit=100",
+        instant(midnight(today, tz)),
+        instant(midnight(tomorrow, tz))
+    );
+    let todays: Page<BookingRow> = match api.read(sessions, &id, &mut session, &path).await {
+        Ok(p) => p,
+        Err(failure) => return failed(failure),
+    };
+    let path = format!(
+        "/v1/bookings?status=requested&from={}&limit=20",
+        instant(Utc::now())
+    );
+    let unconfirmed: Page<BookingRow> = match api.read(sessions, &id, &mut session, &path).await {
+        Ok(p) => p,
+        Err(failure) => return failed(failure),
+    };
+    let inbox: Page<ConversationRow> = match api
+        .read(sessions, &id, &mut session, "/v1/conversations?limit=100")
+        .await
+    {
+        Ok(p) => p,
+        Err(failure) => return failed(failure),
+    };
+    // This week (Monday to today) against the same days of the week before.
+    let monday = today - chrono::Duration::days(i64::from(today.weekday().num_days_from_monday()));
+    let overview =
+        |from: NaiveDate, to: NaiveDate| format!("/v1/analytics/overview?from={from}&to={to}");
+    let this_week: Result<Overview, _> = api
+        .read(sessions, &id, &mut session, &overview(monday, today))
+        .await;
+    let last_week: Result<Overview, _> = api
+        .read(
+            sessions,
+            &id,
+            &mut session,
+            &overview(
+                monday - chrono::Duration::days(7),
+                today - chrono::Duration::days(7),
+            ),
+        )
+        .await;
+    let week = match (this_week, last_week) {
+        (Ok(now), Ok(before)) => {
+            let revenue = |o: &Overview| {
+                o.revenue
+                    .iter()
+                    .map(|r| money(r.expected_minor, &r.currency))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            vec![
+                Compared {
+                    label: "Bookings made",
+                    this_week: now.bookings_made.total.to_string(),
+                    last_week: before.bookings_made.total.to_string(),
+                },
+                Compared {
+                    label: "Appointments",
+                    this_week: now.appointments.total.to_string(),
+                    last_week: before.appointments.total.to_string(),
+                },
+                Compared {
+                    label: "Cancellations",
+                    this_week: now.appointments.cancelled.to_string(),
+                    last_week: before.appointments.cancelled.to_string(),
+                },
+                Compared {
+                    label: "No-shows",
+                    this_week: now.appointments.no_show.to_string(),
+                    last_week: before.appointments.no_show.to_string(),
+                },
+                Compared {
+                    label: "Expected revenue",
+                    this_week: revenue(&now),
+                    last_week: revenue(&before),
+                },
+            ]
+        }
+        // A member without the analytics permission sees the day, not the figures.
+        (Err(Failure::Refused { status: 403, .. }), _) => vec![],
+        (Err(failure), _) | (_, Err(failure)) => return failed(failure),
+    };
+    let billing: Result<BillingView, _> =
+        api.read(sessions, &id, &mut session, "/v1/billing").await;
+    let (usage, plan) = match billing {
+        Ok(b) => {
+            let line = |what: &'static str, l: &query_api::billing::UsageLine| {
+                (
+                    what,
+                    l.used,
+                    l.limit
+                        .map(|n| n.to_string())
+                        .unwrap_or_else(|| "no limit".into()),
+                    l.state.replace('_', " "),
+                )
+            };
+            (
+                Some(vec![
+                    line("Bookings this month", &b.usage.bookings),
+                    line("WhatsApp messages this month", &b.usage.messages),
+                    line("Team seats", &b.usage.staff_seats),
+                ]),
+                format!("{} ({})", b.plan, b.status.replace('_', " ")),
+            )
+        }
+        Err(Failure::Refused { status: 403, .. }) => (None, tenant.plan.clone()),
+        Err(failure) => return failed(failure),
+    };
+    render(
+        &HomePage {
+            business: tenant.business_name,
+            csrf: session.csrf.clone(),
+            today: today.format("%A %-d %B %Y").to_string(),
+            appointments: todays.items.iter().map(|r| appointment(r, tz)).collect(),
+            week,
+            waiting: inbox.items.into_iter().filter(|c| c.handed_off).collect(),
+            unconfirmed: unconfirmed
+                .items
+                .iter()
+                .map(|r| appointment(r, tz))
+                .collect(),
+            usage,
+            plan,
+        },
+        StatusCode::OK,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BookingsQuery {
+    #[serde(default)]
+    pub tab: Option<String>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// The tabs of the bookings page: name, label.
+pub const TABS: [(&str, &str); 5] = [
+    ("upcoming", "Upcoming"),
+    ("action", "Needs action"),
+    ("past", "Past 30 days"),
+    ("cancelled", "Cancelled"),
+    ("no_show", "No-show"),
+];
+
+#[derive(Template)]
+#[template(path = "bookings.html")]
+pub struct BookingsPage {
+    pub business: String,
+    pub csrf: String,
+    pub tab: String,
+    pub tabs: Vec<(&'static str, &'static str)>,
+    pub appointments: Vec<Appointment>,
+    pub next: Option<String>,
+}
+
+pub async fn bookings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<BookingsQuery>,
+) -> Response {
+    let (id, mut session) = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let tab = query
+        .tab
+        .filter(|t| TABS.iter().any(|(name, _)| name == t))
+        .unwrap_or_else(|| "upcoming".into());
+    let now = Utc::now();
+    let filter = match tab.as_str() {
+        "action" => format!("status=requested&from={}", instant(now)),
+        "past" => format!(
+            "from={}&to={}",
+            instant(now - chrono::Duration::days(30)),
+            instant(now)
+        ),
+        "cancelled" => "status=cancelled".to_owned(),
+        "no_show" => "status=no_show".to_owned(),
+        _ => format!("from={}", instant(now)),
+    };
+    let mut path = format!("/v1/bookings?{filter}&limit=25");
+    if let Some(cursor) = &query.cursor {
+        path.push_str("&cursor=");
+        path.push_str(&serde_urlencoded::to_string([("c", cursor)]).unwrap_or_default()[2..]);
+    }
+    let api = &state.api;
+    let tenant: TenantView = match api
+        .read(&state.sessions, &id, &mut session, "/v1/tenant")
+        .await
+    {
+        Ok(t) => t,
+        Err(failure) => return failed(failure),
+    };
+    let tz: Tz = tenant.time_zone.parse().unwrap_or(Tz::UTC);
+    let page: Page<BookingRow> = match api.read(&state.sessions, &id, &mut session, &path).await {
+        Ok(p) => p,
+        Err(failure) => return failed(failure),
+    };
+    render(
+        &BookingsPage {
+            business: tenant.business_name,
+            csrf: session.csrf.clone(),
+            tabs: TABS.to_vec(),
+            appointments: page.items.iter().map(|r| appointment(r, tz)).collect(),
+            next: page.next_cursor.map(|c| {
+                format!(
+                    "/bookings?{}",
+                    serde_urlencoded::to_string([("tab", tab.as_str()), ("cursor", &c)])
+                        .unwrap_or_default()
+                )
+            }),
+            tab,
+        },
+        StatusCode::OK,
+    )
+}
+
+/// The vendored and own static files, compiled in; cached for a year (their names change
+/// with their versions).
+pub async fn asset(Path(path): Path<String>) -> Response {
+    let (body, kind): (&'static [u8], &str) = match path.as_str() {
+        "app.css" => (include_bytes!("../static/app.css"), "text/css"),
+        "vendor/htmx/htmx.min.js" => (
+            include_bytes!("../static/vendor/htmx/htmx.min.js"),
+            "text/javascript",
+        ),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    (
+        [
+            (CONTENT_TYPE, kind),
+            (CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        body,
+    )
+        .into_response()
+}
