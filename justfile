@@ -27,7 +27,7 @@ _as-nats-operator +COMMAND:
 
 # Run the platform with a demo tenant on local services (Ctrl-C stops it); writes .data/demo.env
 up: setup
-    cargo build -q -p command-api -p query-api -p projector -p analytics -p fake-whatsapp -p fake-stripe -p smtp-sink -p bookingctl
+    cargo build -q -p command-api -p query-api -p projector -p analytics -p dashboard -p fake-whatsapp -p fake-stripe -p smtp-sink -p bookingctl
     scripts/up.sh
 
 # Forget the local demo's state (database, event stream, cached keys) and run it afresh

@@ -3,8 +3,8 @@
 # fake Stripe, then seeds the demo tenant (with 90 days of past bookings on its first run) and
 # writes .data/demo.env. Ctrl-C (or any one of them exiting) stops all. Ports:
 # COMMAND_API_PORT (8080), QUERY_API_PORT (8081), FAKE_WHATSAPP_PORT (8090), PROJECTOR_PORT
-# (8082), ANALYTICS_PORT (8084), FAKE_STRIPE_PORT (12111), SMTP_SINK_PORT (2525) and
-# SMTP_SINK_HTTP_PORT (8025).
+# (8082), ANALYTICS_PORT (8084), DASHBOARD_PORT (8088), FAKE_STRIPE_PORT (12111),
+# SMTP_SINK_PORT (2525) and SMTP_SINK_HTTP_PORT (8025).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${CARGO_TARGET_DIR:-target}/debug"
@@ -13,6 +13,7 @@ query_port="${QUERY_API_PORT:-8081}"
 fake_port="${FAKE_WHATSAPP_PORT:-8090}"
 projector_port="${PROJECTOR_PORT:-8082}"
 analytics_port="${ANALYTICS_PORT:-8084}"
+dashboard_port="${DASHBOARD_PORT:-8088}"
 fake_url="http://127.0.0.1:$fake_port"
 stripe_port="${FAKE_STRIPE_PORT:-12111}"
 stripe_url="http://127.0.0.1:$stripe_port/"
@@ -58,8 +59,11 @@ APP__HTTP__PORT="$projector_port" APP__SENDER__API_BASE_URL="$fake_url" \
   APP__WEBHOOKS__ALLOW_PRIVATE_NETWORKS=true \
   env $(as_nats projector) "$bin/projector" >.data/logs/projector.log 2>&1 & pids+=($!)
 APP__HTTP__PORT="$analytics_port" env $(as_nats analytics) "$bin/analytics" >.data/logs/analytics.log 2>&1 & pids+=($!)
+APP__HTTP__PORT="$dashboard_port" APP__APIS__COMMAND_URL="http://127.0.0.1:$command_port" \
+  APP__APIS__QUERY_URL="http://127.0.0.1:$query_port" \
+  "$bin/dashboard" >.data/logs/dashboard.log 2>&1 & pids+=($!)
 
-for port in "$command_port" "$query_port" "$projector_port" "$analytics_port"; do
+for port in "$command_port" "$query_port" "$projector_port" "$analytics_port" "$dashboard_port"; do
   for _ in $(seq 1 200); do
     curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
     sleep 0.1
@@ -80,8 +84,12 @@ done
   --env-file .data/demo.env
 # Where the platform's NATS is (no credentials: each service has its own, see nats/auth.conf).
 echo "NATS_URL=$nats_url" >>.data/demo.env
+echo "DASHBOARD_URL=http://127.0.0.1:$dashboard_port" >>.data/demo.env
+demo() { grep "^$1=" .data/demo.env | cut -d= -f2-; }
 
 cat <<MSG
+  dashboard      http://127.0.0.1:$dashboard_port   (sign in: business demo-salon,
+                 $(demo DEMO_OWNER_EMAIL), password $(demo DEMO_OWNER_PASSWORD))
   command-api    http://127.0.0.1:$command_port
   query-api      http://127.0.0.1:$query_port
   fake WhatsApp  $fake_url   (GET /_fake/messages?to=PHONE)

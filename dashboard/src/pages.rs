@@ -386,11 +386,16 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
     let week = match (this_week, last_week) {
         (Ok(now), Ok(before)) => {
             let revenue = |o: &Overview| {
-                o.revenue
+                let sums: Vec<String> = o
+                    .revenue
                     .iter()
                     .map(|r| money(r.expected_minor, &r.currency))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                    .collect();
+                if sums.is_empty() {
+                    "none".to_owned()
+                } else {
+                    sums.join(", ")
+                }
             };
             vec![
                 Compared {

@@ -7,6 +7,7 @@ mod asyncapi;
 mod auth;
 mod billing;
 mod bookings;
+mod browser;
 mod conversations;
 mod dashboard;
 mod emails;

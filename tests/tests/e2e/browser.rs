@@ -1,0 +1,310 @@
+//! The dashboard in a real browser: Debian's headless Chromium driven over WebDriver
+//! (`chromedriver`, which `.ci/run` installs), as a member uses it: sign in, Home, Bookings, a
+//! phone-size screen, sign out. Each step leaves a screenshot under the target directory
+//! (`tmp/screenshots/`), and the assertions are on what the page shows.
+//!
+//! The WebDriver calls are the protocol's own few JSON requests (`Chrome` below): a WebDriver
+//! crate would bring a second TLS stack with a C build (aws-lc) into every build of the suite
+//! for nothing this needs.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use e2e_tests::tenant::{Tenant, slot};
+use e2e_tests::{
+    eventually, free_port, projector_settings, query_api_settings, spawn_command_api,
+    spawn_dashboard, spawn_projector, spawn_query_api,
+};
+use serde_json::{Value, json};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A headless Chromium under its own chromedriver, until dropped.
+struct Chrome {
+    driver: tokio::process::Child,
+    base: String,
+    client: reqwest::Client,
+    _profile: PathBuf,
+}
+
+impl Chrome {
+    async fn start(width: u32, height: u32) -> Self {
+        let port = free_port();
+        let driver = tokio::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver (Debian's chromium-driver; .ci/run installs it)");
+        let client = reqwest::Client::new();
+        let root = format!("http://127.0.0.1:{port}");
+        eventually(Duration::from_secs(20), || async {
+            let ready = client.get(format!("{root}/status")).send().await.ok()?;
+            let status: Value = ready.json().await.ok()?;
+            status["value"]["ready"].as_bool().filter(|r| *r)
+        })
+        .await
+        .expect("chromedriver is ready");
+        let profile = std::env::temp_dir().join(format!("chrome-{}", uuid::Uuid::new_v4()));
+        let created: Value = client
+            .post(format!("{root}/session"))
+            .json(&json!({"capabilities": {"alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": {
+                    "binary": "/usr/bin/chromium",
+                    "args": [
+                        "--headless=new", "--no-sandbox", "--disable-gpu",
+                        "--disable-dev-shm-usage", "--disable-background-networking",
+                        "--disable-component-update", "--disable-sync", "--no-first-run",
+                        "--disable-quic", format!("--window-size={width},{height}"),
+                        format!("--user-data-dir={}", profile.display()),
+                    ],
+                },
+            }}}))
+            .send()
+            .await
+            .expect("a WebDriver session")
+            .json()
+            .await
+            .unwrap();
+        let session = created["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {created}"))
+            .to_owned();
+        Self {
+            driver,
+            base: format!("{root}/session/{session}"),
+            client,
+            _profile: profile,
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let answer: Value = request.send().await.unwrap().json().await.unwrap();
+        if answer["value"]["error"].is_string() {
+            panic!("WebDriver {path}: {answer}");
+        }
+        answer["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", json!({"url": url}))
+            .await;
+    }
+
+    async fn url(&self) -> String {
+        self.call(reqwest::Method::GET, "/url", Value::Null)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The element `css` finds, once it is there (within 10 s).
+    async fn find(&self, css: &str) -> String {
+        let found = eventually(Duration::from_secs(10), || async {
+            let answer: Value = self
+                .client
+                .post(format!("{}/element", self.base))
+                .json(&json!({"using": "css selector", "value": css}))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            answer["value"][ELEMENT].as_str().map(str::to_owned)
+        })
+        .await;
+        found.unwrap_or_else(|| panic!("no {css} on {}", self.url_now()))
+    }
+
+    fn url_now(&self) -> &str {
+        &self.base
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            json!({"text": text}),
+        )
+        .await;
+    }
+
+    async fn click(&self, css: &str) {
+        let id = self.find(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            json!({}),
+        )
+        .await;
+    }
+
+    /// The visible text of the page's `main` (read again while a navigation replaces it).
+    async fn text(&self) -> String {
+        eventually(Duration::from_secs(10), || async {
+            let found: Value = self
+                .client
+                .post(format!("{}/element", self.base))
+                .json(&json!({"using": "css selector", "value": "main"}))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let id = found["value"][ELEMENT].as_str()?;
+            let text: Value = self
+                .client
+                .get(format!("{}/element/{id}/text", self.base))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            text["value"].as_str().map(str::to_owned)
+        })
+        .await
+        .expect("the page's main text")
+    }
+
+    /// Whether the page's scripts loaded (htmx, from the dashboard itself).
+    async fn script(&self, code: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": code, "args": []}),
+        )
+        .await
+    }
+
+    /// Saves a PNG of the window as `name` under the target directory; returns its path.
+    async fn screenshot(&self, name: &str) -> PathBuf {
+        use base64::Engine as _;
+        let png = self
+            .call(reqwest::Method::GET, "/screenshot", Value::Null)
+            .await;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap())
+            .unwrap();
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "a PNG");
+        path
+    }
+}
+
+impl Drop for Chrome {
+    fn drop(&mut self) {
+        let _ = self.driver.start_kill();
+    }
+}
+
+#[tokio::test]
+async fn an_owner_signs_in_and_reads_the_day_and_the_bookings_in_a_browser_also_on_a_phone() {
+    let app = spawn_command_api().await;
+    let _projector = spawn_projector(projector_settings(&app.db, &app.nats)).await;
+    let query = spawn_query_api(query_api_settings(&app.db, &app.nats)).await;
+    let dashboard = spawn_dashboard(&app.db, &app.nats, &app.address, &query.address).await;
+    let t = Tenant {
+        owner: app.onboard("browser-salon").await,
+        app: &app,
+    };
+    let service = t.configured().await;
+    for (hour, phone) in [(10, "+34600000001"), (12, "+34600000002")] {
+        let (status, body) = t.book(&service, &slot(hour), phone, None).await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    let chrome = Chrome::start(1280, 900).await;
+    chrome.goto(&format!("{}/", dashboard.address)).await;
+    assert!(chrome.url().await.ends_with("/login"), "sent to sign in");
+    chrome.screenshot("login").await;
+    chrome.type_into("#slug", "browser-salon").await;
+    chrome
+        .type_into("#email", "owner@browser-salon.example")
+        .await;
+    chrome.type_into("#password", "not the password").await;
+    chrome.click("button[type=submit]").await;
+    let refused = chrome.text().await;
+    assert!(refused.contains("do not match"), "{refused}");
+    chrome.screenshot("login-refused").await;
+
+    chrome
+        .type_into("#password", "correct horse battery staple")
+        .await;
+    chrome.click("button[type=submit]").await;
+    let home = eventually(Duration::from_secs(10), || async {
+        let text = chrome.text().await;
+        text.contains("Today's appointments").then_some(text)
+    })
+    .await
+    .expect("Home after signing in");
+    assert!(home.contains("This week against last week"), "{home}");
+    assert!(home.contains("Bookings this month"), "{home}");
+    assert_eq!(
+        chrome.script("return typeof htmx").await,
+        "object",
+        "htmx loads from the dashboard under its CSP"
+    );
+    chrome.screenshot("home").await;
+
+    chrome.click("nav a[href='/bookings']").await;
+    let bookings = eventually(Duration::from_secs(10), || async {
+        let text = chrome.text().await;
+        text.contains("+34600000002").then_some(text)
+    })
+    .await
+    .expect("the bookings");
+    assert!(bookings.contains("Haircut"), "{bookings}");
+    assert!(bookings.contains("+34600000001"), "{bookings}");
+    chrome.screenshot("bookings").await;
+
+    // A phone: the same page, the appointments as labelled lines, nothing wider than the
+    // screen.
+    let phone = Chrome::start(390, 844).await;
+    phone.goto(&format!("{}/login", dashboard.address)).await;
+    phone.type_into("#slug", "browser-salon").await;
+    phone
+        .type_into("#email", "owner@browser-salon.example")
+        .await;
+    phone
+        .type_into("#password", "correct horse battery staple")
+        .await;
+    phone.click("button[type=submit]").await;
+    phone.find("#today-title").await;
+    phone.goto(&format!("{}/bookings", dashboard.address)).await;
+    let text = phone.text().await;
+    assert!(text.contains("+34600000001"), "{text}");
+    let overflow = phone
+        .script("return document.documentElement.scrollWidth > window.innerWidth")
+        .await;
+    assert_eq!(overflow, false, "nothing wider than a phone's screen");
+    phone.screenshot("bookings-phone").await;
+
+    chrome.click(".logout button").await;
+    eventually(Duration::from_secs(10), || async {
+        chrome.url().await.ends_with("/login").then_some(())
+    })
+    .await
+    .expect("signed out");
+    chrome
+        .goto(&format!("{}/bookings", dashboard.address))
+        .await;
+    assert!(
+        chrome.url().await.ends_with("/login"),
+        "the session is over"
+    );
+}
