@@ -11,6 +11,7 @@ use chrono::Duration;
 use domain::DomainEvent;
 use domain::booking::{BookingEvent, Party};
 use domain::bot::engine::Step;
+use domain::bot_config::BotConfigEvent;
 use domain::conversation::ConversationEvent;
 use domain::tenant::TenantEvent;
 use sqlx::PgConnection;
@@ -25,8 +26,30 @@ pub async fn apply(conn: &mut PgConnection, event: &Envelope) -> anyhow::Result<
         TenantEvent::STREAM_TYPE => tenant(conn, event, decode(event)?).await,
         BookingEvent::STREAM_TYPE => booking(conn, event, decode(event)?).await,
         ConversationEvent::STREAM_TYPE => conversation(conn, event, decode(event)?).await,
+        BotConfigEvent::STREAM_TYPE => bot_config(conn, event, decode(event)?).await,
         _ => Ok(()),
     }
+}
+
+/// A configuration's hours, kept from the time it was recorded (utilisation's open minutes).
+async fn bot_config(
+    conn: &mut PgConnection,
+    e: &Envelope,
+    event: BotConfigEvent,
+) -> anyhow::Result<()> {
+    let BotConfigEvent::BotConfigured { settings } = event else {
+        return Ok(());
+    };
+    sqlx::query!(
+        "insert into analytics.hours (tenant_id, since, settings) values ($1, $2, $3)
+         on conflict (tenant_id, since) do update set settings = excluded.settings",
+        e.tenant_id,
+        e.recorded_at,
+        serde_json::to_value(&*settings)?
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// The payload as the published type, refusing a schema version the catalogue does not name

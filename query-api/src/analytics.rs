@@ -269,29 +269,45 @@ pub struct Utilisation {
     /// Minutes of the range's appointments not cancelled.
     pub booked_minutes: i64,
     /// Minutes each staff member (or the business, without staff) works over the range, by
-    /// the hours, days off and closures configured now.
+    /// the hours, days off and closures in force each day (a day before the first
+    /// configuration known takes the first).
     pub open_minutes: i64,
     /// booked_minutes / open_minutes; none before any hours are configured.
     pub share: Option<f64>,
 }
 
 /// Minutes of work on offer over `range`: each staff member's working hours (the business's,
-/// for a business without staff), less days off and closures.
-fn open_minutes(settings: &BotSettings, range: &Range) -> i64 {
+/// for a business without staff), less days off and closures, under the configuration in
+/// force each day. `hours` are the configurations with the local day each applies from, oldest
+/// first; a day before the first uses the first (the history imported from before the
+/// business configured the platform).
+fn open_minutes(hours: &[(NaiveDate, BotSettings)], range: &Range) -> i64 {
+    range
+        .from
+        .iter_days()
+        .take_while(|day| *day <= range.to)
+        .map(|day| {
+            hours
+                .iter()
+                .rev()
+                .find(|(from, _)| *from <= day)
+                .or(hours.first())
+                .map(|(_, settings)| minutes_on(settings, day))
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// Minutes of work `settings` offer on `day`.
+fn minutes_on(settings: &BotSettings, day: NaiveDate) -> i64 {
     let members: Vec<Option<&StaffMember>> = if settings.staff.is_empty() {
         vec![None]
     } else {
         settings.staff.iter().map(Some).collect()
     };
-    range
-        .from
-        .iter_days()
-        .take_while(|day| *day <= range.to)
-        .flat_map(|day| {
-            members
-                .iter()
-                .flat_map(move |m| domain::availability::working_intervals(settings, *m, day))
-        })
+    members
+        .iter()
+        .flat_map(|m| domain::availability::working_intervals(settings, *m, day))
         .map(|(_, interval)| (interval.end - interval.start).num_minutes())
         .sum()
 }
@@ -421,17 +437,28 @@ pub async fn overview(
     .fetch_one(&mut *tx)
     .await?;
 
-    let settings = sqlx::query_scalar!(
-        r#"select settings as "settings: Jsonb<BotSettings>" from rm_bot_config"#
+    let mut hours: Vec<(NaiveDate, BotSettings)> = sqlx::query!(
+        r#"select (since at time zone $1)::date as "from!",
+                  settings as "settings: Jsonb<BotSettings>"
+             from analytics.hours order by since"#,
+        &range.time_zone
     )
-    .fetch_optional(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?
-    .flatten()
-    .map(|s| s.0);
-    let open = settings
-        .as_ref()
-        .map(|s| open_minutes(s, &range))
-        .unwrap_or(0);
+    .into_iter()
+    .map(|r| (r.from, r.settings.0))
+    .collect();
+    if hours.is_empty() {
+        // Facts from before the consumer kept hours (until a rebuild): today's configuration.
+        let current = sqlx::query_scalar!(
+            r#"select settings as "settings: Jsonb<BotSettings>" from rm_bot_config"#
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .flatten();
+        hours.extend(current.map(|s| (range.from, s.0)));
+    }
+    let open = open_minutes(&hours, &range);
 
     let by_service = breakdown(&mut tx, &range, Dimension::Service).await?;
     let by_resource = breakdown(&mut tx, &range, Dimension::Resource).await?;
@@ -924,7 +951,11 @@ mod tests {
             time_zone: "Europe/Madrid".into(),
         };
         // Ana: 7 days less Tuesday and Wednesday; Luis: 7 days less Tuesday.
-        assert_eq!(open_minutes(&settings, &week), (5 * 11 + 6 * 12) * 60);
+        let since_ever = |s: &BotSettings| vec![(week.from, s.clone())];
+        assert_eq!(
+            open_minutes(&since_ever(&settings), &week),
+            (5 * 11 + 6 * 12) * 60
+        );
 
         let alone: BotSettings = serde_json::from_value(json!({
             "time_zone": "Europe/Madrid",
@@ -932,9 +963,24 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(
-            open_minutes(&alone, &week),
+            open_minutes(&since_ever(&alone), &week),
             7 * 8 * 60,
             "the business alone"
         );
+
+        // The business alone until Thursday, then the staff's hours: each day by its own.
+        let changed = vec![
+            ("2026-11-01".parse().unwrap(), alone.clone()),
+            ("2026-12-10".parse().unwrap(), settings.clone()),
+        ];
+        assert_eq!(
+            open_minutes(&changed, &week),
+            3 * 8 * 60 + 4 * (11 + 12) * 60,
+            "Monday to Wednesday at 8 hours, Thursday to Sunday with Ana and Luis"
+        );
+        // A day before the first configuration known takes the first.
+        let later = vec![("2026-12-10".parse().unwrap(), alone)];
+        assert_eq!(open_minutes(&later, &week), 7 * 8 * 60);
+        assert_eq!(open_minutes(&[], &week), 0, "no hours, no time on offer");
     }
 }

@@ -774,3 +774,66 @@ async fn a_rebuild_while_the_consumer_runs_makes_the_same_facts_and_loses_nothin
     let after = facts_of(&superuser).await;
     assert_eq!(after[1].len(), 4);
 }
+
+#[tokio::test]
+async fn utilisation_counts_each_day_by_the_hours_in_force_that_day() {
+    let app = spawn_command_api().await;
+    let _projector = spawn_projector(projector_settings(&app.db, &app.nats)).await;
+    let query = spawn_query_api(query_api_settings(&app.db, &app.nats)).await;
+    let _analytics = spawn_analytics(analytics_settings(&app.db, &app.nats)).await;
+    let salon = Tenant {
+        owner: app.onboard("hours-salon").await,
+        app: &app,
+    };
+    // Open 08:00-20:00 every day, then (today) 10:00-14:00 only.
+    salon.configured().await;
+    let mut shorter = e2e_tests::tenant::settings();
+    let day = json!([{"open": "10:00", "close": "14:00"}]);
+    for weekday in [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ] {
+        shorter["hours"][weekday] = day.clone();
+    }
+    let (status, _, body) = salon
+        .send(
+            reqwest::Method::PUT,
+            "/v1/bot-config",
+            &[("if-match", "\"2\"")],
+            Some(shorter),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Three days before today take the first hours known; today and the three after, today's
+    // (the business's today, in Madrid).
+    let today = Utc::now()
+        .with_timezone(&chrono_tz::Europe::Madrid)
+        .date_naive();
+    let range = format!(
+        "from={}&to={}",
+        today - chrono::Duration::days(3),
+        today + chrono::Duration::days(3)
+    );
+    let expected = json!(3 * 12 * 60 + 4 * 4 * 60);
+    let overview = eventually(Duration::from_secs(15), || async {
+        let (_, overview) = query
+            .get(
+                &format!("/v1/analytics/overview?{range}"),
+                &salon.owner.access_token,
+                None,
+            )
+            .await;
+        (overview["utilisation"]["open_minutes"] == expected).then_some(overview)
+    })
+    .await;
+    assert!(
+        overview.is_some(),
+        "open minutes follow the hours of each day"
+    );
+}
