@@ -46,6 +46,34 @@ ensure_postgres() {
   wait_port 5432
 }
 
+# The suite runs six tests at once, each with its own services and their pools, and the
+# end-to-end tests run the binaries as processes: Postgres's default of 100 connections runs
+# out ("remaining connection slots are reserved"). Where the server allows fewer than the
+# suite needs, raise it (a restart of that server).
+ensure_connections() {
+  local want=300 have
+  have=$(psql -h 127.0.0.1 -U postgres -d postgres -Atc 'show max_connections' 2>/dev/null) || return 0
+  [ "$have" -ge "$want" ] && return 0
+  log "raising Postgres max_connections from $have to $want (restarting it)"
+  psql -h 127.0.0.1 -U postgres -d postgres -qc "alter system set max_connections = $want"
+  if [ -s "$DATA/postgres/postmaster.pid" ]; then
+    local bin; bin=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
+    runuser -u postgres -- "$bin/pg_ctl" -D "$DATA/postgres" -w restart >/dev/null
+  elif command -v pg_lsclusters >/dev/null; then
+    local version cluster port
+    while read -r version cluster port _; do
+      if [ "$port" = 5432 ]; then
+        pg_ctlcluster --skip-systemctl-redirect "$version" "$cluster" restart
+      fi
+    done < <(pg_lsclusters -h)
+  fi
+  wait_port 5432
+  for _ in $(seq 1 50); do
+    psql -h 127.0.0.1 -U postgres -d postgres -Atc 'select 1' >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+}
+
 ensure_redis() {
   if port_open 6379; then return; fi
   command -v redis-server >/dev/null || { log "installing redis"; apt_install redis-server; }
@@ -76,6 +104,7 @@ ensure_nats() {
 }
 
 ensure_postgres
+ensure_connections
 ensure_redis
 ensure_nats
 log "Postgres :5432, NATS :4223 (authenticated), Redis :6379 are up"
