@@ -148,15 +148,82 @@ impl Api {
         session: &mut Session,
         path: &str,
     ) -> Result<T, Failure> {
+        self.read_after(sessions, id, session, path, None).await
+    }
+
+    /// A read that waits for the write whose consistency token is `after` (so a change shows
+    /// on the very next page).
+    pub async fn read_after<T: DeserializeOwned>(
+        &self,
+        sessions: &Sessions,
+        id: &str,
+        session: &mut Session,
+        path: &str,
+        after: Option<&str>,
+    ) -> Result<T, Failure> {
+        self.call(
+            sessions,
+            id,
+            session,
+            reqwest::Method::GET,
+            &self.query,
+            path,
+            None,
+            after,
+        )
+        .await
+    }
+
+    /// A command to the command API as the session's member, under `idempotency_key` (a form
+    /// sent twice is one command); its answer.
+    pub async fn write(
+        &self,
+        sessions: &Sessions,
+        id: &str,
+        session: &mut Session,
+        path: &str,
+        body: Value,
+        idempotency_key: &str,
+    ) -> Result<Value, Failure> {
+        self.call(
+            sessions,
+            id,
+            session,
+            reqwest::Method::POST,
+            &self.command,
+            path,
+            Some((body, idempotency_key)),
+            None,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn call<T: DeserializeOwned>(
+        &self,
+        sessions: &Sessions,
+        id: &str,
+        session: &mut Session,
+        method: reqwest::Method,
+        base: &str,
+        path: &str,
+        body: Option<(Value, &str)>,
+        after: Option<&str>,
+    ) -> Result<T, Failure> {
         for attempt in 0..2 {
-            let response = self
+            let mut request = self
                 .client
-                .get(format!("{}{path}", self.query))
-                .bearer_auth(&session.access_token)
-                .send()
-                .await?;
+                .request(method.clone(), format!("{base}{path}"))
+                .bearer_auth(&session.access_token);
+            if let Some((body, key)) = &body {
+                request = request.header("idempotency-key", *key).json(body);
+            }
+            if let Some(token) = after.filter(|t| !t.is_empty()) {
+                request = request.header("x-consistency-token", token);
+            }
+            let response = request.send().await?;
             let status = response.status().as_u16();
-            if status == 200 {
+            if (200..300).contains(&status) {
                 return response
                     .json()
                     .await

@@ -81,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
         .route("/bookings", get(pages::bookings))
+        .route("/bookings/{id}/{action}", post(pages::booking_action))
         .route("/static/{*path}", get(pages::asset))
         .layer(axum::middleware::from_fn(guard::guard))
         .with_state(state)

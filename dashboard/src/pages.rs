@@ -268,6 +268,12 @@ pub struct Appointment {
     pub status_class: String,
     pub price: String,
     pub channel: String,
+    /// What may be done to it now: (the path's action, the button's label).
+    pub actions: Vec<(&'static str, &'static str)>,
+    /// A fresh idempotency key for its forms (a form sent twice is one command).
+    pub key: String,
+    /// Why the last action on it was refused.
+    pub error: Option<String>,
 }
 
 fn money(minor: i64, currency: &str) -> String {
@@ -289,6 +295,23 @@ fn appointment(row: &BookingRow, tz: Tz) -> Appointment {
         status_class: format!("status-{}", row.status.replace('_', "-")),
         price: money(row.price_minor, &row.currency),
         channel: row.channel.clone(),
+        actions: actions(&row.status, row.starts_at),
+        key: random_token(),
+        error: None,
+    }
+}
+
+/// What the staff may do to a booking in `status` starting at `starts_at`: confirm a requested
+/// one, cancel one still to come, and once it has started, say how it went.
+fn actions(status: &str, starts_at: DateTime<Utc>) -> Vec<(&'static str, &'static str)> {
+    let started = starts_at <= Utc::now();
+    match (status, started) {
+        ("requested", false) => vec![("confirm", "Confirm"), ("cancel", "Cancel")],
+        ("confirmed", false) => vec![("cancel", "Cancel")],
+        ("requested" | "confirmed", true) => {
+            vec![("complete", "Came"), ("no-show", "Did not come")]
+        }
+        _ => vec![],
     }
 }
 
@@ -312,6 +335,8 @@ pub struct Compared {
 pub struct HomePage {
     pub business: String,
     pub csrf: String,
+    /// Where a form on the page comes back to without htmx.
+    pub back: String,
     pub today: String,
     pub appointments: Vec<Appointment>,
     pub week: Vec<Compared>,
@@ -459,6 +484,7 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
         &HomePage {
             business: tenant.business_name,
             csrf: session.csrf.clone(),
+            back: "/".into(),
             today: today.format("%A %-d %B %Y").to_string(),
             appointments: todays.items.iter().map(|r| appointment(r, tz)).collect(),
             week,
@@ -481,6 +507,9 @@ pub struct BookingsQuery {
     pub tab: Option<String>,
     #[serde(default)]
     pub cursor: Option<String>,
+    /// The consistency token of the write just made: the list waits for it.
+    #[serde(default)]
+    pub after: Option<String>,
 }
 
 /// The tabs of the bookings page: name, label.
@@ -497,6 +526,7 @@ pub const TABS: [(&str, &str); 5] = [
 pub struct BookingsPage {
     pub business: String,
     pub csrf: String,
+    pub back: String,
     pub tab: String,
     pub tabs: Vec<(&'static str, &'static str)>,
     pub appointments: Vec<Appointment>,
@@ -542,7 +572,16 @@ pub async fn bookings(
         Err(failure) => return failed(failure),
     };
     let tz: Tz = tenant.time_zone.parse().unwrap_or(Tz::UTC);
-    let page: Page<BookingRow> = match api.read(&state.sessions, &id, &mut session, &path).await {
+    let page: Page<BookingRow> = match api
+        .read_after(
+            &state.sessions,
+            &id,
+            &mut session,
+            &path,
+            query.after.as_deref(),
+        )
+        .await
+    {
         Ok(p) => p,
         Err(failure) => return failed(failure),
     };
@@ -550,8 +589,17 @@ pub async fn bookings(
         &BookingsPage {
             business: tenant.business_name,
             csrf: session.csrf.clone(),
+            back: format!("/bookings?tab={tab}"),
             tabs: TABS.to_vec(),
-            appointments: page.items.iter().map(|r| appointment(r, tz)).collect(),
+            // Upcoming: what is still to happen (a cancelled booking is under Cancelled).
+            appointments: page
+                .items
+                .iter()
+                .filter(|r| {
+                    tab != "upcoming" || matches!(r.status.as_str(), "requested" | "confirmed")
+                })
+                .map(|r| appointment(r, tz))
+                .collect(),
             next: page.next_cursor.map(|c| {
                 format!(
                     "/bookings?{}",
@@ -560,6 +608,152 @@ pub async fn bookings(
                 )
             }),
             tab,
+        },
+        StatusCode::OK,
+    )
+}
+
+#[derive(Template)]
+#[template(path = "row_fragment.html")]
+pub struct RowFragment {
+    pub a: Appointment,
+    pub csrf: String,
+    pub back: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ActionForm {
+    #[serde(default)]
+    pub csrf: String,
+    #[serde(default)]
+    pub key: String,
+    #[serde(default)]
+    pub back: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `POST /bookings/{id}/{action}`: confirm, cancel (with a reason, which the customer is told),
+/// complete or no-show, through the command API. With htmx the answer is the booking's row as
+/// it now stands (read with the write's consistency token), or the row with why it was
+/// refused; without, a redirect back to the list, which waits for the write.
+pub async fn booking_action(
+    State(state): State<AppState>,
+    Path((booking, action)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let needs_token = request.extensions().get::<NeedsToken>().is_some();
+    let headers = request.headers().clone();
+    let htmx = headers.contains_key("hx-request");
+    let Ok(Form(form)) = Form::<ActionForm>::from_request(request, &()).await else {
+        return StatusCode::UNPROCESSABLE_ENTITY.into_response();
+    };
+    let (id, mut session) = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    if needs_token && form.csrf != session.csrf {
+        return (
+            StatusCode::FORBIDDEN,
+            "This form has expired: reload the page.",
+        )
+            .into_response();
+    }
+    let Ok(booking_id) = booking.parse::<uuid::Uuid>() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let body = match action.as_str() {
+        "cancel" => match form.reason.trim() {
+            "" => serde_json::json!({}),
+            reason => serde_json::json!({"reason": reason}),
+        },
+        "confirm" | "complete" | "no-show" => serde_json::json!({}),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let key = if form.key.is_empty() {
+        random_token()
+    } else {
+        form.key.chars().take(200).collect()
+    };
+    let back = Some(form.back.as_str())
+        .filter(|b| b.starts_with('/') && !b.starts_with("//"))
+        .unwrap_or("/bookings")
+        .to_owned();
+    let written = state
+        .api
+        .write(
+            &state.sessions,
+            &id,
+            &mut session,
+            &format!("/v1/bookings/{booking_id}/{action}"),
+            body,
+            &key,
+        )
+        .await;
+    let (token, refused) = match written {
+        Ok(answer) => (
+            answer["consistency_token"].as_str().map(str::to_owned),
+            None,
+        ),
+        Err(Failure::Refused { detail, fields, .. }) => {
+            let why = fields
+                .first()
+                .map(|(_, message)| format!("{detail} ({message})"))
+                .unwrap_or(detail);
+            (None, Some(why))
+        }
+        Err(failure) => return failed(failure),
+    };
+    if !htmx {
+        return match (refused, token) {
+            (Some(why), _) => failed(Failure::Refused {
+                status: 409,
+                detail: why,
+                fields: vec![],
+                kind: String::new(),
+            }),
+            (None, token) => {
+                let sep = if back.contains('?') { '&' } else { '?' };
+                see_other(&format!(
+                    "{back}{sep}after={}",
+                    token.unwrap_or_default().replace('+', "%2B")
+                ))
+            }
+        };
+    }
+    let tenant: TenantView = match state
+        .api
+        .read(&state.sessions, &id, &mut session, "/v1/tenant")
+        .await
+    {
+        Ok(t) => t,
+        Err(failure) => return failed(failure),
+    };
+    let tz: Tz = tenant.time_zone.parse().unwrap_or(Tz::UTC);
+    let row: BookingRow = match state
+        .api
+        .read_after(
+            &state.sessions,
+            &id,
+            &mut session,
+            &format!("/v1/bookings/{booking_id}"),
+            token.as_deref(),
+        )
+        .await
+    {
+        Ok(detail) => {
+            let detail: query_api::bookings::BookingDetail = detail;
+            detail.booking
+        }
+        Err(failure) => return failed(failure),
+    };
+    let mut a = appointment(&row, tz);
+    a.error = refused;
+    render(
+        &RowFragment {
+            a,
+            csrf: session.csrf.clone(),
+            back,
         },
         StatusCode::OK,
     )

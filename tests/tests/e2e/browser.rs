@@ -1,6 +1,6 @@
 //! The dashboard in a real browser: Debian's headless Chromium driven over WebDriver
 //! (`chromedriver`, which `.ci/run` installs), as a member uses it: sign in, Home, Bookings, a
-//! phone-size screen, sign out. Each step leaves a screenshot under the target directory
+//! phone-size screen, cancelling from a row (htmx), sign out. Each step leaves a screenshot under the target directory
 //! (`tmp/screenshots/`), and the assertions are on what the page shows.
 //!
 //! The WebDriver calls are the protocol's own few JSON requests (`Chrome` below): a WebDriver
@@ -293,6 +293,34 @@ async fn an_owner_signs_in_and_reads_the_day_and_the_bookings_in_a_browser_also_
         .await;
     assert_eq!(overflow, false, "nothing wider than a phone's screen");
     phone.screenshot("bookings-phone").await;
+
+    // Cancel the 13:00 appointment from its row, with a reason: htmx swaps the row in place
+    // (no page load), and it says cancelled.
+    chrome
+        .script("window.__same_page = true; return true")
+        .await;
+    let second = "tbody tr:nth-child(2)";
+    chrome
+        .type_into(
+            &format!("{second} input[name=reason]"),
+            "The salon closes early",
+        )
+        .await;
+    chrome.click(&format!("{second} .action-cancel")).await;
+    let swapped = eventually(Duration::from_secs(10), || async {
+        let status = chrome
+            .script("return document.querySelector('tbody tr:nth-child(2) .status').textContent")
+            .await;
+        (status == "cancelled").then_some(())
+    })
+    .await;
+    assert!(swapped.is_some(), "the row shows the cancellation");
+    assert_eq!(
+        chrome.script("return window.__same_page === true").await,
+        true,
+        "the row was swapped by htmx, not by loading the page again"
+    );
+    chrome.screenshot("bookings-cancelled").await;
 
     chrome.click(".logout button").await;
     eventually(Duration::from_secs(10), || async {

@@ -66,6 +66,27 @@ impl<'a> Browser<'a> {
         (status, headers, response.text().await.unwrap())
     }
 
+    /// A form sent by htmx from the page itself (the session's CSRF token is not needed: the
+    /// browser says it is same-origin).
+    async fn post_htmx(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.dashboard.address))
+            .form(form)
+            .header("sec-fetch-site", "same-origin")
+            .header("hx-request", "true")
+            .header("cookie", self.cookie.as_deref().unwrap_or_default())
+            .send()
+            .await
+            .unwrap();
+        let (status, headers) = (response.status().as_u16(), response.headers().clone());
+        (status, headers, response.text().await.unwrap())
+    }
+
     async fn sign_in(&mut self, slug: &str) {
         let email = format!("owner@{slug}.example");
         let (status, headers, body) = self
@@ -237,4 +258,152 @@ async fn a_member_signs_in_sees_their_business_and_signs_out_and_another_site_ca
         )
         .await;
     assert_eq!(refreshed.status().as_u16(), 401);
+}
+
+#[tokio::test]
+async fn staff_confirm_and_cancel_from_the_list_and_see_it_at_once() {
+    let app = spawn_command_api().await;
+    let _projector = spawn_projector(projector_settings(&app.db, &app.nats)).await;
+    let query = spawn_query_api(query_api_settings(&app.db, &app.nats)).await;
+    let dashboard = spawn_dashboard(&app.db, &app.nats, &app.address, &query.address).await;
+    let t = Tenant {
+        owner: app.onboard("dash-actions").await,
+        app: &app,
+    };
+    let other = Tenant {
+        owner: app.onboard("dash-actions-other").await,
+        app: &app,
+    };
+    let service = t.configured().await;
+    let (status, _, requested) = t
+        .send(
+            reqwest::Method::POST,
+            "/v1/bookings",
+            &[],
+            Some(serde_json::json!({"service_id": service, "start": slot(10),
+                "customer": {"phone": "+34600000001", "name": "Ana"}, "confirm": false})),
+        )
+        .await;
+    assert_eq!(status, 201, "{requested}");
+    let booking = requested["booking_id"].as_str().unwrap().to_owned();
+    let other_service = other.configured().await;
+    let (_, theirs) = other
+        .book(&other_service, &slot(10), "+34600000009", None)
+        .await;
+    let theirs = theirs["booking_id"].as_str().unwrap().to_owned();
+
+    let mut browser = Browser::new(&dashboard);
+    browser.sign_in("dash-actions").await;
+    let (_, _, page) = eventually_page(&browser, "/bookings?tab=action", "+34600000001").await;
+    assert!(
+        page.contains(&format!(r#"action="/bookings/{booking}/confirm""#)),
+        "{page}"
+    );
+    let key = page
+        .split(r#"name="key" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+
+    // With htmx: the row comes back as it now stands.
+    let (status, _, row) = browser
+        .post_htmx(
+            &format!("/bookings/{booking}/confirm"),
+            &[("key", &key), ("back", "/bookings?tab=action")],
+        )
+        .await;
+    assert_eq!(status, 200, "{row}");
+    assert!(
+        row.starts_with(&format!(r#"<tr id="booking-{booking}">"#)),
+        "{row}"
+    );
+    assert!(row.contains(">confirmed<"), "{row}");
+    assert!(
+        !row.contains("/confirm\""),
+        "nothing left to confirm: {row}"
+    );
+
+    // Without htmx: back to the list, which waits for the write.
+    let (status, headers, _) = browser
+        .post(
+            &format!("/bookings/{booking}/cancel"),
+            &[
+                ("key", "cancel-1"),
+                ("back", "/bookings?tab=upcoming"),
+                ("reason", "The salon closes early"),
+            ],
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 303);
+    let location = headers["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with("/bookings?tab=upcoming&after="),
+        "{location}"
+    );
+    let (_, _, upcoming) = browser.get(&location).await;
+    assert!(
+        !upcoming.contains("+34600000001"),
+        "cancelled, gone from upcoming: {upcoming}"
+    );
+    let (_, _, cancelled) = browser.get("/bookings?tab=cancelled").await;
+    assert!(cancelled.contains("+34600000001"), "{cancelled}");
+    let (_, detail) = query
+        .get(
+            &format!("/v1/bookings/{booking}"),
+            &t.owner.access_token,
+            None,
+        )
+        .await;
+    let last = detail["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["event_type"], "AppointmentCancelled", "{detail}");
+    assert_eq!(last["payload"]["reason"], "The salon closes early");
+    assert!(
+        last["actor"].as_str().unwrap().starts_with("user:"),
+        "{last}"
+    );
+
+    // Cancelling again is refused, and the row says why.
+    let (status, _, row) = browser
+        .post_htmx(
+            &format!("/bookings/{booking}/cancel"),
+            &[("key", "cancel-2"), ("back", "/bookings")],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(row.contains(r#"role="alert""#), "{row}");
+    assert!(row.contains(">cancelled<"), "{row}");
+    // Another business's booking is not there; another site may not post.
+    let (status, _, _) = browser
+        .post_htmx(&format!("/bookings/{theirs}/cancel"), &[("key", "x")])
+        .await;
+    assert_eq!(status, 404);
+    let (status, _, _) = browser
+        .post(
+            &format!("/bookings/{booking}/confirm"),
+            &[("key", "y")],
+            Some("cross-site"),
+        )
+        .await;
+    assert_eq!(status, 403);
+}
+
+/// The page at `path` once it shows `text` (the projections catch up).
+async fn eventually_page(
+    browser: &Browser<'_>,
+    path: &str,
+    text: &str,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    e2e_tests::eventually(std::time::Duration::from_secs(10), || async {
+        let page = browser.get(path).await;
+        page.2.contains(text).then_some(page)
+    })
+    .await
+    .unwrap_or_else(|| panic!("{path} never showed {text}"))
 }
