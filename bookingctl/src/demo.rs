@@ -251,6 +251,49 @@ pub async fn seed(
                     "the demo's past bookings imported"
                 );
             }
+            // The coming week, booked through the API as the desk would (the agenda decides),
+            // so that the dashboard's day and its lists have something ahead; every fifth is
+            // left to confirm.
+            let customers = [
+                ("+34611000001", "Lucía"),
+                ("+34611000002", "Marco"),
+                ("+34611000003", "Inés"),
+                ("+34611000004", "Pablo"),
+                ("+34611000005", "Carmen"),
+                ("+34611000006", "Hugo"),
+            ];
+            let now = chrono::Utc::now();
+            let mut booked = 0;
+            for (i, (day, (hour, minute))) in (0..7)
+                .flat_map(|day| [(9, 0), (11, 0), (15, 30), (18, 0)].map(|t| (day, t)))
+                .enumerate()
+            {
+                let start = (now.date_naive() + chrono::Duration::days(day))
+                    .and_hms_opt(hour, minute, 0)
+                    .context("a time of day")?
+                    .and_utc();
+                if start < now + chrono::Duration::hours(2) {
+                    continue;
+                }
+                let service = &services[i % services.len()];
+                let (phone, name) = customers[i % customers.len()];
+                let (status, body) = send(
+                    &client,
+                    reqwest::Method::POST,
+                    format!("{c}/v1/bookings"),
+                    Some(&token),
+                    &[],
+                    Some(json!({"service_id": service.id, "start": start,
+                        "customer": {"phone": phone, "name": name}, "confirm": i % 5 != 4})),
+                )
+                .await?;
+                match status {
+                    201 => booked += 1,
+                    // Taken or too soon: the demo's week has one booking less.
+                    _ => tracing::debug!(status, %body, "a demo booking was refused"),
+                }
+            }
+            tracing::info!(booked, "the demo's coming week booked");
         }
         412 => {} // configured by an earlier run
         _ => bail!("configuring the demo bot failed ({status}): {body}"),
