@@ -224,10 +224,10 @@ impl Api {
             let response = request.send().await?;
             let status = response.status().as_u16();
             if (200..300).contains(&status) {
-                return response
-                    .json()
-                    .await
-                    .map_err(|e| Failure::Unavailable(format!("{path}: {e}")));
+                let bytes = response.bytes().await?;
+                return serde_json::from_slice(&bytes).map_err(|e| {
+                    Failure::Unavailable(format!("{path}: an answer not understood: {e}"))
+                });
             }
             if status == 401 && attempt == 0 {
                 let renewed = match self

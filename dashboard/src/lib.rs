@@ -82,6 +82,8 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(pages::logout))
         .route("/bookings", get(pages::bookings))
         .route("/bookings/{id}/{action}", post(pages::booking_action))
+        .route("/inbox", get(pages::inbox))
+        .route("/inbox/{phone}", get(pages::conversation))
         .route("/static/{*path}", get(pages::asset))
         .layer(axum::middleware::from_fn(guard::guard))
         .with_state(state)

@@ -759,6 +759,239 @@ pub async fn booking_action(
     )
 }
 
+/// A conversation in the inbox list.
+pub struct InboxEntry {
+    pub name: String,
+    pub phone: String,
+    /// The phone as a path segment (`+` encoded).
+    pub phone_path: String,
+    pub waiting: bool,
+    pub outbound: bool,
+    pub preview: String,
+    pub at: String,
+}
+
+#[derive(Template)]
+#[template(path = "inbox.html")]
+pub struct InboxPage {
+    pub business: String,
+    pub csrf: String,
+    pub conversations: Vec<InboxEntry>,
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InboxQuery {
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+fn phone_path(phone: &str) -> String {
+    phone.replace('+', "%2B")
+}
+
+/// When, in the business's time zone: the time today, else the day too.
+fn when(at: DateTime<Utc>, tz: Tz) -> String {
+    let local = at.with_timezone(&tz);
+    if local.date_naive() == Utc::now().with_timezone(&tz).date_naive() {
+        local.format("%H:%M").to_string()
+    } else {
+        local.format("%-d %b %H:%M").to_string()
+    }
+}
+
+/// `GET /inbox`: the conversations, latest first, those waiting for a person at the top.
+pub async fn inbox(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<InboxQuery>,
+) -> Response {
+    let (id, mut session) = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let api = &state.api;
+    let tenant: TenantView = match api
+        .read(&state.sessions, &id, &mut session, "/v1/tenant")
+        .await
+    {
+        Ok(t) => t,
+        Err(failure) => return failed(failure),
+    };
+    let tz: Tz = tenant.time_zone.parse().unwrap_or(Tz::UTC);
+    let mut path = "/v1/conversations?limit=50".to_owned();
+    if let Some(cursor) = &query.cursor {
+        path.push_str("&cursor=");
+        path.push_str(&serde_urlencoded::to_string([("c", cursor)]).unwrap_or_default()[2..]);
+    }
+    let page: Page<ConversationRow> =
+        match api.read(&state.sessions, &id, &mut session, &path).await {
+            Ok(p) => p,
+            Err(failure) => return failed(failure),
+        };
+    let mut conversations: Vec<InboxEntry> = page
+        .items
+        .into_iter()
+        .map(|c| InboxEntry {
+            name: c
+                .profile_name
+                .clone()
+                .unwrap_or_else(|| c.customer_phone.clone()),
+            phone_path: phone_path(&c.customer_phone),
+            phone: c.customer_phone,
+            waiting: c.handed_off,
+            outbound: c.last_direction == "out",
+            preview: c.last_preview,
+            at: when(c.last_message_at, tz),
+        })
+        .collect();
+    // Waiting first; the order is otherwise the API's (latest first). A stable sort keeps it.
+    conversations.sort_by_key(|c| !c.waiting);
+    render(
+        &InboxPage {
+            business: tenant.business_name,
+            csrf: session.csrf.clone(),
+            conversations,
+            next: page.next_cursor.map(|c| {
+                format!(
+                    "/inbox?{}",
+                    serde_urlencoded::to_string([("cursor", &c)]).unwrap_or_default()
+                )
+            }),
+        },
+        StatusCode::OK,
+    )
+}
+
+/// One message of a thread, as the customer and the business see it.
+pub struct Message {
+    pub outbound: bool,
+    pub text: String,
+    /// The reply buttons or list rows the customer was offered.
+    pub choices: Vec<String>,
+    pub at: String,
+    /// `sent`, `delivered`, `read`, `failed`, or `queued` until WhatsApp took it.
+    pub status: String,
+    pub error: Option<String>,
+}
+
+/// What a stored message says: a text, a reply's body, a tapped button's title, a template by
+/// its name and parameters.
+fn message_text(content: &serde_json::Value) -> (String, Vec<String>) {
+    let titles = |key: &str| -> Vec<String> {
+        content[key]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i["title"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut choices = titles("buttons");
+    choices.extend(titles("rows"));
+    if let Some(sections) = content["sections"].as_array() {
+        for section in sections {
+            choices.extend(
+                section["rows"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| r["title"].as_str().map(str::to_owned)),
+            );
+        }
+    }
+    let text =
+        if let (Some(name), Some(parts)) = (content["name"].as_str(), content["body"].as_array()) {
+            let parts: Vec<&str> = parts.iter().filter_map(|p| p.as_str()).collect();
+            format!("[template {name}] {}", parts.join(" · "))
+        } else if let Some(body) = content["body"].as_str() {
+            body.to_owned()
+        } else if let Some(title) = content["title"].as_str() {
+            title.to_owned()
+        } else if let Some(kind) = content["message_type"].as_str() {
+            format!("({kind})")
+        } else {
+            String::new()
+        };
+    (text, choices)
+}
+
+#[derive(Template)]
+#[template(path = "conversation.html")]
+pub struct ConversationPage {
+    pub business: String,
+    pub csrf: String,
+    pub name: String,
+    pub phone: String,
+    pub phone_path: String,
+    pub waiting: bool,
+    pub messages: Vec<Message>,
+}
+
+/// `GET /inbox/{phone}`: one customer's thread, the bot's and the business's replies with
+/// WhatsApp's delivery ticks; htmx polls it every 5 s while open.
+pub async fn conversation(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(phone): Path<String>,
+) -> Response {
+    let (id, mut session) = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let api = &state.api;
+    let tenant: TenantView = match api
+        .read(&state.sessions, &id, &mut session, "/v1/tenant")
+        .await
+    {
+        Ok(t) => t,
+        Err(failure) => return failed(failure),
+    };
+    let tz: Tz = tenant.time_zone.parse().unwrap_or(Tz::UTC);
+    let detail: query_api::conversations::ConversationDetail = match api
+        .read(
+            &state.sessions,
+            &id,
+            &mut session,
+            &format!("/v1/conversations/{}", phone_path(&phone)),
+        )
+        .await
+    {
+        Ok(d) => d,
+        Err(failure) => return failed(failure),
+    };
+    let messages = detail
+        .messages
+        .iter()
+        .map(|m| {
+            let (text, choices) = message_text(&m.content);
+            Message {
+                outbound: m.direction == "out",
+                text,
+                choices,
+                at: when(m.at, tz),
+                status: m.status.clone().unwrap_or_else(|| "queued".into()),
+                error: m.error_reason.clone(),
+            }
+        })
+        .collect();
+    let c = detail.conversation;
+    render(
+        &ConversationPage {
+            business: tenant.business_name,
+            csrf: session.csrf.clone(),
+            name: c.profile_name.unwrap_or_else(|| c.customer_phone.clone()),
+            phone_path: phone_path(&c.customer_phone),
+            phone: c.customer_phone,
+            waiting: c.handed_off,
+            messages,
+        },
+        StatusCode::OK,
+    )
+}
+
 /// The vendored and own static files, compiled in; cached for a year (their names change
 /// with their versions).
 pub async fn asset(Path(path): Path<String>) -> Response {

@@ -25,7 +25,9 @@ pub struct ConversationRow {
     pub last_direction: String,
     pub last_preview: String,
     pub handed_off: bool,
-    pub messages: i32,
+    /// How many messages the conversation has (named apart from a conversation's `messages`,
+    /// the list, which its detail carries beside these fields).
+    pub message_count: i32,
 }
 
 /// `GET /v1/conversations?limit=&cursor=`: the inbox, latest first.
@@ -51,7 +53,7 @@ pub async fn conversations(
     let rows = sqlx::query_as!(
         ConversationRow,
         "select customer_phone, profile_name, last_message_at, last_direction, last_preview,
-                handed_off, messages
+                handed_off, messages as message_count
            from rm_conversations
           where $1::timestamptz is null or (last_message_at, customer_phone) < ($1, $2)
           order by last_message_at desc, customer_phone desc
@@ -142,7 +144,7 @@ pub async fn conversation(
             last_direction: row.last_direction,
             last_preview: row.last_preview,
             handed_off: row.handed_off,
-            messages: row.messages,
+            message_count: row.messages,
         },
         bot_state: row.bot_state,
         messages,

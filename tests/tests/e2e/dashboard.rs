@@ -407,3 +407,38 @@ async fn eventually_page(
     .await
     .unwrap_or_else(|| panic!("{path} never showed {text}"))
 }
+
+#[tokio::test]
+async fn the_inbox_lists_conversations_and_shows_a_thread_with_the_bot_s_replies() {
+    let s = e2e_tests::wa::setup().await;
+    let _projector = spawn_projector(projector_settings(&s.app.db, &s.app.nats)).await;
+    let query = spawn_query_api(query_api_settings(&s.app.db, &s.app.nats)).await;
+    let dashboard = spawn_dashboard(&s.app.db, &s.app.nats, &s.app.address, &query.address).await;
+    let hello = e2e_tests::wa::notification_from(
+        "34600000077",
+        "Lucía",
+        vec![e2e_tests::wa::text("34600000077", "wamid.inbox-1", "hola")],
+    );
+    e2e_tests::wa::deliver(&s.app, &hello).await;
+
+    let mut browser = Browser::new(&dashboard);
+    browser.sign_in("demo-salon").await;
+    let (status, _, inbox) = eventually_page(&browser, "/inbox", "Lucía").await;
+    assert_eq!(status, 200);
+    assert!(inbox.contains(r#"href="/inbox/%2B34600000077""#), "{inbox}");
+    let (status, _, thread) = eventually_page(&browser, "/inbox/%2B34600000077", "Haircut").await;
+    assert_eq!(status, 200);
+    assert!(thread.contains(r#"class="bubble in""#), "{thread}");
+    assert!(thread.contains("<p>hola</p>"), "{thread}");
+    assert!(
+        thread.contains(r#"class="bubble out""#),
+        "the bot's reply: {thread}"
+    );
+    assert!(
+        thread.contains(r#"hx-trigger="every 5s""#),
+        "the thread polls"
+    );
+    // Someone else's customer, or nobody: 404.
+    let (status, _, _) = browser.get("/inbox/%2B34699999999").await;
+    assert_eq!(status, 404);
+}
