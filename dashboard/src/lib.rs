@@ -83,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .route("/bookings", get(pages::bookings))
         .route("/bookings/{id}/{action}", post(pages::booking_action))
         .route("/inbox", get(pages::inbox))
+        .route("/audit", get(pages::audit))
         .route("/inbox/{phone}", get(pages::conversation))
         .route("/static/{*path}", get(pages::asset))
         .layer(axum::middleware::from_fn(guard::guard))

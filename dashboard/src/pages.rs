@@ -992,6 +992,98 @@ pub async fn conversation(
     )
 }
 
+/// One line of the audit log.
+pub struct AuditLine {
+    pub at: String,
+    pub event_type: String,
+    pub stream: String,
+    pub actor: String,
+    /// The first 8 characters of the correlation id: the request it came from.
+    pub correlation: String,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+pub struct AuditPageView {
+    pub business: String,
+    pub csrf: String,
+    pub entries: Vec<AuditLine>,
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    #[serde(default)]
+    pub after: Option<String>,
+}
+
+/// Events a page of the audit log shows.
+const AUDIT_PAGE: usize = 50;
+
+/// `GET /audit?after=`: the business's own log, oldest first, a page at a time (owners and
+/// admins).
+pub async fn audit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<AuditQuery>,
+) -> Response {
+    let (id, mut session) = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let api = &state.api;
+    let tenant: TenantView = match api
+        .read(&state.sessions, &id, &mut session, "/v1/tenant")
+        .await
+    {
+        Ok(t) => t,
+        Err(failure) => return failed(failure),
+    };
+    let tz: Tz = tenant.time_zone.parse().unwrap_or(Tz::UTC);
+    let mut path = format!("/v1/audit?limit={AUDIT_PAGE}");
+    if let Some(after) = &query.after {
+        path.push('&');
+        path.push_str(&serde_urlencoded::to_string([("after", after)]).unwrap_or_default());
+    }
+    let page: query_api::audit::AuditPage =
+        match api.read(&state.sessions, &id, &mut session, &path).await {
+            Ok(p) => p,
+            Err(failure) => return failed(failure),
+        };
+    let full = page.items.len() >= AUDIT_PAGE;
+    render(
+        &AuditPageView {
+            business: tenant.business_name,
+            csrf: session.csrf.clone(),
+            entries: page
+                .items
+                .iter()
+                .map(|e| AuditLine {
+                    at: e
+                        .recorded_at
+                        .with_timezone(&tz)
+                        .format("%-d %b %Y %H:%M:%S")
+                        .to_string(),
+                    event_type: e.event_type.clone(),
+                    stream: e.stream.clone(),
+                    actor: e.actor.clone().unwrap_or_default(),
+                    correlation: e
+                        .correlation_id
+                        .map(|c| c.to_string()[..8].to_owned())
+                        .unwrap_or_default(),
+                })
+                .collect(),
+            next: page.next_after.filter(|_| full).map(|after| {
+                format!(
+                    "/audit?{}",
+                    serde_urlencoded::to_string([("after", &after)]).unwrap_or_default()
+                )
+            }),
+        },
+        StatusCode::OK,
+    )
+}
+
 /// The vendored and own static files, compiled in; cached for a year (their names change
 /// with their versions).
 pub async fn asset(Path(path): Path<String>) -> Response {

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::reader::Reader;
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Pass as `after` to read on from here.
     pub position: String,
@@ -36,7 +36,7 @@ pub struct AuditEntry {
     pub recorded_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditPage {
     pub items: Vec<AuditEntry>,
     /// The position of the last entry: pass it as `after`.

@@ -188,6 +188,17 @@ async fn a_member_signs_in_sees_their_business_and_signs_out_and_another_site_ca
     assert!(bookings.contains(r#"aria-current="page">Upcoming"#));
     let (_, _, cancelled) = browser.get("/bookings?tab=cancelled").await;
     assert!(cancelled.contains("No bookings here."), "{cancelled}");
+    // The business's own log, who did what.
+    let (status, _, audit) = browser.get("/audit").await;
+    assert_eq!(status, 200, "{audit}");
+    for what in [
+        "TenantOnboarded",
+        "BotConfigured",
+        "AppointmentRequested",
+        "user:",
+    ] {
+        assert!(audit.contains(what), "the audit log shows {what}: {audit}");
+    }
 
     // Another business's session sees its own only.
     let mut other = Browser::new(&dashboard);
