@@ -5,7 +5,8 @@
 //! public event to deliver. The deliverer posts that event and moves on only once the receiver
 //! answered 2xx, so an endpoint gets its events in the order they happened; a receiver that is
 //! down for a while gets everything once it is back. Events of a topic the endpoint did not
-//! ask for are passed over. A delivery that fails (no answer within the timeout, a refused
+//! ask for are passed over. A run's successful deliveries are logged together, with the cursor
+//! past them, in one transaction (a crash before then posts them again). A delivery that fails (no answer within the timeout, a refused
 //! connection, any status but 2xx) is tried again after an exponential backoff with jitter
 //! (30 s, 1 min, 2 min, ... at most 6 h apart), for up to `give_up_after` (3 days); then the
 //! endpoint is disabled through the application layer (`app::webhooks::disable_failing`), which
@@ -424,20 +425,27 @@ impl Deliverer {
             return Ok(ticked);
         }
         let secret = app::webhooks::secret(&self.app, taken.tenant_id, taken.endpoint_id).await?;
+        // Successes are recorded together, with the cursor past them, when the run stops: a
+        // crash before then posts them again (at least once; each carries its event's id).
+        let mut delivered: Vec<(Public, Outcome)> = Vec::new();
+        let mut next_seq = taken.next_seq;
         for event in events {
             if !taken.topics.is_empty() && !taken.topics.contains(&event.topic) {
-                self.advance(taken, event.seq + 1).await?;
+                next_seq = event.seq + 1;
                 continue;
             }
             let outcome = self.post(&taken.url, &secret, &event, now).await;
             if outcome.ok() {
-                self.record(taken, &event, &outcome, now, None).await?;
+                next_seq = event.seq + 1;
+                delivered.push((event, outcome));
                 ticked.delivered += 1;
                 self.stats.delivered.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("webhook_deliveries_total", "outcome" => "delivered")
                     .increment(1);
                 continue;
             }
+            self.flush(taken, &delivered, next_seq, now).await?;
+            delivered.clear();
             ticked.failed += 1;
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("webhook_deliveries_total", "outcome" => "failed").increment(1);
@@ -463,9 +471,43 @@ impl Deliverer {
                 self.record(taken, &event, &outcome, now, Some(Some(next)))
                     .await?;
             }
-            break;
+            return Ok(ticked);
         }
+        self.flush(taken, &delivered, next_seq, now).await?;
         Ok(ticked)
+    }
+
+    /// Records `delivered` in the log and moves the cursor to `next_seq` (past them and any
+    /// event passed over), clearing a failure, in one transaction. Nothing to do if the cursor
+    /// is already there.
+    async fn flush(
+        &self,
+        taken: &mut Taken,
+        delivered: &[(Public, Outcome)],
+        next_seq: i64,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        if next_seq == taken.next_seq {
+            return Ok(());
+        }
+        let mut tx = self.app.store.begin(taken.tenant_id).await?;
+        for (event, outcome) in delivered {
+            log_attempt(tx.conn(), taken, event, outcome, now, "delivered", None).await?;
+        }
+        sqlx::query!(
+            "update webhook_cursors
+             set next_seq = $2, attempts = 0, failing_since = null, next_attempt_at = '-infinity'
+             where endpoint_id = $1",
+            taken.endpoint_id,
+            next_seq
+        )
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await?;
+        taken.next_seq = next_seq;
+        taken.attempts = 0;
+        taken.failing_since = None;
+        Ok(())
     }
 
     /// The delay before the `n`th retry: doubled each time from `first_backoff`, at most
@@ -555,25 +597,6 @@ impl Deliverer {
         if is_non_public(ip) {
             return Err(format!("{ip} is not a public address"));
         }
-        Ok(())
-    }
-
-    /// Moves the cursor to `next_seq`, clearing a failure (an event passed over).
-    async fn advance(&self, taken: &mut Taken, next_seq: i64) -> anyhow::Result<()> {
-        let mut tx = self.app.store.begin(taken.tenant_id).await?;
-        sqlx::query!(
-            "update webhook_cursors
-             set next_seq = $2, attempts = 0, failing_since = null, next_attempt_at = '-infinity'
-             where endpoint_id = $1",
-            taken.endpoint_id,
-            next_seq
-        )
-        .execute(tx.conn())
-        .await?;
-        tx.commit().await?;
-        taken.next_seq = next_seq;
-        taken.attempts = 0;
-        taken.failing_since = None;
         Ok(())
     }
 
