@@ -181,14 +181,19 @@ async fn each_business_receives_its_own_events_of_its_topics_signed_and_in_order
     assert_eq!(receiver_a.got().len(), 2, "nothing of B's reaches A");
     assert_eq!(receiver_b.got().len(), 1);
 
-    // The endpoint and its delivery log, as the query API shows them: no secret.
-    let (status, endpoints) = query
-        .get("/v1/webhook-endpoints", &a.owner.access_token, None)
-        .await;
-    assert_eq!(status, 200, "{endpoints}");
+    // The endpoint and its delivery log, as the query API shows them (once the run that
+    // delivered them is recorded): no secret.
+    let endpoints = eventually(Duration::from_secs(10), || async {
+        let (status, endpoints) = query
+            .get("/v1/webhook-endpoints", &a.owner.access_token, None)
+            .await;
+        assert_eq!(status, 200, "{endpoints}");
+        (endpoints[0]["next_seq"] == 3).then_some(endpoints)
+    })
+    .await
+    .expect("the cursor is past both events");
     assert_eq!(endpoints.as_array().unwrap().len(), 1);
     assert_eq!(endpoints[0]["status"], "enabled");
-    assert_eq!(endpoints[0]["next_seq"], 3);
     assert!(!endpoints.to_string().contains(&secret_a));
     let (status, log) = query
         .get(
@@ -317,10 +322,15 @@ async fn a_receiver_that_is_down_gets_everything_in_order_once_back_across_a_res
         [1, 2, 3, 4, 5, 6]
     );
     assert!(got.iter().all(|g| signed(g, &secret)));
-    let (_, endpoints) = query
-        .get("/v1/webhook-endpoints", &t.owner.access_token, None)
-        .await;
-    assert_eq!(endpoints[0]["next_seq"], 7);
+    // The run's deliveries are recorded together once it ends.
+    let endpoints = eventually(Duration::from_secs(10), || async {
+        let (_, endpoints) = query
+            .get("/v1/webhook-endpoints", &t.owner.access_token, None)
+            .await;
+        (endpoints[0]["next_seq"] == 7).then_some(endpoints)
+    })
+    .await
+    .expect("the cursor is past every event");
     assert_eq!(endpoints[0]["failing_since"], Value::Null);
 }
 
