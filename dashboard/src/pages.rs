@@ -67,6 +67,71 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<(String, Ses
     }
 }
 
+/// A signed-in member on a page: their session, and their business (its name and time zone,
+/// which every page shows times in).
+struct Member {
+    id: String,
+    session: Session,
+    tenant: TenantView,
+    tz: Tz,
+}
+
+impl Member {
+    /// The member of the request's session and their business, or where to go instead.
+    async fn of(state: &AppState, headers: &HeaderMap) -> Result<Self, Response> {
+        let (id, session) = signed_in(state, headers).await?;
+        Self::with_business(state, id, session).await
+    }
+
+    async fn with_business(
+        state: &AppState,
+        id: String,
+        mut session: Session,
+    ) -> Result<Self, Response> {
+        let tenant: TenantView = state
+            .api
+            .read(&state.sessions, &id, &mut session, "/v1/tenant")
+            .await
+            .map_err(failed)?;
+        let tz = tenant.time_zone.parse().unwrap_or(Tz::UTC);
+        Ok(Self {
+            id,
+            session,
+            tenant,
+            tz,
+        })
+    }
+
+    /// A read from the query API as this member.
+    async fn read<T: serde::de::DeserializeOwned>(
+        &mut self,
+        state: &AppState,
+        path: &str,
+    ) -> Result<T, Failure> {
+        self.read_after(state, path, None).await
+    }
+
+    /// A read that waits for the write whose consistency token is `after`.
+    async fn read_after<T: serde::de::DeserializeOwned>(
+        &mut self,
+        state: &AppState,
+        path: &str,
+        after: Option<&str>,
+    ) -> Result<T, Failure> {
+        state
+            .api
+            .read_after(&state.sessions, &self.id, &mut self.session, path, after)
+            .await
+    }
+}
+
+/// `value` encoded for a query string.
+fn encoded(value: &str) -> String {
+    serde_urlencoded::to_string([("v", value)])
+        .unwrap_or_default()
+        .split_off(2)
+}
+
 /// Text made safe to put in HTML.
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -348,22 +413,12 @@ pub struct HomePage {
 }
 
 fn instant(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        .replace('+', "%2B")
+    encoded(&t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
-pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (id, mut session) = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
-    let api = &state.api;
-    let sessions = &state.sessions;
-    let tenant: TenantView = match api.read(sessions, &id, &mut session, "/v1/tenant").await {
-        Ok(t) => t,
-        Err(failure) => return failed(failure),
-    };
-    let tz: Tz = tenant.time_zone.parse().unwrap_or(Tz::UTC);
+pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Response> {
+    let mut m = Member::of(&state, &headers).await?;
+    let tz = m.tz;
     let today = Utc::now().with_timezone(&tz).date_naive();
     let tomorrow = today + chrono::Duration::days(1);
     let path = format!(
@@ -371,37 +426,24 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
         instant(midnight(today, tz)),
         instant(midnight(tomorrow, tz))
     );
-    let todays: Page<BookingRow> = match api.read(sessions, &id, &mut session, &path).await {
-        Ok(p) => p,
-        Err(failure) => return failed(failure),
-    };
+    let todays: Page<BookingRow> = m.read(&state, &path).await.map_err(failed)?;
     let path = format!(
         "/v1/bookings?status=requested&from={}&limit=20",
         instant(Utc::now())
     );
-    let unconfirmed: Page<BookingRow> = match api.read(sessions, &id, &mut session, &path).await {
-        Ok(p) => p,
-        Err(failure) => return failed(failure),
-    };
-    let inbox: Page<ConversationRow> = match api
-        .read(sessions, &id, &mut session, "/v1/conversations?limit=100")
+    let unconfirmed: Page<BookingRow> = m.read(&state, &path).await.map_err(failed)?;
+    let inbox: Page<ConversationRow> = m
+        .read(&state, "/v1/conversations?limit=100")
         .await
-    {
-        Ok(p) => p,
-        Err(failure) => return failed(failure),
-    };
+        .map_err(failed)?;
     // This week (Monday to today) against the same days of the week before.
     let monday = today - chrono::Duration::days(i64::from(today.weekday().num_days_from_monday()));
     let overview =
         |from: NaiveDate, to: NaiveDate| format!("/v1/analytics/overview?from={from}&to={to}");
-    let this_week: Result<Overview, _> = api
-        .read(sessions, &id, &mut session, &overview(monday, today))
-        .await;
-    let last_week: Result<Overview, _> = api
+    let this_week: Result<Overview, _> = m.read(&state, &overview(monday, today)).await;
+    let last_week: Result<Overview, _> = m
         .read(
-            sessions,
-            &id,
-            &mut session,
+            &state,
             &overview(
                 monday - chrono::Duration::days(7),
                 today - chrono::Duration::days(7),
@@ -452,10 +494,9 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
         }
         // A member without the analytics permission sees the day, not the figures.
         (Err(Failure::Refused { status: 403, .. }), _) => vec![],
-        (Err(failure), _) | (_, Err(failure)) => return failed(failure),
+        (Err(failure), _) | (_, Err(failure)) => return Err(failed(failure)),
     };
-    let billing: Result<BillingView, _> =
-        api.read(sessions, &id, &mut session, "/v1/billing").await;
+    let billing: Result<BillingView, _> = m.read(&state, "/v1/billing").await;
     let (usage, plan) = match billing {
         Ok(b) => {
             let line = |what: &'static str, l: &query_api::billing::UsageLine| {
@@ -477,13 +518,13 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
                 format!("{} ({})", b.plan, b.status.replace('_', " ")),
             )
         }
-        Err(Failure::Refused { status: 403, .. }) => (None, tenant.plan.clone()),
-        Err(failure) => return failed(failure),
+        Err(Failure::Refused { status: 403, .. }) => (None, m.tenant.plan.clone()),
+        Err(failure) => return Err(failed(failure)),
     };
-    render(
+    Ok(render(
         &HomePage {
-            business: tenant.business_name,
-            csrf: session.csrf.clone(),
+            business: m.tenant.business_name,
+            csrf: m.session.csrf,
             back: "/".into(),
             today: today.format("%A %-d %B %Y").to_string(),
             appointments: todays.items.iter().map(|r| appointment(r, tz)).collect(),
@@ -498,7 +539,7 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
             plan,
         },
         StatusCode::OK,
-    )
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -537,11 +578,8 @@ pub async fn bookings(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<BookingsQuery>,
-) -> Response {
-    let (id, mut session) = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
+) -> Result<Response, Response> {
+    let mut m = Member::of(&state, &headers).await?;
     let tab = query
         .tab
         .filter(|t| TABS.iter().any(|(name, _)| name == t))
@@ -560,35 +598,17 @@ pub async fn bookings(
     };
     let mut path = format!("/v1/bookings?{filter}&limit=25");
     if let Some(cursor) = &query.cursor {
-        path.push_str("&cursor=");
-        path.push_str(&serde_urlencoded::to_string([("c", cursor)]).unwrap_or_default()[2..]);
+        path.push_str(&format!("&cursor={}", encoded(cursor)));
     }
-    let api = &state.api;
-    let tenant: TenantView = match api
-        .read(&state.sessions, &id, &mut session, "/v1/tenant")
+    let page: Page<BookingRow> = m
+        .read_after(&state, &path, query.after.as_deref())
         .await
-    {
-        Ok(t) => t,
-        Err(failure) => return failed(failure),
-    };
-    let tz: Tz = tenant.time_zone.parse().unwrap_or(Tz::UTC);
-    let page: Page<BookingRow> = match api
-        .read_after(
-            &state.sessions,
-            &id,
-            &mut session,
-            &path,
-            query.after.as_deref(),
-        )
-        .await
-    {
-        Ok(p) => p,
-        Err(failure) => return failed(failure),
-    };
-    render(
+        .map_err(failed)?;
+    let tz = m.tz;
+    Ok(render(
         &BookingsPage {
-            business: tenant.business_name,
-            csrf: session.csrf.clone(),
+            business: m.tenant.business_name,
+            csrf: m.session.csrf,
             back: format!("/bookings?tab={tab}"),
             tabs: TABS.to_vec(),
             // Upcoming: what is still to happen (a cancelled booking is under Cancelled).
@@ -610,7 +630,7 @@ pub async fn bookings(
             tab,
         },
         StatusCode::OK,
-    )
+    ))
 }
 
 #[derive(Template)]
@@ -716,43 +736,32 @@ pub async fn booking_action(
                 let sep = if back.contains('?') { '&' } else { '?' };
                 see_other(&format!(
                     "{back}{sep}after={}",
-                    token.unwrap_or_default().replace('+', "%2B")
+                    encoded(&token.unwrap_or_default())
                 ))
             }
         };
     }
-    let tenant: TenantView = match state
-        .api
-        .read(&state.sessions, &id, &mut session, "/v1/tenant")
-        .await
-    {
-        Ok(t) => t,
-        Err(failure) => return failed(failure),
+    let mut m = match Member::with_business(&state, id, session).await {
+        Ok(m) => m,
+        Err(response) => return response,
     };
-    let tz: Tz = tenant.time_zone.parse().unwrap_or(Tz::UTC);
-    let row: BookingRow = match state
-        .api
+    let detail: query_api::bookings::BookingDetail = match m
         .read_after(
-            &state.sessions,
-            &id,
-            &mut session,
+            &state,
             &format!("/v1/bookings/{booking_id}"),
             token.as_deref(),
         )
         .await
     {
-        Ok(detail) => {
-            let detail: query_api::bookings::BookingDetail = detail;
-            detail.booking
-        }
+        Ok(detail) => detail,
         Err(failure) => return failed(failure),
     };
-    let mut a = appointment(&row, tz);
+    let mut a = appointment(&detail.booking, m.tz);
     a.error = refused;
     render(
         &RowFragment {
             a,
-            csrf: session.csrf.clone(),
+            csrf: m.session.csrf,
             back,
         },
         StatusCode::OK,
@@ -805,30 +814,14 @@ pub async fn inbox(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<InboxQuery>,
-) -> Response {
-    let (id, mut session) = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
-    let api = &state.api;
-    let tenant: TenantView = match api
-        .read(&state.sessions, &id, &mut session, "/v1/tenant")
-        .await
-    {
-        Ok(t) => t,
-        Err(failure) => return failed(failure),
-    };
-    let tz: Tz = tenant.time_zone.parse().unwrap_or(Tz::UTC);
+) -> Result<Response, Response> {
+    let mut m = Member::of(&state, &headers).await?;
+    let tz = m.tz;
     let mut path = "/v1/conversations?limit=50".to_owned();
     if let Some(cursor) = &query.cursor {
-        path.push_str("&cursor=");
-        path.push_str(&serde_urlencoded::to_string([("c", cursor)]).unwrap_or_default()[2..]);
+        path.push_str(&format!("&cursor={}", encoded(cursor)));
     }
-    let page: Page<ConversationRow> =
-        match api.read(&state.sessions, &id, &mut session, &path).await {
-            Ok(p) => p,
-            Err(failure) => return failed(failure),
-        };
+    let page: Page<ConversationRow> = m.read(&state, &path).await.map_err(failed)?;
     let mut conversations: Vec<InboxEntry> = page
         .items
         .into_iter()
@@ -847,10 +840,10 @@ pub async fn inbox(
         .collect();
     // Waiting first; the order is otherwise the API's (latest first). A stable sort keeps it.
     conversations.sort_by_key(|c| !c.waiting);
-    render(
+    Ok(render(
         &InboxPage {
-            business: tenant.business_name,
-            csrf: session.csrf.clone(),
+            business: m.tenant.business_name,
+            csrf: m.session.csrf,
             conversations,
             next: page.next_cursor.map(|c| {
                 format!(
@@ -860,7 +853,7 @@ pub async fn inbox(
             }),
         },
         StatusCode::OK,
-    )
+    ))
 }
 
 /// One message of a thread, as the customer and the business see it.
@@ -936,32 +929,13 @@ pub async fn conversation(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(phone): Path<String>,
-) -> Response {
-    let (id, mut session) = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
-    let api = &state.api;
-    let tenant: TenantView = match api
-        .read(&state.sessions, &id, &mut session, "/v1/tenant")
+) -> Result<Response, Response> {
+    let mut m = Member::of(&state, &headers).await?;
+    let tz = m.tz;
+    let detail: query_api::conversations::ConversationDetail = m
+        .read(&state, &format!("/v1/conversations/{}", phone_path(&phone)))
         .await
-    {
-        Ok(t) => t,
-        Err(failure) => return failed(failure),
-    };
-    let tz: Tz = tenant.time_zone.parse().unwrap_or(Tz::UTC);
-    let detail: query_api::conversations::ConversationDetail = match api
-        .read(
-            &state.sessions,
-            &id,
-            &mut session,
-            &format!("/v1/conversations/{}", phone_path(&phone)),
-        )
-        .await
-    {
-        Ok(d) => d,
-        Err(failure) => return failed(failure),
-    };
+        .map_err(failed)?;
     let messages = detail
         .messages
         .iter()
@@ -978,10 +952,10 @@ pub async fn conversation(
         })
         .collect();
     let c = detail.conversation;
-    render(
+    Ok(render(
         &ConversationPage {
-            business: tenant.business_name,
-            csrf: session.csrf.clone(),
+            business: m.tenant.business_name,
+            csrf: m.session.csrf,
             name: c.profile_name.unwrap_or_else(|| c.customer_phone.clone()),
             phone_path: phone_path(&c.customer_phone),
             phone: c.customer_phone,
@@ -989,7 +963,7 @@ pub async fn conversation(
             messages,
         },
         StatusCode::OK,
-    )
+    ))
 }
 
 /// One line of the audit log.
@@ -1026,35 +1000,19 @@ pub async fn audit(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<AuditQuery>,
-) -> Response {
-    let (id, mut session) = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
-    let api = &state.api;
-    let tenant: TenantView = match api
-        .read(&state.sessions, &id, &mut session, "/v1/tenant")
-        .await
-    {
-        Ok(t) => t,
-        Err(failure) => return failed(failure),
-    };
-    let tz: Tz = tenant.time_zone.parse().unwrap_or(Tz::UTC);
+) -> Result<Response, Response> {
+    let mut m = Member::of(&state, &headers).await?;
+    let tz = m.tz;
     let mut path = format!("/v1/audit?limit={AUDIT_PAGE}");
     if let Some(after) = &query.after {
-        path.push('&');
-        path.push_str(&serde_urlencoded::to_string([("after", after)]).unwrap_or_default());
+        path.push_str(&format!("&after={}", encoded(after)));
     }
-    let page: query_api::audit::AuditPage =
-        match api.read(&state.sessions, &id, &mut session, &path).await {
-            Ok(p) => p,
-            Err(failure) => return failed(failure),
-        };
+    let page: query_api::audit::AuditPage = m.read(&state, &path).await.map_err(failed)?;
     let full = page.items.len() >= AUDIT_PAGE;
-    render(
+    Ok(render(
         &AuditPageView {
-            business: tenant.business_name,
-            csrf: session.csrf.clone(),
+            business: m.tenant.business_name,
+            csrf: m.session.csrf,
             entries: page
                 .items
                 .iter()
@@ -1081,7 +1039,7 @@ pub async fn audit(
             }),
         },
         StatusCode::OK,
-    )
+    ))
 }
 
 /// The vendored and own static files, compiled in; cached for a year (their names change

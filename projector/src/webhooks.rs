@@ -453,7 +453,7 @@ impl Deliverer {
             let given_up =
                 now - failing_since >= chrono::Duration::from_std(self.config.give_up_after)?;
             if given_up {
-                self.record(taken, &event, &outcome, now, Some(None))
+                self.record_failure(taken, &event, &outcome, now, None)
                     .await?;
                 app::webhooks::disable_failing(
                     &self.app,
@@ -468,7 +468,7 @@ impl Deliverer {
                 tracing::warn!(tenant_id = %taken.tenant_id, endpoint_id = %taken.endpoint_id, "webhook endpoint disabled after failing since {failing_since}");
             } else {
                 let next = now + self.backoff(taken.attempts + 1);
-                self.record(taken, &event, &outcome, now, Some(Some(next)))
+                self.record_failure(taken, &event, &outcome, now, Some(next))
                     .await?;
             }
             return Ok(ticked);
@@ -600,51 +600,26 @@ impl Deliverer {
         Ok(())
     }
 
-    /// Records an attempt at the cursor's event in the log and moves the cursor: on success
-    /// past it (`retry` None); on failure to a retry at `retry` (`Some(Some(at))`), or given up
-    /// (`Some(None)`: the endpoint is being disabled; enabling it retries the event).
-    async fn record(
+    /// Records a failed attempt at the cursor's event in the log, and when to try it again
+    /// (`retry_at`), or none: given up, the endpoint is being disabled, and enabling it starts
+    /// a fresh count at this event.
+    async fn record_failure(
         &self,
         taken: &mut Taken,
         event: &Public,
         outcome: &Outcome,
         now: DateTime<Utc>,
-        retry: Option<Option<DateTime<Utc>>>,
+        retry_at: Option<DateTime<Utc>>,
     ) -> anyhow::Result<()> {
         let mut tx = self.app.store.begin(taken.tenant_id).await?;
-        let (status, next_attempt_at) = match retry {
-            None => ("delivered", None),
-            Some(Some(at)) => ("retrying", Some(at)),
-            Some(None) => ("failed", None),
+        let status = if retry_at.is_some() {
+            "retrying"
+        } else {
+            "failed"
         };
-        log_attempt(
-            tx.conn(),
-            taken,
-            event,
-            outcome,
-            now,
-            status,
-            next_attempt_at,
-        )
-        .await?;
-        match retry {
+        log_attempt(tx.conn(), taken, event, outcome, now, status, retry_at).await?;
+        match retry_at {
             None => {
-                sqlx::query!(
-                    "update webhook_cursors
-                     set next_seq = $2, attempts = 0, failing_since = null,
-                         next_attempt_at = '-infinity'
-                     where endpoint_id = $1",
-                    taken.endpoint_id,
-                    event.seq + 1
-                )
-                .execute(tx.conn())
-                .await?;
-                taken.next_seq = event.seq + 1;
-                taken.attempts = 0;
-                taken.failing_since = None;
-            }
-            Some(None) => {
-                // Given up: enabling the endpoint again starts a fresh count at this event.
                 sqlx::query!(
                     "update webhook_cursors
                      set attempts = 0, failing_since = null, next_attempt_at = '-infinity'
@@ -656,7 +631,7 @@ impl Deliverer {
                 taken.attempts = 0;
                 taken.failing_since = None;
             }
-            Some(Some(next)) => {
+            Some(next) => {
                 let since = taken.failing_since.unwrap_or(now);
                 sqlx::query!(
                     "update webhook_cursors
@@ -719,7 +694,8 @@ impl Deliverer {
         let secret = app::webhooks::secret(&self.app, tenant_id, endpoint_id).await?;
         let outcome = self.post(&taken.url, &secret, &event, now).await;
         if outcome.ok() && seq == taken.next_seq {
-            self.record(&mut taken, &event, &outcome, now, None).await?;
+            self.flush(&mut taken, &[(event, outcome)], seq + 1, now)
+                .await?;
         } else {
             let mut tx = self.app.store.begin(tenant_id).await?;
             let status = if outcome.ok() { "delivered" } else { "failed" };
