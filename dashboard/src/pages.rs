@@ -55,6 +55,23 @@ fn unavailable(what: &str) -> Response {
         .into_response()
 }
 
+/// How long a page waits for a business the read side has not caught up with yet.
+const BUSINESS_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// A business too new for the read side yet: a page that reloads itself in a moment.
+fn being_set_up() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [("refresh", "2"), ("retry-after", "2")],
+        Html(
+            "<!doctype html><title>Setting up</title><p>Your business is still being set up. \
+             This page reloads by itself in a moment.</p>"
+                .to_owned(),
+        ),
+    )
+        .into_response()
+}
+
 /// The signed-in member's session, or the way to the login page.
 async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<(String, Session), Response> {
     let Some(id) = state.sessions.id_of(headers) else {
@@ -88,11 +105,25 @@ impl Member {
         id: String,
         mut session: Session,
     ) -> Result<Self, Response> {
-        let tenant: TenantView = state
-            .api
-            .read(&state.sessions, &id, &mut session, "/v1/tenant")
-            .await
-            .map_err(failed)?;
+        // A member can sign in the moment their business is created, before the read side
+        // has it: wait a little for it, then say so on a page that tries again by itself.
+        let deadline = tokio::time::Instant::now() + BUSINESS_CATCH_UP;
+        let tenant: TenantView = loop {
+            match state
+                .api
+                .read(&state.sessions, &id, &mut session, "/v1/tenant")
+                .await
+            {
+                Ok(tenant) => break tenant,
+                Err(Failure::Refused { status: 404, .. }) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(being_set_up());
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(failure) => return Err(failed(failure)),
+            }
+        };
         let tz = tenant.time_zone.parse().unwrap_or(Tz::UTC);
         Ok(Self {
             id,

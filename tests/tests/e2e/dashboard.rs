@@ -1,7 +1,7 @@
 //! The dashboard at the router level, over the real command and query APIs: signing in (and
 //! the errors of a wrong one), Home and Bookings with the business's own data, a session that
 //! outlives its access token, signing out, a cross-site form refused, and two businesses'
-//! sessions that see only their own.
+//! sessions that see only their own, and a business too new for the read side.
 
 use e2e_tests::tenant::{Tenant, slot};
 use e2e_tests::{
@@ -269,6 +269,29 @@ async fn a_member_signs_in_sees_their_business_and_signs_out_and_another_site_ca
         )
         .await;
     assert_eq!(refreshed.status().as_u16(), 401);
+}
+
+/// A member who signs in the moment their business is created, before the read side has it,
+/// gets a page that says so and reloads itself (not an error); once the projector catches up,
+/// Home.
+#[tokio::test]
+async fn a_business_the_read_side_has_not_caught_up_with_gets_a_page_that_reloads_itself() {
+    let app = spawn_command_api().await;
+    let query = spawn_query_api(query_api_settings(&app.db, &app.nats)).await;
+    let dashboard = spawn_dashboard(&app.db, &app.nats, &app.address, &query.address).await;
+    app.onboard("dash-new").await;
+    let mut browser = Browser::new(&dashboard);
+    browser.sign_in("dash-new").await;
+
+    let (status, headers, page) = browser.get("/").await;
+    assert_eq!(status, 503, "{page}");
+    assert_eq!(headers["refresh"], "2");
+    assert!(page.contains("still being set up"), "{page}");
+
+    let _projector = spawn_projector(projector_settings(&app.db, &app.nats)).await;
+    let (status, _, home) = browser.get("/").await;
+    assert_eq!(status, 200, "{home}");
+    assert!(home.contains("Demo Salon"), "{home}");
 }
 
 #[tokio::test]
