@@ -240,7 +240,7 @@ async fn conversation(
             .execute(conn)
             .await?;
         }
-        ConversationEvent::BotReplied { .. } => {
+        ConversationEvent::BotReplied { .. } | ConversationEvent::StaffReplied { .. } => {
             count_message(conn, e, Direction::Out).await?;
             sqlx::query!(
                 "update analytics.sessions set messages_out = messages_out + 1
@@ -276,7 +276,8 @@ async fn conversation(
                 .await?;
             }
         }
-        ConversationEvent::HandedOffToHuman => {
+        // Asked for by the customer, or taken over by the business: not finished by the bot.
+        ConversationEvent::HandedOffToHuman | ConversationEvent::StaffTookOver { .. } => {
             sqlx::query!(
                 "update analytics.sessions set handed_off = true
                   where tenant_id = $1 and phone = $2 and not ended",
@@ -303,7 +304,8 @@ async fn conversation(
         ConversationEvent::OutboundMessageFailed { .. }
         | ConversationEvent::OutboundStatusChanged { .. }
         | ConversationEvent::AnswerDeferred { .. }
-        | ConversationEvent::DeferralEnded { .. } => {}
+        | ConversationEvent::DeferralEnded { .. }
+        | ConversationEvent::HandedBackToBot { .. } => {}
     }
     Ok(())
 }

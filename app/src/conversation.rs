@@ -451,6 +451,106 @@ pub async fn record_status(
     .await
 }
 
+/// A person of the business answers this customer from now on: the bot is quiet.
+pub async fn take_over(
+    app: &App,
+    ctx: &CommandContext,
+    customer: &PhoneNumber,
+) -> Result<Committed<()>, AppError> {
+    let by = ctx.actor.clone();
+    staff_command(app, ctx, customer, ConversationCommand::TakeOver { by }).await
+}
+
+/// The bot answers this customer again.
+pub async fn hand_back(
+    app: &App,
+    ctx: &CommandContext,
+    customer: &PhoneNumber,
+) -> Result<Committed<()>, AppError> {
+    let by = ctx.actor.clone();
+    staff_command(app, ctx, customer, ConversationCommand::HandBack { by }).await
+}
+
+/// A staff reply as recorded: its id (the sender sends it once), and whether it went as the
+/// follow-up template (the customer-service window had closed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffReplied {
+    pub reply_id: String,
+    pub as_template: bool,
+}
+
+/// A person's reply to the customer, as the business; it takes the conversation over. After
+/// WhatsApp's 24-hour window it goes as the business's follow-up template with the text, and
+/// is refused without one. A retry with the same key is the same reply, sent once.
+pub async fn reply(
+    app: &App,
+    ctx: &CommandContext,
+    customer: &PhoneNumber,
+    text: &str,
+) -> Result<Committed<StaffReplied>, AppError> {
+    let reply_id = format!("staff/{}", ctx.derived_id("staff-reply"));
+    let (by, now) = (ctx.actor.clone(), Utc::now());
+    let conversation_ref = conversation_stream(customer);
+    let conversation_ref = &conversation_ref;
+    let reply_id = &reply_id;
+    let (by, text) = (&by, text);
+    execute(&app.store, ctx, |uow| {
+        Box::pin(async move {
+            let conversation = uow.load::<Conversation>(conversation_ref).await?;
+            let config = uow.load::<BotConfig>(&config_stream()).await?;
+            let template = config.settings.as_ref().and_then(|settings| {
+                domain::reminders::follow_up(settings, &Reply::text(text.trim()))
+            });
+            let events = Conversation::decide(
+                &conversation,
+                ConversationCommand::StaffReply {
+                    reply_id: reply_id.clone(),
+                    by: by.clone(),
+                    text: text.to_owned(),
+                    template,
+                    now,
+                },
+            )?;
+            let as_template = events.iter().any(|e| {
+                matches!(
+                    e,
+                    ConversationEvent::StaffReplied {
+                        reply: Reply::Template { .. },
+                        ..
+                    }
+                )
+            });
+            uow.stage(conversation_ref, &events);
+            Ok(StaffReplied {
+                reply_id: reply_id.clone(),
+                as_template,
+            })
+        })
+    })
+    .await
+}
+
+/// A person's command on a conversation that must exist.
+async fn staff_command(
+    app: &App,
+    ctx: &CommandContext,
+    customer: &PhoneNumber,
+    command: ConversationCommand,
+) -> Result<Committed<()>, AppError> {
+    let conversation_ref = conversation_stream(customer);
+    let conversation_ref = &conversation_ref;
+    let command = &command;
+    execute(&app.store, ctx, |uow| {
+        Box::pin(async move {
+            let conversation = uow.load::<Conversation>(conversation_ref).await?;
+            let events = Conversation::decide(&conversation, command.clone())?;
+            uow.stage(conversation_ref, &events);
+            Ok(())
+        })
+    })
+    .await
+}
+
 /// Meta's refusal of a free-form message more than 24 hours after the customer last wrote.
 pub const OUTSIDE_WINDOW: i64 = 131047;
 

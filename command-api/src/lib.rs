@@ -18,6 +18,7 @@ pub mod bookings;
 pub mod cache;
 pub mod caller;
 pub mod config;
+pub mod conversations;
 pub mod idempotency;
 pub mod keyed_lock;
 pub mod mfa;
@@ -313,6 +314,9 @@ pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
         bookings::reschedule,
         bookings::complete,
         bookings::no_show,
+        conversations::take_over,
+        conversations::reply,
+        conversations::release,
         billing::change_plan,
         billing::cancel,
         billing::checkout,
@@ -395,6 +399,18 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/bookings/{id}/reschedule", post(bookings::reschedule))
         .route("/v1/bookings/{id}/complete", post(bookings::complete))
         .route("/v1/bookings/{id}/no-show", post(bookings::no_show))
+        .route(
+            "/v1/conversations/{phone}/handoff",
+            post(conversations::take_over),
+        )
+        .route(
+            "/v1/conversations/{phone}/messages",
+            post(conversations::reply),
+        )
+        .route(
+            "/v1/conversations/{phone}/release",
+            post(conversations::release),
+        )
         .merge(platform::docs::router(openapi()))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

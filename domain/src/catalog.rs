@@ -317,6 +317,18 @@ pub(crate) fn samples() -> Vec<Section> {
                     ConversationEvent::DeferralEnded {
                         wamid: "wamid.1".into(),
                     },
+                    ConversationEvent::StaffTookOver {
+                        by: format!("user:{}", uuid(3)),
+                    },
+                    ConversationEvent::StaffReplied {
+                        reply_id: format!("staff/{}", uuid(5)),
+                        to: phone(),
+                        reply: Reply::text("See you at 10"),
+                        by: format!("user:{}", uuid(3)),
+                    },
+                    ConversationEvent::HandedBackToBot {
+                        by: format!("user:{}", uuid(3)),
+                    },
                 ],
                 |e| match e {
                     ConversationEvent::MessageReceived { .. } => 0,
@@ -330,8 +342,11 @@ pub(crate) fn samples() -> Vec<Section> {
                     ConversationEvent::OutboundStatusChanged { .. } => 8,
                     ConversationEvent::AnswerDeferred { .. } => 9,
                     ConversationEvent::DeferralEnded { .. } => 10,
+                    ConversationEvent::StaffTookOver { .. } => 11,
+                    ConversationEvent::StaffReplied { .. } => 12,
+                    ConversationEvent::HandedBackToBot { .. } => 13,
                 },
-                11,
+                14,
             ),
         ),
         (
@@ -688,6 +703,13 @@ pub(crate) fn meaning(event_type: &str) -> &'static str {
             "The business asked for the public event numbered `seq` to be delivered again."
         }
         "WebhookEndpointDeleted" => "The endpoint is gone; nothing more is delivered to it.",
+        "StaffTookOver" => {
+            "A person of the business (`by`, an actor) answers this customer now; the bot is quiet."
+        }
+        "StaffReplied" => {
+            "A person's reply to send (text in the 24-hour window, else the follow-up template); sent once per `reply_id`."
+        }
+        "HandedBackToBot" => "The bot answers this customer again, from the start of its flow.",
         other => panic!("no meaning written for {other}"),
     }
 }

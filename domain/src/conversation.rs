@@ -123,6 +123,23 @@ pub enum ConversationCommand {
     /// The deferred message's turn, taken when its time came. Nothing if that message is no
     /// longer the one waiting (a later message was answered, or this turn was taken).
     TakeDeferredTurn { wamid: String, turn: Box<Turn> },
+    /// A person of the business (`by`, an actor such as `user:<id>`) answers this customer
+    /// from now on: the bot stays quiet until they hand back (or the customer asks for the
+    /// menu).
+    TakeOver { by: String },
+    /// A person's reply, once per `reply_id`. It takes the conversation over if nobody had.
+    /// Within WhatsApp's customer-service window (24 hours since the customer last wrote) it
+    /// goes as text; after it, only as `template` (the business's approved follow-up template
+    /// carrying the text), and without one it is refused.
+    StaffReply {
+        reply_id: String,
+        by: String,
+        text: String,
+        template: Option<Reply>,
+        now: DateTime<Utc>,
+    },
+    /// The bot answers this customer again, from the start of its flow.
+    HandBack { by: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -177,6 +194,21 @@ pub enum ConversationEvent {
     DeferralEnded {
         wamid: String,
     },
+    /// A person of the business answers this customer now; the bot is quiet.
+    StaffTookOver {
+        by: String,
+    },
+    /// A person's reply to send (the sender delivers it like the bot's).
+    StaffReplied {
+        reply_id: String,
+        to: PhoneNumber,
+        reply: Reply,
+        by: String,
+    },
+    /// The bot answers this customer again.
+    HandedBackToBot {
+        by: String,
+    },
 }
 
 impl DomainEvent for ConversationEvent {
@@ -195,6 +227,9 @@ impl DomainEvent for ConversationEvent {
             Self::OutboundStatusChanged { .. } => "OutboundStatusChanged",
             Self::AnswerDeferred { .. } => "AnswerDeferred",
             Self::DeferralEnded { .. } => "DeferralEnded",
+            Self::StaffTookOver { .. } => "StaffTookOver",
+            Self::StaffReplied { .. } => "StaffReplied",
+            Self::HandedBackToBot { .. } => "HandedBackToBot",
         }
     }
 }
@@ -217,6 +252,8 @@ pub struct ConversationState {
     pub deferred: Option<(Received, DateTime<Utc>)>,
     /// When the customer was last told the bot will answer shortly.
     pub last_notice: Option<DateTime<Utc>>,
+    /// Who of the business took the conversation over (while the bot is quiet).
+    pub taken_over_by: Option<String>,
 }
 
 /// A received message, as kept for a turn taken later.
@@ -231,10 +268,48 @@ pub struct Received {
 /// A customer over the message limit hears that the bot will answer at most this often.
 pub const NOTICE_EVERY: chrono::Duration = chrono::Duration::minutes(10);
 
+/// WhatsApp's customer-service window: how long after the customer last wrote the business
+/// may write freely (after it, only an approved template).
+pub const SERVICE_WINDOW: chrono::Duration = chrono::Duration::hours(24);
+
+/// The longest text WhatsApp delivers in one message.
+pub const MAX_TEXT_CHARS: usize = 4096;
+
 impl ConversationState {
     /// A person is answering: the bot stays quiet.
     pub fn is_handed_off(&self) -> bool {
         self.bot.step == crate::bot::engine::Step::HandedOff
+    }
+
+    /// When the customer-service window closes (closed already, or never opened: `None` if
+    /// the customer never wrote).
+    pub fn window_closes_at(&self) -> Option<DateTime<Utc>> {
+        self.last_received
+            .as_ref()
+            .map(|r| r.received_at + SERVICE_WINDOW)
+    }
+
+    /// The bot's state once a person answers: quiet, remembering the customer's name.
+    fn handed_off_bot(&self) -> BotState {
+        BotState {
+            step: crate::bot::engine::Step::HandedOff,
+            customer_name: self.bot.customer_name.clone(),
+            ..BotState::default()
+        }
+    }
+
+    /// What taking the conversation over records (nothing if `by` has it already).
+    fn take_over(&self, by: &str) -> Vec<ConversationEvent> {
+        let mut events = Vec::new();
+        if self.taken_over_by.as_deref() != Some(by) {
+            events.push(ConversationEvent::StaffTookOver { by: by.to_owned() });
+        }
+        if !self.is_handed_off() {
+            events.push(ConversationEvent::BotStateChanged {
+                state: self.handed_off_bot(),
+            });
+        }
+        events
     }
 }
 
@@ -246,6 +321,17 @@ pub enum ConversationError {
     UnknownMessage(String),
     #[error("the message is from {0}, not from this conversation's customer")]
     WrongCustomer(PhoneNumber),
+    #[error("this customer has not written to the business")]
+    NoCustomer,
+    #[error("a reply needs some text")]
+    EmptyReply,
+    #[error("a reply is at most {MAX_TEXT_CHARS} characters")]
+    ReplyTooLong,
+    #[error(
+        "WhatsApp's 24-hour window to reply freely closed{}; only an approved template can be sent, and the business has no follow-up template",
+        closed_at.map(|t| format!(" at {}", t.format("%Y-%m-%d %H:%M UTC"))).unwrap_or_default()
+    )]
+    OutsideServiceWindow { closed_at: Option<DateTime<Utc>> },
 }
 
 pub struct Conversation;
@@ -441,6 +527,66 @@ impl Decider for Conversation {
                     Ok(vec![E::BookingAttached { booking_id }])
                 }
             }
+            ConversationCommand::TakeOver { by } => {
+                if state.phone.is_none() {
+                    return Err(ConversationError::NoCustomer);
+                }
+                Ok(state.take_over(&by))
+            }
+            ConversationCommand::StaffReply {
+                reply_id,
+                by,
+                text,
+                template,
+                now,
+            } => {
+                let Some(to) = state.phone.clone() else {
+                    return Err(ConversationError::NoCustomer);
+                };
+                if state.outbound.contains_key(&reply_id) {
+                    return Ok(vec![]); // sent before: a retry
+                }
+                let text = text.trim();
+                if text.is_empty() {
+                    return Err(ConversationError::EmptyReply);
+                }
+                if text.chars().count() > MAX_TEXT_CHARS {
+                    return Err(ConversationError::ReplyTooLong);
+                }
+                let closes = state.window_closes_at();
+                let reply = match (closes, template) {
+                    (Some(closes), _) if now < closes => Reply::text(text),
+                    (_, Some(template)) => template,
+                    (closed_at, None) => {
+                        return Err(ConversationError::OutsideServiceWindow { closed_at });
+                    }
+                };
+                let mut events = state.take_over(&by);
+                events.push(E::StaffReplied {
+                    reply_id,
+                    to,
+                    reply,
+                    by,
+                });
+                Ok(events)
+            }
+            ConversationCommand::HandBack { by } => {
+                if state.phone.is_none() {
+                    return Err(ConversationError::NoCustomer);
+                }
+                if !state.is_handed_off() {
+                    return Ok(vec![]);
+                }
+                Ok(vec![
+                    E::HandedBackToBot { by },
+                    E::BotStateChanged {
+                        state: BotState {
+                            customer_name: state.bot.customer_name.clone(),
+                            ..BotState::default()
+                        },
+                    },
+                ])
+            }
         }
     }
 
@@ -485,11 +631,19 @@ impl Decider for Conversation {
                 }
             }
             E::ConversationExpired | E::HandedOffToHuman => {}
-            E::BotReplied { reply_id, to, .. } => {
+            E::BotReplied { reply_id, to, .. } | E::StaffReplied { reply_id, to, .. } => {
                 state.phone.get_or_insert_with(|| to.clone());
                 state.outbound.insert(reply_id.clone(), (None, None));
             }
-            E::BotStateChanged { state: bot } => state.bot = bot.clone(),
+            E::StaffTookOver { by } => state.taken_over_by = Some(by.clone()),
+            E::HandedBackToBot { .. } => state.taken_over_by = None,
+            E::BotStateChanged { state: bot } => {
+                state.bot = bot.clone();
+                if !state.is_handed_off() {
+                    // The customer asked for the bot's menu: nobody is answering in its place.
+                    state.taken_over_by = None;
+                }
+            }
             E::BookingAttached { booking_id } => state.bookings.push(*booking_id),
             E::OutboundMessageSent { reply_id, wamid } => {
                 state
@@ -615,6 +769,193 @@ mod tests {
             to: phone(),
             reply: Reply::text(body),
         }
+    }
+
+    fn staff_reply(
+        id: &str,
+        text: &str,
+        now: &str,
+        template: Option<Reply>,
+    ) -> ConversationCommand {
+        ConversationCommand::StaffReply {
+            reply_id: id.into(),
+            by: "user:1".into(),
+            text: text.into(),
+            template,
+            now: now.parse().unwrap(),
+        }
+    }
+
+    fn handed_off() -> BotState {
+        BotState {
+            step: Step::HandedOff,
+            ..BotState::default()
+        }
+    }
+
+    #[test]
+    fn a_person_takes_over_replies_in_the_window_and_hands_back() {
+        let took = ConversationEvent::StaffTookOver {
+            by: "user:1".into(),
+        };
+        given::<Conversation>(&[received("wamid.1")])
+            .when(ConversationCommand::TakeOver {
+                by: "user:1".into(),
+            })
+            .then_expect(&[
+                took.clone(),
+                ConversationEvent::BotStateChanged {
+                    state: handed_off(),
+                },
+            ]);
+        // Taken over already, by the same person: nothing new.
+        let taken = [
+            received("wamid.1"),
+            took.clone(),
+            ConversationEvent::BotStateChanged {
+                state: handed_off(),
+            },
+        ];
+        given::<Conversation>(&taken)
+            .when(ConversationCommand::TakeOver {
+                by: "user:1".into(),
+            })
+            .then_expect(&[]);
+        // 23 hours after the customer wrote: text.
+        given::<Conversation>(&taken)
+            .when(staff_reply(
+                "staff/1",
+                "  See you at 10  ",
+                "2026-12-01T07:30:00Z",
+                None,
+            ))
+            .then_expect(&[ConversationEvent::StaffReplied {
+                reply_id: "staff/1".into(),
+                to: phone(),
+                reply: Reply::text("See you at 10"),
+                by: "user:1".into(),
+            }]);
+        given::<Conversation>(&taken)
+            .when(ConversationCommand::HandBack {
+                by: "user:1".into(),
+            })
+            .then_expect(&[
+                ConversationEvent::HandedBackToBot {
+                    by: "user:1".into(),
+                },
+                ConversationEvent::BotStateChanged {
+                    state: BotState::default(),
+                },
+            ]);
+        // With the bot in charge, handing back changes nothing.
+        given::<Conversation>(&[received("wamid.1")])
+            .when(ConversationCommand::HandBack {
+                by: "user:1".into(),
+            })
+            .then_expect(&[]);
+    }
+
+    #[test]
+    fn a_reply_takes_over_and_is_sent_once_per_id() {
+        let state = [received("wamid.1")];
+        let events = Conversation::decide(
+            &Conversation::fold(&state),
+            staff_reply("staff/1", "Hello", "2026-11-30T09:00:00Z", None),
+        )
+        .unwrap();
+        assert_eq!(
+            events[..2],
+            [
+                ConversationEvent::StaffTookOver {
+                    by: "user:1".into()
+                },
+                ConversationEvent::BotStateChanged {
+                    state: handed_off()
+                },
+            ]
+        );
+        let mut history = state.to_vec();
+        history.extend(events);
+        given::<Conversation>(&history)
+            .when(staff_reply(
+                "staff/1",
+                "Hello",
+                "2026-11-30T09:00:01Z",
+                None,
+            ))
+            .then_expect(&[]);
+    }
+
+    #[test]
+    fn after_the_window_only_the_template_goes_and_without_one_the_reply_is_refused() {
+        let template = Reply::template("follow_up", "es", ["Hello".to_owned()], vec![]);
+        given::<Conversation>(&[received("wamid.1")])
+            .when(staff_reply(
+                "staff/1",
+                "Hello",
+                "2026-12-01T08:30:00Z",
+                Some(template.clone()),
+            ))
+            .then_expect(&[
+                ConversationEvent::StaffTookOver {
+                    by: "user:1".into(),
+                },
+                ConversationEvent::BotStateChanged {
+                    state: handed_off(),
+                },
+                ConversationEvent::StaffReplied {
+                    reply_id: "staff/1".into(),
+                    to: phone(),
+                    reply: template,
+                    by: "user:1".into(),
+                },
+            ]);
+        given::<Conversation>(&[received("wamid.1")])
+            .when(staff_reply(
+                "staff/1",
+                "Hello",
+                "2026-12-01T08:30:00Z",
+                None,
+            ))
+            .then_expect_error(ConversationError::OutsideServiceWindow {
+                closed_at: Some("2026-12-01T08:30:00Z".parse().unwrap()),
+            });
+        given::<Conversation>(&[received("wamid.1")])
+            .when(staff_reply("staff/1", "   ", "2026-11-30T09:00:00Z", None))
+            .then_expect_error(ConversationError::EmptyReply);
+        given::<Conversation>(&[received("wamid.1")])
+            .when(staff_reply(
+                "staff/1",
+                &"a".repeat(MAX_TEXT_CHARS + 1),
+                "2026-11-30T09:00:00Z",
+                None,
+            ))
+            .then_expect_error(ConversationError::ReplyTooLong);
+        given::<Conversation>(&[])
+            .when(staff_reply(
+                "staff/1",
+                "Hello",
+                "2026-11-30T09:00:00Z",
+                None,
+            ))
+            .then_expect_error(ConversationError::NoCustomer);
+    }
+
+    #[test]
+    fn the_customer_asking_for_the_menu_frees_the_conversation_from_its_person() {
+        let state = Conversation::fold(&[
+            received("wamid.1"),
+            ConversationEvent::StaffTookOver {
+                by: "user:1".into(),
+            },
+            ConversationEvent::BotStateChanged {
+                state: handed_off(),
+            },
+            ConversationEvent::BotStateChanged {
+                state: BotState::default(),
+            },
+        ]);
+        assert_eq!(state.taken_over_by, None);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use domain::agenda::AgendaError;
 use domain::billing::BillingError;
 use domain::booking::BookingError;
 use domain::bot_config::BotConfigError;
+use domain::conversation::ConversationError;
 use domain::tenant::TenantError;
 use domain::webhook::WebhookError;
 use serde::Serialize;
@@ -358,6 +359,18 @@ fn rejected(rejection: Rejection) -> Problem {
         Rejection::Webhook(WebhookError::NoSuchEvent) => Problem::not_found("event"),
         Rejection::Webhook(WebhookError::DescriptionTooLong) => {
             Problem::invalid("description", "at most 200 characters")
+        }
+        Rejection::Conversation(ConversationError::NoCustomer) => {
+            Problem::not_found("conversation")
+        }
+        Rejection::Conversation(e @ (ConversationError::EmptyReply | ConversationError::ReplyTooLong)) => {
+            Problem::invalid("text", e.to_string())
+        }
+        Rejection::Conversation(e @ ConversationError::OutsideServiceWindow { .. }) => {
+            Problem::conflict(e.to_string()).field(
+                "text",
+                "outside WhatsApp's 24-hour window: add a follow-up template to the bot's messaging settings",
+            )
         }
         other => Problem::conflict(other.to_string()),
     }

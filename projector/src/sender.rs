@@ -1,5 +1,8 @@
-//! The WhatsApp sender: a reactor that sends each `BotReplied` to the Cloud API with the
-//! tenant's token, and records the outcome as an event on the conversation.
+//! The WhatsApp sender: a reactor that sends each `BotReplied` and `StaffReplied` (a person's
+//! reply from the inbox) to the Cloud API with the tenant's token, and records the outcome as
+//! an event on the conversation. The two kinds come through two durable consumers (the
+//! server's one filter subject each); a conversation a person has taken over has no bot
+//! replies, so their order across the two does not matter.
 //!
 //! At most once per reply: before calling Meta it claims the reply id in `wa_outbound` (a
 //! tenant table, primary key `(tenant_id, reply_id)`). A redelivered reply finds its claim:
@@ -39,6 +42,8 @@ use whatsapp::{CloudApi, CloudApiError};
 use crate::consumer::{consume, decode_message, set_tenant};
 
 pub const DURABLE: &str = "whatsapp-sender";
+/// The consumer of people's replies.
+pub const STAFF_DURABLE: &str = "whatsapp-sender-staff";
 
 #[derive(Debug, Clone)]
 pub struct SenderConfig {
@@ -175,27 +180,42 @@ impl Sender {
         }
     }
 
-    /// Consumes `BotReplied` events until `cancel`.
+    /// Consumes `BotReplied` and `StaffReplied` events until `cancel`.
     pub async fn run(
         self,
         nats: async_nats::Client,
         ns: nats::Namespace,
         cancel: CancellationToken,
     ) -> anyhow::Result<()> {
+        let (bot, staff) = tokio::join!(
+            self.consume(&nats, &ns, DURABLE, "BotReplied", &cancel),
+            self.consume(&nats, &ns, STAFF_DURABLE, "StaffReplied", &cancel),
+        );
+        bot.and(staff)
+    }
+
+    async fn consume(
+        &self,
+        nats: &async_nats::Client,
+        ns: &nats::Namespace,
+        durable: &str,
+        event_type: &str,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<()> {
         let filter = format!(
-            "{}*.conversation.BotReplied",
+            "{}*.conversation.{event_type}",
             ns.all_events().trim_end_matches('>')
         );
         let upcasters = app::events::upcasters();
-        let (sender, upcasters) = (&self, &upcasters);
+        let (sender, upcasters) = (self, &upcasters);
         // No linger: a reply goes out as soon as it arrives.
         consume(
-            &nats,
-            &ns,
-            DURABLE,
+            nats,
+            ns,
+            durable,
             filter,
             (self.config.batch_size, Duration::ZERO),
-            &cancel,
+            cancel,
             move |messages| async move {
                 let mut batch = Vec::with_capacity(messages.len());
                 for message in messages {
@@ -268,13 +288,22 @@ impl Sender {
         message: &jetstream::Message,
         event: &RecordedEvent,
     ) -> anyhow::Result<Disposition> {
-        let ConversationEvent::BotReplied {
-            reply_id,
-            to,
-            reply,
-        } = domain::event::decode::<ConversationEvent>(&event.event_type, event.payload.clone())?
-        else {
-            return Ok(Disposition::Ack);
+        let (reply_id, to, reply) = match domain::event::decode::<ConversationEvent>(
+            &event.event_type,
+            event.payload.clone(),
+        )? {
+            ConversationEvent::BotReplied {
+                reply_id,
+                to,
+                reply,
+            }
+            | ConversationEvent::StaffReplied {
+                reply_id,
+                to,
+                reply,
+                ..
+            } => (reply_id, to, reply),
+            _ => return Ok(Disposition::Ack),
         };
         let tenant = event.tenant_id;
         if let Some(wait) = self.breaker_open(tenant) {

@@ -1,6 +1,6 @@
-//! The conversations read model (`rm_conversations`, `rm_messages`): the inbox, latest first,
-//! and one conversation with its messages (outbound ones with their delivery status) and the
-//! bot's state.
+//! The conversations read model (`rm_conversations`, `rm_messages`): the inbox, latest first
+//! (or only those waiting for a person), and one conversation with its messages (outbound ones
+//! with their delivery status and who sent them) and the bot's state.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -24,19 +24,35 @@ pub struct ConversationRow {
     pub last_message_at: DateTime<Utc>,
     pub last_direction: String,
     pub last_preview: String,
+    /// A person of the business answers this customer (the customer asked, or someone took
+    /// the conversation over): the bot is quiet.
     pub handed_off: bool,
+    /// Who of the business took it over (an actor: `user:<id>`, `api_key:<id>`).
+    pub taken_over_by: Option<String>,
+    /// When WhatsApp's window to reply freely closes: 24 hours after the customer last wrote.
+    /// After it only the business's follow-up template can be sent. `None`: never wrote.
+    pub window_closes_at: Option<DateTime<Utc>>,
     /// How many messages the conversation has (named apart from a conversation's `messages`,
     /// the list, which its detail carries beside these fields).
     pub message_count: i32,
 }
 
-/// `GET /v1/conversations?limit=&cursor=`: the inbox, latest first.
+/// The inbox's filter.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InboxParams {
+    /// Only conversations waiting for a person (handed off).
+    #[serde(default)]
+    pub waiting: bool,
+}
+
+/// `GET /v1/conversations?limit=&cursor=&waiting=`: the inbox, latest first.
 #[utoipa::path(
     get,
     path = "/v1/conversations",
     tag = "conversations",
     summary = "The inbox, latest first",
-    params(ConsistencyToken, PageParams),
+    params(ConsistencyToken, PageParams, InboxParams),
     responses(
         (status = 200, description = "A page of conversations", body = Page<ConversationRow>),
         TenantReader, Forbidden
@@ -47,20 +63,25 @@ pub async fn conversations(
     State(app): State<AppState>,
     reader: Reader,
     Params(page): Params<PageParams>,
+    Params(filter): Params<InboxParams>,
 ) -> Result<Json<Page<ConversationRow>>, Problem> {
     reader.require(Permission::ReadConversations)?;
     let mut tx = reader.begin(&app).await?;
     let rows = sqlx::query_as!(
         ConversationRow,
-        "select customer_phone, profile_name, last_message_at, last_direction, last_preview,
-                handed_off, messages as message_count
+        r#"select customer_phone, profile_name, last_message_at, last_direction, last_preview,
+                handed_off, taken_over_by, last_inbound_at + $5::interval as window_closes_at,
+                messages as message_count
            from rm_conversations
-          where $1::timestamptz is null or (last_message_at, customer_phone) < ($1, $2)
+          where ($1::timestamptz is null or (last_message_at, customer_phone) < ($1, $2))
+            and (handed_off or not $4)
           order by last_message_at desc, customer_phone desc
-          limit $3",
+          limit $3"#,
         page.cursor.as_ref().map(|c| c.at),
         page.cursor.as_ref().map(|c| c.key.clone()),
-        fetch_size(page.limit)
+        fetch_size(page.limit),
+        filter.waiting,
+        window()
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -80,6 +101,19 @@ pub struct MessageRow {
     pub status: Option<String>,
     pub error_code: Option<i64>,
     pub error_reason: Option<String>,
+    /// Who of the business wrote it (an actor); `None` for the bot's and the customer's.
+    pub sent_by: Option<String>,
+}
+
+/// WhatsApp's customer-service window, as Postgres reads an interval.
+fn window() -> sqlx::postgres::types::PgInterval {
+    sqlx::postgres::types::PgInterval {
+        months: 0,
+        days: 0,
+        microseconds: domain::conversation::SERVICE_WINDOW
+            .num_microseconds()
+            .unwrap_or_default(),
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -121,16 +155,19 @@ pub async fn conversation(
     let mut tx = reader.begin(&app).await?;
     let row = sqlx::query!(
         "select customer_phone, profile_name, last_message_at, last_direction, last_preview,
-                handed_off, messages, bot_state
+                handed_off, taken_over_by, last_inbound_at + $2::interval as window_closes_at,
+                messages, bot_state
            from rm_conversations where customer_phone = $1",
-        phone.as_str()
+        phone.as_str(),
+        window()
     )
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| Problem::not_found("conversation"))?;
     let messages = sqlx::query_as!(
         MessageRow,
-        "select message_id, direction, content, at, wamid, status, error_code, error_reason
+        "select message_id, direction, content, at, wamid, status, error_code, error_reason,
+                sent_by
            from rm_messages where customer_phone = $1 order by version",
         phone.as_str()
     )
@@ -144,6 +181,8 @@ pub async fn conversation(
             last_direction: row.last_direction,
             last_preview: row.last_preview,
             handed_off: row.handed_off,
+            taken_over_by: row.taken_over_by,
+            window_closes_at: row.window_closes_at,
             message_count: row.messages,
         },
         bot_state: row.bot_state,

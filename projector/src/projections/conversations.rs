@@ -1,5 +1,6 @@
-//! `rm_conversations` (the inbox: last message, bot state, handoff) and `rm_messages` (each
-//! message in and out, outbound ones with their delivery status).
+//! `rm_conversations` (the inbox: last message, bot state, handoff, who of the business has
+//! it, when the customer last wrote) and `rm_messages` (each message in and out, outbound ones
+//! with their delivery status and, for a person's reply, who sent it).
 
 use chrono::{DateTime, Utc};
 use domain::bot::engine::Step;
@@ -37,6 +38,15 @@ pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Re
             )
             .await?;
             sqlx::query!(
+                "update rm_conversations set last_inbound_at = greatest(last_inbound_at, $3)
+                 where tenant_id = $1 and customer_phone = $2",
+                tenant,
+                phone,
+                received_at
+            )
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query!(
                 "insert into rm_messages (tenant_id, customer_phone, version, message_id,
                      direction, content, at)
                  values ($1, $2, $3, $4, $5, $6, $7)",
@@ -53,41 +63,46 @@ pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Re
         }
         ConversationEvent::BotReplied {
             reply_id, reply, ..
-        } => {
-            let preview = preview(&reply_text(&reply));
-            touch(
-                conn,
-                event,
-                event.recorded_at,
-                Direction::Out,
-                &preview,
-                None,
-            )
-            .await?;
-            sqlx::query!(
-                "insert into rm_messages (tenant_id, customer_phone, version, message_id,
-                     direction, content, at, status)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8)",
-                tenant,
-                phone,
-                event.version as i32,
-                reply_id,
-                Direction::Out.as_str(),
-                Json(&reply) as _,
-                event.recorded_at,
-                delivery_label(None)
-            )
-            .execute(conn)
-            .await?;
-        }
+        } => outbound(conn, event, &reply_id, &reply, None).await?,
+        ConversationEvent::StaffReplied {
+            reply_id,
+            reply,
+            by,
+            ..
+        } => outbound(conn, event, &reply_id, &reply, Some(&by)).await?,
         ConversationEvent::BotStateChanged { state } => {
+            // Back with the bot (the customer asked for the menu): nobody of the business has it.
             sqlx::query!(
-                "update rm_conversations set bot_state = $3, handed_off = $4, updated_at = $5
+                "update rm_conversations set bot_state = $3, handed_off = $4, updated_at = $5,
+                     taken_over_by = case when $4 then taken_over_by end
                  where tenant_id = $1 and customer_phone = $2",
                 tenant,
                 phone,
                 Json(&state) as _,
                 state.step == Step::HandedOff,
+                event.recorded_at
+            )
+            .execute(conn)
+            .await?;
+        }
+        ConversationEvent::StaffTookOver { by } => {
+            sqlx::query!(
+                "update rm_conversations set taken_over_by = $3, updated_at = $4
+                 where tenant_id = $1 and customer_phone = $2",
+                tenant,
+                phone,
+                by,
+                event.recorded_at
+            )
+            .execute(conn)
+            .await?;
+        }
+        ConversationEvent::HandedBackToBot { .. } => {
+            sqlx::query!(
+                "update rm_conversations set taken_over_by = null, updated_at = $3
+                 where tenant_id = $1 and customer_phone = $2",
+                tenant,
+                phone,
                 event.recorded_at
             )
             .execute(conn)
@@ -175,6 +190,43 @@ pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Re
         }
         ConversationEvent::ConversationExpired | ConversationEvent::BookingAttached { .. } => {}
     }
+    Ok(())
+}
+
+/// A message to the customer, the bot's or a person's (`by`): pending until the sender has it.
+async fn outbound(
+    conn: &mut PgConnection,
+    event: &RecordedEvent,
+    reply_id: &str,
+    reply: &Reply,
+    by: Option<&str>,
+) -> anyhow::Result<()> {
+    let preview = preview(&reply_text(reply));
+    touch(
+        conn,
+        event,
+        event.recorded_at,
+        Direction::Out,
+        &preview,
+        None,
+    )
+    .await?;
+    sqlx::query!(
+        "insert into rm_messages (tenant_id, customer_phone, version, message_id,
+             direction, content, at, status, sent_by)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        event.tenant_id,
+        &event.stream.stream_id,
+        event.version as i32,
+        reply_id,
+        Direction::Out.as_str(),
+        Json(reply) as _,
+        event.recorded_at,
+        delivery_label(None),
+        by
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -38,7 +38,10 @@ fn counted(event: &RecordedEvent) -> anyhow::Result<Counted> {
             | ConversationEvent::OutboundMessageFailed { .. }
             | ConversationEvent::OutboundStatusChanged { .. }
             | ConversationEvent::AnswerDeferred { .. }
-            | ConversationEvent::DeferralEnded { .. } => one,
+            | ConversationEvent::DeferralEnded { .. }
+            | ConversationEvent::StaffTookOver { .. }
+            | ConversationEvent::StaffReplied { .. }
+            | ConversationEvent::HandedBackToBot { .. } => one,
         },
         BookingEvent::STREAM_TYPE => match decode::<BookingEvent>(event)? {
             BookingEvent::AppointmentRequested { .. } => Counted {

@@ -96,6 +96,14 @@ fn command_routes() -> Vec<(&'static str, &'static str, Value, bool)> {
             true,
         ),
         ("DELETE", "/v1/webhook-endpoints/{hook}", Value::Null, true),
+        ("POST", "/v1/conversations/{phone}/handoff", json!({}), true),
+        (
+            "POST",
+            "/v1/conversations/{phone}/messages",
+            json!({"text": "Hello"}),
+            true,
+        ),
+        ("POST", "/v1/conversations/{phone}/release", json!({}), true),
     ]
 }
 
@@ -112,6 +120,7 @@ fn query_routes() -> Vec<(&'static str, bool)> {
         ("/v1/bookings", false),
         ("/v1/bookings/{booking}", false),
         ("/v1/conversations", false),
+        ("/v1/conversations?waiting=true", false),
         ("/v1/conversations/{phone}", false),
         ("/v1/usage", true),
         ("/v1/analytics/overview", true),

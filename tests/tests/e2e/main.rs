@@ -27,6 +27,7 @@ mod sender;
 mod services;
 mod staff;
 mod stripe;
+mod takeover;
 mod team;
 mod unit_of_work;
 mod webhooks;

@@ -44,6 +44,9 @@ const COMMAND_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/webhook-endpoints/{id}/enable"),
     ("post", "/v1/webhook-endpoints/{id}/deliveries/{seq}/retry"),
     ("delete", "/v1/webhook-endpoints/{id}"),
+    ("post", "/v1/conversations/{phone}/handoff"),
+    ("post", "/v1/conversations/{phone}/messages"),
+    ("post", "/v1/conversations/{phone}/release"),
 ];
 
 const QUERY_ROUTES: &[(&str, &str)] = &[
