@@ -85,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .route("/inbox", get(pages::inbox))
         .route("/audit", get(pages::audit))
         .route("/inbox/{phone}", get(pages::conversation))
+        .route("/inbox/{phone}/{action}", post(pages::conversation_action))
         .route("/static/{*path}", get(pages::asset))
         .layer(axum::middleware::from_fn(guard::guard))
         .with_state(state)

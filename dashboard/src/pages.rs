@@ -464,7 +464,7 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     );
     let unconfirmed: Page<BookingRow> = m.read(&state, &path).await.map_err(failed)?;
     let inbox: Page<ConversationRow> = m
-        .read(&state, "/v1/conversations?limit=100")
+        .read(&state, "/v1/conversations?waiting=true&limit=100")
         .await
         .map_err(failed)?;
     // This week (Monday to today) against the same days of the week before.
@@ -806,6 +806,8 @@ pub struct InboxEntry {
     /// The phone as a path segment (`+` encoded).
     pub phone_path: String,
     pub waiting: bool,
+    /// Someone of the business took it over (else the customer asked for a person).
+    pub taken: bool,
     pub outbound: bool,
     pub preview: String,
     pub at: String,
@@ -852,25 +854,36 @@ pub async fn inbox(
     if let Some(cursor) = &query.cursor {
         path.push_str(&format!("&cursor={}", encoded(cursor)));
     }
+    // Those waiting for a person head the first page; the rest follow, latest first.
+    let waiting: Vec<ConversationRow> = match &query.cursor {
+        None => {
+            let page: Page<ConversationRow> = m
+                .read(&state, "/v1/conversations?waiting=true&limit=100")
+                .await
+                .map_err(failed)?;
+            page.items
+        }
+        Some(_) => vec![],
+    };
     let page: Page<ConversationRow> = m.read(&state, &path).await.map_err(failed)?;
-    let mut conversations: Vec<InboxEntry> = page
-        .items
+    let entry = |c: ConversationRow| InboxEntry {
+        name: c
+            .profile_name
+            .clone()
+            .unwrap_or_else(|| c.customer_phone.clone()),
+        phone_path: phone_path(&c.customer_phone),
+        phone: c.customer_phone,
+        waiting: c.handed_off,
+        taken: c.taken_over_by.is_some(),
+        outbound: c.last_direction == "out",
+        preview: c.last_preview,
+        at: when(c.last_message_at, tz),
+    };
+    let conversations: Vec<InboxEntry> = waiting
         .into_iter()
-        .map(|c| InboxEntry {
-            name: c
-                .profile_name
-                .clone()
-                .unwrap_or_else(|| c.customer_phone.clone()),
-            phone_path: phone_path(&c.customer_phone),
-            phone: c.customer_phone,
-            waiting: c.handed_off,
-            outbound: c.last_direction == "out",
-            preview: c.last_preview,
-            at: when(c.last_message_at, tz),
-        })
+        .map(entry)
+        .chain(page.items.into_iter().filter(|c| !c.handed_off).map(entry))
         .collect();
-    // Waiting first; the order is otherwise the API's (latest first). A stable sort keeps it.
-    conversations.sort_by_key(|c| !c.waiting);
     Ok(render(
         &InboxPage {
             business: m.tenant.business_name,
@@ -890,6 +903,9 @@ pub async fn inbox(
 /// One message of a thread, as the customer and the business see it.
 pub struct Message {
     pub outbound: bool,
+    /// Who of the business wrote it: the bot, you, or a colleague.
+    pub author: &'static str,
+    pub by_staff: bool,
     pub text: String,
     /// The reply buttons or list rows the customer was offered.
     pub choices: Vec<String>,
@@ -950,51 +966,264 @@ pub struct ConversationPage {
     pub name: String,
     pub phone: String,
     pub phone_path: String,
-    pub waiting: bool,
+    pub handed_off: bool,
+    /// Who answers the customer now, in a sentence.
+    pub who_answers: String,
+    /// WhatsApp's 24-hour window, in a sentence: how long is left, or what a reply goes as.
+    pub window: String,
+    /// The bot is answering, or someone else took it over.
+    pub can_take_over: bool,
     pub messages: Vec<Message>,
+    /// Idempotency keys of this page's forms start with it: a form sent twice acts once.
+    pub key: String,
+    /// What was typed, kept when the reply was refused.
+    pub draft: String,
+    /// Why the reply (or the action) was refused.
+    pub error: Option<String>,
 }
 
-/// `GET /inbox/{phone}`: one customer's thread, the bot's and the business's replies with
-/// WhatsApp's delivery ticks; htmx polls it every 5 s while open.
+#[derive(Debug, Deserialize)]
+pub struct ConversationQuery {
+    /// The consistency token of the write this page follows.
+    #[serde(default)]
+    pub after: Option<String>,
+}
+
+/// `GET /inbox/{phone}?after=`: one customer's thread, the bot's and the business's replies
+/// with WhatsApp's delivery ticks, who answers the customer (the bot or a person) and how long
+/// the business may write freely; htmx polls it every 5 s while open.
 pub async fn conversation(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(phone): Path<String>,
+    Query(query): Query<ConversationQuery>,
 ) -> Result<Response, Response> {
-    let mut m = Member::of(&state, &headers).await?;
+    let m = Member::of(&state, &headers).await?;
+    show_conversation(
+        &state,
+        m,
+        &phone,
+        query.after.as_deref(),
+        Composer::default(),
+    )
+    .await
+}
+
+/// What the reply box shows besides the thread.
+#[derive(Default)]
+struct Composer {
+    draft: String,
+    error: Option<String>,
+}
+
+/// How long is left, in hours and minutes.
+fn left(d: chrono::Duration) -> String {
+    let minutes = d.num_minutes().max(1);
+    match (minutes / 60, minutes % 60) {
+        (0, m) => format!("{m} min"),
+        (h, 0) => format!("{h} h"),
+        (h, m) => format!("{h} h {m} min"),
+    }
+}
+
+async fn show_conversation(
+    state: &AppState,
+    mut m: Member,
+    phone: &str,
+    after: Option<&str>,
+    composer: Composer,
+) -> Result<Response, Response> {
     let tz = m.tz;
+    let me = m.session.actor();
     let detail: query_api::conversations::ConversationDetail = m
-        .read(&state, &format!("/v1/conversations/{}", phone_path(&phone)))
+        .read_after(
+            state,
+            &format!("/v1/conversations/{}", phone_path(phone)),
+            after,
+        )
         .await
         .map_err(failed)?;
     let messages = detail
         .messages
         .iter()
-        .map(|m| {
-            let (text, choices) = message_text(&m.content);
+        .map(|message| {
+            let (text, choices) = message_text(&message.content);
+            let author = match &message.sent_by {
+                None => "Bot",
+                Some(by) if Some(by) == me.as_ref() => "You",
+                Some(_) => "Team",
+            };
             Message {
-                outbound: m.direction == "out",
+                outbound: message.direction == "out",
+                author,
+                by_staff: message.sent_by.is_some(),
                 text,
                 choices,
-                at: when(m.at, tz),
-                status: m.status.clone().unwrap_or_else(|| "queued".into()),
-                error: m.error_reason.clone(),
+                at: when(message.at, tz),
+                status: message.status.clone().unwrap_or_else(|| "queued".into()),
+                error: message.error_reason.clone(),
             }
         })
         .collect();
     let c = detail.conversation;
+    let name = c.profile_name.unwrap_or_else(|| c.customer_phone.clone());
+    let mine = c.taken_over_by.is_some() && c.taken_over_by == me;
+    let who_answers = match (c.handed_off, &c.taken_over_by) {
+        (false, _) => "The bot is answering.".to_owned(),
+        (true, Some(_)) if mine => format!("You are answering {name}: the bot is quiet."),
+        (true, Some(_)) => "A colleague is answering: the bot is quiet.".to_owned(),
+        (true, None) => format!("{name} asked for a person: the bot is quiet."),
+    };
+    let now = Utc::now();
+    let window = match c.window_closes_at {
+        Some(closes) if closes > now => format!(
+            "You can write freely for {} more (until {}): WhatsApp's 24-hour window since {name} last wrote.",
+            left(closes - now),
+            when(closes, tz)
+        ),
+        Some(_) => format!(
+            "WhatsApp's 24-hour window since {name} last wrote has closed: a reply goes as your follow-up template, if the bot has one."
+        ),
+        None => format!(
+            "{name} has not written yet: a reply goes as your follow-up template, if the bot has one."
+        ),
+    };
     Ok(render(
         &ConversationPage {
             business: m.tenant.business_name,
             csrf: m.session.csrf,
-            name: c.profile_name.unwrap_or_else(|| c.customer_phone.clone()),
             phone_path: phone_path(&c.customer_phone),
             phone: c.customer_phone,
-            waiting: c.handed_off,
+            handed_off: c.handed_off,
+            can_take_over: !mine,
+            who_answers,
+            window,
+            name,
             messages,
+            key: random_token(),
+            draft: composer.draft,
+            error: composer.error,
         },
         StatusCode::OK,
     ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ConversationForm {
+    #[serde(default)]
+    pub csrf: String,
+    #[serde(default)]
+    pub key: String,
+    #[serde(default)]
+    pub text: String,
+}
+
+/// `POST /inbox/{phone}/{action}`: take over, reply, or hand back, through the command API.
+/// Done, the conversation is shown as it now stands (read with the write's consistency token;
+/// without htmx, through a redirect); refused, with why next to the reply box and what was
+/// typed kept.
+pub async fn conversation_action(
+    State(state): State<AppState>,
+    Path((phone, action)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let needs_token = request.extensions().get::<NeedsToken>().is_some();
+    let headers = request.headers().clone();
+    let htmx = headers.contains_key("hx-request");
+    let Ok(Form(form)) = Form::<ConversationForm>::from_request(request, &()).await else {
+        return StatusCode::UNPROCESSABLE_ENTITY.into_response();
+    };
+    let (id, mut session) = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    if needs_token && form.csrf != session.csrf {
+        return (
+            StatusCode::FORBIDDEN,
+            "This form has expired: reload the page.",
+        )
+            .into_response();
+    }
+    let (command, body) = match action.as_str() {
+        "take-over" => ("handoff", serde_json::json!({})),
+        "reply" => ("messages", serde_json::json!({"text": form.text})),
+        "hand-back" => ("release", serde_json::json!({})),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let key = if form.key.is_empty() {
+        random_token()
+    } else {
+        form.key.chars().take(200).collect()
+    };
+    let written = state
+        .api
+        .write(
+            &state.sessions,
+            &id,
+            &mut session,
+            &format!("/v1/conversations/{}/{command}", phone_path(&phone)),
+            body,
+            &key,
+        )
+        .await;
+    let (token, composer) = match written {
+        Ok(answer) => (
+            answer["consistency_token"].as_str().map(str::to_owned),
+            Composer::default(),
+        ),
+        Err(Failure::Refused {
+            status: 404,
+            detail,
+            fields,
+            kind,
+        }) => {
+            return failed(Failure::Refused {
+                status: 404,
+                detail,
+                fields,
+                kind,
+            });
+        }
+        Err(failure @ Failure::Refused { .. }) => {
+            // The API's word on the reply box if it named it, else on the request.
+            let why = match (failure.field("text"), &failure) {
+                (Some(why), _) => why.to_owned(),
+                (None, Failure::Refused { detail, .. }) => detail.clone(),
+                (None, _) => String::new(),
+            };
+            (
+                None,
+                Composer {
+                    draft: form.text,
+                    error: Some(why),
+                },
+            )
+        }
+        Err(failure) => return failed(failure),
+    };
+    if composer.error.is_none() && !htmx {
+        return see_other(&format!(
+            "/inbox/{}?after={}",
+            phone_path(&phone),
+            encoded(&token.unwrap_or_default())
+        ));
+    }
+    let refused = composer.error.is_some();
+    let m = match Member::with_business(&state, id, session).await {
+        Ok(m) => m,
+        Err(response) => return response,
+    };
+    let page = match show_conversation(&state, m, &phone, token.as_deref(), composer).await {
+        Ok(page) => page,
+        Err(response) => return response,
+    };
+    if refused && !htmx {
+        // Without htmx the page itself says why; its status says it was refused.
+        let (mut parts, body) = page.into_parts();
+        parts.status = StatusCode::UNPROCESSABLE_ENTITY;
+        return Response::from_parts(parts, body);
+    }
+    page
 }
 
 /// One line of the audit log.

@@ -22,6 +22,17 @@ pub struct Session {
     pub csrf: String,
 }
 
+impl Session {
+    /// The member as the platform records them in events (`user:<id>`), read from their
+    /// access token for display only (the APIs verify it; the dashboard never trusts it).
+    pub fn actor(&self) -> Option<String> {
+        let payload = self.access_token.split('.').nth(1)?;
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+        Some(format!("user:{}", claims["sub"].as_str()?))
+    }
+}
+
 #[derive(Clone)]
 pub struct Sessions {
     client: redis::Client,

@@ -443,7 +443,7 @@ async fn eventually_page(
 }
 
 #[tokio::test]
-async fn the_inbox_lists_conversations_and_shows_a_thread_with_the_bot_s_replies() {
+async fn the_inbox_shows_a_thread_and_staff_take_over_reply_and_hand_back() {
     let s = e2e_tests::wa::setup().await;
     let _projector = spawn_projector(projector_settings(&s.app.db, &s.app.nats)).await;
     let query = spawn_query_api(query_api_settings(&s.app.db, &s.app.nats)).await;
@@ -475,4 +475,72 @@ async fn the_inbox_lists_conversations_and_shows_a_thread_with_the_bot_s_replies
     // Someone else's customer, or nobody: 404.
     let (status, _, _) = browser.get("/inbox/%2B34699999999").await;
     assert_eq!(status, 404);
+    assert!(thread.contains("The bot is answering."), "{thread}");
+    assert!(thread.contains("You can write freely for 23 h"), "{thread}");
+
+    // Take over: the page says who answers now, and the inbox puts Lucía first.
+    let lucia = "/inbox/%2B34600000077";
+    let (status, _, page) = browser
+        .post_htmx(&format!("{lucia}/take-over"), &[("key", "t-1")])
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("You are answering Lucía"), "{page}");
+    assert!(page.contains("Hand back to the bot"), "{page}");
+    let (_, _, inbox) = browser.get("/inbox").await;
+    assert!(inbox.contains("a person is answering"), "{inbox}");
+
+    // An empty reply is refused next to the box; a reply is shown as yours.
+    let (status, _, page) = browser
+        .post_htmx(&format!("{lucia}/reply"), &[("key", "r-0"), ("text", " ")])
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(
+            r#"id="text-error" class="field-error" role="alert">a reply needs some text"#
+        ),
+        "{page}"
+    );
+    let (status, _, page) = browser
+        .post_htmx(
+            &format!("{lucia}/reply"),
+            &[("key", "r-1"), ("text", "Te esperamos a las 10")],
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<p>Te esperamos a las 10</p>"), "{page}");
+    assert!(
+        page.contains(r#"<span class="author">You</span>"#),
+        "{page}"
+    );
+    assert!(!page.contains(r#"id="text-error""#), "{page}");
+    // Without htmx: the answer is a redirect to the thread, which waits for the write.
+    let (status, headers, _) = browser
+        .post(
+            &format!("{lucia}/reply"),
+            &[("key", "r-2"), ("text", "¿Te va bien?")],
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 303);
+    let to = headers["location"].to_str().unwrap().to_owned();
+    assert!(to.starts_with(&format!("{lucia}?after=")), "{to}");
+    let (_, _, page) = browser.get(&to).await;
+    assert!(page.contains("¿Te va bien?"), "{page}");
+    // From another site: refused, nothing sent.
+    let (status, _, _) = browser
+        .post(
+            &format!("{lucia}/reply"),
+            &[("key", "r-3"), ("text", "forged")],
+            Some("cross-site"),
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    // Hand back: the bot answers again.
+    let (status, _, page) = browser
+        .post_htmx(&format!("{lucia}/hand-back"), &[("key", "h-1")])
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("The bot is answering."), "{page}");
+    assert!(!page.contains("forged"));
 }
