@@ -336,3 +336,112 @@ async fn an_owner_signs_in_and_reads_the_day_and_the_bookings_in_a_browser_also_
         "the session is over"
     );
 }
+
+/// Staff answer a customer from the Inbox in a browser: open the conversation waiting for a
+/// person, take it over, type a reply and send it (htmx, no page load); the customer gets it
+/// on WhatsApp (the fake Cloud API), and the thread shows it as theirs with its ticks.
+#[tokio::test]
+async fn staff_take_over_a_conversation_and_reply_in_a_browser_and_the_customer_gets_it() {
+    let w = crate::takeover::world("inbox-salon").await;
+    let dashboard = spawn_dashboard(&w.app.db, &w.app.nats, &w.app.address, &w.query.address).await;
+    let ana = "34600000005";
+    w.say(ana, "hi").await;
+    w.say(ana, "agent").await;
+    w.conversation(ana, |c| c["handed_off"] == true).await;
+
+    let chrome = Chrome::start(1280, 900).await;
+    chrome.goto(&format!("{}/login", dashboard.address)).await;
+    chrome.type_into("#slug", "inbox-salon").await;
+    chrome
+        .type_into("#email", "owner@inbox-salon.example")
+        .await;
+    chrome
+        .type_into("#password", "correct horse battery staple")
+        .await;
+    chrome.click("button[type=submit]").await;
+    chrome.find("#today-title").await;
+    chrome.click("nav a[href='/inbox']").await;
+    let inbox = eventually(Duration::from_secs(10), || async {
+        let text = chrome.text().await;
+        text.contains("waiting for a person").then_some(text)
+    })
+    .await
+    .expect("the inbox shows Ana waiting");
+    assert!(inbox.contains("Ana"), "{inbox}");
+    chrome.screenshot("inbox").await;
+
+    chrome.click(".inbox li a").await;
+    let thread = eventually(Duration::from_secs(10), || async {
+        let text = chrome.text().await;
+        text.contains("asked for a person").then_some(text)
+    })
+    .await
+    .expect("the conversation");
+    assert!(thread.contains("You can write freely"), "{thread}");
+    chrome
+        .script("window.__same_page = true; return true")
+        .await;
+    chrome.click(".handling-actions button").await;
+    eventually(Duration::from_secs(10), || async {
+        chrome
+            .text()
+            .await
+            .contains("You are answering Ana")
+            .then_some(())
+    })
+    .await
+    .expect("taken over");
+
+    let reply = "Hi Ana, Marta here: how can I help?";
+    chrome.type_into("#text", reply).await;
+    chrome.click(".composer .send").await;
+    let sent = eventually(Duration::from_secs(20), || async {
+        w.received(ana).iter().any(|t| t == reply).then_some(())
+    })
+    .await;
+    assert!(sent.is_some(), "the customer got the reply on WhatsApp");
+    let shown = eventually(Duration::from_secs(15), || async {
+        let ticks = chrome
+            .script("return Array.from(document.querySelectorAll('.bubble.staff .tick')).map(t => t.textContent).join(',')")
+            .await;
+        (ticks == "read").then_some(())
+    })
+    .await;
+    assert!(
+        shown.is_some(),
+        "the reply is shown as the business's, read"
+    );
+    assert_eq!(
+        chrome
+            .script("return document.querySelector('#text').value")
+            .await,
+        "",
+        "the box is empty again"
+    );
+    assert_eq!(
+        chrome.script("return window.__same_page === true").await,
+        true,
+        "htmx swapped the conversation in place"
+    );
+    chrome.screenshot("conversation-taken-over").await;
+
+    // A phone: the thread and the box fit the screen.
+    let phone = Chrome::start(390, 844).await;
+    phone.goto(&format!("{}/login", dashboard.address)).await;
+    phone.type_into("#slug", "inbox-salon").await;
+    phone.type_into("#email", "owner@inbox-salon.example").await;
+    phone
+        .type_into("#password", "correct horse battery staple")
+        .await;
+    phone.click("button[type=submit]").await;
+    phone.find("#today-title").await;
+    phone
+        .goto(&format!("{}/inbox/%2B{ana}", dashboard.address))
+        .await;
+    phone.find("#text").await;
+    let overflow = phone
+        .script("return document.documentElement.scrollWidth > window.innerWidth")
+        .await;
+    assert_eq!(overflow, false, "nothing wider than a phone's screen");
+    phone.screenshot("conversation-phone").await;
+}

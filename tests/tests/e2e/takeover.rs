@@ -25,17 +25,17 @@ const NUMBER: &str = "106540352242922";
 const APP_SECRET: &str = "app-secret-0123456789abcdef";
 const WAIT: Duration = Duration::from_secs(20);
 
-struct World {
-    fake: Fake,
-    app: CommandApp,
-    query: QueryApp,
+pub(crate) struct World {
+    pub(crate) fake: Fake,
+    pub(crate) app: CommandApp,
+    pub(crate) query: QueryApp,
     _projector: e2e_tests::ProjectorHandle,
     tenant_id: uuid::Uuid,
-    owner: String,
+    pub(crate) owner: String,
     staff: String,
 }
 
-async fn world(slug: &str) -> World {
+pub(crate) async fn world(slug: &str) -> World {
     let fake = Fake::new(fake_whatsapp::DEFAULT_TOKEN);
     let fake_url = fake.clone().spawn().await;
     let app = spawn_command_api_with_graph(&fake_url).await;
@@ -78,7 +78,7 @@ async fn world(slug: &str) -> World {
 }
 
 impl World {
-    async fn say(&self, from: &str, text: &str) {
+    pub(crate) async fn say(&self, from: &str, text: &str) {
         let (_, status) = self
             .fake
             .deliver_inbound(&Inbound {
@@ -127,7 +127,7 @@ impl World {
     }
 
     /// The conversation as the query API shows it, once `done` holds.
-    async fn conversation(&self, phone: &str, done: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn conversation(&self, phone: &str, done: impl Fn(&Value) -> bool) -> Value {
         let path = format!("/v1/conversations/%2B{}", phone.trim_start_matches('+'));
         eventually(WAIT, || async {
             let (status, body) = self.query.get(&path, &self.owner, None).await;
@@ -138,7 +138,7 @@ impl World {
     }
 
     /// What the customer received, as text (a template by its name).
-    fn received(&self, phone: &str) -> Vec<String> {
+    pub(crate) fn received(&self, phone: &str) -> Vec<String> {
         self.fake
             .messages_to(phone)
             .iter()
