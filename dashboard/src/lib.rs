@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub mod api;
+pub mod calendar;
 pub mod guard;
 pub mod pages;
 pub mod session;
@@ -82,6 +83,13 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(pages::logout))
         .route("/bookings", get(pages::bookings))
         .route("/bookings/{id}/{action}", post(pages::booking_action))
+        .route("/calendar", get(calendar::calendar))
+        .route(
+            "/bookings/new",
+            get(calendar::new_booking).post(calendar::create_booking),
+        )
+        .route("/bookings/{id}", get(calendar::booking))
+        .route("/bookings/{id}/reschedule", post(calendar::reschedule))
         .route("/inbox", get(pages::inbox))
         .route("/audit", get(pages::audit))
         .route("/inbox/{phone}", get(pages::conversation))

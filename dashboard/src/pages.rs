@@ -24,7 +24,7 @@ use crate::guard::NeedsToken;
 use crate::session::{Session, random_token};
 
 /// A page's answer: its HTML, or where to go instead.
-fn render(template: &impl Template, status: StatusCode) -> Response {
+pub(crate) fn render(template: &impl Template, status: StatusCode) -> Response {
     match template.render() {
         Ok(html) => (status, Html(html)).into_response(),
         Err(err) => {
@@ -38,11 +38,11 @@ fn render(template: &impl Template, status: StatusCode) -> Response {
     }
 }
 
-fn see_other(to: &str) -> Response {
+pub(crate) fn see_other(to: &str) -> Response {
     (StatusCode::SEE_OTHER, [(LOCATION, to.to_owned())]).into_response()
 }
 
-fn unavailable(what: &str) -> Response {
+pub(crate) fn unavailable(what: &str) -> Response {
     tracing::warn!(what, "the dashboard could not reach a dependency");
     (
         StatusCode::SERVICE_UNAVAILABLE,
@@ -73,7 +73,10 @@ fn being_set_up() -> Response {
 }
 
 /// The signed-in member's session, or the way to the login page.
-async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<(String, Session), Response> {
+pub(crate) async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(String, Session), Response> {
     let Some(id) = state.sessions.id_of(headers) else {
         return Err(see_other("/login"));
     };
@@ -86,21 +89,21 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<(String, Ses
 
 /// A signed-in member on a page: their session, and their business (its name and time zone,
 /// which every page shows times in).
-struct Member {
-    id: String,
-    session: Session,
-    tenant: TenantView,
-    tz: Tz,
+pub(crate) struct Member {
+    pub(crate) id: String,
+    pub(crate) session: Session,
+    pub(crate) tenant: TenantView,
+    pub(crate) tz: Tz,
 }
 
 impl Member {
     /// The member of the request's session and their business, or where to go instead.
-    async fn of(state: &AppState, headers: &HeaderMap) -> Result<Self, Response> {
+    pub(crate) async fn of(state: &AppState, headers: &HeaderMap) -> Result<Self, Response> {
         let (id, session) = signed_in(state, headers).await?;
         Self::with_business(state, id, session).await
     }
 
-    async fn with_business(
+    pub(crate) async fn with_business(
         state: &AppState,
         id: String,
         mut session: Session,
@@ -134,7 +137,7 @@ impl Member {
     }
 
     /// A read from the query API as this member.
-    async fn read<T: serde::de::DeserializeOwned>(
+    pub(crate) async fn read<T: serde::de::DeserializeOwned>(
         &mut self,
         state: &AppState,
         path: &str,
@@ -143,7 +146,7 @@ impl Member {
     }
 
     /// A read that waits for the write whose consistency token is `after`.
-    async fn read_after<T: serde::de::DeserializeOwned>(
+    pub(crate) async fn read_after<T: serde::de::DeserializeOwned>(
         &mut self,
         state: &AppState,
         path: &str,
@@ -157,7 +160,7 @@ impl Member {
 }
 
 /// `value` encoded for a query string.
-fn encoded(value: &str) -> String {
+pub(crate) fn encoded(value: &str) -> String {
     serde_urlencoded::to_string([("v", value)])
         .unwrap_or_default()
         .split_off(2)
@@ -173,7 +176,7 @@ fn escape(text: &str) -> String {
 }
 
 /// What a failed read means for the page.
-fn failed(failure: Failure) -> Response {
+pub(crate) fn failed(failure: Failure) -> Response {
     match failure {
         Failure::SignedOut => see_other("/login"),
         Failure::Unavailable(what) => unavailable(&what),
@@ -372,13 +375,13 @@ pub struct Appointment {
     pub error: Option<String>,
 }
 
-fn money(minor: i64, currency: &str) -> String {
+pub(crate) fn money(minor: i64, currency: &str) -> String {
     let sign = if minor < 0 { "-" } else { "" };
     let minor = minor.abs();
     format!("{sign}{}.{:02} {currency}", minor / 100, minor % 100)
 }
 
-fn appointment(row: &BookingRow, tz: Tz) -> Appointment {
+pub(crate) fn appointment(row: &BookingRow, tz: Tz) -> Appointment {
     let starts = row.starts_at.with_timezone(&tz);
     Appointment {
         booking_id: row.booking_id.to_string(),
@@ -412,7 +415,7 @@ fn actions(status: &str, starts_at: DateTime<Utc>) -> Vec<(&'static str, &'stati
 }
 
 /// The UTC instant of `day`'s local midnight in `tz` (the earliest, across a DST change).
-fn midnight(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
+pub(crate) fn midnight(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
     day.and_hms_opt(0, 0, 0)
         .and_then(|t| t.and_local_timezone(tz).earliest())
         .map(|t| t.with_timezone(&Utc))
@@ -443,7 +446,7 @@ pub struct HomePage {
     pub plan: String,
 }
 
-fn instant(t: DateTime<Utc>) -> String {
+pub(crate) fn instant(t: DateTime<Utc>) -> String {
     encoded(&t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
@@ -828,12 +831,12 @@ pub struct InboxQuery {
     pub cursor: Option<String>,
 }
 
-fn phone_path(phone: &str) -> String {
+pub(crate) fn phone_path(phone: &str) -> String {
     phone.replace('+', "%2B")
 }
 
 /// When, in the business's time zone: the time today, else the day too.
-fn when(at: DateTime<Utc>, tz: Tz) -> String {
+pub(crate) fn when(at: DateTime<Utc>, tz: Tz) -> String {
     let local = at.with_timezone(&tz);
     if local.date_naive() == Utc::now().with_timezone(&tz).date_naive() {
         local.format("%H:%M").to_string()

@@ -81,10 +81,13 @@ pub struct BookingFilter {
     /// The customer's phone, E.164.
     #[param(value_type = Option<String>)]
     pub customer: Option<PhoneNumber>,
+    /// Who it is with: a staff member's id (`default` when the business has no staff list).
+    /// With `from` and `to`, one column of the calendar.
+    pub resource: Option<String>,
 }
 
-/// `GET /v1/bookings?status=&from=&to=&customer=&limit=&cursor=`: bookings by start time,
-/// filtered, a page at a time.
+/// `GET /v1/bookings?status=&from=&to=&customer=&resource=&limit=&cursor=`: bookings by start
+/// time, filtered, a page at a time.
 #[utoipa::path(
     get,
     path = "/v1/bookings",
@@ -124,6 +127,7 @@ pub async fn bookings(
             and ($3::timestamptz is null or starts_at < $3)
             and ($4::text is null or customer_phone = $4)
             and ($5::timestamptz is null or (starts_at, booking_id) > ($5, $6))
+            and ($8::text is null or resource = $8)
           order by starts_at, booking_id
           limit $7",
         filter.status.map(BookingStatus::as_str),
@@ -132,7 +136,8 @@ pub async fn bookings(
         filter.customer.as_ref().map(PhoneNumber::as_str),
         after.map(|a| a.0),
         after.map(|a| a.1),
-        fetch_size(page.limit)
+        fetch_size(page.limit),
+        filter.resource.as_deref()
     )
     .fetch_all(&mut *tx)
     .await?;

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::reader::Reader;
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServicesView {
     #[schema(value_type = Vec<Object>)]
     pub services: Vec<Service>,
@@ -57,7 +57,7 @@ pub async fn services(
     }))
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BotConfigView {
     /// The configuration's version: `PUT /v1/bot-config` takes it in `If-Match`.
     pub version: i32,

@@ -544,3 +544,196 @@ async fn the_inbox_shows_a_thread_and_staff_take_over_reply_and_hand_back() {
     assert!(page.contains("The bot is answering."), "{page}");
     assert!(!page.contains("forged"));
 }
+
+/// Ana works mornings, Luis afternoons; both cut hair; UTC.
+async fn two_staff(t: &Tenant<'_>) -> String {
+    let every = |r: serde_json::Value| serde_json::json!({"monday": r, "tuesday": r, "wednesday": r, "thursday": r, "friday": r, "saturday": r, "sunday": r});
+    let mut settings = e2e_tests::tenant::settings();
+    settings["staff"] = serde_json::json!([
+        {"id": "ana", "name": "Ana", "hours": every(serde_json::json!([{"open": "08:00", "close": "13:00"}]))},
+        {"id": "luis", "name": "Luis", "hours": every(serde_json::json!([{"open": "14:00", "close": "20:00"}]))},
+    ]);
+    let (status, _, body) = t
+        .send(
+            reqwest::Method::PUT,
+            "/v1/bot-config",
+            &[("if-match", "\"0\"")],
+            Some(settings),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = t
+        .send(
+            reqwest::Method::POST,
+            "/v1/services",
+            &[],
+            Some(e2e_tests::tenant::haircut()),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["service_id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_calendar_shows_each_person_s_day_books_a_walk_in_and_moves_a_booking() {
+    let app = spawn_command_api().await;
+    let _projector = spawn_projector(projector_settings(&app.db, &app.nats)).await;
+    let query = spawn_query_api(query_api_settings(&app.db, &app.nats)).await;
+    let dashboard = spawn_dashboard(&app.db, &app.nats, &app.address, &query.address).await;
+    let t = Tenant {
+        owner: app.onboard("dash-cal").await,
+        app: &app,
+    };
+    let other = Tenant {
+        owner: app.onboard("dash-cal-other").await,
+        app: &app,
+    };
+    let service = two_staff(&t).await;
+    let theirs = other.configured().await;
+    let (_, foreign) = other.book(&theirs, &slot(10), "+34600000009", None).await;
+    let (status, booked) = t.book(&service, &slot(10), "+34600000001", None).await;
+    assert_eq!(status, 201, "{booked}");
+    assert_eq!(booked["resource"], "ana");
+    let booking = booked["booking_id"].as_str().unwrap().to_owned();
+    let day = &slot(10)[..10];
+
+    let mut browser = Browser::new(&dashboard);
+    browser.sign_in("dash-cal").await;
+    // The day: a column each, the 10:00 booking in Ana's, 10:30 still hers (busy), and a free
+    // half hour of each to book.
+    let path = format!("/calendar?date={day}&view=day");
+    let (status, _, page) = eventually_page(&browser, &path, "10:00–10:45").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(r#"<th scope="col">Ana</th><th scope="col">Luis</th>"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(r#"href="/bookings/{booking}""#)),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"aria-label="Book 11:00 with Ana""#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"aria-label="Book 15:00 with Luis""#),
+        "{page}"
+    );
+    assert!(
+        !page.contains(r#"aria-label="Book 10:00 with Ana""#),
+        "taken"
+    );
+    assert!(
+        !page.contains(r#"aria-label="Book 10:30 with Ana""#),
+        "still taken"
+    );
+    assert!(page.contains(r#"<td class="busy">"#), "{page}");
+    // The week shows it on its day, with whom.
+    let (_, _, week) = browser
+        .get(&format!("/calendar?date={day}&view=week"))
+        .await;
+    assert!(week.contains("Haircut"), "{week}");
+    assert!(week.contains("· Ana"), "{week}");
+
+    // A walk-in from a free half hour: the form comes with the time and person picked.
+    let (status, _, form) = browser
+        .get(&format!(
+            "/bookings/new?date={day}&time=11%3A00&resource=ana"
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert!(form.contains(r#"value="11:00""#), "{form}");
+    assert!(
+        form.contains(r#"<option value="ana" selected>Ana</option>"#),
+        "{form}"
+    );
+    let walk_in = |phone: &'static str, time: &'static str, key: &'static str| {
+        let service = service.clone();
+        let day = day.to_owned();
+        let browser = &browser;
+        async move {
+            let form = [
+                ("key", key),
+                ("service", service.as_str()),
+                ("date", day.as_str()),
+                ("time", time),
+                ("resource", "ana"),
+                ("phone", phone),
+                ("name", "Pilar"),
+                ("confirm", "yes"),
+            ];
+            let response = browser
+                .client
+                .post(format!("{}/bookings/new", browser.dashboard.address))
+                .form(&form)
+                .header("sec-fetch-site", "same-origin")
+                .header("cookie", browser.cookie.as_deref().unwrap_or_default())
+                .send()
+                .await
+                .unwrap();
+            let (status, headers) = (response.status().as_u16(), response.headers().clone());
+            (status, headers, response.text().await.unwrap())
+        }
+    };
+    // A number that is not one, and a time that is taken: the form again, saying why.
+    let (status, _, page) = walk_in("12", "11:00", "w-1").await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains(r#"id="phone-error""#), "{page}");
+    assert!(page.contains(r#"value="Pilar""#), "what was typed is kept");
+    let (status, _, page) = walk_in("+34600000002", "10:00", "w-2").await;
+    assert_eq!(status, 409, "{page}");
+    assert!(page.contains(r#"id="time-error""#), "{page}");
+    let (status, headers, _) = walk_in("+34600000002", "11:00", "w-3").await;
+    assert_eq!(status, 303);
+    let to = headers["location"].to_str().unwrap().to_owned();
+    assert!(
+        to.starts_with(&format!("/calendar?date={day}&view=day&after=")),
+        "{to}"
+    );
+    let (_, _, page) = browser.get(&to).await;
+    assert!(page.contains("11:00–11:45"), "the walk-in, at once: {page}");
+    assert!(page.contains("Pilar"), "{page}");
+
+    // The booking's page: what it is, what can be done, its history; moved to a taken time,
+    // refused next to the time; to a free one, moved.
+    let (status, _, page) = browser.get(&format!("/bookings/{booking}")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Move to another time"), "{page}");
+    assert!(page.contains("Booked"), "{page}");
+    let reschedule = |time: &'static str, key: &'static str| {
+        let browser = &browser;
+        let path = format!("/bookings/{booking}/reschedule");
+        let day = day.to_owned();
+        async move {
+            let response = browser
+                .client
+                .post(format!("{}{path}", browser.dashboard.address))
+                .form(&[("key", key), ("date", day.as_str()), ("time", time)])
+                .header("sec-fetch-site", "same-origin")
+                .header("cookie", browser.cookie.as_deref().unwrap_or_default())
+                .send()
+                .await
+                .unwrap();
+            let (status, headers) = (response.status().as_u16(), response.headers().clone());
+            (status, headers, response.text().await.unwrap())
+        }
+    };
+    let (status, _, page) = reschedule("11:00", "m-1").await;
+    assert_eq!(status, 409, "{page}");
+    assert!(page.contains(r#"id="move-error""#), "{page}");
+    let (status, headers, _) = reschedule("12:00", "m-2").await;
+    assert_eq!(status, 303);
+    let (_, _, page) = browser.get(headers["location"].to_str().unwrap()).await;
+    assert!(page.contains("12:00–12:45"), "{page}");
+    assert!(page.contains("Moved"), "{page}");
+
+    // Another business's booking: nothing.
+    let (status, _, _) = browser
+        .get(&format!(
+            "/bookings/{}",
+            foreign["booking_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, 404);
+}

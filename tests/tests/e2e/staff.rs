@@ -163,6 +163,27 @@ async fn two_staff_with_different_hours_are_chosen_by_name_or_anyone_each_on_the
     .expect("free times");
     assert!(all.iter().any(|s| s["resources"] == json!(["ana"])));
     assert!(all.iter().any(|s| s["resources"] == json!(["luis"])));
+    // One column of the calendar: each person's bookings (once all three are projected).
+    for (resource, count) in [("ana", 1), ("luis", 2), ("marco", 0)] {
+        let url = format!("{}/v1/bookings?resource={resource}", query.address);
+        let page = eventually(Duration::from_secs(10), || async {
+            let page: Value = query
+                .client
+                .get(&url)
+                .bearer_auth(&s.owner.access_token)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (page["items"].as_array()?.len() == count).then_some(page)
+        })
+        .await
+        .unwrap_or_else(|| panic!("{resource} never had {count} bookings"));
+        let items = page["items"].as_array().unwrap();
+        assert!(items.iter().all(|b| b["resource"] == resource), "{page}");
+    }
     let ana = availability(Some("ana")).await;
     let ana = ana["slots"].as_array().unwrap();
     assert!(!ana.is_empty());
