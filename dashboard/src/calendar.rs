@@ -34,7 +34,11 @@ const STEP_MINUTES: i64 = 30;
 /// Bookings read for one view, at most (pages of 200).
 const MOST: usize = 1000;
 /// The resource of a business without a staff list.
-const DEFAULT_RESOURCE: &str = "default";
+fn default_resource() -> String {
+    domain::ids::ResourceId::default_resource()
+        .as_str()
+        .to_owned()
+}
 
 /// A booking as a block on the calendar.
 pub struct Block {
@@ -131,7 +135,7 @@ fn columns(settings: Option<&BotSettings>, bookings: &[BookingRow]) -> Vec<(Stri
         })
         .unwrap_or_default();
     if columns.is_empty() {
-        columns.push((DEFAULT_RESOURCE.to_owned(), "Appointments".to_owned()));
+        columns.push((default_resource(), "Appointments".to_owned()));
     }
     for b in bookings {
         if !columns.iter().any(|(id, _)| *id == b.resource) {
@@ -426,7 +430,7 @@ async fn new_booking_page(
     let mut staff = vec![Choice {
         value: String::new(),
         label: "Anyone free".into(),
-        selected: form.resource.is_empty() || form.resource == DEFAULT_RESOURCE,
+        selected: form.resource.is_empty() || form.resource == default_resource(),
     }];
     staff.extend(settings.iter().flat_map(|s| &s.staff).map(|member| Choice {
         value: member.id.as_str().to_owned(),
@@ -655,9 +659,12 @@ async fn booking_page(
         .flat_map(|s| &s.staff)
         .find(|s| s.id.as_str() == b.resource)
         .map(|s| s.name.clone())
-        .unwrap_or_else(|| match b.resource.as_str() {
-            DEFAULT_RESOURCE => "—".into(),
-            other => other.to_owned(),
+        .unwrap_or_else(|| {
+            if b.resource == default_resource() {
+                "—".into()
+            } else {
+                b.resource.clone()
+            }
         });
     let starts = b.starts_at.with_timezone(&tz);
     let page = BookingPage {

@@ -81,7 +81,7 @@ pub struct BookingFilter {
     /// The customer's phone, E.164.
     #[param(value_type = Option<String>)]
     pub customer: Option<PhoneNumber>,
-    /// Who it is with: a staff member's id (`default` when the business has no staff list).
+    /// Who it is with: a staff member's id (`main` when the business has no staff list).
     /// With `from` and `to`, one column of the calendar.
     pub resource: Option<String>,
 }

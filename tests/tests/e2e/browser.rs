@@ -322,6 +322,38 @@ async fn an_owner_signs_in_and_reads_the_day_and_the_bookings_in_a_browser_also_
     );
     chrome.screenshot("bookings-cancelled").await;
 
+    // The calendar of that day: the 10:00 booking as a block (the bot's hours are in UTC);
+    // open it and move it to 15:00.
+    let day = &slot(10)[..10];
+    chrome
+        .goto(&format!("{}/calendar?date={day}", dashboard.address))
+        .await;
+    let calendar = chrome.text().await;
+    assert!(calendar.contains("Appointments"), "{calendar}");
+    assert!(calendar.contains("Haircut"), "{calendar}");
+    assert_eq!(
+        chrome
+            .script("return document.querySelectorAll('table.day thead th').length")
+            .await,
+        2,
+        "one column, the business's appointments, beside the times"
+    );
+    chrome.screenshot("calendar-day").await;
+    chrome.click("a.block").await;
+    chrome.find("#move-time").await;
+    chrome
+        .script("document.querySelector('#move-time').value = '15:00'; return true")
+        .await;
+    chrome.click("form.move button").await;
+    let moved = eventually(Duration::from_secs(10), || async {
+        let text = chrome.text().await;
+        text.contains("15:00–15:45").then_some(text)
+    })
+    .await
+    .expect("the booking at its new time");
+    assert!(moved.contains("Moved"), "{moved}");
+    chrome.screenshot("booking-moved").await;
+
     chrome.click(".logout button").await;
     eventually(Duration::from_secs(10), || async {
         chrome.url().await.ends_with("/login").then_some(())
