@@ -198,6 +198,45 @@ impl Api {
         .await
     }
 
+    /// A write with another method (`PUT`, `DELETE`) to the command API, as the member; an
+    /// empty answer (204) is `null`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send(
+        &self,
+        sessions: &Sessions,
+        id: &str,
+        session: &mut Session,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+        idempotency_key: &str,
+    ) -> Result<Value, Failure> {
+        self.call(
+            sessions,
+            id,
+            session,
+            method,
+            &self.command,
+            path,
+            Some((body, idempotency_key)),
+            None,
+        )
+        .await
+    }
+
+    /// An invitee sets their password with the invitation's token, and is signed in.
+    pub async fn accept_invitation(
+        &self,
+        token: &str,
+        password: &str,
+    ) -> Result<TokenPair, Failure> {
+        self.tokens(
+            "/v1/auth/accept-invitation",
+            json!({"invitation_token": token, "password": password}),
+        )
+        .await
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn call<T: DeserializeOwned>(
         &self,
@@ -225,7 +264,8 @@ impl Api {
             let status = response.status().as_u16();
             if (200..300).contains(&status) {
                 let bytes = response.bytes().await?;
-                return serde_json::from_slice(&bytes).map_err(|e| {
+                let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+                return serde_json::from_slice(bytes).map_err(|e| {
                     Failure::Unavailable(format!("{path}: an answer not understood: {e}"))
                 });
             }

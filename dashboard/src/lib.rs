@@ -26,6 +26,7 @@ pub mod calendar;
 pub mod guard;
 pub mod pages;
 pub mod session;
+pub mod team;
 
 const DEFAULTS: &str = r#"
 [http]
@@ -94,6 +95,15 @@ pub fn router(state: AppState) -> Router {
         .route("/audit", get(pages::audit))
         .route("/inbox/{phone}", get(pages::conversation))
         .route("/inbox/{phone}/{action}", post(pages::conversation_action))
+        .route("/team", get(team::team))
+        .route("/team/invite", post(team::invite))
+        .route("/team/users/{id}/{action}", post(team::member_action))
+        .route("/team/keys", post(team::create_key))
+        .route("/team/keys/{id}/revoke", post(team::revoke_key))
+        .route(
+            "/accept-invitation",
+            get(team::accept_form).post(team::accept),
+        )
         .route("/static/{*path}", get(pages::asset))
         .layer(axum::middleware::from_fn(guard::guard))
         .with_state(state)

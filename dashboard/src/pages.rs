@@ -180,6 +180,17 @@ pub(crate) fn failed(failure: Failure) -> Response {
     match failure {
         Failure::SignedOut => see_other("/login"),
         Failure::Unavailable(what) => unavailable(&what),
+        Failure::Refused { status: 403, detail, .. } => (
+            StatusCode::FORBIDDEN,
+            Html(format!(
+                "<!doctype html><html lang=\"en\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+                 <link rel=\"stylesheet\" href=\"/static/app.css\"><title>Not for your role</title>\
+                 <main><section class=\"card narrow\"><h1>Not for your role</h1><p>{}</p>\
+                 <p><a href=\"/\">Back to Home</a></p></section></main></html>",
+                escape(&detail)
+            )),
+        )
+            .into_response(),
         Failure::Refused { status, detail, .. } => (
             StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
             Html(format!(

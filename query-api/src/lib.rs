@@ -21,6 +21,7 @@ pub mod conversations;
 pub mod events;
 pub mod paging;
 pub mod reader;
+pub mod team;
 pub mod tenant;
 pub mod usage;
 pub mod webhooks;
@@ -157,7 +158,9 @@ impl FromRef<AppState> for OperatorKeys {
         events::stream,
         webhooks::endpoints,
         webhooks::endpoint,
-        webhooks::deliveries
+        webhooks::deliveries,
+        team::members,
+        team::api_keys
     )
 )]
 pub struct ApiDoc;
@@ -190,6 +193,8 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/billing/invoices", get(billing::invoices))
         .route("/v1/audit", get(audit::audit))
         .route("/v1/events/stream", get(events::stream))
+        .route("/v1/users", get(team::members))
+        .route("/v1/api-keys", get(team::api_keys))
         .route("/v1/webhook-endpoints", get(webhooks::endpoints))
         .route("/v1/webhook-endpoints/{id}", get(webhooks::endpoint))
         .route(

@@ -131,6 +131,8 @@ fn query_routes() -> Vec<(&'static str, bool)> {
         ("/v1/webhook-endpoints", true),
         ("/v1/webhook-endpoints/{hook}", true),
         ("/v1/webhook-endpoints/{hook}/deliveries", true),
+        ("/v1/users", true),
+        ("/v1/api-keys", true),
     ]
 }
 

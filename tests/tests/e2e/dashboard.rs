@@ -737,3 +737,203 @@ async fn the_calendar_shows_each_person_s_day_books_a_walk_in_and_moves_a_bookin
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn an_owner_invites_changes_a_role_deactivates_and_manages_api_keys() {
+    let app = spawn_command_api().await;
+    let _projector = spawn_projector(projector_settings(&app.db, &app.nats)).await;
+    let query = spawn_query_api(query_api_settings(&app.db, &app.nats)).await;
+    let dashboard = spawn_dashboard(&app.db, &app.nats, &app.address, &query.address).await;
+    let t = Tenant {
+        owner: app.onboard("dash-team").await,
+        app: &app,
+    };
+    let mut owner = Browser::new(&dashboard);
+    owner.sign_in("dash-team").await;
+    let (status, _, page) = owner.get("/team").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("owner@dash-team.example (you)"), "{page}");
+
+    // Invitations: a bad address and a taken one are refused next to the field.
+    let (status, _, page) = owner
+        .post(
+            "/team/invite",
+            &[("key", "i-1"), ("email", "not-an-email"), ("role", "staff")],
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains(r#"id="invite-error""#), "{page}");
+    assert!(page.contains(r#"value="not-an-email""#), "{page}");
+    let (status, headers, _) = owner
+        .post(
+            "/team/invite",
+            &[
+                ("key", "i-2"),
+                ("email", "marta@dash-team.example"),
+                ("role", "staff"),
+            ],
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, _, page) = owner.get(headers["location"].to_str().unwrap()).await;
+    assert!(
+        page.contains("Invitation emailed to marta@dash-team.example."),
+        "{page}"
+    );
+    assert!(page.contains("marta@dash-team.example"), "{page}");
+    let (status, _, page) = owner
+        .post(
+            "/team/invite",
+            &[
+                ("key", "i-3"),
+                ("email", "marta@dash-team.example"),
+                ("role", "admin"),
+            ],
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 409, "{page}");
+
+    // Another invitee accepts from the emailed link: a short password is refused, then they
+    // are signed in, as staff, who may not manage the team.
+    let (status, _, invited) = t
+        .send(
+            reqwest::Method::POST,
+            "/v1/users",
+            &[],
+            Some(serde_json::json!({"email": "luis@dash-team.example", "role": "staff"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{invited}");
+    let token = invited["invitation_token"].as_str().unwrap();
+    let luis_id = invited["user_id"].as_str().unwrap().to_owned();
+    let mut luis = Browser::new(&dashboard);
+    let (status, _, page) = luis.get(&format!("/accept-invitation?token={token}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Choose a password"), "{page}");
+    let (status, _, page) = luis
+        .post(
+            "/accept-invitation",
+            &[("token", token), ("password", "short")],
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("Password:"), "{page}");
+    let (status, headers, _) = luis
+        .post(
+            "/accept-invitation",
+            &[("token", token), ("password", "a long enough password")],
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(headers["location"], "/");
+    let (status, _, home) = luis.get("/").await;
+    assert_eq!(status, 200, "{home}");
+    let (status, _, page) = luis.get("/team").await;
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("ask an owner"), "{page}");
+    let (status, _, page) = luis.get("/audit").await;
+    assert_eq!(status, 403);
+    assert!(page.contains("Not for your role"), "{page}");
+    assert!(page.contains(r#"<a href="/">Back to Home</a>"#), "{page}");
+    // The link works once.
+    let mut again = Browser::new(&dashboard);
+    let (status, _, page) = again
+        .post(
+            "/accept-invitation",
+            &[("token", token), ("password", "a long enough password")],
+            Some("same-origin"),
+        )
+        .await;
+    assert!(status >= 400, "{status}: {page}");
+    assert!(page.contains("expired or was used"), "{page}");
+
+    // A new role, then deactivation: Luis's session ends at once.
+    let (status, headers, _) = owner
+        .post(
+            &format!("/team/users/{luis_id}/role"),
+            &[("key", "r-1"), ("role", "viewer")],
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, _, page) = owner.get(headers["location"].to_str().unwrap()).await;
+    assert!(page.contains("The role is changed."), "{page}");
+    assert!(
+        page.contains(r#"<option value="viewer" selected>viewer</option>"#),
+        "{page}"
+    );
+    let (status, headers, _) = owner
+        .post(
+            &format!("/team/users/{luis_id}/deactivate"),
+            &[("key", "d-1")],
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, _, page) = owner.get(headers["location"].to_str().unwrap()).await;
+    assert!(page.contains("deactivated"), "{page}");
+    let (status, headers, _) = luis.get("/").await;
+    assert_eq!(
+        (status, headers.get("location").map(|l| l.to_str().unwrap())),
+        (303, Some("/login")),
+        "a deactivated member is signed out"
+    );
+
+    // API keys: none allowed is refused; created, shown once, it works until revoked.
+    let (status, _, page) = owner
+        .post(
+            "/team/keys",
+            &[("key", "k-1"), ("name", "Widget")],
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains(r#"id="key-error""#), "{page}");
+    let (status, _, page) = owner
+        .post(
+            "/team/keys",
+            &[
+                ("key", "k-2"),
+                ("name", "Widget"),
+                ("scope", "read_bookings"),
+                ("scope", "read_config"),
+            ],
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let secret = page
+        .split(r#"<code id="new-key">"#)
+        .nth(1)
+        .and_then(|rest| rest.split("</code>").next())
+        .unwrap_or_else(|| panic!("the key is shown: {page}"))
+        .to_owned();
+    assert!(page.contains("read_bookings, read_config"), "{page}");
+    let (status, _) = query.get("/v1/bookings", &secret, None).await;
+    assert_eq!(status, 200, "the new key reads bookings");
+    let (_, _, listed) = owner.get("/team").await;
+    assert!(!listed.contains(&secret), "the key is shown once");
+    let key_id = listed
+        .split("/team/keys/")
+        .nth(1)
+        .and_then(|rest| rest.split("/revoke").next())
+        .unwrap()
+        .to_owned();
+    let (status, headers, _) = owner
+        .post(
+            &format!("/team/keys/{key_id}/revoke"),
+            &[("key", "k-3")],
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, _, page) = owner.get(headers["location"].to_str().unwrap()).await;
+    assert!(page.contains("The key is revoked"), "{page}");
+    let (status, _) = query.get("/v1/bookings", &secret, None).await;
+    assert_eq!(status, 401, "a revoked key no longer works");
+}

@@ -72,6 +72,8 @@ const QUERY_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/webhook-endpoints"),
     ("get", "/v1/webhook-endpoints/{id}"),
     ("get", "/v1/webhook-endpoints/{id}/deliveries"),
+    ("get", "/v1/users"),
+    ("get", "/v1/api-keys"),
 ];
 
 async fn check(client: &reqwest::Client, base: &str, routes: &[(&str, &str)]) {
