@@ -8,8 +8,10 @@
 //!   `same-origin` or `none`). A browser that sends no `Sec-Fetch-Site` must send an `Origin`
 //!   of this host, or the session's CSRF token as the form's `csrf` field (checked by the
 //!   handler, [`crate::pages`]).
+//! - Sessions: a page answered to a member renews their cookie's lifetime, so a session lasts
+//!   as long as it is used (Redis renews its own on each read), not a fixed time from sign-in.
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::header::{self, HeaderValue};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
@@ -38,7 +40,11 @@ pub fn same_origin(request: &Request) -> Option<bool> {
 #[derive(Debug, Clone, Copy)]
 pub struct NeedsToken;
 
-pub async fn guard(mut request: Request, next: Next) -> Response {
+pub async fn guard(
+    State(sessions): State<crate::session::Sessions>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let changes = !matches!(*request.method(), Method::GET | Method::HEAD);
     if changes {
         match same_origin(&request) {
@@ -56,8 +62,17 @@ pub async fn guard(mut request: Request, next: Next) -> Response {
         }
     }
     let is_asset = request.uri().path().starts_with("/static/");
+    let session = (!is_asset)
+        .then(|| sessions.id_of(request.headers()))
+        .flatten();
     let mut response = next.run(request).await;
+    let shown = response.status() == StatusCode::OK;
     let headers = response.headers_mut();
+    if let Some(id) = session.filter(|_| shown && !headers.contains_key(header::SET_COOKIE))
+        && let Ok(cookie) = HeaderValue::from_str(&sessions.cookie(&id))
+    {
+        headers.insert(header::SET_COOKIE, cookie);
+    }
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),

@@ -105,7 +105,10 @@ pub fn router(state: AppState) -> Router {
             get(team::accept_form).post(team::accept),
         )
         .route("/static/{*path}", get(pages::asset))
-        .layer(axum::middleware::from_fn(guard::guard))
+        .layer(axum::middleware::from_fn_with_state(
+            state.sessions.clone(),
+            guard::guard,
+        ))
         .with_state(state)
 }
 

@@ -176,8 +176,14 @@ async fn a_member_signs_in_sees_their_business_and_signs_out_and_another_site_ca
     assert_eq!(status, 403);
 
     browser.sign_in("dash-a").await;
-    let (status, _, home) = browser.get("/").await;
+    let (status, headers, home) = browser.get("/").await;
     assert_eq!(status, 200, "{home}");
+    // Each page renews the cookie: a session lasts while it is used.
+    let renewed = headers["set-cookie"].to_str().unwrap();
+    assert!(
+        renewed.starts_with(browser.cookie.as_deref().unwrap()) && renewed.contains("Max-Age="),
+        "{renewed}"
+    );
     assert!(home.contains("Demo Salon"));
     assert!(home.contains("This week against last week"), "{home}");
     assert!(home.contains("Bookings this month"), "{home}");
