@@ -237,6 +237,22 @@ impl Api {
         .await
     }
 
+    /// A POST to the command API without a session (password resets): `Ok` on any 2xx.
+    pub async fn public(&self, path: &str, body: Value) -> Result<(), Failure> {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.command))
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        Err(Failure::from_problem(status, &body))
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn call<T: DeserializeOwned>(
         &self,

@@ -25,6 +25,7 @@ pub mod api;
 pub mod calendar;
 pub mod guard;
 pub mod pages;
+pub mod reset;
 pub mod session;
 pub mod team;
 
@@ -104,6 +105,11 @@ pub fn router(state: AppState) -> Router {
             "/accept-invitation",
             get(team::accept_form).post(team::accept),
         )
+        .route(
+            "/forgot-password",
+            get(reset::forgot_form).post(reset::forgot),
+        )
+        .route("/reset-password", get(reset::reset_form).post(reset::reset))
         .route("/static/{*path}", get(pages::asset))
         .layer(axum::middleware::from_fn_with_state(
             state.sessions.clone(),

@@ -213,6 +213,8 @@ pub struct LoginPage {
     pub email_error: Option<String>,
     pub password_error: Option<String>,
     pub code_error: Option<String>,
+    /// What a page before this one did (a password changed).
+    pub notice: Option<&'static str>,
 }
 
 impl LoginPage {
@@ -226,12 +228,26 @@ impl LoginPage {
             email_error: None,
             password_error: None,
             code_error: None,
+            notice: None,
         }
     }
 }
 
-pub async fn login_form() -> Response {
-    render(&LoginPage::empty(), StatusCode::OK)
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    #[serde(default)]
+    pub reset: Option<String>,
+}
+
+/// `GET /login?reset=`: the sign-in form (saying so after a password was changed).
+pub async fn login_form(Query(query): Query<LoginQuery>) -> Response {
+    let page = LoginPage {
+        notice: query
+            .reset
+            .map(|_| "Your password is changed: sign in with it."),
+        ..LoginPage::empty()
+    };
+    render(&page, StatusCode::OK)
 }
 
 #[derive(Debug, Deserialize)]
@@ -318,6 +334,7 @@ pub async fn login(State(state): State<AppState>, request: Request) -> Response 
                     email_error: failure.field("email").map(str::to_owned),
                     password_error: failure.field("password").map(str::to_owned),
                     code_error: failure.field("totp").map(str::to_owned),
+                    notice: None,
                 },
                 StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED),
             )

@@ -70,7 +70,7 @@ smtp_url = "smtp://127.0.0.1:2525"
 from = "Booking platform <billing@booking.invalid>"
 billing_url = "http://127.0.0.1:8080/billing"
 invitation_url = "http://127.0.0.1:8088/accept-invitation"
-reset_url = "http://127.0.0.1:8080/reset-password"
+reset_url = "http://127.0.0.1:8088/reset-password"
 retry_ms = 5000
 
 # The billing reactor: Stripe customers, subscription changes, meter events.

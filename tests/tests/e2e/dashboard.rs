@@ -943,3 +943,90 @@ async fn an_owner_invites_changes_a_role_deactivates_and_manages_api_keys() {
     let (status, _) = query.get("/v1/bookings", &secret, None).await;
     assert_eq!(status, 401, "a revoked key no longer works");
 }
+
+/// A member who forgot their password asks for a link on the dashboard, gets it by email,
+/// chooses a new password on the link's page, and signs in with it.
+#[tokio::test]
+async fn a_forgotten_password_is_changed_from_the_emailed_link_and_signs_in() {
+    let sink = smtp_sink::Sink::new();
+    let smtp_port = sink.clone().spawn().await;
+    let app = spawn_command_api().await;
+    let mut settings = projector_settings(&app.db, &app.nats);
+    settings.notifier.smtp_url = format!("smtp://127.0.0.1:{smtp_port}").into();
+    settings.notifier.enabled = true;
+    let _projector = spawn_projector(settings).await;
+    let query = spawn_query_api(query_api_settings(&app.db, &app.nats)).await;
+    let dashboard = spawn_dashboard(&app.db, &app.nats, &app.address, &query.address).await;
+    app.onboard("dash-forgot").await;
+    let email = "owner@dash-forgot.example";
+
+    let mut browser = Browser::new(&dashboard);
+    let (_, _, login) = browser.get("/login").await;
+    assert!(login.contains(r#"href="/forgot-password""#), "{login}");
+    let (status, _, page) = browser
+        .post(
+            "/forgot-password",
+            &[("slug", "dash-forgot"), ("email", email)],
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("is on its way"), "{page}");
+    let mail = e2e_tests::eventually(std::time::Duration::from_secs(15), || async {
+        sink.to(email).into_iter().next()
+    })
+    .await
+    .expect("the reset email");
+    let link = mail
+        .body
+        .split_whitespace()
+        .find(|w| w.contains("/reset-password?token="))
+        .expect("a link to the dashboard's page")
+        .to_owned();
+    let token = link.split("token=").nth(1).unwrap();
+    let path = format!("/reset-password?token={token}");
+    let (status, _, page) = browser.get(&path).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Choose a new password"), "{page}");
+    let (status, _, page) = browser
+        .post(
+            "/reset-password",
+            &[("token", token), ("password", "short")],
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("Password:"), "{page}");
+    let (status, headers, _) = browser
+        .post(
+            "/reset-password",
+            &[("token", token), ("password", "a brand new passphrase")],
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, _, login) = browser.get(headers["location"].to_str().unwrap()).await;
+    assert!(login.contains("Your password is changed"), "{login}");
+    let (status, _, _) = browser
+        .post(
+            "/login",
+            &[
+                ("slug", "dash-forgot"),
+                ("email", email),
+                ("password", "a brand new passphrase"),
+            ],
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 303, "the new password signs in");
+    // The link is spent.
+    let (status, _, page) = browser
+        .post(
+            "/reset-password",
+            &[("token", token), ("password", "another new passphrase")],
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 410, "{page}");
+    assert!(page.contains("expired or was used"), "{page}");
+}
