@@ -169,7 +169,7 @@ impl Api {
             &self.query,
             path,
             None,
-            after,
+            after.map(|token| ("x-consistency-token", token)),
         )
         .await
     }
@@ -224,6 +224,30 @@ impl Api {
         .await
     }
 
+    /// A `PUT` of what the member edited at `version` (`If-Match`): a 412 means someone else
+    /// changed it since.
+    pub async fn put_version(
+        &self,
+        sessions: &Sessions,
+        id: &str,
+        session: &mut Session,
+        path: &str,
+        body: Value,
+        version: i32,
+    ) -> Result<Value, Failure> {
+        self.call(
+            sessions,
+            id,
+            session,
+            reqwest::Method::PUT,
+            &self.command,
+            path,
+            Some((body, "")),
+            Some(("if-match", &format!("\"{version}\""))),
+        )
+        .await
+    }
+
     /// An invitee sets their password with the invitation's token, and is signed in.
     pub async fn accept_invitation(
         &self,
@@ -263,7 +287,7 @@ impl Api {
         base: &str,
         path: &str,
         body: Option<(Value, &str)>,
-        after: Option<&str>,
+        header: Option<(&str, &str)>,
     ) -> Result<T, Failure> {
         for attempt in 0..2 {
             let mut request = self
@@ -271,10 +295,13 @@ impl Api {
                 .request(method.clone(), format!("{base}{path}"))
                 .bearer_auth(&session.access_token);
             if let Some((body, key)) = &body {
-                request = request.header("idempotency-key", *key).json(body);
+                if !key.is_empty() {
+                    request = request.header("idempotency-key", *key);
+                }
+                request = request.json(body);
             }
-            if let Some(token) = after.filter(|t| !t.is_empty()) {
-                request = request.header("x-consistency-token", token);
+            if let Some((name, value)) = header.filter(|(_, v)| !v.is_empty()) {
+                request = request.header(name, value);
             }
             let response = request.send().await?;
             let status = response.status().as_u16();

@@ -27,6 +27,7 @@ pub mod guard;
 pub mod pages;
 pub mod reset;
 pub mod session;
+pub mod setup;
 pub mod team;
 
 const DEFAULTS: &str = r#"
@@ -96,6 +97,10 @@ pub fn router(state: AppState) -> Router {
         .route("/audit", get(pages::audit))
         .route("/inbox/{phone}", get(pages::conversation))
         .route("/inbox/{phone}/{action}", post(pages::conversation_action))
+        .route("/setup", get(setup::setup))
+        .route("/setup/services", post(setup::add_service))
+        .route("/setup/services/{id}/retire", post(setup::retire_service))
+        .route("/setup/week", post(setup::save_week))
         .route("/team", get(team::team))
         .route("/team/invite", post(team::invite))
         .route("/team/users/{id}/{action}", post(team::member_action))

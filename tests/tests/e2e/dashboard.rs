@@ -1030,3 +1030,153 @@ async fn a_forgotten_password_is_changed_from_the_emailed_link_and_signs_in() {
     assert_eq!(status, 410, "{page}");
     assert!(page.contains("expired or was used"), "{page}");
 }
+
+/// An owner sets the business up from the dashboard: a service (a price that is not one is
+/// refused), the week's hours with a break and the booking rules (hours that close before
+/// they open are refused), a save over someone else's change refused with theirs shown, and a
+/// service retired.
+#[tokio::test]
+async fn an_owner_adds_a_service_sets_the_week_and_a_conflicting_save_is_refused() {
+    let app = spawn_command_api().await;
+    let _projector = spawn_projector(projector_settings(&app.db, &app.nats)).await;
+    let query = spawn_query_api(query_api_settings(&app.db, &app.nats)).await;
+    let dashboard = spawn_dashboard(&app.db, &app.nats, &app.address, &query.address).await;
+    let t = Tenant {
+        owner: app.onboard("dash-setup").await,
+        app: &app,
+    };
+    let mut browser = Browser::new(&dashboard);
+    browser.sign_in("dash-setup").await;
+    let (status, _, page) = browser.get("/setup").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("No services yet"), "{page}");
+
+    let service = |price: &'static str, key: &'static str| {
+        [
+            ("key", key),
+            ("name", "Colour"),
+            ("minutes", "90"),
+            ("price", price),
+            ("buffer", "15"),
+            ("currency", "EUR"),
+        ]
+    };
+    let (status, _, page) = browser
+        .post(
+            "/setup/services",
+            &service("lots", "s-1"),
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains(r#"id="service-error""#), "{page}");
+    assert!(page.contains(r#"value="Colour""#), "what was typed is kept");
+    let (status, headers, _) = browser
+        .post(
+            "/setup/services",
+            &service("49.50", "s-2"),
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, _, page) = browser.get(headers["location"].to_str().unwrap()).await;
+    assert!(page.contains("Colour is added"), "{page}");
+    assert!(page.contains("49.50 EUR"), "{page}");
+    assert!(page.contains("+ 15 min after"), "{page}");
+    let version: String = page
+        .split(r#"name="version" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+
+    // The week: Mondays with a lunch break, Saturdays mornings, 2 hours' notice.
+    let week = |monday_close: &'static str| {
+        vec![
+            ("version", version.clone()),
+            ("monday_open", "09:00".to_owned()),
+            ("monday_close", monday_close.to_owned()),
+            ("monday_open2", "15:00".to_owned()),
+            ("monday_close2", "19:00".to_owned()),
+            ("saturday_open", "10:00".to_owned()),
+            ("saturday_close", "14:00".to_owned()),
+            ("min_notice", "120".to_owned()),
+            ("horizon", "60".to_owned()),
+        ]
+    };
+    let as_refs =
+        |fields: &[(&'static str, String)]| -> Vec<(&'static str, String)> { fields.to_vec() };
+    let post_week = |fields: Vec<(&'static str, String)>| {
+        let browser = &browser;
+        async move {
+            let response = browser
+                .client
+                .post(format!("{}/setup/week", browser.dashboard.address))
+                .form(&fields)
+                .header("sec-fetch-site", "same-origin")
+                .header("cookie", browser.cookie.as_deref().unwrap_or_default())
+                .send()
+                .await
+                .unwrap();
+            let (status, headers) = (response.status().as_u16(), response.headers().clone());
+            (status, headers, response.text().await.unwrap())
+        }
+    };
+    let (status, _, page) = post_week(as_refs(&week("08:00"))).await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains(r#"id="week-errors""#), "{page}");
+    assert!(page.contains("hours.monday"), "the field at fault: {page}");
+    assert!(page.contains(r#"value="08:00""#), "what was typed is kept");
+    let (status, headers, _) = post_week(as_refs(&week("13:00"))).await;
+    assert_eq!(status, 303);
+    let (_, _, page) = browser.get(headers["location"].to_str().unwrap()).await;
+    assert!(page.contains("The week is saved"), "{page}");
+    assert!(
+        page.contains(r#"name="monday_open2" value="15:00""#),
+        "{page}"
+    );
+    let (_, config) = query
+        .get("/v1/bot-config", &t.owner.access_token, None)
+        .await;
+    assert_eq!(
+        config["settings"]["hours"]["monday"],
+        serde_json::json!([{"open": "09:00", "close": "13:00"}, {"open": "15:00", "close": "19:00"}])
+    );
+    assert_eq!(config["settings"]["hours"]["sunday"], serde_json::json!([]));
+    assert_eq!(config["settings"]["rules"]["min_notice_minutes"], 120);
+
+    // Saved again from the page read before that save: refused, the hours as they are now.
+    let (status, _, page) = post_week(as_refs(&week("12:00"))).await;
+    assert_eq!(status, 412, "{page}");
+    assert!(page.contains(r#"id="conflict""#), "{page}");
+    assert!(
+        page.contains(r#"name="monday_close" value="13:00""#),
+        "{page}"
+    );
+    let (_, config) = query
+        .get("/v1/bot-config", &t.owner.access_token, None)
+        .await;
+    assert_eq!(
+        config["settings"]["hours"]["monday"][0]["close"], "13:00",
+        "nothing saved over"
+    );
+
+    // Retired: listed as such, no longer offered.
+    let id = page
+        .split("/setup/services/")
+        .nth(1)
+        .and_then(|rest| rest.split("/retire").next())
+        .unwrap()
+        .to_owned();
+    let (status, headers, _) = browser
+        .post(
+            &format!("/setup/services/{id}/retire"),
+            &[("csrf", "")],
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, _, page) = browser.get(headers["location"].to_str().unwrap()).await;
+    assert!(page.contains("The service is retired"), "{page}");
+    assert!(page.contains(r#"data-label="Actions">retired"#), "{page}");
+}

@@ -1,0 +1,426 @@
+//! Setup: the services (added, retired) and the business's week (opening hours per weekday,
+//! with a break, and the booking rules). The week is edited on the configuration's version the
+//! page was read at: saved over someone else's change, it is refused ("reload"), never lost.
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{FromRequest as _, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use domain::bot_config::Service;
+use query_api::catalog::{BotConfigView, ServicesView};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::api::Failure;
+use crate::guard::NeedsToken;
+use crate::pages::{Member, encoded, failed, money, render, see_other, signed_in};
+use crate::session::random_token;
+
+const WEEK: [(&str, &str); 7] = [
+    ("monday", "Monday"),
+    ("tuesday", "Tuesday"),
+    ("wednesday", "Wednesday"),
+    ("thursday", "Thursday"),
+    ("friday", "Friday"),
+    ("saturday", "Saturday"),
+    ("sunday", "Sunday"),
+];
+
+pub struct ServiceLine {
+    pub service_id: String,
+    pub name: String,
+    pub minutes: u32,
+    pub buffer: u32,
+    pub price: String,
+    pub active: bool,
+}
+
+/// A weekday's hours as the form shows them: up to two ranges (a break between them).
+pub struct DayHours {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub open: String,
+    pub close: String,
+    pub open2: String,
+    pub close2: String,
+}
+
+#[derive(Template)]
+#[template(path = "setup.html")]
+pub struct SetupPage {
+    pub business: String,
+    pub csrf: String,
+    pub key: String,
+    pub services: Vec<ServiceLine>,
+    /// The configuration's version the week form edits; `None`: not configured yet.
+    pub version: i32,
+    pub configured: bool,
+    pub days: Vec<DayHours>,
+    pub min_notice: String,
+    pub horizon: String,
+    pub currency: String,
+    pub service_name: String,
+    pub service_minutes: String,
+    pub service_price: String,
+    pub service_buffer: String,
+    pub service_error: Option<String>,
+    pub week_errors: Vec<String>,
+    pub notice: Option<String>,
+    /// Someone else changed the configuration since this page was read.
+    pub conflict: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SetupQuery {
+    #[serde(default)]
+    pub after: Option<String>,
+    #[serde(default)]
+    pub notice: Option<String>,
+}
+
+/// The page as the business is configured now.
+async fn setup_page(
+    state: &AppState,
+    m: &mut Member,
+    after: Option<&str>,
+) -> Result<(SetupPage, Option<Value>), Response> {
+    let services: ServicesView = m
+        .read_after(state, "/v1/services", after)
+        .await
+        .map_err(failed)?;
+    let config: Option<BotConfigView> = match m.read(state, "/v1/bot-config").await {
+        Ok(config) => Some(config),
+        Err(Failure::Refused { status: 404, .. }) => None,
+        Err(failure) => return Err(failed(failure)),
+    };
+    let settings = config.as_ref().and_then(|c| c.settings.clone());
+    let hours = settings.as_ref().map(|s| s["hours"].clone());
+    let time = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let days = WEEK
+        .iter()
+        .map(|(key, label)| {
+            let ranges = hours
+                .as_ref()
+                .and_then(|h| h[*key].as_array().cloned())
+                .unwrap_or_default();
+            let range = |i: usize| {
+                ranges
+                    .get(i)
+                    .map(|r| (time(&r["open"]), time(&r["close"])))
+                    .unwrap_or_default()
+            };
+            let ((open, close), (open2, close2)) = (range(0), range(1));
+            DayHours {
+                key,
+                label,
+                open,
+                close,
+                open2,
+                close2,
+            }
+        })
+        .collect();
+    let rule = |name: &str| {
+        settings
+            .as_ref()
+            .and_then(|s| s["rules"][name].as_u64())
+            .map(|n| n.to_string())
+            .unwrap_or_default()
+    };
+    let currency = services.services.first().map_or_else(
+        || "EUR".to_owned(),
+        |s| s.price.currency().as_str().to_owned(),
+    );
+    let page = SetupPage {
+        business: m.tenant.business_name.clone(),
+        csrf: m.session.csrf.clone(),
+        key: random_token(),
+        services: services.services.iter().map(line).collect(),
+        version: config.as_ref().map_or(0, |c| c.version),
+        configured: settings.is_some(),
+        days,
+        min_notice: rule("min_notice_minutes"),
+        horizon: rule("horizon_days"),
+        currency,
+        service_name: String::new(),
+        service_minutes: "45".into(),
+        service_price: String::new(),
+        service_buffer: "0".into(),
+        service_error: None,
+        week_errors: vec![],
+        notice: None,
+        conflict: false,
+    };
+    Ok((page, settings))
+}
+
+fn line(s: &Service) -> ServiceLine {
+    ServiceLine {
+        service_id: s.id.to_string(),
+        name: s.name.clone(),
+        minutes: s.duration.minutes(),
+        buffer: s.buffer_minutes,
+        price: money(s.price.minor(), s.price.currency().as_str()),
+        active: s.active,
+    }
+}
+
+/// `GET /setup?after=&notice=`.
+pub async fn setup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<SetupQuery>,
+) -> Result<Response, Response> {
+    let mut m = Member::of(&state, &headers).await?;
+    let (mut page, _) = setup_page(&state, &mut m, query.after.as_deref()).await?;
+    page.notice = query.notice.filter(|n| n.len() <= 200);
+    Ok(render(&page, StatusCode::OK))
+}
+
+/// A form of the page: the member and its fields.
+async fn member_with_form(
+    state: &AppState,
+    request: Request,
+) -> Result<(Member, Vec<(String, String)>), Response> {
+    let needs_token = request.extensions().get::<NeedsToken>().is_some();
+    let headers = request.headers().clone();
+    let body = Bytes::from_request(request, &())
+        .await
+        .map_err(|_| StatusCode::UNPROCESSABLE_ENTITY.into_response())?;
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+        .map_err(|_| StatusCode::UNPROCESSABLE_ENTITY.into_response())?;
+    let (id, session) = signed_in(state, &headers).await?;
+    if needs_token && value(&fields, "csrf") != session.csrf {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "This form has expired: reload the page.",
+        )
+            .into_response());
+    }
+    Ok((Member::with_business(state, id, session).await?, fields))
+}
+
+fn value<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.trim())
+}
+
+/// An amount typed as `25`, `25.5` or `25,50`, in minor units.
+fn minor_units(typed: &str) -> Option<i64> {
+    let typed = typed.trim().replace(',', ".");
+    let (units, cents) = typed.split_once('.').unwrap_or((&typed, ""));
+    if cents.len() > 2 || !cents.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let units: i64 = units.parse().ok().filter(|u| *u >= 0)?;
+    let cents: i64 = format!("{cents:0<2}").parse().ok()?;
+    Some(units * 100 + cents)
+}
+
+fn status_of(failure: &Failure) -> StatusCode {
+    match failure {
+        Failure::Refused { status, .. } => {
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY)
+        }
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// The API's reasons, each with its field.
+fn reasons(failure: &Failure) -> Vec<String> {
+    match failure {
+        Failure::Refused { fields, detail, .. } if fields.is_empty() => vec![detail.clone()],
+        Failure::Refused { fields, .. } => fields
+            .iter()
+            .map(|(field, message)| format!("{field}: {message}"))
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// `POST /setup/services`: adds a service.
+pub async fn add_service(State(state): State<AppState>, request: Request) -> Response {
+    let (mut m, fields) = match member_with_form(&state, request).await {
+        Ok(x) => x,
+        Err(response) => return response,
+    };
+    let (name, minutes, price, buffer, currency) = (
+        value(&fields, "name"),
+        value(&fields, "minutes"),
+        value(&fields, "price"),
+        value(&fields, "buffer"),
+        value(&fields, "currency"),
+    );
+    let refused = |mut page: SetupPage, why: String, status: StatusCode| {
+        page.service_name = name.to_owned();
+        page.service_minutes = minutes.to_owned();
+        page.service_price = price.to_owned();
+        page.service_buffer = buffer.to_owned();
+        page.service_error = Some(why);
+        render(&page, status)
+    };
+    let (page, _) = match setup_page(&state, &mut m, None).await {
+        Ok(x) => x,
+        Err(response) => return response,
+    };
+    let Some(minor) = minor_units(price) else {
+        return refused(
+            page,
+            "The price is an amount such as 25 or 25.50.".into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    };
+    let body = json!({
+        "name": name,
+        "price": {"minor": minor, "currency": currency.to_uppercase()},
+        "duration_minutes": minutes.parse::<u32>().unwrap_or(0),
+        "buffer_minutes": buffer.parse::<u32>().unwrap_or(0),
+    });
+    let key = match value(&fields, "key") {
+        "" => random_token(),
+        key => key.chars().take(200).collect(),
+    };
+    match state
+        .api
+        .write(
+            &state.sessions,
+            &m.id,
+            &mut m.session,
+            "/v1/services",
+            body,
+            &key,
+        )
+        .await
+    {
+        Ok(answer) => see_other(&format!(
+            "/setup?after={}&notice={}",
+            encoded(answer["consistency_token"].as_str().unwrap_or_default()),
+            encoded(&format!("{name} is added: customers can book it now."))
+        )),
+        Err(failure @ Failure::Refused { .. }) => {
+            let why = reasons(&failure).join("; ");
+            refused(page, why, status_of(&failure))
+        }
+        Err(failure) => failed(failure),
+    }
+}
+
+/// `POST /setup/services/{id}/retire`: customers can no longer book it (bookings stay).
+pub async fn retire_service(
+    State(state): State<AppState>,
+    Path(service): Path<String>,
+    request: Request,
+) -> Response {
+    let (mut m, _) = match member_with_form(&state, request).await {
+        Ok(x) => x,
+        Err(response) => return response,
+    };
+    let Ok(service_id) = service.parse::<uuid::Uuid>() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    match state
+        .api
+        .send(
+            &state.sessions,
+            &m.id,
+            &mut m.session,
+            reqwest::Method::DELETE,
+            &format!("/v1/services/{service_id}"),
+            json!({}),
+            &random_token(),
+        )
+        .await
+    {
+        Ok(answer) => see_other(&format!(
+            "/setup?after={}&notice={}",
+            encoded(answer["consistency_token"].as_str().unwrap_or_default()),
+            encoded("The service is retired: customers can no longer book it.")
+        )),
+        Err(failure) => failed(failure),
+    }
+}
+
+/// `POST /setup/week`: the opening hours and booking rules, saved on the version the page was
+/// read at.
+pub async fn save_week(State(state): State<AppState>, request: Request) -> Response {
+    let (mut m, fields) = match member_with_form(&state, request).await {
+        Ok(x) => x,
+        Err(response) => return response,
+    };
+    let (mut page, settings) = match setup_page(&state, &mut m, None).await {
+        Ok(x) => x,
+        Err(response) => return response,
+    };
+    let version: i32 = value(&fields, "version").parse().unwrap_or(-1);
+    let mut hours = serde_json::Map::new();
+    for (key, _) in WEEK {
+        let mut ranges = vec![];
+        for suffix in ["", "2"] {
+            let (open, close) = (
+                value(&fields, &format!("{key}_open{suffix}")),
+                value(&fields, &format!("{key}_close{suffix}")),
+            );
+            if !open.is_empty() || !close.is_empty() {
+                ranges.push(json!({"open": open, "close": close}));
+            }
+        }
+        hours.insert(key.to_owned(), Value::Array(ranges));
+    }
+    let number = |name: &str| value(&fields, name).parse::<u64>().ok();
+    let mut body = settings.unwrap_or_else(|| {
+        json!({
+            "time_zone": m.tenant.time_zone,
+            "payment_methods": [{"kind": "cash"}],
+            "rules": {"min_notice_minutes": 60, "horizon_days": 30, "slot_step_minutes": 15},
+        })
+    });
+    body["hours"] = Value::Object(hours);
+    if let Some(n) = number("min_notice") {
+        body["rules"]["min_notice_minutes"] = n.into();
+    }
+    if let Some(n) = number("horizon") {
+        body["rules"]["horizon_days"] = n.into();
+    }
+    let saved = state
+        .api
+        .put_version(
+            &state.sessions,
+            &m.id,
+            &mut m.session,
+            "/v1/bot-config",
+            body,
+            version,
+        )
+        .await;
+    match saved {
+        Ok(answer) => see_other(&format!(
+            "/setup?after={}&notice={}",
+            encoded(answer["consistency_token"].as_str().unwrap_or_default()),
+            encoded("The week is saved: the bot offers these hours now.")
+        )),
+        // Someone else saved first: their week is shown (it is what the bot offers now), to
+        // be changed again, rather than saving over it.
+        Err(failure @ Failure::Refused { status: 412, .. }) => {
+            page.conflict = true;
+            render(&page, status_of(&failure))
+        }
+        Err(failure @ Failure::Refused { .. }) => {
+            // What was typed stays, with why it was refused.
+            for day in &mut page.days {
+                day.open = value(&fields, &format!("{}_open", day.key)).to_owned();
+                day.close = value(&fields, &format!("{}_close", day.key)).to_owned();
+                day.open2 = value(&fields, &format!("{}_open2", day.key)).to_owned();
+                day.close2 = value(&fields, &format!("{}_close2", day.key)).to_owned();
+            }
+            page.min_notice = value(&fields, "min_notice").to_owned();
+            page.horizon = value(&fields, "horizon").to_owned();
+            page.week_errors = reasons(&failure);
+            render(&page, status_of(&failure))
+        }
+        Err(failure) => failed(failure),
+    }
+}
