@@ -1104,8 +1104,6 @@ async fn an_owner_adds_a_service_sets_the_week_and_a_conflicting_save_is_refused
             ("horizon", "60".to_owned()),
         ]
     };
-    let as_refs =
-        |fields: &[(&'static str, String)]| -> Vec<(&'static str, String)> { fields.to_vec() };
     let post_week = |fields: Vec<(&'static str, String)>| {
         let browser = &browser;
         async move {
@@ -1122,12 +1120,12 @@ async fn an_owner_adds_a_service_sets_the_week_and_a_conflicting_save_is_refused
             (status, headers, response.text().await.unwrap())
         }
     };
-    let (status, _, page) = post_week(as_refs(&week("08:00"))).await;
+    let (status, _, page) = post_week(week("08:00")).await;
     assert_eq!(status, 422, "{page}");
     assert!(page.contains(r#"id="week-errors""#), "{page}");
     assert!(page.contains("hours.monday"), "the field at fault: {page}");
     assert!(page.contains(r#"value="08:00""#), "what was typed is kept");
-    let (status, headers, _) = post_week(as_refs(&week("13:00"))).await;
+    let (status, headers, _) = post_week(week("13:00")).await;
     assert_eq!(status, 303);
     let (_, _, page) = browser.get(headers["location"].to_str().unwrap()).await;
     assert!(page.contains("The week is saved"), "{page}");
@@ -1146,7 +1144,7 @@ async fn an_owner_adds_a_service_sets_the_week_and_a_conflicting_save_is_refused
     assert_eq!(config["settings"]["rules"]["min_notice_minutes"], 120);
 
     // Saved again from the page read before that save: refused, the hours as they are now.
-    let (status, _, page) = post_week(as_refs(&week("12:00"))).await;
+    let (status, _, page) = post_week(week("12:00")).await;
     assert_eq!(status, 412, "{page}");
     assert!(page.contains(r#"id="conflict""#), "{page}");
     assert!(
