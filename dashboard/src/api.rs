@@ -87,6 +87,11 @@ pub struct Api {
 }
 
 impl Api {
+    /// The command API's address (Meta's webhook is posted to it).
+    pub fn command_url(&self) -> &str {
+        &self.command
+    }
+
     pub fn new(command_url: &str, query_url: &str, timeout: Duration) -> anyhow::Result<Self> {
         Ok(Self {
             client: reqwest::Client::builder()

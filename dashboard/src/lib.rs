@@ -29,6 +29,7 @@ pub mod reset;
 pub mod session;
 pub mod setup;
 pub mod team;
+pub mod whatsapp;
 
 const DEFAULTS: &str = r#"
 [http]
@@ -101,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .route("/setup/services", post(setup::add_service))
         .route("/setup/services/{id}/retire", post(setup::retire_service))
         .route("/setup/week", post(setup::save_week))
+        .route("/whatsapp", get(whatsapp::whatsapp).post(whatsapp::connect))
         .route("/team", get(team::team))
         .route("/team/invite", post(team::invite))
         .route("/team/users/{id}/{action}", post(team::member_action))

@@ -1178,3 +1178,62 @@ async fn an_owner_adds_a_service_sets_the_week_and_a_conflicting_save_is_refused
     assert!(page.contains("The service is retired"), "{page}");
     assert!(page.contains(r#"data-label="Actions">retired"#), "{page}");
 }
+
+/// An owner connects the business's WhatsApp number from the dashboard: a token Meta refuses
+/// is said next to its field (and no secret is shown back), the right one connects, and the
+/// page says where Meta posts.
+#[tokio::test]
+async fn an_owner_connects_the_whatsapp_number_and_a_refused_token_is_said_next_to_it() {
+    let graph = e2e_tests::FakeGraph::start().await;
+    let app = e2e_tests::spawn_command_api_with_graph(&graph.base_url).await;
+    let _projector = spawn_projector(projector_settings(&app.db, &app.nats)).await;
+    let query = spawn_query_api(query_api_settings(&app.db, &app.nats)).await;
+    let dashboard = spawn_dashboard(&app.db, &app.nats, &app.address, &query.address).await;
+    app.onboard("dash-wa").await;
+    let mut browser = Browser::new(&dashboard);
+    browser.sign_in("dash-wa").await;
+    let (status, _, page) = browser.get("/whatsapp").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("No number yet"), "{page}");
+    assert!(
+        page.contains(&format!("{}/webhooks/whatsapp", app.address)),
+        "{page}"
+    );
+    let connect = |token: &'static str, key: &'static str| {
+        [
+            ("key", key),
+            ("phone_number_id", e2e_tests::FAKE_NUMBER_ID),
+            ("access_token", token),
+            ("app_secret", "app-secret-0123456789abcdef"),
+            ("verify_token", "verify-token-0123456789"),
+        ]
+    };
+    let (status, _, page) = browser
+        .post(
+            "/whatsapp",
+            &connect("EAAG-wrong-token", "c-1"),
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains(r#"id="token-error""#), "{page}");
+    assert!(
+        !page.contains("EAAG-wrong-token"),
+        "a secret is never shown back"
+    );
+    assert!(
+        page.contains(&format!(r#"value="{}""#, e2e_tests::FAKE_NUMBER_ID)),
+        "{page}"
+    );
+    let (status, headers, _) = browser
+        .post(
+            "/whatsapp",
+            &connect(e2e_tests::FAKE_TOKEN, "c-2"),
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, _, page) = browser.get(headers["location"].to_str().unwrap()).await;
+    assert!(page.contains("The number is connected"), "{page}");
+    assert!(page.contains("Customers write to"), "{page}");
+}
