@@ -185,6 +185,7 @@ pub async fn seed(
         })),
     )
     .await?;
+    let fresh = status == 200;
     match status {
         200 => {
             let mut services = Vec::new();
@@ -314,6 +315,33 @@ pub async fn seed(
     .await?;
     if status != 204 {
         bail!("configuring the fake failed ({status}): {body}");
+    }
+
+    // A few customers have written (the first time): one chats with the bot, one asks for a
+    // person and waits in the inbox.
+    if fresh {
+        for (phone, name, texts) in [
+            ("34611000001", "Lucía", &["hola"][..]),
+            ("34611000002", "Tom", &["hi", "agent", "Can I bring my dog?"][..]),
+        ] {
+            for text in texts {
+                let (status, body) = send(
+                    &client,
+                    reqwest::Method::POST,
+                    format!("{}/_fake/inbound", urls.fake_whatsapp),
+                    None,
+                    &[],
+                    Some(json!({"phone_number_id": PHONE_NUMBER_ID, "from": phone,
+                        "name": name, "text": text})),
+                )
+                .await?;
+                if status != 200 || body["webhook_status"] != 200 {
+                    tracing::warn!(status, %body, "a demo customer's message was not taken");
+                }
+                // In order, as a person types.
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+        }
     }
 
     // Billing: the trial as the query API shows it, and a checkout to subscribe from (a new
