@@ -322,7 +322,11 @@ pub async fn seed(
     if fresh {
         for (phone, name, texts) in [
             ("34611000001", "Lucía", &["hola"][..]),
-            ("34611000002", "Tom", &["hi", "agent", "Can I bring my dog?"][..]),
+            (
+                "34611000002",
+                "Tom",
+                &["hi", "agent", "Can I bring my dog?"][..],
+            ),
         ] {
             for text in texts {
                 let (status, body) = send(
