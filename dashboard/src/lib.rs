@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub mod api;
+pub mod billing;
 pub mod calendar;
 pub mod guard;
 pub mod pages;
@@ -103,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route("/setup/services/{id}/retire", post(setup::retire_service))
         .route("/setup/week", post(setup::save_week))
         .route("/whatsapp", get(whatsapp::whatsapp).post(whatsapp::connect))
+        .route("/billing", get(billing::billing).post(billing::act))
         .route("/team", get(team::team))
         .route("/team/invite", post(team::invite))
         .route("/team/users/{id}/{action}", post(team::member_action))

@@ -1237,3 +1237,101 @@ async fn an_owner_connects_the_whatsapp_number_and_a_refused_token_is_said_next_
     assert!(page.contains("The number is connected"), "{page}");
     assert!(page.contains("Customers write to"), "{page}");
 }
+
+/// An owner subscribes from the Billing page through Stripe's checkout (the fake), sees the
+/// subscription and its invoice, switches plan and ends the subscription; staff may not.
+#[tokio::test]
+async fn an_owner_subscribes_through_checkout_switches_plan_and_ends_it() {
+    let fake = fake_stripe::Fake::new();
+    let stripe_url = fake.clone().spawn().await;
+    let app = e2e_tests::spawn_command_api_tuned("http://127.0.0.1:1", e2e_tests::REDIS_URL, |s| {
+        s.stripe = e2e_tests::stripe_settings(&stripe_url);
+    })
+    .await;
+    fake.configure_webhooks(fake_stripe::WebhookTarget {
+        url: format!("{}/webhooks/stripe", app.address),
+        secret: e2e_tests::TEST_STRIPE_WEBHOOK_SECRET.into(),
+        repeat: 0,
+        reverse: false,
+    });
+    let _projector = spawn_projector(projector_settings(&app.db, &app.nats)).await;
+    let query = spawn_query_api(query_api_settings(&app.db, &app.nats)).await;
+    let dashboard = spawn_dashboard(&app.db, &app.nats, &app.address, &query.address).await;
+    let owner = app.onboard("dash-pay").await;
+    let mut browser = Browser::new(&dashboard);
+    browser.sign_in("dash-pay").await;
+    let (status, _, page) = browser.get("/billing").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Free trial until"), "{page}");
+    assert!(page.contains("Subscribe"), "{page}");
+
+    // Subscribe: off to Stripe's page, pay, back to the dashboard.
+    let (status, headers, _) = browser
+        .post(
+            "/billing",
+            &[
+                ("key", "b-1"),
+                ("action", "subscribe"),
+                ("plan", "growth"),
+                ("cycle", "monthly"),
+            ],
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 303);
+    let checkout = headers["location"].to_str().unwrap().to_owned();
+    assert!(checkout.starts_with(&stripe_url), "{checkout}");
+    let paid = browser
+        .client
+        .post(format!("{checkout}/pay"))
+        .form(&[("card", "4242 4242 4242 4242")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status().as_u16(), 303);
+    let (_, _, page) = browser.get("/billing?checkout=done").await;
+    assert!(page.contains("Thank you"), "{page}");
+    let (_, _, page) = eventually_page(&browser, "/billing", "Renews on").await;
+    assert!(
+        page.contains("Growth <span class=\"muted\">(yours)</span>"),
+        "{page}"
+    );
+    let (_, _, page) = eventually_page(&browser, "/billing", ">paid<").await;
+    assert!(page.contains("79.00 EUR"), "{page}");
+
+    // Switch to Pro, then end the subscription.
+    let (status, headers, _) = browser
+        .post(
+            "/billing",
+            &[("key", "b-2"), ("action", "switch"), ("plan", "pro")],
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, _, page) = browser.get(headers["location"].to_str().unwrap()).await;
+    assert!(page.contains("The plan is changed."), "{page}");
+    assert!(
+        page.contains("Pro <span class=\"muted\">(yours)</span>"),
+        "{page}"
+    );
+    let (status, headers, _) = browser
+        .post(
+            "/billing",
+            &[("key", "b-3"), ("action", "cancel")],
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, _, page) = browser.get(headers["location"].to_str().unwrap()).await;
+    assert!(page.contains("Ends on"), "{page}");
+
+    // Staff: not for them.
+    let staff = e2e_tests::member_token(
+        &app.db.superuser_url_pool().await,
+        owner.tenant_id.parse().unwrap(),
+        domain::access::Role::Staff,
+    )
+    .await;
+    let (status, _) = query.get("/v1/billing", &staff, None).await;
+    assert_eq!(status, 403, "the API refuses staff the billing");
+}
