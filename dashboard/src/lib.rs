@@ -21,6 +21,7 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub mod analytics;
 pub mod api;
 pub mod billing;
 pub mod calendar;
@@ -105,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         .route("/setup/week", post(setup::save_week))
         .route("/whatsapp", get(whatsapp::whatsapp).post(whatsapp::connect))
         .route("/billing", get(billing::billing).post(billing::act))
+        .route("/analytics", get(analytics::analytics))
         .route("/team", get(team::team))
         .route("/team/invite", post(team::invite))
         .route("/team/users/{id}/{action}", post(team::member_action))

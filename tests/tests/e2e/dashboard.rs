@@ -1335,3 +1335,55 @@ async fn an_owner_subscribes_through_checkout_switches_plan_and_ends_it() {
     let (status, _) = query.get("/v1/billing", &staff, None).await;
     assert_eq!(status, 403, "the API refuses staff the billing");
 }
+
+/// The Analytics page over the analytics consumer's read side: the headline numbers, the
+/// bookings chart with its table, the busiest hours, the split by service; per range.
+#[tokio::test]
+async fn the_analytics_page_shows_the_numbers_a_chart_and_its_table() {
+    let app = spawn_command_api().await;
+    let _projector = spawn_projector(projector_settings(&app.db, &app.nats)).await;
+    let _analytics =
+        e2e_tests::spawn_analytics(e2e_tests::analytics_settings(&app.db, &app.nats)).await;
+    let query = spawn_query_api(query_api_settings(&app.db, &app.nats)).await;
+    let dashboard = spawn_dashboard(&app.db, &app.nats, &app.address, &query.address).await;
+    let t = Tenant {
+        owner: app.onboard("dash-stats").await,
+        app: &app,
+    };
+    let service = t.configured().await;
+    for (hour, phone) in [(10, "+34600000001"), (12, "+34600000002")] {
+        let (status, body) = t.book(&service, &slot(hour), phone, None).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let mut browser = Browser::new(&dashboard);
+    browser.sign_in("dash-stats").await;
+    let (status, _, page) =
+        eventually_page(&browser, "/analytics?range=30d", r#"<p class="big">2</p>"#).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Bookings made, by day"), "{page}");
+    assert!(
+        page.contains(r#"aria-current="page">Last 30 days"#),
+        "{page}"
+    );
+    assert!(page.contains(r#"<rect class="bar""#), "the chart: {page}");
+    assert!(
+        page.contains(r#"<td class="num">2</td>"#),
+        "its table: {page}"
+    );
+    // The appointments are still to come: nothing to split yet.
+    assert!(
+        page.contains("By service: no appointments in this range yet."),
+        "{page}"
+    );
+    assert!(!page.contains("<script>"), "no inline script");
+    let (status, _, page) = browser.get("/analytics?range=12m").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Bookings made, by month"), "{page}");
+    // An unknown range is the default one, not an error.
+    let (status, _, page) = browser.get("/analytics?range=forever").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(r#"aria-current="page">Last 12 weeks"#),
+        "{page}"
+    );
+}
