@@ -266,6 +266,22 @@ impl Api {
         .await
     }
 
+    /// Signs a business up: its answer (the tenant, the owner's tokens) or the refusal.
+    pub async fn sign_up(&self, body: Value) -> Result<Value, Failure> {
+        let response = self
+            .client
+            .post(format!("{}/v1/tenants", self.command))
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status == 201 {
+            return Ok(body);
+        }
+        Err(Failure::from_problem(status, &body))
+    }
+
     /// A POST to the command API without a session (password resets): `Ok` on any 2xx.
     pub async fn public(&self, path: &str, body: Value) -> Result<(), Failure> {
         let response = self

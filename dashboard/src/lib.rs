@@ -30,6 +30,7 @@ pub mod pages;
 pub mod reset;
 pub mod session;
 pub mod setup;
+pub mod signup;
 pub mod team;
 pub mod whatsapp;
 
@@ -121,6 +122,7 @@ pub fn router(state: AppState) -> Router {
             get(reset::forgot_form).post(reset::forgot),
         )
         .route("/reset-password", get(reset::reset_form).post(reset::reset))
+        .route("/signup", get(signup::signup_form).post(signup::signup))
         .route("/static/{*path}", get(pages::asset))
         .layer(axum::middleware::from_fn_with_state(
             state.sessions.clone(),

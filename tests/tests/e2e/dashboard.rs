@@ -1387,3 +1387,63 @@ async fn the_analytics_page_shows_the_numbers_a_chart_and_its_table() {
         "{page}"
     );
 }
+
+/// A business signs up from the dashboard: mistakes are said next to their fields (and what
+/// was typed is kept, but the password), then the owner lands on Setup, signed in; the same
+/// short name again is taken.
+#[tokio::test]
+async fn a_business_signs_up_and_lands_on_setup_signed_in() {
+    let app = spawn_command_api().await;
+    let _projector = spawn_projector(projector_settings(&app.db, &app.nats)).await;
+    let query = spawn_query_api(query_api_settings(&app.db, &app.nats)).await;
+    let dashboard = spawn_dashboard(&app.db, &app.nats, &app.address, &query.address).await;
+    let mut browser = Browser::new(&dashboard);
+    let (status, _, page) = browser.get("/signup").await;
+    assert_eq!(status, 200);
+    assert!(page.contains(r#"<label for="time_zone">"#), "{page}");
+    let form = |slug: &'static str, password: &'static str| {
+        [
+            ("business_name", "Barbería Sol"),
+            ("slug", slug),
+            ("email", "owner@barberia-sol.example"),
+            ("password", password),
+            ("time_zone", "Europe/Madrid"),
+        ]
+    };
+    let (status, _, page) = browser
+        .post(
+            "/signup",
+            &form("Not A Slug!", "short"),
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains(r#"id="slug-error""#), "{page}");
+    assert!(page.contains(r#"id="password-error""#), "{page}");
+    assert!(page.contains(r#"value="Barbería Sol""#), "{page}");
+    assert!(!page.contains("short\""), "the password is not shown back");
+    let (status, headers, _) = browser
+        .post(
+            "/signup",
+            &form("barberia-sol", "a long enough password"),
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 303);
+    let to = headers["location"].to_str().unwrap().to_owned();
+    assert!(to.starts_with("/setup?after="), "{to}");
+    let (status, _, page) = browser.get(&to).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Welcome!"), "{page}");
+    assert!(page.contains("Barbería Sol"), "{page}");
+    let mut other = Browser::new(&dashboard);
+    let (status, _, page) = other
+        .post(
+            "/signup",
+            &form("barberia-sol", "a long enough password"),
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 409, "{page}");
+    assert!(other.cookie.is_none());
+}
