@@ -50,7 +50,7 @@ FAKE_STRIPE_ADDR="127.0.0.1:$stripe_port" \
   "$bin/fake-stripe" >.data/logs/fake-stripe.log 2>&1 & pids+=($!)
 APP__HTTP__PORT="$command_port" APP__WHATSAPP__API_BASE_URL="$fake_url" \
   APP__STRIPE__API_BASE_URL="$stripe_url" APP__STRIPE__WEBHOOK_SECRETS="$stripe_secret" \
-  APP__WEBHOOKS__ALLOW_HTTP=true \
+  APP__WEBHOOKS__ALLOW_HTTP=true APP__LIMITS__TRUSTED_PROXIES="127.0.0.1,::1" \
   env $(as_nats command-api) "$bin/command-api" >.data/logs/command-api.log 2>&1 & pids+=($!)
 APP__HTTP__PORT="$query_port" env $(as_nats query-api) "$bin/query-api" >.data/logs/query-api.log 2>&1 & pids+=($!)
 APP__HTTP__PORT="$projector_port" APP__SENDER__API_BASE_URL="$fake_url" \

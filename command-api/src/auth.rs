@@ -1,11 +1,9 @@
 //! Sessions over HTTP: login, refresh (rotating, with reuse detection), logout, who-am-I. The
 //! use cases are `app::sessions`; this mints the access token of each session.
 
-use std::net::SocketAddr;
-
 use app::sessions::{Login, Session};
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use domain::access::{Permission, Role};
@@ -16,6 +14,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::caller::{Actor, Caller};
+use crate::client::ClientIp;
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenPair {
@@ -59,15 +58,12 @@ pub struct LoginRequest {
 async fn guard_account(
     state: &AppState,
     what: &str,
-    peer: SocketAddr,
+    client: std::net::IpAddr,
     slug: &str,
     email: &str,
 ) -> Result<Option<Uuid>, Problem> {
     state
-        .limit(
-            &format!("{what}-ip:{}", peer.ip()),
-            crate::limits::LOGIN_PER_IP,
-        )
+        .limit(&format!("{what}-ip:{client}"), crate::limits::LOGIN_PER_IP)
         .await?;
     let tenant_id = app::sessions::tenant_of_slug(&state.app, slug).await?;
     let account = format!(
@@ -95,10 +91,10 @@ async fn guard_account(
 )]
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Json<TokenPair>, Problem> {
-    let tenant_id = guard_account(&state, "login", peer, &request.slug, &request.email).await?;
+    let tenant_id = guard_account(&state, "login", client, &request.slug, &request.email).await?;
     let session = app::sessions::login(
         &state.app,
         Login {
@@ -229,10 +225,10 @@ pub struct PasswordResetRequest {
 )]
 pub async fn request_password_reset(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     ApiJson(request): ApiJson<PasswordResetRequest>,
 ) -> Result<StatusCode, Problem> {
-    let tenant_id = guard_account(&state, "reset", peer, &request.slug, &request.email).await?;
+    let tenant_id = guard_account(&state, "reset", client, &request.slug, &request.email).await?;
     app::sessions::request_password_reset(&state.app, tenant_id, &request.email).await?;
     Ok(StatusCode::ACCEPTED)
 }
@@ -266,14 +262,11 @@ impl std::fmt::Debug for PasswordResetConfirm {
 )]
 pub async fn confirm_password_reset(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     ApiJson(request): ApiJson<PasswordResetConfirm>,
 ) -> Result<StatusCode, Problem> {
     state
-        .limit(
-            &format!("reset-ip:{}", peer.ip()),
-            crate::limits::LOGIN_PER_IP,
-        )
+        .limit(&format!("reset-ip:{client}"), crate::limits::LOGIN_PER_IP)
         .await?;
     app::sessions::reset_password(&state.app, &request.token, request.password).await?;
     Ok(StatusCode::NO_CONTENT)

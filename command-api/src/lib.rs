@@ -17,6 +17,7 @@ pub mod billing;
 pub mod bookings;
 pub mod cache;
 pub mod caller;
+pub mod client;
 pub mod config;
 pub mod conversations;
 pub mod idempotency;
@@ -75,6 +76,10 @@ onboard_per_minute = 60
 # burst; beyond it the bot answers the latest message when the limit allows.
 webhook_per_phone_per_minute = 20
 webhook_per_phone_burst = 20
+# The proxies (the dashboard, a load balancer) whose X-Forwarded-For names the client: the
+# per-address limits count the address they name. Nobody else's header is believed.
+# Addresses, comma-separated.
+trusted_proxies = ""
 
 [whatsapp]
 api_base_url = "https://graph.facebook.com"
@@ -188,6 +193,10 @@ pub struct LimitSettings {
     /// (they are still recorded), and the burst allowed.
     pub webhook_per_phone_per_minute: u32,
     pub webhook_per_phone_burst: u32,
+    /// Whose `X-Forwarded-For` is believed (see [`client::ClientIp`]): addresses,
+    /// comma-separated.
+    #[serde(default)]
+    pub trusted_proxies: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -218,6 +227,8 @@ pub struct AppState {
     pub onboard_quota: platform::ratelimit::Quota,
     pub onboard_global_quota: platform::ratelimit::Quota,
     pub webhook_phone_quota: platform::ratelimit::Quota,
+    /// Whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: std::sync::Arc<Vec<std::net::IpAddr>>,
     /// One webhook turn per conversation at a time in this process.
     pub conversations: keyed_lock::KeyedLocks,
     pub stripe: Stripe,
@@ -460,6 +471,20 @@ impl Application {
             webhook_phone_quota: platform::ratelimit::Quota::per_minute(
                 settings.limits.webhook_per_phone_per_minute,
                 settings.limits.webhook_per_phone_burst,
+            ),
+            trusted_proxies: std::sync::Arc::new(
+                settings
+                    .limits
+                    .trusted_proxies
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(|p| {
+                        p.parse().map_err(|_| {
+                            anyhow::anyhow!("limits.trusted_proxies: {p:?} is not an address")
+                        })
+                    })
+                    .collect::<anyhow::Result<Vec<std::net::IpAddr>>>()?,
             ),
             onboard_quota: platform::ratelimit::Quota::per_minute(
                 settings.limits.onboard_per_ip_per_minute,

@@ -1,11 +1,9 @@
 //! Self-service onboarding: a business signs up and gets its owner's tokens.
 
-use std::net::SocketAddr;
-
 use app::onboarding::Onboarding;
 use app::{AppError, FieldError};
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use domain::plan::Plan;
@@ -16,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::{TokenPair, tokens};
+use crate::client::ClientIp;
 use crate::{AppState, request_id};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -100,16 +99,16 @@ pub struct OnboardResponse {
 )]
 pub async fn onboard(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     ApiJson(request): ApiJson<OnboardRequest>,
 ) -> Result<impl IntoResponse, Problem> {
     // Unauthenticated and worth an argon2 hash: limited per address, and all together.
     state
-        .limit(&format!("onboard-ip:{}", peer.ip()), state.onboard_quota)
+        .limit(&format!("onboard-ip:{client}"), state.onboard_quota)
         .await?;
     if let Err(limited) = state.limit("onboard-all", state.onboard_global_quota).await {
-        tracing::warn!(target: "security", peer = %peer.ip(), "sign-ups over the platform's limit");
+        tracing::warn!(target: "security", client = %client, "sign-ups over the platform's limit");
         return Err(limited);
     }
     let onboarding = parse(request)?;

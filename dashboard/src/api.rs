@@ -3,6 +3,7 @@
 //! renewed once with the refresh token (which rotates) and the read tried again; a refresh
 //! refused means the session is over. Answers are the APIs' own types.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use command_api::auth::TokenPair;
@@ -74,6 +75,15 @@ impl Failure {
     }
 }
 
+/// Says whose request this is (the browser's address) to the command API, which counts its
+/// per-address limits by it when it trusts the dashboard as a proxy.
+fn forwarded(request: reqwest::RequestBuilder, client: Option<IpAddr>) -> reqwest::RequestBuilder {
+    match client {
+        Some(ip) => request.header("x-forwarded-for", ip.to_string()),
+        None => request,
+    }
+}
+
 impl From<reqwest::Error> for Failure {
     fn from(err: reqwest::Error) -> Self {
         Failure::Unavailable(err.to_string())
@@ -103,13 +113,20 @@ impl Api {
         })
     }
 
-    async fn tokens(&self, path: &str, body: Value) -> Result<TokenPair, Failure> {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.command))
-            .json(&body)
-            .send()
-            .await?;
+    async fn tokens(
+        &self,
+        path: &str,
+        body: Value,
+        client: Option<IpAddr>,
+    ) -> Result<TokenPair, Failure> {
+        let response = forwarded(
+            self.client
+                .post(format!("{}{path}", self.command))
+                .json(&body),
+            client,
+        )
+        .send()
+        .await?;
         let status = response.status().as_u16();
         if status == 200 {
             return Ok(response.json().await?);
@@ -126,12 +143,13 @@ impl Api {
         email: &str,
         password: &str,
         totp: Option<&str>,
+        client: Option<IpAddr>,
     ) -> Result<TokenPair, Failure> {
         let mut body = json!({"slug": slug, "email": email, "password": password});
         if let Some(code) = totp {
             body["totp"] = json!(code);
         }
-        self.tokens("/v1/auth/login", body).await
+        self.tokens("/v1/auth/login", body, client).await
     }
 
     /// Ends the session on the platform too (its refresh token is revoked).
@@ -258,22 +276,26 @@ impl Api {
         &self,
         token: &str,
         password: &str,
+        client: Option<IpAddr>,
     ) -> Result<TokenPair, Failure> {
         self.tokens(
             "/v1/auth/accept-invitation",
             json!({"invitation_token": token, "password": password}),
+            client,
         )
         .await
     }
 
     /// Signs a business up: its answer (the tenant, the owner's tokens) or the refusal.
-    pub async fn sign_up(&self, body: Value) -> Result<Value, Failure> {
-        let response = self
-            .client
-            .post(format!("{}/v1/tenants", self.command))
-            .json(&body)
-            .send()
-            .await?;
+    pub async fn sign_up(&self, body: Value, client: Option<IpAddr>) -> Result<Value, Failure> {
+        let response = forwarded(
+            self.client
+                .post(format!("{}/v1/tenants", self.command))
+                .json(&body),
+            client,
+        )
+        .send()
+        .await?;
         let status = response.status().as_u16();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if status == 201 {
@@ -283,13 +305,20 @@ impl Api {
     }
 
     /// A POST to the command API without a session (password resets): `Ok` on any 2xx.
-    pub async fn public(&self, path: &str, body: Value) -> Result<(), Failure> {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.command))
-            .json(&body)
-            .send()
-            .await?;
+    pub async fn public(
+        &self,
+        path: &str,
+        body: Value,
+        client: Option<IpAddr>,
+    ) -> Result<(), Failure> {
+        let response = forwarded(
+            self.client
+                .post(format!("{}{path}", self.command))
+                .json(&body),
+            client,
+        )
+        .send()
+        .await?;
         let status = response.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(());
@@ -338,6 +367,7 @@ impl Api {
                     .tokens(
                         "/v1/auth/refresh",
                         json!({"refresh_token": session.refresh_token}),
+                        None,
                     )
                     .await
                 {

@@ -35,6 +35,14 @@ pub fn same_origin(request: &Request) -> Option<bool> {
     Some(origin_host == host)
 }
 
+/// The browser's address (told to the command API, whose per-address limits count it).
+pub fn client_of(request: &Request) -> Option<std::net::IpAddr> {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
 /// Marks a request whose origin the browser did not vouch for: its form must carry the CSRF
 /// token.
 #[derive(Debug, Clone, Copy)]

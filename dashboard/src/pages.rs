@@ -269,6 +269,7 @@ pub async fn login(State(state): State<AppState>, request: Request) -> Response 
         )
             .into_response();
     }
+    let client = crate::guard::client_of(&request);
     let Ok(Form(form)) = Form::<LoginForm>::from_request(request, &()).await else {
         return render(
             &LoginPage {
@@ -281,7 +282,13 @@ pub async fn login(State(state): State<AppState>, request: Request) -> Response 
     let totp = Some(form.totp.trim()).filter(|c| !c.is_empty());
     match state
         .api
-        .login(form.slug.trim(), form.email.trim(), &form.password, totp)
+        .login(
+            form.slug.trim(),
+            form.email.trim(),
+            &form.password,
+            totp,
+            client,
+        )
         .await
     {
         Ok(pair) => {

@@ -57,6 +57,7 @@ pub async fn forgot(State(state): State<AppState>, request: Request) -> Response
     if request.extensions().get::<NeedsToken>().is_some() {
         return unvouched();
     }
+    let client = crate::guard::client_of(&request);
     let Ok(Form(form)) = Form::<ForgotForm>::from_request(request, &()).await else {
         return StatusCode::UNPROCESSABLE_ENTITY.into_response();
     };
@@ -65,6 +66,7 @@ pub async fn forgot(State(state): State<AppState>, request: Request) -> Response
         .public(
             "/v1/auth/password-reset",
             serde_json::json!({"slug": form.slug.trim(), "email": form.email.trim()}),
+            client,
         )
         .await;
     let (sent, error, status) = match asked {
@@ -132,6 +134,7 @@ pub async fn reset(State(state): State<AppState>, request: Request) -> Response 
     if request.extensions().get::<NeedsToken>().is_some() {
         return unvouched();
     }
+    let client = crate::guard::client_of(&request);
     let Ok(Form(form)) = Form::<ResetForm>::from_request(request, &()).await else {
         return StatusCode::UNPROCESSABLE_ENTITY.into_response();
     };
@@ -140,6 +143,7 @@ pub async fn reset(State(state): State<AppState>, request: Request) -> Response 
         .public(
             "/v1/auth/password-reset/confirm",
             serde_json::json!({"token": form.token.trim(), "password": form.password}),
+            client,
         )
         .await;
     match done {

@@ -91,18 +91,22 @@ pub async fn signup(State(state): State<AppState>, request: Request) -> Response
         )
             .into_response();
     }
+    let client = crate::guard::client_of(&request);
     let Ok(Form(form)) = Form::<SignupForm>::from_request(request, &()).await else {
         return StatusCode::UNPROCESSABLE_ENTITY.into_response();
     };
     let created = state
         .api
-        .sign_up(serde_json::json!({
+        .sign_up(
+            serde_json::json!({
             "business_name": form.business_name.trim(),
             "slug": form.slug.trim().to_lowercase(),
             "owner_email": form.email.trim(),
             "owner_password": form.password,
             "time_zone": form.time_zone.trim(),
-        }))
+            }),
+            client,
+        )
         .await;
     match created {
         Ok(answer) => {

@@ -520,12 +520,13 @@ pub async fn accept(State(state): State<AppState>, request: Request) -> Response
         )
             .into_response();
     }
+    let client = crate::guard::client_of(&request);
     let Ok(Form(form)) = Form::<AcceptForm>::from_request(request, &()).await else {
         return StatusCode::UNPROCESSABLE_ENTITY.into_response();
     };
     match state
         .api
-        .accept_invitation(form.token.trim(), &form.password)
+        .accept_invitation(form.token.trim(), &form.password, client)
         .await
     {
         Ok(pair) => {

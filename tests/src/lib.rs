@@ -247,6 +247,7 @@ pub fn command_api_settings_with_graph(
             // As shipped (command-api's defaults).
             webhook_per_phone_per_minute: 20,
             webhook_per_phone_burst: 20,
+            trusted_proxies: String::new(),
         },
         whatsapp: command_api::WhatsAppSettings {
             api_base_url: graph_url.to_owned(),

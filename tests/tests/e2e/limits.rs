@@ -136,3 +136,47 @@ async fn sign_ups_from_many_addresses_together_are_capped() {
     assert_eq!(created + limited, 12, "{statuses:?}");
     assert!((5..=6).contains(&created), "{statuses:?}");
 }
+
+/// Behind a trusted proxy (the dashboard, a load balancer) each client is counted by the
+/// address the proxy names; a client that is not the proxy cannot pick the address it is
+/// counted under.
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_has_its_own_limit_and_nobody_else_can_pick_one() {
+    let sign_up = |app: &CommandApp, i: usize, from: &'static str| {
+        let request = app
+            .client
+            .post(format!("{}/v1/tenants", app.address))
+            .header("x-forwarded-for", from)
+            .json(&CommandApp::onboarding(&format!("proxied-{i}")))
+            .send();
+        async move { request.await.unwrap().status().as_u16() }
+    };
+    let trusting = spawn_command_api_tuned("http://127.0.0.1:1", REDIS_URL, |s| {
+        s.limits.onboard_per_ip_per_minute = 2;
+        s.limits.trusted_proxies = "127.0.0.1, ::1".into();
+    })
+    .await;
+    let mut statuses = vec![];
+    for (i, from) in [(0, "203.0.113.7"), (1, "203.0.113.7"), (2, "203.0.113.7")] {
+        statuses.push(sign_up(&trusting, i, from).await);
+    }
+    assert_eq!(statuses, [201, 201, 429], "one client's limit");
+    // Another client behind the same proxy has its own; a forged earlier entry changes nothing.
+    assert_eq!(sign_up(&trusting, 3, "198.51.100.1").await, 201);
+    assert_eq!(sign_up(&trusting, 4, "192.0.2.1, 203.0.113.7").await, 429);
+
+    // Not a trusted proxy: the header is ignored, every request is the peer's.
+    let wary = spawn_command_api_tuned("http://127.0.0.1:1", REDIS_URL, |s| {
+        s.limits.onboard_per_ip_per_minute = 2;
+    })
+    .await;
+    let mut statuses = vec![];
+    for (i, from) in [(10, "203.0.113.7"), (11, "198.51.100.1"), (12, "192.0.2.9")] {
+        statuses.push(sign_up(&wary, i, from).await);
+    }
+    assert_eq!(
+        statuses,
+        [201, 201, 429],
+        "counted as the peer, whatever it says"
+    );
+}
