@@ -82,6 +82,11 @@ bench-eventstore: services
 bench-commands: services
     cargo bench -q -p e2e-tests --bench commands
 
+# Dashboard benchmark: each page's latency (p50, p99) and CPU time per page with 50 members at
+# once, beside the query API's read of the day's bookings at the same concurrency
+bench-dashboard *ARGS: services
+    cargo bench -q -p e2e-tests --bench dashboard -- {{ARGS}}
+
 # Read side benchmark: projection throughput and lag, query API latency, rebuild over 1M events
 bench-read: services
     cargo bench -q -p e2e-tests --bench read

@@ -405,7 +405,10 @@ async fn main() {
         args.tenants,
         started.elapsed().as_secs_f64()
     );
-    let query = Arc::new(spawn_query_api(query_api_settings(&db, &nats)).await);
+    // The consistency wait as shipped (the tests' is longer).
+    let mut settings = query_api_settings(&db, &nats);
+    settings.consistency.max_wait_ms = 2000;
+    let query = Arc::new(spawn_query_api(settings).await);
     let mut tokens = Vec::with_capacity(args.tenants);
     for i in 0..args.tenants {
         tokens.push(

@@ -84,7 +84,10 @@ async fn main() {
 
     // 2. Lag: steady appends through the event store, each visible through the query API
     // (the request carries the append's consistency token and returns once it is applied).
-    let query = Arc::new(spawn_query_api(query_api_settings(&db, &nats)).await);
+    // The consistency wait as shipped (the tests' is longer).
+    let mut settings = query_api_settings(&db, &nats);
+    settings.consistency.max_wait_ms = 2000;
+    let query = Arc::new(spawn_query_api(settings).await);
     let store = EventStore::new(db.app_pool().await);
     let vault = db.superuser_url_pool().await;
     let mut tokens = Vec::with_capacity(args.tenants);

@@ -691,7 +691,11 @@ pub fn query_api_settings(db: &TestDb, nats: &TestNats) -> query_api::Settings {
         log: s.log,
         auth: test_auth_settings(),
         operator_auth: test_operator_settings(),
-        consistency: query_api::ConsistencySettings { max_wait_ms: 2000 },
+        // Longer than shipped (2 s): six tests at once on two shared cores can keep the
+        // projections a few seconds behind, and a read with a token is then only slower.
+        consistency: query_api::ConsistencySettings {
+            max_wait_ms: 10_000,
+        },
         billing: query_api::BillingSettings { trial_days: 14 },
     }
 }

@@ -337,8 +337,10 @@ async fn every_query_refuses_what_is_not_the_callers() {
 #[tokio::test]
 async fn a_genuine_token_the_projections_have_not_reached_waits_then_answers_503() {
     let app = spawn_command_api().await;
-    // No projector: nothing reaches the read models.
-    let query = spawn_query_api(query_api_settings(&app.db, &app.nats)).await;
+    // No projector: nothing reaches the read models. The wait as shipped.
+    let mut settings = query_api_settings(&app.db, &app.nats);
+    settings.consistency.max_wait_ms = 2000;
+    let query = spawn_query_api(settings).await;
     let t = Tenant {
         owner: app.onboard("unprojected").await,
         app: &app,
