@@ -63,6 +63,17 @@ impl Failure {
         }
     }
 
+    /// The status a page answers with for this failure.
+    pub fn status(&self) -> axum::http::StatusCode {
+        use axum::http::StatusCode;
+        match self {
+            Failure::Refused { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY)
+            }
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
     /// The message shown for the field `name`, if the API named it.
     pub fn field(&self, name: &str) -> Option<&str> {
         match self {

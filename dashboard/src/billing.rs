@@ -3,8 +3,7 @@
 //! the subscription, and the invoices.
 
 use askama::Template;
-use axum::Form;
-use axum::extract::{FromRequest as _, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use query_api::billing::{BillingView, InvoiceView};
@@ -14,8 +13,7 @@ use serde_json::Value;
 
 use crate::AppState;
 use crate::api::Failure;
-use crate::guard::NeedsToken;
-use crate::pages::{Member, encoded, failed, money, render, see_other, signed_in};
+use crate::pages::{Member, encoded, failed, member_form, money, render, see_other};
 use crate::session::random_token;
 
 /// A usage line: what, used, the limit (or none), and how full it is, for a `<meter>`.
@@ -226,24 +224,8 @@ pub struct BillingForm {
 /// `POST /billing`: subscribe (to Stripe's checkout page), switch plan, or end the
 /// subscription at the period's end.
 pub async fn act(State(state): State<AppState>, request: Request) -> Response {
-    let needs_token = request.extensions().get::<NeedsToken>().is_some();
-    let headers = request.headers().clone();
-    let Ok(Form(form)) = Form::<BillingForm>::from_request(request, &()).await else {
-        return StatusCode::UNPROCESSABLE_ENTITY.into_response();
-    };
-    let (id, session) = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
-    if needs_token && form.csrf != session.csrf {
-        return (
-            StatusCode::FORBIDDEN,
-            "This form has expired: reload the page.",
-        )
-            .into_response();
-    }
-    let mut m = match Member::with_business(&state, id, session).await {
-        Ok(m) => m,
+    let (mut m, form) = match member_form::<BillingForm>(&state, request).await {
+        Ok(x) => x,
         Err(response) => return response,
     };
     let cycle = if form.cycle == "yearly" {

@@ -8,8 +8,7 @@
 //! widget; the grid here does the same job without one).
 
 use askama::Template;
-use axum::Form;
-use axum::extract::{FromRequest as _, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Datelike as _, Duration, NaiveDate, NaiveTime, Utc};
@@ -22,10 +21,9 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::api::Failure;
-use crate::guard::NeedsToken;
 use crate::pages::{
-    Appointment, Member, appointment, encoded, failed, instant, midnight, render, see_other,
-    signed_in,
+    Appointment, Member, appointment, encoded, failed, instant, member_form, midnight, render,
+    see_other,
 };
 use crate::session::random_token;
 
@@ -498,24 +496,8 @@ fn typed_instant(date: &str, time: &str, tz: Tz) -> Option<DateTime<Utc>> {
 /// with the write's consistency token); refused, the form again with what was typed and why,
 /// next to the field at fault.
 pub async fn create_booking(State(state): State<AppState>, request: Request) -> Response {
-    let needs_token = request.extensions().get::<NeedsToken>().is_some();
-    let headers = request.headers().clone();
-    let Ok(Form(form)) = Form::<NewBookingForm>::from_request(request, &()).await else {
-        return StatusCode::UNPROCESSABLE_ENTITY.into_response();
-    };
-    let (id, session) = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
-    if needs_token && form.csrf != session.csrf {
-        return (
-            StatusCode::FORBIDDEN,
-            "This form has expired: reload the page.",
-        )
-            .into_response();
-    }
-    let mut m = match Member::with_business(&state, id, session).await {
-        Ok(m) => m,
+    let (mut m, form) = match member_form::<NewBookingForm>(&state, request).await {
+        Ok(x) => x,
         Err(response) => return response,
     };
     let (mut page, tz) = match new_booking_page(&state, &mut m, &form).await {
@@ -729,24 +711,8 @@ pub async fn reschedule(
     Path(booking): Path<String>,
     request: Request,
 ) -> Response {
-    let needs_token = request.extensions().get::<NeedsToken>().is_some();
-    let headers = request.headers().clone();
-    let Ok(Form(form)) = Form::<MoveForm>::from_request(request, &()).await else {
-        return StatusCode::UNPROCESSABLE_ENTITY.into_response();
-    };
-    let (id, session) = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
-    if needs_token && form.csrf != session.csrf {
-        return (
-            StatusCode::FORBIDDEN,
-            "This form has expired: reload the page.",
-        )
-            .into_response();
-    }
-    let mut m = match Member::with_business(&state, id, session).await {
-        Ok(m) => m,
+    let (mut m, form) = match member_form::<MoveForm>(&state, request).await {
+        Ok(x) => x,
         Err(response) => return response,
     };
     let Ok(booking_id) = booking.parse::<uuid::Uuid>() else {

@@ -87,6 +87,46 @@ pub(crate) async fn signed_in(
     }
 }
 
+/// The answer to a form whose CSRF token is not the session's.
+pub(crate) fn form_expired() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        "This form has expired: reload the page.",
+    )
+        .into_response()
+}
+
+/// A form sent by a signed-in member: the member with their business, and the form's fields
+/// as `F` (a `Vec<(String, String)>` keeps a checkbox group's repeated names). A body that is
+/// not a form is a 422; a form whose origin the browser did not vouch for needs the session's
+/// CSRF token (its `csrf` field).
+pub(crate) async fn member_form<F: serde::de::DeserializeOwned>(
+    state: &AppState,
+    request: Request,
+) -> Result<(Member, F), Response> {
+    let needs_token = request.extensions().get::<NeedsToken>().is_some();
+    let headers = request.headers().clone();
+    let body = axum::body::Bytes::from_request(request, &())
+        .await
+        .map_err(|_| StatusCode::UNPROCESSABLE_ENTITY.into_response())?;
+    let (fields, form) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+        .and_then(|fields| Ok((fields, serde_urlencoded::from_bytes::<F>(&body)?)))
+        .map_err(|_| StatusCode::UNPROCESSABLE_ENTITY.into_response())?;
+    let (id, session) = signed_in(state, &headers).await?;
+    if needs_token && field(&fields, "csrf") != session.csrf {
+        return Err(form_expired());
+    }
+    Ok((Member::with_business(state, id, session).await?, form))
+}
+
+/// A form field's value, trimmed (`""` when absent).
+pub(crate) fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.trim())
+}
+
 /// A signed-in member on a page: their session, and their business (its name and time zone,
 /// which every page shows times in).
 pub(crate) struct Member {
@@ -368,11 +408,7 @@ pub async fn logout(State(state): State<AppState>, request: Request) -> Response
         Err(response) => return response,
     };
     if needs_token && form.csrf != session.csrf {
-        return (
-            StatusCode::FORBIDDEN,
-            "This form has expired: reload the page.",
-        )
-            .into_response();
+        return form_expired();
     }
     // The platform revokes the refresh token; the session is forgotten here whatever it says.
     let _ = state.api.logout(&session).await;
@@ -742,11 +778,7 @@ pub async fn booking_action(
         Err(response) => return response,
     };
     if needs_token && form.csrf != session.csrf {
-        return (
-            StatusCode::FORBIDDEN,
-            "This form has expired: reload the page.",
-        )
-            .into_response();
+        return form_expired();
     }
     let Ok(booking_id) = booking.parse::<uuid::Uuid>() else {
         return StatusCode::NOT_FOUND.into_response();
@@ -1176,11 +1208,7 @@ pub async fn conversation_action(
         Err(response) => return response,
     };
     if needs_token && form.csrf != session.csrf {
-        return (
-            StatusCode::FORBIDDEN,
-            "This form has expired: reload the page.",
-        )
-            .into_response();
+        return form_expired();
     }
     let (command, body) = match action.as_str() {
         "take-over" => ("handoff", serde_json::json!({})),

@@ -3,8 +3,7 @@
 //! page was read at: saved over someone else's change, it is refused ("reload"), never lost.
 
 use askama::Template;
-use axum::body::Bytes;
-use axum::extract::{FromRequest as _, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::bot_config::Service;
@@ -14,8 +13,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::api::Failure;
-use crate::guard::NeedsToken;
-use crate::pages::{Member, encoded, failed, money, render, see_other, signed_in};
+use crate::pages::{Member, encoded, failed, field, member_form, money, render, see_other};
 use crate::session::random_token;
 
 const WEEK: [(&str, &str); 7] = [
@@ -179,36 +177,6 @@ pub async fn setup(
     Ok(render(&page, StatusCode::OK))
 }
 
-/// A form of the page: the member and its fields.
-async fn member_with_form(
-    state: &AppState,
-    request: Request,
-) -> Result<(Member, Vec<(String, String)>), Response> {
-    let needs_token = request.extensions().get::<NeedsToken>().is_some();
-    let headers = request.headers().clone();
-    let body = Bytes::from_request(request, &())
-        .await
-        .map_err(|_| StatusCode::UNPROCESSABLE_ENTITY.into_response())?;
-    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
-        .map_err(|_| StatusCode::UNPROCESSABLE_ENTITY.into_response())?;
-    let (id, session) = signed_in(state, &headers).await?;
-    if needs_token && value(&fields, "csrf") != session.csrf {
-        return Err((
-            StatusCode::FORBIDDEN,
-            "This form has expired: reload the page.",
-        )
-            .into_response());
-    }
-    Ok((Member::with_business(state, id, session).await?, fields))
-}
-
-fn value<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
-    fields
-        .iter()
-        .find(|(k, _)| k == name)
-        .map_or("", |(_, v)| v.trim())
-}
-
 /// An amount typed as `25`, `25.5` or `25,50`, in minor units.
 fn minor_units(typed: &str) -> Option<i64> {
     let typed = typed.trim().replace(',', ".");
@@ -219,15 +187,6 @@ fn minor_units(typed: &str) -> Option<i64> {
     let units: i64 = units.parse().ok().filter(|u| *u >= 0)?;
     let cents: i64 = format!("{cents:0<2}").parse().ok()?;
     Some(units * 100 + cents)
-}
-
-fn status_of(failure: &Failure) -> StatusCode {
-    match failure {
-        Failure::Refused { status, .. } => {
-            StatusCode::from_u16(*status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY)
-        }
-        _ => StatusCode::SERVICE_UNAVAILABLE,
-    }
 }
 
 /// The API's reasons, each with its field.
@@ -244,16 +203,16 @@ fn reasons(failure: &Failure) -> Vec<String> {
 
 /// `POST /setup/services`: adds a service.
 pub async fn add_service(State(state): State<AppState>, request: Request) -> Response {
-    let (mut m, fields) = match member_with_form(&state, request).await {
+    let (mut m, fields) = match member_form::<Vec<(String, String)>>(&state, request).await {
         Ok(x) => x,
         Err(response) => return response,
     };
     let (name, minutes, price, buffer, currency) = (
-        value(&fields, "name"),
-        value(&fields, "minutes"),
-        value(&fields, "price"),
-        value(&fields, "buffer"),
-        value(&fields, "currency"),
+        field(&fields, "name"),
+        field(&fields, "minutes"),
+        field(&fields, "price"),
+        field(&fields, "buffer"),
+        field(&fields, "currency"),
     );
     let refused = |mut page: SetupPage, why: String, status: StatusCode| {
         page.service_name = name.to_owned();
@@ -280,7 +239,7 @@ pub async fn add_service(State(state): State<AppState>, request: Request) -> Res
         "duration_minutes": minutes.parse::<u32>().unwrap_or(0),
         "buffer_minutes": buffer.parse::<u32>().unwrap_or(0),
     });
-    let key = match value(&fields, "key") {
+    let key = match field(&fields, "key") {
         "" => random_token(),
         key => key.chars().take(200).collect(),
     };
@@ -303,7 +262,7 @@ pub async fn add_service(State(state): State<AppState>, request: Request) -> Res
         )),
         Err(failure @ Failure::Refused { .. }) => {
             let why = reasons(&failure).join("; ");
-            refused(page, why, status_of(&failure))
+            refused(page, why, failure.status())
         }
         Err(failure) => failed(failure),
     }
@@ -315,7 +274,7 @@ pub async fn retire_service(
     Path(service): Path<String>,
     request: Request,
 ) -> Response {
-    let (mut m, _) = match member_with_form(&state, request).await {
+    let (mut m, _) = match member_form::<Vec<(String, String)>>(&state, request).await {
         Ok(x) => x,
         Err(response) => return response,
     };
@@ -347,7 +306,7 @@ pub async fn retire_service(
 /// `POST /setup/week`: the opening hours and booking rules, saved on the version the page was
 /// read at.
 pub async fn save_week(State(state): State<AppState>, request: Request) -> Response {
-    let (mut m, fields) = match member_with_form(&state, request).await {
+    let (mut m, fields) = match member_form::<Vec<(String, String)>>(&state, request).await {
         Ok(x) => x,
         Err(response) => return response,
     };
@@ -355,14 +314,14 @@ pub async fn save_week(State(state): State<AppState>, request: Request) -> Respo
         Ok(x) => x,
         Err(response) => return response,
     };
-    let version: i32 = value(&fields, "version").parse().unwrap_or(-1);
+    let version: i32 = field(&fields, "version").parse().unwrap_or(-1);
     let mut hours = serde_json::Map::new();
     for (key, _) in WEEK {
         let mut ranges = vec![];
         for suffix in ["", "2"] {
             let (open, close) = (
-                value(&fields, &format!("{key}_open{suffix}")),
-                value(&fields, &format!("{key}_close{suffix}")),
+                field(&fields, &format!("{key}_open{suffix}")),
+                field(&fields, &format!("{key}_close{suffix}")),
             );
             if !open.is_empty() || !close.is_empty() {
                 ranges.push(json!({"open": open, "close": close}));
@@ -370,7 +329,7 @@ pub async fn save_week(State(state): State<AppState>, request: Request) -> Respo
         }
         hours.insert(key.to_owned(), Value::Array(ranges));
     }
-    let number = |name: &str| value(&fields, name).parse::<u64>().ok();
+    let number = |name: &str| field(&fields, name).parse::<u64>().ok();
     let mut body = settings.unwrap_or_else(|| {
         json!({
             "time_zone": m.tenant.time_zone,
@@ -406,20 +365,20 @@ pub async fn save_week(State(state): State<AppState>, request: Request) -> Respo
         // be changed again, rather than saving over it.
         Err(failure @ Failure::Refused { status: 412, .. }) => {
             page.conflict = true;
-            render(&page, status_of(&failure))
+            render(&page, failure.status())
         }
         Err(failure @ Failure::Refused { .. }) => {
             // What was typed stays, with why it was refused.
             for day in &mut page.days {
-                day.open = value(&fields, &format!("{}_open", day.key)).to_owned();
-                day.close = value(&fields, &format!("{}_close", day.key)).to_owned();
-                day.open2 = value(&fields, &format!("{}_open2", day.key)).to_owned();
-                day.close2 = value(&fields, &format!("{}_close2", day.key)).to_owned();
+                day.open = field(&fields, &format!("{}_open", day.key)).to_owned();
+                day.close = field(&fields, &format!("{}_close", day.key)).to_owned();
+                day.open2 = field(&fields, &format!("{}_open2", day.key)).to_owned();
+                day.close2 = field(&fields, &format!("{}_close2", day.key)).to_owned();
             }
-            page.min_notice = value(&fields, "min_notice").to_owned();
-            page.horizon = value(&fields, "horizon").to_owned();
+            page.min_notice = field(&fields, "min_notice").to_owned();
+            page.horizon = field(&fields, "horizon").to_owned();
             page.week_errors = reasons(&failure);
-            render(&page, status_of(&failure))
+            render(&page, failure.status())
         }
         Err(failure) => failed(failure),
     }

@@ -4,7 +4,6 @@
 
 use askama::Template;
 use axum::Form;
-use axum::body::Bytes;
 use axum::extract::{FromRequest as _, Path, Query, Request, State};
 use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, StatusCode};
@@ -17,7 +16,7 @@ use crate::AppState;
 use crate::api::Failure;
 use crate::calendar::Choice;
 use crate::guard::NeedsToken;
-use crate::pages::{Member, encoded, failed, render, see_other, signed_in, unavailable};
+use crate::pages::{Member, encoded, failed, field, member_form, render, see_other, unavailable};
 use crate::session::{Session, random_token};
 
 /// The roles a member can be given (the owner is the one who signed the business up).
@@ -207,41 +206,8 @@ pub async fn team(
     Ok(render(&page, StatusCode::OK))
 }
 
-/// A form of the page, signed in and checked against cross-site requests: the member, and the
-/// form's fields as pairs (a checkbox group repeats its name).
-async fn member_with_form(
-    state: &AppState,
-    request: Request,
-) -> Result<(Member, Vec<(String, String)>), Response> {
-    let needs_token = request.extensions().get::<NeedsToken>().is_some();
-    let headers = request.headers().clone();
-    let body = Bytes::from_request(request, &())
-        .await
-        .map_err(|_| StatusCode::UNPROCESSABLE_ENTITY.into_response())?;
-    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
-        .map_err(|_| StatusCode::UNPROCESSABLE_ENTITY.into_response())?;
-    let (id, session) = signed_in(state, &headers).await?;
-    let csrf = value(&fields, "csrf");
-    if needs_token && csrf != session.csrf {
-        return Err((
-            StatusCode::FORBIDDEN,
-            "This form has expired: reload the page.",
-        )
-            .into_response());
-    }
-    let m = Member::with_business(state, id, session).await?;
-    Ok((m, fields))
-}
-
-fn value<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
-    fields
-        .iter()
-        .find(|(k, _)| k == name)
-        .map_or("", |(_, v)| v.as_str())
-}
-
 fn key_of(fields: &[(String, String)]) -> String {
-    match value(fields, "key") {
+    match field(fields, "key") {
         "" => random_token(),
         key => key.chars().take(200).collect(),
     }
@@ -256,15 +222,6 @@ fn why(failure: &Failure, field: &str) -> String {
     }
 }
 
-fn status_of(failure: &Failure) -> StatusCode {
-    match failure {
-        Failure::Refused { status, .. } => {
-            StatusCode::from_u16(*status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY)
-        }
-        _ => StatusCode::SERVICE_UNAVAILABLE,
-    }
-}
-
 fn back(token: &str, notice: &str) -> Response {
     see_other(&format!(
         "/team?after={}&notice={}",
@@ -276,11 +233,11 @@ fn back(token: &str, notice: &str) -> Response {
 /// `POST /team/invite`: invites a member by email (the invitation is emailed with a link to
 /// set a password).
 pub async fn invite(State(state): State<AppState>, request: Request) -> Response {
-    let (mut m, fields) = match member_with_form(&state, request).await {
+    let (mut m, fields) = match member_form::<Vec<(String, String)>>(&state, request).await {
         Ok(x) => x,
         Err(response) => return response,
     };
-    let (email, role) = (value(&fields, "email").trim(), value(&fields, "role"));
+    let (email, role) = (field(&fields, "email").trim(), field(&fields, "role"));
     let written = state
         .api
         .write(
@@ -307,7 +264,7 @@ pub async fn invite(State(state): State<AppState>, request: Request) -> Response
             for r in &mut page.roles {
                 r.selected = r.value == role;
             }
-            render(&page, status_of(&failure))
+            render(&page, failure.status())
         }
         Err(failure) => failed(failure),
     }
@@ -319,7 +276,7 @@ pub async fn member_action(
     Path((user, action)): Path<(String, String)>,
     request: Request,
 ) -> Response {
-    let (mut m, fields) = match member_with_form(&state, request).await {
+    let (mut m, fields) = match member_form::<Vec<(String, String)>>(&state, request).await {
         Ok(x) => x,
         Err(response) => return response,
     };
@@ -329,7 +286,7 @@ pub async fn member_action(
     let key = key_of(&fields);
     let (written, done) = match action.as_str() {
         "role" => {
-            let role = value(&fields, "role");
+            let role = field(&fields, "role");
             let written = state
                 .api
                 .send(
@@ -374,7 +331,7 @@ pub async fn member_action(
                 Err(response) => return response,
             };
             page.error = Some(why(&failure, "role"));
-            render(&page, status_of(&failure))
+            render(&page, failure.status())
         }
         Err(failure) => failed(failure),
     }
@@ -383,18 +340,18 @@ pub async fn member_action(
 /// `POST /team/keys`: creates an API key with the scopes ticked; the page shows the key this
 /// once (it is not put in a URL).
 pub async fn create_key(State(state): State<AppState>, request: Request) -> Response {
-    let (mut m, fields) = match member_with_form(&state, request).await {
+    let (mut m, fields) = match member_form::<Vec<(String, String)>>(&state, request).await {
         Ok(x) => x,
         Err(response) => return response,
     };
-    let name = value(&fields, "name").trim().to_owned();
+    let name = field(&fields, "name").trim().to_owned();
     let scopes: Vec<&str> = fields
         .iter()
         .filter(|(k, _)| k == "scope")
         .map(|(_, v)| v.as_str())
         .collect();
     let mut body = serde_json::json!({"name": name, "scopes": scopes});
-    let expires = value(&fields, "expires");
+    let expires = field(&fields, "expires");
     if !expires.is_empty() {
         match NaiveDate::parse_from_str(expires, "%Y-%m-%d")
             .ok()
@@ -440,7 +397,7 @@ pub async fn create_key(State(state): State<AppState>, request: Request) -> Resp
                 .find(|f| failure.field(f).is_some())
                 .unwrap_or("name");
             page.key_error = Some(why(failure, field));
-            status_of(failure)
+            failure.status()
         }
     };
     page.new_key = created;
@@ -453,7 +410,7 @@ pub async fn revoke_key(
     Path(key_id): Path<String>,
     request: Request,
 ) -> Response {
-    let (mut m, fields) = match member_with_form(&state, request).await {
+    let (mut m, fields) = match member_form::<Vec<(String, String)>>(&state, request).await {
         Ok(x) => x,
         Err(response) => return response,
     };
@@ -562,7 +519,7 @@ pub async fn accept(State(state): State<AppState>, request: Request) -> Response
                 (Failure::Refused { detail, .. }, None) => detail.clone(),
                 _ => String::new(),
             };
-            let status = status_of(&failure);
+            let status = failure.status();
             render(
                 &AcceptPage {
                     token: form.token,

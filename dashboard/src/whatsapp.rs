@@ -3,16 +3,14 @@
 //! with the Cloud API before keeping them, sealed), and what to paste into Meta's console.
 
 use askama::Template;
-use axum::Form;
-use axum::extract::{FromRequest as _, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::api::Failure;
-use crate::guard::NeedsToken;
-use crate::pages::{Member, encoded, failed, render, see_other, signed_in};
+use crate::pages::{Member, encoded, failed, member_form, render, see_other};
 use crate::session::random_token;
 
 #[derive(Template)]
@@ -105,24 +103,8 @@ pub struct ConnectForm {
 /// `POST /whatsapp`: connects the number (or replaces it). The secrets are never shown back:
 /// refused, only the number's id is kept in the form.
 pub async fn connect(State(state): State<AppState>, request: Request) -> Response {
-    let needs_token = request.extensions().get::<NeedsToken>().is_some();
-    let headers = request.headers().clone();
-    let Ok(Form(form)) = Form::<ConnectForm>::from_request(request, &()).await else {
-        return StatusCode::UNPROCESSABLE_ENTITY.into_response();
-    };
-    let (id, session) = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
-    if needs_token && form.csrf != session.csrf {
-        return (
-            StatusCode::FORBIDDEN,
-            "This form has expired: reload the page.",
-        )
-            .into_response();
-    }
-    let mut m = match Member::with_business(&state, id, session).await {
-        Ok(m) => m,
+    let (mut m, form) = match member_form::<ConnectForm>(&state, request).await {
+        Ok(x) => x,
         Err(response) => return response,
     };
     let key = if form.key.is_empty() {
