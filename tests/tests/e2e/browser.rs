@@ -207,7 +207,22 @@ impl Chrome {
 }
 
 impl Drop for Chrome {
+    /// Ends the WebDriver session first, so chromedriver quits the browser it started (killing
+    /// chromedriver alone would leave Chromium and its helpers running after every test), then
+    /// stops chromedriver. A blocking `DELETE /session/{id}` on a plain socket: `Drop` cannot
+    /// await, and it must run when a test panics too.
     fn drop(&mut self) {
+        use std::io::{Read as _, Write as _};
+        let rest = self.base.trim_start_matches("http://");
+        let (host, path) = rest.split_once('/').expect("host/session/id");
+        if let Ok(mut socket) = std::net::TcpStream::connect(host) {
+            let _ = socket.set_read_timeout(Some(Duration::from_secs(10)));
+            let request =
+                format!("DELETE /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+            if socket.write_all(request.as_bytes()).is_ok() {
+                let _ = socket.read_to_end(&mut Vec::new());
+            }
+        }
         let _ = self.driver.start_kill();
     }
 }
