@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 pub mod analytics;
 pub mod api;
 pub mod billing;
+pub mod bot;
 pub mod calendar;
 pub mod guard;
 pub mod pages;
@@ -103,8 +104,14 @@ pub fn router(state: AppState) -> Router {
         .route("/inbox/{phone}/{action}", post(pages::conversation_action))
         .route("/setup", get(setup::setup))
         .route("/setup/services", post(setup::add_service))
+        .route(
+            "/setup/services/{id}",
+            get(setup::service).post(setup::save_service),
+        )
         .route("/setup/services/{id}/retire", post(setup::retire_service))
         .route("/setup/week", post(setup::save_week))
+        .route("/setup/bot", get(bot::bot).post(bot::save_bot))
+        .route("/setup/bot/preview", post(bot::bot_preview))
         .route("/whatsapp", get(whatsapp::whatsapp).post(whatsapp::connect))
         .route("/billing", get(billing::billing).post(billing::act))
         .route("/analytics", get(analytics::analytics))

@@ -45,6 +45,16 @@ pub struct DayHours {
     pub close2: String,
 }
 
+/// A day or days the business is closed (a holiday, a week away).
+pub struct ClosureRow {
+    pub from: String,
+    pub to: String,
+    pub reason: String,
+}
+
+/// Blank closure rows under the business's own, to add new ones.
+const BLANK_CLOSURES: usize = 2;
+
 #[derive(Template)]
 #[template(path = "setup.html")]
 pub struct SetupPage {
@@ -58,6 +68,11 @@ pub struct SetupPage {
     pub days: Vec<DayHours>,
     pub min_notice: String,
     pub horizon: String,
+    pub closures: Vec<ClosureRow>,
+    /// The payment methods customers may choose: cash, a bank transfer's details, a link.
+    pub cash: bool,
+    pub transfer: String,
+    pub link: String,
     pub currency: String,
     pub service_name: String,
     pub service_minutes: String,
@@ -127,6 +142,28 @@ async fn setup_page(
             .map(|n| n.to_string())
             .unwrap_or_default()
     };
+    let text = |v: &Value, name: &str| v[name].as_str().unwrap_or_default().to_owned();
+    let mut closures: Vec<ClosureRow> = settings
+        .as_ref()
+        .and_then(|s| s["closures"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|c| ClosureRow {
+            from: text(c, "from"),
+            to: text(c, "to"),
+            reason: text(c, "reason"),
+        })
+        .collect();
+    closures.extend((0..BLANK_CLOSURES).map(|_| ClosureRow {
+        from: String::new(),
+        to: String::new(),
+        reason: String::new(),
+    }));
+    let methods = settings
+        .as_ref()
+        .and_then(|s| s["payment_methods"].as_array().cloned())
+        .unwrap_or_else(|| vec![json!({"kind": "cash"})]);
+    let method = |kind: &str| methods.iter().find(|m| m["kind"] == kind);
     let currency = services.services.first().map_or_else(
         || "EUR".to_owned(),
         |s| s.price.currency().as_str().to_owned(),
@@ -141,6 +178,14 @@ async fn setup_page(
         days,
         min_notice: rule("min_notice_minutes"),
         horizon: rule("horizon_days"),
+        closures,
+        cash: method("cash").is_some(),
+        transfer: method("bank_transfer")
+            .map(|m| text(m, "details"))
+            .unwrap_or_default(),
+        link: method("payment_link")
+            .map(|m| text(m, "url"))
+            .unwrap_or_default(),
         currency,
         service_name: String::new(),
         service_minutes: "45".into(),
@@ -190,7 +235,7 @@ fn minor_units(typed: &str) -> Option<i64> {
 }
 
 /// The API's reasons, each with its field.
-fn reasons(failure: &Failure) -> Vec<String> {
+pub(crate) fn reasons(failure: &Failure) -> Vec<String> {
     match failure {
         Failure::Refused { fields, detail, .. } if fields.is_empty() => vec![detail.clone()],
         Failure::Refused { fields, .. } => fields
@@ -338,6 +383,41 @@ pub async fn save_week(State(state): State<AppState>, request: Request) -> Respo
         })
     });
     body["hours"] = Value::Object(hours);
+    let mut closures = vec![];
+    for i in 0.. {
+        let Some((_, from)) = fields
+            .iter()
+            .find(|(n, _)| *n == format!("closure_from_{i}"))
+        else {
+            break;
+        };
+        let to = field(&fields, &format!("closure_to_{i}"));
+        let reason = field(&fields, &format!("closure_reason_{i}")).trim();
+        if from.is_empty() && to.is_empty() {
+            continue;
+        }
+        // One day: its "to" may be left empty.
+        let to = if to.is_empty() { from.as_str() } else { to };
+        let mut closure = json!({"from": from, "to": to});
+        if !reason.is_empty() {
+            closure["reason"] = reason.into();
+        }
+        closures.push(closure);
+    }
+    body["closures"] = Value::Array(closures);
+    let mut methods = vec![];
+    if fields.iter().any(|(n, _)| n == "cash") {
+        methods.push(json!({"kind": "cash"}));
+    }
+    match field(&fields, "transfer").trim() {
+        "" => {}
+        details => methods.push(json!({"kind": "bank_transfer", "details": details})),
+    }
+    match field(&fields, "link").trim() {
+        "" => {}
+        url => methods.push(json!({"kind": "payment_link", "url": url})),
+    }
+    body["payment_methods"] = Value::Array(methods);
     if let Some(n) = number("min_notice") {
         body["rules"]["min_notice_minutes"] = n.into();
     }
@@ -376,8 +456,161 @@ pub async fn save_week(State(state): State<AppState>, request: Request) -> Respo
                 day.close2 = field(&fields, &format!("{}_close2", day.key)).to_owned();
             }
             page.min_notice = field(&fields, "min_notice").to_owned();
+            for (i, row) in page.closures.iter_mut().enumerate() {
+                row.from = field(&fields, &format!("closure_from_{i}")).to_owned();
+                row.to = field(&fields, &format!("closure_to_{i}")).to_owned();
+                row.reason = field(&fields, &format!("closure_reason_{i}")).to_owned();
+            }
+            page.cash = fields.iter().any(|(n, _)| n == "cash");
+            page.transfer = field(&fields, "transfer").to_owned();
+            page.link = field(&fields, "link").to_owned();
             page.horizon = field(&fields, "horizon").to_owned();
             page.week_errors = reasons(&failure);
+            render(&page, failure.status())
+        }
+        Err(failure) => failed(failure),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "service.html")]
+pub struct ServicePage {
+    pub business: String,
+    pub csrf: String,
+    pub service_id: String,
+    pub version: i32,
+    pub active: bool,
+    pub currency: String,
+    pub name: String,
+    pub description: String,
+    pub minutes: String,
+    pub price: String,
+    pub buffer: String,
+    pub capacity: String,
+    pub category: String,
+    pub errors: Vec<String>,
+    pub conflict: bool,
+}
+
+/// The service `id` of the business, with the configuration's version, or 404.
+async fn service_of(
+    state: &AppState,
+    m: &mut Member,
+    id: &str,
+) -> Result<(Service, i32), Response> {
+    let services: ServicesView = m.read(state, "/v1/services").await.map_err(failed)?;
+    let service = services
+        .services
+        .into_iter()
+        .find(|s| s.id.to_string() == id)
+        .ok_or_else(|| StatusCode::NOT_FOUND.into_response())?;
+    let version = match m.read::<BotConfigView>(state, "/v1/bot-config").await {
+        Ok(config) => config.version,
+        Err(Failure::Refused { status: 404, .. }) => 0,
+        Err(failure) => return Err(failed(failure)),
+    };
+    Ok((service, version))
+}
+
+fn service_page(m: &Member, s: &Service, version: i32) -> ServicePage {
+    let minor = s.price.minor();
+    ServicePage {
+        business: m.tenant.business_name.clone(),
+        csrf: m.session.csrf.clone(),
+        service_id: s.id.to_string(),
+        version,
+        active: s.active,
+        currency: s.price.currency().as_str().to_owned(),
+        name: s.name.clone(),
+        description: s.description.clone().unwrap_or_default(),
+        minutes: s.duration.minutes().to_string(),
+        price: format!("{}.{:02}", minor / 100, minor % 100),
+        buffer: s.buffer_minutes.to_string(),
+        capacity: s.capacity.to_string(),
+        category: s.category.clone().unwrap_or_default(),
+        errors: vec![],
+        conflict: false,
+    }
+}
+
+/// `GET /setup/services/{id}`: a service's details to change.
+pub async fn service(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Response> {
+    let mut m = Member::of(&state, &headers).await?;
+    let (service, version) = service_of(&state, &mut m, &id).await?;
+    Ok(render(&service_page(&m, &service, version), StatusCode::OK))
+}
+
+/// `POST /setup/services/{id}`: replaces the service's details (a retired service saved is
+/// offered again), on the configuration's version the page was read at.
+pub async fn save_service(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let (mut m, fields) = match member_form::<Vec<(String, String)>>(&state, request).await {
+        Ok(x) => x,
+        Err(response) => return response,
+    };
+    let (service, version_now) = match service_of(&state, &mut m, &id).await {
+        Ok(x) => x,
+        Err(response) => return response,
+    };
+    let typed = |mut page: ServicePage| {
+        page.name = field(&fields, "name").to_owned();
+        page.description = field(&fields, "description").to_owned();
+        page.minutes = field(&fields, "minutes").to_owned();
+        page.price = field(&fields, "price").to_owned();
+        page.buffer = field(&fields, "buffer").to_owned();
+        page.capacity = field(&fields, "capacity").to_owned();
+        page.category = field(&fields, "category").to_owned();
+        page
+    };
+    let Some(minor) = minor_units(field(&fields, "price")) else {
+        let mut page = typed(service_page(&m, &service, version_now));
+        page.errors = vec!["price: an amount such as 25 or 25.50".into()];
+        return render(&page, StatusCode::UNPROCESSABLE_ENTITY);
+    };
+    let optional = |name: &str| Some(field(&fields, name).trim()).filter(|v| !v.is_empty());
+    let body = json!({
+        "name": field(&fields, "name"),
+        "description": optional("description"),
+        "price": {"minor": minor, "currency": service.price.currency().as_str()},
+        "duration_minutes": field(&fields, "minutes").parse::<u32>().unwrap_or(0),
+        "buffer_minutes": field(&fields, "buffer").parse::<u32>().unwrap_or(0),
+        "capacity": field(&fields, "capacity").parse::<u32>().unwrap_or(0),
+        "category": optional("category"),
+        "staff": service.staff,
+    });
+    let version: i32 = field(&fields, "version").parse().unwrap_or(-1);
+    let saved = state
+        .api
+        .put_version(
+            &state.sessions,
+            &m.id,
+            &mut m.session,
+            &format!("/v1/services/{}", service.id),
+            body,
+            version,
+        )
+        .await;
+    match saved {
+        Ok(answer) => see_other(&format!(
+            "/setup?after={}&notice={}",
+            encoded(answer["consistency_token"].as_str().unwrap_or_default()),
+            encoded(&format!("{} is saved.", field(&fields, "name").trim()))
+        )),
+        Err(failure @ Failure::Refused { status: 412, .. }) => {
+            let mut page = service_page(&m, &service, version_now);
+            page.conflict = true;
+            render(&page, failure.status())
+        }
+        Err(failure @ Failure::Refused { .. }) => {
+            let mut page = typed(service_page(&m, &service, version));
+            page.errors = reasons(&failure);
             render(&page, failure.status())
         }
         Err(failure) => failed(failure),

@@ -87,6 +87,25 @@ impl<'a> Browser<'a> {
         (status, headers, response.text().await.unwrap())
     }
 
+    /// A form of the page sent from the page itself (same-origin), its fields owned.
+    async fn submit(
+        &self,
+        path: &str,
+        fields: &[(&str, String)],
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.dashboard.address))
+            .form(fields)
+            .header("sec-fetch-site", "same-origin")
+            .header("cookie", self.cookie.as_deref().unwrap_or_default())
+            .send()
+            .await
+            .unwrap();
+        let (status, headers) = (response.status().as_u16(), response.headers().clone());
+        (status, headers, response.text().await.unwrap())
+    }
+
     async fn sign_in(&mut self, slug: &str) {
         let email = format!("owner@{slug}.example");
         let (status, headers, body) = self
@@ -1090,7 +1109,11 @@ async fn an_owner_adds_a_service_sets_the_week_and_a_conflicting_save_is_refused
         .unwrap()
         .to_owned();
 
-    // The week: Mondays with a lunch break, Saturdays mornings, 2 hours' notice.
+    // The week: Mondays with a lunch break, Saturdays mornings, 2 hours' notice, closed on a
+    // day a month from now, paid at the venue or by transfer.
+    let christmas = (chrono::Utc::now() + chrono::Duration::days(30))
+        .date_naive()
+        .to_string();
     let week = |monday_close: &'static str| {
         vec![
             ("version", version.clone()),
@@ -1102,30 +1125,23 @@ async fn an_owner_adds_a_service_sets_the_week_and_a_conflicting_save_is_refused
             ("saturday_close", "14:00".to_owned()),
             ("min_notice", "120".to_owned()),
             ("horizon", "60".to_owned()),
+            ("closure_from_0", christmas.clone()),
+            ("closure_to_0", String::new()),
+            ("closure_reason_0", "Christmas".to_owned()),
+            ("closure_from_1", String::new()),
+            ("closure_to_1", String::new()),
+            ("closure_reason_1", String::new()),
+            ("cash", "on".to_owned()),
+            ("transfer", "IBAN ES00 1234".to_owned()),
+            ("link", String::new()),
         ]
     };
-    let post_week = |fields: Vec<(&'static str, String)>| {
-        let browser = &browser;
-        async move {
-            let response = browser
-                .client
-                .post(format!("{}/setup/week", browser.dashboard.address))
-                .form(&fields)
-                .header("sec-fetch-site", "same-origin")
-                .header("cookie", browser.cookie.as_deref().unwrap_or_default())
-                .send()
-                .await
-                .unwrap();
-            let (status, headers) = (response.status().as_u16(), response.headers().clone());
-            (status, headers, response.text().await.unwrap())
-        }
-    };
-    let (status, _, page) = post_week(week("08:00")).await;
+    let (status, _, page) = browser.submit("/setup/week", &week("08:00")).await;
     assert_eq!(status, 422, "{page}");
     assert!(page.contains(r#"id="week-errors""#), "{page}");
     assert!(page.contains("hours.monday"), "the field at fault: {page}");
     assert!(page.contains(r#"value="08:00""#), "what was typed is kept");
-    let (status, headers, _) = post_week(week("13:00")).await;
+    let (status, headers, _) = browser.submit("/setup/week", &week("13:00")).await;
     assert_eq!(status, 303);
     let (_, _, page) = browser.get(headers["location"].to_str().unwrap()).await;
     assert!(page.contains("The week is saved"), "{page}");
@@ -1142,9 +1158,21 @@ async fn an_owner_adds_a_service_sets_the_week_and_a_conflicting_save_is_refused
     );
     assert_eq!(config["settings"]["hours"]["sunday"], serde_json::json!([]));
     assert_eq!(config["settings"]["rules"]["min_notice_minutes"], 120);
+    assert_eq!(
+        config["settings"]["closures"],
+        serde_json::json!([{"from": christmas, "to": christmas, "reason": "Christmas"}])
+    );
+    assert_eq!(
+        config["settings"]["payment_methods"],
+        serde_json::json!([{"kind": "cash"}, {"kind": "bank_transfer", "details": "IBAN ES00 1234"}])
+    );
+    assert!(
+        page.contains(r#"name="closure_reason_0" value="Christmas""#),
+        "{page}"
+    );
 
     // Saved again from the page read before that save: refused, the hours as they are now.
-    let (status, _, page) = post_week(week("12:00")).await;
+    let (status, _, page) = browser.submit("/setup/week", &week("12:00")).await;
     assert_eq!(status, 412, "{page}");
     assert!(page.contains(r#"id="conflict""#), "{page}");
     assert!(
@@ -1161,9 +1189,9 @@ async fn an_owner_adds_a_service_sets_the_week_and_a_conflicting_save_is_refused
 
     // Retired: listed as such, no longer offered.
     let id = page
-        .split("/setup/services/")
-        .nth(1)
-        .and_then(|rest| rest.split("/retire").next())
+        .split("/retire")
+        .next()
+        .and_then(|before| before.rsplit("/setup/services/").next())
         .unwrap()
         .to_owned();
     let (status, headers, _) = browser
@@ -1177,6 +1205,45 @@ async fn an_owner_adds_a_service_sets_the_week_and_a_conflicting_save_is_refused
     let (_, _, page) = browser.get(headers["location"].to_str().unwrap()).await;
     assert!(page.contains("The service is retired"), "{page}");
     assert!(page.contains(r#"data-label="Actions">retired"#), "{page}");
+
+    // Changed, and offered again: the price and the category; a price that is not one is
+    // refused next to it, with what was typed kept.
+    let (status, _, page) = browser.get(&format!("/setup/services/{id}")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Save and offer it again"), "{page}");
+    assert!(page.contains(r#"name="price" value="49.50""#), "{page}");
+    let version = form_value(&page, "version");
+    let edit = |price: &'static str| {
+        vec![
+            ("version", version.clone()),
+            ("name", "Colour".to_owned()),
+            ("description", "Roots and lengths".to_owned()),
+            ("minutes", "90".to_owned()),
+            ("price", price.to_owned()),
+            ("buffer", "15".to_owned()),
+            ("capacity", "1".to_owned()),
+            ("category", "Colour".to_owned()),
+        ]
+    };
+    let path = format!("/setup/services/{id}");
+    let (status, _, page) = browser.submit(&path, &edit("a lot")).await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains(r#"id="service-errors""#), "{page}");
+    assert!(page.contains(r#"value="a lot""#), "{page}");
+    let (status, headers, _) = browser.submit(&path, &edit("55")).await;
+    assert_eq!(status, 303);
+    let (_, _, page) = browser.get(headers["location"].to_str().unwrap()).await;
+    assert!(page.contains("Colour is saved"), "{page}");
+    assert!(page.contains("55.00 EUR"), "{page}");
+    assert!(
+        !page.contains(r#"data-label="Actions">retired"#),
+        "offered again: {page}"
+    );
+    let (_, services) = query.get("/v1/services", &t.owner.access_token, None).await;
+    let colour = &services["services"][0];
+    assert_eq!(colour["category"], "Colour");
+    assert_eq!(colour["description"], "Roots and lengths");
+    assert_eq!(colour["active"], true);
 }
 
 /// An owner connects the business's WhatsApp number from the dashboard: a token Meta refuses
@@ -1446,4 +1513,154 @@ async fn a_business_signs_up_and_lands_on_setup_signed_in() {
         .await;
     assert_eq!(status, 409, "{page}");
     assert!(other.cookie.is_none());
+}
+
+/// The value of the form field `name` on `page`.
+fn form_value(page: &str, name: &str) -> String {
+    page.split(&format!(r#"name="{name}" value=""#))
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no {name} on {page}"))
+        .to_owned()
+}
+
+/// An owner edits what the bot says: the preview is the bot's own engine on the draft (a new
+/// greeting and a keyword reply answer in it before anything is saved), a text with a
+/// placeholder the bot does not know is refused next to it, a save keeps only the texts the
+/// business wrote (a change of language brings the other texts in the new language), and a
+/// save over someone else's is refused.
+#[tokio::test]
+async fn an_owner_edits_what_the_bot_says_with_a_live_preview_and_saves_it() {
+    let app = spawn_command_api().await;
+    let _projector = spawn_projector(projector_settings(&app.db, &app.nats)).await;
+    let query = spawn_query_api(query_api_settings(&app.db, &app.nats)).await;
+    let dashboard = spawn_dashboard(&app.db, &app.nats, &app.address, &query.address).await;
+    let t = Tenant {
+        owner: app.onboard("dash-bot").await,
+        app: &app,
+    };
+    t.configured().await;
+    let mut browser = Browser::new(&dashboard);
+    browser.sign_in("dash-bot").await;
+    let (_, _, page) = eventually_page(&browser, "/setup/bot", "Haircut").await;
+    assert!(page.contains("Hi! Welcome to Demo Salon"), "{page}");
+    assert!(page.contains("Which service would you like?"), "{page}");
+    assert!(
+        page.contains("What name should I put the booking under?"),
+        "the preview walks a booking through: {page}"
+    );
+    let version = form_value(&page, "version");
+
+    let greeting = "Welcome to {business_name}, the best cuts in town!";
+    let draft = |greeting: &'static str, language: &'static str, version: &str| {
+        vec![
+            ("version", version.to_owned()),
+            ("language", language.to_owned()),
+            ("ask_name", "on".to_owned()),
+            ("ask_payment", "on".to_owned()),
+            ("text_greeting", greeting.to_owned()),
+            (
+                "text_choose_service",
+                "Which service would you like?".to_owned(),
+            ),
+            ("keywords_0", "parking, car".to_owned()),
+            ("reply_0", "Free parking behind the salon.".to_owned()),
+            ("keywords_1", String::new()),
+            ("reply_1", String::new()),
+            ("script", "Hi\nWhere can I leave the car?".to_owned()),
+        ]
+    };
+
+    // The preview answers with the draft, and nothing is saved.
+    let (status, _, preview) = browser
+        .submit("/setup/bot/preview", &draft(greeting, "en", &version))
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    assert!(
+        preview.starts_with(r#"<div id="preview""#),
+        "a fragment: {preview}"
+    );
+    assert!(
+        preview.contains("Welcome to Demo Salon, the best cuts in town!"),
+        "{preview}"
+    );
+    assert!(
+        preview.contains("Free parking behind the salon."),
+        "{preview}"
+    );
+    let (_, config) = query
+        .get("/v1/bot-config", &t.owner.access_token, None)
+        .await;
+    assert!(
+        config["settings"]["keyword_replies"]
+            .as_array()
+            .is_none_or(Vec::is_empty)
+    );
+
+    // A placeholder the bot does not know: said in the preview, and refused on save.
+    let (_, _, preview) = browser
+        .submit(
+            "/setup/bot/preview",
+            &draft("Hello {nickname}!", "en", &version),
+        )
+        .await;
+    assert!(
+        preview.contains("flow.texts.greeting: unknown placeholder {nickname}"),
+        "{preview}"
+    );
+    let (status, _, page) = browser
+        .submit("/setup/bot", &draft("Hello {nickname}!", "en", &version))
+        .await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains(r#"id="bot-errors""#), "{page}");
+    assert!(
+        page.contains("Hello {nickname}!"),
+        "what was typed is kept: {page}"
+    );
+
+    // Saved.
+    let (status, headers, _) = browser
+        .submit("/setup/bot", &draft(greeting, "en", &version))
+        .await;
+    assert_eq!(status, 303);
+    let (_, _, page) = browser.get(headers["location"].to_str().unwrap()).await;
+    assert!(page.contains("Saved: the bot answers this way"), "{page}");
+    assert!(page.contains("the best cuts in town"), "{page}");
+    let (_, config) = query
+        .get("/v1/bot-config", &t.owner.access_token, None)
+        .await;
+    assert_eq!(config["settings"]["flow"]["texts"]["greeting"], greeting);
+    assert_eq!(
+        config["settings"]["keyword_replies"],
+        serde_json::json!([{"keywords": ["parking", "car"], "reply": "Free parking behind the salon."}])
+    );
+    let saved_version = form_value(&page, "version");
+
+    // In Spanish: the business's own greeting stays, the texts left as they were speak Spanish.
+    let (status, headers, _) = browser
+        .submit("/setup/bot", &draft(greeting, "es", &saved_version))
+        .await;
+    assert_eq!(status, 303);
+    let (_, _, page) = browser.get(headers["location"].to_str().unwrap()).await;
+    assert!(page.contains(r#"<option value="es" selected>"#), "{page}");
+    let (_, config) = query
+        .get("/v1/bot-config", &t.owner.access_token, None)
+        .await;
+    let texts = &config["settings"]["flow"]["texts"];
+    assert_eq!(texts["greeting"], greeting);
+    assert_ne!(
+        texts["choose_service"], "Which service would you like?",
+        "{texts}"
+    );
+
+    // A save from the page read before the last one: refused, nothing saved over.
+    let (status, _, page) = browser
+        .submit("/setup/bot", &draft("Stale!", "en", &saved_version))
+        .await;
+    assert_eq!(status, 412, "{page}");
+    assert!(page.contains(r#"id="conflict""#), "{page}");
+    let (_, config) = query
+        .get("/v1/bot-config", &t.owner.access_token, None)
+        .await;
+    assert_eq!(config["settings"]["flow"]["texts"]["greeting"], greeting);
 }
