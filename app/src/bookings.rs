@@ -20,7 +20,7 @@ use domain::bot::engine::agenda_day;
 use domain::bot_config::{BotConfig, BotConfigState, BotSettings, Service};
 use domain::conversation::{Conversation, ConversationCommand};
 use domain::ids::{BookingId, ResourceId, ServiceId};
-use domain::reminders::{reminder_reply, reminder_times};
+use domain::reminders::{BookingChange, change_notice, reminder_reply, reminder_times};
 use domain::scheduling::{self, NewTime, Scheduled, SchedulingError, appointment_at};
 use domain::values::Reason;
 use eventstore::StreamRef;
@@ -152,6 +152,15 @@ pub async fn cancel(
             if let Some(start) = crate::waitlist::freed_by(&current, &scheduled.booking) {
                 crate::waitlist::offer_freed(uow, &config, &current, start).await?;
             }
+            if changed(&scheduled, |e| {
+                matches!(e, BookingEvent::AppointmentCancelled { .. })
+            }) {
+                let change = BookingChange::Cancelled {
+                    reason: reason.as_ref().map(Reason::as_str),
+                };
+                let notice = ctx.derived_id("notice").to_string();
+                tell_customer(uow, settings, &current, change, notice).await?;
+            }
             Ok(booked(booking, &scheduled))
         })
     })
@@ -209,7 +218,14 @@ pub async fn reschedule(
             if let Some(freed) = crate::waitlist::freed_by(&current, &scheduled.booking) {
                 crate::waitlist::offer_freed(uow, &config, &current, freed).await?;
             }
-            Ok(booked(booking, &scheduled))
+            let moved = booked(booking, &scheduled);
+            if changed(&scheduled, |e| {
+                matches!(e, BookingEvent::AppointmentRescheduled { .. })
+            }) {
+                let notice = ctx.derived_id("notice").to_string();
+                tell_customer(uow, settings, &moved, BookingChange::Moved, notice).await?;
+            }
+            Ok(moved)
         })
     })
     .await
@@ -492,6 +508,47 @@ fn settings_and_service(
         .filter(|s| s.active)
         .ok_or(AppError::NotFound("service"))?;
     Ok((settings, service))
+}
+
+/// Whether a scheduling decision made the change `is` (not, say, a cancellation of a
+/// booking that already was).
+fn changed(scheduled: &Scheduled, is: impl Fn(&BookingEvent) -> bool) -> bool {
+    scheduled.booking.iter().any(is)
+}
+
+/// Tells the customer on WhatsApp of a change the business made to their booking, staged in
+/// the change's own unit of work (the change and the message commit together, or neither):
+/// once per `reply_id` (a command's retry is the same message), and only when WhatsApp lets
+/// it be sent (`change_notice`: within 24 hours of their last message, or as the business's
+/// follow-up template).
+async fn tell_customer(
+    uow: &mut UnitOfWork<'_>,
+    settings: &BotSettings,
+    booking: &Booking,
+    change: BookingChange<'_>,
+    reply_id: String,
+) -> Result<(), AppError> {
+    let conversation_ref = crate::conversation::conversation_stream(&booking.customer.phone);
+    let conversation = uow.load::<Conversation>(&conversation_ref).await?;
+    let last_heard = conversation.last_received.as_ref().map(|r| r.received_at);
+    let Some(reply) = change_notice(settings, booking, change, last_heard, Utc::now()) else {
+        tracing::info!(
+            tenant = %uow.tenant_id(),
+            booking = %booking.booking_id,
+            "the customer cannot be told of the change on WhatsApp: outside the 24-hour window and no follow-up template"
+        );
+        return Ok(());
+    };
+    let events = Conversation::decide(
+        &conversation,
+        ConversationCommand::Notify {
+            reply_id,
+            to: booking.customer.phone.clone(),
+            reply,
+        },
+    )?;
+    uow.stage(&conversation_ref, &events);
+    Ok(())
 }
 
 /// The booking after a scheduling decision.

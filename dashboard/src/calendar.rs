@@ -10,7 +10,7 @@
 use askama::Template;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::{DateTime, Datelike as _, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 use domain::bot_config::BotSettings;
@@ -594,19 +594,22 @@ pub struct BookingQuery {
     pub after: Option<String>,
 }
 
-/// What an event of a booking's history says.
-fn what_happened(event_type: &str) -> String {
-    match event_type {
+/// What an event of a booking's history says; `None` for the platform's own bookkeeping
+/// (the reminders it schedules), which is not something anyone did.
+fn what_happened(event_type: &str) -> Option<String> {
+    Some(match event_type {
         "AppointmentRequested" => "Booked".into(),
         "AppointmentConfirmed" => "Confirmed".into(),
         "AppointmentCancelled" => "Cancelled".into(),
         "AppointmentRescheduled" => "Moved".into(),
         "AppointmentCompleted" => "Came".into(),
-        "AppointmentNoShow" => "Did not come".into(),
+        "AppointmentMarkedNoShow" => "Did not come".into(),
         "AttendanceConfirmed" => "The customer confirmed they will come".into(),
         "ReminderSent" => "Reminder sent".into(),
+        "ReminderSkipped" => "Reminder not sent (WhatsApp's 24-hour window had closed)".into(),
+        "RemindersScheduled" => return None,
         other => other.to_owned(),
-    }
+    })
 }
 
 /// Who did it, as the log names them.
@@ -628,7 +631,7 @@ async fn booking_page(
     after: Option<&str>,
 ) -> Result<(BookingPage, Tz), Response> {
     let Ok(booking_id) = booking.parse::<uuid::Uuid>() else {
-        return Err(StatusCode::NOT_FOUND.into_response());
+        return Err(crate::pages::not_found());
     };
     let detail: BookingDetail = m
         .read_after(state, &format!("/v1/bookings/{booking_id}"), after)
@@ -665,14 +668,16 @@ async fn booking_page(
         history: detail
             .history
             .iter()
-            .map(|h| HistoryLine {
-                at: h
-                    .recorded_at
-                    .with_timezone(&tz)
-                    .format("%-d %b %H:%M")
-                    .to_string(),
-                what: what_happened(&h.event_type),
-                who: who(h.actor.as_deref()),
+            .filter_map(|h| {
+                Some(HistoryLine {
+                    at: h
+                        .recorded_at
+                        .with_timezone(&tz)
+                        .format("%-d %b %H:%M")
+                        .to_string(),
+                    what: what_happened(&h.event_type)?,
+                    who: who(h.actor.as_deref()),
+                })
             })
             .collect(),
     };
@@ -716,7 +721,7 @@ pub async fn reschedule(
         Err(response) => return response,
     };
     let Ok(booking_id) = booking.parse::<uuid::Uuid>() else {
-        return StatusCode::NOT_FOUND.into_response();
+        return crate::pages::not_found();
     };
     let (page, tz) = match booking_page(&state, &mut m, &booking, None).await {
         Ok(page) => page,

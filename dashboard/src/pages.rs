@@ -220,26 +220,44 @@ pub(crate) fn failed(failure: Failure) -> Response {
     match failure {
         Failure::SignedOut => see_other("/login"),
         Failure::Unavailable(what) => unavailable(&what),
-        Failure::Refused { status: 403, detail, .. } => (
-            StatusCode::FORBIDDEN,
-            Html(format!(
-                "<!doctype html><html lang=\"en\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-                 <link rel=\"stylesheet\" href=\"/static/app.css\"><title>Not for your role</title>\
-                 <main><section class=\"card narrow\"><h1>Not for your role</h1><p>{}</p>\
-                 <p><a href=\"/\">Back to Home</a></p></section></main></html>",
-                escape(&detail)
-            )),
-        )
-            .into_response(),
-        Failure::Refused { status, detail, .. } => (
+        Failure::Refused {
+            status: 403,
+            detail,
+            ..
+        } => message_page(StatusCode::FORBIDDEN, "Not for your role", &detail),
+        Failure::Refused { status: 404, .. } => not_found(),
+        Failure::Refused { status, detail, .. } => message_page(
             StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
-            Html(format!(
-                "<!doctype html><title>Refused</title><p>{}</p>",
-                escape(&detail)
-            )),
-        )
-            .into_response(),
+            "Refused",
+            &detail,
+        ),
     }
+}
+
+/// What the address names does not exist for this business: the same page whether it never
+/// existed or is another business's (which the dashboard cannot tell apart, nor should).
+pub(crate) fn not_found() -> Response {
+    message_page(
+        StatusCode::NOT_FOUND,
+        "Nothing here",
+        "This page does not exist, or it belongs to another business.",
+    )
+}
+
+/// A page that only says why, with the way back Home.
+fn message_page(status: StatusCode, title: &str, message: &str) -> Response {
+    (
+        status,
+        Html(format!(
+            "<!doctype html><html lang=\"en\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <link rel=\"stylesheet\" href=\"/static/app.css\"><title>{title}</title>\
+             <main><section class=\"card narrow\"><h1>{title}</h1><p>{}</p>\
+             <p><a href=\"/\">Back to Home</a></p></section></main></html>",
+            escape(message),
+            title = escape(title),
+        )),
+    )
+        .into_response()
 }
 
 #[derive(Template)]
@@ -781,7 +799,7 @@ pub async fn booking_action(
         return form_expired();
     }
     let Ok(booking_id) = booking.parse::<uuid::Uuid>() else {
-        return StatusCode::NOT_FOUND.into_response();
+        return not_found();
     };
     let body = match action.as_str() {
         "cancel" => match form.reason.trim() {
@@ -789,7 +807,7 @@ pub async fn booking_action(
             reason => serde_json::json!({"reason": reason}),
         },
         "confirm" | "complete" | "no-show" => serde_json::json!({}),
-        _ => return StatusCode::NOT_FOUND.into_response(),
+        _ => return not_found(),
     };
     let key = if form.key.is_empty() {
         random_token()
@@ -1214,7 +1232,7 @@ pub async fn conversation_action(
         "take-over" => ("handoff", serde_json::json!({})),
         "reply" => ("messages", serde_json::json!({"text": form.text})),
         "hand-back" => ("release", serde_json::json!({})),
-        _ => return StatusCode::NOT_FOUND.into_response(),
+        _ => return not_found(),
     };
     let key = if form.key.is_empty() {
         random_token()

@@ -5,7 +5,7 @@
 use askama::Template;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use domain::bot_config::Service;
 use query_api::catalog::{BotConfigView, ServicesView};
 use serde::Deserialize;
@@ -324,7 +324,7 @@ pub async fn retire_service(
         Err(response) => return response,
     };
     let Ok(service_id) = service.parse::<uuid::Uuid>() else {
-        return StatusCode::NOT_FOUND.into_response();
+        return crate::pages::not_found();
     };
     match state
         .api
@@ -503,7 +503,7 @@ async fn service_of(
         .services
         .into_iter()
         .find(|s| s.id.to_string() == id)
-        .ok_or_else(|| StatusCode::NOT_FOUND.into_response())?;
+        .ok_or_else(|| crate::pages::not_found())?;
     let version = match m.read::<BotConfigView>(state, "/v1/bot-config").await {
         Ok(config) => config.version,
         Err(Failure::Refused { status: 404, .. }) => 0,

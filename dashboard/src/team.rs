@@ -281,7 +281,7 @@ pub async fn member_action(
         Err(response) => return response,
     };
     let Ok(user_id) = user.parse::<uuid::Uuid>() else {
-        return StatusCode::NOT_FOUND.into_response();
+        return crate::pages::not_found();
     };
     let key = key_of(&fields);
     let (written, done) = match action.as_str() {
@@ -318,7 +318,7 @@ pub async fn member_action(
                 "The member is deactivated: they are signed out everywhere.",
             )
         }
-        _ => return StatusCode::NOT_FOUND.into_response(),
+        _ => return crate::pages::not_found(),
     };
     match written {
         Ok(answer) => back(
@@ -415,7 +415,7 @@ pub async fn revoke_key(
         Err(response) => return response,
     };
     let Ok(key_id) = key_id.parse::<uuid::Uuid>() else {
-        return StatusCode::NOT_FOUND.into_response();
+        return crate::pages::not_found();
     };
     let written = state
         .api

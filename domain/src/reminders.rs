@@ -131,6 +131,52 @@ pub fn reminder_reply(
     Some(Reply::choices(body, labels.options, buttons))
 }
 
+/// A change the business made to a customer's booking (from the dashboard or the API), which
+/// the customer is told of on WhatsApp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BookingChange<'a> {
+    /// Cancelled, with the reason the business gave, if any.
+    Cancelled { reason: Option<&'a str> },
+    /// Moved: `booking` is at its new time.
+    Moved,
+}
+
+/// What the customer is told of `change` to `booking` (as it is after the change): the bot's
+/// own text for it (`cancelled`, `rescheduled`), with the business's reason. Within 24 hours of
+/// the customer's last message it goes as text; after that only as the business's follow-up
+/// template, and without one it cannot be sent (`None`).
+pub fn change_notice(
+    settings: &BotSettings,
+    booking: &Booking,
+    change: BookingChange<'_>,
+    last_heard: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<Reply> {
+    let (date, time) = i18n::local_date_and_time(settings, booking.appointment.start);
+    let values = [
+        ("reference", booking.reference.as_str()),
+        ("service", &booking.service_name),
+        ("date", &date),
+        ("time", &time),
+    ];
+    let body = match change {
+        BookingChange::Cancelled { reason } => {
+            let said = render(&settings.flow.texts.cancelled, &values);
+            match reason.map(str::trim).filter(|r| !r.is_empty()) {
+                Some(reason) => format!("{said}\n{reason}"),
+                None => said,
+            }
+        }
+        BookingChange::Moved => render(&settings.flow.texts.rescheduled, &values),
+    };
+    let reply = Reply::text(body);
+    if last_heard.is_some_and(|t| now - t < WINDOW) {
+        Some(reply)
+    } else {
+        follow_up(settings, &reply)
+    }
+}
+
 /// What a reply WhatsApp refused for the 24-hour window goes again as: the business's
 /// follow-up template with the reply's text, if it has one (a template is never followed up).
 pub fn follow_up(settings: &BotSettings, refused: &Reply) -> Option<Reply> {
@@ -253,6 +299,47 @@ mod tests {
         );
         assert_eq!(ReminderAnswer::of("remind:maybe:x"), None);
         assert_eq!(ReminderAnswer::of("cancel:x"), None);
+    }
+
+    #[test]
+    fn a_change_by_the_business_is_told_as_text_within_the_window_else_as_the_follow_up() {
+        let mut s = settings();
+        let b = booking("2026-12-04T09:00:00Z", Some("Ana"));
+        let now = utc("2026-12-03T09:00:00Z");
+        let cancelled = BookingChange::Cancelled {
+            reason: Some("The salon closes early"),
+        };
+        let heard = Some(now - chrono::Duration::hours(2));
+        let Some(Reply::Text { body }) = change_notice(&s, &b, cancelled, heard, now) else {
+            panic!("a text within the window");
+        };
+        assert!(
+            body.contains("BK-1") && body.contains("cancelled"),
+            "{body}"
+        );
+        assert!(body.ends_with("\nThe salon closes early"), "{body}");
+        let Some(Reply::Text { body }) = change_notice(&s, &b, BookingChange::Moved, heard, now)
+        else {
+            panic!("a text within the window");
+        };
+        assert!(body.contains("is now on"), "{body}");
+        let long_ago = Some(now - chrono::Duration::hours(30));
+        assert_eq!(change_notice(&s, &b, cancelled, long_ago, now), None);
+        assert_eq!(change_notice(&s, &b, cancelled, None, now), None);
+        s.messaging.follow_up_template = Some(TemplateRef {
+            name: "follow_up".into(),
+            language: "en".into(),
+        });
+        let Some(Reply::Template { name, body, .. }) =
+            change_notice(&s, &b, cancelled, long_ago, now)
+        else {
+            panic!("the follow-up template after the window");
+        };
+        assert_eq!(name, "follow_up");
+        assert!(
+            body[0].contains("cancelled") && body[0].contains("closes early"),
+            "{body:?}"
+        );
     }
 
     #[test]

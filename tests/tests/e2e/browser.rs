@@ -492,3 +492,245 @@ async fn staff_take_over_a_conversation_and_reply_in_a_browser_and_the_customer_
     assert_eq!(overflow, false, "nothing wider than a phone's screen");
     phone.screenshot("conversation-phone").await;
 }
+
+/// Signs `chrome` in to `slug` as its owner (the suite's password), on Home.
+async fn sign_in(chrome: &Chrome, dashboard: &str, slug: &str, email: &str, password: &str) {
+    chrome.goto(&format!("{dashboard}/login")).await;
+    chrome.type_into("#slug", slug).await;
+    chrome.type_into("#email", email).await;
+    chrome.type_into("#password", password).await;
+    chrome.click("button[type=submit]").await;
+    chrome.find("#today-title").await;
+}
+
+/// The main text once it shows `wanted`.
+async fn text_with(chrome: &Chrome, wanted: &str) -> String {
+    eventually(Duration::from_secs(20), || async {
+        let text = chrome.text().await;
+        text.contains(wanted).then_some(text)
+    })
+    .await
+    .unwrap_or_else(|| panic!("the page never said {wanted:?}"))
+}
+
+/// A business's first day, in one browser session, against the real platform and the fake
+/// Cloud API: it signs up, adds its service, sets its week, connects its WhatsApp number; a
+/// customer books through the bot and the booking appears; the owner moves it from its page
+/// (the customer is told), takes the conversation over and replies (the customer gets it),
+/// and cancels with a reason (the customer is told). Another business's owner, signed in
+/// beside, sees none of it, even with the booking's own address.
+#[tokio::test]
+async fn a_new_business_signs_up_sets_up_takes_a_whatsapp_booking_moves_it_answers_and_cancels() {
+    use fake_whatsapp::{Fake, Inbound, WebhookConfig};
+    const NUMBER: &str = "106540352242933";
+    const APP_SECRET: &str = "app-secret-for-the-browser-flow";
+    let fake = Fake::new(fake_whatsapp::DEFAULT_TOKEN);
+    let fake_url = fake.clone().spawn().await;
+    let app = e2e_tests::spawn_command_api_with_graph(&fake_url).await;
+    let mut settings = projector_settings(&app.db, &app.nats);
+    settings.sender.api_base_url = fake_url;
+    let _projector = spawn_projector(settings).await;
+    let query = spawn_query_api(query_api_settings(&app.db, &app.nats)).await;
+    let dashboard = spawn_dashboard(&app.db, &app.nats, &app.address, &query.address).await;
+    let site = dashboard.address.as_str();
+    let password = "a long and private password";
+
+    // Sign up: Setup, signed in.
+    let chrome = Chrome::start(1280, 1000).await;
+    chrome.goto(&format!("{site}/signup")).await;
+    chrome.type_into("#business_name", "Peluquería Luna").await;
+    chrome.type_into("#slug", "luna-flow").await;
+    chrome.type_into("#email", "owner@luna-flow.example").await;
+    chrome.type_into("#password", password).await;
+    chrome
+        .script("document.querySelector('#time_zone').value = 'UTC'; return true")
+        .await;
+    chrome.click("button[type=submit]").await;
+    text_with(&chrome, "No services yet").await;
+    chrome.screenshot("flow-1-signed-up").await;
+
+    // A service, then the week: every day 08:00-20:00.
+    chrome.type_into("#service-name", "Corte").await;
+    chrome
+        .script("document.querySelector('#service-minutes').value = '30'; return true")
+        .await;
+    chrome.type_into("#service-price", "20").await;
+    chrome.click(".service-form button").await;
+    text_with(&chrome, "Corte is added").await;
+    chrome
+        .script(
+            "document.querySelectorAll('table.hours tbody tr').forEach(row => { \
+               const [open, close] = row.querySelectorAll('input'); \
+               open.value = '08:00'; close.value = '20:00'; }); return true",
+        )
+        .await;
+    chrome
+        .click("form[action='/setup/week'] button.primary")
+        .await;
+    let setup = text_with(&chrome, "The week is saved").await;
+    assert!(setup.contains("20.00 EUR"), "{setup}");
+    chrome.screenshot("flow-2-set-up").await;
+
+    // The WhatsApp number, checked against the (fake) Cloud API.
+    chrome.click("nav a[href='/whatsapp']").await;
+    chrome.type_into("#phone_number_id", NUMBER).await;
+    chrome
+        .type_into("#access_token", fake_whatsapp::DEFAULT_TOKEN)
+        .await;
+    chrome.type_into("#app_secret", APP_SECRET).await;
+    chrome
+        .type_into("#verify_token", "verify-token-for-the-flow")
+        .await;
+    chrome
+        .click("form[action='/whatsapp'] button.primary")
+        .await;
+    text_with(&chrome, "Customers write to").await;
+    chrome.screenshot("flow-3-whatsapp").await;
+    fake.configure(WebhookConfig {
+        webhook_url: Some(format!("{}/webhooks/whatsapp", app.address)),
+        app_secret: Some(APP_SECRET.into()),
+        status_webhooks: true,
+    });
+
+    // A customer books on WhatsApp, answering each question with its first choice (their
+    // name is their WhatsApp profile's), and says yes to the summary.
+    let ana = "34611000111";
+    for text in ["hola", "1", "1", "1", "yes"] {
+        let before = fake.messages_to(ana).len();
+        fake.deliver_inbound(&Inbound {
+            phone_number_id: NUMBER.into(),
+            from: ana.into(),
+            name: Some("Ana".into()),
+            text: Some(text.into()),
+            button_reply: None,
+            list_reply: None,
+            template_reply: None,
+        })
+        .await
+        .unwrap();
+        // The turn's answer, all of it: nothing more for half a second.
+        let seen = std::cell::Cell::new(before);
+        eventually(Duration::from_secs(20), || async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = fake.messages_to(ana).len();
+            let settled = now > before && now == seen.replace(now);
+            settled.then_some(())
+        })
+        .await
+        .unwrap_or_else(|| panic!("the bot never answered {text:?}"));
+    }
+    let said = |m: &fake_whatsapp::Received| m.body.to_string();
+    assert!(
+        fake.messages_to(ana)
+            .iter()
+            .any(|m| said(m).contains("Booked!")),
+        "{:?}",
+        fake.messages_to(ana).iter().map(said).collect::<Vec<_>>()
+    );
+    chrome.click("nav a[href='/bookings']").await;
+    let bookings = text_with(&chrome, "+34611000111").await;
+    assert!(bookings.contains("Corte"), "{bookings}");
+    chrome.screenshot("flow-4-whatsapp-booking").await;
+
+    // Moved to the next day from the booking's page: the customer is told.
+    chrome.click("a.open-booking").await;
+    chrome.find("#move-date").await;
+    let booking_url = chrome.url().await;
+    chrome
+        .script(
+            "const d = document.querySelector('#move-date'); \
+             const next = new Date(d.value + 'T12:00:00Z'); next.setUTCDate(next.getUTCDate() + 1); \
+             d.value = next.toISOString().slice(0, 10); return true",
+        )
+        .await;
+    chrome.click("form.move button").await;
+    text_with(&chrome, "Moved").await;
+    let told = |what: &'static str| {
+        let fake = &fake;
+        async move {
+            eventually(Duration::from_secs(20), || async {
+                fake.messages_to(ana)
+                    .iter()
+                    .any(|m| m.body.to_string().contains(what))
+                    .then_some(())
+            })
+            .await
+            .is_some()
+        }
+    };
+    assert!(
+        told("is now on").await,
+        "the customer is told of the move: {:?}",
+        fake.messages_to(ana)
+            .iter()
+            .map(|m| m.body.to_string())
+            .collect::<Vec<_>>()
+    );
+    chrome.screenshot("flow-5-moved").await;
+
+    // The conversation: taken over, answered; the customer gets the answer.
+    chrome.click("nav a[href='/inbox']").await;
+    text_with(&chrome, "Ana").await;
+    chrome.click(".inbox li a").await;
+    chrome.find(".handling-actions button").await;
+    chrome.click(".handling-actions button").await;
+    text_with(&chrome, "You are answering Ana").await;
+    let answer = "Hola Ana, see you tomorrow!";
+    chrome.type_into("#text", answer).await;
+    chrome.click(".composer .send").await;
+    assert!(told(answer).await, "the customer gets the reply");
+    chrome.screenshot("flow-6-answered").await;
+
+    // Cancelled with a reason: the customer is told.
+    chrome.goto(&booking_url).await;
+    chrome
+        .type_into(
+            ".actions input[name=reason]",
+            "The salon is closed that day",
+        )
+        .await;
+    chrome.click(".actions .action-cancel").await;
+    let cancelled = text_with(&chrome, "cancelled").await;
+    assert!(
+        cancelled.contains("Cancelled by a member of the team"),
+        "{cancelled}"
+    );
+    assert!(
+        cancelled.contains("Moved by a member of the team"),
+        "{cancelled}"
+    );
+    assert!(
+        !cancelled.contains("RemindersScheduled"),
+        "bookkeeping is not history: {cancelled}"
+    );
+    assert!(
+        told("is cancelled").await,
+        "the customer is told of the cancellation"
+    );
+    chrome.screenshot("flow-7-cancelled").await;
+
+    // Another business, signed in beside: none of it.
+    let other = app.onboard("luna-other").await;
+    assert!(!other.tenant_id.is_empty());
+    let neighbour = Chrome::start(1280, 900).await;
+    sign_in(
+        &neighbour,
+        site,
+        "luna-other",
+        "owner@luna-other.example",
+        "correct horse battery staple",
+    )
+    .await;
+    for page in ["/bookings?tab=cancelled", "/inbox", "/calendar"] {
+        neighbour.goto(&format!("{site}{page}")).await;
+        let text = neighbour.text().await;
+        assert!(!text.contains("34611000111"), "{page}: {text}");
+        assert!(!text.contains("Corte"), "{page}: {text}");
+    }
+    neighbour.goto(&booking_url).await;
+    let text = neighbour.text().await;
+    assert!(text.contains("Nothing here"), "{text}");
+    assert!(!text.contains("Corte"), "{text}");
+    assert!(!text.contains("34611000111"), "{text}");
+    neighbour.screenshot("flow-8-other-business").await;
+}
