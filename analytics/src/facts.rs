@@ -178,7 +178,8 @@ async fn booking(conn: &mut PgConnection, e: &Envelope, event: BookingEvent) -> 
         | BookingEvent::RemindersScheduled { .. }
         | BookingEvent::ReminderSent { .. }
         | BookingEvent::ReminderSkipped { .. }
-        | BookingEvent::AttendanceConfirmed => return Ok(()),
+        | BookingEvent::AttendanceConfirmed
+        | BookingEvent::CustomerArrived { .. } => return Ok(()),
     };
     let by = by.map(|p| match p {
         Party::Customer => "customer",

@@ -1,5 +1,5 @@
 //! Bookings the business makes and manages (dashboard, API): book, confirm, cancel,
-//! reschedule, complete, mark as no-show.
+//! reschedule, mark arrived, complete, mark as no-show.
 //!
 //! A booking and the agenda day it holds are decided together (`domain::scheduling`) and
 //! committed in one unit of work, each stream at the version read. When another booking got
@@ -259,6 +259,18 @@ pub async fn no_show(
     id: BookingId,
 ) -> Result<Committed<Booking>, AppError> {
     transition(app, ctx, id, || BookingCommand::MarkNoShow {
+        now: Utc::now(),
+    })
+    .await
+}
+
+/// The customer came in: the front desk marks them arrived (once; from two hours before).
+pub async fn arrived(
+    app: &App,
+    ctx: &CommandContext,
+    id: BookingId,
+) -> Result<Committed<Booking>, AppError> {
+    transition(app, ctx, id, || BookingCommand::MarkArrived {
         now: Utc::now(),
     })
     .await

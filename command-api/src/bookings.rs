@@ -68,6 +68,9 @@ pub struct BookingView {
     /// Who it is with (`main` for a business without staff).
     #[schema(value_type = String, example = "ana")]
     pub resource: ResourceId,
+    /// When the customer came in, once marked arrived.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arrived_at: Option<DateTime<Utc>>,
     pub consistency_token: String,
 }
 
@@ -83,6 +86,7 @@ impl From<Committed<Booking>> for BookingView {
             start: booking.appointment.start,
             end: booking.appointment.end,
             resource: booking.resource,
+            arrived_at: booking.arrived_at,
             consistency_token,
         }
     }
@@ -248,6 +252,32 @@ pub async fn complete(
 ) -> Result<Json<BookingView>, Problem> {
     caller.require(Permission::WriteBookings)?;
     let done = app::bookings::complete(&state.app, &caller.context(), booking_id(&id)?).await?;
+    Ok(Json(done.into()))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/bookings/{id}/arrived",
+    tag = "bookings",
+    summary = "Mark a customer as arrived (from two hours before the appointment; once)",
+    description = "Earlier than two hours before, or on a booking that is no longer active, the answer is 409.",
+    params(
+        ("id" = Uuid, Path, description = "The booking"),
+        ("Idempotency-Key" = Option<String>, Header, description = "The same key and body give the same answer; the same key with another body is refused")
+    ),
+    responses(
+        (status = 200, description = "The booking, with `arrived_at`", body = BookingView),
+        TenantCaller, Forbidden, NotFound, SlotTaken, InvalidOrKeyReused, Busy
+    ),
+    security(("bearer" = []))
+)]
+pub async fn arrived(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<BookingView>, Problem> {
+    caller.require(Permission::WriteBookings)?;
+    let done = app::bookings::arrived(&state.app, &caller.context(), booking_id(&id)?).await?;
     Ok(Json(done.into()))
 }
 

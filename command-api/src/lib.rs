@@ -323,6 +323,7 @@ pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
         bookings::confirm,
         bookings::cancel,
         bookings::reschedule,
+        bookings::arrived,
         bookings::complete,
         bookings::no_show,
         conversations::take_over,
@@ -408,6 +409,7 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/bookings/{id}/confirm", post(bookings::confirm))
         .route("/v1/bookings/{id}/cancel", post(bookings::cancel))
         .route("/v1/bookings/{id}/reschedule", post(bookings::reschedule))
+        .route("/v1/bookings/{id}/arrived", post(bookings::arrived))
         .route("/v1/bookings/{id}/complete", post(bookings::complete))
         .route("/v1/bookings/{id}/no-show", post(bookings::no_show))
         .route(

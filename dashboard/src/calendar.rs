@@ -605,6 +605,7 @@ fn what_happened(event_type: &str) -> Option<String> {
         "AppointmentCompleted" => "Came".into(),
         "AppointmentMarkedNoShow" => "Did not come".into(),
         "AttendanceConfirmed" => "The customer confirmed they will come".into(),
+        "CustomerArrived" => "Arrived".into(),
         "ReminderSent" => "Reminder sent".into(),
         "ReminderSkipped" => "Reminder not sent (WhatsApp's 24-hour window had closed)".into(),
         "RemindersScheduled" => return None,

@@ -479,28 +479,58 @@ pub(crate) fn appointment(row: &BookingRow, tz: Tz) -> Appointment {
         service: row.service_name.clone(),
         customer: row.customer_name.clone().unwrap_or_default(),
         phone: row.customer_phone.clone(),
-        status: row.status.replace('_', " "),
-        status_class: format!("status-{}", row.status.replace('_', "-")),
+        status: match (row.status.as_str(), row.arrived_at) {
+            ("requested" | "confirmed", Some(at)) => {
+                format!("arrived {}", at.with_timezone(&tz).format("%H:%M"))
+            }
+            (status, _) => status.replace('_', " "),
+        },
+        status_class: match (row.status.as_str(), row.arrived_at) {
+            ("requested" | "confirmed", Some(_)) => "status-arrived".to_owned(),
+            (status, _) => format!("status-{}", status.replace('_', "-")),
+        },
         price: money(row.price_minor, &row.currency),
         channel: row.channel.clone(),
-        actions: actions(&row.status, row.starts_at),
+        actions: actions(&row.status, row.starts_at, row.arrived_at.is_some()),
         key: random_token(),
         error: None,
     }
 }
 
 /// What the staff may do to a booking in `status` starting at `starts_at`: confirm a requested
-/// one, cancel one still to come, and once it has started, say how it went.
-fn actions(status: &str, starts_at: DateTime<Utc>) -> Vec<(&'static str, &'static str)> {
-    let started = starts_at <= Utc::now();
+/// one, cancel one still to come, say the customer is here (from two hours before, once), and
+/// once it has started, say how it went (a customer who arrived came).
+fn actions(
+    status: &str,
+    starts_at: DateTime<Utc>,
+    arrived: bool,
+) -> Vec<(&'static str, &'static str)> {
+    let now = Utc::now();
+    let started = starts_at <= now;
+    let arrival_open = !arrived && starts_at - chrono::Duration::hours(2) <= now;
+    let mut actions = vec![];
     match (status, started) {
-        ("requested", false) => vec![("confirm", "Confirm"), ("cancel", "Cancel")],
-        ("confirmed", false) => vec![("cancel", "Cancel")],
-        ("requested" | "confirmed", true) => {
-            vec![("complete", "Came"), ("no-show", "Did not come")]
+        ("requested" | "confirmed", false) => {
+            if status == "requested" {
+                actions.push(("confirm", "Confirm"));
+            }
+            if arrival_open {
+                actions.push(("arrived", "Arrived"));
+            }
+            actions.push(("cancel", "Cancel"));
         }
-        _ => vec![],
+        ("requested" | "confirmed", true) => {
+            if arrival_open {
+                actions.push(("arrived", "Arrived"));
+            }
+            actions.push(("complete", "Came"));
+            if !arrived {
+                actions.push(("no-show", "Did not come"));
+            }
+        }
+        _ => {}
     }
+    actions
 }
 
 /// The UTC instant of `day`'s local midnight in `tz` (the earliest, across a DST change).
@@ -806,7 +836,7 @@ pub async fn booking_action(
             "" => serde_json::json!({}),
             reason => serde_json::json!({"reason": reason}),
         },
-        "confirm" | "complete" | "no-show" => serde_json::json!({}),
+        "confirm" | "arrived" | "complete" | "no-show" => serde_json::json!({}),
         _ => return not_found(),
     };
     let key = if form.key.is_empty() {
@@ -1405,4 +1435,35 @@ pub async fn asset(Path(path): Path<String>) -> Response {
         body,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::actions;
+    use chrono::{Duration, Utc};
+
+    #[test]
+    fn arrival_is_offered_from_two_hours_before_once_and_an_arrived_customer_came() {
+        let in_an_hour = Utc::now() + Duration::hours(1);
+        let in_three_hours = Utc::now() + Duration::hours(3);
+        let an_hour_ago = Utc::now() - Duration::hours(1);
+        let names = |a: Vec<(&'static str, &'static str)>| {
+            a.into_iter().map(|(n, _)| n).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(actions("requested", in_three_hours, false)),
+            ["confirm", "cancel"]
+        );
+        assert_eq!(
+            names(actions("confirmed", in_an_hour, false)),
+            ["arrived", "cancel"]
+        );
+        assert_eq!(names(actions("confirmed", in_an_hour, true)), ["cancel"]);
+        assert_eq!(
+            names(actions("confirmed", an_hour_ago, false)),
+            ["arrived", "complete", "no-show"]
+        );
+        assert_eq!(names(actions("confirmed", an_hour_ago, true)), ["complete"]);
+        assert!(actions("cancelled", in_an_hour, false).is_empty());
+    }
 }

@@ -503,7 +503,7 @@ async fn service_of(
         .services
         .into_iter()
         .find(|s| s.id.to_string() == id)
-        .ok_or_else(|| crate::pages::not_found())?;
+        .ok_or_else(crate::pages::not_found)?;
     let version = match m.read::<BotConfigView>(state, "/v1/bot-config").await {
         Ok(config) => config.version,
         Err(Failure::Refused { status: 404, .. }) => 0,

@@ -129,6 +129,11 @@ pub enum BookingCommand {
     MarkNoShow {
         now: DateTime<Utc>,
     },
+    /// The customer is here (the front desk saw them come in), from two hours before the
+    /// appointment; said twice, it is recorded once.
+    MarkArrived {
+        now: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,6 +178,10 @@ pub enum BookingEvent {
         at: DateTime<Utc>,
     },
     AttendanceConfirmed,
+    /// The customer came in, at `at`.
+    CustomerArrived {
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for BookingEvent {
@@ -190,6 +199,7 @@ impl DomainEvent for BookingEvent {
             Self::ReminderSent { .. } => "ReminderSent",
             Self::ReminderSkipped { .. } => "ReminderSkipped",
             Self::AttendanceConfirmed => "AttendanceConfirmed",
+            Self::CustomerArrived { .. } => "CustomerArrived",
         }
     }
 }
@@ -213,6 +223,8 @@ pub struct Booking {
     /// Reminders still to send, soonest first.
     pub reminders: Vec<DateTime<Utc>>,
     pub attendance_confirmed: bool,
+    /// When the customer came in, once the front desk said so.
+    pub arrived_at: Option<DateTime<Utc>>,
 }
 
 impl Booking {
@@ -256,6 +268,8 @@ pub enum BookingError {
     AlreadyStarted,
     #[error("that is the time it already has")]
     SameTime,
+    #[error("a customer can arrive from two hours before the appointment")]
+    TooEarlyToArrive,
 }
 
 pub struct BookingAggregate;
@@ -402,6 +416,16 @@ impl Decider for BookingAggregate {
                 S::Confirmed => Ok(vec![E::AppointmentCompleted]),
                 _ => illegal("completed"),
             },
+            C::MarkArrived { now } => match status {
+                S::Requested | S::Confirmed if booking.arrived_at.is_some() => Ok(vec![]),
+                S::Requested | S::Confirmed
+                    if now < booking.appointment.start - chrono::Duration::hours(2) =>
+                {
+                    Err(BookingError::TooEarlyToArrive)
+                }
+                S::Requested | S::Confirmed => Ok(vec![E::CustomerArrived { at: now }]),
+                _ => illegal("marked as arrived"),
+            },
             C::MarkNoShow { now } => match status {
                 S::Confirmed if booking.appointment.start > now => Err(BookingError::NotStarted),
                 S::Confirmed => Ok(vec![E::AppointmentMarkedNoShow]),
@@ -436,6 +460,7 @@ impl Decider for BookingAggregate {
                 status: BookingStatus::Requested,
                 reminders: Vec::new(),
                 attendance_confirmed: false,
+                arrived_at: None,
             });
             return state;
         }
@@ -457,6 +482,7 @@ impl Decider for BookingAggregate {
                     booking.reminders.retain(|r| r != at)
                 }
                 E::AttendanceConfirmed => booking.attendance_confirmed = true,
+                E::CustomerArrived { at } => booking.arrived_at = Some(*at),
             }
         }
         state
@@ -709,6 +735,44 @@ pub(crate) mod tests {
         given::<BookingAggregate>(&[requested()])
             .when(reschedule(slot("15:00", "15:45"), "10:30"))
             .then_expect_error(BookingError::AlreadyStarted);
+    }
+
+    #[test]
+    fn a_customer_arrives_once_from_two_hours_before_and_not_to_a_cancelled_booking() {
+        let confirmed = [requested(), BookingEvent::AppointmentConfirmed];
+        given::<BookingAggregate>(&confirmed)
+            .when(BookingCommand::MarkArrived { now: at("09:55") })
+            .then_expect(&[BookingEvent::CustomerArrived { at: at("09:55") }]);
+        given::<BookingAggregate>(&[requested()])
+            .when(BookingCommand::MarkArrived { now: at("10:05") })
+            .then_expect(&[BookingEvent::CustomerArrived { at: at("10:05") }]);
+        given::<BookingAggregate>(&confirmed)
+            .when(BookingCommand::MarkArrived { now: at("07:30") })
+            .then_expect_error(BookingError::TooEarlyToArrive);
+        let arrived = [
+            requested(),
+            BookingEvent::CustomerArrived { at: at("09:55") },
+        ];
+        given::<BookingAggregate>(&arrived)
+            .when(BookingCommand::MarkArrived { now: at("09:58") })
+            .then_expect(&[]);
+        let cancelled = [
+            requested(),
+            BookingEvent::AppointmentCancelled {
+                by: Party::Business,
+                reason: None,
+            },
+        ];
+        given::<BookingAggregate>(&cancelled)
+            .when(BookingCommand::MarkArrived { now: at("09:55") })
+            .then_expect_error(BookingError::IllegalTransition(
+                BookingStatus::Cancelled,
+                "marked as arrived",
+            ));
+        let state = arrived
+            .iter()
+            .fold(BookingState::default(), BookingAggregate::evolve);
+        assert_eq!(state.booking.unwrap().arrived_at, Some(at("09:55")));
     }
 
     #[test]

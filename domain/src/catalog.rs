@@ -192,6 +192,9 @@ pub(crate) fn samples() -> Vec<Section> {
                         at: "2026-11-30T09:00:00Z".parse().unwrap(),
                     },
                     BookingEvent::AttendanceConfirmed,
+                    BookingEvent::CustomerArrived {
+                        at: "2026-11-30T09:55:00Z".parse().unwrap(),
+                    },
                 ],
                 |e| match e {
                     BookingEvent::AppointmentRequested { .. } => 0,
@@ -204,8 +207,9 @@ pub(crate) fn samples() -> Vec<Section> {
                     BookingEvent::ReminderSent { .. } => 7,
                     BookingEvent::AttendanceConfirmed => 8,
                     BookingEvent::ReminderSkipped { .. } => 9,
+                    BookingEvent::CustomerArrived { .. } => 10,
                 },
-                10,
+                11,
             ),
         ),
         (

@@ -250,9 +250,11 @@ fn from_booking(booking_id: &str, event: &BookingEvent) -> Option<PublicEvent> {
         BookingEvent::AppointmentCompleted => only_id(Topic::BookingCompleted),
         BookingEvent::AppointmentMarkedNoShow => only_id(Topic::BookingNoShow),
         BookingEvent::AttendanceConfirmed => only_id(Topic::BookingAttendanceConfirmed),
+        // The front desk's own note: not (yet) in the public catalogue.
         BookingEvent::RemindersScheduled { .. }
         | BookingEvent::ReminderSent { .. }
-        | BookingEvent::ReminderSkipped { .. } => None,
+        | BookingEvent::ReminderSkipped { .. }
+        | BookingEvent::CustomerArrived { .. } => None,
     }
 }
 

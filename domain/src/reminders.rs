@@ -223,6 +223,7 @@ mod tests {
             status: BookingStatus::Confirmed,
             reminders: vec![],
             attendance_confirmed: false,
+            arrived_at: None,
         }
     }
 

@@ -40,6 +40,8 @@ pub struct BookingRow {
     pub attendance_confirmed_at: Option<DateTime<Utc>>,
     /// When the next reminder goes; none when none is due.
     pub next_reminder_at: Option<DateTime<Utc>>,
+    /// When the customer came in (the front desk marked them arrived); none yet.
+    pub arrived_at: Option<DateTime<Utc>>,
 }
 
 /// A time: RFC 3339, or a date (its midnight, UTC).
@@ -120,7 +122,7 @@ pub async fn bookings(
         BookingRow,
         "select booking_id, reference, service_id, service_name, resource, starts_at, ends_at,
                 status, channel, customer_phone, customer_name, price_minor, currency, version,
-                created_at, updated_at, attendance_confirmed_at, next_reminder_at
+                created_at, updated_at, attendance_confirmed_at, next_reminder_at, arrived_at
            from rm_bookings
           where ($1::text is null or status = $1)
             and ($2::timestamptz is null or starts_at >= $2)
@@ -192,7 +194,7 @@ pub async fn booking(
         BookingRow,
         "select booking_id, reference, service_id, service_name, resource, starts_at, ends_at,
                 status, channel, customer_phone, customer_name, price_minor, currency, version,
-                created_at, updated_at, attendance_confirmed_at, next_reminder_at
+                created_at, updated_at, attendance_confirmed_at, next_reminder_at, arrived_at
            from rm_bookings where booking_id = $1",
         id
     )

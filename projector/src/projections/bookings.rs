@@ -121,6 +121,20 @@ pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Re
             .await?;
             None
         }
+        BookingEvent::CustomerArrived { at: arrived } => {
+            sqlx::query!(
+                "update rm_bookings set arrived_at = $3, version = $4, updated_at = $5
+                 where tenant_id = $1 and booking_id = $2",
+                tenant,
+                booking_id,
+                arrived,
+                version,
+                at
+            )
+            .execute(&mut *conn)
+            .await?;
+            None
+        }
     };
     if let Some(status) = status {
         // A booking no longer ahead has no reminder to find.

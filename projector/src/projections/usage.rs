@@ -59,7 +59,8 @@ fn counted(event: &RecordedEvent) -> anyhow::Result<Counted> {
             | BookingEvent::RemindersScheduled { .. }
             | BookingEvent::ReminderSent { .. }
             | BookingEvent::ReminderSkipped { .. }
-            | BookingEvent::AttendanceConfirmed => one,
+            | BookingEvent::AttendanceConfirmed
+            | BookingEvent::CustomerArrived { .. } => one,
         },
         _ => one,
     })

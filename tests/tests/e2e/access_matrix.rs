@@ -69,6 +69,7 @@ fn command_routes() -> Vec<(&'static str, &'static str, Value, bool)> {
             json!({"start": "{start}"}),
             true,
         ),
+        ("POST", "/v1/bookings/{booking}/arrived", json!({}), true),
         ("POST", "/v1/bookings/{booking}/complete", json!({}), true),
         ("POST", "/v1/bookings/{booking}/no-show", json!({}), true),
         (

@@ -312,7 +312,7 @@ async fn another_tenants_ids_are_not_found_and_roles_are_enforced() {
     b.configured().await;
     let (_, booking) = a.book(&service_a, &slot(10), "+34600000001", None).await;
     let id = booking["booking_id"].as_str().unwrap();
-    for action in ["cancel", "confirm", "complete", "no-show"] {
+    for action in ["cancel", "confirm", "arrived", "complete", "no-show"] {
         let (status, _, _) = b
             .send(
                 reqwest::Method::POST,
@@ -609,4 +609,116 @@ async fn a_body_is_one_json_object_and_a_nul_character_is_refused_naming_its_fie
     }
     assert_eq!(count(&app, "ServiceAdded").await, 0);
     assert_eq!(count(&app, "TenantOnboarded").await, 1);
+}
+
+/// The front desk marks a customer arrived: not days before the appointment (409, nothing
+/// recorded), from two hours before it once (the same answer again records nothing new), and
+/// the read side shows when.
+#[tokio::test]
+async fn a_customer_is_marked_arrived_once_and_not_days_early() {
+    use chrono::{Duration, Timelike as _, Utc};
+    let app = spawn_command_api().await;
+    let projector =
+        e2e_tests::spawn_projector(e2e_tests::projector_settings(&app.db, &app.nats)).await;
+    let query = e2e_tests::spawn_query_api(e2e_tests::query_api_settings(&app.db, &app.nats)).await;
+    let t = Tenant {
+        owner: app.onboard("arrivals").await,
+        app: &app,
+    };
+    // A time zone where it is daytime now, open all day, no notice: a booking soon.
+    let zone = ["UTC", "Asia/Tokyo", "America/New_York", "Asia/Kolkata"]
+        .into_iter()
+        .find(|z| {
+            let tz: chrono_tz::Tz = z.parse().unwrap();
+            (6..18).contains(&Utc::now().with_timezone(&tz).hour())
+        })
+        .unwrap();
+    let day = json!([{"open": "00:00", "close": "23:55"}]);
+    let mut config = settings();
+    config["time_zone"] = json!(zone);
+    config["hours"] = json!({"monday": day, "tuesday": day, "wednesday": day, "thursday": day, "friday": day, "saturday": day, "sunday": day});
+    config["rules"] = json!({"min_notice_minutes": 0, "horizon_days": 30, "slot_step_minutes": 5});
+    let (status, _, body) = t
+        .send(
+            reqwest::Method::PUT,
+            "/v1/bot-config",
+            &[("if-match", "\"0\"")],
+            Some(config),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, _, service) = t
+        .send(reqwest::Method::POST, "/v1/services", &[], Some(haircut()))
+        .await;
+    let service = service["service_id"].as_str().unwrap();
+    let now = Utc::now();
+    let soon = now + Duration::minutes(30 - i64::from(now.minute() % 5));
+    let soon = soon.with_second(0).unwrap().with_nanosecond(0).unwrap();
+    let (status, soon_booking) = t
+        .book(
+            service,
+            &soon.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "+34600000071",
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{soon_booking}");
+    let (status, later) = t
+        .book(
+            service,
+            &(soon + Duration::days(2)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "+34600000072",
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{later}");
+
+    let arrive = |id: String| {
+        let t = &t;
+        async move {
+            t.send(
+                reqwest::Method::POST,
+                &format!("/v1/bookings/{id}/arrived"),
+                &[],
+                None,
+            )
+            .await
+        }
+    };
+    let (status, _, refused) = arrive(later["booking_id"].as_str().unwrap().to_owned()).await;
+    assert_eq!(status, 409, "{refused}");
+    assert!(
+        refused["detail"].as_str().unwrap().contains("two hours"),
+        "{refused}"
+    );
+
+    let id = soon_booking["booking_id"].as_str().unwrap().to_owned();
+    let (status, _, arrived) = arrive(id.clone()).await;
+    assert_eq!(status, 200, "{arrived}");
+    let at = arrived["arrived_at"].as_str().unwrap().to_owned();
+    let (status, _, again) = arrive(id.clone()).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["arrived_at"], at.as_str(), "recorded once");
+    let token = arrived["consistency_token"].as_str().unwrap();
+    let (status, read) = query
+        .get(
+            &format!("/v1/bookings/{id}"),
+            &t.owner.access_token,
+            Some(token),
+        )
+        .await;
+    assert_eq!(status, 200, "{read}");
+    let read_at: chrono::DateTime<Utc> = read["booking"]["arrived_at"]
+        .as_str()
+        .or(read["arrived_at"].as_str())
+        .unwrap_or_else(|| panic!("{read}"))
+        .parse()
+        .unwrap();
+    // The read model keeps microseconds, the event nanoseconds.
+    let at: chrono::DateTime<Utc> = at.parse().unwrap();
+    assert!(
+        (read_at - at).num_microseconds().unwrap().abs() <= 1,
+        "{read_at} {at}"
+    );
+    drop(projector);
 }

@@ -37,6 +37,7 @@ const COMMAND_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/bookings/{id}/confirm"),
     ("post", "/v1/bookings/{id}/cancel"),
     ("post", "/v1/bookings/{id}/reschedule"),
+    ("post", "/v1/bookings/{id}/arrived"),
     ("post", "/v1/bookings/{id}/complete"),
     ("post", "/v1/bookings/{id}/no-show"),
     ("post", "/v1/webhook-endpoints"),
