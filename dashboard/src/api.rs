@@ -185,6 +185,35 @@ impl Api {
         self.read_after(sessions, id, session, path, None).await
     }
 
+    /// A read with the session's access token as it is, never renewed here: a token that ran
+    /// out answers `SignedOut`, for the caller to read again through `read_after`, which
+    /// renews it. Reads made at once (a page's several) use this, so that two of them never
+    /// renew the same refresh token (the second would be taken for a stolen token's reuse).
+    pub async fn read_as_is<T: DeserializeOwned>(
+        &self,
+        session: &Session,
+        path: &str,
+    ) -> Result<T, Failure> {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.query))
+            .bearer_auth(&session.access_token)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            let bytes = response.bytes().await?;
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                Failure::Unavailable(format!("{path}: an answer not understood: {e}"))
+            });
+        }
+        if status == 401 {
+            return Err(Failure::SignedOut);
+        }
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        Err(Failure::from_problem(status, &body))
+    }
+
     /// A read that waits for the write whose consistency token is `after` (so a change shows
     /// on the very next page).
     pub async fn read_after<T: DeserializeOwned>(

@@ -185,6 +185,30 @@ impl Member {
         self.read_after(state, path, None).await
     }
 
+    /// A read made beside others (`tokio::join!`): the token as it is now, not renewed.
+    /// Pass its answer to `or_renewed`.
+    pub(crate) async fn read_beside<T: serde::de::DeserializeOwned>(
+        &self,
+        state: &AppState,
+        path: &str,
+    ) -> Result<T, Failure> {
+        state.api.read_as_is(&self.session, path).await
+    }
+
+    /// `answer` of `read_beside`, or, when the access token had run out, the same read again
+    /// with the session renewed (once, for all the reads that found it so).
+    pub(crate) async fn or_renewed<T: serde::de::DeserializeOwned>(
+        &mut self,
+        state: &AppState,
+        path: &str,
+        answer: Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        match answer {
+            Err(Failure::SignedOut) => self.read(state, path).await,
+            answer => answer,
+        }
+    }
+
     /// A read that waits for the write whose consistency token is `after`.
     pub(crate) async fn read_after<T: serde::de::DeserializeOwned>(
         &mut self,
@@ -574,35 +598,50 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     let tz = m.tz;
     let today = Utc::now().with_timezone(&tz).date_naive();
     let tomorrow = today + chrono::Duration::days(1);
-    let path = format!(
+    // The page's six reads at once: the day's appointments, those to confirm, who waits for
+    // a person, this week (Monday to today) against the same days of the week before, and
+    // the plan's usage.
+    let todays_path = format!(
         "/v1/bookings?from={}&to={}&limit=100",
         instant(midnight(today, tz)),
         instant(midnight(tomorrow, tz))
     );
-    let todays: Page<BookingRow> = m.read(&state, &path).await.map_err(failed)?;
-    let path = format!(
+    let unconfirmed_path = format!(
         "/v1/bookings?status=requested&from={}&limit=20",
         instant(Utc::now())
     );
-    let unconfirmed: Page<BookingRow> = m.read(&state, &path).await.map_err(failed)?;
-    let inbox: Page<ConversationRow> = m
-        .read(&state, "/v1/conversations?waiting=true&limit=100")
-        .await
-        .map_err(failed)?;
-    // This week (Monday to today) against the same days of the week before.
+    let inbox_path = "/v1/conversations?waiting=true&limit=100";
     let monday = today - chrono::Duration::days(i64::from(today.weekday().num_days_from_monday()));
     let overview =
         |from: NaiveDate, to: NaiveDate| format!("/v1/analytics/overview?from={from}&to={to}");
-    let this_week: Result<Overview, _> = m.read(&state, &overview(monday, today)).await;
-    let last_week: Result<Overview, _> = m
-        .read(
-            &state,
-            &overview(
-                monday - chrono::Duration::days(7),
-                today - chrono::Duration::days(7),
-            ),
-        )
-        .await;
+    let this_week_path = overview(monday, today);
+    let last_week_path = overview(
+        monday - chrono::Duration::days(7),
+        today - chrono::Duration::days(7),
+    );
+    let (todays, unconfirmed, inbox, this_week, last_week, billing) = tokio::join!(
+        m.read_beside::<Page<BookingRow>>(&state, &todays_path),
+        m.read_beside::<Page<BookingRow>>(&state, &unconfirmed_path),
+        m.read_beside::<Page<ConversationRow>>(&state, inbox_path),
+        m.read_beside::<Overview>(&state, &this_week_path),
+        m.read_beside::<Overview>(&state, &last_week_path),
+        m.read_beside::<BillingView>(&state, "/v1/billing"),
+    );
+    let todays = m
+        .or_renewed(&state, &todays_path, todays)
+        .await
+        .map_err(failed)?;
+    let unconfirmed = m
+        .or_renewed(&state, &unconfirmed_path, unconfirmed)
+        .await
+        .map_err(failed)?;
+    let inbox = m
+        .or_renewed(&state, inbox_path, inbox)
+        .await
+        .map_err(failed)?;
+    let this_week = m.or_renewed(&state, &this_week_path, this_week).await;
+    let last_week = m.or_renewed(&state, &last_week_path, last_week).await;
+    let billing = m.or_renewed(&state, "/v1/billing", billing).await;
     let week = match (this_week, last_week) {
         (Ok(now), Ok(before)) => {
             let revenue = |o: &Overview| {
@@ -649,7 +688,6 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<R
         (Err(Failure::Refused { status: 403, .. }), _) => vec![],
         (Err(failure), _) | (_, Err(failure)) => return Err(failed(failure)),
     };
-    let billing: Result<BillingView, _> = m.read(&state, "/v1/billing").await;
     let (usage, plan) = match billing {
         Ok(b) => {
             let line = |what: &'static str, l: &query_api::billing::UsageLine| {

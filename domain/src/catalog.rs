@@ -641,7 +641,9 @@ pub(crate) fn meaning(event_type: &str) -> &'static str {
             "The reminder due `at` could not go: no template, and the customer had not written within 24 hours."
         }
         "AttendanceConfirmed" => "The customer said they will come (a reminder's Confirm).",
-        "CustomerArrived" => "The front desk saw the customer come in (from two hours before the appointment; once).",
+        "CustomerArrived" => {
+            "The front desk saw the customer come in (from two hours before the appointment; once)."
+        }
         "CustomerWaitlisted" => {
             "Nothing was free: the customer waits for a time of the service and hears when one frees up."
         }
