@@ -21,6 +21,7 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub mod account;
 pub mod analytics;
 pub mod api;
 pub mod billing;
@@ -102,6 +103,10 @@ pub fn router(state: AppState) -> Router {
         .route("/audit", get(pages::audit))
         .route("/inbox/{phone}", get(pages::conversation))
         .route("/inbox/{phone}/{action}", post(pages::conversation_action))
+        .route("/account", get(account::account))
+        .route("/account/second-factor", post(account::enroll))
+        .route("/account/second-factor/verify", post(account::verify))
+        .route("/account/password", post(account::password))
         .route("/setup", get(setup::setup))
         .route("/setup/services", post(setup::add_service))
         .route(

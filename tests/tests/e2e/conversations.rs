@@ -172,6 +172,7 @@ async fn a_flood_is_cut_and_recorded_with_one_notice_and_the_latest_message_answ
     let s = setup().await;
     let _projector = spawn_projector(projector_settings(&s.app.db, &s.app.nats)).await;
     let me = "34600300001";
+    let started = std::time::Instant::now();
     for n in 0..100 {
         let body = if n == 99 { "hi" } else { "spam" };
         deliver(
@@ -182,10 +183,15 @@ async fn a_flood_is_cut_and_recorded_with_one_notice_and_the_latest_message_answ
     }
     let received = events(&s.app, "MessageReceived").await;
     assert_eq!(received.len(), 100, "every message is recorded");
+    // The limit (the suite's: 20 a minute, a burst of 20) answers at most the burst and what
+    // refilled while the flood was delivered (seconds on an idle machine, over a minute on a
+    // loaded one); every other message waits.
+    let refilled = started.elapsed().as_secs() / 3 + 1;
+    let answered_at_most = 20 + refilled as usize;
     let deferred = events(&s.app, "AnswerDeferred").await;
     assert!(
-        deferred.len() >= 60,
-        "most of a flood is not answered one by one: {} deferred",
+        deferred.len() >= 100 - answered_at_most,
+        "a flood is not answered one by one: {} deferred, at most {answered_at_most} answered",
         deferred.len()
     );
     let notices: Vec<Value> = events(&s.app, "BotReplied")

@@ -1664,3 +1664,84 @@ async fn an_owner_edits_what_the_bot_says_with_a_live_preview_and_saves_it() {
         .await;
     assert_eq!(config["settings"]["flow"]["texts"]["greeting"], greeting);
 }
+
+/// A member switches the second factor on from Your account: the secret as a QR code drawn in
+/// the page and as text, a wrong code refused next to its field (the same QR shown again),
+/// the right one switches it on and signing in then asks for a code; the password is changed
+/// through an emailed link.
+#[tokio::test]
+async fn a_member_switches_the_second_factor_on_from_a_qr_code_and_asks_for_a_new_password() {
+    use totp_rs::{Algorithm, Secret, TOTP};
+    let app = spawn_command_api().await;
+    let _projector = spawn_projector(projector_settings(&app.db, &app.nats)).await;
+    let query = spawn_query_api(query_api_settings(&app.db, &app.nats)).await;
+    let dashboard = spawn_dashboard(&app.db, &app.nats, &app.address, &query.address).await;
+    app.onboard("dash-account").await;
+    let mut browser = Browser::new(&dashboard);
+    browser.sign_in("dash-account").await;
+    let (_, _, page) = eventually_page(&browser, "/account", "owner@dash-account.example").await;
+    assert!(page.contains(r#"status-requested">off"#), "{page}");
+
+    let (status, _, page) = browser.submit("/account/second-factor", &[]).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<svg"), "the QR code is in the page: {page}");
+    let secret = page
+        .split(r#"<code id="mfa-secret">"#)
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap()
+        .to_owned();
+    let url = form_value(&page, "otpauth_url").replace("&amp;", "&");
+    assert!(url.starts_with("otpauth://totp/"), "{url}");
+    let authenticator = TOTP::new(
+        Algorithm::SHA1,
+        6,
+        1,
+        30,
+        Secret::Encoded(secret).to_bytes().unwrap(),
+        None,
+        String::new(),
+    )
+    .unwrap();
+    let verify = |code: String| vec![("otpauth_url", url.clone()), ("code", code)];
+    if authenticator.generate_current().unwrap() != "000000" {
+        let (status, _, page) = browser
+            .submit("/account/second-factor/verify", &verify("000000".into()))
+            .await;
+        assert_eq!(status, 422, "{page}");
+        assert!(page.contains(r#"id="code-error""#), "{page}");
+        assert!(page.contains("<svg"), "the same QR again: {page}");
+    }
+    let (status, _, page) = browser
+        .submit(
+            "/account/second-factor/verify",
+            &verify(authenticator.generate_current().unwrap()),
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("The second factor is on"), "{page}");
+    assert!(page.contains(r#"status-confirmed">on"#), "{page}");
+
+    // Signing in now asks for the code.
+    let mut other = Browser::new(&dashboard);
+    let (status, _, page) = other
+        .post(
+            "/login",
+            &[
+                ("slug", "dash-account"),
+                ("email", "owner@dash-account.example"),
+                ("password", "correct horse battery staple"),
+            ],
+            Some("same-origin"),
+        )
+        .await;
+    assert_ne!(status, 303, "not signed in without the code: {page}");
+    assert!(page.contains(r#"name="totp""#), "{page}");
+
+    let (status, _, page) = browser.submit("/account/password", &[]).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("We emailed owner@dash-account.example a link"),
+        "{page}"
+    );
+}
