@@ -71,11 +71,24 @@ pub fn load<T: DeserializeOwned>(service: &str, service_defaults: &str) -> anyho
 pub struct HttpSettings {
     pub host: String,
     pub port: u16,
+    /// The most a request may take from its first byte to its answer (a body that trickles
+    /// in counts against it); past it the answer is 408, problem+json, and the connection
+    /// closes. A stream (server-sent events) is timed until it starts.
+    #[serde(default = "default_request_seconds")]
+    pub request_seconds: u64,
+}
+
+fn default_request_seconds() -> u64 {
+    30
 }
 
 impl HttpSettings {
     pub fn address(&self) -> String {
         format!("{}:{}", self.host, self.port)
+    }
+
+    pub fn request_limit(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.request_seconds.max(1))
     }
 }
 

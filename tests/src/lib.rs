@@ -84,6 +84,7 @@ pub fn service_settings(db: &TestDb, nats: &TestNats, redis_url: &str) -> Servic
         http: HttpSettings {
             host: "127.0.0.1".into(),
             port: 0,
+            request_seconds: 30,
         },
         database: DatabaseSettings {
             url: SecretString::from(db.app_url()),

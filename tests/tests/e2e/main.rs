@@ -29,6 +29,7 @@ mod staff;
 mod stripe;
 mod takeover;
 mod team;
+mod transport;
 mod unit_of_work;
 mod webhooks;
 mod whatsapp;

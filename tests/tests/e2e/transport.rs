@@ -1,0 +1,83 @@
+//! What every answer carries, and a client that holds a connection open by trickling its
+//! request's body in: answered 408 (problem+json) once the command API's time for a request is
+//! up, and the connection closed. (The query API takes no bodies: its routes are reads.)
+
+use std::time::{Duration, Instant};
+
+use e2e_tests::{query_api_settings, spawn_command_api_tuned, spawn_query_api};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// Sends a request's head and the first byte of a 100-byte body, then nothing: what the
+/// service answers, and after how long.
+async fn trickle(address: &str, path: &str) -> (String, Duration) {
+    let host = address.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(host).await.unwrap();
+    let started = Instant::now();
+    socket
+        .write_all(
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+                 Content-Length: 100\r\n\r\n{{"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    // Read until the service closes the connection (or 20 s, which fails below).
+    let _ = tokio::time::timeout(Duration::from_secs(20), socket.read_to_end(&mut answer)).await;
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test]
+async fn a_request_that_trickles_in_is_answered_408_and_its_connection_closed() {
+    let app = spawn_command_api_tuned("http://127.0.0.1:1", e2e_tests::REDIS_URL, |s| {
+        s.http.request_seconds = 2;
+    })
+    .await;
+    for (address, path) in [
+        (app.address.as_str(), "/v1/tenants"),
+        (app.address.as_str(), "/webhooks/whatsapp"),
+    ] {
+        let (answer, took) = trickle(address, path).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 408"),
+            "{address}{path}: {answer}"
+        );
+        assert!(answer.contains("application/problem+json"), "{answer}");
+        assert!(answer.contains("request-timeout"), "{answer}");
+        assert!(
+            took >= Duration::from_secs(2) && took < Duration::from_secs(10),
+            "answered after the limit and the connection closed: {took:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_answer_says_not_to_sniff_frame_cache_or_refer() {
+    let app = e2e_tests::spawn_command_api().await;
+    let query = spawn_query_api(query_api_settings(&app.db, &app.nats)).await;
+    for url in [
+        format!("{}/v1/me", app.address),
+        format!("{}/v1/bookings", query.address),
+        format!("{}/healthz", app.address),
+    ] {
+        let response = reqwest::get(&url).await.unwrap();
+        let headers = response.headers();
+        for (name, value) in [
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            ("referrer-policy", "no-referrer"),
+            ("cache-control", "no-store"),
+        ] {
+            assert_eq!(
+                headers.get(name).and_then(|v| v.to_str().ok()),
+                Some(value),
+                "{url}: {name}"
+            );
+        }
+    }
+}
