@@ -159,7 +159,11 @@ fn page_of(m: &Member, version: i32, settings: Option<&Value>, script: &str) -> 
             .iter()
             .find(|(k, _)| *k == key)
             .map_or_else(|| label_of(key), |(_, l)| (*l).to_owned()),
-        value: texts[key].as_str().unwrap_or_default().to_owned(),
+        value: texts
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
     };
     let mut keywords: Vec<KeywordRow> = settings
         .and_then(|s| s["keyword_replies"].as_array().cloned())

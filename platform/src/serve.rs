@@ -3,12 +3,19 @@
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt as _;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 /// A token cancelled on SIGTERM or Ctrl-C: the one shutdown signal every task of a service
@@ -41,25 +48,77 @@ pub fn shutdown_on_signals() -> CancellationToken {
     token
 }
 
+/// How long a client may take to send a request's head (its line and headers): past it the
+/// connection is closed, so a client trickling its headers in (slowloris) holds a connection
+/// no longer. (The body is timed with the rest of the request: `time_limit`.)
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves `router` on `listener` until `shutdown` is cancelled, then lets in-flight requests
-/// finish.
+/// finish. Each connection is served by hyper with a timer, so the head of each request must
+/// arrive within [`HEADER_READ_TIMEOUT`] (axum's own `serve` gives hyper no timer, which turns
+/// hyper's header timeout off); the peer's address reaches handlers as `ConnectInfo`, for the
+/// per-address limits.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    // The peer address reaches handlers (`ConnectInfo`) for per-IP limits; forwarded-for
-    // headers are not trusted.
     // The recorder is installed before the first request is counted.
     crate::metrics::handle();
-    let service = router
+    let app = router
+        .layer(CatchPanicLayer::custom(panicked))
         .layer(axum::middleware::from_fn(security_headers))
         .layer(axum::middleware::from_fn(crate::metrics::track))
-        .layer(TraceLayer::new_for_http())
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+        .layer(TraceLayer::new_for_http());
+    let connections = TaskTracker::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tracing::warn!(error = %err, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = tower::ServiceBuilder::new()
+            .layer(axum::Extension(ConnectInfo(peer)))
+            .service(app.clone())
+            .map_request(|request: hyper::Request<hyper::body::Incoming>| {
+                request.map(axum::body::Body::new)
+            });
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let mut builder = Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            let connection = builder.serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                TowerToHyperService::new(service),
+            );
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                served = connection.as_mut() => {
+                    if let Err(err) = served {
+                        tracing::debug!(error = %err, "connection ended");
+                    }
+                    return;
+                }
+                () = shutdown.cancelled() => connection.as_mut().graceful_shutdown(),
+            }
+            // In-flight requests finish; the connection closes after them.
+            let _ = connection.await;
+        });
+    }
+    connections.close();
+    connections.wait().await;
+    Ok(())
 }
 
 /// What every answer of every service carries unless it says otherwise: not to be sniffed into
@@ -109,4 +168,21 @@ pub async fn time_limit(State(limit): State<Duration>, request: Request, next: N
             response
         }
     }
+}
+
+/// A handler that panicked answers 500 problem+json (and the service keeps serving), instead of
+/// the connection dropping with no answer.
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    tracing::error!(panic = what, "a request's handler panicked");
+    crate::problem::Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "Something went wrong on our side",
+    )
+    .into_response()
 }

@@ -4,9 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::{
-    CommandApp, FAKE_NUMBER_ID, FAKE_TOKEN, FakeGraph, Onboarded, spawn_command_api_with_graph,
-};
+use crate::{CommandApp, FAKE_NUMBER_ID, FAKE_TOKEN, FakeGraph, Onboarded};
 
 pub const APP_SECRET: &str = "app-secret-0123456789abcdef";
 pub const VERIFY_TOKEN: &str = "verify-token-0123456789";
@@ -37,8 +35,13 @@ pub async fn connect(
 
 /// A tenant with its number connected, opening hours every day and one service.
 pub async fn setup() -> Setup {
+    setup_tuned(|_| {}).await
+}
+
+/// [`setup`] with the command API's settings adjusted by `tune`.
+pub async fn setup_tuned(tune: impl FnOnce(&mut command_api::Settings)) -> Setup {
     let graph = FakeGraph::start().await;
-    let app = spawn_command_api_with_graph(&graph.base_url).await;
+    let app = crate::spawn_command_api_tuned(&graph.base_url, crate::REDIS_URL, tune).await;
     let owner = app.onboard("demo-salon").await;
     assert_eq!(
         connect(&app, &owner, FAKE_TOKEN, FAKE_NUMBER_ID).await.0,

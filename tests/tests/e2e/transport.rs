@@ -1,6 +1,7 @@
 //! What every answer carries, and a client that holds a connection open by trickling its
 //! request's body in: answered 408 (problem+json) once the command API's time for a request is
-//! up, and the connection closed. (The query API takes no bodies: its routes are reads.)
+//! up, and the connection closed. (The query API takes no bodies: its routes are reads.) A
+//! client that trickles its request's head in is cut off after 10 s, on every service.
 
 use std::time::{Duration, Instant};
 
@@ -52,6 +53,40 @@ async fn a_request_that_trickles_in_is_answered_408_and_its_connection_closed() 
         assert!(
             took >= Duration::from_secs(2) && took < Duration::from_secs(10),
             "answered after the limit and the connection closed: {took:?}"
+        );
+    }
+}
+
+/// Sends a request's head but never its end: how long until the service closes the connection
+/// (`None`: still open after 30 s).
+async fn headers_never_end(address: &str) -> Option<Duration> {
+    let host = address.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(host).await.unwrap();
+    let started = Instant::now();
+    socket
+        .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nX-Slow: ").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), socket.read_to_end(&mut answer))
+        .await
+        .ok()
+        .map(|_| started.elapsed())
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let app = e2e_tests::spawn_command_api().await;
+    let query = spawn_query_api(query_api_settings(&app.db, &app.nats)).await;
+    let (command, read) = tokio::join!(
+        headers_never_end(&app.address),
+        headers_never_end(&query.address)
+    );
+    for (service, took) in [("command API", command), ("query API", read)] {
+        let took = took.unwrap_or_else(|| panic!("{service}: still open after 30 s"));
+        assert!(
+            took >= Duration::from_secs(9) && took < Duration::from_secs(20),
+            "{service}: cut off after the 10 s a request's head may take: {took:?}"
         );
     }
 }
