@@ -21,6 +21,7 @@ use serde_json::{Map, Value, json};
 use crate::AppState;
 use crate::api::Failure;
 use crate::pages::{Member, encoded, failed, field, member_form, render, see_other};
+use crate::setup::SetupQuery;
 
 /// The texts most businesses change first, shown open; the others are under "All the other
 /// texts".
@@ -112,14 +113,6 @@ pub struct BotPage {
     pub errors: Vec<String>,
     pub notice: Option<String>,
     pub conflict: bool,
-}
-
-#[derive(Debug, Default, serde::Deserialize)]
-pub struct BotQuery {
-    #[serde(default)]
-    pub after: Option<String>,
-    #[serde(default)]
-    pub notice: Option<String>,
 }
 
 /// The business's configuration (`None` before its hours are set) and its bookable services.
@@ -366,7 +359,7 @@ fn bubble(reply: Reply) -> Bubble {
 pub async fn bot(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<BotQuery>,
+    Query(query): Query<SetupQuery>,
 ) -> Result<Response, Response> {
     let mut m = Member::of(&state, &headers).await?;
     let (version, settings, services) = current(&state, &mut m, query.after.as_deref()).await?;

@@ -73,18 +73,8 @@ impl<'a> Browser<'a> {
         path: &str,
         form: &[(&str, &str)],
     ) -> (u16, reqwest::header::HeaderMap, String) {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.dashboard.address))
-            .form(form)
-            .header("sec-fetch-site", "same-origin")
-            .header("hx-request", "true")
-            .header("cookie", self.cookie.as_deref().unwrap_or_default())
-            .send()
-            .await
-            .unwrap();
-        let (status, headers) = (response.status().as_u16(), response.headers().clone());
-        (status, headers, response.text().await.unwrap())
+        let owned: Vec<(&str, String)> = form.iter().map(|(n, v)| (*n, (*v).to_owned())).collect();
+        self.same_origin(path, &owned, true).await
     }
 
     /// A form of the page sent from the page itself (same-origin), its fields owned.
@@ -93,15 +83,25 @@ impl<'a> Browser<'a> {
         path: &str,
         fields: &[(&str, String)],
     ) -> (u16, reqwest::header::HeaderMap, String) {
-        let response = self
+        self.same_origin(path, fields, false).await
+    }
+
+    async fn same_origin(
+        &self,
+        path: &str,
+        form: &[(&str, String)],
+        htmx: bool,
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let mut request = self
             .client
             .post(format!("{}{path}", self.dashboard.address))
-            .form(fields)
+            .form(form)
             .header("sec-fetch-site", "same-origin")
-            .header("cookie", self.cookie.as_deref().unwrap_or_default())
-            .send()
-            .await
-            .unwrap();
+            .header("cookie", self.cookie.as_deref().unwrap_or_default());
+        if htmx {
+            request = request.header("hx-request", "true");
+        }
+        let response = request.send().await.unwrap();
         let (status, headers) = (response.status().as_u16(), response.headers().clone());
         (status, headers, response.text().await.unwrap())
     }
