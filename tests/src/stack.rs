@@ -54,8 +54,10 @@ impl Platform {
             command: url("command-api"),
             query: url("query-api"),
             fake: url("fake-whatsapp"),
+            // A webhook turn on debug binaries sharing two cores with the suite can take many
+            // seconds under a crowd; the fake answers once the platform has.
             client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
+                .timeout(Duration::from_secs(60))
                 .build()
                 .expect("a client"),
             ports,
