@@ -508,11 +508,8 @@ impl Application {
                 redis: Some(redis),
             }),
         );
-        // Every route is timed (health checks included): see `platform::serve::time_limit`.
-        let router = router.layer(axum::middleware::from_fn_with_state(
-            settings.http.request_limit(),
-            platform::serve::time_limit,
-        ));
+        // Every route is timed, health checks included.
+        let router = platform::serve::timed(router, &settings.http);
         let listener = TcpListener::bind(settings.http.address()).await?;
         Ok(Self { listener, router })
     }

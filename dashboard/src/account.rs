@@ -63,6 +63,16 @@ async fn page(state: &AppState, m: &mut Member) -> Result<AccountPage, Response>
     })
 }
 
+/// A form of this page: its member and fields (`member_form`), and the page as it stands.
+async fn form_and_page(
+    state: &AppState,
+    request: Request,
+) -> Result<(Member, Vec<(String, String)>, AccountPage), Response> {
+    let (mut m, fields) = member_form::<Vec<(String, String)>>(state, request).await?;
+    let page = page(state, &mut m).await?;
+    Ok((m, fields, page))
+}
+
 /// The QR code of `url`, as an SVG to put in the page.
 fn qr_svg(url: &str) -> Option<String> {
     let code = qrcode::QrCode::new(url.as_bytes()).ok()?;
@@ -93,12 +103,8 @@ pub async fn account(
 
 /// `POST /account/second-factor`: a new secret (not on until a code from it is given).
 pub async fn enroll(State(state): State<AppState>, request: Request) -> Response {
-    let (mut m, _) = match member_form::<Vec<(String, String)>>(&state, request).await {
+    let (mut m, _, mut page) = match form_and_page(&state, request).await {
         Ok(x) => x,
-        Err(response) => return response,
-    };
-    let mut page = match page(&state, &mut m).await {
-        Ok(page) => page,
         Err(response) => return response,
     };
     let enrolled = state
@@ -130,12 +136,8 @@ pub async fn enroll(State(state): State<AppState>, request: Request) -> Response
 
 /// `POST /account/second-factor/verify`: the app's first code switches the second factor on.
 pub async fn verify(State(state): State<AppState>, request: Request) -> Response {
-    let (mut m, fields) = match member_form::<Vec<(String, String)>>(&state, request).await {
+    let (mut m, fields, mut page) = match form_and_page(&state, request).await {
         Ok(x) => x,
-        Err(response) => return response,
-    };
-    let mut page = match page(&state, &mut m).await {
-        Ok(page) => page,
         Err(response) => return response,
     };
     let code: String = field(&fields, "code")
@@ -179,12 +181,8 @@ pub async fn verify(State(state): State<AppState>, request: Request) -> Response
 
 /// `POST /account/password`: emails the member the link that sets a new password.
 pub async fn password(State(state): State<AppState>, request: Request) -> Response {
-    let (mut m, fields) = match member_form::<Vec<(String, String)>>(&state, request).await {
+    let (m, fields, mut page) = match form_and_page(&state, request).await {
         Ok(x) => x,
-        Err(response) => return response,
-    };
-    let mut page = match page(&state, &mut m).await {
-        Ok(page) => page,
         Err(response) => return response,
     };
     let email = match page.email.as_str() {

@@ -200,18 +200,7 @@ impl Api {
             .bearer_auth(&session.access_token)
             .send()
             .await?;
-        let status = response.status().as_u16();
-        if (200..300).contains(&status) {
-            let bytes = response.bytes().await?;
-            return serde_json::from_slice(&bytes).map_err(|e| {
-                Failure::Unavailable(format!("{path}: an answer not understood: {e}"))
-            });
-        }
-        if status == 401 {
-            return Err(Failure::SignedOut);
-        }
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        Err(Failure::from_problem(status, &body))
+        answer(response, path).await
     }
 
     /// A read that waits for the write whose consistency token is `after` (so a change shows
@@ -328,20 +317,7 @@ impl Api {
 
     /// Signs a business up: its answer (the tenant, the owner's tokens) or the refusal.
     pub async fn sign_up(&self, body: Value, client: Option<IpAddr>) -> Result<Value, Failure> {
-        let response = forwarded(
-            self.client
-                .post(format!("{}/v1/tenants", self.command))
-                .json(&body),
-            client,
-        )
-        .send()
-        .await?;
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if status == 201 {
-            return Ok(body);
-        }
-        Err(Failure::from_problem(status, &body))
+        self.post_public("/v1/tenants", body, client).await
     }
 
     /// A POST to the command API without a session (password resets): `Ok` on any 2xx.
@@ -351,6 +327,16 @@ impl Api {
         body: Value,
         client: Option<IpAddr>,
     ) -> Result<(), Failure> {
+        self.post_public(path, body, client).await.map(drop)
+    }
+
+    /// A POST without a session, as from `client`: the answer's body on a 2xx.
+    async fn post_public(
+        &self,
+        path: &str,
+        body: Value,
+        client: Option<IpAddr>,
+    ) -> Result<Value, Failure> {
         let response = forwarded(
             self.client
                 .post(format!("{}{path}", self.command))
@@ -360,10 +346,10 @@ impl Api {
         .send()
         .await?;
         let status = response.status().as_u16();
-        if (200..300).contains(&status) {
-            return Ok(());
-        }
         let body: Value = response.json().await.unwrap_or(Value::Null);
+        if (200..300).contains(&status) {
+            return Ok(body);
+        }
         Err(Failure::from_problem(status, &body))
     }
 
@@ -394,41 +380,49 @@ impl Api {
                 request = request.header(name, value);
             }
             let response = request.send().await?;
-            let status = response.status().as_u16();
-            if (200..300).contains(&status) {
-                let bytes = response.bytes().await?;
-                let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
-                return serde_json::from_slice(bytes).map_err(|e| {
-                    Failure::Unavailable(format!("{path}: an answer not understood: {e}"))
-                });
+            if !(response.status() == 401 && attempt == 0) {
+                return answer(response, path).await;
             }
-            if status == 401 && attempt == 0 {
-                let renewed = match self
-                    .tokens(
-                        "/v1/auth/refresh",
-                        json!({"refresh_token": session.refresh_token}),
-                        None,
-                    )
-                    .await
-                {
-                    Ok(pair) => pair,
-                    Err(Failure::Refused { .. }) => return Err(Failure::SignedOut),
-                    Err(other) => return Err(other),
-                };
-                session.access_token = renewed.access_token;
-                session.refresh_token = renewed.refresh_token;
-                sessions
-                    .put(id, session)
-                    .await
-                    .map_err(|e| Failure::Unavailable(e.to_string()))?;
-                continue;
-            }
-            if status == 401 {
-                return Err(Failure::SignedOut);
-            }
-            let body: Value = response.json().await.unwrap_or(Value::Null);
-            return Err(Failure::from_problem(status, &body));
+            // The access token ran out: renew it once with the refresh token, and try again.
+            let renewed = match self
+                .tokens(
+                    "/v1/auth/refresh",
+                    json!({"refresh_token": session.refresh_token}),
+                    None,
+                )
+                .await
+            {
+                Ok(pair) => pair,
+                Err(Failure::Refused { .. }) => return Err(Failure::SignedOut),
+                Err(other) => return Err(other),
+            };
+            session.access_token = renewed.access_token;
+            session.refresh_token = renewed.refresh_token;
+            sessions
+                .put(id, session)
+                .await
+                .map_err(|e| Failure::Unavailable(e.to_string()))?;
         }
         Err(Failure::SignedOut)
     }
+}
+
+/// An API's answer: its body on a 2xx (an empty one is `null`), `SignedOut` on a 401, else the
+/// refusal it describes.
+async fn answer<T: DeserializeOwned>(
+    response: reqwest::Response,
+    path: &str,
+) -> Result<T, Failure> {
+    let status = response.status().as_u16();
+    if (200..300).contains(&status) {
+        let bytes = response.bytes().await?;
+        let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+        return serde_json::from_slice(bytes)
+            .map_err(|e| Failure::Unavailable(format!("{path}: an answer not understood: {e}")));
+    }
+    if status == 401 {
+        return Err(Failure::SignedOut);
+    }
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    Err(Failure::from_problem(status, &body))
 }

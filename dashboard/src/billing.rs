@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::AppState;
 use crate::api::Failure;
-use crate::pages::{Member, encoded, failed, member_form, money, render, see_other};
+use crate::pages::{Member, after_write, failed, member_form, money, render, see_other};
 use crate::session::random_token;
 
 /// A usage line: what, used, the limit (or none), and how full it is, for a `<meter>`.
@@ -270,11 +270,7 @@ pub async fn act(State(state): State<AppState>, request: Request) -> Response {
             Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
                 see_other(url)
             }
-            _ => see_other(&format!(
-                "/billing?after={}&notice={}",
-                encoded(answer["consistency_token"].as_str().unwrap_or_default()),
-                encoded(done)
-            )),
+            _ => after_write("/billing", &answer, done),
         },
         Err(failure @ Failure::Refused { .. }) => {
             let mut page = match billing_page(&state, &mut m, None).await {

@@ -15,12 +15,12 @@ use domain::bot::{BookingView, BotContext, BotState, Calendar, Inbound, Input, R
 use domain::bot_config::{BotSettings, Service};
 use domain::ids::{BookingId, ResourceId};
 use domain::values::LocalDate;
-use query_api::catalog::{BotConfigView, ServicesView};
+use query_api::catalog::ServicesView;
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
 use crate::api::Failure;
-use crate::pages::{Member, encoded, failed, field, member_form, render, see_other};
+use crate::pages::{Member, after_write, failed, field, member_form, render, see_other};
 use crate::setup::SetupQuery;
 
 /// The texts most businesses change first, shown open; the others are under "All the other
@@ -121,11 +121,7 @@ async fn current(
     m: &mut Member,
     after: Option<&str>,
 ) -> Result<(i32, Option<Value>, Vec<Service>), Response> {
-    let config: Option<BotConfigView> = match m.read_after(state, "/v1/bot-config", after).await {
-        Ok(config) => Some(config),
-        Err(Failure::Refused { status: 404, .. }) => None,
-        Err(failure) => return Err(failed(failure)),
-    };
+    let config = m.bot_config(state, after).await?;
     let services: ServicesView = m.read(state, "/v1/services").await.map_err(failed)?;
     let active = services.services.into_iter().filter(|s| s.active).collect();
     let version = config.as_ref().map_or(0, |c| c.version);
@@ -430,11 +426,11 @@ pub async fn save_bot(State(state): State<AppState>, request: Request) -> Respon
         )
         .await;
     match answer {
-        Ok(answer) => see_other(&format!(
-            "/setup/bot?after={}&notice={}",
-            encoded(answer["consistency_token"].as_str().unwrap_or_default()),
-            encoded("Saved: the bot answers this way from now on.")
-        )),
+        Ok(answer) => after_write(
+            "/setup/bot",
+            &answer,
+            "Saved: the bot answers this way from now on.",
+        ),
         // Someone else saved first: their configuration is shown as it is now.
         Err(failure @ Failure::Refused { status: 412, .. }) => {
             let mut page = page_of(&m, version_now, Some(&saved), script);

@@ -42,6 +42,16 @@ pub(crate) fn see_other(to: &str) -> Response {
     (StatusCode::SEE_OTHER, [(LOCATION, to.to_owned())]).into_response()
 }
 
+/// After a write: back to `page` with the write's consistency token (so the next read shows
+/// it) and `notice` to say what was done.
+pub(crate) fn after_write(page: &str, answer: &serde_json::Value, notice: &str) -> Response {
+    see_other(&format!(
+        "{page}?after={}&notice={}",
+        encoded(answer["consistency_token"].as_str().unwrap_or_default()),
+        encoded(notice)
+    ))
+}
+
 pub(crate) fn unavailable(what: &str) -> Response {
     tracing::warn!(what, "the dashboard could not reach a dependency");
     (
@@ -206,6 +216,20 @@ impl Member {
         match answer {
             Err(Failure::SignedOut) => self.read(state, path).await,
             answer => answer,
+        }
+    }
+
+    /// The business's bot configuration (after the write `after`), or `None` before its
+    /// hours are first set.
+    pub(crate) async fn bot_config(
+        &mut self,
+        state: &AppState,
+        after: Option<&str>,
+    ) -> Result<Option<query_api::catalog::BotConfigView>, Response> {
+        match self.read_after(state, "/v1/bot-config", after).await {
+            Ok(config) => Ok(Some(config)),
+            Err(Failure::Refused { status: 404, .. }) => Ok(None),
+            Err(failure) => Err(failed(failure)),
         }
     }
 

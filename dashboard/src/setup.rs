@@ -7,13 +7,13 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use domain::bot_config::Service;
-use query_api::catalog::{BotConfigView, ServicesView};
+use query_api::catalog::ServicesView;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::api::Failure;
-use crate::pages::{Member, encoded, failed, field, member_form, money, render, see_other};
+use crate::pages::{Member, after_write, failed, field, member_form, money, render};
 use crate::session::random_token;
 
 const WEEK: [(&str, &str); 7] = [
@@ -103,11 +103,7 @@ async fn setup_page(
         .read_after(state, "/v1/services", after)
         .await
         .map_err(failed)?;
-    let config: Option<BotConfigView> = match m.read(state, "/v1/bot-config").await {
-        Ok(config) => Some(config),
-        Err(Failure::Refused { status: 404, .. }) => None,
-        Err(failure) => return Err(failed(failure)),
-    };
+    let config = m.bot_config(state, None).await?;
     let settings = config.as_ref().and_then(|c| c.settings.clone());
     let hours = settings.as_ref().map(|s| s["hours"].clone());
     let time = |v: &Value| v.as_str().unwrap_or_default().to_owned();
@@ -300,11 +296,11 @@ pub async fn add_service(State(state): State<AppState>, request: Request) -> Res
         )
         .await
     {
-        Ok(answer) => see_other(&format!(
-            "/setup?after={}&notice={}",
-            encoded(answer["consistency_token"].as_str().unwrap_or_default()),
-            encoded(&format!("{name} is added: customers can book it now."))
-        )),
+        Ok(answer) => after_write(
+            "/setup",
+            &answer,
+            &format!("{name} is added: customers can book it now."),
+        ),
         Err(failure @ Failure::Refused { .. }) => {
             let why = reasons(&failure).join("; ");
             refused(page, why, failure.status())
@@ -339,11 +335,11 @@ pub async fn retire_service(
         )
         .await
     {
-        Ok(answer) => see_other(&format!(
-            "/setup?after={}&notice={}",
-            encoded(answer["consistency_token"].as_str().unwrap_or_default()),
-            encoded("The service is retired: customers can no longer book it.")
-        )),
+        Ok(answer) => after_write(
+            "/setup",
+            &answer,
+            "The service is retired: customers can no longer book it.",
+        ),
         Err(failure) => failed(failure),
     }
 }
@@ -436,11 +432,11 @@ pub async fn save_week(State(state): State<AppState>, request: Request) -> Respo
         )
         .await;
     match saved {
-        Ok(answer) => see_other(&format!(
-            "/setup?after={}&notice={}",
-            encoded(answer["consistency_token"].as_str().unwrap_or_default()),
-            encoded("The week is saved: the bot offers these hours now.")
-        )),
+        Ok(answer) => after_write(
+            "/setup",
+            &answer,
+            "The week is saved: the bot offers these hours now.",
+        ),
         // Someone else saved first: their week is shown (it is what the bot offers now), to
         // be changed again, rather than saving over it.
         Err(failure @ Failure::Refused { status: 412, .. }) => {
@@ -504,11 +500,7 @@ async fn service_of(
         .into_iter()
         .find(|s| s.id.to_string() == id)
         .ok_or_else(crate::pages::not_found)?;
-    let version = match m.read::<BotConfigView>(state, "/v1/bot-config").await {
-        Ok(config) => config.version,
-        Err(Failure::Refused { status: 404, .. }) => 0,
-        Err(failure) => return Err(failed(failure)),
-    };
+    let version = m.bot_config(state, None).await?.map_or(0, |c| c.version);
     Ok((service, version))
 }
 
@@ -598,11 +590,11 @@ pub async fn save_service(
         )
         .await;
     match saved {
-        Ok(answer) => see_other(&format!(
-            "/setup?after={}&notice={}",
-            encoded(answer["consistency_token"].as_str().unwrap_or_default()),
-            encoded(&format!("{} is saved.", field(&fields, "name").trim()))
-        )),
+        Ok(answer) => after_write(
+            "/setup",
+            &answer,
+            &format!("{} is saved.", field(&fields, "name").trim()),
+        ),
         Err(failure @ Failure::Refused { status: 412, .. }) => {
             let mut page = service_page(&m, &service, version_now);
             page.conflict = true;

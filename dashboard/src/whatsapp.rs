@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::api::Failure;
-use crate::pages::{Member, encoded, failed, member_form, render, see_other};
+use crate::pages::{Member, after_write, failed, member_form, render};
 use crate::session::random_token;
 
 #[derive(Template)]
@@ -130,11 +130,11 @@ pub async fn connect(State(state): State<AppState>, request: Request) -> Respons
         )
         .await;
     match connected {
-        Ok(answer) => see_other(&format!(
-            "/whatsapp?after={}&notice={}",
-            encoded(answer["consistency_token"].as_str().unwrap_or_default()),
-            encoded("The number is connected: the bot answers on it now.")
-        )),
+        Ok(answer) => after_write(
+            "/whatsapp",
+            &answer,
+            "The number is connected: the bot answers on it now.",
+        ),
         Err(failure @ Failure::Refused { .. }) => {
             let mut page = match whatsapp_page(&state, &mut m, None).await {
                 Ok(page) => page,

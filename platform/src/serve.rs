@@ -140,6 +140,14 @@ async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
+/// `router` with every route timed by [`time_limit`] at `http`'s limit for a request.
+pub fn timed(router: Router, http: &crate::settings::HttpSettings) -> Router {
+    router.layer(axum::middleware::from_fn_with_state(
+        http.request_limit(),
+        time_limit,
+    ))
+}
+
 /// Answers 408 (problem+json, the connection closed) to a request not answered within `limit`
 /// from when it started: a client trickling its body in holds a connection and a task no longer
 /// than that, and neither does a handler stuck on a dependency. A layer:
