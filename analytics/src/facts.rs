@@ -242,6 +242,18 @@ async fn conversation(
             .await?;
         }
         ConversationEvent::BotReplied { .. } | ConversationEvent::StaffReplied { .. } => {
+            if matches!(event, ConversationEvent::StaffReplied { .. }) {
+                sqlx::query!(
+                    "update analytics.sessions set staff_replied_at = $3
+                      where tenant_id = $1 and phone = $2 and not ended
+                        and waiting_since is not null and staff_replied_at is null",
+                    tenant,
+                    phone,
+                    at
+                )
+                .execute(&mut *conn)
+                .await?;
+            }
             count_message(conn, e, Direction::Out).await?;
             sqlx::query!(
                 "update analytics.sessions set messages_out = messages_out + 1
@@ -277,8 +289,21 @@ async fn conversation(
                 .await?;
             }
         }
-        // Asked for by the customer, or taken over by the business: not finished by the bot.
-        ConversationEvent::HandedOffToHuman | ConversationEvent::StaffTookOver { .. } => {
+        // Asked for by the customer (or given up by the bot): a person is awaited from now.
+        ConversationEvent::HandedOffToHuman => {
+            sqlx::query!(
+                "update analytics.sessions
+                    set handed_off = true, waiting_since = coalesce(waiting_since, $3)
+                  where tenant_id = $1 and phone = $2 and not ended",
+                tenant,
+                phone,
+                at
+            )
+            .execute(conn)
+            .await?;
+        }
+        // Taken over by the business: not finished by the bot, but nobody was kept waiting.
+        ConversationEvent::StaffTookOver { .. } => {
             sqlx::query!(
                 "update analytics.sessions set handed_off = true
                   where tenant_id = $1 and phone = $2 and not ended",

@@ -87,6 +87,19 @@ const RANGES: [(&str, &str, i64, &str); 3] = [
     ("12m", "Last 12 months", 365, "month"),
 ];
 
+/// A wait in milliseconds as a person reads it: "1.4 s", "3 min", "2 h 5 min".
+fn wait(ms: f64) -> String {
+    let seconds = ms / 1000.0;
+    if seconds < 60.0 {
+        format!("{seconds:.1} s")
+    } else if seconds < 3600.0 {
+        format!("{:.0} min", seconds / 60.0)
+    } else {
+        let minutes = (seconds / 60.0).round() as i64;
+        format!("{} h {} min", minutes / 60, minutes % 60)
+    }
+}
+
 fn percent(share: f64) -> String {
     format!("{:.0} %", share * 100.0)
 }
@@ -207,6 +220,34 @@ pub async fn analytics(
                 percent(o.bot.finished_by_bot_share)
             ),
         },
+        Headline {
+            what: "First reply",
+            value: o.bot.first_reply_p50_ms.map_or_else(|| "—".into(), wait),
+            detail: match (o.bot.waited_for_a_person, o.bot.human_first_reply_p50_ms) {
+                (0, _) => "typical; nobody asked for a person".into(),
+                (n, Some(ms)) => format!(
+                    "typical; {n} asked for a person, who answered in {} (9 in 10 within {})",
+                    wait(ms),
+                    o.bot
+                        .human_first_reply_p90_ms
+                        .map_or_else(|| "—".into(), wait)
+                ),
+                (n, None) => format!("typical; {n} asked for a person, not answered yet"),
+            },
+        },
+        Headline {
+            what: "Messages",
+            value: (o.messages.inbound + o.messages.outbound).to_string(),
+            detail: format!(
+                "{} in, {} out; {}",
+                o.messages.inbound,
+                o.messages.outbound,
+                o.messages.monthly_limit.map_or_else(
+                    || "your plan has no monthly limit".into(),
+                    |n| format!("your plan includes {n} a month")
+                )
+            ),
+        },
     ];
 
     // Bookings made per period, as bars.
@@ -306,4 +347,16 @@ pub async fn analytics(
         },
         StatusCode::OK,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wait;
+
+    #[test]
+    fn a_wait_reads_in_the_unit_a_person_would_use() {
+        assert_eq!(wait(1_440.0), "1.4 s");
+        assert_eq!(wait(180_000.0), "3 min");
+        assert_eq!(wait(7_500_000.0), "2 h 5 min");
+    }
 }

@@ -225,12 +225,22 @@ pub struct BotPerformance {
     /// reply, over the range's conversations that had one.
     pub first_reply_p50_ms: Option<f64>,
     pub first_reply_p90_ms: Option<f64>,
+    /// Conversations whose customer was handed to a person (asked for one, or the bot gave
+    /// up); a business taking a conversation over on its own keeps nobody waiting.
+    pub waited_for_a_person: i64,
+    /// From the handoff to the first staff reply, over those that had one.
+    pub human_first_reply_p50_ms: Option<f64>,
+    pub human_first_reply_p90_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Messages {
     pub inbound: i64,
     pub outbound: i64,
+    /// The business's plan's limit on messages (in and out) per calendar month, as the plan
+    /// stands today (`GET /v1/billing` has this month's use of it); none when the plan has no
+    /// limit.
+    pub monthly_limit: Option<u32>,
 }
 
 /// A service's or a staff member's share of the range's appointments.
@@ -413,7 +423,14 @@ pub async fn overview(
                   percentile_cont(0.5) within group (
                       order by extract(epoch from first_reply_at - started_at) * 1000) as p50,
                   percentile_cont(0.9) within group (
-                      order by extract(epoch from first_reply_at - started_at) * 1000) as p90
+                      order by extract(epoch from first_reply_at - started_at) * 1000) as p90,
+                  count(*) filter (where waiting_since is not null) as "waited!",
+                  percentile_cont(0.5) within group (
+                      order by extract(epoch from staff_replied_at - waiting_since) * 1000)
+                      as human_p50,
+                  percentile_cont(0.9) within group (
+                      order by extract(epoch from staff_replied_at - waiting_since) * 1000)
+                      as human_p90
              from analytics.sessions s
              left join analytics.bookings b
                on b.tenant_id = s.tenant_id and b.booking_id = s.booking_id
@@ -426,16 +443,25 @@ pub async fn overview(
     .fetch_one(&mut *tx)
     .await?;
 
-    let messages = sqlx::query_as!(
-        Messages,
+    let m = sqlx::query!(
         r#"select coalesce(sum(inbound), 0)::bigint as "inbound!",
-                  coalesce(sum(outbound), 0)::bigint as "outbound!"
+                  coalesce(sum(outbound), 0)::bigint as "outbound!",
+                  (select plan from rm_billing) as plan
              from analytics.messages_daily where day between $1 and $2"#,
         from,
         to
     )
     .fetch_one(&mut *tx)
     .await?;
+    let messages = Messages {
+        inbound: m.inbound,
+        outbound: m.outbound,
+        monthly_limit: m
+            .plan
+            .as_deref()
+            .and_then(domain::plan::Plan::parse)
+            .and_then(|p| p.spec().limits.messages),
+    };
 
     let mut hours: Vec<(NaiveDate, BotSettings)> = sqlx::query!(
         r#"select (since at time zone $1)::date as "from!",
@@ -500,6 +526,9 @@ pub async fn overview(
             finished_by_bot_share: ratio(finished_by_bot, s.conversations),
             first_reply_p50_ms: s.p50,
             first_reply_p90_ms: s.p90,
+            waited_for_a_person: s.waited,
+            human_first_reply_p50_ms: s.human_p50,
+            human_first_reply_p90_ms: s.human_p90,
         },
         messages,
         utilisation: Utilisation {

@@ -637,6 +637,25 @@ async fn the_whatsapp_funnel_and_the_bot_s_performance_come_from_real_conversati
     say("w5", button_reply(me, "w5", &id, &title)).await;
     say("o1", text("34600000555", "o1", "hello")).await;
     say("o2", text("34600000555", "o2", "human")).await;
+    // A person answers Omar from the inbox.
+    let answered = s
+        .app
+        .client
+        .post(format!(
+            "{}/v1/conversations/%2B34600000555/messages",
+            s.app.address
+        ))
+        .bearer_auth(&s.owner.access_token)
+        .json(&json!({"text": "Hi Omar, Ana here. How can I help?"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answered.status().as_u16(),
+        202,
+        "{:?}",
+        answered.text().await
+    );
 
     let owner = &s.owner.access_token;
     let range = format!("from={}&to={}", today_plus(-1), today_plus(1));
@@ -645,7 +664,8 @@ async fn the_whatsapp_funnel_and_the_bot_s_performance_come_from_real_conversati
             .get(&format!("/v1/analytics/overview?{range}"), owner, None)
             .await;
         assert_eq!(status, 200, "{body}");
-        let timed = body["bot"]["first_reply_p90_ms"].is_number();
+        let timed = body["bot"]["first_reply_p90_ms"].is_number()
+            && body["bot"]["human_first_reply_p90_ms"].is_number();
         let booked = body["funnel"]["booked"] == 1 && body["bookings_made"]["whatsapp"] == 1;
         (body["bot"]["handed_off"] == 1 && booked && timed).then_some(body)
     })
@@ -663,7 +683,18 @@ async fn the_whatsapp_funnel_and_the_bot_s_performance_come_from_real_conversati
         p50 > 0.0 && p50 < 10_000.0,
         "sent after it was decided: {p50} ms"
     );
+    // Omar waited from asking for a person to Ana's reply: after the bot's, before the test's end.
+    assert_eq!(overview["bot"]["waited_for_a_person"], 1);
+    let human = overview["bot"]["human_first_reply_p50_ms"]
+        .as_f64()
+        .unwrap();
+    assert!(human > 0.0 && human < 60_000.0, "{human} ms");
     assert_eq!(overview["messages"]["inbound"], 7);
+    // A new business is on its trial's plan, whose messages are limited.
+    assert!(
+        overview["messages"]["monthly_limit"].as_u64().unwrap() > 0,
+        "{overview}"
+    );
     assert!(overview["messages"]["outbound"].as_i64().unwrap() >= 7);
     assert_eq!(overview["bookings_made"]["whatsapp"], 1);
 }
