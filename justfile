@@ -48,6 +48,7 @@ chat PHONE="+34600000000":
 # Run every test against the real services
 test: services
     scripts/clean-test-state.sh
+    scripts/schemathesis.sh
     cargo build -q --workspace --bins
     # RUST_LOG=error: a failing test shows what the services logged (the cause of a 500).
     export RUST_LOG="${RUST_LOG:-error}"; \

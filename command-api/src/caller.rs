@@ -51,7 +51,7 @@ impl FromRequestParts<AppState> for Caller {
         state
             .limit(
                 &platform::credentials::limit_subject(&actor),
-                crate::limits::PER_CREDENTIAL,
+                state.credential_quota,
             )
             .await?;
         state

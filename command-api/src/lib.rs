@@ -76,6 +76,9 @@ onboard_per_minute = 60
 # burst; beyond it the bot answers the latest message when the limit allows.
 webhook_per_phone_per_minute = 20
 webhook_per_phone_burst = 20
+# Requests of one credential (a user's access token or an API key), and the burst allowed.
+per_credential_per_minute = 600
+per_credential_burst = 100
 # The proxies (the dashboard, a load balancer) whose X-Forwarded-For names the client: the
 # per-address limits count the address they name. Nobody else's header is believed.
 # Addresses, comma-separated.
@@ -193,6 +196,9 @@ pub struct LimitSettings {
     /// (they are still recorded), and the burst allowed.
     pub webhook_per_phone_per_minute: u32,
     pub webhook_per_phone_burst: u32,
+    /// Requests of one credential (user or API key) per minute, and the burst allowed.
+    pub per_credential_per_minute: u32,
+    pub per_credential_burst: u32,
     /// Whose `X-Forwarded-For` is believed (see [`client::ClientIp`]): addresses,
     /// comma-separated.
     #[serde(default)]
@@ -224,6 +230,8 @@ pub struct AppState {
     pub tenant_status: cache::TenantStatusCache,
     /// phone_number_id to tenant, for webhooks.
     pub routes: cache::RouteCache,
+    /// What one credential (user or API key) may ask per minute.
+    pub credential_quota: platform::ratelimit::Quota,
     pub onboard_quota: platform::ratelimit::Quota,
     pub onboard_global_quota: platform::ratelimit::Quota,
     pub webhook_phone_quota: platform::ratelimit::Quota,
@@ -243,8 +251,6 @@ pub mod limits {
 
     /// Logins from one address, whatever the account.
     pub const LOGIN_PER_IP: Quota = Quota::per_minute(30, 10);
-    /// Requests of one credential (user or API key).
-    pub const PER_CREDENTIAL: Quota = Quota::per_minute(600, 100);
 }
 
 impl AppState {
@@ -487,6 +493,10 @@ impl Application {
                         })
                     })
                     .collect::<anyhow::Result<Vec<std::net::IpAddr>>>()?,
+            ),
+            credential_quota: platform::ratelimit::Quota::per_minute(
+                settings.limits.per_credential_per_minute,
+                settings.limits.per_credential_burst,
             ),
             onboard_quota: platform::ratelimit::Quota::per_minute(
                 settings.limits.onboard_per_ip_per_minute,

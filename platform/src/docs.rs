@@ -67,6 +67,11 @@ pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
         .into_iter()
         .flatten()
         {
+            for parameter in op.parameters.iter_mut().flatten() {
+                if let RefOr::T(parameter) = parameter {
+                    shared_parameter(parameter);
+                }
+            }
             for (code, response) in op.responses.responses.iter_mut() {
                 let is_error = code.starts_with('4') || code.starts_with('5');
                 if let RefOr::T(r) = response
@@ -89,6 +94,52 @@ pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
         }
     }
     doc
+}
+
+/// A parameter that means the same on every route gets the same, exact schema everywhere: what
+/// the server accepts, no more and no less (a header is never `null`; the opaque values name
+/// their own formats, which a client or a test generator can recognise).
+fn shared_parameter(parameter: &mut utoipa::openapi::path::Parameter) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::schema::{SchemaFormat, SchemaType};
+    let string = |format: &str| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::Custom(format.into())))
+    };
+    let schema = match (&parameter.parameter_in, parameter.name.as_str()) {
+        (ParameterIn::Header, "X-Consistency-Token") => string("consistency-token")
+            .pattern(Some(r"^[0-9]{1,19}\.[0-9]{1,19}$"))
+            .build(),
+        (ParameterIn::Header, "Idempotency-Key") => string("idempotency-key")
+            .min_length(Some(1))
+            .max_length(Some(200))
+            .build(),
+        (ParameterIn::Query, "cursor") => string("cursor").min_length(Some(1)).build(),
+        (ParameterIn::Query, "limit") => ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(200))
+            .default(Some(serde_json::json!(50)))
+            .build(),
+        (ParameterIn::Header, _) => {
+            if let Some(RefOr::T(Schema::Object(object))) = &mut parameter.schema
+                && let SchemaType::Array(types) = &object.schema_type
+            {
+                let types: Vec<Type> = types
+                    .iter()
+                    .filter(|t| **t != Type::Null)
+                    .cloned()
+                    .collect();
+                if let [only] = types.as_slice() {
+                    object.schema_type = SchemaType::Type(only.clone());
+                }
+            }
+            return;
+        }
+        _ => return,
+    };
+    parameter.schema = Some(RefOr::T(Schema::Object(schema)));
 }
 
 /// `GET /openapi.json` and `GET /docs`.

@@ -92,10 +92,10 @@ impl<'de> Deserialize<'de> for Day {
 #[into_params(parameter_in = Query)]
 pub struct RangeParams {
     /// The first local day (YYYY-MM-DD); 29 days before `to` by default.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, format = Date)]
     pub from: Option<Day>,
     /// The last local day, included (YYYY-MM-DD); today by default.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, format = Date)]
     pub to: Option<Day>,
 }
 
@@ -603,13 +603,13 @@ impl Interval {
 #[into_params(parameter_in = Query)]
 pub struct SeriesParams {
     /// The first local day (YYYY-MM-DD); 29 days before `to` by default.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, format = Date)]
     pub from: Option<Day>,
     /// The last local day, included (YYYY-MM-DD); today by default.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, format = Date)]
     pub to: Option<Day>,
     /// day (the default), week or month.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^(day|week|month)$")]
     pub interval: Option<Interval>,
 }
 
@@ -827,10 +827,10 @@ pub async fn busiest_hours(
 #[into_params(parameter_in = Query)]
 pub struct PlatformParams {
     /// The first UTC day (YYYY-MM-DD); 29 days before `to` by default.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, format = Date)]
     pub from: Option<Day>,
     /// The last UTC day, included; today by default.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, format = Date)]
     pub to: Option<Day>,
 }
 

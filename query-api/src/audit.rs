@@ -76,7 +76,7 @@ impl From<Vec<RecordedEvent>> for AuditPage {
 pub struct LogPage {
     /// `next_after` of the previous page.
     #[serde(default, deserialize_with = "position")]
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = r"^[0-9]{1,19}\.[0-9]{1,19}$")]
     pub after: Option<Position>,
     /// 1 to 200, 50 by default.
     #[serde(default)]

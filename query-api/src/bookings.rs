@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 use domain::access::Permission;
 use domain::booking::BookingStatus;
+use domain::ids::ResourceId;
 use domain::values::PhoneNumber;
 use platform::answers::{ConsistencyToken, Forbidden, NotFound, TenantReader};
 use platform::params::{Params, from_text};
@@ -72,20 +73,22 @@ impl<'de> Deserialize<'de> for Instant {
 #[into_params(parameter_in = Query)]
 pub struct BookingFilter {
     /// requested, confirmed, cancelled, completed or no_show.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^(requested|confirmed|cancelled|completed|no_show)$")]
     pub status: Option<BookingStatus>,
     /// Starting at or after (RFC 3339 or a date).
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, format = "date-or-date-time")]
     pub from: Option<Instant>,
     /// Starting before (RFC 3339 or a date).
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, format = "date-or-date-time")]
     pub to: Option<Instant>,
     /// The customer's phone, E.164.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = r"^\+[1-9][0-9]{7,14}$")]
     pub customer: Option<PhoneNumber>,
     /// Who it is with: a staff member's id (`main` when the business has no staff list).
     /// With `from` and `to`, one column of the calendar.
-    pub resource: Option<String>,
+    #[serde(default, deserialize_with = "crate::catalog::resource")]
+    #[param(value_type = Option<String>, pattern = "^[a-z0-9_-]{1,64}$")]
+    pub resource: Option<ResourceId>,
 }
 
 /// `GET /v1/bookings?status=&from=&to=&customer=&resource=&limit=&cursor=`: bookings by start
@@ -139,7 +142,7 @@ pub async fn bookings(
         after.map(|a| a.0),
         after.map(|a| a.1),
         fetch_size(page.limit),
-        filter.resource.as_deref()
+        filter.resource.as_ref().map(ResourceId::as_str)
     )
     .fetch_all(&mut *tx)
     .await?;

@@ -110,11 +110,13 @@ pub struct AvailabilityParams {
     pub date: NaiveDate,
     /// Only the times free with this member of the staff.
     #[serde(default, deserialize_with = "resource")]
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^[a-z0-9_-]{1,64}$")]
     pub resource: Option<ResourceId>,
 }
 
-fn resource<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ResourceId>, D::Error> {
+pub(crate) fn resource<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<ResourceId>, D::Error> {
     from_text(d, |s| ResourceId::parse(s).ok(), "is a staff member's id").map(Some)
 }
 

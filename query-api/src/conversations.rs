@@ -135,7 +135,7 @@ pub struct ConversationDetail {
     summary = "One conversation: messages with delivery status, and the bot's state",
     params(
         ConsistencyToken,
-        ("phone" = String, Path, description = "The customer's phone, E.164 (+ as %2B)")
+        ("phone" = String, Path, pattern = r"^\+[1-9][0-9]{7,14}$", description = "The customer's phone, E.164 (+ as %2B)")
     ),
     responses(
         (status = 200, description = "The conversation", body = ConversationDetail),

@@ -16,9 +16,10 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use domain::access::Permission;
 use futures::Stream;
-use platform::answers::{BadParameter, Forbidden, Unauthenticated};
+use platform::answers::{BadParameter, Forbidden, RateLimited, Unauthenticated};
 use platform::problem::Problem;
 use sqlx::PgPool;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -30,18 +31,31 @@ const POLL: Duration = Duration::from_millis(250);
 const PAGE: i64 = 200;
 
 /// `GET /v1/events/stream`
+/// One server-sent event of the stream, as a client's SSE parser hands it over.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documents the wire format; the stream writes it with axum's `Event`
+pub struct SseEvent {
+    /// The event's number in the business's feed: `Last-Event-ID` resumes after it.
+    #[schema(pattern = "^[0-9]+$")]
+    id: String,
+    /// The public event's type, e.g. `booking.created`.
+    event: String,
+    /// The public event as JSON (see `/asyncapi.json`).
+    data: String,
+}
+
 #[utoipa::path(
     get,
     path = "/v1/events/stream",
     tag = "integrations",
     summary = "The business's public events, as server-sent events",
-    description = "Every public event (booking.created, booking.cancelled, ..., conversation.handed_off; see the query API's /asyncapi.json) of the business, in order, as `text/event-stream`: each SSE event has the event's number in the business's feed as its `id`, its type as its `event`, and the JSON body as its `data`. Reconnect with `Last-Event-ID` to resume after the last event seen, without gaps; `Last-Event-ID: 0` replays the feed from the start; without it the stream starts with the next event. A comment is sent every 15 s while idle. API keys with the `read_events` scope, owners and admins.",
+    description = "Every public event (booking.created, booking.cancelled, ..., conversation.handed_off; see the query API's /asyncapi.json) of the business, in order, as `text/event-stream`: each SSE event has the event's number in the business's feed as its `id`, its type as its `event`, and the JSON body as its `data`. Reconnect with `Last-Event-ID` to resume after the last event seen, without gaps; `Last-Event-ID: 0` replays the feed from the start; without it the stream starts with the next event. A comment is sent every 15 s while idle. The server ends a stream after a while (10 minutes as shipped): reconnect with the last id seen and nothing is lost. API keys with the `read_events` scope, owners and admins.",
     params(
-        ("Last-Event-ID" = Option<u64>, Header, description = "The last event seen: the stream resumes after it")
+        ("Last-Event-ID" = Option<String>, Header, pattern = "^[0-9]{1,18}$", description = "The last event seen: the stream resumes after it")
     ),
     responses(
-        (status = 200, description = "The stream (text/event-stream), open until the client leaves", content_type = "text/event-stream", body = String),
-        Unauthenticated, Forbidden, BadParameter
+        (status = 200, description = "The stream (text/event-stream), open until the client leaves or the server's limit: one server-sent event per public event", content_type = "text/event-stream", body = SseEvent),
+        Unauthenticated, Forbidden, BadParameter, RateLimited
     ),
     security(("bearer" = []))
 )]
@@ -71,6 +85,7 @@ pub async fn stream(
         after,
         ready: VecDeque::new(),
         closing: app.closing.clone(),
+        until: Instant::now() + app.stream_lifetime,
     };
     let events = futures::stream::unfold(feed, |mut feed| async move {
         let (seq, topic, body) = feed.next().await?;
@@ -90,17 +105,21 @@ struct Feed {
     ready: VecDeque<(i64, String, serde_json::Value)>,
     /// The service is stopping: the stream ends (the client reconnects elsewhere).
     closing: tokio_util::sync::CancellationToken,
+    /// The stream's end of life (`limits.stream_max_seconds`): the client reconnects.
+    until: Instant,
 }
 
 impl Feed {
-    /// The next event, waiting for one; `None` when the service stops.
+    /// The next event, waiting for one; `None` when the service stops or the stream's time is
+    /// up (the events not yet sent stay for the reconnection, which resumes after the last
+    /// one sent).
     async fn next(&mut self) -> Option<(i64, String, serde_json::Value)> {
         loop {
             if let Some(event) = self.ready.pop_front() {
                 self.after = event.0;
                 return Some(event);
             }
-            if self.closing.is_cancelled() {
+            if self.closing.is_cancelled() || Instant::now() >= self.until {
                 return None;
             }
             match page(&self.pool, self.tenant_id, self.after).await {
@@ -112,7 +131,7 @@ impl Feed {
             if self.ready.is_empty() {
                 tokio::select! {
                     _ = self.closing.cancelled() => return None,
-                    _ = tokio::time::sleep(POLL) => {}
+                    _ = tokio::time::sleep_until(self.until.min(Instant::now() + POLL)) => {}
                 }
             }
         }

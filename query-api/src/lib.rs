@@ -69,6 +69,15 @@ max_wait_ms = 2000
 
 [billing]
 trial_days = 14
+
+[limits]
+# Requests of one credential (a user's access token or an API key), and the burst allowed.
+per_credential_per_minute = 1200
+per_credential_burst = 200
+# An events stream is closed after this long; its client reconnects with Last-Event-ID and
+# loses nothing. Long-lived connections so spread over the instances again, and a credential
+# revoked since the stream opened stops reading at the latest then.
+stream_max_seconds = 600
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -83,6 +92,16 @@ pub struct Settings {
     pub operator_auth: AuthSettings,
     pub consistency: ConsistencySettings,
     pub billing: BillingSettings,
+    pub limits: LimitSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LimitSettings {
+    /// Requests of one credential (user or API key) per minute, and the burst allowed.
+    pub per_credential_per_minute: u32,
+    pub per_credential_burst: u32,
+    /// How long an events stream stays open before the server ends it (the client resumes).
+    pub stream_max_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -111,7 +130,11 @@ pub struct AppState {
     pub keys: JwtKeys,
     pub operator_keys: OperatorKeys,
     pub limiter: platform::ratelimit::RateLimiter,
+    /// What one credential may ask per minute.
+    pub credential_quota: platform::ratelimit::Quota,
     pub max_wait: Duration,
+    /// How long an events stream stays open.
+    pub stream_lifetime: Duration,
     /// The free trial's length a new business gets (as the command API grants it).
     pub trial_days: i64,
     /// Cancelled when the service stops: long-lived responses (the events stream) end.
@@ -233,7 +256,12 @@ impl Application {
             keys: JwtKeys::from_settings(&settings.auth)?,
             operator_keys: OperatorKeys(JwtKeys::from_settings(&settings.operator_auth)?),
             limiter: platform::ratelimit::RateLimiter::new(redis_link),
+            credential_quota: platform::ratelimit::Quota::per_minute(
+                settings.limits.per_credential_per_minute,
+                settings.limits.per_credential_burst,
+            ),
             max_wait: Duration::from_millis(settings.consistency.max_wait_ms),
+            stream_lifetime: Duration::from_secs(settings.limits.stream_max_seconds),
             trial_days: settings.billing.trial_days,
             closing: CancellationToken::new(),
         };

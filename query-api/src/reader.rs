@@ -11,7 +11,6 @@ use domain::tenant::TenantStatus;
 use eventstore::Position;
 use platform::credentials::Actor;
 use platform::problem::Problem;
-use platform::ratelimit::Quota;
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -21,7 +20,6 @@ use crate::AppState;
 /// `consistency_token`). `?consistency_token=` works too.
 pub const CONSISTENCY_HEADER: &str = "x-consistency-token";
 
-const PER_CREDENTIAL: Quota = Quota::per_minute(1200, 200);
 const POLL: Duration = Duration::from_millis(5);
 
 #[derive(Debug, Clone)]
@@ -73,7 +71,7 @@ impl FromRequestParts<AppState> for Reader {
         app.limiter
             .check(
                 &platform::credentials::limit_subject(&actor),
-                PER_CREDENTIAL,
+                app.credential_quota,
             )
             .await
             .map_err(|l| Problem::too_many_requests(l.retry_after.as_secs().max(1)))?;

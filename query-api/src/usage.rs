@@ -30,7 +30,7 @@ impl<'de> Deserialize<'de> for Period {
 #[into_params(parameter_in = Query)]
 pub struct UsageParams {
     /// YYYY-MM, this month (UTC) by default.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$")]
     pub period: Option<Period>,
 }
 

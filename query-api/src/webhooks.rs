@@ -137,7 +137,7 @@ impl<'de> Deserialize<'de> for DeliveryStatus {
 pub struct DeliveryFilter {
     /// `delivered`, `retrying` (failed so far, to be tried again) or `failed` (given up, or a
     /// redelivery that failed).
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^(delivered|retrying|failed)$")]
     pub status: Option<DeliveryStatus>,
 }
 

@@ -248,6 +248,8 @@ pub fn command_api_settings_with_graph(
             // As shipped (command-api's defaults).
             webhook_per_phone_per_minute: 20,
             webhook_per_phone_burst: 20,
+            per_credential_per_minute: 600,
+            per_credential_burst: 100,
             trusted_proxies: String::new(),
         },
         whatsapp: command_api::WhatsAppSettings {
@@ -698,6 +700,12 @@ pub fn query_api_settings(db: &TestDb, nats: &TestNats) -> query_api::Settings {
             max_wait_ms: 10_000,
         },
         billing: query_api::BillingSettings { trial_days: 14 },
+        // As shipped.
+        limits: query_api::LimitSettings {
+            per_credential_per_minute: 1200,
+            per_credential_burst: 200,
+            stream_max_seconds: 600,
+        },
     }
 }
 

@@ -180,3 +180,41 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_limit_and_nobody_else_ca
         "counted as the peer, whatever it says"
     );
 }
+
+#[tokio::test]
+async fn one_credential_cannot_flood_the_query_api_either_and_the_limit_is_a_setting() {
+    let app = spawn_command_api_custom("http://127.0.0.1:1", REDIS_URL).await;
+    let owner = app.onboard("demo-salon").await;
+    let mut settings = e2e_tests::query_api_settings(&app.db, &app.nats);
+    settings.limits.per_credential_per_minute = 6;
+    settings.limits.per_credential_burst = 5;
+    let query = e2e_tests::spawn_query_api(settings).await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let response = app
+            .client
+            .get(format!("{}/v1/bookings", query.address))
+            .bearer_auth(&owner.access_token)
+            .send()
+            .await
+            .unwrap();
+        let retry_after = response.headers().get("retry-after").cloned();
+        statuses.push((response.status().as_u16(), retry_after));
+    }
+    // The burst, then a refusal that says when to come back (a request per 10 s refills).
+    assert!(statuses[..5].iter().all(|(s, _)| *s == 200), "{statuses:?}");
+    let (status, retry_after) = &statuses[7];
+    assert_eq!(*status, 429, "{statuses:?}");
+    let wait: u64 = retry_after
+        .as_ref()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=10).contains(&wait), "{wait}");
+    // Another business's owner is not limited by this one.
+    let other = app.onboard("other-salon").await;
+    let (status, _) = query.get("/v1/bookings", &other.access_token, None).await;
+    assert_eq!(status, 200);
+}

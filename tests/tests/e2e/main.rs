@@ -23,6 +23,7 @@ mod public_events;
 mod queries;
 mod reminders;
 mod schema;
+mod schemathesis;
 mod sender;
 mod services;
 mod staff;

@@ -268,3 +268,44 @@ async fn an_open_stream_ends_when_the_query_api_stops_so_that_it_stops_promptly(
         "the stream did not end: {end:?}"
     );
 }
+
+#[tokio::test]
+async fn the_server_ends_a_stream_after_its_lifetime_and_the_client_resumes_without_a_loss() {
+    let app = spawn_command_api().await;
+    let _projector = spawn_projector(projector_settings(&app.db, &app.nats)).await;
+    let mut settings = query_api_settings(&app.db, &app.nats);
+    settings.limits.stream_max_seconds = 2;
+    let query = spawn_query_api(settings).await;
+    let t = Tenant {
+        owner: app.onboard("feed-life").await,
+        app: &app,
+    };
+    let service = t.configured().await;
+    let key = events_key(&t).await;
+
+    let mut stream = Stream::connect(&query.address, &key, Some("0")).await;
+    let opened = tokio::time::Instant::now();
+    let (status, _) = t.book(&service, &slot(10), "+34600000001", None).await;
+    assert_eq!(status, 201);
+    let seen = stream.take(2).await;
+    assert_eq!(seen.last().unwrap().id, 2);
+    // The server ends it near its lifetime, whatever the client does.
+    let end = tokio::time::timeout(Duration::from_secs(6), async {
+        while stream.response.chunk().await.unwrap().is_some() {}
+    })
+    .await;
+    assert!(end.is_ok(), "the stream outlived its lifetime");
+    assert!(opened.elapsed() >= Duration::from_millis(1500));
+
+    // What happened meanwhile comes with the reconnection, after the last event seen.
+    let (status, _) = t.book(&service, &slot(12), "+34600000002", None).await;
+    assert_eq!(status, 201);
+    let mut resumed = Stream::connect(&query.address, &key, Some("2")).await;
+    let rest = resumed.take(2).await;
+    assert_eq!(
+        rest.iter()
+            .map(|e| (e.id, e.event.as_str()))
+            .collect::<Vec<_>>(),
+        [(3, "booking.created"), (4, "booking.confirmed")]
+    );
+}
