@@ -20,8 +20,10 @@ use crate::caller::Caller;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
+    /// What the key is for, as the business's people will recognise it.
+    #[schema(min_length = 1, max_length = 60, pattern = r"\S", example = "Our CRM")]
     pub name: String,
-    #[schema(value_type = Vec<String>, example = json!(["read_bookings"]))]
+    #[schema(schema_with = platform::schemas::scopes)]
     pub scopes: Vec<Permission>,
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,

@@ -220,7 +220,7 @@ pub struct PasswordResetRequest {
     request_body = PasswordResetRequest,
     responses(
         (status = 202, description = "If the member exists, a link is on its way"),
-        JsonBody, RateLimited
+        JsonBody, Invalid, RateLimited
     )
 )]
 pub async fn request_password_reset(
@@ -238,6 +238,7 @@ pub async fn request_password_reset(
 pub struct PasswordResetConfirm {
     /// The token of the emailed link.
     pub token: String,
+    #[schema(schema_with = platform::schemas::password)]
     pub password: String,
 }
 

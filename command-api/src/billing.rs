@@ -22,11 +22,11 @@ use crate::caller::Caller;
 #[serde(deny_unknown_fields)]
 pub struct ChangePlanRequest {
     /// `starter`, `growth` or `pro`.
-    #[schema(value_type = String, example = "growth")]
+    #[schema(schema_with = platform::schemas::plan)]
     pub plan: Plan,
     /// `monthly` or `yearly`; the current cycle by default.
     #[serde(default)]
-    #[schema(value_type = Option<String>, example = "monthly")]
+    #[schema(schema_with = platform::schemas::optional_cycle)]
     pub cycle: Option<Cycle>,
 }
 
@@ -106,11 +106,11 @@ pub async fn cancel(
 #[serde(deny_unknown_fields)]
 pub struct CheckoutRequest {
     /// `starter`, `growth` or `pro`.
-    #[schema(value_type = String, example = "growth")]
+    #[schema(schema_with = platform::schemas::plan)]
     pub plan: Plan,
     /// `monthly` (default) or `yearly`.
     #[serde(default = "monthly")]
-    #[schema(value_type = Option<String>, example = "monthly")]
+    #[schema(schema_with = platform::schemas::cycle)]
     pub cycle: Cycle,
 }
 

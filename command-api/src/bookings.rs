@@ -47,8 +47,8 @@ pub struct BookRequest {
     pub confirm: bool,
     /// Who it is with (a staff id); absent: whoever does the service and is free then (the
     /// least busy that day).
-    #[serde(default)]
-    #[schema(value_type = Option<String>, example = "ana")]
+    #[serde(default, deserialize_with = "crate::config::resource_id")]
+    #[schema(value_type = Option<String>, pattern = "^[a-z0-9_-]{1,64}$", example = "ana")]
     pub resource: Option<ResourceId>,
 }
 

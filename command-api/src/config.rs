@@ -97,27 +97,60 @@ pub async fn put_bot_config(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceRequest {
+    /// As customers see it in the bot's list (24 characters at most: a WhatsApp list row).
+    #[schema(
+        format = "visible-text",
+        min_length = 1,
+        max_length = 24,
+        example = "Haircut"
+    )]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 72)]
     pub description: Option<String>,
-    #[schema(value_type = Object, example = json!({"minor": 2500, "currency": "EUR"}))]
+    #[schema(schema_with = platform::schemas::money)]
     pub price: Money,
-    #[schema(value_type = u32, example = 45)]
+    #[schema(value_type = u32, minimum = 5, maximum = 720, example = 45)]
     pub duration_minutes: ServiceDuration,
+    /// Minutes kept free after each appointment.
     #[serde(default)]
+    #[schema(maximum = 240)]
     pub buffer_minutes: u32,
+    /// Appointments at the same time (a class, a room with several chairs).
     #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 100)]
     pub capacity: u32,
     #[serde(default)]
+    #[schema(format = "visible-text", min_length = 1, max_length = 40)]
     pub category: Option<String>,
     /// Staff ids who can do it; empty: anyone on the staff.
-    #[serde(default)]
-    #[schema(value_type = Vec<String>)]
+    #[serde(default, deserialize_with = "resource_ids")]
+    #[schema(schema_with = platform::schemas::resource_ids)]
     pub staff: Vec<domain::ids::ResourceId>,
 }
 
 fn one() -> u32 {
     1
+}
+
+/// Staff members' ids as the document gives them (`ResourceId::parse`), refused at the door
+/// rather than found missing from the staff later.
+fn resource_ids<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<domain::ids::ResourceId>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|raw| domain::ids::ResourceId::parse(raw).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+/// A staff member's id, when one is given.
+pub(crate) fn resource_id<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<domain::ids::ResourceId>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|raw| domain::ids::ResourceId::parse(&raw).map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 impl ServiceRequest {

@@ -27,7 +27,12 @@ pub struct Changed {
 #[serde(deny_unknown_fields)]
 pub struct ReplyRequest {
     /// What the customer reads (at most 4,096 characters).
-    #[schema(example = "Hi Ana, we can fit you in at 10:30 tomorrow.")]
+    #[schema(
+        min_length = 1,
+        max_length = 4096,
+        pattern = r"\S",
+        example = "Hi Ana, we can fit you in at 10:30 tomorrow."
+    )]
     pub text: String,
 }
 

@@ -23,6 +23,9 @@ use crate::AppState;
     tag = "billing",
     summary = "Stripe's events (signed): subscriptions, checkouts, invoices",
     request_body(content = String, content_type = "application/json", description = "A Stripe event, signed in Stripe-Signature"),
+    params(
+        ("Stripe-Signature" = String, Header, description = "t=<unix seconds>,v1=<HMAC-SHA256 of \"<t>.<raw body>\" with the endpoint's secret>")
+    ),
     responses(
         (status = 200, description = "Recorded, or nothing to do"),
         (status = 400, description = "A missing, bad or stale signature, or an event that cannot be read: nothing changed"),

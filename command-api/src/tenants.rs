@@ -20,10 +20,20 @@ use crate::{AppState, request_id};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OnboardRequest {
+    #[schema(
+        format = "visible-text",
+        min_length = 1,
+        max_length = 100,
+        example = "Demo Salon"
+    )]
     pub business_name: String,
+    #[schema(schema_with = platform::schemas::slug)]
     pub slug: String,
+    #[schema(schema_with = platform::schemas::email)]
     pub owner_email: String,
+    #[schema(schema_with = platform::schemas::password)]
     pub owner_password: String,
+    #[schema(schema_with = platform::schemas::time_zone)]
     pub time_zone: String,
 }
 

@@ -25,7 +25,7 @@ use crate::caller::Caller;
 pub struct InviteRequest {
     #[schema(value_type = String, format = "email")]
     pub email: Email,
-    #[schema(value_type = String, example = "staff")]
+    #[schema(schema_with = platform::schemas::role)]
     pub role: Role,
 }
 
@@ -82,6 +82,7 @@ pub async fn invite(
 #[serde(deny_unknown_fields)]
 pub struct AcceptRequest {
     pub invitation_token: String,
+    #[schema(schema_with = platform::schemas::password)]
     pub password: String,
 }
 
@@ -110,7 +111,7 @@ pub async fn accept(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleRequest {
-    #[schema(value_type = String, example = "staff")]
+    #[schema(schema_with = platform::schemas::role)]
     pub role: Role,
 }
 

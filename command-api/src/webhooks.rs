@@ -23,15 +23,15 @@ use crate::caller::Caller;
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// Where to post: `https://` (plain `http://` only where the platform allows it).
-    #[schema(example = "https://crm.example.com/hooks/booking")]
+    #[schema(schema_with = platform::schemas::webhook_url)]
     pub url: String,
     /// The topics to receive (`booking.created`, ...; see `/asyncapi.json` of the query API).
     /// Empty or absent: every topic, also those added later.
     #[serde(default)]
-    #[schema(example = json!(["booking.created", "booking.cancelled"]))]
+    #[schema(schema_with = platform::schemas::topics)]
     pub topics: Vec<String>,
     #[serde(default)]
-    #[schema(example = "Our CRM")]
+    #[schema(max_length = 200, example = "Our CRM")]
     pub description: String,
 }
 

@@ -16,9 +16,17 @@ use crate::caller::Caller;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectRequest {
+    /// Meta's id of the number (WhatsApp Manager, API setup).
+    #[schema(pattern = "^[0-9]{1,20}$", example = "106540352242922")]
     pub phone_number_id: String,
+    /// A system user's permanent token with whatsapp_business_messaging.
+    #[schema(max_length = 4096, pattern = "^[!-~]+$")]
     pub access_token: String,
+    /// The Meta app's secret: webhooks are checked with it.
+    #[schema(min_length = 16, max_length = 256)]
     pub app_secret: String,
+    /// What Meta echoes when it verifies the webhook URL.
+    #[schema(min_length = 16, max_length = 256)]
     pub verify_token: String,
 }
 
@@ -71,10 +79,17 @@ pub async fn connect(
             "Meta's id of the number: 1 to 20 digits",
         ));
     }
+    // Meta's tokens are printable ASCII: anything else could not even be sent to Meta.
+    let token = &request.access_token;
+    if token.is_empty() || token.len() > 4096 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Problem::invalid(
+            "access_token",
+            "Meta's access token: 1 to 4096 printable ASCII characters",
+        ));
+    }
     for (field, value, min, max) in [
         ("app_secret", &request.app_secret, 16, 256),
         ("verify_token", &request.verify_token, 16, 256),
-        ("access_token", &request.access_token, 1, 4096),
     ] {
         let len = value.trim().chars().count();
         if !(min..=max).contains(&len) {

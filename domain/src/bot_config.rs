@@ -859,6 +859,19 @@ impl Decider for BotConfig {
         command: BotConfigCommand,
     ) -> Result<Vec<BotConfigEvent>, BotConfigError> {
         use BotConfigCommand as C;
+        // What is sent is judged before the version it expects: a client told that its service
+        // is invalid fixes it, where one told only that the configuration moved on would read
+        // it again and send the same invalid service.
+        let problems = match &command {
+            C::Configure { settings, .. } => settings.problems(),
+            C::AddService { service, .. } | C::UpdateService { service, .. } => {
+                state.service_problems(service)
+            }
+            C::RetireService { .. } => Vec::new(),
+        };
+        if !problems.is_empty() {
+            return Err(BotConfigError::Invalid(problems));
+        }
         let expected = match &command {
             C::Configure {
                 expected_version, ..
@@ -879,30 +892,18 @@ impl Decider for BotConfig {
                 actual: state.version,
             });
         }
-        let invalid_if_any = |problems: Vec<ConfigProblem>| {
-            if problems.is_empty() {
-                Ok(())
-            } else {
-                Err(BotConfigError::Invalid(problems))
-            }
-        };
         match command {
-            C::Configure { settings, .. } => {
-                invalid_if_any(settings.problems())?;
-                Ok(vec![BotConfigEvent::BotConfigured { settings }])
-            }
+            C::Configure { settings, .. } => Ok(vec![BotConfigEvent::BotConfigured { settings }]),
             C::AddService { service, .. } => {
                 if state.services.contains_key(&service.id) {
                     return Err(BotConfigError::ServiceExists);
                 }
-                invalid_if_any(state.service_problems(&service))?;
                 Ok(vec![BotConfigEvent::ServiceAdded { service }])
             }
             C::UpdateService { service, .. } => {
                 if !state.services.contains_key(&service.id) {
                     return Err(BotConfigError::UnknownService);
                 }
-                invalid_if_any(state.service_problems(&service))?;
                 Ok(vec![BotConfigEvent::ServiceUpdated { service }])
             }
             C::RetireService { service_id, .. } => match state.services.get(&service_id) {
@@ -1045,6 +1046,21 @@ pub(crate) mod tests {
             expected: 0,
             actual: 1,
         });
+    }
+
+    #[test]
+    fn an_invalid_change_is_invalid_whatever_version_it_expects() {
+        let mut bad = settings();
+        bad.rules.slot_step_minutes = 1;
+        let problems = bad.problems();
+        given::<BotConfig>(&[BotConfigEvent::BotConfigured {
+            settings: Box::new(settings()),
+        }])
+        .when(BotConfigCommand::Configure {
+            expected_version: 0,
+            settings: Box::new(bad),
+        })
+        .then_expect_error(BotConfigError::Invalid(problems));
     }
 
     #[test]

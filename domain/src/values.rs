@@ -210,6 +210,9 @@ const CURRENCIES: &[&str] = &[
 ];
 
 impl Currency {
+    /// Every code [`Currency::parse`] accepts, in order.
+    pub const CODES: &'static [&'static str] = CURRENCIES;
+
     pub fn parse(raw: &str) -> Result<Self, CurrencyError> {
         match raw.as_bytes() {
             &[a, b, c] if CURRENCIES.binary_search(&raw).is_ok() => Ok(Self([a, b, c])),
@@ -363,6 +366,11 @@ impl IanaTimeZone {
 
     pub fn tz(&self) -> chrono_tz::Tz {
         self.0
+    }
+
+    /// Every name [`IanaTimeZone::parse`] accepts.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())
     }
 
     pub fn as_str(&self) -> &str {

@@ -25,7 +25,7 @@ pub enum WebhookUrlError {
     NotAUrl,
     #[error("must use https")]
     NotHttps,
-    #[error("must not carry a user name or password")]
+    #[error("must not carry a user name or password (no @)")]
     Credentials,
     #[error("must not have a #fragment")]
     Fragment,
@@ -34,11 +34,29 @@ pub enum WebhookUrlError {
 }
 
 impl WebhookUrl {
+    /// The URLs a document promises to accept, as a pattern (the API's schema): `https://`, a
+    /// host name whose last label starts with a letter, an optional port and a path and query
+    /// of printable ASCII without `"`, `#` or `@`. [`Self::parse`] takes more (an IP address,
+    /// a name in another script, `http://` where allowed); every URL this admits it takes.
+    pub const PATTERN: &'static str =
+        r#"^https://([A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*(:[0-9]{1,4})?([/?][!$-?A-~]*)?$"#;
+
     /// `allow_http`: whether `http://` is accepted (development and tests).
     pub fn parse(raw: &str, allow_http: bool) -> Result<Self, WebhookUrlError> {
         let raw = raw.trim();
         if raw.len() > 2048 {
             return Err(WebhookUrlError::TooLong);
+        }
+        // Refused as written, before the parser would encode or split them: a space, an `@`
+        // anywhere (`https://bank.example@evil.example` reads as the bank's) and a `#`.
+        if raw.chars().any(char::is_whitespace) {
+            return Err(WebhookUrlError::NotAUrl);
+        }
+        if raw.contains('@') {
+            return Err(WebhookUrlError::Credentials);
+        }
+        if raw.contains('#') {
+            return Err(WebhookUrlError::Fragment);
         }
         let url = url::Url::parse(raw).map_err(|_| WebhookUrlError::NotAUrl)?;
         match url.scheme() {
@@ -242,6 +260,18 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn every_url_the_documented_pattern_admits_is_taken(
+            raw in proptest::string::string_regex(
+                WebhookUrl::PATTERN.trim_start_matches('^').trim_end_matches('$'),
+            ).unwrap(),
+        ) {
+            proptest::prop_assume!(raw.len() <= 2048);
+            proptest::prop_assert!(WebhookUrl::parse(&raw, false).is_ok(), "{raw}");
+        }
+    }
+
     #[test]
     fn urls_are_absolute_https_without_credentials() {
         assert!(WebhookUrl::parse("https://hooks.example.com/x?y=1", false).is_ok());
@@ -266,6 +296,20 @@ mod tests {
             WebhookUrl::parse("https://hooks.example.com/#x", false),
             Err(WebhookUrlError::Fragment)
         );
+        // What a parser would quietly encode or read otherwise is refused as written.
+        assert_eq!(
+            WebhookUrl::parse("https://bank.example@evil.example/", false),
+            Err(WebhookUrlError::Credentials)
+        );
+        assert_eq!(
+            WebhookUrl::parse("https://hooks.example.com/a@b", false),
+            Err(WebhookUrlError::Credentials)
+        );
+        assert_eq!(
+            WebhookUrl::parse("https://hooks.example.com/a b", false),
+            Err(WebhookUrlError::NotAUrl)
+        );
+        assert!(WebhookUrl::parse("  https://hooks.example.com/a  ", false).is_ok());
         let long = format!("https://hooks.example.com/{}", "a".repeat(2048));
         assert_eq!(
             WebhookUrl::parse(&long, false),

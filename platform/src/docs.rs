@@ -93,7 +93,10 @@ pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
             }
         }
     }
-    doc
+    // Text a person reads: the pattern of visible text (`schemas::VISIBLE_TEXT`).
+    let mut json = serde_json::to_value(&doc).expect("the OpenAPI document serializes");
+    crate::schemas::add_visible_text_patterns(&mut json);
+    serde_json::from_value(json).expect("the OpenAPI document deserializes")
 }
 
 /// A parameter that means the same on every route gets the same, exact schema everywhere: what
@@ -110,6 +113,11 @@ fn shared_parameter(parameter: &mut utoipa::openapi::path::Parameter) {
     let schema = match (&parameter.parameter_in, parameter.name.as_str()) {
         (ParameterIn::Header, "X-Consistency-Token") => string("consistency-token")
             .pattern(Some(r"^[0-9]{1,19}\.[0-9]{1,19}$"))
+            .build(),
+        // `"7"`, `7` or `W/"7"`: a version the client read.
+        (ParameterIn::Header, "If-Match") => ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(r#"^(W/)?("[0-9]{1,9}"|[0-9]{1,9})$"#))
             .build(),
         (ParameterIn::Header, "Idempotency-Key") => string("idempotency-key")
             .min_length(Some(1))

@@ -19,6 +19,7 @@ pub mod params;
 pub mod problem;
 pub mod ratelimit;
 pub mod redis_link;
+pub mod schemas;
 pub mod serve;
 pub mod settings;
 pub mod telemetry;

@@ -46,3 +46,29 @@ schemathesis.openapi.format(
         ),
     ),
 )
+
+
+@schemathesis.hook
+def before_call(ctx, case, **kwargs):
+    """Every request with a well-formed Idempotency-Key gets a key of its own: a key is the
+    client's promise that a request is new, and the generators, which know nothing of that,
+    would reuse "0" across operations (which the command API rightly refuses, 422). A
+    malformed key, from the negative cases, is left as it is.
+
+    The platform's own operations (/v1/operator/) are called as its operator: the document has
+    one bearer scheme, which the configuration fills with the business's credential, and a
+    schemathesis operation cannot name another, so the operator's token takes its place here
+    (a request sent without one, or with a forged one, is left as it is)."""
+    headers = case.headers or {}
+    for name in list(headers):
+        value = headers[name]
+        if name.lower() == "idempotency-key":
+            if isinstance(value, str) and 1 <= len(value) <= 200:
+                headers[name] = f"st-{uuid.uuid4()}"
+        elif name.lower() == "authorization":
+            if case.path.startswith("/v1/operator/") and value == _BUSINESS:
+                headers[name] = _OPERATOR
+
+
+_BUSINESS = f"Bearer {os.environ['BOOKING_TOKEN']}"
+_OPERATOR = f"Bearer {os.environ['BOOKING_OPERATOR_TOKEN']}"
