@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 /// (method, path, body, needs a write permission). `{booking}`, `{service}`, `{user}`, `{key}`
 /// and `{phone}` are filled with the target tenant's ids.
-fn command_routes() -> Vec<(&'static str, &'static str, Value, bool)> {
+pub(crate) fn command_routes() -> Vec<(&'static str, &'static str, Value, bool)> {
     let service = json!({"name": "Trim", "price": {"minor": 1000, "currency": "EUR"}, "duration_minutes": 30});
     vec![
         ("GET", "/v1/me", Value::Null, false),
@@ -137,15 +137,15 @@ fn query_routes() -> Vec<(&'static str, bool)> {
     ]
 }
 
-struct Ids {
-    booking: String,
-    service: String,
-    user: String,
-    key: String,
-    hook: String,
+pub(crate) struct Ids {
+    pub booking: String,
+    pub service: String,
+    pub user: String,
+    pub key: String,
+    pub hook: String,
 }
 
-fn fill(template: &str, ids: &Ids) -> String {
+pub(crate) fn fill(template: &str, ids: &Ids) -> String {
     template
         .replace("{booking}", &ids.booking)
         .replace("{service}", &ids.service)
@@ -182,7 +182,7 @@ async fn send(
 }
 
 /// A tenant with a service, a booking, a second user and an API key; its ids.
-async fn populated(t: &Tenant<'_>) -> Ids {
+pub(crate) async fn populated(t: &Tenant<'_>) -> Ids {
     let service = t.configured().await;
     let (_, booked) = t.book(&service, &slot(10), "+34600000001", None).await;
     let (_, _, invited) = t

@@ -4,6 +4,7 @@
 mod access_matrix;
 mod analytics;
 mod asyncapi;
+mod attacks;
 mod auth;
 mod billing;
 mod bookings;
