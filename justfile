@@ -102,6 +102,12 @@ bench-billing: services
 bench-analytics *ARGS: services
     cargo bench -q -p e2e-tests --bench analytics -- {{ARGS}}
 
+# The property harnesses at the boundaries, longer than the suite runs them: Meta's and
+# Stripe's webhook bodies and signatures, every checked value, webhook URLs, and whole bot
+# conversations typed, tapped, forged and late. CASES inputs per property.
+fuzz CASES="100000":
+    PROPTEST_CASES={{CASES}} cargo test -q -p domain -p whatsapp -p billing -- fuzz fixed_point money_is any_conversation documented_pattern nothing_unsigned a_signed_event
+
 # End-to-end benchmark: webhook-to-reply latency over the release binaries, conversations/s
 bench-e2e: services
     cargo build -q --release --bins

@@ -136,7 +136,7 @@ fn booking_id(raw: &str) -> Result<BookingId, Problem> {
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, format = "visible-text", min_length = 1, max_length = 500)]
     pub reason: Option<Reason>,
 }
 

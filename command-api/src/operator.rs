@@ -18,7 +18,7 @@ use crate::AppState;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SuspendRequest {
-    #[schema(value_type = String, min_length = 1, max_length = 500, pattern = r"\S")]
+    #[schema(value_type = String, format = "visible-text", min_length = 1, max_length = 500)]
     pub reason: Reason,
 }
 

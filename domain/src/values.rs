@@ -504,24 +504,30 @@ impl BusinessName {
 }
 string_value!(BusinessName, BusinessNameError);
 
-/// Free text a person typed (a cancellation reason, a suspension reason): trimmed, 1 to
-/// `MAX` characters.
+/// Free text a person typed (a cancellation reason, a suspension reason): trimmed, 1 to 500
+/// characters, something visible, no control characters (it is shown on one line).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Reason(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a reason is 1 to 500 characters (got {0})")]
-pub struct ReasonError(usize);
+pub enum ReasonError {
+    #[error("a reason is 1 to 500 characters (got {0})")]
+    Length(usize),
+    #[error("a reason has no control characters and something visible")]
+    Invisible,
+}
 
 impl Reason {
     pub fn parse(raw: &str) -> Result<Self, ReasonError> {
         let trimmed = raw.trim();
         let len = trimmed.chars().count();
-        if (1..=500).contains(&len) {
-            Ok(Self(trimmed.to_owned()))
-        } else {
-            Err(ReasonError(len))
+        if !(1..=500).contains(&len) {
+            return Err(ReasonError::Length(len));
         }
+        if trimmed.chars().any(char::is_control) || !is_visible(trimmed) {
+            return Err(ReasonError::Invisible);
+        }
+        Ok(Self(trimmed.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -537,6 +543,64 @@ pub type LocalDate = chrono::NaiveDate;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Any text from anywhere: words that almost pass, and any Unicode at all (controls, NUL,
+    /// invisible formatting characters, other scripts).
+    fn raw() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            proptest::string::string_regex(r"[ +a-zA-Z0-9@._\-/]{0,40}").unwrap(),
+            any::<String>(),
+            Just("\u{200B}\u{00AD}".to_owned()),
+            Just(" Ana\u{0}María ".to_owned()),
+        ]
+    }
+
+    /// Each checked value: parsing anything never panics, and what it accepts is a fixed
+    /// point (its text parses to the same value, and survives JSON), holding nothing Postgres
+    /// refuses (NUL).
+    macro_rules! fixed_point {
+        ($raw:expr, $ty:ty) => {{
+            if let Ok(value) = <$ty>::parse($raw) {
+                let again = <$ty>::parse(value.as_str());
+                proptest::prop_assert_eq!(again.as_ref(), Ok(&value));
+                proptest::prop_assert!(!value.as_str().contains('\0'));
+                let json = serde_json::to_string(&value).unwrap();
+                proptest::prop_assert_eq!(serde_json::from_str::<$ty>(&json).unwrap(), value);
+            }
+        }};
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256),
+        ))]
+
+        #[test]
+        fn every_checked_text_value_is_a_fixed_point_of_its_parse(raw in raw()) {
+            fixed_point!(&raw, TenantSlug);
+            fixed_point!(&raw, PhoneNumber);
+            fixed_point!(&raw, Email);
+            fixed_point!(&raw, Currency);
+            fixed_point!(&raw, IanaTimeZone);
+            fixed_point!(&raw, PersonName);
+            fixed_point!(&raw, BusinessName);
+            fixed_point!(&raw, Reason);
+            if let Ok(name) = PersonName::parse(&raw) {
+                proptest::prop_assert!(is_visible(name.as_str()));
+            }
+        }
+
+        #[test]
+        fn money_is_refused_or_exact(minor in proptest::prelude::any::<i64>(), currency in raw()) {
+            if let Ok(money) = Money::parse(minor, &currency) {
+                proptest::prop_assert!((0..(1i64 << 53)).contains(&money.minor()));
+                proptest::prop_assert_eq!(money.minor(), minor);
+                let json = serde_json::to_string(&money).unwrap();
+                proptest::prop_assert_eq!(serde_json::from_str::<Money>(&json).unwrap(), money);
+            }
+        }
+    }
 
     #[test]
     fn slugs() {

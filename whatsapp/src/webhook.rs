@@ -312,3 +312,137 @@ mod tests {
         assert_eq!(changes[1].statuses[0].status, "delivered");
     }
 }
+
+/// Meta's webhook bodies as anyone could send them: whatever the bytes, reading them never
+/// panics, and what is read holds no NUL and no text past WhatsApp's own limits.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::signature::{sign, verify_signature};
+    use domain::bot::message::Inbound;
+    use proptest::prelude::*;
+
+    fn config() -> proptest::test_runner::Config {
+        proptest::test_runner::Config::with_cases(
+            std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(256),
+        )
+    }
+
+    /// A message of any type with any fields Meta might send (or not).
+    fn message() -> impl Strategy<Value = serde_json::Value> {
+        (
+            prop::sample::select(vec![
+                "text",
+                "interactive",
+                "button",
+                "image",
+                "reaction",
+                "location",
+                "unknown",
+                "",
+            ]),
+            any::<String>(),
+            any::<String>(),
+            prop::option::of(any::<String>()),
+            prop::sample::select(vec!["button_reply", "list_reply", "nfm_reply", ""]),
+        )
+            .prop_map(|(kind, from, text, timestamp, reply)| {
+                let mut message = serde_json::json!({
+                    "from": from, "id": format!("wamid.{text:.8}"),
+                    "type": kind, "text": {"body": text},
+                    "interactive": {"type": reply, reply: {"id": text, "title": text}},
+                    "button": {"payload": text, "text": text},
+                });
+                // Meta leaves a field out rather than sending null.
+                if let Some(timestamp) = timestamp {
+                    message["timestamp"] = timestamp.into();
+                }
+                message
+            })
+    }
+
+    fn body() -> impl Strategy<Value = String> {
+        (
+            prop::collection::vec(message(), 0..4),
+            any::<String>(),
+            any::<String>(),
+        )
+            .prop_map(|(messages, phone_number_id, name)| {
+                serde_json::json!({"object": "whatsapp_business_account", "entry": [
+                    {"id": "WABA", "changes": [{"field": "messages", "value": {
+                        "messaging_product": "whatsapp",
+                        "metadata": {"display_phone_number": "1555", "phone_number_id": phone_number_id},
+                        "contacts": [{"profile": {"name": name}, "wa_id": "16505551234"}],
+                        "messages": messages,
+                    }}]}
+                ]})
+                .to_string()
+            })
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn any_bytes_are_read_or_refused_without_a_panic(bytes in any::<Vec<u8>>()) {
+            if let Ok(notification) = Notification::parse(&bytes) {
+                let _ = notification.phone_number_ids();
+                for change in notification.changes() {
+                    for message in &change.messages {
+                        let _ = message.content();
+                        let _ = message.sent_at();
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn what_is_read_holds_no_nul_and_fits_whatsapp(body in body()) {
+            let notification = Notification::parse(body.as_bytes()).unwrap();
+            for change in notification.changes() {
+                prop_assert!(!change.metadata.phone_number_id.contains('\0'));
+                if let Some(name) = change.profile_name("16505551234") {
+                    prop_assert!(!name.contains('\0'));
+                }
+                for message in &change.messages {
+                    prop_assert!(!message.from.contains('\0'));
+                    match message.content() {
+                        Inbound::Text { body } => prop_assert!(!body.contains('\0')),
+                        Inbound::ButtonReply { id, title } | Inbound::ListReply { id, title } => {
+                            prop_assert!(!id.contains('\0') && !title.contains('\0'));
+                            prop_assert!(id.chars().count() <= ID_MAX);
+                            prop_assert!(title.chars().count() <= TITLE_MAX);
+                        }
+                        Inbound::Unsupported { message_type } => {
+                            prop_assert!(message_type.chars().count() <= TYPE_MAX);
+                        }
+                    }
+                }
+            }
+        }
+
+        /// Only the exact body under the app's secret passes: one byte changed, another
+        /// secret, or any header at all fails.
+        #[test]
+        fn only_the_exact_body_under_the_secret_is_genuine(
+            body in any::<Vec<u8>>(),
+            flip in any::<prop::sample::Index>(),
+            header in any::<String>(),
+        ) {
+            let secret = b"app-secret-0123456789";
+            let genuine = sign(secret, &body);
+            prop_assert!(verify_signature(secret, &body, &genuine));
+            prop_assert!(!verify_signature(b"another-secret-0123", &body, &genuine));
+            if !body.is_empty() {
+                let mut changed = body.clone();
+                changed[flip.index(body.len())] ^= 1;
+                prop_assert!(!verify_signature(secret, &changed, &genuine));
+            }
+            prop_assume!(header != genuine);
+            prop_assert!(!verify_signature(secret, &body, &header));
+        }
+    }
+}

@@ -639,7 +639,7 @@ impl Engine<'_> {
     fn offer_near(&mut self, date: LocalDate, time: NaiveTime) {
         let slots = self.slots_on(date);
         if let Some(slot) = slots.iter().find(|s| s.local_start.time() == time) {
-            return self.choose_time(slot.appointment.start);
+            return self.take_time(slot.appointment.start);
         }
         if slots.is_empty() {
             return self.offer_times(0, None);
@@ -799,11 +799,7 @@ impl Engine<'_> {
                     .ok()
                     .and_then(|s| DateTime::from_timestamp(s, 0));
                 match start {
-                    Some(start) if self.state.rescheduling.is_some() => {
-                        self.state.start = Some(start);
-                        self.finish_reschedule();
-                    }
-                    Some(start) => self.choose_time(start),
+                    Some(start) => self.take_time(start),
                     None => self.not_understood(),
                 }
             }
@@ -1142,6 +1138,17 @@ impl Engine<'_> {
 
     /// The customer chose a time: if it is still free, it is kept for them while they finish
     /// (the agenda decides, with the turn); if it was just taken, the times still free.
+    /// The customer picked `start`, by tapping it or typing it: a booking being moved moves
+    /// there; otherwise the time is held for a new one.
+    fn take_time(&mut self, start: DateTime<Utc>) {
+        if self.state.rescheduling.is_some() {
+            self.state.start = Some(start);
+            self.finish_reschedule();
+        } else {
+            self.choose_time(start);
+        }
+    }
+
     fn choose_time(&mut self, start: DateTime<Utc>) {
         let (Some(service), Some(date)) = (self.service().cloned(), self.state.date) else {
             return self.start();
@@ -1418,11 +1425,21 @@ impl Engine<'_> {
         let resource = self
             .resource_at(date, start)
             .unwrap_or_else(ResourceId::default_resource);
-        self.actions.push(BotAction::RescheduleBooking {
-            booking_id,
-            start,
-            resource,
-        });
+        // Its own time again (it is offered: a booking may move within its own slot) leaves
+        // it as it is, and the customer is told where it is.
+        let unchanged = self
+            .calendar
+            .bookings()
+            .into_iter()
+            .find(|b| b.booking_id == booking_id)
+            .is_some_and(|b| b.appointment.start == start && b.resource == resource);
+        if !unchanged {
+            self.actions.push(BotAction::RescheduleBooking {
+                booking_id,
+                start,
+                resource,
+            });
+        }
         let text = self.fill(
             &self.texts().rescheduled,
             &[

@@ -127,7 +127,12 @@ impl World {
         let customer = PhoneNumber::parse("+34600000001").unwrap();
         self.calendar
             .carry_out(&config, &turn.actions, &customer, self.now)
-            .expect("the engine's actions fit the calendar");
+            .unwrap_or_else(|e| {
+                panic!(
+                    "the engine's actions fit the calendar: {e:?}\nactions: {:?}\nstate: {:?}",
+                    turn.actions, self.state
+                )
+            });
         self.last_actions = turn.actions;
         self.now += Duration::seconds(20);
         self.messages += 1;
@@ -497,6 +502,50 @@ fn a_customer_reschedules_from_whatsapp() {
             resource: ResourceId::default_resource(),
         }]
     );
+}
+
+/// Found by the fuzzed conversations: a time typed while moving a booking moved it, as a
+/// tapped one does, where it used to hold the time for a new booking (which the booking being
+/// moved itself blocked: "just taken").
+#[test]
+fn a_time_typed_while_rescheduling_moves_the_booking() {
+    let mut w = World::new();
+    let booking = book_haircut(&mut w);
+    w.say("reschedule");
+    w.tap("Tue 1 Dec 10:00");
+    let replies = w.say("wednesday 10:30");
+    assert!(
+        bodies(&replies).contains("is now on Wed 2 Dec at 10:30"),
+        "{}",
+        bodies(&replies)
+    );
+    assert_eq!(
+        w.last_actions,
+        [BotAction::RescheduleBooking {
+            booking_id: booking,
+            start: "2026-12-02T09:30:00Z".parse().unwrap(),
+            resource: ResourceId::default_resource(),
+        }]
+    );
+    // Within its own time, a quarter of an hour later, on the same day.
+    w.say("reschedule");
+    w.tap("Wed 2 Dec 10:30");
+    let replies = w.say("wednesday 10:45");
+    assert!(
+        bodies(&replies).contains("is now on Wed 2 Dec at 10:45"),
+        "{}",
+        bodies(&replies)
+    );
+    // Its own time again: nothing to move, and the customer hears where it is.
+    w.say("reschedule");
+    w.tap("Wed 2 Dec 10:45");
+    let replies = w.say("wednesday 10:45");
+    assert!(
+        bodies(&replies).contains("is now on Wed 2 Dec at 10:45"),
+        "{}",
+        bodies(&replies)
+    );
+    assert_eq!(w.last_actions, []);
 }
 
 /// The reminder of `booking` as the customer receives it now (reply buttons: they wrote
@@ -1380,4 +1429,136 @@ fn a_full_calendar_offers_the_waitlist_and_a_freed_time_is_booked_from_its_offer
             service_id: haircut().id
         }]
     );
+}
+
+/// What a customer may do next in the fuzzed conversations below.
+#[derive(Debug, Clone)]
+enum Move {
+    /// Types anything: a word the bot knows, or any text at all.
+    Say(String),
+    /// Taps the n-th choice offered (modulo how many there are), if any.
+    Tap(usize),
+    /// Sends a button or list reply the bot never offered (an old one, a forged one).
+    Forged {
+        id: String,
+        title: String,
+        list: bool,
+    },
+    /// Sends an image, a reaction, a location...
+    Unsupported(String),
+    /// Comes back later.
+    Wait(i64),
+}
+
+fn moves() -> impl proptest::strategy::Strategy<Value = Move> {
+    use proptest::prelude::*;
+    let words = prop::sample::select(vec![
+        "hi",
+        "book",
+        "cancel",
+        "my bookings",
+        "agent",
+        "menu",
+        "prices",
+        "hours",
+        "yes",
+        "no",
+        "1",
+        "2",
+        "9",
+        "tomorrow",
+        "friday 5pm",
+        "10:00",
+        "25:99",
+        "hola",
+        "olá",
+        "Ana",
+        "",
+        " ",
+        "\u{0}",
+        "🙂",
+        "reschedule",
+        "waitlist",
+    ])
+    .prop_map(str::to_owned);
+    let ids = prop::sample::select(vec![
+        "svc:0",
+        "day:2026-12-01",
+        "time:2026-12-01T10:00",
+        "remind:cancel:b1",
+        "remind:ok:x",
+        "offer:take:00000000-0000-0000-0000-000000000008",
+        "pay:cash",
+        "confirm",
+        "",
+    ])
+    .prop_map(str::to_owned);
+    prop_oneof![
+        4 => words.prop_map(Move::Say),
+        2 => any::<String>().prop_map(Move::Say),
+        4 => (0usize..12).prop_map(Move::Tap),
+        1 => (prop_oneof![ids, any::<String>()], any::<String>(), any::<bool>())
+            .prop_map(|(id, title, list)| Move::Forged { id, title, list }),
+        1 => prop::sample::select(vec!["image", "reaction", "location", "sticker", "system"])
+            .prop_map(|t| Move::Unsupported(t.to_owned())),
+        1 => (1i64..3000).prop_map(Move::Wait),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(64),
+    ))]
+
+    /// Any conversation at all, typed, tapped, forged or late: the engine never panics, every
+    /// reply fits WhatsApp, every action it asks for fits the calendar (both checked by
+    /// `World::send`), and a customer who writes to a bot that is answering always hears back.
+    #[test]
+    fn any_conversation_is_answered_and_stays_within_the_calendar(
+        script in proptest::collection::vec(moves(), 1..25),
+    ) {
+        let mut w = World::new();
+        for step in script {
+            let answering = w.state.step != Step::HandedOff;
+            let (replies, expects) = match step {
+                Move::Say(text) => {
+                    let quiet = text.trim().is_empty();
+                    (w.say(&text), !quiet)
+                }
+                Move::Tap(n) => {
+                    let Some(prompt) = w.state.prompt.clone() else { continue };
+                    let offered = prompt.offered();
+                    if offered.is_empty() {
+                        continue;
+                    }
+                    let choice = offered[n % offered.len()].clone();
+                    let inbound = match prompt {
+                        Reply::Buttons { .. } => Inbound::ButtonReply { id: choice.id, title: choice.title },
+                        _ => Inbound::ListReply { id: choice.id, title: choice.title },
+                    };
+                    (w.send(inbound), true)
+                }
+                Move::Forged { id, title, list } => {
+                    let inbound = if list {
+                        Inbound::ListReply { id, title }
+                    } else {
+                        Inbound::ButtonReply { id, title }
+                    };
+                    (w.send(inbound), true)
+                }
+                Move::Unsupported(message_type) => {
+                    let expects = !matches!(message_type.as_str(), "reaction" | "system");
+                    (w.send(Inbound::Unsupported { message_type }), expects)
+                }
+                Move::Wait(minutes) => {
+                    w.now += Duration::minutes(minutes);
+                    continue;
+                }
+            };
+            proptest::prop_assert!(
+                !(answering && expects && replies.is_empty()),
+                "silence at {:?}", w.state
+            );
+        }
+    }
 }
