@@ -48,6 +48,7 @@ impl FromRequestParts<AppState> for Caller {
         let bearer = platform::credentials::bearer(parts).ok_or_else(Problem::unauthorized)?;
         let (tenant_id, actor) =
             platform::credentials::authenticate(&state.app.store, &state.keys, bearer).await?;
+        platform::security::identified(parts, tenant_id, &actor);
         state
             .limit(
                 &platform::credentials::limit_subject(&actor),
@@ -105,6 +106,14 @@ impl FromRequestParts<AppState> for SignedIn {
             principal.session,
         )
         .await?;
+        platform::security::identified(
+            parts,
+            principal.tenant_id,
+            &app::Actor::User {
+                id: principal.user_id,
+                role: principal.role,
+            },
+        );
         state
             .tenant_status
             .require_open(&state.app.store, principal.tenant_id)

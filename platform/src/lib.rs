@@ -20,6 +20,7 @@ pub mod problem;
 pub mod ratelimit;
 pub mod redis_link;
 pub mod schemas;
+pub mod security;
 pub mod serve;
 pub mod settings;
 pub mod telemetry;

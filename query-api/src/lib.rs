@@ -274,7 +274,8 @@ impl Application {
             }),
         );
         // Every route is timed, health checks included.
-        let router = platform::serve::timed(router, &settings.http);
+        let router = platform::serve::timed(router, &settings.http)
+            .layer(axum::middleware::from_fn(platform::security::log_refusals));
         let listener = TcpListener::bind(settings.http.address()).await?;
         Ok(Self {
             listener,

@@ -68,6 +68,7 @@ impl FromRequestParts<AppState> for Reader {
         let bearer = platform::credentials::bearer(parts).ok_or_else(Problem::unauthorized)?;
         let (tenant_id, actor) =
             platform::credentials::authenticate(&app.store, &app.keys, bearer).await?;
+        platform::security::identified(parts, tenant_id, &actor);
         app.limiter
             .check(
                 &platform::credentials::limit_subject(&actor),

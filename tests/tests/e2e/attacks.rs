@@ -10,14 +10,44 @@
 //! owner's email), and A is unchanged (not one event more in the log, and the
 //! same bookings, services and team as read by A).
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
 use e2e_tests::tenant::Tenant;
 use e2e_tests::{
     operator_token, projector_settings, query_api_settings, spawn_command_api_tuned,
     spawn_projector, spawn_query_api,
 };
 use serde_json::{Value, json};
+use tracing_subscriber::layer::SubscriberExt as _;
 
 use crate::access_matrix::{Ids, command_routes, fill, populated};
+
+/// The security events the APIs log (`target: "security"`, "refused"), each as its fields.
+#[derive(Clone, Default)]
+struct SecurityLog(Arc<Mutex<Vec<BTreeMap<String, String>>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SecurityLog {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() != "security" {
+            return;
+        }
+        struct Fields<'a>(&'a mut BTreeMap<String, String>);
+        impl tracing::field::Visit for Fields<'_> {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.insert(
+                    field.name().to_owned(),
+                    format!("{value:?}").trim_matches('"').to_owned(),
+                );
+            }
+        }
+        let mut fields = BTreeMap::new();
+        event.record(&mut Fields(&mut fields));
+        if fields.get("message").is_some_and(|m| m == "refused") {
+            self.0.lock().unwrap().push(fields);
+        }
+    }
+}
 
 /// The placeholder of `access_matrix` that names the kind of id `param` is in `path`; `None`
 /// for a parameter that is not an id of the business's (a delivery's number).
@@ -92,6 +122,8 @@ struct Attack<'a> {
     secrets: Vec<String>,
     tried: usize,
     leaks: Vec<String>,
+    /// The statuses of the attempts refused for who asked or what they asked for.
+    refused: Vec<u16>,
 }
 
 impl Attack<'_> {
@@ -120,6 +152,9 @@ impl Attack<'_> {
         }
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
+        if platform::security::is_refusal(status) {
+            self.refused.push(status);
+        }
         let streaming = response
             .headers()
             .get("content-type")
@@ -168,6 +203,10 @@ async fn state_of(query: &e2e_tests::QueryApp, token: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn business_b_cannot_read_or_change_anything_of_business_a_through_any_documented_route() {
+    // The APIs run on this test's thread (a current-thread runtime): what they log is seen here.
+    let security = SecurityLog::default();
+    let _log =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(security.clone()));
     let app = spawn_command_api_tuned("http://127.0.0.1:1", e2e_tests::REDIS_URL, |s| {
         // Hundreds of requests by one credential in a second: the limit's 429 would hide
         // what the route itself answers.
@@ -236,7 +275,9 @@ async fn business_b_cannot_read_or_change_anything_of_business_a_through_any_doc
         ],
         tried: 0,
         leaks: Vec::new(),
+        refused: Vec::new(),
     };
+    let logged_before = security.0.lock().unwrap().len();
     let bodies = command_routes();
     let body_for = |method: &str, template: &str, ids: &Ids| -> Value {
         let body = bodies
@@ -375,6 +416,26 @@ async fn business_b_cannot_read_or_change_anything_of_business_a_through_any_doc
         attack.leaks.join("\n")
     );
     assert!(attack.tried >= 200, "only {} attacks tried", attack.tried);
+    // Every refusal is a security event; B's probes with a genuine credential name B.
+    let logged: Vec<_> = security.0.lock().unwrap()[logged_before..].to_vec();
+    assert_eq!(
+        logged.len(),
+        attack.refused.len(),
+        "a security event for each refused attempt: {logged:?}"
+    );
+    let probes: Vec<_> = logged.iter().filter(|e| e["status"] == "404").collect();
+    assert!(!probes.is_empty());
+    for probe in probes {
+        assert_eq!(
+            probe.get("tenant_id"),
+            Some(&b.owner.tenant_id),
+            "{probe:?}"
+        );
+        assert!(
+            probe.contains_key("credential") && probe.contains_key("route"),
+            "{probe:?}"
+        );
+    }
     assert_eq!(events_of_a().await, events_before, "A's log changed");
     assert_eq!(
         state_of(&query, &a.owner.access_token).await,
