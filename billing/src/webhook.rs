@@ -186,10 +186,6 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(proptest::test_runner::Config::with_cases(
-            std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256),
-        ))]
-
         /// Anything not signed with the endpoint's secret is refused, whatever it says and
         /// however its header is written; nothing panics.
         #[test]

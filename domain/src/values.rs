@@ -572,10 +572,6 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::test_runner::Config::with_cases(
-            std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256),
-        ))]
-
         #[test]
         fn every_checked_text_value_is_a_fixed_point_of_its_parse(raw in raw()) {
             fixed_point!(&raw, TenantSlug);

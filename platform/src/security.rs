@@ -52,14 +52,14 @@ pub async fn log_refusals(mut request: Request, next: Next) -> Response {
         .map(str::to_owned);
     let response = next.run(request).await;
     let status = response.status().as_u16();
-    if is_refusal(status) && route.is_some() {
+    if let Some(route) = route.filter(|_| is_refusal(status)) {
         let who = asker.0.lock().unwrap_or_else(|e| e.into_inner()).take();
         let (tenant_id, credential) = who.unzip();
         tracing::info!(
             target: "security",
             status,
             %method,
-            route = route.as_deref().unwrap_or_default(),
+            route,
             tenant_id = tenant_id.map(|t| t.to_string()),
             credential,
             request_id,

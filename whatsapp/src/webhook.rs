@@ -322,15 +322,6 @@ mod fuzz {
     use domain::bot::message::Inbound;
     use proptest::prelude::*;
 
-    fn config() -> proptest::test_runner::Config {
-        proptest::test_runner::Config::with_cases(
-            std::env::var("PROPTEST_CASES")
-                .ok()
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(256),
-        )
-    }
-
     /// A message of any type with any fields Meta might send (or not).
     fn message() -> impl Strategy<Value = serde_json::Value> {
         (
@@ -384,8 +375,6 @@ mod fuzz {
     }
 
     proptest! {
-        #![proptest_config(config())]
-
         #[test]
         fn any_bytes_are_read_or_refused_without_a_panic(bytes in any::<Vec<u8>>()) {
             if let Ok(notification) = Notification::parse(&bytes) {

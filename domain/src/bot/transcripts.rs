@@ -1505,11 +1505,8 @@ fn moves() -> impl proptest::strategy::Strategy<Value = Move> {
     ]
 }
 
+// proptest reads PROPTEST_CASES itself (`just fuzz` sets it); 256 cases otherwise.
 proptest::proptest! {
-    #![proptest_config(proptest::test_runner::Config::with_cases(
-        std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(64),
-    ))]
-
     /// Any conversation at all, typed, tapped, forged or late: the engine never panics, every
     /// reply fits WhatsApp, every action it asks for fits the calendar (both checked by
     /// `World::send`), and a customer who writes to a bot that is answering always hears back.
