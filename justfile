@@ -109,6 +109,15 @@ fuzz CASES="100000":
     PROPTEST_CASES={{CASES}} cargo test -q -p domain -p whatsapp -p billing -- fuzz fixed_point money_is any_conversation documented_pattern nothing_unsigned a_signed_event
 
 # End-to-end benchmark: webhook-to-reply latency over the release binaries, conversations/s
+# The kill -9 soak (tests/tests/e2e/soak.rs) for SECONDS on release binaries: mixed load while
+# services are SIGKILLed every few seconds, NATS and Redis killed once, Postgres refusing
+# connections for a few seconds; `just test` runs it for 45 s.
+soak SECONDS="600": services
+    cargo build -q --release --bins
+    cargo build -q -p e2e-tests --tests
+    SOAK_SECONDS={{SECONDS}} BOOKING_BIN_DIR="${CARGO_TARGET_DIR:-target}/release" RUST_LOG=error \
+        cargo nextest run -p e2e-tests --profile soak --no-capture -E 'test(/^soak::/)'
+
 bench-e2e: services
     cargo build -q --release --bins
     cargo bench -q -p e2e-tests --bench e2e

@@ -29,3 +29,49 @@ impl AppendError {
         matches!(self, Self::Conflict { .. })
     }
 }
+
+/// Whether a database error means Postgres could not be reached or went away (a restart, a
+/// failover, a network cut, no connection free in time) rather than that the statement was at
+/// fault: the same request is worth trying again shortly, and the answer is 503, not 500.
+/// SQLSTATE classes 08 (connection exception) and 57P (the server shutting down, crashed or
+/// starting up), and 53300 (too many connections).
+pub fn is_outage(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || code.starts_with("57P") || code == "53300"
+        }),
+        _ => false,
+    }
+}
+
+/// [`is_outage`] for an error anywhere in a chain of causes.
+pub fn caused_by_outage(err: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(err), |e| e.source())
+        .any(|e| e.downcast_ref::<sqlx::Error>().is_some_and(is_outage))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_connection_is_an_outage_and_a_bad_statement_is_not() {
+        let reset = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(is_outage(&reset));
+        assert!(is_outage(&sqlx::Error::PoolTimedOut));
+        assert!(!is_outage(&sqlx::Error::RowNotFound));
+        assert!(!is_outage(&sqlx::Error::ColumnNotFound("x".into())));
+        let append = AppendError::Database(sqlx::Error::PoolTimedOut);
+        assert!(caused_by_outage(&append));
+        let wrapped = anyhow::Error::new(append).context("committing");
+        assert!(caused_by_outage(wrapped.as_ref()));
+        assert!(!caused_by_outage(
+            anyhow::anyhow!("the disk is on fire").as_ref()
+        ));
+    }
+}

@@ -25,7 +25,7 @@ mod types;
 mod upcast;
 mod wake;
 
-pub use error::AppendError;
+pub use error::{AppendError, caused_by_outage, is_outage};
 pub use global::GlobalLog;
 pub use relay::{Relay, RelayConfig, RelayStats};
 pub use store::{EventStore, MAX_EVENTS_PER_APPEND};

@@ -14,7 +14,9 @@
 //! - `POST /_fake/faults`: queue failures (`{"faults":[{"code":130429,"status":429}, {"latency_ms":
 //!   3000}, ...]}`), each used by one send; `DELETE /_fake/faults` clears them.
 //! - `POST /_fake/config`: where the platform's webhook is and the app secret to sign with,
-//!   and whether to follow each send with sent/delivered/read status webhooks.
+//!   whether to follow each send with sent/delivered/read status webhooks, and for how long a
+//!   webhook the platform does not answer 200 is redelivered (`redeliver_for_ms`; a few
+//!   attempts by default).
 //! - `POST /_fake/inbound`: plays a customer: posts a signed inbound message (text, button or
 //!   list reply, or a template's quick reply) to the webhook, as Meta does, and answers the
 //!   platform's status.
@@ -81,6 +83,29 @@ pub struct WebhookConfig {
     /// Follow every accepted send with sent, delivered and read status webhooks.
     #[serde(default)]
     pub status_webhooks: bool,
+    /// How long a webhook not answered 200 is redelivered, in milliseconds. Meta keeps trying
+    /// for up to seven days; by default the fake gives up after a few seconds (eight attempts
+    /// for a message, five for a status), which keeps a test of a refusal short.
+    #[serde(default)]
+    pub redeliver_for_ms: Option<u64>,
+}
+
+impl WebhookConfig {
+    /// Whether a delivery refused (or not answered) `attempt` times, the first at `started`,
+    /// is tried again; and after how long.
+    fn redeliver(
+        &self,
+        started: std::time::Instant,
+        attempt: u64,
+        default_attempts: u64,
+    ) -> Option<Duration> {
+        let wait = Duration::from_millis((100 * attempt).min(1_000));
+        let again = match self.redeliver_for_ms {
+            Some(ms) => started.elapsed() + wait < Duration::from_millis(ms),
+            None => attempt < default_attempts,
+        };
+        again.then_some(wait)
+    }
 }
 
 /// A message template of the account, as WhatsApp Manager holds it.
@@ -541,13 +566,17 @@ async fn send(
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 let payload = status_payload(&id, &to, &wamid, status);
                 // Like Meta: retried until the platform answers 200.
-                for attempt in 1..=5u64 {
+                let started = std::time::Instant::now();
+                for attempt in 1u64.. {
                     match fake.post_webhook(&config, &payload).await {
                         Ok(200) => break,
                         Ok(code) => tracing::warn!(code, "status webhook refused; retrying"),
                         Err(err) => tracing::warn!(error = %err, "status webhook not delivered"),
                     }
-                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                    match config.redeliver(started, attempt, 5) {
+                        Some(wait) => tokio::time::sleep(wait).await,
+                        None => break,
+                    }
                 }
             }
         });
@@ -704,15 +733,18 @@ impl Fake {
         let config = self.lock().config.clone();
         let payload = inbound_payload(message, &wamid);
         // Like Meta: a delivery that is not answered 200 is retried, with backoff.
-        let mut attempt = 0u64;
+        let started = std::time::Instant::now();
+        let mut attempt = 0;
         loop {
             attempt += 1;
             let status = self.post_webhook(&config, &payload).await;
-            match status {
-                Ok(200) => return Ok((wamid, 200)),
-                Ok(code) if attempt >= 8 || (400..500).contains(&code) => return Ok((wamid, code)),
-                Err(err) if attempt >= 8 => return Err(err),
-                _ => tokio::time::sleep(Duration::from_millis(100 * attempt)).await,
+            let again = config.redeliver(started, attempt, 8);
+            match (status, again) {
+                (Ok(200), _) => return Ok((wamid, 200)),
+                (Ok(code), None) => return Ok((wamid, code)),
+                (Ok(code), Some(_)) if (400..500).contains(&code) => return Ok((wamid, code)),
+                (Err(err), None) => return Err(err),
+                (_, Some(wait)) => tokio::time::sleep(wait).await,
             }
         }
     }

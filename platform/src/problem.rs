@@ -181,6 +181,18 @@ impl Problem {
         problem
     }
 
+    /// 503 for a failure that is Postgres being away ([`eventstore::caused_by_outage`]), else
+    /// 500: the cause is logged either way, never sent.
+    pub fn failure(cause: &(dyn std::error::Error + 'static)) -> Self {
+        if !eventstore::caused_by_outage(cause) {
+            return Self::internal(Chain(cause));
+        }
+        let mut problem = Self::unavailable("the database cannot be reached; try again shortly", 1);
+        problem.extra.get_or_insert_with(Default::default).cause =
+            Some(format!("{:?}", Chain(cause)));
+        problem
+    }
+
     pub fn unavailable(detail: impl Into<String>, retry_after_secs: u64) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -209,7 +221,11 @@ struct Body<'a> {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         if let Some(cause) = self.extra.as_ref().and_then(|e| e.cause.as_ref()) {
-            tracing::error!(error = %cause, "request failed");
+            if self.status == StatusCode::SERVICE_UNAVAILABLE {
+                tracing::warn!(error = %cause, "a dependency is away; answered 503");
+            } else {
+                tracing::error!(error = %cause, "request failed");
+            }
         }
         let body = Body {
             kind: format!("https://errors.booking.invalid/{}", self.kind),
@@ -298,7 +314,7 @@ impl From<AppError> for Problem {
                 detail,
                 retry_after_secs,
             } => Problem::unavailable(detail, retry_after_secs),
-            AppError::Internal(cause) => Problem::internal(cause),
+            AppError::Internal(cause) => Problem::failure(cause.as_ref()),
         }
     }
 }
@@ -378,13 +394,26 @@ fn rejected(rejection: Rejection) -> Problem {
 
 impl From<sqlx::Error> for Problem {
     fn from(err: sqlx::Error) -> Self {
-        Problem::internal(err)
+        Problem::failure(&err)
     }
 }
 
 impl From<anyhow::Error> for Problem {
     fn from(err: anyhow::Error) -> Self {
-        Problem::internal(err)
+        Problem::failure(err.as_ref())
+    }
+}
+
+/// An error with its causes, as `{:?}` of an `anyhow::Error` shows them.
+struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Debug for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        for cause in std::iter::successors(self.0.source(), |e| e.source()) {
+            write!(f, ": {cause}")?;
+        }
+        Ok(())
     }
 }
 
@@ -621,6 +650,28 @@ mod tests {
         );
         let body = problem.into_response();
         assert_eq!(body.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn postgres_out_of_reach_is_a_503_to_retry_wherever_it_is_met() {
+        let lost = || sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        let answers = [
+            Problem::from(lost()),
+            Problem::from(anyhow::Error::new(lost()).context("reading the tenant")),
+            Problem::from(AppError::Internal(
+                anyhow::Error::new(eventstore::AppendError::Database(lost()))
+                    .context("failed to commit a unit of work"),
+            )),
+        ];
+        for problem in answers {
+            assert_eq!(problem.status, StatusCode::SERVICE_UNAVAILABLE);
+            let response = problem.into_response();
+            assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        }
+        assert_eq!(
+            Problem::from(sqlx::Error::RowNotFound).status,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 
     #[derive(Debug, serde::Deserialize, PartialEq)]

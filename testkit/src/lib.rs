@@ -1,6 +1,6 @@
 //! Test harness over the real services: each test gets its own Postgres database (cloned from
 //! a migrated template), its own NATS namespace (stream and subjects), and, when it needs to
-//! kill one, its own nats-server process. Tests therefore run in parallel without sharing
+//! kill one, its own nats-server or redis-server process. Tests therefore run in parallel without sharing
 //! state, and clean up after themselves.
 //!
 //! Where the services are: `BOOKING_TEST_ADMIN_URL` (a Postgres superuser, default
@@ -12,9 +12,13 @@
 
 mod database;
 mod nats_server;
+mod redis_server;
+mod tcp_gate;
 
 pub use database::TestDb;
 pub use nats_server::{NatsServer, TestNats, connect_as, dev_env, login};
+pub use redis_server::RedisServer;
+pub use tcp_gate::TcpGate;
 
 /// Runs an async clean-up from a `Drop`, on a thread and runtime of its own (a test's runtime
 /// may be shutting down, and blocking inside it would deadlock a current-thread runtime).

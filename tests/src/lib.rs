@@ -753,6 +753,33 @@ impl QueryApp {
     }
 }
 
+/// Waits (up to a minute) until every projection has applied the whole log, as its watermark
+/// in `rm_positions` shows.
+pub async fn wait_for_projections(superuser: &sqlx::PgPool) {
+    let last: (String,) = sqlx::query_as(
+        "select transaction_id::text || '.' || global_position from events
+         order by transaction_id desc, global_position desc limit 1",
+    )
+    .fetch_one(superuser)
+    .await
+    .expect("the log's head");
+    let last: eventstore::Position = last.0.parse().expect("a position");
+    eventually(Duration::from_secs(60), || async {
+        let reached: i64 = sqlx::query_scalar(
+            "select count(*) from rm_positions
+              where (transaction_id, global_position) >= ($1::text::xid8, $2)",
+        )
+        .bind(last.transaction_id.to_string())
+        .bind(last.global_position as i64)
+        .fetch_one(superuser)
+        .await
+        .expect("the watermarks");
+        (reached == projector::projection::Projection::ALL.len() as i64).then_some(())
+    })
+    .await
+    .expect("the projections catch up");
+}
+
 /// Every read-model row of every tenant (read as the superuser, past RLS), table by table, as
 /// the `rm_tables` catalogue lists the projections' tables.
 pub async fn read_models(superuser: &sqlx::PgPool) -> Vec<(String, Vec<Value>)> {

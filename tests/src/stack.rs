@@ -33,12 +33,31 @@ pub struct Platform {
     pub client: reqwest::Client,
     ports: HashMap<&'static str, u16>,
     redis_prefix: String,
+    routes: Routes,
+}
+
+/// Where the services find Redis and Postgres, when a test takes them away: a Redis server of
+/// its own, a [`testkit::TcpGate`] in front of Postgres. By default, the shared ones, directly.
+#[derive(Debug, Default, Clone)]
+pub struct Routes {
+    pub redis_url: Option<String>,
+    pub postgres_port: Option<u16>,
 }
 
 pub const SERVICES: [&str; 4] = ["fake-whatsapp", "command-api", "query-api", "projector"];
 
 impl Platform {
     pub async fn start(nats_url: &str, namespace: &str, storage: &'static str) -> Self {
+        Self::start_with(nats_url, namespace, storage, Routes::default()).await
+    }
+
+    /// [`Platform::start`] with the services reaching Redis and Postgres by `routes`.
+    pub async fn start_with(
+        nats_url: &str,
+        namespace: &str,
+        storage: &'static str,
+        routes: Routes,
+    ) -> Self {
         let db = TestDb::new().await;
         let log = db.operator_pool().await;
         let ports: HashMap<&'static str, u16> =
@@ -62,6 +81,7 @@ impl Platform {
                 .expect("a client"),
             ports,
             redis_prefix: format!("e2e:{}:", uuid::Uuid::new_v4().simple()),
+            routes,
         };
         for name in SERVICES {
             platform.spawn(name).await;
@@ -113,6 +133,19 @@ impl Platform {
                 Stdio::null()
             })
             .kill_on_drop(true);
+        if let Some(url) = &self.routes.redis_url {
+            command.env("APP__REDIS__URL", url);
+        }
+        if let Some(port) = self.routes.postgres_port {
+            let via = |url: String| {
+                let mut url = reqwest::Url::parse(&url).expect("a database URL");
+                url.set_port(Some(port)).expect("a port");
+                url.to_string()
+            };
+            command
+                .env("APP__DATABASE__URL", via(self.db.app_url()))
+                .env("APP__DATABASE__OPERATOR_URL", via(self.db.operator_url()));
+        }
         // Each service as its own NATS user, with only the subjects it needs (nats/auth.conf).
         if name != "fake-whatsapp" {
             command.envs(crate::nats_login_env(name));

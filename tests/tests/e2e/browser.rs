@@ -590,6 +590,7 @@ async fn a_new_business_signs_up_sets_up_takes_a_whatsapp_booking_moves_it_answe
         webhook_url: Some(format!("{}/webhooks/whatsapp", app.address)),
         app_secret: Some(APP_SECRET.into()),
         status_webhooks: true,
+        redeliver_for_ms: None,
     });
 
     // A customer books on WhatsApp, answering each question with its first choice (their

@@ -308,27 +308,7 @@ async fn a_killed_projector_and_a_restarted_nats_lose_nothing() {
         "replies went out across the faults"
     );
     // The read models equal a rebuild from the event store once caught up.
-    let last: (String,) = sqlx::query_as(
-        "select transaction_id::text || '.' || global_position from events
-         order by transaction_id desc, global_position desc limit 1",
-    )
-    .fetch_one(&superuser)
-    .await
-    .unwrap();
-    let last: eventstore::Position = last.0.parse().unwrap();
-    eventually(Duration::from_secs(60), || async {
-        let reached: i64 = sqlx::query_scalar(
-            "select count(*) from rm_positions where (transaction_id, global_position) >= ($1::text::xid8, $2)",
-        )
-        .bind(last.transaction_id.to_string())
-        .bind(last.global_position as i64)
-        .fetch_one(&superuser)
-        .await
-        .unwrap();
-        (reached == projector::projection::Projection::ALL.len() as i64).then_some(())
-    })
-    .await
-    .expect("the projections catch up");
+    e2e_tests::wait_for_projections(&superuser).await;
     // Statuses may still be arriving; let them settle before comparing.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let live = e2e_tests::read_models(&superuser).await;

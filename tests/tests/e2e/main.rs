@@ -27,6 +27,7 @@ mod schema;
 mod schemathesis;
 mod sender;
 mod services;
+mod soak;
 mod staff;
 mod stripe;
 mod takeover;

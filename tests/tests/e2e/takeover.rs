@@ -59,6 +59,7 @@ pub(crate) async fn world(slug: &str) -> World {
         webhook_url: Some(format!("{}/webhooks/whatsapp", app.address)),
         app_secret: Some(APP_SECRET.into()),
         status_webhooks: true,
+        redeliver_for_ms: None,
     });
     let mut settings = projector_settings(&app.db, &app.nats);
     settings.sender.api_base_url = fake_url;
