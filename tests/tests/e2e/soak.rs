@@ -65,6 +65,9 @@ struct Ledger {
     server_errors: Vec<String>,
     queries: usize,
     attempts: usize,
+    /// Retries answered 409 "in progress": the key's first request was cut off by a SIGKILL
+    /// and its claim holds until it is a minute old.
+    waited_on_claims: usize,
 }
 
 impl Load {
@@ -99,6 +102,9 @@ impl Load {
                             .is_some_and(|d| d.contains("in progress"));
                     if status == 500 {
                         self.note(|l| l.server_errors.push(format!("{what}: {body}")));
+                    }
+                    if in_progress {
+                        self.note(|l| l.waited_on_claims += 1);
                     }
                     if !(in_progress || matches!(status, 408 | 429) || status >= 500) {
                         return Some((status, headers, body));
@@ -627,7 +633,8 @@ async fn the_platform_survives_kill_9_under_load() {
     eprintln!("soak: {seconds} s, {faults:?}");
     eprintln!(
         "soak: {} onboarded, {} services, {} configurations, {} API bookings ({} cancelled), \
-         {} booked on WhatsApp, {} messages acknowledged, {} refused, {} queries, {} attempts",
+         {} booked on WhatsApp, {} messages acknowledged, {} refused, {} queries, {} attempts \
+         ({} answered 409 in progress)",
         ledger.onboarded.len(),
         ledger.services.len(),
         ledger.configured.len(),
@@ -638,6 +645,7 @@ async fn the_platform_survives_kill_9_under_load() {
         ledger.refused,
         ledger.queries,
         ledger.attempts,
+        ledger.waited_on_claims,
     );
     let mut server_errors = std::collections::BTreeMap::<&str, usize>::new();
     for error in &ledger.server_errors {

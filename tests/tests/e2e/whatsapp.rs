@@ -516,3 +516,68 @@ async fn at_the_months_booking_limit_the_bot_says_booking_is_paused_until_an_upg
     assert!(said.starts_with("Booked!"), "{said}");
     assert_eq!(events(&s.app, "AppointmentRequested").await.len(), 101);
 }
+
+#[tokio::test]
+async fn a_business_cannot_sign_notifications_for_another_business_s_number_with_its_own_secret() {
+    // A (the setup's business) and B, each with its own number and app secret. B knows its own
+    // secret: it chose it.
+    let s = setup().await;
+    let b = s.app.onboard("other-salon").await;
+    let (b_number, b_secret) = ("109999999999999", "b-app-secret-0123456789abcdef");
+    let connected = s
+        .app
+        .client
+        .put(format!("{}/v1/whatsapp", s.app.address))
+        .bearer_auth(&b.access_token)
+        .json(
+            &json!({"phone_number_id": b_number, "access_token": FAKE_TOKEN,
+            "app_secret": b_secret, "verify_token": "verify-token-of-b-000"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(connected.status().as_u16(), 200);
+    let for_number = |number: &str, wamid: &str| {
+        let mut body = notification(vec![text("16505551234", wamid, "hi")]);
+        body["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = json!(number);
+        body
+    };
+    let received = || async { events(&s.app, "MessageReceived").await.len() };
+
+    // A's number, signed with B's secret.
+    let forged = for_number(FAKE_NUMBER_ID, "wamid.FORGED1");
+    assert_eq!(post_signed(&s.app, &forged, b_secret).await, 401);
+    // B's number and A's in one batch, signed with B's secret: the whole batch is refused,
+    // B's own message with it (a signature covers the body, and this one is not Meta's for A).
+    let mut batch = for_number(b_number, "wamid.MIXED-B");
+    let a_entry = for_number(FAKE_NUMBER_ID, "wamid.MIXED-A")["entry"][0].clone();
+    batch["entry"].as_array_mut().unwrap().push(a_entry);
+    assert_eq!(post_signed(&s.app, &batch, b_secret).await, 401);
+    assert_eq!(post_signed(&s.app, &batch, APP_SECRET).await, 401);
+    assert_eq!(received().await, 0, "nothing was recorded for either");
+
+    // B's secret is good for B's own number, and A's for A's: only the forgeries were refused.
+    assert_eq!(
+        post_signed(&s.app, &for_number(b_number, "wamid.OWN-B"), b_secret).await,
+        200
+    );
+    assert_eq!(
+        post_signed(
+            &s.app,
+            &for_number(FAKE_NUMBER_ID, "wamid.OWN-A"),
+            APP_SECRET
+        )
+        .await,
+        200
+    );
+    let recorded: Vec<String> = events(&s.app, "MessageReceived")
+        .await
+        .iter()
+        .map(|e| e["wamid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(recorded.len(), 2, "{recorded:?}");
+    assert!(
+        recorded.contains(&"wamid.OWN-A".to_owned())
+            && recorded.contains(&"wamid.OWN-B".to_owned())
+    );
+}
