@@ -207,13 +207,43 @@ pub async fn booking(
         tracing::info!(target: "security", tenant_id = %reader.tenant_id, booking_id = %id, "a booking id not of this tenant was asked for");
         return Err(Problem::not_found("booking"));
     };
-    let history = sqlx::query_as!(
+    let history = history_of(&mut tx, id).await?;
+    Ok(Json(BookingDetail { booking, history }))
+}
+
+async fn history_of(
+    tx: &mut sqlx::PgConnection,
+    booking: Uuid,
+) -> Result<Vec<HistoryEntry>, sqlx::Error> {
+    sqlx::query_as!(
         HistoryEntry,
         "select version, event_type, payload, actor, correlation_id, recorded_at
            from rm_booking_history where booking_id = $1 order by version",
-        id
+        booking
+    )
+    .fetch_all(&mut *tx)
+    .await
+}
+
+/// Every booking of one customer, oldest first, each with its history.
+pub(crate) async fn bookings_of(
+    tx: &mut sqlx::PgConnection,
+    phone: &PhoneNumber,
+) -> Result<Vec<BookingDetail>, sqlx::Error> {
+    let rows = sqlx::query_as!(
+        BookingRow,
+        "select booking_id, reference, service_id, service_name, resource, starts_at, ends_at,
+                status, channel, customer_phone, customer_name, price_minor, currency, version,
+                created_at, updated_at, attendance_confirmed_at, next_reminder_at, arrived_at
+           from rm_bookings where customer_phone = $1 order by created_at, booking_id",
+        phone.as_str()
     )
     .fetch_all(&mut *tx)
     .await?;
-    Ok(Json(BookingDetail { booking, history }))
+    let mut bookings = Vec::with_capacity(rows.len());
+    for booking in rows {
+        let history = history_of(tx, booking.booking_id).await?;
+        bookings.push(BookingDetail { booking, history });
+    }
+    Ok(bookings)
 }

@@ -153,6 +153,17 @@ pub async fn conversation(
         .or_else(|_| PhoneNumber::parse(&format!("+{}", phone.trim_start_matches(' '))))
         .map_err(|_| Problem::not_found("conversation"))?;
     let mut tx = reader.begin(&app).await?;
+    conversation_of(&mut tx, &phone)
+        .await?
+        .map(Json)
+        .ok_or_else(|| Problem::not_found("conversation"))
+}
+
+/// One customer's conversation as the read model holds it; `None` if they never wrote.
+pub(crate) async fn conversation_of(
+    tx: &mut sqlx::PgConnection,
+    phone: &PhoneNumber,
+) -> Result<Option<ConversationDetail>, sqlx::Error> {
     let row = sqlx::query!(
         "select customer_phone, profile_name, last_message_at, last_direction, last_preview,
                 handed_off, taken_over_by, last_inbound_at + $2::interval as window_closes_at,
@@ -162,8 +173,10 @@ pub async fn conversation(
         window()
     )
     .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| Problem::not_found("conversation"))?;
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
     let messages = sqlx::query_as!(
         MessageRow,
         "select message_id, direction, content, at, wamid, status, error_code, error_reason,
@@ -173,7 +186,7 @@ pub async fn conversation(
     )
     .fetch_all(&mut *tx)
     .await?;
-    Ok(Json(ConversationDetail {
+    Ok(Some(ConversationDetail {
         conversation: ConversationRow {
             customer_phone: row.customer_phone,
             profile_name: row.profile_name,

@@ -18,6 +18,7 @@ pub mod billing;
 pub mod bookings;
 pub mod catalog;
 pub mod conversations;
+pub mod customers;
 pub mod events;
 pub mod paging;
 pub mod reader;
@@ -174,6 +175,7 @@ impl FromRef<AppState> for OperatorKeys {
         billing::invoices,
         audit::audit,
         audit::operator_audit,
+        customers::export,
         analytics::overview,
         analytics::series,
         analytics::busiest_hours,
@@ -206,6 +208,7 @@ pub fn router(app: AppState) -> Router {
             "/v1/conversations/{phone}",
             get(conversations::conversation),
         )
+        .route("/v1/customers/{phone}/export", get(customers::export))
         .route("/v1/usage", get(usage::usage))
         .route("/v1/analytics/overview", get(analytics::overview))
         .route("/v1/analytics/series", get(analytics::series))

@@ -123,6 +123,7 @@ fn query_routes() -> Vec<(&'static str, bool)> {
         ("/v1/conversations", false),
         ("/v1/conversations?waiting=true", false),
         ("/v1/conversations/{phone}", false),
+        ("/v1/customers/{phone}/export", true),
         ("/v1/usage", true),
         ("/v1/analytics/overview", true),
         ("/v1/analytics/series?interval=week", true),
@@ -136,6 +137,9 @@ fn query_routes() -> Vec<(&'static str, bool)> {
         ("/v1/api-keys", true),
     ]
 }
+
+/// The customer of the tenant attacked: `{phone}` in every path.
+pub(crate) const A_CUSTOMER: &str = "+34600000001";
 
 pub(crate) struct Ids {
     pub booking: String,
@@ -152,7 +156,7 @@ pub(crate) fn fill(template: &str, ids: &Ids) -> String {
         .replace("{user}", &ids.user)
         .replace("{key}", &ids.key)
         .replace("{hook}", &ids.hook)
-        .replace("{phone}", "%2B34600000001")
+        .replace("{phone}", &A_CUSTOMER.replace('+', "%2B"))
         .replace("{start}", &slot(15))
 }
 
@@ -181,10 +185,11 @@ async fn send(
     (status, kind)
 }
 
-/// A tenant with a service, a booking, a second user and an API key; its ids.
-pub(crate) async fn populated(t: &Tenant<'_>) -> Ids {
+/// A tenant with a service, a booking of `customer`'s, a second user and an API key; its ids.
+/// `{phone}` fills in as `+34600000001`: the first tenant's customer ([`A_CUSTOMER`]).
+pub(crate) async fn populated(t: &Tenant<'_>, customer: &str) -> Ids {
     let service = t.configured().await;
-    let (_, booked) = t.book(&service, &slot(10), "+34600000001", None).await;
+    let (_, booked) = t.book(&service, &slot(10), customer, None).await;
     let (_, _, invited) = t
         .send(
             reqwest::Method::POST,
@@ -232,8 +237,8 @@ async fn every_endpoint_refuses_bad_credentials_other_tenants_ids_weak_roles_and
         owner: app.onboard("matrix-b").await,
         app: &app,
     };
-    let a_ids = populated(&a).await;
-    let b_ids = populated(&b).await;
+    let a_ids = populated(&a, A_CUSTOMER).await;
+    let b_ids = populated(&b, "+34600000002").await;
     let tenant_a: uuid::Uuid = a.owner.tenant_id.parse().unwrap();
     let viewer =
         e2e_tests::member_token(&app.db.superuser_url_pool().await, tenant_a, Role::Viewer).await;

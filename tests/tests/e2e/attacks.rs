@@ -21,7 +21,7 @@ use e2e_tests::{
 use serde_json::{Value, json};
 use tracing_subscriber::layer::SubscriberExt as _;
 
-use crate::access_matrix::{Ids, command_routes, fill, populated};
+use crate::access_matrix::{A_CUSTOMER, Ids, command_routes, fill, populated};
 
 /// The security events the APIs log (`target: "security"`, "refused"), each as its fields.
 #[derive(Clone, Default)]
@@ -63,7 +63,7 @@ fn placeholder(path: &str, param: &str) -> Option<&'static str> {
         ("users", "id") => Some("{user}"),
         ("api-keys", "id") => Some("{key}"),
         ("webhook-endpoints", "id") => Some("{hook}"),
-        ("conversations", "phone") => Some("{phone}"),
+        ("conversations" | "customers", "phone") => Some("{phone}"),
         (_, "seq") => None,
         _ => panic!("{path}: the attack suite does not know what `{param}` names; add it here"),
     }
@@ -227,8 +227,8 @@ async fn business_b_cannot_read_or_change_anything_of_business_a_through_any_doc
         owner: app.onboard("attack-b").await,
         app: &app,
     };
-    let a_ids: Ids = populated(&a).await;
-    let b_ids: Ids = populated(&b).await;
+    let a_ids: Ids = populated(&a, A_CUSTOMER).await;
+    let b_ids: Ids = populated(&b, "+34600000002").await;
     let scopes = domain::access::Permission::labels();
     let (status, _, key) = b
         .send(

@@ -19,6 +19,7 @@ mod metrics;
 mod mfa;
 mod nats_auth;
 mod openapi;
+mod privacy;
 mod projections;
 mod public_events;
 mod queries;

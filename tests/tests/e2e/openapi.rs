@@ -59,6 +59,7 @@ const QUERY_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/bookings/{id}"),
     ("get", "/v1/conversations"),
     ("get", "/v1/conversations/{phone}"),
+    ("get", "/v1/customers/{phone}/export"),
     ("get", "/v1/usage"),
     ("get", "/v1/plans"),
     ("get", "/v1/billing"),
