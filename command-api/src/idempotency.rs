@@ -18,8 +18,15 @@ use sha2::{Digest as _, Sha256};
 use crate::AppState;
 
 const MAX_BODY: usize = 1024 * 1024;
-/// A first request still "in progress" after this long died; its key may be used again.
-const STALE_SECS: f64 = 60.0;
+
+/// How old a claim without an answer is when its request is surely gone: no request runs
+/// longer than the time limit (`platform::serve::time_limit` answers 408 and drops it), so a
+/// claim older than that, with a margin, was left by a request cut off (its process killed,
+/// say) and its key may be used again at once. (The events a cut-off request may have
+/// committed have ids derived from the key: running it again appends nothing twice.)
+pub fn stale_after(request_limit: std::time::Duration) -> std::time::Duration {
+    request_limit + std::time::Duration::from_secs(5)
+}
 
 #[derive(Serialize, Deserialize)]
 struct Stored {
@@ -54,7 +61,8 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
     if key.is_empty() || key.chars().count() > 200 {
         return Problem::invalid("Idempotency-Key", "1 to 200 characters").into_response();
     }
-    match run(&state.app, key, credential, request, next).await {
+    let stale = state.idempotency_stale.as_secs_f64();
+    match run(&state.app, stale, key, credential, request, next).await {
         Ok(response) => response,
         Err(problem) => problem.into_response(),
     }
@@ -62,6 +70,7 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
 
 async fn run(
     app: &app::App,
+    stale_secs: f64,
     key: String,
     credential: Vec<u8>,
     request: Request,
@@ -106,7 +115,7 @@ async fn run(
              from idempotency_keys where scope = $1 and key = $2"#,
             &scope,
             &key,
-            STALE_SECS
+            stale_secs
         )
         .fetch_optional(pool)
         .await?;

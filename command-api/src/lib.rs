@@ -240,6 +240,8 @@ pub struct AppState {
     /// One webhook turn per conversation at a time in this process.
     pub conversations: keyed_lock::KeyedLocks,
     pub stripe: Stripe,
+    /// How old an idempotency claim without an answer is when its request is surely gone.
+    pub idempotency_stale: std::time::Duration,
 }
 
 /// The limits this service enforces.
@@ -476,6 +478,7 @@ impl Application {
                 std::time::Duration::from_secs(10),
             ),
             conversations: keyed_lock::KeyedLocks::default(),
+            idempotency_stale: idempotency::stale_after(settings.http.request_limit()),
             webhook_phone_quota: platform::ratelimit::Quota::per_minute(
                 settings.limits.webhook_per_phone_per_minute,
                 settings.limits.webhook_per_phone_burst,

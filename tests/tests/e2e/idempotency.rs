@@ -212,3 +212,53 @@ async fn a_key_reused_by_another_credential_for_another_command_is_refused_not_a
         .await;
     assert_eq!(status, 200, "with a key of its own it cancels");
 }
+
+#[tokio::test]
+async fn a_key_whose_request_was_cut_off_is_free_again_once_the_time_limit_has_passed() {
+    let app = spawn_command_api().await;
+    let t = Tenant {
+        owner: app.onboard("cut-salon").await,
+        app: &app,
+    };
+    let service = t.configured().await;
+    let superuser = app.db.superuser_url_pool().await;
+    let (status, first) = t
+        .book(&service, &slot(10), "+34600000001", Some("cut-1"))
+        .await;
+    assert_eq!(status, 201, "{first}");
+    // As a request cut off after its claim (its process killed mid-way) leaves the key: a
+    // claim without an answer, `age` seconds old.
+    let cut_off = |age: u64| {
+        let superuser = superuser.clone();
+        async move {
+            sqlx::query(
+                "update idempotency_keys set status = null, response_enc = null,
+                        created_at = now() - make_interval(secs => $1)",
+            )
+            .bind(age as f64)
+            .execute(&superuser)
+            .await
+            .unwrap();
+        }
+    };
+    // Younger than the time limit (30 s): it may still be running; the retry waits.
+    cut_off(10).await;
+    let (status, body) = t
+        .book(&service, &slot(10), "+34600000001", Some("cut-1"))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("in progress"));
+    // Past the limit it cannot be: the retry runs, and finds what the first one committed.
+    cut_off(36).await;
+    let (status, again) = t
+        .book(&service, &slot(10), "+34600000001", Some("cut-1"))
+        .await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["booking_id"], first["booking_id"]);
+    let booked: i64 =
+        sqlx::query_scalar("select count(*) from events where event_type = 'AppointmentRequested'")
+            .fetch_one(&superuser)
+            .await
+            .unwrap();
+    assert_eq!(booked, 1);
+}

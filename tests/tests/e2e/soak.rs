@@ -23,7 +23,8 @@ use serde_json::{Value, json};
 use testkit::{NatsServer, RedisServer, TcpGate};
 
 /// How long a request is sent again before the soak calls it unsettled: past the idempotency
-/// claim a killed command API leaves behind (a minute) and any outage the driver causes.
+/// claim a killed command API leaves behind (the request time limit and 5 s) and any outage
+/// the driver causes.
 const SETTLE: Duration = Duration::from_secs(120);
 /// How long a customer waits for the bot's next message before calling it silence.
 const PATIENCE: Duration = Duration::from_secs(45);
@@ -66,7 +67,7 @@ struct Ledger {
     queries: usize,
     attempts: usize,
     /// Retries answered 409 "in progress": the key's first request was cut off by a SIGKILL
-    /// and its claim holds until it is a minute old.
+    /// and its claim holds until the request time limit (30 s) and 5 s have passed.
     waited_on_claims: usize,
 }
 
