@@ -69,16 +69,23 @@ where
     for attempt in 1..=ATTEMPTS {
         let mut uow = UnitOfWork::new(store, ctx);
         let value = decide(&mut uow).await?;
-        match uow.commit().await {
+        let started = std::time::Instant::now();
+        let committed = uow.commit().await;
+        metrics::histogram!("append_duration_seconds").record(started.elapsed().as_secs_f64());
+        match committed {
             Ok(outcome) => {
+                let replayed = outcome.as_ref().is_some_and(|o| o.replayed);
+                metrics::counter!("commands_total", "outcome" => if replayed { "replayed" } else { "committed" })
+                    .increment(1);
                 return Ok(Committed {
                     value,
-                    replayed: outcome.as_ref().is_some_and(|o| o.replayed),
+                    replayed,
                     position: outcome.map(|o| o.last_position),
                 });
             }
             Err(AppendError::Conflict { stream, .. }) => {
                 tracing::debug!(%stream, attempt, "a stream moved under the command; deciding again");
+                metrics::counter!("append_conflicts_total").increment(1);
                 // Writers racing for one stream (a herd on one agenda day) spread out rather
                 // than meet again at once: a random pause, growing with each attempt.
                 if attempt < ATTEMPTS {
@@ -86,15 +93,19 @@ where
                 }
             }
             Err(AppendError::IdempotencyMismatch { .. }) => {
+                metrics::counter!("commands_total", "outcome" => "idempotency_mismatch")
+                    .increment(1);
                 return Err(AppError::IdempotencyMismatch);
             }
             Err(err) => {
+                metrics::counter!("commands_total", "outcome" => "failed").increment(1);
                 return Err(anyhow::Error::new(err)
                     .context("failed to commit a unit of work")
                     .into());
             }
         }
     }
+    metrics::counter!("commands_total", "outcome" => "busy").increment(1);
     Err(AppError::Busy)
 }
 

@@ -209,6 +209,7 @@ async fn take_turn(
         tracing::warn!(%tenant_id, from = %message.from, "message from an unusable number; ignored");
         return Ok(());
     };
+    let started = std::time::Instant::now();
     let _turn = state
         .conversations
         .lock(format!("{tenant_id}/{}", from.as_str()))
@@ -220,7 +221,14 @@ async fn take_turn(
         received_at: Utc::now(),
         from,
     };
-    app::conversation::take_turn(&state.app, tenant_id, inbound, &MessageLimit(state)).await?;
+    let taken =
+        app::conversation::take_turn(&state.app, tenant_id, inbound, &MessageLimit(state)).await;
+    // A turn: from the message's arrival (its wait for the conversation's previous turn
+    // included) to its events committed.
+    metrics::histogram!("whatsapp_turn_duration_seconds").record(started.elapsed().as_secs_f64());
+    metrics::counter!("whatsapp_turns_total", "outcome" => if taken.is_ok() { "taken" } else { "failed" })
+        .increment(1);
+    taken?;
     Ok(())
 }
 
@@ -235,7 +243,11 @@ async fn record_status(state: &AppState, tenant_id: Uuid, status: &Status) -> Re
         .conversations
         .lock(format!("{tenant_id}/{}", to.as_str()))
         .await;
-    match app::conversation::record_status(&state.app, tenant_id, &to, &status.id, delivery).await {
+    let recorded =
+        app::conversation::record_status(&state.app, tenant_id, &to, &status.id, delivery).await;
+    metrics::counter!("whatsapp_statuses_total", "status" => delivery.as_str(), "outcome" => if recorded.is_ok() { "recorded" } else { "refused" })
+        .increment(1);
+    match recorded {
         Ok(_) => Ok(()),
         // Redelivering cannot change the domain's answer: say so in the log and acknowledge.
         Err(AppError::Rejected(Rejection::Conversation(refused))) => {

@@ -194,6 +194,7 @@ impl Relay {
         };
         let mut checkpoint = self.resume_point(stream).await?;
         tracing::info!(%checkpoint, "relay resumes");
+        metrics::counter!("relay_leaderships_total").increment(1);
         let mut listener = CommitListener::subscribe(&self.client, self.ns.commit_wakeup()).await;
 
         loop {
@@ -214,6 +215,14 @@ impl Relay {
                 .read_all(checkpoint, self.config.batch_size)
                 .await
                 .context("failed to read the log")?;
+            // How far behind the log the stream is: the age of the oldest event not yet
+            // published (0 when caught up), and how many were read at once.
+            metrics::gauge!("relay_lag_seconds").set(batch.first().map_or(0.0, |e| {
+                (chrono::Utc::now() - e.recorded_at)
+                    .as_seconds_f64()
+                    .max(0.0)
+            }));
+            metrics::histogram!("relay_batch_events").record(batch.len() as f64);
             if batch.is_empty() {
                 tokio::select! {
                     _ = cancel.cancelled() => return Ok(Stepped::Cancelled),

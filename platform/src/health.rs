@@ -41,8 +41,22 @@ pub fn router(deps: Dependencies) -> Router {
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .route("/readyz", get(readyz))
-        .route("/metrics", get(crate::metrics::render))
+        .route("/metrics", get(metrics))
         .with_state(deps)
+}
+
+/// `/metrics`, with each database pool's connections as they are at the scrape
+/// (`db_pool_connections{pool, state}`, `db_pool_max_connections{pool}`).
+async fn metrics(State(deps): State<Dependencies>) -> Response {
+    for (name, pool) in &deps.postgres {
+        let (size, idle) = (f64::from(pool.size()), pool.num_idle() as f64);
+        metrics::gauge!("db_pool_connections", "pool" => *name, "state" => "in_use")
+            .set(size - idle);
+        metrics::gauge!("db_pool_connections", "pool" => *name, "state" => "idle").set(idle);
+        metrics::gauge!("db_pool_max_connections", "pool" => *name)
+            .set(f64::from(pool.options().get_max_connections()));
+    }
+    crate::metrics::render().await
 }
 
 async fn readyz(State(deps): State<Dependencies>) -> Response {

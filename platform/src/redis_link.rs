@@ -55,7 +55,10 @@ impl RedisLink {
         let mut state = self.state.lock().await;
         match &*state {
             State::Up(c) => return Some(c.clone()),
-            State::Down(since) if since.elapsed() < RETRY_AFTER => return None,
+            State::Down(since) if since.elapsed() < RETRY_AFTER => {
+                fell_back();
+                return None;
+            }
             _ => {}
         }
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -70,11 +73,14 @@ impl RedisLink {
         {
             Ok(Ok(c)) => {
                 *state = State::Up(c.clone());
+                metrics::gauge!("redis_up").set(1.0);
                 Some(c)
             }
             _ => {
                 tracing::warn!("Redis unavailable: limits in-process, caches bypassed");
                 *state = State::Down(Instant::now());
+                metrics::gauge!("redis_up").set(0.0);
+                fell_back();
                 None
             }
         }
@@ -84,6 +90,8 @@ impl RedisLink {
     pub async fn failed(&self) {
         tracing::warn!("Redis did not answer: limits in-process, caches bypassed");
         *self.state.lock().await = State::Down(Instant::now());
+        metrics::gauge!("redis_up").set(0.0);
+        fell_back();
     }
 
     /// Runs `call` with a timeout; `None` (and Redis marked down) if it fails.
@@ -101,4 +109,10 @@ impl RedisLink {
             }
         }
     }
+}
+
+/// A call that went without Redis (its limit kept in-process, its cache bypassed):
+/// `redis_fallbacks_total`.
+fn fell_back() {
+    metrics::counter!("redis_fallbacks_total").increment(1);
 }

@@ -153,9 +153,12 @@ async fn handle_batch(
     }
     batch.sort_by_key(|d| d.sequence);
     let all: Vec<(u64, &RecordedEvent)> = batch.iter().map(|d| (d.sequence, &d.event)).collect();
+    metrics::histogram!("projection_batch_events", "projection" => projection.name())
+        .record(batch.len() as f64);
     match apply_batch(projection, runtime, &all).await {
         Ok(outcomes) => {
             count(projection, stats, &outcomes);
+            lag(projection, batch.last().map(|d| &d.message));
             for d in &batch {
                 if let Err(err) = d.message.ack().await {
                     tracing::warn!(error = %err, "ack failed; the message will be redelivered and skipped");
@@ -183,6 +186,21 @@ async fn handle_batch(
             }
         }
     }
+}
+
+/// How far behind the stream a projection is, as of the last message it applied: the messages
+/// still pending for its consumer, and how long ago that message was published
+/// (`projection_lag_events`, `projection_lag_seconds`).
+fn lag(projection: Projection, last: Option<&jetstream::Message>) {
+    let Some(info) = last.and_then(|m| m.info().ok()) else {
+        return;
+    };
+    let published_ns = info.published.unix_timestamp_nanos();
+    let now_ns = i128::from(chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0));
+    metrics::gauge!("projection_lag_events", "projection" => projection.name())
+        .set(info.pending as f64);
+    metrics::gauge!("projection_lag_seconds", "projection" => projection.name())
+        .set(((now_ns - published_ns) as f64 / 1e9).max(0.0));
 }
 
 /// A batch could not be applied because an event before it (read from the store to fill a

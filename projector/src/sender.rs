@@ -445,6 +445,13 @@ impl Sender {
             breaker.open_until = Some(Instant::now() + self.config.breaker_open);
             // Half-open afterwards: one more failure reopens it.
             breaker.consecutive_failures = self.config.breaker_failures - 1;
+            metrics::counter!("whatsapp_breaker_trips_total").increment(1);
+            let now = Instant::now();
+            let open = breakers
+                .values()
+                .filter(|b| b.open_until.is_some_and(|until| until > now))
+                .count();
+            metrics::gauge!("whatsapp_breakers_open").set(open as f64);
         }
     }
 

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use e2e_tests::eventually;
-use e2e_tests::stack::{Customer, Platform};
-use testkit::TestNats;
+use e2e_tests::stack::{Customer, Platform, Routes};
+use testkit::{RedisServer, TestNats};
 
 /// The sum of the samples of `name` whose labels include every one of `labels`.
 fn total(text: &str, name: &str, labels: &[&str]) -> f64 {
@@ -36,7 +36,12 @@ async fn scrape(base: &str) -> String {
 #[tokio::test]
 async fn each_service_counts_its_work_without_a_tenants_identifiers_in_a_label() {
     let nats = TestNats::new().await;
-    let p = Platform::start(&nats.url, nats.ns.prefix(), "memory").await;
+    let mut redis = RedisServer::start();
+    let routes = Routes {
+        redis_url: Some(redis.url()),
+        ..Routes::default()
+    };
+    let p = Platform::start_with(&nats.url, nats.ns.prefix(), "memory", routes).await;
     let salon = p.business("metrics-salon", "100000000000301").await;
     let mut ana = Customer::new(&p, &salon, "+34600000301");
     let confirmation = ana.book_first_slot().await;
@@ -67,6 +72,30 @@ async fn each_service_counts_its_work_without_a_tenants_identifiers_in_a_label()
             &["route=\"/webhooks/whatsapp\""]
         ) >= 4.0
     );
+    // The use cases' commits, the webhook's turns and statuses, the pools as scraped.
+    assert!(
+        total(&command, "commands_total", &["outcome=\"committed\""]) >= 5.0,
+        "{command}"
+    );
+    assert!(total(&command, "append_duration_seconds_count", &[]) >= 5.0);
+    assert!(total(&command, "whatsapp_turns_total", &["outcome=\"taken\""]) >= 4.0);
+    assert!(total(&command, "whatsapp_turn_duration_seconds_count", &[]) >= 4.0);
+    let statuses = eventually(Duration::from_secs(10), || async {
+        let text = scrape(&p.url("command-api")).await;
+        (total(
+            &text,
+            "whatsapp_statuses_total",
+            &["status=\"read\"", "outcome=\"recorded\""],
+        ) >= 1.0)
+            .then_some(text)
+    })
+    .await
+    .expect("Meta's statuses are counted");
+    assert!(
+        total(&statuses, "db_pool_max_connections", &[]) >= 1.0,
+        "{statuses}"
+    );
+    assert!(statuses.contains("db_pool_connections{"), "{statuses}");
 
     let query = scrape(&p.url("query-api")).await;
     assert!(
@@ -92,6 +121,35 @@ async fn each_service_counts_its_work_without_a_tenants_identifiers_in_a_label()
     .await
     .expect("the projector's series move");
     assert!(total(&projector, "relay_events_total", &["outcome=\"published\""]) >= 10.0);
+    // How far behind each stage is, and what it takes at once.
+    assert!(
+        total(&projector, "relay_batch_events_count", &[]) >= 1.0,
+        "{projector}"
+    );
+    assert!(projector.contains("relay_lag_seconds "), "{projector}");
+    assert!(
+        total(
+            &projector,
+            "projection_batch_events_count",
+            &["projection=\"bookings\""]
+        ) >= 1.0
+    );
+    for gauge in ["projection_lag_events{", "projection_lag_seconds{"] {
+        assert!(projector.contains(gauge), "{gauge} in {projector}");
+    }
+
+    // Redis goes away: each request that would have used it goes without, and says so.
+    redis.kill();
+    for _ in 0..3 {
+        let (status, _) = p.read(&salon.token, "/v1/bookings").await;
+        assert_eq!(status, 200, "reads go on without Redis");
+    }
+    let query_without = scrape(&p.url("query-api")).await;
+    assert!(
+        total(&query_without, "redis_fallbacks_total", &[]) >= 1.0,
+        "{query_without}"
+    );
+    assert!(query_without.contains("redis_up 0"), "{query_without}");
 
     for (service, text) in [
         ("command-api", &command),
