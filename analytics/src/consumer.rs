@@ -134,6 +134,12 @@ impl Consumer {
                 }
             }
         }
+        if let Some((pending, seconds)) =
+            batch.last().and_then(|(_, m)| nats::consume::lag_behind(m))
+        {
+            metrics::gauge!("analytics_lag_events").set(pending as f64);
+            metrics::gauge!("analytics_lag_seconds").set(seconds);
+        }
         for (_, message) in &batch {
             if let Err(err) = message.ack().await {
                 tracing::warn!(error = %err, "ack failed; the redelivery will be skipped");

@@ -156,3 +156,16 @@ where
     }
     Some(batch)
 }
+
+/// How far behind the stream a consumer is, as of `message` (the last it handled): the
+/// messages still pending for it, and how many seconds ago `message` was published. `None`
+/// for a message without JetStream's metadata.
+pub fn lag_behind(message: &jetstream::Message) -> Option<(u64, f64)> {
+    let info = message.info().ok()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos() as i128;
+    let seconds = (now - info.published.unix_timestamp_nanos()) as f64 / 1e9;
+    Some((info.pending, seconds.max(0.0)))
+}

@@ -192,15 +192,11 @@ async fn handle_batch(
 /// still pending for its consumer, and how long ago that message was published
 /// (`projection_lag_events`, `projection_lag_seconds`).
 fn lag(projection: Projection, last: Option<&jetstream::Message>) {
-    let Some(info) = last.and_then(|m| m.info().ok()) else {
+    let Some((pending, seconds)) = last.and_then(nats::consume::lag_behind) else {
         return;
     };
-    let published_ns = info.published.unix_timestamp_nanos();
-    let now_ns = i128::from(chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0));
-    metrics::gauge!("projection_lag_events", "projection" => projection.name())
-        .set(info.pending as f64);
-    metrics::gauge!("projection_lag_seconds", "projection" => projection.name())
-        .set(((now_ns - published_ns) as f64 / 1e9).max(0.0));
+    metrics::gauge!("projection_lag_events", "projection" => projection.name()).set(pending as f64);
+    metrics::gauge!("projection_lag_seconds", "projection" => projection.name()).set(seconds);
 }
 
 /// A batch could not be applied because an event before it (read from the store to fill a
