@@ -1,6 +1,7 @@
 //! Sessions over HTTP: login, refresh (rotating, with reuse detection), logout, who-am-I. The
 //! use cases are `app::sessions`; this mints the access token of each session.
 
+use app::AppError;
 use app::sessions::{Login, Session};
 use axum::Json;
 use axum::extract::State;
@@ -78,6 +79,14 @@ async fn guard_account(
 }
 
 /// `POST /v1/auth/login`. Every failure is the same 401, after the same work.
+///
+/// Guessing is throttled where it comes from, never where it aims: an address may try so many
+/// logins a minute, whatever the account; an address that got an account's password wrong five
+/// times waits before it may try that account again (and longer as it goes on), right password
+/// or not; and while an account draws many failures from everywhere, each further failure is
+/// answered late (up to 5 s, growing with them). The member with the right password, from an
+/// address that has not been guessing, is signed in at once. Each failure is a security event
+/// naming the account and the address.
 #[utoipa::path(
     post,
     path = "/v1/auth/login",
@@ -94,8 +103,30 @@ pub async fn login(
     ClientIp(client): ClientIp,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Json<TokenPair>, Problem> {
-    let tenant_id = guard_account(&state, "login", client, &request.slug, &request.email).await?;
-    let session = app::sessions::login(
+    use crate::limits::{LOGIN_FAILURES_PER_ACCOUNT, LOGIN_FAILURES_PER_SOURCE, LOGIN_PER_IP};
+    state
+        .limit(&format!("login-ip:{client}"), LOGIN_PER_IP)
+        .await?;
+    let tenant_id = app::sessions::tenant_of_slug(&state.app, &request.slug).await?;
+    let email = request.email.trim().to_lowercase();
+    let account = format!(
+        "{}:{email}",
+        tenant_id.map(|t| t.to_string()).unwrap_or_default()
+    );
+    let source = format!("login-failed:{account}:{client}");
+    let escalated = format!("login-failed-hour:{account}:{client}");
+    for (subject, quota) in [
+        (&source, LOGIN_FAILURES_PER_SOURCE),
+        (&escalated, crate::limits::LOGIN_FAILURES_PER_SOURCE_HOURLY),
+    ] {
+        if let Err(limited) = state.limiter.peek(subject, quota).await {
+            tracing::warn!(target: "security", tenant_id = ?tenant_id, account = %email, source = %client, "a login from an address that keeps guessing was refused");
+            return Err(Problem::too_many_requests(
+                limited.retry_after.as_secs().max(1),
+            ));
+        }
+    }
+    let signed_in = app::sessions::login(
         &state.app,
         Login {
             tenant_id,
@@ -104,8 +135,33 @@ pub async fn login(
             totp: request.totp,
         },
     )
-    .await?;
-    Ok(Json(tokens(&state, &session)?))
+    .await;
+    match signed_in {
+        Ok(session) => Ok(Json(tokens(&state, &session)?)),
+        Err(AppError::Unauthenticated) => {
+            tracing::warn!(target: "security", tenant_id = ?tenant_id, account = %email, source = %client, "a login failed");
+            let _ = state
+                .limiter
+                .check(&source, LOGIN_FAILURES_PER_SOURCE)
+                .await;
+            let _ = state
+                .limiter
+                .check(&escalated, crate::limits::LOGIN_FAILURES_PER_SOURCE_HOURLY)
+                .await;
+            let account_key = format!("login-failed:{account}");
+            if let Err(limited) = state
+                .limiter
+                .check(&account_key, LOGIN_FAILURES_PER_ACCOUNT)
+                .await
+            {
+                // Many failures on this account from everywhere: each further one waits.
+                tokio::time::sleep(limited.retry_after.min(std::time::Duration::from_secs(5)))
+                    .await;
+            }
+            Err(AppError::Unauthenticated.into())
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

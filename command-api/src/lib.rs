@@ -248,8 +248,22 @@ pub struct AppState {
 pub mod limits {
     use platform::ratelimit::Quota;
 
-    /// Password guesses against one account.
+    /// Password resets asked for one account.
     pub const LOGIN_PER_ACCOUNT: Quota = Quota::per_minute(5, 5);
+
+    /// Wrong passwords for one account from one address: five, then one a minute.
+    pub const LOGIN_FAILURES_PER_SOURCE: Quota = Quota::per_minute(1, 5);
+
+    /// The same, over an hour: twenty, then one every ten minutes (the delay escalates).
+    pub const LOGIN_FAILURES_PER_SOURCE_HOURLY: Quota = Quota {
+        rate: 6,
+        period: std::time::Duration::from_secs(3600),
+        burst: 20,
+    };
+
+    /// Wrong passwords for one account from everywhere before each further one is answered
+    /// late.
+    pub const LOGIN_FAILURES_PER_ACCOUNT: Quota = Quota::per_minute(10, 20);
 
     /// Logins from one address, whatever the account.
     pub const LOGIN_PER_IP: Quota = Quota::per_minute(30, 10);

@@ -57,6 +57,19 @@ redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1)
 return now - new_tat
 "#;
 
+/// Whether a request of `KEYS[1]` would be allowed now, counting nothing: the wait, or 0.
+const PEEK: &str = r#"
+local emission = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local wait = tat + emission - now - tolerance
+if wait > 0 then return wait end
+return 0
+"#;
+
 /// What the script answers: positive, the wait of a refused request; negative, how far ahead of
 /// now the subject's arrival time stands after an allowed one; zero, allowed (an occurrence
 /// already counted).
@@ -65,6 +78,7 @@ return now - new_tat
 pub struct RateLimiter {
     redis: RedisLink,
     script: Arc<redis::Script>,
+    peek: Arc<redis::Script>,
     local: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
@@ -73,6 +87,7 @@ impl RateLimiter {
         Self {
             redis,
             script: Arc::new(redis::Script::new(GCRA)),
+            peek: Arc::new(redis::Script::new(PEEK)),
             local: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -80,6 +95,44 @@ impl RateLimiter {
     /// Counts one request of `subject` against `quota`.
     pub async fn check(&self, subject: &str, quota: Quota) -> Result<(), Limited> {
         self.check_once(subject, None, quota).await
+    }
+
+    /// Whether a request of `subject` would be allowed now, without counting it: for limits
+    /// that count only some outcomes (a login's failures), checked before and counted after.
+    pub async fn peek(&self, subject: &str, quota: Quota) -> Result<(), Limited> {
+        let key = self.redis.key(&format!("rl:{subject}"));
+        let emission = quota.emission().as_micros() as u64;
+        let tolerance = emission * u64::from(quota.burst.max(1));
+        let script = self.peek.clone();
+        let decided = self
+            .redis
+            .run(|mut conn| {
+                let key = key.clone();
+                async move {
+                    script
+                        .key(key)
+                        .arg(emission)
+                        .arg(tolerance)
+                        .invoke_async::<i64>(&mut conn)
+                        .await
+                }
+            })
+            .await;
+        let wait = match decided {
+            Some(wait) => Duration::from_micros(wait.unsigned_abs()),
+            None => {
+                let now = Instant::now();
+                let tats = self.local.lock().expect("the limiter's lock");
+                let tat = tats.get(&key).copied().unwrap_or(now).max(now);
+                (tat + quota.emission())
+                    .saturating_duration_since(now + Duration::from_micros(tolerance))
+            }
+        };
+        if wait.is_zero() {
+            Ok(())
+        } else {
+            Err(Limited { retry_after: wait })
+        }
     }
 
     /// Counts `occurrence` (a message id, say) of `subject` against `quota` once, however
@@ -181,6 +234,31 @@ mod tests {
             limiter.check("b", quota).await.is_ok(),
             "subjects are independent"
         );
+    }
+
+    #[tokio::test]
+    async fn a_peek_says_what_the_next_request_would_meet_and_counts_nothing() {
+        let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+        let prefix = format!("peek{}:", uuid::Uuid::new_v4().simple());
+        for link in [
+            RedisLink::new(None, "t:"),
+            RedisLink::new(Some(client), &prefix),
+        ] {
+            let limiter = RateLimiter::new(link);
+            let quota = Quota::per_minute(6, 3);
+            for _ in 0..10 {
+                assert!(
+                    limiter.peek("a", quota).await.is_ok(),
+                    "a peek counts nothing"
+                );
+            }
+            for _ in 0..3 {
+                assert!(limiter.check("a", quota).await.is_ok());
+            }
+            let peeked = limiter.peek("a", quota).await.unwrap_err();
+            assert!(peeked.retry_after > Duration::ZERO);
+            assert!(limiter.check("a", quota).await.is_err());
+        }
     }
     #[tokio::test]
     async fn a_redis_that_stops_answering_midway_grants_no_fresh_burst() {

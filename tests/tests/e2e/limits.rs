@@ -2,36 +2,105 @@
 
 use e2e_tests::{CommandApp, REDIS_URL, spawn_command_api_custom, spawn_command_api_tuned};
 use serde_json::json;
+use tracing_subscriber::layer::SubscriberExt as _;
 
-async fn wrong_logins(app: &CommandApp, n: usize) -> Vec<(u16, Option<String>)> {
+const WRONG: &str = "not the password";
+const RIGHT: &str = "correct horse battery staple";
+
+/// Logs in to the owner's account `n` times from `from` (behind the trusted proxy); each
+/// answer's status, `Retry-After` and how long it took.
+async fn logins(
+    app: &CommandApp,
+    from: &str,
+    password: &str,
+    n: usize,
+) -> Vec<(u16, Option<u64>, std::time::Duration)> {
     let mut out = Vec::new();
     for _ in 0..n {
+        let started = std::time::Instant::now();
         let response = app
-            .post("/v1/auth/login", &json!({"slug": "demo-salon", "email": "owner@demo-salon.example", "password": "not the password"}))
-            .await;
+            .client
+            .post(format!("{}/v1/auth/login", app.address))
+            .header("x-forwarded-for", from)
+            .json(&json!({"slug": "demo-salon", "email": "owner@demo-salon.example", "password": password}))
+            .send()
+            .await
+            .unwrap();
         let retry = response
             .headers()
             .get("retry-after")
-            .map(|v| v.to_str().unwrap().to_owned());
-        out.push((response.status().as_u16(), retry));
+            .map(|v| v.to_str().unwrap().parse().unwrap());
+        out.push((response.status().as_u16(), retry, started.elapsed()));
     }
     out
 }
 
+/// Guessing is throttled where it comes from, never where it aims: the guesser waits, the
+/// owner with the right password from an address of their own signs in at once, and guesses
+/// from everywhere at once are answered late; each failure is a security event.
 async fn brute_force_is_limited(redis_url: &str) {
-    let app = spawn_command_api_custom("http://127.0.0.1:1", redis_url).await;
+    let security = crate::attacks::SecurityLog::default();
+    let _log =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(security.clone()));
+    let app = spawn_command_api_tuned("http://127.0.0.1:1", redis_url, |s| {
+        s.limits.trusted_proxies = "127.0.0.1, ::1".into();
+    })
+    .await;
     app.onboard("demo-salon").await;
-    let attempts = wrong_logins(&app, 7).await;
-    assert!(attempts[..5].iter().all(|(s, _)| *s == 401), "{attempts:?}");
-    let (status, retry_after) = &attempts[6];
-    assert_eq!(*status, 429, "{attempts:?}");
-    assert!(retry_after.as_deref().unwrap().parse::<u64>().unwrap() >= 1);
-    // The right password is limited too while the account is under attack.
-    let right = json!({"slug": "demo-salon", "email": "owner@demo-salon.example", "password": "correct horse battery staple"});
-    assert_eq!(
-        app.post("/v1/auth/login", &right).await.status().as_u16(),
-        429
+    let guesser = "203.0.113.7";
+    let attempts = logins(&app, guesser, WRONG, 7).await;
+    assert!(
+        attempts[..5].iter().all(|(s, ..)| *s == 401),
+        "{attempts:?}"
     );
+    for (status, retry_after, _) in &attempts[5..] {
+        assert_eq!(*status, 429, "{attempts:?}");
+        assert!(retry_after.unwrap() >= 1);
+    }
+    // The guesser is refused even with the right password: it is the guesser.
+    assert_eq!(logins(&app, guesser, RIGHT, 1).await[0].0, 429);
+    // The owner, from an address that has not been guessing, is signed in at once.
+    let owner = logins(&app, "198.51.100.2", RIGHT, 1).await;
+    assert_eq!(owner[0].0, 200, "{owner:?}");
+
+    // Guesses from many addresses, one each: none is refused, but once the account has drawn
+    // many failures, each further one is answered late. The owner still is not.
+    let spread: Vec<_> = futures::future::join_all((0..25).map(|i| {
+        let app = &app;
+        async move { logins(app, &format!("198.18.0.{i}"), WRONG, 1).await[0] }
+    }))
+    .await;
+    assert!(spread.iter().all(|(s, ..)| *s == 401), "{spread:?}");
+    let late = spread
+        .iter()
+        .filter(|(.., took)| *took >= std::time::Duration::from_secs(2))
+        .count();
+    assert!(
+        late >= 3,
+        "past twenty failures, each is answered late: {spread:?}"
+    );
+    let owner = logins(&app, "198.51.100.3", RIGHT, 1).await;
+    assert_eq!(owner[0].0, 200);
+    assert!(owner[0].2 < std::time::Duration::from_secs(2), "{owner:?}");
+
+    let events = security.0.lock().unwrap().clone();
+    let failed: Vec<_> = events
+        .iter()
+        .filter(|e| e.get("message").is_some_and(|m| m == "a login failed"))
+        .collect();
+    assert_eq!(failed.len(), 5 + 25, "{events:?}");
+    assert!(
+        failed
+            .iter()
+            .all(|e| e["account"] == "owner@demo-salon.example"
+                && e.contains_key("source")
+                && e.contains_key("tenant_id"))
+    );
+    assert!(events.iter().any(|e| {
+        e.get("message")
+            .is_some_and(|m| m.contains("keeps guessing"))
+            && e["source"] == guesser
+    }));
 }
 
 #[tokio::test]
