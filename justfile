@@ -110,8 +110,8 @@ fuzz CASES="100000":
 
 # End-to-end benchmark: webhook-to-reply latency over the release binaries, conversations/s
 # The kill -9 soak (tests/tests/e2e/soak.rs) for SECONDS on release binaries: mixed load while
-# services are SIGKILLed every few seconds, NATS and Redis killed once, Postgres refusing
-# connections for a few seconds; `just test` runs it for 45 s.
+# services are SIGKILLed every few seconds, NATS and Redis killed once, Postgres cut off
+# for a few seconds; `just test` runs it for 45 s.
 soak SECONDS="600": services
     cargo build -q --release --bins
     cargo build -q -p e2e-tests --tests

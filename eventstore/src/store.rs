@@ -221,23 +221,24 @@ impl EventStore {
         stream: &StreamRef,
         from_version: u32,
     ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
-        let mut tx = self.begin(tenant_id).await?;
+        // One statement in its own implicit transaction (`read_stream` sets the tenant for
+        // it): one round trip.
         let rows = sqlx::query_as!(
             EventRow,
-            r#"select global_position, transaction_id::text::bigint as "tx_id!", tenant_id,
-                      stream_type, stream_id, version, event_id, event_type, schema_version,
-                      payload, metadata as "metadata: Json<EventMetadata>", recorded_at
-                 from events
-                where tenant_id = $1 and stream_type = $2 and stream_id = $3 and version >= $4
-                order by version"#,
+            r#"select global_position as "global_position!", tx_id as "tx_id!",
+                      tenant_id as "tenant_id!", stream_type as "stream_type!",
+                      stream_id as "stream_id!", version as "version!", event_id as "event_id!",
+                      event_type as "event_type!", schema_version as "schema_version!",
+                      payload as "payload!", metadata as "metadata!: Json<EventMetadata>",
+                      recorded_at as "recorded_at!"
+                 from read_stream($1, $2, $3, $4)"#,
             tenant_id,
             &stream.stream_type,
             &stream.stream_id,
             from_version as i32
         )
-        .fetch_all(tx.conn())
+        .fetch_all(&self.pool)
         .await?;
-        tx.rollback().await?;
         Ok(read::decode_all(rows, &self.upcasters))
     }
 

@@ -1,7 +1,8 @@
 //! The kill -9 soak: the platform under mixed load (onboarding, configuration edits, bookings
 //! and cancellations over the API, WhatsApp conversations with their status callbacks, queries)
 //! while a driver SIGKILLs one of its services every few seconds and restarts it, kills NATS
-//! once and Redis once, and has Postgres refuse connections for a few seconds.
+//! once and Redis once, and cuts Postgres off for a few seconds (a `testkit::TcpGate` in front of
+//! it closes every connection and drops new ones).
 //!
 //! What must hold at the end: every acknowledged command is in the log; no two active bookings
 //! of a business overlap; no reply is sent twice (only a send cut off mid-call may be missing,
