@@ -800,6 +800,23 @@ pub async fn read_models(superuser: &sqlx::PgPool) -> Vec<(String, Vec<Value>)> 
     out
 }
 
+/// Waits for the projections to apply the whole log (statuses still arriving are let settle
+/// first), then checks every read model equals a rebuild from the log.
+pub async fn assert_read_models_equal_a_rebuild(db: &TestDb, superuser: &sqlx::PgPool) {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for_projections(superuser).await;
+    let live = read_models(superuser).await;
+    rebuild_everything(db).await;
+    let rebuilt = read_models(superuser).await;
+    for ((table, before), (_, after)) in live.iter().zip(&rebuilt) {
+        assert_eq!(before.len(), after.len(), "{table}: rows");
+        assert_eq!(
+            before, after,
+            "{table}: the live model differs from a rebuild"
+        );
+    }
+}
+
 /// Rebuilds every projection from the event store (shadow tables swapped in).
 pub async fn rebuild_everything(db: &TestDb) -> projector::rebuild::RebuildReport {
     let rebuilder = projector::rebuild::Rebuilder {

@@ -299,6 +299,50 @@ impl Platform {
             .expect("a list")
     }
 
+    /// Waits (up to `timeout`) until every reply the platform decided has an outcome, then
+    /// checks that none was sent twice: a reply whose send was cut off mid-call is recorded
+    /// failed with an unknown outcome rather than sent again (at most once), so only those may
+    /// be missing at the fake, or present there without a recorded send. Each customer's
+    /// figures.
+    pub async fn replies_settled(&self, timeout: Duration) -> Vec<Replies> {
+        let settled = crate::eventually(timeout, || async {
+            let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
+                "select stream_id,
+                        count(*) filter (where event_type = 'BotReplied'),
+                        count(*) filter (where event_type = 'OutboundMessageSent'),
+                        count(*) filter (where event_type = 'OutboundMessageFailed'),
+                        count(*) filter (where event_type = 'OutboundMessageFailed'
+                                           and payload->>'reason' like '%outcome is unknown%')
+                 from events where stream_type = 'conversation' group by 1",
+            )
+            .fetch_all(&self.log)
+            .await
+            .expect("the outcomes");
+            rows.iter()
+                .all(|(_, decided, sent, failed, _)| sent + failed == *decided)
+                .then_some(rows)
+        })
+        .await
+        .expect("every reply has an outcome");
+        let mut out = Vec::with_capacity(settled.len());
+        for (customer, decided, sent, failed, unknown) in settled {
+            let delivered = self.received(&customer).await.len() as i64;
+            assert!(
+                sent <= delivered && delivered <= sent + unknown && delivered <= decided,
+                "{customer}: {decided} replies, {sent} sent, {unknown} unknown, {delivered} at the fake"
+            );
+            out.push(Replies {
+                customer,
+                decided,
+                sent,
+                failed,
+                unknown,
+                delivered,
+            });
+        }
+        out
+    }
+
     /// How many replies the platform decided for a customer of a tenant (from the log).
     pub async fn replies_decided(&self, tenant_id: &str, customer: &str) -> usize {
         let n: i64 = sqlx::query_scalar(
@@ -312,6 +356,20 @@ impl Platform {
         .expect("a count");
         n as usize
     }
+}
+
+/// One customer's replies, as the log and the fake tell them.
+#[derive(Debug, Clone)]
+pub struct Replies {
+    /// The conversation's stream id: the customer's phone, E.164.
+    pub customer: String,
+    pub decided: i64,
+    pub sent: i64,
+    pub failed: i64,
+    /// Failed with an unknown outcome: the send was cut off mid-call (a SIGKILL).
+    pub unknown: i64,
+    /// What the fake received.
+    pub delivered: i64,
 }
 
 pub struct Business {

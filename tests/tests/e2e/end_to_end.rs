@@ -269,56 +269,13 @@ async fn a_killed_projector_and_a_restarted_nats_lose_nothing() {
     server.restart();
     round(&p, &businesses, 3).await;
 
-    // Every reply gets an outcome, and none is sent twice. A reply whose send the SIGKILL cut
-    // off mid-call is recorded failed with an unknown outcome rather than sent again (at most
-    // once): only those may be missing at the fake, or present without a recorded send.
-    let superuser = p.db.superuser_url_pool().await;
-    let outcomes = || async {
-        let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
-            "select stream_id,
-                    count(*) filter (where event_type = 'BotReplied'),
-                    count(*) filter (where event_type = 'OutboundMessageSent'),
-                    count(*) filter (where event_type = 'OutboundMessageFailed'),
-                    count(*) filter (where event_type = 'OutboundMessageFailed'
-                                       and payload->>'reason' like '%outcome is unknown%')
-             from events where stream_type = 'conversation' group by 1",
-        )
-        .fetch_all(&superuser)
-        .await
-        .unwrap();
-        rows
-    };
-    let settled = eventually(Duration::from_secs(120), || async {
-        let rows = outcomes().await;
-        rows.iter()
-            .all(|(_, decided, sent, failed, _)| sent + failed == *decided)
-            .then_some(rows)
-    })
-    .await
-    .expect("every reply has an outcome");
-    for (customer, decided, sent, _, unknown) in &settled {
-        let delivered = p.received(customer).await.len() as i64;
-        assert!(
-            *sent <= delivered && delivered <= sent + unknown && delivered <= *decided,
-            "{customer}: {decided} replies, {sent} sent, {unknown} unknown, {delivered} at the fake"
-        );
-    }
+    // Every reply gets an outcome, and none is sent twice (only a send the SIGKILL cut off
+    // mid-call may be missing at the fake).
+    let settled = p.replies_settled(Duration::from_secs(120)).await;
     assert!(
-        settled.iter().map(|r| r.2).sum::<i64>() > 0,
+        settled.iter().map(|r| r.sent).sum::<i64>() > 0,
         "replies went out across the faults"
     );
-    // The read models equal a rebuild from the event store once caught up.
-    e2e_tests::wait_for_projections(&superuser).await;
-    // Statuses may still be arriving; let them settle before comparing.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let live = e2e_tests::read_models(&superuser).await;
-    e2e_tests::rebuild_everything(&p.db).await;
-    let rebuilt = e2e_tests::read_models(&superuser).await;
-    for ((table, before), (_, after)) in live.iter().zip(&rebuilt) {
-        assert_eq!(before.len(), after.len(), "{table}: rows");
-        assert_eq!(
-            before, after,
-            "{table}: the live model differs from a rebuild"
-        );
-    }
+    let superuser = p.db.superuser_url_pool().await;
+    e2e_tests::assert_read_models_equal_a_rebuild(&p.db, &superuser).await;
 }
