@@ -54,28 +54,20 @@ pub struct LoginRequest {
     pub totp: Option<String>,
 }
 
-/// The limits on guessing at an account (`what`: login, reset): per address, then per
-/// business and email. The business the slug names, if any.
-async fn guard_account(
+/// An account as the limits name it: the business the slug names (if any) and the email,
+/// normalised. The business too.
+async fn account_of(
     state: &AppState,
-    what: &str,
-    client: std::net::IpAddr,
     slug: &str,
     email: &str,
-) -> Result<Option<Uuid>, Problem> {
-    state
-        .limit(&format!("{what}-ip:{client}"), crate::limits::LOGIN_PER_IP)
-        .await?;
+) -> Result<(Option<Uuid>, String), Problem> {
     let tenant_id = app::sessions::tenant_of_slug(&state.app, slug).await?;
     let account = format!(
-        "{what}:{}:{}",
+        "{}:{}",
         tenant_id.map(|t| t.to_string()).unwrap_or_default(),
         email.trim().to_lowercase()
     );
-    state
-        .limit(&account, crate::limits::LOGIN_PER_ACCOUNT)
-        .await?;
-    Ok(tenant_id)
+    Ok((tenant_id, account))
 }
 
 /// `POST /v1/auth/login`. Every failure is the same 401, after the same work.
@@ -103,23 +95,28 @@ pub async fn login(
     ClientIp(client): ClientIp,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Json<TokenPair>, Problem> {
-    use crate::limits::{LOGIN_FAILURES_PER_ACCOUNT, LOGIN_FAILURES_PER_SOURCE, LOGIN_PER_IP};
+    use crate::limits::{
+        AUTH_PER_IP, LOGIN_FAILURES_PER_ACCOUNT, LOGIN_FAILURES_PER_SOURCE,
+        LOGIN_FAILURES_PER_SOURCE_HOURLY,
+    };
     state
-        .limit(&format!("login-ip:{client}"), LOGIN_PER_IP)
+        .limit(&format!("login-ip:{client}"), AUTH_PER_IP)
         .await?;
-    let tenant_id = app::sessions::tenant_of_slug(&state.app, &request.slug).await?;
+    let (tenant_id, account) = account_of(&state, &request.slug, &request.email).await?;
     let email = request.email.trim().to_lowercase();
-    let account = format!(
-        "{}:{email}",
-        tenant_id.map(|t| t.to_string()).unwrap_or_default()
-    );
-    let source = format!("login-failed:{account}:{client}");
-    let escalated = format!("login-failed-hour:{account}:{client}");
-    for (subject, quota) in [
-        (&source, LOGIN_FAILURES_PER_SOURCE),
-        (&escalated, crate::limits::LOGIN_FAILURES_PER_SOURCE_HOURLY),
-    ] {
-        if let Err(limited) = state.limiter.peek(subject, quota).await {
+    // This address's failures on this account: checked first, counted only when wrong.
+    let failures = [
+        (
+            format!("login-failed:{account}:{client}"),
+            LOGIN_FAILURES_PER_SOURCE,
+        ),
+        (
+            format!("login-failed-hour:{account}:{client}"),
+            LOGIN_FAILURES_PER_SOURCE_HOURLY,
+        ),
+    ];
+    for (subject, quota) in &failures {
+        if let Err(limited) = state.limiter.peek(subject, *quota).await {
             tracing::warn!(target: "security", tenant_id = ?tenant_id, account = %email, source = %client, "a login from an address that keeps guessing was refused");
             return Err(Problem::too_many_requests(
                 limited.retry_after.as_secs().max(1),
@@ -140,14 +137,9 @@ pub async fn login(
         Ok(session) => Ok(Json(tokens(&state, &session)?)),
         Err(AppError::Unauthenticated) => {
             tracing::warn!(target: "security", tenant_id = ?tenant_id, account = %email, source = %client, "a login failed");
-            let _ = state
-                .limiter
-                .check(&source, LOGIN_FAILURES_PER_SOURCE)
-                .await;
-            let _ = state
-                .limiter
-                .check(&escalated, crate::limits::LOGIN_FAILURES_PER_SOURCE_HOURLY)
-                .await;
+            for (subject, quota) in &failures {
+                let _ = state.limiter.check(subject, *quota).await;
+            }
             let account_key = format!("login-failed:{account}");
             if let Err(limited) = state
                 .limiter
@@ -284,7 +276,16 @@ pub async fn request_password_reset(
     ClientIp(client): ClientIp,
     ApiJson(request): ApiJson<PasswordResetRequest>,
 ) -> Result<StatusCode, Problem> {
-    let tenant_id = guard_account(&state, "reset", client, &request.slug, &request.email).await?;
+    state
+        .limit(&format!("reset-ip:{client}"), crate::limits::AUTH_PER_IP)
+        .await?;
+    let (tenant_id, account) = account_of(&state, &request.slug, &request.email).await?;
+    state
+        .limit(
+            &format!("reset:{account}"),
+            crate::limits::RESETS_PER_ACCOUNT,
+        )
+        .await?;
     app::sessions::request_password_reset(&state.app, tenant_id, &request.email).await?;
     Ok(StatusCode::ACCEPTED)
 }
@@ -323,7 +324,7 @@ pub async fn confirm_password_reset(
     ApiJson(request): ApiJson<PasswordResetConfirm>,
 ) -> Result<StatusCode, Problem> {
     state
-        .limit(&format!("reset-ip:{client}"), crate::limits::LOGIN_PER_IP)
+        .limit(&format!("reset-ip:{client}"), crate::limits::AUTH_PER_IP)
         .await?;
     app::sessions::reset_password(&state.app, &request.token, request.password).await?;
     Ok(StatusCode::NO_CONTENT)

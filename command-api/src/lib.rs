@@ -249,7 +249,7 @@ pub mod limits {
     use platform::ratelimit::Quota;
 
     /// Password resets asked for one account.
-    pub const LOGIN_PER_ACCOUNT: Quota = Quota::per_minute(5, 5);
+    pub const RESETS_PER_ACCOUNT: Quota = Quota::per_minute(5, 5);
 
     /// Wrong passwords for one account from one address: five, then one a minute.
     pub const LOGIN_FAILURES_PER_SOURCE: Quota = Quota::per_minute(1, 5);
@@ -265,8 +265,8 @@ pub mod limits {
     /// late.
     pub const LOGIN_FAILURES_PER_ACCOUNT: Quota = Quota::per_minute(10, 20);
 
-    /// Logins from one address, whatever the account.
-    pub const LOGIN_PER_IP: Quota = Quota::per_minute(30, 10);
+    /// Logins (and, counted apart, password resets) from one address, whatever the account.
+    pub const AUTH_PER_IP: Quota = Quota::per_minute(30, 10);
 }
 
 impl AppState {

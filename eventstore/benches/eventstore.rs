@@ -104,16 +104,25 @@ where
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
-async fn baseline_insert(pool: &PgPool, tenant: Uuid, stream: &str, version: i32, i: u64) {
+/// The plain INSERT of an event's row into a table like `events` without its guarantees.
+async fn baseline_insert(
+    pool: &PgPool,
+    tenant: Uuid,
+    stream: &str,
+    version: i32,
+    event_type: &str,
+    payload: serde_json::Value,
+) {
     sqlx::query(
         "insert into bench_baseline (tenant_id, stream_type, stream_id, version, event_id, event_type, schema_version, payload, metadata)
-         values ($1, 'booking', $2, $3, $4, 'AppointmentRequested', 1, $5, $6)",
+         values ($1, 'booking', $2, $3, $4, $5, 1, $6, $7)",
     )
     .bind(tenant)
     .bind(stream)
     .bind(version)
     .bind(Uuid::new_v4())
-    .bind(payload(i))
+    .bind(event_type)
+    .bind(payload)
     .bind(sqlx::types::Json(metadata()))
     .execute(pool)
     .await
@@ -160,7 +169,8 @@ async fn main() -> anyhow::Result<()> {
                         tenant,
                         &format!("c{concurrency}-r{round}-w{w}"),
                         n as i32 + 1,
-                        n,
+                        "AppointmentRequested",
+                        payload(n),
                     )
                     .await
                 }
@@ -313,18 +323,15 @@ async fn commands_beside_the_peer(
                 let p = p.clone();
                 let tenant = t[w % TENANTS];
                 async move {
-                    sqlx::query(
-                        "insert into bench_baseline (tenant_id, stream_type, stream_id, version, event_id, event_type, schema_version, payload, metadata)
-                         values ($1, 'booking', $2, 1, $3, 'BookingRequested', 1, $4, $5)",
+                    baseline_insert(
+                        &p,
+                        tenant,
+                        &format!("peer-raw-c{concurrency}-r{round}-w{w}-{n}"),
+                        1,
+                        "BookingRequested",
+                        peer_payload(),
                     )
-                    .bind(tenant)
-                    .bind(format!("peer-raw-c{concurrency}-r{round}-w{w}-{n}"))
-                    .bind(Uuid::new_v4())
-                    .bind(peer_payload())
-                    .bind(sqlx::types::Json(metadata()))
-                    .execute(&p)
                     .await
-                    .unwrap();
                 }
             })
             .await;

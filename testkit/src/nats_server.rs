@@ -166,11 +166,7 @@ impl NatsServer {
             .spawn()
             .unwrap_or_else(|err| panic!("cannot start {binary}: {err}"));
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_port(self.port, "nats-server");
     }
 }
 
@@ -181,7 +177,16 @@ impl Drop for NatsServer {
     }
 }
 
-fn free_port() -> u16 {
+/// Waits (up to 10 s) until a server started on `port` accepts connections.
+pub(crate) fn wait_for_port(port: u16, server: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{server} did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -1,6 +1,4 @@
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// A redis-server process of one's own (nothing kept on disk, as the shared one), for tests
 /// that kill and restart it. Killed when dropped. `REDIS_SERVER_BIN` names another binary.
@@ -11,11 +9,10 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let mut server = Self { port, child: None };
+        let mut server = Self {
+            port: crate::nats_server::free_port(),
+            child: None,
+        };
         server.restart();
         server
     }
@@ -44,11 +41,7 @@ impl RedisServer {
             .spawn()
             .unwrap_or_else(|err| panic!("cannot start {binary}: {err}"));
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::nats_server::wait_for_port(self.port, "redis-server");
     }
 }
 

@@ -225,19 +225,6 @@ async fn stream_messages(nats: &TestNats) -> u64 {
     }
 }
 
-async fn projections_at(superuser: &PgPool, at: eventstore::Position) -> bool {
-    let reached: i64 = sqlx::query_scalar(
-        "select count(*) from rm_positions
-          where (transaction_id, global_position) >= ($1::text::xid8, $2)",
-    )
-    .bind(at.transaction_id.to_string())
-    .bind(at.global_position as i64)
-    .fetch_one(superuser)
-    .await
-    .unwrap();
-    reached == projector::projection::Projection::ALL.len() as i64
-}
-
 async fn analytics_sequence(superuser: &PgPool) -> u64 {
     sqlx::query_scalar::<_, i64>("select stream_sequence from analytics.checkpoints")
         .fetch_optional(superuser)
@@ -363,7 +350,9 @@ async fn main() {
     let started = Instant::now();
     let projector = spawn_projector(settings).await;
     eventually(Duration::from_secs(3600), || async {
-        projections_at(&superuser, head).await.then_some(())
+        e2e_tests::projections_at(&superuser, head)
+            .await
+            .then_some(())
     })
     .await
     .expect("the projections catch up");

@@ -753,31 +753,43 @@ impl QueryApp {
     }
 }
 
-/// Waits (up to a minute) until every projection has applied the whole log, as its watermark
-/// in `rm_positions` shows.
-pub async fn wait_for_projections(superuser: &sqlx::PgPool) {
-    let last: (String,) = sqlx::query_as(
-        "select transaction_id::text || '.' || global_position from events
-         order by transaction_id desc, global_position desc limit 1",
+/// Whether every projection has applied the log up to `at`, as its watermark in
+/// `rm_positions` shows.
+pub async fn projections_at(superuser: &sqlx::PgPool, at: eventstore::Position) -> bool {
+    let reached: i64 = sqlx::query_scalar(
+        "select count(*) from rm_positions
+          where (transaction_id, global_position) >= ($1::text::xid8, $2)",
     )
+    .bind(at.transaction_id.to_string())
+    .bind(at.global_position as i64)
     .fetch_one(superuser)
     .await
-    .expect("the log's head");
-    let last: eventstore::Position = last.0.parse().expect("a position");
+    .expect("the watermarks");
+    reached == projector::projection::Projection::ALL.len() as i64
+}
+
+/// Waits (up to a minute) until every projection has applied the whole log.
+pub async fn wait_for_projections(superuser: &sqlx::PgPool) {
+    let head = backlog::last_position(superuser).await;
     eventually(Duration::from_secs(60), || async {
-        let reached: i64 = sqlx::query_scalar(
-            "select count(*) from rm_positions
-              where (transaction_id, global_position) >= ($1::text::xid8, $2)",
-        )
-        .bind(last.transaction_id.to_string())
-        .bind(last.global_position as i64)
-        .fetch_one(superuser)
-        .await
-        .expect("the watermarks");
-        (reached == projector::projection::Projection::ALL.len() as i64).then_some(())
+        projections_at(superuser, head).await.then_some(())
     })
     .await
     .expect("the projections catch up");
+}
+
+/// How many pairs of a business's active bookings overlap in time (the agenda's invariant:
+/// none), as the bookings read model has them.
+pub async fn overlapping_bookings(superuser: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from rm_bookings a join rm_bookings b
+           on a.tenant_id = b.tenant_id and a.booking_id < b.booking_id
+          and a.status in ('requested', 'confirmed') and b.status in ('requested', 'confirmed')
+          and a.starts_at < b.ends_at and b.starts_at < a.ends_at",
+    )
+    .fetch_one(superuser)
+    .await
+    .expect("the overlaps")
 }
 
 /// Every read-model row of every tenant (read as the superuser, past RLS), table by table, as

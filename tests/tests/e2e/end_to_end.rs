@@ -189,16 +189,7 @@ async fn a_crowd_racing_for_the_same_slots_never_double_books() {
     // No two active bookings of a business overlap (the agenda invariant), as the read side
     // shows it once it has caught up.
     let superuser = p.db.superuser_url_pool().await;
-    let overlapping: i64 = sqlx::query_scalar(
-        "select count(*) from rm_bookings a join rm_bookings b
-           on a.tenant_id = b.tenant_id and a.booking_id < b.booking_id
-          and a.status in ('requested', 'confirmed') and b.status in ('requested', 'confirmed')
-          and a.starts_at < b.ends_at and b.starts_at < a.ends_at",
-    )
-    .fetch_one(&superuser)
-    .await
-    .unwrap();
-    assert_eq!(overlapping, 0);
+    assert_eq!(e2e_tests::overlapping_bookings(&superuser).await, 0);
     let booked_in_log: i64 =
         sqlx::query_scalar("select count(*) from events where event_type = 'AppointmentRequested'")
             .fetch_one(&superuser)

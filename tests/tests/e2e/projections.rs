@@ -460,28 +460,7 @@ async fn a_projector_killed_mid_run_converges_to_what_a_rebuild_makes() {
 
     // Caught up: every projection has passed the last event.
     let superuser = app.db.superuser_url_pool().await;
-    let last: (String,) = sqlx::query_as(
-        "select transaction_id::text || '.' || global_position from events
-         order by transaction_id desc, global_position desc limit 1",
-    )
-    .fetch_one(&superuser)
-    .await
-    .unwrap();
-    let last: eventstore::Position = last.0.parse().unwrap();
-    eventually(Duration::from_secs(30), || async {
-        let reached: i64 = sqlx::query_scalar(
-            "select count(*) from rm_positions
-             where (transaction_id, global_position) >= ($1::text::xid8, $2)",
-        )
-        .bind(last.transaction_id.to_string())
-        .bind(last.global_position as i64)
-        .fetch_one(&superuser)
-        .await
-        .unwrap();
-        (reached == Projection::ALL.len() as i64).then_some(())
-    })
-    .await
-    .expect("the projections catch up after the kills");
+    e2e_tests::wait_for_projections(&superuser).await;
     let live = e2e_tests::read_models(&superuser).await;
     assert!(
         live.iter()

@@ -365,31 +365,13 @@ impl Chat<'_> {
         let deadline = Instant::now() + PATIENCE;
         while Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let Ok(response) = self
-                .load
-                .client
-                .get(format!("{}/_fake/messages", self.load.fake))
-                .query(&[("to", &self.phone)])
-                .send()
-                .await
-            else {
+            let Some(received) = self.received().await else {
                 continue;
             };
-            let received: Vec<Value> = response.json().await.unwrap_or_default();
             if received.len() > self.seen {
                 // Let the rest of this turn's replies arrive.
                 tokio::time::sleep(Duration::from_millis(300)).await;
-                let received: Vec<Value> = match self
-                    .load
-                    .client
-                    .get(format!("{}/_fake/messages", self.load.fake))
-                    .query(&[("to", &self.phone)])
-                    .send()
-                    .await
-                {
-                    Ok(r) => r.json().await.unwrap_or(received),
-                    Err(_) => received,
-                };
+                let received = self.received().await.unwrap_or(received);
                 self.last = received[self.seen..].to_vec();
                 self.seen = received.len();
                 return true;
@@ -398,6 +380,19 @@ impl Chat<'_> {
         let phone = self.phone.clone();
         self.load.note(|l| l.silences.push(phone));
         false
+    }
+
+    /// What the fake received for this customer so far; `None` if it did not answer.
+    async fn received(&self) -> Option<Vec<Value>> {
+        let response = self
+            .load
+            .client
+            .get(format!("{}/_fake/messages", self.load.fake))
+            .query(&[("to", &self.phone)])
+            .send()
+            .await
+            .ok()?;
+        Some(response.json().await.unwrap_or_default())
     }
 
     /// Taps the first button or list row of the bot's last interactive message.
@@ -759,16 +754,11 @@ async fn the_platform_survives_kill_9_under_load() {
 
     // No two active bookings of a business overlap.
     e2e_tests::wait_for_projections(&log).await;
-    let overlapping: i64 = sqlx::query_scalar(
-        "select count(*) from rm_bookings a join rm_bookings b
-           on a.tenant_id = b.tenant_id and a.booking_id < b.booking_id
-          and a.status in ('requested', 'confirmed') and b.status in ('requested', 'confirmed')
-          and a.starts_at < b.ends_at and b.starts_at < a.ends_at",
-    )
-    .fetch_one(&log)
-    .await
-    .expect("the overlaps");
-    assert_eq!(overlapping, 0, "double bookings");
+    assert_eq!(
+        e2e_tests::overlapping_bookings(&log).await,
+        0,
+        "double bookings"
+    );
     let dead: i64 = sqlx::query_scalar("select count(*) from rm_dead_letters")
         .fetch_one(&log)
         .await
