@@ -210,11 +210,16 @@ impl Consumer {
     /// Applies what of `deliveries` is past the checkpoint, filling gaps from the stream, in
     /// one transaction with the checkpoint.
     async fn apply(&self, js: &jetstream::Context, deliveries: &[&Delivery]) -> anyhow::Result<()> {
+        let mut events = deliveries
+            .iter()
+            .map(|d| Envelope::parse(&d.payload))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        self.reveal(&mut events).await?;
         let mut tx = self.pool.begin().await?;
         let mut checkpoint = lock_checkpoint(&mut tx).await?;
         let mut tenant = None;
         let (mut applied, mut duplicates) = (0, 0);
-        for delivery in deliveries {
+        for (delivery, event) in deliveries.iter().zip(events) {
             if delivery.sequence <= checkpoint.sequence {
                 duplicates += 1;
                 continue;
@@ -222,7 +227,6 @@ impl Consumer {
             applied += self
                 .fill_gap(js, &mut tx, &mut tenant, &mut checkpoint, delivery.sequence)
                 .await?;
-            let event = Envelope::parse(&delivery.payload)?;
             apply_event(&mut tx, &mut tenant, &event).await?;
             checkpoint = Checkpoint {
                 sequence: delivery.sequence,
@@ -238,6 +242,15 @@ impl Consumer {
             .duplicates
             .fetch_add(duplicates, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Reveals the customers' personal values the stream carries sealed (or their stand-ins,
+    /// for a customer who was erased), on a connection of its own: the apply's transaction
+    /// keeps the tenant it set.
+    async fn reveal(&self, events: &mut [Envelope]) -> anyhow::Result<()> {
+        eventstore::personal::reveal(&self.pool, events)
+            .await
+            .context("failed to reveal personal values")
     }
 
     /// Applies the messages between the checkpoint and `before`, read from the stream.
@@ -257,7 +270,9 @@ impl Consumer {
         for sequence in checkpoint.sequence + 1..before {
             match stream.get_raw_message(sequence).await {
                 Ok(message) => {
-                    let event = Envelope::parse(&message.payload)?;
+                    let mut event = [Envelope::parse(&message.payload)?];
+                    self.reveal(&mut event).await?;
+                    let [event] = event;
                     apply_event(conn, tenant, &event).await?;
                     checkpoint.position = event.position;
                     applied += 1;

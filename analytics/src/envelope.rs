@@ -37,3 +37,19 @@ impl Envelope {
         serde_json::from_slice(payload).map_err(|e| anyhow::anyhow!("not an event envelope: {e}"))
     }
 }
+
+/// The stream carries customers' personal values sealed (see `eventstore::personal`).
+impl eventstore::personal::Sealed for Envelope {
+    fn tenant_id(&self) -> Uuid {
+        self.tenant_id
+    }
+    fn event_id(&self) -> Uuid {
+        self.event_id
+    }
+    fn payload_mut(&mut self) -> &mut serde_json::Value {
+        &mut self.payload
+    }
+    fn payload(&self) -> &serde_json::Value {
+        &self.payload
+    }
+}

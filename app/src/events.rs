@@ -79,3 +79,76 @@ pub(crate) fn new_events(
         })
         .collect()
 }
+
+/// Seals the personal values of staged events (`domain::personal`) with their customers'
+/// keys, made on first use on `conn`: what a business holds of a customer is appended
+/// unreadable to anyone once the customer is erased.
+pub(crate) async fn seal_personal(
+    conn: &mut sqlx::PgConnection,
+    tenant_id: Uuid,
+    staged: &mut [(StreamRef, Vec<domain::event::Encoded>)],
+) -> anyhow::Result<()> {
+    let mut sealer = PersonalSealer::new(tenant_id);
+    for (stream, events) in staged.iter_mut() {
+        for event in events.iter_mut() {
+            sealer
+                .seal(conn, stream, event.event_type, &mut event.payload)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Seals events' personal values, remembering the keys it used (a turn seals several events of
+/// one customer with one key look-up).
+pub struct PersonalSealer {
+    tenant_id: Uuid,
+    keys: std::collections::HashMap<String, eventstore::personal::SubjectKey>,
+}
+
+impl PersonalSealer {
+    pub fn new(tenant_id: Uuid) -> Self {
+        Self {
+            tenant_id,
+            keys: Default::default(),
+        }
+    }
+
+    /// Seals the personal values of one event of `stream` in place (nothing for an event type
+    /// that holds none). A value whose customer cannot be named is an error, never appended in
+    /// the clear.
+    pub async fn seal(
+        &mut self,
+        conn: &mut sqlx::PgConnection,
+        stream: &StreamRef,
+        event_type: &str,
+        payload: &mut serde_json::Value,
+    ) -> anyhow::Result<()> {
+        let Some(personal) = domain::personal::of(event_type) else {
+            return Ok(());
+        };
+        let phone = match personal.subject {
+            domain::personal::SubjectAt::Field(pointer) => payload
+                .pointer(pointer)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
+            domain::personal::SubjectAt::Stream => Some(stream.stream_id.clone()),
+        }
+        .ok_or_else(|| anyhow::anyhow!("a {event_type} of {stream} names no customer"))?;
+        let key = match self.keys.get(&phone) {
+            Some(key) => key.clone(),
+            None => {
+                let key = eventstore::personal::subject_key(conn, self.tenant_id, &phone).await?;
+                self.keys.insert(phone, key.clone());
+                key
+            }
+        };
+        for (pointer, stand_in) in personal.fields {
+            if let Some(value) = payload.pointer_mut(pointer) {
+                let erased = domain::personal::stand_in(*stand_in, key.subject);
+                *value = key.seal(self.tenant_id, value, erased);
+            }
+        }
+        Ok(())
+    }
+}

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::context::CommandContext;
 use crate::error::AppError;
-use crate::events::{expect, fold, new_events};
+use crate::events::{expect, fold, new_events, seal_personal};
 
 pub struct UnitOfWork<'a> {
     store: &'a EventStore,
@@ -177,7 +177,8 @@ impl<'a> UnitOfWork<'a> {
 
     /// Appends every staged stream at the version it was read, atomically, and commits the
     /// vault's writes with them. `None` when nothing was staged.
-    pub(crate) async fn commit(self) -> Result<Option<AppendOutcome>, AppendError> {
+    pub(crate) async fn commit(mut self) -> Result<Option<AppendOutcome>, AppendError> {
+        self.seal_personal().await?;
         let metadata = self.ctx.metadata();
         let appends: Vec<StreamAppend> = self
             .staged
@@ -212,6 +213,31 @@ impl<'a> UnitOfWork<'a> {
                 Ok(Some(outcome))
             }
         }
+    }
+
+    /// Seals the staged events' personal values (on the unit's transaction when it has one:
+    /// a customer's first key commits with their first events).
+    async fn seal_personal(&mut self) -> Result<(), AppendError> {
+        let personal = self.staged.iter().any(|(_, events)| {
+            events
+                .iter()
+                .any(|e| domain::personal::of(e.event_type).is_some())
+        });
+        if !personal {
+            return Ok(());
+        }
+        let tenant_id = self.ctx.tenant_id;
+        let sealed = match self.tx.as_mut() {
+            Some(tx) => seal_personal(tx.conn(), tenant_id, &mut self.staged).await,
+            None => {
+                let mut conn = self.store.pool().acquire().await?;
+                seal_personal(&mut conn, tenant_id, &mut self.staged).await
+            }
+        };
+        sealed.map_err(|e| match e.downcast::<sqlx::Error>() {
+            Ok(db) => AppendError::from(db),
+            Err(other) => AppendError::Invalid(format!("{other:#}")),
+        })
     }
 }
 

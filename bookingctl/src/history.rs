@@ -68,6 +68,8 @@ pub async fn import(
     anyhow::ensure!(!services.is_empty(), "no services to make a past of");
     let mut dice = Dice(tenant.as_u128() as u64);
     let total_weight: u64 = services.iter().map(|s| s.weight.max(1)).sum();
+    let mut sealer = app::events::PersonalSealer::new(tenant);
+    let mut conn = store.pool().acquire().await?;
     let mut count = 0;
     for back in (1..=days).rev() {
         let day = (now - Duration::days(back)).date_naive();
@@ -103,12 +105,15 @@ pub async fn import(
                 &mut dice, tenant, service, &resource, start, customer, count,
             )?;
             let id = events.booking_id;
+            let stream = StreamRef::new(BookingEvent::STREAM_TYPE, id.to_string());
+            let mut events = events.events;
+            for (event, _) in &mut events {
+                sealer
+                    .seal(&mut conn, &stream, &event.event_type, &mut event.payload)
+                    .await?;
+            }
             store
-                .import(
-                    tenant,
-                    &StreamRef::new(BookingEvent::STREAM_TYPE, id.to_string()),
-                    events.events,
-                )
+                .import(tenant, &stream, events)
                 .await
                 .with_context(|| format!("failed to import booking {id}"))?;
             count += 1;

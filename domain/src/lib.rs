@@ -26,6 +26,7 @@ pub mod ids;
 pub mod integration;
 mod labels;
 pub mod notification;
+pub mod personal;
 pub mod plan;
 pub mod reminders;
 pub mod scheduling;

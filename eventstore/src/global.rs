@@ -14,6 +14,9 @@ use crate::upcast::Upcasters;
 pub struct GlobalLog {
     pool: PgPool,
     upcasters: Arc<Upcasters>,
+    /// Whether reads reveal personal values and upcast (everyone's view), or give events as
+    /// stored (the relay's: what it publishes stays sealed).
+    as_stored: bool,
 }
 
 impl GlobalLog {
@@ -21,7 +24,15 @@ impl GlobalLog {
         Self {
             pool: operator_pool,
             upcasters: Arc::new(Upcasters::new()),
+            as_stored: false,
         }
+    }
+
+    /// Events exactly as stored: personal values sealed, payloads in their stored schema. The
+    /// relay reads so, and JetStream never holds a personal value in the clear.
+    pub fn as_stored(mut self) -> Self {
+        self.as_stored = true;
+        self
     }
 
     pub fn with_upcasters(mut self, upcasters: Upcasters) -> Self {
@@ -41,7 +52,8 @@ impl GlobalLog {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
-        read::read_in_commit_order(&mut conn, RowFilter::All, after, limit, &self.upcasters).await
+        let rows = read::read_in_commit_order(&mut conn, RowFilter::All, after, limit).await?;
+        self.open(&mut conn, rows).await
     }
 
     /// One tenant's events in commit order (operator audit of a given tenant).
@@ -52,13 +64,20 @@ impl GlobalLog {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
-        read::read_in_commit_order(
-            &mut conn,
-            RowFilter::Tenant(tenant_id),
-            after,
-            limit,
-            &self.upcasters,
-        )
-        .await
+        let rows =
+            read::read_in_commit_order(&mut conn, RowFilter::Tenant(tenant_id), after, limit)
+                .await?;
+        self.open(&mut conn, rows).await
+    }
+
+    async fn open(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        rows: Vec<read::EventRow>,
+    ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+        if self.as_stored {
+            return Ok(rows.into_iter().map(read::EventRow::into_event).collect());
+        }
+        read::open_in(conn, rows, &self.upcasters).await
     }
 }

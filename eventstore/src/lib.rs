@@ -7,7 +7,9 @@
 //! to JetStream (the relay).
 //!
 //! Knows no concrete event type: payloads are JSON, types are names, and evolution is a hook
-//! ([`Upcasters`]). Holds no secrets: nothing here writes anything but events and checkpoints.
+//! ([`Upcasters`]). Personal values in payloads are sealed with a key per customer and revealed
+//! on every read ([`personal`]): the customers' keys are the one secret it reads, and erasing a
+//! customer (deleting their key) the one thing it writes besides events and checkpoints.
 //!
 //! Two entry points, by database role:
 //! - [`EventStore`]: the application role; every call is confined to one tenant by RLS.
@@ -17,6 +19,7 @@
 
 mod error;
 mod global;
+pub mod personal;
 mod read;
 pub mod relay;
 mod store;
@@ -27,6 +30,7 @@ mod wake;
 
 pub use error::{AppendError, caused_by_outage, is_outage};
 pub use global::GlobalLog;
+pub use read::{open_received, upcast_all};
 pub use relay::{Relay, RelayConfig, RelayStats};
 pub use store::{EventStore, MAX_EVENTS_PER_APPEND};
 pub use tx::TenantTx;

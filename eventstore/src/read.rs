@@ -1,10 +1,11 @@
 //! Reading events back, and the gap-free commit-order read shared by tenant and global readers.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
 use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::personal;
 use crate::types::{EventMetadata, Position, RecordedEvent, StreamRef, TenantId};
 use crate::upcast::Upcasters;
 
@@ -28,10 +29,8 @@ pub(crate) struct EventRow {
 }
 
 impl EventRow {
-    /// The event, its payload upcast to its type's current schema.
-    pub(crate) fn decode(self, upcasters: &Upcasters) -> RecordedEvent {
-        let (schema_version, payload) =
-            upcasters.upcast(&self.event_type, self.schema_version as u32, self.payload);
+    /// The event as stored: personal values sealed, the payload in its stored schema.
+    pub(crate) fn into_event(self) -> RecordedEvent {
         RecordedEvent {
             position: Position {
                 global_position: self.global_position as u64,
@@ -45,17 +44,63 @@ impl EventRow {
             version: self.version as u32,
             event_id: self.event_id,
             event_type: self.event_type,
-            schema_version,
-            payload,
+            schema_version: self.schema_version as u32,
+            payload: self.payload,
             metadata: self.metadata.0,
             recorded_at: self.recorded_at,
         }
     }
 }
 
-/// Decodes rows read with [`EventRow`]'s columns.
-pub(crate) fn decode_all(rows: Vec<EventRow>, upcasters: &Upcasters) -> Vec<RecordedEvent> {
-    rows.into_iter().map(|row| row.decode(upcasters)).collect()
+/// Rows read with [`EventRow`]'s columns as readers get them: personal values revealed
+/// (`crate::personal`), payloads upcast to their type's current schema.
+pub(crate) async fn open(
+    pool: &PgPool,
+    rows: Vec<EventRow>,
+    upcasters: &Upcasters,
+) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+    let mut events: Vec<RecordedEvent> = rows.into_iter().map(EventRow::into_event).collect();
+    personal::reveal(pool, &mut events).await?;
+    upcast_all(&mut events, upcasters);
+    Ok(events)
+}
+
+/// [`open`] on a connection the caller holds.
+pub(crate) async fn open_in(
+    conn: &mut PgConnection,
+    rows: Vec<EventRow>,
+    upcasters: &Upcasters,
+) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+    let mut events: Vec<RecordedEvent> = rows.into_iter().map(EventRow::into_event).collect();
+    personal::reveal_in(conn, &mut events).await?;
+    upcast_all(&mut events, upcasters);
+    Ok(events)
+}
+
+/// Events received from the JetStream stream (published sealed, in their stored schema) as
+/// readers get them: revealed, then upcast.
+pub async fn open_received(
+    pool: &PgPool,
+    events: &mut [RecordedEvent],
+    upcasters: &Upcasters,
+) -> Result<(), sqlx::Error> {
+    personal::reveal(pool, events).await?;
+    upcast_all(events, upcasters);
+    Ok(())
+}
+
+/// Brings payloads to their type's current schema (after revealing: an upcaster sees what
+/// was written, never a sealed value).
+pub fn upcast_all(events: &mut [RecordedEvent], upcasters: &Upcasters) {
+    for event in events {
+        let (schema_version, payload) = upcasters.upcast(
+            &event.event_type,
+            event.schema_version,
+            std::mem::take(&mut event.payload),
+        );
+        event.schema_version = schema_version;
+        event.payload = payload;
+    }
 }
 
 pub(crate) enum RowFilter {
@@ -75,8 +120,7 @@ pub(crate) async fn read_in_commit_order(
     filter: RowFilter,
     after: Position,
     limit: usize,
-    upcasters: &Upcasters,
-) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+) -> Result<Vec<EventRow>, sqlx::Error> {
     let (tx, position, limit) = (
         after.transaction_id.to_string(),
         after.global_position as i64,
@@ -122,5 +166,5 @@ pub(crate) async fn read_in_commit_order(
             .await?
         }
     };
-    Ok(decode_all(rows, upcasters))
+    Ok(rows)
 }

@@ -98,7 +98,7 @@ impl Relay {
         let jetstream = jetstream::new(client.clone());
         Self {
             stats: Arc::default(),
-            log,
+            log: log.as_stored(),
             client,
             jetstream,
             ns,

@@ -239,7 +239,7 @@ impl EventStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(read::decode_all(rows, &self.upcasters))
+        read::open(&self.pool, rows, &self.upcasters).await
     }
 
     /// A stream's events with versions in `[from_version, to_version]`, read on a connection
@@ -268,9 +268,9 @@ impl EventStore {
             from_version as i32,
             to_version as i32
         )
-        .fetch_all(conn)
+        .fetch_all(&mut *conn)
         .await?;
-        Ok(read::decode_all(rows, &self.upcasters))
+        read::open_in(conn, rows, &self.upcasters).await
     }
 
     /// Several streams in one query, each in version order (streams without events are
@@ -298,9 +298,10 @@ impl EventStore {
         )
         .fetch_all(tx.conn())
         .await?;
+        let events = read::open_in(tx.conn(), rows, &self.upcasters).await?;
         tx.rollback().await?;
         let mut out: std::collections::HashMap<StreamRef, Vec<RecordedEvent>> = Default::default();
-        for event in read::decode_all(rows, &self.upcasters) {
+        for event in events {
             out.entry(event.stream.clone()).or_default().push(event);
         }
         Ok(out)
@@ -331,8 +332,9 @@ impl EventStore {
         )
         .fetch_all(tx.conn())
         .await?;
+        let events = read::open_in(tx.conn(), rows, &self.upcasters).await?;
         tx.rollback().await?;
-        Ok(read::decode_all(rows, &self.upcasters))
+        Ok(events)
     }
 
     /// How many events of `event_type` the tenant recorded in `[from, to)`. Indexed for
@@ -381,14 +383,10 @@ impl EventStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
         let mut tx = self.begin(tenant_id).await?;
-        let events = read::read_in_commit_order(
-            tx.conn(),
-            RowFilter::Tenant(tenant_id),
-            after,
-            limit,
-            &self.upcasters,
-        )
-        .await?;
+        let rows =
+            read::read_in_commit_order(tx.conn(), RowFilter::Tenant(tenant_id), after, limit)
+                .await?;
+        let events = read::open_in(tx.conn(), rows, &self.upcasters).await?;
         tx.rollback().await?;
         Ok(events)
     }

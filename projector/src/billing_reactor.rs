@@ -30,7 +30,7 @@ use eventstore::RecordedEvent;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::consumer::{consume, decode_message};
+use crate::consumer::{consume, receive};
 
 pub const STRIPE_DURABLE: &str = "billing-stripe";
 pub const METER_DURABLE: &str = "billing-meter";
@@ -99,17 +99,13 @@ impl BillingReactor {
         let upcasters = app::events::upcasters();
         let (reactor, upcasters) = (&self, &upcasters);
         let decode = move |messages: Vec<jetstream::Message>| async move {
-            let mut batch = Vec::with_capacity(messages.len());
-            for message in messages {
-                match decode_message(&message, upcasters) {
-                    Ok(event) => batch.push((message, event)),
-                    Err(err) => {
-                        tracing::error!(error = %err, "dropping an unreadable message");
-                        let _ = message.ack_with(AckKind::Term).await;
-                    }
-                }
-            }
-            batch
+            receive(
+                reactor.app.store.pool(),
+                upcasters,
+                messages,
+                Duration::from_secs(1),
+            )
+            .await
         };
         let batch = (self.config.batch_size, Duration::from_millis(20));
         let stripe = consume(

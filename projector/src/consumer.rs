@@ -82,21 +82,45 @@ pub fn filter_subject(ns: &Namespace, _projection: Projection) -> String {
     ns.all_events()
 }
 
-/// Reads the envelope the relay published, upcast to the current schema.
-pub fn decode_message(
-    message: &jetstream::Message,
+/// Reads the envelope the relay published: the event as stored, personal values sealed and
+/// the payload in its stored schema. [`receive`] makes it what readers get.
+pub fn decode_message(message: &jetstream::Message) -> anyhow::Result<RecordedEvent> {
+    serde_json::from_slice(&message.payload).context("not an event envelope")
+}
+
+/// The events a batch of messages carries, as every reader gets them: personal values
+/// revealed (or their stand-ins, for a customer who was erased), payloads upcast. A message
+/// that is not one of the relay's envelopes is terminated. When the customers' keys cannot be
+/// read (Postgres out of reach), the whole batch is put back for `retry` and nothing returned.
+pub async fn receive(
+    pool: &PgPool,
     upcasters: &Upcasters,
-) -> anyhow::Result<RecordedEvent> {
-    let mut event: RecordedEvent =
-        serde_json::from_slice(&message.payload).context("not an event envelope")?;
-    let (schema_version, payload) = upcasters.upcast(
-        &event.event_type,
-        event.schema_version,
-        std::mem::take(&mut event.payload),
-    );
-    event.schema_version = schema_version;
-    event.payload = payload;
-    Ok(event)
+    messages: Vec<jetstream::Message>,
+    retry: Duration,
+) -> Vec<(jetstream::Message, RecordedEvent)> {
+    let mut received = Vec::with_capacity(messages.len());
+    for message in messages {
+        match decode_message(&message) {
+            Ok(event) => received.push((message, event)),
+            Err(err) => {
+                tracing::error!(error = %err, subject = %message.subject, "dropping an unreadable message");
+                let _ = message.ack_with(AckKind::Term).await;
+            }
+        }
+    }
+    let mut events: Vec<RecordedEvent> = received.iter().map(|(_, e)| e.clone()).collect();
+    if let Err(err) = eventstore::open_received(pool, &mut events, upcasters).await {
+        tracing::warn!(error = %err, size = received.len(), "cannot reveal a batch; it comes back later");
+        for (message, _) in received {
+            let _ = message.ack_with(AckKind::Nak(Some(retry))).await;
+        }
+        return Vec::new();
+    }
+    received
+        .into_iter()
+        .zip(events)
+        .map(|((message, _), event)| (message, event))
+        .collect()
 }
 
 /// Runs one projection's consumer until `cancel`.
@@ -132,22 +156,21 @@ async fn handle_batch(
     stats: &ProjectionStats,
     messages: Vec<jetstream::Message>,
 ) {
-    let mut batch = Vec::with_capacity(messages.len());
-    for message in messages {
-        let sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
-        match decode_message(&message, &runtime.upcasters) {
-            Ok(event) => batch.push(Delivery {
-                message,
-                sequence,
-                event,
-            }),
-            Err(err) => {
-                // Not one of the relay's envelopes: nothing to apply or to dead-letter by id.
-                tracing::error!(projection = %projection, error = %err, subject = %message.subject, "dropping an unreadable message");
-                let _ = message.ack_with(AckKind::Term).await;
-            }
-        }
-    }
+    let received = receive(
+        &runtime.pool,
+        &runtime.upcasters,
+        messages,
+        runtime.config.retry_delay,
+    )
+    .await;
+    let mut batch: Vec<Delivery> = received
+        .into_iter()
+        .map(|(message, event)| Delivery {
+            sequence: message.info().map(|i| i.stream_sequence).unwrap_or(0),
+            message,
+            event,
+        })
+        .collect();
     if batch.is_empty() {
         return;
     }

@@ -26,7 +26,7 @@ use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 use tokio_util::sync::CancellationToken;
 
-use crate::consumer::{consume, decode_message};
+use crate::consumer::{consume, receive};
 
 pub const BILLING_DURABLE: &str = "notifier-billing";
 pub const TENANT_DURABLE: &str = "notifier-tenant";
@@ -176,16 +176,15 @@ impl Notifier {
         let upcasters = app::events::upcasters();
         let (notifier, upcasters) = (&self, &upcasters);
         let handle = move |messages: Vec<jetstream::Message>| async move {
-            for message in messages {
-                let disposition = match decode_message(&message, upcasters) {
-                    Ok(event) => notifier.handle(&event).await,
-                    Err(err) => {
-                        tracing::error!(error = %err, "dropping an unreadable message");
-                        let _ = message.ack_with(AckKind::Term).await;
-                        continue;
-                    }
-                };
-                let _ = match disposition {
+            let received = receive(
+                notifier.app.store.pool(),
+                upcasters,
+                messages,
+                notifier.retry_after,
+            )
+            .await;
+            for (message, event) in received {
+                let _ = match notifier.handle(&event).await {
                     Disposition::Ack => message.ack().await,
                     Disposition::Retry(delay) => message.ack_with(AckKind::Nak(Some(delay))).await,
                 };

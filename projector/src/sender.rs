@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use whatsapp::{CloudApi, CloudApiError};
 
-use crate::consumer::{consume, decode_message, set_tenant};
+use crate::consumer::{consume, receive, set_tenant};
 
 pub const DURABLE: &str = "whatsapp-sender";
 /// The consumer of people's replies.
@@ -217,16 +217,13 @@ impl Sender {
             (self.config.batch_size, Duration::ZERO),
             cancel,
             move |messages| async move {
-                let mut batch = Vec::with_capacity(messages.len());
-                for message in messages {
-                    match decode_message(&message, upcasters) {
-                        Ok(event) => batch.push((message, event)),
-                        Err(err) => {
-                            tracing::error!(error = %err, "dropping an unreadable message");
-                            let _ = message.ack_with(AckKind::Term).await;
-                        }
-                    }
-                }
+                let batch = receive(
+                    &sender.pool,
+                    upcasters,
+                    messages,
+                    sender.config.backoff_base,
+                )
+                .await;
                 sender.handle_batch(batch).await;
             },
         )
@@ -305,6 +302,11 @@ impl Sender {
             } => (reply_id, to, reply),
             _ => return Ok(Disposition::Ack),
         };
+        if domain::personal::is_erased(&to) {
+            // The customer was erased before their reply went: there is no one to send it to.
+            tracing::info!(event_id = %event.event_id, "not sending a reply to an erased customer");
+            return Ok(Disposition::Ack);
+        }
         let tenant = event.tenant_id;
         if let Some(wait) = self.breaker_open(tenant) {
             return Ok(Disposition::Retry(wait));

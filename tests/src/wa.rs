@@ -135,14 +135,16 @@ pub async fn post_signed(app: &CommandApp, body: &Value, secret: &str) -> u16 {
         .as_u16()
 }
 
+/// The payloads of every `event_type` in the log, in order, as its readers get them (a
+/// customer's personal values revealed).
 pub async fn events(app: &CommandApp, event_type: &str) -> Vec<Value> {
-    sqlx::query_scalar::<_, Value>(
-        "select payload from events where event_type = $1 order by global_position",
+    revealed(
+        app,
+        "select tenant_id, event_id, payload from events
+          where event_type = $1 order by global_position",
+        event_type,
     )
-    .bind(event_type)
-    .fetch_all(&app.db.operator_pool().await)
     .await
-    .unwrap()
 }
 
 /// The choices of the bot's last interactive reply to `phone`.
@@ -204,17 +206,56 @@ pub async fn deliver(app: &CommandApp, body: &Value) -> usize {
     panic!("the webhook never took {body}");
 }
 
-/// The bot's replies to the message `wamid`, in order.
+/// The bot's replies to the message `wamid`, in order, revealed as every reader of the log
+/// reveals them (the log holds them sealed with the customer's key).
 pub async fn replies_to(app: &CommandApp, wamid: &str) -> Vec<Value> {
-    sqlx::query_scalar::<_, Value>(
-        "select payload->'reply' from events
+    revealed(
+        app,
+        "select tenant_id, event_id, payload from events
           where event_type = 'BotReplied' and payload->>'reply_id' like $1
           order by global_position",
+        &format!("{wamid}/%"),
     )
-    .bind(format!("{wamid}/%"))
-    .fetch_all(&app.db.operator_pool().await)
     .await
-    .unwrap()
+    .into_iter()
+    .map(|p| p["reply"].clone())
+    .collect()
+}
+
+/// The payloads `query` (selecting tenant_id, event_id, payload; bound to `arg`) finds,
+/// revealed as every reader of the log reveals them.
+pub async fn revealed(app: &CommandApp, query: &str, arg: &str) -> Vec<Value> {
+    let pool = app.db.operator_pool().await;
+    let mut events: Vec<Row> = sqlx::query_as::<_, (uuid::Uuid, uuid::Uuid, Value)>(query)
+        .bind(arg)
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(tenant, id, payload)| Row(tenant, id, payload))
+        .collect();
+    eventstore::personal::reveal(&pool, &mut events)
+        .await
+        .unwrap();
+    events.into_iter().map(|Row(_, _, p)| p).collect()
+}
+
+/// A stored event's tenant, id and payload.
+struct Row(uuid::Uuid, uuid::Uuid, Value);
+
+impl eventstore::personal::Sealed for Row {
+    fn tenant_id(&self) -> uuid::Uuid {
+        self.0
+    }
+    fn event_id(&self) -> uuid::Uuid {
+        self.1
+    }
+    fn payload_mut(&mut self) -> &mut Value {
+        &mut self.2
+    }
+    fn payload(&self) -> &Value {
+        &self.2
+    }
 }
 
 /// The ids and titles a reply offers (buttons or list rows).

@@ -1,4 +1,5 @@
-//! A customer's rights over what a business holds about them: access (the export).
+//! A customer's rights over what a business holds about them: access (the export), and their
+//! data sealed at rest with a key of their own.
 
 use std::time::Duration;
 
@@ -139,6 +140,10 @@ async fn a_customer_s_export_holds_their_bookings_conversation_and_events_and_no
     let text = export.to_string();
     assert!(!text.contains("34600000009") && !text.contains(&someone_else));
 
+    // The log and the events stream hold what the export shows sealed: no phone, name or
+    // message of the customer in any payload, in Postgres or on JetStream.
+    assert_sealed_at_rest(&s.app, &["34600000001", "Ana María", "hola"]).await;
+
     // A customer the business never met, and something that is not a phone: 404.
     for phone in ["%2B34600000777", "not-a-phone"] {
         let (status, body) = query
@@ -164,4 +169,43 @@ async fn a_customer_s_export_holds_their_bookings_conversation_and_events_and_no
         )
         .await;
     assert_eq!(status, 403);
+}
+
+/// No payload in the log or on the events stream holds any of `clear` as written.
+async fn assert_sealed_at_rest(app: &e2e_tests::CommandApp, clear: &[&str]) {
+    let payloads: Vec<String> = sqlx::query_scalar("select payload::text from events")
+        .fetch_all(&app.db.operator_pool().await)
+        .await
+        .unwrap();
+    let sealed = payloads.iter().filter(|p| p.contains("$personal")).count();
+    assert!(sealed >= 6, "the customer's events are sealed: {sealed}");
+    let stream = app
+        .nats
+        .jetstream()
+        .get_stream(app.nats.ns.events_stream())
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .last_sequence;
+    let js = app
+        .nats
+        .jetstream()
+        .get_stream(app.nats.ns.events_stream())
+        .await
+        .unwrap();
+    let mut published = Vec::new();
+    for sequence in 1..=stream {
+        let message = js.get_raw_message(sequence).await.unwrap();
+        let envelope: Value = serde_json::from_slice(&message.payload).unwrap();
+        published.push(envelope["payload"].to_string());
+    }
+    assert!(published.len() >= payloads.len() / 2, "the relay published");
+    for payload in payloads.iter().chain(&published) {
+        for value in clear {
+            assert!(!payload.contains(value), "{value} in the clear: {payload}");
+        }
+    }
 }

@@ -98,13 +98,7 @@ impl World {
     }
 
     async fn events(&self, event_type: &str) -> Vec<Value> {
-        sqlx::query_scalar(
-            "select payload from events where event_type = $1 order by global_position",
-        )
-        .bind(event_type)
-        .fetch_all(&self.app.db.operator_pool().await)
-        .await
-        .unwrap()
+        e2e_tests::wa::events(&self.app, event_type).await
     }
 }
 
