@@ -207,24 +207,25 @@ async fn conversation(
     e: &Envelope,
     event: ConversationEvent,
 ) -> anyhow::Result<()> {
-    let (tenant, phone, at) = (e.tenant_id, e.stream.stream_id.as_str(), e.recorded_at);
+    // A session is its customer's by subject id (the conversation stream's name), never by phone.
+    let (tenant, subject, at) = (e.tenant_id, e.stream.stream_id.as_str(), e.recorded_at);
     match event {
         ConversationEvent::MessageReceived { .. } => {
             count_message(conn, e, Direction::In).await?;
             let open = sqlx::query!(
                 "update analytics.sessions set messages_in = messages_in + 1
-                  where tenant_id = $1 and phone = $2 and not ended",
+                  where tenant_id = $1 and subject = $2 and not ended",
                 tenant,
-                phone
+                subject
             )
             .execute(&mut *conn)
             .await?;
             if open.rows_affected() == 0 {
                 sqlx::query!(
-                    "insert into analytics.sessions (tenant_id, phone, started_at, messages_in)
+                    "insert into analytics.sessions (tenant_id, subject, started_at, messages_in)
                      values ($1, $2, $3, 1) on conflict do nothing",
                     tenant,
-                    phone,
+                    subject,
                     at
                 )
                 .execute(conn)
@@ -234,9 +235,9 @@ async fn conversation(
         ConversationEvent::ConversationExpired => {
             sqlx::query!(
                 "update analytics.sessions set ended = true
-                  where tenant_id = $1 and phone = $2 and not ended",
+                  where tenant_id = $1 and subject = $2 and not ended",
                 tenant,
-                phone
+                subject
             )
             .execute(conn)
             .await?;
@@ -245,10 +246,10 @@ async fn conversation(
             if matches!(event, ConversationEvent::StaffReplied { .. }) {
                 sqlx::query!(
                     "update analytics.sessions set staff_replied_at = $3
-                      where tenant_id = $1 and phone = $2 and not ended
+                      where tenant_id = $1 and subject = $2 and not ended
                         and waiting_since is not null and staff_replied_at is null",
                     tenant,
-                    phone,
+                    subject,
                     at
                 )
                 .execute(&mut *conn)
@@ -257,9 +258,9 @@ async fn conversation(
             count_message(conn, e, Direction::Out).await?;
             sqlx::query!(
                 "update analytics.sessions set messages_out = messages_out + 1
-                  where tenant_id = $1 and phone = $2 and not ended",
+                  where tenant_id = $1 and subject = $2 and not ended",
                 tenant,
-                phone
+                subject
             )
             .execute(conn)
             .await?;
@@ -269,9 +270,9 @@ async fn conversation(
         ConversationEvent::OutboundMessageSent { .. } => {
             sqlx::query!(
                 "update analytics.sessions set first_reply_at = $3
-                  where tenant_id = $1 and phone = $2 and not ended and first_reply_at is null",
+                  where tenant_id = $1 and subject = $2 and not ended and first_reply_at is null",
                 tenant,
-                phone,
+                subject,
                 at
             )
             .execute(conn)
@@ -281,9 +282,9 @@ async fn conversation(
             if state.step == Step::ChoosingTime || state.start.is_some() {
                 sqlx::query!(
                     "update analytics.sessions set reached_time = true
-                      where tenant_id = $1 and phone = $2 and not ended and not reached_time",
+                      where tenant_id = $1 and subject = $2 and not ended and not reached_time",
                     tenant,
-                    phone
+                    subject
                 )
                 .execute(conn)
                 .await?;
@@ -294,9 +295,9 @@ async fn conversation(
             sqlx::query!(
                 "update analytics.sessions
                     set handed_off = true, waiting_since = coalesce(waiting_since, $3)
-                  where tenant_id = $1 and phone = $2 and not ended",
+                  where tenant_id = $1 and subject = $2 and not ended",
                 tenant,
-                phone,
+                subject,
                 at
             )
             .execute(conn)
@@ -306,9 +307,9 @@ async fn conversation(
         ConversationEvent::StaffTookOver { .. } => {
             sqlx::query!(
                 "update analytics.sessions set handed_off = true
-                  where tenant_id = $1 and phone = $2 and not ended",
+                  where tenant_id = $1 and subject = $2 and not ended",
                 tenant,
-                phone
+                subject
             )
             .execute(conn)
             .await?;
@@ -316,13 +317,28 @@ async fn conversation(
         ConversationEvent::BookingAttached { booking_id } => {
             sqlx::query!(
                 "update analytics.sessions set booking_id = $3, booked_at = $4
-                  where tenant_id = $1 and phone = $2 and not ended and booking_id is null
+                  where tenant_id = $1 and subject = $2 and not ended and booking_id is null
                     and started_at >= $5",
                 tenant,
-                phone,
+                subject,
                 booking_id.uuid(),
                 at,
                 at - BOOKED_WITHIN
+            )
+            .execute(conn)
+            .await?;
+        }
+        ConversationEvent::CustomerErased { bookings } => {
+            // Their bookings still count, by no one: the stand-in a rebuild reads.
+            let subject: uuid::Uuid = subject.parse()?;
+            let bookings: Vec<uuid::Uuid> = bookings.iter().map(|b| b.uuid()).collect();
+            let stand_in = domain::personal::erased_phone(subject);
+            sqlx::query!(
+                "update analytics.bookings set customer_phone = $3
+                  where tenant_id = $1 and booking_id = any($2)",
+                tenant,
+                &bookings,
+                stand_in.as_str()
             )
             .execute(conn)
             .await?;

@@ -38,9 +38,41 @@ use crate::events::stream;
 use crate::tenants::tenant_stream;
 use crate::{App, AppError, CommandContext, Committed, UnitOfWork, execute};
 
-/// A customer's conversation stream: one per phone number.
-pub fn conversation_stream(customer: &PhoneNumber) -> StreamRef {
-    stream::<ConversationEvent>(customer.as_str())
+/// A customer's conversation stream, named by their subject id, made with their key on first
+/// contact: never by their phone, since stream ids stay in the log forever and an erased
+/// customer must leave nothing there that names them.
+pub async fn conversation_of(
+    store: &eventstore::EventStore,
+    tenant_id: Uuid,
+    customer: &PhoneNumber,
+) -> Result<StreamRef, AppError> {
+    let mut conn = store.pool().acquire().await.map_err(anyhow::Error::new)?;
+    let key = eventstore::personal::subject_key(&mut conn, tenant_id, customer.as_str())
+        .await
+        .map_err(anyhow::Error::new)?;
+    Ok(stream::<ConversationEvent>(key.subject))
+}
+
+/// The conversation stream of a customer the business has met (`None`: never met, or erased).
+pub async fn known_conversation(
+    store: &eventstore::EventStore,
+    tenant_id: Uuid,
+    customer: &PhoneNumber,
+) -> Result<Option<StreamRef>, AppError> {
+    let mut conn = store.pool().acquire().await.map_err(anyhow::Error::new)?;
+    let subject = eventstore::personal::subject_of(&mut conn, tenant_id, customer.as_str())
+        .await
+        .map_err(anyhow::Error::new)?;
+    Ok(subject.map(stream::<ConversationEvent>))
+}
+
+/// What a command on the conversation of a customer the business never met is told: the
+/// domain's own refusal of a conversation without a customer.
+fn never_met(command: ConversationCommand) -> AppError {
+    match Conversation::decide(&Default::default(), command) {
+        Err(refused) => refused.into(),
+        Ok(_) => AppError::NotFound("conversation"),
+    }
 }
 
 /// Whether the bot may answer a customer now. A customer writing faster than the bot may
@@ -140,7 +172,7 @@ pub async fn take_turn(
     };
     let answer = OnceLock::new();
     let (message, answer) = (&message, &answer);
-    let conversation_ref = conversation_stream(&message.from);
+    let conversation_ref = conversation_of(&app.store, tenant_id, &message.from).await?;
     let conversation_ref = &conversation_ref;
     execute(&app.store, &ctx, |uow| {
         Box::pin(async move {
@@ -206,7 +238,9 @@ pub async fn take_deferred_turn(
     customer: &PhoneNumber,
     now: DateTime<Utc>,
 ) -> Result<Option<Committed<()>>, AppError> {
-    let conversation_ref = conversation_stream(customer);
+    let Some(conversation_ref) = known_conversation(&app.store, tenant_id, customer).await? else {
+        return Ok(None);
+    };
     let recorded = app
         .store
         .read_stream(tenant_id, &conversation_ref, 1)
@@ -432,18 +466,18 @@ pub async fn record_status(
         "whatsapp:status",
         format!("status|{wamid}|{}", status.as_str()),
     );
-    let conversation_ref = conversation_stream(customer);
-    let conversation_ref = &conversation_ref;
+    let command = ConversationCommand::RecordStatus {
+        wamid: wamid.to_owned(),
+        status,
+    };
+    let Some(conversation_ref) = known_conversation(&app.store, tenant_id, customer).await? else {
+        return Err(never_met(command));
+    };
+    let (conversation_ref, command) = (&conversation_ref, &command);
     execute(&app.store, &ctx, |uow| {
         Box::pin(async move {
             let conversation = uow.load::<Conversation>(conversation_ref).await?;
-            let events = Conversation::decide(
-                &conversation,
-                ConversationCommand::RecordStatus {
-                    wamid: wamid.to_owned(),
-                    status,
-                },
-            )?;
+            let events = Conversation::decide(&conversation, command.clone())?;
             uow.stage(conversation_ref, &events);
             Ok(())
         })
@@ -490,7 +524,16 @@ pub async fn reply(
 ) -> Result<Committed<StaffReplied>, AppError> {
     let reply_id = format!("staff/{}", ctx.derived_id("staff-reply"));
     let (by, now) = (ctx.actor.clone(), Utc::now());
-    let conversation_ref = conversation_stream(customer);
+    let Some(conversation_ref) = known_conversation(&app.store, ctx.tenant_id, customer).await?
+    else {
+        return Err(never_met(ConversationCommand::StaffReply {
+            reply_id,
+            by,
+            text: text.to_owned(),
+            template: None,
+            now,
+        }));
+    };
     let conversation_ref = &conversation_ref;
     let reply_id = &reply_id;
     let (by, text) = (&by, text);
@@ -537,7 +580,10 @@ async fn staff_command(
     customer: &PhoneNumber,
     command: ConversationCommand,
 ) -> Result<Committed<()>, AppError> {
-    let conversation_ref = conversation_stream(customer);
+    let Some(conversation_ref) = known_conversation(&app.store, ctx.tenant_id, customer).await?
+    else {
+        return Err(never_met(command));
+    };
     let conversation_ref = &conversation_ref;
     let command = &command;
     execute(&app.store, ctx, |uow| {

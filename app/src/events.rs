@@ -3,6 +3,9 @@
 use domain::decider::Decider;
 use domain::event::DomainEvent;
 use eventstore::{EventMetadata, NewEvent, RecordedEvent, StreamRef};
+use std::collections::HashMap;
+
+use eventstore::personal::SubjectKey;
 use uuid::Uuid;
 
 /// The domain's upcasting steps registered with the store's reader, so that every service
@@ -103,20 +106,23 @@ pub(crate) async fn seal_personal(
 /// one customer with one key look-up).
 pub struct PersonalSealer {
     tenant_id: Uuid,
-    keys: std::collections::HashMap<String, eventstore::personal::SubjectKey>,
+    by_phone: HashMap<String, SubjectKey>,
+    by_subject: HashMap<Uuid, Option<SubjectKey>>,
 }
 
 impl PersonalSealer {
     pub fn new(tenant_id: Uuid) -> Self {
         Self {
             tenant_id,
-            keys: Default::default(),
+            by_phone: HashMap::new(),
+            by_subject: HashMap::new(),
         }
     }
 
     /// Seals the personal values of one event of `stream` in place (nothing for an event type
     /// that holds none). A value whose customer cannot be named is an error, never appended in
-    /// the clear.
+    /// the clear; one of a conversation whose customer was erased meanwhile is written as its
+    /// stand-in.
     pub async fn seal(
         &mut self,
         conn: &mut sqlx::PgConnection,
@@ -127,28 +133,60 @@ impl PersonalSealer {
         let Some(personal) = domain::personal::of(event_type) else {
             return Ok(());
         };
-        let phone = match personal.subject {
-            domain::personal::SubjectAt::Field(pointer) => payload
-                .pointer(pointer)
-                .and_then(|v| v.as_str())
-                .map(str::to_owned),
-            domain::personal::SubjectAt::Stream => Some(stream.stream_id.clone()),
-        }
-        .ok_or_else(|| anyhow::anyhow!("a {event_type} of {stream} names no customer"))?;
-        let key = match self.keys.get(&phone) {
-            Some(key) => key.clone(),
-            None => {
-                let key = eventstore::personal::subject_key(conn, self.tenant_id, &phone).await?;
-                self.keys.insert(phone, key.clone());
-                key
+        let key = match personal.subject {
+            domain::personal::SubjectAt::Field(pointer) => {
+                let phone = payload
+                    .pointer(pointer)
+                    .and_then(|v| v.as_str())
+                    .ok_or_else(|| anyhow::anyhow!("a {event_type} of {stream} names no customer"))?
+                    .to_owned();
+                Ok(self.by_phone(conn, phone).await?)
+            }
+            domain::personal::SubjectAt::Stream => {
+                let subject: Uuid = stream.stream_id.parse().map_err(|_| {
+                    anyhow::anyhow!("{stream} is not named by a customer's subject id")
+                })?;
+                self.by_subject(conn, subject).await?.ok_or(subject)
             }
         };
         for (pointer, stand_in) in personal.fields {
             if let Some(value) = payload.pointer_mut(pointer) {
-                let erased = domain::personal::stand_in(*stand_in, key.subject);
-                *value = key.seal(self.tenant_id, value, erased);
+                *value = match &key {
+                    Ok(key) => {
+                        let erased = domain::personal::stand_in(*stand_in, key.subject);
+                        key.seal(self.tenant_id, value, erased)
+                    }
+                    Err(erased) => domain::personal::stand_in(*stand_in, *erased),
+                };
             }
         }
         Ok(())
+    }
+
+    async fn by_phone(
+        &mut self,
+        conn: &mut sqlx::PgConnection,
+        phone: String,
+    ) -> Result<SubjectKey, sqlx::Error> {
+        if let Some(key) = self.by_phone.get(&phone) {
+            return Ok(key.clone());
+        }
+        let key = eventstore::personal::subject_key(conn, self.tenant_id, &phone).await?;
+        self.by_subject.insert(key.subject, Some(key.clone()));
+        self.by_phone.insert(phone, key.clone());
+        Ok(key)
+    }
+
+    async fn by_subject(
+        &mut self,
+        conn: &mut sqlx::PgConnection,
+        subject: Uuid,
+    ) -> Result<Option<SubjectKey>, sqlx::Error> {
+        if let Some(key) = self.by_subject.get(&subject) {
+            return Ok(key.clone());
+        }
+        let key = eventstore::personal::key_of(conn, self.tenant_id, subject).await?;
+        self.by_subject.insert(subject, key.clone());
+        Ok(key)
     }
 }

@@ -24,6 +24,7 @@ pub mod bookings;
 pub mod catalog;
 pub mod context;
 pub mod conversation;
+pub mod customers;
 pub mod error;
 pub mod events;
 pub mod execute;

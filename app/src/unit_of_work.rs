@@ -33,6 +33,8 @@ pub struct UnitOfWork<'a> {
     staged: Vec<(StreamRef, Vec<Encoded>)>,
     /// Open once a vault table was written.
     tx: Option<TenantTx>,
+    /// The customer whose key the commit deletes, once what is staged is sealed.
+    erasing: Option<String>,
 }
 
 /// Streams read together, to be folded one by one with [`UnitOfWork::fold`].
@@ -47,6 +49,7 @@ impl<'a> UnitOfWork<'a> {
             read: HashMap::new(),
             staged: Vec::new(),
             tx: None,
+            erasing: None,
         }
     }
 
@@ -161,6 +164,17 @@ impl<'a> UnitOfWork<'a> {
         }
     }
 
+    /// Erases `customer` with this unit's commit: their key is deleted (and the erasure
+    /// recorded) in the transaction the staged events are appended in, after those are sealed.
+    pub async fn erase_customer(
+        &mut self,
+        customer: &domain::values::PhoneNumber,
+    ) -> Result<(), AppError> {
+        self.conn().await?;
+        self.erasing = Some(customer.as_str().to_owned());
+        Ok(())
+    }
+
     /// Whether anything is staged.
     pub fn has_staged(&self) -> bool {
         !self.staged.is_empty()
@@ -179,6 +193,9 @@ impl<'a> UnitOfWork<'a> {
     /// vault's writes with them. `None` when nothing was staged.
     pub(crate) async fn commit(mut self) -> Result<Option<AppendOutcome>, AppendError> {
         self.seal_personal().await?;
+        if let (Some(phone), Some(tx)) = (&self.erasing, self.tx.as_mut()) {
+            eventstore::personal::erase(tx.conn(), self.ctx.tenant_id, phone).await?;
+        }
         let metadata = self.ctx.metadata();
         let appends: Vec<StreamAppend> = self
             .staged

@@ -146,3 +146,43 @@ pub async fn release(
         consistency_token: done.consistency_token(),
     }))
 }
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CustomerErased {
+    /// The customer's bookings: kept, with no one behind them, so the business's counts and
+    /// revenue hold.
+    pub bookings: usize,
+    pub consistency_token: String,
+}
+
+/// `POST /v1/customers/{phone}/erase`.
+#[utoipa::path(
+    post,
+    path = "/v1/customers/{phone}/erase",
+    tag = "customers",
+    summary = "Erase a customer: their right to erasure",
+    description = "Everything the business holds of this customer that names them (their phone, their names, what they wrote and were sent, the bot's memory of them) is erased: the key their data is sealed with in the log is deleted, so from this answer on every read, rebuild and new consumer of the log sees stand-ins (a `+999` number, `[erased]` texts), and the read models scrub what they showed once they reach the token. Their bookings stay, with no one behind them: counts and revenue hold. If the customer writes again, theirs is a new conversation. Owners and admins (`erase_customers`); each erasure is logged as a security event. A phone the business never met (or erased already) is not found.",
+    params(("phone" = String, Path, description = "The customer's phone, E.164 (+ as %2B)")),
+    responses(
+        (status = 200, description = "Erased", body = CustomerErased),
+        TenantCaller, Forbidden, NotFound, KeyedConflict, InvalidOrKeyReused, Busy
+    ),
+    security(("bearer" = []))
+)]
+pub async fn erase(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(phone): Path<String>,
+) -> Result<Json<CustomerErased>, Problem> {
+    caller.require(Permission::EraseCustomers)?;
+    let customer = PhoneNumber::parse(&phone)
+        .or_else(|_| PhoneNumber::parse(&format!("+{}", phone.trim_start())))
+        .map_err(|_| Problem::not_found("customer"))?;
+    let done = app::customers::erase(&state.app, &caller.context(), &customer).await?;
+    tracing::info!(target: "security", tenant_id = %caller.tenant_id,
+        credential = %caller.actor.label(), "a customer was erased");
+    Ok(Json(CustomerErased {
+        bookings: done.value.bookings,
+        consistency_token: done.consistency_token(),
+    }))
+}

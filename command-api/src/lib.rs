@@ -351,6 +351,7 @@ pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
         conversations::take_over,
         conversations::reply,
         conversations::release,
+        conversations::erase,
         billing::change_plan,
         billing::cancel,
         billing::checkout,
@@ -446,6 +447,7 @@ pub fn router(app: AppState) -> Router {
             "/v1/conversations/{phone}/release",
             post(conversations::release),
         )
+        .route("/v1/customers/{phone}/erase", post(conversations::erase))
         .merge(platform::docs::router(openapi()))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

@@ -47,6 +47,8 @@ pub enum Permission {
     ReadEvents,
     /// The business's webhook endpoints and their delivery log.
     ManageWebhooks,
+    /// A customer's right to erasure: everything personal the business holds of them.
+    EraseCustomers,
 }
 
 crate::labels::labels!(Permission {
@@ -64,6 +66,7 @@ crate::labels::labels!(Permission {
     ReadUsage => "read_usage",
     ReadEvents => "read_events",
     ManageWebhooks => "manage_webhooks",
+    EraseCustomers => "erase_customers",
 });
 
 impl Role {

@@ -277,7 +277,7 @@ pub(crate) fn samples() -> Vec<Section> {
         ),
         (
             "conversation",
-            "`conversation/<customer phone>`: one customer's WhatsApp conversation",
+            "`conversation/<subject id>`: one customer's WhatsApp conversation, named by their subject id (never by their phone)",
             rows(
                 vec![
                     ConversationEvent::MessageReceived {
@@ -333,6 +333,9 @@ pub(crate) fn samples() -> Vec<Section> {
                     ConversationEvent::HandedBackToBot {
                         by: format!("user:{}", uuid(3)),
                     },
+                    ConversationEvent::CustomerErased {
+                        bookings: vec![BookingId::from_uuid(uuid(2))],
+                    },
                 ],
                 |e| match e {
                     ConversationEvent::MessageReceived { .. } => 0,
@@ -349,8 +352,9 @@ pub(crate) fn samples() -> Vec<Section> {
                     ConversationEvent::StaffTookOver { .. } => 11,
                     ConversationEvent::StaffReplied { .. } => 12,
                     ConversationEvent::HandedBackToBot { .. } => 13,
+                    ConversationEvent::CustomerErased { .. } => 14,
                 },
-                14,
+                15,
             ),
         ),
         (
@@ -717,6 +721,9 @@ pub(crate) fn meaning(event_type: &str) -> &'static str {
             "A person's reply to send (text in the 24-hour window, else the follow-up template); sent once per `reply_id`."
         }
         "HandedBackToBot" => "The bot answers this customer again, from the start of its flow.",
+        "CustomerErased" => {
+            "The customer was erased (their key is gone): what was personal reads as stand-ins; their `bookings` stay."
+        }
         other => panic!("no meaning written for {other}"),
     }
 }

@@ -1,4 +1,5 @@
-//! One customer's conversation with one business. Stream `conversation/<phone>`.
+//! One customer's conversation with one business. Stream `conversation/<subject id>`: named by the
+//! customer's subject id (`customer_keys`), never by their phone.
 //!
 //! Each inbound WhatsApp message becomes one turn, recorded once per message id however often
 //! Meta delivers it: the message, the bot's replies (which the sender reactor delivers, once
@@ -86,6 +87,8 @@ impl DeliveryStatus {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConversationCommand {
+    /// Erase the customer (their key is deleted with the event's commit).
+    Erase,
     RecordTurn {
         message: InboundMessage,
         turn: Box<Turn>,
@@ -209,6 +212,13 @@ pub enum ConversationEvent {
     HandedBackToBot {
         by: String,
     },
+    /// The customer was erased at the business's request (their right to erasure): their key
+    /// is gone, so everything personal sealed with it reads as its stand-in from now on. The
+    /// bookings they made stay (counts and revenue hold), with no one behind them; read models
+    /// scrub what they had already shown.
+    CustomerErased {
+        bookings: Vec<BookingId>,
+    },
 }
 
 impl DomainEvent for ConversationEvent {
@@ -230,6 +240,7 @@ impl DomainEvent for ConversationEvent {
             Self::StaffTookOver { .. } => "StaffTookOver",
             Self::StaffReplied { .. } => "StaffReplied",
             Self::HandedBackToBot { .. } => "HandedBackToBot",
+            Self::CustomerErased { .. } => "CustomerErased",
         }
     }
 }
@@ -570,6 +581,14 @@ impl Decider for Conversation {
                 });
                 Ok(events)
             }
+            ConversationCommand::Erase => {
+                if state.phone.is_none() {
+                    return Err(ConversationError::NoCustomer);
+                }
+                Ok(vec![E::CustomerErased {
+                    bookings: state.bookings.clone(),
+                }])
+            }
             ConversationCommand::HandBack { by } => {
                 if state.phone.is_none() {
                     return Err(ConversationError::NoCustomer);
@@ -637,6 +656,8 @@ impl Decider for Conversation {
             }
             E::StaffTookOver { by } => state.taken_over_by = Some(by.clone()),
             E::HandedBackToBot { .. } => state.taken_over_by = None,
+            // Nobody is left in this conversation (the customer, writing again, starts another).
+            E::CustomerErased { .. } => state = ConversationState::default(),
             E::BotStateChanged { state: bot } => {
                 state.bot = bot.clone();
                 if !state.is_handed_off() {

@@ -81,7 +81,8 @@ impl WaitlistState {
     pub fn first(&self, except: &PhoneNumber) -> impl Iterator<Item = &Waiting> {
         self.waiting
             .iter()
-            .filter(move |w| w.phone != *except)
+            // An erased customer (their entry reads as a stand-in) waits for nothing.
+            .filter(move |w| w.phone != *except && !crate::personal::is_erased(&w.phone))
             .take(OFFERED_AT_ONCE)
     }
 }

@@ -136,6 +136,55 @@ pub async fn subject_key(
     SubjectKey::from_row(row.subject_id, &row.key)
 }
 
+/// The key of a subject of `tenant` (`None`: erased).
+pub async fn key_of(
+    conn: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    subject: Uuid,
+) -> Result<Option<SubjectKey>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select subject_id as "subject_id!", key as "key!"
+             from customer_keys_of($1, $2)"#,
+        tenant,
+        &[subject][..]
+    )
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| SubjectKey::from_row(r.subject_id, &r.key))
+        .transpose()
+}
+
+/// The phone of a subject of `tenant`, or `None` once they are erased; on a connection of the
+/// tenant's transaction (or the operator's).
+pub async fn phone_of(
+    conn: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    subject: Uuid,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "select phone from customer_keys where tenant_id = $1 and subject_id = $2",
+        tenant,
+        subject
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// The subject id of `phone`, a customer `tenant` has met, without making one.
+pub async fn subject_of(
+    conn: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    phone: &str,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"select customer_subject($1, $2) as "subject""#,
+        tenant,
+        phone
+    )
+    .fetch_one(conn)
+    .await
+}
+
 /// Erases `phone`, a customer of the tenant of `conn`'s transaction: deletes their key and
 /// records the erasure. Their subject id, or `None` when the business never held anything
 /// of them (or they were erased already).

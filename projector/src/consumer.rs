@@ -401,7 +401,7 @@ pub async fn apply_events(
     let mut tenant = None;
     let mut outcomes = Vec::with_capacity(events.len());
     for event in events {
-        if !projection.handles(&event.stream.stream_type) {
+        if !projection.concerns(event) {
             outcomes.push(Applied::NotMine);
             continue;
         }

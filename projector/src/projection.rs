@@ -94,6 +94,15 @@ impl Projection {
         }
     }
 
+    /// Whether `event` is anything to this projection: an event of its streams, or the
+    /// erasure of a customer it shows from another stream.
+    pub fn concerns(self, event: &RecordedEvent) -> bool {
+        self.handles(&event.stream.stream_type)
+            || (self == Projection::Bookings
+                && event.stream.stream_type == ConversationEvent::STREAM_TYPE
+                && event.event_type == "CustomerErased")
+    }
+
     pub fn handles(self, stream_type: &str) -> bool {
         self.stream_types().contains(&stream_type)
     }
@@ -147,6 +156,12 @@ impl Projection {
         store: &EventStore,
         event: &RecordedEvent,
     ) -> anyhow::Result<Applied> {
+        if let Some(erased) = foreign_erasure(self, event)? {
+            // Another projection's stream: scrubbed in place, which is idempotent, so without
+            // a version of its own; in the stream's order, after what it scrubs.
+            projections::bookings::scrub(conn, event, &erased).await?;
+            return Ok(Applied::Applied);
+        }
         if !self.handles(&event.stream.stream_type) {
             return Ok(Applied::NotMine);
         }
@@ -168,7 +183,7 @@ impl Projection {
             .rows_affected()
             == 1;
         if claimed {
-            self.apply_fresh(conn, event).await?;
+            self.apply_fresh(conn, store, event).await?;
             return Ok(Applied::Applied);
         }
         // A duplicate, or a gap: see where the stream stands.
@@ -200,9 +215,9 @@ impl Projection {
             event.stream
         );
         for earlier in &missing {
-            self.apply_fresh(conn, earlier).await?;
+            self.apply_fresh(conn, store, earlier).await?;
         }
-        self.apply_fresh(conn, event).await?;
+        self.apply_fresh(conn, store, event).await?;
         sqlx::query(sql.set.as_str())
             .bind(event.tenant_id)
             .bind(&event.stream.stream_type)
@@ -216,6 +231,7 @@ impl Projection {
     async fn apply_fresh(
         self,
         conn: &mut PgConnection,
+        store: &EventStore,
         event: &RecordedEvent,
     ) -> anyhow::Result<()> {
         let result = match self {
@@ -223,10 +239,12 @@ impl Projection {
             Projection::Catalog => projections::catalog::apply(conn, event).await,
             Projection::Bookings => projections::bookings::apply(conn, event).await,
             Projection::Agenda => projections::agenda::apply(conn, event).await,
-            Projection::Conversations => projections::conversations::apply(conn, event).await,
+            Projection::Conversations => {
+                projections::conversations::apply(conn, store, event).await
+            }
             Projection::Usage => projections::usage::apply(conn, event).await,
             Projection::Billing => projections::billing::apply(conn, event).await,
-            Projection::Integrations => projections::integrations::apply(conn, event).await,
+            Projection::Integrations => projections::integrations::apply(conn, store, event).await,
         };
         result.with_context(|| {
             format!(
@@ -238,6 +256,41 @@ impl Projection {
             )
         })
     }
+}
+
+/// A customer's erasure: the erased customer's subject (their conversation's id) and their
+/// bookings, whose rows name them.
+pub(crate) struct Erasure {
+    pub subject: uuid::Uuid,
+    pub bookings: Vec<uuid::Uuid>,
+}
+
+/// The erasure of a customer shown by a projection that does not follow conversations (the
+/// bookings'): scrubbed in place, idempotently.
+fn foreign_erasure(
+    projection: Projection,
+    event: &RecordedEvent,
+) -> anyhow::Result<Option<Erasure>> {
+    if !projection.concerns(event) || projection.handles(&event.stream.stream_type) {
+        return Ok(None);
+    }
+    erasure(event)
+}
+
+/// The erasure `event` is, if it is one.
+pub(crate) fn erasure(event: &RecordedEvent) -> anyhow::Result<Option<Erasure>> {
+    if event.stream.stream_type != ConversationEvent::STREAM_TYPE
+        || event.event_type != "CustomerErased"
+    {
+        return Ok(None);
+    }
+    let ConversationEvent::CustomerErased { bookings } = decode::<ConversationEvent>(event)? else {
+        return Ok(None);
+    };
+    Ok(Some(Erasure {
+        subject: event.stream.stream_id.parse()?,
+        bookings: bookings.iter().map(|b| b.uuid()).collect(),
+    }))
 }
 
 impl fmt::Display for Projection {

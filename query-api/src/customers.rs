@@ -75,14 +75,19 @@ pub async fn export(
     let mut tx = reader.begin(&app).await?;
     let bookings = bookings_of(&mut tx, &phone).await?;
     let conversation = conversation_of(&mut tx, &phone).await?;
+    // Their conversation's stream and their analytics sessions are theirs by subject id.
+    let subject = eventstore::personal::subject_of(&mut tx, reader.tenant_id, phone.as_str())
+        .await?
+        .map(|s| s.to_string());
     let analytics = sqlx::query_scalar!(
         r#"select jsonb_build_object(
                   'bookings', coalesce((select jsonb_agg(to_jsonb(b) - 'tenant_id' order by b.booked_at)
                                           from analytics.bookings b where b.customer_phone = $1), '[]'),
                   'sessions', coalesce((select jsonb_agg(to_jsonb(s) - 'tenant_id' order by s.started_at)
-                                          from analytics.sessions s where s.phone = $1), '[]')
+                                          from analytics.sessions s where s.subject = $2), '[]')
               ) as "facts!""#,
-        phone.as_str()
+        phone.as_str(),
+        subject
     )
     .fetch_one(&mut *tx)
     .await?;
@@ -92,10 +97,10 @@ pub async fn export(
             .await?;
     tx.rollback().await?;
 
-    let mut streams = vec![StreamRef::new(
-        domain::conversation::ConversationEvent::STREAM_TYPE,
-        phone.as_str(),
-    )];
+    let mut streams: Vec<StreamRef> = subject
+        .into_iter()
+        .map(|s| StreamRef::new(domain::conversation::ConversationEvent::STREAM_TYPE, s))
+        .collect();
     streams.extend(bookings.iter().map(|b| {
         StreamRef::new(
             domain::booking::BookingEvent::STREAM_TYPE,

@@ -307,13 +307,16 @@ impl Platform {
     pub async fn replies_settled(&self, timeout: Duration) -> Vec<Replies> {
         let settled = crate::eventually(timeout, || async {
             let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
-                "select stream_id,
+                "select k.phone,
                         count(*) filter (where event_type = 'BotReplied'),
                         count(*) filter (where event_type = 'OutboundMessageSent'),
                         count(*) filter (where event_type = 'OutboundMessageFailed'),
                         count(*) filter (where event_type = 'OutboundMessageFailed'
                                            and payload->>'reason' like '%outcome is unknown%')
-                 from events where stream_type = 'conversation' group by 1",
+                 from events e
+                 join customer_keys k on k.tenant_id = e.tenant_id
+                                     and k.subject_id::text = e.stream_id
+                 where e.stream_type = 'conversation' group by 1",
             )
             .fetch_all(&self.log)
             .await
@@ -346,8 +349,10 @@ impl Platform {
     /// How many replies the platform decided for a customer of a tenant (from the log).
     pub async fn replies_decided(&self, tenant_id: &str, customer: &str) -> usize {
         let n: i64 = sqlx::query_scalar(
-            "select count(*) from events where tenant_id = $1::uuid and stream_type = 'conversation'
-               and stream_id = $2 and event_type = 'BotReplied'",
+            "select count(*) from events e
+              join customer_keys k on k.tenant_id = e.tenant_id and k.subject_id::text = e.stream_id
+             where e.tenant_id = $1::uuid and e.stream_type = 'conversation'
+               and k.phone = $2 and e.event_type = 'BotReplied'",
         )
         .bind(tenant_id)
         .bind(format!("+{}", customer.trim_start_matches('+')))
@@ -361,7 +366,7 @@ impl Platform {
 /// One customer's replies, as the log and the fake tell them.
 #[derive(Debug, Clone)]
 pub struct Replies {
-    /// The conversation's stream id: the customer's phone, E.164.
+    /// The customer's phone, E.164 (their conversation's stream is named by their subject id).
     pub customer: String,
     pub decided: i64,
     pub sent: i64,

@@ -170,3 +170,33 @@ pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Re
     .await?;
     Ok(())
 }
+
+/// An erased customer's bookings: their phone and name become the stand-ins a rebuild reads
+/// from the log (`domain::personal`), in the booking and in its request's history.
+pub(crate) async fn scrub(
+    conn: &mut PgConnection,
+    event: &RecordedEvent,
+    erased: &crate::projection::Erasure,
+) -> anyhow::Result<()> {
+    let phone = domain::personal::erased_phone(erased.subject);
+    let customer = domain::personal::stand_in(domain::personal::StandIn::Customer, erased.subject);
+    sqlx::query!(
+        "update rm_bookings set customer_phone = $3, customer_name = null
+          where tenant_id = $1 and booking_id = any($2)",
+        event.tenant_id,
+        &erased.bookings,
+        phone.as_str()
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query!(
+        "update rm_booking_history set payload = jsonb_set(payload, '{customer}', $3)
+          where tenant_id = $1 and booking_id = any($2) and event_type = 'AppointmentRequested'",
+        event.tenant_id,
+        &erased.bookings,
+        customer
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

@@ -2,35 +2,49 @@
 //! it, when the customer last wrote) and `rm_messages` (each message in and out, outbound ones
 //! with their delivery status and, for a person's reply, who sent it).
 
+use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use domain::bot::engine::Step;
 use domain::bot::message::{Inbound, Reply};
 use domain::conversation::{
     ConversationEvent, DELIVERY_LABELS, DeliveryStatus, Direction, delivery_label,
 };
-use eventstore::RecordedEvent;
+use eventstore::{EventStore, RecordedEvent};
 use sqlx::PgConnection;
 use sqlx::types::Json;
+use uuid::Uuid;
 
 use crate::projection::decode;
 
 const PREVIEW_CHARS: usize = 80;
 
-pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<()> {
-    let phone = event.stream.stream_id.as_str();
+pub async fn apply(
+    conn: &mut PgConnection,
+    store: &EventStore,
+    event: &RecordedEvent,
+) -> anyhow::Result<()> {
+    // A conversation's stream is named by its customer's subject id; the events that carry
+    // the phone (a message in or out) keep the inbox row's phone, the others find the row by
+    // its subject.
+    let subject: Uuid = event
+        .stream
+        .stream_id
+        .parse()
+        .context("a conversation stream is named by its customer's subject id")?;
     let tenant = event.tenant_id;
     match decode::<ConversationEvent>(event)? {
         ConversationEvent::MessageReceived {
             wamid,
+            from,
             profile_name,
             content,
             received_at,
-            ..
         } => {
             let preview = preview(inbound_text(&content));
             touch(
                 conn,
                 event,
+                (from.as_str(), subject),
                 received_at,
                 Direction::In,
                 &preview,
@@ -39,9 +53,9 @@ pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Re
             .await?;
             sqlx::query!(
                 "update rm_conversations set last_inbound_at = greatest(last_inbound_at, $3)
-                 where tenant_id = $1 and customer_phone = $2",
+                 where tenant_id = $1 and subject = $2",
                 tenant,
-                phone,
+                subject,
                 received_at
             )
             .execute(&mut *conn)
@@ -51,7 +65,7 @@ pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Re
                      direction, content, at)
                  values ($1, $2, $3, $4, $5, $6, $7)",
                 tenant,
-                phone,
+                from.as_str(),
                 event.version as i32,
                 wamid,
                 Direction::In.as_str(),
@@ -62,22 +76,34 @@ pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Re
             .await?;
         }
         ConversationEvent::BotReplied {
-            reply_id, reply, ..
-        } => outbound(conn, event, &reply_id, &reply, None).await?,
+            reply_id,
+            reply,
+            to,
+        } => outbound(conn, event, (to.as_str(), subject), &reply_id, &reply, None).await?,
         ConversationEvent::StaffReplied {
             reply_id,
             reply,
             by,
-            ..
-        } => outbound(conn, event, &reply_id, &reply, Some(&by)).await?,
+            to,
+        } => {
+            outbound(
+                conn,
+                event,
+                (to.as_str(), subject),
+                &reply_id,
+                &reply,
+                Some(&by),
+            )
+            .await?
+        }
         ConversationEvent::BotStateChanged { state } => {
             // Back with the bot (the customer asked for the menu): nobody of the business has it.
             sqlx::query!(
                 "update rm_conversations set bot_state = $3, handed_off = $4, updated_at = $5,
                      taken_over_by = case when $4 then taken_over_by end
-                 where tenant_id = $1 and customer_phone = $2",
+                 where tenant_id = $1 and subject = $2",
                 tenant,
-                phone,
+                subject,
                 Json(&state) as _,
                 state.step == Step::HandedOff,
                 event.recorded_at
@@ -88,9 +114,9 @@ pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Re
         ConversationEvent::StaffTookOver { by } => {
             sqlx::query!(
                 "update rm_conversations set taken_over_by = $3, updated_at = $4
-                 where tenant_id = $1 and customer_phone = $2",
+                 where tenant_id = $1 and subject = $2",
                 tenant,
-                phone,
+                subject,
                 by,
                 event.recorded_at
             )
@@ -100,9 +126,9 @@ pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Re
         ConversationEvent::HandedBackToBot { .. } => {
             sqlx::query!(
                 "update rm_conversations set taken_over_by = null, updated_at = $3
-                 where tenant_id = $1 and customer_phone = $2",
+                 where tenant_id = $1 and subject = $2",
                 tenant,
-                phone,
+                subject,
                 event.recorded_at
             )
             .execute(conn)
@@ -111,9 +137,9 @@ pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Re
         ConversationEvent::HandedOffToHuman => {
             sqlx::query!(
                 "update rm_conversations set handed_off = true, updated_at = $3
-                 where tenant_id = $1 and customer_phone = $2",
+                 where tenant_id = $1 and subject = $2",
                 tenant,
-                phone,
+                subject,
                 event.recorded_at
             )
             .execute(conn)
@@ -170,9 +196,9 @@ pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Re
         ConversationEvent::AnswerDeferred { until, .. } => {
             sqlx::query!(
                 "update rm_conversations set answer_due_at = $3
-                 where tenant_id = $1 and customer_phone = $2",
+                 where tenant_id = $1 and subject = $2",
                 tenant,
-                phone,
+                subject,
                 until
             )
             .execute(conn)
@@ -181,14 +207,51 @@ pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Re
         ConversationEvent::DeferralEnded { .. } => {
             sqlx::query!(
                 "update rm_conversations set answer_due_at = null
-                 where tenant_id = $1 and customer_phone = $2",
+                 where tenant_id = $1 and subject = $2",
                 tenant,
-                phone
+                subject
             )
             .execute(conn)
             .await?;
         }
+        ConversationEvent::CustomerErased { .. } => refold(conn, store, event, subject).await?,
         ConversationEvent::ConversationExpired | ConversationEvent::BookingAttached { .. } => {}
+    }
+    Ok(())
+}
+
+/// The customer was erased: their inbox row and messages are made again from the log, which
+/// now reads their stand-ins, so the live rows are what a rebuild makes of them.
+async fn refold(
+    conn: &mut PgConnection,
+    store: &EventStore,
+    event: &RecordedEvent,
+    subject: Uuid,
+) -> anyhow::Result<()> {
+    let phone = sqlx::query_scalar!(
+        "delete from rm_conversations where tenant_id = $1 and subject = $2
+         returning customer_phone",
+        event.tenant_id,
+        subject
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(phone) = phone {
+        sqlx::query!(
+            "delete from rm_messages where tenant_id = $1 and customer_phone = $2",
+            event.tenant_id,
+            phone
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    if event.version > 1 {
+        let earlier = store
+            .read_stream_range_in(conn, event.tenant_id, &event.stream, 1, event.version - 1)
+            .await?;
+        for earlier in &earlier {
+            Box::pin(apply(conn, store, earlier)).await?;
+        }
     }
     Ok(())
 }
@@ -197,6 +260,7 @@ pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Re
 async fn outbound(
     conn: &mut PgConnection,
     event: &RecordedEvent,
+    (phone, subject): (&str, Uuid),
     reply_id: &str,
     reply: &Reply,
     by: Option<&str>,
@@ -205,6 +269,7 @@ async fn outbound(
     touch(
         conn,
         event,
+        (phone, subject),
         event.recorded_at,
         Direction::Out,
         &preview,
@@ -216,7 +281,7 @@ async fn outbound(
              direction, content, at, status, sent_by)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         event.tenant_id,
-        &event.stream.stream_id,
+        phone,
         event.version as i32,
         reply_id,
         Direction::Out.as_str(),
@@ -234,6 +299,7 @@ async fn outbound(
 async fn touch(
     conn: &mut PgConnection,
     event: &RecordedEvent,
+    (phone, subject): (&str, Uuid),
     at: DateTime<Utc>,
     direction: Direction,
     preview: &str,
@@ -241,22 +307,24 @@ async fn touch(
 ) -> anyhow::Result<()> {
     sqlx::query!(
         "insert into rm_conversations (tenant_id, customer_phone, profile_name, last_message_at,
-             last_direction, last_preview, messages, updated_at)
-         values ($1, $2, $3, $4, $5, $6, 1, $7)
+             last_direction, last_preview, messages, updated_at, subject)
+         values ($1, $2, $3, $4, $5, $6, 1, $7, $8)
          on conflict (tenant_id, customer_phone) do update
-         set profile_name = coalesce(excluded.profile_name, rm_conversations.profile_name),
+         set subject = excluded.subject,
+             profile_name = coalesce(excluded.profile_name, rm_conversations.profile_name),
              last_message_at = greatest(rm_conversations.last_message_at, excluded.last_message_at),
              last_direction = excluded.last_direction,
              last_preview = excluded.last_preview,
              messages = rm_conversations.messages + 1,
              updated_at = excluded.updated_at",
         event.tenant_id,
-        &event.stream.stream_id,
+        phone,
         profile_name,
         at,
         direction.as_str(),
         preview,
-        event.recorded_at
+        event.recorded_at,
+        subject
     )
     .execute(conn)
     .await?;

@@ -10,15 +10,23 @@
 //! same order.
 
 use domain::DomainEvent as _;
+use domain::conversation::ConversationEvent;
 use domain::webhook::WebhookEvent;
 use eventstore::RecordedEvent;
 use sqlx::PgConnection;
 
-pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<()> {
+pub async fn apply(
+    conn: &mut PgConnection,
+    store: &eventstore::EventStore,
+    event: &RecordedEvent,
+) -> anyhow::Result<()> {
     if event.stream.stream_type == WebhookEvent::STREAM_TYPE {
         return apply_endpoint(conn, event).await;
     }
-    let Some(public) = domain::integration::from_stored(
+    if let Some(erased) = crate::projection::erasure(event)? {
+        return scrub(conn, store, event, &erased).await;
+    }
+    let Some(mut public) = domain::integration::from_stored(
         &event.stream.stream_type,
         &event.stream.stream_id,
         &event.event_type,
@@ -27,6 +35,16 @@ pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Re
     else {
         return Ok(());
     };
+    if event.stream.stream_type == ConversationEvent::STREAM_TYPE {
+        // A conversation's stream is named by its customer's subject id; a business's systems
+        // know the customer by phone (or by their stand-in, once erased).
+        let subject: uuid::Uuid = event.stream.stream_id.parse()?;
+        let phone = match eventstore::personal::phone_of(conn, event.tenant_id, subject).await? {
+            Some(phone) => phone,
+            None => domain::personal::erased_phone(subject).as_str().to_owned(),
+        };
+        public.data["customer_phone"] = phone.into();
+    }
     let body =
         domain::integration::envelope(event.event_id, event.tenant_id, event.recorded_at, &public);
     let seq = sqlx::query_scalar!(
@@ -135,5 +153,45 @@ async fn apply_endpoint(conn: &mut PgConnection, event: &RecordedEvent) -> anyho
             .await?;
         }
     }
+    Ok(())
+}
+
+/// An erased customer in the public events already numbered: the bookings they made name the
+/// stand-in customer, their handoffs the stand-in phone, as a rebuild would derive them.
+pub(crate) async fn scrub(
+    conn: &mut PgConnection,
+    store: &eventstore::EventStore,
+    event: &RecordedEvent,
+    erased: &crate::projection::Erasure,
+) -> anyhow::Result<()> {
+    let phone = domain::personal::erased_phone(erased.subject);
+    let customer = domain::personal::stand_in(domain::personal::StandIn::Customer, erased.subject);
+    let booked: Vec<String> = erased.bookings.iter().map(|b| b.to_string()).collect();
+    sqlx::query!(
+        "update rm_public_events set body = jsonb_set(body, '{data,customer}', $3)
+          where tenant_id = $1 and topic = 'booking.created'
+            and body->'data'->>'booking_id' = any($2)",
+        event.tenant_id,
+        &booked,
+        customer
+    )
+    .execute(&mut *conn)
+    .await?;
+    // The conversation's own public events (handoffs), by their event ids.
+    let own: Vec<uuid::Uuid> = store
+        .read_stream_range_in(conn, event.tenant_id, &event.stream, 1, event.version)
+        .await?
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    sqlx::query!(
+        "update rm_public_events set body = jsonb_set(body, '{data,customer_phone}', to_jsonb($3::text))
+          where tenant_id = $1 and event_id = any($2) and body->'data' ? 'customer_phone'",
+        event.tenant_id,
+        &own,
+        phone.as_str()
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }

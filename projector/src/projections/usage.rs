@@ -31,6 +31,7 @@ fn counted(event: &RecordedEvent) -> anyhow::Result<Counted> {
                 ..one
             },
             ConversationEvent::ConversationExpired
+            | ConversationEvent::CustomerErased { .. }
             | ConversationEvent::BotReplied { .. }
             | ConversationEvent::BotStateChanged { .. }
             | ConversationEvent::BookingAttached { .. }

@@ -105,6 +105,7 @@ pub(crate) fn command_routes() -> Vec<(&'static str, &'static str, Value, bool)>
             true,
         ),
         ("POST", "/v1/conversations/{phone}/release", json!({}), true),
+        ("POST", "/v1/customers/{phone}/erase", json!({}), true),
     ]
 }
 

@@ -386,10 +386,11 @@ async fn each_event_counts_once_whatever_the_stream_redelivers_or_delivers_late(
         to: PhoneNumber::parse(phone).unwrap(),
         reply: domain::bot::message::Reply::text("hi"),
     };
+    // Its stream is named by the customer's subject id, as the use cases name it.
     append_new(
         &store,
         tenant,
-        phone,
+        &Uuid::new_v4().to_string(),
         &[
             received(1),
             replied(1),

@@ -48,6 +48,7 @@ const COMMAND_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/conversations/{phone}/handoff"),
     ("post", "/v1/conversations/{phone}/messages"),
     ("post", "/v1/conversations/{phone}/release"),
+    ("post", "/v1/customers/{phone}/erase"),
 ];
 
 const QUERY_ROUTES: &[(&str, &str)] = &[

@@ -117,8 +117,20 @@ async fn a_customer_s_export_holds_their_bookings_conversation_and_events_and_no
             .count(),
         2
     );
+    // Their conversation's stream is named by their subject id, not their phone.
+    let store = eventstore::EventStore::new(s.app.db.app_pool().await);
+    let customer = domain::values::PhoneNumber::parse("+34600000001").unwrap();
+    let conversation = app::conversation::known_conversation(
+        &store,
+        s.owner.tenant_id.parse().unwrap(),
+        &customer,
+    )
+    .await
+    .unwrap()
+    .expect("the customer's conversation");
+    assert!(!conversation.stream_id.contains("34600000001"));
     let streams = [
-        "conversation/+34600000001".to_owned(),
+        conversation.to_string(),
         format!("booking/{first}"),
         format!("booking/{second}"),
     ];
@@ -206,6 +218,197 @@ async fn assert_sealed_at_rest(app: &e2e_tests::CommandApp, clear: &[&str]) {
     for payload in payloads.iter().chain(&published) {
         for value in clear {
             assert!(!payload.contains(value), "{value} in the clear: {payload}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_erased_customer_is_gone_from_every_read_model_rebuild_and_reader_while_the_totals_stay()
+{
+    let s = setup().await;
+    let projector = spawn_projector(projector_settings(&s.app.db, &s.app.nats)).await;
+    let query = spawn_query_api(query_api_settings(&s.app.db, &s.app.nats)).await;
+    let _analytics = spawn_analytics(analytics_settings(&s.app.db, &s.app.nats)).await;
+    let owner = &s.owner.access_token;
+    let t = Tenant {
+        owner: s.owner.clone(),
+        app: &s.app,
+    };
+    let service = eventually(Duration::from_secs(20), || async {
+        let (_, services) = query.get("/v1/services", owner, None).await;
+        services["services"][0]["id"].as_str().map(str::to_owned)
+    })
+    .await
+    .expect("the service is projected");
+    for (hour, phone) in [
+        (10, "+34600000001"),
+        (12, "+34600000001"),
+        (14, "+34600000009"),
+    ] {
+        let (status, body) = t.book(&service, &slot(hour), phone, None).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let hello = notification_from(
+        "34600000001",
+        "Ana María",
+        vec![text("34600000001", "wamid.ERASE1", "hola, soy Ana")],
+    );
+    deliver(&s.app, &hello).await;
+    // A person of the business takes the conversation over: a public event naming the phone.
+    let (status, _, _) = t
+        .send(
+            reqwest::Method::POST,
+            "/v1/conversations/%2B34600000001/handoff",
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let day = |d: i64| (chrono::Utc::now() + chrono::Duration::days(d)).date_naive();
+    let range = format!("from={}&to={}", day(-3), day(3));
+    let totals = |overview: &Value| {
+        assert!(overview["bookings_made"]["total"].is_number(), "{overview}");
+        (
+            overview["bookings_made"].clone(),
+            overview["appointments"].clone(),
+            overview["revenue"].clone(),
+            overview["customers"].clone(),
+        )
+    };
+    let before = eventually(Duration::from_secs(20), || async {
+        let (_, export) = query
+            .get("/v1/customers/%2B34600000001/export", owner, None)
+            .await;
+        let (_, overview) = query
+            .get(&format!("/v1/analytics/overview?{range}"), owner, None)
+            .await;
+        let facts = export["analytics"]["bookings"]
+            .as_array()
+            .map_or(0, Vec::len);
+        (facts == 2 && !export["conversation"].is_null()).then_some(overview)
+    })
+    .await
+    .expect("everything about the customer is projected");
+
+    // The owner erases the customer, once.
+    let (status, _, erased) = t
+        .send(
+            reqwest::Method::POST,
+            "/v1/customers/%2B34600000001/erase",
+            &[("idempotency-key", "erase-ana")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{erased}");
+    assert_eq!(erased["bookings"], 2);
+    let token = erased["consistency_token"].as_str().unwrap().to_owned();
+    let (status, _, again) = t
+        .send(
+            reqwest::Method::POST,
+            "/v1/customers/%2B34600000001/erase",
+            &[("idempotency-key", "erase-ana-again")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "erased already: {again}");
+
+    // The read models, once they reach the erasure: the bookings stay with a stand-in customer,
+    // the conversation's row has the stand-in phone, and nothing names Ana anywhere.
+    let (status, bookings) = query.get("/v1/bookings", owner, Some(&token)).await;
+    assert_eq!(status, 200);
+    let bookings = bookings["items"].as_array().unwrap().clone();
+    assert_eq!(bookings.len(), 3);
+    let stand_ins: Vec<&Value> = bookings
+        .iter()
+        .filter(|b| b["customer_phone"].as_str().unwrap().starts_with("+999"))
+        .collect();
+    assert_eq!(stand_ins.len(), 2, "{bookings:?}");
+    assert!(stand_ins.iter().all(|b| b["customer_name"].is_null()));
+    let (status, _) = query
+        .get("/v1/customers/%2B34600000001/export", owner, Some(&token))
+        .await;
+    assert_eq!(status, 404, "nothing is held of the customer any more");
+    let superuser = sqlx::PgPool::connect(&s.app.db.superuser_url())
+        .await
+        .unwrap();
+    e2e_tests::wait_for_projections(&superuser).await;
+    let totals_after = eventually(Duration::from_secs(20), || async {
+        let (_, overview) = query
+            .get(
+                &format!("/v1/analytics/overview?{range}"),
+                owner,
+                Some(&token),
+            )
+            .await;
+        Some(overview)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        totals(&totals_after),
+        totals(&before),
+        "the business's totals stay"
+    );
+    // (The other customer booked as "Ana" too: her name stays; the erased one's full name,
+    // from WhatsApp, may not.)
+    let clear = ["34600000001", "Ana María", "hola"];
+    assert_nothing_names(&superuser, &clear).await;
+
+    // Every reader of the log (the store, the operator's log, a new consumer of the stream)
+    // reads stand-ins, and a rebuild makes exactly the live read models.
+    let tenant: uuid::Uuid = s.owner.tenant_id.parse().unwrap();
+    let read = eventstore::EventStore::new(s.app.db.app_pool().await)
+        .with_upcasters(app::events::upcasters())
+        .read_tenant(tenant, eventstore::Position::START, 10_000)
+        .await
+        .unwrap();
+    let payloads =
+        serde_json::to_string(&read.iter().map(|e| &e.payload).collect::<Vec<_>>()).unwrap();
+    assert!(payloads.contains("[erased]") && payloads.contains("+999"));
+    for value in clear {
+        assert!(!payloads.contains(value), "{value} read back: {payloads}");
+    }
+    assert!(
+        read.iter()
+            .all(|e| !e.stream.stream_id.contains("34600000001"))
+    );
+    assert_sealed_at_rest(&s.app, &clear).await;
+    drop(projector);
+    e2e_tests::assert_read_models_equal_a_rebuild(&s.app.db, &superuser).await;
+    assert_nothing_names(&superuser, &clear).await;
+
+    // Ana writes again: a new conversation, which the bot answers.
+    let again = notification_from(
+        "34600000001",
+        "Ana",
+        vec![text("34600000001", "wamid.ERASE2", "hola otra vez")],
+    );
+    deliver(&s.app, &again).await;
+    assert!(!replies_to(&s.app, "wamid.ERASE2").await.is_empty());
+}
+
+/// No row of any read model, analytics fact or other table but the log (sealed) holds any of
+/// `clear`.
+async fn assert_nothing_names(superuser: &sqlx::PgPool, clear: &[&str]) {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "select format('%I.%I', table_schema, table_name) from information_schema.tables
+          where table_type = 'BASE TABLE' and table_name <> 'events'
+            and table_schema in ('public', 'analytics')",
+    )
+    .fetch_all(superuser)
+    .await
+    .unwrap();
+    assert!(tables.len() > 20, "{tables:?}");
+    for table in tables {
+        for value in clear {
+            let found: i64 = sqlx::query_scalar(&format!(
+                "select count(*) from {table} t where t::text like '%' || $1 || '%'"
+            ))
+            .bind(value)
+            .fetch_one(superuser)
+            .await
+            .unwrap();
+            assert_eq!(found, 0, "{value} in {table}");
         }
     }
 }

@@ -289,7 +289,11 @@ async fn a_reply_is_never_sent_twice_across_redelivery_and_an_abandoned_claim() 
     let pool = w.app.db.app_pool().await;
     let store = eventstore::EventStore::new(pool.clone());
     let tenant: uuid::Uuid = w.tenant_id.parse().unwrap();
-    let stream = eventstore::StreamRef::new("conversation", format!("+{me}"));
+    let customer = domain::values::PhoneNumber::parse(&format!("+{me}")).unwrap();
+    let stream = app::conversation::known_conversation(&store, tenant, &customer)
+        .await
+        .unwrap()
+        .expect("the customer's conversation");
     let replied: Vec<_> = store
         .read_stream(tenant, &stream, 1)
         .await

@@ -10,14 +10,14 @@ use chrono::Utc;
 use domain::access::Role;
 use domain::bot::message::Inbound as Content;
 use domain::conversation::ConversationEvent;
-use domain::event::{DomainEvent as _, encode};
+use domain::event::encode;
 use domain::values::PhoneNumber;
 use e2e_tests::tenant::Tenant;
 use e2e_tests::{
     CommandApp, QueryApp, eventually, projector_settings, query_api_settings,
     spawn_command_api_with_graph, spawn_projector, spawn_query_api,
 };
-use eventstore::{EventMetadata, EventStore, ExpectedVersion, NewEvent, StreamAppend, StreamRef};
+use eventstore::{EventMetadata, EventStore, ExpectedVersion, NewEvent, StreamAppend};
 use fake_whatsapp::{Fake, Inbound, WebhookConfig};
 use serde_json::{Value, json};
 
@@ -334,11 +334,15 @@ async fn after_the_window_a_reply_goes_as_the_follow_up_template_or_is_refused()
         },
         received_at: Utc::now() - chrono::Duration::hours(25),
     });
-    EventStore::new(w.app.db.app_pool().await)
+    let store = EventStore::new(w.app.db.app_pool().await);
+    let stream = app::conversation::conversation_of(&store, w.tenant_id, &bruno)
+        .await
+        .unwrap();
+    store
         .append(
             w.tenant_id,
             vec![StreamAppend {
-                stream: StreamRef::new(ConversationEvent::STREAM_TYPE, bruno.as_str()),
+                stream,
                 expected: ExpectedVersion::NoStream,
                 events: vec![NewEvent {
                     event_id: uuid::Uuid::new_v4(),
