@@ -57,12 +57,7 @@ pub async fn book(
             // conversation, in one read.
             let booking_ref = stream::<BookingEvent>(booking_id);
             let billing_ref = crate::billing::billing_stream(uow.tenant_id());
-            let conversation_ref = crate::conversation::conversation_of(
-                uow.store(),
-                uow.tenant_id(),
-                &request.customer.phone,
-            )
-            .await?;
+            let conversation_ref = uow.conversation_of(&request.customer.phone).await?;
             let mut reads = uow
                 .read_many(&[
                     config_stream(),
@@ -368,12 +363,7 @@ pub async fn send_reminder(
             let (Some(settings), Some(booking)) = (&config.settings, &state.booking) else {
                 return Ok(false);
             };
-            let conversation_ref = crate::conversation::conversation_of(
-                uow.store(),
-                uow.tenant_id(),
-                &booking.customer.phone,
-            )
-            .await?;
+            let conversation_ref = uow.conversation_of(&booking.customer.phone).await?;
             let conversation = uow.load::<Conversation>(&conversation_ref).await?;
             let last_heard = conversation.last_received.as_ref().map(|r| r.received_at);
             let reply = reminder_reply(settings, booking, last_heard, now);
@@ -548,9 +538,7 @@ async fn tell_customer(
     change: BookingChange<'_>,
     reply_id: String,
 ) -> Result<(), AppError> {
-    let conversation_ref =
-        crate::conversation::conversation_of(uow.store(), uow.tenant_id(), &booking.customer.phone)
-            .await?;
+    let conversation_ref = uow.conversation_of(&booking.customer.phone).await?;
     let conversation = uow.load::<Conversation>(&conversation_ref).await?;
     let last_heard = conversation.last_received.as_ref().map(|r| r.received_at);
     let Some(reply) = change_notice(settings, booking, change, last_heard, Utc::now()) else {

@@ -46,10 +46,8 @@ pub async fn conversation_of(
     tenant_id: Uuid,
     customer: &PhoneNumber,
 ) -> Result<StreamRef, AppError> {
-    let mut conn = store.pool().acquire().await.map_err(anyhow::Error::new)?;
-    let key = eventstore::personal::subject_key(&mut conn, tenant_id, customer.as_str())
-        .await
-        .map_err(anyhow::Error::new)?;
+    let mut conn = store.pool().acquire().await?;
+    let key = eventstore::personal::subject_key(&mut conn, tenant_id, customer.as_str()).await?;
     Ok(stream::<ConversationEvent>(key.subject))
 }
 
@@ -59,10 +57,8 @@ pub async fn known_conversation(
     tenant_id: Uuid,
     customer: &PhoneNumber,
 ) -> Result<Option<StreamRef>, AppError> {
-    let mut conn = store.pool().acquire().await.map_err(anyhow::Error::new)?;
-    let subject = eventstore::personal::subject_of(&mut conn, tenant_id, customer.as_str())
-        .await
-        .map_err(anyhow::Error::new)?;
+    let mut conn = store.pool().acquire().await?;
+    let subject = eventstore::personal::subject_of(&mut conn, tenant_id, customer.as_str()).await?;
     Ok(subject.map(stream::<ConversationEvent>))
 }
 
@@ -172,10 +168,10 @@ pub async fn take_turn(
     };
     let answer = OnceLock::new();
     let (message, answer) = (&message, &answer);
-    let conversation_ref = conversation_of(&app.store, tenant_id, &message.from).await?;
-    let conversation_ref = &conversation_ref;
     execute(&app.store, &ctx, |uow| {
         Box::pin(async move {
+            // The customer's key, found (or made) once: it names the stream and seals the turn.
+            let conversation_ref = &uow.conversation_of(&message.from).await?;
             let (conversation, business) = read_turn(uow, conversation_ref).await?;
             if conversation.seen.contains(&message.wamid) {
                 return Ok(Turned::AlreadyTaken);

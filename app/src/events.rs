@@ -88,10 +88,9 @@ pub(crate) fn new_events(
 /// unreadable to anyone once the customer is erased.
 pub(crate) async fn seal_personal(
     conn: &mut sqlx::PgConnection,
-    tenant_id: Uuid,
+    sealer: &mut PersonalSealer,
     staged: &mut [(StreamRef, Vec<domain::event::Encoded>)],
 ) -> anyhow::Result<()> {
-    let mut sealer = PersonalSealer::new(tenant_id);
     for (stream, events) in staged.iter_mut() {
         for event in events.iter_mut() {
             sealer
@@ -163,7 +162,8 @@ impl PersonalSealer {
         Ok(())
     }
 
-    async fn by_phone(
+    /// The key of `phone` (made on first use), remembered.
+    pub(crate) async fn by_phone(
         &mut self,
         conn: &mut sqlx::PgConnection,
         phone: String,

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::context::CommandContext;
 use crate::error::AppError;
-use crate::events::{expect, fold, new_events, seal_personal};
+use crate::events::{PersonalSealer, expect, fold, new_events, seal_personal};
 
 pub struct UnitOfWork<'a> {
     store: &'a EventStore,
@@ -35,6 +35,9 @@ pub struct UnitOfWork<'a> {
     tx: Option<TenantTx>,
     /// The customer whose key the commit deletes, once what is staged is sealed.
     erasing: Option<String>,
+    /// The customers' keys this unit has used (a turn names its stream and seals its events
+    /// with one look-up).
+    sealer: PersonalSealer,
 }
 
 /// Streams read together, to be folded one by one with [`UnitOfWork::fold`].
@@ -50,6 +53,7 @@ impl<'a> UnitOfWork<'a> {
             staged: Vec::new(),
             tx: None,
             erasing: None,
+            sealer: PersonalSealer::new(ctx.tenant_id),
         }
     }
 
@@ -164,6 +168,25 @@ impl<'a> UnitOfWork<'a> {
         }
     }
 
+    /// The conversation stream of `customer`, named by their subject id (made with their key
+    /// on first contact): see [`crate::conversation::conversation_of`].
+    pub async fn conversation_of(
+        &mut self,
+        customer: &domain::values::PhoneNumber,
+    ) -> Result<StreamRef, AppError> {
+        let phone = customer.as_str().to_owned();
+        let key = match self.tx.as_mut() {
+            Some(tx) => self.sealer.by_phone(tx.conn(), phone).await,
+            None => {
+                let mut conn = self.store.pool().acquire().await?;
+                self.sealer.by_phone(&mut conn, phone).await
+            }
+        }?;
+        Ok(crate::events::stream::<
+            domain::conversation::ConversationEvent,
+        >(key.subject))
+    }
+
     /// Erases `customer` with this unit's commit: their key is deleted (and the erasure
     /// recorded) in the transaction the staged events are appended in, after those are sealed.
     pub async fn erase_customer(
@@ -243,12 +266,11 @@ impl<'a> UnitOfWork<'a> {
         if !personal {
             return Ok(());
         }
-        let tenant_id = self.ctx.tenant_id;
         let sealed = match self.tx.as_mut() {
-            Some(tx) => seal_personal(tx.conn(), tenant_id, &mut self.staged).await,
+            Some(tx) => seal_personal(tx.conn(), &mut self.sealer, &mut self.staged).await,
             None => {
                 let mut conn = self.store.pool().acquire().await?;
-                seal_personal(&mut conn, tenant_id, &mut self.staged).await
+                seal_personal(&mut conn, &mut self.sealer, &mut self.staged).await
             }
         };
         sealed.map_err(|e| match e.downcast::<sqlx::Error>() {

@@ -14,7 +14,6 @@ use domain::values::PhoneNumber;
 use domain::waitlist::{Waitlist, WaitlistCommand, WaitlistEvent, offer_reply};
 use eventstore::StreamRef;
 
-use crate::conversation::conversation_of;
 use crate::events::stream;
 use crate::{AppError, UnitOfWork};
 
@@ -95,7 +94,7 @@ pub(crate) async fn offer_freed(
         .collect();
     let now = Utc::now();
     for phone in waiting {
-        let conversation_ref = conversation_of(uow.store(), uow.tenant_id(), &phone).await?;
+        let conversation_ref = uow.conversation_of(&phone).await?;
         let conversation = uow.load::<Conversation>(&conversation_ref).await?;
         let last_heard = conversation.last_received.as_ref().map(|r| r.received_at);
         let reply = offer_reply(settings, service, start, last_heard, now);
