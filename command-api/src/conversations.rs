@@ -48,9 +48,14 @@ pub struct ReplyQueued {
 
 /// The customer of the path, or no such conversation (`+` may come as `%2B` or a space).
 fn customer(phone: &str) -> Result<PhoneNumber, Problem> {
+    phone_in_path(phone, "conversation")
+}
+
+/// The phone of a path, or no such `what`.
+fn phone_in_path(phone: &str, what: &'static str) -> Result<PhoneNumber, Problem> {
     PhoneNumber::parse(phone)
         .or_else(|_| PhoneNumber::parse(&format!("+{}", phone.trim_start())))
-        .map_err(|_| Problem::not_found("conversation"))
+        .map_err(|_| Problem::not_found(what))
 }
 
 /// `POST /v1/conversations/{phone}/handoff`.
@@ -175,9 +180,7 @@ pub async fn erase(
     Path(phone): Path<String>,
 ) -> Result<Json<CustomerErased>, Problem> {
     caller.require(Permission::EraseCustomers)?;
-    let customer = PhoneNumber::parse(&phone)
-        .or_else(|_| PhoneNumber::parse(&format!("+{}", phone.trim_start())))
-        .map_err(|_| Problem::not_found("customer"))?;
+    let customer = phone_in_path(&phone, "customer")?;
     let done = app::customers::erase(&state.app, &caller.context(), &customer).await?;
     tracing::info!(target: "security", tenant_id = %caller.tenant_id,
         credential = %caller.actor.label(), "a customer was erased");

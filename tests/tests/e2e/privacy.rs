@@ -11,23 +11,52 @@ use e2e_tests::{
 };
 use serde_json::{Value, json};
 
+/// A business with its number connected and one service, the projector, the query API and
+/// analytics running.
+struct World {
+    s: Setup,
+    projector: Option<e2e_tests::ProjectorHandle>,
+    query: e2e_tests::QueryApp,
+    _analytics: e2e_tests::AnalyticsHandle,
+    service: String,
+}
+
+impl World {
+    async fn new() -> Self {
+        let s = setup().await;
+        let projector = spawn_projector(projector_settings(&s.app.db, &s.app.nats)).await;
+        let query = spawn_query_api(query_api_settings(&s.app.db, &s.app.nats)).await;
+        let analytics = spawn_analytics(analytics_settings(&s.app.db, &s.app.nats)).await;
+        let owner = &s.owner.access_token;
+        let service = eventually(Duration::from_secs(20), || async {
+            let (_, services) = query.get("/v1/services", owner, None).await;
+            services["services"][0]["id"].as_str().map(str::to_owned)
+        })
+        .await
+        .expect("the service is projected");
+        Self {
+            s,
+            projector: Some(projector),
+            query,
+            _analytics: analytics,
+            service,
+        }
+    }
+
+    fn owner(&self) -> Tenant<'_> {
+        Tenant {
+            owner: self.s.owner.clone(),
+            app: &self.s.app,
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_customer_s_export_holds_their_bookings_conversation_and_events_and_nothing_of_others() {
-    let s = setup().await;
-    let _projector = spawn_projector(projector_settings(&s.app.db, &s.app.nats)).await;
-    let query = spawn_query_api(query_api_settings(&s.app.db, &s.app.nats)).await;
-    let _analytics = spawn_analytics(analytics_settings(&s.app.db, &s.app.nats)).await;
+    let w = World::new().await;
+    let (s, query, service) = (&w.s, &w.query, &w.service);
     let owner = &s.owner.access_token;
-    let t = Tenant {
-        owner: s.owner.clone(),
-        app: &s.app,
-    };
-    let service = eventually(Duration::from_secs(20), || async {
-        let (_, services) = query.get("/v1/services", owner, None).await;
-        services["services"][0]["id"].as_str().map(str::to_owned)
-    })
-    .await
-    .expect("the service is projected");
+    let t = w.owner();
     let booked = |hour: u32, phone: &'static str| {
         let (t, service) = (&t, &service);
         async move {
@@ -225,27 +254,16 @@ async fn assert_sealed_at_rest(app: &e2e_tests::CommandApp, clear: &[&str]) {
 #[tokio::test]
 async fn an_erased_customer_is_gone_from_every_read_model_rebuild_and_reader_while_the_totals_stay()
 {
-    let s = setup().await;
-    let projector = spawn_projector(projector_settings(&s.app.db, &s.app.nats)).await;
-    let query = spawn_query_api(query_api_settings(&s.app.db, &s.app.nats)).await;
-    let _analytics = spawn_analytics(analytics_settings(&s.app.db, &s.app.nats)).await;
+    let mut w = World::new().await;
+    let t = w.owner();
+    let (s, query, service) = (&w.s, &w.query, &w.service);
     let owner = &s.owner.access_token;
-    let t = Tenant {
-        owner: s.owner.clone(),
-        app: &s.app,
-    };
-    let service = eventually(Duration::from_secs(20), || async {
-        let (_, services) = query.get("/v1/services", owner, None).await;
-        services["services"][0]["id"].as_str().map(str::to_owned)
-    })
-    .await
-    .expect("the service is projected");
     for (hour, phone) in [
         (10, "+34600000001"),
         (12, "+34600000001"),
         (14, "+34600000009"),
     ] {
-        let (status, body) = t.book(&service, &slot(hour), phone, None).await;
+        let (status, body) = t.book(service, &slot(hour), phone, None).await;
         assert_eq!(status, 201, "{body}");
     }
     let hello = notification_from(
@@ -373,7 +391,9 @@ async fn an_erased_customer_is_gone_from_every_read_model_rebuild_and_reader_whi
             .all(|e| !e.stream.stream_id.contains("34600000001"))
     );
     assert_sealed_at_rest(&s.app, &clear).await;
-    drop(projector);
+    drop(t);
+    drop(w.projector.take());
+    let s = &w.s;
     e2e_tests::assert_read_models_equal_a_rebuild(&s.app.db, &superuser).await;
     assert_nothing_names(&superuser, &clear).await;
 
