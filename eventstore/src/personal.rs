@@ -142,16 +142,8 @@ pub async fn key_of(
     tenant: TenantId,
     subject: Uuid,
 ) -> Result<Option<SubjectKey>, sqlx::Error> {
-    let row = sqlx::query!(
-        r#"select subject_id as "subject_id!", key as "key!"
-             from customer_keys_of($1, $2)"#,
-        tenant,
-        &[subject][..]
-    )
-    .fetch_optional(conn)
-    .await?;
-    row.map(|r| SubjectKey::from_row(r.subject_id, &r.key))
-        .transpose()
+    let wanted = HashMap::from([(tenant, HashSet::from([subject]))]);
+    Ok(keys_of(conn, wanted).await?.remove(&(tenant, subject)))
 }
 
 /// The phone of a subject of `tenant`, or `None` once they are erased; on a connection of the
