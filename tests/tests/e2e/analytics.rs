@@ -776,6 +776,18 @@ async fn a_rebuild_while_the_consumer_runs_makes_the_same_facts_and_loses_nothin
         .execute(&superuser)
         .await
         .unwrap();
+    // A booking that never was: the rebuild must drop it, not only overwrite what it derives.
+    sqlx::query(
+        "insert into analytics.bookings (tenant_id, booking_id, service_id, service_name,
+                resource, channel, customer_phone, price_minor, currency, booked_at, starts_at,
+                ends_at)
+         select tenant_id, gen_random_uuid(), service_id, service_name, resource, channel,
+                customer_phone, price_minor, currency, booked_at, starts_at, ends_at
+           from analytics.bookings limit 1",
+    )
+    .execute(&superuser)
+    .await
+    .unwrap();
     assert_ne!(facts_of(&superuser).await, before);
 
     let done = analytics::rebuild::rebuild(
