@@ -581,14 +581,12 @@ impl Decider for Conversation {
                 });
                 Ok(events)
             }
-            ConversationCommand::Erase => {
-                if state.phone.is_none() {
-                    return Err(ConversationError::NoCustomer);
-                }
-                Ok(vec![E::CustomerErased {
-                    bookings: state.bookings.clone(),
-                }])
-            }
+            // Whoever has a key may be erased (the application finds the stream by it): also
+            // a customer the business booked but who never wrote, whose conversation holds
+            // only their bookings.
+            ConversationCommand::Erase => Ok(vec![E::CustomerErased {
+                bookings: state.bookings.clone(),
+            }]),
             ConversationCommand::HandBack { by } => {
                 if state.phone.is_none() {
                     return Err(ConversationError::NoCustomer);
@@ -812,6 +810,24 @@ mod tests {
             step: Step::HandedOff,
             ..BotState::default()
         }
+    }
+
+    #[test]
+    fn a_customer_the_business_booked_but_who_never_wrote_may_be_erased() {
+        let booking = BookingId::from_uuid(uuid::Uuid::from_u128(7));
+        given::<Conversation>(&[ConversationEvent::BookingAttached {
+            booking_id: booking,
+        }])
+        .when(ConversationCommand::Erase)
+        .then_expect(&[ConversationEvent::CustomerErased {
+            bookings: vec![booking],
+        }]);
+        // Once erased, the conversation starts again from nothing.
+        let erased = [
+            received("wamid.1"),
+            ConversationEvent::CustomerErased { bookings: vec![] },
+        ];
+        assert_eq!(Conversation::fold(&erased), ConversationState::default());
     }
 
     #[test]
