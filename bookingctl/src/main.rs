@@ -7,6 +7,7 @@ mod history;
 
 use std::path::PathBuf;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -32,6 +33,57 @@ enum Command {
         /// Drop the database first: everything in it is forgotten (a local demo afresh).
         #[arg(long)]
         fresh: bool,
+    },
+    /// Back up the database (pg_dump, custom format, one snapshot) into a file.
+    Backup {
+        /// A role that bypasses row-level security (a superuser).
+        #[arg(
+            long,
+            env = "BOOKING_ADMIN_DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
+        admin_url: String,
+        #[arg(long, env = "BOOKING_DATABASE", default_value = "booking")]
+        database: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// List the erased customers (tenant_id,subject_id per line), for a restore from an older
+    /// back-up to erase them again.
+    Erasures {
+        #[arg(
+            long,
+            env = "BOOKING_ADMIN_DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
+        admin_url: String,
+        #[arg(long, env = "BOOKING_DATABASE", default_value = "booking")]
+        database: String,
+        /// Where to write the list (standard output when absent).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Restore a back-up into a new database (normally on a new cluster): the log renumbered
+    /// in its commit order under this cluster's transaction ids, checkpoints and read models
+    /// reset, erasures applied again. Then: `bookingctl nats-provision --fresh`, `projector
+    /// rebuild`, and start the services (docs/operations.md).
+    Restore {
+        /// A superuser of the cluster to restore into.
+        #[arg(
+            long,
+            env = "BOOKING_ADMIN_DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
+        admin_url: String,
+        /// The database to create; it must not exist.
+        #[arg(long, env = "BOOKING_DATABASE", default_value = "booking")]
+        database: String,
+        /// The file `bookingctl backup` wrote.
+        #[arg(long)]
+        from: PathBuf,
+        /// A newer list from `bookingctl erasures` (the live database's, or a newer back-up's).
+        #[arg(long)]
+        erasures: Option<PathBuf>,
     },
     /// Create (or bring up to date) the JetStream events stream.
     NatsProvision {
@@ -192,6 +244,48 @@ async fn main() -> anyhow::Result<()> {
             let owner_url = platform::db::url_for(&admin_url, platform::db::OWNER_ROLE, &database)?;
             platform::db::migrate(&owner_url).await?;
             tracing::info!(%database, "database ready");
+        }
+        Command::Backup {
+            admin_url,
+            database,
+            out,
+        } => {
+            platform::backup::backup(&admin_url, &database, &out).await?;
+            tracing::info!(%database, out = %out.display(), "backed up");
+        }
+        Command::Erasures {
+            admin_url,
+            database,
+            out,
+        } => {
+            let list = platform::backup::erasures(&admin_url, &database).await?;
+            let text = platform::backup::format_erasures(&list);
+            match out {
+                Some(path) => std::fs::write(&path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => print!("{text}"),
+            }
+        }
+        Command::Restore {
+            admin_url,
+            database,
+            from,
+            erasures,
+        } => {
+            let newer = match erasures {
+                Some(path) => platform::backup::parse_erasures(
+                    &std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?,
+                )?,
+                None => Vec::new(),
+            };
+            let restored = platform::backup::restore(&admin_url, &database, &from, &newer).await?;
+            tracing::info!(
+                %database,
+                events = restored.events,
+                keys_erased = restored.keys_erased,
+                "restored; next: bookingctl nats-provision --fresh, projector rebuild, start the services"
+            );
         }
         Command::NatsProvision {
             url,

@@ -10,6 +10,7 @@
 
 pub mod answers;
 pub mod auth;
+pub mod backup;
 pub mod credentials;
 pub mod db;
 pub mod docs;

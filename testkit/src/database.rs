@@ -53,6 +53,15 @@ impl TestDb {
         Self { name, admin_url }
     }
 
+    /// A database that exists already on the cluster of `admin_url` (e.g. one a restore made),
+    /// dropped when this value is dropped, as the others.
+    pub fn adopt(admin_url: &str, name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            admin_url: admin_url.to_owned(),
+        }
+    }
+
     fn url_as(&self, role: &str) -> String {
         url_for(&self.admin_url, role, &self.name).expect("a valid admin URL")
     }

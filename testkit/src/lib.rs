@@ -12,11 +12,13 @@
 
 mod database;
 mod nats_server;
+mod pg_cluster;
 mod redis_server;
 mod tcp_gate;
 
 pub use database::TestDb;
 pub use nats_server::{NatsServer, TestNats, connect_as, dev_env, login};
+pub use pg_cluster::PgCluster;
 pub use redis_server::RedisServer;
 pub use tcp_gate::TcpGate;
 

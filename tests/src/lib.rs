@@ -400,6 +400,17 @@ pub async fn spawn_command_api_tuned(
     }
     let db = TestDb::new().await;
     let nats = TestNats::new().await;
+    spawn_command_api_on(db, nats, graph_url, redis_url, tune).await
+}
+
+/// The command API over a database and namespace of the caller's (e.g. a restored database).
+pub async fn spawn_command_api_on(
+    db: TestDb,
+    nats: TestNats,
+    graph_url: &str,
+    redis_url: &str,
+    tune: impl FnOnce(&mut command_api::Settings),
+) -> CommandApp {
     let mut settings =
         command_api_settings_with_graph(service_settings(&db, &nats, redis_url), graph_url);
     tune(&mut settings);

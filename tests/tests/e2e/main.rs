@@ -6,6 +6,7 @@ mod analytics;
 mod asyncapi;
 mod attacks;
 mod auth;
+mod backup;
 mod billing;
 mod bookings;
 mod browser;

@@ -13,18 +13,25 @@ use serde_json::{Value, json};
 
 /// A business with its number connected and one service, the projector, the query API and
 /// analytics running.
-struct World {
-    s: Setup,
-    projector: Option<e2e_tests::ProjectorHandle>,
-    query: e2e_tests::QueryApp,
-    _analytics: e2e_tests::AnalyticsHandle,
-    service: String,
+pub(crate) struct World {
+    pub(crate) s: Setup,
+    pub(crate) projector: Option<e2e_tests::ProjectorHandle>,
+    pub(crate) query: e2e_tests::QueryApp,
+    pub(crate) _analytics: e2e_tests::AnalyticsHandle,
+    pub(crate) service: String,
 }
 
 impl World {
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
+        Self::tuned(|_| {}).await
+    }
+
+    /// [`World::new`] with the projector's settings adjusted by `tune`.
+    pub(crate) async fn tuned(tune: impl FnOnce(&mut projector::Settings)) -> Self {
         let s = setup().await;
-        let projector = spawn_projector(projector_settings(&s.app.db, &s.app.nats)).await;
+        let mut settings = projector_settings(&s.app.db, &s.app.nats);
+        tune(&mut settings);
+        let projector = spawn_projector(settings).await;
         let query = spawn_query_api(query_api_settings(&s.app.db, &s.app.nats)).await;
         let analytics = spawn_analytics(analytics_settings(&s.app.db, &s.app.nats)).await;
         let owner = &s.owner.access_token;
@@ -43,7 +50,7 @@ impl World {
         }
     }
 
-    fn owner(&self) -> Tenant<'_> {
+    pub(crate) fn owner(&self) -> Tenant<'_> {
         Tenant {
             owner: self.s.owner.clone(),
             app: &self.s.app,
@@ -409,7 +416,7 @@ async fn an_erased_customer_is_gone_from_every_read_model_rebuild_and_reader_whi
 
 /// No row of any read model, analytics fact or other table but the log (sealed) holds any of
 /// `clear`.
-async fn assert_nothing_names(superuser: &sqlx::PgPool, clear: &[&str]) {
+pub(crate) async fn assert_nothing_names(superuser: &sqlx::PgPool, clear: &[&str]) {
     let tables: Vec<String> = sqlx::query_scalar(
         "select format('%I.%I', table_schema, table_name) from information_schema.tables
           where table_type = 'BASE TABLE' and table_name <> 'events'
