@@ -261,6 +261,14 @@ async fn main() {
     let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let pids = p.pids();
+    let superuser = p.db.superuser_url_pool().await;
+    let logged = || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from events")
+            .fetch_one(&superuser)
+            .await
+            .unwrap()
+    };
+    let events_before = logged().await;
     let cpu_before = e2e_tests::cpu::Snapshot::take(&pids);
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let run_started = Instant::now();
@@ -312,6 +320,12 @@ async fn main() {
     // let them finish, so their CPU is counted with their messages.
     tokio::time::sleep(TAIL).await;
     let cpu_spent = cpu_before.until(&e2e_tests::cpu::Snapshot::take(&pids));
+    let events = logged().await - events_before;
+    let mut resident: Vec<(&str, f64)> = pids
+        .iter()
+        .filter_map(|(name, pid)| Some((*name, e2e_tests::cpu::resident_mib(*pid)?)))
+        .collect();
+    resident.sort_by(|a, b| a.0.cmp(b.0));
     let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
     let mut l = latencies.lock().await.clone();
     l.sort();
@@ -392,6 +406,15 @@ async fn main() {
          {cores} cores give at most {:.0} CPU s)\n",
         sent as f64 / elapsed,
         cores as f64 * (elapsed + TAIL.as_secs_f64())
+    );
+    println!(
+        "Events appended: {events}, {:.1} per inbound message. Resident memory after the load: {}.\n",
+        events as f64 / sent.max(1) as f64,
+        resident
+            .iter()
+            .map(|(name, mib)| format!("{name} {mib:.0} MiB"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     e2e_tests::cpu::print_table(
         &cpu_spent,

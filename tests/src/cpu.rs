@@ -112,3 +112,17 @@ pub fn print_table(spent: &[(String, f64)], units: u64, unit: &str, platform: &[
         per(total)
     );
 }
+
+/// A process's resident memory in MiB (`VmRSS` of `/proc/<pid>/status`).
+pub fn resident_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
