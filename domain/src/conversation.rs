@@ -581,12 +581,17 @@ impl Decider for Conversation {
                 });
                 Ok(events)
             }
-            // Whoever has a key may be erased (the application finds the stream by it): also
-            // a customer the business booked but who never wrote, whose conversation holds
-            // only their bookings.
-            ConversationCommand::Erase => Ok(vec![E::CustomerErased {
-                bookings: state.bookings.clone(),
-            }]),
+            // A customer who wrote, or whom the business booked (who may never have written:
+            // their conversation holds only their bookings). A conversation with nothing in it
+            // is a phone never met, whatever key a refused command may have left for it.
+            ConversationCommand::Erase => {
+                if state.phone.is_none() && state.bookings.is_empty() {
+                    return Err(ConversationError::NoCustomer);
+                }
+                Ok(vec![E::CustomerErased {
+                    bookings: state.bookings.clone(),
+                }])
+            }
             ConversationCommand::HandBack { by } => {
                 if state.phone.is_none() {
                     return Err(ConversationError::NoCustomer);
@@ -822,6 +827,11 @@ mod tests {
         .then_expect(&[ConversationEvent::CustomerErased {
             bookings: vec![booking],
         }]);
+        // Nothing in it: never met.
+        assert_eq!(
+            Conversation::decide(&ConversationState::default(), ConversationCommand::Erase),
+            Err(ConversationError::NoCustomer)
+        );
         // Once erased, the conversation starts again from nothing.
         let erased = [
             received("wamid.1"),

@@ -143,6 +143,8 @@ fn query_routes() -> Vec<(&'static str, bool)> {
 pub(crate) const A_CUSTOMER: &str = "+34600000001";
 
 pub(crate) struct Ids {
+    /// The tenant's customer (booked by it): `{phone}`.
+    pub phone: String,
     pub booking: String,
     pub service: String,
     pub user: String,
@@ -157,7 +159,7 @@ pub(crate) fn fill(template: &str, ids: &Ids) -> String {
         .replace("{user}", &ids.user)
         .replace("{key}", &ids.key)
         .replace("{hook}", &ids.hook)
-        .replace("{phone}", &A_CUSTOMER.replace('+', "%2B"))
+        .replace("{phone}", &ids.phone.replace('+', "%2B"))
         .replace("{start}", &slot(15))
 }
 
@@ -187,7 +189,7 @@ async fn send(
 }
 
 /// A tenant with a service, a booking of `customer`'s, a second user and an API key; its ids.
-/// `{phone}` fills in as `+34600000001`: the first tenant's customer ([`A_CUSTOMER`]).
+/// `{phone}` fills in as that customer.
 pub(crate) async fn populated(t: &Tenant<'_>, customer: &str) -> Ids {
     let service = t.configured().await;
     let (_, booked) = t.book(&service, &slot(10), customer, None).await;
@@ -216,6 +218,7 @@ pub(crate) async fn populated(t: &Tenant<'_>, customer: &str) -> Ids {
         )
         .await;
     Ids {
+        phone: customer.to_owned(),
         hook: hook["endpoint_id"].as_str().unwrap().to_owned(),
         booking: booked["booking_id"].as_str().unwrap().to_owned(),
         service,
