@@ -263,6 +263,16 @@ fn escape(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
+/// What a failed read of Home's business-wide lists means: these never name something that
+/// may not exist, so a 404 says the read side has the business (`/v1/tenant`) but not yet
+/// everything of it, a moment after sign-up. The page that reloads itself, not "nothing here".
+fn lagging(failure: Failure) -> Response {
+    match failure {
+        Failure::Refused { status: 404, .. } => being_set_up(),
+        other => failed(other),
+    }
+}
+
 /// What a failed read means for the page.
 pub(crate) fn failed(failure: Failure) -> Response {
     match failure {
@@ -654,15 +664,15 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     let todays = m
         .or_renewed(&state, &todays_path, todays)
         .await
-        .map_err(failed)?;
+        .map_err(lagging)?;
     let unconfirmed = m
         .or_renewed(&state, &unconfirmed_path, unconfirmed)
         .await
-        .map_err(failed)?;
+        .map_err(lagging)?;
     let inbox = m
         .or_renewed(&state, inbox_path, inbox)
         .await
-        .map_err(failed)?;
+        .map_err(lagging)?;
     let this_week = m.or_renewed(&state, &this_week_path, this_week).await;
     let last_week = m.or_renewed(&state, &last_week_path, last_week).await;
     let billing = m.or_renewed(&state, "/v1/billing", billing).await;
