@@ -17,48 +17,44 @@ struct Cli {
     command: Command,
 }
 
+/// A database of a cluster, reached as a Postgres superuser.
+#[derive(clap::Args)]
+struct Database {
+    /// A Postgres superuser's URL (its database is not used).
+    #[arg(
+        long,
+        env = "BOOKING_ADMIN_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    admin_url: String,
+    #[arg(long, env = "BOOKING_DATABASE", default_value = "booking")]
+    database: String,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Create the owner role and the database if missing, then run the migrations as the owner.
     DbSetup {
-        /// A Postgres superuser, used only to create the owner role and the database.
-        #[arg(
-            long,
-            env = "BOOKING_ADMIN_DATABASE_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-        )]
-        admin_url: String,
-        #[arg(long, env = "BOOKING_DATABASE", default_value = "booking")]
-        database: String,
+        // A Postgres superuser, used only to create the owner role and the database.
+        #[command(flatten)]
+        db: Database,
         /// Drop the database first: everything in it is forgotten (a local demo afresh).
         #[arg(long)]
         fresh: bool,
     },
     /// Back up the database (pg_dump, custom format, one snapshot) into a file.
     Backup {
-        /// A role that bypasses row-level security (a superuser).
-        #[arg(
-            long,
-            env = "BOOKING_ADMIN_DATABASE_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-        )]
-        admin_url: String,
-        #[arg(long, env = "BOOKING_DATABASE", default_value = "booking")]
-        database: String,
+        // As a role that bypasses row-level security (a superuser).
+        #[command(flatten)]
+        db: Database,
         #[arg(long)]
         out: PathBuf,
     },
     /// List the erased customers (tenant_id,subject_id per line), for a restore from an older
     /// back-up to erase them again.
     Erasures {
-        #[arg(
-            long,
-            env = "BOOKING_ADMIN_DATABASE_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-        )]
-        admin_url: String,
-        #[arg(long, env = "BOOKING_DATABASE", default_value = "booking")]
-        database: String,
+        #[command(flatten)]
+        db: Database,
         /// Where to write the list (standard output when absent).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -68,16 +64,9 @@ enum Command {
     /// reset, erasures applied again. Then: `bookingctl nats-provision --fresh`, `projector
     /// rebuild`, and start the services (docs/operations.md).
     Restore {
-        /// A superuser of the cluster to restore into.
-        #[arg(
-            long,
-            env = "BOOKING_ADMIN_DATABASE_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-        )]
-        admin_url: String,
-        /// The database to create; it must not exist.
-        #[arg(long, env = "BOOKING_DATABASE", default_value = "booking")]
-        database: String,
+        // On the cluster to restore into; the database must not exist.
+        #[command(flatten)]
+        db: Database,
         /// The file `bookingctl backup` wrote.
         #[arg(long)]
         from: PathBuf,
@@ -232,8 +221,10 @@ async fn main() -> anyhow::Result<()> {
             println!("\n  Chat with its bot:  just chat\n");
         }
         Command::DbSetup {
-            admin_url,
-            database,
+            db: Database {
+                admin_url,
+                database,
+            },
             fresh,
         } => {
             if fresh {
@@ -246,16 +237,20 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(%database, "database ready");
         }
         Command::Backup {
-            admin_url,
-            database,
+            db: Database {
+                admin_url,
+                database,
+            },
             out,
         } => {
             platform::backup::backup(&admin_url, &database, &out).await?;
             tracing::info!(%database, out = %out.display(), "backed up");
         }
         Command::Erasures {
-            admin_url,
-            database,
+            db: Database {
+                admin_url,
+                database,
+            },
             out,
         } => {
             let list = platform::backup::erasures(&admin_url, &database).await?;
@@ -267,8 +262,10 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Restore {
-            admin_url,
-            database,
+            db: Database {
+                admin_url,
+                database,
+            },
             from,
             erasures,
         } => {

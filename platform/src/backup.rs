@@ -55,7 +55,7 @@ pub struct Restored {
 
 /// `pg_dump` of `database` into `out`, in its custom format, as the superuser of `admin_url`.
 pub async fn backup(admin_url: &str, database: &str, out: &Path) -> anyhow::Result<()> {
-    let url = database_url(admin_url, database)?;
+    let url = db::url_on(admin_url, database)?;
     run(Command::new(tool("pg_dump"))
         .arg("--format=custom")
         .arg("--no-password")
@@ -69,7 +69,7 @@ pub async fn backup(admin_url: &str, database: &str, out: &Path) -> anyhow::Resu
 
 /// Every erased customer `database` knows of.
 pub async fn erasures(admin_url: &str, database: &str) -> anyhow::Result<Vec<Erasure>> {
-    let mut conn = PgConnection::connect(&database_url(admin_url, database)?).await?;
+    let mut conn = PgConnection::connect(&db::url_on(admin_url, database)?).await?;
     let rows = sqlx::query!(
         "select tenant_id, subject_id from customer_erasures order by erased_at, tenant_id, subject_id"
     )
@@ -145,7 +145,7 @@ pub async fn restore(
     admin.close().await?;
     db::ensure_database(admin_url, database).await?;
 
-    let url = database_url(admin_url, database)?;
+    let url = db::url_on(admin_url, database)?;
     run(Command::new(tool("pg_restore"))
         .arg("--exit-on-error")
         .arg("--no-password")
@@ -267,12 +267,6 @@ select setval(pg_get_serial_sequence('events', 'global_position'),
               coalesce(max(global_position), 1), max(global_position) is not null)
   from restored_events;
 ";
-
-fn database_url(admin_url: &str, database: &str) -> anyhow::Result<String> {
-    let mut url = url::Url::parse(admin_url).context("invalid database URL")?;
-    url.set_path(&format!("/{database}"));
-    Ok(url.into())
-}
 
 /// A Postgres client program: from `BOOKING_PG_BIN` (a directory) when set, else the `PATH`.
 fn tool(name: &str) -> std::path::PathBuf {

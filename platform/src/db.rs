@@ -142,8 +142,18 @@ pub fn url_for(url: &str, user: &str, database: &str) -> anyhow::Result<String> 
         .set_username(user)
         .and_then(|()| parsed.set_password(Some(user)))
         .map_err(|()| anyhow::anyhow!("database URL {url} cannot carry credentials"))?;
-    parsed.set_path(&format!("/{database}"));
-    Ok(parsed.into())
+    Ok(on_database(parsed, database))
+}
+
+/// `url` (its user kept) on `database`: a superuser's URL for a database of its cluster.
+pub fn url_on(url: &str, database: &str) -> anyhow::Result<String> {
+    let parsed = url::Url::parse(url).context("invalid database URL")?;
+    Ok(on_database(parsed, database))
+}
+
+fn on_database(mut url: url::Url, database: &str) -> String {
+    url.set_path(&format!("/{database}"));
+    url.into()
 }
 
 #[cfg(test)]

@@ -85,9 +85,7 @@ impl TestDb {
     /// A superuser session on this database: bypasses RLS and privileges, so tests can show
     /// what still stops it (the append-only trigger).
     pub fn superuser_url(&self) -> String {
-        let mut url = url::Url::parse(&self.admin_url).expect("a valid admin URL");
-        url.set_path(&format!("/{}", self.name));
-        url.into()
+        db::url_on(&self.admin_url, &self.name).expect("a valid admin URL")
     }
 
     pub async fn superuser_url_pool(&self) -> PgPool {
