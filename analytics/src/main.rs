@@ -30,7 +30,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = analytics::load_settings()?;
-    platform::telemetry::init(&settings.log);
+    let _telemetry = platform::telemetry::init(&settings.log, "analytics");
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = analytics::Application::build(settings).await?;

@@ -69,6 +69,9 @@ impl CommandContext {
             })),
             causation_id: self.causation_id,
             request_id: self.request_id.clone(),
+            // The span the command runs in: the request's, or the reactor's that handles the
+            // causing event; its consumers' spans will be its children.
+            traceparent: tracecontext::current(),
         }
     }
 

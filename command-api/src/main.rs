@@ -7,7 +7,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = command_api::load_settings()?;
-    platform::telemetry::init(&settings.log);
+    let _telemetry = platform::telemetry::init(&settings.log, "command-api");
     let app = command_api::Application::build(settings).await?;
     tracing::info!(port = app.port(), "command-api listening");
     app.run_until_stopped(platform::serve::shutdown_on_signals())

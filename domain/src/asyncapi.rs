@@ -34,6 +34,12 @@ const HEADERS: [(&str, &str); 8] = [
     ),
 ];
 
+/// Headers the relay sets on some messages only.
+const OPTIONAL_HEADERS: [(&str, &str); 1] = [(
+    "traceparent",
+    "The W3C trace context of the relay's publish span, on the events of an operation that is traced (when the platform exports traces): a consumer's span can join the trace.",
+)];
+
 pub(crate) fn events_document() -> Value {
     let mut channels = Map::new();
     let mut operations = Map::new();
@@ -74,6 +80,7 @@ pub(crate) fn events_document() -> Value {
     }
     let headers: Map<String, Value> = HEADERS
         .iter()
+        .chain(&OPTIONAL_HEADERS)
         .map(|(name, about)| {
             (
                 (*name).to_owned(),
@@ -279,6 +286,7 @@ fn shared_schemas() -> Value {
                 "correlation_id": uuid,
                 "causation_id": uuid,
                 "request_id": {"type": "string"},
+                "traceparent": {"type": "string", "description": "The W3C trace context of the span that appended the event, when traces are exported."},
             },
         },
     })

@@ -61,6 +61,7 @@ fn metadata() -> EventMetadata {
         correlation_id: Some(Uuid::new_v4()),
         causation_id: None,
         request_id: Some("bench".into()),
+        traceparent: None,
     }
 }
 

@@ -26,6 +26,7 @@ use backon::{BackoffBuilder as _, ExponentialBackoff, ExponentialBuilder};
 use nats::{Namespace, Storage, headers};
 use sqlx::PgConnection;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::global::GlobalLog;
 use crate::types::{Position, RecordedEvent};
@@ -327,8 +328,28 @@ impl Relay {
             event.schema_version.to_string().as_str(),
         );
         h.insert(headers::POSITION, event.position.to_string().as_str());
+        // A traced operation's event is published in a span of that trace, whose context the
+        // message carries on to its consumers (or the appender's, when this process exports no
+        // traces of its own).
+        let span = match event.metadata.traceparent.as_deref() {
+            Some(parent) => {
+                let span = tracing::info_span!(
+                    "publish",
+                    otel.kind = "producer",
+                    event_type = %event.event_type,
+                    stream_type = %event.stream.stream_type,
+                    position = %event.position,
+                );
+                tracecontext::follow(&span, Some(parent));
+                let carried = tracecontext::of(&span).unwrap_or_else(|| parent.to_owned());
+                h.insert(headers::TRACEPARENT, carried.as_str());
+                span
+            }
+            None => tracing::Span::none(),
+        };
         self.jetstream
             .publish_with_headers(subject, h, payload.into())
+            .instrument(span)
             .await
             .context("failed to send to JetStream")
     }

@@ -125,6 +125,10 @@ pub struct EventMetadata {
     /// The HTTP request (or webhook delivery) that carried the command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The W3C `traceparent` of the span that appended the event, when traces are on: the relay
+    /// publishes it in the message's headers, so a consumer's span joins the same trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// An event to append. Its id should derive from the command's idempotency key so that a retry

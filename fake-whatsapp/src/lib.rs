@@ -73,6 +73,10 @@ pub struct Received {
     pub kind: String,
     pub body: Value,
     pub received_at: String,
+    /// The request's W3C `traceparent`, when the sender was traced (Meta ignores it; tests
+    /// follow one message's trace to here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -555,6 +559,10 @@ async fn send(
             kind,
             body: body.clone(),
             received_at: Utc::now().to_rfc3339(),
+            traceparent: headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
         });
         inner.config.clone()
     };

@@ -32,6 +32,8 @@ pub mod headers {
     pub const SCHEMA_VERSION: &str = "Booking-Schema-Version";
     /// The event's place in the global read order, `<transaction_id>.<global_position>`.
     pub const POSITION: &str = "Booking-Position";
+    /// The W3C trace context of the publishing span, on the events of a traced operation.
+    pub const TRACEPARENT: &str = "traceparent";
 }
 
 /// How long JetStream remembers a `Nats-Msg-Id`. The relay does not depend on it for

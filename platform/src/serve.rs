@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, MatchedPath};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -48,6 +48,26 @@ pub fn shutdown_on_signals() -> CancellationToken {
     token
 }
 
+/// Each request's span, named by its route (never by its path: paths carry ids), and a child
+/// of the caller's span when the request carries a `traceparent`.
+fn request_span(request: &Request) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str());
+    let span = tracing::info_span!(
+        "request",
+        otel.name = format!("{} {route}", request.method()),
+        otel.kind = "server",
+        http.request.method = %request.method(),
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+    );
+    let traceparent = request.headers().get(tracecontext::TRACEPARENT);
+    tracecontext::follow(&span, traceparent.and_then(|v| v.to_str().ok()));
+    span
+}
+
 /// How long a client may take to send a request's head (its line and headers): past it the
 /// connection is closed, so a client trickling its headers in (slowloris) holds a connection
 /// no longer. (The body is timed with the rest of the request: `time_limit`.)
@@ -69,7 +89,13 @@ pub async fn serve(
         .layer(CatchPanicLayer::custom(panicked))
         .layer(axum::middleware::from_fn(security_headers))
         .layer(axum::middleware::from_fn(crate::metrics::track))
-        .layer(TraceLayer::new_for_http());
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(|response: &Response, _: Duration, span: &tracing::Span| {
+                    span.record("http.response.status_code", response.status().as_u16());
+                }),
+        );
     let connections = TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {

@@ -82,6 +82,34 @@ pub fn filter_subject(ns: &Namespace, _projection: Projection) -> String {
     ns.all_events()
 }
 
+/// The span in which `consumer` handles a traced operation's event: a child of the relay's
+/// publish span (the message's `traceparent`), or of the appender's when the relay carried
+/// none. An untraced event gets no span.
+pub fn consume_span(
+    consumer: &str,
+    message: &jetstream::Message,
+    event: &RecordedEvent,
+) -> tracing::Span {
+    let carried = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(nats::headers::TRACEPARENT))
+        .map(|v| v.as_str());
+    let Some(parent) = carried.or(event.metadata.traceparent.as_deref()) else {
+        return tracing::Span::none();
+    };
+    let span = tracing::info_span!(
+        "consume",
+        otel.name = format!("consume {consumer}"),
+        otel.kind = "consumer",
+        consumer,
+        event_type = %event.event_type,
+        position = %event.position,
+    );
+    tracecontext::follow(&span, Some(parent));
+    span
+}
+
 /// Reads the envelope the relay published: the event as stored, personal values sealed and
 /// the payload in its stored schema. [`receive`] makes it what readers get.
 pub fn decode_message(message: &jetstream::Message) -> anyhow::Result<RecordedEvent> {
@@ -178,7 +206,15 @@ async fn handle_batch(
     let all: Vec<(u64, &RecordedEvent)> = batch.iter().map(|d| (d.sequence, &d.event)).collect();
     metrics::histogram!("projection_batch_events", "projection" => projection.name())
         .record(batch.len() as f64);
-    match apply_batch(projection, runtime, &all).await {
+    // Each traced event's span lasts while its batch is applied and committed.
+    let spans: Vec<tracing::Span> = batch
+        .iter()
+        .map(|d| consume_span(projection.name(), &d.message, &d.event))
+        .filter(|s| !s.is_none())
+        .collect();
+    let applied = apply_batch(projection, runtime, &all).await;
+    drop(spans);
+    match applied {
         Ok(outcomes) => {
             count(projection, stats, &outcomes);
             lag(projection, batch.last().map(|d| &d.message));

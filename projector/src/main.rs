@@ -48,7 +48,7 @@ enum DeadLetterAction {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = projector::load_settings()?;
-    platform::telemetry::init(&settings.log);
+    let _telemetry = platform::telemetry::init(&settings.log, "projector");
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = projector::Application::build(settings).await?;

@@ -36,6 +36,7 @@ use eventstore::RecordedEvent;
 use platform::ratelimit::{Quota, RateLimiter};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 use uuid::Uuid;
 use whatsapp::{CloudApi, CloudApiError};
 
@@ -271,7 +272,13 @@ impl Sender {
     }
 
     async fn handle(&self, message: &jetstream::Message, event: &RecordedEvent) -> Disposition {
-        match self.try_handle(message, event).await {
+        let span = match event.event_type.as_str() {
+            "BotReplied" | "StaffReplied" => {
+                crate::consumer::consume_span("sender", message, event)
+            }
+            _ => tracing::Span::none(),
+        };
+        match self.try_handle(message, event).instrument(span).await {
             Ok(d) => d,
             Err(err) => {
                 tracing::warn!(error = format!("{err:#}"), event_id = %event.event_id, "sender failed on a reply; will retry");

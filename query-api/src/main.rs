@@ -1,7 +1,7 @@
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = query_api::load_settings()?;
-    platform::telemetry::init(&settings.log);
+    let _telemetry = platform::telemetry::init(&settings.log, "query-api");
     let app = query_api::Application::build(settings).await?;
     tracing::info!(port = app.port(), "query-api listening");
     app.run_until_stopped(platform::serve::shutdown_on_signals())

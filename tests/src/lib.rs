@@ -5,6 +5,7 @@
 
 pub mod backlog;
 pub mod cpu;
+pub mod otlp;
 pub mod stack;
 pub mod tenant;
 pub mod wa;

@@ -42,6 +42,8 @@ pub struct Platform {
 pub struct Routes {
     pub redis_url: Option<String>,
     pub postgres_port: Option<u16>,
+    /// An OTLP endpoint the services export their traces to (off when `None`, as by default).
+    pub traces: Option<String>,
 }
 
 pub const SERVICES: [&str; 4] = ["fake-whatsapp", "command-api", "query-api", "projector"];
@@ -145,6 +147,13 @@ impl Platform {
             command
                 .env("APP__DATABASE__URL", via(self.db.app_url()))
                 .env("APP__DATABASE__OPERATOR_URL", via(self.db.operator_url()));
+        }
+        if let Some(endpoint) = &self.routes.traces {
+            command
+                .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+                .env("OTEL_SERVICE_NAME", name)
+                // Spans leave every 100 ms rather than every 5 s.
+                .env("OTEL_BSP_SCHEDULE_DELAY", "100");
         }
         // Each service as its own NATS user, with only the subjects it needs (nats/auth.conf).
         if name != "fake-whatsapp" {

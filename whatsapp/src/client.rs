@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde::Deserialize;
+use tracing::Instrument as _;
 
 #[derive(Debug, Clone)]
 pub struct CloudApi {
@@ -92,13 +93,13 @@ impl CloudApi {
             "{}/{}/{phone_number_id}/messages",
             self.base_url, self.version
         );
-        let response = self
-            .http
-            .post(url)
-            .bearer_auth(token)
-            .json(message)
-            .send()
-            .await;
+        // Meta ignores the trace context; a proxy or a fake in between can follow it.
+        let span = tracing::info_span!("send_message", otel.kind = "client");
+        let mut request = self.http.post(url).bearer_auth(token).json(message);
+        if let Some(traceparent) = tracecontext::of(&span) {
+            request = request.header(tracecontext::TRACEPARENT, traceparent);
+        }
+        let response = request.send().instrument(span).await;
         let sent: Sent = read_answer(response).await?;
         sent.messages
             .into_iter()

@@ -32,6 +32,7 @@ pub fn event(event_type: &str, n: i64) -> NewEvent {
             correlation_id: Some(Uuid::new_v4()),
             causation_id: None,
             request_id: Some("req-1".into()),
+            traceparent: None,
         },
     }
 }

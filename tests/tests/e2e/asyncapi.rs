@@ -32,7 +32,7 @@ async fn the_analytics_service_serves_the_events_streams_asyncapi_document_and_i
     assert_eq!(served, committed);
     assert_eq!(served["asyncapi"], "3.0.0");
 
-    // Each header the relay sets is described, and nothing else is.
+    // Each header the relay sets (always, or on traced events) is described, and nothing else is.
     let described: Vec<&str> = served["components"]["schemas"]["Headers"]["properties"]
         .as_object()
         .unwrap()
@@ -48,6 +48,7 @@ async fn the_analytics_service_serves_the_events_streams_asyncapi_document_and_i
         nats::headers::EVENT_TYPE,
         nats::headers::SCHEMA_VERSION,
         nats::headers::POSITION,
+        nats::headers::TRACEPARENT,
     ];
     relay_sets.sort();
     let mut described = described;

@@ -34,6 +34,7 @@ mod staff;
 mod stripe;
 mod takeover;
 mod team;
+mod traces;
 mod transport;
 mod unit_of_work;
 mod webhooks;

@@ -498,6 +498,7 @@ async fn the_platform_survives_kill_9_under_load() {
     let routes = Routes {
         redis_url: Some(redis.url()),
         postgres_port: Some(postgres.port()),
+        ..Routes::default()
     };
     let mut p = Platform::start_with(&nats.url(), namespace.prefix(), "file", routes).await;
     // Like Meta, who keeps redelivering a webhook for days, rather than the fake's few tries.

@@ -1,0 +1,157 @@
+//! Traces: with an OTLP endpoint configured, one WhatsApp message is one trace across the
+//! processes, carried by the HTTP request, the events' metadata, the NATS headers and the
+//! Cloud API call.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use e2e_tests::eventually;
+use e2e_tests::otlp::{Collector, Span};
+use e2e_tests::stack::{Customer, Platform, Routes};
+use serde_json::Value;
+use testkit::TestNats;
+
+/// The trace id and span id of a `traceparent`.
+fn ids(traceparent: &str) -> (String, String) {
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    assert_eq!(parts.len(), 4, "{traceparent}");
+    (parts[1].to_owned(), parts[2].to_owned())
+}
+
+/// `span` and its ancestors, up to the first one not received.
+fn lineage<'a>(spans: &'a HashMap<String, Span>, span: &str) -> Vec<&'a Span> {
+    let mut chain = Vec::new();
+    let mut next = spans.get(span);
+    while let Some(s) = next {
+        chain.push(s);
+        next = spans.get(&s.parent_span_id);
+    }
+    chain
+}
+
+#[tokio::test]
+async fn one_whatsapp_message_is_one_trace_from_the_webhook_to_the_reply() {
+    let collector = Collector::spawn().await;
+    let nats = TestNats::new().await;
+    let routes = Routes {
+        traces: Some(collector.endpoint.clone()),
+        ..Routes::default()
+    };
+    let p = Platform::start_with(&nats.url, nats.ns.prefix(), "memory", routes).await;
+    let salon = p.business("traced-salon", "100000000000951").await;
+    let mut ana = Customer::new(&p, &salon, "+34600000951");
+
+    // The replies reach Meta (the fake) with the context of the span that sent them, all in
+    // the trace of the message they answer.
+    let replies = ana.say("hi").await;
+    assert!(!replies.is_empty());
+    let sent: Vec<(String, String)> = replies
+        .iter()
+        .map(|r| {
+            ids(r["traceparent"]
+                .as_str()
+                .expect("a reply carries a traceparent"))
+        })
+        .collect();
+    let trace_id = sent[0].0.clone();
+    assert!(sent.iter().all(|(t, _)| *t == trace_id), "{sent:?}");
+
+    // The spans of that trace, from three hops in two processes, form one tree: the Cloud
+    // API call, under the sender's handling of the reply event, under the relay's publishing
+    // of it, under the command API's answer to Meta's webhook, its root.
+    let (spans, chain) = eventually(Duration::from_secs(30), || async {
+        let spans: HashMap<String, Span> = collector
+            .trace(&trace_id)
+            .into_iter()
+            .map(|s| (s.span_id.clone(), s))
+            .collect();
+        let chain: Vec<(String, String)> = lineage(&spans, &sent[0].1)
+            .iter()
+            .map(|s| (s.service.clone(), s.name.clone()))
+            .collect();
+        let rooted = chain
+            .last()
+            .is_some_and(|(_, name)| name.as_str() == "POST /webhooks/whatsapp");
+        rooted.then_some((spans, chain))
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "no complete trace {trace_id}; received {:#?}",
+            collector.spans()
+        )
+    });
+    let hops: Vec<(&str, &str)> = chain
+        .iter()
+        .map(|(service, name)| (service.as_str(), name.as_str()))
+        .filter(|(_, name)| {
+            [
+                "send_message",
+                "consume sender",
+                "publish",
+                "POST /webhooks/whatsapp",
+            ]
+            .contains(name)
+        })
+        .collect();
+    assert_eq!(
+        hops,
+        [
+            ("projector", "send_message"),
+            ("projector", "consume sender"),
+            ("projector", "publish"),
+            ("command-api", "POST /webhooks/whatsapp"),
+        ],
+        "{chain:#?}"
+    );
+    let root = spans
+        .values()
+        .find(|s| s.parent_span_id.is_empty())
+        .unwrap();
+    assert_eq!(root.name, "POST /webhooks/whatsapp");
+    assert_eq!(
+        spans
+            .values()
+            .filter(|s| s.parent_span_id.is_empty())
+            .count(),
+        1,
+        "one root: {spans:#?}"
+    );
+    // The projections applied the message's events in the same trace.
+    eventually(Duration::from_secs(30), || async {
+        collector
+            .trace(&trace_id)
+            .iter()
+            .any(|s| s.name == "consume conversations")
+            .then_some(())
+    })
+    .await
+    .expect("the conversations projection's span joins the trace");
+
+    // The log keeps the context: the message received, the replies decided and the sends
+    // recorded, each in the trace.
+    let log = p.db.operator_pool().await;
+    let recorded: Vec<(String, Value)> = sqlx::query_as(
+        "select event_type, metadata from events
+          where tenant_id = $1::text::uuid and stream_type = 'conversation'
+          order by global_position",
+    )
+    .bind(&salon.tenant_id)
+    .fetch_all(&log)
+    .await
+    .unwrap();
+    for kind in ["MessageReceived", "BotReplied", "OutboundMessageSent"] {
+        let traced: Vec<String> = recorded
+            .iter()
+            .filter(|(t, _)| t == kind)
+            .map(|(_, m)| {
+                ids(m["traceparent"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{kind}: {m}")))
+                .0
+            })
+            .collect();
+        assert!(!traced.is_empty(), "no {kind} in {recorded:?}");
+        assert!(traced.iter().all(|t| *t == trace_id), "{kind}: {traced:?}");
+    }
+}
