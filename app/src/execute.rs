@@ -9,6 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use eventstore::{AppendError, EventStore, Position};
+use tracing::Instrument as _;
 
 use crate::context::CommandContext;
 use crate::error::AppError;
@@ -70,7 +71,12 @@ where
         let mut uow = UnitOfWork::new(store, ctx);
         let value = decide(&mut uow).await?;
         let started = std::time::Instant::now();
-        let committed = uow.commit().await;
+        // The events' metadata carries this span's trace context (when traced): what consumes
+        // them joins the trace under it.
+        let committed = uow
+            .commit()
+            .instrument(tracing::info_span!("append", attempt))
+            .await;
         metrics::histogram!("append_duration_seconds").record(started.elapsed().as_secs_f64());
         match committed {
             Ok(outcome) => {

@@ -58,7 +58,8 @@ async fn one_whatsapp_message_is_one_trace_from_the_webhook_to_the_reply() {
 
     // The spans of that trace, from three hops in two processes, form one tree: the Cloud
     // API call, under the sender's handling of the reply event, under the relay's publishing
-    // of it, under the command API's answer to Meta's webhook, its root.
+    // of it, under the append of it, under the command API's answer to Meta's webhook, the
+    // root.
     let (spans, chain) = eventually(Duration::from_secs(30), || async {
         let spans: HashMap<String, Span> = collector
             .trace(&trace_id)
@@ -89,6 +90,7 @@ async fn one_whatsapp_message_is_one_trace_from_the_webhook_to_the_reply() {
                 "send_message",
                 "consume sender",
                 "publish",
+                "append",
                 "POST /webhooks/whatsapp",
             ]
             .contains(name)
@@ -100,6 +102,7 @@ async fn one_whatsapp_message_is_one_trace_from_the_webhook_to_the_reply() {
             ("projector", "send_message"),
             ("projector", "consume sender"),
             ("projector", "publish"),
+            ("command-api", "append"),
             ("command-api", "POST /webhooks/whatsapp"),
         ],
         "{chain:#?}"
