@@ -26,17 +26,6 @@ pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
 }
 
-impl Telemetry {
-    /// Sends every finished span now (tests read the collector afterwards).
-    pub fn flush(&self) {
-        if let Some(provider) = &self.provider
-            && let Err(err) = provider.force_flush()
-        {
-            tracing::warn!(error = %err, "cannot flush the trace export");
-        }
-    }
-}
-
 impl Drop for Telemetry {
     fn drop(&mut self) {
         if let Some(provider) = self.provider.take()

@@ -24,7 +24,7 @@ pub struct Span {
     pub parent_span_id: String,
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Collector {
     spans: Arc<Mutex<Vec<Span>>>,
     /// The endpoint to give the services (`OTEL_EXPORTER_OTLP_ENDPOINT`).

@@ -39,17 +39,19 @@ pub fn current() -> Option<String> {
 /// Makes `span` (not yet entered) a child of the remote span `traceparent` names. An absent or
 /// malformed one leaves `span` where it is (a root, or under the current span).
 pub fn follow(span: &tracing::Span, traceparent: Option<&str>) {
-    let Some(traceparent) = traceparent.filter(|t| parse(t).is_some()) else {
+    let Some(traceparent) = traceparent else {
         return;
     };
     let carrier = HashMap::from([(TRACEPARENT.to_owned(), traceparent.to_owned())]);
     let context = TraceContextPropagator::new().extract(&carrier);
-    // Refused only for a span already started with another parent: it stays there.
-    let _ = span.set_parent(context);
+    if context.span().span_context().is_valid() {
+        // Refused only for a span already started with another parent: it stays there.
+        let _ = span.set_parent(context);
+    }
 }
 
 /// The trace id (32 hex digits) and parent span id (16) of a well-formed version-00
-/// `traceparent`.
+/// `traceparent` (for readers of a carried one, e.g. tests).
 pub fn parse(traceparent: &str) -> Option<(&str, &str)> {
     let mut parts = traceparent.split('-');
     let (version, trace, span, flags) =
