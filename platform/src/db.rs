@@ -35,6 +35,14 @@ pub fn operator_pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
     lazy_pool(settings.operator_url(), settings)
 }
 
+/// The application role's pool on the hot standby, when one is configured.
+pub fn replica_pool(settings: &DatabaseSettings) -> anyhow::Result<Option<PgPool>> {
+    settings
+        .replica_url()
+        .map(|url| lazy_pool(url, settings))
+        .transpose()
+}
+
 fn lazy_pool(url: &str, settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
     let options: PgConnectOptions = url.parse().context("invalid database URL")?;
     Ok(PgPoolOptions::new()

@@ -100,6 +100,10 @@ pub struct DatabaseSettings {
     pub operator_url: SecretString,
     pub max_connections: u32,
     pub acquire_timeout_ms: u64,
+    /// The application role on a streaming-replication hot standby, for the query API's
+    /// reads that allow it (see `query-api`'s reader). Unset: everything reads the primary.
+    #[serde(default)]
+    pub replica_url: Option<SecretString>,
 }
 
 impl DatabaseSettings {
@@ -109,6 +113,10 @@ impl DatabaseSettings {
 
     pub fn operator_url(&self) -> &str {
         self.operator_url.expose_secret()
+    }
+
+    pub fn replica_url(&self) -> Option<&str> {
+        self.replica_url.as_ref().map(|url| url.expose_secret())
     }
 }
 

@@ -124,6 +124,8 @@ pub fn load_settings() -> anyhow::Result<Settings> {
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    /// The application role on the hot standby, when there is one (see `reader`).
+    pub replica: Option<PgPool>,
     /// The log as the tenant reads it (audit), under RLS.
     pub store: EventStore,
     /// The log as the operator reads it (cross-tenant audit).
@@ -254,6 +256,7 @@ impl Application {
             platform::redis_link::RedisLink::new(Some(redis.clone()), &settings.redis.key_prefix);
         let app = AppState {
             pool: pool.clone(),
+            replica: platform::db::replica_pool(&settings.database)?,
             store: EventStore::new(pool.clone()).with_upcasters(app::events::upcasters()),
             log: GlobalLog::new(operator_pool.clone()).with_upcasters(app::events::upcasters()),
             keys: JwtKeys::from_settings(&settings.auth)?,

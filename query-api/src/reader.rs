@@ -1,6 +1,13 @@
 //! The caller of a read: authenticated like the command API (access token or API key), rate
 //! limited per credential, refused while its tenant is suspended, and, when it carries a
 //! consistency token, held until the projections have applied that far.
+//!
+//! With a hot standby configured (`database.replica_url`), a read goes to the standby where it
+//! allows it: always without a consistency token; with one, when the standby has replayed the
+//! projections' progress past it (its `rm_positions` rows are the primary's, replayed in the
+//! same transactions as the read models they describe). Otherwise the token is waited for on the
+//! primary and the read is the primary's, so a token never reads older than the write it came
+//! from. A standby that cannot be reached leaves the primary to answer.
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +35,25 @@ pub struct Reader {
     pub actor: Actor,
     /// The consistency token the request carried, already waited for.
     pub consistency: Option<Position>,
+    /// Where this read is answered from.
+    pub source: Source,
+}
+
+/// The database a read is answered from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Primary,
+    /// The hot standby (`database.replica_url`).
+    Replica,
+}
+
+impl Source {
+    fn label(self) -> &'static str {
+        match self {
+            Source::Primary => "primary",
+            Source::Replica => "replica",
+        }
+    }
 }
 
 impl Reader {
@@ -35,10 +61,33 @@ impl Reader {
         Ok(self.actor.require(permission)?)
     }
 
-    /// A read-only transaction that sees only this tenant's rows.
+    /// A read-only transaction that sees only this tenant's rows, on the standby when the
+    /// read goes there and it answers, on the primary otherwise.
     pub async fn begin(&self, app: &AppState) -> Result<Transaction<'static, Postgres>, Problem> {
+        if let (Source::Replica, Some(replica)) = (self.source, &app.replica) {
+            match tenant_read(replica, self.tenant_id).await {
+                Ok(tx) => return Ok(tx),
+                Err(err) if unreachable(&err) => {
+                    tracing::warn!(error = %err, "the standby does not answer: reading the primary");
+                    metrics::counter!("query_replica_fallbacks_total").increment(1);
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
         Ok(tenant_read(&app.pool, self.tenant_id).await?)
     }
+}
+
+/// Whether `err` says the database could not be reached (rather than refusing a statement).
+fn unreachable(err: &sqlx::Error) -> bool {
+    matches!(
+        err,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Protocol(_)
+    )
 }
 
 /// A read-only transaction on `pool` that sees only `tenant_id`'s rows (for work that outlives
@@ -77,18 +126,65 @@ impl FromRequestParts<AppState> for Reader {
             .await
             .map_err(|l| Problem::too_many_requests(l.retry_after.as_secs().max(1)))?;
         let consistency = consistency_token(parts)?;
-        if let Some(token) = consistency {
+        let source = match (consistency, &app.replica) {
+            (_, None) => Source::Primary,
+            (None, Some(_)) => Source::Replica,
+            (Some(token), Some(replica)) if replica_reached(replica, token).await => {
+                Source::Replica
+            }
+            (Some(_), Some(_)) => Source::Primary,
+        };
+        if let (Some(token), Source::Primary) = (consistency, source) {
             wait_for(app, token).await?;
         }
+        metrics::counter!("query_reads_total", "source" => source.label()).increment(1);
         let reader = Reader {
             tenant_id,
             actor,
             consistency,
+            source,
         };
         let mut tx = reader.begin(app).await?;
         gate(&mut tx).await?;
         Ok(reader)
     }
+}
+
+/// Whether the standby has replayed every projection's progress up to `token` (false when it
+/// cannot say, e.g. it is down: the primary then answers).
+async fn replica_reached(replica: &sqlx::PgPool, token: Position) -> bool {
+    match progress(replica, token).await {
+        Ok(progress) => progress.reached,
+        Err(err) => {
+            tracing::warn!(error = %err, "the standby does not answer: the token waits on the primary");
+            false
+        }
+    }
+}
+
+/// How far the read models on `pool` are from `token`.
+struct Progress {
+    /// Every projection (as `rm_tables` lists them) is at or past the token.
+    reached: bool,
+    /// The token's transaction has begun (on a standby: as far as it has replayed).
+    begun: bool,
+}
+
+async fn progress(pool: &sqlx::PgPool, token: Position) -> sqlx::Result<Progress> {
+    let row = sqlx::query!(
+        r#"select (select count(*) from rm_positions
+                        where (transaction_id, global_position) >= ($1::text::xid8, $2))
+                    >= (select count(distinct projection) from rm_tables) as "reached!",
+                      $1::text::xid8 < pg_snapshot_xmax(pg_current_snapshot()) as "begun!""#,
+        token.transaction_id.to_string(),
+        token.global_position as i64
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(Progress {
+        reached: row.reached,
+        begun: row.begun,
+    })
 }
 
 fn consistency_token(parts: &Parts) -> Result<Option<Position>, Problem> {
@@ -119,17 +215,7 @@ fn consistency_token(parts: &Parts) -> Result<Option<Position>, Problem> {
 async fn wait_for(app: &AppState, token: Position) -> Result<(), Problem> {
     let deadline = Instant::now() + app.max_wait;
     loop {
-        // Reached when every projection (as `rm_tables` lists them) is at or past the token.
-        let row = sqlx::query!(
-            r#"select (select count(*) from rm_positions
-                        where (transaction_id, global_position) >= ($1::text::xid8, $2))
-                    >= (select count(distinct projection) from rm_tables) as "reached!",
-                      $1::text::xid8 < pg_snapshot_xmax(pg_current_snapshot()) as "begun!""#,
-            token.transaction_id.to_string(),
-            token.global_position as i64
-        )
-        .fetch_one(&app.pool)
-        .await?;
+        let row = progress(&app.pool, token).await?;
         if row.reached {
             return Ok(());
         }

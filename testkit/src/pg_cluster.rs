@@ -16,20 +16,7 @@ pub struct PgCluster {
 
 impl PgCluster {
     pub fn start() -> Self {
-        let bin = server_bin();
-        let dir =
-            std::env::temp_dir().join(format!("booking-pg-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("a temporary directory");
-        let cluster = Self {
-            port: crate::nats_server::free_port(),
-            dir,
-            bin,
-        };
-        if is_root() {
-            ok(Command::new("chown")
-                .arg("postgres:postgres")
-                .arg(&cluster.dir));
-        }
+        let cluster = Self::empty();
         let data = cluster.dir.join("data");
         ok(cluster
             .as_server_user(&cluster.bin.join("initdb"))
@@ -37,19 +24,70 @@ impl PgCluster {
             .arg(&data)
             .args(["--username=postgres", "--auth=trust", "--encoding=UTF8"])
             .args(["--locale=C.UTF-8", "--no-sync"]));
+        cluster.run();
+        cluster
+    }
+
+    /// A streaming-replication hot standby of `primary`: a `pg_basebackup` of it (which writes
+    /// the replication settings, `-R`), started on a port of its own. Read-only; it replays the
+    /// primary's WAL as it comes.
+    pub fn standby_of(primary: &PgCluster) -> Self {
+        let standby = Self::empty();
+        ok(standby
+            .as_server_user(&standby.bin.join("pg_basebackup"))
+            .arg("--pgdata")
+            .arg(standby.dir.join("data"))
+            .args(["--host=127.0.0.1", "--username=postgres", "--no-sync"])
+            .args([
+                "--wal-method=stream",
+                "--checkpoint=fast",
+                "--write-recovery-conf",
+            ])
+            .arg(format!("--port={}", primary.port)));
+        standby.run();
+        standby
+    }
+
+    fn empty() -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("booking-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let cluster = Self {
+            port: crate::nats_server::free_port(),
+            dir,
+            bin: server_bin(),
+        };
+        if is_root() {
+            ok(Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(&cluster.dir));
+        }
+        cluster
+    }
+
+    fn run(&self) {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100",
-            cluster.port,
-            cluster.dir.display()
+            self.port,
+            self.dir.display()
         );
-        ok(cluster
-            .as_server_user(&cluster.bin.join("pg_ctl"))
+        ok(self
+            .as_server_user(&self.bin.join("pg_ctl"))
             .arg("--pgdata")
-            .arg(&data)
+            .arg(self.dir.join("data"))
             .arg("--log")
-            .arg(cluster.dir.join("server.log"))
+            .arg(self.dir.join("server.log"))
             .args(["--wait", "--options", &options, "start"]));
-        cluster
+    }
+
+    /// Stops the server at once, as a crash would (`immediate`); the data stays.
+    pub fn kill(&self) {
+        let _ = self
+            .as_server_user(&self.bin.join("pg_ctl"))
+            .arg("--pgdata")
+            .arg(self.dir.join("data"))
+            .args(["--mode=immediate", "--wait", "stop"])
+            .output();
     }
 
     /// The superuser, on the cluster's `postgres` database.
@@ -72,12 +110,7 @@ impl PgCluster {
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
-        let _ = self
-            .as_server_user(&self.bin.join("pg_ctl"))
-            .arg("--pgdata")
-            .arg(self.dir.join("data"))
-            .args(["--mode=immediate", "--wait", "stop"])
-            .output();
+        self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -92,6 +92,7 @@ pub fn service_settings(db: &TestDb, nats: &TestNats, redis_url: &str) -> Servic
             operator_url: SecretString::from(db.operator_url()),
             max_connections: 8,
             acquire_timeout_ms: 2000,
+            replica_url: None,
         },
         nats: NatsSettings {
             url: nats.url.clone(),

@@ -25,6 +25,7 @@ mod projections;
 mod public_events;
 mod queries;
 mod reminders;
+mod replica;
 mod schema;
 mod schemathesis;
 mod sender;
