@@ -230,7 +230,8 @@ impl Login {
 
 /// Connects to NATS, as `login` when given (the shipped server configs refuse anonymous
 /// clients). The client keeps retrying in the background, also for the first connection, so a
-/// service starts (and reports not-ready) while NATS is down.
+/// service starts (and reports not-ready) while NATS is down. `url` is one server's, or a
+/// cluster's nodes' separated by commas.
 pub async fn connect(
     url: &str,
     name: &str,
@@ -249,7 +250,8 @@ pub async fn connect(
         .retry_on_initial_connect()
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(2))
-        .connect(url)
+        // A cluster's nodes, comma-separated: the client reconnects to another when one goes.
+        .connect(url.split(',').map(str::trim).collect::<Vec<_>>())
         .await
         .with_context(|| format!("failed to set up a NATS client for {url}"))
 }

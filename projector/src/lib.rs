@@ -37,6 +37,8 @@ port = 8082
 enabled = true
 batch_size = 1000
 idle_wait_ms = 1000
+# The events stream's replicas when the relay creates it: 1 on one server, 3 on a cluster.
+replicas = 1
 
 [sender]
 enabled = true
@@ -232,6 +234,8 @@ pub struct RelaySettings {
     pub enabled: bool,
     pub batch_size: usize,
     pub idle_wait_ms: u64,
+    /// How many servers keep the events stream, on creation (an existing one keeps its own).
+    pub replicas: usize,
     /// The relay's own NATS user, the only one that may publish events (`nats/auth.conf`);
     /// without it the relay shares the process's connection (a server without authentication).
     #[serde(default)]
@@ -372,6 +376,7 @@ impl Application {
                 batch_size: settings.relay.batch_size,
                 idle_wait: Duration::from_millis(settings.relay.idle_wait_ms),
                 storage: settings.nats.storage(),
+                replicas: settings.relay.replicas,
                 ..RelayConfig::default()
             };
             settings.nats.namespace().map(|ns| {

@@ -17,7 +17,7 @@ mod redis_server;
 mod tcp_gate;
 
 pub use database::TestDb;
-pub use nats_server::{NatsServer, TestNats, connect_as, dev_env, login};
+pub use nats_server::{NatsCluster, NatsServer, TestNats, connect_as, dev_env, login};
 pub use pg_cluster::PgCluster;
 pub use redis_server::RedisServer;
 pub use tcp_gate::TcpGate;

@@ -192,3 +192,102 @@ pub(crate) fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port")
 }
+
+/// A 3-node JetStream cluster of one's own (each node a [`NatsServer`]-like process on free
+/// ports, routed to the others, the users of `nats/auth.conf`), for tests that lose a node.
+/// Killed and its directories removed when dropped.
+pub struct NatsCluster {
+    nodes: Vec<ClusterNode>,
+}
+
+struct ClusterNode {
+    name: String,
+    port: u16,
+    cluster_port: u16,
+    store_dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl NatsCluster {
+    pub fn start() -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let nodes = (1..=3)
+            .map(|n| ClusterNode {
+                name: format!("booking-test-{}-n{n}", &id[..8]),
+                port: free_port(),
+                cluster_port: free_port(),
+                store_dir: std::env::temp_dir().join(format!("booking-nats-{id}-n{n}")),
+                child: None,
+            })
+            .collect();
+        let mut cluster = Self { nodes };
+        for n in 0..3 {
+            cluster.restart(n);
+        }
+        cluster
+    }
+
+    /// Every node's client URL, comma-separated (what a client is given).
+    pub fn url(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("nats://127.0.0.1:{}", n.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Node `n`'s (0, 1 or 2) client URL.
+    pub fn node_url(&self, n: usize) -> String {
+        format!("nats://127.0.0.1:{}", self.nodes[n].port)
+    }
+
+    /// Kills node `n` at once, as a crash would.
+    pub fn kill(&mut self, n: usize) {
+        if let Some(mut child) = self.nodes[n].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts node `n` again on its ports and storage, and waits until it accepts connections.
+    pub fn restart(&mut self, n: usize) {
+        self.kill(n);
+        let routes = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != n)
+            .map(|(_, node)| format!("nats-route://127.0.0.1:{}", node.cluster_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        let node = &mut self.nodes[n];
+        std::fs::create_dir_all(&node.store_dir).expect("a store directory");
+        let binary = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into());
+        let child = Command::new(&binary)
+            .envs(dev_env())
+            .args(["-c", AUTH_CONF, "-a", "127.0.0.1", "-n", &node.name])
+            .args(["-p", &node.port.to_string(), "-js", "-sd"])
+            .arg(&node.store_dir)
+            .args(["--cluster_name", "booking-test"])
+            .args([
+                "--cluster",
+                &format!("nats://127.0.0.1:{}", node.cluster_port),
+            ])
+            .args(["--routes", &routes])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {binary}: {err}"));
+        node.child = Some(child);
+        wait_for_port(node.port, "nats-server");
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for n in 0..self.nodes.len() {
+            self.kill(n);
+            let _ = std::fs::remove_dir_all(&self.nodes[n].store_dir);
+        }
+    }
+}

@@ -565,6 +565,7 @@ pub fn projector_settings(db: &TestDb, nats: &TestNats) -> projector::Settings {
             enabled: true,
             batch_size: 1000,
             idle_wait_ms: 200,
+            replicas: 1,
             nats_user: Some(relay.user),
             nats_password: Some(relay.password),
         },

@@ -44,9 +44,22 @@ pub struct Routes {
     pub postgres_port: Option<u16>,
     /// An OTLP endpoint the services export their traces to (off when `None`, as by default).
     pub traces: Option<String>,
+    /// The cluster topology (`deploy/`): a second command API and a second projector, the
+    /// command APIs behind HAProxy (`deploy/haproxy.cfg`, which the platform's command URL
+    /// then is), the events stream with 3 replicas (for a NATS cluster's URLs).
+    pub cluster: bool,
 }
 
 pub const SERVICES: [&str; 4] = ["fake-whatsapp", "command-api", "query-api", "projector"];
+/// The second instances the cluster topology adds; `name-2` runs the binary `name`.
+pub const SECOND_INSTANCES: [&str; 2] = ["command-api-2", "projector-2"];
+/// HAProxy, in the cluster topology.
+pub const HAPROXY: &str = "haproxy";
+
+/// The binary an instance name runs.
+fn binary_of(name: &str) -> &str {
+    name.strip_suffix("-2").unwrap_or(name)
+}
 
 impl Platform {
     pub async fn start(nats_url: &str, namespace: &str, storage: &'static str) -> Self {
@@ -62,9 +75,19 @@ impl Platform {
     ) -> Self {
         let db = TestDb::new().await;
         let log = db.operator_pool().await;
+        let instances: Vec<&'static str> = if routes.cluster {
+            [&SERVICES[..], &SECOND_INSTANCES[..], &[HAPROXY]].concat()
+        } else {
+            SERVICES.to_vec()
+        };
         let ports: HashMap<&'static str, u16> =
-            SERVICES.iter().map(|s| (*s, free_port())).collect();
+            instances.iter().map(|s| (*s, free_port())).collect();
         let url = |name: &str| format!("http://127.0.0.1:{}", ports[name]);
+        let command = if routes.cluster {
+            url(HAPROXY)
+        } else {
+            url("command-api")
+        };
         let mut platform = Self {
             children: HashMap::new(),
             log,
@@ -72,7 +95,7 @@ impl Platform {
             nats_url: nats_url.to_owned(),
             namespace: namespace.to_owned(),
             storage,
-            command: url("command-api"),
+            command,
             query: url("query-api"),
             fake: url("fake-whatsapp"),
             // A webhook turn on debug binaries sharing two cores with the suite can take many
@@ -85,16 +108,55 @@ impl Platform {
             redis_prefix: format!("e2e:{}:", uuid::Uuid::new_v4().simple()),
             routes,
         };
-        for name in SERVICES {
+        for name in instances {
             platform.spawn(name).await;
         }
         platform
     }
 
+    /// HAProxy with the shipped configuration, before the two command APIs.
+    fn haproxy(&self) -> Command {
+        let at = |name: &str| format!("127.0.0.1:{}", self.ports[name]);
+        let mut command = Command::new("haproxy");
+        command
+            .args(["-W", "-db", "-f"])
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../deploy/haproxy.cfg"
+            ))
+            .env("COMMAND_BIND", at(HAPROXY))
+            .env("COMMAND_API_1", at("command-api"))
+            .env("COMMAND_API_2", at("command-api-2"))
+            // One query API here: both of the configuration's servers are it.
+            .env("QUERY_BIND", format!("127.0.0.1:{}", free_port()))
+            .env("QUERY_API_1", at("query-api"))
+            .env("QUERY_API_2", at("query-api"))
+            .env("STATS_BIND", format!("127.0.0.1:{}", free_port()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+
     /// Starts (or starts again) one binary and waits until it is ready.
     pub async fn spawn(&mut self, name: &'static str) {
         let port = self.ports[name];
-        let mut command = Command::new(binary(name));
+        if name == HAPROXY {
+            let child = self
+                .haproxy()
+                .spawn()
+                .expect("haproxy starts (Debian's haproxy)");
+            self.children.insert(name, child);
+            let ready = wait_for_status(
+                &format!("{}/readyz", self.command),
+                200,
+                Duration::from_secs(30),
+            )
+            .await;
+            assert_eq!(ready, Some(200), "HAProxy does not reach a command API");
+            return;
+        }
+        let mut command = Command::new(binary(binary_of(name)));
         command
             .env("APP__HTTP__PORT", port.to_string())
             .env("APP__DATABASE__URL", self.db.app_url())
@@ -157,7 +219,10 @@ impl Platform {
         }
         // Each service as its own NATS user, with only the subjects it needs (nats/auth.conf).
         if name != "fake-whatsapp" {
-            command.envs(crate::nats_login_env(name));
+            command.envs(crate::nats_login_env(binary_of(name)));
+        }
+        if self.routes.cluster && binary_of(name) == "projector" {
+            command.env("APP__RELAY__REPLICAS", "3");
         }
         let child = command.spawn().expect("the binary starts");
         self.children.insert(name, child);

@@ -501,89 +501,7 @@ async fn the_platform_survives_kill_9_under_load() {
         ..Routes::default()
     };
     let mut p = Platform::start_with(&nats.url(), namespace.prefix(), "file", routes).await;
-    // Like Meta, who keeps redelivering a webhook for days, rather than the fake's few tries.
-    let configured = p
-        .client
-        .post(format!("{}/_fake/config", p.fake))
-        .json(
-            &json!({"webhook_url": format!("{}/webhooks/whatsapp", p.command),
-            "app_secret": APP_SECRET, "status_webhooks": true, "redeliver_for_ms": 90_000}),
-        )
-        .send()
-        .await
-        .expect("the fake answers");
-    assert_eq!(configured.status().as_u16(), 204);
-    let businesses: Vec<Arc<Business>> = futures::future::join_all((0..3).map(|i| {
-        let p = &p;
-        async move {
-            Arc::new(
-                p.business(
-                    &format!("soak-salon-{i}"),
-                    &format!("{}", 100_000_000_300_000u64 + i),
-                )
-                .await,
-            )
-        }
-    }))
-    .await;
-    // On Pro: no monthly cap on bookings (the trial's 100 would be used up in a minute).
-    for business in &businesses {
-        let upgraded = p
-            .client
-            .post(format!("{}/v1/billing/plan", p.command))
-            .bearer_auth(&business.token)
-            .json(&json!({"plan": "pro"}))
-            .send()
-            .await
-            .expect("the command API answers");
-        assert_eq!(upgraded.status().as_u16(), 200);
-    }
-    let load = Arc::new(Load {
-        command: p.command.clone(),
-        query: p.query.clone(),
-        fake: p.fake.clone(),
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(40))
-            .build()
-            .expect("a client"),
-        stop: AtomicBool::new(false),
-        ledger: Mutex::new(Ledger::default()),
-    });
-
-    let mut workers = vec![
-        tokio::spawn(onboarding(load.clone())),
-        tokio::spawn(queries(load.clone(), businesses.clone())),
-    ];
-    for (i, business) in businesses.iter().enumerate() {
-        workers.push(tokio::spawn(api_bookings(load.clone(), business.clone())));
-        for c in 0..2 {
-            workers.push(tokio::spawn(customers(
-                load.clone(),
-                business.clone(),
-                10 * i + c,
-            )));
-        }
-    }
-    // Configuration edits on the businesses taking bookings: the minimum notice toggles.
-    workers.push(tokio::spawn({
-        let (load, businesses) = (load.clone(), businesses.clone());
-        async move {
-            let mut n = 0;
-            while !load.stopped() {
-                n += 1;
-                let b = &businesses[n % businesses.len()];
-                configure(
-                    &load,
-                    &b.tenant_id,
-                    &b.token,
-                    if n % 2 == 0 { 60 } else { 45 },
-                )
-                .await;
-                tokio::time::sleep(Duration::from_millis(700)).await;
-            }
-        }
-    }));
-
+    let soak = Soak::start(&p).await;
     // The faults: a service SIGKILLed every few seconds and restarted; NATS, Redis and Postgres
     // each go once, at a quarter, a half and three quarters of the run.
     let started = Instant::now();
@@ -622,148 +540,377 @@ async fn the_platform_survives_kill_9_under_load() {
             }
         }
     }
-    load.stop.store(true, Ordering::Relaxed);
-    for worker in workers {
-        worker.await.expect("a load worker ends without a panic");
-    }
-    let ledger = std::mem::take(&mut *load.ledger.lock().expect("the ledger"));
-    eprintln!("soak: {seconds} s, {faults:?}");
-    eprintln!(
-        "soak: {} onboarded, {} services, {} configurations, {} API bookings ({} cancelled), \
-         {} booked on WhatsApp, {} messages acknowledged, {} refused, {} queries, {} attempts \
-         ({} answered 409 in progress)",
-        ledger.onboarded.len(),
-        ledger.services.len(),
-        ledger.configured.len(),
-        ledger.booked.len(),
-        ledger.cancelled.len(),
-        ledger.booked_on_whatsapp,
-        ledger.messages.len(),
-        ledger.refused,
-        ledger.queries,
-        ledger.attempts,
-        ledger.waited_on_claims,
-    );
-    let mut server_errors = std::collections::BTreeMap::<&str, usize>::new();
-    for error in &ledger.server_errors {
-        *server_errors.entry(error).or_default() += 1;
-    }
-    assert!(server_errors.is_empty(), "500s: {server_errors:#?}");
-    assert!(
-        ledger.unsettled.is_empty(),
-        "requests never settled: {:?}",
-        ledger.unsettled
-    );
-    assert!(
-        ledger.unacknowledged.is_empty(),
-        "messages the webhook never took: {:?}",
-        ledger.unacknowledged
-    );
-    assert!(
-        !ledger.booked.is_empty() && !ledger.messages.is_empty() && !ledger.onboarded.is_empty(),
-        "the load did something: {ledger:?}"
-    );
+    soak.finish(&p, seconds, &faults).await;
+}
 
-    let log = p.db.superuser_url_pool().await;
-    // Every acknowledged command is in the log, once.
-    let mut acknowledged: Vec<(&str, &str, &str)> = Vec::new();
-    const SIGN_UP: &str = "select count(*) from events where tenant_id = $1::uuid
-        and stream_type = 'tenant' and stream_id = $2 and version = 1";
-    const SERVICE: &str = "select count(*) from events where tenant_id = $1::uuid
-        and event_type = 'ServiceAdded' and payload->'service'->>'id' = $2";
-    const CONFIGURATION: &str = "select count(*) from events where tenant_id = $1::uuid
-        and stream_type = 'bot_config' and version = $2::int";
-    const BOOKING: &str = "select count(*) from events where tenant_id = $1::uuid
-        and stream_type = 'booking' and stream_id = $2 and event_type = 'AppointmentRequested'";
-    const CANCELLATION: &str = "select count(*) from events where tenant_id = $1::uuid
-        and stream_type = 'booking' and stream_id = $2 and event_type = 'AppointmentCancelled'";
-    const MESSAGE: &str = "select count(*) from events where tenant_id = $1::uuid
-        and event_type = 'MessageReceived' and payload->>'wamid' = $2";
-    let versions: Vec<(String, String)> = ledger
-        .configured
-        .iter()
-        .map(|(t, v)| (t.clone(), v.to_string()))
-        .collect();
-    acknowledged.extend(
-        ledger
-            .onboarded
+/// The load on a platform, running.
+struct Soak {
+    load: Arc<Load>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Soak {
+    /// Three businesses on Pro, their customers on WhatsApp, bookings over the API, sign-ups,
+    /// configuration edits and queries, all at once until [`Soak::finish`].
+    async fn start(p: &Platform) -> Self {
+        // Like Meta, who keeps redelivering a webhook for days, rather than the fake's few tries.
+        let configured = p
+            .client
+            .post(format!("{}/_fake/config", p.fake))
+            .json(
+                &json!({"webhook_url": format!("{}/webhooks/whatsapp", p.command),
+                "app_secret": APP_SECRET, "status_webhooks": true, "redeliver_for_ms": 90_000}),
+            )
+            .send()
+            .await
+            .expect("the fake answers");
+        assert_eq!(configured.status().as_u16(), 204);
+        let businesses: Vec<Arc<Business>> = futures::future::join_all((0..3).map(|i| {
+            let p = &p;
+            async move {
+                Arc::new(
+                    p.business(
+                        &format!("soak-salon-{i}"),
+                        &format!("{}", 100_000_000_300_000u64 + i),
+                    )
+                    .await,
+                )
+            }
+        }))
+        .await;
+        // On Pro: no monthly cap on bookings (the trial's 100 would be used up in a minute).
+        for business in &businesses {
+            let upgraded = p
+                .client
+                .post(format!("{}/v1/billing/plan", p.command))
+                .bearer_auth(&business.token)
+                .json(&json!({"plan": "pro"}))
+                .send()
+                .await
+                .expect("the command API answers");
+            assert_eq!(upgraded.status().as_u16(), 200);
+        }
+        let load = Arc::new(Load {
+            command: p.command.clone(),
+            query: p.query.clone(),
+            fake: p.fake.clone(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(40))
+                .build()
+                .expect("a client"),
+            stop: AtomicBool::new(false),
+            ledger: Mutex::new(Ledger::default()),
+        });
+
+        let mut workers = vec![
+            tokio::spawn(onboarding(load.clone())),
+            tokio::spawn(queries(load.clone(), businesses.clone())),
+        ];
+        for (i, business) in businesses.iter().enumerate() {
+            workers.push(tokio::spawn(api_bookings(load.clone(), business.clone())));
+            for c in 0..2 {
+                workers.push(tokio::spawn(customers(
+                    load.clone(),
+                    business.clone(),
+                    10 * i + c,
+                )));
+            }
+        }
+        // Configuration edits on the businesses taking bookings: the minimum notice toggles.
+        workers.push(tokio::spawn({
+            let (load, businesses) = (load.clone(), businesses.clone());
+            async move {
+                let mut n = 0;
+                while !load.stopped() {
+                    n += 1;
+                    let b = &businesses[n % businesses.len()];
+                    configure(
+                        &load,
+                        &b.tenant_id,
+                        &b.token,
+                        if n % 2 == 0 { 60 } else { 45 },
+                    )
+                    .await;
+                    tokio::time::sleep(Duration::from_millis(700)).await;
+                }
+            }
+        }));
+        Soak { load, workers }
+    }
+
+    /// Stops the load and checks what must hold whatever the faults were.
+    async fn finish(self, p: &Platform, seconds: u64, faults: &impl std::fmt::Debug) {
+        let Soak { load, workers } = self;
+        load.stop.store(true, Ordering::Relaxed);
+        for worker in workers {
+            worker.await.expect("a load worker ends without a panic");
+        }
+        let ledger = std::mem::take(&mut *load.ledger.lock().expect("the ledger"));
+        eprintln!("soak: {seconds} s, {faults:?}");
+        eprintln!(
+            "soak: {} onboarded, {} services, {} configurations, {} API bookings ({} cancelled), \
+             {} booked on WhatsApp, {} messages acknowledged, {} refused, {} queries, {} attempts \
+             ({} answered 409 in progress)",
+            ledger.onboarded.len(),
+            ledger.services.len(),
+            ledger.configured.len(),
+            ledger.booked.len(),
+            ledger.cancelled.len(),
+            ledger.booked_on_whatsapp,
+            ledger.messages.len(),
+            ledger.refused,
+            ledger.queries,
+            ledger.attempts,
+            ledger.waited_on_claims,
+        );
+        let mut server_errors = std::collections::BTreeMap::<&str, usize>::new();
+        for error in &ledger.server_errors {
+            *server_errors.entry(error).or_default() += 1;
+        }
+        assert!(server_errors.is_empty(), "500s: {server_errors:#?}");
+        assert!(
+            ledger.unsettled.is_empty(),
+            "requests never settled: {:?}",
+            ledger.unsettled
+        );
+        assert!(
+            ledger.unacknowledged.is_empty(),
+            "messages the webhook never took: {:?}",
+            ledger.unacknowledged
+        );
+        assert!(
+            !ledger.booked.is_empty()
+                && !ledger.messages.is_empty()
+                && !ledger.onboarded.is_empty(),
+            "the load did something: {ledger:?}"
+        );
+
+        let log = p.db.superuser_url_pool().await;
+        // Every acknowledged command is in the log, once.
+        let mut acknowledged: Vec<(&str, &str, &str)> = Vec::new();
+        const SIGN_UP: &str = "select count(*) from events where tenant_id = $1::uuid
+            and stream_type = 'tenant' and stream_id = $2 and version = 1";
+        const SERVICE: &str = "select count(*) from events where tenant_id = $1::uuid
+            and event_type = 'ServiceAdded' and payload->'service'->>'id' = $2";
+        const CONFIGURATION: &str = "select count(*) from events where tenant_id = $1::uuid
+            and stream_type = 'bot_config' and version = $2::int";
+        const BOOKING: &str = "select count(*) from events where tenant_id = $1::uuid
+            and stream_type = 'booking' and stream_id = $2 and event_type = 'AppointmentRequested'";
+        const CANCELLATION: &str = "select count(*) from events where tenant_id = $1::uuid
+            and stream_type = 'booking' and stream_id = $2 and event_type = 'AppointmentCancelled'";
+        const MESSAGE: &str = "select count(*) from events where tenant_id = $1::uuid
+            and event_type = 'MessageReceived' and payload->>'wamid' = $2";
+        let versions: Vec<(String, String)> = ledger
+            .configured
             .iter()
-            .map(|t| (SIGN_UP, t.as_str(), t.as_str())),
-    );
-    acknowledged.extend(
-        ledger
-            .services
-            .iter()
-            .map(|(t, s)| (SERVICE, t.as_str(), s.as_str())),
-    );
-    acknowledged.extend(
-        versions
-            .iter()
-            .map(|(t, v)| (CONFIGURATION, t.as_str(), v.as_str())),
-    );
-    acknowledged.extend(
-        ledger
-            .booked
-            .iter()
-            .map(|(t, b)| (BOOKING, t.as_str(), b.as_str())),
-    );
-    acknowledged.extend(
-        ledger
-            .cancelled
-            .iter()
-            .map(|(t, b)| (CANCELLATION, t.as_str(), b.as_str())),
-    );
-    acknowledged.extend(
-        ledger
-            .messages
-            .iter()
-            .map(|(t, _, m)| (MESSAGE, t.as_str(), m.as_str())),
-    );
-    for (sql, tenant, key) in acknowledged {
-        let n: i64 = sqlx::query_scalar(sql)
-            .bind(tenant)
-            .bind(key)
+            .map(|(t, v)| (t.clone(), v.to_string()))
+            .collect();
+        acknowledged.extend(
+            ledger
+                .onboarded
+                .iter()
+                .map(|t| (SIGN_UP, t.as_str(), t.as_str())),
+        );
+        acknowledged.extend(
+            ledger
+                .services
+                .iter()
+                .map(|(t, s)| (SERVICE, t.as_str(), s.as_str())),
+        );
+        acknowledged.extend(
+            versions
+                .iter()
+                .map(|(t, v)| (CONFIGURATION, t.as_str(), v.as_str())),
+        );
+        acknowledged.extend(
+            ledger
+                .booked
+                .iter()
+                .map(|(t, b)| (BOOKING, t.as_str(), b.as_str())),
+        );
+        acknowledged.extend(
+            ledger
+                .cancelled
+                .iter()
+                .map(|(t, b)| (CANCELLATION, t.as_str(), b.as_str())),
+        );
+        acknowledged.extend(
+            ledger
+                .messages
+                .iter()
+                .map(|(t, _, m)| (MESSAGE, t.as_str(), m.as_str())),
+        );
+        for (sql, tenant, key) in acknowledged {
+            let n: i64 = sqlx::query_scalar(sql)
+                .bind(tenant)
+                .bind(key)
+                .fetch_one(&log)
+                .await
+                .expect("a count");
+            assert_eq!(n, 1, "{key} of {tenant} was acknowledged: {sql}");
+        }
+
+        // Every reply gets an outcome, and none is sent twice (only a send the SIGKILL cut off
+        // mid-call may be missing at the fake).
+        let settled = p.replies_settled(Duration::from_secs(120)).await;
+        let total = |f: fn(&e2e_tests::stack::Replies) -> i64| settled.iter().map(f).sum::<i64>();
+        let (decided, sent, unknown, delivered) = (
+            total(|r| r.decided),
+            total(|r| r.sent),
+            total(|r| r.unknown),
+            total(|r| r.delivered),
+        );
+        eprintln!(
+            "soak: {decided} replies decided, {sent} sent, {unknown} with an unknown outcome, \
+             {delivered} at the fake, {} silences",
+            ledger.silences.len()
+        );
+        // A customer who heard nothing back is one whose reply's send failed.
+        for customer in &ledger.silences {
+            let failed = settled
+                .iter()
+                .find(|r| r.customer.trim_start_matches('+') == customer)
+                .map_or(0, |r| r.failed);
+            assert!(failed > 0, "{customer} waited for an answer in silence");
+        }
+
+        // No two active bookings of a business overlap.
+        e2e_tests::wait_for_projections(&log).await;
+        assert_eq!(
+            e2e_tests::overlapping_bookings(&log).await,
+            0,
+            "double bookings"
+        );
+        let dead: i64 = sqlx::query_scalar("select count(*) from rm_dead_letters")
             .fetch_one(&log)
             .await
-            .expect("a count");
-        assert_eq!(n, 1, "{key} of {tenant} was acknowledged: {sql}");
+            .expect("the dead letters");
+        assert_eq!(dead, 0, "dead letters");
+        e2e_tests::assert_read_models_equal_a_rebuild(&p.db, &log).await;
     }
+}
 
-    // Every reply gets an outcome, and none is sent twice (only a send the SIGKILL cut off
-    // mid-call may be missing at the fake).
-    let settled = p.replies_settled(Duration::from_secs(120)).await;
-    let total = |f: fn(&e2e_tests::stack::Replies) -> i64| settled.iter().map(f).sum::<i64>();
-    let (decided, sent, unknown, delivered) = (
-        total(|r| r.decided),
-        total(|r| r.sent),
-        total(|r| r.unknown),
-        total(|r| r.delivered),
-    );
-    eprintln!(
-        "soak: {decided} replies decided, {sent} sent, {unknown} with an unknown outcome, \
-         {delivered} at the fake, {} silences",
-        ledger.silences.len()
-    );
-    // A customer who heard nothing back is one whose reply's send failed.
-    for customer in &ledger.silences {
-        let failed = settled
-            .iter()
-            .find(|r| r.customer.trim_start_matches('+') == customer)
-            .map_or(0, |r| r.failed);
-        assert!(failed > 0, "{customer} waited for an answer in silence");
-    }
+/// What the cluster's driver did.
+#[derive(Default, Debug)]
+struct ClusterFaults {
+    nats_nodes_killed: usize,
+    /// The projector that led the relay when it was killed, and how long the other took to
+    /// take over.
+    relay_leader_killed: Option<(&'static str, Duration)>,
+    command_apis_killed: usize,
+}
 
-    // No two active bookings of a business overlap.
-    e2e_tests::wait_for_projections(&log).await;
-    assert_eq!(
-        e2e_tests::overlapping_bookings(&log).await,
-        0,
-        "double bookings"
-    );
-    let dead: i64 = sqlx::query_scalar("select count(*) from rm_dead_letters")
-        .fetch_one(&log)
+/// How many messages the events stream holds, as the node at `url` reports it.
+async fn stream_messages(url: &str, namespace: &nats::Namespace) -> u64 {
+    let js = async_nats::jetstream::new(testkit::connect_as(url, "operator").await);
+    let mut stream = js
+        .get_stream(namespace.events_stream())
         .await
-        .expect("the dead letters");
-    assert_eq!(dead, 0, "dead letters");
-    e2e_tests::assert_read_models_equal_a_rebuild(&p.db, &log).await;
+        .expect("the events stream");
+    stream.info().await.expect("its state").state.messages
+}
+
+/// How many times the projector at `url` became the relay's leader (its metrics).
+async fn leaderships(url: &str) -> f64 {
+    let Ok(response) = reqwest::get(format!("{url}/metrics")).await else {
+        return 0.0;
+    };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .find_map(|line| line.strip_prefix("relay_leaderships_total ")?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The soak's load on the cluster topology (`deploy/`: two command APIs behind HAProxy, two
+/// projectors electing one relay leader, a 3-node JetStream cluster with the stream on all
+/// three), while a NATS node dies and stays down a while, the relay's leader is SIGKILLed, and
+/// then a command API. Everything the soak checks holds, and the stream holds each event of the
+/// log exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cluster_survives_losing_a_nats_node_the_relay_leader_and_a_command_api() {
+    let seconds: u64 = std::env::var("SOAK_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    let step = Duration::from_secs(seconds) / 4;
+    let mut nats = testkit::NatsCluster::start();
+    let namespace = nats::Namespace::unique();
+    let routes = Routes {
+        cluster: true,
+        ..Routes::default()
+    };
+    let mut p = Platform::start_with(&nats.url(), namespace.prefix(), "file", routes).await;
+    let soak = Soak::start(&p).await;
+    let mut faults = ClusterFaults::default();
+
+    // A NATS node dies; the stream's other two replicas go on taking what the relay publishes.
+    tokio::time::sleep(step).await;
+    nats.kill(0);
+    faults.nats_nodes_killed += 1;
+    let before = stream_messages(&nats.node_url(1), &namespace).await;
+    tokio::time::sleep(step).await;
+    let during = stream_messages(&nats.node_url(1), &namespace).await;
+    assert!(
+        during > before,
+        "publishing goes on with a node down ({before} then {during})"
+    );
+    nats.restart(0);
+
+    // The relay's leader is SIGKILLed: its advisory lock goes with its connection, and the
+    // other projector takes over.
+    let leader = if leaderships(&p.url("projector")).await > 0.0 {
+        "projector"
+    } else {
+        "projector-2"
+    };
+    let other = if leader == "projector" {
+        "projector-2"
+    } else {
+        "projector"
+    };
+    assert_eq!(leaderships(&p.url(other)).await, 0.0, "one leader");
+    p.kill(leader).await;
+    let killed = Instant::now();
+    e2e_tests::eventually(Duration::from_secs(30), || async {
+        (leaderships(&p.url(other)).await > 0.0).then_some(())
+    })
+    .await
+    .expect("the other projector leads the relay");
+    faults.relay_leader_killed = Some((leader, killed.elapsed()));
+    tokio::time::sleep(step / 2).await;
+    p.spawn(leader).await;
+
+    // A command API is SIGKILLed behind HAProxy: requests in flight on it fail and are sent
+    // again with their keys; new ones go to the other instance.
+    tokio::time::sleep(step / 2).await;
+    p.kill("command-api").await;
+    faults.command_apis_killed += 1;
+    tokio::time::sleep(step / 2).await;
+    p.spawn("command-api").await;
+    tokio::time::sleep(step / 2).await;
+
+    soak.finish(&p, seconds, &faults).await;
+    let (took_over, events): (Duration, i64) = (
+        faults.relay_leader_killed.expect("killed").1,
+        sqlx::query_scalar("select count(*) from events")
+            .fetch_one(&p.db.superuser_url_pool().await)
+            .await
+            .expect("the log's size"),
+    );
+    assert!(
+        took_over < Duration::from_secs(15),
+        "taken over in {took_over:?}"
+    );
+    // Exactly once on the stream: every event, and none twice (the duplicate window keeps a
+    // new leader's republishing of the old one's last batch out).
+    let published = e2e_tests::eventually(Duration::from_secs(30), || async {
+        let messages = stream_messages(&nats.node_url(1), &namespace).await;
+        (messages == events as u64).then_some(messages)
+    })
+    .await;
+    assert_eq!(
+        published,
+        Some(events as u64),
+        "the stream holds each of the log's {events} events once"
+    );
 }
