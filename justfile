@@ -30,6 +30,13 @@ up: setup
     cargo build -q -p command-api -p query-api -p projector -p analytics -p dashboard -p fake-whatsapp -p fake-stripe -p smtp-sink -p bookingctl
     scripts/up.sh
 
+# Run the multi-node topology as processes (deploy/up-cluster.sh): a 3-node NATS cluster,
+# Postgres primary and hot standby, HAProxy before two command APIs and two query APIs, two
+# projectors (one relay leader), analytics, the dashboard and the fakes; Ctrl-C stops it
+up-cluster: services
+    cargo build -q -p command-api -p query-api -p projector -p analytics -p dashboard -p fake-whatsapp -p fake-stripe -p smtp-sink -p bookingctl
+    deploy/up-cluster.sh
+
 # Forget the local demo's state (database, event stream, cached keys) and run it afresh
 reset: services
     cargo run -q -p bookingctl -- db-setup --fresh --admin-url '{{admin_url}}'
