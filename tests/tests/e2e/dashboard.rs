@@ -1553,7 +1553,10 @@ async fn an_owner_edits_what_the_bot_says_with_a_live_preview_and_saves_it() {
     t.configured().await;
     let mut browser = Browser::new(&dashboard);
     browser.sign_in("dash-bot").await;
-    let (_, _, page) = eventually_page(&browser, "/setup/bot", "Haircut").await;
+    // The page reads the configuration, then the services: it may show the service (the
+    // configuration's version 2) beside the configuration at version 1 for a moment.
+    let (_, _, page) = eventually_page(&browser, "/setup/bot", r#"name="version" value="2""#).await;
+    assert!(page.contains("Haircut"), "{page}");
     assert!(page.contains("Hi! Welcome to Demo Salon"), "{page}");
     assert!(page.contains("Which service would you like?"), "{page}");
     assert!(
