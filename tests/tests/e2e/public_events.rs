@@ -283,10 +283,20 @@ async fn the_server_ends_a_stream_after_its_lifetime_and_the_client_resumes_with
     let service = t.configured().await;
     let key = events_key(&t).await;
 
+    // The booking's events are in the feed before it opens: under load they could take longer
+    // to come than the stream's two seconds of life.
+    let (status, booked) = t.book(&service, &slot(10), "+34600000001", None).await;
+    assert_eq!(status, 201);
+    let (status, _) = query
+        .get(
+            "/v1/bookings",
+            &t.owner.access_token,
+            booked["consistency_token"].as_str(),
+        )
+        .await;
+    assert_eq!(status, 200);
     let mut stream = Stream::connect(&query.address, &key, Some("0")).await;
     let opened = tokio::time::Instant::now();
-    let (status, _) = t.book(&service, &slot(10), "+34600000001", None).await;
-    assert_eq!(status, 201);
     let seen = stream.take(2).await;
     assert_eq!(seen.last().unwrap().id, 2);
     // The server ends it near its lifetime, whatever the client does.
