@@ -7,11 +7,16 @@
 //!   connection; the holder publishes, the others wait and take over when its session ends
 //!   (a crashed process's connection closes and releases the lock).
 //! - **Commit order, nothing skipped.** It reads the log with the gap-free commit-order read and
-//!   publishes a batch in that order on one connection, which the server stores in order.
-//! - **Exactly once per event id.** It checkpoints in Postgres after the acks; when it takes over
-//!   it resumes after the later of that checkpoint and the position carried by the last message
-//!   actually stored in the stream, so a crash between ack and checkpoint re-publishes nothing.
-//!   `Nats-Msg-Id = event_id` makes a re-publish after a lost ack a no-op as well.
+//!   publishes a batch in that order on one connection, pipelined. Each message expects the
+//!   stream's last sequence to be its predecessor's (`Nats-Expected-Last-Sequence`), so when one
+//!   is lost on the way (a node dies, the stream's leader moves) the server refuses every later
+//!   one rather than store it after a gap: the stream is always a prefix of the log.
+//! - **Exactly once per event id.** It checkpoints in Postgres after the acks; when it takes over,
+//!   or after a failed publish, it resumes after the later of that checkpoint and the position
+//!   carried by the last message stored in the stream (the end of that prefix), so neither a
+//!   crash between ack and checkpoint nor an ack lost after the message was stored re-publishes
+//!   anything. `Nats-Msg-Id = event_id` makes a re-publish a no-op as well (a duplicate takes no
+//!   sequence, so the messages after it expect too much and are refused, then sent again).
 //! - **NATS down.** Appends go on (they never touch NATS); the relay retries with exponential
 //!   backoff and jitter and catches up when the server is back.
 
@@ -175,7 +180,7 @@ impl Relay {
         cancel: &CancellationToken,
     ) -> anyhow::Result<Stepped> {
         let mut backoff = Backoff::new(self.config.max_backoff);
-        let stream = loop {
+        let mut stream = loop {
             match nats::provision_events_stream(
                 &self.jetstream,
                 &self.ns,
@@ -193,8 +198,8 @@ impl Relay {
                 }
             }
         };
-        let mut checkpoint = self.resume_point(stream).await?;
-        tracing::info!(%checkpoint, "relay resumes");
+        let (mut checkpoint, mut last_sequence) = self.resume_point(&mut stream).await?;
+        tracing::info!(%checkpoint, last_sequence, "relay resumes");
         metrics::counter!("relay_leaderships_total").increment(1);
         let mut listener = CommitListener::subscribe(&self.client, self.ns.commit_wakeup()).await;
 
@@ -231,10 +236,11 @@ impl Relay {
                 }
                 continue;
             }
-            let published = self.publish(&batch).await;
-            if let Some(last) = published.last_acked {
-                save_checkpoint(&mut lock, &self.ns.events_stream(), last).await?;
-                checkpoint = last;
+            let published = self.publish(&batch, last_sequence).await;
+            if let Some((position, sequence)) = published.last_acked {
+                save_checkpoint(&mut lock, &self.ns.events_stream(), position).await?;
+                checkpoint = position;
+                last_sequence = sequence;
             }
             match published.error {
                 None => backoff.reset(),
@@ -243,14 +249,29 @@ impl Relay {
                     if backoff.sleep(cancel).await.is_cancelled() {
                         return Ok(Stepped::Cancelled);
                     }
+                    // Messages past the last ack may have been stored (their acks lost): go on
+                    // after what the stream holds. Unreadable now, the stale expectation is
+                    // refused by the server on the next try, which comes back here.
+                    match self.resume_point(&mut stream).await {
+                        Ok((position, sequence)) => {
+                            if position > checkpoint {
+                                save_checkpoint(&mut lock, &self.ns.events_stream(), position)
+                                    .await?;
+                                checkpoint = position;
+                            }
+                            last_sequence = sequence;
+                        }
+                        Err(err) => tracing::warn!(error = ?err, "relay cannot read the stream"),
+                    }
                 }
             }
         }
     }
 
     /// Where to start: after the later of the Postgres checkpoint and the last message stored
-    /// in the stream (which is the last event published, since the relay publishes in order).
-    async fn resume_point(&self, mut stream: Stream) -> anyhow::Result<Position> {
+    /// in the stream (which is the last event published: no message is stored after a gap), and
+    /// the stream's last sequence, which the next message expects.
+    async fn resume_point(&self, stream: &mut Stream) -> anyhow::Result<(Position, u64)> {
         let stored = load_checkpoint(self.log.pool(), &self.ns.events_stream()).await?;
         let last_sequence = stream
             .info()
@@ -270,16 +291,20 @@ impl Relay {
                 .get(headers::POSITION)
                 .and_then(|v| v.as_str().parse::<Position>().ok())
         };
-        Ok(stored.max(in_stream.unwrap_or(Position::START)))
+        Ok((
+            stored.max(in_stream.unwrap_or(Position::START)),
+            last_sequence,
+        ))
     }
 
-    /// Publishes a batch in order, pipelined: all messages are sent, then the acks awaited in
-    /// order. Reports how far the contiguous acknowledged prefix reaches.
-    async fn publish(&self, batch: &[RecordedEvent]) -> Published {
+    /// Publishes a batch in order, pipelined: all messages are sent, each expecting the one
+    /// before it as the stream's last (the first, `last_sequence`), then the acks awaited in
+    /// order. Reports how far the contiguous acknowledged prefix reaches, and its sequence.
+    async fn publish(&self, batch: &[RecordedEvent], last_sequence: u64) -> Published {
         let mut pending: Vec<(Position, PublishAckFuture)> = Vec::with_capacity(batch.len());
         let mut error = None;
-        for event in batch {
-            match self.send(event).await {
+        for (event, expected) in batch.iter().zip(last_sequence..) {
+            match self.send(event, expected).await {
                 Ok(ack) => pending.push((event.position, ack)),
                 Err(err) => {
                     error = Some(err);
@@ -298,7 +323,7 @@ impl Relay {
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("relay_events_total", "outcome" => outcome).increment(1);
-                    last_acked = Some(position);
+                    last_acked = Some((position, ack.sequence));
                 }
                 Err(err) => {
                     error.get_or_insert(anyhow::Error::new(err).context("no ack from JetStream"));
@@ -309,7 +334,11 @@ impl Relay {
         Published { last_acked, error }
     }
 
-    async fn send(&self, event: &RecordedEvent) -> anyhow::Result<PublishAckFuture> {
+    async fn send(
+        &self,
+        event: &RecordedEvent,
+        expected_last_sequence: u64,
+    ) -> anyhow::Result<PublishAckFuture> {
         let subject = self.ns.event_subject(
             event.tenant_id,
             &event.stream.stream_type,
@@ -318,6 +347,10 @@ impl Relay {
         let payload = serde_json::to_vec(event).context("failed to encode an event")?;
         let mut h = HeaderMap::new();
         h.insert(headers::MSG_ID, event.event_id.to_string().as_str());
+        h.insert(
+            async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
+            expected_last_sequence.to_string().as_str(),
+        );
         h.insert(headers::TENANT, event.tenant_id.to_string().as_str());
         h.insert(headers::STREAM_TYPE, event.stream.stream_type.as_str());
         h.insert(headers::STREAM_ID, event.stream.stream_id.as_str());
@@ -356,7 +389,8 @@ impl Relay {
 }
 
 struct Published {
-    last_acked: Option<Position>,
+    /// The last of the contiguous acknowledged prefix, and its stream sequence.
+    last_acked: Option<(Position, u64)>,
     error: Option<anyhow::Error>,
 }
 

@@ -189,6 +189,15 @@ async fn committed_events_are_published_in_commit_order_with_their_headers() {
         h.get(headers::POSITION).unwrap().as_str(),
         first.position.to_string()
     );
+    // Each message expected its predecessor as the stream's last: none can follow a lost one.
+    for (sequence, (_, h, _)) in published.iter().enumerate() {
+        assert_eq!(
+            h.get(async_nats::header::NATS_EXPECTED_LAST_SEQUENCE)
+                .unwrap()
+                .as_str(),
+            sequence.to_string()
+        );
+    }
 
     relay.cancel.cancel();
     relay.task.await.unwrap().unwrap();
