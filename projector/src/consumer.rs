@@ -387,10 +387,12 @@ async fn missing_events(
     Ok(out)
 }
 
-/// Applies a batch in one transaction with the projection's new watermark. Messages at or
-/// below the watermark are redeliveries (skipped by the applied versions). If the first new
-/// message is not the next in the stream, the events in between are read from the store and
-/// applied first, so the watermark never passes an event that is not applied.
+/// Applies a batch in one transaction with the projection's new watermark, in stream order.
+/// Messages at or below the watermark are redeliveries (skipped by the applied versions).
+/// Wherever a message is not the next in the stream (the ones in between are in flight to
+/// another instance, or waiting to be redelivered), the events in between are read from the
+/// store and applied first: before the batch's first message or between two of its own, so
+/// the events are applied in the log's order and the watermark never passes one not applied.
 pub async fn apply_batch(
     projection: Projection,
     runtime: &Runtime,
@@ -398,30 +400,31 @@ pub async fn apply_batch(
 ) -> anyhow::Result<Vec<Applied>> {
     let mut tx = runtime.pool.begin().await?;
     let mut watermark = lock_watermark(&mut tx, projection).await?;
-    let first_new = deliveries.iter().find(|(seq, _)| *seq > watermark.sequence);
-    if let Some((sequence, event)) = first_new
-        && *sequence > watermark.sequence + 1
-        && event.position > watermark.position
-    {
-        let missing = missing_events(
-            runtime,
-            &mut tx,
-            projection,
-            watermark.position,
-            event.position,
-        )
-        .await?;
-        let refs: Vec<&RecordedEvent> = missing.iter().collect();
-        if let Err(err) = apply_events(projection, &runtime.store, &mut tx, &refs).await {
-            return Err(EarlierEventFailed(format!("{err:#}")).into());
-        }
-    }
-    let events: Vec<&RecordedEvent> = deliveries.iter().map(|(_, e)| *e).collect();
-    let outcomes = apply_events(projection, &runtime.store, &mut tx, &events).await?;
+    let mut outcomes = Vec::with_capacity(deliveries.len());
+    // Consecutive messages are applied together (one tenant switch per change, not per event).
+    let mut run: Vec<&RecordedEvent> = Vec::with_capacity(deliveries.len());
     for (sequence, event) in deliveries {
+        if *sequence > watermark.sequence + 1 && event.position > watermark.position {
+            outcomes.extend(apply_events(projection, &runtime.store, &mut tx, &run).await?);
+            run.clear();
+            let missing = missing_events(
+                runtime,
+                &mut tx,
+                projection,
+                watermark.position,
+                event.position,
+            )
+            .await?;
+            let refs: Vec<&RecordedEvent> = missing.iter().collect();
+            if let Err(err) = apply_events(projection, &runtime.store, &mut tx, &refs).await {
+                return Err(EarlierEventFailed(format!("{err:#}")).into());
+            }
+        }
+        run.push(event);
         watermark.sequence = watermark.sequence.max(*sequence);
         watermark.position = watermark.position.max(event.position);
     }
+    outcomes.extend(apply_events(projection, &runtime.store, &mut tx, &run).await?);
     save_watermark(&mut tx, projection, watermark).await?;
     tx.commit().await?;
     Ok(outcomes)
