@@ -800,14 +800,16 @@ struct ClusterFaults {
     command_apis_killed: usize,
 }
 
-/// How many messages the events stream holds, as the node at `url` reports it.
+/// How many messages the events stream holds, as the node at `url` reports it (asked again
+/// while the stream elects a new leader after a node died).
 async fn stream_messages(url: &str, namespace: &nats::Namespace) -> u64 {
     let js = async_nats::jetstream::new(testkit::connect_as(url, "operator").await);
-    let mut stream = js
-        .get_stream(namespace.events_stream())
-        .await
-        .expect("the events stream");
-    stream.info().await.expect("its state").state.messages
+    e2e_tests::eventually(Duration::from_secs(20), || async {
+        let mut stream = js.get_stream(namespace.events_stream()).await.ok()?;
+        Some(stream.info().await.ok()?.state.messages)
+    })
+    .await
+    .expect("the events stream's state")
 }
 
 /// How many times the projector at `url` became the relay's leader (its metrics).
