@@ -126,17 +126,11 @@ impl FromRequestParts<AppState> for Reader {
             .await
             .map_err(|l| Problem::too_many_requests(l.retry_after.as_secs().max(1)))?;
         let consistency = consistency_token(parts)?;
-        let source = match (consistency, &app.replica) {
-            (_, None) => Source::Primary,
-            (None, Some(_)) => Source::Replica,
-            (Some(token), Some(replica)) if replica_reached(replica, token).await => {
-                Source::Replica
-            }
-            (Some(_), Some(_)) => Source::Primary,
+        let source = match consistency {
+            Some(token) => consistent_source(app, token).await?,
+            None if app.replica.is_some() => Source::Replica,
+            None => Source::Primary,
         };
-        if let (Some(token), Source::Primary) = (consistency, source) {
-            wait_for(app, token).await?;
-        }
         metrics::counter!("query_reads_total", "source" => source.label()).increment(1);
         let reader = Reader {
             tenant_id,
@@ -148,6 +142,21 @@ impl FromRequestParts<AppState> for Reader {
         gate(&mut tx).await?;
         Ok(reader)
     }
+}
+
+/// Where a read carrying `token` is answered, once it can be: the standby when it has replayed
+/// that far, else the primary once its projections have (see [`wait_for`]).
+#[tracing::instrument(name = "consistency_wait", skip(app), fields(%token, source))]
+async fn consistent_source(app: &AppState, token: Position) -> Result<Source, Problem> {
+    let source = match &app.replica {
+        Some(replica) if replica_reached(replica, token).await => Source::Replica,
+        _ => {
+            wait_for(app, token).await?;
+            Source::Primary
+        }
+    };
+    tracing::Span::current().record("source", source.label());
+    Ok(source)
 }
 
 /// Whether the standby has replayed every projection's progress up to `token` (false when it

@@ -1,6 +1,6 @@
 //! Traces: with an OTLP endpoint configured, one WhatsApp message is one trace across the
 //! processes, carried by the HTTP request, the events' metadata, the NATS headers and the
-//! Cloud API call.
+//! Cloud API call; a read that waits for a write's consistency token shows the wait.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use e2e_tests::eventually;
 use e2e_tests::otlp::{Collector, Span};
 use e2e_tests::stack::{Customer, Platform, Routes};
-use serde_json::Value;
+use serde_json::{Value, json};
 use testkit::TestNats;
 
 /// The trace id and span id of a `traceparent`.
@@ -157,4 +157,55 @@ async fn one_whatsapp_message_is_one_trace_from_the_webhook_to_the_reply() {
         assert!(!traced.is_empty(), "no {kind} in {recorded:?}");
         assert!(traced.iter().all(|t| *t == trace_id), "{kind}: {traced:?}");
     }
+
+    // A caller's own trace goes on through a write and a read that waits for it: the read's
+    // consistency wait is a span of its own, under the query API's request span.
+    let caller_trace = "0af7651916cd43dd8448eb211c80319c";
+    let caller = format!("00-{caller_trace}-b7ad6b7169203331-01");
+    let booked: Value = p
+        .client
+        .post(format!("{}/v1/bookings", p.command))
+        .bearer_auth(&salon.token)
+        .header("traceparent", &caller)
+        .json(
+            &json!({"service_id": salon.service_id, "start": e2e_tests::tenant::slot(16),
+            "customer": {"phone": "+34600000952"}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = booked["consistency_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{booked}"));
+    let read = p
+        .client
+        .get(format!("{}/v1/bookings", p.query))
+        .bearer_auth(&salon.token)
+        .header("traceparent", &caller)
+        .header("x-consistency-token", token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status().as_u16(), 200);
+    let (wait, request) = eventually(Duration::from_secs(30), || async {
+        let spans = collector.trace(caller_trace);
+        let wait = spans.iter().find(|s| s.name == "consistency_wait")?.clone();
+        let request = spans
+            .iter()
+            .find(|s| s.span_id == wait.parent_span_id)?
+            .clone();
+        Some((wait, request))
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "no consistency wait in {:#?}",
+            collector.trace(caller_trace)
+        )
+    });
+    assert_eq!(wait.service, "query-api");
+    assert_eq!(request.name, "GET /v1/bookings");
 }
