@@ -124,6 +124,16 @@ impl Api {
         })
     }
 
+    /// A request to one of the APIs, carrying the current trace's `traceparent` when the
+    /// dashboard exports traces, so that the API's spans join the page's trace.
+    fn request(&self, method: reqwest::Method, url: String) -> reqwest::RequestBuilder {
+        let request = self.client.request(method, url);
+        match tracecontext::current() {
+            Some(traceparent) => request.header(tracecontext::TRACEPARENT, traceparent),
+            None => request,
+        }
+    }
+
     async fn tokens(
         &self,
         path: &str,
@@ -131,8 +141,7 @@ impl Api {
         client: Option<IpAddr>,
     ) -> Result<TokenPair, Failure> {
         let response = forwarded(
-            self.client
-                .post(format!("{}{path}", self.command))
+            self.request(reqwest::Method::POST, format!("{}{path}", self.command))
                 .json(&body),
             client,
         )
@@ -165,11 +174,13 @@ impl Api {
 
     /// Ends the session on the platform too (its refresh token is revoked).
     pub async fn logout(&self, session: &Session) -> Result<(), Failure> {
-        self.client
-            .post(format!("{}/v1/auth/logout", self.command))
-            .json(&json!({"refresh_token": session.refresh_token}))
-            .send()
-            .await?;
+        self.request(
+            reqwest::Method::POST,
+            format!("{}/v1/auth/logout", self.command),
+        )
+        .json(&json!({"refresh_token": session.refresh_token}))
+        .send()
+        .await?;
         Ok(())
     }
 
@@ -195,8 +206,7 @@ impl Api {
         path: &str,
     ) -> Result<T, Failure> {
         let response = self
-            .client
-            .get(format!("{}{path}", self.query))
+            .request(reqwest::Method::GET, format!("{}{path}", self.query))
             .bearer_auth(&session.access_token)
             .send()
             .await?;
@@ -338,8 +348,7 @@ impl Api {
         client: Option<IpAddr>,
     ) -> Result<Value, Failure> {
         let response = forwarded(
-            self.client
-                .post(format!("{}{path}", self.command))
+            self.request(reqwest::Method::POST, format!("{}{path}", self.command))
                 .json(&body),
             client,
         )
@@ -367,7 +376,6 @@ impl Api {
     ) -> Result<T, Failure> {
         for attempt in 0..2 {
             let mut request = self
-                .client
                 .request(method.clone(), format!("{base}{path}"))
                 .bearer_auth(&session.access_token);
             if let Some((body, key)) = &body {
