@@ -322,7 +322,7 @@ async fn an_owner_signs_in_and_reads_the_day_and_the_bookings_in_a_browser_also_
         )
         .await;
     chrome.click(&format!("{second} .action-cancel")).await;
-    let swapped = eventually(Duration::from_secs(10), || async {
+    let swapped = eventually(Duration::from_secs(30), || async {
         let status = chrome
             .script("return document.querySelector('tbody tr:nth-child(2) .status').textContent")
             .await;

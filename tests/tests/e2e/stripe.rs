@@ -496,7 +496,7 @@ async fn with_stripe_down_checkout_waits_and_a_plan_change_reaches_stripe_once_i
     };
     assert_eq!(updates(&s.fake), 0, "Stripe is down");
     s.fake.set_down(false);
-    eventually(Duration::from_secs(15), || async {
+    eventually(Duration::from_secs(30), || async {
         (updates(&s.fake) == 1).then_some(())
     })
     .await
