@@ -22,6 +22,10 @@ struct Args {
     concurrency: usize,
     #[arg(long, default_value_t = 30)]
     seconds: u64,
+    /// Every service exports its spans over OTLP to a local collector (the cost of traces
+    /// on, against a run without it).
+    #[arg(long)]
+    traces: bool,
     #[arg(long, hide = true)]
     bench: bool,
 }
@@ -227,7 +231,15 @@ async fn herd(
 async fn main() {
     let args = Args::parse();
     let nats = testkit::TestNats::new().await;
-    let platform = Platform::start(&nats.url, nats.ns.prefix(), "memory").await;
+    let collector = match args.traces {
+        true => Some(e2e_tests::otlp::Collector::spawn().await),
+        false => None,
+    };
+    let routes = e2e_tests::stack::Routes {
+        traces: collector.as_ref().map(|c| c.endpoint.clone()),
+        ..Default::default()
+    };
+    let platform = Platform::start_with(&nats.url, nats.ns.prefix(), "memory", routes).await;
     let p = Arc::new(platform);
     let started = Instant::now();
     let businesses: Vec<Arc<Business>> = {
@@ -365,8 +377,14 @@ async fn main() {
     floor.sort();
 
     println!(
-        "\nend-to-end benchmark: {} businesses, {} conversations at once, {} s\n",
-        args.tenants, args.concurrency, args.seconds
+        "\nend-to-end benchmark: {} businesses, {} conversations at once, {} s, traces {}\n",
+        args.tenants,
+        args.concurrency,
+        args.seconds,
+        match &collector {
+            Some(c) => format!("exported ({} spans received)", c.spans().len()),
+            None => "off".to_owned(),
+        }
     );
     println!("| measurement | value |");
     println!("|---|---:|");

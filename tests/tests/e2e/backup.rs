@@ -42,13 +42,18 @@ async fn a_backup_restored_into_a_new_cluster_answers_as_before_and_keeps_later_
     let superuser = sqlx::PgPool::connect(&s.app.db.superuser_url())
         .await
         .unwrap();
-    // Every reply sent, and everything projected.
+    // Every reply sent and its send recorded in the log (the sender marks its claim sent, then
+    // appends the outcome), and everything projected.
     let settled = eventually(Duration::from_secs(30), || async {
-        let settled: bool =
-            sqlx::query_scalar("select count(*) > 0 and bool_and(state = 'sent') from wa_outbound")
-                .fetch_one(&superuser)
-                .await
-                .unwrap();
+        let settled: bool = sqlx::query_scalar(
+            "select count(*) > 0 and bool_and(state = 'sent')
+                    and count(*) = (select count(*) from events
+                                     where event_type = 'OutboundMessageSent')
+               from wa_outbound",
+        )
+        .fetch_one(&superuser)
+        .await
+        .unwrap();
         settled.then_some(())
     })
     .await;
