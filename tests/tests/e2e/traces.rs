@@ -208,4 +208,65 @@ async fn one_whatsapp_message_is_one_trace_from_the_webhook_to_the_reply() {
     });
     assert_eq!(wait.service, "query-api");
     assert_eq!(request.name, "GET /v1/bookings");
+
+    // The dashboard's calls to the APIs join its request's trace: signing in, the command
+    // API's answer to its login call is a child of the dashboard's own request span.
+    let port = e2e_tests::free_port();
+    let mut dashboard = tokio::process::Command::new(e2e_tests::binary("dashboard"))
+        .env("APP__HTTP__PORT", port.to_string())
+        .env("APP__APIS__COMMAND_URL", &p.command)
+        .env("APP__APIS__QUERY_URL", &p.query)
+        .env(
+            "APP__REDIS__KEY_PREFIX",
+            format!("traces:{}:", uuid::Uuid::new_v4().simple()),
+        )
+        .env("APP__SESSION__SECURE_COOKIE", "false")
+        .env("APP__LOG__FILTER", "error")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint)
+        .env("OTEL_SERVICE_NAME", "dashboard")
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the dashboard starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let ready =
+        e2e_tests::wait_for_status(&format!("{base}/readyz"), 200, Duration::from_secs(30)).await;
+    assert_eq!(ready, Some(200));
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = browser
+        .post(format!("{base}/login"))
+        .header("sec-fetch-site", "same-origin")
+        .form(&[
+            ("slug", "traced-salon"),
+            ("email", "owner@traced-salon.example"),
+            ("password", "correct horse battery staple"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status().as_u16(), 303);
+    let (login, page) = eventually(Duration::from_secs(30), || async {
+        let spans = collector.spans();
+        let login = spans
+            .iter()
+            .find(|s| s.service == "command-api" && s.name == "POST /v1/auth/login")?
+            .clone();
+        let page = spans
+            .iter()
+            .find(|s| s.span_id == login.parent_span_id)?
+            .clone();
+        Some((login, page))
+    })
+    .await
+    .expect("the command API's login span under the dashboard's");
+    assert_eq!(
+        (page.service.as_str(), page.name.as_str()),
+        ("dashboard", "POST /login")
+    );
+    assert_eq!(page.trace_id, login.trace_id);
+    dashboard.start_kill().unwrap();
 }
