@@ -106,7 +106,8 @@ bench-commands: services
 bench-dashboard *ARGS: services
     cargo bench -q -p e2e-tests --bench dashboard -- {{ARGS}}
 
-# Read side benchmark: projection throughput and lag, query API latency, rebuild over 1M events
+# Read side benchmark: projection throughput and lag, query API latency, rebuild over 1M events;
+# the backlog's Postgres statements per event (pg_stat_statements)
 bench-read: services
     cargo bench -q -p e2e-tests --bench read
 
@@ -137,8 +138,8 @@ soak SECONDS="600": services
         cargo nextest run -p e2e-tests --profile soak --no-capture -E 'test(/^soak::/)'
 
 # End-to-end benchmark: webhook-to-reply latency over the release binaries, conversations/s,
-# CPU per message by process (--tenants, --concurrency, --seconds; --traces exports every
-# service's spans to a local OTLP collector)
+# CPU per message by process and Postgres statements per message (--tenants, --concurrency,
+# --seconds; --traces exports every service's spans to a local OTLP collector)
 bench-e2e *ARGS: services
     cargo build -q --release --bins
     cargo bench -q -p e2e-tests --bench e2e -- {{ARGS}}

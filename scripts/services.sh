@@ -49,13 +49,19 @@ ensure_postgres() {
 # The suite runs six tests at once, each with its own services and their pools, and the
 # end-to-end tests run the binaries as processes: Postgres's default of 100 connections runs
 # out ("remaining connection slots are reserved"). Where the server allows fewer than the
-# suite needs, raise it (a restart of that server).
+# suite needs, raise it; load pg_stat_statements for the benchmarks (a restart of that server).
 ensure_connections() {
-  local want=300 have
+  local want=300 have preload
   have=$(psql -h 127.0.0.1 -U postgres -d postgres -Atc 'show max_connections' 2>/dev/null) || return 0
-  [ "$have" -ge "$want" ] && return 0
-  log "raising Postgres max_connections from $have to $want (restarting it)"
+  preload=$(psql -h 127.0.0.1 -U postgres -d postgres -Atc 'show shared_preload_libraries')
+  [ "$have" -ge "$want" ] && [[ "$preload" == *pg_stat_statements* ]] && return 0
+  log "raising Postgres max_connections from $have to $want and loading pg_stat_statements (restarting it)"
   psql -h 127.0.0.1 -U postgres -d postgres -qc "alter system set max_connections = $want"
+  # The benchmarks' statement profiles (tests/src/statements.rs) read it.
+  if [[ "$preload" != *pg_stat_statements* ]]; then
+    psql -h 127.0.0.1 -U postgres -d postgres -qc \
+      "alter system set shared_preload_libraries = '${preload:+$preload,}pg_stat_statements'"
+  fi
   if [ -s "$DATA/postgres/postmaster.pid" ]; then
     local bin; bin=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
     runuser -u postgres -- "$bin/pg_ctl" -D "$DATA/postgres" -w restart >/dev/null

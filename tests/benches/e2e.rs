@@ -281,6 +281,7 @@ async fn main() {
             .unwrap()
     };
     let events_before = logged().await;
+    let statements = e2e_tests::statements::StatementProfile::start(&superuser).await;
     let cpu_before = e2e_tests::cpu::Snapshot::take(&pids);
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let run_started = Instant::now();
@@ -332,6 +333,10 @@ async fn main() {
     // let them finish, so their CPU is counted with their messages.
     tokio::time::sleep(TAIL).await;
     let cpu_spent = cpu_before.until(&e2e_tests::cpu::Snapshot::take(&pids));
+    let statement_costs = match &statements {
+        Some(profile) => Some(profile.finish(&superuser, 25).await.unwrap()),
+        None => None,
+    };
     let events = logged().await - events_before;
     let mut resident: Vec<(&str, f64)> = pids
         .iter()
@@ -447,6 +452,9 @@ async fn main() {
             "redis-server",
         ],
     );
+    if let Some((top, totals)) = &statement_costs {
+        e2e_tests::statements::print_table(top, *totals, sent, "inbound message");
+    }
     println!("\nherd: 40 customers of one business at once, each taking the first time offered\n");
     println!("| | with holds (10 min) | without holds |");
     println!("|---|---:|---:|");

@@ -64,6 +64,7 @@ async fn main() {
     // 1. Throughput: the relay and the seven projections work through a backlog.
     load(&superuser, history(args.live_events, args.tenants, 0)).await;
     let target = last_position(&superuser).await;
+    let statements = e2e_tests::statements::StatementProfile::start(&superuser).await;
     let started = Instant::now();
     let projector = spawn_projector(projector_settings(&db, &nats)).await;
     eventually(Duration::from_secs(600), || async {
@@ -72,6 +73,10 @@ async fn main() {
     .await
     .expect("the projections catch up");
     let elapsed = started.elapsed();
+    if let Some(profile) = &statements {
+        let (top, totals) = profile.finish(&superuser, 15).await.unwrap();
+        e2e_tests::statements::print_table(&top, totals, args.live_events as u64, "event");
+    }
     let throughput = args.live_events as f64 / elapsed.as_secs_f64();
     report.push((
         "backlog through relay + 7 projections, events/s".into(),

@@ -102,7 +102,8 @@ pub fn history(n: usize, tenants: usize, offset: usize) -> Vec<Row> {
             }
         } else {
             let phone = PhoneNumber::parse(&format!("+3461{k:08}")).unwrap();
-            let id = phone.as_str().to_owned();
+            // A conversation's stream is named by its customer's subject id.
+            let id = uuid::Uuid::from_u128(0x5eb_0000_0000_0000_0000 + k as u128).to_string();
             let wamid = format!("wamid.bench.{k}");
             let events = [
                 ConversationEvent::MessageReceived {

@@ -7,6 +7,7 @@ pub mod backlog;
 pub mod cpu;
 pub mod otlp;
 pub mod stack;
+pub mod statements;
 pub mod tenant;
 pub mod wa;
 
