@@ -306,20 +306,28 @@ async fn lock_watermark(
     conn: &mut PgConnection,
     projection: Projection,
 ) -> sqlx::Result<Watermark> {
-    sqlx::query!(
-        "insert into rm_positions (projection, transaction_id, global_position, stream_sequence)
-         values ($1, '0'::xid8, 0, 0) on conflict (projection) do nothing",
-        projection.name()
-    )
-    .execute(&mut *conn)
-    .await?;
-    let row = sqlx::query!(
-        r#"select stream_sequence, transaction_id::text as "transaction_id!", global_position
-             from rm_positions where projection = $1 for update"#,
-        projection.name()
-    )
-    .fetch_one(conn)
-    .await?;
+    let locked = || {
+        sqlx::query!(
+            r#"select stream_sequence, transaction_id::text as "transaction_id!", global_position
+                 from rm_positions where projection = $1 for update"#,
+            projection.name()
+        )
+    };
+    // The row exists but for a projection's very first batch.
+    let row = match locked().fetch_optional(&mut *conn).await? {
+        Some(row) => row,
+        None => {
+            sqlx::query!(
+                "insert into rm_positions (projection, transaction_id, global_position,
+                     stream_sequence)
+                 values ($1, '0'::xid8, 0, 0) on conflict (projection) do nothing",
+                projection.name()
+            )
+            .execute(&mut *conn)
+            .await?;
+            locked().fetch_one(conn).await?
+        }
+    };
     Ok(Watermark {
         sequence: row.stream_sequence as u64,
         position: Position {
@@ -430,27 +438,15 @@ pub async fn apply_batch(
     Ok(outcomes)
 }
 
-/// Applies events in the caller's transaction, setting `app.tenant_id` whenever it changes.
+/// Applies events in the caller's transaction, a tenant at a time, setting `app.tenant_id`
+/// for each ([`Projection::apply_all`]).
 pub async fn apply_events(
     projection: Projection,
     store: &EventStore,
     conn: &mut PgConnection,
     events: &[&RecordedEvent],
 ) -> anyhow::Result<Vec<Applied>> {
-    let mut tenant = None;
-    let mut outcomes = Vec::with_capacity(events.len());
-    for event in events {
-        if !projection.concerns(event) {
-            outcomes.push(Applied::NotMine);
-            continue;
-        }
-        if tenant != Some(event.tenant_id) {
-            set_tenant(conn, event.tenant_id).await?;
-            tenant = Some(event.tenant_id);
-        }
-        outcomes.push(projection.apply(conn, store, event).await?);
-    }
-    Ok(outcomes)
+    projection.apply_all(conn, store, events).await
 }
 
 pub async fn set_tenant(conn: &mut PgConnection, tenant_id: uuid::Uuid) -> sqlx::Result<()> {

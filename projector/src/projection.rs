@@ -7,11 +7,17 @@
 //! gap, and the missing events are read from the event store, the source of truth, in the same
 //! transaction before it is applied.
 //!
+//! A batch is applied a tenant at a time ([`Projection::apply_all`]): one statement checks and
+//! records the next versions of all the tenant's streams, and the projections written most
+//! (bookings, conversations, usage, integrations) fold the tenant's events into one statement
+//! per table where the order of the events allows it.
+//!
 //! Which tables a projection owns is written once, in the `rm_tables` catalogue of the
 //! migrations. The statements on `rm_<projection>_applied` name their table by the projection,
 //! so they are built here ([`AppliedSql`]) and prepared against the schema by a test; every
 //! other statement of the projector is compile-checked.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -125,13 +131,23 @@ impl Projection {
     fn build_applied_sql(self) -> AppliedSql {
         let table = format!("rm_{}_applied", self.name());
         AppliedSql {
-            claim_first: format!(
-                "insert into {table} (tenant_id, stream_type, stream_id, version)
-                 select $1, $2, $3, $4 on conflict do nothing"
-            ),
-            claim_next: format!(
-                "update {table} set version = $4
-                 where tenant_id = $1 and stream_type = $2 and stream_id = $3 and version = $4 - 1"
+            claim: format!(
+                "with s as (
+                     select * from unnest($2::text[], $3::text[], $4::int[], $5::int[])
+                         as s(stream_type, stream_id, after, version)
+                 ), advanced as (
+                     update {table} a set version = s.version from s
+                     where a.tenant_id = $1 and a.stream_type = s.stream_type
+                       and a.stream_id = s.stream_id and s.after > 0 and a.version = s.after
+                     returning a.stream_type, a.stream_id
+                 ), started as (
+                     insert into {table} (tenant_id, stream_type, stream_id, version)
+                     select $1, stream_type, stream_id, version from s where after = 0
+                     on conflict do nothing
+                     returning stream_type, stream_id
+                 )
+                 select stream_type, stream_id from advanced
+                 union all select stream_type, stream_id from started"
             ),
             current: format!(
                 "insert into {table} (tenant_id, stream_type, stream_id, version)
@@ -147,115 +163,281 @@ impl Projection {
         }
     }
 
-    /// Applies `event` (a duplicate is skipped, a gap filled from the store) inside the
-    /// caller's transaction, whose `app.tenant_id` is the event's tenant. The tables written
-    /// are those `search_path` finds: the live ones, or a rebuild's shadows.
-    pub async fn apply(
+    /// Applies `events` inside the caller's transaction: a duplicate is skipped, a gap filled
+    /// from the store, and the tables written are those `search_path` finds (the live ones, or
+    /// a rebuild's shadows).
+    ///
+    /// Each tenant's events are applied in their order, one tenant after another: tenants are
+    /// independent (every read-model row is one tenant's), so this is the log's order as far
+    /// as any row can tell. For each tenant, `app.tenant_id` is set once; one statement checks
+    /// and records the next versions of all its streams (and takes their rows' locks, so two
+    /// transactions never interleave one stream's events); and its fresh events go to the
+    /// projection together, which writes them set-based where it can. Only a stream that
+    /// is not simply the next versions (a duplicate, a gap) costs statements of its own.
+    pub async fn apply_all(
         self,
         conn: &mut PgConnection,
         store: &EventStore,
-        event: &RecordedEvent,
-    ) -> anyhow::Result<Applied> {
-        if let Some(erased) = foreign_erasure(self, event)? {
-            // Another projection's stream: scrubbed in place, which is idempotent, so without
-            // a version of its own; in the stream's order, after what it scrubs.
-            projections::bookings::scrub(conn, event, &erased).await?;
-            return Ok(Applied::Applied);
+        events: &[&RecordedEvent],
+    ) -> anyhow::Result<Vec<Applied>> {
+        let mut outcomes = vec![Applied::NotMine; events.len()];
+        let mut tenants: Vec<(uuid::Uuid, Vec<usize>)> = Vec::new();
+        let mut index: HashMap<uuid::Uuid, usize> = HashMap::new();
+        for (i, event) in events.iter().enumerate() {
+            if !self.concerns(event) {
+                continue;
+            }
+            let slot = *index.entry(event.tenant_id).or_insert_with(|| {
+                tenants.push((event.tenant_id, Vec::new()));
+                tenants.len() - 1
+            });
+            tenants[slot].1.push(i);
         }
-        if !self.handles(&event.stream.stream_type) {
-            return Ok(Applied::NotMine);
+        for (tenant, mine) in tenants {
+            crate::consumer::set_tenant(conn, tenant).await?;
+            let theirs: Vec<&RecordedEvent> = mine.iter().map(|i| events[*i]).collect();
+            let applied = self.apply_tenant(conn, store, &theirs).await?;
+            for (i, outcome) in mine.into_iter().zip(applied) {
+                outcomes[i] = outcome;
+            }
         }
-        let sql = self.applied_sql();
-        // The happy path is one statement that both checks and records the version (and takes
-        // the stream's row lock, so two consumers never interleave one stream's events).
-        let claim = if event.version == 1 {
-            sql.claim_first.as_str()
-        } else {
-            sql.claim_next.as_str()
-        };
-        let claimed = sqlx::query(claim)
-            .bind(event.tenant_id)
-            .bind(&event.stream.stream_type)
-            .bind(&event.stream.stream_id)
-            .bind(event.version as i32)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected()
-            == 1;
-        if claimed {
-            self.apply_fresh(conn, store, event).await?;
-            return Ok(Applied::Applied);
-        }
-        // A duplicate, or a gap: see where the stream stands.
-        let (applied,): (i32,) = sqlx::query_as(sql.current.as_str())
-            .bind(event.tenant_id)
-            .bind(&event.stream.stream_type)
-            .bind(&event.stream.stream_id)
-            .fetch_one(&mut *conn)
-            .await?;
-        let applied = applied as u32;
-        if event.version <= applied {
-            return Ok(Applied::Duplicate);
-        }
-        let missing = store
-            .read_stream_range_in(
-                conn,
-                event.tenant_id,
-                &event.stream,
-                applied + 1,
-                event.version - 1,
-            )
-            .await
-            .context("failed to read a gap from the event store")?;
-        anyhow::ensure!(
-            missing.len() as u32 == event.version - 1 - applied,
-            "the event store lacks versions {}..{} of {}",
-            applied + 1,
-            event.version - 1,
-            event.stream
-        );
-        for earlier in &missing {
-            self.apply_fresh(conn, store, earlier).await?;
-        }
-        self.apply_fresh(conn, store, event).await?;
-        sqlx::query(sql.set.as_str())
-            .bind(event.tenant_id)
-            .bind(&event.stream.stream_type)
-            .bind(&event.stream.stream_id)
-            .bind(event.version as i32)
-            .execute(&mut *conn)
-            .await?;
-        Ok(Applied::FilledGap(missing.len()))
+        Ok(outcomes)
     }
 
+    /// [`apply_all`](Self::apply_all) for one tenant's events, all of which concern this
+    /// projection, with `app.tenant_id` set.
+    async fn apply_tenant(
+        self,
+        conn: &mut PgConnection,
+        store: &EventStore,
+        events: &[&RecordedEvent],
+    ) -> anyhow::Result<Vec<Applied>> {
+        let tenant = events[0].tenant_id;
+        let sql = self.applied_sql();
+        // Each stream's events here, and whether they are consecutive versions (the claim's
+        // happy path).
+        let mut streams: Vec<Claim> = Vec::new();
+        let mut by_stream: HashMap<(&str, &str), usize> = HashMap::new();
+        for event in events
+            .iter()
+            .filter(|e| self.handles(&e.stream.stream_type))
+        {
+            let key = (
+                event.stream.stream_type.as_str(),
+                event.stream.stream_id.as_str(),
+            );
+            match by_stream.get(&key) {
+                Some(&k) => {
+                    let claim = &mut streams[k];
+                    claim.consecutive &= event.version == claim.last + 1;
+                    claim.last = event.version;
+                }
+                None => {
+                    by_stream.insert(key, streams.len());
+                    streams.push(Claim {
+                        stream: &event.stream,
+                        first: event.version,
+                        last: event.version,
+                        consecutive: true,
+                        claimed: false,
+                    });
+                }
+            }
+        }
+        let hopeful: Vec<&Claim> = streams.iter().filter(|c| c.consecutive).collect();
+        if !hopeful.is_empty() {
+            let claimed: Vec<(String, String)> = sqlx::query_as(sql.claim.as_str())
+                .bind(tenant)
+                .bind(
+                    hopeful
+                        .iter()
+                        .map(|c| c.stream.stream_type.as_str())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    hopeful
+                        .iter()
+                        .map(|c| c.stream.stream_id.as_str())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    hopeful
+                        .iter()
+                        .map(|c| c.first as i32 - 1)
+                        .collect::<Vec<_>>(),
+                )
+                .bind(hopeful.iter().map(|c| c.last as i32).collect::<Vec<_>>())
+                .fetch_all(&mut *conn)
+                .await?;
+            for (stream_type, stream_id) in &claimed {
+                if let Some(&k) = by_stream.get(&(stream_type.as_str(), stream_id.as_str())) {
+                    streams[k].claimed = true;
+                }
+            }
+        }
+        // Where each unclaimed stream stands (its row locked), then its events one by one.
+        let mut applied: HashMap<usize, u32> = HashMap::new();
+        for (k, claim) in streams.iter().enumerate().filter(|(_, c)| !c.claimed) {
+            let (version,): (i32,) = sqlx::query_as(sql.current.as_str())
+                .bind(tenant)
+                .bind(&claim.stream.stream_type)
+                .bind(&claim.stream.stream_id)
+                .fetch_one(&mut *conn)
+                .await?;
+            applied.insert(k, version as u32);
+        }
+        let read = applied.clone();
+        let mut outcomes = Vec::with_capacity(events.len());
+        let mut missing: Vec<RecordedEvent> = Vec::new();
+        // The events to apply, in order: the given ones (by index) and the missing ones read
+        // from the store (by their index in `missing`).
+        let mut plan: Vec<Planned> = Vec::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
+            let key = (
+                event.stream.stream_type.as_str(),
+                event.stream.stream_id.as_str(),
+            );
+            let Some(&k) = by_stream.get(&key) else {
+                // Another projection's stream (an erasure this one scrubs): no version.
+                outcomes.push(Applied::Applied);
+                plan.push(Planned::Given(i));
+                continue;
+            };
+            let Some(version) = applied.get_mut(&k) else {
+                outcomes.push(Applied::Applied);
+                plan.push(Planned::Given(i));
+                continue;
+            };
+            if event.version <= *version {
+                outcomes.push(Applied::Duplicate);
+                continue;
+            }
+            let gap = event.version - 1 - *version;
+            if gap > 0 {
+                let earlier = store
+                    .read_stream_range_in(
+                        conn,
+                        tenant,
+                        &event.stream,
+                        *version + 1,
+                        event.version - 1,
+                    )
+                    .await
+                    .context("failed to read a gap from the event store")?;
+                anyhow::ensure!(
+                    earlier.len() as u32 == gap,
+                    "the event store lacks versions {}..{} of {}",
+                    *version + 1,
+                    event.version - 1,
+                    event.stream
+                );
+                for e in earlier {
+                    plan.push(Planned::Missing(missing.len()));
+                    missing.push(e);
+                }
+                outcomes.push(Applied::FilledGap(gap as usize));
+            } else {
+                outcomes.push(Applied::Applied);
+            }
+            plan.push(Planned::Given(i));
+            *version = event.version;
+        }
+        for (k, version) in &applied {
+            if read.get(k) == Some(version) {
+                // Nothing but duplicates.
+                continue;
+            }
+            let stream = streams[*k].stream;
+            sqlx::query(sql.set.as_str())
+                .bind(tenant)
+                .bind(&stream.stream_type)
+                .bind(&stream.stream_id)
+                .bind(*version as i32)
+                .execute(&mut *conn)
+                .await?;
+        }
+        let fresh: Vec<&RecordedEvent> = plan
+            .iter()
+            .map(|p| match p {
+                Planned::Given(i) => events[*i],
+                Planned::Missing(m) => &missing[*m],
+            })
+            .collect();
+        if !fresh.is_empty() {
+            self.apply_fresh(conn, store, &fresh).await?;
+        }
+        Ok(outcomes)
+    }
+
+    /// Applies one tenant's fresh events, in order: set-based where the projection knows how.
     async fn apply_fresh(
         self,
         conn: &mut PgConnection,
         store: &EventStore,
-        event: &RecordedEvent,
+        events: &[&RecordedEvent],
     ) -> anyhow::Result<()> {
-        let result = match self {
-            Projection::Tenants => projections::tenants::apply(conn, event).await,
-            Projection::Catalog => projections::catalog::apply(conn, event).await,
-            Projection::Bookings => projections::bookings::apply(conn, event).await,
-            Projection::Agenda => projections::agenda::apply(conn, event).await,
+        // Each event by itself, or (the set-based ones) all of them together.
+        let together = match self {
+            Projection::Bookings => projections::bookings::apply_all(conn, events).await,
             Projection::Conversations => {
-                projections::conversations::apply(conn, store, event).await
+                projections::conversations::apply_all(conn, store, events).await
             }
-            Projection::Usage => projections::usage::apply(conn, event).await,
-            Projection::Billing => projections::billing::apply(conn, event).await,
-            Projection::Integrations => projections::integrations::apply(conn, store, event).await,
+            Projection::Usage => projections::usage::apply_all(conn, events).await,
+            Projection::Integrations => {
+                projections::integrations::apply_all(conn, store, events).await
+            }
+            Projection::Tenants
+            | Projection::Catalog
+            | Projection::Agenda
+            | Projection::Billing => {
+                for event in events {
+                    let result = match self {
+                        Projection::Tenants => projections::tenants::apply(conn, event).await,
+                        Projection::Catalog => projections::catalog::apply(conn, event).await,
+                        Projection::Agenda => projections::agenda::apply(conn, event).await,
+                        _ => projections::billing::apply(conn, event).await,
+                    };
+                    result.with_context(|| failed_on(self, event))?;
+                }
+                return Ok(());
+            }
         };
-        result.with_context(|| {
-            format!(
-                "{} failed on {} {} v{}",
+        together.with_context(|| match events {
+            [event] => failed_on(self, event),
+            _ => format!(
+                "{} failed on {} events from {} to {}",
                 self.name(),
-                event.event_type,
-                event.stream,
-                event.version
-            )
+                events.len(),
+                describe(events[0]),
+                describe(events[events.len() - 1])
+            ),
         })
     }
+}
+
+fn describe(event: &RecordedEvent) -> String {
+    format!("{} {} v{}", event.event_type, event.stream, event.version)
+}
+
+fn failed_on(projection: Projection, event: &RecordedEvent) -> String {
+    format!("{} failed on {}", projection.name(), describe(event))
+}
+
+/// One stream's events in a tenant's share of a batch.
+struct Claim<'a> {
+    stream: &'a eventstore::StreamRef,
+    first: u32,
+    last: u32,
+    /// Each version one more than the one before.
+    consecutive: bool,
+    /// The claim statement recorded `last` as applied.
+    claimed: bool,
+}
+
+/// An event to apply: one of those given, or one read from the store to fill a gap.
+enum Planned {
+    Given(usize),
+    Missing(usize),
 }
 
 /// A customer's erasure: the erased customer's subject (their conversation's id) and their
@@ -263,18 +445,6 @@ impl Projection {
 pub(crate) struct Erasure {
     pub subject: uuid::Uuid,
     pub bookings: Vec<uuid::Uuid>,
-}
-
-/// The erasure of a customer shown by a projection that does not follow conversations (the
-/// bookings'): scrubbed in place, idempotently.
-fn foreign_erasure(
-    projection: Projection,
-    event: &RecordedEvent,
-) -> anyhow::Result<Option<Erasure>> {
-    if !projection.concerns(event) || projection.handles(&event.stream.stream_type) {
-        return Ok(None);
-    }
-    erasure(event)
 }
 
 /// The erasure `event` is, if it is one.
@@ -332,24 +502,19 @@ pub enum Applied {
 /// [`Projection::applied_sql`]).
 #[derive(Debug, Clone)]
 pub struct AppliedSql {
-    /// Records version 1 of a stream not seen before.
-    pub claim_first: String,
-    /// Records the next version of a stream.
-    pub claim_next: String,
+    /// Records the next versions of many streams of a tenant at once: for each stream, its
+    /// last version here where the one applied is the one before its first (or, for a stream
+    /// starting at version 1, where none is). Returns the streams recorded.
+    pub claim: String,
     /// The version applied so far (0 for a new stream), locking the stream's row.
     pub current: String,
-    /// Records a version after a gap was filled.
+    /// Records a version after duplicates or a gap.
     pub set: String,
 }
 
 impl AppliedSql {
-    pub fn all(&self) -> [&str; 4] {
-        [
-            &self.claim_first,
-            &self.claim_next,
-            &self.current,
-            &self.set,
-        ]
+    pub fn all(&self) -> [&str; 3] {
+        [&self.claim, &self.current, &self.set]
     }
 }
 

@@ -1,14 +1,85 @@
 //! `rm_bookings` (filterable by status, date range and customer) and `rm_booking_history`
 //! (every event of a booking with who did it).
 
+use domain::DomainEvent as _;
 use domain::booking::{BookingEvent, BookingStatus};
 use eventstore::RecordedEvent;
 use sqlx::PgConnection;
-use sqlx::types::Json;
 
 use crate::projection::decode;
 
-pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<()> {
+/// One tenant's events, in order: each booking's row statement by statement, the history rows
+/// together in one statement (written before an erasure, which rewrites them).
+pub async fn apply_all(conn: &mut PgConnection, events: &[&RecordedEvent]) -> anyhow::Result<()> {
+    let mut history = History::default();
+    for event in events {
+        if event.stream.stream_type != BookingEvent::STREAM_TYPE {
+            // A conversation's stream: the erasure of a customer these rows name.
+            if let Some(erased) = crate::projection::erasure(event)? {
+                history.write(conn).await?;
+                scrub(conn, event, &erased).await?;
+            }
+            continue;
+        }
+        apply_row(conn, event).await?;
+        history.push(event)?;
+    }
+    history.write(conn).await
+}
+
+/// Rows of `rm_booking_history` not written yet.
+#[derive(Default)]
+struct History {
+    tenant: Option<uuid::Uuid>,
+    bookings: Vec<uuid::Uuid>,
+    versions: Vec<i32>,
+    event_types: Vec<String>,
+    payloads: Vec<serde_json::Value>,
+    actors: Vec<Option<String>>,
+    correlations: Vec<Option<uuid::Uuid>>,
+    at: Vec<chrono::DateTime<chrono::Utc>>,
+}
+
+impl History {
+    fn push(&mut self, event: &RecordedEvent) -> anyhow::Result<()> {
+        self.tenant = Some(event.tenant_id);
+        self.bookings.push(event.stream.stream_id.parse()?);
+        self.versions.push(event.version as i32);
+        self.event_types.push(event.event_type.clone());
+        self.payloads.push(event.payload.clone());
+        self.actors.push(event.metadata.actor.clone());
+        self.correlations.push(event.metadata.correlation_id);
+        self.at.push(event.recorded_at);
+        Ok(())
+    }
+
+    async fn write(&mut self, conn: &mut PgConnection) -> anyhow::Result<()> {
+        let Some(tenant) = self.tenant else {
+            return Ok(());
+        };
+        sqlx::query!(
+            "insert into rm_booking_history (tenant_id, booking_id, version, event_type, payload,
+                 actor, correlation_id, recorded_at)
+             select $1, * from unnest($2::uuid[], $3::int[], $4::text[], $5::jsonb[], $6::text[],
+                 $7::uuid[], $8::timestamptz[])",
+            tenant,
+            &self.bookings,
+            &self.versions,
+            &self.event_types,
+            &self.payloads,
+            &self.actors as _,
+            &self.correlations as _,
+            &self.at
+        )
+        .execute(conn)
+        .await?;
+        *self = History::default();
+        Ok(())
+    }
+}
+
+/// A booking's row (`rm_bookings`) after one of its events.
+async fn apply_row(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<()> {
     let tenant = event.tenant_id;
     let booking_id: uuid::Uuid = event.stream.stream_id.parse()?;
     let at = event.recorded_at;
@@ -153,21 +224,6 @@ pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Re
         .execute(&mut *conn)
         .await?;
     }
-    sqlx::query!(
-        "insert into rm_booking_history (tenant_id, booking_id, version, event_type, payload,
-             actor, correlation_id, recorded_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)",
-        tenant,
-        booking_id,
-        version,
-        &event.event_type,
-        Json(&event.payload) as _,
-        event.metadata.actor.as_deref(),
-        event.metadata.correlation_id,
-        at
-    )
-    .execute(conn)
-    .await?;
     Ok(())
 }
 

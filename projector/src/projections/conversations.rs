@@ -18,83 +18,90 @@ use crate::projection::decode;
 
 const PREVIEW_CHARS: usize = 80;
 
-pub async fn apply(
+/// One tenant's events, in order. The messages in and out are gathered: their inbox rows
+/// folded by phone and their `rm_messages` rows, one statement each, written before any other
+/// statement (which may read or change those rows) and at the end.
+pub async fn apply_all(
+    conn: &mut PgConnection,
+    store: &EventStore,
+    events: &[&RecordedEvent],
+) -> anyhow::Result<()> {
+    let mut pending = Pending::default();
+    for event in events {
+        // A conversation's stream is named by its customer's subject id; the events that carry
+        // the phone (a message in or out) keep the inbox row's phone, the others find the row
+        // by its subject.
+        let subject: Uuid = event
+            .stream
+            .stream_id
+            .parse()
+            .context("a conversation stream is named by its customer's subject id")?;
+        match decode::<ConversationEvent>(event)? {
+            ConversationEvent::MessageReceived {
+                wamid,
+                from,
+                profile_name,
+                content,
+                received_at,
+            } => {
+                let touch = pending.touch(event, (from.as_str(), subject), received_at);
+                touch.direction = Direction::In;
+                touch.preview = preview(inbound_text(&content));
+                touch.last_inbound_at = touch.last_inbound_at.max(Some(received_at));
+                if profile_name.is_some() {
+                    touch.profile_name = profile_name;
+                }
+                pending.message(Message {
+                    phone: from.as_str().to_owned(),
+                    version: event.version as i32,
+                    id: wamid,
+                    direction: Direction::In,
+                    content: serde_json::to_value(&content)?,
+                    at: received_at,
+                    status: None,
+                    sent_by: None,
+                });
+            }
+            ConversationEvent::BotReplied {
+                reply_id,
+                reply,
+                to,
+            } => pending.outbound(event, (to.as_str(), subject), reply_id, &reply, None)?,
+            ConversationEvent::StaffReplied {
+                reply_id,
+                reply,
+                by,
+                to,
+            } => pending.outbound(event, (to.as_str(), subject), reply_id, &reply, Some(by))?,
+            ConversationEvent::ConversationExpired | ConversationEvent::BookingAttached { .. } => {}
+            other => {
+                pending.write(conn, event.tenant_id).await?;
+                apply_other(conn, store, event, subject, other).await?;
+            }
+        }
+    }
+    match events.first() {
+        Some(first) => pending.write(conn, first.tenant_id).await,
+        None => Ok(()),
+    }
+}
+
+/// An event that is not a message in or out, by itself.
+async fn apply_other(
     conn: &mut PgConnection,
     store: &EventStore,
     event: &RecordedEvent,
+    subject: Uuid,
+    decoded: ConversationEvent,
 ) -> anyhow::Result<()> {
-    // A conversation's stream is named by its customer's subject id; the events that carry
-    // the phone (a message in or out) keep the inbox row's phone, the others find the row by
-    // its subject.
-    let subject: Uuid = event
-        .stream
-        .stream_id
-        .parse()
-        .context("a conversation stream is named by its customer's subject id")?;
     let tenant = event.tenant_id;
-    match decode::<ConversationEvent>(event)? {
-        ConversationEvent::MessageReceived {
-            wamid,
-            from,
-            profile_name,
-            content,
-            received_at,
-        } => {
-            let preview = preview(inbound_text(&content));
-            touch(
-                conn,
-                event,
-                (from.as_str(), subject),
-                received_at,
-                Direction::In,
-                &preview,
-                profile_name.as_deref(),
-            )
-            .await?;
-            sqlx::query!(
-                "update rm_conversations set last_inbound_at = greatest(last_inbound_at, $3)
-                 where tenant_id = $1 and subject = $2",
-                tenant,
-                subject,
-                received_at
-            )
-            .execute(&mut *conn)
-            .await?;
-            sqlx::query!(
-                "insert into rm_messages (tenant_id, customer_phone, version, message_id,
-                     direction, content, at)
-                 values ($1, $2, $3, $4, $5, $6, $7)",
-                tenant,
-                from.as_str(),
-                event.version as i32,
-                wamid,
-                Direction::In.as_str(),
-                Json(&content) as _,
-                received_at
-            )
-            .execute(conn)
-            .await?;
-        }
-        ConversationEvent::BotReplied {
-            reply_id,
-            reply,
-            to,
-        } => outbound(conn, event, (to.as_str(), subject), &reply_id, &reply, None).await?,
-        ConversationEvent::StaffReplied {
-            reply_id,
-            reply,
-            by,
-            to,
-        } => {
-            outbound(
-                conn,
-                event,
-                (to.as_str(), subject),
-                &reply_id,
-                &reply,
-                Some(&by),
-            )
-            .await?
+    match decoded {
+        ConversationEvent::MessageReceived { .. }
+        | ConversationEvent::BotReplied { .. }
+        | ConversationEvent::StaffReplied { .. }
+        | ConversationEvent::ConversationExpired
+        | ConversationEvent::BookingAttached { .. } => {
+            anyhow::bail!("{} is gathered by apply_all", event.event_type)
         }
         ConversationEvent::BotStateChanged { state } => {
             // Back with the bot (the customer asked for the menu): nobody of the business has it.
@@ -215,7 +222,6 @@ pub async fn apply(
             .await?;
         }
         ConversationEvent::CustomerErased { .. } => refold(conn, store, event, subject).await?,
-        ConversationEvent::ConversationExpired | ConversationEvent::BookingAttached { .. } => {}
     }
     Ok(())
 }
@@ -249,86 +255,174 @@ async fn refold(
         let earlier = store
             .read_stream_range_in(conn, event.tenant_id, &event.stream, 1, event.version - 1)
             .await?;
-        for earlier in &earlier {
-            Box::pin(apply(conn, store, earlier)).await?;
-        }
+        let earlier: Vec<&RecordedEvent> = earlier.iter().collect();
+        Box::pin(apply_all(conn, store, &earlier)).await?;
     }
     Ok(())
 }
 
-/// A message to the customer, the bot's or a person's (`by`): pending until the sender has it.
-async fn outbound(
-    conn: &mut PgConnection,
-    event: &RecordedEvent,
-    (phone, subject): (&str, Uuid),
-    reply_id: &str,
-    reply: &Reply,
-    by: Option<&str>,
-) -> anyhow::Result<()> {
-    let preview = preview(&reply_text(reply));
-    touch(
-        conn,
-        event,
-        (phone, subject),
-        event.recorded_at,
-        Direction::Out,
-        &preview,
-        None,
-    )
-    .await?;
-    sqlx::query!(
-        "insert into rm_messages (tenant_id, customer_phone, version, message_id,
-             direction, content, at, status, sent_by)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        event.tenant_id,
-        phone,
-        event.version as i32,
-        reply_id,
-        Direction::Out.as_str(),
-        Json(reply) as _,
-        event.recorded_at,
-        delivery_label(None),
-        by
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
+/// The inbox rows and messages of a run of messages in and out, not written yet.
+#[derive(Default)]
+struct Pending {
+    /// By phone, in the order first touched.
+    touches: Vec<Touch>,
+    messages: Vec<Message>,
 }
 
-/// Creates the inbox row or moves it to its latest message.
-async fn touch(
-    conn: &mut PgConnection,
-    event: &RecordedEvent,
-    (phone, subject): (&str, Uuid),
-    at: DateTime<Utc>,
+/// What a run of messages does to one inbox row (`rm_conversations`): created, or moved to
+/// its latest message.
+struct Touch {
+    phone: String,
+    subject: Uuid,
+    /// The latest name the customer's profile gave.
+    profile_name: Option<String>,
+    last_message_at: DateTime<Utc>,
     direction: Direction,
-    preview: &str,
-    profile_name: Option<&str>,
-) -> anyhow::Result<()> {
-    sqlx::query!(
-        "insert into rm_conversations (tenant_id, customer_phone, profile_name, last_message_at,
-             last_direction, last_preview, messages, updated_at, subject)
-         values ($1, $2, $3, $4, $5, $6, 1, $7, $8)
-         on conflict (tenant_id, customer_phone) do update
-         set subject = excluded.subject,
-             profile_name = coalesce(excluded.profile_name, rm_conversations.profile_name),
-             last_message_at = greatest(rm_conversations.last_message_at, excluded.last_message_at),
-             last_direction = excluded.last_direction,
-             last_preview = excluded.last_preview,
-             messages = rm_conversations.messages + 1,
-             updated_at = excluded.updated_at",
-        event.tenant_id,
-        phone,
-        profile_name,
-        at,
-        direction.as_str(),
-        preview,
-        event.recorded_at,
-        subject
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
+    preview: String,
+    messages: i32,
+    updated_at: DateTime<Utc>,
+    last_inbound_at: Option<DateTime<Utc>>,
+}
+
+/// A row of `rm_messages`.
+struct Message {
+    phone: String,
+    version: i32,
+    id: String,
+    direction: Direction,
+    content: serde_json::Value,
+    at: DateTime<Utc>,
+    status: Option<&'static str>,
+    sent_by: Option<String>,
+}
+
+impl Pending {
+    /// The row `event` moves (to a message at `at`), with the message counted.
+    fn touch(
+        &mut self,
+        event: &RecordedEvent,
+        (phone, subject): (&str, Uuid),
+        at: DateTime<Utc>,
+    ) -> &mut Touch {
+        let index = match self.touches.iter().position(|t| t.phone == phone) {
+            Some(index) => index,
+            None => {
+                self.touches.push(Touch {
+                    phone: phone.to_owned(),
+                    subject,
+                    profile_name: None,
+                    last_message_at: at,
+                    direction: Direction::In,
+                    preview: String::new(),
+                    messages: 0,
+                    updated_at: event.recorded_at,
+                    last_inbound_at: None,
+                });
+                self.touches.len() - 1
+            }
+        };
+        let touch = &mut self.touches[index];
+        touch.subject = subject;
+        touch.last_message_at = touch.last_message_at.max(at);
+        touch.messages += 1;
+        touch.updated_at = event.recorded_at;
+        touch
+    }
+
+    fn message(&mut self, message: Message) {
+        self.messages.push(message);
+    }
+
+    /// A message to the customer, the bot's or a person's (`by`): pending until the sender
+    /// has it.
+    fn outbound(
+        &mut self,
+        event: &RecordedEvent,
+        (phone, subject): (&str, Uuid),
+        reply_id: String,
+        reply: &Reply,
+        by: Option<String>,
+    ) -> anyhow::Result<()> {
+        let touch = self.touch(event, (phone, subject), event.recorded_at);
+        touch.direction = Direction::Out;
+        touch.preview = preview(&reply_text(reply));
+        self.message(Message {
+            phone: phone.to_owned(),
+            version: event.version as i32,
+            id: reply_id,
+            direction: Direction::Out,
+            content: serde_json::to_value(reply)?,
+            at: event.recorded_at,
+            status: Some(delivery_label(None)),
+            sent_by: by,
+        });
+        Ok(())
+    }
+
+    /// Writes what is pending: the inbox rows in one statement, the messages in another.
+    async fn write(&mut self, conn: &mut PgConnection, tenant: Uuid) -> anyhow::Result<()> {
+        if !self.touches.is_empty() {
+            let t = &self.touches;
+            sqlx::query!(
+                "insert into rm_conversations (tenant_id, customer_phone, profile_name,
+                     last_message_at, last_direction, last_preview, messages, updated_at, subject,
+                     last_inbound_at)
+                 select $1, * from unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[],
+                     $6::text[], $7::int[], $8::timestamptz[], $9::uuid[], $10::timestamptz[])
+                 on conflict (tenant_id, customer_phone) do update
+                 set subject = excluded.subject,
+                     profile_name = coalesce(excluded.profile_name, rm_conversations.profile_name),
+                     last_message_at = greatest(rm_conversations.last_message_at,
+                         excluded.last_message_at),
+                     last_direction = excluded.last_direction,
+                     last_preview = excluded.last_preview,
+                     messages = rm_conversations.messages + excluded.messages,
+                     updated_at = excluded.updated_at,
+                     last_inbound_at = greatest(rm_conversations.last_inbound_at,
+                         excluded.last_inbound_at)",
+                tenant,
+                &t.iter().map(|t| t.phone.clone()).collect::<Vec<_>>(),
+                &t.iter().map(|t| t.profile_name.clone()).collect::<Vec<_>>() as _,
+                &t.iter().map(|t| t.last_message_at).collect::<Vec<_>>(),
+                &t.iter()
+                    .map(|t| t.direction.as_str().to_owned())
+                    .collect::<Vec<_>>(),
+                &t.iter().map(|t| t.preview.clone()).collect::<Vec<_>>(),
+                &t.iter().map(|t| t.messages).collect::<Vec<_>>(),
+                &t.iter().map(|t| t.updated_at).collect::<Vec<_>>(),
+                &t.iter().map(|t| t.subject).collect::<Vec<_>>(),
+                &t.iter().map(|t| t.last_inbound_at).collect::<Vec<_>>() as _
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        if !self.messages.is_empty() {
+            let m = &self.messages;
+            sqlx::query!(
+                "insert into rm_messages (tenant_id, customer_phone, version, message_id,
+                     direction, content, at, status, sent_by)
+                 select $1, * from unnest($2::text[], $3::int[], $4::text[], $5::text[],
+                     $6::jsonb[], $7::timestamptz[], $8::text[], $9::text[])",
+                tenant,
+                &m.iter().map(|m| m.phone.clone()).collect::<Vec<_>>(),
+                &m.iter().map(|m| m.version).collect::<Vec<_>>(),
+                &m.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
+                &m.iter()
+                    .map(|m| m.direction.as_str().to_owned())
+                    .collect::<Vec<_>>(),
+                &m.iter().map(|m| m.content.clone()).collect::<Vec<_>>(),
+                &m.iter().map(|m| m.at).collect::<Vec<_>>(),
+                &m.iter()
+                    .map(|m| m.status.map(str::to_owned))
+                    .collect::<Vec<_>>() as _,
+                &m.iter().map(|m| m.sent_by.clone()).collect::<Vec<_>>() as _
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        *self = Pending::default();
+        Ok(())
+    }
 }
 
 fn inbound_text(content: &Inbound) -> &str {

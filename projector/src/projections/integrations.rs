@@ -9,65 +9,118 @@
 //! last one when it was registered: the same number on a rebuild, which applies the log in the
 //! same order.
 
+use std::collections::HashMap;
+
 use domain::DomainEvent as _;
 use domain::conversation::ConversationEvent;
 use domain::webhook::WebhookEvent;
 use eventstore::RecordedEvent;
 use sqlx::PgConnection;
 
-pub async fn apply(
+/// One tenant's events, in order. Their public events are numbered and written together, in
+/// one statement, before anything that reads the numbers (an endpoint registered) or rewrites
+/// the rows (an erasure), and at the end.
+pub async fn apply_all(
     conn: &mut PgConnection,
     store: &eventstore::EventStore,
-    event: &RecordedEvent,
+    events: &[&RecordedEvent],
 ) -> anyhow::Result<()> {
-    if event.stream.stream_type == WebhookEvent::STREAM_TYPE {
-        return apply_endpoint(conn, event).await;
-    }
-    if let Some(erased) = crate::projection::erasure(event)? {
-        return scrub(conn, store, event, &erased).await;
-    }
-    let Some(mut public) = domain::integration::from_stored(
-        &event.stream.stream_type,
-        &event.stream.stream_id,
-        &event.event_type,
-        event.payload.clone(),
-    )?
-    else {
-        return Ok(());
-    };
-    if event.stream.stream_type == ConversationEvent::STREAM_TYPE {
-        // A conversation's stream is named by its customer's subject id; a business's systems
-        // know the customer by phone (or by their stand-in, once erased).
-        let subject: uuid::Uuid = event.stream.stream_id.parse()?;
-        let phone = match eventstore::personal::phone_of(conn, event.tenant_id, subject).await? {
-            Some(phone) => phone,
-            None => domain::personal::erased_phone(subject).as_str().to_owned(),
+    let mut pending = Published::default();
+    // Each conversation's customer phone, read once.
+    let mut phones: HashMap<uuid::Uuid, String> = HashMap::new();
+    for event in events {
+        if event.stream.stream_type == WebhookEvent::STREAM_TYPE {
+            pending.write(conn).await?;
+            apply_endpoint(conn, event).await?;
+            continue;
+        }
+        if let Some(erased) = crate::projection::erasure(event)? {
+            pending.write(conn).await?;
+            phones.remove(&erased.subject);
+            scrub(conn, store, event, &erased).await?;
+            continue;
+        }
+        let Some(mut public) = domain::integration::from_stored(
+            &event.stream.stream_type,
+            &event.stream.stream_id,
+            &event.event_type,
+            event.payload.clone(),
+        )?
+        else {
+            continue;
         };
-        public.data["customer_phone"] = phone.into();
+        if event.stream.stream_type == ConversationEvent::STREAM_TYPE {
+            // A conversation's stream is named by its customer's subject id; a business's
+            // systems know the customer by phone (or by their stand-in, once erased).
+            let subject: uuid::Uuid = event.stream.stream_id.parse()?;
+            let phone = match phones.get(&subject) {
+                Some(phone) => phone.clone(),
+                None => {
+                    let phone = match eventstore::personal::phone_of(conn, event.tenant_id, subject)
+                        .await?
+                    {
+                        Some(phone) => phone,
+                        None => domain::personal::erased_phone(subject).as_str().to_owned(),
+                    };
+                    phones.insert(subject, phone.clone());
+                    phone
+                }
+            };
+            public.data["customer_phone"] = phone.into();
+        }
+        pending.tenant = Some(event.tenant_id);
+        pending.event_ids.push(event.event_id);
+        pending.topics.push(public.topic.name().to_owned());
+        pending.bodies.push(domain::integration::envelope(
+            event.event_id,
+            event.tenant_id,
+            event.recorded_at,
+            &public,
+        ));
+        pending.created_at.push(event.recorded_at);
     }
-    let body =
-        domain::integration::envelope(event.event_id, event.tenant_id, event.recorded_at, &public);
-    let seq = sqlx::query_scalar!(
-        "insert into rm_public_event_heads (tenant_id, last_seq) values ($1, 1)
-         on conflict (tenant_id) do update set last_seq = rm_public_event_heads.last_seq + 1
-         returning last_seq",
-        event.tenant_id
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    sqlx::query!(
-        "insert into rm_public_events (tenant_id, seq, event_id, topic, body, created_at)
-         values ($1, $2, $3, $4, $5, $6)",
-        event.tenant_id,
-        seq,
-        event.event_id,
-        public.topic.name(),
-        body,
-        event.recorded_at
-    )
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    pending.write(conn).await
+}
+
+/// Public events not numbered yet, in order.
+#[derive(Default)]
+struct Published {
+    tenant: Option<uuid::Uuid>,
+    event_ids: Vec<uuid::Uuid>,
+    topics: Vec<String>,
+    bodies: Vec<serde_json::Value>,
+    created_at: Vec<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Published {
+    /// Numbers them after the tenant's last number, in order, and writes them.
+    async fn write(&mut self, conn: &mut PgConnection) -> anyhow::Result<()> {
+        let Some(tenant) = self.tenant else {
+            return Ok(());
+        };
+        sqlx::query!(
+            "with head as (
+                 insert into rm_public_event_heads (tenant_id, last_seq) values ($1, $2)
+                 on conflict (tenant_id) do update
+                 set last_seq = rm_public_event_heads.last_seq + excluded.last_seq
+                 returning last_seq
+             )
+             insert into rm_public_events (tenant_id, seq, event_id, topic, body, created_at)
+             select $1, head.last_seq - $2 + s.n, s.event_id, s.topic, s.body, s.created_at
+             from head, unnest($3::uuid[], $4::text[], $5::jsonb[], $6::timestamptz[])
+                 with ordinality as s(event_id, topic, body, created_at, n)",
+            tenant,
+            self.event_ids.len() as i64,
+            &self.event_ids,
+            &self.topics,
+            &self.bodies,
+            &self.created_at
+        )
+        .execute(conn)
+        .await?;
+        *self = Published::default();
+        Ok(())
+    }
 }
 
 async fn apply_endpoint(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<()> {

@@ -1,6 +1,8 @@
 //! `rm_usage`: messages in and out and bookings made and cancelled, per tenant and calendar
 //! month (UTC): what plan limits and billing read.
 
+use std::collections::BTreeMap;
+
 use domain::DomainEvent as _;
 use domain::booking::BookingEvent;
 use domain::conversation::ConversationEvent;
@@ -67,26 +69,42 @@ fn counted(event: &RecordedEvent) -> anyhow::Result<Counted> {
     })
 }
 
-pub async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<()> {
-    let counted = counted(event)?;
-    if counted == Counted::default() {
+/// Adds one tenant's events to their months: one statement for all of them.
+pub async fn apply_all(conn: &mut PgConnection, events: &[&RecordedEvent]) -> anyhow::Result<()> {
+    let mut months: BTreeMap<String, Counted> = BTreeMap::new();
+    for event in events {
+        let counted = counted(event)?;
+        if counted == Counted::default() {
+            continue;
+        }
+        let month = months
+            .entry(event.recorded_at.format("%Y-%m").to_string())
+            .or_default();
+        month.messages_in += counted.messages_in;
+        month.messages_out += counted.messages_out;
+        month.bookings_created += counted.bookings_created;
+        month.bookings_cancelled += counted.bookings_cancelled;
+    }
+    if months.is_empty() {
         return Ok(());
     }
+    let column = |f: fn(&Counted) -> i64| months.values().map(f).collect::<Vec<i64>>();
     sqlx::query!(
         "insert into rm_usage (tenant_id, period, messages_in, messages_out, bookings_created,
              bookings_cancelled)
-         values ($1, $2, $3, $4, $5, $6)
+         select $1, * from unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
+             $6::bigint[])
          on conflict (tenant_id, period) do update
          set messages_in = rm_usage.messages_in + excluded.messages_in,
              messages_out = rm_usage.messages_out + excluded.messages_out,
              bookings_created = rm_usage.bookings_created + excluded.bookings_created,
              bookings_cancelled = rm_usage.bookings_cancelled + excluded.bookings_cancelled",
-        event.tenant_id,
-        event.recorded_at.format("%Y-%m").to_string(),
-        counted.messages_in,
-        counted.messages_out,
-        counted.bookings_created,
-        counted.bookings_cancelled
+        events[0].tenant_id,
+        &months.keys().cloned().collect::<Vec<String>>(),
+        &column(|c| c.messages_in),
+        &column(|c| c.messages_out),
+        &column(|c| c.bookings_created),
+        &column(|c| c.bookings_cancelled)
     )
     .execute(conn)
     .await?;

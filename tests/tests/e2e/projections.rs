@@ -561,3 +561,95 @@ async fn a_projector_killed_mid_run_converges_to_what_a_rebuild_makes() {
     }
     projector.start_kill().unwrap();
 }
+
+/// A batch is applied a tenant at a time, each tenant's events written together (one claim of
+/// its streams' versions, one statement per table where the projection folds them). Whatever
+/// the batch holds (several tenants interleaved, several streams each, messages delivered
+/// twice, batches of any size), the rows are those of applying each event by itself.
+#[tokio::test]
+async fn a_batch_applied_together_equals_its_events_applied_one_at_a_time() {
+    let db = TestDb::new().await;
+    let superuser = db.superuser_url_pool().await;
+    // Three tenants' booking lives and conversation turns, interleaved: 600 events.
+    e2e_tests::backlog::load(&superuser, e2e_tests::backlog::history(600, 3, 0)).await;
+    let store = EventStore::new(db.app_pool().await);
+    let log = eventstore::GlobalLog::new(db.operator_pool().await);
+    let events = eventually(WAIT, || async {
+        let events = log
+            .read_all(eventstore::Position::START, 1000)
+            .await
+            .unwrap();
+        (events.len() == 600).then_some(events)
+    })
+    .await
+    .expect("the events are below every reader's horizon");
+    let operator = db.operator_pool().await;
+    let app = db.app_pool().await;
+    for projection in Projection::ALL {
+        sqlx::query("select rm_create_shadows($1)")
+            .bind(projection.name())
+            .execute(&operator)
+            .await
+            .unwrap();
+    }
+
+    // One at a time, into the live tables.
+    for event in &events {
+        let mut tx = app.begin().await.unwrap();
+        for projection in Projection::ALL {
+            projector::consumer::apply_events(projection, &store, &mut tx, &[event])
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    // Together, into the shadows: batches of 1, 2, 3, ... events, each followed by a
+    // redelivery of an earlier event, then the whole log again in one batch.
+    let mut batches: Vec<Vec<&RecordedEvent>> = Vec::new();
+    let mut at = 0;
+    while at < events.len() {
+        let end = (at + batches.len() + 1).min(events.len());
+        let mut batch: Vec<&RecordedEvent> = events[at..end].iter().collect();
+        batch.push(&events[at / 2]);
+        batches.push(batch);
+        at = end;
+    }
+    batches.push(events.iter().collect());
+    for batch in &batches {
+        let mut tx = app.begin().await.unwrap();
+        sqlx::query("set local search_path to rebuild, public")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        for projection in Projection::ALL {
+            let outcomes = projector::consumer::apply_events(projection, &store, &mut tx, batch)
+                .await
+                .unwrap();
+            assert_eq!(outcomes.len(), batch.len());
+        }
+        tx.commit().await.unwrap();
+    }
+
+    let tables: Vec<String> = sqlx::query_scalar("select table_name from rm_tables order by 1")
+        .fetch_all(&superuser)
+        .await
+        .unwrap();
+    let mut compared = 0;
+    for table in tables {
+        let read = |schema: &'static str| {
+            let (superuser, table) = (superuser.clone(), table.clone());
+            async move {
+                sqlx::query_scalar::<_, Value>(&format!(
+                    "select to_jsonb(t) from {schema}.{table} t order by 1"
+                ))
+                .fetch_all(&superuser)
+                .await
+                .unwrap()
+            }
+        };
+        let (live, together) = (read("public").await, read("rebuild").await);
+        assert_eq!(live, together, "{table}");
+        compared += live.len();
+    }
+    assert!(compared > 1000, "{compared} rows compared");
+}
