@@ -275,8 +275,9 @@ impl Projection {
                 }
             }
         }
-        // Where each unclaimed stream stands (its row locked), then its events one by one.
-        let mut applied: HashMap<usize, u32> = HashMap::new();
+        // Where each unclaimed stream stands (its row locked): the version read, and the one
+        // applied as its events are gone through one by one.
+        let mut applied: HashMap<usize, (u32, u32)> = HashMap::new();
         for (k, claim) in streams.iter().enumerate().filter(|(_, c)| !c.claimed) {
             let (version,): (i32,) = sqlx::query_as(sql.current.as_str())
                 .bind(tenant)
@@ -284,9 +285,8 @@ impl Projection {
                 .bind(&claim.stream.stream_id)
                 .fetch_one(&mut *conn)
                 .await?;
-            applied.insert(k, version as u32);
+            applied.insert(k, (version as u32, version as u32));
         }
-        let read = applied.clone();
         let mut outcomes = Vec::with_capacity(events.len());
         let mut missing: Vec<RecordedEvent> = Vec::new();
         // The events to apply, in order: the given ones (by index) and the missing ones read
@@ -297,13 +297,9 @@ impl Projection {
                 event.stream.stream_type.as_str(),
                 event.stream.stream_id.as_str(),
             );
-            let Some(&k) = by_stream.get(&key) else {
-                // Another projection's stream (an erasure this one scrubs): no version.
-                outcomes.push(Applied::Applied);
-                plan.push(Planned::Given(i));
-                continue;
-            };
-            let Some(version) = applied.get_mut(&k) else {
+            // Another projection's stream (an erasure this one scrubs: no version), or one the
+            // claim recorded.
+            let Some((_, version)) = by_stream.get(&key).and_then(|k| applied.get_mut(k)) else {
                 outcomes.push(Applied::Applied);
                 plan.push(Planned::Given(i));
                 continue;
@@ -342,8 +338,8 @@ impl Projection {
             plan.push(Planned::Given(i));
             *version = event.version;
         }
-        for (k, version) in &applied {
-            if read.get(k) == Some(version) {
+        for (k, (read, version)) in &applied {
+            if read == version {
                 // Nothing but duplicates.
                 continue;
             }
