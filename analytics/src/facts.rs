@@ -347,6 +347,7 @@ async fn conversation(
         | ConversationEvent::OutboundStatusChanged { .. }
         | ConversationEvent::AnswerDeferred { .. }
         | ConversationEvent::DeferralEnded { .. }
+        | ConversationEvent::ErasureRequested { .. }
         | ConversationEvent::HandedBackToBot { .. } => {}
     }
     Ok(())

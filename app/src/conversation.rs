@@ -659,6 +659,15 @@ pub async fn record_send_outcome(
             };
             let events = Conversation::decide(&conversation, command)?;
             uow.stage(&replied.stream, &events);
+            // The customer asked to be erased once this reply had gone: their key goes with
+            // this commit, after the outcome is sealed.
+            if let Some(phone) = &conversation.phone
+                && events
+                    .iter()
+                    .any(|e| matches!(e, ConversationEvent::CustomerErased { .. }))
+            {
+                uow.erase_customer(phone).await?;
+            }
             Ok(())
         })
     })

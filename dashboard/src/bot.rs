@@ -105,6 +105,8 @@ pub struct BotPage {
     pub language: String,
     pub ask_name: bool,
     pub ask_payment: bool,
+    /// What a customer's "delete my data" does: `ask_business` or `erase_at_once`.
+    pub erasure_requests: String,
     pub main_texts: Vec<TextField>,
     pub other_texts: Vec<TextField>,
     pub keywords: Vec<KeywordRow>,
@@ -184,6 +186,10 @@ fn page_of(m: &Member, version: i32, settings: Option<&Value>, script: &str) -> 
         language: flow["language"].as_str().unwrap_or("en").to_owned(),
         ask_name: flow["ask_name"].as_bool().unwrap_or(true),
         ask_payment: flow["ask_payment"].as_bool().unwrap_or(true),
+        erasure_requests: settings
+            .and_then(|s| s["privacy"]["erasure_requests"].as_str())
+            .unwrap_or("ask_business")
+            .to_owned(),
         main_texts: MAIN_TEXTS.iter().map(|(k, _)| text(k)).collect(),
         other_texts: texts
             .keys()
@@ -240,6 +246,10 @@ fn draft(saved: &Value, fields: &[(String, String)]) -> Value {
     draft["flow"]["ask_name"] = json!(checked("ask_name"));
     draft["flow"]["ask_payment"] = json!(checked("ask_payment"));
     draft["flow"]["texts"] = Value::Object(texts);
+    // Left as saved by a form without the choice.
+    if let choice @ ("ask_business" | "erase_at_once") = field(fields, "erasure_requests") {
+        draft["privacy"] = json!({ "erasure_requests": choice });
+    }
     let mut replies = vec![];
     for i in 0.. {
         let (Some(words), Some(reply)) = (

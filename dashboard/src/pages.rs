@@ -998,6 +998,8 @@ pub struct InboxEntry {
     pub waiting: bool,
     /// Someone of the business took it over (else the customer asked for a person).
     pub taken: bool,
+    /// The customer asked to have their data deleted.
+    pub erasure_requested: bool,
     pub outbound: bool,
     pub preview: String,
     pub at: String,
@@ -1009,6 +1011,8 @@ pub struct InboxPage {
     pub business: String,
     pub csrf: String,
     pub conversations: Vec<InboxEntry>,
+    /// A customer was just erased (said above the list).
+    pub erased: bool,
     pub next: Option<String>,
 }
 
@@ -1016,6 +1020,17 @@ pub struct InboxPage {
 pub struct InboxQuery {
     #[serde(default)]
     pub cursor: Option<String>,
+    /// The consistency token of a write the page must show (an erasure).
+    #[serde(default)]
+    pub after: Option<String>,
+    /// A customer was just erased.
+    #[serde(default)]
+    pub erased: Option<String>,
+}
+
+/// Whether `phone` is the stand-in of an erased customer.
+fn erased(phone: &str) -> bool {
+    domain::values::PhoneNumber::parse(phone).is_ok_and(|p| domain::personal::is_erased(&p))
 }
 
 pub(crate) fn phone_path(phone: &str) -> String {
@@ -1048,7 +1063,11 @@ pub async fn inbox(
     let waiting: Vec<ConversationRow> = match &query.cursor {
         None => {
             let page: Page<ConversationRow> = m
-                .read(&state, "/v1/conversations?waiting=true&limit=100")
+                .read_after(
+                    &state,
+                    "/v1/conversations?waiting=true&limit=100",
+                    query.after.as_deref(),
+                )
                 .await
                 .map_err(failed)?;
             page.items
@@ -1057,14 +1076,23 @@ pub async fn inbox(
     };
     let page: Page<ConversationRow> = m.read(&state, &path).await.map_err(failed)?;
     let entry = |c: ConversationRow| InboxEntry {
-        name: c
-            .profile_name
-            .clone()
-            .unwrap_or_else(|| c.customer_phone.clone()),
+        // An erased customer's row is kept (their bookings still count), under a stand-in.
+        name: if erased(&c.customer_phone) {
+            "Erased customer".to_owned()
+        } else {
+            c.profile_name
+                .clone()
+                .unwrap_or_else(|| c.customer_phone.clone())
+        },
         phone_path: phone_path(&c.customer_phone),
-        phone: c.customer_phone,
-        waiting: c.handed_off,
+        phone: if erased(&c.customer_phone) {
+            String::new()
+        } else {
+            c.customer_phone
+        },
+        waiting: c.handed_off || c.erasure_requested_at.is_some(),
         taken: c.taken_over_by.is_some(),
+        erasure_requested: c.erasure_requested_at.is_some(),
         outbound: c.last_direction == "out",
         preview: c.last_preview,
         at: when(c.last_message_at, tz),
@@ -1072,13 +1100,19 @@ pub async fn inbox(
     let conversations: Vec<InboxEntry> = waiting
         .into_iter()
         .map(entry)
-        .chain(page.items.into_iter().filter(|c| !c.handed_off).map(entry))
+        .chain(
+            page.items
+                .into_iter()
+                .filter(|c| !c.handed_off && c.erasure_requested_at.is_none())
+                .map(entry),
+        )
         .collect();
     Ok(render(
         &InboxPage {
             business: m.tenant.business_name,
             csrf: m.session.csrf,
             conversations,
+            erased: query.erased.is_some(),
             next: page.next_cursor.map(|c| {
                 format!(
                     "/inbox?{}",
@@ -1163,6 +1197,8 @@ pub struct ConversationPage {
     pub window: String,
     /// The bot is answering, or someone else took it over.
     pub can_take_over: bool,
+    /// When the customer asked to have their data deleted, in the business's time.
+    pub erasure_requested: Option<String>,
     pub messages: Vec<Message>,
     /// Idempotency keys of this page's forms start with it: a form sent twice acts once.
     pub key: String,
@@ -1286,6 +1322,7 @@ async fn show_conversation(
             phone: c.customer_phone,
             handed_off: c.handed_off,
             can_take_over: !mine,
+            erasure_requested: c.erasure_requested_at.map(|at| when(at, tz)),
             who_answers,
             window,
             name,
@@ -1306,6 +1343,9 @@ pub struct ConversationForm {
     pub key: String,
     #[serde(default)]
     pub text: String,
+    /// The erasure's confirmation ("yes").
+    #[serde(default)]
+    pub sure: String,
 }
 
 /// `POST /inbox/{phone}/{action}`: take over, reply, or hand back, through the command API.
@@ -1334,24 +1374,49 @@ pub async fn conversation_action(
         "take-over" => ("handoff", serde_json::json!({})),
         "reply" => ("messages", serde_json::json!({"text": form.text})),
         "hand-back" => ("release", serde_json::json!({})),
+        "erase" => ("erase", serde_json::json!({})),
         _ => return not_found(),
+    };
+    // Erasing is the customer's, not the conversation's, and leaves no conversation to show.
+    let (path, erasing) = match command {
+        "erase" => (format!("/v1/customers/{}/erase", phone_path(&phone)), true),
+        _ => (
+            format!("/v1/conversations/{}/{command}", phone_path(&phone)),
+            false,
+        ),
     };
     let key = if form.key.is_empty() {
         random_token()
     } else {
         form.key.chars().take(200).collect()
     };
-    let written = state
-        .api
-        .write(
-            &state.sessions,
-            &id,
-            &mut session,
-            &format!("/v1/conversations/{}/{command}", phone_path(&phone)),
-            body,
-            &key,
-        )
-        .await;
+    let written = if erasing && form.sure != "yes" {
+        // The browser asks for the box; a request without it erases nothing.
+        Err(Failure::Refused {
+            status: 422,
+            detail: "Tick the box to confirm: erasing a customer cannot be undone.".into(),
+            fields: vec![],
+            kind: "invalid-field".into(),
+        })
+    } else {
+        state
+            .api
+            .write(&state.sessions, &id, &mut session, &path, body, &key)
+            .await
+    };
+    let written = match written {
+        Ok(answer) if erasing => {
+            return see_other(&format!(
+                "/inbox?erased=1&after={}",
+                encoded(answer["consistency_token"].as_str().unwrap_or_default())
+            ));
+        }
+        // Refused for the box, the page says why; otherwise as any failed request.
+        Err(failure) if erasing && !matches!(failure, Failure::Refused { status: 422, .. }) => {
+            return failed(failure);
+        }
+        written => written,
+    };
     let (token, composer) = match written {
         Ok(answer) => (
             answer["consistency_token"].as_str().map(str::to_owned),

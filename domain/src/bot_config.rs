@@ -236,6 +236,10 @@ pub struct Texts {
     pub waitlist_offer: String,
     /// The customer said no thanks to an offer, and left the waitlist.
     pub waitlist_left: String,
+    /// The customer asked to have their data deleted, and the business decides.
+    pub erasure_requested: String,
+    /// The customer asked to have their data deleted, and it is done after this message.
+    pub erasing: String,
 }
 
 impl Default for Texts {
@@ -302,6 +306,13 @@ impl Default for Texts {
                 Shall I book it for you?"
                 .into(),
             waitlist_left: "All right, you are off the waitlist.".into(),
+            erasure_requested: "I have passed your request to delete your data to \
+                {business_name}. They will answer you here."
+                .into(),
+            erasing: "{business_name} is deleting everything it holds about you: your \
+                messages, your name and your number. This is our last message unless you \
+                write again."
+                .into(),
         }
     }
 }
@@ -395,6 +406,27 @@ pub struct BotSettings {
     /// everything is booked on one default resource, in the business's hours.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub staff: Vec<StaffMember>,
+    #[serde(default)]
+    pub privacy: Privacy,
+}
+
+/// What the business does with its customers' requests about their data.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Privacy {
+    pub erasure_requests: ErasureRequests,
+}
+
+/// What happens when a customer writes "delete my data" (their right to erasure).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErasureRequests {
+    /// The business decides: the request waits in its inbox (and its owners and admins are
+    /// told by email) until someone erases the customer or answers them.
+    #[default]
+    AskBusiness,
+    /// The customer is erased as soon as the bot's confirmation has gone (or failed to).
+    EraseAtOnce,
 }
 
 /// Someone appointments are with: their own weekly hours (the gaps between ranges are their
@@ -973,6 +1005,7 @@ pub(crate) mod tests {
             flow: FlowSettings::default(),
             messaging: Messaging::default(),
             staff: vec![],
+            privacy: Privacy::default(),
         }
     }
 

@@ -336,6 +336,9 @@ pub(crate) fn samples() -> Vec<Section> {
                     ConversationEvent::CustomerErased {
                         bookings: vec![BookingId::from_uuid(uuid(2))],
                     },
+                    ConversationEvent::ErasureRequested {
+                        after_reply: Some("wamid.1/0".into()),
+                    },
                 ],
                 |e| match e {
                     ConversationEvent::MessageReceived { .. } => 0,
@@ -353,8 +356,9 @@ pub(crate) fn samples() -> Vec<Section> {
                     ConversationEvent::StaffReplied { .. } => 12,
                     ConversationEvent::HandedBackToBot { .. } => 13,
                     ConversationEvent::CustomerErased { .. } => 14,
+                    ConversationEvent::ErasureRequested { .. } => 15,
                 },
-                15,
+                16,
             ),
         ),
         (
@@ -723,6 +727,9 @@ pub(crate) fn meaning(event_type: &str) -> &'static str {
         "HandedBackToBot" => "The bot answers this customer again, from the start of its flow.",
         "CustomerErased" => {
             "The customer was erased (their key is gone): what was personal reads as stand-ins; their `bookings` stay."
+        }
+        "ErasureRequested" => {
+            "The customer asked on WhatsApp to have their data deleted. With `after_reply`, the business erases at once: `CustomerErased` follows that reply's outcome. Without, the business decides."
         }
         other => panic!("no meaning written for {other}"),
     }

@@ -219,6 +219,13 @@ pub enum ConversationEvent {
     CustomerErased {
         bookings: Vec<BookingId>,
     },
+    /// The customer asked on WhatsApp to have their data deleted. With `after_reply` (the
+    /// bot's confirmation) the business erases at once: the customer is erased when that reply's
+    /// outcome is recorded, so it can still reach them. Without, the business decides.
+    ErasureRequested {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after_reply: Option<String>,
+    },
 }
 
 impl DomainEvent for ConversationEvent {
@@ -241,6 +248,7 @@ impl DomainEvent for ConversationEvent {
             Self::StaffReplied { .. } => "StaffReplied",
             Self::HandedBackToBot { .. } => "HandedBackToBot",
             Self::CustomerErased { .. } => "CustomerErased",
+            Self::ErasureRequested { .. } => "ErasureRequested",
         }
     }
 }
@@ -265,6 +273,11 @@ pub struct ConversationState {
     pub last_notice: Option<DateTime<Utc>>,
     /// Who of the business took the conversation over (while the bot is quiet).
     pub taken_over_by: Option<String>,
+    /// The customer asked to have their data deleted (and is not erased yet).
+    pub erasure_requested: bool,
+    /// The reply whose outcome erases the customer (they asked, and the business erases at
+    /// once).
+    pub erase_after: Option<String>,
 }
 
 /// A received message, as kept for a turn taken later.
@@ -307,6 +320,14 @@ impl ConversationState {
             customer_name: self.bot.customer_name.clone(),
             ..BotState::default()
         }
+    }
+
+    /// The erasure the outcome of `reply_id` brings, when it is the confirmation the customer
+    /// is erased after.
+    fn erasure_after(&self, reply_id: &str) -> Option<ConversationEvent> {
+        (self.erase_after.as_deref() == Some(reply_id)).then(|| ConversationEvent::CustomerErased {
+            bookings: self.bookings.clone(),
+        })
     }
 
     /// What taking the conversation over records (nothing if `by` has it already).
@@ -439,6 +460,7 @@ impl Decider for Conversation {
                     Some((Some(_), _)) | Some((None, Some(DeliveryStatus::Failed))) => Ok(vec![]),
                     Some(_) => {
                         let early = state.early_status.get(&wamid).copied();
+                        let erased = state.erasure_after(&reply_id);
                         let mut events = vec![E::OutboundMessageSent {
                             reply_id,
                             wamid: wamid.clone(),
@@ -446,6 +468,7 @@ impl Decider for Conversation {
                         if let Some(status) = early {
                             events.push(E::OutboundStatusChanged { wamid, status });
                         }
+                        events.extend(erased);
                         Ok(events)
                     }
                 }
@@ -464,6 +487,11 @@ impl Decider for Conversation {
                         code,
                         reason,
                     }];
+                    // The confirmation of an erasure is not sent again: the customer goes now.
+                    if let Some(erased) = state.erasure_after(&reply_id) {
+                        events.push(erased);
+                        return Ok(events);
+                    }
                     let follow_up_id = format!("{reply_id}/follow-up");
                     if let (Some(reply), Some(to)) = (follow_up, &state.phone)
                         && !state.outbound.contains_key(&follow_up_id)
@@ -661,6 +689,10 @@ impl Decider for Conversation {
             E::HandedBackToBot { .. } => state.taken_over_by = None,
             // Nobody is left in this conversation (the customer, writing again, starts another).
             E::CustomerErased { .. } => state = ConversationState::default(),
+            E::ErasureRequested { after_reply } => {
+                state.erasure_requested = true;
+                state.erase_after = after_reply.clone();
+            }
             E::BotStateChanged { state: bot } => {
                 state.bot = bot.clone();
                 if !state.is_handed_off() {
@@ -716,6 +748,11 @@ fn turn_events(
 ) -> Vec<ConversationEvent> {
     use ConversationEvent as E;
     let mut events = Vec::new();
+    let last_reply = turn
+        .replies
+        .len()
+        .checked_sub(1)
+        .map(|i| format!("{prefix}/{i}"));
     for (i, reply) in turn.replies.into_iter().enumerate() {
         events.push(E::BotReplied {
             reply_id: format!("{prefix}/{i}"),
@@ -729,6 +766,9 @@ fn turn_events(
                 booking_id: *booking_id,
             }),
             BotAction::HandOff => events.push(E::HandedOffToHuman),
+            BotAction::RequestErasure { at_once } => events.push(E::ErasureRequested {
+                after_reply: last_reply.clone().filter(|_| *at_once),
+            }),
             BotAction::CancelBooking { .. }
             | BotAction::RescheduleBooking { .. }
             | BotAction::ConfirmAttendance { .. }
@@ -815,6 +855,103 @@ mod tests {
             step: Step::HandedOff,
             ..BotState::default()
         }
+    }
+
+    #[test]
+    fn a_customer_who_asks_to_be_erased_at_once_is_erased_when_the_confirmation_has_gone() {
+        let booking = BookingId::from_uuid(uuid::Uuid::from_u128(7));
+        let asked = Conversation::decide(
+            &ConversationState::default(),
+            ConversationCommand::RecordTurn {
+                message: message("wamid.1"),
+                turn: Box::new(turn(vec![BotAction::RequestErasure { at_once: true }])),
+            },
+        )
+        .unwrap();
+        // The confirmation is the turn's last reply.
+        assert!(asked.contains(&ConversationEvent::ErasureRequested {
+            after_reply: Some("wamid.1/1".into())
+        }));
+        let mut history = vec![ConversationEvent::BookingAttached {
+            booking_id: booking,
+        }];
+        history.extend(asked);
+        let erased = ConversationEvent::CustomerErased {
+            bookings: vec![booking],
+        };
+        // Another reply's outcome erases nothing; the confirmation's, sent or failed, does.
+        given::<Conversation>(&history)
+            .when(ConversationCommand::RecordSent {
+                reply_id: "wamid.1/0".into(),
+                wamid: "wamid.out0".into(),
+            })
+            .then_expect(&[ConversationEvent::OutboundMessageSent {
+                reply_id: "wamid.1/0".into(),
+                wamid: "wamid.out0".into(),
+            }]);
+        given::<Conversation>(&history)
+            .when(ConversationCommand::RecordSent {
+                reply_id: "wamid.1/1".into(),
+                wamid: "wamid.out1".into(),
+            })
+            .then_expect(&[
+                ConversationEvent::OutboundMessageSent {
+                    reply_id: "wamid.1/1".into(),
+                    wamid: "wamid.out1".into(),
+                },
+                erased.clone(),
+            ]);
+        // Failed, it is not sent again as a template: the customer goes all the same.
+        given::<Conversation>(&history)
+            .when(ConversationCommand::RecordSendFailed {
+                reply_id: "wamid.1/1".into(),
+                code: 131047,
+                reason: "re-engagement".into(),
+                follow_up: Some(Reply::text("template")),
+            })
+            .then_expect(&[
+                ConversationEvent::OutboundMessageFailed {
+                    reply_id: "wamid.1/1".into(),
+                    code: 131047,
+                    reason: "re-engagement".into(),
+                },
+                erased,
+            ]);
+    }
+
+    #[test]
+    fn a_customer_who_asks_to_be_erased_waits_for_the_business_where_it_decides() {
+        let asked = Conversation::decide(
+            &ConversationState::default(),
+            ConversationCommand::RecordTurn {
+                message: message("wamid.1"),
+                turn: Box::new(turn(vec![BotAction::RequestErasure { at_once: false }])),
+            },
+        )
+        .unwrap();
+        assert!(asked.contains(&ConversationEvent::ErasureRequested { after_reply: None }));
+        let state = Conversation::fold(&asked);
+        assert!(state.erasure_requested);
+        for i in 0..2 {
+            let events = Conversation::decide(
+                &state,
+                ConversationCommand::RecordSent {
+                    reply_id: format!("wamid.1/{i}"),
+                    wamid: format!("wamid.out{i}"),
+                },
+            )
+            .unwrap();
+            assert!(
+                !events
+                    .iter()
+                    .any(|e| matches!(e, ConversationEvent::CustomerErased { .. }))
+            );
+        }
+        // The business erases them: the request is done with the rest.
+        let events = Conversation::decide(&state, ConversationCommand::Erase).unwrap();
+        let mut all = asked;
+        all.extend(events);
+        assert_eq!(Conversation::fold(&all), ConversationState::default());
     }
 
     #[test]

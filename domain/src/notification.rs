@@ -31,6 +31,7 @@ pub enum Template {
     Invitation,
     PasswordReset,
     WebhookDisabled,
+    ErasureRequested,
 }
 
 crate::labels::labels!(Template {
@@ -46,6 +47,7 @@ crate::labels::labels!(Template {
     Invitation => "invitation",
     PasswordReset => "password_reset",
     WebhookDisabled => "webhook_disabled",
+    ErasureRequested => "erasure_requested",
 });
 
 /// A template's subject and body, with `{business_name}` and the template's own placeholders.
@@ -129,6 +131,14 @@ pub fn templates(template: Template) -> Text {
                    {since} (the last: {error}), so the platform stopped sending to it. Nothing is \
                    lost: once the receiver works again, enable the endpoint and its events \
                    arrive from where they stopped.\n",
+        },
+        // Nothing of the customer here: an email is not erased with them.
+        T::ErasureRequested => Text {
+            subject: "{business_name}: a customer asked to have their data deleted",
+            body: "Hello,\n\nA customer asked {business_name}'s WhatsApp assistant to delete \
+                   their data. Their conversation heads your inbox, marked \"asks to delete their \
+                   data\": erase them there, or tell them there what you must keep (an invoice, \
+                   say). The GDPR gives you one month to answer.\n",
         },
     }
 }

@@ -35,13 +35,17 @@ pub struct ConversationRow {
     /// How many messages the conversation has (named apart from a conversation's `messages`,
     /// the list, which its detail carries beside these fields).
     pub message_count: i32,
+    /// When the customer asked on WhatsApp to have their data deleted, while the business has
+    /// not erased them (`POST /v1/customers/{phone}/erase` on the command API).
+    pub erasure_requested_at: Option<DateTime<Utc>>,
 }
 
 /// The inbox's filter.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct InboxParams {
-    /// Only conversations waiting for a person (handed off).
+    /// Only conversations waiting for a person: handed off, or with a request to delete the
+    /// customer's data.
     #[serde(default)]
     pub waiting: bool,
 }
@@ -71,10 +75,10 @@ pub async fn conversations(
         ConversationRow,
         r#"select customer_phone, profile_name, last_message_at, last_direction, last_preview,
                 handed_off, taken_over_by, last_inbound_at + $5::interval as window_closes_at,
-                messages as message_count
+                messages as message_count, erasure_requested_at
            from rm_conversations
           where ($1::timestamptz is null or (last_message_at, customer_phone) < ($1, $2))
-            and (handed_off or not $4)
+            and (handed_off or erasure_requested_at is not null or not $4)
           order by last_message_at desc, customer_phone desc
           limit $3"#,
         page.cursor.as_ref().map(|c| c.at),
@@ -167,7 +171,7 @@ pub(crate) async fn conversation_of(
     let row = sqlx::query!(
         "select customer_phone, profile_name, last_message_at, last_direction, last_preview,
                 handed_off, taken_over_by, last_inbound_at + $2::interval as window_closes_at,
-                messages, bot_state
+                messages, bot_state, erasure_requested_at
            from rm_conversations where customer_phone = $1",
         phone.as_str(),
         window()
@@ -197,6 +201,7 @@ pub(crate) async fn conversation_of(
             taken_over_by: row.taken_over_by,
             window_closes_at: row.window_closes_at,
             message_count: row.messages,
+            erasure_requested_at: row.erasure_requested_at,
         },
         bot_state: row.bot_state,
         messages,

@@ -250,6 +250,7 @@ impl CustomerCalendar {
                 }
                 // The waitlist is not the calendar's (the command side appends it).
                 BotAction::HandOff
+                | BotAction::RequestErasure { .. }
                 | BotAction::JoinWaitlist { .. }
                 | BotAction::LeaveWaitlist { .. } => continue,
             };

@@ -18,7 +18,8 @@ use crate::bot::i18n::{self, Labels};
 use crate::bot::message::{Choice, Inbound, Reply, contains_words, normalize, render};
 use crate::bot::understand::{self, Language};
 use crate::bot_config::{
-    BotSettings, PaymentMethod, Service, StaffMember, Texts, TimeRange, resource_of,
+    BotSettings, ErasureRequests, PaymentMethod, Service, StaffMember, Texts, TimeRange,
+    resource_of,
 };
 use crate::ids::{BookingId, ResourceId, ServiceId};
 use crate::reminders::ReminderAnswer;
@@ -204,6 +205,11 @@ pub enum BotAction {
         resource: ResourceId,
     },
     HandOff,
+    /// The customer asked to have their data deleted: erased once this turn's last reply (the
+    /// confirmation) has gone when `at_once`, else the business is asked.
+    RequestErasure {
+        at_once: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,6 +237,7 @@ enum Global {
     Hours,
     Prices,
     Agent,
+    DeleteMyData,
 }
 
 const GLOBALS: &[(Global, &[&str])] = &[
@@ -238,6 +245,27 @@ const GLOBALS: &[(Global, &[&str])] = &[
         Global::Menu,
         &[
             "menu", "start", "restart", "hi", "hello", "hola", "inicio", "oi", "ola", "inicio",
+        ],
+    ),
+    // Before "cancel": "cancelar mis datos" asks for the data to go, not a booking.
+    (
+        Global::DeleteMyData,
+        &[
+            "delete my data",
+            "erase my data",
+            "remove my data",
+            "delete my details",
+            "delete my information",
+            "forget me",
+            "borrar mis datos",
+            "borra mis datos",
+            "eliminar mis datos",
+            "elimina mis datos",
+            "cancelar mis datos",
+            "apagar os meus dados",
+            "apagar meus dados",
+            "apaguem os meus dados",
+            "eliminar os meus dados",
         ],
     ),
     (Global::Cancel, &["cancel", "cancel booking", "cancelar"]),
@@ -504,6 +532,24 @@ impl Engine<'_> {
                 self.actions.push(BotAction::HandOff);
                 self.state.step = Step::HandedOff;
                 self.state.prompt = None;
+            }
+            Global::DeleteMyData => {
+                // Whatever the customer was doing ends here (a kept time is let go); a person
+                // who was answering them still is.
+                let handed_off = self.state.step == Step::HandedOff;
+                self.finish();
+                if handed_off {
+                    self.state.step = Step::HandedOff;
+                }
+                let at_once =
+                    self.ctx.settings.privacy.erasure_requests == ErasureRequests::EraseAtOnce;
+                let text = if at_once {
+                    self.texts().erasing.clone()
+                } else {
+                    self.texts().erasure_requested.clone()
+                };
+                self.say(&text, &[]);
+                self.actions.push(BotAction::RequestErasure { at_once });
             }
         }
     }

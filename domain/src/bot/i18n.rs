@@ -298,6 +298,13 @@ impl Texts {
                     las {time}. ¿Te la reservo?"
                     .into(),
                 waitlist_left: "De acuerdo, ya no estás en la lista de espera.".into(),
+                erasure_requested: "He pasado tu petición de borrar tus datos a \
+                    {business_name}. Te responderán por aquí."
+                    .into(),
+                erasing: "{business_name} está borrando todo lo que guarda sobre ti: tus \
+                    mensajes, tu nombre y tu número. Este es nuestro último mensaje, salvo que \
+                    vuelvas a escribir."
+                    .into(),
             },
             Language::Pt => Texts {
                 greeting: "Olá! Bem-vindo a {business_name}. Posso marcar um horário para si."
@@ -368,6 +375,13 @@ impl Texts {
                     {time}. Quer que o marque?"
                     .into(),
                 waitlist_left: "Muito bem, saiu da lista de espera.".into(),
+                erasure_requested: "Passei o seu pedido para apagar os seus dados a \
+                    {business_name}. Vão responder-lhe aqui."
+                    .into(),
+                erasing: "{business_name} está a apagar tudo o que guarda sobre si: as suas \
+                    mensagens, o seu nome e o seu número. Esta é a nossa última mensagem, a \
+                    menos que volte a escrever."
+                    .into(),
             },
         }
     }

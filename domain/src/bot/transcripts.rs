@@ -804,6 +804,77 @@ fn asking_for_a_person_hands_off_and_the_bot_stays_quiet_until_menu() {
 }
 
 #[test]
+fn delete_my_data_asks_the_business_by_default_and_lets_a_kept_time_go() {
+    let mut w = World::new();
+    w.say("hi");
+    w.tap("Haircut");
+    w.tap("Tue 1 Dec");
+    w.tap("10:00");
+    assert!(!w.holds().is_empty());
+    let replies = w.say("please delete my data");
+    assert!(
+        bodies(&replies).contains("passed your request to delete your data to Demo Salon"),
+        "{}",
+        bodies(&replies)
+    );
+    assert!(
+        matches!(
+            &w.last_actions[..],
+            [
+                BotAction::ReleaseSlot { .. },
+                BotAction::RequestErasure { at_once: false }
+            ]
+        ),
+        "{:?}",
+        w.last_actions
+    );
+    assert!(w.holds().is_empty());
+    assert_eq!(w.state.step, Step::Idle);
+}
+
+#[test]
+fn delete_my_data_erases_at_once_where_the_business_chose_so_in_the_customer_s_language() {
+    let mut w = World::new();
+    w.settings.privacy.erasure_requests = crate::bot_config::ErasureRequests::EraseAtOnce;
+    w.settings.flow.answer_in_customer_language = true;
+    let replies = w.say("borrar mis datos");
+    assert_eq!(
+        replies.len(),
+        1,
+        "the confirmation is the turn's last reply"
+    );
+    assert!(
+        bodies(&replies).contains("Demo Salon está borrando todo"),
+        "{}",
+        bodies(&replies)
+    );
+    assert_eq!(
+        w.last_actions,
+        [BotAction::RequestErasure { at_once: true }]
+    );
+}
+
+#[test]
+fn delete_my_data_while_a_person_answers_leaves_them_answering() {
+    let mut w = World::new();
+    w.say("hi");
+    w.say("agent");
+    w.say("delete my data");
+    assert_eq!(
+        w.last_actions,
+        [BotAction::RequestErasure { at_once: false }]
+    );
+    assert_eq!(w.state.step, Step::HandedOff);
+    // "Cancel my data" is the data, not a booking.
+    let mut w = World::new();
+    w.say("cancelar mis datos");
+    assert_eq!(
+        w.last_actions,
+        [BotAction::RequestErasure { at_once: false }]
+    );
+}
+
+#[test]
 fn a_name_that_contains_a_command_word_is_still_a_name() {
     let mut w = World::new();
     w.profile_name = None;

@@ -352,6 +352,8 @@ const LANGUAGE_WORDS: &[(Language, &[&str])] = &[
             "the",
             "my",
             "at",
+            "delete",
+            "data",
         ],
     ),
     (
@@ -359,6 +361,7 @@ const LANGUAGE_WORDS: &[(Language, &[&str])] = &[
         &[
             "hola", "buenas", "buenos", "dias", "quiero", "cita", "reservar", "manana", "hoy",
             "gracias", "por", "favor", "tardes", "puedo", "una", "el", "la", "las", "mi", "para",
+            "mis", "datos", "borrar",
         ],
     ),
     (
@@ -366,6 +369,7 @@ const LANGUAGE_WORDS: &[(Language, &[&str])] = &[
         &[
             "ola", "oi", "bom", "boa", "dia", "quero", "marcar", "agendar", "horario", "amanha",
             "hoje", "obrigado", "obrigada", "tarde", "posso", "um", "uma", "o", "meu", "as",
+            "meus", "dados", "apagar",
         ],
     ),
 ];

@@ -221,7 +221,29 @@ async fn apply_other(
             .execute(conn)
             .await?;
         }
-        ConversationEvent::CustomerErased { .. } => refold(conn, store, event, subject).await?,
+        ConversationEvent::ErasureRequested { .. } => {
+            sqlx::query!(
+                "update rm_conversations set erasure_requested_at = $3, updated_at = $3
+                 where tenant_id = $1 and subject = $2",
+                tenant,
+                subject,
+                event.recorded_at
+            )
+            .execute(conn)
+            .await?;
+        }
+        ConversationEvent::CustomerErased { .. } => {
+            refold(conn, store, event, subject).await?;
+            // What the customer asked for is done.
+            sqlx::query!(
+                "update rm_conversations set erasure_requested_at = null
+                 where tenant_id = $1 and subject = $2",
+                tenant,
+                subject
+            )
+            .execute(conn)
+            .await?;
+        }
     }
     Ok(())
 }
@@ -242,15 +264,18 @@ async fn refold(
     )
     .fetch_optional(&mut *conn)
     .await?;
-    if let Some(phone) = phone {
-        sqlx::query!(
-            "delete from rm_messages where tenant_id = $1 and customer_phone = $2",
-            event.tenant_id,
-            phone
-        )
-        .execute(&mut *conn)
-        .await?;
-    }
+    // Their messages, under their phone and, for those read after the erasure, its stand-in.
+    let phones: Vec<String> = phone
+        .into_iter()
+        .chain([domain::personal::erased_phone(subject).as_str().to_owned()])
+        .collect();
+    sqlx::query!(
+        "delete from rm_messages where tenant_id = $1 and customer_phone = any($2)",
+        event.tenant_id,
+        &phones
+    )
+    .execute(&mut *conn)
+    .await?;
     if event.version > 1 {
         let earlier = store
             .read_stream_range_in(conn, event.tenant_id, &event.stream, 1, event.version - 1)
@@ -367,8 +392,16 @@ impl Pending {
                 "insert into rm_conversations (tenant_id, customer_phone, profile_name,
                      last_message_at, last_direction, last_preview, messages, updated_at, subject,
                      last_inbound_at)
-                 select $1, * from unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[],
-                     $6::text[], $7::int[], $8::timestamptz[], $9::uuid[], $10::timestamptz[])
+                 select $1, u.* from unnest($2::text[], $3::text[], $4::timestamptz[],
+                     $5::text[], $6::text[], $7::int[], $8::timestamptz[], $9::uuid[],
+                     $10::timestamptz[])
+                     as u(phone, profile_name, last_message_at, last_direction, last_preview,
+                          messages, updated_at, subject, last_inbound_at)
+                  -- Read after their erasure, a customer's messages name a stand-in: the row
+                  -- keeps its phone until the erasure, later in the log, makes it again.
+                  where not exists (select from rm_conversations c
+                                     where c.tenant_id = $1 and c.subject = u.subject
+                                       and c.customer_phone <> u.phone)
                  on conflict (tenant_id, customer_phone) do update
                  set subject = excluded.subject,
                      profile_name = coalesce(excluded.profile_name, rm_conversations.profile_name),

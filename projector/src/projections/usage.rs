@@ -34,6 +34,7 @@ fn counted(event: &RecordedEvent) -> anyhow::Result<Counted> {
             },
             ConversationEvent::ConversationExpired
             | ConversationEvent::CustomerErased { .. }
+            | ConversationEvent::ErasureRequested { .. }
             | ConversationEvent::BotReplied { .. }
             | ConversationEvent::BotStateChanged { .. }
             | ConversationEvent::BookingAttached { .. }

@@ -493,6 +493,46 @@ async fn staff_take_over_a_conversation_and_reply_in_a_browser_and_the_customer_
     phone.screenshot("conversation-phone").await;
 }
 
+#[tokio::test]
+async fn an_owner_erases_a_customer_who_asked_on_whatsapp_from_the_conversation() {
+    let w = crate::takeover::world("forget-salon").await;
+    let dashboard = spawn_dashboard(&w.app.db, &w.app.nats, &w.app.address, &w.query.address).await;
+    let ana = "34600000006";
+    w.say(ana, "hi").await;
+    w.say(ana, "please delete my data").await;
+    w.conversation(ana, |c| !c["erasure_requested_at"].is_null())
+        .await;
+
+    let chrome = Chrome::start(1280, 900).await;
+    sign_in(
+        &chrome,
+        &dashboard.address,
+        "forget-salon",
+        "owner@forget-salon.example",
+        "correct horse battery staple",
+    )
+    .await;
+    chrome.click("nav a[href='/inbox']").await;
+    text_with(&chrome, "asks to delete their data").await;
+    chrome.screenshot("inbox-erasure-requested").await;
+    chrome.click(".inbox li a").await;
+    let thread = text_with(&chrome, "to have their data deleted").await;
+    assert!(thread.contains("Erase Ana"), "{thread}");
+    chrome.screenshot("conversation-erasure-requested").await;
+    chrome.click(".erase-form input[name=sure]").await;
+    chrome.click(".erase-form button").await;
+    let inbox = text_with(&chrome, "data is deleted").await;
+    assert!(!inbox.contains("asks to delete their data"), "{inbox}");
+    assert!(inbox.contains("Erased customer"), "{inbox}");
+    chrome.screenshot("inbox-erased").await;
+    let superuser = w.app.db.superuser_url_pool().await;
+    let keys: i64 = sqlx::query_scalar("select count(*) from customer_keys")
+        .fetch_one(&superuser)
+        .await
+        .unwrap();
+    assert_eq!(keys, 0, "the customer's key is gone");
+}
+
 /// Signs `chrome` in to `slug` as its owner (the suite's password), on Home.
 async fn sign_in(chrome: &Chrome, dashboard: &str, slug: &str, email: &str, password: &str) {
     chrome.goto(&format!("{dashboard}/login")).await;

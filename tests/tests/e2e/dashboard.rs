@@ -581,6 +581,75 @@ async fn the_inbox_shows_a_thread_and_staff_take_over_reply_and_hand_back() {
     assert!(!page.contains("forged"));
 }
 
+#[tokio::test]
+async fn a_customer_s_request_to_delete_their_data_heads_the_inbox_and_is_erased_from_it() {
+    let s = e2e_tests::wa::setup().await;
+    let _projector = spawn_projector(projector_settings(&s.app.db, &s.app.nats)).await;
+    let query = spawn_query_api(query_api_settings(&s.app.db, &s.app.nats)).await;
+    let dashboard = spawn_dashboard(&s.app.db, &s.app.nats, &s.app.address, &query.address).await;
+    let asks = e2e_tests::wa::notification_from(
+        "34600000078",
+        "Marisol",
+        vec![e2e_tests::wa::text(
+            "34600000078",
+            "wamid.forget-1",
+            "delete my data",
+        )],
+    );
+    e2e_tests::wa::deliver(&s.app, &asks).await;
+
+    let mut browser = Browser::new(&dashboard);
+    browser.sign_in("demo-salon").await;
+    let (_, _, inbox) = eventually_page(&browser, "/inbox", "asks to delete their data").await;
+    assert!(inbox.contains("Marisol"), "{inbox}");
+    let marisol = "/inbox/%2B34600000078";
+    let (status, _, page) = eventually_page(&browser, marisol, "to have their data deleted").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("<details open>"),
+        "the erasure is offered: {page}"
+    );
+    // Not without the box ticked: nothing is erased.
+    let (status, _, page) = browser
+        .post(
+            &format!("{marisol}/erase"),
+            &[("key", "e-1")],
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("Tick the box to confirm"), "{page}");
+    let (status, _, _) = browser.get(marisol).await;
+    assert_eq!(status, 200, "still there");
+    // From another site: refused.
+    let (status, _, _) = browser
+        .post(
+            &format!("{marisol}/erase"),
+            &[("key", "e-2"), ("sure", "yes")],
+            Some("cross-site"),
+        )
+        .await;
+    assert_eq!(status, 403);
+    // Confirmed: erased, and the inbox (read after the erasure) no longer has them.
+    let (status, headers, _) = browser
+        .post(
+            &format!("{marisol}/erase"),
+            &[("key", "e-3"), ("sure", "yes")],
+            Some("same-origin"),
+        )
+        .await;
+    assert_eq!(status, 303);
+    let to = headers["location"].to_str().unwrap().to_owned();
+    assert!(to.starts_with("/inbox?erased=1&after="), "{to}");
+    let (status, _, inbox) = browser.get(&to).await;
+    assert_eq!(status, 200);
+    assert!(inbox.contains("data is deleted"), "{inbox}");
+    assert!(!inbox.contains("Marisol"), "{inbox}");
+    assert!(!inbox.contains("asks to delete their data"), "{inbox}");
+    let (status, _, _) = browser.get(marisol).await;
+    assert_eq!(status, 404);
+}
+
 /// Ana works mornings, Luis afternoons; both cut hair; UTC.
 async fn two_staff(t: &Tenant<'_>) -> String {
     let every = |r: serde_json::Value| serde_json::json!({"monday": r, "tuesday": r, "wednesday": r, "thursday": r, "friday": r, "saturday": r, "sunday": r});
@@ -1651,15 +1720,28 @@ async fn an_owner_edits_what_the_bot_says_with_a_live_preview_and_saves_it() {
     let saved_version = form_value(&page, "version");
 
     // In Spanish: the business's own greeting stays, the texts left as they were speak Spanish.
-    let (status, headers, _) = browser
-        .submit("/setup/bot", &draft(greeting, "es", &saved_version))
-        .await;
+    // And a customer's "delete my data" erases them at once.
+    assert_eq!(
+        config["settings"]["privacy"]["erasure_requests"],
+        "ask_business"
+    );
+    let mut spanish = draft(greeting, "es", &saved_version);
+    spanish.push(("erasure_requests", "erase_at_once".to_owned()));
+    let (status, headers, _) = browser.submit("/setup/bot", &spanish).await;
     assert_eq!(status, 303);
     let (_, _, page) = browser.get(headers["location"].to_str().unwrap()).await;
     assert!(page.contains(r#"<option value="es" selected>"#), "{page}");
+    assert!(
+        page.contains(r#"<option value="erase_at_once" selected>"#),
+        "{page}"
+    );
     let (_, config) = query
         .get("/v1/bot-config", &t.owner.access_token, None)
         .await;
+    assert_eq!(
+        config["settings"]["privacy"]["erasure_requests"],
+        "erase_at_once"
+    );
     let texts = &config["settings"]["flow"]["texts"];
     assert_eq!(texts["greeting"], greeting);
     assert_ne!(

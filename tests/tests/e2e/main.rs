@@ -14,6 +14,7 @@ mod conversations;
 mod dashboard;
 mod emails;
 mod end_to_end;
+mod erasure_requests;
 mod idempotency;
 mod limits;
 mod metrics;

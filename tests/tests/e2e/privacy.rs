@@ -439,3 +439,60 @@ pub(crate) async fn assert_nothing_names(superuser: &sqlx::PgPool, clear: &[&str
         }
     }
 }
+
+/// The projections may read a customer's last messages only after their erasure (a projector
+/// that was down, or behind): those messages name the stand-in while the inbox row still has
+/// the phone. Nothing fails, and once the erasure is read the tables are what a rebuild makes.
+#[tokio::test]
+async fn an_erasure_the_projections_read_late_leaves_them_what_a_rebuild_makes() {
+    let mut w = World::new().await;
+    let s = &w.s;
+    let owner = &s.owner.access_token;
+    let hello = notification_from(
+        "34600000005",
+        "Eulalia",
+        vec![text("34600000005", "wamid.LATE1", "hola, soy Eulalia")],
+    );
+    deliver(&s.app, &hello).await;
+    let seen = eventually(Duration::from_secs(20), || async {
+        let (_, inbox) = w.query.get("/v1/conversations", owner, None).await;
+        inbox["items"][0]["customer_phone"]
+            .as_str()
+            .is_some_and(|p| p == "+34600000005")
+            .then_some(())
+    })
+    .await;
+    assert!(seen.is_some(), "the inbox shows the customer");
+    // The projector stops; the customer writes again and is erased meanwhile.
+    drop(w.projector.take());
+    let more = notification_from(
+        "34600000005",
+        "Eulalia",
+        vec![text("34600000005", "wamid.LATE2", "quiero una cita")],
+    );
+    deliver(&s.app, &more).await;
+    let t = w.owner();
+    let (status, _, erased) = t
+        .send(
+            reqwest::Method::POST,
+            "/v1/customers/%2B34600000005/erase",
+            &[("idempotency-key", "erase-late")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{erased}");
+    drop(t);
+    w.projector = Some(spawn_projector(projector_settings(&s.app.db, &s.app.nats)).await);
+    let superuser = sqlx::PgPool::connect(&s.app.db.superuser_url())
+        .await
+        .unwrap();
+    e2e_tests::wait_for_projections(&superuser).await;
+    let dead: i64 = sqlx::query_scalar("select count(*) from rm_dead_letters")
+        .fetch_one(&superuser)
+        .await
+        .unwrap();
+    assert_eq!(dead, 0, "no event was refused");
+    assert_nothing_names(&superuser, &["34600000005", "Eulalia", "quiero"]).await;
+    drop(w.projector.take());
+    e2e_tests::assert_read_models_equal_a_rebuild(&w.s.app.db, &superuser).await;
+}

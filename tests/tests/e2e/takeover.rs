@@ -36,6 +36,11 @@ pub(crate) struct World {
 }
 
 pub(crate) async fn world(slug: &str) -> World {
+    world_tuned(slug, |_| {}).await
+}
+
+/// [`world`] with the projector's settings adjusted by `tune`.
+pub(crate) async fn world_tuned(slug: &str, tune: impl FnOnce(&mut projector::Settings)) -> World {
     let fake = Fake::new(fake_whatsapp::DEFAULT_TOKEN);
     let fake_url = fake.clone().spawn().await;
     let app = spawn_command_api_with_graph(&fake_url).await;
@@ -63,6 +68,7 @@ pub(crate) async fn world(slug: &str) -> World {
     });
     let mut settings = projector_settings(&app.db, &app.nats);
     settings.sender.api_base_url = fake_url;
+    tune(&mut settings);
     let projector = spawn_projector(settings).await;
     let query = spawn_query_api(query_api_settings(&app.db, &app.nats)).await;
     let staff =
