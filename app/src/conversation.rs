@@ -40,7 +40,9 @@ use crate::{App, AppError, CommandContext, Committed, UnitOfWork, execute};
 
 /// A customer's conversation stream, named by their subject id, made with their key on first
 /// contact: never by their phone, since stream ids stay in the log forever and an erased
-/// customer must leave nothing there that names them.
+/// customer must leave nothing there that names them. The key made here commits by itself
+/// (for imports and tests that append to the stream themselves); a command names the stream
+/// with `UnitOfWork::conversation_of`, whose key commits with its events.
 pub async fn conversation_of(
     store: &eventstore::EventStore,
     tenant_id: Uuid,

@@ -107,6 +107,8 @@ pub struct PersonalSealer {
     tenant_id: Uuid,
     by_phone: HashMap<String, SubjectKey>,
     by_subject: HashMap<Uuid, Option<SubjectKey>>,
+    /// Keys made for customers met for the first time, to save with the events they seal.
+    fresh: Vec<(String, SubjectKey)>,
 }
 
 impl PersonalSealer {
@@ -115,6 +117,7 @@ impl PersonalSealer {
             tenant_id,
             by_phone: HashMap::new(),
             by_subject: HashMap::new(),
+            fresh: Vec::new(),
         }
     }
 
@@ -162,7 +165,8 @@ impl PersonalSealer {
         Ok(())
     }
 
-    /// The key of `phone` (made on first use), remembered.
+    /// The key of `phone`, remembered: the business's, or a fresh one for a customer met for
+    /// the first time, which [`PersonalSealer::save_fresh`] saves.
     pub(crate) async fn by_phone(
         &mut self,
         conn: &mut sqlx::PgConnection,
@@ -171,10 +175,38 @@ impl PersonalSealer {
         if let Some(key) = self.by_phone.get(&phone) {
             return Ok(key.clone());
         }
-        let key = eventstore::personal::subject_key(conn, self.tenant_id, &phone).await?;
+        let key = match eventstore::personal::key_of_phone(conn, self.tenant_id, &phone).await? {
+            Some(key) => key,
+            None => {
+                let key = SubjectKey::fresh();
+                self.fresh.push((phone.clone(), key.clone()));
+                key
+            }
+        };
         self.by_subject.insert(key.subject, Some(key.clone()));
         self.by_phone.insert(phone, key.clone());
         Ok(key)
+    }
+
+    /// Saves the keys made for customers met for the first time, on `conn` (the transaction the
+    /// events they sealed are appended in). `Err` names the subject of a key another
+    /// transaction saved first for the same customer: what was sealed with this one must not
+    /// be appended.
+    pub async fn save_fresh(
+        &mut self,
+        conn: &mut sqlx::PgConnection,
+    ) -> Result<Result<(), Uuid>, sqlx::Error> {
+        for (phone, key) in std::mem::take(&mut self.fresh) {
+            if !eventstore::personal::save_key(conn, self.tenant_id, &phone, &key).await? {
+                return Ok(Err(key.subject));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Whether keys wait to be saved.
+    pub fn has_fresh(&self) -> bool {
+        !self.fresh.is_empty()
     }
 
     async fn by_subject(

@@ -169,7 +169,7 @@ impl<'a> UnitOfWork<'a> {
     }
 
     /// The conversation stream of `customer`, named by their subject id (made with their key
-    /// on first contact): see [`crate::conversation::conversation_of`].
+    /// on first contact, which commits with this unit's events).
     pub async fn conversation_of(
         &mut self,
         customer: &domain::values::PhoneNumber,
@@ -216,6 +216,23 @@ impl<'a> UnitOfWork<'a> {
     /// vault's writes with them. `None` when nothing was staged.
     pub(crate) async fn commit(mut self) -> Result<Option<AppendOutcome>, AppendError> {
         self.seal_personal().await?;
+        // A customer met for the first time: their key commits with the events it sealed, or
+        // not at all. Another command that met them first wins, and this one decides again.
+        if self.sealer.has_fresh() && !self.staged.is_empty() {
+            if self.tx.is_none() {
+                self.tx = Some(self.store.begin(self.ctx.tenant_id).await?);
+            }
+            let tx = self.tx.as_mut().expect("just begun");
+            if let Err(subject) = self.sealer.save_fresh(tx.conn()).await? {
+                return Err(AppendError::Conflict {
+                    stream: crate::events::stream::<domain::conversation::ConversationEvent>(
+                        subject,
+                    ),
+                    expected: expect(0),
+                    actual: 0,
+                });
+            }
+        }
         if let (Some(phone), Some(tx)) = (&self.erasing, self.tx.as_mut()) {
             eventstore::personal::erase(tx.conn(), self.ctx.tenant_id, phone).await?;
         }
@@ -255,8 +272,8 @@ impl<'a> UnitOfWork<'a> {
         }
     }
 
-    /// Seals the staged events' personal values (on the unit's transaction when it has one:
-    /// a customer's first key commits with their first events).
+    /// Seals the staged events' personal values (looking keys up on the unit's transaction
+    /// when it has one; a customer's first key is saved by `commit`, with their first events).
     async fn seal_personal(&mut self) -> Result<(), AppendError> {
         let personal = self.staged.iter().any(|(_, events)| {
             events

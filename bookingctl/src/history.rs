@@ -112,6 +112,10 @@ pub async fn import(
                     .seal(&mut conn, &stream, &event.event_type, &mut event.payload)
                     .await?;
             }
+            // The import's customers met for the first time (nobody else writes meanwhile).
+            if let Err(subject) = sealer.save_fresh(&mut conn).await? {
+                anyhow::bail!("customer {subject} got another key while importing");
+            }
             store
                 .import(tenant, &stream, events)
                 .await

@@ -46,6 +46,14 @@ impl std::fmt::Debug for SubjectKey {
 }
 
 impl SubjectKey {
+    /// A new subject id and key, for a customer met for the first time.
+    pub fn fresh() -> Self {
+        Self {
+            subject: Uuid::new_v4(),
+            key: rand::random(),
+        }
+    }
+
     fn from_row(subject: Uuid, key: &[u8]) -> Result<Self, sqlx::Error> {
         let key = key
             .try_into()
@@ -115,8 +123,50 @@ fn undecodable(message: String) -> sqlx::Error {
     sqlx::Error::Decode(message.into())
 }
 
+/// The key of `phone`, a customer of `tenant`, if the business has one (one statement, no
+/// insert: a customer met for the first time gets [`SubjectKey::fresh`], saved with
+/// [`save_key`] in the transaction of the events it seals).
+pub async fn key_of_phone(
+    conn: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    phone: &str,
+) -> Result<Option<SubjectKey>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select subject_id as "subject_id!", key as "key!"
+             from customer_key_of_phone($1, $2)"#,
+        tenant,
+        phone
+    )
+    .fetch_optional(conn)
+    .await?;
+    row.map(|row| SubjectKey::from_row(row.subject_id, &row.key))
+        .transpose()
+}
+
+/// Saves `key` as the key of `phone`, a customer of `tenant` met for the first time. `false`
+/// when another transaction saved one first (the caller's events, sealed with this one, must
+/// not be appended: deciding again finds the key that won).
+pub async fn save_key(
+    conn: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    phone: &str,
+    key: &SubjectKey,
+) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select subject_id as "subject_id!" from customer_key($1, $2, $3, $4)"#,
+        tenant,
+        phone,
+        key.subject,
+        &key.key[..]
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(row.subject_id == key.subject)
+}
+
 /// The key of `phone`, a customer of `tenant`, made on first use (one statement; two first
-/// uses at once agree on one key).
+/// uses at once agree on one key). It commits by itself: for imports and tests that name a
+/// stream before appending to it; a command's keys commit with its events ([`save_key`]).
 pub async fn subject_key(
     conn: &mut sqlx::PgConnection,
     tenant: TenantId,

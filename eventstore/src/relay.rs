@@ -133,7 +133,9 @@ impl Relay {
                     tracing::info!(stream = %self.ns.events_stream(), "relay is the leader");
                     self.stats.terms.fetch_add(1, Ordering::Relaxed);
                     backoff.reset();
-                    match self.lead(lock, &cancel).await {
+                    let led = self.lead(lock, &cancel).await;
+                    metrics::gauge!("relay_leading").set(0.0);
+                    match led {
                         Ok(Stepped::Cancelled) => return Ok(()),
                         Ok(Stepped::Down) => {}
                         Err(err) => {
@@ -201,6 +203,8 @@ impl Relay {
         let (mut checkpoint, mut last_sequence) = self.resume_point(&mut stream).await?;
         tracing::info!(%checkpoint, last_sequence, "relay resumes");
         metrics::counter!("relay_leaderships_total").increment(1);
+        // 1 while this process publishes; back to 0 when it steps down (`run`).
+        metrics::gauge!("relay_leading").set(1.0);
         let mut listener = CommitListener::subscribe(&self.client, self.ns.commit_wakeup()).await;
 
         loop {

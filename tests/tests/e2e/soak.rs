@@ -812,15 +812,25 @@ async fn stream_messages(url: &str, namespace: &nats::Namespace) -> u64 {
     .expect("the events stream's state")
 }
 
-/// How many times the projector at `url` became the relay's leader (its metrics).
-async fn leaderships(url: &str) -> f64 {
+/// The relay's lines of the metrics of the projector at `url` (empty if it does not answer).
+async fn relay_metrics(url: &str) -> String {
     let Ok(response) = reqwest::get(format!("{url}/metrics")).await else {
-        return 0.0;
+        return String::new();
     };
     let text = response.text().await.unwrap_or_default();
     text.lines()
-        .find_map(|line| line.strip_prefix("relay_leaderships_total ")?.parse().ok())
-        .unwrap_or(0.0)
+        .filter(|line| line.starts_with("relay_"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Whether the projector at `url` publishes now (its relay leads).
+async fn leading(url: &str) -> bool {
+    relay_metrics(url)
+        .await
+        .lines()
+        .filter_map(|line| line.strip_prefix("relay_leading ")?.parse::<f64>().ok())
+        .any(|value| value == 1.0)
 }
 
 /// The soak's load on the cluster topology (`deploy/`: two command APIs behind HAProxy, two
@@ -860,24 +870,37 @@ async fn the_cluster_survives_losing_a_nats_node_the_relay_leader_and_a_command_
 
     // The relay's leader is SIGKILLed: its advisory lock goes with its connection, and the
     // other projector takes over.
-    let leader = if leaderships(&p.url("projector")).await > 0.0 {
-        "projector"
-    } else {
-        "projector-2"
-    };
+    // Which one leads, once exactly one says so (the other may be between terms after the
+    // node's restart).
+    let leader = e2e_tests::eventually(Duration::from_secs(30), || async {
+        match (
+            leading(&p.url("projector")).await,
+            leading(&p.url("projector-2")).await,
+        ) {
+            (true, false) => Some("projector"),
+            (false, true) => Some("projector-2"),
+            _ => None,
+        }
+    })
+    .await
+    .expect("one projector leads the relay");
     let other = if leader == "projector" {
         "projector-2"
     } else {
         "projector"
     };
-    assert_eq!(leaderships(&p.url(other)).await, 0.0, "one leader");
     p.kill(leader).await;
     let killed = Instant::now();
-    e2e_tests::eventually(Duration::from_secs(30), || async {
-        (leaderships(&p.url(other)).await > 0.0).then_some(())
+    let took_over = e2e_tests::eventually(Duration::from_secs(30), || async {
+        leading(&p.url(other)).await.then_some(())
     })
-    .await
-    .expect("the other projector leads the relay");
+    .await;
+    if took_over.is_none() {
+        panic!(
+            "{other} does not lead the relay 30 s after {leader} was killed; its metrics:\n{}",
+            relay_metrics(&p.url(other)).await
+        );
+    }
     faults.relay_leader_killed = Some((leader, killed.elapsed()));
     tokio::time::sleep(step / 2).await;
     p.spawn(leader).await;

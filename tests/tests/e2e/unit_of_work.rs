@@ -255,3 +255,111 @@ async fn vault_writes_commit_with_the_events_or_not_at_all() {
         Some(&UserEvent::SecondFactorEnabled)
     );
 }
+
+/// Attaches `booking` to the conversation of `phone`, failing the decision after naming the
+/// stream when `refuse`.
+async fn attach(
+    app: &App,
+    tenant: Uuid,
+    phone: &str,
+    booking: Uuid,
+    refuse: bool,
+) -> Result<app::Committed<()>, AppError> {
+    use domain::conversation::{Conversation, ConversationCommand};
+    let ctx = CommandContext::new(tenant, "test", format!("attach-{booking}"));
+    let phone = domain::values::PhoneNumber::parse(phone).unwrap();
+    let phone = &phone;
+    execute(&app.store, &ctx, |uow| {
+        Box::pin(async move {
+            let conversation_ref = uow.conversation_of(phone).await?;
+            let conversation = uow.load::<Conversation>(&conversation_ref).await?;
+            if refuse {
+                return Err(AppError::NotFound("booking"));
+            }
+            let events = Conversation::decide(
+                &conversation,
+                ConversationCommand::AttachBooking {
+                    booking_id: domain::ids::BookingId::from_uuid(booking),
+                },
+            )?;
+            uow.stage(&conversation_ref, &events);
+            Ok(())
+        })
+    })
+    .await
+}
+
+async fn keys_of(db: &TestDb, phone: &str) -> Vec<Uuid> {
+    sqlx::query_scalar("select subject_id from customer_keys where phone = $1")
+        .bind(phone)
+        .fetch_all(&db.superuser_url_pool().await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_customer_s_first_key_commits_with_the_events_it_sealed_or_not_at_all() {
+    let (db, app) = app().await;
+    let tenant = Uuid::new_v4();
+    // Refused after naming the customer's stream: no key, so nothing of the phone, is kept.
+    let refused = attach(&app, tenant, "+34600000101", Uuid::new_v4(), true).await;
+    assert!(matches!(refused, Err(AppError::NotFound(_))), "{refused:?}");
+    assert!(keys_of(&db, "+34600000101").await.is_empty());
+    // Decided with nothing to append (attached already): no key either.
+    let booking = Uuid::new_v4();
+    attach(&app, tenant, "+34600000102", booking, false)
+        .await
+        .unwrap();
+    let kept = keys_of(&db, "+34600000102").await;
+    assert_eq!(kept.len(), 1);
+    attach(&app, tenant, "+34600000102", booking, false)
+        .await
+        .unwrap();
+    assert_eq!(keys_of(&db, "+34600000102").await, kept, "the same key");
+    // The stream is named by the key's subject.
+    let events = app
+        .store
+        .read_stream(
+            tenant,
+            &stream::<domain::conversation::ConversationEvent>(kept[0]),
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+}
+
+#[tokio::test]
+async fn customers_met_for_the_first_time_by_commands_at_once_get_one_key_and_one_stream() {
+    let (db, app) = app().await;
+    let tenant = Uuid::new_v4();
+    let bookings: Vec<Uuid> = (0..8).map(|_| Uuid::new_v4()).collect();
+    let attached = futures::future::join_all(
+        bookings
+            .iter()
+            .map(|b| attach(&app, tenant, "+34600000103", *b, false)),
+    )
+    .await;
+    for outcome in &attached {
+        assert!(outcome.is_ok(), "{outcome:?}");
+    }
+    let keys = keys_of(&db, "+34600000103").await;
+    assert_eq!(keys.len(), 1);
+    let events = app
+        .store
+        .read_stream(
+            tenant,
+            &stream::<domain::conversation::ConversationEvent>(keys[0]),
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 8, "every command's event, on the one stream");
+    let streams: i64 = sqlx::query_scalar(
+        "select count(distinct stream_id) from events where stream_type = 'conversation'",
+    )
+    .fetch_one(&db.superuser_url_pool().await)
+    .await
+    .unwrap();
+    assert_eq!(streams, 1);
+}
