@@ -10,6 +10,7 @@ use axum::response::IntoResponse;
 use domain::access::{Permission, Role};
 use platform::answers::{Invalid, JsonBody, RateLimited, Suspended, Unauthenticated};
 use platform::problem::{ApiJson, Problem};
+use platform::security::SecurityEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -117,7 +118,13 @@ pub async fn login(
     ];
     for (subject, quota) in &failures {
         if let Err(limited) = state.limiter.peek(subject, *quota).await {
-            tracing::warn!(target: "security", tenant_id = ?tenant_id, account = %email, source = %client, "a login from an address that keeps guessing was refused");
+            state.security.record(SecurityEvent {
+                kind: "login_throttled",
+                tenant_id,
+                actor: None,
+                source: Some(client.to_string()),
+                detail: serde_json::json!({ "account": email }),
+            });
             return Err(Problem::too_many_requests(
                 limited.retry_after.as_secs().max(1),
             ));
@@ -136,7 +143,13 @@ pub async fn login(
     match signed_in {
         Ok(session) => Ok(Json(tokens(&state, &session)?)),
         Err(AppError::Unauthenticated) => {
-            tracing::warn!(target: "security", tenant_id = ?tenant_id, account = %email, source = %client, "a login failed");
+            state.security.record(SecurityEvent {
+                kind: "login_failed",
+                tenant_id,
+                actor: None,
+                source: Some(client.to_string()),
+                detail: serde_json::json!({ "account": email }),
+            });
             for (subject, quota) in &failures {
                 let _ = state.limiter.check(subject, *quota).await;
             }

@@ -182,8 +182,13 @@ pub async fn erase(
     caller.require(Permission::EraseCustomers)?;
     let customer = phone_in_path(&phone, "customer")?;
     let done = app::customers::erase(&state.app, &caller.context(), &customer).await?;
-    tracing::info!(target: "security", tenant_id = %caller.tenant_id,
-        credential = %caller.actor.label(), "a customer was erased");
+    state.security.record(platform::security::SecurityEvent {
+        kind: "customer_erased",
+        tenant_id: Some(caller.tenant_id),
+        actor: Some(caller.actor.label()),
+        source: None,
+        detail: serde_json::json!({ "bookings": done.value.bookings }),
+    });
     Ok(Json(CustomerErased {
         bookings: done.value.bookings,
         consistency_token: done.consistency_token(),

@@ -242,6 +242,8 @@ pub struct AppState {
     pub stripe: Stripe,
     /// How old an idempotency claim without an answer is when its request is surely gone.
     pub idempotency_stale: std::time::Duration,
+    /// Where security events are kept.
+    pub security: platform::security::SecurityLog,
 }
 
 /// The limits this service enforces.
@@ -471,7 +473,9 @@ impl Application {
             .with_wakeups(Wakeups::new(nats.clone(), &settings.nats.namespace()?));
         let redis_link =
             platform::redis_link::RedisLink::new(Some(redis.clone()), &settings.redis.key_prefix);
+        let security = platform::security::SecurityLog::spawn(pool.clone());
         let app = AppState {
+            security: security.clone(),
             app: app::App {
                 store,
                 sealer: vault::Sealer::from_base64(
@@ -538,8 +542,9 @@ impl Application {
             }),
         );
         // Every route is timed, health checks included.
-        let router = platform::serve::timed(router, &settings.http)
-            .layer(axum::middleware::from_fn(platform::security::log_refusals));
+        let router = platform::serve::timed(router, &settings.http).layer(
+            axum::middleware::from_fn_with_state(security, platform::security::log_refusals),
+        );
         let listener = TcpListener::bind(settings.http.address()).await?;
         Ok(Self { listener, router })
     }

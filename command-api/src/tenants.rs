@@ -118,7 +118,13 @@ pub async fn onboard(
         .limit(&format!("onboard-ip:{client}"), state.onboard_quota)
         .await?;
     if let Err(limited) = state.limit("onboard-all", state.onboard_global_quota).await {
-        tracing::warn!(target: "security", client = %client, "sign-ups over the platform's limit");
+        state.security.record(platform::security::SecurityEvent {
+            kind: "signups_capped",
+            tenant_id: None,
+            actor: None,
+            source: Some(client.to_string()),
+            detail: serde_json::json!({}),
+        });
         return Err(limited);
     }
     let onboarding = parse(request)?;

@@ -1494,6 +1494,51 @@ pub struct AuditPageView {
     pub csrf: String,
     pub entries: Vec<AuditLine>,
     pub next: Option<String>,
+    /// The latest security events (on the first page).
+    pub security: Vec<SecurityLine>,
+}
+
+/// One security event, as the audit page says it.
+pub struct SecurityLine {
+    pub at: String,
+    pub what: String,
+    pub who: String,
+    pub source: String,
+}
+
+/// A security event in words.
+fn security_line(e: &query_api::security::SecurityEventRow, tz: Tz) -> SecurityLine {
+    let detail = &e.detail;
+    let what = match e.kind.as_str() {
+        "refused" => format!(
+            "Refused {} {} ({})",
+            detail["method"].as_str().unwrap_or_default(),
+            detail["route"].as_str().unwrap_or_default(),
+            detail["status"]
+        ),
+        "login_failed" => format!(
+            "Wrong password for {}",
+            detail["account"].as_str().unwrap_or_default()
+        ),
+        "login_throttled" => format!(
+            "Sign-in held back for {} (too many wrong passwords from there)",
+            detail["account"].as_str().unwrap_or_default()
+        ),
+        "customer_exported" => "A customer's data was exported".to_owned(),
+        "customer_erased" => "A customer was erased".to_owned(),
+        "operator_read_audit" => "The platform's operators read this log".to_owned(),
+        other => other.replace('_', " "),
+    };
+    SecurityLine {
+        at: e
+            .at
+            .with_timezone(&tz)
+            .format("%-d %b %Y %H:%M:%S")
+            .to_string(),
+        what,
+        who: e.actor.clone().unwrap_or_default(),
+        source: e.source.clone().unwrap_or_default(),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -1520,6 +1565,16 @@ pub async fn audit(
     }
     let page: query_api::audit::AuditPage = m.read(&state, &path).await.map_err(failed)?;
     let full = page.items.len() >= AUDIT_PAGE;
+    let security = match &query.after {
+        None => {
+            let events: query_api::paging::Page<query_api::security::SecurityEventRow> = m
+                .read(&state, "/v1/security-events?limit=20")
+                .await
+                .map_err(failed)?;
+            events.items.iter().map(|e| security_line(e, tz)).collect()
+        }
+        Some(_) => vec![],
+    };
     Ok(render(
         &AuditPageView {
             business: m.tenant.business_name,
@@ -1548,6 +1603,7 @@ pub async fn audit(
                     serde_urlencoded::to_string([("after", &after)]).unwrap_or_default()
                 )
             }),
+            security,
         },
         StatusCode::OK,
     ))

@@ -884,7 +884,13 @@ pub async fn platform(
         to: params.to,
     }
     .range("UTC".into(), today)?;
-    tracing::info!(target: "security", operator = %operator.id, "operator read the platform's analytics");
+    app.security.record(platform::security::SecurityEvent {
+        kind: "operator_read_analytics",
+        tenant_id: None,
+        actor: Some(format!("operator:{}", operator.id)),
+        source: None,
+        detail: serde_json::json!({}),
+    });
     let pool = app.log.pool();
     let (from, to) = (range.from, range.to);
     let totals = sqlx::query!(

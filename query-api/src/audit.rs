@@ -148,7 +148,16 @@ pub async fn operator_audit(
     headers: HeaderMap,
 ) -> Result<Json<AuditPage>, Problem> {
     let tenant: Uuid = tenant.parse().map_err(|_| Problem::not_found("tenant"))?;
-    tracing::info!(target: "security", operator = %operator.id, tenant_id = %tenant, request_id = ?headers.get("x-request-id"), "operator read a tenant's audit log");
+    // The business sees that the platform's operators read its log.
+    app.security.record(platform::security::SecurityEvent {
+        kind: "operator_read_audit",
+        tenant_id: Some(tenant),
+        actor: Some(format!("operator:{}", operator.id)),
+        source: None,
+        detail: serde_json::json!({
+            "request_id": headers.get("x-request-id").and_then(|v| v.to_str().ok()),
+        }),
+    });
     let events = app
         .log
         .read_tenant(

@@ -140,9 +140,15 @@ pub async fn export(
         .collect();
     names.sort();
     names.dedup();
-    tracing::info!(target: "security", tenant_id = %reader.tenant_id,
-        credential = %reader.actor.label(), request_id = ?headers.get("x-request-id"),
-        "a customer's data was exported");
+    app.security.record(platform::security::SecurityEvent {
+        kind: "customer_exported",
+        tenant_id: Some(reader.tenant_id),
+        actor: Some(reader.actor.label()),
+        source: None,
+        detail: serde_json::json!({
+            "request_id": headers.get("x-request-id").and_then(|v| v.to_str().ok()),
+        }),
+    });
     Ok(Json(CustomerExport {
         phone: phone.as_str().to_owned(),
         exported_at: Utc::now(),

@@ -22,6 +22,7 @@ pub mod customers;
 pub mod events;
 pub mod paging;
 pub mod reader;
+pub mod security;
 pub mod team;
 pub mod tenant;
 pub mod usage;
@@ -142,6 +143,8 @@ pub struct AppState {
     pub trial_days: i64,
     /// Cancelled when the service stops: long-lived responses (the events stream) end.
     pub closing: CancellationToken,
+    /// Where security events are kept.
+    pub security: platform::security::SecurityLog,
 }
 
 impl FromRef<AppState> for JwtKeys {
@@ -178,6 +181,7 @@ impl FromRef<AppState> for OperatorKeys {
         audit::audit,
         audit::operator_audit,
         customers::export,
+        security::security_events,
         analytics::overview,
         analytics::series,
         analytics::busiest_hours,
@@ -220,6 +224,7 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/billing", get(billing::billing))
         .route("/v1/billing/invoices", get(billing::invoices))
         .route("/v1/audit", get(audit::audit))
+        .route("/v1/security-events", get(security::security_events))
         .route("/v1/events/stream", get(events::stream))
         .route("/v1/users", get(team::members))
         .route("/v1/api-keys", get(team::api_keys))
@@ -254,7 +259,9 @@ impl Application {
         let redis = Dependencies::redis_client(&settings.redis)?;
         let redis_link =
             platform::redis_link::RedisLink::new(Some(redis.clone()), &settings.redis.key_prefix);
+        let security = platform::security::SecurityLog::spawn(pool.clone());
         let app = AppState {
+            security: security.clone(),
             pool: pool.clone(),
             replica: platform::db::replica_pool(&settings.database)?,
             store: EventStore::new(pool.clone()).with_upcasters(app::events::upcasters()),
@@ -280,8 +287,9 @@ impl Application {
             }),
         );
         // Every route is timed, health checks included.
-        let router = platform::serve::timed(router, &settings.http)
-            .layer(axum::middleware::from_fn(platform::security::log_refusals));
+        let router = platform::serve::timed(router, &settings.http).layer(
+            axum::middleware::from_fn_with_state(security, platform::security::log_refusals),
+        );
         let listener = TcpListener::bind(settings.http.address()).await?;
         Ok(Self {
             listener,

@@ -130,6 +130,7 @@ fn query_routes() -> Vec<(&'static str, bool)> {
         ("/v1/analytics/series?interval=week", true),
         ("/v1/analytics/busiest-hours", true),
         ("/v1/audit", true),
+        ("/v1/security-events", true),
         ("/v1/events/stream", true),
         ("/v1/webhook-endpoints", true),
         ("/v1/webhook-endpoints/{hook}", true),

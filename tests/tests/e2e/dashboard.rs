@@ -225,6 +225,14 @@ async fn a_member_signs_in_sees_their_business_and_signs_out_and_another_site_ca
     ] {
         assert!(audit.contains(what), "the audit log shows {what}: {audit}");
     }
+    // And its security events: the wrong password above.
+    let (_, _, audit) = eventually_page(
+        &browser,
+        "/audit",
+        "Wrong password for owner@dash-a.example",
+    )
+    .await;
+    assert!(audit.contains(r#"id="security""#), "{audit}");
 
     // Another business's session sees its own only.
     let mut other = Browser::new(&dashboard);

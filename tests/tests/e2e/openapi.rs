@@ -66,6 +66,7 @@ const QUERY_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/billing"),
     ("get", "/v1/billing/invoices"),
     ("get", "/v1/audit"),
+    ("get", "/v1/security-events"),
     ("get", "/v1/operator/tenants/{id}/audit"),
     ("get", "/v1/events/stream"),
     ("get", "/v1/analytics/overview"),
