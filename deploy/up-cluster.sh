@@ -92,10 +92,7 @@ done
 
 # --- The services --------------------------------------------------------------------------------
 export APP__LOG__FILTER="${APP__LOG__FILTER:-info,sqlx=warn}"
-as_nats() { # as_nats USER: the environment that logs a service in as USER
-  local var="BOOKING_NATS_$(tr 'a-z-' 'A-Z_' <<<"$1")_PASSWORD"
-  printf '%s\n' "APP__NATS__USER=$1" "APP__NATS__PASSWORD=${!var}"
-}
+. scripts/lib.sh
 fake_url="http://127.0.0.1:8090"
 stripe_url="http://127.0.0.1:12111/"
 stripe_secret="${STRIPE_WEBHOOK_SECRET:-whsec_demo_development_only}"
@@ -126,16 +123,8 @@ COMMAND_BIND=127.0.0.1:8080 COMMAND_API_1=127.0.0.1:8180 COMMAND_API_2=127.0.0.1
 APP__HTTP__PORT=8088 APP__APIS__COMMAND_URL="http://127.0.0.1:8080" \
   APP__APIS__QUERY_URL="http://127.0.0.1:8081" "$bin/dashboard" >"$logs/dashboard.log" 2>&1 & pids+=($!)
 
-for port in 8180 8181 8190 8191 8182 8183 8084 8088 8080 8081; do
-  for _ in $(seq 1 200); do
-    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-    sleep 0.1
-  done
-done
-for _ in $(seq 1 100); do
-  curl -fsS "$fake_url/_fake/messages" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+wait_ready 8180 8181 8190 8191 8182 8183 8084 8088 8080 8081
+wait_url "$fake_url/_fake/messages"
 
 if [ ! -f "$root/demo.env" ]; then
   say "seeding the demo tenant through HAProxy"

@@ -37,10 +37,7 @@ export APP__LOG__FILTER="${APP__LOG__FILTER:-info,sqlx=warn}"
 nats_url="${APP__NATS__URL:-nats://127.0.0.1:4223}"
 export APP__NATS__URL="$nats_url"
 . nats/dev.env
-as_nats() { # as_nats USER: the environment that logs a service in as USER
-  local var="BOOKING_NATS_$(tr 'a-z-' 'A-Z_' <<<"$1")_PASSWORD"
-  printf '%s\n' "APP__NATS__USER=$1" "APP__NATS__PASSWORD=${!var}"
-}
+. scripts/lib.sh
 FAKE_WHATSAPP_ADDR="127.0.0.1:$fake_port" "$bin/fake-whatsapp" >.data/logs/fake-whatsapp.log 2>&1 & pids+=($!)
 SMTP_SINK_SMTP_ADDR="127.0.0.1:$smtp_port" SMTP_SINK_HTTP_ADDR="127.0.0.1:$mail_port" \
   "$bin/smtp-sink" >.data/logs/smtp-sink.log 2>&1 & pids+=($!)
@@ -63,16 +60,8 @@ APP__HTTP__PORT="$dashboard_port" APP__APIS__COMMAND_URL="http://127.0.0.1:$comm
   APP__APIS__QUERY_URL="http://127.0.0.1:$query_port" \
   "$bin/dashboard" >.data/logs/dashboard.log 2>&1 & pids+=($!)
 
-for port in "$command_port" "$query_port" "$projector_port" "$analytics_port" "$dashboard_port"; do
-  for _ in $(seq 1 200); do
-    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-    sleep 0.1
-  done
-done
-for _ in $(seq 1 100); do
-  curl -fsS "$fake_url/_fake/messages" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+wait_ready "$command_port" "$query_port" "$projector_port" "$analytics_port" "$dashboard_port"
+wait_url "$fake_url/_fake/messages"
 
 "$bin/bookingctl" demo \
   --command-api "http://127.0.0.1:$command_port" \

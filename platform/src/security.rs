@@ -78,9 +78,13 @@ pub struct SecurityLog {
 }
 
 impl SecurityLog {
-    /// A log whose writer inserts into `security_events` on `pool` (the service's own, as
-    /// `booking_app`), started on the current runtime.
+    /// A log whose writer inserts into `security_events` as `pool` connects (the service's
+    /// own, as `booking_app`), on one connection of its own, started on the current runtime.
     pub fn spawn(pool: PgPool) -> Self {
+        // A connection of its own: keeping events never takes one a request waits for.
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with((*pool.connect_options()).clone());
         let (queue, received) = mpsc::channel(QUEUE);
         tokio::spawn(write(pool, received));
         Self {
