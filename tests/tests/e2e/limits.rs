@@ -4,6 +4,7 @@ use e2e_tests::{
     CommandApp, REDIS_URL, eventually, spawn_command_api_custom, spawn_command_api_tuned,
 };
 use serde_json::json;
+use tracing_subscriber::layer::SubscriberExt as _;
 
 const WRONG: &str = "not the password";
 const RIGHT: &str = "correct horse battery staple";
@@ -40,6 +41,11 @@ async fn logins(
 /// owner with the right password from an address of their own signs in at once, and guesses
 /// from everywhere at once are answered late; each failure is a security event.
 async fn brute_force_is_limited(redis_url: &str) {
+    // The APIs run on this test's thread: what they log goes to this (cheap) subscriber, as
+    // before the events were kept, not through the suite's log output.
+    let _log = tracing::subscriber::set_default(
+        tracing_subscriber::registry().with(crate::attacks::SecurityLog::default()),
+    );
     let app = spawn_command_api_tuned("http://127.0.0.1:1", redis_url, |s| {
         s.limits.trusted_proxies = "127.0.0.1, ::1".into();
     })
