@@ -1075,27 +1075,29 @@ pub async fn inbox(
         Some(_) => vec![],
     };
     let page: Page<ConversationRow> = m.read(&state, &path).await.map_err(failed)?;
-    let entry = |c: ConversationRow| InboxEntry {
+    let entry = |c: ConversationRow| {
         // An erased customer's row is kept (their bookings still count), under a stand-in.
-        name: if erased(&c.customer_phone) {
-            "Erased customer".to_owned()
+        let (name, phone) = if erased(&c.customer_phone) {
+            ("Erased customer".to_owned(), String::new())
         } else {
-            c.profile_name
-                .clone()
-                .unwrap_or_else(|| c.customer_phone.clone())
-        },
-        phone_path: phone_path(&c.customer_phone),
-        phone: if erased(&c.customer_phone) {
-            String::new()
-        } else {
-            c.customer_phone
-        },
-        waiting: c.handed_off || c.erasure_requested_at.is_some(),
-        taken: c.taken_over_by.is_some(),
-        erasure_requested: c.erasure_requested_at.is_some(),
-        outbound: c.last_direction == "out",
-        preview: c.last_preview,
-        at: when(c.last_message_at, tz),
+            (
+                c.profile_name
+                    .clone()
+                    .unwrap_or_else(|| c.customer_phone.clone()),
+                c.customer_phone.clone(),
+            )
+        };
+        InboxEntry {
+            name,
+            phone_path: phone_path(&c.customer_phone),
+            phone,
+            waiting: c.handed_off || c.erasure_requested_at.is_some(),
+            taken: c.taken_over_by.is_some(),
+            erasure_requested: c.erasure_requested_at.is_some(),
+            outbound: c.last_direction == "out",
+            preview: c.last_preview,
+            at: when(c.last_message_at, tz),
+        }
     };
     let conversations: Vec<InboxEntry> = waiting
         .into_iter()
