@@ -113,18 +113,36 @@ pub async fn login(app: &App, login: Login) -> Result<Session, AppError> {
     let email = Email::parse(&login.email)
         .map(|e| e.to_string())
         .unwrap_or_default();
-    let (login, email) = (&login, &email);
+    // The password is verified (slow, on purpose) holding no connection: a guessing wave must
+    // not take the pool from everyone else. The sign-in then goes on only if the member is
+    // still the one verified (same password hash, still active).
+    let user = {
+        let mut tx = app.store.begin(tenant_id).await?;
+        let user = vault::users::by_email(tx.conn(), &email).await?;
+        tx.rollback().await?;
+        user
+    };
+    let verified = vault::verify_password(
+        login.password.clone(),
+        user.as_ref().map(|u| u.password_hash.clone()),
+    )
+    .await;
+    let Some(verified) = user.filter(|u| verified && u.active) else {
+        tracing::info!(%tenant_id, "failed login");
+        return Err(AppError::Unauthenticated);
+    };
+    let (login, email, verified) = (&login, &email, &verified);
     let done = execute(&app.store, &ctx, |uow| {
         Box::pin(async move {
             let conn = uow.conn().await?;
-            let user = vault::users::by_email(&mut *conn, email).await?;
-            let verified = vault::verify_password(
-                login.password.clone(),
-                user.as_ref().map(|u| u.password_hash.clone()),
-            )
-            .await;
-            let Some(user) = user.filter(|u| verified && u.active) else {
-                tracing::info!(%tenant_id, "failed login");
+            let Some(user) = vault::users::by_email(&mut *conn, email)
+                .await?
+                .filter(|u| {
+                    u.active
+                        && u.user_id == verified.user_id
+                        && u.password_hash == verified.password_hash
+                })
+            else {
                 return Err(AppError::Unauthenticated);
             };
             check_second_factor(conn, app, user.user_id, login.totp.as_deref()).await?;
