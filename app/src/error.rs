@@ -83,6 +83,20 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// The command was refused for what the state holds (not for who asks, nor because a
+    /// service failed): the same request on an earlier state might have been accepted.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::Rejected(_)
+                | Self::Invalid(_)
+                | Self::NotFound(_)
+                | Self::Conflict { .. }
+                | Self::SlotTaken { .. }
+                | Self::PaymentRequired { .. }
+        )
+    }
+
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Invalid(vec![FieldError::new(field, message)])
     }

@@ -56,6 +56,16 @@ pub fn expect(version: u32) -> eventstore::ExpectedVersion {
     }
 }
 
+/// The id of the `index`-th event the command with `idempotency_key` appends to `stream`.
+pub(crate) fn event_id(
+    tenant_id: Uuid,
+    idempotency_key: &str,
+    stream: &StreamRef,
+    index: u32,
+) -> Uuid {
+    eventstore::event_id_from_key(tenant_id, &format!("{idempotency_key}|{stream}"), index)
+}
+
 /// Encoded events ready to append, numbered within their stream. Their ids
 /// derive from the command's idempotency key and the stream, so a retried command produces
 /// the same ids and the store recognises it.
@@ -70,11 +80,7 @@ pub(crate) fn new_events(
         .into_iter()
         .enumerate()
         .map(|(i, encoded)| NewEvent {
-            event_id: eventstore::event_id_from_key(
-                tenant_id,
-                &format!("{idempotency_key}|{stream}"),
-                i as u32,
-            ),
+            event_id: event_id(tenant_id, idempotency_key, stream, i as u32),
             event_type: encoded.event_type.to_owned(),
             schema_version: encoded.schema_version,
             payload: encoded.payload,

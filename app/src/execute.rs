@@ -69,7 +69,19 @@ where
 {
     for attempt in 1..=ATTEMPTS {
         let mut uow = UnitOfWork::new(store, ctx);
-        let value = decide(&mut uow).await?;
+        let value = match decide(&mut uow).await {
+            Ok(value) => value,
+            // Refused on a state that holds this command's own events: it was applied before
+            // and its answer was lost (the process killed between the commit and the reply).
+            // Decided again on the state as it was before them, it makes the same events,
+            // which the store answers as a replay: the retry gets the first run's answer, not
+            // "already cancelled".
+            Err(refusal) if refusal.is_refusal() && uow.found_own_events() => {
+                uow = UnitOfWork::new(store, ctx).as_before_own_events();
+                decide(&mut uow).await?
+            }
+            Err(err) => return Err(err),
+        };
         let started = std::time::Instant::now();
         // The events' metadata carries this span's trace context (when traced): what consumes
         // them joins the trace under it.

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::context::CommandContext;
 use crate::error::AppError;
-use crate::events::{PersonalSealer, expect, fold, new_events, seal_personal};
+use crate::events::{PersonalSealer, event_id, expect, fold, new_events, seal_personal};
 
 pub struct UnitOfWork<'a> {
     store: &'a EventStore,
@@ -38,6 +38,11 @@ pub struct UnitOfWork<'a> {
     /// The customers' keys this unit has used (a turn names its stream and seals its events
     /// with one look-up).
     sealer: PersonalSealer,
+    /// A stream read holds an event this command's key made: it ran before.
+    found_own: bool,
+    /// Streams are folded as they were before this command's own events (see
+    /// [`UnitOfWork::as_before_own_events`]).
+    before_own: bool,
 }
 
 /// Streams read together, to be folded one by one with [`UnitOfWork::fold`].
@@ -54,7 +59,23 @@ impl<'a> UnitOfWork<'a> {
             tx: None,
             erasing: None,
             sealer: PersonalSealer::new(ctx.tenant_id),
+            found_own: false,
+            before_own: false,
         }
+    }
+
+    /// A unit that reads every stream as it stood before the events this command's key
+    /// appended (and what followed them): the decision a retry makes on it is the first run's
+    /// again, and stages the same event ids, which the store answers as a replay.
+    pub(crate) fn as_before_own_events(mut self) -> Self {
+        self.before_own = true;
+        self
+    }
+
+    /// Whether a stream this unit read holds an event of this command's key: the command was
+    /// applied before (its answer lost on the way, say).
+    pub(crate) fn found_own_events(&self) -> bool {
+        self.found_own
     }
 
     pub fn context(&self) -> &'a CommandContext {
@@ -110,7 +131,14 @@ impl<'a> UnitOfWork<'a> {
         stream: &StreamRef,
         reads: &mut Reads,
     ) -> Result<D::State, AppError> {
-        let recorded = reads.0.remove(stream).unwrap_or_default();
+        let mut recorded = reads.0.remove(stream).unwrap_or_default();
+        let own = event_id(self.ctx.tenant_id, &self.ctx.idempotency_key, stream, 0);
+        if let Some(at) = recorded.iter().position(|e| e.event_id == own) {
+            self.found_own = true;
+            if self.before_own {
+                recorded.truncate(at);
+            }
+        }
         let (state, version) = fold::<D>(stream, recorded)?;
         self.read.insert(stream.clone(), version);
         Ok(state)

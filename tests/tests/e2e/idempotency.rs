@@ -261,4 +261,60 @@ async fn a_key_whose_request_was_cut_off_is_free_again_once_the_time_limit_has_p
             .await
             .unwrap();
     assert_eq!(booked, 1);
+
+    // A move and a cancellation cut off after their commit: their retries find the booking
+    // moved and cancelled by themselves, and answer as the first runs did, not "already
+    // there" or "already cancelled" (a client would think its request had failed).
+    let id = first["booking_id"].as_str().unwrap();
+    let (path, key) = (
+        format!("/v1/bookings/{id}/reschedule"),
+        [("idempotency-key", "move-1")],
+    );
+    let moved = json!({"start": slot(11)});
+    let (status, _, first_move) = t
+        .send(reqwest::Method::POST, &path, &key, Some(moved.clone()))
+        .await;
+    assert_eq!(status, 200, "{first_move}");
+    cut_off(36).await;
+    let (status, _, again) = t
+        .send(reqwest::Method::POST, &path, &key, Some(moved))
+        .await;
+    assert_eq!((status, &again), (200, &first_move));
+
+    let (path, key) = (
+        format!("/v1/bookings/{id}/cancel"),
+        [("idempotency-key", "cancel-1")],
+    );
+    let (status, _, cancelled) = t
+        .send(reqwest::Method::POST, &path, &key, Some(json!({})))
+        .await;
+    assert_eq!(status, 200, "{cancelled}");
+    cut_off(36).await;
+    let (status, _, again) = t
+        .send(reqwest::Method::POST, &path, &key, Some(json!({})))
+        .await;
+    assert_eq!((status, &again), (200, &cancelled));
+    // Under another key the booking is cancelled already: that is refused.
+    let (status, _, refused) = t
+        .send(
+            reqwest::Method::POST,
+            &path,
+            &[("idempotency-key", "cancel-2")],
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    let count = |event_type: &'static str| {
+        let superuser = superuser.clone();
+        async move {
+            let n: i64 = sqlx::query_scalar("select count(*) from events where event_type = $1")
+                .bind(event_type)
+                .fetch_one(&superuser)
+                .await
+                .unwrap();
+            n
+        }
+    };
+    assert_eq!(count("AppointmentRescheduled").await, 1);
+    assert_eq!(count("AppointmentCancelled").await, 1);
 }

@@ -28,6 +28,18 @@ async fn app() -> (TestDb, App) {
 
 /// Invites a staff member under `key`.
 async fn invite(app: &App, tenant: Uuid, user: Uuid, key: &str) -> app::Committed<()> {
+    try_invite(app, tenant, user, key)
+        .await
+        .expect("the invitation is committed")
+}
+
+/// Invites a staff member under `key`, deciding on the state read.
+async fn try_invite(
+    app: &App,
+    tenant: Uuid,
+    user: Uuid,
+    key: &str,
+) -> Result<app::Committed<()>, AppError> {
     let ctx = CommandContext::new(tenant, "test", key);
     execute(&app.store, &ctx, |uow| {
         Box::pin(async move {
@@ -48,7 +60,6 @@ async fn invite(app: &App, tenant: Uuid, user: Uuid, key: &str) -> app::Committe
         })
     })
     .await
-    .expect("the invitation is committed")
 }
 
 /// Changes a member's role, deciding on the state read.
@@ -362,4 +373,23 @@ async fn customers_met_for_the_first_time_by_commands_at_once_get_one_key_and_on
     .await
     .unwrap();
     assert_eq!(streams, 1);
+}
+
+#[tokio::test]
+async fn a_command_run_again_after_its_answer_was_lost_answers_as_the_first_run_did() {
+    let (_db, app) = app().await;
+    let (tenant, user) = (Uuid::new_v4(), Uuid::new_v4());
+    let first = invite(&app, tenant, user, "key-1").await;
+    // Another writer moves the stream on meanwhile.
+    change_role(&app, tenant, user, Role::Admin).await;
+    // The same command under the same key: on today's state the domain refuses it (the member
+    // is invited already); decided on the state before its own events, it is the first run
+    // again, and a replay.
+    let again = invite(&app, tenant, user, "key-1").await;
+    assert!(again.replayed);
+    assert_eq!(again.position, first.position);
+    assert_eq!(history(&app, tenant, user).await.len(), 2);
+    // Under another key it is what it is: a second invitation, refused.
+    let refused = try_invite(&app, tenant, user, "key-2").await;
+    assert!(matches!(refused, Err(AppError::Rejected(_))), "{refused:?}");
 }
