@@ -77,7 +77,7 @@ where
             // which the store answers as a replay: the retry gets the first run's answer, not
             // "already cancelled".
             Err(refusal) if refusal.is_refusal() && uow.found_own_events() => {
-                uow = UnitOfWork::new(store, ctx).as_before_own_events();
+                uow = UnitOfWork::new(store, ctx).reading_before_own_events();
                 decide(&mut uow).await?
             }
             Err(err) => return Err(err),

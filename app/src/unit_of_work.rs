@@ -41,7 +41,7 @@ pub struct UnitOfWork<'a> {
     /// A stream read holds an event this command's key made: it ran before.
     found_own: bool,
     /// Streams are folded as they were before this command's own events (see
-    /// [`UnitOfWork::as_before_own_events`]).
+    /// [`UnitOfWork::reading_before_own_events`]).
     before_own: bool,
 }
 
@@ -67,7 +67,7 @@ impl<'a> UnitOfWork<'a> {
     /// A unit that reads every stream as it stood before the events this command's key
     /// appended (and what followed them): the decision a retry makes on it is the first run's
     /// again, and stages the same event ids, which the store answers as a replay.
-    pub(crate) fn as_before_own_events(mut self) -> Self {
+    pub(crate) fn reading_before_own_events(mut self) -> Self {
         self.before_own = true;
         self
     }
