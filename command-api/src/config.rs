@@ -69,7 +69,7 @@ pub struct IfMatchRequired;
     path = "/v1/bot-config",
     tag = "configuration",
     summary = "Replace the bot configuration (hours, closures, rules, payments, keyword replies, texts)",
-    request_body = Object,
+    request_body = BotSettings,
     params(
         ("If-Match" = String, Header, description = "The version being replaced, e.g. \"3\" (0 for the first)")
     ),

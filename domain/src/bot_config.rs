@@ -17,13 +17,17 @@ use crate::ids::{ResourceId, ServiceId};
 use crate::values::{IanaTimeZone, LocalDate, LocalTime, Money, ServiceDuration};
 
 /// An opening range within one day, `[open, close)` in local time.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimeRange {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$", example = "09:00"))]
     pub open: LocalTime,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$", example = "19:00"))]
     pub close: LocalTime,
 }
 
 /// Opening ranges per weekday, Monday first. Gaps between ranges are breaks.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct OpeningHours {
     pub monday: Vec<TimeRange>,
@@ -82,29 +86,38 @@ impl OpeningHours {
 }
 
 /// Closed from `from` to `to`, both included (holidays, vacations).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Closure {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date, example = "2026-12-24"))]
     pub from: LocalDate,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date, example = "2026-12-24"))]
     pub to: LocalDate,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BookingRules {
     /// How long before its start a slot can still be booked.
+    #[cfg_attr(feature = "openapi", schema(maximum = 43200))]
     pub min_notice_minutes: u32,
     /// How far ahead customers may book.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 365))]
     pub horizon_days: u32,
     /// Slots start every this many minutes from each opening.
+    #[cfg_attr(feature = "openapi", schema(minimum = 5, maximum = 240))]
     pub slot_step_minutes: u32,
     /// How long a time a customer chose is kept for them while they finish booking; 0 keeps
     /// none (the time is checked again when they confirm).
     #[serde(default = "default_hold_minutes")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 60))]
     pub hold_minutes: u32,
     /// When nothing is free within the horizon, how many days past it the bot may look for
     /// the first free day and offer it; 0 offers none.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 365))]
     pub beyond_horizon_days: u32,
 }
 
@@ -153,6 +166,7 @@ pub struct Service {
     pub staff: Vec<ResourceId>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PaymentMethod {
@@ -162,15 +176,18 @@ pub enum PaymentMethod {
 }
 
 /// A reply to any of its keywords, matched case- and accent-insensitively as whole words.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeywordReply {
     pub keywords: Vec<String>,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4096))]
     pub reply: String,
 }
 
 /// Every text the bot sends, with placeholders: `{business_name}`, `{service}`, `{date}`,
 /// `{time}`, `{price}`, `{reference}`, `{name}`, `{hours}`, `{opens}`, `{payment}`,
 /// `{contact}` (how to reach the business otherwise).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Texts {
@@ -319,6 +336,7 @@ impl Default for Texts {
 
 /// The texts a business did not write are its language's defaults (a Spanish business that
 /// changed only its greeting speaks Spanish everywhere else).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "RawFlowSettings")]
 pub struct FlowSettings {
@@ -327,6 +345,7 @@ pub struct FlowSettings {
     /// Ask how the customer will pay (else bookings confirm directly).
     pub ask_payment: bool,
     /// A conversation idle this long starts over.
+    #[cfg_attr(feature = "openapi", schema(minimum = 5, maximum = 10080))]
     pub session_timeout_minutes: u32,
     /// The language of `texts`, of the labels and of dates.
     #[serde(default)]
@@ -386,8 +405,10 @@ impl Default for FlowSettings {
 }
 
 /// Everything but the services (which have their own commands and events).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BotSettings {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "Europe/Madrid"))]
     pub time_zone: IanaTimeZone,
     pub hours: OpeningHours,
     #[serde(default)]
@@ -405,12 +426,14 @@ pub struct BotSettings {
     /// The people (or chairs, rooms) appointments are with, each with its own agenda. None:
     /// everything is booked on one default resource, in the business's hours.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 50))]
     pub staff: Vec<StaffMember>,
     #[serde(default)]
     pub privacy: Privacy,
 }
 
 /// What the business does with its customers' requests about their data.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Privacy {
@@ -418,6 +441,7 @@ pub struct Privacy {
 }
 
 /// What happens when a customer writes "delete my data" (their right to erasure).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErasureRequests {
@@ -431,10 +455,13 @@ pub enum ErasureRequests {
 
 /// Someone appointments are with: their own weekly hours (the gaps between ranges are their
 /// breaks) and days off; without hours of their own they work the business's.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StaffMember {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[a-z0-9_-]{1,64}$", example = "ana"))]
     pub id: ResourceId,
     /// As customers see it (24 characters at most: a WhatsApp list row).
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 24))]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hours: Option<OpeningHours>,
@@ -468,6 +495,7 @@ impl BotSettings {
 
 /// A message template approved for the business's WhatsApp account: its name and language
 /// code, as in WhatsApp Manager.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TemplateRef {
     pub name: String,
@@ -477,12 +505,14 @@ pub struct TemplateRef {
 
 /// What the business sends on its own: reminders before appointments, and the templates
 /// WhatsApp requires more than 24 hours after the customer last wrote.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Messaging {
     /// Reminders, in minutes before the appointment; a whole number of days stays at the
     /// appointment's local time across a change of clocks (the day before at 10:00 for a
     /// 10:00 appointment).
     #[serde(default = "default_reminders")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 3))]
     pub reminders_before_minutes: Vec<u32>,
     /// The template reminders go as, with the body parameters name, service, date and time
     /// ({{1}} to {{4}}) and the quick-reply buttons Confirm, Reschedule and Cancel (in that
@@ -600,6 +630,9 @@ impl BotSettings {
             let len = member.name.trim().chars().count();
             if !(1..=24).contains(&len) {
                 problem(format!("staff[{i}].name"), "1 to 24 characters");
+            }
+            if ResourceId::parse(member.id.as_str()).is_err() {
+                problem(format!("staff[{i}].id"), "1 to 64 of a-z 0-9 _ -");
             }
             if self.staff[..i].iter().any(|m| m.id == member.id) {
                 problem(format!("staff[{i}].id"), "another member has this id");
@@ -1186,6 +1219,19 @@ pub(crate) mod tests {
                 service_id: haircut().id,
             })
             .then_expect_error(BotConfigError::UnknownService);
+    }
+
+    #[test]
+    fn a_staff_member_s_id_is_one_an_agenda_can_have() {
+        let mut with_staff = settings();
+        with_staff.staff = serde_json::from_value(serde_json::json!([
+            {"id": "ana", "name": "Ana"},
+            {"id": "Ana María", "name": "Ana María"},
+            {"id": "", "name": "Nobody"},
+        ]))
+        .unwrap();
+        let fields: Vec<String> = with_staff.problems().into_iter().map(|p| p.field).collect();
+        assert_eq!(fields, ["staff[1].id", "staff[2].id"]);
     }
 
     #[test]

@@ -61,7 +61,8 @@ pub async fn services(
 pub struct BotConfigView {
     /// The configuration's version: `PUT /v1/bot-config` takes it in `If-Match`.
     pub version: i32,
-    #[schema(value_type = Object)]
+    /// What `PUT /v1/bot-config` took, as the domain's `BotSettings` serializes it.
+    #[schema(value_type = Option<domain::bot_config::BotSettings>)]
     pub settings: Option<Value>,
     pub updated_at: DateTime<Utc>,
 }
