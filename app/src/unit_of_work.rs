@@ -132,8 +132,11 @@ impl<'a> UnitOfWork<'a> {
         reads: &mut Reads,
     ) -> Result<D::State, AppError> {
         let mut recorded = reads.0.remove(stream).unwrap_or_default();
-        let own = event_id(self.ctx.tenant_id, &self.ctx.idempotency_key, stream, 0);
-        if let Some(at) = recorded.iter().position(|e| e.event_id == own) {
+        let own = || event_id(self.ctx.tenant_id, &self.ctx.idempotency_key, stream, 0);
+        if let Some(at) = (!recorded.is_empty())
+            .then(own)
+            .and_then(|own| recorded.iter().position(|e| e.event_id == own))
+        {
             self.found_own = true;
             if self.before_own {
                 recorded.truncate(at);

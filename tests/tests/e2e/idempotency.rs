@@ -6,6 +6,15 @@ use e2e_tests::spawn_command_api;
 use e2e_tests::tenant::{Tenant, slot};
 use serde_json::json;
 
+/// How many events of `event_type` the log holds (every tenant's: each test has its database).
+async fn events_of_type(pool: &sqlx::PgPool, event_type: &str) -> i64 {
+    sqlx::query_scalar("select count(*) from events where event_type = $1")
+        .bind(event_type)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_retried_post_gets_its_first_answer_and_writes_nothing_new() {
     let app = spawn_command_api().await;
@@ -13,17 +22,8 @@ async fn a_retried_post_gets_its_first_answer_and_writes_nothing_new() {
         owner: app.onboard("idem-salon").await,
         app: &app,
     };
-    let count = |event_type: &'static str| {
-        let db = &app.db;
-        async move {
-            let n: i64 = sqlx::query_scalar("select count(*) from events where event_type = $1")
-                .bind(event_type)
-                .fetch_one(&db.operator_pool().await)
-                .await
-                .unwrap();
-            n
-        }
-    };
+    let operator = app.db.operator_pool().await;
+    let count = |event_type: &'static str| events_of_type(&operator, event_type);
     let key = |k: &'static str| [("idempotency-key", k)];
 
     // An API key, created twice under one key: one key, shown identically both times.
@@ -255,12 +255,7 @@ async fn a_key_whose_request_was_cut_off_is_free_again_once_the_time_limit_has_p
         .await;
     assert_eq!(status, 201, "{again}");
     assert_eq!(again["booking_id"], first["booking_id"]);
-    let booked: i64 =
-        sqlx::query_scalar("select count(*) from events where event_type = 'AppointmentRequested'")
-            .fetch_one(&superuser)
-            .await
-            .unwrap();
-    assert_eq!(booked, 1);
+    assert_eq!(events_of_type(&superuser, "AppointmentRequested").await, 1);
 
     // A move and a cancellation cut off after their commit: their retries find the booking
     // moved and cancelled by themselves, and answer as the first runs did, not "already
@@ -304,17 +299,7 @@ async fn a_key_whose_request_was_cut_off_is_free_again_once_the_time_limit_has_p
         )
         .await;
     assert_eq!(status, 409, "{refused}");
-    let count = |event_type: &'static str| {
-        let superuser = superuser.clone();
-        async move {
-            let n: i64 = sqlx::query_scalar("select count(*) from events where event_type = $1")
-                .bind(event_type)
-                .fetch_one(&superuser)
-                .await
-                .unwrap();
-            n
-        }
-    };
+    let count = |event_type: &'static str| events_of_type(&superuser, event_type);
     assert_eq!(count("AppointmentRescheduled").await, 1);
     assert_eq!(count("AppointmentCancelled").await, 1);
 }
