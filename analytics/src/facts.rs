@@ -103,7 +103,9 @@ async fn tenant(conn: &mut PgConnection, e: &Envelope, event: TenantEvent) -> an
             .execute(conn)
             .await?;
         }
-        TenantEvent::WhatsAppNumberConnected { .. }
+        TenantEvent::EmailVerificationRequested { .. }
+        | TenantEvent::EmailVerified { .. }
+        | TenantEvent::WhatsAppNumberConnected { .. }
         | TenantEvent::WhatsAppNumberDisconnected { .. }
         | TenantEvent::WhatsAppCredentialsInvalidated { .. }
         | TenantEvent::TenantSuspended { .. }

@@ -53,16 +53,18 @@ pub async fn book(
     let request = &request;
     execute(&app.store, ctx, |uow| {
         Box::pin(async {
-            // The configuration, the booking (a retry finds it), the plan and the customer's
-            // conversation, in one read.
+            // The configuration, the booking (a retry finds it), the plan, the business and
+            // the customer's conversation, in one read.
             let booking_ref = stream::<BookingEvent>(booking_id);
             let billing_ref = crate::billing::billing_stream(uow.tenant_id());
+            let tenant_ref = crate::tenants::tenant_stream(uow.tenant_id());
             let conversation_ref = uow.conversation_of(&request.customer.phone).await?;
             let mut reads = uow
                 .read_many(&[
                     config_stream(),
                     booking_ref.clone(),
                     billing_ref.clone(),
+                    tenant_ref.clone(),
                     conversation_ref.clone(),
                 ])
                 .await?;
@@ -80,6 +82,8 @@ pub async fn book(
                     Err(AppError::IdempotencyMismatch)
                 };
             }
+            let tenant = uow.fold_in::<domain::tenant::Tenant>(&tenant_ref, &mut reads)?;
+            crate::tenants::require_verified(&tenant)?;
             let day = agenda_day(settings, request.start);
             let resource = choose_resource(uow, settings, service, request, day).await?;
             let agenda = load_agenda(uow, &resource, day).await?;

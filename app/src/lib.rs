@@ -25,6 +25,7 @@ pub mod catalog;
 pub mod context;
 pub mod conversation;
 pub mod customers;
+pub mod email_verification;
 pub mod error;
 pub mod events;
 pub mod execute;

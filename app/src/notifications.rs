@@ -157,7 +157,7 @@ pub async fn reset_emailed(app: &App, tenant_id: Uuid, user_id: Uuid) -> Result<
 }
 
 /// A sealed token and its expiry, opened.
-fn unseal(
+pub(crate) fn unseal(
     app: &App,
     (sealed, expires): (Vec<u8>, chrono::DateTime<chrono::Utc>),
 ) -> Option<(String, chrono::DateTime<chrono::Utc>)> {

@@ -1,5 +1,6 @@
 //! A business signs up: its tenant, its slug reserved, its owner with a password, the
-//! owner's first session, and its trial, in one unit of work.
+//! owner's first session, its trial, and the link that verifies the owner's email, in one
+//! unit of work.
 
 use chrono::{DateTime, Utc};
 use domain::Decider as _;
@@ -45,6 +46,7 @@ pub async fn onboard(
     let tenant_id = Uuid::new_v4();
     let owner_id = Uuid::new_v4();
     let trial_ends_at = Utc::now() + app.policy.trial;
+    let verification_expires_at = Utc::now() + crate::email_verification::LINK_TTL;
     let password_hash = vault::hash_password(o.owner_password.clone()).await?;
     // A new tenant: its ids are new, so one key for its first events is unique.
     let ctx = CommandContext::new(tenant_id, format!("user:{owner_id}"), "onboard")
@@ -60,6 +62,7 @@ pub async fn onboard(
             time_zone: o.time_zone,
             plan: Plan::Starter,
             trial_ends_at,
+            verification_expires_at,
         },
     )?;
     let owner_events = User::decide(
@@ -107,6 +110,13 @@ pub async fn onboard(
                 epoch: 0,
             };
             let session = sessions::open(conn, app, owner, None).await?;
+            crate::email_verification::make_link(
+                uow,
+                app,
+                o.owner_email.as_str(),
+                verification_expires_at,
+            )
+            .await?;
             uow.stage(&tenant_stream(tenant_id), tenant_events);
             uow.stage(&stream::<UserEvent>(owner_id), owner_events);
             uow.stage(&crate::billing::billing_stream(tenant_id), billing_events);

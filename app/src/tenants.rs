@@ -3,7 +3,7 @@
 
 use domain::Decider as _;
 use domain::tenant::{
-    SuspensionCause, Tenant, TenantCommand, TenantEvent, TenantState, TenantStatus,
+    SuspensionCause, Tenant, TenantCommand, TenantError, TenantEvent, TenantState, TenantStatus,
 };
 use domain::values::Reason;
 use eventstore::{EventStore, StreamRef};
@@ -80,6 +80,14 @@ pub(crate) async fn require_open(uow: &mut UnitOfWork<'_>) -> Result<TenantState
     let tenant = uow.load::<Tenant>(&tenant_stream(uow.tenant_id())).await?;
     Gate::of(&tenant).require_open()?;
     Ok(tenant)
+}
+
+/// Refuses unless the business's contact email is verified (it takes no bookings before).
+pub(crate) fn require_verified(tenant: &TenantState) -> Result<(), AppError> {
+    match &tenant.onboarded {
+        Some(t) if !t.email_verified => Err(TenantError::EmailNotVerified.into()),
+        _ => Ok(()),
+    }
 }
 
 /// The platform operator suspends a business: its members and API keys get 423 with the

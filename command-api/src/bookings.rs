@@ -14,8 +14,8 @@ use domain::booking::{Booking, Customer};
 use domain::ids::{BookingId, ResourceId, ServiceId};
 use domain::values::{PersonName, PhoneNumber, Reason};
 use platform::answers::{
-    Busy, Forbidden, InvalidOrKeyReused, JsonBody, NotFound, PaymentRequired, SlotTaken,
-    TenantCaller,
+    Busy, Forbidden, ForbiddenOrUnverified, InvalidOrKeyReused, JsonBody, NotFound,
+    PaymentRequired, SlotTaken, TenantCaller,
 };
 use platform::problem::{ApiJson, Problem};
 use serde::{Deserialize, Serialize};
@@ -104,7 +104,7 @@ impl From<Committed<Booking>> for BookingView {
     ),
     responses(
         (status = 201, description = "The booking", body = BookingView),
-        JsonBody, TenantCaller, Forbidden, NotFound, SlotTaken, InvalidOrKeyReused, PaymentRequired, Busy
+        JsonBody, TenantCaller, ForbiddenOrUnverified, NotFound, SlotTaken, InvalidOrKeyReused, PaymentRequired, Busy
     ),
     security(("bearer" = []))
 )]

@@ -27,6 +27,7 @@ pub mod operator;
 pub mod stripe_webhook;
 pub mod tenants;
 pub mod users;
+pub mod verification;
 pub mod webhook;
 pub mod webhooks;
 pub mod whatsapp_number;
@@ -321,6 +322,8 @@ pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
         auth::me,
         auth::request_password_reset,
         auth::confirm_password_reset,
+        verification::verify,
+        verification::resend,
         mfa::enroll,
         mfa::verify,
         users::accept,
@@ -382,6 +385,8 @@ pub fn router(app: AppState) -> Router {
             "/v1/auth/password-reset/confirm",
             post(auth::confirm_password_reset),
         )
+        .route("/v1/auth/verify-email", post(verification::verify))
+        .route("/v1/auth/verify-email/resend", post(verification::resend))
         .route("/v1/auth/mfa/enroll", post(mfa::enroll))
         .route("/v1/auth/mfa/verify", post(mfa::verify))
         .route("/v1/auth/accept-invitation", post(users::accept))

@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::extract::State;
 use domain::access::Permission;
-use platform::answers::{Forbidden, Invalid, JsonBody, Taken, TenantCaller};
+use platform::answers::{ForbiddenOrUnverified, Invalid, JsonBody, Taken, TenantCaller};
 use platform::problem::{ApiJson, Problem};
 use serde::{Deserialize, Serialize};
 use whatsapp::CloudApiError;
@@ -62,7 +62,7 @@ pub struct CloudApiDown;
     request_body = ConnectRequest,
     responses(
         (status = 200, description = "The number, as Meta knows it", body = Connected),
-        JsonBody, TenantCaller, Forbidden, Taken, Invalid, CloudApiDown
+        JsonBody, TenantCaller, ForbiddenOrUnverified, Taken, Invalid, CloudApiDown
     ),
     security(("bearer" = []))
 )]
@@ -72,6 +72,8 @@ pub async fn connect(
     ApiJson(request): ApiJson<ConnectRequest>,
 ) -> Result<Json<Connected>, Problem> {
     caller.require(Permission::ManageWhatsApp)?;
+    // Before Meta is asked anything: a business whose email is not verified connects nothing.
+    app::email_verification::require_verified(&state.app, caller.tenant_id).await?;
     let id = &request.phone_number_id;
     if !(1..=20).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Problem::invalid(

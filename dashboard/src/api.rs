@@ -55,6 +55,13 @@ impl Failure {
             .and_then(|t| t.rsplit('/').next())
             .unwrap_or_default()
             .to_owned();
+        // The API's detail speaks to programs; a member reads where to go.
+        let detail = if kind == "email-unverified" {
+            "Confirm your email first: follow the link we emailed you (Home sends another)."
+                .to_owned()
+        } else {
+            detail
+        };
         Failure::Refused {
             status,
             detail,

@@ -34,6 +34,7 @@ pub mod session;
 pub mod setup;
 pub mod signup;
 pub mod team;
+pub mod verify;
 pub mod whatsapp;
 
 const DEFAULTS: &str = r#"
@@ -134,6 +135,11 @@ pub fn router(state: AppState) -> Router {
             get(reset::forgot_form).post(reset::forgot),
         )
         .route("/reset-password", get(reset::reset_form).post(reset::reset))
+        .route(
+            "/verify-email",
+            get(verify::verify_form).post(verify::verify),
+        )
+        .route("/verify-email/resend", post(verify::resend))
         .route("/signup", get(signup::signup_form).post(signup::signup))
         .route("/static/{*path}", get(pages::asset))
         .layer(axum::middleware::from_fn_with_state(

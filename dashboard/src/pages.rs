@@ -621,13 +621,26 @@ pub struct HomePage {
     /// (what, used, limit or "no limit", state) when the member may see the plan's usage.
     pub usage: Option<Vec<(&'static str, i64, String, String)>>,
     pub plan: String,
+    /// The business's contact email while it is not verified (the page asks to verify it).
+    pub unverified_email: Option<String>,
+    pub notice: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct HomeQuery {
+    #[serde(default)]
+    pub notice: Option<String>,
 }
 
 pub(crate) fn instant(t: DateTime<Utc>) -> String {
     encoded(&t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
-pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Response> {
+pub async fn home(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HomeQuery>,
+) -> Result<Response, Response> {
     let mut m = Member::of(&state, &headers).await?;
     let tz = m.tz;
     let today = Utc::now().with_timezone(&tz).date_naive();
@@ -762,6 +775,8 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<R
                 .collect(),
             usage,
             plan,
+            unverified_email: (!m.tenant.email_verified).then_some(m.tenant.contact_email),
+            notice: query.notice.filter(|n| n.len() <= 200),
         },
         StatusCode::OK,
     ))

@@ -31,6 +31,8 @@ pub struct WhatsAppPage {
     pub secret_error: Option<String>,
     pub verify_error: Option<String>,
     pub notice: Option<String>,
+    /// The business's contact email while it is not verified: nothing connects before.
+    pub unverified_email: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -69,6 +71,7 @@ async fn whatsapp_page(
         secret_error: None,
         verify_error: None,
         notice: None,
+        unverified_email: (!tenant.email_verified).then_some(tenant.contact_email),
     })
 }
 

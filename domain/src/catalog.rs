@@ -87,11 +87,19 @@ pub(crate) fn samples() -> Vec<Section> {
                         time_zone: IanaTimeZone::parse("Europe/Madrid").unwrap(),
                         plan: Plan::Starter,
                         trial_ends_at: "2026-12-10T00:00:00Z".parse().unwrap(),
+                        email_verified: false,
                     },
                     TenantEvent::TenantProfileUpdated {
                         business_name: Some(BusinessName::parse("X").unwrap()),
                         contact_email: Some(Email::parse("a@b.co").unwrap()),
                         time_zone: Some(IanaTimeZone::parse("UTC").unwrap()),
+                    },
+                    TenantEvent::EmailVerificationRequested {
+                        email: Email::parse("owner@demo.example").unwrap(),
+                        expires_at: "2026-12-03T00:00:00Z".parse().unwrap(),
+                    },
+                    TenantEvent::EmailVerified {
+                        email: Email::parse("owner@demo.example").unwrap(),
                     },
                     TenantEvent::WhatsAppNumberConnected {
                         phone_number_id: "1065".into(),
@@ -116,14 +124,16 @@ pub(crate) fn samples() -> Vec<Section> {
                 |e| match e {
                     TenantEvent::TenantOnboarded { .. } => 0,
                     TenantEvent::TenantProfileUpdated { .. } => 1,
-                    TenantEvent::WhatsAppNumberConnected { .. } => 2,
-                    TenantEvent::WhatsAppNumberDisconnected { .. } => 3,
-                    TenantEvent::WhatsAppCredentialsInvalidated { .. } => 4,
-                    TenantEvent::TenantSuspended { .. } => 5,
-                    TenantEvent::TenantReinstated => 6,
-                    TenantEvent::TenantClosed { .. } => 7,
+                    TenantEvent::EmailVerificationRequested { .. } => 2,
+                    TenantEvent::EmailVerified { .. } => 3,
+                    TenantEvent::WhatsAppNumberConnected { .. } => 4,
+                    TenantEvent::WhatsAppNumberDisconnected { .. } => 5,
+                    TenantEvent::WhatsAppCredentialsInvalidated { .. } => 6,
+                    TenantEvent::TenantSuspended { .. } => 7,
+                    TenantEvent::TenantReinstated => 8,
+                    TenantEvent::TenantClosed { .. } => 9,
                 },
-                8,
+                10,
             ),
         ),
         (
@@ -609,6 +619,12 @@ pub(crate) fn meaning(event_type: &str) -> &'static str {
     match event_type {
         "TenantOnboarded" => "A business signed up and its trial started.",
         "TenantProfileUpdated" => "Name, contact email or time zone changed (only what changed).",
+        "EmailVerificationRequested" => {
+            "A link to verify the contact email was made; the notifier emails it (the token is never in the event)."
+        }
+        "EmailVerified" => {
+            "The owner followed the link: the business may connect WhatsApp and take bookings."
+        }
         "WhatsAppNumberConnected" => {
             "A WhatsApp number was connected (its token is stored encrypted elsewhere)."
         }

@@ -32,6 +32,7 @@ pub enum Template {
     PasswordReset,
     WebhookDisabled,
     ErasureRequested,
+    EmailVerification,
 }
 
 crate::labels::labels!(Template {
@@ -48,6 +49,7 @@ crate::labels::labels!(Template {
     PasswordReset => "password_reset",
     WebhookDisabled => "webhook_disabled",
     ErasureRequested => "erasure_requested",
+    EmailVerification => "email_verification",
 });
 
 /// A template's subject and body, with `{business_name}` and the template's own placeholders.
@@ -112,6 +114,13 @@ pub fn templates(template: Template) -> Text {
             body: "Hello,\n\n{business_name} has invited you to its booking dashboard as {role}. \
                    Choose a password here to join (the link works until {expires}):\n\n\
                    {link}\n",
+        },
+        T::EmailVerification => Text {
+            subject: "{business_name}: confirm your email",
+            body: "Hello,\n\nTo start taking bookings for {business_name}, and to connect its \
+                   WhatsApp number, confirm that this address is yours (the link works until \
+                   {expires}, once):\n\n{link}\n\nIf you did not sign up, ignore this email; \
+                   nothing happens without the link.\n",
         },
         T::PasswordReset => Text {
             subject: "{business_name}: reset your password",

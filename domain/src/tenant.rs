@@ -30,11 +30,22 @@ pub enum TenantCommand {
         time_zone: IanaTimeZone,
         plan: Plan,
         trial_ends_at: DateTime<Utc>,
+        /// Until when the link emailed to the owner to verify their address works.
+        verification_expires_at: DateTime<Utc>,
     },
     UpdateProfile {
         business_name: Option<BusinessName>,
         contact_email: Option<Email>,
         time_zone: Option<IanaTimeZone>,
+    },
+    /// Another link to verify the contact email (a lost email, an expired link, a changed
+    /// address).
+    RequestEmailVerification {
+        expires_at: DateTime<Utc>,
+    },
+    /// The owner followed a link sent to `email`.
+    VerifyEmail {
+        email: Email,
     },
     ConnectWhatsApp(WhatsAppNumber),
     DisconnectWhatsApp,
@@ -66,6 +77,11 @@ pub enum TenantEvent {
         time_zone: IanaTimeZone,
         plan: Plan,
         trial_ends_at: DateTime<Utc>,
+        /// Whether the contact email is known to reach the owner. A business onboards with it
+        /// `false` and verifies it before it connects WhatsApp or takes bookings; businesses
+        /// onboarded before verification existed read as verified.
+        #[serde(default = "verified")]
+        email_verified: bool,
     },
     TenantProfileUpdated {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -74,6 +90,14 @@ pub enum TenantEvent {
         contact_email: Option<Email>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         time_zone: Option<IanaTimeZone>,
+    },
+    /// A link to verify `email` was made (the notifier emails it; the token is the vault's).
+    EmailVerificationRequested {
+        email: Email,
+        expires_at: DateTime<Utc>,
+    },
+    EmailVerified {
+        email: Email,
     },
     WhatsAppNumberConnected {
         phone_number_id: String,
@@ -105,6 +129,8 @@ impl DomainEvent for TenantEvent {
         match self {
             Self::TenantOnboarded { .. } => "TenantOnboarded",
             Self::TenantProfileUpdated { .. } => "TenantProfileUpdated",
+            Self::EmailVerificationRequested { .. } => "EmailVerificationRequested",
+            Self::EmailVerified { .. } => "EmailVerified",
             Self::WhatsAppNumberConnected { .. } => "WhatsAppNumberConnected",
             Self::WhatsAppNumberDisconnected { .. } => "WhatsAppNumberDisconnected",
             Self::WhatsAppCredentialsInvalidated { .. } => "WhatsAppCredentialsInvalidated",
@@ -113,6 +139,10 @@ impl DomainEvent for TenantEvent {
             Self::TenantClosed { .. } => "TenantClosed",
         }
     }
+}
+
+fn verified() -> bool {
+    true
 }
 
 /// Who suspended a business: the platform operator, or billing for an unpaid invoice.
@@ -157,6 +187,8 @@ pub struct Onboarded {
     pub suspension_cause: Option<SuspensionCause>,
     pub whatsapp: Option<WhatsAppNumber>,
     pub whatsapp_credentials_valid: bool,
+    /// The contact email is known to reach the owner.
+    pub email_verified: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -175,6 +207,13 @@ pub enum TenantError {
     NoWhatsAppNumber,
     #[error("the update changes nothing")]
     NothingToUpdate,
+    #[error("the owner's email is not verified yet")]
+    EmailNotVerified,
+    #[error("the email is verified already")]
+    EmailAlreadyVerified,
+    /// The link was sent to an address that is no longer the business's contact email.
+    #[error("the link was sent to an earlier address")]
+    EmailChanged,
 }
 
 pub struct Tenant;
@@ -201,15 +240,23 @@ impl Decider for Tenant {
                     time_zone,
                     plan,
                     trial_ends_at,
-                } => Ok(vec![E::TenantOnboarded {
-                    tenant_id,
-                    business_name,
-                    slug,
-                    contact_email,
-                    time_zone,
-                    plan,
-                    trial_ends_at,
-                }]),
+                    verification_expires_at,
+                } => Ok(vec![
+                    E::TenantOnboarded {
+                        tenant_id,
+                        business_name,
+                        slug,
+                        contact_email: contact_email.clone(),
+                        time_zone,
+                        plan,
+                        trial_ends_at,
+                        email_verified: false,
+                    },
+                    E::EmailVerificationRequested {
+                        email: contact_email,
+                        expires_at: verification_expires_at,
+                    },
+                ]),
                 _ => Err(TenantError::NotOnboarded),
             };
         };
@@ -240,6 +287,25 @@ impl Decider for Tenant {
                     time_zone,
                 }])
             }
+            C::RequestEmailVerification { expires_at } => {
+                if tenant.email_verified {
+                    return Err(TenantError::EmailAlreadyVerified);
+                }
+                Ok(vec![E::EmailVerificationRequested {
+                    email: tenant.contact_email.clone(),
+                    expires_at,
+                }])
+            }
+            C::VerifyEmail { email } => {
+                if tenant.email_verified {
+                    return Ok(vec![]); // a second click on the link
+                }
+                if email != tenant.contact_email {
+                    return Err(TenantError::EmailChanged);
+                }
+                Ok(vec![E::EmailVerified { email }])
+            }
+            C::ConnectWhatsApp(_) if !tenant.email_verified => Err(TenantError::EmailNotVerified),
             C::ConnectWhatsApp(number) => {
                 // Reconnecting the same number (e.g. with a fresh token) is recorded again: it
                 // makes invalidated credentials valid.
@@ -310,6 +376,7 @@ impl Decider for Tenant {
             time_zone,
             plan,
             trial_ends_at,
+            email_verified,
         } = event
         {
             state.onboarded = Some(Onboarded {
@@ -325,6 +392,7 @@ impl Decider for Tenant {
                 suspension_cause: None,
                 whatsapp: None,
                 whatsapp_credentials_valid: false,
+                email_verified: *email_verified,
             });
             return state;
         }
@@ -348,6 +416,8 @@ impl Decider for Tenant {
                     tenant.time_zone = *z;
                 }
             }
+            E::EmailVerificationRequested { .. } => {}
+            E::EmailVerified { .. } => tenant.email_verified = true,
             E::WhatsAppNumberConnected {
                 phone_number_id,
                 display_phone_number,
@@ -394,7 +464,49 @@ mod tests {
             time_zone: IanaTimeZone::parse("Europe/Madrid").unwrap(),
             plan: Plan::Starter,
             trial_ends_at: "2026-12-10T00:00:00Z".parse().unwrap(),
+            email_verified: true,
         }
+    }
+
+    fn email() -> Email {
+        Email::parse("owner@demo.example").unwrap()
+    }
+
+    fn expires() -> DateTime<Utc> {
+        "2026-12-03T00:00:00Z".parse().unwrap()
+    }
+
+    /// Onboarded since verification: the contact email not verified yet.
+    fn onboarded_unverified() -> [TenantEvent; 2] {
+        let TenantEvent::TenantOnboarded {
+            tenant_id,
+            business_name,
+            slug,
+            contact_email,
+            time_zone,
+            plan,
+            trial_ends_at,
+            ..
+        } = onboarded()
+        else {
+            unreachable!()
+        };
+        [
+            TenantEvent::TenantOnboarded {
+                tenant_id,
+                business_name,
+                slug,
+                contact_email,
+                time_zone,
+                plan,
+                trial_ends_at,
+                email_verified: false,
+            },
+            TenantEvent::EmailVerificationRequested {
+                email: email(),
+                expires_at: expires(),
+            },
+        ]
     }
 
     fn connected(id: &str) -> TenantEvent {
@@ -416,7 +528,7 @@ mod tests {
     }
 
     #[test]
-    fn onboarding_starts_an_active_tenant_once() {
+    fn onboarding_starts_an_active_tenant_once_whose_email_is_to_verify() {
         let TenantEvent::TenantOnboarded {
             tenant_id,
             business_name,
@@ -425,6 +537,7 @@ mod tests {
             time_zone,
             plan,
             trial_ends_at,
+            ..
         } = onboarded()
         else {
             unreachable!()
@@ -437,15 +550,83 @@ mod tests {
             time_zone,
             plan,
             trial_ends_at,
+            verification_expires_at: expires(),
         };
         given::<Tenant>(&[])
             .when(command.clone())
-            .then_expect(&[onboarded()]);
-        given::<Tenant>(&[onboarded()])
+            .then_expect(&onboarded_unverified());
+        given::<Tenant>(&onboarded_unverified())
             .when(command)
             .then_expect_error(TenantError::AlreadyOnboarded);
-        let state = Tenant::fold(&[onboarded()]);
-        assert_eq!(state.onboarded.unwrap().status, TenantStatus::Active);
+        let state = Tenant::fold(&onboarded_unverified()).onboarded.unwrap();
+        assert_eq!(state.status, TenantStatus::Active);
+        assert!(!state.email_verified);
+    }
+
+    #[test]
+    fn an_unverified_business_cannot_connect_whatsapp_until_its_owner_follows_the_link() {
+        let [onboarded, requested] = onboarded_unverified();
+        let unverified = [onboarded, requested];
+        given::<Tenant>(&unverified)
+            .when(TenantCommand::ConnectWhatsApp(number("1")))
+            .then_expect_error(TenantError::EmailNotVerified);
+        let verified_event = TenantEvent::EmailVerified { email: email() };
+        given::<Tenant>(&unverified)
+            .when(TenantCommand::VerifyEmail { email: email() })
+            .then_expect(std::slice::from_ref(&verified_event));
+        let mut verified = unverified.to_vec();
+        verified.push(verified_event);
+        // A second click changes nothing; another link is no longer needed.
+        given::<Tenant>(&verified)
+            .when(TenantCommand::VerifyEmail { email: email() })
+            .then_expect(&[]);
+        given::<Tenant>(&verified)
+            .when(TenantCommand::RequestEmailVerification {
+                expires_at: expires(),
+            })
+            .then_expect_error(TenantError::EmailAlreadyVerified);
+        given::<Tenant>(&verified)
+            .when(TenantCommand::ConnectWhatsApp(number("1")))
+            .then_expect(&[connected("1")]);
+    }
+
+    #[test]
+    fn a_link_sent_to_an_earlier_address_does_not_verify_the_new_one() {
+        let new = Email::parse("new@demo.example").unwrap();
+        let mut changed = onboarded_unverified().to_vec();
+        changed.push(TenantEvent::TenantProfileUpdated {
+            business_name: None,
+            contact_email: Some(new.clone()),
+            time_zone: None,
+        });
+        given::<Tenant>(&changed)
+            .when(TenantCommand::VerifyEmail { email: email() })
+            .then_expect_error(TenantError::EmailChanged);
+        // Another link goes to the address the business has now.
+        given::<Tenant>(&changed)
+            .when(TenantCommand::RequestEmailVerification {
+                expires_at: expires(),
+            })
+            .then_expect(&[TenantEvent::EmailVerificationRequested {
+                email: new,
+                expires_at: expires(),
+            }]);
+    }
+
+    #[test]
+    fn a_business_onboarded_before_verification_existed_reads_as_verified() {
+        let old: TenantEvent = crate::event::decode(
+            "TenantOnboarded",
+            serde_json::json!({
+                "tenant_id": uuid::Uuid::nil(), "business_name": "Demo Salon",
+                "slug": "demo-salon", "contact_email": "owner@demo.example",
+                "time_zone": "Europe/Madrid", "plan": "starter",
+                "trial_ends_at": "2026-12-10T00:00:00Z"
+            }),
+        )
+        .unwrap();
+        assert_eq!(old, onboarded());
+        assert!(Tenant::fold(&[old]).onboarded.unwrap().email_verified);
     }
 
     #[test]
@@ -577,8 +758,12 @@ mod tests {
 
     #[test]
     fn events_round_trip_through_the_store_format() {
+        let [unverified, requested] = onboarded_unverified();
         assert_round_trips(&[
             onboarded(),
+            unverified,
+            requested,
+            TenantEvent::EmailVerified { email: email() },
             TenantEvent::TenantProfileUpdated {
                 business_name: None,
                 contact_email: None,

@@ -52,6 +52,8 @@ answers! {
     Unauthenticated { 401 => "No valid credential" }
     /// Only where the route checks a role or an API key's scopes.
     Forbidden { 403 => "The credential's role or scopes do not allow it" }
+    /// What a business may do only once its owner's email is verified (connect WhatsApp, book).
+    ForbiddenOrUnverified { 403 => "The credential's role or scopes do not allow it, or the business's email is not verified yet (type email-unverified)" }
     NotFound { 404 => "Not found (or another tenant's)" }
     Conflict { 409 => "It conflicts with the current state (the detail says how)" }
     /// A booking's time.

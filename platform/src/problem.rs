@@ -359,6 +359,15 @@ fn rejected(rejection: Rejection) -> Problem {
             Problem::invalid("expires_at", "must be in the future")
         }
         Rejection::Tenant(TenantError::NotOnboarded) => Problem::not_found("tenant"),
+        Rejection::Tenant(TenantError::EmailNotVerified) => Problem::new(
+            StatusCode::FORBIDDEN,
+            "email-unverified",
+            "Verify your email first",
+        )
+        .detail(
+            "follow the link emailed to the business's contact address \
+             (POST /v1/auth/verify-email/resend sends another)",
+        ),
         Rejection::Billing(BillingError::OverLimit {
             plan,
             metric,

@@ -73,6 +73,7 @@ from = "Booking platform <billing@booking.invalid>"
 billing_url = "http://127.0.0.1:8080/billing"
 invitation_url = "http://127.0.0.1:8088/accept-invitation"
 reset_url = "http://127.0.0.1:8088/reset-password"
+verify_email_url = "http://127.0.0.1:8088/verify-email"
 retry_ms = 5000
 
 # The billing reactor: Stripe customers, subscription changes, meter events.
@@ -166,6 +167,7 @@ pub struct NotifierSettings {
     pub billing_url: String,
     pub invitation_url: String,
     pub reset_url: String,
+    pub verify_email_url: String,
     pub retry_ms: u64,
 }
 
@@ -471,6 +473,7 @@ impl Application {
                     billing_url: n.billing_url.clone(),
                     invitation_url: n.invitation_url.clone(),
                     reset_url: n.reset_url.clone(),
+                    verify_email_url: n.verify_email_url.clone(),
                     retry_after: Duration::from_millis(n.retry_ms),
                     stats: Arc::default(),
                 },

@@ -1,4 +1,5 @@
-//! The notifier: a reactor that emails invitees their invitation, and a business's owners and
+//! The notifier: a reactor that emails invitees their invitation, a new business's owner the
+//! link that verifies their email, members their password-reset link, and a business's owners and
 //! admins what its billing and its WhatsApp connection need them to know (usage at 80 % and 100 % of a limit, a failed
 //! payment and the reminders of its grace period, a suspension, a reinstatement, a trial
 //! ending and ended, WhatsApp credentials refused by Meta, a customer's request to delete their
@@ -32,6 +33,7 @@ use crate::consumer::{consume, receive};
 
 pub const BILLING_DURABLE: &str = "notifier-billing";
 pub const TENANT_DURABLE: &str = "notifier-tenant";
+pub const VERIFICATION_DURABLE: &str = "notifier-verification";
 pub const USER_DURABLE: &str = "notifier-user";
 pub const WEBHOOK_DURABLE: &str = "notifier-webhook";
 pub const CONVERSATION_DURABLE: &str = "notifier-conversation";
@@ -54,6 +56,8 @@ pub struct Notifier {
     pub invitation_url: String,
     /// Where a member chooses a new password (`?token=` is added).
     pub reset_url: String,
+    /// Where the owner verifies the business's email (`?token=` is added).
+    pub verify_email_url: String,
     pub retry_after: Duration,
     pub stats: Arc<NotifierStats>,
 }
@@ -156,12 +160,20 @@ pub fn email_for(event: &RecordedEvent) -> Option<(Template, Vec<(&'static str, 
     }
 }
 
-/// An email to one member about their own account.
+/// An email to one person about their own account, with a link whose token the vault keeps
+/// sealed until it is sent.
 struct Personal {
-    user_id: uuid::Uuid,
     to: String,
     template: Template,
     vars: Vec<(&'static str, String)>,
+    sealed: Sealed,
+}
+
+/// Whose sealed token a personal email carries (forgotten once it is sent).
+enum Sealed {
+    Invitation(uuid::Uuid),
+    Reset(uuid::Uuid),
+    Verification,
 }
 
 enum Disposition {
@@ -192,6 +204,10 @@ impl Notifier {
             "{prefix}*.{}.ErasureRequested",
             ConversationEvent::STREAM_TYPE
         );
+        let verification = format!(
+            "{prefix}*.{}.EmailVerificationRequested",
+            TenantEvent::STREAM_TYPE
+        );
         let upcasters = app::events::upcasters();
         let (notifier, upcasters) = (&self, &upcasters);
         let handle = move |messages: Vec<jetstream::Message>| async move {
@@ -213,6 +229,15 @@ impl Notifier {
         tokio::try_join!(
             consume(&nats, &ns, BILLING_DURABLE, billing, batch, &cancel, handle),
             consume(&nats, &ns, TENANT_DURABLE, tenant, batch, &cancel, handle),
+            consume(
+                &nats,
+                &ns,
+                VERIFICATION_DURABLE,
+                verification,
+                batch,
+                &cancel,
+                handle
+            ),
             consume(&nats, &ns, USER_DURABLE, user, batch, &cancel, handle),
             consume(&nats, &ns, WEBHOOK_DURABLE, webhook, batch, &cancel, handle),
             consume(
@@ -257,10 +282,16 @@ impl Notifier {
 
     async fn try_handle(&self, event: &RecordedEvent) -> anyhow::Result<Disposition> {
         let tenant = event.tenant_id;
-        // An invitee's or a member's own email: its token is the vault's, sealed until sent.
+        // An invitee's, a member's or an owner's own email: its token is the vault's, sealed
+        // until sent.
         let personal = if event.stream.stream_type == domain::access::UserEvent::STREAM_TYPE {
             let user_event = domain::event::decode(&event.event_type, event.payload.clone())?;
             match self.personal(event, user_event).await? {
+                Some(personal) => Some(personal),
+                None => return Ok(Disposition::Ack),
+            }
+        } else if event.event_type == "EmailVerificationRequested" {
+            match self.verification(event).await? {
                 Some(personal) => Some(personal),
                 None => return Ok(Disposition::Ack),
             }
@@ -359,14 +390,47 @@ impl Notifier {
         if retry {
             return Ok(Disposition::Retry(self.retry_after));
         }
-        match personal {
-            Some(p) if p.template == Template::Invitation => {
-                app::notifications::invitation_emailed(&self.app, tenant, p.user_id).await?;
+        match personal.map(|p| (p.sealed, p.to)) {
+            Some((Sealed::Invitation(user_id), _)) => {
+                app::notifications::invitation_emailed(&self.app, tenant, user_id).await?;
             }
-            Some(p) => app::notifications::reset_emailed(&self.app, tenant, p.user_id).await?,
+            Some((Sealed::Reset(user_id), _)) => {
+                app::notifications::reset_emailed(&self.app, tenant, user_id).await?
+            }
+            Some((Sealed::Verification, to)) => {
+                app::email_verification::emailed(&self.app, tenant, &to).await?
+            }
             None => {}
         }
         Ok(Disposition::Ack)
+    }
+
+    /// The link that verifies the business's email, to the address it was made for (`None`:
+    /// emailed already, or the address changed since and a newer link went to the new one).
+    async fn verification(&self, event: &RecordedEvent) -> anyhow::Result<Option<Personal>> {
+        let TenantEvent::EmailVerificationRequested { email, .. } =
+            domain::event::decode(&event.event_type, event.payload.clone())?
+        else {
+            return Ok(None);
+        };
+        let Some((token, expires)) =
+            app::email_verification::token_to_email(&self.app, event.tenant_id, email.as_str())
+                .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Personal {
+            sealed: Sealed::Verification,
+            to: email.as_str().to_owned(),
+            template: Template::EmailVerification,
+            vars: vec![
+                (
+                    "expires",
+                    expires.format("%a %-d %b %Y %H:%M UTC").to_string(),
+                ),
+                ("link", format!("{}?token={token}", self.verify_email_url)),
+            ],
+        }))
     }
 
     /// The email a member's own event asks for (`None`: nothing to send).
@@ -389,7 +453,7 @@ impl Notifier {
                     return Ok(None);
                 };
                 Some(Personal {
-                    user_id,
+                    sealed: Sealed::Invitation(user_id),
                     to: email.as_str().to_owned(),
                     template: Template::Invitation,
                     vars: vec![
@@ -410,7 +474,7 @@ impl Notifier {
                     return Ok(None);
                 };
                 Some(Personal {
-                    user_id,
+                    sealed: Sealed::Reset(user_id),
                     to,
                     template: Template::PasswordReset,
                     vars: vec![

@@ -21,6 +21,9 @@ pub struct TenantView {
     pub plan: String,
     pub status: String,
     pub status_reason: Option<String>,
+    /// Whether the contact email is verified: until it is, the business cannot connect
+    /// WhatsApp or take bookings.
+    pub email_verified: bool,
     pub trial_ends_at: DateTime<Utc>,
     pub whatsapp_phone_number_id: Option<String>,
     pub whatsapp_display_number: Option<String>,
@@ -34,7 +37,7 @@ pub struct TenantView {
     get,
     path = "/v1/tenant",
     tag = "tenant",
-    summary = "The caller's tenant: profile, status, plan, WhatsApp number",
+    summary = "The caller's tenant: profile, status, plan, whether its email is verified, WhatsApp number",
     params(ConsistencyToken),
     responses(
         (status = 200, description = "The caller's tenant", body = TenantView),
@@ -51,7 +54,7 @@ pub async fn tenant(
         TenantView,
         r#"select tenant_id, slug, business_name, contact_email, time_zone,
                 coalesce((select b.plan from rm_billing b), plan) as "plan!", status,
-                status_reason, trial_ends_at, whatsapp_phone_number_id, whatsapp_display_number,
+                status_reason, email_verified, trial_ends_at, whatsapp_phone_number_id, whatsapp_display_number,
                 whatsapp_credentials_valid, onboarded_at, updated_at
            from rm_tenants"#
     )

@@ -289,6 +289,14 @@ impl Platform {
             .as_str()
             .expect("an id")
             .to_owned();
+        crate::verify_email(
+            &self.client,
+            &self.command,
+            &self.db.superuser_url(),
+            &tenant_id,
+            &format!("owner@{slug}.example"),
+        )
+        .await;
         let connected: Value = self
             .put(
                 &token,

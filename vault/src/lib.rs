@@ -18,6 +18,7 @@
 
 pub mod api_keys;
 pub mod directory;
+pub mod email_verification;
 pub mod hashing;
 pub mod mfa;
 pub mod sealing;

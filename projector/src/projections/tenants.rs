@@ -1,4 +1,5 @@
-//! `rm_tenants` (profile, status, plan, WhatsApp number) and `rm_users` (no secrets).
+//! `rm_tenants` (profile, status, plan, whether its email is verified, WhatsApp number) and
+//! `rm_users` (no secrets).
 
 use domain::DomainEvent as _;
 use domain::access::UserEvent;
@@ -27,12 +28,13 @@ async fn tenant(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Resul
             time_zone,
             plan,
             trial_ends_at,
+            email_verified,
             ..
         } => {
             sqlx::query!(
                 "insert into rm_tenants (tenant_id, slug, business_name, contact_email, time_zone,
-                     plan, status, trial_ends_at, onboarded_at, updated_at)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+                     plan, status, trial_ends_at, onboarded_at, updated_at, email_verified)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
                 tenant,
                 slug.as_str(),
                 business_name.as_str(),
@@ -41,7 +43,8 @@ async fn tenant(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Resul
                 plan.as_str(),
                 TenantStatus::Active.as_str(),
                 trial_ends_at,
-                at
+                at,
+                email_verified
             )
             .execute(conn)
             .await?;
@@ -60,6 +63,17 @@ async fn tenant(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Resul
                 business_name.as_ref().map(|v| v.as_str()),
                 contact_email.as_ref().map(|v| v.as_str()),
                 time_zone.as_ref().map(|v| v.as_str()),
+                at
+            )
+            .execute(conn)
+            .await?;
+        }
+        TenantEvent::EmailVerificationRequested { .. } => {}
+        TenantEvent::EmailVerified { .. } => {
+            sqlx::query!(
+                "update rm_tenants set email_verified = true, updated_at = $2
+                 where tenant_id = $1",
+                tenant,
                 at
             )
             .execute(conn)

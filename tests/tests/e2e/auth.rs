@@ -88,8 +88,10 @@ async fn a_business_onboards_and_its_owner_is_signed_in() {
         types,
         [
             "TenantOnboarded",
+            "EmailVerificationRequested",
             "UserInvited",
             "TrialStarted",
+            "EmailVerified",
             "ApiKeyIssued"
         ]
     );
@@ -166,7 +168,10 @@ async fn a_taken_slug_is_a_conflict_and_writes_nothing() {
         .fetch_one(&app.db.operator_pool().await)
         .await
         .unwrap();
-    assert_eq!(count, 3, "only the first tenant's events");
+    assert_eq!(
+        count, 5,
+        "only the first tenant's events (and its email verified)"
+    );
 }
 
 #[tokio::test]

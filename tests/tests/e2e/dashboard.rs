@@ -1080,7 +1080,7 @@ async fn a_forgotten_password_is_changed_from_the_emailed_link_and_signs_in() {
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("is on its way"), "{page}");
     let mail = e2e_tests::eventually(std::time::Duration::from_secs(15), || async {
-        sink.to(email).into_iter().next()
+        e2e_tests::mails_to(&sink, email).into_iter().next()
     })
     .await
     .expect("the reset email");

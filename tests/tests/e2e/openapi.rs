@@ -33,6 +33,8 @@ const COMMAND_ROUTES: &[(&str, &str)] = &[
     ("post", "/webhooks/stripe"),
     ("post", "/v1/auth/password-reset"),
     ("post", "/v1/auth/password-reset/confirm"),
+    ("post", "/v1/auth/verify-email"),
+    ("post", "/v1/auth/verify-email/resend"),
     ("post", "/v1/bookings"),
     ("post", "/v1/bookings/{id}/confirm"),
     ("post", "/v1/bookings/{id}/cancel"),
@@ -217,6 +219,7 @@ const WITHOUT_ROLES: &[(&str, &str)] = &[
     ("post", "/webhooks/stripe"),
     ("post", "/v1/auth/password-reset"),
     ("post", "/v1/auth/password-reset/confirm"),
+    ("post", "/v1/auth/verify-email"),
 ];
 
 #[tokio::test]

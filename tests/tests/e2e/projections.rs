@@ -428,12 +428,14 @@ async fn a_projector_killed_mid_run_converges_to_what_a_rebuild_makes() {
     let mut projector = spawn_projector_process(&app.db, &app.nats);
     let load = {
         let address = app.address.clone();
+        let database_url = app.db.superuser_url();
         tokio::spawn(async move {
             let client = reqwest::Client::new();
             let mut tasks = tokio::task::JoinSet::new();
             for i in 0..12 {
                 let client = client.clone();
                 let address = address.clone();
+                let database_url = database_url.clone();
                 tasks.spawn(async move {
                     let slug = format!("kill-{i}");
                     let onboarded: Value = client
@@ -446,6 +448,14 @@ async fn a_projector_killed_mid_run_converges_to_what_a_rebuild_makes() {
                         .await
                         .unwrap();
                     let token = onboarded["access_token"].as_str().unwrap().to_owned();
+                    e2e_tests::verify_email(
+                        &client,
+                        &address,
+                        &database_url,
+                        onboarded["tenant"]["id"].as_str().unwrap(),
+                        &format!("owner@{slug}.example"),
+                    )
+                    .await;
                     // As a client does: a 503 (the suite's load can exhaust the pool) is sent
                     // again under the same key; anything else unsuccessful fails the test.
                     let send = |method: reqwest::Method, path: &str, body: Value| {

@@ -398,7 +398,9 @@ async fn an_endpoint_failing_for_three_days_is_disabled_its_owner_emailed_and_re
     assert_eq!(view["disabled_reason"]["kind"], "failing");
     assert_eq!(view["disabled_reason"]["last_error"], "HTTP 500");
     let mail = eventually(Duration::from_secs(10), || async {
-        sink.to("owner@hooks-gone.example").into_iter().next()
+        e2e_tests::mails_to(&sink, "owner@hooks-gone.example")
+            .into_iter()
+            .next()
     })
     .await
     .expect("the owner is emailed");

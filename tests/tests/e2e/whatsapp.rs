@@ -581,3 +581,132 @@ async fn a_business_cannot_sign_notifications_for_another_business_s_number_with
             && recorded.contains(&"wamid.OWN-B".to_owned())
     );
 }
+
+#[tokio::test]
+async fn a_business_connects_whatsapp_and_takes_bookings_only_once_its_email_is_verified() {
+    let graph = FakeGraph::start().await;
+    let app = spawn_command_api_with_graph(&graph.base_url).await;
+    let t = e2e_tests::tenant::Tenant {
+        owner: app.onboard_unverified("unverified-salon").await,
+        app: &app,
+    };
+    let unverified = |status: u16, body: &Value| {
+        status == 403
+            && body["type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("email-unverified"))
+    };
+    let (status, body) = connect(&app, &t.owner, FAKE_TOKEN, FAKE_NUMBER_ID).await;
+    assert!(unverified(status, &body), "{status} {body}");
+    // The configuration can be prepared meanwhile; a booking cannot be taken.
+    let (status, _, body) = t
+        .send(
+            reqwest::Method::PUT,
+            "/v1/bot-config",
+            &[("if-match", "\"0\"")],
+            Some(e2e_tests::tenant::settings()),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, service) = t
+        .send(
+            reqwest::Method::POST,
+            "/v1/services",
+            &[],
+            Some(e2e_tests::tenant::haircut()),
+        )
+        .await;
+    assert_eq!(status, 201, "{service}");
+    let start = (chrono::Utc::now() + chrono::Duration::days(1))
+        .date_naive()
+        .and_hms_opt(10, 0, 0)
+        .unwrap()
+        .and_utc();
+    let booking = json!({"service_id": service["service_id"], "start": start.to_rfc3339(),
+        "customer": {"phone": "+34600111222"}});
+    let book = || {
+        t.send(
+            reqwest::Method::POST,
+            "/v1/bookings",
+            &[],
+            Some(booking.clone()),
+        )
+    };
+    let (status, _, body) = book().await;
+    assert!(unverified(status, &body), "{status} {body}");
+
+    // Another link, then the one emailed at sign-up: any unexpired link verifies, once.
+    let (status, _, body) = t
+        .send(
+            reqwest::Method::POST,
+            "/v1/auth/verify-email/resend",
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let superuser = app.db.superuser_url_pool().await;
+    let sealed: Vec<Vec<u8>> = sqlx::query_scalar(
+        "select token_enc from email_verifications where token_enc is not null
+          order by created_at",
+    )
+    .fetch_all(&superuser)
+    .await
+    .unwrap();
+    assert_eq!(sealed.len(), 2, "one link at sign-up, one asked for");
+    let sealer = vault::Sealer::from_base64(e2e_tests::TEST_ENCRYPTION_KEY).unwrap();
+    let first = String::from_utf8(sealer.open(&sealed[0]).unwrap()).unwrap();
+    for token in ["not-a-token".to_owned(), format!("{first}x")] {
+        let refused = app
+            .post("/v1/auth/verify-email", &json!({"token": token}))
+            .await;
+        assert_eq!(refused.status().as_u16(), 422);
+        let problem: Value = refused.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["field"], "token");
+    }
+    let verified = app
+        .post("/v1/auth/verify-email", &json!({"token": first}))
+        .await;
+    assert_eq!(verified.status().as_u16(), 200);
+    let again = app
+        .post("/v1/auth/verify-email", &json!({"token": first}))
+        .await;
+    assert_eq!(again.status().as_u16(), 422, "a link works once");
+    let events: Vec<String> = sqlx::query_scalar(
+        "select event_type from events where stream_type = 'tenant' order by version",
+    )
+    .fetch_all(&superuser)
+    .await
+    .unwrap();
+    assert_eq!(
+        events,
+        [
+            "TenantOnboarded",
+            "EmailVerificationRequested",
+            "EmailVerificationRequested",
+            "EmailVerified"
+        ]
+    );
+    let log: Vec<String> = sqlx::query_scalar("select payload::text from events")
+        .fetch_all(&superuser)
+        .await
+        .unwrap();
+    assert!(
+        log.iter().all(|p| !p.contains(&first)),
+        "no token in events"
+    );
+
+    let (status, body) = connect(&app, &t.owner, FAKE_TOKEN, FAKE_NUMBER_ID).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = book().await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _, _) = t
+        .send(
+            reqwest::Method::POST,
+            "/v1/auth/verify-email/resend",
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "verified already");
+}
