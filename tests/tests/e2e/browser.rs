@@ -253,8 +253,8 @@ async fn an_owner_signs_in_and_reads_the_day_and_the_bookings_in_a_browser_also_
         .await;
     chrome.type_into("#password", "not the password").await;
     chrome.click("button[type=submit]").await;
-    let refused = chrome.text().await;
-    assert!(refused.contains("do not match"), "{refused}");
+    // The refusal is a new page: wait for it rather than read the one being left.
+    text_with(&chrome, "do not match").await;
     chrome.screenshot("login-refused").await;
 
     chrome
@@ -610,6 +610,33 @@ async fn a_new_business_signs_up_sets_up_takes_a_whatsapp_booking_moves_it_answe
     let setup = text_with(&chrome, "The week is saved").await;
     assert!(setup.contains("20.00 EUR"), "{setup}");
     chrome.screenshot("flow-2-set-up").await;
+
+    // The email to confirm first: Home asks for it, and the emailed link's page confirms it.
+    chrome.click("nav a[href='/']").await;
+    text_with(&chrome, "Confirm your email").await;
+    chrome.screenshot("flow-2b-confirm-email").await;
+    let token = {
+        let superuser = app.db.superuser_url_pool().await;
+        let sealed: Vec<u8> = sqlx::query_scalar(
+            "select token_enc from email_verifications where email = $1 and token_enc is not null",
+        )
+        .bind("owner@luna-flow.example")
+        .fetch_one(&superuser)
+        .await
+        .unwrap();
+        let sealer = vault::Sealer::from_base64(e2e_tests::TEST_ENCRYPTION_KEY).unwrap();
+        String::from_utf8(sealer.open(&sealed).unwrap()).unwrap()
+    };
+    chrome
+        .goto(&format!("{site}/verify-email?token={token}"))
+        .await;
+    chrome
+        .click("form[action='/verify-email'] button.primary")
+        .await;
+    text_with(&chrome, "Your email is confirmed").await;
+    chrome.screenshot("flow-2c-email-confirmed").await;
+    chrome.click("a[href='/']").await;
+    text_with(&chrome, "Today's appointments").await;
 
     // The WhatsApp number, checked against the (fake) Cloud API.
     chrome.click("nav a[href='/whatsapp']").await;
