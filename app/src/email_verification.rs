@@ -101,10 +101,7 @@ pub async fn verify(app: &App, token: &str) -> Result<Committed<Uuid>, AppError>
 /// Refuses (`EmailNotVerified`) unless the business's email is verified, read from its
 /// stream.
 pub async fn require_verified(app: &App, tenant_id: Uuid) -> Result<(), AppError> {
-    let stream = tenant_stream(tenant_id);
-    let recorded = app.store.read_stream(tenant_id, &stream, 1).await?;
-    let (tenant, _) = crate::events::fold::<Tenant>(&stream, recorded)?;
-    crate::tenants::require_verified(&tenant)
+    crate::tenants::require_verified(&crate::tenants::state(&app.store, tenant_id).await?)
 }
 
 /// The latest verification token still to be emailed to `email`, and when it expires.

@@ -56,19 +56,23 @@ impl Gate {
 
 /// The tenant's gate, read from its stream (callers cache it).
 pub async fn gate(store: &EventStore, tenant_id: Uuid) -> Result<Gate, AppError> {
+    Ok(Gate::of(&state(store, tenant_id).await?))
+}
+
+/// The tenant as its stream says now (outside a unit of work).
+pub(crate) async fn state(store: &EventStore, tenant_id: Uuid) -> Result<TenantState, AppError> {
     let stream = tenant_stream(tenant_id);
     let recorded = store.read_stream(tenant_id, &stream, 1).await?;
-    let (tenant, _) = fold::<Tenant>(&stream, recorded)?;
-    Ok(Gate::of(&tenant))
+    Ok(fold::<Tenant>(&stream, recorded)?.0)
 }
 
 /// The business's name and contact email, read from its stream (Stripe's customer is made
 /// with them).
 pub async fn profile(store: &EventStore, tenant_id: Uuid) -> Result<(String, String), AppError> {
-    let stream = tenant_stream(tenant_id);
-    let recorded = store.read_stream(tenant_id, &stream, 1).await?;
-    let (tenant, _) = fold::<Tenant>(&stream, recorded)?;
-    let t = tenant.onboarded.ok_or(AppError::NotFound("tenant"))?;
+    let t = state(store, tenant_id)
+        .await?
+        .onboarded
+        .ok_or(AppError::NotFound("tenant"))?;
     Ok((
         t.business_name.as_str().to_owned(),
         t.contact_email.as_str().to_owned(),

@@ -44,7 +44,9 @@ pub struct ForgotForm {
     pub email: String,
 }
 
-fn unvouched() -> Response {
+/// A form whose origin the browser did not vouch for, on a page without a session (so without
+/// a CSRF token to carry instead).
+pub(crate) fn unvouched() -> Response {
     (
         StatusCode::FORBIDDEN,
         "Your browser did not say where this form came from.",

@@ -44,11 +44,7 @@ pub async fn verify_form(Query(query): Query<VerifyQuery>) -> Response {
 /// `POST /verify-email`: confirms the email with the link's token.
 pub async fn verify(State(state): State<AppState>, request: Request) -> Response {
     if request.extensions().get::<NeedsToken>().is_some() {
-        return (
-            StatusCode::FORBIDDEN,
-            "Your browser did not say where this form came from.",
-        )
-            .into_response();
+        return crate::reset::unvouched();
     }
     let client = crate::guard::client_of(&request);
     let Ok(Form(form)) = Form::<VerifyQuery>::from_request(request, &()).await else {
