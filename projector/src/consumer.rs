@@ -21,7 +21,7 @@ use nats::Namespace;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
-use crate::projection::{Applied, Projection};
+use crate::projection::{Applied, Projection, apply_together};
 
 pub use nats::consume::{consume, durable_consumer};
 
@@ -70,15 +70,15 @@ pub struct Runtime {
     pub config: ConsumerConfig,
 }
 
-/// The durable consumer's name for a projection.
-pub fn durable_name(projection: Projection) -> String {
-    format!("projection-{}", projection.name())
-}
+/// The projections' durable consumer: one for all of them, so that a batch is received,
+/// revealed and acknowledged once and applied to every projection in one transaction.
+pub const DURABLE: &str = "projections";
 
-/// Every projection reads every event (`evt.>`), so that its position follows the whole log
-/// and a consistency token from any command is reached without waiting for an event of the
-/// projection's own kind. Events of other streams cost an ack and nothing in Postgres.
-pub fn filter_subject(ns: &Namespace, _projection: Projection) -> String {
+/// The projections read every event (`evt.>`), so that their positions follow the whole log
+/// and a consistency token from any command is reached without waiting for an event of a
+/// projection's own kind. Events of no projection's streams cost an ack and nothing in
+/// Postgres.
+pub fn filter_subject(ns: &Namespace) -> String {
     ns.all_events()
 }
 
@@ -151,22 +151,22 @@ pub async fn receive(
         .collect()
 }
 
-/// Runs one projection's consumer until `cancel`.
+/// Runs the projections' consumer until `cancel`: every projection of `projections`, each
+/// counting what it did in its stats.
 pub async fn run(
-    projection: Projection,
     runtime: Runtime,
-    stats: Arc<ProjectionStats>,
+    projections: Vec<(Projection, Arc<ProjectionStats>)>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let (rt, st) = (&runtime, &*stats);
+    let (rt, ps) = (&runtime, &projections[..]);
     consume(
         &runtime.nats,
         &runtime.ns,
-        &durable_name(projection),
-        filter_subject(&runtime.ns, projection),
+        DURABLE,
+        filter_subject(&runtime.ns),
         (runtime.config.batch_size, runtime.config.linger),
         &cancel,
-        move |batch| handle_batch(projection, rt, st, batch),
+        move |batch| handle_batch(rt, ps, batch),
     )
     .await
 }
@@ -178,10 +178,24 @@ struct Delivery {
     event: RecordedEvent,
 }
 
+/// What becomes of a message once every projection has had it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Verdict {
+    /// Applied (or dead-lettered) by every projection.
+    Ack,
+    /// Some projection wants it again after this long; those that applied it skip it then.
+    Retry(Duration),
+}
+
+/// Applies a batch to every projection together ([`apply_batch_together`]) and acknowledges
+/// it. When the batch is not simply the next messages of every projection, or fails, each
+/// projection takes it on its own ([`apply_batch`]) and, where that fails, one message at a
+/// time, so that one bad event holds back only the projection it fails in: a message is
+/// acknowledged once every projection has applied or dead-lettered it, and otherwise comes
+/// back.
 async fn handle_batch(
-    projection: Projection,
     runtime: &Runtime,
-    stats: &ProjectionStats,
+    projections: &[(Projection, Arc<ProjectionStats>)],
     messages: Vec<jetstream::Message>,
 ) {
     let received = receive(
@@ -204,45 +218,75 @@ async fn handle_batch(
     }
     batch.sort_by_key(|d| d.sequence);
     let all: Vec<(u64, &RecordedEvent)> = batch.iter().map(|d| (d.sequence, &d.event)).collect();
-    metrics::histogram!("projection_batch_events", "projection" => projection.name())
-        .record(batch.len() as f64);
+    metrics::histogram!("projection_batch_events").record(batch.len() as f64);
+    let last = batch.last().map(|d| &d.message);
     // Each traced event's span lasts while its batch is applied and committed.
     let spans: Vec<tracing::Span> = batch
         .iter()
-        .map(|d| consume_span(projection.name(), &d.message, &d.event))
+        .map(|d| consume_span(DURABLE, &d.message, &d.event))
         .filter(|s| !s.is_none())
         .collect();
-    let applied = apply_batch(projection, runtime, &all).await;
+    let names: Vec<Projection> = projections.iter().map(|(p, _)| *p).collect();
+    let together = apply_batch_together(runtime, &names, &all).await;
     drop(spans);
-    match applied {
-        Ok(outcomes) => {
-            count(projection, stats, &outcomes);
-            lag(projection, batch.last().map(|d| &d.message));
+    match together {
+        Ok(Some(outcomes)) => {
+            metrics::counter!("projection_batches_total", "path" => "together").increment(1);
+            for ((projection, stats), outcomes) in projections.iter().zip(&outcomes) {
+                count(*projection, stats, outcomes);
+                lag(*projection, last);
+            }
             for d in &batch {
                 if let Err(err) = d.message.ack().await {
                     tracing::warn!(error = %err, "ack failed; the message will be redelivered and skipped");
                 }
             }
+            return;
         }
+        Ok(None) => {}
         Err(err) => {
-            tracing::warn!(projection = %projection, error = format!("{err:#}"), size = batch.len(), "batch failed; applying one by one");
-            for d in &batch {
-                match apply_batch(projection, runtime, &[(d.sequence, &d.event)]).await {
-                    Ok(outcomes) => {
-                        count(projection, stats, &outcomes);
-                        let _ = d.message.ack().await;
-                    }
-                    Err(err) if err.is::<EarlierEventFailed>() => {
-                        // Not this event's fault: it comes back once the earlier one is
-                        // applied or dead-lettered.
-                        let _ = d
-                            .message
-                            .ack_with(AckKind::Nak(Some(runtime.config.retry_delay)))
-                            .await;
-                    }
-                    Err(err) => failed(projection, runtime, stats, d, &err).await,
+            tracing::warn!(
+                error = format!("{err:#}"),
+                size = batch.len(),
+                "batch failed; each projection takes it on its own"
+            );
+        }
+    }
+    metrics::counter!("projection_batches_total", "path" => "apart").increment(1);
+    let mut verdicts = vec![Verdict::Ack; batch.len()];
+    for (projection, stats) in projections {
+        let projection = *projection;
+        match apply_batch(projection, runtime, &all).await {
+            Ok(outcomes) => count(projection, stats, &outcomes),
+            Err(err) => {
+                tracing::warn!(projection = %projection, error = format!("{err:#}"), size = batch.len(), "batch failed; applying one by one");
+                for (d, verdict) in batch.iter().zip(verdicts.iter_mut()) {
+                    let outcome =
+                        match apply_batch(projection, runtime, &[(d.sequence, &d.event)]).await {
+                            Ok(outcomes) => {
+                                count(projection, stats, &outcomes);
+                                Verdict::Ack
+                            }
+                            // Not this event's fault: it comes back once the earlier one is
+                            // applied or dead-lettered.
+                            Err(err) if err.is::<EarlierEventFailed>() => {
+                                Verdict::Retry(runtime.config.retry_delay)
+                            }
+                            Err(err) => failed(projection, runtime, stats, d, &err).await,
+                        };
+                    *verdict = (*verdict).max(outcome);
                 }
             }
+        }
+        lag(projection, last);
+    }
+    for (d, verdict) in batch.iter().zip(verdicts) {
+        let acked = match verdict {
+            Verdict::Ack => d.message.ack().await,
+            Verdict::Retry(delay) => d.message.ack_with(AckKind::Nak(Some(delay))).await,
+        };
+        if let Err(err) = acked {
+            tracing::warn!(error = %err, "ack failed; the message will be redelivered and skipped");
         }
     }
 }
@@ -395,6 +439,65 @@ async fn missing_events(
     Ok(out)
 }
 
+/// Applies a batch to every projection of `projections` in one transaction, with their
+/// watermarks, when it is simply the next messages of each of them: their watermarks are the
+/// same and the batch's messages follow them without a hole. Messages every projection has
+/// applied or dead-lettered already (at or below the watermark) are skipped. Returns each
+/// projection's outcomes, or `None`, having written nothing, when the batch is not that
+/// (then each projection takes it on its own, [`apply_batch`]).
+pub async fn apply_batch_together(
+    runtime: &Runtime,
+    projections: &[Projection],
+    deliveries: &[(u64, &RecordedEvent)],
+) -> anyhow::Result<Option<Vec<Vec<Applied>>>> {
+    let mut tx = runtime.pool.begin().await?;
+    // Always locked in the same order, so two instances wait for each other, not deadlock.
+    let mut marks = Vec::with_capacity(projections.len());
+    for projection in projections {
+        marks.push(lock_watermark(&mut tx, *projection).await?);
+    }
+    let Some(&first) = marks.first() else {
+        return Ok(Some(Vec::new()));
+    };
+    if marks.iter().any(|m| *m != first) {
+        return Ok(None);
+    }
+    let mut watermark = first;
+    let mut fresh: Vec<&RecordedEvent> = Vec::with_capacity(deliveries.len());
+    let mut given: Vec<usize> = Vec::with_capacity(deliveries.len());
+    for (k, (sequence, event)) in deliveries.iter().enumerate() {
+        if *sequence <= watermark.sequence && event.position <= watermark.position {
+            // A redelivery of what every projection has.
+            continue;
+        }
+        if *sequence != watermark.sequence + 1 {
+            return Ok(None);
+        }
+        watermark.sequence = *sequence;
+        watermark.position = watermark.position.max(event.position);
+        fresh.push(event);
+        given.push(k);
+    }
+    let mut outcomes: Vec<Vec<Applied>> = projections
+        .iter()
+        .map(|p| deliveries.iter().map(|(_, e)| redelivered(*p, e)).collect())
+        .collect();
+    if fresh.is_empty() {
+        return Ok(Some(outcomes));
+    }
+    let applied = apply_together(projections, &mut tx, &runtime.store, &fresh).await?;
+    for projection in projections {
+        save_watermark(&mut tx, *projection, watermark).await?;
+    }
+    tx.commit().await?;
+    for (outcomes, applied) in outcomes.iter_mut().zip(applied) {
+        for (k, outcome) in given.iter().zip(applied) {
+            outcomes[*k] = outcome;
+        }
+    }
+    Ok(Some(outcomes))
+}
+
 /// Applies a batch in one transaction with the projection's new watermark, in stream order.
 /// Messages at or below the watermark are redeliveries (skipped by the applied versions).
 /// Wherever a message is not the next in the stream (the ones in between are in flight to
@@ -412,6 +515,13 @@ pub async fn apply_batch(
     // Consecutive messages are applied together (one tenant switch per change, not per event).
     let mut run: Vec<&RecordedEvent> = Vec::with_capacity(deliveries.len());
     for (sequence, event) in deliveries {
+        if *sequence <= watermark.sequence && event.position <= watermark.position {
+            // A redelivery of what the projection has applied or dead-lettered.
+            outcomes.extend(apply_events(projection, &runtime.store, &mut tx, &run).await?);
+            run.clear();
+            outcomes.push(redelivered(projection, event));
+            continue;
+        }
         if *sequence > watermark.sequence + 1 && event.position > watermark.position {
             outcomes.extend(apply_events(projection, &runtime.store, &mut tx, &run).await?);
             run.clear();
@@ -438,6 +548,16 @@ pub async fn apply_batch(
     Ok(outcomes)
 }
 
+/// The outcome of a message at or below a projection's watermark: seen before, if it is the
+/// projection's at all.
+fn redelivered(projection: Projection, event: &RecordedEvent) -> Applied {
+    if projection.concerns(event) {
+        Applied::Duplicate
+    } else {
+        Applied::NotMine
+    }
+}
+
 /// Applies events in the caller's transaction, a tenant at a time, setting `app.tenant_id`
 /// for each ([`Projection::apply_all`]).
 pub async fn apply_events(
@@ -459,20 +579,22 @@ pub async fn set_tenant(conn: &mut PgConnection, tenant_id: uuid::Uuid) -> sqlx:
     Ok(())
 }
 
+/// What becomes of a message that failed in `projection` on its own: it comes back after a
+/// growing delay, or, after `max_attempts` deliveries, its event is dead-lettered for this
+/// projection (recorded in `rm_dead_letters`, announced) and the projection goes on without
+/// it.
 async fn failed(
     projection: Projection,
     runtime: &Runtime,
     stats: &ProjectionStats,
     delivery: &Delivery,
     error: &anyhow::Error,
-) {
+) -> Verdict {
     let (message, event) = (&delivery.message, &delivery.event);
     let attempts = message.info().map(|i| i.delivered).unwrap_or(1);
     if attempts < runtime.config.max_attempts {
         tracing::warn!(projection = %projection, event_id = %event.event_id, attempts, error = format!("{error:#}"), "event failed; will retry");
-        let delay = runtime.config.retry_delay * attempts.max(1) as u32;
-        let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
-        return;
+        return Verdict::Retry(runtime.config.retry_delay * attempts.max(1) as u32);
     }
     tracing::error!(projection = %projection, event_id = %event.event_id, attempts, error = format!("{error:#}"), "event dead-lettered");
     match crate::dead_letters::record(
@@ -489,14 +611,12 @@ async fn failed(
             stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("projection_events_total", "projection" => projection.name(), "outcome" => "dead_lettered")
                 .increment(1);
-            let _ = message.ack_with(AckKind::Term).await;
+            Verdict::Ack
         }
         Err(err) => {
             // Not recorded: keep it in the stream rather than lose it.
             tracing::error!(error = %err, "could not record a dead letter; will retry");
-            let _ = message
-                .ack_with(AckKind::Nak(Some(runtime.config.retry_delay)))
-                .await;
+            Verdict::Retry(runtime.config.retry_delay)
         }
     }
 }

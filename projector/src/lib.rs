@@ -539,14 +539,11 @@ impl Application {
             tasks.spawn(relay.run(shutdown.child_token()));
         }
         if let Some(runtime) = &self.runtime {
-            for (projection, stats) in &self.stats {
-                tasks.spawn(consumer::run(
-                    *projection,
-                    runtime.clone(),
-                    stats.clone(),
-                    shutdown.child_token(),
-                ));
-            }
+            tasks.spawn(consumer::run(
+                runtime.clone(),
+                self.stats.clone(),
+                shutdown.child_token(),
+            ));
         }
         if let Some((sender, nats, ns)) = self.sender {
             tasks.spawn(sender.run(nats, ns, shutdown.child_token()));

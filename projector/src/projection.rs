@@ -7,10 +7,11 @@
 //! gap, and the missing events are read from the event store, the source of truth, in the same
 //! transaction before it is applied.
 //!
-//! A batch is applied a tenant at a time ([`Projection::apply_all`]): one statement checks and
-//! records the next versions of all the tenant's streams, and the projections written most
-//! (bookings, conversations, usage, integrations) fold the tenant's events into one statement
-//! per table where the order of the events allows it.
+//! A batch is applied a tenant at a time, for every projection at once ([`apply_together`]):
+//! the tenant is set once, then for each projection one statement checks and records the next
+//! versions of all the tenant's streams, and the projections written most (bookings,
+//! conversations, usage, integrations) fold the tenant's events into one statement per table
+//! where the order of the events allows it.
 //!
 //! Which tables a projection owns is written once, in the `rm_tables` catalogue of the
 //! migrations. The statements on `rm_<projection>_applied` name their table by the projection,
@@ -165,47 +166,19 @@ impl Projection {
 
     /// Applies `events` inside the caller's transaction: a duplicate is skipped, a gap filled
     /// from the store, and the tables written are those `search_path` finds (the live ones, or
-    /// a rebuild's shadows).
-    ///
-    /// Each tenant's events are applied in their order, one tenant after another: tenants are
-    /// independent (every read-model row is one tenant's), so this is the log's order as far
-    /// as any row can tell. For each tenant, `app.tenant_id` is set once; one statement checks
-    /// and records the next versions of all its streams (and takes their rows' locks, so two
-    /// transactions never interleave one stream's events); and its fresh events go to the
-    /// projection together, which writes them set-based where it can. Only a stream that
-    /// is not simply the next versions (a duplicate, a gap) costs statements of its own.
+    /// a rebuild's shadows). [`apply_together`] for this projection alone.
     pub async fn apply_all(
         self,
         conn: &mut PgConnection,
         store: &EventStore,
         events: &[&RecordedEvent],
     ) -> anyhow::Result<Vec<Applied>> {
-        let mut outcomes = vec![Applied::NotMine; events.len()];
-        let mut tenants: Vec<(uuid::Uuid, Vec<usize>)> = Vec::new();
-        let mut index: HashMap<uuid::Uuid, usize> = HashMap::new();
-        for (i, event) in events.iter().enumerate() {
-            if !self.concerns(event) {
-                continue;
-            }
-            let slot = *index.entry(event.tenant_id).or_insert_with(|| {
-                tenants.push((event.tenant_id, Vec::new()));
-                tenants.len() - 1
-            });
-            tenants[slot].1.push(i);
-        }
-        for (tenant, mine) in tenants {
-            crate::consumer::set_tenant(conn, tenant).await?;
-            let theirs: Vec<&RecordedEvent> = mine.iter().map(|i| events[*i]).collect();
-            let applied = self.apply_tenant(conn, store, &theirs).await?;
-            for (i, outcome) in mine.into_iter().zip(applied) {
-                outcomes[i] = outcome;
-            }
-        }
-        Ok(outcomes)
+        let mut outcomes = apply_together(&[self], conn, store, events).await?;
+        Ok(outcomes.pop().unwrap_or_default())
     }
 
-    /// [`apply_all`](Self::apply_all) for one tenant's events, all of which concern this
-    /// projection, with `app.tenant_id` set.
+    /// [`apply_together`] for one tenant's events, all of which concern this projection, with
+    /// `app.tenant_id` set.
     async fn apply_tenant(
         self,
         conn: &mut PgConnection,
@@ -409,6 +382,57 @@ impl Projection {
             ),
         })
     }
+}
+
+/// Applies `events` to each of `projections` inside the caller's transaction, and returns
+/// each projection's outcomes (in the order of `projections`, one per event).
+///
+/// Each tenant's events are applied in their order, one tenant after another: tenants are
+/// independent (every read-model row is one tenant's), so this is the log's order as far as
+/// any row can tell. For each tenant, `app.tenant_id` is set once for every projection; then
+/// each projection, in turn, checks and records the next versions of all the tenant's streams
+/// it reads with one statement (which takes their rows' locks, so two transactions never
+/// interleave one stream's events) and applies its fresh events together, set-based where it
+/// can. Only a stream that is not simply the next versions (a duplicate, a gap) costs
+/// statements of its own.
+pub async fn apply_together(
+    projections: &[Projection],
+    conn: &mut PgConnection,
+    store: &EventStore,
+    events: &[&RecordedEvent],
+) -> anyhow::Result<Vec<Vec<Applied>>> {
+    let mut outcomes = vec![vec![Applied::NotMine; events.len()]; projections.len()];
+    let mut tenants: Vec<(uuid::Uuid, Vec<usize>)> = Vec::new();
+    let mut index: HashMap<uuid::Uuid, usize> = HashMap::new();
+    for (i, event) in events.iter().enumerate() {
+        if !projections.iter().any(|p| p.concerns(event)) {
+            continue;
+        }
+        let slot = *index.entry(event.tenant_id).or_insert_with(|| {
+            tenants.push((event.tenant_id, Vec::new()));
+            tenants.len() - 1
+        });
+        tenants[slot].1.push(i);
+    }
+    for (tenant, theirs) in tenants {
+        crate::consumer::set_tenant(conn, tenant).await?;
+        for (projection, outcomes) in projections.iter().zip(outcomes.iter_mut()) {
+            let mine: Vec<usize> = theirs
+                .iter()
+                .copied()
+                .filter(|i| projection.concerns(events[*i]))
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let events: Vec<&RecordedEvent> = mine.iter().map(|i| events[*i]).collect();
+            let applied = projection.apply_tenant(conn, store, &events).await?;
+            for (i, outcome) in mine.into_iter().zip(applied) {
+                outcomes[i] = outcome;
+            }
+        }
+    }
+    Ok(outcomes)
 }
 
 fn describe(event: &RecordedEvent) -> String {

@@ -19,8 +19,8 @@ use eventstore::{EventStore, GlobalLog, Position, RecordedEvent};
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::PgPool;
 
-use crate::consumer::{apply_events, set_tenant};
-use crate::projection::Projection;
+use crate::consumer::set_tenant;
+use crate::projection::{Projection, apply_together};
 
 const READ_BATCH: usize = 5_000;
 /// Connections a rebuild writes on at once.
@@ -150,9 +150,7 @@ impl Rebuilder {
                 sqlx::query!("set local search_path to rebuild, public")
                     .execute(&mut *tx)
                     .await?;
-                for projection in projections {
-                    apply_events(*projection, &self.store, &mut tx, &part).await?;
-                }
+                apply_together(projections, &mut tx, &self.store, &part).await?;
                 tx.commit().await?;
                 Ok::<_, anyhow::Error>(())
             });
@@ -235,9 +233,7 @@ impl Rebuilder {
             let Some(last) = batch.last() else { break };
             position = last.position;
             let refs: Vec<&RecordedEvent> = batch.iter().collect();
-            for projection in &request.projections {
-                apply_events(*projection, &self.store, &mut tx, &refs).await?;
-            }
+            apply_together(&request.projections, &mut tx, &self.store, &refs).await?;
             events += batch.len() as u64;
             bar.inc(batch.len() as u64);
             bar.set_message(format!("at {position}"));

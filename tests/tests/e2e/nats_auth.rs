@@ -234,7 +234,7 @@ async fn a_service_keeps_to_its_own_subjects() {
     let as_analytics = analytics.get_stream(nats.ns.events_stream()).await.unwrap();
     assert!(
         as_analytics
-            .get_consumer::<jetstream::consumer::pull::Config>("projection-bookings")
+            .get_consumer::<jetstream::consumer::pull::Config>("projections")
             .await
             .is_err(),
         "analytics looked up a projector's consumer"

@@ -7,7 +7,8 @@ use std::time::Duration;
 use e2e_tests::tenant::{Tenant, slot};
 use e2e_tests::{eventually, projector_settings, spawn_command_api, spawn_projector};
 use eventstore::{
-    EventMetadata, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StreamAppend, StreamRef,
+    EventMetadata, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamAppend,
+    StreamRef,
 };
 use projector::projection::Projection;
 use serde_json::{Value, json};
@@ -399,6 +400,124 @@ async fn an_event_that_keeps_failing_is_dead_lettered_without_holding_others_bac
             .unwrap()[0]
             .attempts,
         4
+    );
+    projector.shutdown().await;
+}
+
+/// The projections share one consumer, but an event only one of them cannot apply holds back
+/// only that one: the others apply it and go on at once, the message comes back for the one
+/// that failed until it is dead-lettered there (once), and then every watermark is at the
+/// log's head again and the next batch is applied to all of them together.
+#[tokio::test]
+async fn an_event_failing_in_one_projection_leaves_the_others_going() {
+    let db = TestDb::new().await;
+    let nats = TestNats::new().await;
+    let store = EventStore::new(db.app_pool().await);
+    let tenant = uuid::Uuid::new_v4();
+    // A tenant event only the tenants projection reads, and cannot.
+    let broken = StreamRef::new("tenant", tenant.to_string());
+    store
+        .append(
+            tenant,
+            vec![StreamAppend {
+                stream: broken.clone(),
+                expected: ExpectedVersion::NoStream,
+                events: vec![NewEvent {
+                    event_id: uuid::Uuid::new_v4(),
+                    event_type: "TenantOnboarded".into(),
+                    schema_version: 1,
+                    payload: json!({"name": 42}),
+                    metadata: EventMetadata::default(),
+                }],
+            }],
+        )
+        .await
+        .unwrap();
+    let bad = store
+        .read_stream(tenant, &broken, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    let good = three_booking_events(&store, tenant).await;
+    let projector = projector_without_relay(&db, &nats).await;
+    let mut dead = nats
+        .client
+        .subscribe(format!("{}.deadletter.*", nats.ns.prefix()))
+        .await
+        .unwrap();
+    publish(&nats, &bad).await;
+    for event in &good {
+        publish(&nats, event).await;
+    }
+    let pool = db.app_pool().await;
+    // The bookings projection has the booking while the tenants projection is still retrying.
+    wait_rows(&pool, &tenant.to_string(), "rm_bookings", |r| r.len() == 1).await;
+    let announced = tokio::time::timeout(WAIT, futures::StreamExt::next(&mut dead))
+        .await
+        .expect("a dead letter is announced")
+        .unwrap();
+    assert!(
+        announced.subject.ends_with(".deadletter.tenants"),
+        "{}",
+        announced.subject
+    );
+    let superuser = db.superuser_url_pool().await;
+    let at_head = |position: Position| {
+        let superuser = superuser.clone();
+        async move {
+            let reached: i64 = sqlx::query_scalar(
+                "select count(*) from rm_positions
+                 where (transaction_id, global_position) >= ($1::text::xid8, $2)",
+            )
+            .bind(position.transaction_id.to_string())
+            .bind(position.global_position as i64)
+            .fetch_one(&superuser)
+            .await
+            .unwrap();
+            (reached == Projection::ALL.len() as i64).then_some(())
+        }
+    };
+    eventually(WAIT, || at_head(good[2].position))
+        .await
+        .expect("every projection's watermark passes the dead letter");
+    let runtime = projector::runtime(&projector_settings(&db, &nats))
+        .await
+        .unwrap();
+    let letters = projector::dead_letters::list(&runtime.pool, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        letters.len(),
+        1,
+        "dead-lettered in the tenants projection alone"
+    );
+    assert_eq!(letters[0].projection, "tenants");
+    assert_eq!(letters[0].event_id, bad.event_id);
+    assert_eq!(letters[0].attempts, 3);
+
+    // The next event is applied to every projection together, from one watermark.
+    let next = three_booking_events(&store, tenant).await;
+    for event in &next {
+        publish(&nats, event).await;
+    }
+    wait_rows(&pool, &tenant.to_string(), "rm_bookings", |r| r.len() == 2).await;
+    eventually(WAIT, || at_head(next[2].position))
+        .await
+        .expect("every projection applies the next events");
+    let watermarks: i64 = sqlx::query_scalar(
+        "select count(distinct (stream_sequence, transaction_id::text, global_position))
+         from rm_positions",
+    )
+    .fetch_one(&superuser)
+    .await
+    .unwrap();
+    assert_eq!(watermarks, 1, "one watermark for every projection");
+    assert_eq!(
+        projector::dead_letters::list(&runtime.pool, None)
+            .await
+            .unwrap()[0]
+            .attempts,
+        3
     );
     projector.shutdown().await;
 }
