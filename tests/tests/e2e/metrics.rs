@@ -127,12 +127,14 @@ async fn each_service_counts_its_work_without_a_tenants_identifiers_in_a_label()
         "{projector}"
     );
     assert!(projector.contains("relay_lag_seconds "), "{projector}");
+    assert!(total(&projector, "projection_batch_events_count", &[]) >= 1.0);
     assert!(
         total(
             &projector,
-            "projection_batch_events_count",
-            &["projection=\"bookings\""]
-        ) >= 1.0
+            "projection_batches_total",
+            &["path=\"together\""]
+        ) >= 1.0,
+        "the projections' batches are applied together: {projector}"
     );
     for gauge in ["projection_lag_events{", "projection_lag_seconds{"] {
         assert!(projector.contains(gauge), "{gauge} in {projector}");

@@ -125,11 +125,11 @@ async fn one_whatsapp_message_is_one_trace_from_the_webhook_to_the_reply() {
         collector
             .trace(&trace_id)
             .iter()
-            .any(|s| s.name == "consume conversations")
+            .any(|s| s.name == "consume projections")
             .then_some(())
     })
     .await
-    .expect("the conversations projection's span joins the trace");
+    .expect("the projections' span joins the trace");
 
     // The log keeps the context: the message received, the replies decided and the sends
     // recorded, each in the trace.
