@@ -1,5 +1,6 @@
-//! Caches of the command API in Redis: each tenant's status (shared with the projector's
-//! reactors, in `platform::tenant_gate`) and which tenant a WhatsApp number routes to.
+//! Caches of the command API: in Redis, each tenant's status (shared with the projector's
+//! reactors, in `platform::tenant_gate`) and which tenant a WhatsApp number routes to; in the
+//! process, each tenant's WhatsApp app secret, opened.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -83,5 +84,55 @@ impl RouteCache {
         self.redis
             .run(|mut c| async move { c.del::<_, ()>(keys).await })
             .await;
+    }
+}
+
+/// Each tenant's WhatsApp app secret, opened, kept in this process for a minute so that a
+/// webhook (a customer's message, and the three statuses of each reply) does not read and open
+/// the sealed secret every time. Bounded in entries; never in Redis (a secret stays inside the
+/// process that opened it). The connect command drops the tenant's entry in this process; in
+/// the others, a changed secret is used at most [`SECRET_TTL`] after it changed (until then
+/// Meta's notifications signed with the new one answer 401, and Meta delivers them again).
+#[derive(Clone)]
+pub struct SecretCache {
+    secrets: mini_moka::sync::Cache<Uuid, std::sync::Arc<[u8]>>,
+}
+
+pub const SECRET_TTL: Duration = Duration::from_secs(60);
+
+impl SecretCache {
+    pub fn new(capacity: u64) -> Self {
+        Self {
+            secrets: mini_moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(SECRET_TTL)
+                .build(),
+        }
+    }
+
+    /// The tenant's app secret: from the cache, or opened from the vault and kept.
+    pub async fn app_secret(
+        &self,
+        app: &app::App,
+        tenant_id: Uuid,
+    ) -> Result<std::sync::Arc<[u8]>, app::AppError> {
+        if let Some(secret) = self.secrets.get(&tenant_id) {
+            return Ok(secret);
+        }
+        let secret: std::sync::Arc<[u8]> = app::whatsapp::app_secret(app, tenant_id).await?.into();
+        self.secrets.insert(tenant_id, secret.clone());
+        Ok(secret)
+    }
+
+    pub fn forget(&self, tenant_id: Uuid) {
+        self.secrets.invalidate(&tenant_id);
+    }
+}
+
+impl std::fmt::Debug for SecretCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretCache")
+            .field("entries", &self.secrets.entry_count())
+            .finish()
     }
 }

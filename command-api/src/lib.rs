@@ -231,6 +231,8 @@ pub struct AppState {
     pub tenant_status: cache::TenantStatusCache,
     /// phone_number_id to tenant, for webhooks.
     pub routes: cache::RouteCache,
+    /// Each tenant's app secret, opened, for webhooks.
+    pub secrets: cache::SecretCache,
     /// What one credential (user or API key) may ask per minute.
     pub credential_quota: platform::ratelimit::Quota,
     pub onboard_quota: platform::ratelimit::Quota,
@@ -307,6 +309,10 @@ pub fn request_id(headers: &HeaderMap) -> Option<String> {
 
 /// Meta's notifications are small; anything this large is not one.
 pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
+
+/// The tenants whose opened app secrets one command API keeps (a minute each): the businesses
+/// whose customers write within a minute, with room to spare; beyond it the least used go.
+const SECRETS_CACHED: u64 = 10_000;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -536,6 +542,7 @@ impl Application {
             ),
             limiter: platform::ratelimit::RateLimiter::new(redis_link.clone()),
             routes: cache::RouteCache::new(redis_link.clone()),
+            secrets: cache::SecretCache::new(SECRETS_CACHED),
             tenant_status: cache::TenantStatusCache::new(redis_link),
             stripe: Stripe::from_settings(&settings.stripe)?,
         };

@@ -163,7 +163,7 @@ async fn signed_routes(
     }
     let tenants: HashSet<Uuid> = routes.values().copied().collect();
     for tenant_id in tenants {
-        let secret = app::whatsapp::app_secret(&state.app, tenant_id).await?;
+        let secret = state.secrets.app_secret(&state.app, tenant_id).await?;
         if !whatsapp::verify_signature(&secret, body, signature) {
             tracing::warn!(tenant = %tenant_id, "security: webhook with a bad signature");
             return Err(Problem::unauthorized());

@@ -130,6 +130,7 @@ pub async fn connect(
     let mut changed = vec![connection.phone_number_id.as_str()];
     changed.extend(done.value.as_deref());
     state.routes.forget(&changed).await;
+    state.secrets.forget(caller.tenant_id);
     Ok(Json(Connected {
         consistency_token: done.consistency_token(),
         phone_number_id: connection.phone_number_id,

@@ -517,7 +517,10 @@ async fn an_owner_erases_a_customer_who_asked_on_whatsapp_from_the_conversation(
     // request, and its link opens the erase form, without a reload.
     w.say(ana, "please delete my data").await;
     let thread = text_with(&chrome, "to have their data deleted").await;
-    assert!(!thread.contains("Erase Ana"), "the form is folded until asked for: {thread}");
+    assert!(
+        !thread.contains("Erase Ana"),
+        "the form is folded until asked for: {thread}"
+    );
     chrome.click("#erasure-requested a").await;
     text_with(&chrome, "Erase Ana").await;
     chrome.screenshot("conversation-erasure-requested").await;

@@ -582,6 +582,52 @@ async fn a_business_cannot_sign_notifications_for_another_business_s_number_with
     );
 }
 
+/// The command API keeps each business's opened app secret for a minute; a business that
+/// connects its number again with a new secret (the old one leaked) is checked against the
+/// new one from the next notification on, not a minute later.
+#[tokio::test]
+async fn a_new_app_secret_signs_the_next_notification_and_the_old_one_no_longer_does() {
+    let s = setup().await;
+    let hi = |wamid: &str| notification(vec![text("16505551234", wamid, "hi")]);
+    // The secret is in the cache now.
+    assert_eq!(
+        post_signed(&s.app, &hi("wamid.OLD-1"), APP_SECRET).await,
+        200
+    );
+    let new_secret = "rotated-app-secret-0123456789abcdef";
+    let connected = s
+        .app
+        .client
+        .put(format!("{}/v1/whatsapp", s.app.address))
+        .bearer_auth(&s.owner.access_token)
+        .json(
+            &json!({"phone_number_id": FAKE_NUMBER_ID, "access_token": FAKE_TOKEN,
+            "app_secret": new_secret, "verify_token": "verify-token-0123456789"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(connected.status().as_u16(), 200);
+    assert_eq!(
+        post_signed(&s.app, &hi("wamid.OLD-2"), APP_SECRET).await,
+        401
+    );
+    assert_eq!(
+        post_signed(&s.app, &hi("wamid.NEW-1"), new_secret).await,
+        200
+    );
+    let recorded: Vec<String> = events(&s.app, "MessageReceived")
+        .await
+        .iter()
+        .map(|e| e["wamid"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        !recorded.contains(&"wamid.OLD-2".to_owned()),
+        "{recorded:?}"
+    );
+    assert!(recorded.contains(&"wamid.NEW-1".to_owned()), "{recorded:?}");
+}
+
 #[tokio::test]
 async fn a_business_connects_whatsapp_and_takes_bookings_only_once_its_email_is_verified() {
     let graph = FakeGraph::start().await;
