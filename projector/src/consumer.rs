@@ -459,7 +459,10 @@ pub async fn apply_batch_together(
     let Some(&first) = marks.first() else {
         return Ok(Some(Vec::new()));
     };
+    // Whatever is not committed is rolled back here, not when the pool next touches the
+    // connection: the watermarks' locks go at once, before a projection takes the batch alone.
     if marks.iter().any(|m| *m != first) {
+        tx.rollback().await?;
         return Ok(None);
     }
     let mut watermark = first;
@@ -471,6 +474,7 @@ pub async fn apply_batch_together(
             continue;
         }
         if *sequence != watermark.sequence + 1 {
+            tx.rollback().await?;
             return Ok(None);
         }
         watermark.sequence = *sequence;
@@ -483,9 +487,16 @@ pub async fn apply_batch_together(
         .map(|p| deliveries.iter().map(|(_, e)| redelivered(*p, e)).collect())
         .collect();
     if fresh.is_empty() {
+        tx.rollback().await?;
         return Ok(Some(outcomes));
     }
-    let applied = apply_together(projections, &mut tx, &runtime.store, &fresh).await?;
+    let applied = match apply_together(projections, &mut tx, &runtime.store, &fresh).await {
+        Ok(applied) => applied,
+        Err(err) => {
+            let _ = tx.rollback().await;
+            return Err(err);
+        }
+    };
     for projection in projections {
         save_watermark(&mut tx, *projection, watermark).await?;
     }

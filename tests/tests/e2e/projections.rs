@@ -452,16 +452,23 @@ async fn an_event_failing_in_one_projection_leaves_the_others_going() {
     let pool = db.app_pool().await;
     // The bookings projection has the booking while the tenants projection is still retrying.
     wait_rows(&pool, &tenant.to_string(), "rm_bookings", |r| r.len() == 1).await;
-    let announced = tokio::time::timeout(WAIT, futures::StreamExt::next(&mut dead))
+    let superuser = db.superuser_url_pool().await;
+    let Ok(Some(announced)) = tokio::time::timeout(WAIT, futures::StreamExt::next(&mut dead)).await
+    else {
+        let state: Vec<(String, i64, String)> = sqlx::query_as(
+            "select projection, stream_sequence, global_position::text from rm_positions
+             union all select 'dead:' || projection, attempts, event_type from rm_dead_letters",
+        )
+        .fetch_all(&superuser)
         .await
-        .expect("a dead letter is announced")
         .unwrap();
+        panic!("no dead letter announced; watermarks and dead letters: {state:?}");
+    };
     assert!(
         announced.subject.ends_with(".deadletter.tenants"),
         "{}",
         announced.subject
     );
-    let superuser = db.superuser_url_pool().await;
     let at_head = |position: Position| {
         let superuser = superuser.clone();
         async move {
