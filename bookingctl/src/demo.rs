@@ -63,7 +63,7 @@ async fn verify_email(
         let (_, mails) = send(
             client,
             reqwest::Method::GET,
-            format!("{}/messages?to={EMAIL}", urls.smtp_sink),
+            format!("{}?to={EMAIL}", urls.smtp_sink),
             None,
             &[],
             None,
