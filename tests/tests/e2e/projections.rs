@@ -322,14 +322,27 @@ async fn redelivery_applies_once_and_a_gap_is_filled_from_the_store() {
     projector.shutdown().await;
 }
 
-#[tokio::test]
-async fn an_event_that_keeps_failing_is_dead_lettered_without_holding_others_back() {
-    let db = TestDb::new().await;
-    let nats = TestNats::new().await;
-    let store = EventStore::new(db.app_pool().await);
-    let tenant = uuid::Uuid::new_v4();
-    // A payload no projection can read.
-    let broken = StreamRef::new("booking", uuid::Uuid::new_v4().to_string());
+/// What [`poisoned`] set up: the event its projections cannot read, the good events after it,
+/// the projector, and a subscription to dead-letter announcements.
+struct Poisoned {
+    bad: RecordedEvent,
+    good: Vec<RecordedEvent>,
+    projector: e2e_tests::ProjectorHandle,
+    dead: async_nats::Subscriber,
+}
+
+/// Appends to `broken` one event that cannot be read and then three good booking events, all
+/// of `tenant`; starts a projector without a relay, subscribes to the dead letters of
+/// `projections` (a projection's name, or `*`) and publishes the events, the bad one first.
+async fn poisoned(
+    db: &TestDb,
+    nats: &TestNats,
+    store: &EventStore,
+    tenant: uuid::Uuid,
+    broken: StreamRef,
+    (event_type, payload): (&str, Value),
+    projections: &str,
+) -> Poisoned {
     store
         .append(
             tenant,
@@ -338,9 +351,9 @@ async fn an_event_that_keeps_failing_is_dead_lettered_without_holding_others_bac
                 expected: ExpectedVersion::NoStream,
                 events: vec![NewEvent {
                     event_id: uuid::Uuid::new_v4(),
-                    event_type: "AppointmentRequested".into(),
+                    event_type: event_type.into(),
                     schema_version: 1,
-                    payload: json!({"booking_id": "not a uuid"}),
+                    payload,
                     metadata: EventMetadata::default(),
                 }],
             }],
@@ -352,17 +365,47 @@ async fn an_event_that_keeps_failing_is_dead_lettered_without_holding_others_bac
         .await
         .unwrap()
         .remove(0);
-    let good = three_booking_events(&store, tenant).await;
-    let projector = projector_without_relay(&db, &nats).await;
-    let mut dead = nats
+    let good = three_booking_events(store, tenant).await;
+    let projector = projector_without_relay(db, nats).await;
+    let dead = nats
         .client
-        .subscribe(format!("{}.deadletter.bookings", nats.ns.prefix()))
+        .subscribe(format!("{}.deadletter.{projections}", nats.ns.prefix()))
         .await
         .unwrap();
-    publish(&nats, &bad).await;
+    publish(nats, &bad).await;
     for event in &good {
-        publish(&nats, event).await;
+        publish(nats, event).await;
     }
+    Poisoned {
+        bad,
+        good,
+        projector,
+        dead,
+    }
+}
+
+#[tokio::test]
+async fn an_event_that_keeps_failing_is_dead_lettered_without_holding_others_back() {
+    let db = TestDb::new().await;
+    let nats = TestNats::new().await;
+    let store = EventStore::new(db.app_pool().await);
+    let tenant = uuid::Uuid::new_v4();
+    // A payload no projection can read.
+    let Poisoned {
+        bad,
+        good: _,
+        projector,
+        mut dead,
+    } = poisoned(
+        &db,
+        &nats,
+        &store,
+        tenant,
+        StreamRef::new("booking", uuid::Uuid::new_v4().to_string()),
+        ("AppointmentRequested", json!({"booking_id": "not a uuid"})),
+        "bookings",
+    )
+    .await;
     let pool = db.app_pool().await;
     wait_rows(&pool, &tenant.to_string(), "rm_bookings", |r| r.len() == 1).await;
 
@@ -415,40 +458,21 @@ async fn an_event_failing_in_one_projection_leaves_the_others_going() {
     let store = EventStore::new(db.app_pool().await);
     let tenant = uuid::Uuid::new_v4();
     // A tenant event only the tenants projection reads, and cannot.
-    let broken = StreamRef::new("tenant", tenant.to_string());
-    store
-        .append(
-            tenant,
-            vec![StreamAppend {
-                stream: broken.clone(),
-                expected: ExpectedVersion::NoStream,
-                events: vec![NewEvent {
-                    event_id: uuid::Uuid::new_v4(),
-                    event_type: "TenantOnboarded".into(),
-                    schema_version: 1,
-                    payload: json!({"name": 42}),
-                    metadata: EventMetadata::default(),
-                }],
-            }],
-        )
-        .await
-        .unwrap();
-    let bad = store
-        .read_stream(tenant, &broken, 1)
-        .await
-        .unwrap()
-        .remove(0);
-    let good = three_booking_events(&store, tenant).await;
-    let projector = projector_without_relay(&db, &nats).await;
-    let mut dead = nats
-        .client
-        .subscribe(format!("{}.deadletter.*", nats.ns.prefix()))
-        .await
-        .unwrap();
-    publish(&nats, &bad).await;
-    for event in &good {
-        publish(&nats, event).await;
-    }
+    let Poisoned {
+        bad,
+        good,
+        projector,
+        mut dead,
+    } = poisoned(
+        &db,
+        &nats,
+        &store,
+        tenant,
+        StreamRef::new("tenant", tenant.to_string()),
+        ("TenantOnboarded", json!({"name": 42})),
+        "*",
+    )
+    .await;
     let pool = db.app_pool().await;
     // The bookings projection has the booking while the tenants projection is still retrying.
     wait_rows(&pool, &tenant.to_string(), "rm_bookings", |r| r.len() == 1).await;

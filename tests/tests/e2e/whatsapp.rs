@@ -517,6 +517,28 @@ async fn at_the_months_booking_limit_the_bot_says_booking_is_paused_until_an_upg
     assert_eq!(events(&s.app, "AppointmentRequested").await.len(), 101);
 }
 
+/// Connects `owner`'s business to `number` with the app secret it chose (200 expected).
+async fn connect_with_secret(
+    app: &e2e_tests::CommandApp,
+    owner: &e2e_tests::Onboarded,
+    number: &str,
+    app_secret: &str,
+    verify_token: &str,
+) {
+    let connected = app
+        .client
+        .put(format!("{}/v1/whatsapp", app.address))
+        .bearer_auth(&owner.access_token)
+        .json(
+            &json!({"phone_number_id": number, "access_token": FAKE_TOKEN,
+            "app_secret": app_secret, "verify_token": verify_token}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(connected.status().as_u16(), 200);
+}
+
 #[tokio::test]
 async fn a_business_cannot_sign_notifications_for_another_business_s_number_with_its_own_secret() {
     // A (the setup's business) and B, each with its own number and app secret. B knows its own
@@ -524,19 +546,7 @@ async fn a_business_cannot_sign_notifications_for_another_business_s_number_with
     let s = setup().await;
     let b = s.app.onboard("other-salon").await;
     let (b_number, b_secret) = ("109999999999999", "b-app-secret-0123456789abcdef");
-    let connected = s
-        .app
-        .client
-        .put(format!("{}/v1/whatsapp", s.app.address))
-        .bearer_auth(&b.access_token)
-        .json(
-            &json!({"phone_number_id": b_number, "access_token": FAKE_TOKEN,
-            "app_secret": b_secret, "verify_token": "verify-token-of-b-000"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(connected.status().as_u16(), 200);
+    connect_with_secret(&s.app, &b, b_number, b_secret, "verify-token-of-b-000").await;
     let for_number = |number: &str, wamid: &str| {
         let mut body = notification(vec![text("16505551234", wamid, "hi")]);
         body["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = json!(number);
@@ -595,19 +605,14 @@ async fn a_new_app_secret_signs_the_next_notification_and_the_old_one_no_longer_
         200
     );
     let new_secret = "rotated-app-secret-0123456789abcdef";
-    let connected = s
-        .app
-        .client
-        .put(format!("{}/v1/whatsapp", s.app.address))
-        .bearer_auth(&s.owner.access_token)
-        .json(
-            &json!({"phone_number_id": FAKE_NUMBER_ID, "access_token": FAKE_TOKEN,
-            "app_secret": new_secret, "verify_token": "verify-token-0123456789"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(connected.status().as_u16(), 200);
+    connect_with_secret(
+        &s.app,
+        &s.owner,
+        FAKE_NUMBER_ID,
+        new_secret,
+        "verify-token-0123456789",
+    )
+    .await;
     assert_eq!(
         post_signed(&s.app, &hi("wamid.OLD-2"), APP_SECRET).await,
         401
