@@ -268,8 +268,10 @@ async fn handle_batch(
                                 Verdict::Ack
                             }
                             // Not this event's fault: it comes back once the earlier one is
-                            // applied or dead-lettered.
-                            Err(err) if err.is::<EarlierEventFailed>() => {
+                            // applied or dead-lettered, or the log can be read up to it.
+                            Err(err)
+                                if err.is::<EarlierEventFailed>() || err.is::<NotYetReadable>() =>
+                            {
                                 Verdict::Retry(runtime.config.retry_delay)
                             }
                             Err(err) => failed(projection, runtime, stats, d, &err).await,
@@ -307,6 +309,13 @@ fn lag(projection: Projection, last: Option<&jetstream::Message>) {
 #[derive(Debug, thiserror::Error)]
 #[error("an earlier event failed: {0}")]
 pub struct EarlierEventFailed(String);
+
+/// The log could not yet be read up to a message that arrived ahead of the watermark, so what
+/// lies between them is unknown: the message comes back later. Like [`EarlierEventFailed`],
+/// not the message's fault, and not counted towards its dead letter.
+#[derive(Debug, thiserror::Error)]
+#[error("the log is not yet readable up to {0}")]
+pub struct NotYetReadable(Position);
 
 /// Counts what a batch did, in the stats and as `projection_events_total{projection, outcome}`.
 fn count(projection: Projection, stats: &ProjectionStats, outcomes: &[Applied]) {
@@ -403,6 +412,10 @@ async fn save_watermark(
 /// The events committed after `after` and before `before`: what the stream holds between the
 /// watermark and a message that arrived ahead of it (the missing ones are in flight to another,
 /// perhaps dead, consumer, or waiting to be redelivered). Dead letters are left out.
+///
+/// The log is read up to `before` itself: a read that ends short of it (the log's gap-free
+/// horizon is still behind it, held back by a transaction that has not ended) says nothing
+/// about what lies in between, so it is [`NotYetReadable`], never an empty gap.
 async fn missing_events(
     runtime: &Runtime,
     conn: &mut PgConnection,
@@ -415,7 +428,7 @@ async fn missing_events(
     'read: loop {
         let batch = runtime.log.read_all(from, 1000).await?;
         let Some(last) = batch.last().map(|e| e.position) else {
-            break;
+            return Err(NotYetReadable(before).into());
         };
         for event in batch {
             if event.position >= before {

@@ -388,19 +388,24 @@ pub async fn spawn_command_api_custom(graph_url: &str, redis_url: &str) -> Comma
     spawn_command_api_tuned(graph_url, redis_url, |_| {}).await
 }
 
-/// The command API with its settings adjusted by `tune` (e.g. the benchmark's limits).
-pub async fn spawn_command_api_tuned(
-    graph_url: &str,
-    redis_url: &str,
-    tune: impl FnOnce(&mut command_api::Settings),
-) -> CommandApp {
-    // `RUST_LOG=warn cargo test …` shows what the service logged (e.g. the cause of a 500).
+/// `RUST_LOG=warn cargo test …` shows what the services running in the test's process logged
+/// (e.g. the cause of a 500, or why a projection retried).
+fn show_logs() {
     if std::env::var_os("RUST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .try_init();
     }
+}
+
+/// The command API with its settings adjusted by `tune` (e.g. the benchmark's limits).
+pub async fn spawn_command_api_tuned(
+    graph_url: &str,
+    redis_url: &str,
+    tune: impl FnOnce(&mut command_api::Settings),
+) -> CommandApp {
+    show_logs();
     let db = TestDb::new().await;
     let nats = TestNats::new().await;
     spawn_command_api_on(db, nats, graph_url, redis_url, tune).await
@@ -730,6 +735,7 @@ pub fn deliverer(db: &TestDb) -> projector::webhooks::Deliverer {
 }
 
 pub async fn spawn_projector(settings: projector::Settings) -> ProjectorHandle {
+    show_logs();
     let app = projector::Application::build(settings)
         .await
         .expect("the projector builds");

@@ -322,6 +322,67 @@ async fn redelivery_applies_once_and_a_gap_is_filled_from_the_store() {
     projector.shutdown().await;
 }
 
+/// A message that arrives ahead of the watermark is applied only once the events before it
+/// have been read from the store. While a transaction that has not ended (here in another
+/// database on the same server) holds the log's gap-free horizon before them, the store cannot
+/// show them yet: the batch is refused, to come back, and the hole is never taken for empty.
+/// (Taken for empty, the watermark would pass the first booking's events unapplied, and their
+/// messages, arriving later, would be skipped as seen.)
+#[tokio::test]
+async fn a_hole_the_log_cannot_show_yet_is_waited_for_not_skipped() {
+    let db = TestDb::new().await;
+    let nats = TestNats::new().await;
+    let store = EventStore::new(db.app_pool().await);
+    let tenant = uuid::Uuid::new_v4();
+    let elsewhere = TestDb::new().await;
+    let mut holding = elsewhere.superuser_url_pool().await.begin().await.unwrap();
+    sqlx::query("select pg_current_xact_id()")
+        .execute(&mut *holding)
+        .await
+        .unwrap();
+    let mut log = three_booking_events(&store, tenant).await;
+    log.extend(three_booking_events(&store, tenant).await);
+    let runtime = projector::runtime_with(
+        &projector_settings(&db, &nats),
+        db.app_pool().await,
+        db.operator_pool().await,
+        nats.client.clone(),
+    )
+    .unwrap();
+    // The first booking's three messages are in flight elsewhere; the second's arrive.
+    let second = [(4, &log[3]), (5, &log[4]), (6, &log[5])];
+    let refused = projector::consumer::apply_batch(Projection::Bookings, &runtime, &second)
+        .await
+        .expect_err("the hole cannot be read yet");
+    assert!(
+        refused.is::<projector::consumer::NotYetReadable>(),
+        "{refused:#}"
+    );
+
+    // Once it ends (and whatever else the server is running has), the hole is filled.
+    holding.commit().await.unwrap();
+    eventually(WAIT, || async {
+        match projector::consumer::apply_batch(Projection::Bookings, &runtime, &second).await {
+            Ok(_) => Some(()),
+            Err(err) if err.is::<projector::consumer::NotYetReadable>() => None,
+            Err(err) => panic!("{err:#}"),
+        }
+    })
+    .await
+    .expect("applied once the log shows the hole");
+    let pool = db.app_pool().await;
+    let t = tenant.to_string();
+    let bookings = rows(&pool, &t, "rm_bookings").await;
+    assert_eq!(bookings.len(), 2, "the hole's booking too: {bookings:?}");
+    // The first booking's messages arrive at last: seen, applied already.
+    let first = [(1, &log[0]), (2, &log[1]), (3, &log[2])];
+    let late = projector::consumer::apply_batch(Projection::Bookings, &runtime, &first)
+        .await
+        .unwrap();
+    assert_eq!(late, vec![projector::projection::Applied::Duplicate; 3]);
+    assert_eq!(rows(&pool, &t, "rm_booking_history").await.len(), 6);
+}
+
 /// What [`poisoned`] set up: the event its projections cannot read, the good events after it,
 /// the projector, and a subscription to dead-letter announcements.
 struct Poisoned {
