@@ -222,6 +222,18 @@ async fn projector_without_relay(db: &TestDb, nats: &TestNats) -> e2e_tests::Pro
     spawn_projector(settings).await
 }
 
+/// The projector's runtime over the test's database and namespace, nothing consuming: the
+/// test hands batches to `apply_batch` itself.
+async fn runtime_without_consumers(db: &TestDb, nats: &TestNats) -> projector::consumer::Runtime {
+    projector::runtime_with(
+        &projector_settings(db, nats),
+        db.app_pool().await,
+        db.operator_pool().await,
+        nats.client.clone(),
+    )
+    .unwrap()
+}
+
 /// Two instances share a projection's consumer: a batch may hold messages with a hole between
 /// them (the ones in between in flight to the other instance). What is in the hole is read from
 /// the store and applied before the message after it, so each tenant's public events are
@@ -236,13 +248,7 @@ async fn a_batch_with_a_hole_in_it_is_applied_in_the_logs_order() {
     for _ in 0..4 {
         log.extend(three_booking_events(&store, tenant).await);
     }
-    let runtime = projector::runtime_with(
-        &projector_settings(&db, &nats),
-        db.app_pool().await,
-        db.operator_pool().await,
-        nats.client.clone(),
-    )
-    .unwrap();
+    let runtime = runtime_without_consumers(&db, &nats).await;
     // As the relay would have: published once every transaction before them has ended (the
     // gap-free read sees them), which other tests' open transactions can hold back a while.
     eventually(WAIT, || async {
@@ -342,13 +348,7 @@ async fn a_hole_the_log_cannot_show_yet_is_waited_for_not_skipped() {
         .unwrap();
     let mut log = three_booking_events(&store, tenant).await;
     log.extend(three_booking_events(&store, tenant).await);
-    let runtime = projector::runtime_with(
-        &projector_settings(&db, &nats),
-        db.app_pool().await,
-        db.operator_pool().await,
-        nats.client.clone(),
-    )
-    .unwrap();
+    let runtime = runtime_without_consumers(&db, &nats).await;
     // The first booking's three messages are in flight elsewhere; the second's arrive.
     let second = [(4, &log[3]), (5, &log[4]), (6, &log[5])];
     let refused = projector::consumer::apply_batch(Projection::Bookings, &runtime, &second)
@@ -383,27 +383,34 @@ async fn a_hole_the_log_cannot_show_yet_is_waited_for_not_skipped() {
     assert_eq!(rows(&pool, &t, "rm_booking_history").await.len(), 6);
 }
 
-/// What [`poisoned`] set up: the event its projections cannot read, the good events after it,
-/// the projector, and a subscription to dead-letter announcements.
+/// What [`poisoned`] set up: a database and a namespace of their own, the tenant, the event
+/// its projections cannot read, the good events after it, the projector, and a subscription to
+/// dead-letter announcements.
 struct Poisoned {
+    db: TestDb,
+    nats: TestNats,
+    store: EventStore,
+    tenant: uuid::Uuid,
     bad: RecordedEvent,
     good: Vec<RecordedEvent>,
     projector: e2e_tests::ProjectorHandle,
     dead: async_nats::Subscriber,
 }
 
-/// Appends to `broken` one event that cannot be read and then three good booking events, all
-/// of `tenant`; starts a projector without a relay, subscribes to the dead letters of
-/// `projections` (a projection's name, or `*`) and publishes the events, the bad one first.
+/// For a new tenant, appends to its stream `broken` one event that cannot be read and then
+/// three good booking events; starts a projector without a relay, subscribes to the dead
+/// letters of `projections` (a projection's name, or `*`) and publishes the events, the bad one
+/// first.
 async fn poisoned(
-    db: &TestDb,
-    nats: &TestNats,
-    store: &EventStore,
-    tenant: uuid::Uuid,
-    broken: StreamRef,
+    broken: impl FnOnce(uuid::Uuid) -> StreamRef,
     (event_type, payload): (&str, Value),
     projections: &str,
 ) -> Poisoned {
+    let db = TestDb::new().await;
+    let nats = TestNats::new().await;
+    let store = EventStore::new(db.app_pool().await);
+    let tenant = uuid::Uuid::new_v4();
+    let broken = broken(tenant);
     store
         .append(
             tenant,
@@ -426,18 +433,22 @@ async fn poisoned(
         .await
         .unwrap()
         .remove(0);
-    let good = three_booking_events(store, tenant).await;
-    let projector = projector_without_relay(db, nats).await;
+    let good = three_booking_events(&store, tenant).await;
+    let projector = projector_without_relay(&db, &nats).await;
     let dead = nats
         .client
         .subscribe(format!("{}.deadletter.{projections}", nats.ns.prefix()))
         .await
         .unwrap();
-    publish(nats, &bad).await;
+    publish(&nats, &bad).await;
     for event in &good {
-        publish(nats, event).await;
+        publish(&nats, event).await;
     }
     Poisoned {
+        db,
+        nats,
+        store,
+        tenant,
         bad,
         good,
         projector,
@@ -447,22 +458,17 @@ async fn poisoned(
 
 #[tokio::test]
 async fn an_event_that_keeps_failing_is_dead_lettered_without_holding_others_back() {
-    let db = TestDb::new().await;
-    let nats = TestNats::new().await;
-    let store = EventStore::new(db.app_pool().await);
-    let tenant = uuid::Uuid::new_v4();
     // A payload no projection can read.
     let Poisoned {
+        db,
+        nats,
+        tenant,
         bad,
-        good: _,
         projector,
         mut dead,
+        ..
     } = poisoned(
-        &db,
-        &nats,
-        &store,
-        tenant,
-        StreamRef::new("booking", uuid::Uuid::new_v4().to_string()),
+        |_| StreamRef::new("booking", uuid::Uuid::new_v4().to_string()),
         ("AppointmentRequested", json!({"booking_id": "not a uuid"})),
         "bookings",
     )
@@ -514,22 +520,18 @@ async fn an_event_that_keeps_failing_is_dead_lettered_without_holding_others_bac
 /// log's head again and the next batch is applied to all of them together.
 #[tokio::test]
 async fn an_event_failing_in_one_projection_leaves_the_others_going() {
-    let db = TestDb::new().await;
-    let nats = TestNats::new().await;
-    let store = EventStore::new(db.app_pool().await);
-    let tenant = uuid::Uuid::new_v4();
     // A tenant event only the tenants projection reads, and cannot.
     let Poisoned {
+        db,
+        nats,
+        store,
+        tenant,
         bad,
         good,
         projector,
         mut dead,
     } = poisoned(
-        &db,
-        &nats,
-        &store,
-        tenant,
-        StreamRef::new("tenant", tenant.to_string()),
+        |tenant| StreamRef::new("tenant", tenant.to_string()),
         ("TenantOnboarded", json!({"name": 42})),
         "*",
     )

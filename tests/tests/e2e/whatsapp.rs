@@ -517,6 +517,15 @@ async fn at_the_months_booking_limit_the_bot_says_booking_is_paused_until_an_upg
     assert_eq!(events(&s.app, "AppointmentRequested").await.len(), 101);
 }
 
+/// The message ids of every `MessageReceived` the log holds.
+async fn received_wamids(app: &e2e_tests::CommandApp) -> Vec<String> {
+    events(app, "MessageReceived")
+        .await
+        .iter()
+        .map(|e| e["wamid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// Connects `owner`'s business to `number` with the app secret it chose (200 expected).
 async fn connect_with_secret(
     app: &e2e_tests::CommandApp,
@@ -580,11 +589,7 @@ async fn a_business_cannot_sign_notifications_for_another_business_s_number_with
         .await,
         200
     );
-    let recorded: Vec<String> = events(&s.app, "MessageReceived")
-        .await
-        .iter()
-        .map(|e| e["wamid"].as_str().unwrap().to_owned())
-        .collect();
+    let recorded = received_wamids(&s.app).await;
     assert_eq!(recorded.len(), 2, "{recorded:?}");
     assert!(
         recorded.contains(&"wamid.OWN-A".to_owned())
@@ -621,11 +626,7 @@ async fn a_new_app_secret_signs_the_next_notification_and_the_old_one_no_longer_
         post_signed(&s.app, &hi("wamid.NEW-1"), new_secret).await,
         200
     );
-    let recorded: Vec<String> = events(&s.app, "MessageReceived")
-        .await
-        .iter()
-        .map(|e| e["wamid"].as_str().unwrap().to_owned())
-        .collect();
+    let recorded = received_wamids(&s.app).await;
     assert!(
         !recorded.contains(&"wamid.OLD-2".to_owned()),
         "{recorded:?}"
