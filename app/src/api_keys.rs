@@ -90,7 +90,7 @@ pub async fn create(
         .map(|s| s.as_str().to_owned())
         .collect();
     let (events, created, name, scope_labels) = (&events, &created, &name, &scope_labels);
-    execute(&app.store, ctx, |uow| {
+    execute(app, ctx, |uow| {
         Box::pin(async move {
             let tenant_id = uow.tenant_id();
             let hash = vault::sha256(&created.key);
@@ -124,7 +124,7 @@ pub async fn revoke(
     key_id: Uuid,
 ) -> Result<Committed<()>, AppError> {
     let revoked_by = UserId::from_uuid(by.user_id().unwrap_or(Uuid::nil()));
-    execute(&app.store, ctx, |uow| {
+    execute(app, ctx, |uow| {
         Box::pin(async move {
             let key_stream = stream::<ApiKeyEvent>(key_id);
             let state = uow.load::<ApiKey>(&key_stream).await?;

@@ -285,7 +285,7 @@ pub async fn record_customer(
     customer_id: String,
 ) -> Result<Committed<BillingState>, AppError> {
     let customer_id = &customer_id;
-    execute(&app.store, ctx, |uow| {
+    execute(app, ctx, |uow| {
         Box::pin(async move {
             let stream = billing_stream(uow.tenant_id());
             let billing = uow.load::<Billing>(&stream).await?;
@@ -353,7 +353,7 @@ async fn decide(
     command: BillingCommand,
 ) -> Result<Committed<BillingState>, AppError> {
     let command = &command;
-    execute(&app.store, ctx, |uow| {
+    execute(app, ctx, |uow| {
         Box::pin(async move {
             let stream = billing_stream(uow.tenant_id());
             let billing = uow.load::<Billing>(&stream).await?;

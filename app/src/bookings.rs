@@ -51,7 +51,7 @@ pub async fn book(
 ) -> Result<Committed<Booking>, AppError> {
     let booking_id = BookingId::from_uuid(ctx.derived_id("booking"));
     let request = &request;
-    execute(&app.store, ctx, |uow| {
+    execute(app, ctx, |uow| {
         Box::pin(async {
             // The configuration, the booking (a retry finds it), the plan, the business and
             // the customer's conversation, in one read.
@@ -134,7 +134,7 @@ pub async fn cancel(
     reason: Option<Reason>,
 ) -> Result<Committed<Booking>, AppError> {
     let reason = &reason;
-    execute(&app.store, ctx, |uow| {
+    execute(app, ctx, |uow| {
         Box::pin(async {
             let (booking, current) = existing(uow, id).await?;
             let config = uow.load::<BotConfig>(&config_stream()).await?;
@@ -177,7 +177,7 @@ pub async fn reschedule(
     id: BookingId,
     start: DateTime<Utc>,
 ) -> Result<Committed<Booking>, AppError> {
-    execute(&app.store, ctx, |uow| {
+    execute(app, ctx, |uow| {
         Box::pin(async move {
             let (booking, current) = existing(uow, id).await?;
             let config = uow.load::<BotConfig>(&config_stream()).await?;
@@ -287,7 +287,7 @@ async fn transition(
     command: impl Fn() -> BookingCommand + Send + Sync,
 ) -> Result<Committed<Booking>, AppError> {
     let command = &command;
-    execute(&app.store, ctx, |uow| {
+    execute(app, ctx, |uow| {
         Box::pin(async move {
             let (booking, _) = existing(uow, id).await?;
             let events = BookingAggregate::decide(&booking, command())?;
@@ -321,7 +321,7 @@ pub async fn expire_reservation(
     );
     let agenda_ref = agenda_ref(resource, day);
     let agenda_ref = &agenda_ref;
-    execute(&app.store, &ctx, |uow| {
+    execute(app, &ctx, |uow| {
         Box::pin(async move {
             let agenda = uow.load::<Agenda>(agenda_ref).await?;
             if agenda.key.is_none() {
@@ -356,7 +356,7 @@ pub async fn send_reminder(
         "system:reminders",
         format!("reminder|{booking_id}|{}", at.timestamp()),
     );
-    execute(&app.store, &ctx, |uow| {
+    execute(app, &ctx, |uow| {
         Box::pin(async move {
             let booking_ref = stream::<BookingEvent>(booking_id);
             let mut reads = uow

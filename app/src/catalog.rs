@@ -41,7 +41,7 @@ pub async fn add_service(
     service: Service,
 ) -> Result<Committed<u32>, AppError> {
     let service = &service;
-    execute(&app.store, ctx, |uow| {
+    execute(app, ctx, |uow| {
         Box::pin(async move {
             let config = uow.load::<BotConfig>(&config_stream()).await?;
             if let Some(existing) = config.services.get(&service.id) {
@@ -107,7 +107,7 @@ async fn run(
     command: impl Fn(u32) -> BotConfigCommand + Send + Sync,
 ) -> Result<Committed<u32>, AppError> {
     let command = &command;
-    execute(&app.store, ctx, |uow| {
+    execute(app, ctx, |uow| {
         Box::pin(async move {
             let config = uow.load::<BotConfig>(&config_stream()).await?;
             let events =

@@ -170,7 +170,7 @@ pub async fn take_turn(
     };
     let answer = OnceLock::new();
     let (message, answer) = (&message, &answer);
-    execute(&app.store, &ctx, |uow| {
+    execute(app, &ctx, |uow| {
         Box::pin(async move {
             // The customer's key, found (or made) once: it names the stream and seals the turn.
             let conversation_ref = &uow.conversation_of(&message.from).await?;
@@ -256,7 +256,7 @@ pub async fn take_deferred_turn(
         format!("deferred|{}", waiting.wamid),
     );
     let (waiting, conversation_ref) = (&waiting, &conversation_ref);
-    let committed = execute(&app.store, &ctx, |uow| {
+    let committed = execute(app, &ctx, |uow| {
         Box::pin(async move {
             let (conversation, business) = read_turn(uow, conversation_ref).await?;
             if conversation.deferred.as_ref().map(|(r, _)| &r.wamid) != Some(&waiting.wamid) {
@@ -472,7 +472,7 @@ pub async fn record_status(
         return Err(never_met(command));
     };
     let (conversation_ref, command) = (&conversation_ref, &command);
-    execute(&app.store, &ctx, |uow| {
+    execute(app, &ctx, |uow| {
         Box::pin(async move {
             let conversation = uow.load::<Conversation>(conversation_ref).await?;
             let events = Conversation::decide(&conversation, command.clone())?;
@@ -535,7 +535,7 @@ pub async fn reply(
     let conversation_ref = &conversation_ref;
     let reply_id = &reply_id;
     let (by, text) = (&by, text);
-    execute(&app.store, ctx, |uow| {
+    execute(app, ctx, |uow| {
         Box::pin(async move {
             let conversation = uow.load::<Conversation>(conversation_ref).await?;
             let config = uow.load::<BotConfig>(&config_stream()).await?;
@@ -584,7 +584,7 @@ async fn staff_command(
     };
     let conversation_ref = &conversation_ref;
     let command = &command;
-    execute(&app.store, ctx, |uow| {
+    execute(app, ctx, |uow| {
         Box::pin(async move {
             let conversation = uow.load::<Conversation>(conversation_ref).await?;
             let events = Conversation::decide(&conversation, command.clone())?;
@@ -640,7 +640,7 @@ pub async fn record_send_outcome(
     )
     .caused_by(replied);
     let outcome = &outcome;
-    execute(&app.store, &ctx, |uow| {
+    execute(app, &ctx, |uow| {
         Box::pin(async move {
             let conversation = uow.load::<Conversation>(&replied.stream).await?;
             let command = match outcome.clone() {

@@ -30,7 +30,7 @@ pub async fn erase(
         return Err(AppError::NotFound("customer"));
     };
     let conversation_ref = &conversation_ref;
-    execute(&app.store, ctx, |uow| {
+    execute(app, ctx, |uow| {
         Box::pin(async move {
             let conversation = uow.load::<Conversation>(conversation_ref).await?;
             let events = Conversation::decide(&conversation, ConversationCommand::Erase)?;

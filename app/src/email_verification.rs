@@ -44,7 +44,7 @@ pub(crate) async fn make_link(
 /// business whose email is verified already is a conflict.
 pub async fn resend(app: &App, ctx: &CommandContext) -> Result<Committed<()>, AppError> {
     let expires_at = Utc::now() + LINK_TTL;
-    execute(&app.store, ctx, |uow| {
+    execute(app, ctx, |uow| {
         Box::pin(async move {
             let stream = tenant_stream(uow.tenant_id());
             let tenant = uow.load::<Tenant>(&stream).await?;
@@ -72,7 +72,7 @@ pub async fn verify(app: &App, token: &str) -> Result<Committed<Uuid>, AppError>
     let ctx = CommandContext::fresh(tenant_id, "system:email-verification");
     let token_hash = vault::sha256(token);
     let token_hash = &token_hash;
-    execute(&app.store, &ctx, |uow| {
+    execute(app, &ctx, |uow| {
         Box::pin(async move {
             let conn = uow.conn().await?;
             let email = vault::email_verification::redeem(conn, token_hash)

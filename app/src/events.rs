@@ -28,8 +28,18 @@ pub fn fold<D: Decider>(
     stream: &StreamRef,
     recorded: Vec<RecordedEvent>,
 ) -> anyhow::Result<(D::State, u32)> {
-    let version = recorded.last().map_or(0, |e| e.version);
-    let mut state = D::State::default();
+    fold_onto::<D>(stream, D::State::default(), 0, recorded)
+}
+
+/// `state`, the stream folded up to `version`, with the events `recorded` after it folded on;
+/// with the version of the last.
+pub fn fold_onto<D: Decider>(
+    stream: &StreamRef,
+    mut state: D::State,
+    version: u32,
+    recorded: Vec<RecordedEvent>,
+) -> anyhow::Result<(D::State, u32)> {
+    let version = recorded.last().map_or(version, |e| e.version);
     for event in recorded {
         let decoded: D::Event = decode(&event).map_err(|err| {
             anyhow::anyhow!(

@@ -8,9 +8,10 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use eventstore::{AppendError, EventStore, Position};
+use eventstore::{AppendError, Position};
 use tracing::Instrument as _;
 
+use crate::App;
 use crate::context::CommandContext;
 use crate::error::AppError;
 use crate::unit_of_work::UnitOfWork;
@@ -53,23 +54,31 @@ impl<T> Committed<T> {
 /// and nothing it staged or wrote is kept.
 ///
 /// ```text
-/// app::execute(&app.store, &ctx, |uow| Box::pin(async {
+/// app::execute(app, &ctx, |uow| Box::pin(async {
 ///     let booking = uow.load::<BookingAggregate>(&stream).await?;
 ///     uow.stage(&stream, &BookingAggregate::decide(&booking, command.clone())?);
 ///     Ok(())
 /// })).await
 /// ```
 pub async fn execute<'a, T, F>(
-    store: &'a EventStore,
+    app: &'a App,
     ctx: &'a CommandContext,
     mut decide: F,
 ) -> Result<Committed<T>, AppError>
 where
     F: for<'u> FnMut(&'u mut UnitOfWork<'a>) -> Decision<'u, T>,
 {
+    let (store, states) = (&app.store, &app.states);
     for attempt in 1..=ATTEMPTS {
-        let mut uow = UnitOfWork::new(store, ctx);
-        let value = match decide(&mut uow).await {
+        let mut uow = UnitOfWork::new(store, states, ctx);
+        let mut decided = decide(&mut uow).await;
+        // Refused on a state this process kept folded: this command's own events may lie
+        // inside it, unseen (below). Decided again on whole streams, it sees them.
+        if decided.as_ref().is_err_and(AppError::is_refusal) && uow.used_kept_states() {
+            uow = UnitOfWork::new(store, states, ctx).reading_whole_streams();
+            decided = decide(&mut uow).await;
+        }
+        let value = match decided {
             Ok(value) => value,
             // Refused on a state that holds this command's own events: it was applied before
             // and its answer was lost (the process killed between the commit and the reply).
@@ -77,7 +86,7 @@ where
             // which the store answers as a replay: the retry gets the first run's answer, not
             // "already cancelled".
             Err(refusal) if refusal.is_refusal() && uow.found_own_events() => {
-                uow = UnitOfWork::new(store, ctx).reading_before_own_events();
+                uow = UnitOfWork::new(store, states, ctx).reading_before_own_events();
                 decide(&mut uow).await?
             }
             Err(err) => return Err(err),

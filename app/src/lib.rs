@@ -32,6 +32,7 @@ pub mod execute;
 pub mod notifications;
 pub mod onboarding;
 pub mod sessions;
+pub mod states;
 pub mod team;
 pub mod tenants;
 pub mod unit_of_work;
@@ -43,15 +44,17 @@ pub use actor::Actor;
 pub use context::CommandContext;
 pub use error::{AppError, ConstraintExt, FieldError, Rejection};
 pub use execute::{ATTEMPTS, Committed, execute};
+pub use states::StateCache;
 pub use unit_of_work::UnitOfWork;
 
 use eventstore::EventStore;
 
-/// What the use cases reach: the event store, the sealer for secrets at rest, and the
-/// policies that are settings.
+/// What the use cases reach: the event store (and the aggregates this process keeps folded),
+/// the sealer for secrets at rest, and the policies that are settings.
 #[derive(Clone, Debug)]
 pub struct App {
     pub store: EventStore,
+    pub states: StateCache,
     pub sealer: vault::Sealer,
     pub policy: Policy,
 }

@@ -102,7 +102,7 @@ pub async fn record_outcome(
         error,
     };
     let command = &command;
-    execute(&app.store, &ctx, |uow| {
+    execute(app, &ctx, |uow| {
         Box::pin(async move {
             let stream = stream::<NotificationEvent>(uow.tenant_id());
             let state = uow.load::<Notifications>(&stream).await?;

@@ -86,7 +86,7 @@ pub async fn onboard(
     let (o, password_hash) = (&o, &password_hash);
     let (tenant_events, owner_events, billing_events) =
         (&tenant_events, &owner_events, &billing_events);
-    execute(&app.store, &ctx, |uow| {
+    execute(app, &ctx, |uow| {
         Box::pin(async move {
             let conn = uow.conn().await?;
             vault::directory::reserve_slug(&mut *conn, o.slug.as_str(), tenant_id)

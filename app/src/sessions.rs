@@ -132,7 +132,7 @@ pub async fn login(app: &App, login: Login) -> Result<Session, AppError> {
         return Err(AppError::Unauthenticated);
     };
     let (login, email, verified) = (&login, &email, &verified);
-    let done = execute(&app.store, &ctx, |uow| {
+    let done = execute(app, &ctx, |uow| {
         Box::pin(async move {
             let conn = uow.conn().await?;
             let Some(user) = vault::users::by_email(&mut *conn, email)
@@ -168,7 +168,7 @@ pub async fn refresh(app: &App, refresh_token: &str) -> Result<Session, AppError
     let ctx = CommandContext::fresh(tenant_id, "system:refresh");
     let hash = vault::sha256(refresh_token);
     let hash = &hash;
-    let done = execute(&app.store, &ctx, |uow| {
+    let done = execute(app, &ctx, |uow| {
         Box::pin(async move {
             let conn = uow.conn().await?;
             let Some(stored) = vault::sessions::lock(&mut *conn, hash).await? else {
@@ -222,7 +222,7 @@ pub async fn logout(app: &App, refresh_token: &str) -> Result<(), AppError> {
     let ctx = CommandContext::fresh(tenant_id, "system:logout");
     let hash = vault::sha256(refresh_token);
     let hash = &hash;
-    execute(&app.store, &ctx, |uow| {
+    execute(app, &ctx, |uow| {
         Box::pin(async move {
             let conn = uow.conn().await?;
             if let Some(family) = vault::sessions::family_of(&mut *conn, hash).await? {
@@ -255,7 +255,7 @@ pub async fn enroll_second_factor(
     let ctx = CommandContext::fresh(tenant_id, format!("user:{user_id}"));
     let sealed = app.sealer.seal(&secret);
     let sealed = &sealed;
-    execute(&app.store, &ctx, |uow| {
+    execute(app, &ctx, |uow| {
         Box::pin(async move {
             let conn = uow.conn().await?;
             if vault::mfa::lock(&mut *conn, user_id)
@@ -288,7 +288,7 @@ pub async fn enable_second_factor(
         format!("user:{user_id}"),
         format!("second-factor-on:{user_id}"),
     );
-    execute(&app.store, &ctx, |uow| {
+    execute(app, &ctx, |uow| {
         Box::pin(async move {
             let conn = uow.conn().await?;
             let Some(pending) = vault::mfa::lock(&mut *conn, user_id).await? else {
@@ -409,7 +409,7 @@ pub async fn request_password_reset(
     let token = vault::new_token(tenant_id);
     let expires_at = chrono::Utc::now() + RESET_TTL;
     let (email, token) = (&email, &token);
-    execute(&app.store, &ctx, |uow| {
+    execute(app, &ctx, |uow| {
         Box::pin(async move {
             let conn = uow.conn().await?;
             let Some(user) = vault::users::by_email(&mut *conn, email.as_str()).await? else {
@@ -450,7 +450,7 @@ pub async fn reset_password(app: &App, token: &str, password: String) -> Result<
     let ctx = CommandContext::fresh(tenant_id, "system:password-reset");
     let token_hash = vault::sha256(token);
     let (hash, token_hash) = (&hash, &token_hash);
-    execute(&app.store, &ctx, |uow| {
+    execute(app, &ctx, |uow| {
         Box::pin(async move {
             let conn = uow.conn().await?;
             let user_id = vault::users::redeem_password_reset(&mut *conn, token_hash)

@@ -51,7 +51,7 @@ pub async fn invite(
     )
     .map_err(Rejection::Member)?;
     let (events, email, invitation) = (&events, &email, &invitation);
-    execute(&app.store, ctx, |uow| {
+    execute(app, ctx, |uow| {
         Box::pin(async move {
             let tenant_id = uow.tenant_id();
             crate::billing::require_seat(uow, app).await?;
@@ -108,7 +108,7 @@ pub async fn accept_invitation(
     let ctx = CommandContext::fresh(tenant_id, "system:invitation");
     let token_hash = vault::sha256(invitation_token);
     let (hash, token_hash) = (&hash, &token_hash);
-    let done = execute(&app.store, &ctx, |uow| {
+    let done = execute(app, &ctx, |uow| {
         Box::pin(async move {
             let conn = uow.conn().await?;
             let user_id = vault::users::redeem_invitation(&mut *conn, token_hash)
@@ -157,7 +157,7 @@ pub async fn change_role(
             "you cannot change your own role".into(),
         ));
     }
-    execute(&app.store, ctx, |uow| {
+    execute(app, ctx, |uow| {
         Box::pin(async move {
             let user = member(uow, by, user_id).await?;
             let events =
@@ -180,7 +180,7 @@ pub async fn deactivate(
     if by.user_id() == Some(user_id) {
         return Err(AppError::Forbidden("you cannot deactivate yourself".into()));
     }
-    execute(&app.store, ctx, |uow| {
+    execute(app, ctx, |uow| {
         Box::pin(async move {
             let user = member(uow, by, user_id).await?;
             let events = User::decide(&user, UserCommand::Deactivate).map_err(Rejection::Member)?;

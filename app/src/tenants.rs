@@ -136,7 +136,7 @@ async fn decide(
     command: TenantCommand,
 ) -> Result<Committed<()>, AppError> {
     let command = &command;
-    execute(&app.store, ctx, |uow| {
+    execute(app, ctx, |uow| {
         Box::pin(async move {
             let stream = tenant_stream(uow.tenant_id());
             let tenant = uow.load::<Tenant>(&stream).await?;

@@ -22,10 +22,18 @@ use uuid::Uuid;
 
 use crate::context::CommandContext;
 use crate::error::AppError;
-use crate::events::{PersonalSealer, event_id, expect, fold, new_events, seal_personal};
+use crate::events::{PersonalSealer, event_id, expect, fold_onto, new_events, seal_personal};
+use crate::states::{Folded, StateCache};
 
 pub struct UnitOfWork<'a> {
     store: &'a EventStore,
+    /// The states this process keeps folded: a stream kept there is read from its version.
+    states: &'a StateCache,
+    /// Whether this unit starts from kept states (not when reading before its own events, or
+    /// deciding again after a refusal on one).
+    from_kept: bool,
+    /// A stream was folded onto a kept state.
+    used_kept: bool,
     ctx: &'a CommandContext,
     /// The version each stream was read at.
     read: HashMap<StreamRef, u32>,
@@ -45,14 +53,25 @@ pub struct UnitOfWork<'a> {
     before_own: bool,
 }
 
-/// Streams read together, to be folded one by one with [`UnitOfWork::fold`].
-#[derive(Debug, Default)]
-pub struct Reads(HashMap<StreamRef, Vec<RecordedEvent>>);
+/// Streams read together, to be folded one by one with [`UnitOfWork::fold`]: each one's
+/// events, after the kept state it was read from, if any.
+#[derive(Default)]
+pub struct Reads {
+    events: HashMap<StreamRef, Vec<RecordedEvent>>,
+    kept: HashMap<StreamRef, Folded>,
+}
 
 impl<'a> UnitOfWork<'a> {
-    pub(crate) fn new(store: &'a EventStore, ctx: &'a CommandContext) -> Self {
+    pub(crate) fn new(
+        store: &'a EventStore,
+        states: &'a StateCache,
+        ctx: &'a CommandContext,
+    ) -> Self {
         Self {
             store,
+            states,
+            from_kept: true,
+            used_kept: false,
             ctx,
             read: HashMap::new(),
             staged: Vec::new(),
@@ -69,7 +88,20 @@ impl<'a> UnitOfWork<'a> {
     /// again, and stages the same event ids, which the store answers as a replay.
     pub(crate) fn reading_before_own_events(mut self) -> Self {
         self.before_own = true;
+        self.from_kept = false;
         self
+    }
+
+    /// A unit that reads every stream whole, ignoring the states this process keeps.
+    pub(crate) fn reading_whole_streams(mut self) -> Self {
+        self.from_kept = false;
+        self
+    }
+
+    /// Whether a stream was folded onto a state this process kept (whose events this unit
+    /// did not see).
+    pub(crate) fn used_kept_states(&self) -> bool {
+        self.used_kept
     }
 
     /// Whether a stream this unit read holds an event of this command's key: the command was
@@ -92,13 +124,30 @@ impl<'a> UnitOfWork<'a> {
     }
 
     /// An aggregate's state; staging to its stream will expect the version read.
-    pub async fn load<D: Decider>(&mut self, stream: &StreamRef) -> Result<D::State, AppError> {
+    pub async fn load<D: Decider>(&mut self, stream: &StreamRef) -> Result<D::State, AppError>
+    where
+        D::State: Send + Sync + 'static,
+    {
+        let kept = self.kept(stream);
+        let from = kept.as_ref().map_or(1, |k| k.version + 1);
         let recorded = self
             .store
-            .read_stream(self.ctx.tenant_id, stream, 1)
+            .read_stream(self.ctx.tenant_id, stream, from)
             .await
             .map_err(|e| anyhow::Error::new(e).context(format!("failed to read {stream}")))?;
-        self.fold::<D>(stream, Reads::one(stream, recorded))
+        let mut reads = Reads::default();
+        reads.events.insert(stream.clone(), recorded);
+        if let Some(kept) = kept {
+            reads.kept.insert(stream.clone(), kept);
+        }
+        self.fold::<D>(stream, reads)
+    }
+
+    /// The state this process kept of `stream`, when this unit may start from it.
+    fn kept(&self, stream: &StreamRef) -> Option<Folded> {
+        self.from_kept
+            .then(|| self.states.get(self.ctx.tenant_id, stream))
+            .flatten()
     }
 
     /// Several streams in one query (a conversation turn reads three aggregates at once); no
@@ -107,12 +156,24 @@ impl<'a> UnitOfWork<'a> {
         if streams.is_empty() {
             return Ok(Reads::default());
         }
-        let read = self
+        let mut kept = HashMap::new();
+        let from: Vec<(StreamRef, u32)> = streams
+            .iter()
+            .map(|stream| {
+                let from = self.kept(stream).map_or(1, |k| {
+                    let version = k.version;
+                    kept.insert(stream.clone(), k);
+                    version + 1
+                });
+                (stream.clone(), from)
+            })
+            .collect();
+        let events = self
             .store
-            .read_streams(self.ctx.tenant_id, streams)
+            .read_streams_from(self.ctx.tenant_id, &from)
             .await
             .map_err(|e| anyhow::Error::new(e).context("failed to read streams"))?;
-        Ok(Reads(read))
+        Ok(Reads { events, kept })
     }
 
     /// Takes one stream out of `reads` as an aggregate (empty when it has no events), and
@@ -121,7 +182,10 @@ impl<'a> UnitOfWork<'a> {
         &mut self,
         stream: &StreamRef,
         mut reads: Reads,
-    ) -> Result<D::State, AppError> {
+    ) -> Result<D::State, AppError>
+    where
+        D::State: Send + Sync + 'static,
+    {
         self.fold_in::<D>(stream, &mut reads)
     }
 
@@ -130,8 +194,11 @@ impl<'a> UnitOfWork<'a> {
         &mut self,
         stream: &StreamRef,
         reads: &mut Reads,
-    ) -> Result<D::State, AppError> {
-        let mut recorded = reads.0.remove(stream).unwrap_or_default();
+    ) -> Result<D::State, AppError>
+    where
+        D::State: Send + Sync + 'static,
+    {
+        let mut recorded = reads.events.remove(stream).unwrap_or_default();
         let own = || event_id(self.ctx.tenant_id, &self.ctx.idempotency_key, stream, 0);
         if let Some(at) = (!recorded.is_empty())
             .then(own)
@@ -142,7 +209,26 @@ impl<'a> UnitOfWork<'a> {
                 recorded.truncate(at);
             }
         }
-        let (state, version) = fold::<D>(stream, recorded)?;
+        let gained = !recorded.is_empty();
+        let (start, at) = match reads.kept.remove(stream) {
+            Some(kept) => {
+                let state = kept
+                    .state
+                    .downcast_ref::<D::State>()
+                    .cloned()
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("the state kept of {stream} is not the aggregate's")
+                    })?;
+                self.used_kept = true;
+                (state, kept.version)
+            }
+            None => (D::State::default(), 0),
+        };
+        let (state, version) = fold_onto::<D>(stream, start, at, recorded)?;
+        if gained && self.from_kept && self.states.keeps(stream) {
+            self.states
+                .put(self.ctx.tenant_id, stream, version, state.clone());
+        }
         self.read.insert(stream.clone(), version);
         Ok(state)
     }
@@ -154,7 +240,10 @@ impl<'a> UnitOfWork<'a> {
         &mut self,
         from_id: &str,
         to_id: &str,
-    ) -> Result<Vec<D::State>, AppError> {
+    ) -> Result<Vec<D::State>, AppError>
+    where
+        D::State: Send + Sync + 'static,
+    {
         let stream_type = <D::Event as DomainEvent>::STREAM_TYPE;
         let events = self
             .store
@@ -166,10 +255,14 @@ impl<'a> UnitOfWork<'a> {
         let mut reads = Reads::default();
         let mut order = Vec::new();
         for event in events {
-            if !reads.0.contains_key(&event.stream) {
+            if !reads.events.contains_key(&event.stream) {
                 order.push(event.stream.clone());
             }
-            reads.0.entry(event.stream.clone()).or_default().push(event);
+            reads
+                .events
+                .entry(event.stream.clone())
+                .or_default()
+                .push(event);
         }
         order
             .iter()
@@ -283,7 +376,14 @@ impl<'a> UnitOfWork<'a> {
                 stream,
             })
             .collect();
-        match (self.tx, appends.is_empty()) {
+        // What an erasure read holds the customer's revealed values: it leaves this
+        // process's kept states with the commit (or its failure).
+        let read_by_erasure: Vec<StreamRef> = match self.erasing {
+            Some(_) => self.read.keys().cloned().collect(),
+            None => Vec::new(),
+        };
+        let (states, tenant_id) = (self.states, self.ctx.tenant_id);
+        let outcome = match (self.tx, appends.is_empty()) {
             (None, true) => Ok(None),
             // No vault writes: the store's own transaction (one statement for one stream).
             (None, false) => self
@@ -291,16 +391,23 @@ impl<'a> UnitOfWork<'a> {
                 .append(self.ctx.tenant_id, appends)
                 .await
                 .map(Some),
-            (Some(tx), true) => {
-                tx.commit().await?;
-                Ok(None)
-            }
+            (Some(tx), true) => tx.commit().await.map(|()| None).map_err(Into::into),
             (Some(mut tx), false) => {
-                let outcome = self.store.append_in(&mut tx, appends).await?;
-                tx.commit().await?;
-                Ok(Some(outcome))
+                let appended = self.store.append_in(&mut tx, appends).await;
+                match appended {
+                    Ok(outcome) => tx
+                        .commit()
+                        .await
+                        .map(|()| Some(outcome))
+                        .map_err(Into::into),
+                    Err(err) => Err(err),
+                }
             }
+        };
+        for stream in &read_by_erasure {
+            states.forget(tenant_id, stream);
         }
+        outcome
     }
 
     /// Seals the staged events' personal values (looking keys up on the unit's transaction
@@ -328,8 +435,18 @@ impl<'a> UnitOfWork<'a> {
     }
 }
 
-impl Reads {
-    fn one(stream: &StreamRef, recorded: Vec<RecordedEvent>) -> Self {
-        Self(HashMap::from([(stream.clone(), recorded)]))
+impl std::fmt::Debug for Reads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reads")
+            .field("events", &self.events)
+            .field(
+                "kept",
+                &self
+                    .kept
+                    .iter()
+                    .map(|(s, k)| (s, k.version))
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
     }
 }

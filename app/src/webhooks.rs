@@ -103,7 +103,7 @@ pub async fn register(
     };
     let sealed = app.sealer.seal(registered.secret.as_bytes());
     let (events, registered, sealed) = (&events, &registered, &sealed);
-    execute(&app.store, ctx, |uow| {
+    execute(app, ctx, |uow| {
         Box::pin(async move {
             let tenant_id = uow.tenant_id();
             vault::webhooks::store(uow.conn().await?, tenant_id, endpoint_id, sealed).await?;
@@ -123,7 +123,7 @@ pub async fn command(
     command: WebhookCommand,
 ) -> Result<Committed<()>, AppError> {
     let command = &command;
-    execute(&app.store, ctx, |uow| {
+    execute(app, ctx, |uow| {
         Box::pin(async move {
             let endpoint = stream::<WebhookEvent>(endpoint_id);
             let state = uow.load::<WebhookEndpoint>(&endpoint).await?;

@@ -47,7 +47,7 @@ pub async fn connect(
         &app_secret_enc,
         &verify_token_hash,
     );
-    execute(&app.store, ctx, |uow| {
+    execute(app, ctx, |uow| {
         Box::pin(async move {
             let tenant_id = uow.tenant_id();
             let stream = tenant_stream(tenant_id);

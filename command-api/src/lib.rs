@@ -314,6 +314,10 @@ pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 /// whose customers write within a minute, with room to spare; beyond it the least used go.
 const SECRETS_CACHED: u64 = 10_000;
 
+/// The streams one command API keeps folded (a minute each): the conversations in flight and
+/// their businesses' tenant, configuration and billing, with room to spare.
+const STATES_KEPT: u64 = 8_192;
+
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(
@@ -489,6 +493,7 @@ impl Application {
             security: security.clone(),
             app: app::App {
                 store,
+                states: app::StateCache::new(STATES_KEPT),
                 sealer: vault::Sealer::from_base64(
                     settings.whatsapp.encryption_key.expose_secret(),
                 )?,

@@ -280,6 +280,7 @@ fn build_sender(settings: &Settings, app_pool: sqlx::PgPool) -> anyhow::Result<s
     Ok(sender::Sender::new(
         app::App {
             store: EventStore::new(app_pool.clone()).with_upcasters(app::events::upcasters()),
+            states: app::StateCache::default(),
             sealer: vault::Sealer::from_base64(s.encryption_key.expose_secret())?,
             policy: app::Policy::default(),
         },
@@ -332,6 +333,7 @@ pub fn rebuilder(settings: &Settings) -> anyhow::Result<rebuild::Rebuilder> {
 fn reactor_app(settings: &Settings, pool: &sqlx::PgPool) -> anyhow::Result<app::App> {
     Ok(app::App {
         store: EventStore::new(pool.clone()).with_upcasters(app::events::upcasters()),
+        states: app::StateCache::default(),
         sealer: vault::Sealer::from_base64(secrecy::ExposeSecret::expose_secret(
             &settings.sender.encryption_key,
         ))?,

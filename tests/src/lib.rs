@@ -313,6 +313,7 @@ pub fn use_cases(db: &TestDb) -> app::App {
         .expect("a valid URL");
     app::App {
         store: eventstore::EventStore::new(pool).with_upcasters(app::events::upcasters()),
+        states: app::StateCache::default(),
         sealer: vault::Sealer::from_base64(TEST_ENCRYPTION_KEY).expect("a valid key"),
         policy: app::Policy {
             upgrade_url: TEST_UPGRADE_URL.into(),

@@ -20,6 +20,7 @@ async fn app() -> (TestDb, App) {
     let db = TestDb::new().await;
     let app = App {
         store: EventStore::new(db.app_pool().await).with_upcasters(app::events::upcasters()),
+        states: app::StateCache::default(),
         sealer: vault::Sealer::from_base64(TEST_ENCRYPTION_KEY).unwrap(),
         policy: app::Policy::default(),
     };
@@ -41,7 +42,7 @@ async fn try_invite(
     key: &str,
 ) -> Result<app::Committed<()>, AppError> {
     let ctx = CommandContext::new(tenant, "test", key);
-    execute(&app.store, &ctx, |uow| {
+    execute(app, &ctx, |uow| {
         Box::pin(async move {
             let user_stream = stream::<UserEvent>(user);
             let state = uow.load::<User>(&user_stream).await?;
@@ -65,7 +66,7 @@ async fn try_invite(
 /// Changes a member's role, deciding on the state read.
 async fn change_role(app: &App, tenant: Uuid, user: Uuid, role: Role) {
     let ctx = CommandContext::fresh(tenant, "another writer");
-    execute(&app.store, &ctx, |uow| {
+    execute(app, &ctx, |uow| {
         Box::pin(async move {
             let user_stream = stream::<UserEvent>(user);
             let state = uow.load::<User>(&user_stream).await?;
@@ -98,7 +99,7 @@ async fn a_decision_that_lost_a_race_is_decided_again_on_the_new_state() {
     let ctx = CommandContext::fresh(tenant, "test");
     let attempts_ref = &attempts;
     let app_ref = &app;
-    execute(&app.store, &ctx, |uow| {
+    execute(&app, &ctx, |uow| {
         Box::pin(async move {
             let user_stream = stream::<UserEvent>(user);
             let state = uow.load::<User>(&user_stream).await?;
@@ -140,7 +141,7 @@ async fn a_stream_that_keeps_moving_ends_in_busy_after_the_bounded_attempts() {
     let attempts = AtomicUsize::new(0);
     let ctx = CommandContext::fresh(tenant, "test");
     let (attempts_ref, app_ref) = (&attempts, &app);
-    let outcome = execute(&app.store, &ctx, |uow| {
+    let outcome = execute(&app, &ctx, |uow| {
         Box::pin(async move {
             let user_stream = stream::<UserEvent>(user);
             let state = uow.load::<User>(&user_stream).await?;
@@ -166,7 +167,7 @@ async fn the_same_key_appends_once_and_a_different_command_under_it_is_refused()
     assert!(!first.replayed);
     // The same command again: it finds its own invitation. Staged again it is a replay.
     let ctx = CommandContext::new(tenant, "test", "key-1");
-    let again = execute(&app.store, &ctx, |uow| {
+    let again = execute(&app, &ctx, |uow| {
         Box::pin(async move {
             uow.stage(
                 &stream::<UserEvent>(user),
@@ -188,7 +189,7 @@ async fn the_same_key_appends_once_and_a_different_command_under_it_is_refused()
     assert_eq!(history(&app, tenant, user).await.len(), 1);
 
     // Another command under the same key: some of its ids exist, others do not.
-    let refused = execute(&app.store, &ctx, |uow| {
+    let refused = execute(&app, &ctx, |uow| {
         Box::pin(async move {
             let user_stream = stream::<UserEvent>(user);
             uow.load::<User>(&user_stream).await?;
@@ -229,7 +230,7 @@ async fn vault_writes_commit_with_the_events_or_not_at_all() {
 
     // A decision that fails after writing the vault leaves nothing behind.
     let ctx = CommandContext::fresh(tenant, "test");
-    let failed = execute(&app.store, &ctx, |uow| {
+    let failed = execute(&app, &ctx, |uow| {
         Box::pin(async move {
             let conn = uow.conn().await?;
             vault::users::insert(conn, tenant, user, "a@uow.example", "", "staff").await?;
@@ -244,7 +245,7 @@ async fn vault_writes_commit_with_the_events_or_not_at_all() {
     // writes the same unique row again, and only its write stays.
     let attempts = AtomicUsize::new(0);
     let (attempts_ref, app_ref) = (&attempts, &app);
-    execute(&app.store, &ctx, |uow| {
+    execute(&app, &ctx, |uow| {
         Box::pin(async move {
             let user_stream = stream::<UserEvent>(user);
             uow.load::<User>(&user_stream).await?;
@@ -280,7 +281,7 @@ async fn attach(
     let ctx = CommandContext::new(tenant, "test", format!("attach-{booking}"));
     let phone = domain::values::PhoneNumber::parse(phone).unwrap();
     let phone = &phone;
-    execute(&app.store, &ctx, |uow| {
+    execute(app, &ctx, |uow| {
         Box::pin(async move {
             let conversation_ref = uow.conversation_of(phone).await?;
             let conversation = uow.load::<Conversation>(&conversation_ref).await?;
@@ -400,4 +401,219 @@ async fn a_command_run_again_after_its_answer_was_lost_answers_as_the_first_run_
     // Under another key it is what it is: a second invitation, refused.
     let refused = try_invite(&app, tenant, user, "key-2").await;
     assert!(matches!(refused, Err(AppError::Rejected(_))), "{refused:?}");
+}
+
+/// A second process on the same database: its own kept states, as another command API's.
+fn another_process(app: &App) -> App {
+    App {
+        states: app::StateCache::default(),
+        ..app.clone()
+    }
+}
+
+/// The conversation of `phone` as a whole read folds it, and the stream's name.
+async fn whole_conversation(
+    app: &App,
+    tenant: Uuid,
+    phone: &str,
+) -> (
+    eventstore::StreamRef,
+    domain::conversation::ConversationState,
+) {
+    let phone = domain::values::PhoneNumber::parse(phone).unwrap();
+    let conversation_ref = app::conversation::known_conversation(&app.store, tenant, &phone)
+        .await
+        .unwrap()
+        .expect("a conversation");
+    let recorded = app
+        .store
+        .read_stream(tenant, &conversation_ref, 1)
+        .await
+        .unwrap();
+    let state =
+        app::events::fold::<domain::conversation::Conversation>(&conversation_ref, recorded)
+            .unwrap()
+            .0;
+    (conversation_ref, state)
+}
+
+/// The conversation of `phone` as `app` loads it in a command (from what it keeps).
+async fn loaded_conversation(
+    app: &App,
+    tenant: Uuid,
+    phone: &str,
+) -> domain::conversation::ConversationState {
+    let phone = domain::values::PhoneNumber::parse(phone).unwrap();
+    let phone = &phone;
+    let ctx = CommandContext::fresh(tenant, "test");
+    execute(app, &ctx, |uow| {
+        Box::pin(async move {
+            let conversation_ref = uow.conversation_of(phone).await?;
+            uow.load::<domain::conversation::Conversation>(&conversation_ref)
+                .await
+        })
+    })
+    .await
+    .unwrap()
+    .value
+}
+
+#[tokio::test]
+async fn a_kept_conversation_reads_what_another_process_appended_and_folds_as_a_whole_read() {
+    let (_db, a) = app().await;
+    let b = another_process(&a);
+    let tenant = Uuid::new_v4();
+    let phone = "+34600000111";
+    let bookings: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+    attach(&a, tenant, phone, bookings[0], false).await.unwrap();
+    // Loaded at version 1 (kept there), then appended to.
+    attach(&a, tenant, phone, bookings[1], false).await.unwrap();
+    let (conversation_ref, _) = whole_conversation(&a, tenant, phone).await;
+    assert_eq!(a.states.kept_version(tenant, &conversation_ref), Some(1));
+    // The other process appends twice; this one kept version 1 and reads what followed.
+    attach(&b, tenant, phone, bookings[2], false).await.unwrap();
+    attach(&b, tenant, phone, bookings[3], false).await.unwrap();
+    let loaded = loaded_conversation(&a, tenant, phone).await;
+    let (_, whole) = whole_conversation(&a, tenant, phone).await;
+    assert_eq!(loaded, whole);
+    let attached: Vec<Uuid> = loaded.bookings.iter().map(|b| b.uuid()).collect();
+    assert_eq!(attached, bookings);
+    assert_eq!(a.states.kept_version(tenant, &conversation_ref), Some(4));
+    // And its next append expects version 4: committed, not a conflict.
+    let fifth = Uuid::new_v4();
+    attach(&a, tenant, phone, fifth, false).await.unwrap();
+    assert_eq!(
+        whole_conversation(&a, tenant, phone).await.1.bookings.len(),
+        5
+    );
+}
+
+/// Attaches `booking` under `key`, refusing when it is attached already (so that the same
+/// command, run again later, is refused on the state of today).
+async fn attach_once(
+    app: &App,
+    tenant: Uuid,
+    phone: &str,
+    booking: Uuid,
+    key: &str,
+) -> Result<app::Committed<()>, AppError> {
+    use domain::conversation::{Conversation, ConversationCommand};
+    let ctx = CommandContext::new(tenant, "test", key);
+    let phone = domain::values::PhoneNumber::parse(phone).unwrap();
+    let phone = &phone;
+    let booking_id = domain::ids::BookingId::from_uuid(booking);
+    execute(app, &ctx, |uow| {
+        Box::pin(async move {
+            let conversation_ref = uow.conversation_of(phone).await?;
+            let conversation = uow.load::<Conversation>(&conversation_ref).await?;
+            if conversation.bookings.contains(&booking_id) {
+                return Err(AppError::conflict("attached already"));
+            }
+            let events = Conversation::decide(
+                &conversation,
+                ConversationCommand::AttachBooking { booking_id },
+            )?;
+            uow.stage(&conversation_ref, &events);
+            Ok(())
+        })
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_command_run_again_whose_own_events_lie_in_a_kept_state_answers_as_the_first_run() {
+    let (_db, app) = app().await;
+    let tenant = Uuid::new_v4();
+    let phone = "+34600000112";
+    let booking = Uuid::new_v4();
+    let first = attach_once(&app, tenant, phone, booking, "attach-once")
+        .await
+        .unwrap();
+    // Another command loads the stream (kept at version 1, the first run's event in it) and
+    // moves it on.
+    attach(&app, tenant, phone, Uuid::new_v4(), false)
+        .await
+        .unwrap();
+    let (conversation_ref, _) = whole_conversation(&app, tenant, phone).await;
+    assert_eq!(app.states.kept_version(tenant, &conversation_ref), Some(1));
+    // The first command again, its answer lost: on the kept state its own event is out of
+    // sight and today's state refuses it; decided on the whole stream it is the first run.
+    let again = attach_once(&app, tenant, phone, booking, "attach-once")
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.position, first.position);
+    // Under another key it is refused.
+    let refused = attach_once(&app, tenant, phone, booking, "attach-again").await;
+    assert!(
+        matches!(refused, Err(AppError::Conflict { .. })),
+        "{refused:?}"
+    );
+}
+
+/// Records a message `phone` wrote (sealed with their key, as a turn records it).
+async fn receive(app: &App, tenant: Uuid, phone: &str, text: &str) {
+    use domain::conversation::ConversationEvent;
+    let ctx = CommandContext::fresh(tenant, "test");
+    let from = domain::values::PhoneNumber::parse(phone).unwrap();
+    let from = &from;
+    execute(app, &ctx, |uow| {
+        Box::pin(async move {
+            let conversation_ref = uow.conversation_of(from).await?;
+            uow.load::<domain::conversation::Conversation>(&conversation_ref)
+                .await?;
+            uow.stage(
+                &conversation_ref,
+                &[ConversationEvent::MessageReceived {
+                    wamid: format!("wamid.{}", Uuid::new_v4()),
+                    from: from.clone(),
+                    profile_name: Some("Ana".into()),
+                    content: domain::bot::Inbound::Text { body: text.into() },
+                    received_at: chrono::Utc::now(),
+                }],
+            );
+            Ok(())
+        })
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn an_erasure_drops_the_kept_conversation_and_another_process_folds_it_to_nothing() {
+    let (_db, a) = app().await;
+    let b = another_process(&a);
+    let tenant = Uuid::new_v4();
+    let phone = "+34600000113";
+    receive(&a, tenant, phone, "hola").await;
+    // Both processes keep the conversation, the customer's phone revealed in it.
+    for process in [&a, &b] {
+        let kept = loaded_conversation(process, tenant, phone).await;
+        assert_eq!(
+            kept.phone.map(|p| p.as_str().to_owned()).as_deref(),
+            Some(phone)
+        );
+    }
+    let (conversation_ref, _) = whole_conversation(&a, tenant, phone).await;
+    assert_eq!(b.states.kept_version(tenant, &conversation_ref), Some(1));
+
+    let ctx = CommandContext::fresh(tenant, "test");
+    let customer = domain::values::PhoneNumber::parse(phone).unwrap();
+    app::customers::erase(&a, &ctx, &customer).await.unwrap();
+    // The erasing process keeps nothing of it.
+    assert_eq!(a.states.kept_version(tenant, &conversation_ref), None);
+    // The other still holds version 1 until its next load, which folds the erasure on it.
+    let ctx = CommandContext::fresh(tenant, "test");
+    let conversation_ref = &conversation_ref;
+    let folded = execute(&b, &ctx, |uow| {
+        Box::pin(async move {
+            uow.load::<domain::conversation::Conversation>(conversation_ref)
+                .await
+        })
+    })
+    .await
+    .unwrap()
+    .value;
+    assert_eq!(folded, domain::conversation::ConversationState::default());
+    assert_eq!(b.states.kept_version(tenant, conversation_ref), Some(2));
 }
