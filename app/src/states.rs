@@ -103,6 +103,21 @@ impl StateCache {
         }
     }
 
+    /// Keeps a state already shared (see [`StateCache::put`]).
+    pub(crate) fn put_kept(
+        &self,
+        tenant_id: Uuid,
+        stream: &StreamRef,
+        version: u32,
+        state: Arc<dyn Any + Send + Sync>,
+    ) {
+        if let Some(states) = &self.states
+            && CACHED.contains(&stream.stream_type.as_str())
+        {
+            states.insert((tenant_id, stream.clone()), Folded { version, state });
+        }
+    }
+
     pub(crate) fn forget(&self, tenant_id: Uuid, stream: &StreamRef) {
         if let Some(states) = &self.states {
             states.invalidate(&(tenant_id, stream.clone()));

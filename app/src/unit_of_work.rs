@@ -10,7 +10,10 @@
 //! A unit is used once: when its commit meets a moved stream, the executor starts a fresh
 //! one and the use case decides again.
 
+use std::any::Any;
 use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
 
 use domain::decider::Decider;
 use domain::event::{DomainEvent, Encoded};
@@ -34,6 +37,9 @@ pub struct UnitOfWork<'a> {
     from_kept: bool,
     /// A stream was folded onto a kept state.
     used_kept: bool,
+    /// The kept kinds of streams this unit folded, with what it staged to them folded on: what
+    /// the cache keeps once the commit appended it.
+    evolving: HashMap<StreamRef, Box<dyn Evolving>>,
     ctx: &'a CommandContext,
     /// The version each stream was read at.
     read: HashMap<StreamRef, u32>,
@@ -72,6 +78,7 @@ impl<'a> UnitOfWork<'a> {
             states,
             from_kept: true,
             used_kept: false,
+            evolving: HashMap::new(),
             ctx,
             read: HashMap::new(),
             staged: Vec::new(),
@@ -124,9 +131,13 @@ impl<'a> UnitOfWork<'a> {
     }
 
     /// An aggregate's state; staging to its stream will expect the version read.
-    pub async fn load<D: Decider>(&mut self, stream: &StreamRef) -> Result<D::State, AppError>
+    pub async fn load<D: Decider + 'static>(
+        &mut self,
+        stream: &StreamRef,
+    ) -> Result<D::State, AppError>
     where
         D::State: Send + Sync + 'static,
+        D::Event: 'static,
     {
         let kept = self.kept(stream);
         let from = kept.as_ref().map_or(1, |k| k.version + 1);
@@ -178,25 +189,27 @@ impl<'a> UnitOfWork<'a> {
 
     /// Takes one stream out of `reads` as an aggregate (empty when it has no events), and
     /// remembers its version.
-    pub fn fold<D: Decider>(
+    pub fn fold<D: Decider + 'static>(
         &mut self,
         stream: &StreamRef,
         mut reads: Reads,
     ) -> Result<D::State, AppError>
     where
         D::State: Send + Sync + 'static,
+        D::Event: 'static,
     {
         self.fold_in::<D>(stream, &mut reads)
     }
 
     /// Like [`UnitOfWork::fold`], leaving the other streams in `reads`.
-    pub fn fold_in<D: Decider>(
+    pub fn fold_in<D: Decider + 'static>(
         &mut self,
         stream: &StreamRef,
         reads: &mut Reads,
     ) -> Result<D::State, AppError>
     where
         D::State: Send + Sync + 'static,
+        D::Event: 'static,
     {
         let mut recorded = reads.events.remove(stream).unwrap_or_default();
         let own = || event_id(self.ctx.tenant_id, &self.ctx.idempotency_key, stream, 0);
@@ -225,9 +238,18 @@ impl<'a> UnitOfWork<'a> {
             None => (D::State::default(), 0),
         };
         let (state, version) = fold_onto::<D>(stream, start, at, recorded)?;
-        if gained && self.from_kept && self.states.keeps(stream) {
-            self.states
-                .put(self.ctx.tenant_id, stream, version, state.clone());
+        if self.from_kept && self.states.keeps(stream) {
+            if gained {
+                self.states
+                    .put(self.ctx.tenant_id, stream, version, state.clone());
+            }
+            self.evolving.insert(
+                stream.clone(),
+                Box::new(Folding::<D> {
+                    state: state.clone(),
+                    aggregate: PhantomData,
+                }),
+            );
         }
         self.read.insert(stream.clone(), version);
         Ok(state)
@@ -236,13 +258,14 @@ impl<'a> UnitOfWork<'a> {
     /// Every stream of `D`'s kind whose id lies in `[from_id, to_id]`, in one query (the
     /// agenda days a conversation may offer), with their versions remembered. Streams with no
     /// events are absent.
-    pub async fn load_between<D: Decider>(
+    pub async fn load_between<D: Decider + 'static>(
         &mut self,
         from_id: &str,
         to_id: &str,
     ) -> Result<Vec<D::State>, AppError>
     where
         D::State: Send + Sync + 'static,
+        D::Event: 'static,
     {
         let stream_type = <D::Event as DomainEvent>::STREAM_TYPE;
         let events = self
@@ -276,7 +299,7 @@ impl<'a> UnitOfWork<'a> {
     }
 
     /// Queues `events` for `stream`, after whatever was staged for it already.
-    pub fn stage<E: DomainEvent>(&mut self, stream: &StreamRef, events: &[E]) {
+    pub fn stage<E: DomainEvent + 'static>(&mut self, stream: &StreamRef, events: &[E]) {
         debug_assert_eq!(
             stream.stream_type,
             E::STREAM_TYPE,
@@ -284,6 +307,11 @@ impl<'a> UnitOfWork<'a> {
         );
         if events.is_empty() {
             return;
+        }
+        if let Some(folding) = self.evolving.get_mut(stream)
+            && !folding.evolve(&events.to_vec())
+        {
+            self.evolving.remove(stream);
         }
         let encoded = events.iter().map(domain::event::encode);
         match self.staged.iter_mut().find(|(s, _)| s == stream) {
@@ -383,6 +411,8 @@ impl<'a> UnitOfWork<'a> {
             None => Vec::new(),
         };
         let (states, tenant_id) = (self.states, self.ctx.tenant_id);
+        let mut evolving = std::mem::take(&mut self.evolving);
+        let read = std::mem::take(&mut self.read);
         let outcome = match (self.tx, appends.is_empty()) {
             (None, true) => Ok(None),
             // No vault writes: the store's own transaction (one statement for one stream).
@@ -404,6 +434,21 @@ impl<'a> UnitOfWork<'a> {
                 }
             }
         };
+        // What this unit appended to a stream it folded: the cache keeps the state it made,
+        // at the version it made, so the next load reads nothing of it (nor opens its keys).
+        if let Ok(Some(appended)) = &outcome
+            && !appended.replayed
+            && read_by_erasure.is_empty()
+        {
+            for done in &appended.streams {
+                let from_read = read.get(&done.stream).copied().unwrap_or(0);
+                if let Some(folded) = evolving.remove(&done.stream)
+                    && done.first_version == from_read + 1
+                {
+                    states.put_kept(tenant_id, &done.stream, done.last_version, folded.kept());
+                }
+            }
+        }
         for stream in &read_by_erasure {
             states.forget(tenant_id, stream);
         }
@@ -432,6 +477,38 @@ impl<'a> UnitOfWork<'a> {
             Ok(db) => AppendError::from(db),
             Err(other) => AppendError::Invalid(format!("{other:#}")),
         })
+    }
+}
+
+/// A folded state with the events staged to its stream folded on, its aggregate's type erased.
+trait Evolving: Send + Sync {
+    /// Folds `events` (a `Vec` of the aggregate's events) on; false when they are not its.
+    fn evolve(&mut self, events: &dyn Any) -> bool;
+    fn kept(self: Box<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+struct Folding<D: Decider> {
+    state: D::State,
+    aggregate: PhantomData<fn() -> D>,
+}
+
+impl<D: Decider + 'static> Evolving for Folding<D>
+where
+    D::State: Send + Sync + 'static,
+    D::Event: 'static,
+{
+    fn evolve(&mut self, events: &dyn Any) -> bool {
+        let Some(events) = events.downcast_ref::<Vec<D::Event>>() else {
+            return false;
+        };
+        self.state = events
+            .iter()
+            .fold(std::mem::take(&mut self.state), D::evolve);
+        true
+    }
+
+    fn kept(self: Box<Self>) -> Arc<dyn Any + Send + Sync> {
+        Arc::new(self.state)
     }
 }
 

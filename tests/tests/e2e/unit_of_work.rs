@@ -466,11 +466,11 @@ async fn a_kept_conversation_reads_what_another_process_appended_and_folds_as_a_
     let phone = "+34600000111";
     let bookings: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
     attach(&a, tenant, phone, bookings[0], false).await.unwrap();
-    // Loaded at version 1 (kept there), then appended to.
     attach(&a, tenant, phone, bookings[1], false).await.unwrap();
+    // What a commit appended is kept as the state it made, at the version it made.
     let (conversation_ref, _) = whole_conversation(&a, tenant, phone).await;
-    assert_eq!(a.states.kept_version(tenant, &conversation_ref), Some(1));
-    // The other process appends twice; this one kept version 1 and reads what followed.
+    assert_eq!(a.states.kept_version(tenant, &conversation_ref), Some(2));
+    // The other process appends twice; this one kept version 2 and reads what followed.
     attach(&b, tenant, phone, bookings[2], false).await.unwrap();
     attach(&b, tenant, phone, bookings[3], false).await.unwrap();
     let loaded = loaded_conversation(&a, tenant, phone).await;
@@ -529,13 +529,12 @@ async fn a_command_run_again_whose_own_events_lie_in_a_kept_state_answers_as_the
     let first = attach_once(&app, tenant, phone, booking, "attach-once")
         .await
         .unwrap();
-    // Another command loads the stream (kept at version 1, the first run's event in it) and
-    // moves it on.
+    // Another command moves the stream on: kept at version 2, the first run's event in it.
     attach(&app, tenant, phone, Uuid::new_v4(), false)
         .await
         .unwrap();
     let (conversation_ref, _) = whole_conversation(&app, tenant, phone).await;
-    assert_eq!(app.states.kept_version(tenant, &conversation_ref), Some(1));
+    assert_eq!(app.states.kept_version(tenant, &conversation_ref), Some(2));
     // The first command again, its answer lost: on the kept state its own event is out of
     // sight and today's state refuses it; decided on the whole stream it is the first run.
     let again = attach_once(&app, tenant, phone, booking, "attach-once")
@@ -586,15 +585,19 @@ async fn an_erasure_drops_the_kept_conversation_and_another_process_folds_it_to_
     let tenant = Uuid::new_v4();
     let phone = "+34600000113";
     receive(&a, tenant, phone, "hola").await;
-    // Both processes keep the conversation, the customer's phone revealed in it.
+    // Both processes keep the conversation, the customer's phone revealed in it: the one that
+    // appended, as its decision made it (the events before they were sealed); the other as
+    // it read them. Both are the whole read's.
+    let (conversation_ref, whole) = whole_conversation(&a, tenant, phone).await;
+    assert_eq!(a.states.kept_version(tenant, &conversation_ref), Some(1));
     for process in [&a, &b] {
         let kept = loaded_conversation(process, tenant, phone).await;
+        assert_eq!(kept, whole);
         assert_eq!(
             kept.phone.map(|p| p.as_str().to_owned()).as_deref(),
             Some(phone)
         );
     }
-    let (conversation_ref, _) = whole_conversation(&a, tenant, phone).await;
     assert_eq!(b.states.kept_version(tenant, &conversation_ref), Some(1));
 
     let ctx = CommandContext::fresh(tenant, "test");
