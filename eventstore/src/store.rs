@@ -298,30 +298,25 @@ impl EventStore {
             .iter()
             .map(|(_, v)| i32::try_from(*v).unwrap_or(i32::MAX))
             .collect();
-        let mut tx = self.begin(tenant_id).await?;
+        // One statement in its own implicit transaction (`read_streams_from` sets the tenant
+        // for it): one round trip.
         let rows = sqlx::query_as!(
             EventRow,
-            r#"select e.global_position as "global_position!",
-                      e.transaction_id::text::bigint as "tx_id!", e.tenant_id as "tenant_id!",
-                      e.stream_type as "stream_type!", e.stream_id as "stream_id!",
-                      e.version as "version!", e.event_id as "event_id!",
-                      e.event_type as "event_type!", e.schema_version as "schema_version!",
-                      e.payload as "payload!", e.metadata as "metadata!: Json<EventMetadata>",
-                      e.recorded_at as "recorded_at!"
-                 from unnest($2::text[], $3::text[], $4::int4[]) as s(stream_type, stream_id, from_version)
-                 join events e
-                   on e.tenant_id = $1 and e.stream_type = s.stream_type
-                  and e.stream_id = s.stream_id and e.version >= s.from_version
-                order by e.stream_type, e.stream_id, e.version"#,
+            r#"select global_position as "global_position!", tx_id as "tx_id!",
+                      tenant_id as "tenant_id!", stream_type as "stream_type!",
+                      stream_id as "stream_id!", version as "version!", event_id as "event_id!",
+                      event_type as "event_type!", schema_version as "schema_version!",
+                      payload as "payload!", metadata as "metadata!: Json<EventMetadata>",
+                      recorded_at as "recorded_at!"
+                 from read_streams_from($1, $2, $3, $4)"#,
             tenant_id,
             &types,
             &ids,
             &from
         )
-        .fetch_all(tx.conn())
+        .fetch_all(&self.pool)
         .await?;
-        let events = read::open_in(tx.conn(), rows, &self.upcasters).await?;
-        tx.rollback().await?;
+        let events = read::open(&self.pool, rows, &self.upcasters).await?;
         let mut out: std::collections::HashMap<StreamRef, Vec<RecordedEvent>> = Default::default();
         for event in events {
             out.entry(event.stream.clone()).or_default().push(event);
@@ -338,25 +333,24 @@ impl EventStore {
         from_id: &str,
         to_id: &str,
     ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
-        let mut tx = self.begin(tenant_id).await?;
+        // One statement in its own implicit transaction: one round trip.
         let rows = sqlx::query_as!(
             EventRow,
-            r#"select global_position, transaction_id::text::bigint as "tx_id!", tenant_id,
-                      stream_type, stream_id, version, event_id, event_type, schema_version,
-                      payload, metadata as "metadata: Json<EventMetadata>", recorded_at
-                 from events
-                where tenant_id = $1 and stream_type = $2 and stream_id between $3 and $4
-                order by stream_id, version"#,
+            r#"select global_position as "global_position!", tx_id as "tx_id!",
+                      tenant_id as "tenant_id!", stream_type as "stream_type!",
+                      stream_id as "stream_id!", version as "version!", event_id as "event_id!",
+                      event_type as "event_type!", schema_version as "schema_version!",
+                      payload as "payload!", metadata as "metadata!: Json<EventMetadata>",
+                      recorded_at as "recorded_at!"
+                 from read_streams_between($1, $2, $3, $4)"#,
             tenant_id,
             stream_type,
             from_id,
             to_id
         )
-        .fetch_all(tx.conn())
+        .fetch_all(&self.pool)
         .await?;
-        let events = read::open_in(tx.conn(), rows, &self.upcasters).await?;
-        tx.rollback().await?;
-        Ok(events)
+        read::open(&self.pool, rows, &self.upcasters).await
     }
 
     /// How many events of `event_type` the tenant recorded in `[from, to)`. Indexed for
