@@ -243,13 +243,19 @@ impl<'a> UnitOfWork<'a> {
                 self.states
                     .put(self.ctx.tenant_id, stream, version, state.clone());
             }
-            self.evolving.insert(
-                stream.clone(),
-                Box::new(Folding::<D> {
-                    state: state.clone(),
-                    aggregate: PhantomData,
-                }),
-            );
+            // Read again after events were staged to it, the state lacks those: what the
+            // commit makes of this stream is then not kept (the next load reads it).
+            if self.staged.iter().any(|(s, _)| s == stream) {
+                self.evolving.remove(stream);
+            } else {
+                self.evolving.insert(
+                    stream.clone(),
+                    Box::new(Folding::<D> {
+                        state: state.clone(),
+                        aggregate: PhantomData,
+                    }),
+                );
+            }
         }
         self.read.insert(stream.clone(), version);
         Ok(state)

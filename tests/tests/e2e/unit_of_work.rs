@@ -620,3 +620,40 @@ async fn an_erasure_drops_the_kept_conversation_and_another_process_folds_it_to_
     assert_eq!(folded, domain::conversation::ConversationState::default());
     assert_eq!(b.states.kept_version(tenant, conversation_ref), Some(2));
 }
+
+#[tokio::test]
+async fn a_stream_read_again_after_staging_to_it_is_kept_as_the_store_has_it() {
+    use domain::conversation::{Conversation, ConversationCommand};
+    let (_db, app) = app().await;
+    let tenant = Uuid::new_v4();
+    let phone = "+34600000114";
+    receive(&app, tenant, phone, "hola").await;
+    let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+    let customer = domain::values::PhoneNumber::parse(phone).unwrap();
+    let customer = &customer;
+    let ctx = CommandContext::fresh(tenant, "test");
+    // A decision that stages to the conversation, reads it again (the read lacks what it
+    // staged), and stages more.
+    execute(&app, &ctx, |uow| {
+        Box::pin(async move {
+            let conversation_ref = uow.conversation_of(customer).await?;
+            for booking in [first, second] {
+                let conversation = uow.load::<Conversation>(&conversation_ref).await?;
+                let events = Conversation::decide(
+                    &conversation,
+                    ConversationCommand::AttachBooking {
+                        booking_id: domain::ids::BookingId::from_uuid(booking),
+                    },
+                )?;
+                uow.stage(&conversation_ref, &events);
+            }
+            Ok(())
+        })
+    })
+    .await
+    .unwrap();
+    let (conversation_ref, whole) = whole_conversation(&app, tenant, phone).await;
+    assert_eq!(whole.bookings.len(), 2);
+    assert_eq!(loaded_conversation(&app, tenant, phone).await, whole);
+    assert_eq!(app.states.kept_version(tenant, &conversation_ref), Some(3));
+}
