@@ -65,6 +65,7 @@ async fn main() {
     load(&superuser, history(args.live_events, args.tenants, 0)).await;
     let target = last_position(&superuser).await;
     let statements = e2e_tests::statements::StatementProfile::start(&superuser).await;
+    let cpu_before = e2e_tests::cpu::Snapshot::take(&[]);
     let started = Instant::now();
     let projector = spawn_projector(projector_settings(&db, &nats)).await;
     eventually(Duration::from_secs(600), || async {
@@ -73,14 +74,31 @@ async fn main() {
     .await
     .expect("the projections catch up");
     let elapsed = started.elapsed();
+    let cpu_spent = cpu_before.until(&e2e_tests::cpu::Snapshot::take(&[]));
     if let Some(profile) = &statements {
         let (top, totals) = profile.finish(&superuser, 15).await.unwrap();
         e2e_tests::statements::print_table(&top, totals, args.live_events as u64, "event");
     }
+    // Here the relay and the projector run in this process ("load generator").
+    println!("\nCPU time of the drain, by process\n");
+    e2e_tests::cpu::print_table(
+        &cpu_spent,
+        args.live_events as u64,
+        "event",
+        &["postgres", "nats-server", "redis-server", "load generator"],
+    );
     let throughput = args.live_events as f64 / elapsed.as_secs_f64();
     report.push((
         "backlog through relay + 8 projections, events/s".into(),
         format!("{throughput:.0}"),
+    ));
+    // Whether the drain is bound by the CPU or by waiting (one batch at a time, each
+    // statement a round trip): the share of the machine's cores its processes kept busy.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let busy: f64 = cpu_spent.iter().map(|(_, s)| s).sum();
+    report.push((
+        format!("cores kept busy by the drain's processes, of {cores}"),
+        format!("{:.2}", busy / elapsed.as_secs_f64()),
     ));
 
     // 2. Lag: steady appends through the event store, each visible through the query API
