@@ -2,7 +2,9 @@
 //!
 //! Messages arrive in batches (whatever is ready, up to `batch_size`). A batch is applied in one
 //! Postgres transaction, switching `app.tenant_id` as the tenant changes, together with the
-//! projection's position (`rm_positions`), then acknowledged. If the batch fails, each message
+//! projection's position (`rm_positions`), then acknowledged; a batch of many tenants is split
+//! into shares of whole tenants applied at once on several connections, the positions saved
+//! once every share has committed ([`apply_batch_together`]). If the batch fails, each message
 //! is retried in its own transaction so that one bad event cannot hold the others back: a
 //! failing one is negatively acknowledged with a growing delay and, after `max_attempts`
 //! deliveries, dead-lettered (recorded in `rm_dead_letters`, announced on
@@ -10,6 +12,7 @@
 //! and fills gaps from the store, redelivery, reordering and a crash between commit and ack are
 //! all harmless.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -35,6 +38,9 @@ pub struct ConsumerConfig {
     pub retry_delay: Duration,
     /// How long a batch waits for more messages after its first.
     pub linger: Duration,
+    /// The most connections a batch's tenants are applied on at once (see
+    /// [`apply_batch_together`]).
+    pub parallelism: usize,
 }
 
 impl Default for ConsumerConfig {
@@ -44,6 +50,7 @@ impl Default for ConsumerConfig {
             max_attempts: 5,
             retry_delay: Duration::from_millis(500),
             linger: Duration::from_millis(5),
+            parallelism: 4,
         }
     }
 }
@@ -452,12 +459,16 @@ async fn missing_events(
     Ok(out)
 }
 
-/// Applies a batch to every projection of `projections` in one transaction, with their
-/// watermarks, when it is simply the next messages of each of them: their watermarks are the
-/// same and the batch's messages follow them without a hole. Messages every projection has
-/// applied or dead-lettered already (at or below the watermark) are skipped. Returns each
-/// projection's outcomes, or `None`, having written nothing, when the batch is not that
-/// (then each projection takes it on its own, [`apply_batch`]).
+/// Applies a batch to every projection of `projections`, with their watermarks, when it is
+/// simply the next messages of each of them: their watermarks are the same and the batch's
+/// messages follow them without a hole. Messages every projection has applied or
+/// dead-lettered already (at or below the watermark) are skipped. The watermarks are locked and
+/// saved in one transaction; the events are applied in it or, for a batch of many tenants, in
+/// shares of whole tenants at once, each share's transaction committed before the watermarks
+/// move ([`apply_in_shares`]). Returns each projection's outcomes, or `None`, having written
+/// nothing, when the batch is not that (then each projection takes it on its own,
+/// [`apply_batch`]). On an error, shares that committed stay: their events are duplicates when
+/// they come back.
 pub async fn apply_batch_together(
     runtime: &Runtime,
     projections: &[Projection],
@@ -503,7 +514,7 @@ pub async fn apply_batch_together(
         tx.rollback().await?;
         return Ok(Some(outcomes));
     }
-    let applied = match apply_together(projections, &mut tx, &runtime.store, &fresh).await {
+    let applied = match apply_in_shares(runtime, projections, &mut tx, &fresh).await {
         Ok(applied) => applied,
         Err(err) => {
             let _ = tx.rollback().await;
@@ -520,6 +531,89 @@ pub async fn apply_batch_together(
         }
     }
     Ok(Some(outcomes))
+}
+
+/// A share of a batch is worth its own connection from this many events on: below it, the
+/// transaction's begin and commit and the connection cost more than waiting does.
+const EVENTS_PER_SHARE: usize = 64;
+
+/// Applies `events` to `projections` for [`apply_batch_together`], which holds the watermarks
+/// in `tx`: a batch of many tenants is split into shares of whole tenants, each applied and
+/// committed in its own transaction on its own connection, all at once; a small batch (or one
+/// tenant's) is applied in `tx` itself.
+///
+/// The drain is otherwise one batch at a time, each statement a round trip, and keeps the
+/// machine's cores only partly busy. Shares are safe because no read-model row is two tenants'
+/// (so shares never wait for each other's rows) and each tenant's events stay in one share, in
+/// their order. A share commits as soon as it is applied; the watermarks move only once every
+/// share has committed. A share committed before a failure (another share's, or a crash before
+/// the watermarks are saved) is harmless: its events come back and are duplicates by their
+/// streams' applied versions.
+async fn apply_in_shares(
+    runtime: &Runtime,
+    projections: &[Projection],
+    tx: &mut PgConnection,
+    events: &[&RecordedEvent],
+) -> anyhow::Result<Vec<Vec<Applied>>> {
+    let shares = shares(events, runtime.config.parallelism);
+    if shares.len() <= 1 {
+        return apply_together(projections, tx, &runtime.store, events).await;
+    }
+    // Every share runs to its end, even after another fails: none is left half-way through a
+    // statement.
+    let applied = futures::future::join_all(shares.iter().map(|share| async move {
+        let events: Vec<&RecordedEvent> = share.iter().map(|i| events[*i]).collect();
+        let mut tx = runtime.pool.begin().await?;
+        let applied = apply_together(projections, &mut tx, &runtime.store, &events).await?;
+        tx.commit().await?;
+        anyhow::Ok(applied)
+    }))
+    .await
+    .into_iter()
+    .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut outcomes = vec![vec![Applied::NotMine; events.len()]; projections.len()];
+    for (share, applied) in shares.iter().zip(applied) {
+        for (outcomes, applied) in outcomes.iter_mut().zip(applied) {
+            for (i, outcome) in share.iter().zip(applied) {
+                outcomes[*i] = outcome;
+            }
+        }
+    }
+    Ok(outcomes)
+}
+
+/// Splits `events` into at most `parallelism` shares of whole tenants (each a list of indexes
+/// into `events`, in order), about equal in events, and no smaller than [`EVENTS_PER_SHARE`]
+/// but for the last.
+fn shares(events: &[&RecordedEvent], parallelism: usize) -> Vec<Vec<usize>> {
+    let mut tenants: Vec<Vec<usize>> = Vec::new();
+    let mut index: HashMap<uuid::Uuid, usize> = HashMap::new();
+    for (i, event) in events.iter().enumerate() {
+        let slot = *index.entry(event.tenant_id).or_insert_with(|| {
+            tenants.push(Vec::new());
+            tenants.len() - 1
+        });
+        tenants[slot].push(i);
+    }
+    let count = parallelism
+        .min(tenants.len())
+        .min(events.len().div_ceil(EVENTS_PER_SHARE))
+        .max(1);
+    // The largest tenants first, each to the share with the fewest events so far.
+    tenants.sort_by_key(|t| std::cmp::Reverse(t.len()));
+    let mut shares: Vec<Vec<usize>> = vec![Vec::new(); count];
+    for tenant in tenants {
+        let smallest = shares
+            .iter_mut()
+            .min_by_key(|s| s.len())
+            .expect("at least one share");
+        smallest.extend(tenant);
+    }
+    for share in &mut shares {
+        share.sort_unstable();
+    }
+    shares.retain(|s| !s.is_empty());
+    shares
 }
 
 /// Applies a batch in one transaction with the projection's new watermark, in stream order.

@@ -106,6 +106,8 @@ enabled = true
 batch_size = 500
 max_attempts = 5
 retry_delay_ms = 500
+# The most connections one batch's tenants are applied on at once.
+parallelism = 4
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -228,6 +230,9 @@ pub struct ProjectionSettings {
     /// Deliveries of one event before it is dead-lettered.
     pub max_attempts: i64,
     pub retry_delay_ms: u64,
+    /// The most connections one batch's tenants are applied on at once (each share of whole
+    /// tenants in its own transaction); 1 applies every batch in one transaction.
+    pub parallelism: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -269,6 +274,7 @@ pub fn runtime_with(
             max_attempts: settings.projections.max_attempts,
             retry_delay: Duration::from_millis(settings.projections.retry_delay_ms),
             linger: Duration::from_millis(5),
+            parallelism: settings.projections.parallelism.max(1),
         },
     })
 }

@@ -7,11 +7,11 @@
 //! gap, and the missing events are read from the event store, the source of truth, in the same
 //! transaction before it is applied.
 //!
-//! A batch is applied a tenant at a time, for every projection at once ([`apply_together`]):
-//! the tenant is set once, then for each projection one statement checks and records the next
-//! versions of all the tenant's streams, and the projections written most (bookings,
-//! conversations, usage, integrations) fold the tenant's events into one statement per table
-//! where the order of the events allows it.
+//! A batch is applied for every projection at once ([`apply_together`]): for each projection
+//! one statement checks and records the next versions of all the batch's streams, every
+//! tenant's; then a tenant at a time, the tenant set once, the projections written most
+//! (bookings, conversations, usage, integrations) fold the tenant's events into one statement
+//! per table where the order of the events allows it.
 //!
 //! Which tables a projection owns is written once, in the `rm_tables` catalogue of the
 //! migrations. The statements on `rm_<projection>_applied` name their table by the projection,
@@ -134,21 +134,21 @@ impl Projection {
         AppliedSql {
             claim: format!(
                 "with s as (
-                     select * from unnest($2::text[], $3::text[], $4::int[], $5::int[])
-                         as s(stream_type, stream_id, after, version)
+                     select * from unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::int[])
+                         as s(tenant_id, stream_type, stream_id, after, version)
                  ), advanced as (
                      update {table} a set version = s.version from s
-                     where a.tenant_id = $1 and a.stream_type = s.stream_type
+                     where a.tenant_id = s.tenant_id and a.stream_type = s.stream_type
                        and a.stream_id = s.stream_id and s.after > 0 and a.version = s.after
-                     returning a.stream_type, a.stream_id
+                     returning a.tenant_id, a.stream_type, a.stream_id
                  ), started as (
                      insert into {table} (tenant_id, stream_type, stream_id, version)
-                     select $1, stream_type, stream_id, version from s where after = 0
+                     select tenant_id, stream_type, stream_id, version from s where after = 0
                      on conflict do nothing
-                     returning stream_type, stream_id
+                     returning tenant_id, stream_type, stream_id
                  )
-                 select stream_type, stream_id from advanced
-                 union all select stream_type, stream_id from started"
+                 select tenant_id, stream_type, stream_id from advanced
+                 union all select tenant_id, stream_type, stream_id from started"
             ),
             current: format!(
                 "insert into {table} (tenant_id, stream_type, stream_id, version)
@@ -177,18 +177,13 @@ impl Projection {
         Ok(outcomes.pop().unwrap_or_default())
     }
 
-    /// [`apply_together`] for one tenant's events, all of which concern this projection, with
-    /// `app.tenant_id` set.
-    async fn apply_tenant(
+    /// Each stream of this projection's in `events` (one tenant's): its first and last version
+    /// there and whether they are consecutive (the claim's happy path), and where each stream
+    /// is in the list.
+    fn streams<'a>(
         self,
-        conn: &mut PgConnection,
-        store: &EventStore,
-        events: &[&RecordedEvent],
-    ) -> anyhow::Result<Vec<Applied>> {
-        let tenant = events[0].tenant_id;
-        let sql = self.applied_sql();
-        // Each stream's events here, and whether they are consecutive versions (the claim's
-        // happy path).
+        events: &[&'a RecordedEvent],
+    ) -> (Vec<Claim<'a>>, HashMap<(&'a str, &'a str), usize>) {
         let mut streams: Vec<Claim> = Vec::new();
         let mut by_stream: HashMap<(&str, &str), usize> = HashMap::new();
         for event in events
@@ -217,36 +212,62 @@ impl Projection {
                 }
             }
         }
-        let hopeful: Vec<&Claim> = streams.iter().filter(|c| c.consecutive).collect();
-        if !hopeful.is_empty() {
-            let claimed: Vec<(String, String)> = sqlx::query_as(sql.claim.as_str())
-                .bind(tenant)
-                .bind(
-                    hopeful
-                        .iter()
-                        .map(|c| c.stream.stream_type.as_str())
-                        .collect::<Vec<_>>(),
-                )
-                .bind(
-                    hopeful
-                        .iter()
-                        .map(|c| c.stream.stream_id.as_str())
-                        .collect::<Vec<_>>(),
-                )
-                .bind(
-                    hopeful
-                        .iter()
-                        .map(|c| c.first as i32 - 1)
-                        .collect::<Vec<_>>(),
-                )
-                .bind(hopeful.iter().map(|c| c.last as i32).collect::<Vec<_>>())
+        (streams, by_stream)
+    }
+
+    /// Checks and records, with one statement, the next versions of every stream of this
+    /// projection's in `tenants` (each tenant's events) whose events there are simply the next
+    /// ones, with `app.tenant_ids` naming those tenants. Returns the streams recorded; the
+    /// others (a duplicate, a gap) are for [`Projection::apply_tenant`] to take one by one.
+    async fn claim(
+        self,
+        conn: &mut PgConnection,
+        tenants: &[(uuid::Uuid, Vec<&RecordedEvent>)],
+    ) -> anyhow::Result<Claimed> {
+        let (mut ids, mut types, mut streams, mut after, mut version) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (tenant, events) in tenants {
+            for claim in self.streams(events).0.iter().filter(|c| c.consecutive) {
+                ids.push(*tenant);
+                types.push(claim.stream.stream_type.as_str());
+                streams.push(claim.stream.stream_id.as_str());
+                after.push(claim.first as i32 - 1);
+                version.push(claim.last as i32);
+            }
+        }
+        if ids.is_empty() {
+            return Ok(Claimed::default());
+        }
+        let claimed: Vec<(uuid::Uuid, String, String)> =
+            sqlx::query_as(self.applied_sql().claim.as_str())
+                .bind(ids)
+                .bind(types)
+                .bind(streams)
+                .bind(after)
+                .bind(version)
                 .fetch_all(&mut *conn)
                 .await?;
-            for (stream_type, stream_id) in &claimed {
-                if let Some(&k) = by_stream.get(&(stream_type.as_str(), stream_id.as_str())) {
-                    streams[k].claimed = true;
-                }
-            }
+        Ok(Claimed(claimed.into_iter().collect()))
+    }
+
+    /// [`apply_together`] for one tenant's events, all of which concern this projection, with
+    /// `app.tenant_id` set and the streams [`Projection::claim`] recorded.
+    async fn apply_tenant(
+        self,
+        conn: &mut PgConnection,
+        store: &EventStore,
+        events: &[&RecordedEvent],
+        claimed: &Claimed,
+    ) -> anyhow::Result<Vec<Applied>> {
+        let tenant = events[0].tenant_id;
+        let sql = self.applied_sql();
+        let (mut streams, by_stream) = self.streams(events);
+        for claim in &mut streams {
+            claim.claimed = claimed.0.contains(&(
+                tenant,
+                claim.stream.stream_type.clone(),
+                claim.stream.stream_id.clone(),
+            ));
         }
         // Where each unclaimed stream stands (its row locked): the version read, and the one
         // applied as its events are gone through one by one.
@@ -387,14 +408,15 @@ impl Projection {
 /// Applies `events` to each of `projections` inside the caller's transaction, and returns
 /// each projection's outcomes (in the order of `projections`, one per event).
 ///
-/// Each tenant's events are applied in their order, one tenant after another: tenants are
-/// independent (every read-model row is one tenant's), so this is the log's order as far as
-/// any row can tell. For each tenant, `app.tenant_id` is set once for every projection; then
-/// each projection, in turn, checks and records the next versions of all the tenant's streams
-/// it reads with one statement (which takes their rows' locks, so two transactions never
-/// interleave one stream's events) and applies its fresh events together, set-based where it
-/// can. Only a stream that is not simply the next versions (a duplicate, a gap) costs
-/// statements of its own.
+/// First each projection checks and records the next versions of all the streams it reads,
+/// every tenant's, with one statement (which takes their rows' locks, so two transactions never
+/// interleave one stream's events): `app.tenant_ids` names the batch's tenants, whose rows of
+/// the `rm_<projection>_applied` tables alone it lets through. Then each tenant's events are
+/// applied in their order, one tenant after another: tenants are independent (every read-model
+/// row is one tenant's), so this is the log's order as far as any row can tell. For each
+/// tenant, `app.tenant_id` is set once, and each projection in turn applies its fresh events
+/// together, set-based where it can. Only a stream that is not simply the next versions (a
+/// duplicate, a gap) costs statements of its own.
 pub async fn apply_together(
     projections: &[Projection],
     conn: &mut PgConnection,
@@ -414,9 +436,27 @@ pub async fn apply_together(
         });
         tenants[slot].1.push(i);
     }
+    if tenants.is_empty() {
+        return Ok(outcomes);
+    }
+    // Each projection's claim of every tenant's streams: one statement each.
+    set_tenants(conn, tenants.iter().map(|(t, _)| *t)).await?;
+    let mut claims = Vec::with_capacity(projections.len());
+    for projection in projections {
+        let theirs: Vec<(uuid::Uuid, Vec<&RecordedEvent>)> = tenants
+            .iter()
+            .map(|(tenant, theirs)| {
+                let mine = theirs.iter().map(|i| events[*i]);
+                (*tenant, mine.filter(|e| projection.concerns(e)).collect())
+            })
+            .collect();
+        claims.push(projection.claim(conn, &theirs).await?);
+    }
     for (tenant, theirs) in tenants {
         crate::consumer::set_tenant(conn, tenant).await?;
-        for (projection, outcomes) in projections.iter().zip(outcomes.iter_mut()) {
+        for ((projection, outcomes), claimed) in
+            projections.iter().zip(outcomes.iter_mut()).zip(&claims)
+        {
             let mine: Vec<usize> = theirs
                 .iter()
                 .copied()
@@ -426,7 +466,9 @@ pub async fn apply_together(
                 continue;
             }
             let events: Vec<&RecordedEvent> = mine.iter().map(|i| events[*i]).collect();
-            let applied = projection.apply_tenant(conn, store, &events).await?;
+            let applied = projection
+                .apply_tenant(conn, store, &events, claimed)
+                .await?;
             for (i, outcome) in mine.into_iter().zip(applied) {
                 outcomes[i] = outcome;
             }
@@ -434,6 +476,24 @@ pub async fn apply_together(
     }
     Ok(outcomes)
 }
+
+/// Names the tenants whose streams' applied versions the transaction records together
+/// (`app.tenant_ids`, which only the `rm_<projection>_applied` tables accept).
+async fn set_tenants(
+    conn: &mut PgConnection,
+    tenants: impl Iterator<Item = uuid::Uuid>,
+) -> sqlx::Result<()> {
+    let list: Vec<String> = tenants.map(|t| t.to_string()).collect();
+    sqlx::query("select set_config('app.tenant_ids', $1, true)")
+        .bind(format!("{{{}}}", list.join(",")))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The streams a claim recorded: (tenant, stream type, stream id).
+#[derive(Default)]
+struct Claimed(std::collections::HashSet<(uuid::Uuid, String, String)>);
 
 fn describe(event: &RecordedEvent) -> String {
     format!("{} {} v{}", event.event_type, event.stream, event.version)
@@ -522,9 +582,9 @@ pub enum Applied {
 /// [`Projection::applied_sql`]).
 #[derive(Debug, Clone)]
 pub struct AppliedSql {
-    /// Records the next versions of many streams of a tenant at once: for each stream, its
+    /// Records the next versions of many streams of many tenants at once: for each stream, its
     /// last version here where the one applied is the one before its first (or, for a stream
-    /// starting at version 1, where none is). Returns the streams recorded.
+    /// starting at version 1, where none is). Returns the streams recorded (tenant, type, id).
     pub claim: String,
     /// The version applied so far (0 for a new stream), locking the stream's row.
     pub current: String,

@@ -668,6 +668,7 @@ pub fn projector_settings(db: &TestDb, nats: &TestNats) -> projector::Settings {
             batch_size: 500,
             max_attempts: 3,
             retry_delay_ms: 50,
+            parallelism: 4,
         },
         // Tests that need them turn them on (and move the clock by hand): elsewhere they would
         // only retry an absent Stripe and SMTP server.

@@ -10,7 +10,7 @@ use eventstore::{
     EventMetadata, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamAppend,
     StreamRef,
 };
-use projector::projection::Projection;
+use projector::projection::{Applied, Projection};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use testkit::{TestDb, TestNats};
@@ -873,6 +873,153 @@ async fn a_batch_applied_together_equals_its_events_applied_one_at_a_time() {
         let (live, together) = (read("public").await, read("rebuild").await);
         assert_eq!(live, together, "{table}");
         compared += live.len();
+    }
+    assert!(compared > 1000, "{compared} rows compared");
+}
+
+/// A batch of many tenants is applied in shares of whole tenants, each on its own connection
+/// and committed by itself, the watermarks saved once every share has committed. When one share
+/// fails, the others' work stays and the watermarks do not move; when the batch comes back, what
+/// they applied is seen as duplicates, and the rows are those of applying each event by itself.
+#[tokio::test]
+async fn a_batch_applied_in_shares_applies_each_event_once_even_when_a_share_fails() {
+    let db = TestDb::new().await;
+    let nats = TestNats::new().await;
+    let superuser = db.superuser_url_pool().await;
+    // Twelve tenants' booking lives and conversation turns, interleaved: 600 events, four
+    // shares of three tenants.
+    e2e_tests::backlog::load(&superuser, e2e_tests::backlog::history(600, 12, 0)).await;
+    let runtime = runtime_without_consumers(&db, &nats).await;
+    assert_eq!(runtime.config.parallelism, 4);
+    let events = eventually(WAIT, || async {
+        let events = runtime
+            .log
+            .read_all(eventstore::Position::START, 1000)
+            .await
+            .unwrap();
+        (events.len() == 600).then_some(events)
+    })
+    .await
+    .expect("the events are below every reader's horizon");
+    let bad_at = events
+        .iter()
+        .position(|e| e.event_type == "AppointmentRequested")
+        .unwrap();
+    let bad_tenant = events[bad_at].tenant_id;
+    let mut bad = events[bad_at].clone();
+    bad.payload = json!({"booking_id": "not a uuid"});
+    let deliveries = |poisoned: bool| -> Vec<(u64, &RecordedEvent)> {
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i as u64 + 1, if poisoned && i == bad_at { &bad } else { e }))
+            .collect()
+    };
+    let count = |sql: &'static str| {
+        let superuser = superuser.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .bind(bad_tenant)
+                .fetch_one(&superuser)
+                .await
+                .unwrap()
+        }
+    };
+
+    // One share fails on the event it cannot read; the other three commit.
+    let failed =
+        projector::consumer::apply_batch_together(&runtime, &Projection::ALL, &deliveries(true))
+            .await
+            .expect_err("the poisoned share fails");
+    assert!(
+        format!("{failed:#}").contains("AppointmentRequested"),
+        "{failed:#}"
+    );
+    assert_eq!(
+        count("select count(*) from rm_positions where stream_sequence > 0 or $1 is null").await,
+        0,
+        "no watermark moved"
+    );
+    assert_eq!(
+        count("select count(*) from rm_usage where tenant_id = $1").await,
+        0,
+        "the failed share wrote nothing"
+    );
+    let committed =
+        count("select count(distinct tenant_id) from rm_usage where tenant_id <> $1").await;
+    assert!(
+        (1..=11).contains(&committed),
+        "the other shares' tenants, and only theirs, are applied: {committed}"
+    );
+
+    // The batch comes back as it is: the committed shares' events are duplicates.
+    let outcomes =
+        projector::consumer::apply_batch_together(&runtime, &Projection::ALL, &deliveries(false))
+            .await
+            .unwrap()
+            .expect("the batch follows the watermarks");
+    let bookings = &outcomes[Projection::ALL
+        .iter()
+        .position(|p| *p == Projection::Bookings)
+        .unwrap()];
+    let duplicates = bookings
+        .iter()
+        .filter(|o| **o == Applied::Duplicate)
+        .count();
+    let applied = bookings.iter().filter(|o| **o == Applied::Applied).count();
+    assert!(
+        duplicates > 0 && applied > 0,
+        "{duplicates} duplicates, {applied} applied"
+    );
+    assert_eq!(
+        count("select count(*) from rm_positions where stream_sequence = 600 and $1 is not null")
+            .await,
+        Projection::ALL.len() as i64
+    );
+
+    // The same events one at a time, into the shadows: the same rows.
+    let operator = db.operator_pool().await;
+    let app = db.app_pool().await;
+    for projection in Projection::ALL {
+        sqlx::query("select rm_create_shadows($1)")
+            .bind(projection.name())
+            .execute(&operator)
+            .await
+            .unwrap();
+    }
+    for event in &events {
+        let mut tx = app.begin().await.unwrap();
+        sqlx::query("set local search_path to rebuild, public")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        for projection in Projection::ALL {
+            projector::consumer::apply_events(projection, &runtime.store, &mut tx, &[event])
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    let tables: Vec<String> = sqlx::query_scalar("select table_name from rm_tables order by 1")
+        .fetch_all(&superuser)
+        .await
+        .unwrap();
+    let mut compared = 0;
+    for table in tables {
+        let read = |schema: &'static str| {
+            let (superuser, table) = (superuser.clone(), table.clone());
+            async move {
+                sqlx::query_scalar::<_, Value>(&format!(
+                    "select to_jsonb(t) from {schema}.{table} t order by 1"
+                ))
+                .fetch_all(&superuser)
+                .await
+                .unwrap()
+            }
+        };
+        let (shares, alone) = (read("public").await, read("rebuild").await);
+        assert_eq!(shares, alone, "{table}");
+        compared += shares.len();
     }
     assert!(compared > 1000, "{compared} rows compared");
 }
