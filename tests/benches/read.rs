@@ -37,6 +37,10 @@ struct Args {
     query_rate: u64,
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Connections a batch's tenants are applied on at once (the projector's
+    /// `projections.parallelism`; 1 applies each batch in one transaction).
+    #[arg(long, default_value_t = 4)]
+    parallelism: usize,
     #[arg(long, hide = true)]
     bench: bool,
 }
@@ -67,7 +71,9 @@ async fn main() {
     let statements = e2e_tests::statements::StatementProfile::start(&superuser).await;
     let cpu_before = e2e_tests::cpu::Snapshot::take(&[]);
     let started = Instant::now();
-    let projector = spawn_projector(projector_settings(&db, &nats)).await;
+    let mut settings = projector_settings(&db, &nats);
+    settings.projections.parallelism = args.parallelism;
+    let projector = spawn_projector(settings).await;
     eventually(Duration::from_secs(600), || async {
         caught_up(&superuser, target).await.then_some(())
     })
@@ -89,7 +95,10 @@ async fn main() {
     );
     let throughput = args.live_events as f64 / elapsed.as_secs_f64();
     report.push((
-        "backlog through relay + 8 projections, events/s".into(),
+        format!(
+            "backlog through relay + 8 projections, events/s (parallelism {})",
+            args.parallelism
+        ),
         format!("{throughput:.0}"),
     ));
     // Whether the drain is bound by the CPU or by waiting (one batch at a time, each

@@ -159,3 +159,56 @@ async fn the_projectors_run_time_statements_prepare_on_live_and_shadow_tables() 
             .unwrap();
     }
 }
+
+/// `app.tenant_ids` (a batch's tenants, for the projector's one claim per projection) is
+/// accepted by the `rm_<projection>_applied` tables alone, and only for the tenants it names:
+/// every table a query reads still checks each row against `app.tenant_id`.
+#[tokio::test]
+async fn a_batchs_tenants_reach_the_applied_versions_and_nothing_else() {
+    let db = TestDb::new().await;
+    let superuser = db.superuser_url_pool().await;
+    let with_policy: Vec<String> = sqlx::query_scalar(
+        "select tablename::text from pg_policies
+          where policyname = 'batch_tenants' and schemaname = 'public' order by 1",
+    )
+    .fetch_all(&superuser)
+    .await
+    .unwrap();
+    let mut applied: Vec<String> = Projection::ALL
+        .iter()
+        .map(|p| format!("rm_{}_applied", p.name()))
+        .collect();
+    applied.sort();
+    assert_eq!(with_policy, applied);
+
+    let app = db.app_pool().await;
+    let (ours, theirs) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let attempt = |sql: &'static str, tenant: uuid::Uuid| {
+        let app = app.clone();
+        async move {
+            let mut tx = app.begin().await.unwrap();
+            sqlx::query("select set_config('app.tenant_ids', $1, true)")
+                .bind(format!("{{{ours}}}"))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            sqlx::query(sql).bind(tenant).execute(&mut *tx).await
+        }
+    };
+    let version = "insert into rm_bookings_applied (tenant_id, stream_type, stream_id, version)
+                   values ($1, 'booking', 'b', 1)";
+    attempt(version, ours)
+        .await
+        .expect("a listed tenant's version is recorded");
+    let refused = attempt(version, theirs).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("row-level security"),
+        "{refused}"
+    );
+    let usage = "insert into rm_usage (tenant_id, period) values ($1, '2030-01')";
+    let refused = attempt(usage, ours).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("row-level security"),
+        "a read model takes app.tenant_id alone: {refused}"
+    );
+}
