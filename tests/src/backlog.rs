@@ -187,3 +187,81 @@ pub async fn last_position(superuser: &PgPool) -> Position {
         global_position: pos as u64,
     }
 }
+
+/// One tenant's bookings through every kind of booking event, reminders, attendance and
+/// arrival included: what [`history`] leaves out, for the tests that compare a batch applied
+/// together with its events one at a time.
+pub fn booking_lives(tenant: uuid::Uuid) -> Vec<Row> {
+    use BookingEvent::*;
+    let start: chrono::DateTime<chrono::Utc> = "2030-01-07T10:00:00Z".parse().unwrap();
+    let slot = Interval::new(start, start + chrono::Duration::minutes(45)).unwrap();
+    let later = Interval::new(
+        start + chrono::Duration::days(1),
+        start + chrono::Duration::days(1) + chrono::Duration::minutes(45),
+    )
+    .unwrap();
+    let (day_before, hour_before) = (
+        start - chrono::Duration::days(1),
+        start - chrono::Duration::hours(1),
+    );
+    let lives: Vec<Vec<BookingEvent>> = vec![
+        vec![
+            RemindersScheduled {
+                at: vec![day_before, hour_before],
+            },
+            AppointmentConfirmed,
+            ReminderSent { at: day_before },
+            AttendanceConfirmed,
+            ReminderSkipped { at: hour_before },
+            CustomerArrived { at: start },
+            AppointmentCompleted,
+        ],
+        vec![
+            AppointmentConfirmed,
+            AttendanceConfirmed,
+            AppointmentRescheduled {
+                from: slot,
+                to: later,
+                from_resource: ResourceId::default_resource(),
+                to_resource: ResourceId::default_resource(),
+                by: Party::Customer,
+            },
+            CustomerArrived { at: later.start },
+            AppointmentMarkedNoShow,
+        ],
+        vec![
+            AppointmentConfirmed,
+            RemindersScheduled {
+                at: vec![hour_before],
+            },
+            AppointmentCancelled {
+                by: Party::Customer,
+                reason: None,
+            },
+        ],
+        vec![],
+    ];
+    let mut rows = Vec::new();
+    for (k, life) in lives.into_iter().enumerate() {
+        let booking = BookingId::from_uuid(uuid::Uuid::new_v4());
+        let requested = AppointmentRequested {
+            booking_id: booking,
+            reference: format!("BK-LIFE-{k}"),
+            service_id: ServiceId::from_uuid(uuid::Uuid::from_u128(7)),
+            service_name: "Haircut".into(),
+            price: Money::parse(2500, "EUR").unwrap(),
+            resource: ResourceId::default_resource(),
+            appointment: slot,
+            customer: Customer {
+                phone: PhoneNumber::parse(&format!("+346200000{k:02}")).unwrap(),
+                name: (k % 2 == 0).then(|| "Life".into()),
+            },
+            channel: Channel::WhatsApp,
+        };
+        let id = booking.to_string();
+        for (v, e) in std::iter::once(requested).chain(life).enumerate() {
+            rows.push(row(tenant, &id, v as i32 + 1, &e));
+        }
+    }
+    rows
+}

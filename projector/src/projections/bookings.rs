@@ -8,23 +8,193 @@ use sqlx::PgConnection;
 
 use crate::projection::decode;
 
-/// One tenant's events, in order: each booking's row statement by statement, the history rows
-/// together in one statement (written before an erasure, which rewrites them).
+/// One tenant's events, in order. A booking requested here has its row folded from its events
+/// in memory and written with the others in one statement; any other booking's row statement by
+/// statement; the history rows together in one statement. Both gathered writes go before an
+/// erasure (which rewrites those rows) and, for the folded rows, before an event they do not
+/// fold (which then updates the written row).
 pub async fn apply_all(conn: &mut PgConnection, events: &[&RecordedEvent]) -> anyhow::Result<()> {
     let mut history = History::default();
+    let mut requested = Requested::default();
     for event in events {
         if event.stream.stream_type != BookingEvent::STREAM_TYPE {
             // A conversation's stream: the erasure of a customer these rows name.
             if let Some(erased) = crate::projection::erasure(event)? {
                 history.write(conn).await?;
+                requested.write(conn).await?;
                 scrub(conn, event, &erased).await?;
             }
             continue;
         }
-        apply_row(conn, event).await?;
+        let decoded = decode::<BookingEvent>(event)?;
+        match requested.fold(event, &decoded)? {
+            Folded::Yes => {}
+            Folded::NotRequestedHere => apply_row(conn, event, decoded).await?,
+            Folded::Unfoldable => {
+                requested.write(conn).await?;
+                apply_row(conn, event, decoded).await?;
+            }
+        }
         history.push(event)?;
     }
+    requested.write(conn).await?;
     history.write(conn).await
+}
+
+/// Whether [`Requested::fold`] took an event.
+enum Folded {
+    Yes,
+    /// Its booking was requested before this batch (or its row written already).
+    NotRequestedHere,
+    /// Its booking's row is folded here, but the event is one only a statement applies
+    /// (reminders); the folded rows are written first.
+    Unfoldable,
+}
+
+/// The rows of bookings requested in this batch, folded from their events, not written yet.
+#[derive(Default)]
+struct Requested {
+    rows: Vec<BookingRow>,
+    index: std::collections::HashMap<uuid::Uuid, usize>,
+}
+
+/// A booking's `rm_bookings` row, as its statements would leave it.
+struct BookingRow {
+    tenant: uuid::Uuid,
+    booking_id: uuid::Uuid,
+    reference: String,
+    service_id: uuid::Uuid,
+    service_name: String,
+    resource: String,
+    starts_at: chrono::DateTime<chrono::Utc>,
+    ends_at: chrono::DateTime<chrono::Utc>,
+    status: BookingStatus,
+    channel: String,
+    customer_phone: String,
+    customer_name: Option<String>,
+    price_minor: i64,
+    currency: String,
+    version: i32,
+    created_at: chrono::DateTime<chrono::Utc>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+    attendance_confirmed_at: Option<chrono::DateTime<chrono::Utc>>,
+    arrived_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Requested {
+    fn fold(&mut self, event: &RecordedEvent, decoded: &BookingEvent) -> anyhow::Result<Folded> {
+        let booking_id: uuid::Uuid = event.stream.stream_id.parse()?;
+        let at = event.recorded_at;
+        if let BookingEvent::AppointmentRequested {
+            reference,
+            service_id,
+            service_name,
+            price,
+            resource,
+            appointment,
+            customer,
+            channel,
+            ..
+        } = decoded
+        {
+            self.index.insert(booking_id, self.rows.len());
+            self.rows.push(BookingRow {
+                tenant: event.tenant_id,
+                booking_id,
+                reference: reference.clone(),
+                service_id: service_id.uuid(),
+                service_name: service_name.clone(),
+                resource: resource.as_str().to_owned(),
+                starts_at: appointment.start,
+                ends_at: appointment.end,
+                status: BookingStatus::Requested,
+                channel: channel.as_str().to_owned(),
+                customer_phone: customer.phone.as_str().to_owned(),
+                customer_name: customer.name.clone(),
+                price_minor: price.minor(),
+                currency: price.currency().as_str().to_owned(),
+                version: event.version as i32,
+                created_at: at,
+                updated_at: at,
+                attendance_confirmed_at: None,
+                arrived_at: None,
+            });
+            return Ok(Folded::Yes);
+        }
+        let Some(row) = self.index.get(&booking_id).map(|k| &mut self.rows[*k]) else {
+            return Ok(Folded::NotRequestedHere);
+        };
+        match decoded {
+            BookingEvent::AppointmentRequested { .. } => unreachable!("folded above"),
+            BookingEvent::AppointmentRescheduled {
+                to, to_resource, ..
+            } => {
+                row.starts_at = to.start;
+                row.ends_at = to.end;
+                row.resource = to_resource.as_str().to_owned();
+                row.updated_at = at;
+            }
+            BookingEvent::AppointmentConfirmed => row.status = BookingStatus::Confirmed,
+            BookingEvent::AppointmentCancelled { .. } => row.status = BookingStatus::Cancelled,
+            BookingEvent::AppointmentCompleted => row.status = BookingStatus::Completed,
+            BookingEvent::AppointmentMarkedNoShow => row.status = BookingStatus::NoShow,
+            BookingEvent::AttendanceConfirmed => row.attendance_confirmed_at = Some(at),
+            BookingEvent::CustomerArrived { at: arrived } => row.arrived_at = Some(*arrived),
+            BookingEvent::RemindersScheduled { .. }
+            | BookingEvent::ReminderSent { .. }
+            | BookingEvent::ReminderSkipped { .. } => return Ok(Folded::Unfoldable),
+        }
+        row.version = event.version as i32;
+        row.updated_at = at;
+        Ok(Folded::Yes)
+    }
+
+    async fn write(&mut self, conn: &mut PgConnection) -> anyhow::Result<()> {
+        let Some(tenant) = self.rows.first().map(|r| r.tenant) else {
+            return Ok(());
+        };
+        let rows = std::mem::take(&mut self.rows);
+        self.index.clear();
+        let column = |f: fn(&BookingRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
+        sqlx::query!(
+            "insert into rm_bookings (tenant_id, booking_id, reference, service_id, service_name,
+                 resource, starts_at, ends_at, status, channel, customer_phone, customer_name,
+                 price_minor, currency, version, created_at, updated_at, attendance_confirmed_at,
+                 arrived_at)
+             select $1, * from unnest($2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::text[],
+                 $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[], $11::text[],
+                 $12::text[], $13::bigint[], $14::text[], $15::int[], $16::timestamptz[],
+                 $17::timestamptz[], $18::timestamptz[], $19::timestamptz[])",
+            tenant,
+            &rows.iter().map(|r| r.booking_id).collect::<Vec<_>>(),
+            &column(|r| r.reference.clone()),
+            &rows.iter().map(|r| r.service_id).collect::<Vec<_>>(),
+            &column(|r| r.service_name.clone()),
+            &column(|r| r.resource.clone()),
+            &rows.iter().map(|r| r.starts_at).collect::<Vec<_>>(),
+            &rows.iter().map(|r| r.ends_at).collect::<Vec<_>>(),
+            &column(|r| r.status.as_str().to_owned()),
+            &column(|r| r.channel.clone()),
+            &column(|r| r.customer_phone.clone()),
+            &rows
+                .iter()
+                .map(|r| r.customer_name.clone())
+                .collect::<Vec<_>>() as _,
+            &rows.iter().map(|r| r.price_minor).collect::<Vec<_>>(),
+            &column(|r| r.currency.clone()),
+            &rows.iter().map(|r| r.version).collect::<Vec<_>>(),
+            &rows.iter().map(|r| r.created_at).collect::<Vec<_>>(),
+            &rows.iter().map(|r| r.updated_at).collect::<Vec<_>>(),
+            &rows
+                .iter()
+                .map(|r| r.attendance_confirmed_at)
+                .collect::<Vec<_>>() as _,
+            &rows.iter().map(|r| r.arrived_at).collect::<Vec<_>>() as _
+        )
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
 }
 
 /// Rows of `rm_booking_history` not written yet.
@@ -79,50 +249,18 @@ impl History {
 }
 
 /// A booking's row (`rm_bookings`) after one of its events.
-async fn apply_row(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<()> {
+async fn apply_row(
+    conn: &mut PgConnection,
+    event: &RecordedEvent,
+    decoded: BookingEvent,
+) -> anyhow::Result<()> {
     let tenant = event.tenant_id;
     let booking_id: uuid::Uuid = event.stream.stream_id.parse()?;
     let at = event.recorded_at;
     let version = event.version as i32;
-    let status = match decode::<BookingEvent>(event)? {
-        BookingEvent::AppointmentRequested {
-            reference,
-            service_id,
-            service_name,
-            price,
-            resource,
-            appointment,
-            customer,
-            channel,
-            ..
-        } => {
-            let currency = price.currency();
-            sqlx::query!(
-                "insert into rm_bookings (tenant_id, booking_id, reference, service_id,
-                     service_name, resource, starts_at, ends_at, status, channel, customer_phone,
-                     customer_name, price_minor, currency, version, created_at, updated_at)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                     $16)",
-                tenant,
-                booking_id,
-                reference,
-                service_id.uuid(),
-                service_name,
-                resource.as_str(),
-                appointment.start,
-                appointment.end,
-                BookingStatus::Requested.as_str(),
-                channel.as_str(),
-                customer.phone.as_str(),
-                customer.name.as_deref(),
-                price.minor(),
-                currency.as_str(),
-                version,
-                at
-            )
-            .execute(&mut *conn)
-            .await?;
-            None
+    let status = match decoded {
+        BookingEvent::AppointmentRequested { .. } => {
+            anyhow::bail!("a request is folded by apply_all")
         }
         BookingEvent::AppointmentRescheduled {
             to, to_resource, ..

@@ -1023,3 +1023,84 @@ async fn a_batch_applied_in_shares_applies_each_event_once_even_when_a_share_fai
     }
     assert!(compared > 1000, "{compared} rows compared");
 }
+
+/// A booking requested in a batch has its row folded from its events in memory and written in
+/// one statement; one requested earlier is updated event by event. Every kind of booking event,
+/// in batches that cut the bookings' lives anywhere, leaves the rows of applying each event by
+/// itself.
+#[tokio::test]
+async fn bookings_folded_in_a_batch_equal_their_events_applied_one_at_a_time() {
+    let db = TestDb::new().await;
+    let superuser = db.superuser_url_pool().await;
+    let tenant = uuid::Uuid::new_v4();
+    let lives = e2e_tests::backlog::booking_lives(tenant);
+    let total = lives.len();
+    e2e_tests::backlog::load(&superuser, lives).await;
+    let store = EventStore::new(db.app_pool().await);
+    let log = eventstore::GlobalLog::new(db.operator_pool().await);
+    let events = eventually(WAIT, || async {
+        let events = log
+            .read_all(eventstore::Position::START, 1000)
+            .await
+            .unwrap();
+        (events.len() == total).then_some(events)
+    })
+    .await
+    .expect("the events are below every reader's horizon");
+    let operator = db.operator_pool().await;
+    let app = db.app_pool().await;
+    let bookings = |schema: &'static str| {
+        let superuser = superuser.clone();
+        async move {
+            let rows: Vec<Value> = sqlx::query_scalar(&format!(
+                "select to_jsonb(t) from {schema}.rm_bookings t order by reference"
+            ))
+            .fetch_all(&superuser)
+            .await
+            .unwrap();
+            let history: Vec<Value> = sqlx::query_scalar(&format!(
+                "select to_jsonb(t) from {schema}.rm_booking_history t order by 1"
+            ))
+            .fetch_all(&superuser)
+            .await
+            .unwrap();
+            (rows, history)
+        }
+    };
+    for event in &events {
+        let mut tx = app.begin().await.unwrap();
+        projector::consumer::apply_events(Projection::Bookings, &store, &mut tx, &[event])
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let alone = bookings("public").await;
+    assert_eq!(alone.0.len(), 4);
+    assert!(
+        alone.0.iter().any(|r| r["arrived_at"].is_string()
+            && r["attendance_confirmed_at"].is_string()
+            && r["status"] == "no_show"),
+        "{:?}",
+        alone.0
+    );
+    // Batches of every size from the whole log down to one event.
+    for size in (1..=total).rev() {
+        sqlx::query("select rm_create_shadows('bookings')")
+            .execute(&operator)
+            .await
+            .unwrap();
+        for batch in events.chunks(size) {
+            let batch: Vec<&RecordedEvent> = batch.iter().collect();
+            let mut tx = app.begin().await.unwrap();
+            sqlx::query("set local search_path to rebuild, public")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            projector::consumer::apply_events(Projection::Bookings, &store, &mut tx, &batch)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+        assert_eq!(bookings("rebuild").await, alone, "batches of {size}");
+    }
+}
