@@ -785,6 +785,33 @@ async fn a_projector_killed_mid_run_converges_to_what_a_rebuild_makes() {
     projector.start_kill().unwrap();
 }
 
+/// Asserts that every read-model table holds the same rows live and in the rebuild's shadows;
+/// returns how many rows were compared.
+async fn same_rows_live_and_in_the_shadows(superuser: &PgPool) -> usize {
+    let tables: Vec<String> = sqlx::query_scalar("select table_name from rm_tables order by 1")
+        .fetch_all(superuser)
+        .await
+        .unwrap();
+    let mut compared = 0;
+    for table in tables {
+        let read = |schema: &'static str| {
+            let table = table.clone();
+            async move {
+                sqlx::query_scalar::<_, Value>(&format!(
+                    "select to_jsonb(t) from {schema}.{table} t order by 1"
+                ))
+                .fetch_all(superuser)
+                .await
+                .unwrap()
+            }
+        };
+        let (live, shadow) = (read("public").await, read("rebuild").await);
+        assert_eq!(live, shadow, "{table}");
+        compared += live.len();
+    }
+    compared
+}
+
 /// A batch is applied a tenant at a time, each tenant's events written together (one claim of
 /// its streams' versions, one statement per table where the projection folds them). Whatever
 /// the batch holds (several tenants interleaved, several streams each, messages delivered
@@ -853,27 +880,7 @@ async fn a_batch_applied_together_equals_its_events_applied_one_at_a_time() {
         tx.commit().await.unwrap();
     }
 
-    let tables: Vec<String> = sqlx::query_scalar("select table_name from rm_tables order by 1")
-        .fetch_all(&superuser)
-        .await
-        .unwrap();
-    let mut compared = 0;
-    for table in tables {
-        let read = |schema: &'static str| {
-            let (superuser, table) = (superuser.clone(), table.clone());
-            async move {
-                sqlx::query_scalar::<_, Value>(&format!(
-                    "select to_jsonb(t) from {schema}.{table} t order by 1"
-                ))
-                .fetch_all(&superuser)
-                .await
-                .unwrap()
-            }
-        };
-        let (live, together) = (read("public").await, read("rebuild").await);
-        assert_eq!(live, together, "{table}");
-        compared += live.len();
-    }
+    let compared = same_rows_live_and_in_the_shadows(&superuser).await;
     assert!(compared > 1000, "{compared} rows compared");
 }
 
@@ -1000,27 +1007,7 @@ async fn a_batch_applied_in_shares_applies_each_event_once_even_when_a_share_fai
         }
         tx.commit().await.unwrap();
     }
-    let tables: Vec<String> = sqlx::query_scalar("select table_name from rm_tables order by 1")
-        .fetch_all(&superuser)
-        .await
-        .unwrap();
-    let mut compared = 0;
-    for table in tables {
-        let read = |schema: &'static str| {
-            let (superuser, table) = (superuser.clone(), table.clone());
-            async move {
-                sqlx::query_scalar::<_, Value>(&format!(
-                    "select to_jsonb(t) from {schema}.{table} t order by 1"
-                ))
-                .fetch_all(&superuser)
-                .await
-                .unwrap()
-            }
-        };
-        let (shares, alone) = (read("public").await, read("rebuild").await);
-        assert_eq!(shares, alone, "{table}");
-        compared += shares.len();
-    }
+    let compared = same_rows_live_and_in_the_shadows(&superuser).await;
     assert!(compared > 1000, "{compared} rows compared");
 }
 
