@@ -12,7 +12,6 @@
 //! and fills gaps from the store, redelivery, reordering and a crash between commit and ack are
 //! all harmless.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -586,15 +585,10 @@ async fn apply_in_shares(
 /// into `events`, in order), about equal in events, and no smaller than [`EVENTS_PER_SHARE`]
 /// but for the last.
 fn shares(events: &[&RecordedEvent], parallelism: usize) -> Vec<Vec<usize>> {
-    let mut tenants: Vec<Vec<usize>> = Vec::new();
-    let mut index: HashMap<uuid::Uuid, usize> = HashMap::new();
-    for (i, event) in events.iter().enumerate() {
-        let slot = *index.entry(event.tenant_id).or_insert_with(|| {
-            tenants.push(Vec::new());
-            tenants.len() - 1
-        });
-        tenants[slot].push(i);
-    }
+    let mut tenants: Vec<Vec<usize>> = crate::projection::by_tenant(events, |_| true)
+        .into_iter()
+        .map(|(_, theirs)| theirs)
+        .collect();
     let count = parallelism
         .min(tenants.len())
         .min(events.len().div_ceil(EVENTS_PER_SHARE))

@@ -424,18 +424,7 @@ pub async fn apply_together(
     events: &[&RecordedEvent],
 ) -> anyhow::Result<Vec<Vec<Applied>>> {
     let mut outcomes = vec![vec![Applied::NotMine; events.len()]; projections.len()];
-    let mut tenants: Vec<(uuid::Uuid, Vec<usize>)> = Vec::new();
-    let mut index: HashMap<uuid::Uuid, usize> = HashMap::new();
-    for (i, event) in events.iter().enumerate() {
-        if !projections.iter().any(|p| p.concerns(event)) {
-            continue;
-        }
-        let slot = *index.entry(event.tenant_id).or_insert_with(|| {
-            tenants.push((event.tenant_id, Vec::new()));
-            tenants.len() - 1
-        });
-        tenants[slot].1.push(i);
-    }
+    let tenants = by_tenant(events, |e| projections.iter().any(|p| p.concerns(e)));
     if tenants.is_empty() {
         return Ok(outcomes);
     }
@@ -475,6 +464,24 @@ pub async fn apply_together(
         }
     }
     Ok(outcomes)
+}
+
+/// The indexes of the events `keep` takes, tenant by tenant (in the order each tenant first
+/// appears), each tenant's in their order.
+pub(crate) fn by_tenant(
+    events: &[&RecordedEvent],
+    keep: impl Fn(&RecordedEvent) -> bool,
+) -> Vec<(uuid::Uuid, Vec<usize>)> {
+    let mut tenants: Vec<(uuid::Uuid, Vec<usize>)> = Vec::new();
+    let mut index: HashMap<uuid::Uuid, usize> = HashMap::new();
+    for (i, event) in events.iter().enumerate().filter(|(_, e)| keep(e)) {
+        let slot = *index.entry(event.tenant_id).or_insert_with(|| {
+            tenants.push((event.tenant_id, Vec::new()));
+            tenants.len() - 1
+        });
+        tenants[slot].1.push(i);
+    }
+    tenants
 }
 
 /// Names the tenants whose streams' applied versions the transaction records together

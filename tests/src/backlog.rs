@@ -73,20 +73,15 @@ pub fn history(n: usize, tenants: usize, offset: usize) -> Vec<Row> {
             .unwrap();
             let id = booking.to_string();
             let events = [
-                BookingEvent::AppointmentRequested {
-                    booking_id: booking,
-                    reference: format!("BK-{k}"),
-                    service_id: ServiceId::from_uuid(uuid::Uuid::from_u128(7)),
-                    service_name: "Haircut".into(),
-                    price: Money::parse(2500, "EUR").unwrap(),
-                    resource: ResourceId::default_resource(),
-                    appointment: slot,
-                    customer: Customer {
+                requested(
+                    booking,
+                    format!("BK-{k}"),
+                    slot,
+                    Customer {
                         phone: PhoneNumber::parse(&format!("+3460{:07}", k % 10_000_000)).unwrap(),
                         name: Some("Bench".into()),
                     },
-                    channel: Channel::WhatsApp,
-                },
+                ),
                 BookingEvent::AppointmentConfirmed,
                 BookingEvent::AppointmentRescheduled {
                     from: slot,
@@ -132,6 +127,26 @@ pub fn history(n: usize, tenants: usize, offset: usize) -> Vec<Row> {
     }
     rows.truncate(n);
     rows
+}
+
+/// A WhatsApp request for a 25 EUR haircut on the default resource.
+fn requested(
+    booking: BookingId,
+    reference: String,
+    appointment: Interval,
+    customer: Customer,
+) -> BookingEvent {
+    BookingEvent::AppointmentRequested {
+        booking_id: booking,
+        reference,
+        service_id: ServiceId::from_uuid(uuid::Uuid::from_u128(7)),
+        service_name: "Haircut".into(),
+        price: Money::parse(2500, "EUR").unwrap(),
+        resource: ResourceId::default_resource(),
+        appointment,
+        customer,
+        channel: Channel::WhatsApp,
+    }
 }
 
 /// Writes rows straight into the log (as the superuser, in chunks): the bench's setup, not
@@ -244,20 +259,15 @@ pub fn booking_lives(tenant: uuid::Uuid) -> Vec<Row> {
     let mut rows = Vec::new();
     for (k, life) in lives.into_iter().enumerate() {
         let booking = BookingId::from_uuid(uuid::Uuid::new_v4());
-        let requested = AppointmentRequested {
-            booking_id: booking,
-            reference: format!("BK-LIFE-{k}"),
-            service_id: ServiceId::from_uuid(uuid::Uuid::from_u128(7)),
-            service_name: "Haircut".into(),
-            price: Money::parse(2500, "EUR").unwrap(),
-            resource: ResourceId::default_resource(),
-            appointment: slot,
-            customer: Customer {
+        let requested = requested(
+            booking,
+            format!("BK-LIFE-{k}"),
+            slot,
+            Customer {
                 phone: PhoneNumber::parse(&format!("+346200000{k:02}")).unwrap(),
                 name: (k % 2 == 0).then(|| "Life".into()),
             },
-            channel: Channel::WhatsApp,
-        };
+        );
         let id = booking.to_string();
         for (v, e) in std::iter::once(requested).chain(life).enumerate() {
             rows.push(row(tenant, &id, v as i32 + 1, &e));

@@ -785,6 +785,51 @@ async fn a_projector_killed_mid_run_converges_to_what_a_rebuild_makes() {
     projector.start_kill().unwrap();
 }
 
+/// Creates `projections`' shadow tables, anew.
+async fn create_shadows(db: &TestDb, projections: &[Projection]) {
+    let operator = db.operator_pool().await;
+    for projection in projections {
+        sqlx::query("select rm_create_shadows($1)")
+            .bind(projection.name())
+            .execute(&operator)
+            .await
+            .unwrap();
+    }
+}
+
+/// Applies each batch to `projections` in a transaction of its own, into the shadows when
+/// `shadows` (else the live tables); every event of a batch has an outcome in each.
+async fn apply_batches(
+    db: &TestDb,
+    store: &EventStore,
+    batches: &[Vec<&RecordedEvent>],
+    projections: &[Projection],
+    shadows: bool,
+) {
+    let app = db.app_pool().await;
+    for batch in batches {
+        let mut tx = app.begin().await.unwrap();
+        if shadows {
+            sqlx::query("set local search_path to rebuild, public")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        for projection in projections {
+            let outcomes = projector::consumer::apply_events(*projection, store, &mut tx, batch)
+                .await
+                .unwrap();
+            assert_eq!(outcomes.len(), batch.len());
+        }
+        tx.commit().await.unwrap();
+    }
+}
+
+/// Each event a batch of its own.
+fn one_by_one(events: &[RecordedEvent]) -> Vec<Vec<&RecordedEvent>> {
+    events.iter().map(|e| vec![e]).collect()
+}
+
 /// Asserts that every read-model table holds the same rows live and in the rebuild's shadows;
 /// returns how many rows were compared.
 async fn same_rows_live_and_in_the_shadows(superuser: &PgPool) -> usize {
@@ -833,26 +878,10 @@ async fn a_batch_applied_together_equals_its_events_applied_one_at_a_time() {
     })
     .await
     .expect("the events are below every reader's horizon");
-    let operator = db.operator_pool().await;
-    let app = db.app_pool().await;
-    for projection in Projection::ALL {
-        sqlx::query("select rm_create_shadows($1)")
-            .bind(projection.name())
-            .execute(&operator)
-            .await
-            .unwrap();
-    }
+    create_shadows(&db, &Projection::ALL).await;
 
     // One at a time, into the live tables.
-    for event in &events {
-        let mut tx = app.begin().await.unwrap();
-        for projection in Projection::ALL {
-            projector::consumer::apply_events(projection, &store, &mut tx, &[event])
-                .await
-                .unwrap();
-        }
-        tx.commit().await.unwrap();
-    }
+    apply_batches(&db, &store, &one_by_one(&events), &Projection::ALL, false).await;
     // Together, into the shadows: batches of 1, 2, 3, ... events, each followed by a
     // redelivery of an earlier event, then the whole log again in one batch.
     let mut batches: Vec<Vec<&RecordedEvent>> = Vec::new();
@@ -865,20 +894,7 @@ async fn a_batch_applied_together_equals_its_events_applied_one_at_a_time() {
         at = end;
     }
     batches.push(events.iter().collect());
-    for batch in &batches {
-        let mut tx = app.begin().await.unwrap();
-        sqlx::query("set local search_path to rebuild, public")
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        for projection in Projection::ALL {
-            let outcomes = projector::consumer::apply_events(projection, &store, &mut tx, batch)
-                .await
-                .unwrap();
-            assert_eq!(outcomes.len(), batch.len());
-        }
-        tx.commit().await.unwrap();
-    }
+    apply_batches(&db, &store, &batches, &Projection::ALL, true).await;
 
     let compared = same_rows_live_and_in_the_shadows(&superuser).await;
     assert!(compared > 1000, "{compared} rows compared");
@@ -985,28 +1001,15 @@ async fn a_batch_applied_in_shares_applies_each_event_once_even_when_a_share_fai
     );
 
     // The same events one at a time, into the shadows: the same rows.
-    let operator = db.operator_pool().await;
-    let app = db.app_pool().await;
-    for projection in Projection::ALL {
-        sqlx::query("select rm_create_shadows($1)")
-            .bind(projection.name())
-            .execute(&operator)
-            .await
-            .unwrap();
-    }
-    for event in &events {
-        let mut tx = app.begin().await.unwrap();
-        sqlx::query("set local search_path to rebuild, public")
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        for projection in Projection::ALL {
-            projector::consumer::apply_events(projection, &runtime.store, &mut tx, &[event])
-                .await
-                .unwrap();
-        }
-        tx.commit().await.unwrap();
-    }
+    create_shadows(&db, &Projection::ALL).await;
+    apply_batches(
+        &db,
+        &runtime.store,
+        &one_by_one(&events),
+        &Projection::ALL,
+        true,
+    )
+    .await;
     let compared = same_rows_live_and_in_the_shadows(&superuser).await;
     assert!(compared > 1000, "{compared} rows compared");
 }
@@ -1034,8 +1037,6 @@ async fn bookings_folded_in_a_batch_equal_their_events_applied_one_at_a_time() {
     })
     .await
     .expect("the events are below every reader's horizon");
-    let operator = db.operator_pool().await;
-    let app = db.app_pool().await;
     let bookings = |schema: &'static str| {
         let superuser = superuser.clone();
         async move {
@@ -1054,13 +1055,14 @@ async fn bookings_folded_in_a_batch_equal_their_events_applied_one_at_a_time() {
             (rows, history)
         }
     };
-    for event in &events {
-        let mut tx = app.begin().await.unwrap();
-        projector::consumer::apply_events(Projection::Bookings, &store, &mut tx, &[event])
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-    }
+    apply_batches(
+        &db,
+        &store,
+        &one_by_one(&events),
+        &[Projection::Bookings],
+        false,
+    )
+    .await;
     let alone = bookings("public").await;
     assert_eq!(alone.0.len(), 4);
     assert!(
@@ -1072,22 +1074,10 @@ async fn bookings_folded_in_a_batch_equal_their_events_applied_one_at_a_time() {
     );
     // Batches of every size from the whole log down to one event.
     for size in (1..=total).rev() {
-        sqlx::query("select rm_create_shadows('bookings')")
-            .execute(&operator)
-            .await
-            .unwrap();
-        for batch in events.chunks(size) {
-            let batch: Vec<&RecordedEvent> = batch.iter().collect();
-            let mut tx = app.begin().await.unwrap();
-            sqlx::query("set local search_path to rebuild, public")
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-            projector::consumer::apply_events(Projection::Bookings, &store, &mut tx, &batch)
-                .await
-                .unwrap();
-            tx.commit().await.unwrap();
-        }
+        create_shadows(&db, &[Projection::Bookings]).await;
+        let batches: Vec<Vec<&RecordedEvent>> =
+            events.chunks(size).map(|b| b.iter().collect()).collect();
+        apply_batches(&db, &store, &batches, &[Projection::Bookings], true).await;
         assert_eq!(bookings("rebuild").await, alone, "batches of {size}");
     }
 }
