@@ -252,9 +252,12 @@ async fn business_b_cannot_read_or_change_anything_of_business_a_through_any_doc
     let before = e2e_tests::eventually(std::time::Duration::from_secs(20), || async {
         let state = state_of(&query, &a.owner.access_token).await;
         let bookings = state[0]["items"].as_array().map_or(0, Vec::len);
-        // Settled: the booking is there, and a second read a moment later is the same.
+        let endpoints = state[4].as_array().map_or(0, Vec::len);
+        // Settled: the booking and the webhook endpoint are there (both projected), and a
+        // second read a moment later is the same.
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        (bookings == 1 && state_of(&query, &a.owner.access_token).await == state).then_some(state)
+        (bookings == 1 && endpoints == 1 && state_of(&query, &a.owner.access_token).await == state)
+            .then_some(state)
     })
     .await
     .expect("A's data is read back");
