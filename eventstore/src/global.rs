@@ -70,6 +70,32 @@ impl GlobalLog {
         self.open(&mut conn, rows).await
     }
 
+    /// The position of the last event that no transaction still running can precede: every
+    /// event at or before it is committed and visible now, so a read made after this call,
+    /// of the whole log or of one tenant's events, finds all of them. `START` for an empty log.
+    pub async fn head(&self) -> Result<Position, sqlx::Error> {
+        let head = sqlx::query!(
+            r#"select transaction_id::text::bigint as "tx_id!", global_position
+                 from events
+                where transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+                order by transaction_id desc, global_position desc
+                limit 1"#
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(head.map_or(Position::START, |row| Position {
+            transaction_id: row.tx_id as u64,
+            global_position: row.global_position as u64,
+        }))
+    }
+
+    /// Every tenant with an event in the log.
+    pub async fn tenants(&self) -> Result<Vec<TenantId>, sqlx::Error> {
+        sqlx::query_scalar!("select distinct tenant_id from events order by 1")
+            .fetch_all(&self.pool)
+            .await
+    }
+
     async fn open(
         &self,
         conn: &mut sqlx::PgConnection,

@@ -1,9 +1,9 @@
 //! Replay: rebuilding read models from the event store while the live consumers keep serving.
 //!
 //! A whole projection is rebuilt into shadow tables (in the `rebuild` schema, under the live
-//! tables' names, same definition, same RLS) from one pass over the log, read in commit order
-//! as the operator role. The writers set `search_path` to `rebuild, public`, so they run the
-//! projections' usual statements. To swap, the operator locks the live tables (the live
+//! tables' names, same definition, same RLS) from one pass over every tenant's events, read
+//! tenant by tenant in commit order as the operator role. The writers set `search_path` to
+//! `rebuild, public`, so they run the projections' usual statements. To swap, the operator locks the live tables (the live
 //! consumer waits), the shadows catch up with whatever was committed meanwhile, and the
 //! shadows are moved into place in the same transaction as the lock. Readers see the old
 //! tables, then the new ones, never a mix; the live consumer carries on against the new
@@ -12,6 +12,7 @@
 //! One tenant's rows are rebuilt in place in one transaction: its rows are deleted and its
 //! events replayed; other tenants are not touched.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -80,10 +81,19 @@ impl Rebuilder {
             .await?;
         let bar = progress_bar(request.progress, total as u64);
         let result = async {
-            let (events, position) = self
-                .copy_log(&request.projections, Position::START, &bar)
-                .await?;
-            let caught_up = self.swap(&request.projections, position).await?;
+            // Everything up to `head` is committed now, so each tenant's read below finds all
+            // of its events up to there (and perhaps some after, which the catch-up then skips
+            // as duplicates); the catch-up reads the whole log after it.
+            let head = self.log.head().await?;
+            let events = self.copy_tenants(&request.projections, &bar).await?;
+            // The indexes only readers use, built from the loaded rows, outside the swap's lock.
+            for projection in &request.projections {
+                sqlx::query!("select from rm_index_shadows($1)", projection.name())
+                    .execute(&self.operator_pool)
+                    .await
+                    .with_context(|| format!("failed to index {projection}'s shadow tables"))?;
+            }
+            let caught_up = self.swap(&request.projections, head).await?;
             Ok::<_, anyhow::Error>((events + caught_up.0, caught_up.1))
         }
         .await;
@@ -103,6 +113,44 @@ impl Rebuilder {
                 Err(err)
             }
         }
+    }
+
+    /// Applies every tenant's events to the shadows, one tenant at a time on each of
+    /// [`WORKERS`] connections, each tenant's events read in pages of [`READ_BATCH`] and each
+    /// page applied in one transaction. Tenants are independent (no read-model row is two
+    /// tenants'), so a tenant's events need no other tenant's before them; read together they
+    /// make each page's set-based statements as large as the tenant's history allows, where
+    /// the log's own order would give each tenant a few events per batch. Returns the events
+    /// read.
+    async fn copy_tenants(
+        &self,
+        projections: &[Projection],
+        bar: &ProgressBar,
+    ) -> anyhow::Result<u64> {
+        let tenants = self.log.tenants().await?;
+        let next = AtomicUsize::new(0);
+        let read = AtomicU64::new(0);
+        let worker = || async {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&tenant) = tenants.get(i) else {
+                    return Ok::<_, anyhow::Error>(());
+                };
+                let mut position = Position::START;
+                loop {
+                    let page = self.log.read_tenant(tenant, position, READ_BATCH).await?;
+                    let Some(last) = page.last() else { break };
+                    position = last.position;
+                    let refs: Vec<&RecordedEvent> = page.iter().collect();
+                    self.apply_part(projections, &refs).await?;
+                    read.fetch_add(page.len() as u64, Ordering::Relaxed);
+                    bar.inc(page.len() as u64);
+                }
+                bar.set_message(format!("{} of {} tenants", i + 1, tenants.len()));
+            }
+        };
+        futures::future::try_join_all((0..WORKERS).map(|_| worker())).await?;
+        Ok(read.into_inner())
     }
 
     /// Applies the log after `from` to the shadows, batch by batch, until it is exhausted.
@@ -145,18 +193,27 @@ impl Rebuilder {
             .map(|mut part| async move {
                 // Tenant by tenant keeps `set_config` calls few; the sort is stable.
                 part.sort_by_key(|e| e.tenant_id);
-                let mut tx = self.app_pool.begin().await?;
-                // The projections' own statements, onto the shadows.
-                sqlx::query!("set local search_path to rebuild, public")
-                    .execute(&mut *tx)
-                    .await?;
-                apply_together(projections, &mut tx, &self.store, &part).await?;
-                tx.commit().await?;
-                Ok::<_, anyhow::Error>(())
+                self.apply_part(projections, &part).await
             });
         for result in futures::future::join_all(work).await {
             result?;
         }
+        Ok(())
+    }
+
+    /// Applies `events` to the shadows in one transaction.
+    async fn apply_part(
+        &self,
+        projections: &[Projection],
+        events: &[&RecordedEvent],
+    ) -> anyhow::Result<()> {
+        let mut tx = self.app_pool.begin().await?;
+        // The projections' own statements, onto the shadows.
+        sqlx::query!("set local search_path to rebuild, public")
+            .execute(&mut *tx)
+            .await?;
+        apply_together(projections, &mut tx, &self.store, events).await?;
+        tx.commit().await?;
         Ok(())
     }
 

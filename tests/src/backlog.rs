@@ -31,6 +31,7 @@ pub fn tenant(i: usize) -> uuid::Uuid {
 }
 
 /// A row for the events table.
+#[derive(Clone)]
 pub struct Row {
     pub tenant: uuid::Uuid,
     pub stream_type: &'static str,

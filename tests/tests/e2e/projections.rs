@@ -785,6 +785,82 @@ async fn a_projector_killed_mid_run_converges_to_what_a_rebuild_makes() {
     projector.start_kill().unwrap();
 }
 
+/// A rebuild reads the log tenant by tenant while appends go on: an event committed after the
+/// point its catch-up starts from may be read twice (in its tenant's pass and in the catch-up)
+/// and one committed during the pass after its tenant was read only in the catch-up. What it
+/// swaps in, carried on by the live consumers, equals a rebuild of the quiet log.
+#[tokio::test]
+async fn a_rebuild_while_events_arrive_loses_and_doubles_nothing() {
+    let db = TestDb::new().await;
+    let nats = TestNats::new().await;
+    let superuser = db.superuser_url_pool().await;
+    let mut rows = e2e_tests::backlog::history(6_000, 40, 0);
+    let later = rows.split_off(3_000);
+    e2e_tests::backlog::load(&superuser, rows).await;
+    // The relay and the projections alone: nothing else appends (the sender would record its
+    // sends of the bot's replies at any time), so once they catch up, the log is still.
+    let mut settings = projector_settings(&db, &nats);
+    settings.sender.enabled = false;
+    settings.billing_clock.enabled = false;
+    settings.conversation_clock.enabled = false;
+    settings.notifier.enabled = false;
+    settings.webhooks.enabled = false;
+    settings.stripe.enabled = false;
+    let projector = spawn_projector(settings).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (started, mut appending) = tokio::sync::oneshot::channel();
+    let appends = {
+        let (superuser, stop) = (superuser.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut started = Some(started);
+            for chunk in later.chunks(30) {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                e2e_tests::backlog::load(&superuser, chunk.to_vec()).await;
+                if let Some(started) = started.take() {
+                    let _ = started.send(());
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    (&mut appending).await.expect("the first appends landed");
+
+    let rebuilder = projector::rebuilder(&projector_settings(&db, &nats)).unwrap();
+    let all = projector::rebuild::RebuildRequest {
+        projections: Projection::ALL.to_vec(),
+        tenant: None,
+        progress: false,
+    };
+    let report = rebuilder.run(&all).await.unwrap();
+    assert!(report.events > 3_000, "{report:?}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    appends.await.unwrap();
+
+    e2e_tests::wait_for_projections(&superuser).await;
+    let live = e2e_tests::read_models(&superuser).await;
+    rebuilder.run(&all).await.unwrap();
+    let rebuilt = e2e_tests::read_models(&superuser).await;
+    for ((table, before), (_, after)) in live.iter().zip(&rebuilt) {
+        assert_eq!(
+            before.len(),
+            after.len(),
+            "{table}: rows after a rebuild amid appends and after a quiet one"
+        );
+        assert_eq!(
+            before, after,
+            "{table}: a rebuild amid appends, carried on live"
+        );
+    }
+    assert!(
+        live.iter()
+            .any(|(t, rows)| t == "rm_messages" && !rows.is_empty()),
+        "the log reached the read models"
+    );
+    projector.shutdown().await;
+}
+
 /// Creates `projections`' shadow tables, anew.
 async fn create_shadows(db: &TestDb, projections: &[Projection]) {
     let operator = db.operator_pool().await;

@@ -212,3 +212,62 @@ async fn a_batchs_tenants_reach_the_applied_versions_and_nothing_else() {
         "a read model takes app.tenant_id alone: {refused}"
     );
 }
+
+/// A rebuild's shadows carry every index of the live tables under its live name (so that a
+/// migration naming an index finds it after a rebuild swapped the shadows in): the constraints'
+/// and the projections' own at once, the ones only readers use once the shadows are loaded.
+#[tokio::test]
+async fn shadows_get_the_live_indexes_under_their_names_the_readers_ones_after_the_load() {
+    let db = TestDb::new().await;
+    let superuser = db.superuser_url_pool().await;
+    let operator = db.operator_pool().await;
+    let indexes = |schema: &'static str| {
+        let superuser = superuser.clone();
+        async move {
+            sqlx::query_as::<_, (String, String, String)>(
+                "select tablename::text, indexname::text,
+                        replace(indexdef, ' ON ' || schemaname || '.', ' ON ')
+                   from pg_indexes
+                  where schemaname = $1 and tablename in (select table_name from rm_tables)
+                  order by 1, 2",
+            )
+            .bind(schema)
+            .fetch_all(&superuser)
+            .await
+            .unwrap()
+        }
+    };
+    let deferred: Vec<String> =
+        sqlx::query_scalar("select index_name from rm_deferred_indexes order by 1")
+            .fetch_all(&superuser)
+            .await
+            .unwrap();
+    for projection in Projection::ALL {
+        sqlx::query("select rm_create_shadows($1)")
+            .bind(projection.name())
+            .execute(&operator)
+            .await
+            .unwrap();
+    }
+    let live = indexes("public").await;
+    assert!(
+        deferred
+            .iter()
+            .all(|name| live.iter().any(|(_, index, _)| index == name)),
+        "every deferred index is a live one: {deferred:?}"
+    );
+    let at_once: Vec<_> = live
+        .iter()
+        .filter(|(_, index, _)| !deferred.contains(index))
+        .cloned()
+        .collect();
+    assert_eq!(indexes("rebuild").await, at_once, "before the load");
+    for projection in Projection::ALL {
+        sqlx::query("select rm_index_shadows($1)")
+            .bind(projection.name())
+            .execute(&operator)
+            .await
+            .unwrap();
+    }
+    assert_eq!(indexes("rebuild").await, live, "after the load");
+}
