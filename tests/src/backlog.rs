@@ -276,3 +276,64 @@ pub fn booking_lives(tenant: uuid::Uuid) -> Vec<Row> {
     }
     rows
 }
+
+/// One tenant's conversations through a hand-off to a person and back: the bot's state after a
+/// message, a person taking the conversation over and replying, the customer asking for the
+/// menu again (back with the bot, nobody of the business holding it). What [`history`] leaves
+/// out, for the tests that compare a batch applied together with its events one at a time.
+pub fn conversation_lives(tenant: uuid::Uuid) -> Vec<Row> {
+    use ConversationEvent::*;
+    use domain::bot::engine::Step;
+    let at: chrono::DateTime<chrono::Utc> = "2030-01-07T10:00:00Z".parse().unwrap();
+    let state = |step: Step| BotStateChanged {
+        state: BotState {
+            step,
+            ..BotState::default()
+        },
+    };
+    let mut rows = Vec::new();
+    for k in 0..3u32 {
+        let phone = PhoneNumber::parse(&format!("+346300000{k:02}")).unwrap();
+        let subject = uuid::Uuid::from_u128(0x11fe_0000 + u128::from(k)).to_string();
+        let message = |n: i64, body: &str| MessageReceived {
+            wamid: format!("wamid.life.{k}.{n}"),
+            from: phone.clone(),
+            profile_name: (n == 0).then(|| "Life".into()),
+            content: Inbound::Text { body: body.into() },
+            received_at: at + chrono::Duration::minutes(n),
+        };
+        let reply = |n: u32, body: &str| BotReplied {
+            reply_id: format!("wamid.life.{k}/{n}"),
+            to: phone.clone(),
+            reply: Reply::Text { body: body.into() },
+        };
+        let life = vec![
+            message(0, "hi"),
+            reply(0, "Welcome! Which service would you like?"),
+            state(Step::ChoosingService),
+            message(1, "a person, please"),
+            HandedOffToHuman,
+            state(Step::HandedOff),
+            StaffTookOver {
+                by: "user:owner".into(),
+            },
+            StaffReplied {
+                reply_id: format!("wamid.life.{k}/staff"),
+                to: phone.clone(),
+                reply: Reply::Text {
+                    body: "Hello, this is Ana.".into(),
+                },
+                by: "user:owner".into(),
+            },
+            message(2, "menu"),
+            state(Step::Idle),
+            reply(1, "Back to the menu."),
+            message(3, "someone again"),
+            state(Step::HandedOff),
+        ];
+        for (v, e) in life.iter().enumerate() {
+            rows.push(row(tenant, &subject, v as i32 + 1, e));
+        }
+    }
+    rows
+}

@@ -74,6 +74,12 @@ pub async fn apply_all(
                 to,
             } => pending.outbound(event, (to.as_str(), subject), reply_id, &reply, Some(by))?,
             ConversationEvent::ConversationExpired | ConversationEvent::BookingAttached { .. } => {}
+            // The bot's state after a message of the run: a column of that message's row.
+            ConversationEvent::BotStateChanged { state }
+                if pending.folds_state(subject, state.step == Step::HandedOff) =>
+            {
+                pending.bot_state(event, subject, serde_json::to_value(&state)?, &state.step);
+            }
             other => {
                 pending.write(conn, event.tenant_id).await?;
                 apply_other(conn, store, event, subject, other).await?;
@@ -286,7 +292,8 @@ async fn refold(
     Ok(())
 }
 
-/// The inbox rows and messages of a run of messages in and out, not written yet.
+/// The inbox rows and messages of a run of messages in and out (and the bot's state after
+/// them), not written yet.
 #[derive(Default)]
 struct Pending {
     /// By phone, in the order first touched.
@@ -307,6 +314,17 @@ struct Touch {
     messages: i32,
     updated_at: DateTime<Utc>,
     last_inbound_at: Option<DateTime<Utc>>,
+    /// The bot's state after the run, and whether that hands the conversation to a person:
+    /// the row's own when `None`.
+    bot_state: Option<(serde_json::Value, bool)>,
+}
+
+impl Touch {
+    /// Whether this is `subject`'s row under the customer's own phone, not an erased
+    /// customer's stand-in.
+    fn is_customers_row_of(&self, subject: Uuid) -> bool {
+        self.subject == subject && self.phone != domain::personal::erased_phone(subject).as_str()
+    }
 }
 
 /// A row of `rm_messages`.
@@ -342,6 +360,7 @@ impl Pending {
                     messages: 0,
                     updated_at: event.recorded_at,
                     last_inbound_at: None,
+                    bot_state: None,
                 });
                 self.touches.len() - 1
             }
@@ -352,6 +371,42 @@ impl Pending {
         touch.messages += 1;
         touch.updated_at = event.recorded_at;
         touch
+    }
+
+    /// Whether the bot's state (handing the conversation to a person or not) can be folded into
+    /// a row of the run: one of `subject`'s, under the customer's phone, and not back with the
+    /// bot already in the run (which, unlike the state that follows it, lets go of whoever of
+    /// the business had the conversation).
+    ///
+    /// A stand-in phone (a customer erased since, read in a replay) may name a row that is never
+    /// written, the subject's row keeping its phone until the erasure, later in the log, makes
+    /// it again; the bot's state then goes to that row by itself.
+    fn folds_state(&self, subject: Uuid, handed_off: bool) -> bool {
+        let mut rows = self
+            .touches
+            .iter()
+            .filter(|t| t.is_customers_row_of(subject))
+            .peekable();
+        rows.peek().is_some()
+            && rows.all(|t| !matches!(t.bot_state, Some((_, false))) || !handed_off)
+    }
+
+    /// The bot's state after the run's messages of `subject` ([`Pending::folds_state`]).
+    fn bot_state(
+        &mut self,
+        event: &RecordedEvent,
+        subject: Uuid,
+        state: serde_json::Value,
+        step: &Step,
+    ) {
+        for touch in self
+            .touches
+            .iter_mut()
+            .filter(|t| t.is_customers_row_of(subject))
+        {
+            touch.bot_state = Some((state.clone(), *step == Step::HandedOff));
+            touch.updated_at = event.recorded_at;
+        }
     }
 
     fn message(&mut self, message: Message) {
@@ -391,12 +446,15 @@ impl Pending {
             sqlx::query!(
                 "insert into rm_conversations (tenant_id, customer_phone, profile_name,
                      last_message_at, last_direction, last_preview, messages, updated_at, subject,
-                     last_inbound_at)
-                 select $1, u.* from unnest($2::text[], $3::text[], $4::timestamptz[],
-                     $5::text[], $6::text[], $7::int[], $8::timestamptz[], $9::uuid[],
-                     $10::timestamptz[])
+                     last_inbound_at, bot_state, handed_off)
+                 select $1, u.phone, u.profile_name, u.last_message_at, u.last_direction,
+                        u.last_preview, u.messages, u.updated_at, u.subject, u.last_inbound_at,
+                        u.bot_state, coalesce(u.handed_off, false)
+                   from unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
+                     $7::int[], $8::timestamptz[], $9::uuid[], $10::timestamptz[], $11::jsonb[],
+                     $12::bool[])
                      as u(phone, profile_name, last_message_at, last_direction, last_preview,
-                          messages, updated_at, subject, last_inbound_at)
+                          messages, updated_at, subject, last_inbound_at, bot_state, handed_off)
                   -- Read after their erasure, a customer's messages name a stand-in: the row
                   -- keeps its phone until the erasure, later in the log, makes it again.
                   where not exists (select from rm_conversations c
@@ -412,7 +470,15 @@ impl Pending {
                      messages = rm_conversations.messages + excluded.messages,
                      updated_at = excluded.updated_at,
                      last_inbound_at = greatest(rm_conversations.last_inbound_at,
-                         excluded.last_inbound_at)",
+                         excluded.last_inbound_at),
+                     -- A state given (never JSON null) hands the conversation to a person, or
+                     -- back to the bot, where nobody of the business has it.
+                     bot_state = coalesce(excluded.bot_state, rm_conversations.bot_state),
+                     handed_off = case when excluded.bot_state is null
+                         then rm_conversations.handed_off else excluded.handed_off end,
+                     taken_over_by = case when excluded.bot_state is not null
+                         and not excluded.handed_off then null
+                         else rm_conversations.taken_over_by end",
                 tenant,
                 &t.iter().map(|t| t.phone.clone()).collect::<Vec<_>>(),
                 &t.iter().map(|t| t.profile_name.clone()).collect::<Vec<_>>() as _,
@@ -424,7 +490,13 @@ impl Pending {
                 &t.iter().map(|t| t.messages).collect::<Vec<_>>(),
                 &t.iter().map(|t| t.updated_at).collect::<Vec<_>>(),
                 &t.iter().map(|t| t.subject).collect::<Vec<_>>(),
-                &t.iter().map(|t| t.last_inbound_at).collect::<Vec<_>>() as _
+                &t.iter().map(|t| t.last_inbound_at).collect::<Vec<_>>() as _,
+                &t.iter()
+                    .map(|t| t.bot_state.as_ref().map(|(state, _)| state.clone()))
+                    .collect::<Vec<_>>() as _,
+                &t.iter()
+                    .map(|t| t.bot_state.as_ref().map(|(_, handed_off)| *handed_off))
+                    .collect::<Vec<_>>() as _
             )
             .execute(&mut *conn)
             .await?;

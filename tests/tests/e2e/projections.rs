@@ -1157,3 +1157,72 @@ async fn bookings_folded_in_a_batch_equal_their_events_applied_one_at_a_time() {
         assert_eq!(bookings("rebuild").await, alone, "batches of {size}");
     }
 }
+
+/// The bot's state after a message is folded into that message's inbox row, written with it in
+/// one statement; a state with no message of its own in the batch updates the row by itself.
+/// Through a hand-off to a person and back, in batches that cut the conversations anywhere, the
+/// rows equal those of applying each event by itself.
+#[tokio::test]
+async fn conversations_folded_in_a_batch_equal_their_events_applied_one_at_a_time() {
+    let db = TestDb::new().await;
+    let superuser = db.superuser_url_pool().await;
+    let tenant = uuid::Uuid::new_v4();
+    let lives = e2e_tests::backlog::conversation_lives(tenant);
+    let total = lives.len();
+    e2e_tests::backlog::load(&superuser, lives).await;
+    let store = EventStore::new(db.app_pool().await);
+    let log = eventstore::GlobalLog::new(db.operator_pool().await);
+    let events = eventually(WAIT, || async {
+        let events = log
+            .read_all(eventstore::Position::START, 1000)
+            .await
+            .unwrap();
+        (events.len() == total).then_some(events)
+    })
+    .await
+    .expect("the events are below every reader's horizon");
+    let conversations = |schema: &'static str| {
+        let superuser = superuser.clone();
+        async move {
+            let rows: Vec<Value> = sqlx::query_scalar(&format!(
+                "select to_jsonb(t) from {schema}.rm_conversations t order by customer_phone"
+            ))
+            .fetch_all(&superuser)
+            .await
+            .unwrap();
+            let messages: Vec<Value> = sqlx::query_scalar(&format!(
+                "select to_jsonb(t) from {schema}.rm_messages t order by customer_phone, version"
+            ))
+            .fetch_all(&superuser)
+            .await
+            .unwrap();
+            (rows, messages)
+        }
+    };
+    apply_batches(
+        &db,
+        &store,
+        &one_by_one(&events),
+        &[Projection::Conversations],
+        false,
+    )
+    .await;
+    let alone = conversations("public").await;
+    assert_eq!(alone.0.len(), 3);
+    assert!(
+        alone
+            .0
+            .iter()
+            .all(|r| r["handed_off"] == true && r["bot_state"]["step"] == "handed_off"),
+        "{:?}",
+        alone.0
+    );
+    // Batches of every size from the whole log down to one event.
+    for size in (1..=total).rev() {
+        create_shadows(&db, &[Projection::Conversations]).await;
+        let batches: Vec<Vec<&RecordedEvent>> =
+            events.chunks(size).map(|b| b.iter().collect()).collect();
+        apply_batches(&db, &store, &batches, &[Projection::Conversations], true).await;
+        assert_eq!(conversations("rebuild").await, alone, "batches of {size}");
+    }
+}
