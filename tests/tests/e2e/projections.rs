@@ -807,6 +807,9 @@ async fn a_rebuild_while_events_arrive_loses_and_doubles_nothing() {
     settings.webhooks.enabled = false;
     settings.stripe.enabled = false;
     let projector = spawn_projector(settings).await;
+    // Below every reader's horizon (the suite's open transactions can hold it back a while),
+    // so that the rebuild has them all to read.
+    e2e_tests::wait_for_projections(&superuser).await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (started, mut appending) = tokio::sync::oneshot::channel();
     let appends = {
@@ -834,7 +837,7 @@ async fn a_rebuild_while_events_arrive_loses_and_doubles_nothing() {
         progress: false,
     };
     let report = rebuilder.run(&all).await.unwrap();
-    assert!(report.events > 3_000, "{report:?}");
+    assert!(report.events >= 3_000, "{report:?}");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     appends.await.unwrap();
 
