@@ -279,11 +279,13 @@ pub fn booking_lives(tenant: uuid::Uuid) -> Vec<Row> {
 
 /// One tenant's conversations through a hand-off to a person and back: the bot's state after a
 /// message, a person taking the conversation over and replying, the customer asking for the
-/// menu again (back with the bot, nobody of the business holding it). What [`history`] leaves
+/// menu again (back with the bot, nobody of the business holding it); replies sent, failed,
+/// delivered and read, statuses out of order among them. What [`history`] leaves
 /// out, for the tests that compare a batch applied together with its events one at a time.
 pub fn conversation_lives(tenant: uuid::Uuid) -> Vec<Row> {
     use ConversationEvent::*;
     use domain::bot::engine::Step;
+    use domain::conversation::DeliveryStatus;
     let at: chrono::DateTime<chrono::Utc> = "2030-01-07T10:00:00Z".parse().unwrap();
     let state = |step: Step| BotStateChanged {
         state: BotState {
@@ -307,9 +309,21 @@ pub fn conversation_lives(tenant: uuid::Uuid) -> Vec<Row> {
             to: phone.clone(),
             reply: Reply::Text { body: body.into() },
         };
+        let sent = |n: &str| OutboundMessageSent {
+            reply_id: format!("wamid.life.{k}/{n}"),
+            wamid: format!("wamid.out.{k}.{n}"),
+        };
+        let status = |n: &str, status: DeliveryStatus| OutboundStatusChanged {
+            wamid: format!("wamid.out.{k}.{n}"),
+            status,
+        };
         let life = vec![
             message(0, "hi"),
             reply(0, "Welcome! Which service would you like?"),
+            // Read reported before delivered: a status never moves back.
+            sent("0"),
+            status("0", DeliveryStatus::Read),
+            status("0", DeliveryStatus::Delivered),
             state(Step::ChoosingService),
             message(1, "a person, please"),
             HandedOffToHuman,
@@ -325,9 +339,18 @@ pub fn conversation_lives(tenant: uuid::Uuid) -> Vec<Row> {
                 },
                 by: "user:owner".into(),
             },
+            OutboundMessageFailed {
+                reply_id: format!("wamid.life.{k}/staff"),
+                code: 131047,
+                reason: "Re-engagement message".into(),
+            },
             message(2, "menu"),
             state(Step::Idle),
             reply(1, "Back to the menu."),
+            // A status for a reply before its send is recorded: nothing to move yet.
+            status("1", DeliveryStatus::Delivered),
+            sent("1"),
+            status("1", DeliveryStatus::Delivered),
             message(3, "someone again"),
             state(Step::HandedOff),
         ];

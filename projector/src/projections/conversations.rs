@@ -19,8 +19,9 @@ use crate::projection::decode;
 const PREVIEW_CHARS: usize = 80;
 
 /// One tenant's events, in order. The messages in and out are gathered: their inbox rows
-/// folded by phone and their `rm_messages` rows, one statement each, written before any other
-/// statement (which may read or change those rows) and at the end.
+/// folded by phone (with the bot's state after them) and their `rm_messages` rows (with what
+/// became of a reply: sent, failed, delivered, read), one statement each, written before any
+/// other statement (which may read or change those rows) and at the end.
 pub async fn apply_all(
     conn: &mut PgConnection,
     store: &EventStore,
@@ -60,6 +61,8 @@ pub async fn apply_all(
                     at: received_at,
                     status: None,
                     sent_by: None,
+                    wamid: None,
+                    error: None,
                 });
             }
             ConversationEvent::BotReplied {
@@ -75,6 +78,38 @@ pub async fn apply_all(
             } => pending.outbound(event, (to.as_str(), subject), reply_id, &reply, Some(by))?,
             ConversationEvent::ConversationExpired | ConversationEvent::BookingAttached { .. } => {}
             // The bot's state after a message of the run: a column of that message's row.
+            // What became of a reply of the run (sent, failed, delivered, read): columns of its
+            // row, as the statements of `apply_other` would set them.
+            ConversationEvent::OutboundMessageSent { reply_id, wamid }
+                if pending.has_message(&reply_id) =>
+            {
+                let message = pending.message_mut(&reply_id).expect("checked above");
+                message.wamid = Some(wamid);
+                if message.status == Some(delivery_label(None)) {
+                    message.status = Some(DeliveryStatus::Sent.as_str());
+                }
+            }
+            ConversationEvent::OutboundMessageFailed {
+                reply_id,
+                code,
+                reason,
+            } if pending.has_message(&reply_id) => {
+                let message = pending.message_mut(&reply_id).expect("checked above");
+                message.status = Some(DeliveryStatus::Failed.as_str());
+                message.error = Some((code, reason));
+            }
+            ConversationEvent::OutboundStatusChanged { wamid, status }
+                if pending
+                    .messages
+                    .iter()
+                    .any(|m| m.wamid.as_ref() == Some(&wamid)) =>
+            {
+                for message in pending.sent_as(&wamid) {
+                    if moves_forward(message.status, status.as_str()) {
+                        message.status = Some(status.as_str());
+                    }
+                }
+            }
             ConversationEvent::BotStateChanged { state }
                 if pending.folds_state(subject, state.step == Step::HandedOff) =>
             {
@@ -337,6 +372,18 @@ struct Message {
     at: DateTime<Utc>,
     status: Option<&'static str>,
     sent_by: Option<String>,
+    /// Meta's id of an outbound message, once sent.
+    wamid: Option<String>,
+    /// Why an outbound message failed: Meta's code and reason.
+    error: Option<(i64, String)>,
+}
+
+/// Whether a delivery status `to` moves a message at `from` forward, in the order of
+/// `DELIVERY_LABELS`, a failure being final: the rule of the `OutboundStatusChanged` statement.
+fn moves_forward(from: Option<&str>, to: &str) -> bool {
+    let rank = |label: &str| DELIVERY_LABELS.iter().position(|l| *l == label);
+    from != Some(DeliveryStatus::Failed.as_str())
+        && rank(to).is_some_and(|to| from.and_then(rank).is_none_or(|from| to > from))
 }
 
 impl Pending {
@@ -413,6 +460,23 @@ impl Pending {
         self.messages.push(message);
     }
 
+    /// Whether the run has message `id` (a reply's id).
+    fn has_message(&self, id: &str) -> bool {
+        self.messages.iter().any(|m| m.id == id)
+    }
+
+    /// The run's message `id` (a reply's id), if it is one of the run's.
+    fn message_mut(&mut self, id: &str) -> Option<&mut Message> {
+        self.messages.iter_mut().find(|m| m.id == id)
+    }
+
+    /// The run's messages that Meta knows as `wamid`.
+    fn sent_as<'a>(&'a mut self, wamid: &'a str) -> impl Iterator<Item = &'a mut Message> + 'a {
+        self.messages
+            .iter_mut()
+            .filter(move |m| m.wamid.as_deref() == Some(wamid))
+    }
+
     /// A message to the customer, the bot's or a person's (`by`): pending until the sender
     /// has it.
     fn outbound(
@@ -435,6 +499,8 @@ impl Pending {
             at: event.recorded_at,
             status: Some(delivery_label(None)),
             sent_by: by,
+            wamid: None,
+            error: None,
         });
         Ok(())
     }
@@ -505,9 +571,10 @@ impl Pending {
             let m = &self.messages;
             sqlx::query!(
                 "insert into rm_messages (tenant_id, customer_phone, version, message_id,
-                     direction, content, at, status, sent_by)
+                     direction, content, at, status, sent_by, wamid, error_code, error_reason)
                  select $1, * from unnest($2::text[], $3::int[], $4::text[], $5::text[],
-                     $6::jsonb[], $7::timestamptz[], $8::text[], $9::text[])",
+                     $6::jsonb[], $7::timestamptz[], $8::text[], $9::text[], $10::text[],
+                     $11::bigint[], $12::text[])",
                 tenant,
                 &m.iter().map(|m| m.phone.clone()).collect::<Vec<_>>(),
                 &m.iter().map(|m| m.version).collect::<Vec<_>>(),
@@ -520,7 +587,14 @@ impl Pending {
                 &m.iter()
                     .map(|m| m.status.map(str::to_owned))
                     .collect::<Vec<_>>() as _,
-                &m.iter().map(|m| m.sent_by.clone()).collect::<Vec<_>>() as _
+                &m.iter().map(|m| m.sent_by.clone()).collect::<Vec<_>>() as _,
+                &m.iter().map(|m| m.wamid.clone()).collect::<Vec<_>>() as _,
+                &m.iter()
+                    .map(|m| m.error.as_ref().map(|(code, _)| *code))
+                    .collect::<Vec<_>>() as _,
+                &m.iter()
+                    .map(|m| m.error.as_ref().map(|(_, reason)| reason.clone()))
+                    .collect::<Vec<_>>() as _
             )
             .execute(&mut *conn)
             .await?;

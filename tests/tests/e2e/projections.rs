@@ -1161,8 +1161,9 @@ async fn bookings_folded_in_a_batch_equal_their_events_applied_one_at_a_time() {
     }
 }
 
-/// The bot's state after a message is folded into that message's inbox row, written with it in
-/// one statement; a state with no message of its own in the batch updates the row by itself.
+/// The bot's state after a message is folded into that message's inbox row, and what became of
+/// a reply (sent, failed, delivered, read) into the reply's row, each written with the others
+/// in one statement; a state or a status with no row of the batch updates its row by itself.
 /// Through a hand-off to a person and back, in batches that cut the conversations anywhere, the
 /// rows equal those of applying each event by itself.
 #[tokio::test]
@@ -1219,6 +1220,18 @@ async fn conversations_folded_in_a_batch_equal_their_events_applied_one_at_a_tim
             .all(|r| r["handed_off"] == true && r["bot_state"]["step"] == "handed_off"),
         "{:?}",
         alone.0
+    );
+    let statuses: Vec<&str> = alone
+        .1
+        .iter()
+        .filter_map(|m| m["status"].as_str())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "read").count()
+            + statuses.iter().filter(|s| **s == "failed").count()
+            + statuses.iter().filter(|s| **s == "delivered").count(),
+        9,
+        "{statuses:?}"
     );
     // Batches of every size from the whole log down to one event.
     for size in (1..=total).rev() {
