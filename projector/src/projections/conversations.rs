@@ -2,6 +2,8 @@
 //! it, when the customer last wrote) and `rm_messages` (each message in and out, outbound ones
 //! with their delivery status and, for a person's reply, who sent it).
 
+use std::collections::HashMap;
+
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use domain::bot::engine::Step;
@@ -77,39 +79,26 @@ pub async fn apply_all(
                 to,
             } => pending.outbound(event, (to.as_str(), subject), reply_id, &reply, Some(by))?,
             ConversationEvent::ConversationExpired | ConversationEvent::BookingAttached { .. } => {}
-            // The bot's state after a message of the run: a column of that message's row.
             // What became of a reply of the run (sent, failed, delivered, read): columns of its
             // row, as the statements of `apply_other` would set them.
             ConversationEvent::OutboundMessageSent { reply_id, wamid }
-                if pending.has_message(&reply_id) =>
+                if pending.by_id.contains_key(&reply_id) =>
             {
-                let message = pending.message_mut(&reply_id).expect("checked above");
-                message.wamid = Some(wamid);
-                if message.status == Some(delivery_label(None)) {
-                    message.status = Some(DeliveryStatus::Sent.as_str());
-                }
+                pending.sent(&reply_id, wamid);
             }
             ConversationEvent::OutboundMessageFailed {
                 reply_id,
                 code,
                 reason,
-            } if pending.has_message(&reply_id) => {
-                let message = pending.message_mut(&reply_id).expect("checked above");
-                message.status = Some(DeliveryStatus::Failed.as_str());
-                message.error = Some((code, reason));
+            } if pending.by_id.contains_key(&reply_id) => {
+                pending.failed(&reply_id, code, reason);
             }
             ConversationEvent::OutboundStatusChanged { wamid, status }
-                if pending
-                    .messages
-                    .iter()
-                    .any(|m| m.wamid.as_ref() == Some(&wamid)) =>
+                if pending.by_wamid.contains_key(&wamid) =>
             {
-                for message in pending.sent_as(&wamid) {
-                    if moves_forward(message.status, status.as_str()) {
-                        message.status = Some(status.as_str());
-                    }
-                }
+                pending.status(&wamid, status);
             }
+            // The bot's state after a message of the run: a column of that message's row.
             ConversationEvent::BotStateChanged { state }
                 if pending.folds_state(subject, state.step == Step::HandedOff) =>
             {
@@ -334,6 +323,9 @@ struct Pending {
     /// By phone, in the order first touched.
     touches: Vec<Touch>,
     messages: Vec<Message>,
+    /// Where each message is in `messages`, by its id and, once sent, by Meta's id.
+    by_id: HashMap<String, usize>,
+    by_wamid: HashMap<String, Vec<usize>>,
 }
 
 /// What a run of messages does to one inbox row (`rm_conversations`): created, or moved to
@@ -457,24 +449,41 @@ impl Pending {
     }
 
     fn message(&mut self, message: Message) {
+        self.by_id.insert(message.id.clone(), self.messages.len());
         self.messages.push(message);
     }
 
-    /// Whether the run has message `id` (a reply's id).
-    fn has_message(&self, id: &str) -> bool {
-        self.messages.iter().any(|m| m.id == id)
+    /// The run's reply `reply_id` was sent, as `wamid`: pending becomes sent (a status that
+    /// came first stays).
+    fn sent(&mut self, reply_id: &str, wamid: String) {
+        let Some(&i) = self.by_id.get(reply_id) else {
+            return;
+        };
+        self.by_wamid.entry(wamid.clone()).or_default().push(i);
+        let message = &mut self.messages[i];
+        message.wamid = Some(wamid);
+        if message.status == Some(delivery_label(None)) {
+            message.status = Some(DeliveryStatus::Sent.as_str());
+        }
     }
 
-    /// The run's message `id` (a reply's id), if it is one of the run's.
-    fn message_mut(&mut self, id: &str) -> Option<&mut Message> {
-        self.messages.iter_mut().find(|m| m.id == id)
+    /// The run's reply `reply_id` failed: final.
+    fn failed(&mut self, reply_id: &str, code: i64, reason: String) {
+        if let Some(&i) = self.by_id.get(reply_id) {
+            let message = &mut self.messages[i];
+            message.status = Some(DeliveryStatus::Failed.as_str());
+            message.error = Some((code, reason));
+        }
     }
 
-    /// The run's messages that Meta knows as `wamid`.
-    fn sent_as<'a>(&'a mut self, wamid: &'a str) -> impl Iterator<Item = &'a mut Message> + 'a {
-        self.messages
-            .iter_mut()
-            .filter(move |m| m.wamid.as_deref() == Some(wamid))
+    /// Meta reported `status` for the run's messages sent as `wamid`: only ever forward.
+    fn status(&mut self, wamid: &str, status: DeliveryStatus) {
+        for &i in self.by_wamid.get(wamid).into_iter().flatten() {
+            let message = &mut self.messages[i];
+            if moves_forward(message.status, status.as_str()) {
+                message.status = Some(status.as_str());
+            }
+        }
     }
 
     /// A message to the customer, the bot's or a person's (`by`): pending until the sender

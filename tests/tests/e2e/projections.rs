@@ -865,7 +865,7 @@ async fn a_rebuild_while_events_arrive_loses_and_doubles_nothing() {
 }
 
 /// Creates `projections`' shadow tables, anew.
-async fn create_shadows(db: &TestDb, projections: &[Projection]) {
+pub(crate) async fn create_shadows(db: &TestDb, projections: &[Projection]) {
     let operator = db.operator_pool().await;
     for projection in projections {
         sqlx::query("select rm_create_shadows($1)")
@@ -947,16 +947,7 @@ async fn a_batch_applied_together_equals_its_events_applied_one_at_a_time() {
     // Three tenants' booking lives and conversation turns, interleaved: 600 events.
     e2e_tests::backlog::load(&superuser, e2e_tests::backlog::history(600, 3, 0)).await;
     let store = EventStore::new(db.app_pool().await);
-    let log = eventstore::GlobalLog::new(db.operator_pool().await);
-    let events = eventually(WAIT, || async {
-        let events = log
-            .read_all(eventstore::Position::START, 1000)
-            .await
-            .unwrap();
-        (events.len() == 600).then_some(events)
-    })
-    .await
-    .expect("the events are below every reader's horizon");
+    let events = read_back(&db, 600).await;
     create_shadows(&db, &Projection::ALL).await;
 
     // One at a time, into the live tables.
@@ -993,16 +984,7 @@ async fn a_batch_applied_in_shares_applies_each_event_once_even_when_a_share_fai
     e2e_tests::backlog::load(&superuser, e2e_tests::backlog::history(600, 12, 0)).await;
     let runtime = runtime_without_consumers(&db, &nats).await;
     assert_eq!(runtime.config.parallelism, 4);
-    let events = eventually(WAIT, || async {
-        let events = runtime
-            .log
-            .read_all(eventstore::Position::START, 1000)
-            .await
-            .unwrap();
-        (events.len() == 600).then_some(events)
-    })
-    .await
-    .expect("the events are below every reader's horizon");
+    let events = read_back(&db, 600).await;
     let bad_at = events
         .iter()
         .position(|e| e.event_type == "AppointmentRequested")
@@ -1099,66 +1081,20 @@ async fn a_batch_applied_in_shares_applies_each_event_once_even_when_a_share_fai
 /// itself.
 #[tokio::test]
 async fn bookings_folded_in_a_batch_equal_their_events_applied_one_at_a_time() {
-    let db = TestDb::new().await;
-    let superuser = db.superuser_url_pool().await;
-    let tenant = uuid::Uuid::new_v4();
-    let lives = e2e_tests::backlog::booking_lives(tenant);
-    let total = lives.len();
-    e2e_tests::backlog::load(&superuser, lives).await;
-    let store = EventStore::new(db.app_pool().await);
-    let log = eventstore::GlobalLog::new(db.operator_pool().await);
-    let events = eventually(WAIT, || async {
-        let events = log
-            .read_all(eventstore::Position::START, 1000)
-            .await
-            .unwrap();
-        (events.len() == total).then_some(events)
-    })
-    .await
-    .expect("the events are below every reader's horizon");
-    let bookings = |schema: &'static str| {
-        let superuser = superuser.clone();
-        async move {
-            let rows: Vec<Value> = sqlx::query_scalar(&format!(
-                "select to_jsonb(t) from {schema}.rm_bookings t order by reference"
-            ))
-            .fetch_all(&superuser)
-            .await
-            .unwrap();
-            let history: Vec<Value> = sqlx::query_scalar(&format!(
-                "select to_jsonb(t) from {schema}.rm_booking_history t order by 1"
-            ))
-            .fetch_all(&superuser)
-            .await
-            .unwrap();
-            (rows, history)
-        }
-    };
-    apply_batches(
-        &db,
-        &store,
-        &one_by_one(&events),
-        &[Projection::Bookings],
-        false,
+    let alone = folded_equal_one_at_a_time(
+        e2e_tests::backlog::booking_lives(uuid::Uuid::new_v4()),
+        Projection::Bookings,
+        &[("rm_bookings", "reference"), ("rm_booking_history", "1")],
     )
     .await;
-    let alone = bookings("public").await;
-    assert_eq!(alone.0.len(), 4);
+    assert_eq!(alone[0].len(), 4);
     assert!(
-        alone.0.iter().any(|r| r["arrived_at"].is_string()
+        alone[0].iter().any(|r| r["arrived_at"].is_string()
             && r["attendance_confirmed_at"].is_string()
             && r["status"] == "no_show"),
         "{:?}",
-        alone.0
+        alone[0]
     );
-    // Batches of every size from the whole log down to one event.
-    for size in (1..=total).rev() {
-        create_shadows(&db, &[Projection::Bookings]).await;
-        let batches: Vec<Vec<&RecordedEvent>> =
-            events.chunks(size).map(|b| b.iter().collect()).collect();
-        apply_batches(&db, &store, &batches, &[Projection::Bookings], true).await;
-        assert_eq!(bookings("rebuild").await, alone, "batches of {size}");
-    }
 }
 
 /// The bot's state after a message is folded into that message's inbox row, and what became of
@@ -1168,61 +1104,24 @@ async fn bookings_folded_in_a_batch_equal_their_events_applied_one_at_a_time() {
 /// rows equal those of applying each event by itself.
 #[tokio::test]
 async fn conversations_folded_in_a_batch_equal_their_events_applied_one_at_a_time() {
-    let db = TestDb::new().await;
-    let superuser = db.superuser_url_pool().await;
-    let tenant = uuid::Uuid::new_v4();
-    let lives = e2e_tests::backlog::conversation_lives(tenant);
-    let total = lives.len();
-    e2e_tests::backlog::load(&superuser, lives).await;
-    let store = EventStore::new(db.app_pool().await);
-    let log = eventstore::GlobalLog::new(db.operator_pool().await);
-    let events = eventually(WAIT, || async {
-        let events = log
-            .read_all(eventstore::Position::START, 1000)
-            .await
-            .unwrap();
-        (events.len() == total).then_some(events)
-    })
-    .await
-    .expect("the events are below every reader's horizon");
-    let conversations = |schema: &'static str| {
-        let superuser = superuser.clone();
-        async move {
-            let rows: Vec<Value> = sqlx::query_scalar(&format!(
-                "select to_jsonb(t) from {schema}.rm_conversations t order by customer_phone"
-            ))
-            .fetch_all(&superuser)
-            .await
-            .unwrap();
-            let messages: Vec<Value> = sqlx::query_scalar(&format!(
-                "select to_jsonb(t) from {schema}.rm_messages t order by customer_phone, version"
-            ))
-            .fetch_all(&superuser)
-            .await
-            .unwrap();
-            (rows, messages)
-        }
-    };
-    apply_batches(
-        &db,
-        &store,
-        &one_by_one(&events),
-        &[Projection::Conversations],
-        false,
+    let alone = folded_equal_one_at_a_time(
+        e2e_tests::backlog::conversation_lives(uuid::Uuid::new_v4()),
+        Projection::Conversations,
+        &[
+            ("rm_conversations", "customer_phone"),
+            ("rm_messages", "customer_phone, version"),
+        ],
     )
     .await;
-    let alone = conversations("public").await;
-    assert_eq!(alone.0.len(), 3);
+    assert_eq!(alone[0].len(), 3);
     assert!(
-        alone
-            .0
+        alone[0]
             .iter()
             .all(|r| r["handed_off"] == true && r["bot_state"]["step"] == "handed_off"),
         "{:?}",
-        alone.0
+        alone[0]
     );
-    let statuses: Vec<&str> = alone
-        .1
+    let statuses: Vec<&str> = alone[1]
         .iter()
         .filter_map(|m| m["status"].as_str())
         .collect();
@@ -1233,12 +1132,62 @@ async fn conversations_folded_in_a_batch_equal_their_events_applied_one_at_a_tim
         9,
         "{statuses:?}"
     );
-    // Batches of every size from the whole log down to one event.
+}
+
+/// Writes one tenant's `lives` to the log and applies them to `projection` one event at a time
+/// into the live tables; then, into fresh shadows each time, in batches of every size from the
+/// whole log down to one event, each time comparing the rows of `tables` (each `(table, order)`)
+/// with the live ones. Returns the live rows, table by table.
+async fn folded_equal_one_at_a_time(
+    lives: Vec<e2e_tests::backlog::Row>,
+    projection: Projection,
+    tables: &[(&str, &str)],
+) -> Vec<Vec<Value>> {
+    let db = TestDb::new().await;
+    let superuser = db.superuser_url_pool().await;
+    let total = lives.len();
+    e2e_tests::backlog::load(&superuser, lives).await;
+    let events = read_back(&db, total).await;
+    let store = EventStore::new(db.app_pool().await);
+    let rows = |schema: &'static str| {
+        let superuser = superuser.clone();
+        async move {
+            let mut rows = Vec::with_capacity(tables.len());
+            for (table, order) in tables {
+                rows.push(
+                    sqlx::query_scalar::<_, Value>(&format!(
+                        "select to_jsonb(t) from {schema}.{table} t order by {order}"
+                    ))
+                    .fetch_all(&superuser)
+                    .await
+                    .unwrap(),
+                );
+            }
+            rows
+        }
+    };
+    apply_batches(&db, &store, &one_by_one(&events), &[projection], false).await;
+    let alone = rows("public").await;
     for size in (1..=total).rev() {
-        create_shadows(&db, &[Projection::Conversations]).await;
+        create_shadows(&db, &[projection]).await;
         let batches: Vec<Vec<&RecordedEvent>> =
             events.chunks(size).map(|b| b.iter().collect()).collect();
-        apply_batches(&db, &store, &batches, &[Projection::Conversations], true).await;
-        assert_eq!(conversations("rebuild").await, alone, "batches of {size}");
+        apply_batches(&db, &store, &batches, &[projection], true).await;
+        assert_eq!(rows("rebuild").await, alone, "batches of {size}");
     }
+    alone
+}
+
+/// The log's first `total` events, once they are below every reader's horizon.
+async fn read_back(db: &TestDb, total: usize) -> Vec<RecordedEvent> {
+    let log = eventstore::GlobalLog::new(db.operator_pool().await);
+    eventually(WAIT, || async {
+        let events = log
+            .read_all(eventstore::Position::START, total + 1)
+            .await
+            .unwrap();
+        (events.len() == total).then_some(events)
+    })
+    .await
+    .expect("the events are below every reader's horizon")
 }

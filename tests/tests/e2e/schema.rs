@@ -242,13 +242,7 @@ async fn shadows_get_the_live_indexes_under_their_names_the_readers_ones_after_t
             .fetch_all(&superuser)
             .await
             .unwrap();
-    for projection in Projection::ALL {
-        sqlx::query("select rm_create_shadows($1)")
-            .bind(projection.name())
-            .execute(&operator)
-            .await
-            .unwrap();
-    }
+    crate::projections::create_shadows(&db, &Projection::ALL).await;
     let live = indexes("public").await;
     assert!(
         deferred
