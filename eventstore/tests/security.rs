@@ -123,28 +123,43 @@ async fn the_tenant_setting_does_not_outlive_its_transaction_on_a_pooled_connect
 async fn the_application_role_is_not_superuser_owns_nothing_and_cannot_bypass_rls() {
     let s = store().await;
     let mut conn = PgConnection::connect(&s.db.app_url()).await.unwrap();
-    let (superuser, bypass, createrole, createdb): (bool, bool, bool, bool) = sqlx::query_as(
-        "select rolsuper, rolbypassrls, rolcreaterole, rolcreatedb from pg_roles where rolname = current_user",
-    )
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
-    assert!(!superuser && !bypass && !createrole && !createdb);
+    // The application role, and the projector's, which it may take for a batch.
+    for role in ["booking_app", "booking_projector"] {
+        let (superuser, bypass, createrole, createdb): (bool, bool, bool, bool) = sqlx::query_as(
+            "select rolsuper, rolbypassrls, rolcreaterole, rolcreatedb from pg_roles where rolname = $1",
+        )
+        .bind(role)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert!(!superuser && !bypass && !createrole && !createdb, "{role}");
 
-    let owned: i64 = sqlx::query_scalar(
-        "select count(*) from pg_class c join pg_roles r on r.oid = c.relowner where r.rolname = current_user",
-    )
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
-    assert_eq!(owned, 0, "the application role owns no relation");
+        let owned: i64 = sqlx::query_scalar(
+            "select count(*) from pg_class c join pg_roles r on r.oid = c.relowner where r.rolname = $1",
+        )
+        .bind(role)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(owned, 0, "{role} owns no relation");
 
-    let member_of_owner: bool =
-        sqlx::query_scalar("select pg_has_role(current_user, 'booking_owner', 'member')")
+        let member_of_owner: bool =
+            sqlx::query_scalar("select pg_has_role($1, 'booking_owner', 'member')")
+                .bind(role)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert!(!member_of_owner, "{role}");
+    }
+    let projector_logs_in: bool =
+        sqlx::query_scalar("select rolcanlogin from pg_roles where rolname = 'booking_projector'")
             .fetch_one(&mut conn)
             .await
             .unwrap();
-    assert!(!member_of_owner);
+    assert!(
+        !projector_logs_in,
+        "the projector's role is only ever taken, never logged in as"
+    );
 
     let (rls, forced): (bool, bool) = sqlx::query_as(
         "select relrowsecurity, relforcerowsecurity from pg_class where relname = 'events'",

@@ -233,7 +233,8 @@ async fn make_log_own(
     })
 }
 
-/// The service roles, as the first migration creates them (no password: a deployment's own).
+/// The service roles, as the migrations create them (no password: a deployment's own), and the
+/// projector's role, which `booking_app` takes for a batch (migration 31).
 const SERVICE_ROLES: &str = "
 do $$
 begin
@@ -243,8 +244,12 @@ begin
     if not exists (select from pg_roles where rolname = 'booking_operator') then
         create role booking_operator login nosuperuser nocreatedb nocreaterole noinherit nobypassrls;
     end if;
+    if not exists (select from pg_roles where rolname = 'booking_projector') then
+        create role booking_projector nologin nosuperuser nocreatedb nocreaterole noinherit nobypassrls;
+    end if;
 end
 $$;
+grant booking_projector to booking_app;
 ";
 
 /// The log written again in its commit order, under the restoring transaction's id (the

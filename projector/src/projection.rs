@@ -250,15 +250,18 @@ impl Projection {
         Ok(Claimed(claimed.into_iter().collect()))
     }
 
-    /// [`apply_together`] for one tenant's events, all of which concern this projection, with
-    /// `app.tenant_id` set and the streams [`Projection::claim`] recorded.
-    async fn apply_tenant(
+    /// What [`apply_together`] makes of one tenant's events, all of which concern this
+    /// projection, the streams [`Projection::claim`] recorded taken as they are: each event's
+    /// outcome, and the events to apply in order (a duplicate left out, a gap's missing events
+    /// read from the store). The versions of the streams the claim did not record are recorded
+    /// here.
+    async fn plan_tenant(
         self,
         conn: &mut PgConnection,
         store: &EventStore,
         events: &[&RecordedEvent],
         claimed: &Claimed,
-    ) -> anyhow::Result<Vec<Applied>> {
+    ) -> anyhow::Result<(Vec<Applied>, Plan)> {
         let tenant = events[0].tenant_id;
         let sql = self.applied_sql();
         let (mut streams, by_stream) = self.streams(events);
@@ -346,20 +349,11 @@ impl Projection {
                 .execute(&mut *conn)
                 .await?;
         }
-        let fresh: Vec<&RecordedEvent> = plan
-            .iter()
-            .map(|p| match p {
-                Planned::Given(i) => events[*i],
-                Planned::Missing(m) => &missing[*m],
-            })
-            .collect();
-        if !fresh.is_empty() {
-            self.apply_fresh(conn, store, &fresh).await?;
-        }
-        Ok(outcomes)
+        Ok((outcomes, Plan { plan, missing }))
     }
 
-    /// Applies one tenant's fresh events, in order: set-based where the projection knows how.
+    /// Applies the fresh events of a batch's tenants (each tenant's together, in their order):
+    /// set-based where the projection knows how.
     async fn apply_fresh(
         self,
         conn: &mut PgConnection,
@@ -408,15 +402,17 @@ impl Projection {
 /// Applies `events` to each of `projections` inside the caller's transaction, and returns
 /// each projection's outcomes (in the order of `projections`, one per event).
 ///
+/// For the span of it the transaction takes the projector's role (`booking_projector`), whose
+/// policies admit the rows of the tenants `app.tenant_ids` names: the batch's tenants. Every
+/// statement binds its rows' tenants, so one statement writes any number of them.
+///
 /// First each projection checks and records the next versions of all the streams it reads,
 /// every tenant's, with one statement (which takes their rows' locks, so two transactions never
-/// interleave one stream's events): `app.tenant_ids` names the batch's tenants, whose rows of
-/// the `rm_<projection>_applied` tables alone it lets through. Then each tenant's events are
-/// applied in their order, one tenant after another: tenants are independent (every read-model
-/// row is one tenant's), so this is the log's order as far as any row can tell. For each
-/// tenant, `app.tenant_id` is set once, and each projection in turn applies its fresh events
-/// together, set-based where it can. Only a stream that is not simply the next versions (a
-/// duplicate, a gap) costs statements of its own.
+/// interleave one stream's events). Then each projection in turn applies its fresh events, every
+/// tenant's, tenant after tenant, each tenant's in their order: tenants are independent (every
+/// read-model row is one tenant's), so this is the log's order as far as any row can tell, and
+/// the set-based projections fold them into one statement per table. Only a stream that is not
+/// simply the next versions (a duplicate, a gap) costs statements of its own.
 pub async fn apply_together(
     projections: &[Projection],
     conn: &mut PgConnection,
@@ -428,41 +424,41 @@ pub async fn apply_together(
     if tenants.is_empty() {
         return Ok(outcomes);
     }
-    // Each projection's claim of every tenant's streams: one statement each.
-    set_tenants(conn, tenants.iter().map(|(t, _)| *t)).await?;
-    let mut claims = Vec::with_capacity(projections.len());
-    for projection in projections {
-        let theirs: Vec<(uuid::Uuid, Vec<&RecordedEvent>)> = tenants
-            .iter()
-            .map(|(tenant, theirs)| {
-                let mine = theirs.iter().map(|i| events[*i]);
-                (*tenant, mine.filter(|e| projection.concerns(e)).collect())
-            })
-            .collect();
-        claims.push(projection.claim(conn, &theirs).await?);
-    }
-    for (tenant, theirs) in tenants {
-        crate::consumer::set_tenant(conn, tenant).await?;
-        for ((projection, outcomes), claimed) in
-            projections.iter().zip(outcomes.iter_mut()).zip(&claims)
-        {
-            let mine: Vec<usize> = theirs
+    become_projector(conn, tenants.iter().map(|(t, _)| *t)).await?;
+    for (projection, outcomes) in projections.iter().zip(outcomes.iter_mut()) {
+        // Each tenant's events of this projection: where they are in `events`, and themselves.
+        let mut mine: Vec<Vec<usize>> = Vec::with_capacity(tenants.len());
+        let mut theirs: Vec<(uuid::Uuid, Vec<&RecordedEvent>)> = Vec::with_capacity(tenants.len());
+        for (tenant, all) in &tenants {
+            let indexes: Vec<usize> = all
                 .iter()
                 .copied()
                 .filter(|i| projection.concerns(events[*i]))
                 .collect();
-            if mine.is_empty() {
-                continue;
-            }
-            let events: Vec<&RecordedEvent> = mine.iter().map(|i| events[*i]).collect();
-            let applied = projection
-                .apply_tenant(conn, store, &events, claimed)
-                .await?;
-            for (i, outcome) in mine.into_iter().zip(applied) {
-                outcomes[i] = outcome;
+            if !indexes.is_empty() {
+                theirs.push((*tenant, indexes.iter().map(|i| events[*i]).collect()));
+                mine.push(indexes);
             }
         }
+        let claimed = projection.claim(conn, &theirs).await?;
+        let mut plans = Vec::with_capacity(theirs.len());
+        for ((_, given), indexes) in theirs.iter().zip(&mine) {
+            let (applied, plan) = projection.plan_tenant(conn, store, given, &claimed).await?;
+            for (i, outcome) in indexes.iter().zip(applied) {
+                outcomes[*i] = outcome;
+            }
+            plans.push(plan);
+        }
+        let fresh: Vec<&RecordedEvent> = plans
+            .iter()
+            .zip(&theirs)
+            .flat_map(|(plan, (_, given))| plan.events(given))
+            .collect();
+        if !fresh.is_empty() {
+            projection.apply_fresh(conn, store, &fresh).await?;
+        }
     }
+    sqlx::query("reset role").execute(&mut *conn).await?;
     Ok(outcomes)
 }
 
@@ -484,17 +480,19 @@ pub(crate) fn by_tenant(
     tenants
 }
 
-/// Names the tenants whose streams' applied versions the transaction records together
-/// (`app.tenant_ids`, which only the `rm_<projection>_applied` tables accept).
-async fn set_tenants(
+/// Takes the projector's role for the rest of the transaction (or until `reset role`), and names
+/// the tenants whose rows it may read and write (`app.tenant_ids`): one statement.
+async fn become_projector(
     conn: &mut PgConnection,
     tenants: impl Iterator<Item = uuid::Uuid>,
 ) -> sqlx::Result<()> {
     let list: Vec<String> = tenants.map(|t| t.to_string()).collect();
-    sqlx::query("select set_config('app.tenant_ids', $1, true)")
-        .bind(format!("{{{}}}", list.join(",")))
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "select set_config('app.tenant_ids', $1, true), set_config('role', 'booking_projector', true)",
+    )
+    .bind(format!("{{{}}}", list.join(",")))
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -525,6 +523,26 @@ struct Claim<'a> {
 enum Planned {
     Given(usize),
     Missing(usize),
+}
+
+/// One tenant's events to apply ([`Projection::plan_tenant`]), in order.
+struct Plan {
+    plan: Vec<Planned>,
+    /// The events a gap lacked, read from the store.
+    missing: Vec<RecordedEvent>,
+}
+
+impl Plan {
+    /// The events to apply, of those `given` and those read.
+    fn events<'a>(
+        &'a self,
+        given: &[&'a RecordedEvent],
+    ) -> impl Iterator<Item = &'a RecordedEvent> {
+        self.plan.iter().map(move |p| match p {
+            Planned::Given(i) => given[*i],
+            Planned::Missing(m) => &self.missing[*m],
+        })
+    }
 }
 
 /// A customer's erasure: the erased customer's subject (their conversation's id) and their

@@ -8,11 +8,12 @@ use sqlx::PgConnection;
 
 use crate::projection::decode;
 
-/// One tenant's events, in order. A booking requested here has its row folded from its events
-/// in memory and written with the others in one statement; any other booking's row statement by
-/// statement; the history rows together in one statement. Both gathered writes go before an
-/// erasure (which rewrites those rows) and, for the folded rows, before an event they do not
-/// fold (which then updates the written row).
+/// A batch's events, each tenant's in their order. A booking requested here has its row folded
+/// from its events in memory (found by tenant and id) and written with the others, every
+/// tenant's, in one statement; any other booking's row statement by statement; the history rows
+/// together in one statement. Both gathered writes go before an erasure (which rewrites those
+/// rows) and, for the folded rows, before an event they do not fold (which then updates the
+/// written row).
 pub async fn apply_all(conn: &mut PgConnection, events: &[&RecordedEvent]) -> anyhow::Result<()> {
     let mut history = History::default();
     let mut requested = Requested::default();
@@ -55,7 +56,8 @@ enum Folded {
 #[derive(Default)]
 struct Requested {
     rows: Vec<BookingRow>,
-    index: std::collections::HashMap<uuid::Uuid, usize>,
+    /// Where each booking's row is, by tenant and booking id.
+    index: std::collections::HashMap<(uuid::Uuid, uuid::Uuid), usize>,
 }
 
 /// A booking's `rm_bookings` row, as its statements would leave it.
@@ -97,7 +99,8 @@ impl Requested {
             ..
         } = decoded
         {
-            self.index.insert(booking_id, self.rows.len());
+            self.index
+                .insert((event.tenant_id, booking_id), self.rows.len());
             self.rows.push(BookingRow {
                 tenant: event.tenant_id,
                 booking_id,
@@ -121,7 +124,11 @@ impl Requested {
             });
             return Ok(Folded::Yes);
         }
-        let Some(row) = self.index.get(&booking_id).map(|k| &mut self.rows[*k]) else {
+        let Some(row) = self
+            .index
+            .get(&(event.tenant_id, booking_id))
+            .map(|k| &mut self.rows[*k])
+        else {
             return Ok(Folded::NotRequestedHere);
         };
         match decoded {
@@ -150,9 +157,9 @@ impl Requested {
     }
 
     async fn write(&mut self, conn: &mut PgConnection) -> anyhow::Result<()> {
-        let Some(tenant) = self.rows.first().map(|r| r.tenant) else {
+        if self.rows.is_empty() {
             return Ok(());
-        };
+        }
         let rows = std::mem::take(&mut self.rows);
         self.index.clear();
         let column = |f: fn(&BookingRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
@@ -161,11 +168,11 @@ impl Requested {
                  resource, starts_at, ends_at, status, channel, customer_phone, customer_name,
                  price_minor, currency, version, created_at, updated_at, attendance_confirmed_at,
                  arrived_at)
-             select $1, * from unnest($2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::text[],
-                 $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[], $11::text[],
-                 $12::text[], $13::bigint[], $14::text[], $15::int[], $16::timestamptz[],
-                 $17::timestamptz[], $18::timestamptz[], $19::timestamptz[])",
-            tenant,
+             select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[],
+                 $6::text[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[],
+                 $11::text[], $12::text[], $13::bigint[], $14::text[], $15::int[],
+                 $16::timestamptz[], $17::timestamptz[], $18::timestamptz[], $19::timestamptz[])",
+            &rows.iter().map(|r| r.tenant).collect::<Vec<_>>(),
             &rows.iter().map(|r| r.booking_id).collect::<Vec<_>>(),
             &column(|r| r.reference.clone()),
             &rows.iter().map(|r| r.service_id).collect::<Vec<_>>(),
@@ -200,7 +207,7 @@ impl Requested {
 /// Rows of `rm_booking_history` not written yet.
 #[derive(Default)]
 struct History {
-    tenant: Option<uuid::Uuid>,
+    tenants: Vec<uuid::Uuid>,
     bookings: Vec<uuid::Uuid>,
     versions: Vec<i32>,
     event_types: Vec<String>,
@@ -212,7 +219,7 @@ struct History {
 
 impl History {
     fn push(&mut self, event: &RecordedEvent) -> anyhow::Result<()> {
-        self.tenant = Some(event.tenant_id);
+        self.tenants.push(event.tenant_id);
         self.bookings.push(event.stream.stream_id.parse()?);
         self.versions.push(event.version as i32);
         self.event_types.push(event.event_type.clone());
@@ -224,15 +231,15 @@ impl History {
     }
 
     async fn write(&mut self, conn: &mut PgConnection) -> anyhow::Result<()> {
-        let Some(tenant) = self.tenant else {
+        if self.tenants.is_empty() {
             return Ok(());
-        };
+        }
         sqlx::query!(
             "insert into rm_booking_history (tenant_id, booking_id, version, event_type, payload,
                  actor, correlation_id, recorded_at)
-             select $1, * from unnest($2::uuid[], $3::int[], $4::text[], $5::jsonb[], $6::text[],
-                 $7::uuid[], $8::timestamptz[])",
-            tenant,
+             select * from unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::jsonb[],
+                 $6::text[], $7::uuid[], $8::timestamptz[])",
+            &self.tenants,
             &self.bookings,
             &self.versions,
             &self.event_types,

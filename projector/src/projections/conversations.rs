@@ -20,7 +20,7 @@ use crate::projection::decode;
 
 const PREVIEW_CHARS: usize = 80;
 
-/// One tenant's events, in order. The messages in and out are gathered: their inbox rows
+/// A batch's events, each tenant's in their order. The messages in and out are gathered: their inbox rows
 /// folded by phone (with the bot's state after them) and their `rm_messages` rows (with what
 /// became of a reply: sent, failed, delivered, read), one statement each, written before any
 /// other statement (which may read or change those rows) and at the end.
@@ -55,6 +55,7 @@ pub async fn apply_all(
                     touch.profile_name = profile_name;
                 }
                 pending.message(Message {
+                    tenant: event.tenant_id,
                     phone: from.as_str().to_owned(),
                     version: event.version as i32,
                     id: wamid,
@@ -82,38 +83,35 @@ pub async fn apply_all(
             // What became of a reply of the run (sent, failed, delivered, read): columns of its
             // row, as the statements of `apply_other` would set them.
             ConversationEvent::OutboundMessageSent { reply_id, wamid }
-                if pending.by_id.contains_key(&reply_id) =>
+                if pending.has_reply(event.tenant_id, &reply_id) =>
             {
-                pending.sent(&reply_id, wamid);
+                pending.sent(event.tenant_id, &reply_id, wamid);
             }
             ConversationEvent::OutboundMessageFailed {
                 reply_id,
                 code,
                 reason,
-            } if pending.by_id.contains_key(&reply_id) => {
-                pending.failed(&reply_id, code, reason);
+            } if pending.has_reply(event.tenant_id, &reply_id) => {
+                pending.failed(event.tenant_id, &reply_id, code, reason);
             }
             ConversationEvent::OutboundStatusChanged { wamid, status }
-                if pending.by_wamid.contains_key(&wamid) =>
+                if pending.has_wamid(event.tenant_id, &wamid) =>
             {
-                pending.status(&wamid, status);
+                pending.status(event.tenant_id, &wamid, status);
             }
             // The bot's state after a message of the run: a column of that message's row.
             ConversationEvent::BotStateChanged { state }
-                if pending.folds_state(subject, state.step == Step::HandedOff) =>
+                if pending.folds_state(event.tenant_id, subject, state.step == Step::HandedOff) =>
             {
                 pending.bot_state(event, subject, serde_json::to_value(&state)?, &state.step);
             }
             other => {
-                pending.write(conn, event.tenant_id).await?;
+                pending.write(conn).await?;
                 apply_other(conn, store, event, subject, other).await?;
             }
         }
     }
-    match events.first() {
-        Some(first) => pending.write(conn, first.tenant_id).await,
-        None => Ok(()),
-    }
+    pending.write(conn).await
 }
 
 /// An event that is not a message in or out, by itself.
@@ -320,17 +318,23 @@ async fn refold(
 /// them), not written yet.
 #[derive(Default)]
 struct Pending {
-    /// By phone, in the order first touched.
+    /// By tenant and phone, in the order first touched.
     touches: Vec<Touch>,
+    /// Where each row is in `touches`: by tenant and phone, and by tenant and subject (a row
+    /// whose subject changed since stays listed under the one before).
+    by_phone: HashMap<(Uuid, String), usize>,
+    by_subject: HashMap<(Uuid, Uuid), Vec<usize>>,
     messages: Vec<Message>,
-    /// Where each message is in `messages`, by its id and, once sent, by Meta's id.
-    by_id: HashMap<String, usize>,
-    by_wamid: HashMap<String, Vec<usize>>,
+    /// Where each message is in `messages`, by tenant and its id and, once sent, by tenant and
+    /// Meta's id.
+    by_id: HashMap<(Uuid, String), usize>,
+    by_wamid: HashMap<(Uuid, String), Vec<usize>>,
 }
 
 /// What a run of messages does to one inbox row (`rm_conversations`): created, or moved to
 /// its latest message.
 struct Touch {
+    tenant: Uuid,
     phone: String,
     subject: Uuid,
     /// The latest name the customer's profile gave.
@@ -356,6 +360,7 @@ impl Touch {
 
 /// A row of `rm_messages`.
 struct Message {
+    tenant: Uuid,
     phone: String,
     version: i32,
     id: String,
@@ -386,10 +391,13 @@ impl Pending {
         (phone, subject): (&str, Uuid),
         at: DateTime<Utc>,
     ) -> &mut Touch {
-        let index = match self.touches.iter().position(|t| t.phone == phone) {
-            Some(index) => index,
+        let key = (event.tenant_id, phone.to_owned());
+        let index = match self.by_phone.get(&key) {
+            Some(&index) => index,
             None => {
+                self.by_phone.insert(key, self.touches.len());
                 self.touches.push(Touch {
+                    tenant: event.tenant_id,
                     phone: phone.to_owned(),
                     subject,
                     profile_name: None,
@@ -404,6 +412,13 @@ impl Pending {
                 self.touches.len() - 1
             }
         };
+        let listed = self
+            .by_subject
+            .entry((event.tenant_id, subject))
+            .or_default();
+        if !listed.contains(&index) {
+            listed.push(index);
+        }
         let touch = &mut self.touches[index];
         touch.subject = subject;
         touch.last_message_at = touch.last_message_at.max(at);
@@ -420,12 +435,8 @@ impl Pending {
     /// A stand-in phone (a customer erased since, read in a replay) may name a row that is never
     /// written, the subject's row keeping its phone until the erasure, later in the log, makes
     /// it again; the bot's state then goes to that row by itself.
-    fn folds_state(&self, subject: Uuid, handed_off: bool) -> bool {
-        let mut rows = self
-            .touches
-            .iter()
-            .filter(|t| t.is_customers_row_of(subject))
-            .peekable();
+    fn folds_state(&self, tenant: Uuid, subject: Uuid, handed_off: bool) -> bool {
+        let mut rows = self.rows_of(tenant, subject).peekable();
         rows.peek().is_some()
             && rows.all(|t| !matches!(t.bot_state, Some((_, false))) || !handed_off)
     }
@@ -438,28 +449,57 @@ impl Pending {
         state: serde_json::Value,
         step: &Step,
     ) {
-        for touch in self
-            .touches
-            .iter_mut()
-            .filter(|t| t.is_customers_row_of(subject))
-        {
+        let rows: Vec<usize> = self
+            .by_subject
+            .get(&(event.tenant_id, subject))
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|&i| self.touches[i].is_customers_row_of(subject))
+            .collect();
+        for i in rows {
+            let touch = &mut self.touches[i];
             touch.bot_state = Some((state.clone(), *step == Step::HandedOff));
             touch.updated_at = event.recorded_at;
         }
     }
 
+    /// The run's rows of `tenant`'s customer `subject`, under the customer's own phone.
+    fn rows_of(&self, tenant: Uuid, subject: Uuid) -> impl Iterator<Item = &Touch> {
+        self.by_subject
+            .get(&(tenant, subject))
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.touches[i])
+            .filter(move |t| t.is_customers_row_of(subject))
+    }
+
     fn message(&mut self, message: Message) {
-        self.by_id.insert(message.id.clone(), self.messages.len());
+        self.by_id
+            .insert((message.tenant, message.id.clone()), self.messages.len());
         self.messages.push(message);
+    }
+
+    /// Whether the run has `tenant`'s reply `reply_id`.
+    fn has_reply(&self, tenant: Uuid, reply_id: &str) -> bool {
+        self.by_id.contains_key(&(tenant, reply_id.to_owned()))
+    }
+
+    /// Whether the run has `tenant`'s messages sent as `wamid`.
+    fn has_wamid(&self, tenant: Uuid, wamid: &str) -> bool {
+        self.by_wamid.contains_key(&(tenant, wamid.to_owned()))
     }
 
     /// The run's reply `reply_id` was sent, as `wamid`: pending becomes sent (a status that
     /// came first stays).
-    fn sent(&mut self, reply_id: &str, wamid: String) {
-        let Some(&i) = self.by_id.get(reply_id) else {
+    fn sent(&mut self, tenant: Uuid, reply_id: &str, wamid: String) {
+        let Some(&i) = self.by_id.get(&(tenant, reply_id.to_owned())) else {
             return;
         };
-        self.by_wamid.entry(wamid.clone()).or_default().push(i);
+        self.by_wamid
+            .entry((tenant, wamid.clone()))
+            .or_default()
+            .push(i);
         let message = &mut self.messages[i];
         message.wamid = Some(wamid);
         if message.status == Some(delivery_label(None)) {
@@ -468,8 +508,8 @@ impl Pending {
     }
 
     /// The run's reply `reply_id` failed: final.
-    fn failed(&mut self, reply_id: &str, code: i64, reason: String) {
-        if let Some(&i) = self.by_id.get(reply_id) {
+    fn failed(&mut self, tenant: Uuid, reply_id: &str, code: i64, reason: String) {
+        if let Some(&i) = self.by_id.get(&(tenant, reply_id.to_owned())) {
             let message = &mut self.messages[i];
             message.status = Some(DeliveryStatus::Failed.as_str());
             message.error = Some((code, reason));
@@ -477,8 +517,13 @@ impl Pending {
     }
 
     /// Meta reported `status` for the run's messages sent as `wamid`: only ever forward.
-    fn status(&mut self, wamid: &str, status: DeliveryStatus) {
-        for &i in self.by_wamid.get(wamid).into_iter().flatten() {
+    fn status(&mut self, tenant: Uuid, wamid: &str, status: DeliveryStatus) {
+        for &i in self
+            .by_wamid
+            .get(&(tenant, wamid.to_owned()))
+            .into_iter()
+            .flatten()
+        {
             let message = &mut self.messages[i];
             if moves_forward(message.status, status.as_str()) {
                 message.status = Some(status.as_str());
@@ -500,6 +545,7 @@ impl Pending {
         touch.direction = Direction::Out;
         touch.preview = preview(&reply_text(reply));
         self.message(Message {
+            tenant: event.tenant_id,
             phone: phone.to_owned(),
             version: event.version as i32,
             id: reply_id,
@@ -515,25 +561,26 @@ impl Pending {
     }
 
     /// Writes what is pending: the inbox rows in one statement, the messages in another.
-    async fn write(&mut self, conn: &mut PgConnection, tenant: Uuid) -> anyhow::Result<()> {
+    async fn write(&mut self, conn: &mut PgConnection) -> anyhow::Result<()> {
         if !self.touches.is_empty() {
             let t = &self.touches;
             sqlx::query!(
                 "insert into rm_conversations (tenant_id, customer_phone, profile_name,
                      last_message_at, last_direction, last_preview, messages, updated_at, subject,
                      last_inbound_at, bot_state, handed_off)
-                 select $1, u.phone, u.profile_name, u.last_message_at, u.last_direction,
-                        u.last_preview, u.messages, u.updated_at, u.subject, u.last_inbound_at,
-                        u.bot_state, coalesce(u.handed_off, false)
-                   from unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
-                     $7::int[], $8::timestamptz[], $9::uuid[], $10::timestamptz[], $11::jsonb[],
-                     $12::bool[])
-                     as u(phone, profile_name, last_message_at, last_direction, last_preview,
-                          messages, updated_at, subject, last_inbound_at, bot_state, handed_off)
+                 select u.tenant_id, u.phone, u.profile_name, u.last_message_at,
+                        u.last_direction, u.last_preview, u.messages, u.updated_at, u.subject,
+                        u.last_inbound_at, u.bot_state, coalesce(u.handed_off, false)
+                   from unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
+                     $6::text[], $7::int[], $8::timestamptz[], $9::uuid[], $10::timestamptz[],
+                     $11::jsonb[], $12::bool[])
+                     as u(tenant_id, phone, profile_name, last_message_at, last_direction,
+                          last_preview, messages, updated_at, subject, last_inbound_at, bot_state,
+                          handed_off)
                   -- Read after their erasure, a customer's messages name a stand-in: the row
                   -- keeps its phone until the erasure, later in the log, makes it again.
                   where not exists (select from rm_conversations c
-                                     where c.tenant_id = $1 and c.subject = u.subject
+                                     where c.tenant_id = u.tenant_id and c.subject = u.subject
                                        and c.customer_phone <> u.phone)
                  on conflict (tenant_id, customer_phone) do update
                  set subject = excluded.subject,
@@ -554,7 +601,7 @@ impl Pending {
                      taken_over_by = case when excluded.bot_state is not null
                          and not excluded.handed_off then null
                          else rm_conversations.taken_over_by end",
-                tenant,
+                &t.iter().map(|t| t.tenant).collect::<Vec<_>>(),
                 &t.iter().map(|t| t.phone.clone()).collect::<Vec<_>>(),
                 &t.iter().map(|t| t.profile_name.clone()).collect::<Vec<_>>() as _,
                 &t.iter().map(|t| t.last_message_at).collect::<Vec<_>>(),
@@ -581,10 +628,10 @@ impl Pending {
             sqlx::query!(
                 "insert into rm_messages (tenant_id, customer_phone, version, message_id,
                      direction, content, at, status, sent_by, wamid, error_code, error_reason)
-                 select $1, * from unnest($2::text[], $3::int[], $4::text[], $5::text[],
+                 select * from unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[],
                      $6::jsonb[], $7::timestamptz[], $8::text[], $9::text[], $10::text[],
                      $11::bigint[], $12::text[])",
-                tenant,
+                &m.iter().map(|m| m.tenant).collect::<Vec<_>>(),
                 &m.iter().map(|m| m.phone.clone()).collect::<Vec<_>>(),
                 &m.iter().map(|m| m.version).collect::<Vec<_>>(),
                 &m.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),

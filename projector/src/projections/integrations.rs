@@ -17,8 +17,8 @@ use domain::webhook::WebhookEvent;
 use eventstore::RecordedEvent;
 use sqlx::PgConnection;
 
-/// One tenant's events, in order. Their public events are numbered and written together, in
-/// one statement, before anything that reads the numbers (an endpoint registered) or rewrites
+/// A batch's events, each tenant's in their order. Their public events are numbered (each
+/// tenant's after its last number) and written together, in one statement, before anything that reads the numbers (an endpoint registered) or rewrites
 /// the rows (an erasure), and at the end.
 pub async fn apply_all(
     conn: &mut PgConnection,
@@ -27,7 +27,7 @@ pub async fn apply_all(
 ) -> anyhow::Result<()> {
     let mut pending = Published::default();
     // Each conversation's customer phone, read once.
-    let mut phones: HashMap<uuid::Uuid, String> = HashMap::new();
+    let mut phones: HashMap<(uuid::Uuid, uuid::Uuid), String> = HashMap::new();
     for event in events {
         if event.stream.stream_type == WebhookEvent::STREAM_TYPE {
             pending.write(conn).await?;
@@ -36,7 +36,7 @@ pub async fn apply_all(
         }
         if let Some(erased) = crate::projection::erasure(event)? {
             pending.write(conn).await?;
-            phones.remove(&erased.subject);
+            phones.remove(&(event.tenant_id, erased.subject));
             scrub(conn, store, event, &erased).await?;
             continue;
         }
@@ -53,7 +53,7 @@ pub async fn apply_all(
             // A conversation's stream is named by its customer's subject id; a business's
             // systems know the customer by phone (or by their stand-in, once erased).
             let subject: uuid::Uuid = event.stream.stream_id.parse()?;
-            let phone = match phones.get(&subject) {
+            let phone = match phones.get(&(event.tenant_id, subject)) {
                 Some(phone) => phone.clone(),
                 None => {
                     let phone = match eventstore::personal::phone_of(conn, event.tenant_id, subject)
@@ -62,13 +62,13 @@ pub async fn apply_all(
                         Some(phone) => phone,
                         None => domain::personal::erased_phone(subject).as_str().to_owned(),
                     };
-                    phones.insert(subject, phone.clone());
+                    phones.insert((event.tenant_id, subject), phone.clone());
                     phone
                 }
             };
             public.data["customer_phone"] = phone.into();
         }
-        pending.tenant = Some(event.tenant_id);
+        pending.tenants.push(event.tenant_id);
         pending.event_ids.push(event.event_id);
         pending.topics.push(public.topic.name().to_owned());
         pending.bodies.push(domain::integration::envelope(
@@ -85,7 +85,7 @@ pub async fn apply_all(
 /// Public events not numbered yet, in order.
 #[derive(Default)]
 struct Published {
-    tenant: Option<uuid::Uuid>,
+    tenants: Vec<uuid::Uuid>,
     event_ids: Vec<uuid::Uuid>,
     topics: Vec<String>,
     bodies: Vec<serde_json::Value>,
@@ -93,24 +93,34 @@ struct Published {
 }
 
 impl Published {
-    /// Numbers them after the tenant's last number, in order, and writes them.
+    /// Numbers each tenant's after its last number, in order, and writes them: each tenant's
+    /// head moves by its count of them (the heads taken in the tenants' order, so two writers
+    /// never wait on each other crosswise), and its events take the numbers below.
     async fn write(&mut self, conn: &mut PgConnection) -> anyhow::Result<()> {
-        let Some(tenant) = self.tenant else {
+        if self.tenants.is_empty() {
             return Ok(());
-        };
+        }
         sqlx::query!(
-            "with head as (
-                 insert into rm_public_event_heads (tenant_id, last_seq) values ($1, $2)
+            "with s as (
+                 select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[],
+                     $5::timestamptz[])
+                     with ordinality as s(tenant_id, event_id, topic, body, created_at, n)
+             ), counts as (
+                 select tenant_id, count(*) as k from s group by tenant_id
+             ), head as (
+                 insert into rm_public_event_heads (tenant_id, last_seq)
+                 select tenant_id, k from counts order by tenant_id
                  on conflict (tenant_id) do update
                  set last_seq = rm_public_event_heads.last_seq + excluded.last_seq
-                 returning last_seq
+                 returning tenant_id, last_seq
              )
              insert into rm_public_events (tenant_id, seq, event_id, topic, body, created_at)
-             select $1, head.last_seq - $2 + s.n, s.event_id, s.topic, s.body, s.created_at
-             from head, unnest($3::uuid[], $4::text[], $5::jsonb[], $6::timestamptz[])
-                 with ordinality as s(event_id, topic, body, created_at, n)",
-            tenant,
-            self.event_ids.len() as i64,
+             select s.tenant_id,
+                    head.last_seq - counts.k
+                        + row_number() over (partition by s.tenant_id order by s.n),
+                    s.event_id, s.topic, s.body, s.created_at
+             from s join counts using (tenant_id) join head using (tenant_id)",
+            &self.tenants,
             &self.event_ids,
             &self.topics,
             &self.bodies,

@@ -70,16 +70,19 @@ fn counted(event: &RecordedEvent) -> anyhow::Result<Counted> {
     })
 }
 
-/// Adds one tenant's events to their months: one statement for all of them.
+/// Adds a batch's events (any tenants') to their months: one statement for all of them.
 pub async fn apply_all(conn: &mut PgConnection, events: &[&RecordedEvent]) -> anyhow::Result<()> {
-    let mut months: BTreeMap<String, Counted> = BTreeMap::new();
+    let mut months: BTreeMap<(uuid::Uuid, String), Counted> = BTreeMap::new();
     for event in events {
         let counted = counted(event)?;
         if counted == Counted::default() {
             continue;
         }
         let month = months
-            .entry(event.recorded_at.format("%Y-%m").to_string())
+            .entry((
+                event.tenant_id,
+                event.recorded_at.format("%Y-%m").to_string(),
+            ))
             .or_default();
         month.messages_in += counted.messages_in;
         month.messages_out += counted.messages_out;
@@ -93,15 +96,18 @@ pub async fn apply_all(conn: &mut PgConnection, events: &[&RecordedEvent]) -> an
     sqlx::query!(
         "insert into rm_usage (tenant_id, period, messages_in, messages_out, bookings_created,
              bookings_cancelled)
-         select $1, * from unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
+         select * from unnest($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
              $6::bigint[])
          on conflict (tenant_id, period) do update
          set messages_in = rm_usage.messages_in + excluded.messages_in,
              messages_out = rm_usage.messages_out + excluded.messages_out,
              bookings_created = rm_usage.bookings_created + excluded.bookings_created,
              bookings_cancelled = rm_usage.bookings_cancelled + excluded.bookings_cancelled",
-        events[0].tenant_id,
-        &months.keys().cloned().collect::<Vec<String>>(),
+        &months.keys().map(|(tenant, _)| *tenant).collect::<Vec<_>>(),
+        &months
+            .keys()
+            .map(|(_, period)| period.clone())
+            .collect::<Vec<String>>(),
         &column(|c| c.messages_in),
         &column(|c| c.messages_out),
         &column(|c| c.bookings_created),

@@ -1078,16 +1078,20 @@ async fn a_batch_applied_in_shares_applies_each_event_once_even_when_a_share_fai
 /// A booking requested in a batch has its row folded from its events in memory and written in
 /// one statement; one requested earlier is updated event by event. Every kind of booking event,
 /// in batches that cut the bookings' lives anywhere, leaves the rows of applying each event by
-/// itself.
+/// itself. Two businesses live the same lives (the same ids, references, phones) side by side,
+/// so a batch folds both at once and must keep them apart.
 #[tokio::test]
 async fn bookings_folded_in_a_batch_equal_their_events_applied_one_at_a_time() {
     let alone = folded_equal_one_at_a_time(
-        e2e_tests::backlog::booking_lives(uuid::Uuid::new_v4()),
+        side_by_side(e2e_tests::backlog::booking_lives),
         Projection::Bookings,
-        &[("rm_bookings", "reference"), ("rm_booking_history", "1")],
+        &[
+            ("rm_bookings", "tenant_id, reference"),
+            ("rm_booking_history", "1"),
+        ],
     )
     .await;
-    assert_eq!(alone[0].len(), 4);
+    assert_eq!(alone[0].len(), 8);
     assert!(
         alone[0].iter().any(|r| r["arrived_at"].is_string()
             && r["attendance_confirmed_at"].is_string()
@@ -1101,19 +1105,21 @@ async fn bookings_folded_in_a_batch_equal_their_events_applied_one_at_a_time() {
 /// a reply (sent, failed, delivered, read) into the reply's row, each written with the others
 /// in one statement; a state or a status with no row of the batch updates its row by itself.
 /// Through a hand-off to a person and back, in batches that cut the conversations anywhere, the
-/// rows equal those of applying each event by itself.
+/// rows equal those of applying each event by itself. Two businesses live the same lives (the
+/// same phones, subjects, message and Meta ids) side by side, so a batch folds both at once and
+/// must keep them apart.
 #[tokio::test]
 async fn conversations_folded_in_a_batch_equal_their_events_applied_one_at_a_time() {
     let alone = folded_equal_one_at_a_time(
-        e2e_tests::backlog::conversation_lives(uuid::Uuid::new_v4()),
+        side_by_side(e2e_tests::backlog::conversation_lives),
         Projection::Conversations,
         &[
-            ("rm_conversations", "customer_phone"),
-            ("rm_messages", "customer_phone, version"),
+            ("rm_conversations", "tenant_id, customer_phone"),
+            ("rm_messages", "tenant_id, customer_phone, version"),
         ],
     )
     .await;
-    assert_eq!(alone[0].len(), 3);
+    assert_eq!(alone[0].len(), 6);
     assert!(
         alone[0]
             .iter()
@@ -1129,12 +1135,58 @@ async fn conversations_folded_in_a_batch_equal_their_events_applied_one_at_a_tim
         statuses.iter().filter(|s| **s == "read").count()
             + statuses.iter().filter(|s| **s == "failed").count()
             + statuses.iter().filter(|s| **s == "delivered").count(),
-        9,
+        18,
         "{statuses:?}"
     );
 }
 
-/// Writes one tenant's `lives` to the log and applies them to `projection` one event at a time
+/// Each tenant's public events are numbered 1, 2, ... in its own order, whichever batches its
+/// events come in and whoever else's are in them: two businesses' bookings and conversations
+/// side by side, in batches of every size, are numbered as one event at a time numbers them.
+#[tokio::test]
+async fn public_events_numbered_in_a_batch_equal_their_events_numbered_one_at_a_time() {
+    let alone = folded_equal_one_at_a_time(
+        side_by_side(|tenant| {
+            let mut lives = e2e_tests::backlog::booking_lives(tenant);
+            lives.extend(e2e_tests::backlog::conversation_lives(tenant));
+            lives
+        }),
+        Projection::Integrations,
+        &[
+            ("rm_public_events", "tenant_id, seq"),
+            ("rm_public_event_heads", "tenant_id"),
+        ],
+    )
+    .await;
+    let heads: Vec<i64> = alone[1]
+        .iter()
+        .map(|h| h["last_seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(heads.len(), 2);
+    assert!(heads[0] > 10 && heads[0] == heads[1], "{heads:?}");
+}
+
+/// The same `lives` of two new tenants, one event of each in turn, the second's lives (each a
+/// stream's events) in the reverse order: so that a batch holds one tenant's start of a stream
+/// with the other's later events of the same stream id, which a fold keyed by the id alone
+/// would mix up.
+fn side_by_side(
+    lives: impl Fn(uuid::Uuid) -> Vec<e2e_tests::backlog::Row>,
+) -> Vec<e2e_tests::backlog::Row> {
+    let first = lives(uuid::Uuid::new_v4());
+    let second = lives(uuid::Uuid::new_v4());
+    let mut streams: Vec<&[e2e_tests::backlog::Row]> =
+        second.chunk_by(|a, b| a.stream_id == b.stream_id).collect();
+    streams.reverse();
+    let second: Vec<e2e_tests::backlog::Row> = streams.concat();
+    first
+        .into_iter()
+        .zip(second)
+        .flat_map(|(a, b)| [a, b])
+        .collect()
+}
+
+/// Writes `lives` to the log and applies them to `projection` one event at a time
 /// into the live tables; then, into fresh shadows each time, in batches of every size from the
 /// whole log down to one event, each time comparing the rows of `tables` (each `(table, order)`)
 /// with the live ones. Returns the live rows, table by table.

@@ -160,30 +160,46 @@ async fn the_projectors_run_time_statements_prepare_on_live_and_shadow_tables() 
     }
 }
 
-/// `app.tenant_ids` (a batch's tenants, for the projector's one claim per projection) is
-/// accepted by the `rm_<projection>_applied` tables alone, and only for the tenants it names:
-/// every table a query reads still checks each row against `app.tenant_id`.
+/// `app.tenant_ids` (a batch's tenants) reaches rows only through the projector's role
+/// (`booking_projector`, which the projector takes for a batch): every read model, to read and
+/// write, and the log and the customers' keys, to read; for the tenants it names alone, and for
+/// none when it names none. `booking_app` (every query) still checks each row against
+/// `app.tenant_id` alone.
 #[tokio::test]
-async fn a_batchs_tenants_reach_the_applied_versions_and_nothing_else() {
+async fn a_batchs_tenants_reach_the_projectors_role_alone() {
     let db = TestDb::new().await;
     let superuser = db.superuser_url_pool().await;
-    let with_policy: Vec<String> = sqlx::query_scalar(
-        "select tablename::text from pg_policies
-          where policyname = 'batch_tenants' and schemaname = 'public' order by 1",
+    let policies: Vec<(String, String, String)> = sqlx::query_as(
+        "select tablename::text, cmd::text, array_to_string(roles, ',') from pg_policies
+          where schemaname = 'public'
+            and (qual like '%app.tenant_ids%' or with_check like '%app.tenant_ids%')
+          order by 1",
     )
     .fetch_all(&superuser)
     .await
     .unwrap();
-    let mut applied: Vec<String> = Projection::ALL
-        .iter()
-        .map(|p| format!("rm_{}_applied", p.name()))
-        .collect();
-    applied.sort();
-    assert_eq!(with_policy, applied);
+    let mut expected: Vec<(String, String, String)> =
+        sqlx::query_scalar::<_, String>("select table_name::text from rm_tables")
+            .fetch_all(&superuser)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| (t, "ALL".to_owned(), "booking_projector".to_owned()))
+            .chain(["customer_erasures", "customer_keys", "events"].map(|t| {
+                (
+                    t.to_owned(),
+                    "SELECT".to_owned(),
+                    "booking_projector".to_owned(),
+                )
+            }))
+            .collect();
+    expected.sort();
+    assert_eq!(policies, expected);
 
     let app = db.app_pool().await;
     let (ours, theirs) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-    let attempt = |sql: &'static str, tenant: uuid::Uuid| {
+    // In a transaction naming `ours`, as `role` (none: booking_app).
+    let attempt = |role: Option<&'static str>, sql: &'static str, tenant: uuid::Uuid| {
         let app = app.clone();
         async move {
             let mut tx = app.begin().await.unwrap();
@@ -192,25 +208,72 @@ async fn a_batchs_tenants_reach_the_applied_versions_and_nothing_else() {
                 .execute(&mut *tx)
                 .await
                 .unwrap();
+            if let Some(role) = role {
+                sqlx::query("select set_config('role', $1, true)")
+                    .bind(role)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
             sqlx::query(sql).bind(tenant).execute(&mut *tx).await
         }
     };
+    let refused_by_rls = |result: Result<sqlx::postgres::PgQueryResult, sqlx::Error>, what| {
+        let err = result.expect_err(what);
+        assert!(
+            err.to_string().contains("row-level security"),
+            "{what}: {err}"
+        );
+    };
+    let projector = Some("booking_projector");
+    let usage = "insert into rm_usage (tenant_id, period) values ($1, '2030-01')";
     let version = "insert into rm_bookings_applied (tenant_id, stream_type, stream_id, version)
                    values ($1, 'booking', 'b', 1)";
-    attempt(version, ours)
+    for sql in [usage, version] {
+        attempt(projector, sql, ours)
+            .await
+            .expect("the projector writes a listed tenant's rows");
+        refused_by_rls(
+            attempt(projector, sql, theirs).await,
+            "the projector writes no other tenant's rows",
+        );
+        refused_by_rls(
+            attempt(None, sql, ours).await,
+            "booking_app takes app.tenant_id alone",
+        );
+    }
+    let append = "insert into events (tenant_id, stream_type, stream_id, version, event_id,
+                      event_type, schema_version, payload, metadata)
+                  values ($1, 'booking', 'b', 1, gen_random_uuid(), 'X', 1, '{}', '{}')";
+    let denied = attempt(projector, append, ours).await.unwrap_err();
+    assert!(
+        denied.to_string().contains("permission denied"),
+        "the projector appends nothing: {denied}"
+    );
+
+    // With no tenant listed, the projector's role sees nothing.
+    let mut tenant_tx = app.begin().await.unwrap();
+    sqlx::query("select set_config('app.tenant_id', $1, true)")
+        .bind(ours.to_string())
+        .execute(&mut *tenant_tx)
         .await
-        .expect("a listed tenant's version is recorded");
-    let refused = attempt(version, theirs).await.unwrap_err();
-    assert!(
-        refused.to_string().contains("row-level security"),
-        "{refused}"
-    );
-    let usage = "insert into rm_usage (tenant_id, period) values ($1, '2030-01')";
-    let refused = attempt(usage, ours).await.unwrap_err();
-    assert!(
-        refused.to_string().contains("row-level security"),
-        "a read model takes app.tenant_id alone: {refused}"
-    );
+        .unwrap();
+    sqlx::query("insert into rm_usage (tenant_id, period) values ($1, '2030-02')")
+        .bind(ours)
+        .execute(&mut *tenant_tx)
+        .await
+        .unwrap();
+    tenant_tx.commit().await.unwrap();
+    let mut tx = app.begin().await.unwrap();
+    sqlx::query("select set_config('role', 'booking_projector', true)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let seen: i64 = sqlx::query_scalar("select count(*) from rm_usage")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(seen, 0, "no list, no rows");
 }
 
 /// A rebuild's shadows carry every index of the live tables under its live name (so that a
