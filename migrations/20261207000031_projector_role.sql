@@ -6,8 +6,8 @@
 --
 -- `booking_projector` is the role the projector takes (`set local role`) for the span of a
 -- batch, inside its transaction. It has no login; `booking_app` may take it. Its own policy on
--- every table it writes or reads admits the tenants of `app.tenant_ids`, which the projector
--- sets, for the same transaction, to the batch's tenants; `booking_app`'s policies (and so the
+-- every table it writes or reads admits the tenants listed in `app.tenant_ids`, which the
+-- projector sets, for the same transaction, to the batch's tenants; `booking_app`'s policies (and so the
 -- query API's plans, which lean on `tenant_id = app.tenant_id`) are untouched, and apply to it
 -- no more than its own apply to `booking_app`. With no list set it sees and writes nothing.
 --
@@ -25,11 +25,17 @@ $$;
 grant booking_projector to booking_app;
 grant usage on schema public, rebuild to booking_projector;
 
+-- The list is a JSON object keyed by the tenants' ids (`{"<uuid>": true, ...}`), read once per
+-- statement: a row's tenant is found among the keys by binary search, and the test is a filter
+-- the planner cannot turn into an index condition. (`tenant_id = any(<uuid[]>)` can be one: the
+-- planner then read every row of the batch's tenants through a bitmap and hashed them, where
+-- the statements want one primary-key lookup per row; and as a filter it compares each row with
+-- every tenant of the list.)
 do $$
 declare
     t text;
     batch constant text :=
-        $q$tenant_id = any ((select nullif(current_setting('app.tenant_ids', true), '')::uuid[])::uuid[])$q$;
+        $q$(select nullif(current_setting('app.tenant_ids', true), '')::jsonb) ? tenant_id::text$q$;
 begin
     for t in select table_name from rm_tables loop
         -- Migration 29's policy for `booking_app`, which the projector's role replaces.

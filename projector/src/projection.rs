@@ -481,16 +481,20 @@ pub(crate) fn by_tenant(
 }
 
 /// Takes the projector's role for the rest of the transaction (or until `reset role`), and names
-/// the tenants whose rows it may read and write (`app.tenant_ids`): one statement.
+/// the tenants whose rows it may read and write (`app.tenant_ids`, a JSON object keyed by
+/// them): one statement.
 async fn become_projector(
     conn: &mut PgConnection,
     tenants: impl Iterator<Item = uuid::Uuid>,
 ) -> sqlx::Result<()> {
-    let list: Vec<String> = tenants.map(|t| t.to_string()).collect();
+    // A JSON object keyed by the tenants (migration 31).
+    let list: serde_json::Map<String, serde_json::Value> = tenants
+        .map(|t| (t.to_string(), serde_json::Value::Bool(true)))
+        .collect();
     sqlx::query(
         "select set_config('app.tenant_ids', $1, true), set_config('role', 'booking_projector', true)",
     )
-    .bind(format!("{{{}}}", list.join(",")))
+    .bind(serde_json::Value::Object(list).to_string())
     .execute(conn)
     .await?;
     Ok(())

@@ -64,8 +64,7 @@ pub fn history(n: usize, tenants: usize, offset: usize) -> Vec<Row> {
     while rows.len() < n {
         let t = tenant(k % tenants);
         if k.is_multiple_of(2) {
-            // The same ids for every tenant: two tenants' lives side by side must stay apart.
-            let booking = BookingId::from_uuid(uuid::Uuid::from_u128(0xb00c_0000 + k as u128));
+            let booking = BookingId::from_uuid(uuid::Uuid::new_v4());
             let at = start + chrono::Duration::minutes((k % 500) as i64 * 15);
             let slot = Interval::new(at, at + chrono::Duration::minutes(45)).unwrap();
             let later = Interval::new(
@@ -261,7 +260,7 @@ pub fn booking_lives(tenant: uuid::Uuid) -> Vec<Row> {
     let mut rows = Vec::new();
     for (k, life) in lives.into_iter().enumerate() {
         // The same ids for every tenant: two tenants' lives side by side must stay apart.
-        let booking = BookingId::from_uuid(uuid::Uuid::from_u128(0xb00c_0000 + k as u128));
+        let booking = BookingId::from_uuid(uuid::Uuid::from_u128(0x11fe_b00c_0000 + k as u128));
         let requested = requested(
             booking,
             format!("BK-LIFE-{k}"),

@@ -578,10 +578,13 @@ impl Pending {
                           last_preview, messages, updated_at, subject, last_inbound_at, bot_state,
                           handed_off)
                   -- Read after their erasure, a customer's messages name a stand-in: the row
-                  -- keeps its phone until the erasure, later in the log, makes it again.
-                  where not exists (select from rm_conversations c
-                                     where c.tenant_id = u.tenant_id and c.subject = u.subject
-                                       and c.customer_phone <> u.phone)
+                  -- keeps its phone until the erasure, later in the log, makes it again. (A
+                  -- scalar subquery, one lookup by the unique subject per row: as `not exists`
+                  -- the planner may hash the whole table, and does on a rebuild's shadows, which
+                  -- it takes to be small.)
+                  where coalesce((select c.customer_phone from rm_conversations c
+                                   where c.tenant_id = u.tenant_id and c.subject = u.subject),
+                                 u.phone) = u.phone
                  on conflict (tenant_id, customer_phone) do update
                  set subject = excluded.subject,
                      profile_name = coalesce(excluded.profile_name, rm_conversations.profile_name),

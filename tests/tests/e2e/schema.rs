@@ -204,7 +204,7 @@ async fn a_batchs_tenants_reach_the_projectors_role_alone() {
         async move {
             let mut tx = app.begin().await.unwrap();
             sqlx::query("select set_config('app.tenant_ids', $1, true)")
-                .bind(format!("{{{ours}}}"))
+                .bind(format!(r#"{{"{ours}": true}}"#))
                 .execute(&mut *tx)
                 .await
                 .unwrap();
