@@ -132,23 +132,19 @@ impl Projection {
     fn build_applied_sql(self) -> AppliedSql {
         let table = format!("rm_{}_applied", self.name());
         AppliedSql {
-            claim: format!(
-                "with s as (
-                     select * from unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::int[])
-                         as s(tenant_id, stream_type, stream_id, after, version)
-                 ), advanced as (
-                     update {table} a set version = s.version from s
-                     where a.tenant_id = s.tenant_id and a.stream_type = s.stream_type
-                       and a.stream_id = s.stream_id and s.after > 0 and a.version = s.after
-                     returning a.tenant_id, a.stream_type, a.stream_id
-                 ), started as (
-                     insert into {table} (tenant_id, stream_type, stream_id, version)
-                     select tenant_id, stream_type, stream_id, version from s where after = 0
-                     on conflict do nothing
-                     returning tenant_id, stream_type, stream_id
-                 )
-                 select tenant_id, stream_type, stream_id from advanced
-                 union all select tenant_id, stream_type, stream_id from started"
+            advance: format!(
+                "update {table} a set version = s.version
+                   from unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::int[])
+                        as s(tenant_id, stream_type, stream_id, after, version)
+                  where a.tenant_id = s.tenant_id and a.stream_type = s.stream_type
+                    and a.stream_id = s.stream_id and a.version = s.after
+                  returning a.tenant_id, a.stream_type, a.stream_id"
+            ),
+            start: format!(
+                "insert into {table} (tenant_id, stream_type, stream_id, version)
+                 select * from unnest($1::uuid[], $2::text[], $3::text[], $4::int[])
+                 on conflict do nothing
+                 returning tenant_id, stream_type, stream_id"
             ),
             current: format!(
                 "insert into {table} (tenant_id, stream_type, stream_id, version)
@@ -215,39 +211,57 @@ impl Projection {
         (streams, by_stream)
     }
 
-    /// Checks and records, with one statement, the next versions of every stream of this
-    /// projection's in `tenants` (each tenant's events) whose events there are simply the next
-    /// ones, with `app.tenant_ids` naming those tenants. Returns the streams recorded; the
-    /// others (a duplicate, a gap) are for [`Projection::apply_tenant`] to take one by one.
+    /// Checks and records the next versions of every stream of this projection's in `tenants`
+    /// (each tenant's events) whose events there are simply the next ones: one statement for
+    /// those that start, one for those that go on. Returns the streams recorded; the others (a
+    /// duplicate, a gap) are for [`Projection::plan_tenant`] to take one by one.
     async fn claim(
         self,
         conn: &mut PgConnection,
         tenants: &[(uuid::Uuid, Vec<&RecordedEvent>)],
     ) -> anyhow::Result<Claimed> {
-        let (mut ids, mut types, mut streams, mut after, mut version) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        // The streams that start here (nothing applied yet) and those that go on: one
+        // statement each, so that neither plans a join it does not need (a rebuild's claims
+        // are all starts, onto shadows the planner takes to be small).
+        let (mut starts, mut goes_on) = (Streams::default(), Streams::default());
         for (tenant, events) in tenants {
             for claim in self.streams(events).0.iter().filter(|c| c.consecutive) {
-                ids.push(*tenant);
-                types.push(claim.stream.stream_type.as_str());
-                streams.push(claim.stream.stream_id.as_str());
-                after.push(claim.first as i32 - 1);
-                version.push(claim.last as i32);
+                let streams = if claim.first == 1 {
+                    &mut starts
+                } else {
+                    &mut goes_on
+                };
+                streams.tenants.push(*tenant);
+                streams.types.push(claim.stream.stream_type.as_str());
+                streams.ids.push(claim.stream.stream_id.as_str());
+                streams.after.push(claim.first as i32 - 1);
+                streams.version.push(claim.last as i32);
             }
         }
-        if ids.is_empty() {
-            return Ok(Claimed::default());
-        }
-        let claimed: Vec<(uuid::Uuid, String, String)> =
-            sqlx::query_as(self.applied_sql().claim.as_str())
-                .bind(ids)
-                .bind(types)
-                .bind(streams)
-                .bind(after)
-                .bind(version)
+        let sql = self.applied_sql();
+        let mut claimed = Claimed::default();
+        if !goes_on.tenants.is_empty() {
+            let advanced: Vec<(uuid::Uuid, String, String)> = sqlx::query_as(&sql.advance)
+                .bind(goes_on.tenants)
+                .bind(goes_on.types)
+                .bind(goes_on.ids)
+                .bind(goes_on.after)
+                .bind(goes_on.version)
                 .fetch_all(&mut *conn)
                 .await?;
-        Ok(Claimed(claimed.into_iter().collect()))
+            claimed.0.extend(advanced);
+        }
+        if !starts.tenants.is_empty() {
+            let started: Vec<(uuid::Uuid, String, String)> = sqlx::query_as(&sql.start)
+                .bind(starts.tenants)
+                .bind(starts.types)
+                .bind(starts.ids)
+                .bind(starts.version)
+                .fetch_all(&mut *conn)
+                .await?;
+            claimed.0.extend(started);
+        }
+        Ok(claimed)
     }
 
     /// What [`apply_together`] makes of one tenant's events, all of which concern this
@@ -500,6 +514,16 @@ async fn become_projector(
     Ok(())
 }
 
+/// The streams of a claim statement, column by column.
+#[derive(Default)]
+struct Streams<'a> {
+    tenants: Vec<uuid::Uuid>,
+    types: Vec<&'a str>,
+    ids: Vec<&'a str>,
+    after: Vec<i32>,
+    version: Vec<i32>,
+}
+
 /// The streams a claim recorded: (tenant, stream type, stream id).
 #[derive(Default)]
 struct Claimed(std::collections::HashSet<(uuid::Uuid, String, String)>);
@@ -612,9 +636,11 @@ pub enum Applied {
 #[derive(Debug, Clone)]
 pub struct AppliedSql {
     /// Records the next versions of many streams of many tenants at once: for each stream, its
-    /// last version here where the one applied is the one before its first (or, for a stream
-    /// starting at version 1, where none is). Returns the streams recorded (tenant, type, id).
-    pub claim: String,
+    /// last version here where the one applied is the one before its first. Returns the streams
+    /// recorded (tenant, type, id).
+    pub advance: String,
+    /// The same for streams starting at version 1: recorded where none is.
+    pub start: String,
     /// The version applied so far (0 for a new stream), locking the stream's row.
     pub current: String,
     /// Records a version after duplicates or a gap.
@@ -622,8 +648,8 @@ pub struct AppliedSql {
 }
 
 impl AppliedSql {
-    pub fn all(&self) -> [&str; 3] {
-        [&self.claim, &self.current, &self.set]
+    pub fn all(&self) -> [&str; 4] {
+        [&self.advance, &self.start, &self.current, &self.set]
     }
 }
 
