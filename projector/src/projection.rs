@@ -142,7 +142,9 @@ impl Projection {
             ),
             start: format!(
                 "insert into {table} (tenant_id, stream_type, stream_id, version)
-                 select * from unnest($1::uuid[], $2::text[], $3::text[], $4::int[])
+                 select tenant_id, stream_type, stream_id, version
+                   from unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::int[])
+                        as s(tenant_id, stream_type, stream_id, after, version)
                  on conflict do nothing
                  returning tenant_id, stream_type, stream_id"
             ),
@@ -240,26 +242,19 @@ impl Projection {
         }
         let sql = self.applied_sql();
         let mut claimed = Claimed::default();
-        if !goes_on.tenants.is_empty() {
-            let advanced: Vec<(uuid::Uuid, String, String)> = sqlx::query_as(&sql.advance)
-                .bind(goes_on.tenants)
-                .bind(goes_on.types)
-                .bind(goes_on.ids)
-                .bind(goes_on.after)
-                .bind(goes_on.version)
+        for (streams, sql) in [(goes_on, &sql.advance), (starts, &sql.start)] {
+            if streams.tenants.is_empty() {
+                continue;
+            }
+            let recorded: Vec<(uuid::Uuid, String, String)> = sqlx::query_as(sql)
+                .bind(streams.tenants)
+                .bind(streams.types)
+                .bind(streams.ids)
+                .bind(streams.after)
+                .bind(streams.version)
                 .fetch_all(&mut *conn)
                 .await?;
-            claimed.0.extend(advanced);
-        }
-        if !starts.tenants.is_empty() {
-            let started: Vec<(uuid::Uuid, String, String)> = sqlx::query_as(&sql.start)
-                .bind(starts.tenants)
-                .bind(starts.types)
-                .bind(starts.ids)
-                .bind(starts.version)
-                .fetch_all(&mut *conn)
-                .await?;
-            claimed.0.extend(started);
+            claimed.0.extend(recorded);
         }
         Ok(claimed)
     }
@@ -639,7 +634,7 @@ pub struct AppliedSql {
     /// last version here where the one applied is the one before its first. Returns the streams
     /// recorded (tenant, type, id).
     pub advance: String,
-    /// The same for streams starting at version 1: recorded where none is.
+    /// The same for streams starting at version 1 (after version 0): recorded where none is.
     pub start: String,
     /// The version applied so far (0 for a new stream), locking the stream's row.
     pub current: String,
