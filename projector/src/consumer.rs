@@ -1,8 +1,8 @@
 //! The live side of a projection: a durable JetStream pull consumer with explicit acks.
 //!
 //! Messages arrive in batches (whatever is ready, up to `batch_size`). A batch is applied in one
-//! Postgres transaction, switching `app.tenant_id` as the tenant changes, together with the
-//! projection's position (`rm_positions`), then acknowledged; a batch of many tenants is split
+//! Postgres transaction, every tenant's events together under the projector's role
+//! ([`apply_together`]), with the projection's position (`rm_positions`), then acknowledged; a batch of many tenants is split
 //! into shares of whole tenants applied at once on several connections, the positions saved
 //! once every share has committed ([`apply_batch_together`]). If the batch fails, each message
 //! is retried in its own transaction so that one bad event cannot hold the others back: a
@@ -670,8 +670,7 @@ fn redelivered(projection: Projection, event: &RecordedEvent) -> Applied {
     }
 }
 
-/// Applies events in the caller's transaction, a tenant at a time, setting `app.tenant_id`
-/// for each ([`Projection::apply_all`]).
+/// Applies events, any tenants', in the caller's transaction ([`Projection::apply_all`]).
 pub async fn apply_events(
     projection: Projection,
     store: &EventStore,

@@ -7,11 +7,11 @@
 //! gap, and the missing events are read from the event store, the source of truth, in the same
 //! transaction before it is applied.
 //!
-//! A batch is applied for every projection at once ([`apply_together`]): for each projection
-//! one statement checks and records the next versions of all the batch's streams, every
-//! tenant's; then a tenant at a time, the tenant set once, the projections written most
-//! (bookings, conversations, usage, integrations) fold the tenant's events into one statement
-//! per table where the order of the events allows it.
+//! A batch is applied for every projection at once ([`apply_together`]), under the projector's
+//! role, which admits the batch's tenants: for each projection, two statements check and record
+//! the next versions of all the batch's streams, every tenant's; then the projections written
+//! most (bookings, conversations, usage, integrations) fold every tenant's events into one
+//! statement per table where the order of the events allows it.
 //!
 //! Which tables a projection owns is written once, in the `rm_tables` catalogue of the
 //! migrations. The statements on `rm_<projection>_applied` name their table by the projection,

@@ -3,11 +3,11 @@
 //! A whole projection is rebuilt into shadow tables (in the `rebuild` schema, under the live
 //! tables' names, same definition, same RLS) from one pass over every tenant's events, read
 //! tenant by tenant in commit order as the operator role. The writers set `search_path` to
-//! `rebuild, public`, so they run the projections' usual statements. To swap, the operator locks the live tables (the live
-//! consumer waits), the shadows catch up with whatever was committed meanwhile, and the
-//! shadows are moved into place in the same transaction as the lock. Readers see the old
-//! tables, then the new ones, never a mix; the live consumer carries on against the new
-//! tables, whose applied versions tell it what to skip.
+//! `rebuild, public`, so they run the projections' usual statements. To swap, the operator
+//! locks the live tables (the live consumer waits), the shadows catch up with whatever was
+//! committed meanwhile, and the shadows are moved into place in the same transaction as the
+//! lock. Readers see the old tables, then the new ones, never a mix; the live consumer carries
+//! on against the new tables, whose applied versions tell it what to skip.
 //!
 //! One tenant's rows are rebuilt in place in one transaction: its rows are deleted and its
 //! events replayed; other tenants are not touched.
@@ -190,11 +190,7 @@ impl Rebuilder {
         let work = parts
             .into_iter()
             .filter(|p| !p.is_empty())
-            .map(|mut part| async move {
-                // Tenant by tenant keeps `set_config` calls few; the sort is stable.
-                part.sort_by_key(|e| e.tenant_id);
-                self.apply_part(projections, &part).await
-            });
+            .map(|part| async move { self.apply_part(projections, &part).await });
         for result in futures::future::join_all(work).await {
             result?;
         }

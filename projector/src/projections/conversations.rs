@@ -20,10 +20,11 @@ use crate::projection::decode;
 
 const PREVIEW_CHARS: usize = 80;
 
-/// A batch's events, each tenant's in their order. The messages in and out are gathered: their inbox rows
-/// folded by phone (with the bot's state after them) and their `rm_messages` rows (with what
-/// became of a reply: sent, failed, delivered, read), one statement each, written before any
-/// other statement (which may read or change those rows) and at the end.
+/// A batch's events, each tenant's in their order. The messages in and out are gathered: their
+/// inbox rows folded by tenant and phone (with the bot's state after them) and their
+/// `rm_messages` rows (with what became of a reply: sent, failed, delivered, read), one
+/// statement each, written before any other statement (which may read or change those rows)
+/// and at the end.
 pub async fn apply_all(
     conn: &mut PgConnection,
     store: &EventStore,

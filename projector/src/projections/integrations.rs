@@ -18,8 +18,9 @@ use eventstore::RecordedEvent;
 use sqlx::PgConnection;
 
 /// A batch's events, each tenant's in their order. Their public events are numbered (each
-/// tenant's after its last number) and written together, in one statement, before anything that reads the numbers (an endpoint registered) or rewrites
-/// the rows (an erasure), and at the end.
+/// tenant's after its last number) and written together, in one statement, before anything
+/// that reads the numbers (an endpoint registered) or rewrites the rows (an erasure), and at
+/// the end.
 pub async fn apply_all(
     conn: &mut PgConnection,
     store: &eventstore::EventStore,
