@@ -5,7 +5,9 @@
 //! replies, so their order across the two does not matter.
 //!
 //! At most once per reply: before calling Meta it claims the reply id in `wa_outbound` (a
-//! tenant table, primary key `(tenant_id, reply_id)`). A redelivered reply finds its claim:
+//! tenant table, primary key `(tenant_id, reply_id)`; the claim, its settling and its release
+//! are one statement each, `wa_claim`, `wa_settle`, `wa_release`). A redelivered reply finds
+//! its claim:
 //! sent or failed, the outcome is recorded again (idempotently) and nothing is sent; still
 //! "sending" after the consumer's ack wait means a sender died mid-call, and since Meta has no
 //! idempotency key the reply is recorded as failed with an unknown outcome rather than risk a
@@ -40,7 +42,7 @@ use tracing::Instrument as _;
 use uuid::Uuid;
 use whatsapp::{CloudApi, CloudApiError};
 
-use crate::consumer::{consume, receive, set_tenant};
+use crate::consumer::{consume, receive};
 
 pub const DURABLE: &str = "whatsapp-sender";
 /// The consumer of people's replies.
@@ -148,6 +150,9 @@ impl ClaimState {
         }
     }
 }
+
+/// The failure recorded for a claim whose sender died mid-call.
+const LAPSED: &str = "the send's outcome is unknown (the sender stopped mid-call); not sent again to avoid a duplicate";
 
 /// How a claim on a reply stands.
 enum Claim {
@@ -292,23 +297,21 @@ impl Sender {
         message: &jetstream::Message,
         event: &RecordedEvent,
     ) -> anyhow::Result<Disposition> {
-        let (reply_id, to, reply) = match domain::event::decode::<ConversationEvent>(
-            &event.event_type,
-            event.payload.clone(),
-        )? {
-            ConversationEvent::BotReplied {
-                reply_id,
-                to,
-                reply,
-            }
-            | ConversationEvent::StaffReplied {
-                reply_id,
-                to,
-                reply,
-                ..
-            } => (reply_id, to, reply),
-            _ => return Ok(Disposition::Ack),
-        };
+        let (reply_id, to, reply) =
+            match domain::event::decode::<ConversationEvent>(&event.event_type, &event.payload)? {
+                ConversationEvent::BotReplied {
+                    reply_id,
+                    to,
+                    reply,
+                }
+                | ConversationEvent::StaffReplied {
+                    reply_id,
+                    to,
+                    reply,
+                    ..
+                } => (reply_id, to, reply),
+                _ => return Ok(Disposition::Ack),
+            };
         if domain::personal::is_erased(&to) {
             // The customer was erased before their reply went: there is no one to send it to.
             tracing::info!(event_id = %event.event_id, "not sending a reply to an erased customer");
@@ -464,72 +467,46 @@ impl Sender {
         }
     }
 
+    /// Claims a reply in one statement (`wa_claim`): fresh for us to send, settled before, or
+    /// held by another sender (or by one that died mid-call, once it lapses).
     async fn claim(&self, tenant: Uuid, reply_id: &str) -> anyhow::Result<Claim> {
-        let mut tx = self.pool.begin().await?;
-        set_tenant(&mut tx, tenant).await?;
-        let inserted = sqlx::query!(
-            "insert into wa_outbound (tenant_id, reply_id, state) values ($1, $2, $3)
-             on conflict (tenant_id, reply_id) do nothing",
-            tenant,
-            reply_id,
-            ClaimState::Sending.as_str()
-        )
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if inserted {
-            tx.commit().await?;
-            return Ok(Claim::Fresh);
-        }
         let held = sqlx::query!(
-            r#"select state, wamid, error_code, error,
-                      updated_at < now() - make_interval(secs => $3) as "stale!"
-                 from wa_outbound where tenant_id = $1 and reply_id = $2 for update"#,
+            r#"select outcome as "outcome!", sent_wamid, failure_code, failure_reason
+                 from wa_claim($1, $2, $3, $4)"#,
             tenant,
             reply_id,
-            self.config.stale_claim.as_secs_f64()
+            self.config.stale_claim.as_secs_f64(),
+            LAPSED
         )
-        .fetch_one(&mut *tx)
+        .fetch_one(&self.pool)
         .await?;
-        let claim = match held.state.as_str() {
-            s if s == ClaimState::Sent.as_str() => Claim::Sent(held.wamid.unwrap_or_default()),
-            s if s == ClaimState::Failed.as_str() => {
-                Claim::Failed(held.error_code.unwrap_or(0), held.error.unwrap_or_default())
-            }
-            _ if held.stale => {
-                let reason = "the send's outcome is unknown (the sender stopped mid-call); not sent again to avoid a duplicate";
-                sqlx::query!(
-                    "update wa_outbound set state = $3, error_code = 0, error = $4, updated_at = now()
-                     where tenant_id = $1 and reply_id = $2",
-                    tenant,
-                    reply_id,
-                    ClaimState::Failed.as_str(),
-                    reason
-                )
-                .execute(&mut *tx)
-                .await?;
+        let failed = || {
+            Claim::Failed(
+                held.failure_code.unwrap_or(0),
+                held.failure_reason.clone().unwrap_or_default(),
+            )
+        };
+        Ok(match held.outcome.as_str() {
+            "fresh" => Claim::Fresh,
+            "sent" => Claim::Sent(held.sent_wamid.clone().unwrap_or_default()),
+            "failed" => failed(),
+            "lapsed" => {
                 self.stats.unknown_outcome.fetch_add(1, Ordering::Relaxed);
-                Claim::Failed(0, reason.to_owned())
+                failed()
             }
             _ => Claim::Busy,
-        };
-        tx.commit().await?;
-        Ok(claim)
+        })
     }
 
+    /// Gives a claim back unsent, for the reply's next delivery to claim afresh.
     async fn release(&self, tenant: Uuid, reply_id: &str) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
-        set_tenant(&mut tx, tenant).await?;
         sqlx::query!(
-            "delete from wa_outbound where tenant_id = $1 and reply_id = $2 and state = $3",
+            r#"select wa_release($1, $2) as "released!""#,
             tenant,
-            reply_id,
-            ClaimState::Sending.as_str()
+            reply_id
         )
-        .execute(&mut *tx)
+        .fetch_one(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -542,12 +519,8 @@ impl Sender {
         code: Option<i64>,
         error: Option<&str>,
     ) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
-        set_tenant(&mut tx, tenant).await?;
         sqlx::query!(
-            "update wa_outbound set state = $3, wamid = $4, error_code = $5, error = $6,
-                 attempts = attempts + 1, updated_at = now()
-             where tenant_id = $1 and reply_id = $2",
+            r#"select wa_settle($1, $2, $3, $4, $5, $6) as "settled!""#,
             tenant,
             reply_id,
             state.as_str(),
@@ -555,9 +528,8 @@ impl Sender {
             code,
             error
         )
-        .execute(&mut *tx)
+        .fetch_one(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 

@@ -269,6 +269,51 @@ async fn transient_refusals_are_retried_and_permanent_ones_recorded() {
 }
 
 #[tokio::test]
+async fn a_reply_held_by_an_open_breaker_goes_once_it_closes() {
+    // The breaker opens after 5 failures in a row, for a second; the claim lapses after a
+    // minute, far longer than the test waits.
+    let w = world(|s| {
+        s.sender.breaker_failures = 5;
+        s.sender.breaker_open_ms = 1000;
+        s.sender.stale_claim_ms = 60_000;
+    })
+    .await;
+    let me = "34600000006";
+    for _ in 0..5 {
+        w.fake.push_fault(Fault {
+            code: Some(1),
+            status: Some(500),
+            to: Some(me.into()),
+            ..Default::default()
+        });
+    }
+    w.say(me, "hi").await;
+    let conversation = w
+        .conversation(me, |c| {
+            let out = outbound(c);
+            !out.is_empty() && out.iter().all(|m| m["status"] != "pending")
+        })
+        .await;
+    // Held, given back and sent once the breaker closed: not failed as a claim left behind.
+    assert!(
+        outbound(&conversation)
+            .iter()
+            .all(|m| m["status"] != "failed"),
+        "{conversation}"
+    );
+    let delivered = w.fake.messages_to(me);
+    assert_eq!(delivered.len(), outbound(&conversation).len());
+    assert_eq!(w.fake.attempts_to(me), 5 + delivered.len() as u64);
+    let stats = w.projector.as_ref().unwrap().sender.clone().unwrap();
+    assert_eq!(
+        stats
+            .unknown_outcome
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
+
+#[tokio::test]
 async fn a_reply_is_never_sent_twice_across_redelivery_and_an_abandoned_claim() {
     let mut w = world(|s| s.sender.stale_claim_ms = 500).await;
     let me = "34600000005";
