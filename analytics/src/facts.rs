@@ -62,7 +62,7 @@ fn decode<E: DomainEvent>(event: &Envelope) -> anyhow::Result<E> {
         event.event_type,
         event.schema_version
     );
-    domain::event::decode(&event.event_type, event.payload.clone())
+    domain::event::decode(&event.event_type, &event.payload)
         .with_context(|| format!("event {}", event.event_id))
 }
 

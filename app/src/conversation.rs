@@ -604,7 +604,7 @@ async fn follow_up_of(
     replied: &RecordedEvent,
 ) -> Result<Option<Reply>, AppError> {
     let ConversationEvent::BotReplied { reply, .. } =
-        domain::event::decode::<ConversationEvent>(&replied.event_type, replied.payload.clone())
+        domain::event::decode::<ConversationEvent>(&replied.event_type, &replied.payload)
             .map_err(|e| AppError::internal(format!("an unreadable reply: {e}")))?
     else {
         return Ok(None);

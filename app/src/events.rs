@@ -54,7 +54,7 @@ pub fn fold_onto<D: Decider>(
 
 /// A recorded event as its aggregate's event type.
 pub fn decode<E: DomainEvent>(event: &RecordedEvent) -> Result<E, domain::event::DecodeError> {
-    domain::event::decode(&event.event_type, event.payload.clone())
+    domain::event::decode(&event.event_type, &event.payload)
 }
 
 /// What the store is told to expect of a stream read at `version`.

@@ -141,7 +141,7 @@ pub(crate) fn integrations_document() -> Value {
             _ => "3f1e9a52-7c4d-4b8e-a1f0-6d2c5b9e8a17".to_owned(),
         };
         for (event_type, _, payload) in events {
-            if let Some(event) = from_stored(stream, &stream_id, &event_type, payload).unwrap() {
+            if let Some(event) = from_stored(stream, &stream_id, &event_type, &payload).unwrap() {
                 let body = envelope(
                     uuid::Uuid::from_u128(0x5d2c8e71_94b0_4f3a_8c16_7e0a9b3d2f45),
                     uuid::Uuid::from_u128(0x0b9f4c1e_3d5a_4e27_9a61_2f8d7c5b4a30),

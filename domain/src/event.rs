@@ -7,7 +7,8 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde::de::value::MapDeserializer;
+use serde_json::Value;
 
 /// An aggregate's event enum.
 pub trait DomainEvent: Serialize + DeserializeOwned + Clone + std::fmt::Debug {
@@ -55,21 +56,32 @@ pub fn encode<E: DomainEvent>(event: &E) -> Encoded {
     }
 }
 
-/// Reads a stored event back (after upcasting to the current schema).
-pub fn decode<E: DomainEvent>(event_type: &str, payload: Value) -> Result<E, DecodeError> {
-    let mut object: Map<String, Value> = match payload {
-        Value::Object(o) => o,
-        Value::Null => Map::new(),
+/// Reads a stored event back (after upcasting to the current schema), borrowing the payload:
+/// the deserializer is handed the tag and then the payload's fields as they are, so nothing
+/// of the payload is copied to make the tagged object serde reads.
+pub fn decode<E: DomainEvent>(event_type: &str, payload: &Value) -> Result<E, DecodeError> {
+    let fields = match payload {
+        Value::Object(o) => Some(o),
+        Value::Null => None,
         _ => {
             return Err(DecodeError::NotAnObject {
                 event_type: event_type.to_owned(),
             });
         }
     };
-    object.insert("type".into(), Value::String(event_type.to_owned()));
-    serde_json::from_value(Value::Object(object)).map_err(|source| DecodeError::Shape {
-        event_type: event_type.to_owned(),
-        source,
+    let tag = Value::String(event_type.to_owned());
+    let entries = std::iter::once(("type", &tag)).chain(
+        fields
+            .into_iter()
+            .flatten()
+            .filter(|(name, _)| name.as_str() != "type")
+            .map(|(name, value)| (name.as_str(), value)),
+    );
+    E::deserialize(MapDeserializer::<_, serde_json::Error>::new(entries)).map_err(|source| {
+        DecodeError::Shape {
+            event_type: event_type.to_owned(),
+            source,
+        }
     })
 }
 
@@ -81,7 +93,7 @@ pub(crate) fn assert_round_trips<E: DomainEvent + PartialEq>(samples: &[E]) {
         assert_eq!(tag, Value::String(event.event_type().into()), "{event:?}");
         let encoded = encode(event);
         assert!(encoded.payload.get("type").is_none());
-        let decoded: E = decode(encoded.event_type, encoded.payload).unwrap();
+        let decoded: E = decode(encoded.event_type, &encoded.payload).unwrap();
         assert_eq!(&decoded, event);
     }
 }

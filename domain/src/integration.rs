@@ -172,7 +172,7 @@ pub fn from_stored(
     stream_type: &str,
     stream_id: &str,
     event_type: &str,
-    payload: Value,
+    payload: &Value,
 ) -> Result<Option<PublicEvent>, DecodeError> {
     Ok(match stream_type {
         BookingEvent::STREAM_TYPE => from_booking(stream_id, &decode(event_type, payload)?),
@@ -380,7 +380,7 @@ mod tests {
                 _ => uuid::Uuid::from_u128(7).to_string(),
             };
             for (event_type, _, payload) in events {
-                if let Some(event) = from_stored(stream, &stream_id, &event_type, payload).unwrap()
+                if let Some(event) = from_stored(stream, &stream_id, &event_type, &payload).unwrap()
                 {
                     out.push((event_type, event));
                 }

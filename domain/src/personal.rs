@@ -113,7 +113,7 @@ mod tests {
 
     fn decodes(stream_type: &str, event_type: &str, payload: Value) -> Result<(), String> {
         fn check<E: DomainEvent>(event_type: &str, payload: Value) -> Result<(), String> {
-            decode::<E>(event_type, payload)
+            decode::<E>(event_type, &payload)
                 .map(drop)
                 .map_err(|e| e.to_string())
         }

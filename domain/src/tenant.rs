@@ -617,7 +617,7 @@ mod tests {
     fn a_business_onboarded_before_verification_existed_reads_as_verified() {
         let old: TenantEvent = crate::event::decode(
             "TenantOnboarded",
-            serde_json::json!({
+            &serde_json::json!({
                 "tenant_id": uuid::Uuid::nil(), "business_name": "Demo Salon",
                 "slug": "demo-salon", "contact_email": "owner@demo.example",
                 "time_zone": "Europe/Madrid", "plan": "starter",
@@ -732,7 +732,7 @@ mod tests {
     #[test]
     fn a_suspension_stored_before_billing_reads_as_the_operators() {
         let old: TenantEvent =
-            crate::event::decode("TenantSuspended", serde_json::json!({"reason": "abuse"}))
+            crate::event::decode("TenantSuspended", &serde_json::json!({"reason": "abuse"}))
                 .unwrap();
         assert_eq!(
             old,

@@ -78,7 +78,7 @@ mod tests {
         });
         let (version, payload) = upcast("ServiceAdded", 1, stored_v1);
         assert_eq!(version, BotConfigEvent::schema_version("ServiceAdded"));
-        let event: BotConfigEvent = decode("ServiceAdded", payload).unwrap();
+        let event: BotConfigEvent = decode("ServiceAdded", &payload).unwrap();
         assert_eq!(
             event,
             BotConfigEvent::ServiceAdded {

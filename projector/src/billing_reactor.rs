@@ -207,8 +207,7 @@ impl BillingReactor {
 
     async fn try_react(&self, event: &RecordedEvent, attempt: u64) -> anyhow::Result<Disposition> {
         let tenant = event.tenant_id;
-        let billing =
-            domain::event::decode::<BillingEvent>(&event.event_type, event.payload.clone())?;
+        let billing = domain::event::decode::<BillingEvent>(&event.event_type, &event.payload)?;
         let ctx = |what: &str| {
             CommandContext::new(
                 tenant,

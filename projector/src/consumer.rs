@@ -142,19 +142,15 @@ pub async fn receive(
             }
         }
     }
-    let mut events: Vec<RecordedEvent> = received.iter().map(|(_, e)| e.clone()).collect();
+    let (messages, mut events): (Vec<_>, Vec<RecordedEvent>) = received.into_iter().unzip();
     if let Err(err) = eventstore::open_received(pool, &mut events, upcasters).await {
-        tracing::warn!(error = %err, size = received.len(), "cannot reveal a batch; it comes back later");
-        for (message, _) in received {
+        tracing::warn!(error = %err, size = messages.len(), "cannot reveal a batch; it comes back later");
+        for message in messages {
             let _ = message.ack_with(AckKind::Nak(Some(retry))).await;
         }
         return Vec::new();
     }
-    received
-        .into_iter()
-        .zip(events)
-        .map(|((message, _), event)| (message, event))
-        .collect()
+    messages.into_iter().zip(events).collect()
 }
 
 /// Runs the projections' consumer until `cancel`: every projection of `projections`, each

@@ -69,8 +69,7 @@ pub fn email_for(event: &RecordedEvent) -> Option<(Template, Vec<(&'static str, 
         BillingEvent::STREAM_TYPE => {
             use BillingEvent as E;
             let billing =
-                domain::event::decode::<BillingEvent>(&event.event_type, event.payload.clone())
-                    .ok()?;
+                domain::event::decode::<BillingEvent>(&event.event_type, &event.payload).ok()?;
             Some(match billing {
                 E::UsageThresholdReached {
                     metric,
@@ -122,9 +121,7 @@ pub fn email_for(event: &RecordedEvent) -> Option<(Template, Vec<(&'static str, 
             Some((Template::WhatsAppCredentials, vec![]))
         }
         WebhookEvent::STREAM_TYPE => {
-            match domain::event::decode::<WebhookEvent>(&event.event_type, event.payload.clone())
-                .ok()?
-            {
+            match domain::event::decode::<WebhookEvent>(&event.event_type, &event.payload).ok()? {
                 WebhookEvent::WebhookEndpointDisabled {
                     reason:
                         DisableReason::Failing {
@@ -145,17 +142,16 @@ pub fn email_for(event: &RecordedEvent) -> Option<(Template, Vec<(&'static str, 
             }
         }
         // A customer's request the business decides on (one erased at once needs no one).
-        ConversationEvent::STREAM_TYPE => match domain::event::decode::<ConversationEvent>(
-            &event.event_type,
-            event.payload.clone(),
-        )
-        .ok()?
-        {
-            ConversationEvent::ErasureRequested { after_reply: None } => {
-                Some((Template::ErasureRequested, vec![]))
+        ConversationEvent::STREAM_TYPE => {
+            match domain::event::decode::<ConversationEvent>(&event.event_type, &event.payload)
+                .ok()?
+            {
+                ConversationEvent::ErasureRequested { after_reply: None } => {
+                    Some((Template::ErasureRequested, vec![]))
+                }
+                _ => None,
             }
-            _ => None,
-        },
+        }
         _ => None,
     }
 }
@@ -262,7 +258,7 @@ impl Notifier {
             .await?;
         for recorded in history {
             if let Ok(WebhookEvent::WebhookEndpointRegistered { url, .. }) =
-                domain::event::decode::<WebhookEvent>(&recorded.event_type, recorded.payload)
+                domain::event::decode::<WebhookEvent>(&recorded.event_type, &recorded.payload)
             {
                 return Ok(url.as_str().to_owned());
             }
@@ -285,7 +281,7 @@ impl Notifier {
         // An invitee's, a member's or an owner's own email: its token is the vault's, sealed
         // until sent.
         let personal = if event.stream.stream_type == domain::access::UserEvent::STREAM_TYPE {
-            let user_event = domain::event::decode(&event.event_type, event.payload.clone())?;
+            let user_event = domain::event::decode(&event.event_type, &event.payload)?;
             match self.personal(event, user_event).await? {
                 Some(personal) => Some(personal),
                 None => return Ok(Disposition::Ack),
@@ -409,7 +405,7 @@ impl Notifier {
     /// emailed already, or the address changed since and a newer link went to the new one).
     async fn verification(&self, event: &RecordedEvent) -> anyhow::Result<Option<Personal>> {
         let TenantEvent::EmailVerificationRequested { email, .. } =
-            domain::event::decode(&event.event_type, event.payload.clone())?
+            domain::event::decode(&event.event_type, &event.payload)?
         else {
             return Ok(None);
         };

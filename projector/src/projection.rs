@@ -650,8 +650,5 @@ impl AppliedSql {
 
 /// Decodes a recorded event into its aggregate's event type.
 pub fn decode<E: domain::event::DomainEvent>(event: &RecordedEvent) -> anyhow::Result<E> {
-    Ok(domain::event::decode(
-        &event.event_type,
-        event.payload.clone(),
-    )?)
+    Ok(domain::event::decode(&event.event_type, &event.payload)?)
 }

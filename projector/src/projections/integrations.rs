@@ -45,7 +45,7 @@ pub async fn apply_all(
             &event.stream.stream_type,
             &event.stream.stream_id,
             &event.event_type,
-            event.payload.clone(),
+            &event.payload,
         )?
         else {
             continue;
@@ -137,7 +137,7 @@ impl Published {
 async fn apply_endpoint(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<()> {
     let endpoint_id: uuid::Uuid = event.stream.stream_id.parse()?;
     let at = event.recorded_at;
-    match domain::event::decode::<WebhookEvent>(&event.event_type, event.payload.clone())? {
+    match domain::event::decode::<WebhookEvent>(&event.event_type, &event.payload)? {
         WebhookEvent::WebhookEndpointRegistered {
             url,
             topics,
