@@ -331,6 +331,7 @@ pub fn rebuilder(settings: &Settings) -> anyhow::Result<rebuild::Rebuilder> {
         store: EventStore::new(app_pool.clone()).with_upcasters(app::events::upcasters()),
         app_pool,
         operator_pool,
+        page: rebuild::READ_BATCH,
     })
 }
 

@@ -23,7 +23,8 @@ use sqlx::PgPool;
 use crate::consumer::set_tenant;
 use crate::projection::{Projection, apply_together};
 
-const READ_BATCH: usize = 5_000;
+/// Events read at once, and applied in one transaction (a [`Rebuilder`]'s `page` unless set).
+pub const READ_BATCH: usize = 5_000;
 /// Connections a rebuild writes on at once.
 const WORKERS: usize = 4;
 const SWAP_ATTEMPTS: u32 = 5;
@@ -57,6 +58,9 @@ pub struct Rebuilder {
     pub store: EventStore,
     pub app_pool: PgPool,
     pub operator_pool: PgPool,
+    /// Events read at once, and applied in one transaction ([`READ_BATCH`]; the tests take
+    /// far fewer, so that their tenants span pages).
+    pub page: usize,
 }
 
 impl Rebuilder {
@@ -115,13 +119,13 @@ impl Rebuilder {
         }
     }
 
-    /// Applies every tenant's events to the shadows, one tenant at a time on each of
-    /// [`WORKERS`] connections, each tenant's events read in pages of [`READ_BATCH`] and each
-    /// page applied in one transaction. Tenants are independent (no read-model row is two
-    /// tenants'), so a tenant's events need no other tenant's before them; read together they
-    /// make each page's set-based statements as large as the tenant's history allows, where
-    /// the log's own order would give each tenant a few events per batch. Returns the events
-    /// read.
+    /// Applies every tenant's events to the shadows, on [`WORKERS`] connections, each taking
+    /// the next tenant when it is done with one. Each tenant's events are read in pages of
+    /// `page`, and a worker applies what it has read in one transaction once it holds
+    /// that many: a page of one large tenant, or the whole histories of many small ones, which
+    /// each projection then writes with one statement per table. Tenants are independent (no
+    /// read-model row is two tenants'), so a tenant's events need no other tenant's before
+    /// them, and each tenant's stay in their order. Returns the events read.
     async fn copy_tenants(
         &self,
         projections: &[Projection],
@@ -130,24 +134,43 @@ impl Rebuilder {
         let tenants = self.log.tenants().await?;
         let next = AtomicUsize::new(0);
         let read = AtomicU64::new(0);
+        let counted = &read;
+        let apply = |held: Vec<RecordedEvent>| async move {
+            let refs: Vec<&RecordedEvent> = held.iter().collect();
+            self.apply_part(projections, &refs).await?;
+            counted.fetch_add(held.len() as u64, Ordering::Relaxed);
+            bar.inc(held.len() as u64);
+            Ok::<_, anyhow::Error>(())
+        };
         let worker = || async {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&tenant) = tenants.get(i) else {
-                    return Ok::<_, anyhow::Error>(());
-                };
+            let mut held: Vec<RecordedEvent> = Vec::new();
+            while let Some(&tenant) = tenants.get(next.fetch_add(1, Ordering::Relaxed)) {
                 let mut position = Position::START;
                 loop {
-                    let page = self.log.read_tenant(tenant, position, READ_BATCH).await?;
+                    let page = self.log.read_tenant(tenant, position, self.page).await?;
                     let Some(last) = page.last() else { break };
                     position = last.position;
-                    let refs: Vec<&RecordedEvent> = page.iter().collect();
-                    self.apply_part(projections, &refs).await?;
-                    read.fetch_add(page.len() as u64, Ordering::Relaxed);
-                    bar.inc(page.len() as u64);
+                    // A short page is the tenant's last up to the head (everything before it
+                    // is committed); what came after, the catch-up applies.
+                    let whole = page.len() < self.page;
+                    held.extend(page);
+                    if held.len() >= self.page {
+                        apply(std::mem::take(&mut held)).await?;
+                    }
+                    if whole {
+                        break;
+                    }
                 }
-                bar.set_message(format!("{} of {} tenants", i + 1, tenants.len()));
+                bar.set_message(format!(
+                    "{} of {} tenants",
+                    next.load(Ordering::Relaxed).min(tenants.len()),
+                    tenants.len()
+                ));
             }
+            if !held.is_empty() {
+                apply(held).await?;
+            }
+            Ok::<_, anyhow::Error>(())
         };
         futures::future::try_join_all((0..WORKERS).map(|_| worker())).await?;
         Ok(read.into_inner())
@@ -163,7 +186,7 @@ impl Rebuilder {
         let mut position = from;
         let mut events = 0u64;
         loop {
-            let batch = self.log.read_all(position, READ_BATCH).await?;
+            let batch = self.log.read_all(position, self.page).await?;
             let Some(last) = batch.last() else {
                 return Ok((events, position));
             };
@@ -282,7 +305,7 @@ impl Rebuilder {
         let mut position = Position::START;
         let mut events = 0u64;
         loop {
-            let batch = self.log.read_tenant(tenant, position, READ_BATCH).await?;
+            let batch = self.log.read_tenant(tenant, position, self.page).await?;
             let Some(last) = batch.last() else { break };
             position = last.position;
             let refs: Vec<&RecordedEvent> = batch.iter().collect();

@@ -951,6 +951,8 @@ pub async fn rebuild_everything(db: &TestDb) -> projector::rebuild::RebuildRepor
             .with_upcasters(app::events::upcasters()),
         app_pool: db.app_pool().await,
         operator_pool: db.operator_pool().await,
+        // Small pages: a tenant's events span several, and a page several tenants.
+        page: 50,
     };
     rebuilder
         .run(&projector::rebuild::RebuildRequest {

@@ -830,7 +830,10 @@ async fn a_rebuild_while_events_arrive_loses_and_doubles_nothing() {
     };
     (&mut appending).await.expect("the first appends landed");
 
-    let rebuilder = projector::rebuilder(&projector_settings(&db, &nats)).unwrap();
+    let mut rebuilder = projector::rebuilder(&projector_settings(&db, &nats)).unwrap();
+    // Pages of 40: each tenant's history (75 to 150 events) spans several, and each
+    // transaction holds the end of one tenant's and the start of the next's.
+    rebuilder.page = 40;
     let all = projector::rebuild::RebuildRequest {
         projections: Projection::ALL.to_vec(),
         tenant: None,
