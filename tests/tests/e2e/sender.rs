@@ -97,6 +97,24 @@ impl World {
         .unwrap_or_else(|| panic!("the conversation with {phone} never got there"))
     }
 
+    /// Once every reply to `phone` has an outcome: checks none failed and each reached the
+    /// customer once, and returns how many there are.
+    async fn all_delivered(&self, phone: &str) -> u64 {
+        let conversation = self
+            .conversation(phone, |c| {
+                let out = outbound(c);
+                !out.is_empty() && out.iter().all(|m| m["status"] != "pending")
+            })
+            .await;
+        let replies = outbound(&conversation);
+        assert!(
+            replies.iter().all(|m| m["status"] != "failed"),
+            "{conversation}"
+        );
+        assert_eq!(self.fake.messages_to(phone).len(), replies.len());
+        replies.len() as u64
+    }
+
     async fn events(&self, event_type: &str) -> Vec<Value> {
         e2e_tests::wa::events(&self.app, event_type).await
     }
@@ -205,22 +223,9 @@ async fn transient_refusals_are_retried_and_permanent_ones_recorded() {
         });
     }
     w.say(patient, "hi").await;
-    let conversation = w
-        .conversation(patient, |c| {
-            let out = outbound(c);
-            !out.is_empty() && out.iter().all(|m| m["status"] != "pending")
-        })
-        .await;
-    assert!(
-        outbound(&conversation)
-            .iter()
-            .all(|m| m["status"] != "failed"),
-        "{conversation}"
-    );
-    let delivered = w.fake.messages_to(patient);
-    assert_eq!(delivered.len(), outbound(&conversation).len());
+    let delivered = w.all_delivered(patient).await;
     // Four refusals, then one success per reply (the timed-out attempt was not recorded).
-    assert_eq!(w.fake.attempts_to(patient), 4 + delivered.len() as u64);
+    assert_eq!(w.fake.attempts_to(patient), 4 + delivered);
 
     // Outside the 24-hour window: recorded with Meta's code and reason, not retried.
     let late = "34600000003";
@@ -288,22 +293,9 @@ async fn a_reply_held_by_an_open_breaker_goes_once_it_closes() {
         });
     }
     w.say(me, "hi").await;
-    let conversation = w
-        .conversation(me, |c| {
-            let out = outbound(c);
-            !out.is_empty() && out.iter().all(|m| m["status"] != "pending")
-        })
-        .await;
     // Held, given back and sent once the breaker closed: not failed as a claim left behind.
-    assert!(
-        outbound(&conversation)
-            .iter()
-            .all(|m| m["status"] != "failed"),
-        "{conversation}"
-    );
-    let delivered = w.fake.messages_to(me);
-    assert_eq!(delivered.len(), outbound(&conversation).len());
-    assert_eq!(w.fake.attempts_to(me), 5 + delivered.len() as u64);
+    let delivered = w.all_delivered(me).await;
+    assert_eq!(w.fake.attempts_to(me), 5 + delivered);
     let stats = w.projector.as_ref().unwrap().sender.clone().unwrap();
     assert_eq!(
         stats
