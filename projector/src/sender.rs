@@ -494,7 +494,8 @@ impl Sender {
                 self.stats.unknown_outcome.fetch_add(1, Ordering::Relaxed);
                 failed()
             }
-            _ => Claim::Busy,
+            "busy" => Claim::Busy,
+            other => anyhow::bail!("wa_claim answered an unknown outcome: {other}"),
         })
     }
 
