@@ -5,9 +5,9 @@
 //! ([`apply_together`]), with the projection's position (`rm_positions`), then acknowledged; a
 //! batch of many tenants is split into shares of whole tenants applied at once on several
 //! connections, the positions saved once every share has committed ([`apply_batch_together`]).
-//! If the batch fails, each message is retried in its own transaction so that one bad event cannot hold the others back: a
-//! failing one is negatively acknowledged with a growing delay and, after `max_attempts`
-//! deliveries, dead-lettered (recorded in `rm_dead_letters`, announced on
+//! If the batch fails, each message is retried in its own transaction so that one bad event
+//! cannot hold the others back: a failing one is negatively acknowledged with a growing delay
+//! and, after `max_attempts` deliveries, dead-lettered (recorded in `rm_dead_letters`, announced on
 //! `deadletter.<projection>`) and terminated. Because every projection skips what it has applied
 //! and fills gaps from the store, redelivery, reordering and a crash between commit and ack are
 //! all harmless.
