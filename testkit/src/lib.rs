@@ -13,12 +13,14 @@
 mod database;
 mod nats_server;
 mod pg_cluster;
+mod ports;
 mod redis_server;
 mod tcp_gate;
 
 pub use database::TestDb;
 pub use nats_server::{NatsCluster, NatsServer, TestNats, connect_as, dev_env, login};
 pub use pg_cluster::PgCluster;
+pub use ports::free_port;
 pub use redis_server::RedisServer;
 pub use tcp_gate::TcpGate;
 

@@ -1,10 +1,11 @@
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use nats::Namespace;
+
+use crate::free_port;
 
 fn shared_nats_url() -> String {
     std::env::var("BOOKING_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4223".to_owned())
@@ -184,13 +185,6 @@ pub(crate) fn wait_for_port(port: u16, server: &str) {
         assert!(Instant::now() < deadline, "{server} did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// A 3-node JetStream cluster of one's own (each node a [`NatsServer`]-like process on free

@@ -53,7 +53,7 @@ impl PgCluster {
             std::env::temp_dir().join(format!("booking-pg-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("a temporary directory");
         let cluster = Self {
-            port: crate::nats_server::free_port(),
+            port: crate::free_port(),
             dir,
             bin: server_bin(),
         };

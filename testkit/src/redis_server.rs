@@ -10,7 +10,7 @@ pub struct RedisServer {
 impl RedisServer {
     pub fn start() -> Self {
         let mut server = Self {
-            port: crate::nats_server::free_port(),
+            port: crate::free_port(),
             child: None,
         };
         server.restart();

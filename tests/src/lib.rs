@@ -56,14 +56,9 @@ pub async fn wait_for_status(url: &str, status: u16, timeout: Duration) -> Optio
     last
 }
 
-/// A port nothing listens on right now (the OS picks it; a race with another process taking
-/// it before the caller binds is possible but rare).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+/// A port nothing listens on right now, for a service a test starts as a process
+/// ([`testkit::free_port`]).
+pub use testkit::free_port;
 
 use platform::settings::{LogFormat, StorageSetting};
 use platform::{
