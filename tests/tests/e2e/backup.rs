@@ -130,6 +130,7 @@ async fn a_backup_restored_into_a_new_cluster_answers_as_before_and_keeps_later_
     // Rebuilt, republished into a fresh stream, and served again.
     let report = e2e_tests::rebuild_everything(&db).await;
     assert_eq!(report.events, logged.len() as u64);
+    let rebuilt = ana_as_projected(&restored_su).await;
     let nats = TestNats::new().await;
     let mut settings = projector_settings(&db, &nats);
     settings.sender.api_base_url = meta_url.clone();
@@ -153,6 +154,9 @@ async fn a_backup_restored_into_a_new_cluster_answers_as_before_and_keeps_later_
         .await
         .unwrap();
         eprintln!("the restored conversations' log: {log:#?}");
+        // And what the rebuild made of it, then what the read model holds now.
+        eprintln!("the rebuild ({report:?}) made: {rebuilt}");
+        eprintln!("now: {}", ana_as_projected(&restored_su).await);
     }
     assert_eq!(after.ana, before.ana, "Ana's conversation");
     for (old, new) in before.bookings.iter().zip(&after.bookings) {
@@ -206,6 +210,25 @@ async fn a_backup_restored_into_a_new_cluster_answers_as_before_and_keeps_later_
     .await
     .unwrap();
     assert!(!logged.contains(&last), "the new booking's event is last");
+}
+
+/// Ana's messages in the read model (version, id, status, wamid) and the versions the
+/// conversations projection applied, for a failure's diagnosis.
+async fn ana_as_projected(superuser: &sqlx::PgPool) -> String {
+    let messages: Vec<(i32, String, Option<String>, Option<String>)> = sqlx::query_as(
+        "select version, message_id, status, wamid from rm_messages
+          where customer_phone = $1 order by version",
+    )
+    .bind(ANA)
+    .fetch_all(superuser)
+    .await
+    .unwrap();
+    let applied: Vec<(String, i32)> =
+        sqlx::query_as("select stream_id, version from rm_conversations_applied order by 1")
+            .fetch_all(superuser)
+            .await
+            .unwrap();
+    format!("messages {messages:?}, applied versions {applied:?}")
 }
 
 /// What the query API answers a business's owner: its bookings, and Ana's conversation.
