@@ -19,6 +19,11 @@ use projector::projection::Projection;
 use sqlx::PgPool;
 use testkit::{TestDb, TestNats};
 
+/// The relay, the projections and the rebuilder run in this process: with the projector
+/// binary's allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 struct Args {
     /// Events in the log for the rebuild (at least a million for the quoted figure).
@@ -41,6 +46,9 @@ struct Args {
     /// `projections.parallelism`; 1 applies each batch in one transaction).
     #[arg(long, default_value_t = 4)]
     parallelism: usize,
+    /// Only the rebuild and its baseline (to profile it).
+    #[arg(long)]
+    rebuild_only: bool,
     #[arg(long, hide = true)]
     bench: bool,
 }
@@ -65,24 +73,46 @@ async fn main() {
     let superuser = db.superuser_url_pool().await;
     let mut report: Vec<(String, String)> = Vec::new();
 
+    if !args.rebuild_only {
+        live(&args, &db, &nats, &superuser, &mut report).await;
+    }
+    rebuild(&args, &db, &nats, &superuser, &mut report).await;
+
+    println!("\nread side benchmark: {} tenants\n", args.tenants);
+    println!("| measurement | value |");
+    println!("|---|---:|");
+    for (k, v) in report {
+        println!("| {k} | {v} |");
+    }
+}
+
+/// The live side: the projections through a backlog, their lag under steady appends, and the
+/// query API at a fixed rate.
+async fn live(
+    args: &Args,
+    db: &TestDb,
+    nats: &TestNats,
+    superuser: &PgPool,
+    report: &mut Vec<(String, String)>,
+) {
     // 1. Throughput: the relay and the eight projections work through a backlog.
-    load(&superuser, history(args.live_events, args.tenants, 0)).await;
-    let target = last_position(&superuser).await;
-    let statements = e2e_tests::statements::StatementProfile::start(&superuser).await;
+    load(superuser, history(args.live_events, args.tenants, 0)).await;
+    let target = last_position(superuser).await;
+    let statements = e2e_tests::statements::StatementProfile::start(superuser).await;
     let cpu_before = e2e_tests::cpu::Snapshot::take(&[]);
     let started = Instant::now();
-    let mut settings = projector_settings(&db, &nats);
+    let mut settings = projector_settings(db, nats);
     settings.projections.parallelism = args.parallelism;
     let projector = spawn_projector(settings).await;
     eventually(Duration::from_secs(600), || async {
-        caught_up(&superuser, target).await.then_some(())
+        caught_up(superuser, target).await.then_some(())
     })
     .await
     .expect("the projections catch up");
     let elapsed = started.elapsed();
     let cpu_spent = cpu_before.until(&e2e_tests::cpu::Snapshot::take(&[]));
     if let Some(profile) = &statements {
-        let (top, totals) = profile.finish(&superuser, 15).await.unwrap();
+        let (top, totals) = profile.finish(superuser, 15).await.unwrap();
         e2e_tests::statements::print_table(&top, totals, args.live_events as u64, "event");
     }
     // Here the relay and the projector run in this process ("load generator").
@@ -113,7 +143,7 @@ async fn main() {
     // 2. Lag: steady appends through the event store, each visible through the query API
     // (the request carries the append's consistency token and returns once it is applied).
     // The consistency wait as shipped (the tests' is longer).
-    let mut settings = query_api_settings(&db, &nats);
+    let mut settings = query_api_settings(db, nats);
     settings.consistency.max_wait_ms = 2000;
     let query = Arc::new(spawn_query_api(settings).await);
     let store = EventStore::new(db.app_pool().await);
@@ -207,7 +237,7 @@ async fn main() {
         let rows: Vec<(uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
             "select tenant_id, booking_id from rm_bookings order by booking_id limit 2000",
         )
-        .fetch_all(&superuser)
+        .fetch_all(superuser)
         .await
         .unwrap();
         rows.into_iter()
@@ -296,15 +326,24 @@ async fn main() {
         ),
     ));
     projector.shutdown().await;
+}
 
+/// A rebuild over the whole log, next to a plain copy of the same rows.
+async fn rebuild(
+    args: &Args,
+    db: &TestDb,
+    nats: &TestNats,
+    superuser: &PgPool,
+    report: &mut Vec<(String, String)>,
+) {
     // 4. Rebuild over the whole log, next to a plain copy of the same rows.
     let have: i64 = sqlx::query_scalar("select count(*) from events")
-        .fetch_one(&superuser)
+        .fetch_one(superuser)
         .await
         .unwrap();
     if (have as usize) < args.rebuild_events {
         load(
-            &superuser,
+            superuser,
             history(
                 args.rebuild_events - have as usize,
                 args.tenants,
@@ -314,11 +353,11 @@ async fn main() {
         .await;
     }
     let total: i64 = sqlx::query_scalar("select count(*) from events")
-        .fetch_one(&superuser)
+        .fetch_one(superuser)
         .await
         .unwrap();
-    let rebuilder = projector::rebuilder(&projector_settings(&db, &nats)).unwrap();
-    let statements = e2e_tests::statements::StatementProfile::start(&superuser).await;
+    let rebuilder = projector::rebuilder(&projector_settings(db, nats)).unwrap();
+    let statements = e2e_tests::statements::StatementProfile::start(superuser).await;
     let cpu_before = e2e_tests::cpu::Snapshot::take(&[]);
     let rebuilt = rebuilder
         .run(&projector::rebuild::RebuildRequest {
@@ -330,7 +369,7 @@ async fn main() {
         .unwrap();
     let rebuild_cpu = cpu_before.until(&e2e_tests::cpu::Snapshot::take(&[]));
     if let Some(profile) = &statements {
-        let (top, totals) = profile.finish(&superuser, 10).await.unwrap();
+        let (top, totals) = profile.finish(superuser, 10).await.unwrap();
         println!("\nStatements of the rebuild\n");
         e2e_tests::statements::print_table(&top, totals, total as u64, "event");
     }
@@ -344,7 +383,7 @@ async fn main() {
     let cpu_before = e2e_tests::cpu::Snapshot::take(&[]);
     let copy_started = Instant::now();
     sqlx::query("create table bench_copy as select * from events")
-        .execute(&superuser)
+        .execute(superuser)
         .await
         .unwrap();
     let copy_rate = total as f64 / copy_started.elapsed().as_secs_f64();
@@ -384,11 +423,4 @@ async fn main() {
         "copy / rebuild, by CPU per event".into(),
         format!("{:.3}", copy_ms / rebuild_ms.max(1e-9)),
     ));
-
-    println!("\nread side benchmark: {} tenants\n", args.tenants);
-    println!("| measurement | value |");
-    println!("|---|---:|");
-    for (k, v) in report {
-        println!("| {k} | {v} |");
-    }
 }
