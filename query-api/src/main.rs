@@ -1,3 +1,8 @@
+/// As the command API and the projector: mimalloc (the read benchmark runs this service in
+/// its own process, with the same allocator).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = query_api::load_settings()?;

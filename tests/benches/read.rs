@@ -19,8 +19,8 @@ use projector::projection::Projection;
 use sqlx::PgPool;
 use testkit::{TestDb, TestNats};
 
-/// The relay, the projections and the rebuilder run in this process: with the projector
-/// binary's allocator.
+/// The relay, the projections, the rebuilder and the query API run in this process: with the
+/// allocator of the projector's and the query API's binaries.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
