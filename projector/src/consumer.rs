@@ -8,7 +8,9 @@
 //! If the batch fails, each message is retried in its own transaction so that one bad event
 //! cannot hold the others back: a failing one is negatively acknowledged with a growing delay
 //! and, after `max_attempts` deliveries, dead-lettered (recorded in `rm_dead_letters`, announced on
-//! `deadletter.<projection>`) and terminated. Because every projection skips what it has applied
+//! `deadletter.<projection>`) and terminated. The database failing for a moment (a connection
+//! lost, a deadlock: `platform::db::is_transient`) is not the event's fault: it is retried
+//! without end, never dead-lettered. Because every projection skips what it has applied
 //! and fills gaps from the store, redelivery, reordering and a crash between commit and ack are
 //! all harmless.
 
@@ -275,6 +277,11 @@ async fn handle_batch(
                                 if err.is::<EarlierEventFailed>() || err.is::<NotYetReadable>() =>
                             {
                                 Verdict::Retry(runtime.config.retry_delay)
+                            }
+                            // Nor is the database failing for a moment (a connection lost, a
+                            // deadlock): the event comes back until it applies.
+                            Err(err) if platform::db::is_transient(&err) => {
+                                transient(projection, runtime, d, &err)
                             }
                             Err(err) => failed(projection, runtime, stats, d, &err).await,
                         };
@@ -684,6 +691,22 @@ pub async fn set_tenant(conn: &mut PgConnection, tenant_id: uuid::Uuid) -> sqlx:
     .fetch_one(conn)
     .await?;
     Ok(())
+}
+
+/// A message whose event could not be applied because the database failed for a moment: it
+/// comes back after a delay that grows with its deliveries (up to twenty times the first), and
+/// is never dead-lettered for it: a dead letter is for an event the projection cannot apply.
+fn transient(
+    projection: Projection,
+    runtime: &Runtime,
+    delivery: &Delivery,
+    error: &anyhow::Error,
+) -> Verdict {
+    let attempts = delivery.message.info().map(|i| i.delivered).unwrap_or(1);
+    tracing::warn!(projection = %projection, event_id = %delivery.event.event_id, attempts, error = format!("{error:#}"), "the database failed for a moment; will retry");
+    metrics::counter!("projection_transient_failures_total", "projection" => projection.name())
+        .increment(1);
+    Verdict::Retry(runtime.config.retry_delay * attempts.clamp(1, 20) as u32)
 }
 
 /// What becomes of a message that failed in `projection` on its own: it comes back after a

@@ -514,6 +514,85 @@ async fn an_event_that_keeps_failing_is_dead_lettered_without_holding_others_bac
     projector.shutdown().await;
 }
 
+/// The database failing for a moment is not the event's fault: a projection whose writes fail
+/// with a serialization failure, delivery after delivery (far past the three that dead-letter
+/// an event it cannot read), applies the events once the database takes them again, and
+/// nothing is dead-lettered.
+#[tokio::test]
+async fn events_the_database_fails_for_a_while_are_retried_never_dead_lettered() {
+    let db = TestDb::new().await;
+    let nats = TestNats::new().await;
+    let superuser = db.superuser_url_pool().await;
+    // While `test_fault` holds a row, every write to the bookings read model fails as a
+    // serialization failure would; each failure counts itself (a sequence is not rolled back).
+    sqlx::raw_sql(
+        "create table test_fault ();
+         insert into test_fault default values;
+         create sequence test_fault_hits;
+         create function test_fault() returns trigger language plpgsql security definer as $$
+         begin
+             if exists (select from test_fault) then
+                 perform nextval('test_fault_hits');
+                 raise exception 'injected' using errcode = '40001';
+             end if;
+             return null;
+         end $$;
+         create trigger test_fault before insert or update on rm_bookings
+             for each statement execute function test_fault();",
+    )
+    .execute(&superuser)
+    .await
+    .unwrap();
+    let store = EventStore::new(db.app_pool().await);
+    let tenant = uuid::Uuid::new_v4();
+    let events = three_booking_events(&store, tenant).await;
+    let projector = projector_without_relay(&db, &nats).await;
+    for event in &events {
+        publish(&nats, event).await;
+    }
+    let hits = || async {
+        sqlx::query_scalar::<_, i64>("select last_value from test_fault_hits")
+            .fetch_one(&superuser)
+            .await
+            .unwrap()
+    };
+    let dead_letters = || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from rm_dead_letters")
+            .fetch_one(&superuser)
+            .await
+            .unwrap()
+    };
+    // Each delivery fails about five times (the batch, the projection's share of it, each
+    // event alone): forty failures are well past the three deliveries that dead-letter.
+    let failing = eventually(WAIT, || async {
+        (dead_letters().await > 0 || hits().await >= 40).then_some(())
+    })
+    .await;
+    assert!(
+        failing.is_some(),
+        "the writes failed {} times",
+        hits().await
+    );
+    assert_eq!(
+        dead_letters().await,
+        0,
+        "dead-lettered while the database failed"
+    );
+
+    sqlx::query("delete from test_fault")
+        .execute(&superuser)
+        .await
+        .unwrap();
+    let pool = db.app_pool().await;
+    let booked = wait_rows(&pool, &tenant.to_string(), "rm_bookings", |r| {
+        r.len() == 1 && r[0]["status"] == "completed"
+    })
+    .await;
+    assert_eq!(booked[0]["reference"], "BK-TEST");
+    assert_eq!(dead_letters().await, 0);
+    projector.shutdown().await;
+}
+
 /// The projections share one consumer, but an event only one of them cannot apply holds back
 /// only that one: the others apply it and go on at once, the message comes back for the one
 /// that failed until it is dead-lettered there (once), and then every watermark is at the
