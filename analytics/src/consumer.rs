@@ -192,7 +192,13 @@ impl Consumer {
         loop {
             match self.apply(js, deliveries).await {
                 Ok(()) => return Ok(()),
-                Err(err) if attempt >= self.config.attempts => return Err(err),
+                // The database failing for a moment (a connection lost, a deadlock) is not
+                // the events' fault: retried until it passes, never dead-lettered for it.
+                Err(err)
+                    if attempt >= self.config.attempts && !platform::db::is_transient(&err) =>
+                {
+                    return Err(err);
+                }
                 Err(err) => {
                     tracing::warn!(
                         error = format!("{err:#}"),
@@ -200,7 +206,7 @@ impl Consumer {
                         size = deliveries.len(),
                         "analytics batch failed; retrying"
                     );
-                    tokio::time::sleep(self.config.retry_delay * attempt).await;
+                    tokio::time::sleep(self.config.retry_delay * attempt.min(20)).await;
                     attempt += 1;
                 }
             }

@@ -600,6 +600,100 @@ async fn an_event_it_cannot_read_is_dead_lettered_and_the_rest_still_counts() {
     assert_eq!(running.stats.dead_lettered.load(Ordering::Relaxed), 1);
 }
 
+/// The database failing for a moment is not the events' fault: while every write of a booking's
+/// facts fails as a serialization failure would (far past the three attempts that set an event
+/// aside), the consumer keeps trying, and counts the booking once the database takes it.
+#[tokio::test]
+async fn events_the_database_fails_for_a_while_are_counted_once_it_recovers() {
+    let app = spawn_command_api().await;
+    let superuser = sqlx::PgPool::connect(&app.db.superuser_url())
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "create table test_fault ();
+         insert into test_fault default values;
+         create sequence test_fault_hits;
+         create function test_fault() returns trigger language plpgsql security definer as $$
+         begin
+             if exists (select from test_fault) then
+                 perform nextval('test_fault_hits');
+                 raise exception 'injected' using errcode = '40001';
+             end if;
+             return null;
+         end $$;
+         create trigger test_fault before insert or update on analytics.bookings
+             for each statement execute function test_fault();",
+    )
+    .execute(&superuser)
+    .await
+    .unwrap();
+    let mut projector = projector_settings(&app.db, &app.nats);
+    projector.projections.enabled = false;
+    let _relay = spawn_projector(projector).await;
+    let running = spawn_analytics(analytics_settings(&app.db, &app.nats)).await;
+    let store = EventStore::new(app.db.app_pool().await);
+    let owner = app.onboard("insight-outage").await;
+    let tenant: Uuid = owner.tenant_id.parse().unwrap();
+    past_booking(
+        &store,
+        tenant,
+        Uuid::new_v4(),
+        Utc::now() - chrono::Duration::days(1),
+        "+34600000903",
+        BookingEvent::AppointmentCancelled {
+            by: Party::Business,
+            reason: None,
+        },
+    )
+    .await;
+
+    let (hits, dead) = (
+        || async {
+            sqlx::query_scalar::<_, i64>("select last_value from test_fault_hits")
+                .fetch_one(&superuser)
+                .await
+                .unwrap()
+        },
+        || async {
+            sqlx::query_scalar::<_, i64>("select count(*) from analytics.dead_letters")
+                .fetch_one(&superuser)
+                .await
+                .unwrap()
+        },
+    );
+    let failing = eventually(Duration::from_secs(20), || async {
+        (dead().await > 0 || hits().await >= 10).then_some(())
+    })
+    .await;
+    assert!(
+        failing.is_some(),
+        "the writes failed {} times",
+        hits().await
+    );
+    assert_eq!(dead().await, 0, "set aside while the database failed");
+
+    sqlx::query("delete from test_fault")
+        .execute(&superuser)
+        .await
+        .unwrap();
+    let counted = eventually(Duration::from_secs(20), || async {
+        let cancelled: i64 = sqlx::query_scalar(
+            "select count(*) from analytics.bookings where outcome = 'cancelled'",
+        )
+        .fetch_one(&superuser)
+        .await
+        .ok()?;
+        (cancelled == 1).then_some(())
+    })
+    .await;
+    assert!(
+        counted.is_some(),
+        "the booking is counted once the database recovers"
+    );
+    assert_eq!(dead().await, 0);
+    assert_eq!(running.stats.dead_lettered.load(Ordering::Relaxed), 0);
+}
+
 #[tokio::test]
 async fn the_whatsapp_funnel_and_the_bot_s_performance_come_from_real_conversations() {
     use e2e_tests::wa::{
