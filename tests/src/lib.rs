@@ -1064,3 +1064,53 @@ pub async fn spawn_dashboard(
         stop,
     }
 }
+
+/// A database failing for a moment, as a test makes it: while it is on, every write to one
+/// table fails with a serialization failure (SQLSTATE 40001), which a service must retry and
+/// never take for the event's fault. Installed as the superuser (a trigger).
+pub struct SerializationFailures {
+    superuser: sqlx::PgPool,
+}
+
+impl SerializationFailures {
+    /// Every insert or update on `table` fails from now on, until [`Self::lift`].
+    pub async fn on(superuser: &sqlx::PgPool, table: &str) -> Self {
+        sqlx::raw_sql(&format!(
+            "create table test_fault ();
+             insert into test_fault default values;
+             create sequence test_fault_hits;
+             create function test_fault() returns trigger language plpgsql security definer as $$
+             begin
+                 if exists (select from test_fault) then
+                     perform nextval('test_fault_hits');
+                     raise exception 'injected' using errcode = '40001';
+                 end if;
+                 return null;
+             end $$;
+             create trigger test_fault before insert or update on {table}
+                 for each statement execute function test_fault();"
+        ))
+        .execute(superuser)
+        .await
+        .expect("the fault is installed");
+        Self {
+            superuser: superuser.clone(),
+        }
+    }
+
+    /// The writes that failed so far (counted by a sequence, which no rollback takes back).
+    pub async fn hits(&self) -> i64 {
+        sqlx::query_scalar("select last_value from test_fault_hits")
+            .fetch_one(&self.superuser)
+            .await
+            .expect("the count of failed writes")
+    }
+
+    /// The writes succeed again.
+    pub async fn lift(&self) {
+        sqlx::query("delete from test_fault")
+            .execute(&self.superuser)
+            .await
+            .expect("the fault is lifted");
+    }
+}

@@ -609,24 +609,7 @@ async fn events_the_database_fails_for_a_while_are_counted_once_it_recovers() {
     let superuser = sqlx::PgPool::connect(&app.db.superuser_url())
         .await
         .unwrap();
-    sqlx::raw_sql(
-        "create table test_fault ();
-         insert into test_fault default values;
-         create sequence test_fault_hits;
-         create function test_fault() returns trigger language plpgsql security definer as $$
-         begin
-             if exists (select from test_fault) then
-                 perform nextval('test_fault_hits');
-                 raise exception 'injected' using errcode = '40001';
-             end if;
-             return null;
-         end $$;
-         create trigger test_fault before insert or update on analytics.bookings
-             for each statement execute function test_fault();",
-    )
-    .execute(&superuser)
-    .await
-    .unwrap();
+    let fault = e2e_tests::SerializationFailures::on(&superuser, "analytics.bookings").await;
     let mut projector = projector_settings(&app.db, &app.nats);
     projector.projections.enabled = false;
     let _relay = spawn_projector(projector).await;
@@ -647,35 +630,24 @@ async fn events_the_database_fails_for_a_while_are_counted_once_it_recovers() {
     )
     .await;
 
-    let (hits, dead) = (
-        || async {
-            sqlx::query_scalar::<_, i64>("select last_value from test_fault_hits")
-                .fetch_one(&superuser)
-                .await
-                .unwrap()
-        },
-        || async {
-            sqlx::query_scalar::<_, i64>("select count(*) from analytics.dead_letters")
-                .fetch_one(&superuser)
-                .await
-                .unwrap()
-        },
-    );
+    let dead = || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from analytics.dead_letters")
+            .fetch_one(&superuser)
+            .await
+            .unwrap()
+    };
     let failing = eventually(Duration::from_secs(20), || async {
-        (dead().await > 0 || hits().await >= 10).then_some(())
+        (dead().await > 0 || fault.hits().await >= 10).then_some(())
     })
     .await;
     assert!(
         failing.is_some(),
         "the writes failed {} times",
-        hits().await
+        fault.hits().await
     );
     assert_eq!(dead().await, 0, "set aside while the database failed");
 
-    sqlx::query("delete from test_fault")
-        .execute(&superuser)
-        .await
-        .unwrap();
+    fault.lift().await;
     let counted = eventually(Duration::from_secs(20), || async {
         let cancelled: i64 = sqlx::query_scalar(
             "select count(*) from analytics.bookings where outcome = 'cancelled'",

@@ -523,26 +523,7 @@ async fn events_the_database_fails_for_a_while_are_retried_never_dead_lettered()
     let db = TestDb::new().await;
     let nats = TestNats::new().await;
     let superuser = db.superuser_url_pool().await;
-    // While `test_fault` holds a row, every write to the bookings read model fails as a
-    // serialization failure would; each failure counts itself (a sequence is not rolled back).
-    sqlx::raw_sql(
-        "create table test_fault ();
-         insert into test_fault default values;
-         create sequence test_fault_hits;
-         create function test_fault() returns trigger language plpgsql security definer as $$
-         begin
-             if exists (select from test_fault) then
-                 perform nextval('test_fault_hits');
-                 raise exception 'injected' using errcode = '40001';
-             end if;
-             return null;
-         end $$;
-         create trigger test_fault before insert or update on rm_bookings
-             for each statement execute function test_fault();",
-    )
-    .execute(&superuser)
-    .await
-    .unwrap();
+    let fault = e2e_tests::SerializationFailures::on(&superuser, "rm_bookings").await;
     let store = EventStore::new(db.app_pool().await);
     let tenant = uuid::Uuid::new_v4();
     let events = three_booking_events(&store, tenant).await;
@@ -550,12 +531,6 @@ async fn events_the_database_fails_for_a_while_are_retried_never_dead_lettered()
     for event in &events {
         publish(&nats, event).await;
     }
-    let hits = || async {
-        sqlx::query_scalar::<_, i64>("select last_value from test_fault_hits")
-            .fetch_one(&superuser)
-            .await
-            .unwrap()
-    };
     let dead_letters = || async {
         sqlx::query_scalar::<_, i64>("select count(*) from rm_dead_letters")
             .fetch_one(&superuser)
@@ -565,13 +540,13 @@ async fn events_the_database_fails_for_a_while_are_retried_never_dead_lettered()
     // Each delivery fails about five times (the batch, the projection's share of it, each
     // event alone): forty failures are well past the three deliveries that dead-letter.
     let failing = eventually(WAIT, || async {
-        (dead_letters().await > 0 || hits().await >= 40).then_some(())
+        (dead_letters().await > 0 || fault.hits().await >= 40).then_some(())
     })
     .await;
     assert!(
         failing.is_some(),
         "the writes failed {} times",
-        hits().await
+        fault.hits().await
     );
     assert_eq!(
         dead_letters().await,
@@ -579,10 +554,7 @@ async fn events_the_database_fails_for_a_while_are_retried_never_dead_lettered()
         "dead-lettered while the database failed"
     );
 
-    sqlx::query("delete from test_fault")
-        .execute(&superuser)
-        .await
-        .unwrap();
+    fault.lift().await;
     let pool = db.app_pool().await;
     let booked = wait_rows(&pool, &tenant.to_string(), "rm_bookings", |r| {
         r.len() == 1 && r[0]["status"] == "completed"
