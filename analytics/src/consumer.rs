@@ -195,7 +195,8 @@ impl Consumer {
                 // The database failing for a moment (a connection lost, a deadlock) is not
                 // the events' fault: retried until it passes, never dead-lettered for it.
                 Err(err)
-                    if attempt >= self.config.attempts && !platform::db::is_transient(&err) =>
+                    if attempt >= self.config.attempts
+                        && !eventstore::caused_by_transient(err.as_ref()) =>
                 {
                     return Err(err);
                 }

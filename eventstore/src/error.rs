@@ -55,9 +55,38 @@ pub fn caused_by_outage(err: &(dyn std::error::Error + 'static)) -> bool {
         .any(|e| e.downcast_ref::<sqlx::Error>().is_some_and(is_outage))
 }
 
+/// Whether a database error is worth retrying unchanged: an outage ([`is_outage`]), or the
+/// database in the way for a moment: a serialization failure, a deadlock, a lock not granted in
+/// time, the server out of memory or disk (SQLSTATE 40001, 40P01, 55P03, class 53). A consumer
+/// retries such a failure rather than count it against the event. A statement timeout is not
+/// one: a statement that always takes too long would be retried for ever.
+pub fn is_transient(err: &sqlx::Error) -> bool {
+    is_outage(err)
+        || matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|code| {
+            code.starts_with("53") || matches!(&*code, "40001" | "40P01" | "55P03")
+        }))
+}
+
+/// [`is_transient`] for an error anywhere in a chain of causes.
+pub fn caused_by_transient(err: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(err), |e| e.source())
+        .any(|e| e.downcast_ref::<sqlx::Error>().is_some_and(is_transient))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deadlock_is_transient_and_a_refusal_is_not() {
+        assert!(is_transient(&sqlx::Error::PoolTimedOut));
+        assert!(!is_transient(&sqlx::Error::RowNotFound));
+        let wrapped = anyhow::Error::from(sqlx::Error::PoolTimedOut).context("applying a batch");
+        assert!(caused_by_transient(wrapped.as_ref()));
+        assert!(!caused_by_transient(
+            anyhow::anyhow!("a payload no projection reads").as_ref()
+        ));
+    }
 
     #[test]
     fn a_lost_connection_is_an_outage_and_a_bad_statement_is_not() {

@@ -28,7 +28,7 @@ mod types;
 mod upcast;
 mod wake;
 
-pub use error::{AppendError, caused_by_outage, is_outage};
+pub use error::{AppendError, caused_by_outage, caused_by_transient, is_outage, is_transient};
 pub use global::GlobalLog;
 pub use read::{open_received, upcast_all};
 pub use relay::{Relay, RelayConfig, RelayStats};

@@ -51,38 +51,6 @@ fn lazy_pool(url: &str, settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
         .connect_lazy_with(options.disable_statement_logging()))
 }
 
-/// Whether `err`, or an error it was caused by, is the database failing for a moment rather
-/// than refusing what was asked: a connection lost or not to be had (none free in the pool, the
-/// server out of connection slots or shutting down), a deadlock or serialization failure, a
-/// lock not granted in time, the server out of memory or disk. The same work, tried again
-/// later, can succeed unchanged; a consumer retries it rather than count it against the event.
-pub fn is_transient(err: &anyhow::Error) -> bool {
-    err.chain()
-        .any(|cause| match cause.downcast_ref::<sqlx::Error>() {
-            Some(
-                sqlx::Error::Io(_)
-                | sqlx::Error::Tls(_)
-                | sqlx::Error::PoolTimedOut
-                | sqlx::Error::PoolClosed
-                | sqlx::Error::WorkerCrashed,
-            ) => true,
-            Some(sqlx::Error::Database(db)) => db.code().is_some_and(|c| is_transient_state(&c)),
-            _ => false,
-        })
-}
-
-/// The SQLSTATEs of [`is_transient`]: connection exceptions (class 08), insufficient resources
-/// (class 53: too many connections, out of memory or disk), serialization failure, deadlock,
-/// lock not available, and the server shutting down or starting.
-fn is_transient_state(code: &str) -> bool {
-    code.starts_with("08")
-        || code.starts_with("53")
-        || matches!(
-            code,
-            "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03"
-        )
-}
-
 /// Creates what the migrations need before they can run, as a superuser (`admin_url`): the
 /// owner role and the database it owns. Idempotent. Development passwords equal role names;
 /// a deployment sets real ones (or uses peer/cert auth).
@@ -220,28 +188,6 @@ mod tests {
             .unwrap(),
             "postgresql://booking_owner:booking_owner@h/x?sslmode=disable"
         );
-    }
-
-    #[test]
-    fn a_moment_of_unavailability_is_transient_and_a_refusal_is_not() {
-        let transient = anyhow::Error::from(sqlx::Error::PoolTimedOut).context("applying a batch");
-        assert!(is_transient(&transient));
-        assert!(!is_transient(&anyhow::Error::from(
-            sqlx::Error::RowNotFound
-        )));
-        assert!(!is_transient(&anyhow::anyhow!(
-            "a payload no projection reads"
-        )));
-        for code in [
-            "08006", "53300", "53100", "40001", "40P01", "55P03", "57P01",
-        ] {
-            assert!(is_transient_state(code), "{code}");
-        }
-        // A constraint, a bad value, a statement timeout (a statement that always takes too
-        // long would be retried for ever), an exception raised on purpose.
-        for code in ["23505", "22P02", "57014", "P0001"] {
-            assert!(!is_transient_state(code), "{code}");
-        }
     }
 
     #[test]

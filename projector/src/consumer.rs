@@ -9,7 +9,7 @@
 //! cannot hold the others back: a failing one is negatively acknowledged with a growing delay
 //! and, after `max_attempts` deliveries, dead-lettered (recorded in `rm_dead_letters`, announced on
 //! `deadletter.<projection>`) and terminated. The database failing for a moment (a connection
-//! lost, a deadlock: `platform::db::is_transient`) is not the event's fault: it is retried
+//! lost, a deadlock: `eventstore::is_transient`) is not the event's fault: it is retried
 //! without end, never dead-lettered. Because every projection skips what it has applied
 //! and fills gaps from the store, redelivery, reordering and a crash between commit and ack are
 //! all harmless.
@@ -280,7 +280,7 @@ async fn handle_batch(
                             }
                             // Nor is the database failing for a moment (a connection lost, a
                             // deadlock): the event comes back until it applies.
-                            Err(err) if platform::db::is_transient(&err) => {
+                            Err(err) if eventstore::caused_by_transient(err.as_ref()) => {
                                 transient(projection, runtime, d, &err)
                             }
                             Err(err) => failed(projection, runtime, stats, d, &err).await,

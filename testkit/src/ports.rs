@@ -9,7 +9,7 @@
 //! count with), and each is checked free when picked.
 
 use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher;
 use std::net::TcpListener;
 
 /// The lowest port handed out: above the well-known and registered services this machine runs.
@@ -47,9 +47,7 @@ fn any_free_port() -> u16 {
 
 /// A fresh random number (std's hasher keys are drawn from the OS for each `RandomState`).
 fn random() -> u64 {
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u64(std::process::id().into());
-    hasher.finish()
+    RandomState::new().hash_one(())
 }
 
 #[cfg(test)]
