@@ -159,6 +159,10 @@ impl Projection {
                 "update {table} set version = $4
                  where tenant_id = $1 and stream_type = $2 and stream_id = $3"
             ),
+            load: format!(
+                "insert into {table} (tenant_id, stream_type, stream_id, version)
+                 select * from unnest($1::uuid[], $2::text[], $3::text[], $4::int[])"
+            ),
         }
     }
 
@@ -471,6 +475,120 @@ pub async fn apply_together(
     Ok(outcomes)
 }
 
+/// A rebuild's first pass over its shadows ([`crate::rebuild`]): applies `events` to each of
+/// `projections` inside the caller's transaction, and records the versions of `done`'s streams
+/// with one plain insert per projection.
+///
+/// Unlike [`apply_together`], nothing is checked against recorded versions: the caller reads
+/// each tenant's whole history once, in commit order, page after page, and hands over every
+/// event of it exactly once, checking each stream's versions consecutive from 1 on
+/// ([`TenantVersions::record`]). So every event is fresh, and what a projection has applied of
+/// a stream is known without asking the database; it is written once, when the tenant's last
+/// page is applied (a tenant's pages may span several calls, and `done` may name a tenant
+/// with no event in `events`).
+pub async fn load_together(
+    projections: &[Projection],
+    conn: &mut PgConnection,
+    store: &EventStore,
+    events: &[&RecordedEvent],
+    done: &[TenantVersions],
+) -> anyhow::Result<()> {
+    let mut tenants: Vec<uuid::Uuid> =
+        by_tenant(events, |e| projections.iter().any(|p| p.concerns(e)))
+            .into_iter()
+            .map(|(tenant, _)| tenant)
+            .collect();
+    tenants.extend(done.iter().map(|d| d.tenant));
+    if tenants.is_empty() {
+        return Ok(());
+    }
+    become_projector(conn, tenants.into_iter()).await?;
+    for projection in projections {
+        let fresh: Vec<&RecordedEvent> = events
+            .iter()
+            .copied()
+            .filter(|e| projection.concerns(e))
+            .collect();
+        if !fresh.is_empty() {
+            projection.apply_fresh(conn, store, &fresh).await?;
+        }
+        let mut streams = Streams::default();
+        for tenant in done {
+            for ((stream_type, stream_id), version) in &tenant.streams {
+                if projection.handles(stream_type) {
+                    streams.tenants.push(tenant.tenant);
+                    streams.types.push(stream_type);
+                    streams.ids.push(stream_id);
+                    streams.version.push(*version as i32);
+                }
+            }
+        }
+        if !streams.tenants.is_empty() {
+            sqlx::query(&projection.applied_sql().load)
+                .bind(streams.tenants)
+                .bind(streams.types)
+                .bind(streams.ids)
+                .bind(streams.version)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    sqlx::query("reset role").execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// The last version of each stream of one tenant's history read so far, in a rebuild's first
+/// pass ([`load_together`]).
+#[derive(Debug)]
+pub struct TenantVersions {
+    pub tenant: uuid::Uuid,
+    /// (stream type, stream id) to the last version read.
+    streams: HashMap<(String, String), u32>,
+}
+
+impl TenantVersions {
+    pub fn new(tenant: uuid::Uuid) -> Self {
+        Self {
+            tenant,
+            streams: HashMap::new(),
+        }
+    }
+
+    /// Takes the tenant's next event in commit order: its version must be the one after the
+    /// last read of its stream (1 for a stream not seen yet), since the log holds every version
+    /// of a stream and commits them in order.
+    pub fn record(&mut self, event: &RecordedEvent) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            event.tenant_id == self.tenant,
+            "{} is tenant {}'s, not {}'s",
+            describe(event),
+            event.tenant_id,
+            self.tenant
+        );
+        let last = self
+            .streams
+            .entry((
+                event.stream.stream_type.clone(),
+                event.stream.stream_id.clone(),
+            ))
+            .or_insert(0);
+        anyhow::ensure!(
+            event.version > *last,
+            "{} read after version {last} of its stream",
+            describe(event)
+        );
+        anyhow::ensure!(
+            event.version == *last + 1,
+            "the event store lacks versions {}..{} of {}",
+            *last + 1,
+            event.version - 1,
+            event.stream
+        );
+        *last = event.version;
+        Ok(())
+    }
+}
+
 /// The indexes of the events `keep` takes, tenant by tenant (in the order each tenant first
 /// appears), each tenant's in their order.
 pub(crate) fn by_tenant(
@@ -640,15 +758,70 @@ pub struct AppliedSql {
     pub current: String,
     /// Records a version after duplicates or a gap.
     pub set: String,
+    /// Records the versions of streams of which nothing is recorded (a rebuild's first pass,
+    /// [`load_together`]): a plain insert.
+    pub load: String,
 }
 
 impl AppliedSql {
-    pub fn all(&self) -> [&str; 4] {
-        [&self.advance, &self.start, &self.current, &self.set]
+    pub fn all(&self) -> [&str; 5] {
+        [
+            &self.advance,
+            &self.start,
+            &self.current,
+            &self.set,
+            &self.load,
+        ]
     }
 }
 
 /// Decodes a recorded event into its aggregate's event type.
 pub fn decode<E: domain::event::DomainEvent>(event: &RecordedEvent) -> anyhow::Result<E> {
     Ok(domain::event::decode(&event.event_type, &event.payload)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use eventstore::{EventMetadata, Position, StreamRef};
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn event(tenant: Uuid, stream_id: &str, version: u32) -> RecordedEvent {
+        RecordedEvent {
+            position: Position::START,
+            tenant_id: tenant,
+            stream: StreamRef::new("booking", stream_id),
+            version,
+            event_id: Uuid::new_v4(),
+            event_type: "BookingCancelled".into(),
+            schema_version: 1,
+            payload: serde_json::json!({}),
+            metadata: EventMetadata::default(),
+            recorded_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_tenant_s_versions_are_taken_consecutive_per_stream_and_nothing_else() {
+        let tenant = Uuid::new_v4();
+        let mut versions = TenantVersions::new(tenant);
+        for (stream, version) in [("a", 1), ("b", 1), ("a", 2), ("a", 3), ("b", 2)] {
+            versions.record(&event(tenant, stream, version)).unwrap();
+        }
+        let last = |versions: &TenantVersions| {
+            let of = |id: &str| versions.streams[&("booking".to_string(), id.to_string())];
+            (of("a"), of("b"))
+        };
+        assert_eq!(last(&versions), (3, 2));
+
+        let again = versions.record(&event(tenant, "a", 3)).unwrap_err();
+        assert!(again.to_string().contains("after version 3"), "{again}");
+        let hole = versions.record(&event(tenant, "b", 5)).unwrap_err();
+        assert!(hole.to_string().contains("lacks versions 3..4"), "{hole}");
+        let other = versions.record(&event(Uuid::new_v4(), "c", 1)).unwrap_err();
+        assert!(other.to_string().contains("not"), "{other}");
+        assert_eq!(last(&versions), (3, 2), "a refused event records nothing");
+        assert_eq!(versions.streams.len(), 2);
+    }
 }

@@ -21,7 +21,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::PgPool;
 
 use crate::consumer::set_tenant;
-use crate::projection::{Projection, apply_together};
+use crate::projection::{Projection, TenantVersions, apply_together, load_together};
 
 /// Events read at once, and applied in one transaction (a [`Rebuilder`]'s `page` unless set).
 pub const READ_BATCH: usize = 5_000;
@@ -125,7 +125,9 @@ impl Rebuilder {
     /// that many: a page of one large tenant, or the whole histories of many small ones, which
     /// each projection then writes with one statement per table. Tenants are independent (no
     /// read-model row is two tenants'), so a tenant's events need no other tenant's before
-    /// them, and each tenant's stay in their order. Returns the events read.
+    /// them, and each tenant's stay in their order. Every event is read once, so none is a
+    /// duplicate: the versions applied are counted here, and each tenant's are written with
+    /// the transaction that applies its last page ([`load_together`]). Returns the events read.
     async fn copy_tenants(
         &self,
         projections: &[Projection],
@@ -135,31 +137,45 @@ impl Rebuilder {
         let next = AtomicUsize::new(0);
         let read = AtomicU64::new(0);
         let counted = &read;
-        let apply = |held: Vec<RecordedEvent>| async move {
+        let apply = |held: Vec<RecordedEvent>, done: Vec<TenantVersions>| async move {
             let refs: Vec<&RecordedEvent> = held.iter().collect();
-            self.apply_part(projections, &refs).await?;
+            let mut tx = self.app_pool.begin().await?;
+            sqlx::query!("set local search_path to rebuild, public")
+                .execute(&mut *tx)
+                .await?;
+            load_together(projections, &mut tx, &self.store, &refs, &done).await?;
+            tx.commit().await?;
             counted.fetch_add(held.len() as u64, Ordering::Relaxed);
             bar.inc(held.len() as u64);
             Ok::<_, anyhow::Error>(())
         };
         let worker = || async {
             let mut held: Vec<RecordedEvent> = Vec::new();
+            let mut done: Vec<TenantVersions> = Vec::new();
             while let Some(&tenant) = tenants.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let mut versions = TenantVersions::new(tenant);
                 let mut position = Position::START;
                 loop {
                     let page = self.log.read_tenant(tenant, position, self.page).await?;
                     let Some(last) = page.last() else { break };
                     position = last.position;
+                    for event in &page {
+                        versions.record(event)?;
+                    }
                     // A short page is the tenant's last up to the head (everything before it
                     // is committed); what came after, the catch-up applies.
                     let whole = page.len() < self.page;
                     held.extend(page);
-                    if held.len() >= self.page {
-                        apply(std::mem::take(&mut held)).await?;
-                    }
                     if whole {
                         break;
                     }
+                    if held.len() >= self.page {
+                        apply(std::mem::take(&mut held), Vec::new()).await?;
+                    }
+                }
+                done.push(versions);
+                if held.len() >= self.page {
+                    apply(std::mem::take(&mut held), std::mem::take(&mut done)).await?;
                 }
                 bar.set_message(format!(
                     "{} of {} tenants",
@@ -167,8 +183,8 @@ impl Rebuilder {
                     tenants.len()
                 ));
             }
-            if !held.is_empty() {
-                apply(held).await?;
+            if !held.is_empty() || !done.is_empty() {
+                apply(held, done).await?;
             }
             Ok::<_, anyhow::Error>(())
         };

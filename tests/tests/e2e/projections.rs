@@ -918,15 +918,21 @@ async fn a_rebuild_while_events_arrive_loses_and_doubles_nothing() {
     projector.shutdown().await;
 }
 
-/// Creates `projections`' shadow tables, anew.
+/// Creates `projections`' shadow tables, anew, with every index and key, as a rebuild's
+/// catch-up finds them (its first pass writes before the deferred ones are built).
 pub(crate) async fn create_shadows(db: &TestDb, projections: &[Projection]) {
     let operator = db.operator_pool().await;
     for projection in projections {
-        sqlx::query("select rm_create_shadows($1)")
-            .bind(projection.name())
-            .execute(&operator)
-            .await
-            .unwrap();
+        for step in [
+            "select rm_create_shadows($1)",
+            "select rm_index_shadows($1)",
+        ] {
+            sqlx::query(step)
+                .bind(projection.name())
+                .execute(&operator)
+                .await
+                .unwrap();
+        }
     }
 }
 
