@@ -338,9 +338,13 @@ async fn main() {
         None => None,
     };
     let events = logged().await - events_before;
-    let mut resident: Vec<(&str, f64)> = pids
+    // Now, and the most each held since it started (the sign-ups included).
+    let mut resident: Vec<(&str, f64, f64)> = pids
         .iter()
-        .filter_map(|(name, pid)| Some((*name, e2e_tests::cpu::resident_mib(*pid)?)))
+        .filter_map(|(name, pid)| {
+            let now = e2e_tests::cpu::resident_mib(*pid)?;
+            Some((*name, now, e2e_tests::cpu::peak_resident_mib(*pid)?))
+        })
         .collect();
     resident.sort_by(|a, b| a.0.cmp(b.0));
     let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
@@ -431,11 +435,12 @@ async fn main() {
         cores as f64 * (elapsed + TAIL.as_secs_f64())
     );
     println!(
-        "Events appended: {events}, {:.1} per inbound message. Resident memory after the load: {}.\n",
+        "Events appended: {events}, {:.1} per inbound message. Resident memory after the load \
+         (and at its peak since the service started): {}.\n",
         events as f64 / sent.max(1) as f64,
         resident
             .iter()
-            .map(|(name, mib)| format!("{name} {mib:.0} MiB"))
+            .map(|(name, mib, peak)| format!("{name} {mib:.0} MiB ({peak:.0} MiB)"))
             .collect::<Vec<_>>()
             .join(", ")
     );

@@ -115,10 +115,21 @@ pub fn print_table(spent: &[(String, f64)], units: u64, unit: &str, platform: &[
 
 /// A process's resident memory in MiB (`VmRSS` of `/proc/<pid>/status`).
 pub fn resident_mib(pid: u32) -> Option<f64> {
+    status_mib(pid, "VmRSS:")
+}
+
+/// The most a process has held resident since it started, in MiB (`VmHWM`, the kernel's
+/// high-water mark): a peak that sampling could miss.
+pub fn peak_resident_mib(pid: u32) -> Option<f64> {
+    status_mib(pid, "VmHWM:")
+}
+
+/// A size field of `/proc/<pid>/status`, in MiB.
+fn status_mib(pid: u32, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kib: f64 = status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .find_map(|line| line.strip_prefix(field))?
         .trim()
         .trim_end_matches("kB")
         .trim()
