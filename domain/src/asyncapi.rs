@@ -142,13 +142,14 @@ pub(crate) fn integrations_document() -> Value {
         };
         for (event_type, _, payload) in events {
             if let Some(event) = from_stored(stream, &stream_id, &event_type, &payload).unwrap() {
+                let topic = event.topic.name();
                 let body = envelope(
                     uuid::Uuid::from_u128(0x5d2c8e71_94b0_4f3a_8c16_7e0a9b3d2f45),
                     uuid::Uuid::from_u128(0x0b9f4c1e_3d5a_4e27_9a61_2f8d7c5b4a30),
                     "2026-12-01T08:30:00Z".parse().unwrap(),
-                    &event,
+                    event,
                 );
-                examples.entry(event.topic.name()).or_insert(body);
+                examples.entry(topic).or_insert(body);
             }
         }
     }

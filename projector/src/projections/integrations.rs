@@ -76,7 +76,7 @@ pub async fn apply_all(
             event.event_id,
             event.tenant_id,
             event.recorded_at,
-            &public,
+            public,
         ));
         pending.created_at.push(event.recorded_at);
     }
