@@ -14,13 +14,26 @@ select c.conname
   join pg_constraint c on c.conrelid = format('public.%I', t.table_name)::regclass
  where t.table_name like 'rm\_%\_applied' and c.contype = 'p';
 
+-- The statements that give table `t`'s shadow the live table's keys, unique and exclusion
+-- constraints, under their live names: those deferred to after the load or the others, as
+-- `rm_shadow_index_definitions` does for the indexes.
+create function rm_shadow_constraint_definitions(t text, deferred boolean) returns setof text
+language sql stable set search_path = public as $$
+    select format('alter table rebuild.%I add constraint %I %s', t, c.conname,
+                  pg_get_constraintdef(c.oid))
+      from pg_constraint c
+     where c.conrelid = format('public.%I', t)::regclass
+       and c.contype in ('p', 'u', 'x')
+       and (c.conname in (select index_name from rm_deferred_indexes)) = deferred
+     order by c.conname
+$$;
+
 -- Migration 31's function, the deferred constraints left out.
 create or replace function rm_create_shadows(p text) returns void
 language plpgsql security definer set search_path = public as $$
 declare
     t text;
     pol record;
-    con record;
     def text;
 begin
     if not exists (select 1 from rm_tables where projection = p) then
@@ -30,14 +43,8 @@ begin
         execute format('drop table if exists rebuild.%I', t);
         execute format('create table rebuild.%I (like public.%I including all excluding indexes)',
                        t, t);
-        for con in select conname, pg_get_constraintdef(oid) as definition
-                     from pg_constraint
-                    where conrelid = format('public.%I', t)::regclass
-                      and contype in ('p', 'u', 'x')
-                      and conname not in (select index_name from rm_deferred_indexes)
-                    order by conname loop
-            execute format('alter table rebuild.%I add constraint %I %s', t, con.conname,
-                           con.definition);
+        for def in select rm_shadow_constraint_definitions(t, false) loop
+            execute def;
         end loop;
         for def in select rm_shadow_index_definitions(t, false) loop
             execute def;
@@ -63,21 +70,14 @@ create or replace function rm_index_shadows(p text) returns void
 language plpgsql security definer set search_path = public as $$
 declare
     t text;
-    con record;
     def text;
 begin
     if not exists (select 1 from rm_tables where projection = p) then
         raise exception 'unknown projection %', p using errcode = '22023';
     end if;
     for t in select table_name from rm_tables where projection = p loop
-        for con in select conname, pg_get_constraintdef(oid) as definition
-                     from pg_constraint
-                    where conrelid = format('public.%I', t)::regclass
-                      and contype in ('p', 'u', 'x')
-                      and conname in (select index_name from rm_deferred_indexes)
-                    order by conname loop
-            execute format('alter table rebuild.%I add constraint %I %s', t, con.conname,
-                           con.definition);
+        for def in select rm_shadow_constraint_definitions(t, true) loop
+            execute def;
         end loop;
         for def in select rm_shadow_index_definitions(t, true) loop
             execute def;
@@ -85,3 +85,5 @@ begin
     end loop;
 end
 $$;
+
+revoke all on function rm_shadow_constraint_definitions(text, boolean) from public;

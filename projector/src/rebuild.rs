@@ -139,10 +139,7 @@ impl Rebuilder {
         let counted = &read;
         let apply = |held: Vec<RecordedEvent>, done: Vec<TenantVersions>| async move {
             let refs: Vec<&RecordedEvent> = held.iter().collect();
-            let mut tx = self.app_pool.begin().await?;
-            sqlx::query!("set local search_path to rebuild, public")
-                .execute(&mut *tx)
-                .await?;
+            let mut tx = self.shadows_tx().await?;
             load_together(projections, &mut tx, &self.store, &refs, &done).await?;
             tx.commit().await?;
             counted.fetch_add(held.len() as u64, Ordering::Relaxed);
@@ -242,14 +239,19 @@ impl Rebuilder {
         projections: &[Projection],
         events: &[&RecordedEvent],
     ) -> anyhow::Result<()> {
-        let mut tx = self.app_pool.begin().await?;
-        // The projections' own statements, onto the shadows.
-        sqlx::query!("set local search_path to rebuild, public")
-            .execute(&mut *tx)
-            .await?;
+        let mut tx = self.shadows_tx().await?;
         apply_together(projections, &mut tx, &self.store, events).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// A transaction in which the projections' own statements write the shadows.
+    async fn shadows_tx(&self) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        let mut tx = self.app_pool.begin().await?;
+        sqlx::query!("set local search_path to rebuild, public")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
     }
 
     /// Locks the live tables, catches the shadows up, swaps them in. Retried on a deadlock

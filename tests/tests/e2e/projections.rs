@@ -921,18 +921,24 @@ async fn a_rebuild_while_events_arrive_loses_and_doubles_nothing() {
 /// Creates `projections`' shadow tables, anew, with every index and key, as a rebuild's
 /// catch-up finds them (its first pass writes before the deferred ones are built).
 pub(crate) async fn create_shadows(db: &TestDb, projections: &[Projection]) {
+    for step in [
+        "select rm_create_shadows($1)",
+        "select rm_index_shadows($1)",
+    ] {
+        shadows_step(db, step, projections).await;
+    }
+}
+
+/// Runs one of the rebuild's shadow functions (`select rm_..._shadows($1)`), as the operator,
+/// for each of `projections`.
+pub(crate) async fn shadows_step(db: &TestDb, step: &str, projections: &[Projection]) {
     let operator = db.operator_pool().await;
     for projection in projections {
-        for step in [
-            "select rm_create_shadows($1)",
-            "select rm_index_shadows($1)",
-        ] {
-            sqlx::query(step)
-                .bind(projection.name())
-                .execute(&operator)
-                .await
-                .unwrap();
-        }
+        sqlx::query(step)
+            .bind(projection.name())
+            .execute(&operator)
+            .await
+            .unwrap();
     }
 }
 

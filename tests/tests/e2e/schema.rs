@@ -284,7 +284,6 @@ async fn a_batchs_tenants_reach_the_projectors_role_alone() {
 async fn shadows_get_the_live_indexes_under_their_names_the_readers_ones_after_the_load() {
     let db = TestDb::new().await;
     let superuser = db.superuser_url_pool().await;
-    let operator = db.operator_pool().await;
     let indexes = |schema: &'static str| {
         let superuser = superuser.clone();
         async move {
@@ -312,13 +311,7 @@ async fn shadows_get_the_live_indexes_under_their_names_the_readers_ones_after_t
         let key = format!("rm_{}_applied_pkey", projection.name());
         assert!(deferred.contains(&key), "{key} is built after the load");
     }
-    for projection in Projection::ALL {
-        sqlx::query("select rm_create_shadows($1)")
-            .bind(projection.name())
-            .execute(&operator)
-            .await
-            .unwrap();
-    }
+    crate::projections::shadows_step(&db, "select rm_create_shadows($1)", &Projection::ALL).await;
     let live = indexes("public").await;
     assert!(
         deferred
@@ -332,12 +325,6 @@ async fn shadows_get_the_live_indexes_under_their_names_the_readers_ones_after_t
         .cloned()
         .collect();
     assert_eq!(indexes("rebuild").await, at_once, "before the load");
-    for projection in Projection::ALL {
-        sqlx::query("select rm_index_shadows($1)")
-            .bind(projection.name())
-            .execute(&operator)
-            .await
-            .unwrap();
-    }
+    crate::projections::shadows_step(&db, "select rm_index_shadows($1)", &Projection::ALL).await;
     assert_eq!(indexes("rebuild").await, live, "after the load");
 }
