@@ -123,8 +123,9 @@ async fn the_tenant_setting_does_not_outlive_its_transaction_on_a_pooled_connect
 async fn the_application_role_is_not_superuser_owns_nothing_and_cannot_bypass_rls() {
     let s = store().await;
     let mut conn = PgConnection::connect(&s.db.app_url()).await.unwrap();
-    // The application role, and the projector's, which it may take for a batch.
-    for role in ["booking_app", "booking_projector"] {
+    // The application role, and the projector's and the sender's, which it may take for a
+    // batch.
+    for role in ["booking_app", "booking_projector", "booking_sender"] {
         let (superuser, bypass, createrole, createdb): (bool, bool, bool, bool) = sqlx::query_as(
             "select rolsuper, rolbypassrls, rolcreaterole, rolcreatedb from pg_roles where rolname = $1",
         )
@@ -151,15 +152,15 @@ async fn the_application_role_is_not_superuser_owns_nothing_and_cannot_bypass_rl
                 .unwrap();
         assert!(!member_of_owner, "{role}");
     }
-    let projector_logs_in: bool =
-        sqlx::query_scalar("select rolcanlogin from pg_roles where rolname = 'booking_projector'")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-    assert!(
-        !projector_logs_in,
-        "the projector's role is only ever taken, never logged in as"
-    );
+    for role in ["booking_projector", "booking_sender"] {
+        let logs_in: bool =
+            sqlx::query_scalar("select rolcanlogin from pg_roles where rolname = $1")
+                .bind(role)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert!(!logs_in, "{role} is only ever taken, never logged in as");
+    }
 
     let (rls, forced): (bool, bool) = sqlx::query_as(
         "select relrowsecurity, relforcerowsecurity from pg_class where relname = 'events'",

@@ -234,7 +234,8 @@ async fn make_log_own(
 }
 
 /// The service roles, as the migrations create them (no password: a deployment's own), and the
-/// projector's role, which `booking_app` takes for a batch (migration 31).
+/// roles `booking_app` takes for a batch: the projector's (migration 31) and the WhatsApp
+/// sender's (migration 34).
 const SERVICE_ROLES: &str = "
 do $$
 begin
@@ -247,9 +248,13 @@ begin
     if not exists (select from pg_roles where rolname = 'booking_projector') then
         create role booking_projector nologin nosuperuser nocreatedb nocreaterole noinherit nobypassrls;
     end if;
+    if not exists (select from pg_roles where rolname = 'booking_sender') then
+        create role booking_sender nologin nosuperuser nocreatedb nocreaterole noinherit nobypassrls;
+    end if;
 end
 $$;
 grant booking_projector to booking_app;
+grant booking_sender to booking_app;
 ";
 
 /// The log written again in its commit order, under the restoring transaction's id (the

@@ -9,6 +9,7 @@
 
 pub mod billing_clock;
 pub mod billing_reactor;
+pub mod coalesce;
 pub mod consumer;
 pub mod conversation_clock;
 pub mod dead_letters;

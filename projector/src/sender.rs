@@ -5,9 +5,11 @@
 //! replies, so their order across the two does not matter.
 //!
 //! At most once per reply: before calling Meta it claims the reply id in `wa_outbound` (a
-//! tenant table, primary key `(tenant_id, reply_id)`; the claim, its settling and its release
-//! are one statement each, `wa_claim`, `wa_settle`, `wa_release`). A redelivered reply finds
-//! its claim:
+//! tenant table, primary key `(tenant_id, reply_id)`), and settles the claim with the outcome
+//! as soon as Meta answers. The claims of the replies its conversations reach at the same
+//! moment are one statement (`wa_claim_batch`), and so are their settlings
+//! (`wa_settle_batch`), whatever their tenants: a [`Coalescer`] gathers them. A release is
+//! one statement (`wa_release`). A redelivered reply finds its claim:
 //! sent or failed, the outcome is recorded again (idempotently) and nothing is sent; still
 //! "sending" after the consumer's ack wait means a sender died mid-call, and since Meta has no
 //! idempotency key the reply is recorded as failed with an unknown outcome rather than risk a
@@ -42,6 +44,7 @@ use tracing::Instrument as _;
 use uuid::Uuid;
 use whatsapp::{CloudApi, CloudApiError};
 
+use crate::coalesce::Coalescer;
 use crate::consumer::{consume, receive};
 
 pub const DURABLE: &str = "whatsapp-sender";
@@ -99,6 +102,19 @@ struct Breaker {
     open_until: Option<Instant>,
 }
 
+/// A reply's claim asked for: its tenant and id.
+type ClaimAsked = (Uuid, String);
+
+/// A reply's send settled: its tenant and id, state, wamid, Meta's code and reason.
+type Settling = (
+    Uuid,
+    String,
+    ClaimState,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+);
+
 #[derive(Clone)]
 pub struct Sender {
     /// The use cases outcomes are recorded with (store and sealer).
@@ -111,6 +127,10 @@ pub struct Sender {
     breakers: Arc<Mutex<HashMap<Uuid, Breaker>>>,
     /// Each tenant's number and decrypted token, for a short while (dropped on a 190).
     credentials: Arc<Mutex<HashMap<Uuid, CachedCredentials>>>,
+    /// The claims and settlings of the replies being sent at the same moment, one statement
+    /// each time (`wa_claim_batch`, `wa_settle_batch`).
+    claims: Coalescer<ClaimAsked, Claim>,
+    settlings: Coalescer<Settling, bool>,
 }
 
 /// When they were read, the phone number id, the token.
@@ -155,6 +175,7 @@ impl ClaimState {
 const LAPSED: &str = "the send's outcome is unknown (the sender stopped mid-call); not sent again to avoid a duplicate";
 
 /// How a claim on a reply stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Claim {
     /// Ours: send it.
     Fresh,
@@ -164,6 +185,8 @@ enum Claim {
     Failed(i64, String),
     /// Another sender holds it right now.
     Busy,
+    /// A sender took it and died mid-call: it is now failed with this reason, and not sent.
+    Lapsed(String),
 }
 
 impl Sender {
@@ -174,6 +197,15 @@ impl Sender {
         limiter: RateLimiter,
         config: SenderConfig,
     ) -> Self {
+        let batch = config.batch_size.max(1);
+        let (claim_pool, stale_after) = (pool.clone(), config.stale_claim);
+        let claims = Coalescer::spawn(batch, move |asked| {
+            claim_batch(claim_pool.clone(), asked, stale_after)
+        });
+        let settle_pool = pool.clone();
+        let settlings = Coalescer::spawn(batch, move |settled| {
+            settle_batch(settle_pool.clone(), settled)
+        });
         Self {
             app,
             pool,
@@ -183,6 +215,8 @@ impl Sender {
             stats: Arc::default(),
             breakers: Arc::default(),
             credentials: Arc::default(),
+            claims,
+            settlings,
         }
     }
 
@@ -335,6 +369,12 @@ impl Sender {
                     .await?;
                 return Ok(Disposition::Ack);
             }
+            Claim::Lapsed(reason) => {
+                self.stats.unknown_outcome.fetch_add(1, Ordering::Relaxed);
+                self.record(event, &reply_id, SendOutcome::Failed { code: 0, reason })
+                    .await?;
+                return Ok(Disposition::Ack);
+            }
             Claim::Busy => return Ok(Disposition::Retry(self.config.stale_claim)),
         }
         let Some((phone_number_id, token)) = self.credentials(tenant).await? else {
@@ -467,36 +507,11 @@ impl Sender {
         }
     }
 
-    /// Claims a reply in one statement (`wa_claim`): fresh for us to send, settled before, or
-    /// held by another sender (or by one that died mid-call, once it lapses).
+    /// Claims a reply (with the other replies claimed at the same moment, in one statement):
+    /// fresh for us to send, settled before, or held by another sender (or by one that died
+    /// mid-call, once it lapses).
     async fn claim(&self, tenant: Uuid, reply_id: &str) -> anyhow::Result<Claim> {
-        let held = sqlx::query!(
-            r#"select outcome as "outcome!", sent_wamid, failure_code, failure_reason
-                 from wa_claim($1, $2, $3, $4)"#,
-            tenant,
-            reply_id,
-            self.config.stale_claim.as_secs_f64(),
-            LAPSED
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        let failed = || {
-            Claim::Failed(
-                held.failure_code.unwrap_or(0),
-                held.failure_reason.clone().unwrap_or_default(),
-            )
-        };
-        Ok(match held.outcome.as_str() {
-            "fresh" => Claim::Fresh,
-            "sent" => Claim::Sent(held.sent_wamid.clone().unwrap_or_default()),
-            "failed" => failed(),
-            "lapsed" => {
-                self.stats.unknown_outcome.fetch_add(1, Ordering::Relaxed);
-                failed()
-            }
-            "busy" => Claim::Busy,
-            other => anyhow::bail!("wa_claim answered an unknown outcome: {other}"),
-        })
+        self.claims.call((tenant, reply_id.to_owned())).await
     }
 
     /// Gives a claim back unsent, for the reply's next delivery to claim afresh.
@@ -511,6 +526,8 @@ impl Sender {
         Ok(())
     }
 
+    /// Records how a claimed reply's send ended (with the other replies settled at the same
+    /// moment, in one statement).
     async fn settle(
         &self,
         tenant: Uuid,
@@ -520,17 +537,22 @@ impl Sender {
         code: Option<i64>,
         error: Option<&str>,
     ) -> anyhow::Result<()> {
-        sqlx::query!(
-            r#"select wa_settle($1, $2, $3, $4, $5, $6) as "settled!""#,
-            tenant,
-            reply_id,
-            state.as_str(),
-            wamid,
-            code,
-            error
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let settled = self
+            .settlings
+            .call((
+                tenant,
+                reply_id.to_owned(),
+                state,
+                wamid.map(str::to_owned),
+                code,
+                error.map(str::to_owned),
+            ))
+            .await?;
+        if !settled {
+            // Its claim is gone (an operator cleared the table, say): the outcome is still
+            // recorded on the conversation.
+            tracing::warn!(tenant_id = %tenant, reply_id, "settled a reply that had no claim");
+        }
         Ok(())
     }
 
@@ -612,9 +634,140 @@ impl Sender {
     }
 }
 
+/// Claims `asked` in one statement; the answers in the order asked. A reply asked twice in one
+/// batch is the first one's to send: the other finds it busy.
+async fn claim_batch(
+    pool: PgPool,
+    asked: Vec<ClaimAsked>,
+    stale_after: Duration,
+) -> anyhow::Result<Vec<Claim>> {
+    let (tenants, replies): (Vec<Uuid>, Vec<String>) = asked.iter().cloned().unzip();
+    let rows = sqlx::query!(
+        r#"select tenant_id as "tenant_id!", reply_id as "reply_id!", outcome as "outcome!",
+                  sent_wamid, failure_code, failure_reason
+             from wa_claim_batch($1, $2, $3, $4)"#,
+        &tenants,
+        &replies,
+        stale_after.as_secs_f64(),
+        LAPSED
+    )
+    .fetch_all(&pool)
+    .await?;
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let failed = || {
+            Claim::Failed(
+                row.failure_code.unwrap_or(0),
+                row.failure_reason.clone().unwrap_or_default(),
+            )
+        };
+        let claim = match row.outcome.as_str() {
+            "fresh" => Claim::Fresh,
+            "sent" => Claim::Sent(row.sent_wamid.clone().unwrap_or_default()),
+            "failed" => failed(),
+            "lapsed" => Claim::Lapsed(row.failure_reason.clone().unwrap_or_default()),
+            "busy" => Claim::Busy,
+            other => anyhow::bail!("wa_claim_batch answered an unknown outcome: {other}"),
+        };
+        found.insert((row.tenant_id, row.reply_id), claim);
+    }
+    in_asked_order(asked, found)
+}
+
+/// Each reply's claim in the order asked. The statement answers a reply once: asked twice,
+/// the first asker has its answer and the second finds it busy (a fresh claim is one sender's).
+fn in_asked_order(
+    asked: Vec<ClaimAsked>,
+    mut found: HashMap<ClaimAsked, Claim>,
+) -> anyhow::Result<Vec<Claim>> {
+    asked
+        .into_iter()
+        .map(|reply| match found.get_mut(&reply) {
+            Some(claim) => Ok(std::mem::replace(claim, Claim::Busy)),
+            None => anyhow::bail!("wa_claim_batch left out reply {}", reply.1),
+        })
+        .collect()
+}
+
+/// Settles `settled` in one statement; whether each one had a claim, in the order given.
+async fn settle_batch(pool: PgPool, settled: Vec<Settling>) -> anyhow::Result<Vec<bool>> {
+    let mut columns = (
+        Vec::with_capacity(settled.len()),
+        Vec::with_capacity(settled.len()),
+        Vec::with_capacity(settled.len()),
+        Vec::with_capacity(settled.len()),
+        Vec::with_capacity(settled.len()),
+        Vec::with_capacity(settled.len()),
+    );
+    for (tenant, reply, state, wamid, code, error) in &settled {
+        columns.0.push(*tenant);
+        columns.1.push(reply.clone());
+        columns.2.push(state.as_str().to_owned());
+        columns.3.push(wamid.clone());
+        columns.4.push(*code);
+        columns.5.push(error.clone());
+    }
+    let (tenants, replies, states, wamids, codes, errors) = columns;
+    let rows = sqlx::query!(
+        r#"select tenant_id as "tenant_id!", reply_id as "reply_id!"
+             from wa_settle_batch($1, $2, $3, $4::text[], $5::int8[], $6::text[])"#,
+        &tenants,
+        &replies,
+        &states,
+        &wamids as &[Option<String>],
+        &codes as &[Option<i64>],
+        &errors as &[Option<String>],
+    )
+    .fetch_all(&pool)
+    .await?;
+    let had_claim: std::collections::HashSet<(Uuid, String)> = rows
+        .into_iter()
+        .map(|row| (row.tenant_id, row.reply_id))
+        .collect();
+    Ok(settled
+        .into_iter()
+        .map(|(tenant, reply, ..)| had_claim.contains(&(tenant, reply)))
+        .collect())
+}
+
 fn counts_against_breaker(err: &CloudApiError) -> bool {
     match err {
         CloudApiError::Unreachable(_) => true,
         CloudApiError::Meta { status, code, .. } => *status >= 500 || *code == 190,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_asked_twice_in_one_batch_is_fresh_for_the_first_asker_alone() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let reply = |t: Uuid, r: &str| (t, r.to_owned());
+        let found = HashMap::from([
+            (reply(a, "r1"), Claim::Fresh),
+            (reply(b, "r1"), Claim::Sent("wamid.1".into())),
+        ]);
+        let asked = vec![
+            reply(b, "r1"),
+            reply(a, "r1"),
+            reply(a, "r1"),
+            reply(b, "r1"),
+        ];
+        assert_eq!(
+            in_asked_order(asked, found.clone()).unwrap(),
+            vec![
+                Claim::Sent("wamid.1".into()),
+                Claim::Fresh,
+                Claim::Busy,
+                Claim::Busy
+            ]
+        );
+        let missing = in_asked_order(vec![reply(a, "r2")], found).unwrap_err();
+        assert!(
+            missing.to_string().contains("left out reply r2"),
+            "{missing}"
+        );
     }
 }

@@ -163,7 +163,8 @@ async fn the_projectors_run_time_statements_prepare_on_live_and_shadow_tables() 
 /// `app.tenant_ids` (a batch's tenants) reaches rows only through the projector's role
 /// (`booking_projector`, which the projector takes for a batch): every read model, to read and
 /// write, and the log and the customers' keys, to read; for the tenants it names alone, and for
-/// none when it names none. `booking_app` (every query) still checks each row against
+/// none when it names none. (And through the WhatsApp sender's role, on its claims alone:
+/// `sender::replies_of_many_tenants_are_claimed_and_settled_one_statement_for_all`.) `booking_app` (every query) still checks each row against
 /// `app.tenant_id` alone.
 #[tokio::test]
 async fn a_batchs_tenants_reach_the_projectors_role_alone() {
@@ -192,6 +193,12 @@ async fn a_batchs_tenants_reach_the_projectors_role_alone() {
                     "booking_projector".to_owned(),
                 )
             }))
+            // The WhatsApp sender's claims (migration 34), in its own role.
+            .chain(std::iter::once((
+                "wa_outbound".to_owned(),
+                "ALL".to_owned(),
+                "booking_sender".to_owned(),
+            )))
             .collect();
     expected.sort();
     assert_eq!(policies, expected);

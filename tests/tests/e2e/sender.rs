@@ -396,3 +396,159 @@ async fn a_reply_is_never_sent_twice_across_redelivery_and_an_abandoned_claim() 
     assert_eq!(stats.sent.load(std::sync::atomic::Ordering::Relaxed), 0);
     projector.shutdown().await;
 }
+
+/// One claim's answer: tenant, reply, outcome, wamid, Meta's code and reason.
+type Claimed = (
+    uuid::Uuid,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+);
+
+/// The replies of many tenants are claimed in one statement (`wa_claim_batch`) and settled in
+/// one (`wa_settle_batch`): each reply answered once, as it stands, the same reply id of two
+/// tenants being two replies; a claim a dead sender left lapses; and the sender's role reaches
+/// the rows of the tenants a statement names, no other.
+#[tokio::test]
+async fn replies_of_many_tenants_are_claimed_and_settled_one_statement_for_all() {
+    let db = testkit::TestDb::new().await;
+    let app = db.app_pool().await;
+    let superuser = db.superuser_url_pool().await;
+    let (a, b) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+    let claim = |asked: Vec<(uuid::Uuid, &str)>| {
+        let app = app.clone();
+        let (tenants, replies): (Vec<uuid::Uuid>, Vec<String>) =
+            asked.into_iter().map(|(t, r)| (t, r.to_owned())).unzip();
+        async move {
+            sqlx::query_as::<_, Claimed>(
+                "select * from wa_claim_batch($1, $2, 60, 'lapsed: unknown') order by 1, 2",
+            )
+            .bind(tenants)
+            .bind(replies)
+            .fetch_all(&app)
+            .await
+            .unwrap()
+        }
+    };
+    let row = |t, r: &str, outcome: &str, wamid: Option<&str>, code, reason: Option<&str>| {
+        (
+            t,
+            r.to_owned(),
+            outcome.to_owned(),
+            wamid.map(str::to_owned),
+            code,
+            reason.map(str::to_owned),
+        )
+    };
+
+    let first = claim(vec![(a, "r1"), (b, "r1"), (a, "r1"), (a, "r2")]).await;
+    assert_eq!(
+        first,
+        vec![
+            row(a, "r1", "fresh", None, None, None),
+            row(a, "r2", "fresh", None, None, None),
+            row(b, "r1", "fresh", None, None, None),
+        ],
+        "each reply once, the same id of two tenants twice"
+    );
+    assert_eq!(
+        claim(vec![(a, "r1"), (b, "r1"), (a, "r3")]).await,
+        vec![
+            row(a, "r1", "busy", None, None, None),
+            row(a, "r3", "fresh", None, None, None),
+            row(b, "r1", "busy", None, None, None),
+        ],
+        "held ones are busy, new ones fresh, in one statement"
+    );
+
+    let settled: Vec<(uuid::Uuid, String)> =
+        sqlx::query_as("select * from wa_settle_batch($1, $2, $3, $4, $5, $6) order by 1, 2")
+            .bind(vec![a, b, a])
+            .bind(vec!["r1", "r1", "never-claimed"])
+            .bind(vec!["sent", "failed", "sent"])
+            .bind(vec![Some("wamid.a1"), None, Some("wamid.x")])
+            .bind(vec![None, Some(131047_i64), None])
+            .bind(vec![None, Some("outside the window"), None])
+            .fetch_all(&app)
+            .await
+            .unwrap();
+    assert_eq!(
+        settled,
+        vec![(a, "r1".to_owned()), (b, "r1".to_owned())],
+        "a reply with no claim is not settled"
+    );
+    // A sender took r2 an hour ago and died mid-call.
+    sqlx::query("update wa_outbound set updated_at = now() - interval '1 hour' where tenant_id = $1 and reply_id = 'r2'")
+        .bind(a)
+        .execute(&superuser)
+        .await
+        .unwrap();
+    assert_eq!(
+        claim(vec![(b, "r1"), (a, "r2"), (a, "r1"), (a, "r3")]).await,
+        vec![
+            row(a, "r1", "sent", Some("wamid.a1"), None, None),
+            row(a, "r2", "lapsed", None, Some(0), Some("lapsed: unknown")),
+            row(a, "r3", "busy", None, None, None),
+            row(
+                b,
+                "r1",
+                "failed",
+                None,
+                Some(131047),
+                Some("outside the window")
+            ),
+        ],
+        "settled ones answer their outcome; an abandoned one lapses"
+    );
+    assert_eq!(
+        claim(vec![(a, "r2")]).await,
+        vec![row(
+            a,
+            "r2",
+            "failed",
+            None,
+            Some(0),
+            Some("lapsed: unknown")
+        )],
+        "a lapsed claim stays failed"
+    );
+
+    // The sender's role, with one tenant listed, reaches that tenant's rows alone; and the
+    // functions leave neither the role nor the list behind them.
+    let mut tx = app.begin().await.unwrap();
+    sqlx::query("select * from wa_claim_batch($1, $2, 60, 'x')")
+        .bind(vec![a])
+        .bind(vec!["r4"])
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    let (role, listed): (String, Option<String>) = sqlx::query_as(
+        "select current_user::text, nullif(current_setting('app.tenant_ids', true), '')",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!((role.as_str(), listed), ("booking_app", None));
+    sqlx::query(
+        "select set_config('app.tenant_ids', $1, true), set_config('role', 'booking_sender', true)",
+    )
+    .bind(format!(r#"{{"{a}": true}}"#))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let seen: Vec<uuid::Uuid> = sqlx::query_scalar("select distinct tenant_id from wa_outbound")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(seen, vec![a], "the listed tenant's rows alone");
+    let err = sqlx::query(
+        "insert into wa_outbound (tenant_id, reply_id, state) values ($1, 'r9', 'sending')",
+    )
+    .bind(b)
+    .execute(&mut *tx)
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("row-level security"), "{err}");
+}
