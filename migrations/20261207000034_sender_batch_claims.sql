@@ -36,8 +36,15 @@ create policy sender_batch on wa_outbound for all to booking_sender
 --   lapsed  a sender took it more than `p_stale_after` seconds ago and never settled it (it
 --           died mid-call): it is now failed with `p_lapsed_reason`, and not sent again;
 --   busy    another sender holds it right now.
--- Rows are inserted and locked in key order, so two callers with overlapping replies wait for
--- each other rather than deadlock.
+-- One statement: the new claims are inserted (in key order, so two callers with overlapping
+-- replies wait for each other rather than deadlock), the lapsed ones failed, and the others
+-- read as they stood when it began. A reply another sender claimed after that moment is in
+-- neither, and is left out: the caller takes it as busy.
+--
+-- Every reply is found by its primary key whatever the planner knows of the table: a fresh
+-- `wa_outbound` has no statistics, and the plans then cached (a sequential scan joined by
+-- hash) made each call cost in proportion to the table (measured: 0.05 ms per reply over the
+-- first 3,000, 0.4 ms over the next 6,000, against a flat 0.02 with the lookups).
 create function wa_claim_batch(
     p_tenant_ids    uuid[],
     p_reply_ids     text[],
@@ -47,11 +54,11 @@ create function wa_claim_batch(
                  failure_code bigint, failure_reason text)
 language plpgsql security invoker
 set role = booking_sender
+set enable_seqscan = off
+set enable_hashjoin = off
+set enable_mergejoin = off
 as $$
 #variable_conflict use_column
-declare
-    fresh_tenants uuid[];
-    fresh_replies text[];
 begin
     if cardinality(p_tenant_ids) is distinct from cardinality(p_reply_ids) then
         raise exception 'wa_claim_batch: % tenants for % replies',
@@ -60,57 +67,44 @@ begin
     perform set_config('app.tenant_ids',
                        (select jsonb_object_agg(t::text, true) from unnest(p_tenant_ids) t)::text,
                        true);
+    return query
     with wanted as (
-        select distinct t, r from unnest(p_tenant_ids, p_reply_ids) as w(t, r) order by t, r
+        select distinct w.t, w.r from unnest(p_tenant_ids, p_reply_ids) as w(t, r)
     ), taken as (
         insert into wa_outbound as o (tenant_id, reply_id, state)
         select t, r, 'sending' from wanted order by t, r
         on conflict on constraint wa_outbound_pkey do nothing
         returning o.tenant_id, o.reply_id
-    )
-    select coalesce(array_agg(taken.tenant_id), '{}'), coalesce(array_agg(taken.reply_id), '{}')
-      into fresh_tenants, fresh_replies
-      from taken;
-    return query
-    select f.t, f.r, 'fresh'::text, null::text, null::bigint, null::text
-      from unnest(fresh_tenants, fresh_replies) as f(t, r);
-    -- Taken before: wait for whoever holds them, then read how they stand (this statement
-    -- sees what committed since the insert), lapsing the ones a dead sender left.
-    return query
-    with held as (
-        select o.*
-          from wa_outbound o
-          join (select distinct t, r from unnest(p_tenant_ids, p_reply_ids) as w(t, r)) w
-            on o.tenant_id = w.t and o.reply_id = w.r
-         where (o.tenant_id, o.reply_id) not in
-               (select f.t, f.r from unnest(fresh_tenants, fresh_replies) as f(t, r))
-         order by o.tenant_id, o.reply_id
-           for update of o
     ), lapsed as (
         update wa_outbound o
            set state = 'failed', error_code = 0, error = p_lapsed_reason, updated_at = now()
-          from held
-         where o.tenant_id = held.tenant_id and o.reply_id = held.reply_id
-           and held.state = 'sending'
-           and held.updated_at < now() - make_interval(secs => p_stale_after)
+          from wanted
+         where o.tenant_id = wanted.t and o.reply_id = wanted.r
+           and o.state = 'sending'
+           and o.updated_at < now() - make_interval(secs => p_stale_after)
         returning o.tenant_id, o.reply_id
     )
-    select held.tenant_id, held.reply_id,
-           case when lapsed.reply_id is not null then 'lapsed'
-                when held.state = 'sending' then 'busy'
-                else held.state end,
-           case when lapsed.reply_id is null then held.wamid end,
-           case when lapsed.reply_id is not null then 0::bigint else held.error_code end,
-           case when lapsed.reply_id is not null then p_lapsed_reason else held.error end
-      from held
-      left join lapsed on lapsed.tenant_id = held.tenant_id and lapsed.reply_id = held.reply_id;
+    select taken.tenant_id, taken.reply_id, 'fresh'::text, null::text, null::bigint, null::text
+      from taken
+    union all
+    -- The rows as they stood when the statement began (not the ones it inserts).
+    select o.tenant_id, o.reply_id,
+           case when l.reply_id is not null then 'lapsed'
+                when o.state = 'sending' then 'busy'
+                else o.state end,
+           case when l.reply_id is null then o.wamid end,
+           case when l.reply_id is not null then 0::bigint else o.error_code end,
+           case when l.reply_id is not null then p_lapsed_reason else o.error end
+      from wa_outbound o
+      join wanted on o.tenant_id = wanted.t and o.reply_id = wanted.r
+      left join lapsed l on l.tenant_id = o.tenant_id and l.reply_id = o.reply_id;
     perform set_config('app.tenant_ids', '', true);
 end
 $$;
 
 -- Records how claimed replies' sends ended: the i-th reply's state ('sent' with its wamid, or
 -- 'failed' with Meta's code and reason). A row for each reply that had a claim; a reply with
--- none is left out.
+-- none is left out. Found by primary key, as above.
 create function wa_settle_batch(
     p_tenant_ids  uuid[],
     p_reply_ids   text[],
@@ -121,6 +115,9 @@ create function wa_settle_batch(
 ) returns table (tenant_id uuid, reply_id text)
 language plpgsql security invoker
 set role = booking_sender
+set enable_seqscan = off
+set enable_hashjoin = off
+set enable_mergejoin = off
 as $$
 #variable_conflict use_column
 begin
