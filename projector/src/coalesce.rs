@@ -49,19 +49,16 @@ impl<Req: Send + 'static, Resp: Send + 'static> Coalescer<Req, Resp> {
                 let flushed = tokio::spawn(flush(batch)).await.unwrap_or_else(|panic| {
                     Err(anyhow::anyhow!("a coalesced call panicked: {panic}"))
                 });
-                match flushed {
-                    Ok(answers) if answers.len() == asked => {
+                let answers = flushed.and_then(|answers| match answers.len() {
+                    n if n == asked => Ok(answers),
+                    n => Err(anyhow::anyhow!(
+                        "a coalesced call answered {n} of {asked} requests"
+                    )),
+                });
+                match answers {
+                    Ok(answers) => {
                         for (caller, answer) in callers.into_iter().zip(answers) {
                             let _ = caller.send(Ok(answer));
-                        }
-                    }
-                    Ok(answers) => {
-                        let err = Arc::new(anyhow::anyhow!(
-                            "a coalesced call answered {} of {asked} requests",
-                            answers.len()
-                        ));
-                        for caller in callers {
-                            let _ = caller.send(Err(err.clone()));
                         }
                     }
                     Err(err) => {
