@@ -105,15 +105,16 @@ struct Breaker {
 /// A reply's claim asked for: its tenant and id.
 type ClaimAsked = (Uuid, String);
 
-/// A reply's send settled: its tenant and id, state, wamid, Meta's code and reason.
-type Settling = (
-    Uuid,
-    String,
-    ClaimState,
-    Option<String>,
-    Option<i64>,
-    Option<String>,
-);
+/// How a reply's send ended, for its claim: sent with a wamid, or failed with Meta's code and
+/// reason.
+struct Settling {
+    tenant: Uuid,
+    reply_id: String,
+    state: ClaimState,
+    wamid: Option<String>,
+    code: Option<i64>,
+    error: Option<String>,
+}
 
 #[derive(Clone)]
 pub struct Sender {
@@ -539,14 +540,14 @@ impl Sender {
     ) -> anyhow::Result<()> {
         let settled = self
             .settlings
-            .call((
+            .call(Settling {
                 tenant,
-                reply_id.to_owned(),
+                reply_id: reply_id.to_owned(),
                 state,
-                wamid.map(str::to_owned),
+                wamid: wamid.map(str::to_owned),
                 code,
-                error.map(str::to_owned),
-            ))
+                error: error.map(str::to_owned),
+            })
             .await?;
         if !settled {
             // Its claim is gone (an operator cleared the table, say): the outcome is still
@@ -655,17 +656,12 @@ async fn claim_batch(
     .await?;
     let mut found = HashMap::with_capacity(rows.len());
     for row in rows {
-        let failed = || {
-            Claim::Failed(
-                row.failure_code.unwrap_or(0),
-                row.failure_reason.clone().unwrap_or_default(),
-            )
-        };
+        let reason = row.failure_reason.unwrap_or_default();
         let claim = match row.outcome.as_str() {
             "fresh" => Claim::Fresh,
-            "sent" => Claim::Sent(row.sent_wamid.clone().unwrap_or_default()),
-            "failed" => failed(),
-            "lapsed" => Claim::Lapsed(row.failure_reason.clone().unwrap_or_default()),
+            "sent" => Claim::Sent(row.sent_wamid.unwrap_or_default()),
+            "failed" => Claim::Failed(row.failure_code.unwrap_or(0), reason),
+            "lapsed" => Claim::Lapsed(reason),
             "busy" => Claim::Busy,
             other => anyhow::bail!("wa_claim_batch answered an unknown outcome: {other}"),
         };
@@ -689,23 +685,15 @@ fn in_asked_order(asked: Vec<ClaimAsked>, mut found: HashMap<ClaimAsked, Claim>)
 
 /// Settles `settled` in one statement; whether each one had a claim, in the order given.
 async fn settle_batch(pool: PgPool, settled: Vec<Settling>) -> anyhow::Result<Vec<bool>> {
-    let mut columns = (
-        Vec::with_capacity(settled.len()),
-        Vec::with_capacity(settled.len()),
-        Vec::with_capacity(settled.len()),
-        Vec::with_capacity(settled.len()),
-        Vec::with_capacity(settled.len()),
-        Vec::with_capacity(settled.len()),
-    );
-    for (tenant, reply, state, wamid, code, error) in &settled {
-        columns.0.push(*tenant);
-        columns.1.push(reply.clone());
-        columns.2.push(state.as_str().to_owned());
-        columns.3.push(wamid.clone());
-        columns.4.push(*code);
-        columns.5.push(error.clone());
-    }
-    let (tenants, replies, states, wamids, codes, errors) = columns;
+    let tenants: Vec<Uuid> = settled.iter().map(|s| s.tenant).collect();
+    let replies: Vec<String> = settled.iter().map(|s| s.reply_id.clone()).collect();
+    let states: Vec<String> = settled
+        .iter()
+        .map(|s| s.state.as_str().to_owned())
+        .collect();
+    let wamids: Vec<Option<String>> = settled.iter().map(|s| s.wamid.clone()).collect();
+    let codes: Vec<Option<i64>> = settled.iter().map(|s| s.code).collect();
+    let errors: Vec<Option<String>> = settled.iter().map(|s| s.error.clone()).collect();
     let rows = sqlx::query!(
         r#"select tenant_id as "tenant_id!", reply_id as "reply_id!"
              from wa_settle_batch($1, $2, $3, $4::text[], $5::int8[], $6::text[])"#,
@@ -724,7 +712,7 @@ async fn settle_batch(pool: PgPool, settled: Vec<Settling>) -> anyhow::Result<Ve
         .collect();
     Ok(settled
         .into_iter()
-        .map(|(tenant, reply, ..)| had_claim.contains(&(tenant, reply)))
+        .map(|s| had_claim.contains(&(s.tenant, s.reply_id)))
         .collect())
 }
 

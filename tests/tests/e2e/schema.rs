@@ -164,8 +164,8 @@ async fn the_projectors_run_time_statements_prepare_on_live_and_shadow_tables() 
 /// (`booking_projector`, which the projector takes for a batch): every read model, to read and
 /// write, and the log and the customers' keys, to read; for the tenants it names alone, and for
 /// none when it names none. (And through the WhatsApp sender's role, on its claims alone:
-/// `sender::replies_of_many_tenants_are_claimed_and_settled_one_statement_for_all`.) `booking_app` (every query) still checks each row against
-/// `app.tenant_id` alone.
+/// `sender::replies_of_many_tenants_are_claimed_and_settled_one_statement_for_all`.)
+/// `booking_app` (every query) still checks each row against `app.tenant_id` alone.
 #[tokio::test]
 async fn a_batchs_tenants_reach_the_projectors_role_alone() {
     let db = TestDb::new().await;
