@@ -124,6 +124,13 @@ pub fn peak_resident_mib(pid: u32) -> Option<f64> {
     status_mib(pid, "VmHWM:")
 }
 
+/// Starts a process's high-water mark again from what it holds now (writing 5 to
+/// `/proc/<pid>/clear_refs`), so that the next [`peak_resident_mib`] is the peak of what came
+/// after. False where the kernel refused (another user's process, no procfs).
+pub fn reset_peak_resident(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
 /// A size field of `/proc/<pid>/status`, in MiB.
 fn status_mib(pid: u32, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
