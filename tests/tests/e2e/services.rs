@@ -130,6 +130,16 @@ async fn each_service_binary_starts_from_environment_settings_and_exits_cleanly_
         assert_eq!(ready, Some(200), "{name} ready");
 
         let pid = child.id().unwrap().to_string();
+        // The command API turns transparent huge pages off (its memory peak); the others keep
+        // the system's setting.
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        if let Some(thp) = status.lines().find_map(|l| l.strip_prefix("THP_enabled:")) {
+            assert_eq!(
+                thp.trim() == "0",
+                name == "command-api",
+                "{name}: THP_enabled {thp}"
+            );
+        }
         let killed = std::process::Command::new("kill")
             .args(["-TERM", &pid])
             .status()
