@@ -274,10 +274,11 @@ async fn main() {
     let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let pids = p.pids();
     // The sign-ups' peak (password hashing), then the peak of the conversations alone.
-    let signup_peaks: Vec<(&str, f64)> = pids
+    let mut signup_peaks: Vec<(&str, f64)> = pids
         .iter()
         .filter_map(|(name, pid)| Some((*name, e2e_tests::cpu::peak_resident_mib(*pid)?)))
         .collect();
+    signup_peaks.sort_by(|a, b| a.0.cmp(b.0));
     let peaks_reset = pids
         .iter()
         .all(|(_, pid)| e2e_tests::cpu::reset_peak_resident(*pid));

@@ -877,11 +877,24 @@ pub async fn projections_at(superuser: &sqlx::PgPool, at: eventstore::Position) 
 /// Waits (up to a minute) until every projection has applied the whole log.
 pub async fn wait_for_projections(superuser: &sqlx::PgPool) {
     let head = backlog::last_position(superuser).await;
-    eventually(Duration::from_secs(60), || async {
+    let caught_up = eventually(Duration::from_secs(60), || async {
         projections_at(superuser, head).await.then_some(())
     })
-    .await
-    .expect("the projections catch up");
+    .await;
+    if caught_up.is_none() {
+        // Which projection stopped where, for the failure to say.
+        let watermarks: Vec<(String, i64, String, i64)> = sqlx::query_as(
+            "select projection, stream_sequence, transaction_id::text, global_position
+               from rm_positions order by projection",
+        )
+        .fetch_all(superuser)
+        .await
+        .unwrap_or_default();
+        panic!(
+            "the projections did not catch up in 60 s: the log's head is {head}; \
+             (projection, stream sequence, transaction, position): {watermarks:?}"
+        );
+    }
 }
 
 /// How many pairs of a business's active bookings overlap in time (the agenda's invariant:
