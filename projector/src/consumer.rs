@@ -157,22 +157,104 @@ pub async fn receive(
 
 /// Runs the projections' consumer until `cancel`: every projection of `projections`, each
 /// counting what it did in its stats.
+///
+/// One instance consumes at a time. Every batch takes the projections' watermarks, so a second
+/// instance pulling too would add no throughput, only holes: each would receive every other
+/// batch, find it not the next, and apply it projection by projection with its hole read from
+/// the store, which is several times the work. Under load that slower path falls behind and
+/// the instances stay in it. So the instances take turns, like the relay: the one that holds
+/// an advisory lock on a session of its own consumes, the others wait to take over when that
+/// session ends (the process died or was stopped), within `TURN_RETRY`. The messages the
+/// last holder had not acknowledged are a hole the next one fills from the store; when they
+/// come back they are duplicates.
 pub async fn run(
     runtime: Runtime,
     projections: Vec<(Projection, Arc<ProjectionStats>)>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
     let (rt, ps) = (&runtime, &projections[..]);
-    consume(
-        &runtime.nats,
-        &runtime.ns,
-        DURABLE,
-        filter_subject(&runtime.ns),
-        (runtime.config.batch_size, runtime.config.linger),
-        &cancel,
-        move |batch| handle_batch(rt, ps, batch),
-    )
-    .await
+    loop {
+        let Some(mut turn) = take_turn(&runtime, &cancel).await else {
+            return Ok(());
+        };
+        tracing::info!(consumer = DURABLE, "this instance applies the projections");
+        metrics::gauge!("projections_active").set(1.0);
+        let stop = cancel.child_token();
+        let consuming = consume(
+            &runtime.nats,
+            &runtime.ns,
+            DURABLE,
+            filter_subject(&runtime.ns),
+            (runtime.config.batch_size, runtime.config.linger),
+            &stop,
+            move |batch| handle_batch(rt, ps, batch),
+        );
+        let mut consuming = std::pin::pin!(consuming);
+        tokio::select! {
+            done = &mut consuming => {
+                metrics::gauge!("projections_active").set(0.0);
+                return done;
+            }
+            () = turn_lost(&mut turn) => {}
+        }
+        // Another instance may be consuming already: finish the batch in hand (its
+        // watermarks keep the two apart) and wait for the next turn.
+        tracing::warn!(
+            consumer = DURABLE,
+            "the projections' turn was lost with its session"
+        );
+        stop.cancel();
+        consuming.await?;
+        metrics::gauge!("projections_active").set(0.0);
+    }
+}
+
+/// Advisory-lock class for the projections' turn (the second key is the events stream's
+/// name's hash, as for the relay).
+const TURN_LOCK_CLASS: i32 = 0x5052_4f4a; // "PROJ"
+/// How often an instance waiting for the turn asks for it, and the holder checks that its
+/// session is alive.
+const TURN_RETRY: Duration = Duration::from_secs(1);
+
+/// Waits for the projections' turn: the advisory lock, taken on a session detached from the
+/// pool, which holds it for as long as it lives. `None` once `cancel` fires.
+async fn take_turn(runtime: &Runtime, cancel: &CancellationToken) -> Option<PgConnection> {
+    let mut session: Option<PgConnection> = None;
+    loop {
+        let attempt = async {
+            if session.is_none() {
+                session = Some(runtime.pool.acquire().await?.detach());
+            }
+            let conn = session.as_mut().expect("a session");
+            sqlx::query_scalar::<_, bool>("select pg_try_advisory_lock($1, hashtext($2))")
+                .bind(TURN_LOCK_CLASS)
+                .bind(runtime.ns.events_stream())
+                .fetch_one(conn)
+                .await
+        };
+        match attempt.await {
+            Ok(true) => return session,
+            Ok(false) => {}
+            Err(err) => {
+                session = None;
+                tracing::warn!(error = %err, "cannot ask Postgres for the projections' turn");
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return None,
+            _ = tokio::time::sleep(TURN_RETRY) => {}
+        }
+    }
+}
+
+/// Returns once the session holding the turn no longer answers (the lock went with it).
+async fn turn_lost(turn: &mut PgConnection) {
+    loop {
+        tokio::time::sleep(TURN_RETRY).await;
+        if sqlx::query("select 1").execute(&mut *turn).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// A message with the event it carries and its place in the JetStream stream.

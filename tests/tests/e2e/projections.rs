@@ -328,6 +328,64 @@ async fn redelivery_applies_once_and_a_gap_is_filled_from_the_store() {
     projector.shutdown().await;
 }
 
+/// Events the bookings projection of `projector` has applied.
+fn bookings_applied(projector: &e2e_tests::ProjectorHandle) -> u64 {
+    projector
+        .stats
+        .iter()
+        .find(|(p, _)| *p == Projection::Bookings)
+        .expect("the bookings projection")
+        .1
+        .applied
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Of two projector instances, one applies the projections and the other stands by (two
+/// pulling from the consumer at once would each get holes to fill from the store); when the
+/// first stops, the second takes over and applies what comes next.
+#[tokio::test]
+async fn of_two_projectors_one_applies_and_the_other_takes_over_when_it_stops() {
+    let db = TestDb::new().await;
+    let nats = TestNats::new().await;
+    let store = EventStore::new(db.app_pool().await);
+    let pool = db.app_pool().await;
+    let first = projector_without_relay(&db, &nats).await;
+    let second = projector_without_relay(&db, &nats).await;
+
+    let tenant = uuid::Uuid::new_v4();
+    // In rounds, so that two instances pulling would each get some.
+    for _ in 0..6 {
+        for event in three_booking_events(&store, tenant).await {
+            publish(&nats, &event).await;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let t = tenant.to_string();
+    wait_rows(&pool, &t, "rm_booking_history", |r| r.len() == 18).await;
+    let (a, b) = (bookings_applied(&first), bookings_applied(&second));
+    assert!(
+        (a == 0) != (b == 0),
+        "one instance applies, not both: {a} and {b} events"
+    );
+    let (active, standby) = if a > 0 {
+        (first, second)
+    } else {
+        (second, first)
+    };
+
+    active.shutdown().await;
+    let later = uuid::Uuid::new_v4();
+    for event in three_booking_events(&store, later).await {
+        publish(&nats, &event).await;
+    }
+    wait_rows(&pool, &later.to_string(), "rm_booking_history", |r| {
+        r.len() == 3
+    })
+    .await;
+    assert_eq!(bookings_applied(&standby), 3, "the standby took over");
+    standby.shutdown().await;
+}
+
 /// A message that arrives ahead of the watermark is applied only once the events before it
 /// have been read from the store. While a transaction that has not ended (here in another
 /// database on the same server) holds the log's gap-free horizon before them, the store cannot
