@@ -115,6 +115,14 @@ async fn pool(url: &str, max: u32) -> PgPool {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        // `KEEP_TEST_DB=1` leaves the database behind, to look into after a failure.
+        if std::env::var_os("KEEP_TEST_DB").is_some() {
+            eprintln!(
+                "KEEP_TEST_DB: the test's database {} is left behind",
+                self.name
+            );
+            return;
+        }
         let admin_url = self.admin_url.clone();
         let name = self.name.clone();
         crate::block_on_cleanup(async move {

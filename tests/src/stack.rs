@@ -264,6 +264,126 @@ impl Platform {
             .collect()
     }
 
+    /// How many messages the events stream holds (`None` if NATS cannot say).
+    pub async fn stream_messages(&self) -> Option<u64> {
+        let ns = nats::Namespace::with_prefix(&self.namespace).ok()?;
+        let js = async_nats::jetstream::new(testkit::connect_as(&self.nats_url, "operator").await);
+        let mut stream = js.get_stream(ns.events_stream()).await.ok()?;
+        Some(stream.info().await.ok()?.state.messages)
+    }
+
+    /// The event pipeline's state, for a failure to say where it stopped: each projector's
+    /// relay and projection metrics, the events stream and the projections' consumer as NATS
+    /// has them, the relay's checkpoint, and the database's sessions that are not idle (with
+    /// the locks they wait for).
+    pub async fn pipeline_state(&self) -> String {
+        let mut out = String::new();
+        let mut projectors: Vec<&&str> = self
+            .children
+            .keys()
+            .filter(|name| binary_of(name) == "projector")
+            .collect();
+        projectors.sort();
+        for name in projectors {
+            let metrics = match reqwest::get(format!("{}/metrics", self.url(name))).await {
+                Ok(response) => response.text().await.unwrap_or_default(),
+                Err(err) => format!("no metrics: {err}"),
+            };
+            let lines: Vec<&str> = metrics
+                .lines()
+                .filter(|line| {
+                    [
+                        "relay_leading",
+                        "projections_active",
+                        "relay_lag_seconds",
+                        "relay_events_total",
+                        "relay_leaderships_total",
+                        "projection_batches_total",
+                        "projection_transient_failures_total",
+                        "projection_events_total{projection=\"integrations\"",
+                    ]
+                    .iter()
+                    .any(|prefix| line.starts_with(prefix))
+                })
+                .collect();
+            out += &format!("\n{name}:\n  {}", lines.join("\n  "));
+        }
+        if let Ok(ns) = nats::Namespace::with_prefix(&self.namespace) {
+            let js =
+                async_nats::jetstream::new(testkit::connect_as(&self.nats_url, "operator").await);
+            match js.get_stream(ns.events_stream()).await {
+                Ok(mut stream) => {
+                    match stream.info().await {
+                        Ok(info) => out += &format!("\nstream: {:?}", info.state),
+                        Err(err) => out += &format!("\nstream: {err}"),
+                    }
+                    match stream
+                        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(
+                            "projections",
+                        )
+                        .await
+                    {
+                        Ok(mut consumer) => match consumer.info().await {
+                            Ok(info) => {
+                                out += &format!(
+                                    "\nconsumer projections: delivered {:?}, ack floor {:?}, \
+                                     {} pending, {} ack pending, {} redelivered, {} waiting, \
+                                     cluster {:?}",
+                                    info.delivered,
+                                    info.ack_floor,
+                                    info.num_pending,
+                                    info.num_ack_pending,
+                                    info.num_redelivered,
+                                    info.num_waiting,
+                                    info.cluster,
+                                )
+                            }
+                            Err(err) => out += &format!("\nconsumer: {err}"),
+                        },
+                        Err(err) => out += &format!("\nconsumer: {err}"),
+                    }
+                }
+                Err(err) => out += &format!("\nstream: {err}"),
+            }
+        }
+        let superuser = self.db.superuser_url_pool().await;
+        let checkpoints: Vec<(String, String, i64)> = sqlx::query_as(
+            "select relay, transaction_id::text, global_position from relay_checkpoints",
+        )
+        .fetch_all(&superuser)
+        .await
+        .unwrap_or_default();
+        out += &format!("\nrelay checkpoints: {checkpoints:?}");
+        let sessions: Vec<(i32, String, String, String, String, String, String)> = sqlx::query_as(
+            "select pid, usename::text, coalesce(state, ''),
+                        coalesce(wait_event_type || ':' || wait_event, ''),
+                        coalesce(backend_xid::text, ''),
+                        coalesce(to_char(now() - xact_start, 'SS.MS'), ''),
+                        left(regexp_replace(query, '\\s+', ' ', 'g'), 160)
+                   from pg_stat_activity
+                  where datname = current_database() and pid <> pg_backend_pid()
+                    and state is distinct from 'idle'",
+        )
+        .fetch_all(&superuser)
+        .await
+        .unwrap_or_default();
+        out +=
+            "\nsessions not idle (pid, user, state, waiting for, xid, in transaction for, query):";
+        for session in sessions {
+            out += &format!("\n  {session:?}");
+        }
+        let waits: Vec<(i32, String, String)> = sqlx::query_as(
+            "select l.pid, l.locktype || ' ' || l.mode,
+                    coalesce(array_to_string(pg_blocking_pids(l.pid), ','), '')
+               from pg_locks l where not l.granted",
+        )
+        .fetch_all(&superuser)
+        .await
+        .unwrap_or_default();
+        out += &format!("\nlocks waited for (pid, lock, blocked by): {waits:?}");
+        out
+    }
+
     /// SIGKILL: no shutdown hook runs, work in hand is cut wherever it is.
     pub async fn kill(&mut self, name: &'static str) {
         if let Some(mut child) = self.children.remove(name) {

@@ -775,6 +775,12 @@ impl Soak {
         }
 
         // No two active bookings of a business overlap.
+        if !e2e_tests::projections_caught_up(&log, Duration::from_secs(60)).await {
+            eprintln!(
+                "soak: the projections have not caught up in 60 s; the pipeline:{}",
+                p.pipeline_state().await
+            );
+        }
         e2e_tests::wait_for_projections(&log).await;
         assert_eq!(
             e2e_tests::overlapping_bookings(&log).await,
@@ -787,6 +793,14 @@ impl Soak {
             .expect("the dead letters");
         assert_eq!(dead, 0, "dead letters");
         e2e_tests::assert_read_models_equal_a_rebuild(&p.db, &log).await;
+        let logged: i64 = sqlx::query_scalar("select count(*) from events")
+            .fetch_one(&log)
+            .await
+            .expect("the log's size");
+        eprintln!(
+            "soak: the log holds {logged} events, the stream {:?} messages",
+            p.stream_messages().await
+        );
     }
 }
 
