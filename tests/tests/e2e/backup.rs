@@ -42,13 +42,17 @@ async fn a_backup_restored_into_a_new_cluster_answers_as_before_and_keeps_later_
     let superuser = sqlx::PgPool::connect(&s.app.db.superuser_url())
         .await
         .unwrap();
-    // Every reply sent and its send recorded in the log (the sender marks its claim sent, then
-    // appends the outcome), and everything projected.
+    // Every reply the bot decided claimed and sent, and its send recorded in the log (the
+    // sender claims a conversation's replies one by one, just before each is sent, marks the
+    // claim sent, then appends the outcome), and everything projected. (Counting the claims
+    // alone once let the first reply, claimed and sent, pass for all three.)
     let settled = eventually(Duration::from_secs(30), || async {
         let settled: bool = sqlx::query_scalar(
             "select count(*) > 0 and bool_and(state = 'sent')
                     and count(*) = (select count(*) from events
                                      where event_type = 'OutboundMessageSent')
+                    and count(*) = (select count(*) from events
+                                     where event_type = 'BotReplied')
                from wa_outbound",
         )
         .fetch_one(&superuser)
@@ -60,10 +64,9 @@ async fn a_backup_restored_into_a_new_cluster_answers_as_before_and_keeps_later_
     assert!(settled.is_some(), "the replies are sent");
     e2e_tests::wait_for_projections(&superuser).await;
     let before = answers(query, owner).await;
-    // Every reply reads as sent. A rare failure of this test came from here: on the first
-    // platform, with every projection's watermark past the replies' sends, a reply still read
-    // "pending" (the restored platform, rebuilt from the same log, read "sent"). If it comes
-    // back, this is what it needs to be understood.
+    // Every reply reads as sent. (A rare failure of this test came from here: the wait above
+    // once took the first of three replies for all of them, and the projections were awaited
+    // up to its send only; the others read "pending". What it printed showed it.)
     let unsent = before.ana["messages"]
         .as_array()
         .unwrap()
