@@ -386,6 +386,77 @@ async fn of_two_projectors_one_applies_and_the_other_takes_over_when_it_stops() 
     standby.shutdown().await;
 }
 
+/// The sessions holding the projections' turn (the advisory lock of class "PROJ").
+async fn turn_holders(superuser: &PgPool) -> Vec<i32> {
+    sqlx::query_scalar(
+        "select pid from pg_locks
+          where locktype = 'advisory' and granted and classid = x'50524f4a'::int::oid
+            and database = (select oid from pg_database where datname = current_database())",
+    )
+    .fetch_all(superuser)
+    .await
+    .unwrap()
+}
+
+/// The session holding the turn ends without its process (an administrator's kill, a network
+/// cut): its instance stops consuming, and the turn goes on, held by one session, so that
+/// what comes next is applied.
+#[tokio::test]
+async fn a_turn_whose_session_ends_passes_on_and_the_projections_go_on() {
+    let db = TestDb::new().await;
+    let nats = TestNats::new().await;
+    let store = EventStore::new(db.app_pool().await);
+    let pool = db.app_pool().await;
+    let superuser = db.superuser_url_pool().await;
+    let first = projector_without_relay(&db, &nats).await;
+    let second = projector_without_relay(&db, &nats).await;
+    let holder = eventually(WAIT, || async {
+        let holders = turn_holders(&superuser).await;
+        (holders.len() == 1).then(|| holders[0])
+    })
+    .await
+    .expect("one session holds the turn");
+
+    sqlx::query("select pg_terminate_backend($1)")
+        .bind(holder)
+        .execute(&superuser)
+        .await
+        .unwrap();
+    let next = eventually(WAIT, || async {
+        let holders = turn_holders(&superuser).await;
+        (holders.len() == 1 && holders[0] != holder).then(|| holders[0])
+    })
+    .await
+    .expect("another session takes the turn");
+    // The instance whose session ended finds out at its next check, within a second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // In rounds, so that an instance still consuming without the turn would get some.
+    let tenant = uuid::Uuid::new_v4();
+    for _ in 0..6 {
+        for event in three_booking_events(&store, tenant).await {
+            publish(&nats, &event).await;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    wait_rows(&pool, &tenant.to_string(), "rm_booking_history", |r| {
+        r.len() == 18
+    })
+    .await;
+    let (a, b) = (bookings_applied(&first), bookings_applied(&second));
+    assert!(
+        (a == 0) != (b == 0),
+        "one instance applies, not both: {a} and {b} events"
+    );
+    assert_eq!(
+        turn_holders(&superuser).await,
+        vec![next],
+        "one holder still"
+    );
+    first.shutdown().await;
+    second.shutdown().await;
+}
+
 /// A message that arrives ahead of the watermark is applied only once the events before it
 /// have been read from the store. While a transaction that has not ended (here in another
 /// database on the same server) holds the log's gap-free horizon before them, the store cannot
