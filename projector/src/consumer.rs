@@ -211,7 +211,7 @@ pub async fn run(
 
 /// Advisory-lock class for the projections' turn (the second key is the events stream's
 /// name's hash, as for the relay).
-const TURN_LOCK_CLASS: i32 = 0x5052_4f4a; // "PROJ"
+pub const TURN_LOCK_CLASS: i32 = 0x5052_4f4a; // "PROJ"
 /// How often an instance waiting for the turn asks for it, and the holder checks that its
 /// session is alive.
 const TURN_RETRY: Duration = Duration::from_secs(1);

@@ -264,14 +264,6 @@ impl Platform {
             .collect()
     }
 
-    /// How many messages the events stream holds (`None` if NATS cannot say).
-    pub async fn stream_messages(&self) -> Option<u64> {
-        let ns = nats::Namespace::with_prefix(&self.namespace).ok()?;
-        let js = async_nats::jetstream::new(testkit::connect_as(&self.nats_url, "operator").await);
-        let mut stream = js.get_stream(ns.events_stream()).await.ok()?;
-        Some(stream.info().await.ok()?.state.messages)
-    }
-
     /// The event pipeline's state, for a failure to say where it stopped: each projector's
     /// relay and projection metrics, the events stream and the projections' consumer as NATS
     /// has them, the relay's checkpoint, and the database's sessions that are not idle (with

@@ -340,6 +340,37 @@ fn bookings_applied(projector: &e2e_tests::ProjectorHandle) -> u64 {
         .load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Publishes 18 booking events of a new tenant in six rounds (so that two instances pulling
+/// at once would each get some), waits until they are projected, and checks that exactly one
+/// of `projectors` applied them. Each one's count of events applied.
+async fn one_applies(
+    store: &EventStore,
+    nats: &TestNats,
+    pool: &PgPool,
+    projectors: [&e2e_tests::ProjectorHandle; 2],
+) -> (u64, u64) {
+    let tenant = uuid::Uuid::new_v4();
+    for _ in 0..6 {
+        for event in three_booking_events(store, tenant).await {
+            publish(nats, &event).await;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    wait_rows(pool, &tenant.to_string(), "rm_booking_history", |r| {
+        r.len() == 18
+    })
+    .await;
+    let (a, b) = (
+        bookings_applied(projectors[0]),
+        bookings_applied(projectors[1]),
+    );
+    assert!(
+        (a == 0) != (b == 0),
+        "one instance applies, not both: {a} and {b} events"
+    );
+    (a, b)
+}
+
 /// Of two projector instances, one applies the projections and the other stands by (two
 /// pulling from the consumer at once would each get holes to fill from the store); when the
 /// first stops, the second takes over and applies what comes next.
@@ -352,21 +383,7 @@ async fn of_two_projectors_one_applies_and_the_other_takes_over_when_it_stops() 
     let first = projector_without_relay(&db, &nats).await;
     let second = projector_without_relay(&db, &nats).await;
 
-    let tenant = uuid::Uuid::new_v4();
-    // In rounds, so that two instances pulling would each get some.
-    for _ in 0..6 {
-        for event in three_booking_events(&store, tenant).await {
-            publish(&nats, &event).await;
-        }
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-    let t = tenant.to_string();
-    wait_rows(&pool, &t, "rm_booking_history", |r| r.len() == 18).await;
-    let (a, b) = (bookings_applied(&first), bookings_applied(&second));
-    assert!(
-        (a == 0) != (b == 0),
-        "one instance applies, not both: {a} and {b} events"
-    );
+    let (a, _) = one_applies(&store, &nats, &pool, [&first, &second]).await;
     let (active, standby) = if a > 0 {
         (first, second)
     } else {
@@ -386,13 +403,14 @@ async fn of_two_projectors_one_applies_and_the_other_takes_over_when_it_stops() 
     standby.shutdown().await;
 }
 
-/// The sessions holding the projections' turn (the advisory lock of class "PROJ").
+/// The sessions holding the projections' turn (its advisory lock).
 async fn turn_holders(superuser: &PgPool) -> Vec<i32> {
     sqlx::query_scalar(
         "select pid from pg_locks
-          where locktype = 'advisory' and granted and classid = x'50524f4a'::int::oid
+          where locktype = 'advisory' and granted and classid = $1::oid
             and database = (select oid from pg_database where datname = current_database())",
     )
+    .bind(i64::from(projector::consumer::TURN_LOCK_CLASS))
     .fetch_all(superuser)
     .await
     .unwrap()
@@ -431,23 +449,8 @@ async fn a_turn_whose_session_ends_passes_on_and_the_projections_go_on() {
     // The instance whose session ended finds out at its next check, within a second.
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
-    // In rounds, so that an instance still consuming without the turn would get some.
-    let tenant = uuid::Uuid::new_v4();
-    for _ in 0..6 {
-        for event in three_booking_events(&store, tenant).await {
-            publish(&nats, &event).await;
-        }
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-    wait_rows(&pool, &tenant.to_string(), "rm_booking_history", |r| {
-        r.len() == 18
-    })
-    .await;
-    let (a, b) = (bookings_applied(&first), bookings_applied(&second));
-    assert!(
-        (a == 0) != (b == 0),
-        "one instance applies, not both: {a} and {b} events"
-    );
+    // An instance still consuming without the turn would get some of these.
+    one_applies(&store, &nats, &pool, [&first, &second]).await;
     assert_eq!(
         turn_holders(&superuser).await,
         vec![next],

@@ -798,8 +798,12 @@ impl Soak {
             .await
             .expect("the log's size");
         eprintln!(
-            "soak: the log holds {logged} events, the stream {:?} messages",
-            p.stream_messages().await
+            "soak: the log holds {logged} events, the stream {} messages",
+            stream_messages(
+                &p.nats_url,
+                &nats::Namespace::with_prefix(&p.namespace).expect("the platform's namespace")
+            )
+            .await
         );
     }
 }
