@@ -131,7 +131,13 @@ pub async fn login(app: &App, login: Login) -> Result<Session, AppError> {
         tracing::info!(%tenant_id, "failed login");
         return Err(AppError::Unauthenticated);
     };
-    let (login, email, verified) = (&login, &email, &verified);
+    // A hash of older settings is replaced now, while the password is at hand (the only time
+    // it is), with today's: outside the transaction too.
+    let rehashed = match vault::needs_rehash(&verified.password_hash) {
+        true => Some(vault::hash_password(login.password.clone()).await?),
+        false => None,
+    };
+    let (login, email, verified, rehashed) = (&login, &email, &verified, &rehashed);
     let done = execute(app, &ctx, |uow| {
         Box::pin(async move {
             let conn = uow.conn().await?;
@@ -145,7 +151,10 @@ pub async fn login(app: &App, login: Login) -> Result<Session, AppError> {
             else {
                 return Err(AppError::Unauthenticated);
             };
-            check_second_factor(conn, app, user.user_id, login.totp.as_deref()).await?;
+            check_second_factor(&mut *conn, app, user.user_id, login.totp.as_deref()).await?;
+            if let Some(hash) = rehashed {
+                vault::users::set_password(conn, user.user_id, hash).await?;
+            }
             crate::tenants::require_open(uow).await?;
             let member = Member {
                 tenant_id,

@@ -27,7 +27,9 @@ pub mod users;
 pub mod webhooks;
 pub mod whatsapp;
 
-pub use hashing::{hash_password, new_token, sha256, tenant_of_token, verify_password};
+pub use hashing::{
+    hash_password, needs_rehash, new_token, sha256, tenant_of_token, verify_password,
+};
 pub use sealing::Sealer;
 
 /// The executor every statement runs on: a pooled connection, or the caller's transaction.

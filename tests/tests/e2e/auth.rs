@@ -205,6 +205,46 @@ async fn login_works_with_the_right_password_only() {
     }
 }
 
+/// A member whose password was hashed with the settings of before (19 MiB, two passes) logs
+/// in as ever, and from then on has a hash of today's; a wrong password replaces nothing.
+#[tokio::test]
+async fn a_login_replaces_a_hash_of_older_settings_with_one_of_todays() {
+    const OLDER: &str = "$argon2id$v=19$m=19456,t=2,p=1$YWJjZGVmZ2hpamtsbW5vcA$tYM9MB84HzixZzEE9k31RooSQOXU5MDh49LUoxVPEUY";
+    let app = spawn_command_api().await;
+    let owner = app.onboard("demo-salon").await;
+    let superuser = app.db.superuser_url_pool().await;
+    let stored = || async {
+        sqlx::query_scalar::<_, String>(
+            "select password_hash from user_credentials where user_id = $1::text::uuid",
+        )
+        .bind(&owner.owner_id)
+        .fetch_one(&superuser)
+        .await
+        .unwrap()
+    };
+    sqlx::query("update user_credentials set password_hash = $1 where user_id = $2::text::uuid")
+        .bind(OLDER)
+        .bind(&owner.owner_id)
+        .execute(&superuser)
+        .await
+        .unwrap();
+    let login = |password: &str| json!({"slug": "demo-salon", "email": "owner@demo-salon.example", "password": password});
+
+    let (status, _) = problem(app.post("/v1/auth/login", &login("wrong password!")).await).await;
+    assert_eq!(status, 401);
+    assert_eq!(stored().await, OLDER, "a failed login replaces nothing");
+
+    for _ in 0..2 {
+        let ok = app
+            .post("/v1/auth/login", &login("correct horse battery staple"))
+            .await;
+        assert_eq!(ok.status().as_u16(), 200);
+        let hash = stored().await;
+        assert!(hash.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"), "{hash}");
+        assert!(!vault::needs_rehash(&hash));
+    }
+}
+
 #[tokio::test]
 async fn a_refresh_token_rotates_and_its_reuse_revokes_the_whole_family() {
     let app = spawn_command_api().await;
