@@ -551,13 +551,15 @@ impl Application {
             tenant_status: cache::TenantStatusCache::new(redis_link),
             stripe: Stripe::from_settings(&settings.stripe)?,
         };
-        let router = platform::problem::with_fallbacks(router(app)).merge(
-            platform::health::router(Dependencies {
+        // A burst is handled at the bound's pace; health checks are not held up by it.
+        let router = platform::serve::bounded(router(app), &settings.http);
+        let router = platform::problem::with_fallbacks(router).merge(platform::health::router(
+            Dependencies {
                 postgres: vec![("postgres", pool)],
                 nats: Some(nats),
                 redis: Some(redis),
-            }),
-        );
+            },
+        ));
         // Every route is timed, health checks included.
         let router = platform::serve::timed(router, &settings.http).layer(
             axum::middleware::from_fn_with_state(security, platform::security::log_refusals),

@@ -204,6 +204,62 @@ pub async fn time_limit(State(limit): State<Duration>, request: Request, next: N
     }
 }
 
+/// `router` handling at most `http.max_in_flight` requests at once (unbounded at 0). A request
+/// past the bound waits its turn, first come first served, up to `http.queue_ms`; one that
+/// gets none is answered 503 problem+json with `Retry-After: 1`, having changed nothing. (Meta
+/// redelivers a webhook that is not answered 200, and Stripe does.)
+///
+/// A burst of requests is then served at the rate the database allows instead of all at once:
+/// each request handled holds its parsed body, its futures and, soon, a pooled connection it
+/// waits for; one waiting here holds its connection's buffers only. `docs/scaling.md`, "The
+/// command API's peak: the hashes and the requests in flight". Health checks and metrics are
+/// merged outside it: a busy instance is not a dead one.
+pub fn bounded(router: Router, http: &crate::settings::HttpSettings) -> Router {
+    if http.max_in_flight == 0 {
+        return router;
+    }
+    let turns = Turns {
+        permits: std::sync::Arc::new(tokio::sync::Semaphore::new(http.max_in_flight)),
+        wait: Duration::from_millis(http.queue_ms),
+    };
+    router.layer(axum::middleware::from_fn_with_state(turns, take_turn))
+}
+
+#[derive(Clone)]
+struct Turns {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    wait: Duration,
+}
+
+/// [`bounded`]'s layer. Counts `http_requests_shed_total` and keeps `http_requests_waiting`.
+async fn take_turn(State(turns): State<Turns>, request: Request, next: Next) -> Response {
+    let permit = match turns.permits.clone().try_acquire_owned() {
+        Ok(permit) => permit,
+        Err(_) => {
+            let waiting = metrics::gauge!("http_requests_waiting");
+            waiting.increment(1.0);
+            let turn =
+                tokio::time::timeout(turns.wait, turns.permits.clone().acquire_owned()).await;
+            waiting.decrement(1.0);
+            match turn {
+                Ok(Ok(permit)) => permit,
+                _ => {
+                    metrics::counter!("http_requests_shed_total").increment(1);
+                    tracing::debug!("no turn for a request in time; answered 503");
+                    return crate::problem::Problem::unavailable(
+                        "the service is handling as many requests as it can; try again",
+                        1,
+                    )
+                    .into_response();
+                }
+            }
+        }
+    };
+    let response = next.run(request).await;
+    drop(permit);
+    response
+}
+
 /// A handler that panicked answers 500 problem+json (and the service keeps serving), instead of
 /// the connection dropping with no answer.
 fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -219,4 +275,98 @@ fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
         "Something went wrong on our side",
     )
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use tokio::sync::Semaphore;
+
+    fn settings(max_in_flight: usize, queue_ms: u64) -> crate::settings::HttpSettings {
+        crate::settings::HttpSettings {
+            host: "127.0.0.1".into(),
+            port: 0,
+            request_seconds: 30,
+            max_in_flight,
+            queue_ms,
+        }
+    }
+
+    /// One route that holds its turn until the test opens `gate`, and counts in `entered` the
+    /// requests that are in.
+    fn held(gate: Arc<Semaphore>, entered: Arc<Semaphore>) -> Router {
+        Router::new().route(
+            "/held",
+            axum::routing::get(move || {
+                let (gate, entered) = (gate.clone(), entered.clone());
+                async move {
+                    entered.add_permits(1);
+                    let _ = gate.acquire().await.unwrap();
+                    "done"
+                }
+            }),
+        )
+    }
+
+    async fn get(router: &Router) -> Response {
+        let request = Request::get("/held")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), router.clone().oneshot(request))
+            .await
+            .expect("answered")
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_request_past_the_bound_waits_its_turn_and_is_refused_503_when_none_comes() {
+        let (gate, entered) = (Arc::new(Semaphore::new(0)), Arc::new(Semaphore::new(0)));
+        let router = bounded(held(gate.clone(), entered.clone()), &settings(1, 300));
+        let first = tokio::spawn({
+            let router = router.clone();
+            async move { get(&router).await }
+        });
+        entered.acquire().await.unwrap().forget();
+
+        let started = std::time::Instant::now();
+        let refused = get(&router).await;
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "it waited first"
+        );
+        assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(
+            refused.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+
+        // One that comes while the first is in is let in when the first is done.
+        let second = tokio::spawn({
+            let router = router.clone();
+            async move { get(&router).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        gate.add_permits(2);
+        assert_eq!(first.await.unwrap().status(), StatusCode::OK);
+        assert_eq!(second.await.unwrap().status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn no_bound_lets_every_request_in_at_once() {
+        let (gate, entered) = (Arc::new(Semaphore::new(0)), Arc::new(Semaphore::new(0)));
+        let router = bounded(held(gate.clone(), entered.clone()), &settings(0, 1));
+        let requests: Vec<_> = (0..3)
+            .map(|_| {
+                let router = router.clone();
+                tokio::spawn(async move { get(&router).await })
+            })
+            .collect();
+        entered.acquire_many(3).await.unwrap().forget();
+        gate.add_permits(3);
+        for request in requests {
+            assert_eq!(request.await.unwrap().status(), StatusCode::OK);
+        }
+    }
 }

@@ -76,10 +76,26 @@ pub struct HttpSettings {
     /// closes. A stream (server-sent events) is timed until it starts.
     #[serde(default = "default_request_seconds")]
     pub request_seconds: u64,
+    /// The requests this instance handles at once, where a service bounds them
+    /// ([`crate::serve::bounded`]; 0: no bound). One past it waits its turn, up to
+    /// `queue_ms`.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// How long a request waits for a turn before it is answered 503 with `Retry-After`.
+    #[serde(default = "default_queue_ms")]
+    pub queue_ms: u64,
 }
 
 fn default_request_seconds() -> u64 {
     30
+}
+
+fn default_max_in_flight() -> usize {
+    64
+}
+
+fn default_queue_ms() -> u64 {
+    5_000
 }
 
 impl HttpSettings {

@@ -82,6 +82,8 @@ pub fn service_settings(db: &TestDb, nats: &TestNats, redis_url: &str) -> Servic
             host: "127.0.0.1".into(),
             port: 0,
             request_seconds: 30,
+            max_in_flight: 64,
+            queue_ms: 5_000,
         },
         database: DatabaseSettings {
             url: SecretString::from(db.app_url()),
