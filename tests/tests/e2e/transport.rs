@@ -1,7 +1,8 @@
 //! What every answer carries, and a client that holds a connection open by trickling its
 //! request's body in: answered 408 (problem+json) once the command API's time for a request is
 //! up, and the connection closed. (The query API takes no bodies: its routes are reads.) A
-//! client that trickles its request's head in is cut off after 10 s, on every service.
+//! client that trickles its request's head in is cut off after 10 s, on every service. A request
+//! past the command API's bound on requests in flight waits, then is answered 503.
 
 use std::time::{Duration, Instant};
 
@@ -55,6 +56,73 @@ async fn a_request_that_trickles_in_is_answered_408_and_its_connection_closed() 
             "answered after the limit and the connection closed: {took:?}"
         );
     }
+}
+
+/// Past `http.max_in_flight`, a request waits its turn up to `http.queue_ms`, then is answered
+/// 503 (problem+json, `Retry-After`) having written nothing; the health checks answer
+/// meanwhile; and once the turn is free the same request goes through.
+#[tokio::test]
+async fn a_request_past_the_bound_on_requests_in_flight_is_answered_503_and_writes_nothing() {
+    let app = spawn_command_api_tuned("http://127.0.0.1:1", e2e_tests::REDIS_URL, |s| {
+        s.http.request_seconds = 3;
+        s.http.max_in_flight = 1;
+        s.http.queue_ms = 300;
+    })
+    .await;
+    // A body trickling in holds the one turn until its time is up.
+    let held = tokio::spawn({
+        let address = app.address.clone();
+        async move { trickle(&address, "/v1/tenants").await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let started = Instant::now();
+    let refused = app
+        .post(
+            "/v1/tenants",
+            &e2e_tests::CommandApp::onboarding("busy-salon"),
+        )
+        .await;
+    assert_eq!(refused.status().as_u16(), 503);
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "it waited first"
+    );
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/problem+json"
+    );
+    let health = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        health.status().as_u16(),
+        200,
+        "health checks are not held up"
+    );
+
+    let (answer, _) = held.await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let superuser = app.db.superuser_url_pool().await;
+    let tenants = || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from events where stream_type = 'tenant'")
+            .fetch_one(&superuser)
+            .await
+            .unwrap()
+    };
+    assert_eq!(tenants().await, 0, "the refused request wrote nothing");
+    let onboarded = app
+        .post(
+            "/v1/tenants",
+            &e2e_tests::CommandApp::onboarding("busy-salon"),
+        )
+        .await;
+    assert_eq!(onboarded.status().as_u16(), 201);
+    assert!(tenants().await > 0);
 }
 
 /// Sends a request's head but never its end: how long until the service closes the connection
