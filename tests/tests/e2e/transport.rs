@@ -64,7 +64,7 @@ async fn a_request_that_trickles_in_is_answered_408_and_its_connection_closed() 
 #[tokio::test]
 async fn a_request_past_the_bound_on_requests_in_flight_is_answered_503_and_writes_nothing() {
     let app = spawn_command_api_tuned("http://127.0.0.1:1", e2e_tests::REDIS_URL, |s| {
-        s.http.request_seconds = 3;
+        s.http.request_seconds = 5;
         s.http.max_in_flight = 1;
         s.http.queue_ms = 300;
     })
@@ -74,7 +74,21 @@ async fn a_request_past_the_bound_on_requests_in_flight_is_answered_503_and_writ
         let address = app.address.clone();
         async move { trickle(&address, "/v1/tenants").await }
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Until it has it: a request that gets in is answered 401 (no credentials).
+    for attempt in 1.. {
+        assert!(attempt < 40, "the trickling request never held the turn");
+        let probe = app
+            .client
+            .get(format!("{}/v1/me", app.address))
+            .send()
+            .await
+            .unwrap();
+        match probe.status().as_u16() {
+            503 => break,
+            401 => tokio::time::sleep(Duration::from_millis(50)).await,
+            other => panic!("unexpected {other}"),
+        }
+    }
 
     let started = Instant::now();
     let refused = app
