@@ -133,9 +133,10 @@ pub async fn login(app: &App, login: Login) -> Result<Session, AppError> {
     };
     // A hash of older settings is replaced now, while the password is at hand (the only time
     // it is), with today's: outside the transaction too.
-    let rehashed = match vault::needs_rehash(&verified.password_hash) {
-        true => Some(vault::hash_password(login.password.clone()).await?),
-        false => None,
+    let rehashed = if vault::needs_rehash(&verified.password_hash) {
+        Some(vault::hash_password(login.password.clone()).await?)
+    } else {
+        None
     };
     let (login, email, verified, rehashed) = (&login, &email, &verified, &rehashed);
     let done = execute(app, &ctx, |uow| {

@@ -22,6 +22,7 @@ mod global;
 pub mod personal;
 mod read;
 pub mod relay;
+pub mod session_lock;
 mod store;
 mod tx;
 mod types;

@@ -159,21 +159,10 @@ impl Relay {
         }
     }
 
-    /// Tries to take the leadership lock on a session of its own, detached from the pool: the
-    /// lock lives exactly as long as that session, and ends with it if the process dies.
-    async fn try_lead(&self, session: &mut Option<PgConnection>) -> anyhow::Result<bool> {
-        if session.is_none() {
-            *session = Some(self.log.pool().acquire().await?.detach());
-        }
-        let conn = session.as_mut().expect("a session");
-        let leader = sqlx::query_scalar!(
-            r#"select pg_try_advisory_lock($1, hashtext($2)) as "leader!""#,
-            RELAY_LOCK_CLASS,
-            self.ns.events_stream()
-        )
-        .fetch_one(conn)
-        .await?;
-        Ok(leader)
+    /// Tries to take the leadership lock on a session of its own ([`crate::session_lock`]).
+    async fn try_lead(&self, session: &mut Option<PgConnection>) -> sqlx::Result<bool> {
+        let stream = self.ns.events_stream();
+        crate::session_lock::try_lock(self.log.pool(), session, RELAY_LOCK_CLASS, &stream).await
     }
 
     async fn lead(
@@ -212,11 +201,7 @@ impl Relay {
                 return Ok(Stepped::Cancelled);
             }
             // Still holding the lock? If the session died, someone else may be leading.
-            if sqlx::query!("select 1 as alive")
-                .fetch_one(&mut lock)
-                .await
-                .is_err()
-            {
+            if !crate::session_lock::still_held(&mut lock).await {
                 tracing::warn!("relay lost its leadership connection");
                 return Ok(Stepped::Down);
             }

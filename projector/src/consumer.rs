@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, AckKind};
-use eventstore::{EventStore, Position, RecordedEvent, Upcasters};
+use eventstore::{EventStore, Position, RecordedEvent, Upcasters, session_lock};
 use nats::Namespace;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
@@ -220,18 +220,9 @@ const TURN_RETRY: Duration = Duration::from_secs(1);
 /// pool, which holds it for as long as it lives. `None` once `cancel` fires.
 async fn take_turn(runtime: &Runtime, cancel: &CancellationToken) -> Option<PgConnection> {
     let mut session: Option<PgConnection> = None;
+    let stream = runtime.ns.events_stream();
     loop {
-        let attempt = async {
-            if session.is_none() {
-                session = Some(runtime.pool.acquire().await?.detach());
-            }
-            let conn = session.as_mut().expect("a session");
-            sqlx::query_scalar::<_, bool>("select pg_try_advisory_lock($1, hashtext($2))")
-                .bind(TURN_LOCK_CLASS)
-                .bind(runtime.ns.events_stream())
-                .fetch_one(conn)
-                .await
-        };
+        let attempt = session_lock::try_lock(&runtime.pool, &mut session, TURN_LOCK_CLASS, &stream);
         match attempt.await {
             Ok(true) => return session,
             Ok(false) => {}
@@ -251,7 +242,7 @@ async fn take_turn(runtime: &Runtime, cancel: &CancellationToken) -> Option<PgCo
 async fn turn_lost(turn: &mut PgConnection) {
     loop {
         tokio::time::sleep(TURN_RETRY).await;
-        if sqlx::query("select 1").execute(&mut *turn).await.is_err() {
+        if !session_lock::still_held(turn).await {
             return;
         }
     }
