@@ -143,3 +143,8 @@ soak SECONDS="600": services
 bench-e2e *ARGS: services
     cargo build -q --release --bins
     cargo bench -q -p e2e-tests --bench e2e -- {{ARGS}}
+
+# A heap profile (heaptrack) of the command API under bench-e2e's load (same ARGS): the live
+# heap over the run and its largest holders at the peak; the data stays in .data/heap/
+profile-heap *ARGS: services
+    scripts/profile-heap.sh {{ARGS}}

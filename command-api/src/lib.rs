@@ -219,9 +219,23 @@ pub fn load_settings() -> anyhow::Result<Settings> {
     platform::settings::load("command-api", DEFAULTS)
 }
 
-/// What every handler can reach.
+/// What every handler can reach. Cheap to clone: axum clones a route's service, its state
+/// within, for every request, and a request waiting for its turn ([`platform::serve::bounded`])
+/// holds that clone. Cloned whole, it was a third of this process's heap under a burst of
+/// webhooks (`docs/scaling.md`, "The command API's peak: the state cloned with every request").
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(std::sync::Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// [`AppState`]'s contents, one per process.
+pub struct Shared {
     /// The use cases' store, sealer and policy.
     pub app: app::App,
     pub keys: JwtKeys,
@@ -489,7 +503,7 @@ impl Application {
         let redis_link =
             platform::redis_link::RedisLink::new(Some(redis.clone()), &settings.redis.key_prefix);
         let security = platform::security::SecurityLog::spawn(pool.clone());
-        let app = AppState {
+        let app = AppState(std::sync::Arc::new(Shared {
             security: security.clone(),
             app: app::App {
                 store,
@@ -550,7 +564,7 @@ impl Application {
             secrets: cache::SecretCache::new(SECRETS_CACHED),
             tenant_status: cache::TenantStatusCache::new(redis_link),
             stripe: Stripe::from_settings(&settings.stripe)?,
-        };
+        }));
         // A burst is handled at the bound's pace; health checks are not held up by it.
         let router = platform::serve::bounded(router(app), &settings.http);
         let router = platform::problem::with_fallbacks(router).merge(platform::health::router(

@@ -1,6 +1,9 @@
 /// Password hashing (argon2id, 19 MiB a hash) runs on blocking threads; glibc's allocator keeps
 /// what each thread's arena held long after, and the process grew to hundreds of MiB after a
-/// burst of sign-ups. mimalloc returns large freed blocks to the system.
+/// burst of sign-ups. mimalloc returns large freed blocks to the system. The feature
+/// `system-allocator` keeps the system's, for heap profilers that follow malloc (heaptrack,
+/// `just profile-heap`).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

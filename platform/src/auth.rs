@@ -69,8 +69,12 @@ pub struct SessionRef {
     pub epoch: i64,
 }
 
+/// The keys that sign and verify access tokens. Cheap to clone: extractors take it from a
+/// service's state with every request.
 #[derive(Clone)]
-pub struct JwtKeys {
+pub struct JwtKeys(std::sync::Arc<Keys>);
+
+struct Keys {
     active_kid: String,
     signing: EncodingKey,
     verifying: HashMap<String, DecodingKey>,
@@ -81,8 +85,8 @@ pub struct JwtKeys {
 impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtKeys")
-            .field("active_kid", &self.active_kid)
-            .field("kids", &self.verifying.keys().collect::<Vec<_>>())
+            .field("active_kid", &self.0.active_kid)
+            .field("kids", &self.0.verifying.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -101,17 +105,21 @@ impl JwtKeys {
                 signing = Some(EncodingKey::from_secret(secret));
             }
         }
-        Ok(Self {
+        Ok(Self(std::sync::Arc::new(Keys {
             active_kid: settings.active_kid.clone(),
             signing: signing.context("the active JWT key is not among the keys")?,
             verifying,
             issuer: settings.issuer.clone(),
             access_ttl: Duration::from_secs(settings.access_ttl_secs),
-        })
+        })))
     }
 
     pub fn access_ttl(&self) -> Duration {
-        self.access_ttl
+        self.0.access_ttl
+    }
+
+    fn issuer(&self) -> &str {
+        &self.0.issuer
     }
 
     pub fn issue(
@@ -128,9 +136,9 @@ impl JwtKeys {
             role,
             sid: session.id,
             ep: session.epoch,
-            iss: self.issuer.clone(),
+            iss: self.issuer().to_owned(),
             iat: now,
-            exp: now + self.access_ttl.as_secs(),
+            exp: now + self.0.access_ttl.as_secs(),
         };
         self.sign(&claims)
     }
@@ -146,9 +154,9 @@ impl JwtKeys {
         if header.alg != Algorithm::HS256 {
             return None;
         }
-        let key = self.verifying.get(header.kid.as_deref()?)?;
+        let key = self.0.verifying.get(header.kid.as_deref()?)?;
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[&self.issuer]);
+        validation.set_issuer(&[&self.0.issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         validation.leeway = 0;
         jsonwebtoken::decode::<C>(token, key, &validation)
@@ -158,8 +166,8 @@ impl JwtKeys {
 
     fn sign<C: Serialize>(&self, claims: &C) -> anyhow::Result<String> {
         let mut header = Header::new(Algorithm::HS256);
-        header.kid = Some(self.active_kid.clone());
-        Ok(jsonwebtoken::encode(&header, claims, &self.signing)?)
+        header.kid = Some(self.0.active_kid.clone());
+        Ok(jsonwebtoken::encode(&header, claims, &self.0.signing)?)
     }
 }
 
@@ -268,7 +276,7 @@ impl OperatorKeys {
         let claims = OperatorClaims {
             sub: operator.to_owned(),
             op: true,
-            iss: self.0.issuer.clone(),
+            iss: self.0.issuer().to_owned(),
             iat: now,
             exp: now + ttl.as_secs(),
         };
