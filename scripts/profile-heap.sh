@@ -16,8 +16,9 @@ BINS="$OUT/bin"
 if ! command -v heaptrack_print >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq heaptrack >/dev/null
 fi
-PRELOAD=$(dpkg -L heaptrack | grep '/libheaptrack_preload\.so$' | head -1)
-INTERPRET=$(dpkg -L heaptrack | grep '/heaptrack_interpret$' | head -1)
+# Debian keeps heaptrack's hooks and its interpreter in the package libheaptrack.
+PRELOAD=$(dpkg -L libheaptrack | grep '/libheaptrack_preload\.so$' | head -1)
+INTERPRET=$(dpkg -L libheaptrack | grep '/heaptrack_interpret$' | head -1)
 
 rm -rf "$OUT"
 mkdir -p "$BINS"
