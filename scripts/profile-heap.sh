@@ -53,4 +53,4 @@ awk -F= '/^time=/ { t = $2 } /^mem_heap_B=/ { b = int(t / 20); if ($2 > m[b]) m[
 echo
 grep -E '^(peak heap memory consumption|total runtime)' "$OUT/report.txt"
 echo "largest holders at the peak (their call stacks: heaptrack_print -f $OUT/command-api.zst):"
-grep 'peak memory consumed over' "$OUT/report.txt" | head -12
+grep -A1 'peak memory consumed over' "$OUT/report.txt" | grep -v '^--$' | cut -c1-160 | head -24
