@@ -43,7 +43,7 @@ raw=$(ls -S "$OUT"/command-api.*.raw | head -1)
 "$INTERPRET" < "$raw" | zstd -q -o "$OUT/command-api.zst"
 rm -f "$OUT"/command-api.*.raw
 heaptrack_print -f "$OUT/command-api.zst" --print-leaks 0 --print-allocators 0 \
-  --print-temporary 0 --print-histogram 0 --print-peaks 1 -n 12 -s 0 \
+  --print-temporary 0 --print-peaks 1 -n 12 -s 0 \
   -M "$OUT/massif.out" --massif-threshold 100 > "$OUT/report.txt" 2>/dev/null
 echo
 echo "live heap of the command API, largest per 20 s of the run (s, MiB):"

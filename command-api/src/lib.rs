@@ -221,8 +221,8 @@ pub fn load_settings() -> anyhow::Result<Settings> {
 
 /// What every handler can reach. Cheap to clone: axum clones a route's service, its state
 /// within, for every request, and a request waiting for its turn ([`platform::serve::bounded`])
-/// holds that clone. Cloned whole, it was a third of this process's heap under a burst of
-/// webhooks (`docs/scaling.md`, "The command API's peak: the state cloned with every request").
+/// holds that clone. Cloned whole, it was half of this process's live heap at its peak under
+/// a burst of webhooks (`docs/scaling.md`, "The command API's peak: the state cloned with every request").
 #[derive(Clone)]
 pub struct AppState(std::sync::Arc<Shared>);
 

@@ -138,7 +138,7 @@ impl JwtKeys {
             ep: session.epoch,
             iss: self.issuer().to_owned(),
             iat: now,
-            exp: now + self.0.access_ttl.as_secs(),
+            exp: now + self.access_ttl().as_secs(),
         };
         self.sign(&claims)
     }
@@ -156,7 +156,7 @@ impl JwtKeys {
         }
         let key = self.0.verifying.get(header.kid.as_deref()?)?;
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[&self.0.issuer]);
+        validation.set_issuer(&[self.issuer()]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         validation.leeway = 0;
         jsonwebtoken::decode::<C>(token, key, &validation)

@@ -212,9 +212,9 @@ pub async fn time_limit(State(limit): State<Duration>, request: Request, next: N
 /// A burst of requests is then served at the rate the database allows instead of all at once:
 /// each request handled holds its parsed body, its futures and, soon, a pooled connection it
 /// waits for; one waiting here holds its connection's buffers and its route's service, cloned
-/// (axum clones it for each request: keep a service's state cheap to clone). `docs/scaling.md`, "The
-/// command API's peak: the hashes and the requests in flight". Health checks and metrics are
-/// merged outside it: a busy instance is not a dead one.
+/// (axum clones it for each request: keep a service's state cheap to clone). `docs/scaling.md`,
+/// "The command API's peak: the hashes and the requests in flight". Health checks and metrics
+/// are merged outside it: a busy instance is not a dead one.
 pub fn bounded(router: Router, http: &crate::settings::HttpSettings) -> Router {
     if http.max_in_flight == 0 {
         return router;
